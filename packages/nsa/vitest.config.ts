@@ -1,0 +1,3 @@
+import { webattnVitestConfig } from '../../vitest.shared.js';
+
+export default webattnVitestConfig();
