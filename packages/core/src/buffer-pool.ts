@@ -1,0 +1,91 @@
+/**
+ * Reuses GPU buffers between ops so that a model running the same shapes step after step stops
+ * allocating after its first step. Sizes are rounded up to one of eight classes per power of two,
+ * which wastes at most 12.5 % and lets nearby sizes share buffers.
+ */
+
+/** Rounds a byte size up to its size class (at least 256 bytes, always a multiple of 16). */
+export function sizeClass(bytes: number): number {
+  if (bytes <= 256) return 256;
+  const octave = 2 ** Math.floor(Math.log2(bytes - 1));
+  const step = octave / 8;
+  return Math.ceil(bytes / step) * step;
+}
+
+/** Counters for leak checks and the CLI's `info`. */
+export interface PoolStats {
+  /** Buffers handed out and not yet released. */
+  liveBuffers: number;
+  liveBytes: number;
+  /** Buffers kept for reuse. */
+  freeBuffers: number;
+  freeBytes: number;
+}
+
+/** A free list of GPU buffers keyed by usage and size class. */
+export class BufferPool {
+  private readonly free = new Map<string, GPUBuffer[]>();
+  private readonly live = new Set<GPUBuffer>();
+  private freeBytes = 0;
+  private liveBytes = 0;
+
+  constructor(
+    private readonly device: GPUDevice,
+    /** Free bytes kept at most; buffers released beyond it are destroyed. */
+    private readonly maxFreeBytes = 1 << 30,
+  ) {}
+
+  /** A buffer of at least `bytes` with exactly `usage`. Its contents are undefined. */
+  acquire(bytes: number, usage: GPUBufferUsageFlags, label?: string): GPUBuffer {
+    const size = sizeClass(bytes);
+    const key = `${usage}:${size}`;
+    const reused = this.free.get(key)?.pop();
+    let buffer: GPUBuffer;
+    if (reused) {
+      this.freeBytes -= size;
+      buffer = reused;
+    } else {
+      buffer = this.device.createBuffer({ size, usage, label: label ?? 'webattn' });
+    }
+    this.live.add(buffer);
+    this.liveBytes += size;
+    return buffer;
+  }
+
+  /** Gives a buffer from {@link acquire} back for reuse. */
+  release(buffer: GPUBuffer): void {
+    if (!this.live.delete(buffer)) return;
+    this.liveBytes -= buffer.size;
+    if (this.freeBytes + buffer.size > this.maxFreeBytes) {
+      buffer.destroy();
+      return;
+    }
+    const key = `${buffer.usage}:${buffer.size}`;
+    const list = this.free.get(key) ?? [];
+    list.push(buffer);
+    this.free.set(key, list);
+    this.freeBytes += buffer.size;
+  }
+
+  /** Destroys every free buffer (live ones stay with their owners). */
+  trim(): void {
+    for (const list of this.free.values()) for (const b of list) b.destroy();
+    this.free.clear();
+    this.freeBytes = 0;
+  }
+
+  /** Destroys every buffer, live ones included. */
+  destroy(): void {
+    this.trim();
+    for (const b of this.live) b.destroy();
+    this.live.clear();
+    this.liveBytes = 0;
+  }
+
+  /** Current counts, for leak checks. */
+  stats(): PoolStats {
+    let freeBuffers = 0;
+    for (const list of this.free.values()) freeBuffers += list.length;
+    return { liveBuffers: this.live.size, liveBytes: this.liveBytes, freeBuffers, freeBytes: this.freeBytes };
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * @webattn/core: the WebGPU runtime every webattn package builds on: devices and their capabilities,
+ * tensors, kernel plumbing, timing, safetensors I/O, and the kernels the families share.
+ * @packageDocumentation
+ */
+export { type BufferPool, type PoolStats, sizeClass } from './buffer-pool.js';
+export {
+  type Capabilities,
+  type KernelLimits,
+  type SubgroupMatrixConfig,
+  TIERS,
+  type Tier,
+} from './capabilities.js';
+export {
+  type Bindable,
+  type DispatchSpec,
+  dispatch,
+  splitWorkgroups,
+  WORKGROUP_INDEX_WGSL,
+} from './dispatch.js';
+export { assertDtype, bytesPerElement, DTYPES, type Dtype } from './dtype.js';
+export { check, WebAttnError, type WebAttnErrorCode } from './errors.js';
+export { f16BitsToF32, f32ToF16Bits, fromBf16Bits, fromF16Bits, roundToF16, toF16Bits } from './f16.js';
+export { type CreateGpuOptions, createGpu, Gpu, type TimestampRecorder } from './gpu.js';
+export {
+  launchMatmul,
+  type MatmulOptions,
+  type MatmulVariant,
+  matmul,
+  matmulProblem,
+  matmulVariantName,
+  matmulVariants,
+  matmulWgsl,
+  preferredMatrixConfig,
+  SPLIT_K_MAX_ROWS,
+  selectMatmulVariant,
+} from './matmul/matmul.js';
+export type { NodeBackend } from './node-instance.js';
+export { type ParamLayout, type ParamType, packParams, paramsStruct } from './params.js';
+export type { PipelineCache } from './pipeline-cache.js';
+export { shapeSize, Tensor, type TensorData } from './tensor.js';
+export { pickTier, tierDtype } from './tiers.js';
+export { type Measurement, type MeasureOptions, measure, type TimeSource, timeOnce } from './timing.js';
+export { enables, wgslType } from './wgsl.js';

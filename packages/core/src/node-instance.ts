@@ -1,0 +1,49 @@
+/**
+ * Getting a `GPU` object in Node through the `webgpu` package (dawn.node). Instances are kept for
+ * the life of the process, one per set of flags: dawn.node cannot be torn down and re-created
+ * reliably, and the process should exit with `process.exit()` when done.
+ */
+import { WebAttnError } from './errors.js';
+
+/** Dawn backends dawn.node can be asked for. `null` compiles and validates without executing. */
+export type NodeBackend = 'default' | 'vulkan' | 'null' | 'opengles' | 'metal' | 'd3d12';
+
+/**
+ * Instance toggles: `allow_unsafe_apis` exposes the experimental subgroup-matrix feature,
+ * `vulkan_enable_f16_on_nvidia` is what makes NVIDIA offer `shader-f16` (and the f16 matrix shapes)
+ * through Vulkan, and timestamp quantization would round kernel times to about 0.1 ms.
+ */
+function instanceFlags(backend: NodeBackend, fast: boolean): string[] {
+  const enable = ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'];
+  // Bounds clamping and zeroing workgroup memory cost time; kernels here check their own bounds
+  // and never read workgroup memory they did not write.
+  if (fast) enable.push('disable_robustness', 'disable_workgroup_init', 'skip_validation');
+  const flags = [`enable-dawn-features=${enable.join(',')}`, 'disable-dawn-features=timestamp_quantization'];
+  if (backend !== 'default') flags.push(`backend=${backend}`);
+  return flags;
+}
+
+const instances = new Map<string, GPU>();
+
+/** The dawn.node `GPU` for a backend, created on first use and kept for the process. */
+export async function nodeGpu(backend: NodeBackend, fast: boolean): Promise<GPU> {
+  const flags = instanceFlags(backend, fast);
+  const key = flags.join(' ');
+  const existing = instances.get(key);
+  if (existing) return existing;
+  // A computed specifier keeps browser bundlers from trying to resolve the Node-only package.
+  const specifier = 'webgpu';
+  let mod: { create(flags: string[]): GPU; globals: Record<string, unknown> };
+  try {
+    mod = await import(/* @vite-ignore */ specifier);
+  } catch (cause) {
+    throw new WebAttnError(
+      'no-adapter',
+      `createGpu: no navigator.gpu and the 'webgpu' package could not be loaded in Node (${String(cause)})`,
+    );
+  }
+  Object.assign(globalThis, mod.globals);
+  const gpu = mod.create(flags);
+  instances.set(key, gpu);
+  return gpu;
+}

@@ -1,0 +1,55 @@
+/**
+ * Compiled pipelines keyed by their WGSL. Kernels are specialised at generation time, so the source
+ * text is the whole identity of a pipeline; compiling the same source twice is never needed.
+ */
+import { WebAttnError } from './errors.js';
+
+/** Creates and caches compute pipelines, turning compile errors into readable exceptions. */
+export class PipelineCache {
+  private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
+
+  constructor(private readonly device: GPUDevice) {}
+
+  /** The pipeline for `code`'s `entryPoint`, compiled on first request. */
+  get(code: string, label: string, entryPoint = 'main'): Promise<GPUComputePipeline> {
+    const key = `${entryPoint}\n${code}`;
+    let pipeline = this.pipelines.get(key);
+    if (!pipeline) {
+      pipeline = this.compile(code, label, entryPoint);
+      // A failed compile is not cached: the caller sees the error, and a retry compiles again.
+      pipeline.catch(() => this.pipelines.delete(key));
+      this.pipelines.set(key, pipeline);
+    }
+    return pipeline;
+  }
+
+  /** Number of distinct pipelines compiled so far. */
+  get size(): number {
+    return this.pipelines.size;
+  }
+
+  private async compile(code: string, label: string, entryPoint: string): Promise<GPUComputePipeline> {
+    this.device.pushErrorScope('validation');
+    const module = this.device.createShaderModule({ code, label });
+    let pipeline: GPUComputePipeline | undefined;
+    let failure: unknown;
+    try {
+      pipeline = await this.device.createComputePipelineAsync({
+        layout: 'auto',
+        label,
+        compute: { module, entryPoint },
+      });
+    } catch (error) {
+      failure = error;
+    }
+    const scopeError = await this.device.popErrorScope();
+    if (pipeline && !scopeError) return pipeline;
+    const info = await module.getCompilationInfo();
+    const messages = info.messages
+      .filter((m) => m.type === 'error')
+      .map((m) => `  line ${m.lineNum}:${m.linePos}: ${m.message}`)
+      .join('\n');
+    const reason = messages || scopeError?.message || String(failure);
+    throw new WebAttnError('unsupported', `kernel '${label}' failed to compile:\n${reason}`);
+  }
+}

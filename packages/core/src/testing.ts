@@ -1,0 +1,34 @@
+/**
+ * Devices for tests, shared by every package's test suite. `testGpu()` is real WebGPU: on a machine
+ * without a GPU it is SwiftShader's Vulkan CPU driver (from Debian's chromium package), found and
+ * selected automatically. There is no silent skip: without an adapter it throws.
+ */
+import { existsSync } from 'node:fs';
+import { createGpu, type Gpu } from './gpu.js';
+
+/** Where Debian's chromium package puts SwiftShader's Vulkan driver manifest. */
+export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+/**
+ * A real WebGPU device for tests. Uses SwiftShader unless `WEBATTN_TEST_ADAPTER=system` asks for the
+ * machine's own GPU.
+ */
+export async function testGpu(): Promise<Gpu> {
+  if (process.env.WEBATTN_TEST_ADAPTER !== 'system' && !process.env.VK_ICD_FILENAMES) {
+    if (!existsSync(SWIFTSHADER_ICD)) {
+      throw new Error(
+        `no WebGPU adapter for tests: install SwiftShader (apt-get install -y chromium libvulkan1, which provides ${SWIFTSHADER_ICD}) or set WEBATTN_TEST_ADAPTER=system on a machine with a GPU`,
+      );
+    }
+    process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
+  }
+  return createGpu();
+}
+
+/**
+ * dawn.node's null backend: every feature, the WGSL compiler and all validation, no execution. For
+ * compiling every kernel variant (tensor-core ones included) on any machine.
+ */
+export function nullGpu(): Promise<Gpu> {
+  return createGpu({ backend: 'null' });
+}

@@ -1,0 +1,138 @@
+/**
+ * Measuring how long GPU work takes: timestamp queries around every compute pass where the adapter
+ * has them (first pass start to last pass end, so gaps between kernels count), wall clock otherwise.
+ */
+import type { Gpu, TimestampRecorder } from './gpu.js';
+
+/** Where a time came from. */
+export type TimeSource = 'timestamp' | 'wall';
+
+/** Summary of repeated runs, in milliseconds. */
+export interface Measurement {
+  source: TimeSource;
+  /** Every timed iteration. */
+  samples: number[];
+  median: number;
+  min: number;
+  max: number;
+}
+
+/** Options for {@link measure}. */
+export interface MeasureOptions {
+  /** Untimed runs first, to compile pipelines and warm caches (default 2). */
+  warmup?: number;
+  /** Timed runs (default 10). */
+  iters?: number;
+  /** Force wall-clock timing even where timestamps exist. */
+  wallClock?: boolean;
+}
+
+// WebGPU caps a query set at 4096 queries: two per pass.
+const MAX_PASSES = 2048;
+
+/** Timestamp slots for one timed run; reports first-begin to last-end in ms. */
+class PassTimestamps implements TimestampRecorder {
+  private readonly querySet: GPUQuerySet;
+  private passes = 0;
+  overflowed = false;
+
+  constructor(private readonly gpu: Gpu) {
+    this.querySet = gpu.device.createQuerySet({ type: 'timestamp', count: MAX_PASSES * 2, label: 'timing' });
+  }
+
+  passWrites(): GPUComputePassTimestampWrites | undefined {
+    if (this.passes >= MAX_PASSES) {
+      this.overflowed = true;
+      return undefined;
+    }
+    const i = this.passes++;
+    return { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
+  }
+
+  /** Resolves the queries; returns the span in ms, or undefined when nothing was recorded. */
+  async span(): Promise<number | undefined> {
+    const gpu = this.gpu;
+    const count = this.passes * 2;
+    if (count === 0 || this.overflowed) return undefined;
+    const bytes = count * 8;
+    const resolved = gpu.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    const staging = gpu.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    try {
+      const encoder = gpu.encoder();
+      encoder.resolveQuerySet(this.querySet, 0, count, resolved, 0);
+      encoder.copyBufferToBuffer(resolved, 0, staging, 0, bytes);
+      gpu.submit();
+      await staging.mapAsync(GPUMapMode.READ);
+      const stamps = new BigUint64Array(staging.getMappedRange().slice(0));
+      staging.unmap();
+      let first = stamps[0]!;
+      let last = stamps[1]!;
+      for (let i = 0; i < count; i += 2) {
+        if (stamps[i]! < first) first = stamps[i]!;
+        if (stamps[i + 1]! > last) last = stamps[i + 1]!;
+      }
+      return Number(last - first) / 1e6;
+    } finally {
+      resolved.destroy();
+      staging.destroy();
+      this.querySet.destroy();
+    }
+  }
+}
+
+/** Runs `run` (which queues GPU work) once and returns its GPU time in ms and where that came from. */
+export async function timeOnce(
+  gpu: Gpu,
+  run: () => Promise<void> | void,
+  wallClock = false,
+): Promise<{ ms: number; source: TimeSource }> {
+  await gpu.sync();
+  if (gpu.caps.timestamps && !wallClock) {
+    const recorder = new PassTimestamps(gpu);
+    gpu.recorder = recorder;
+    try {
+      await run();
+    } finally {
+      gpu.recorder = null;
+    }
+    gpu.submit();
+    const ms = await recorder.span();
+    await gpu.sync();
+    if (ms !== undefined) return { ms, source: 'timestamp' };
+    // No pass recorded or too many: fall through to a wall-clock run of the same work.
+  }
+  const start = performance.now();
+  await run();
+  await gpu.sync();
+  return { ms: performance.now() - start, source: 'wall' };
+}
+
+/** Times `run` over several iterations after a warm-up; median, min and max in ms. */
+export async function measure(
+  gpu: Gpu,
+  run: () => Promise<void> | void,
+  options: MeasureOptions = {},
+): Promise<Measurement> {
+  const { warmup = 2, iters = 10, wallClock = false } = options;
+  for (let i = 0; i < warmup; i++) {
+    await run();
+    await gpu.sync();
+  }
+  const samples: number[] = [];
+  let source: TimeSource = 'timestamp';
+  for (let i = 0; i < Math.max(1, iters); i++) {
+    const t = await timeOnce(gpu, run, wallClock);
+    samples.push(t.ms);
+    if (t.source === 'wall') source = 'wall';
+  }
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { source, samples, median, min: sorted[0]!, max: sorted[sorted.length - 1]! };
+}

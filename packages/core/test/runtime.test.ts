@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  dispatch,
+  type Gpu,
+  measure,
+  packParams,
+  paramsStruct,
+  splitWorkgroups,
+  Tensor,
+  WORKGROUP_INDEX_WGSL,
+} from '../src/index.js';
+import { testGpu } from '../src/testing.js';
+
+describe('workgroup splitting', () => {
+  it('keeps counts within the per-dimension limit and covers every workgroup', () => {
+    for (const count of [1, 65535, 65536, 100000, 65535 * 3 + 1, 10_000_000]) {
+      const [x, y] = splitWorkgroups(count, 65535);
+      expect(x).toBeLessThanOrEqual(65535);
+      expect(y).toBeLessThanOrEqual(65535);
+      expect(x * y).toBeGreaterThanOrEqual(count);
+      expect(x * (y - 1)).toBeLessThan(count);
+    }
+  });
+});
+
+describe('uniform parameters', () => {
+  it('pack in declaration order, padded to 16 bytes', () => {
+    const layout = [
+      ['n', 'u32'],
+      ['scale', 'f32'],
+      ['offset', 'i32'],
+    ] as const;
+    const view = new DataView(packParams(layout, { n: 7, scale: 0.5, offset: -3 }));
+    expect(view.byteLength).toBe(16);
+    expect([view.getUint32(0, true), view.getFloat32(4, true), view.getInt32(8, true)]).toEqual([7, 0.5, -3]);
+    expect(paramsStruct(layout)).toBe('struct Params {\n  n: u32,\n  scale: f32,\n  offset: i32,\n}');
+    expect(() => packParams(layout, { n: 1 })).toThrow(/no value for 'scale'/);
+  });
+});
+
+describe('dispatch and timing on SwiftShader', () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await testGpu();
+  });
+  afterAll(() => gpu.destroy());
+
+  const layout = [['count', 'u32']] as const;
+  const code = `${paramsStruct(layout)}
+@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@group(0) @binding(1) var<uniform> p: Params;
+${WORKGROUP_INDEX_WGSL}
+@compute @workgroup_size(1)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = workgroupIndex(wid, nwg);
+  if (i >= p.count) { return; }
+  out[i] = i + 1u;
+}`;
+
+  it('runs more workgroups than one dimension allows, each exactly once', async () => {
+    const count = gpu.caps.limits.maxComputeWorkgroupsPerDimension + 4465;
+    using out = Tensor.zeros(gpu, [count + 8]);
+    await dispatch(gpu, {
+      label: 'index',
+      code,
+      buffers: [out],
+      params: { layout, values: { count } },
+      workgroups: count,
+    });
+    const bits = new Uint32Array((await out.read()).buffer);
+    let wrong = 0;
+    for (let i = 0; i < count; i++) if (bits[i] !== i + 1) wrong++;
+    expect(wrong).toBe(0);
+    expect(Array.from(bits.subarray(count))).toEqual(new Array(8).fill(0)); // nothing past the count
+  });
+
+  it('measures with GPU timestamps where the adapter has them', async () => {
+    using out = Tensor.zeros(gpu, [1024]);
+    const m = await measure(
+      gpu,
+      () =>
+        dispatch(gpu, {
+          label: 'index',
+          code,
+          buffers: [out],
+          params: { layout, values: { count: 1024 } },
+          workgroups: 1024,
+        }),
+      { warmup: 1, iters: 3 },
+    );
+    expect(m.samples).toHaveLength(3);
+    expect(m.source).toBe(gpu.caps.timestamps ? 'timestamp' : 'wall');
+    expect(m.min).toBeGreaterThan(0);
+    expect(m.min).toBeLessThanOrEqual(m.median);
+    expect(m.median).toBeLessThanOrEqual(m.max);
+    const wall = await measure(gpu, () => undefined, { warmup: 0, iters: 2, wallClock: true });
+    expect(wall.source).toBe('wall');
+  });
+});

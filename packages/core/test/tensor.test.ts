@@ -1,0 +1,129 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  f16BitsToF32,
+  f32ToF16Bits,
+  type Gpu,
+  roundToF16,
+  sizeClass,
+  Tensor,
+  WebAttnError,
+} from '../src/index.js';
+import { testGpu } from '../src/testing.js';
+
+describe('f16 conversion', () => {
+  it('rounds to nearest, ties to even, across normal, subnormal and overflow ranges', () => {
+    expect(f32ToF16Bits(1)).toBe(0x3c00);
+    expect(f32ToF16Bits(-2)).toBe(0xc000);
+    expect(f32ToF16Bits(65504)).toBe(0x7bff); // largest finite f16
+    expect(f32ToF16Bits(65520)).toBe(0x7c00); // halfway to the next binade rounds to inf
+    expect(f32ToF16Bits(2 ** -24)).toBe(0x0001); // smallest subnormal
+    expect(f32ToF16Bits(2 ** -26)).toBe(0x0000); // below half of it: zero
+    expect(f32ToF16Bits(-0)).toBe(0x8000);
+    // 1 + 2^-11 is exactly between 1 and 1 + 2^-10: ties go to the even mantissa (1.0).
+    expect(f32ToF16Bits(1 + 2 ** -11)).toBe(0x3c00);
+    // 1 + 3·2^-11 is between 1 + 2^-10 (odd) and 1 + 2^-9 (even): rounds up to the even one.
+    expect(f32ToF16Bits(1 + 3 * 2 ** -11)).toBe(0x3c02);
+    expect(Number.isNaN(f16BitsToF32(f32ToF16Bits(Number.NaN)))).toBe(true);
+    expect(f16BitsToF32(f32ToF16Bits(Number.NEGATIVE_INFINITY))).toBe(Number.NEGATIVE_INFINITY);
+  });
+
+  it('round-trips every f16 bit pattern exactly', () => {
+    for (let bits = 0; bits < 0x10000; bits++) {
+      const value = f16BitsToF32(bits);
+      if (Number.isNaN(value)) continue;
+      expect(f32ToF16Bits(value)).toBe(bits);
+    }
+  });
+
+  it('keeps the rounding error within half an f16 ulp', () => {
+    for (let i = 0; i < 1000; i++) {
+      const x = (Math.sin(i * 12.9898) * 43758.5453) % 1000;
+      const r = roundToF16([x])[0]!;
+      const ulp = 2 ** (Math.floor(Math.log2(Math.abs(x) || 1)) - 10);
+      expect(Math.abs(r - x)).toBeLessThanOrEqual(ulp / 2 + 1e-12);
+    }
+  });
+});
+
+describe('Tensor on SwiftShader', () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await testGpu();
+  });
+  afterAll(() => gpu.destroy());
+
+  it('round-trips f32 data exactly', async () => {
+    const data = Float32Array.from({ length: 1000 }, (_, i) => i * 0.37 - 100);
+    using t = Tensor.from(gpu, data, [10, 100]);
+    expect(t.size).toBe(1000);
+    expect(await t.read()).toEqual(data);
+  });
+
+  it('stores f16 rounded to nearest even, odd element counts included', async () => {
+    const data = Float32Array.from([1, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 65504, 70000, -3.14159, 1e-8]);
+    using t = Tensor.from(gpu, data, [7], 'f16');
+    expect(t.byteLength).toBe(16);
+    expect(await t.read()).toEqual(roundToF16(data));
+  });
+
+  it('accepts raw f16 bits', async () => {
+    using t = Tensor.from(gpu, Uint16Array.from([0x3c00, 0xc000, 0x7c00]), [3], 'f16');
+    expect(Array.from(await t.read())).toEqual([1, -2, Number.POSITIVE_INFINITY]);
+  });
+
+  it('zeros() clears a reused buffer', async () => {
+    const shape = [64];
+    Tensor.from(gpu, new Float32Array(64).fill(7), shape).dispose();
+    using z = Tensor.zeros(gpu, shape);
+    expect(Array.from(await z.read()).every((x) => x === 0)).toBe(true);
+  });
+
+  it('reuses pooled buffers of the same size class', () => {
+    const a = Tensor.empty(gpu, [1000]);
+    const buffer = a.buffer;
+    a.dispose();
+    using b = Tensor.empty(gpu, [999]);
+    expect(b.buffer).toBe(buffer);
+    expect(sizeClass(4000)).toBeLessThanOrEqual(4000 * 1.125);
+  });
+
+  it('wraps a foreign buffer without taking ownership', async () => {
+    const buffer = gpu.device.createBuffer({
+      size: 16,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    gpu.device.queue.writeBuffer(buffer, 0, Float32Array.from([1, 2, 3, 4]));
+    const t = Tensor.wrap(gpu, buffer, [2, 2]);
+    expect(Array.from(await t.read())).toEqual([1, 2, 3, 4]);
+    t.dispose();
+    // Still usable by its owner after the tensor is gone.
+    gpu.device.queue.writeBuffer(buffer, 0, Float32Array.from([5]));
+    expect(Array.from(await Tensor.wrap(gpu, buffer, [1]).read())).toEqual([5]);
+    buffer.destroy();
+    expect(() =>
+      Tensor.wrap(gpu, gpu.device.createBuffer({ size: 8, usage: GPUBufferUsage.STORAGE }), [4]),
+    ).toThrow(/shape \[4\] f32 needs 16 bytes, the buffer has 8/);
+  });
+
+  it('rejects bad shapes, data and dtypes with WebAttnError', () => {
+    expect(() => Tensor.from(gpu, [1, 2, 3], [2, 2])).toThrow(
+      /data: expected 4 elements for shape \[2, 2\], got 3/,
+    );
+    expect(() => Tensor.empty(gpu, [2, -1])).toThrow(/shape\[1\]: expected a non-negative integer, got -1/);
+    expect(() => Tensor.empty(gpu, [1.5])).toThrow(WebAttnError);
+    expect(() => Tensor.empty(gpu, [4], 'bf16' as 'f16')).toThrow(
+      /dtype: expected one of f32, f16, got "bf16"/,
+    );
+    expect(() => Tensor.from(gpu, new Uint16Array(2), [2], 'f32')).toThrow(/Uint16Array holds f16 bits/);
+    const huge = gpu.caps.limits.maxStorageBufferBindingSize;
+    expect(() => Tensor.empty(gpu, [huge])).toThrow(/exceed this device's maxStorageBufferBindingSize/);
+  });
+
+  it('refuses use after dispose', async () => {
+    const t = Tensor.from(gpu, [1, 2], [2]);
+    t.dispose();
+    t.dispose();
+    expect(t.disposed).toBe(true);
+    await expect(t.read()).rejects.toMatchObject({ code: 'disposed' });
+  });
+});
