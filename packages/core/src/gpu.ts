@@ -5,7 +5,7 @@
 import { BufferPool, type PoolStats } from './buffer-pool.js';
 import { type Capabilities, readCapabilities, WANTED_FEATURES, WANTED_LIMITS } from './capabilities.js';
 import { WebAttnError } from './errors.js';
-import { type NodeBackend, nodeGpu } from './node-instance.js';
+import { type NodeBackend, nodeGpu, useSwiftShaderIfPresent } from './node-instance.js';
 import { PipelineCache } from './pipeline-cache.js';
 
 /** How to get a device. */
@@ -142,8 +142,12 @@ export async function createGpu(options: CreateGpuOptions = {}): Promise<Gpu> {
     }
     return new Gpu(device, readCapabilities(info, device), false, options.maxPooledBytes);
   }
-  const gpu = await findGpu(options);
-  const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference });
+  let adapter = await (await findGpu(options)).requestAdapter({ powerPreference: options.powerPreference });
+  const vulkan =
+    options.backend === undefined || options.backend === 'default' || options.backend === 'vulkan';
+  if (!adapter && isNode() && vulkan && (await useSwiftShaderIfPresent())) {
+    adapter = await (await findGpu(options)).requestAdapter({ powerPreference: options.powerPreference });
+  }
   if (!adapter) {
     throw new WebAttnError(
       'no-adapter',
@@ -160,10 +164,13 @@ export async function createGpu(options: CreateGpuOptions = {}): Promise<Gpu> {
   return new Gpu(device, readCapabilities(adapter.info, device), true, options.maxPooledBytes);
 }
 
+function isNode(): boolean {
+  return typeof process !== 'undefined' && process.versions?.node !== undefined;
+}
+
 async function findGpu(options: CreateGpuOptions): Promise<GPU> {
   const browserGpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
-  const inNode = typeof process !== 'undefined' && process.versions?.node !== undefined;
-  if (inNode) return nodeGpu(options.backend ?? 'default', options.fast ?? false);
+  if (isNode()) return nodeGpu(options.backend ?? 'default', options.fast ?? false);
   if (browserGpu) return browserGpu;
   throw new WebAttnError(
     'no-adapter',

@@ -21,10 +21,24 @@ export {
 export { assertDtype, bytesPerElement, DTYPES, type Dtype } from './dtype.js';
 export { check, WebAttnError, type WebAttnErrorCode } from './errors.js';
 export { f16BitsToF32, f32ToF16Bits, fromBf16Bits, fromF16Bits, roundToF16, toF16Bits } from './f16.js';
+export { flashDeltaWgsl, flashDkDvWgsl, flashDqWgsl } from './flash/backward.wgsl.js';
+export {
+  FLASH_ROWS,
+  type FlashAttentionContext,
+  type FlashAttentionGrads,
+  type FlashAttentionOptions,
+  type FlashAttentionResult,
+  flashAttention,
+  flashAttentionBackward,
+  rowKernelConfig,
+} from './flash/flash.js';
+export { flashForwardWgsl, type RowKernelConfig } from './flash/forward.wgsl.js';
+export type { FlashProblem, MaskSpec, SequenceSpan } from './flash/problem.js';
 export { type CreateGpuOptions, createGpu, Gpu, type TimestampRecorder } from './gpu.js';
 export {
   launchMatmul,
   type MatmulOptions,
+  type MatmulProblem,
   type MatmulVariant,
   matmul,
   matmulProblem,
@@ -38,6 +52,17 @@ export {
 export type { NodeBackend } from './node-instance.js';
 export { type ParamLayout, type ParamType, packParams, paramsStruct } from './params.js';
 export type { PipelineCache } from './pipeline-cache.js';
+export {
+  f32ToBf16Bits,
+  HOST_DTYPES,
+  type HostDtype,
+  type HostTensor,
+  type HostTensorInput,
+  readSafetensors,
+  type SafetensorsFile,
+  toBf16Bits,
+  writeSafetensors,
+} from './safetensors/index.js';
 export { shapeSize, Tensor, type TensorData } from './tensor.js';
 export { pickTier, tierDtype } from './tiers.js';
 export { type Measurement, type MeasureOptions, measure, type TimeSource, timeOnce } from './timing.js';

@@ -25,10 +25,26 @@ function instanceFlags(backend: NodeBackend, fast: boolean): string[] {
 
 const instances = new Map<string, GPU>();
 
+/** Where Debian's chromium package puts SwiftShader's Vulkan driver manifest. */
+export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+/**
+ * On a machine with no GPU driver, points the Vulkan loader at SwiftShader when it is installed, so
+ * that the CLI and tests find a (CPU) adapter with no setup. Returns false when that is not possible.
+ */
+export async function useSwiftShaderIfPresent(): Promise<boolean> {
+  if (process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES) return false;
+  const { existsSync } = await import('node:fs');
+  if (!existsSync(SWIFTSHADER_ICD)) return false;
+  process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
+  return true;
+}
+
 /** The dawn.node `GPU` for a backend, created on first use and kept for the process. */
 export async function nodeGpu(backend: NodeBackend, fast: boolean): Promise<GPU> {
   const flags = instanceFlags(backend, fast);
-  const key = flags.join(' ');
+  // The Vulkan loader reads its driver list when an instance is made: a new list needs a new instance.
+  const key = `${flags.join(' ')} ${process.env.VK_ICD_FILENAMES ?? ''}`;
   const existing = instances.get(key);
   if (existing) return existing;
   // A computed specifier keeps browser bundlers from trying to resolve the Node-only package.

@@ -5,9 +5,9 @@
  */
 import { existsSync } from 'node:fs';
 import { createGpu, type Gpu } from './gpu.js';
+import { SWIFTSHADER_ICD } from './node-instance.js';
 
-/** Where Debian's chromium package puts SwiftShader's Vulkan driver manifest. */
-export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+export { SWIFTSHADER_ICD };
 
 /**
  * A real WebGPU device for tests. Uses SwiftShader unless `WEBATTN_TEST_ADAPTER=system` asks for the

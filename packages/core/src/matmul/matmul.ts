@@ -117,7 +117,8 @@ export function selectMatmulVariant(
   }
 }
 
-interface MatmulProblem {
+/** Sizes of one matmul, as {@link matmulProblem} derives them. */
+export interface MatmulProblem {
   batch: number;
   M: number;
   K: number;
@@ -176,7 +177,10 @@ export async function matmul(gpu: Gpu, a: Tensor, b: Tensor, options: MatmulOpti
   return c;
 }
 
-/** Queues one matmul variant on prepared tensors (exported for verification of every variant). */
+/**
+ * Queues one matmul variant on prepared tensors. Exported so that verification can run every
+ * variant, and (through `code`) prove that it notices a wrong kernel.
+ */
 export async function launchMatmul(
   gpu: Gpu,
   variant: MatmulVariant,
@@ -184,6 +188,7 @@ export async function launchMatmul(
   b: Tensor,
   c: Tensor,
   problem: MatmulProblem,
+  code: string = matmulWgsl(variant),
 ): Promise<void> {
   const { batch, M, N } = problem;
   if (c.size === 0) return;
@@ -201,7 +206,7 @@ export async function launchMatmul(
   }
   await dispatch(gpu, {
     label: matmulVariantName(variant),
-    code: matmulWgsl(variant),
+    code,
     buffers: [a, b, c],
     params: {
       layout: MATMUL_PARAMS,

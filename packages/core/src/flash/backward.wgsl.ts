@@ -1,0 +1,254 @@
+/**
+ * Flash-attention backward, FlashAttention-2 style, recomputing probabilities from the saved lse:
+ * `delta = rowsum(dO ∘ O)`; a key-major pass that accumulates dK and dV for each key over every
+ * query head of its GQA group (so the group sum needs no atomics and is deterministic); a
+ * query-major pass for dQ. Row-per-thread like the forward.
+ */
+import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
+import { paramsStruct } from '../params.js';
+import { enables } from '../wgsl.js';
+import { FLASH_PARAMS, MASKED, SEQUENCE_WGSL } from './common.wgsl.js';
+import type { RowKernelConfig } from './forward.wgsl.js';
+
+/**
+ * WGSL computing delta[row] = Σ_c dO[row, c] · O[row, c], one thread per (row, head). It writes a
+ * stats buffer holding a copy of lse then delta, so the later passes bind one buffer for both and
+ * stay within 8 storage buffers (the WebGPU default limit).
+ */
+export function flashDeltaWgsl(c: Pick<RowKernelConfig, 'dtype' | 'dv'>): string {
+  const T = c.dtype;
+  return `${enables({ f16: T === 'f16' })}
+${paramsStruct(FLASH_PARAMS)}
+@group(0) @binding(0) var<storage, read> o: array<${T}>;
+@group(0) @binding(1) var<storage, read> dout: array<${T}>;
+@group(0) @binding(2) var<storage, read> lse: array<f32>;
+@group(0) @binding(3) var<storage, read> launch: array<u32>;
+@group(0) @binding(4) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+const DV = ${c.dv}u;
+
+${SEQUENCE_WGSL}
+
+${WORKGROUP_INDEX_WGSL}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let w = workgroupIndex(wid, nwg);
+  if (w >= p.tiles * p.hq) { return; }
+  let t = w / p.hq;
+  let h = w % p.hq;
+  let sp = tileSpan(t);
+  let i = u32(tileFirst(t)) + li;
+  if (i >= sp.qLen) { return; }
+  let base = ((sp.qStart + i) * p.hq + h) * DV;
+  var sum = 0.0;
+  for (var c = 0u; c < DV; c++) { sum = fma(f32(dout[base + c]), f32(o[base + c]), sum); }
+  let row = sp.lseBase + h * p.lseHeadStride + i;
+  stats[row] = lse[row];
+  stats[p.statsDelta + row] = sum;
+}
+`;
+}
+
+/** WGSL for dK and dV: one thread per key, over the query tiles and heads that can see it. */
+export function flashDkDvWgsl(c: RowKernelConfig): string {
+  const T = c.dtype;
+  return `${enables({ f16: T === 'f16' })}
+${paramsStruct(FLASH_PARAMS)}
+@group(0) @binding(0) var<storage, read> q: array<${T}>;
+@group(0) @binding(1) var<storage, read> k: array<${T}>;
+@group(0) @binding(2) var<storage, read> v: array<${T}>;
+@group(0) @binding(3) var<storage, read> dout: array<${T}>;
+@group(0) @binding(4) var<storage, read> stats: array<f32>;
+@group(0) @binding(5) var<storage, read> launch: array<u32>;
+@group(0) @binding(6) var<storage, read_write> dk: array<${T}>;
+@group(0) @binding(7) var<storage, read_write> dv: array<${T}>;
+@group(0) @binding(8) var<uniform> p: Params;
+
+const D = ${c.d}u;
+const DV = ${c.dv}u;
+const ROWS = ${c.rows}u;
+const TILE = ${c.tile}u;
+var<workgroup> Qs: array<f32, ${c.tile * c.d}>;
+var<workgroup> dOs: array<f32, ${c.tile * c.dv}>;
+var<workgroup> Ls: array<f32, ${c.tile}>;
+var<workgroup> Ds: array<f32, ${c.tile}>;
+
+${SEQUENCE_WGSL}
+
+${WORKGROUP_INDEX_WGSL}
+
+@compute @workgroup_size(${c.rows})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let w = workgroupIndex(wid, nwg);
+  if (w >= p.tiles * p.hkv) { return; }
+  let t = w / p.hkv;
+  let hk = w % p.hkv;
+  let sp = tileSpan(t);
+  let first = tileFirst(t);
+  let last = min(first + i32(ROWS), i32(sp.kLen)) - 1;
+  let j = first + i32(li);
+  let live = j <= last;
+  var kr: array<f32, ${c.d}>;
+  var vr: array<f32, ${c.dv}>;
+  var dkAcc: array<f32, ${c.d}>;
+  var dvAcc: array<f32, ${c.dv}>;
+  for (var c = 0u; c < D; c++) { kr[c] = 0.0; dkAcc[c] = 0.0; }
+  for (var c = 0u; c < DV; c++) { vr[c] = 0.0; dvAcc[c] = 0.0; }
+  if (live) {
+    let kb = ((sp.kStart + u32(j)) * p.hkv + hk) * D;
+    for (var c = 0u; c < D; c++) { kr[c] = f32(k[kb + c]); }
+    let vb = ((sp.kStart + u32(j)) * p.hkv + hk) * DV;
+    for (var c = 0u; c < DV; c++) { vr[c] = f32(v[vb + c]); }
+  }
+  let range = queryRange(sp, first, last);
+  for (var g = 0u; g < p.group; g++) {
+    let h = hk * p.group + g;
+    for (var i0 = range.x; i0 < range.y; i0 += i32(TILE)) {
+      workgroupBarrier();
+      for (var e = li; e < TILE * D; e += ROWS) {
+        let i = i0 + i32(e / D);
+        var x = 0.0;
+        if (i < range.y) { x = f32(q[((sp.qStart + u32(i)) * p.hq + h) * D + e % D]); }
+        Qs[e] = x;
+      }
+      for (var e = li; e < TILE * DV; e += ROWS) {
+        let i = i0 + i32(e / DV);
+        var x = 0.0;
+        if (i < range.y) { x = f32(dout[((sp.qStart + u32(i)) * p.hq + h) * DV + e % DV]); }
+        dOs[e] = x;
+      }
+      for (var e = li; e < TILE; e += ROWS) {
+        let i = i0 + i32(e);
+        var lv = ${MASKED};
+        var dl = 0.0;
+        if (i < range.y) {
+          let row = sp.lseBase + h * p.lseHeadStride + u32(i);
+          lv = stats[row];
+          dl = stats[p.statsDelta + row];
+        }
+        Ls[e] = lv;
+        Ds[e] = dl;
+      }
+      workgroupBarrier();
+      if (live) {
+        for (var ii = 0u; ii < TILE; ii++) {
+          let i = i0 + i32(ii);
+          if (i < range.y && visible(sp, i, j)) {
+            var s = 0.0;
+            for (var c = 0u; c < D; c++) { s = fma(Qs[ii * D + c], kr[c], s); }
+            let prob = exp(s * p.scale - Ls[ii]);
+            var dp = 0.0;
+            for (var c = 0u; c < DV; c++) {
+              dp = fma(dOs[ii * DV + c], vr[c], dp);
+              dvAcc[c] = fma(prob, dOs[ii * DV + c], dvAcc[c]);
+            }
+            let ds = prob * (dp - Ds[ii]);
+            for (var c = 0u; c < D; c++) { dkAcc[c] = fma(ds, Qs[ii * D + c], dkAcc[c]); }
+          }
+        }
+      }
+    }
+  }
+  if (live) {
+    let kb = ((sp.kStart + u32(j)) * p.hkv + hk) * D;
+    for (var c = 0u; c < D; c++) { dk[kb + c] = ${T}(dkAcc[c] * p.scale); }
+    let vb = ((sp.kStart + u32(j)) * p.hkv + hk) * DV;
+    for (var c = 0u; c < DV; c++) { dv[vb + c] = ${T}(dvAcc[c]); }
+  }
+}
+`;
+}
+
+/** WGSL for dQ: one thread per query row, over the key tiles it can see. */
+export function flashDqWgsl(c: RowKernelConfig): string {
+  const T = c.dtype;
+  return `${enables({ f16: T === 'f16' })}
+${paramsStruct(FLASH_PARAMS)}
+@group(0) @binding(0) var<storage, read> q: array<${T}>;
+@group(0) @binding(1) var<storage, read> k: array<${T}>;
+@group(0) @binding(2) var<storage, read> v: array<${T}>;
+@group(0) @binding(3) var<storage, read> dout: array<${T}>;
+@group(0) @binding(4) var<storage, read> stats: array<f32>;
+@group(0) @binding(5) var<storage, read> launch: array<u32>;
+@group(0) @binding(6) var<storage, read_write> dq: array<${T}>;
+@group(0) @binding(7) var<uniform> p: Params;
+
+const D = ${c.d}u;
+const DV = ${c.dv}u;
+const ROWS = ${c.rows}u;
+const TILE = ${c.tile}u;
+var<workgroup> Ks: array<f32, ${c.tile * c.d}>;
+var<workgroup> Vs: array<f32, ${c.tile * c.dv}>;
+
+${SEQUENCE_WGSL}
+
+${WORKGROUP_INDEX_WGSL}
+
+@compute @workgroup_size(${c.rows})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let w = workgroupIndex(wid, nwg);
+  if (w >= p.tiles * p.hq) { return; }
+  let t = w / p.hq;
+  let h = w % p.hq;
+  let hk = h / p.group;
+  let sp = tileSpan(t);
+  let first = tileFirst(t);
+  let last = min(first + i32(ROWS), i32(sp.qLen)) - 1;
+  let i = first + i32(li);
+  let live = i <= last;
+  var qr: array<f32, ${c.d}>;
+  var dor: array<f32, ${c.dv}>;
+  var dqAcc: array<f32, ${c.d}>;
+  var lv = ${MASKED};
+  var dl = 0.0;
+  for (var c = 0u; c < D; c++) { qr[c] = 0.0; dqAcc[c] = 0.0; }
+  for (var c = 0u; c < DV; c++) { dor[c] = 0.0; }
+  if (live) {
+    let qb = ((sp.qStart + u32(i)) * p.hq + h) * D;
+    for (var c = 0u; c < D; c++) { qr[c] = f32(q[qb + c]); }
+    let ob = ((sp.qStart + u32(i)) * p.hq + h) * DV;
+    for (var c = 0u; c < DV; c++) { dor[c] = f32(dout[ob + c]); }
+    let row = sp.lseBase + h * p.lseHeadStride + u32(i);
+    lv = stats[row];
+    dl = stats[p.statsDelta + row];
+  }
+  let range = keyRange(sp, first, last);
+  for (var k0 = range.x; k0 < range.y; k0 += i32(TILE)) {
+    workgroupBarrier();
+    for (var e = li; e < TILE * D; e += ROWS) {
+      let j = k0 + i32(e / D);
+      var x = 0.0;
+      if (j < range.y) { x = f32(k[((sp.kStart + u32(j)) * p.hkv + hk) * D + e % D]); }
+      Ks[e] = x;
+    }
+    for (var e = li; e < TILE * DV; e += ROWS) {
+      let j = k0 + i32(e / DV);
+      var x = 0.0;
+      if (j < range.y) { x = f32(v[((sp.kStart + u32(j)) * p.hkv + hk) * DV + e % DV]); }
+      Vs[e] = x;
+    }
+    workgroupBarrier();
+    if (live) {
+      for (var jj = 0u; jj < TILE; jj++) {
+        let j = k0 + i32(jj);
+        if (j < range.y && visible(sp, i, j)) {
+          var s = 0.0;
+          for (var c = 0u; c < D; c++) { s = fma(qr[c], Ks[jj * D + c], s); }
+          let prob = exp(s * p.scale - lv);
+          var dp = 0.0;
+          for (var c = 0u; c < DV; c++) { dp = fma(dor[c], Vs[jj * DV + c], dp); }
+          let ds = prob * (dp - dl);
+          for (var c = 0u; c < D; c++) { dqAcc[c] = fma(ds, Ks[jj * D + c], dqAcc[c]); }
+        }
+      }
+    }
+  }
+  if (live) {
+    let qb = ((sp.qStart + u32(i)) * p.hq + h) * D;
+    for (var c = 0u; c < D; c++) { dq[qb + c] = ${T}(dqAcc[c] * p.scale); }
+  }
+}
+`;
+}

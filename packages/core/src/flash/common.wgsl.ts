@@ -1,0 +1,76 @@
+/** WGSL every flash-attention kernel shares: parameters, the sequence table, the mask. */
+import type { ParamLayout } from '../params.js';
+
+/** Uniform parameters of the flash kernels. */
+export const FLASH_PARAMS: ParamLayout = [
+  ['hq', 'u32'],
+  ['hkv', 'u32'],
+  /** Query heads per KV head. */
+  ['group', 'u32'],
+  ['scale', 'f32'],
+  /** Window edges around the aligned diagonal; -1 = unbounded. */
+  ['left', 'i32'],
+  ['right', 'i32'],
+  /** Entries in the tile table. */
+  ['tiles', 'u32'],
+  ['lseHeadStride', 'u32'],
+  /** Where the tile table starts in the meta buffer (after the sequence table). */
+  ['tileBase', 'u32'],
+  /** Where delta starts in the backward's stats buffer (after its copy of lse). */
+  ['statsDelta', 'u32'],
+  /** -inf, supplied at run time: a constant -inf does not compile. */
+  ['negInf', 'f32'],
+];
+
+/**
+ * Sequence and tile lookups in the meta buffer (the sequence table, then the tile table), and the mask test for (query row, key) within it. */
+export const SEQUENCE_WGSL = `struct Span { qStart: u32, qLen: u32, kStart: u32, kLen: u32, lseBase: u32 }
+
+fn span(s: u32) -> Span {
+  let o = s * 5u;
+  return Span(launch[o], launch[o + 1u], launch[o + 2u], launch[o + 3u], launch[o + 4u]);
+}
+
+// Tile t of the launch: its sequence's span and its first row.
+fn tileSpan(t: u32) -> Span {
+  return span(launch[p.tileBase + 2u * t]);
+}
+
+fn tileFirst(t: u32) -> i32 {
+  return i32(launch[p.tileBase + 2u * t + 1u]);
+}
+
+// Query row i sits at key position i + (kLen - qLen): bottom-right alignment.
+fn diagonal(sp: Span, i: i32) -> i32 {
+  return i + i32(sp.kLen) - i32(sp.qLen);
+}
+
+fn visible(sp: Span, i: i32, j: i32) -> bool {
+  let dgn = diagonal(sp, i);
+  return (p.left < 0 || j >= dgn - p.left) && (p.right < 0 || j <= dgn + p.right);
+}
+
+// Keys [lo, hi) any of the query rows [first, last] can see.
+fn keyRange(sp: Span, first: i32, last: i32) -> vec2<i32> {
+  var lo = 0;
+  var hi = i32(sp.kLen);
+  if (p.left >= 0) { lo = max(lo, diagonal(sp, first) - p.left); }
+  if (p.right >= 0) { hi = min(hi, diagonal(sp, last) + p.right + 1); }
+  return vec2<i32>(lo, max(lo, hi));
+}
+
+// Query rows [lo, hi) that can see any of the keys [first, last].
+fn queryRange(sp: Span, first: i32, last: i32) -> vec2<i32> {
+  let off = i32(sp.kLen) - i32(sp.qLen);
+  var lo = 0;
+  var hi = i32(sp.qLen);
+  if (p.right >= 0) { lo = max(lo, first - off - p.right); }
+  if (p.left >= 0) { hi = min(hi, last - off + p.left + 1); }
+  return vec2<i32>(lo, max(lo, hi));
+}`;
+
+/**
+ * The score of a masked key. Finite on purpose: WGSL lets implementations assume no infinities in
+ * arithmetic, so -inf only ever passes through (the lse of a row with no key, from `p.negInf`).
+ */
+export const MASKED = '-3.0e38';

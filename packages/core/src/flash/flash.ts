@@ -1,0 +1,213 @@
+/**
+ * Dense FlashAttention-2 (causal, sliding window, GQA, bottom-right alignment, packed variable-length
+ * batches), forward and backward. The kernels never materialise the n x n scores; the backward
+ * recomputes probabilities from the saved log-sum-exp.
+ */
+import type { Capabilities, Tier } from '../capabilities.js';
+import { dispatch } from '../dispatch.js';
+import { bytesPerElement } from '../dtype.js';
+import { check } from '../errors.js';
+import type { Gpu } from '../gpu.js';
+import { Tensor } from '../tensor.js';
+import { pickTier, tierDtype } from '../tiers.js';
+import { flashDeltaWgsl, flashDkDvWgsl, flashDqWgsl } from './backward.wgsl.js';
+import { FLASH_PARAMS } from './common.wgsl.js';
+import { flashForwardWgsl, type RowKernelConfig } from './forward.wgsl.js';
+import {
+  type FlashProblem,
+  flashProblem,
+  type LaunchMeta,
+  launchMeta,
+  type ProblemOptions,
+} from './problem.js';
+
+/** Options of {@link flashAttention}. */
+export interface FlashAttentionOptions extends ProblemOptions {
+  /** Kernel tier; by default the fastest the device has for the tensors' dtype. */
+  tier?: Tier;
+}
+
+/** What the backward needs from the forward. The caller keeps q, k, v, o and lse alive until then. */
+export interface FlashAttentionContext {
+  gpu: Gpu;
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  o: Tensor;
+  lse: Tensor;
+  problem: FlashProblem;
+  tier: Tier;
+}
+
+/** Output of {@link flashAttention}: `o` (q's dtype) and `lse` (f32, natural log), both owned by the caller. */
+export interface FlashAttentionResult {
+  o: Tensor;
+  lse: Tensor;
+  ctx: FlashAttentionContext;
+}
+
+/** Gradients from {@link flashAttentionBackward}, each shaped like its input. */
+export interface FlashAttentionGrads {
+  dq: Tensor;
+  dk: Tensor;
+  dv: Tensor;
+}
+
+/** Query (or key) rows per workgroup of the row-per-thread kernels. */
+export const FLASH_ROWS = 64;
+
+/**
+ * The row kernels' shape for a head size on this device: as many staged rows per tile as fit the
+ * workgroup storage (at most 32), since every staged row is reused by all of the workgroup's rows.
+ */
+export function rowKernelConfig(caps: Capabilities, tier: Tier, d: number, dv: number): RowKernelConfig {
+  const rowBytes = (d + dv + 2) * 4;
+  const fit = Math.floor(caps.limits.maxComputeWorkgroupStorageSize / rowBytes);
+  check(
+    fit >= 1,
+    'limit-exceeded',
+    () =>
+      `flashAttention: head dims d = ${d}, dv = ${dv} need ${rowBytes} bytes of workgroup storage per row; this device has ${caps.limits.maxComputeWorkgroupStorageSize}`,
+  );
+  const tile = Math.min(32, 2 ** Math.floor(Math.log2(fit)));
+  return { dtype: tierDtype(tier), d, dv, rows: FLASH_ROWS, tile };
+}
+
+/** The meta table as a tensor; u32 words travel in an f32-typed tensor, only their bits matter. */
+function metaTensor(gpu: Gpu, meta: LaunchMeta): Tensor {
+  return Tensor.from(gpu, new Float32Array(meta.words.buffer, meta.words.byteOffset, meta.words.length), [
+    meta.words.length,
+  ]);
+}
+
+function paramsFor(p: FlashProblem, meta: LaunchMeta, statsDelta = 0) {
+  return {
+    layout: FLASH_PARAMS,
+    values: {
+      hq: p.hq,
+      hkv: p.hkv,
+      group: p.hq / p.hkv,
+      scale: p.scale,
+      left: p.mask.left,
+      right: p.mask.right,
+      tiles: meta.tiles,
+      lseHeadStride: p.lseHeadStride,
+      tileBase: meta.tileBase,
+      statsDelta,
+      negInf: Number.NEGATIVE_INFINITY,
+    },
+  };
+}
+
+function checkFits(gpu: Gpu, what: string, elements: number, bytesPer: number): void {
+  const bytes = elements * bytesPer;
+  const limit = gpu.caps.limits.maxStorageBufferBindingSize;
+  check(
+    bytes <= limit,
+    'limit-exceeded',
+    () => `flashAttention: ${what} needs ${bytes} bytes in one binding; this device allows ${limit}`,
+  );
+}
+
+/**
+ * Attention `softmax(scale · q kᵀ + mask) v` per head, q `[b, n, hq, d]`, k `[b, nk, hkv, d]`,
+ * v `[b, nk, hkv, dv]` (or packed `[total, heads, dim]` with `cuSeqlensQ`/`cuSeqlensK`). Query head h
+ * reads KV head `floor(h / (hq / hkv))`. Returns o `[b, n, hq, dv]` and lse `[b, hq, n]`
+ * (`[hq, totalQ]` packed); a row that sees no key gets o = 0 and lse = -inf.
+ */
+export async function flashAttention(
+  gpu: Gpu,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  options: FlashAttentionOptions = {},
+): Promise<FlashAttentionResult> {
+  const problem = flashProblem(q, k, v, options);
+  const tier = pickTier(gpu.caps, q.dtype, options.tier, 'flashAttention');
+  const config = rowKernelConfig(gpu.caps, tier, problem.d, problem.dv);
+  for (const [name, t] of [
+    ['q', q],
+    ['k', k],
+    ['v', v],
+  ] as const)
+    checkFits(gpu, name, t.size, bytesPerElement(t.dtype));
+  const o = Tensor.empty(gpu, problem.oShape, q.dtype);
+  const lse = Tensor.empty(gpu, problem.lseShape, 'f32');
+  const meta = launchMeta(problem, config.rows, 'q');
+  // Released to the pool when this returns; the queued pass is ordered before any reuse.
+  using metaBuffer = metaTensor(gpu, meta);
+  try {
+    if (meta.tiles > 0) {
+      await dispatch(gpu, {
+        label: `flash forward [${tier}] d=${problem.d} dv=${problem.dv}`,
+        code: flashForwardWgsl(config),
+        buffers: [q, k, v, metaBuffer, o, lse],
+        params: paramsFor(problem, meta),
+        workgroups: meta.tiles * problem.hq,
+      });
+    }
+  } catch (error) {
+    o.dispose();
+    lse.dispose();
+    throw error;
+  }
+  return { o, lse, ctx: { gpu, q, k, v, o, lse, problem, tier } };
+}
+
+/**
+ * Gradients of the forward that produced `ctx`, given dO (o's shape and dtype): dq, dk, dv, with dk
+ * and dv summed over each GQA group. Deterministic: no atomics, the same bits every run.
+ */
+export async function flashAttentionBackward(
+  ctx: FlashAttentionContext,
+  dO: Tensor,
+): Promise<FlashAttentionGrads> {
+  const { gpu, q, k, v, o, lse, problem, tier } = ctx;
+  check(
+    dO.shape.join() === o.shape.join(),
+    'shape-mismatch',
+    () => `dO: expected shape [${o.shape.join(', ')}] (o's), got [${dO.shape.join(', ')}]`,
+  );
+  check(dO.dtype === o.dtype, 'dtype-mismatch', () => `dO: expected dtype ${o.dtype} (o's), got ${dO.dtype}`);
+  const config = rowKernelConfig(gpu.caps, tier, problem.d, problem.dv);
+  const dq = Tensor.empty(gpu, q.shape, q.dtype);
+  const dk = Tensor.empty(gpu, k.shape, k.dtype);
+  const dv = Tensor.empty(gpu, v.shape, v.dtype);
+  using stats = Tensor.empty(gpu, [2, lse.size], 'f32');
+  const qMeta = launchMeta(problem, config.rows, 'q');
+  const kMeta = launchMeta(problem, config.rows, 'k');
+  using qMetaBuffer = metaTensor(gpu, qMeta);
+  using kMetaBuffer = metaTensor(gpu, kMeta);
+  const label = `[${tier}] d=${problem.d} dv=${problem.dv}`;
+  try {
+    if (qMeta.tiles > 0) {
+      await dispatch(gpu, {
+        label: `flash backward delta ${label}`,
+        code: flashDeltaWgsl(config),
+        buffers: [o, dO, lse, qMetaBuffer, stats],
+        params: paramsFor(problem, qMeta, lse.size),
+        workgroups: qMeta.tiles * problem.hq,
+      });
+      await dispatch(gpu, {
+        label: `flash backward dq ${label}`,
+        code: flashDqWgsl(config),
+        buffers: [q, k, v, dO, stats, qMetaBuffer, dq],
+        params: paramsFor(problem, qMeta, lse.size),
+        workgroups: qMeta.tiles * problem.hq,
+      });
+    }
+    if (kMeta.tiles > 0) {
+      await dispatch(gpu, {
+        label: `flash backward dk dv ${label}`,
+        code: flashDkDvWgsl(config),
+        buffers: [q, k, v, dO, stats, kMetaBuffer, dk, dv],
+        params: paramsFor(problem, kMeta, lse.size),
+        workgroups: kMeta.tiles * problem.hkv,
+      });
+    }
+  } catch (error) {
+    for (const t of [dq, dk, dv]) t.dispose();
+    throw error;
+  }
+  return { dq, dk, dv };
+}

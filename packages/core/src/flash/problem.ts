@@ -1,0 +1,245 @@
+/**
+ * The shape of one flash-attention call, checked and turned into the tables the kernels walk:
+ * one row per sequence (dense batches are sequences of equal length) and one entry per tile of work.
+ */
+import { check } from '../errors.js';
+import type { Tensor } from '../tensor.js';
+
+/** Masking, FlashAttention's way: query i sees keys in [i + off - left, i + off + right], off = nk - n. */
+export interface MaskSpec {
+  /** Keys before the aligned diagonal a query sees; -1 = unbounded. */
+  left: number;
+  /** Keys after the aligned diagonal a query sees; -1 = unbounded (causal makes it 0). */
+  right: number;
+}
+
+/** One sequence of a call: where its queries and keys start in the packed token dimension, and its lengths. */
+export interface SequenceSpan {
+  qStart: number;
+  qLen: number;
+  kStart: number;
+  kLen: number;
+  /** Offset of this sequence's first lse entry (dense: `b·hq·n`; packed: `qStart`). */
+  lseBase: number;
+}
+
+/** Everything the kernels need to know about a call. */
+export interface FlashProblem {
+  hq: number;
+  hkv: number;
+  d: number;
+  dv: number;
+  scale: number;
+  mask: MaskSpec;
+  sequences: SequenceSpan[];
+  /** Total query and key tokens over all sequences. */
+  totalQ: number;
+  totalK: number;
+  /** Distance between heads in the lse layout: `n` dense, `totalQ` packed. */
+  lseHeadStride: number;
+  /** Shapes to give `o` and `lse`. */
+  oShape: number[];
+  lseShape: number[];
+  varlen: boolean;
+}
+
+/** Options that shape the problem. */
+export interface ProblemOptions {
+  scale?: number;
+  causal?: boolean;
+  window?: readonly [number, number];
+  cuSeqlensQ?: ArrayLike<number>;
+  cuSeqlensK?: ArrayLike<number>;
+}
+
+const shapeText = (t: Tensor) => `[${t.shape.join(', ')}]`;
+
+function checkCuSeqlens(name: string, cu: ArrayLike<number>, total: number): number[] {
+  const values = Array.from(cu);
+  check(
+    values.length >= 2,
+    'invalid-argument',
+    () => `${name}: expected at least 2 entries (batch + 1), got ${values.length}`,
+  );
+  check(values[0] === 0, 'invalid-argument', () => `${name}[0]: expected 0, got ${values[0]}`);
+  for (let i = 1; i < values.length; i++) {
+    const v = values[i]!;
+    const prev = values[i - 1]!;
+    check(
+      Number.isSafeInteger(v) && v >= prev,
+      'invalid-argument',
+      () => `${name}[${i}]: expected an integer >= ${name}[${i - 1}] (${prev}), got ${v}`,
+    );
+  }
+  check(
+    values[values.length - 1] === total,
+    'shape-mismatch',
+    () =>
+      `${name}: expected the last entry to equal the packed token count ${total}, got ${values[values.length - 1]}`,
+  );
+  return values;
+}
+
+function checkMask(options: ProblemOptions): MaskSpec {
+  const [left, right] = options.window ?? [-1, -1];
+  for (const [name, v] of [
+    ['window[0]', left],
+    ['window[1]', right],
+  ] as const) {
+    check(
+      Number.isSafeInteger(v) && v >= -1,
+      'invalid-argument',
+      () => `options.${name}: expected an integer >= -1 (-1 = unbounded), got ${v}`,
+    );
+  }
+  // Causal is the window's right edge at the diagonal.
+  return { left, right: options.causal ? (right < 0 ? 0 : Math.min(right, 0)) : right };
+}
+
+/** Validates q, k, v and the options; every error names the argument and both values. */
+export function flashProblem(q: Tensor, k: Tensor, v: Tensor, options: ProblemOptions): FlashProblem {
+  const varlen = options.cuSeqlensQ !== undefined || options.cuSeqlensK !== undefined;
+  const rank = varlen ? 3 : 4;
+  const layout = varlen ? '[total, heads, dim]' : '[batch, tokens, heads, dim]';
+  for (const [name, t] of [
+    ['q', q],
+    ['k', k],
+    ['v', v],
+  ] as const) {
+    check(
+      t.shape.length === rank,
+      'shape-mismatch',
+      () => `${name}: expected rank ${rank} ${layout}, got shape ${shapeText(t)}`,
+    );
+  }
+  check(k.dtype === q.dtype, 'dtype-mismatch', () => `k: expected dtype ${q.dtype} (q's), got ${k.dtype}`);
+  check(v.dtype === q.dtype, 'dtype-mismatch', () => `v: expected dtype ${q.dtype} (q's), got ${v.dtype}`);
+  const [hq, d] = q.shape.slice(-2) as [number, number];
+  const [hkv, dk] = k.shape.slice(-2) as [number, number];
+  const [hv, dv] = v.shape.slice(-2) as [number, number];
+  check(
+    dk === d,
+    'shape-mismatch',
+    () => `k: expected head dim ${d} (q's), got ${dk} (shape ${shapeText(k)})`,
+  );
+  check(
+    hv === hkv,
+    'shape-mismatch',
+    () => `v: expected ${hkv} heads (k's), got ${hv} (shape ${shapeText(v)})`,
+  );
+  check(
+    hkv > 0 && hq % hkv === 0,
+    'heads-not-divisible',
+    () => `q: expected a head count divisible by k's ${hkv}, got ${hq}`,
+  );
+  check(
+    d > 0 && dv > 0,
+    'shape-mismatch',
+    () => `q/v: expected non-zero head dims, got d = ${d}, dv = ${dv}`,
+  );
+  const keyTokens = k.shape.slice(0, -2);
+  const valueTokens = v.shape.slice(0, -2);
+  check(
+    keyTokens.join() === valueTokens.join(),
+    'shape-mismatch',
+    () => `v: expected the token dims of k ${shapeText(k)}, got ${shapeText(v)}`,
+  );
+  const scale = options.scale ?? d ** -0.5;
+  check(
+    Number.isFinite(scale),
+    'invalid-argument',
+    () => `options.scale: expected a finite number, got ${scale}`,
+  );
+  const mask = checkMask(options);
+  const sequences: SequenceSpan[] = [];
+  if (varlen) {
+    check(
+      options.cuSeqlensQ !== undefined && options.cuSeqlensK !== undefined,
+      'invalid-argument',
+      () => 'options: expected both cuSeqlensQ and cuSeqlensK for a packed batch, got only one',
+    );
+    const totalQ = q.shape[0]!;
+    const totalK = k.shape[0]!;
+    const cuQ = checkCuSeqlens('options.cuSeqlensQ', options.cuSeqlensQ!, totalQ);
+    const cuK = checkCuSeqlens('options.cuSeqlensK', options.cuSeqlensK!, totalK);
+    check(
+      cuQ.length === cuK.length,
+      'shape-mismatch',
+      () => `options.cuSeqlensK: expected ${cuQ.length} entries (cuSeqlensQ's), got ${cuK.length}`,
+    );
+    for (let s = 0; s + 1 < cuQ.length; s++) {
+      sequences.push({
+        qStart: cuQ[s]!,
+        qLen: cuQ[s + 1]! - cuQ[s]!,
+        kStart: cuK[s]!,
+        kLen: cuK[s + 1]! - cuK[s]!,
+        lseBase: cuQ[s]!,
+      });
+    }
+    return {
+      hq,
+      hkv,
+      d,
+      dv,
+      scale,
+      mask,
+      sequences,
+      totalQ,
+      totalK,
+      lseHeadStride: totalQ,
+      oShape: [totalQ, hq, dv],
+      lseShape: [hq, totalQ],
+      varlen,
+    };
+  }
+  const [batch, n] = q.shape as [number, number];
+  const [kb, nk] = k.shape as [number, number];
+  check(kb === batch, 'shape-mismatch', () => `k: expected batch ${batch} (q's), got ${kb}`);
+  for (let b = 0; b < batch; b++)
+    sequences.push({ qStart: b * n, qLen: n, kStart: b * nk, kLen: nk, lseBase: b * hq * n });
+  return {
+    hq,
+    hkv,
+    d,
+    dv,
+    scale,
+    mask,
+    sequences,
+    totalQ: batch * n,
+    totalK: batch * nk,
+    lseHeadStride: n,
+    oShape: [batch, n, hq, dv],
+    lseShape: [batch, hq, n],
+    varlen,
+  };
+}
+
+/** Words per sequence in the table the kernels read: qStart, qLen, kStart, kLen, lseBase. */
+export const SEQUENCE_WORDS = 5;
+
+/** The u32 words one launch reads: the sequence table, then its tiles as (sequence, first row) pairs. */
+export interface LaunchMeta {
+  words: Uint32Array;
+  /** Index of the first tile word. */
+  tileBase: number;
+  tiles: number;
+}
+
+/**
+ * The meta table of a launch over every `tile` rows of each sequence's queries (`of: 'q'`) or keys
+ * (`of: 'k'`). Tiles a mask hides entirely are still listed; the kernels skip their loops.
+ */
+export function launchMeta(p: FlashProblem, tile: number, of: 'q' | 'k'): LaunchMeta {
+  const words: number[] = [];
+  for (const s of p.sequences) words.push(s.qStart, s.qLen, s.kStart, s.kLen, s.lseBase);
+  const tileBase = words.length;
+  p.sequences.forEach((s, i) => {
+    const len = of === 'q' ? s.qLen : s.kLen;
+    for (let r = 0; r < len; r += tile) words.push(i, r);
+  });
+  return {
+    words: Uint32Array.from(words.length ? words : [0]),
+    tileBase,
+    tiles: (words.length - tileBase) / 2,
+  };
+}

@@ -1,0 +1,292 @@
+import {
+  attentionBackward,
+  attentionForward,
+  attentionVarlen,
+  attentionVarlenBackward,
+  compare,
+  randn,
+  toleranceFor,
+} from '@webattn/reference';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  flashAttention,
+  flashAttentionBackward,
+  flashDeltaWgsl,
+  flashDkDvWgsl,
+  flashDqWgsl,
+  flashForwardWgsl,
+  type Gpu,
+  rowKernelConfig,
+  Tensor,
+  type Tier,
+} from '../src/index.js';
+import { nullGpu, testGpu } from '../src/testing.js';
+
+interface DenseCase {
+  name: string;
+  b: number;
+  n: number;
+  nk: number;
+  hq: number;
+  hkv: number;
+  d: number;
+  dv: number;
+  causal?: boolean;
+  window?: [number, number];
+  scale?: number;
+}
+
+// The edges: a single token; lengths off every tile size; more keys than queries (bottom-right
+// alignment) and fewer (rows that see nothing); windows inside and beyond the sequence; GQA groups
+// 1, 4 and 16; head dims 64, 128, 192 with d != dv.
+const CASES: DenseCase[] = [
+  { name: 'n=1', b: 1, n: 1, nk: 1, hq: 1, hkv: 1, d: 64, dv: 64 },
+  { name: 'causal GQA 4, n off the tiles', b: 2, n: 77, nk: 77, hq: 4, hkv: 1, d: 64, dv: 64, causal: true },
+  {
+    name: 'nk > n bottom-right, d=128 dv=64',
+    b: 1,
+    n: 65,
+    nk: 130,
+    hq: 2,
+    hkv: 2,
+    d: 128,
+    dv: 64,
+    causal: true,
+  },
+  {
+    name: 'nk < n: the first rows see no key',
+    b: 1,
+    n: 100,
+    nk: 60,
+    hq: 2,
+    hkv: 1,
+    d: 64,
+    dv: 64,
+    causal: true,
+  },
+  { name: 'GQA 16', b: 1, n: 40, nk: 40, hq: 16, hkv: 1, d: 64, dv: 64, causal: true },
+  {
+    name: 'window [512, 0] longer than n',
+    b: 1,
+    n: 200,
+    nk: 200,
+    hq: 2,
+    hkv: 2,
+    d: 64,
+    dv: 64,
+    window: [512, 0],
+  },
+  {
+    name: 'window [16, 8], not causal',
+    b: 1,
+    n: 100,
+    nk: 100,
+    hq: 2,
+    hkv: 1,
+    d: 64,
+    dv: 32,
+    window: [16, 8],
+  },
+  { name: 'd=192 dv=128, custom scale', b: 1, n: 33, nk: 47, hq: 2, hkv: 1, d: 192, dv: 128, scale: 0.3 },
+];
+
+function referenceOptions(c: DenseCase) {
+  return {
+    batch: c.b,
+    n: c.n,
+    nk: c.nk,
+    hq: c.hq,
+    hkv: c.hkv,
+    d: c.d,
+    dv: c.dv,
+    ...(c.scale !== undefined && { scale: c.scale }),
+    ...(c.causal !== undefined && { causal: c.causal }),
+    ...(c.window !== undefined && { window: c.window }),
+  };
+}
+
+function expectClose(label: string, expected: Float32Array, actual: Float32Array, magnitude = 1) {
+  const result = compare(expected, actual, toleranceFor('f32', magnitude));
+  expect(result.ok, `${label}: ${JSON.stringify(result)}`).toBe(true);
+}
+
+describe('flash attention on SwiftShader against the reference', () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await testGpu();
+  });
+  afterAll(() => gpu.destroy());
+
+  for (const c of CASES) {
+    const tiers: Tier[] =
+      c.name === 'n=1' || c.name.startsWith('causal GQA') ? ['portable', 'subgroups'] : ['portable'];
+    for (const tier of tiers) {
+      it(`${c.name} [${tier}]: o, lse, dq, dk, dv`, async () => {
+        const q = randn(c.b * c.n * c.hq * c.d, 1);
+        const k = randn(c.b * c.nk * c.hkv * c.d, 2);
+        const v = randn(c.b * c.nk * c.hkv * c.dv, 3);
+        const dO = randn(c.b * c.n * c.hq * c.dv, 4);
+        using tq = Tensor.from(gpu, q, [c.b, c.n, c.hq, c.d]);
+        using tk = Tensor.from(gpu, k, [c.b, c.nk, c.hkv, c.d]);
+        using tv = Tensor.from(gpu, v, [c.b, c.nk, c.hkv, c.dv]);
+        using tdo = Tensor.from(gpu, dO, [c.b, c.n, c.hq, c.dv]);
+        const { o, lse, ctx } = await flashAttention(gpu, tq, tk, tv, {
+          tier,
+          ...(c.scale !== undefined && { scale: c.scale }),
+          ...(c.causal !== undefined && { causal: c.causal }),
+          ...(c.window !== undefined && { window: c.window }),
+        });
+        using _o = o;
+        using _lse = lse;
+        expect(o.shape).toEqual([c.b, c.n, c.hq, c.dv]);
+        expect(lse.shape).toEqual([c.b, c.hq, c.n]);
+        const ref = attentionForward(q, k, v, referenceOptions(c));
+        const [go, glse] = [await o.read(), await lse.read()];
+        expectClose('o', ref.o, go);
+        expectClose('lse', ref.lse, glse);
+        const grads = await flashAttentionBackward(ctx, tdo);
+        using dq = grads.dq;
+        using dk = grads.dk;
+        using dv = grads.dv;
+        const refGrads = attentionBackward(q, k, v, ref.o, ref.lse, dO, referenceOptions(c));
+        // Gradients sum over many keys and heads: compare relative to their size.
+        expectClose('dq', refGrads.dq, await dq.read(), 4);
+        expectClose('dk', refGrads.dk, await dk.read(), 4);
+        expectClose('dv', refGrads.dv, await dv.read(), 4);
+        if (c.nk < c.n && c.causal) {
+          // Rows before the aligned diagonal reaches key 0 see nothing: o = 0 and lse = -inf, never NaN.
+          const blind = c.n - c.nk;
+          for (let i = 0; i < blind; i++) expect(glse[i]).toBe(Number.NEGATIVE_INFINITY);
+          expect(go.subarray(0, blind * c.hq * c.dv).every((x) => x === 0)).toBe(true);
+        }
+      });
+    }
+  }
+
+  it('packed variable-length batches, lengths 1..300, forward and backward', async () => {
+    const qLens = [1, 300, 17, 64];
+    const kLens = [1, 300, 40, 64];
+    const cuQ = [0, ...qLens.map((_, i) => qLens.slice(0, i + 1).reduce((a, b) => a + b, 0))];
+    const cuK = [0, ...kLens.map((_, i) => kLens.slice(0, i + 1).reduce((a, b) => a + b, 0))];
+    const [totalQ, totalK, hq, hkv, d, dv] = [cuQ.at(-1)!, cuK.at(-1)!, 4, 2, 64, 64];
+    const q = randn(totalQ * hq * d, 5);
+    const k = randn(totalK * hkv * d, 6);
+    const v = randn(totalK * hkv * dv, 7);
+    const dO = randn(totalQ * hq * dv, 8);
+    using tq = Tensor.from(gpu, q, [totalQ, hq, d]);
+    using tk = Tensor.from(gpu, k, [totalK, hkv, d]);
+    using tv = Tensor.from(gpu, v, [totalK, hkv, dv]);
+    using tdo = Tensor.from(gpu, dO, [totalQ, hq, dv]);
+    const { o, lse, ctx } = await flashAttention(gpu, tq, tk, tv, {
+      causal: true,
+      cuSeqlensQ: cuQ,
+      cuSeqlensK: cuK,
+    });
+    using _o = o;
+    using _lse = lse;
+    expect(lse.shape).toEqual([hq, totalQ]);
+    const shape = { hq, hkv, d, dv, causal: true };
+    const ref = attentionVarlen(q, k, v, Int32Array.from(cuQ), Int32Array.from(cuK), shape);
+    expectClose('o', ref.o, await o.read());
+    expectClose('lse', ref.lse, await lse.read());
+    const grads = await flashAttentionBackward(ctx, tdo);
+    const refGrads = attentionVarlenBackward(
+      q,
+      k,
+      v,
+      ref.o,
+      ref.lse,
+      dO,
+      Int32Array.from(cuQ),
+      Int32Array.from(cuK),
+      shape,
+    );
+    expectClose('dq', refGrads.dq, await grads.dq.read(), 4);
+    expectClose('dk', refGrads.dk, await grads.dk.read(), 4);
+    expectClose('dv', refGrads.dv, await grads.dv.read(), 4);
+    for (const t of Object.values(grads)) t.dispose();
+  });
+
+  it('is deterministic and frees what it allocates', async () => {
+    const before = gpu.memory().liveBuffers;
+    const bits: string[] = [];
+    for (let run = 0; run < 2; run++) {
+      using q = Tensor.from(gpu, randn(50 * 8 * 32, 9), [1, 50, 8, 32]);
+      using k = Tensor.from(gpu, randn(50 * 2 * 32, 10), [1, 50, 2, 32]);
+      const { o, lse, ctx } = await flashAttention(gpu, q, k, k, { causal: true });
+      const g = await flashAttentionBackward(ctx, o);
+      const outputs = await Promise.all([o, lse, g.dq, g.dk, g.dv].map((t) => t.read()));
+      bits.push(outputs.map((x) => Buffer.from(x.buffer).toString('base64')).join());
+      for (const t of [o, lse, g.dq, g.dk, g.dv]) t.dispose();
+    }
+    expect(bits[0]).toBe(bits[1]);
+    expect(gpu.memory().liveBuffers).toBe(before);
+  });
+
+  it('rejects bad input before dispatching, naming the argument', async () => {
+    using q = Tensor.from(gpu, randn(2 * 4 * 8, 1), [1, 2, 4, 8]);
+    using k = Tensor.from(gpu, randn(2 * 3 * 8, 1), [1, 2, 3, 8]);
+    using k2 = Tensor.from(gpu, randn(2 * 2 * 8, 1), [1, 2, 2, 8]);
+    using k16 = Tensor.from(gpu, randn(2 * 2 * 8, 1), [1, 2, 2, 8], 'f16');
+    using v4 = Tensor.from(gpu, randn(2 * 2 * 8, 1), [2, 2, 8]);
+    await expect(flashAttention(gpu, q, k, k)).rejects.toMatchObject({ code: 'heads-not-divisible' });
+    await expect(flashAttention(gpu, q, k, k)).rejects.toThrow(
+      /q: expected a head count divisible by k's 3, got 4/,
+    );
+    await expect(flashAttention(gpu, q, k16, k16)).rejects.toThrow(/k: expected dtype f32 \(q's\), got f16/);
+    await expect(flashAttention(gpu, q, k2, v4)).rejects.toThrow(
+      /v: expected rank 4 \[batch, tokens, heads, dim\], got shape \[2, 2, 8\]/,
+    );
+    await expect(flashAttention(gpu, q, k2, k2, { window: [-2, 0] })).rejects.toThrow(
+      /options.window\[0\]: expected an integer >= -1/,
+    );
+    const packed = Tensor.from(gpu, randn(3 * 4 * 8, 1), [3, 4, 8]);
+    await expect(
+      flashAttention(gpu, packed, packed, packed, { cuSeqlensQ: [0, 2], cuSeqlensK: [0, 3] }),
+    ).rejects.toThrow(/options.cuSeqlensQ: expected the last entry to equal the packed token count 3, got 2/);
+    packed.dispose();
+    const { o, lse, ctx } = await flashAttention(gpu, q, k2, k2);
+    await expect(flashAttentionBackward(ctx, k2)).rejects.toThrow(
+      /dO: expected shape \[1, 2, 4, 8\] \(o's\), got \[1, 2, 2, 8\]/,
+    );
+    o.dispose();
+    lse.dispose();
+    if (!gpu.caps.tiers.includes('f16')) {
+      await expect(flashAttention(gpu, k16, k16, k16)).rejects.toMatchObject({ code: 'missing-feature' });
+    }
+  });
+});
+
+describe('flash attention: every variant compiles on the null backend', () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await nullGpu();
+  });
+  afterAll(() => gpu.destroy());
+
+  // The head dims the families need: 64..256, MLA's 96/64 and its latent 288/256.
+  const dims: [number, number][] = [
+    [64, 64],
+    [96, 64],
+    [128, 128],
+    [192, 128],
+    [256, 256],
+    [288, 256],
+  ];
+  for (const tier of ['portable', 'subgroups', 'f16'] as const) {
+    it(`${tier}: forward and backward kernels for d/dv ${dims.map(([a, b]) => `${a}/${b}`).join(', ')}`, async () => {
+      for (const [d, dv] of dims) {
+        const config = rowKernelConfig(gpu.caps, tier, d, dv);
+        expect(config.tile).toBeGreaterThanOrEqual(1);
+        for (const [name, code] of [
+          ['forward', flashForwardWgsl(config)],
+          ['delta', flashDeltaWgsl(config)],
+          ['dq', flashDqWgsl(config)],
+          ['dkdv', flashDkDvWgsl(config)],
+        ] as const) {
+          await expect(gpu.pipelines.get(code, `${name} ${tier} ${d}/${dv}`)).resolves.toBeDefined();
+        }
+      }
+    });
+  }
+});
