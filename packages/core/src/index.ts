@@ -45,6 +45,7 @@ export {
   matmulVariantName,
   matmulVariants,
   matmulWgsl,
+  matrixSubgroupSize,
   preferredMatrixConfig,
   SPLIT_K_MAX_ROWS,
   selectMatmulVariant,

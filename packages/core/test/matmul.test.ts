@@ -108,10 +108,14 @@ describe('matmul on SwiftShader against the reference', () => {
     );
     await expect(matmul(gpu, a, b16)).rejects.toThrow(/b: expected dtype f32 \(a's\), got f16/);
     await expect(matmul(gpu, v, b)).rejects.toThrow(/a: expected rank 2/);
+    using square = Tensor.from(gpu, randn(9, 1), [3, 3]);
     if (!gpu.caps.tiers.includes('f16')) {
-      await expect(matmul(gpu, a, b, { tier: 'f16' })).rejects.toMatchObject({ code: 'missing-feature' });
+      await expect(matmul(gpu, a, square, { tier: 'f16' })).rejects.toMatchObject({
+        code: 'missing-feature',
+      });
     }
-    await expect(matmul(gpu, a, b, { tier: 'fast' as Tier })).rejects.toThrow(/tier: expected one of/);
+    await expect(matmul(gpu, a, square, { tier: 'portable' })).resolves.toBeDefined();
+    await expect(matmul(gpu, a, square, { tier: 'fast' as Tier })).rejects.toThrow(/tier: expected one of/);
     const error = await matmul(gpu, a, b).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WebAttnError);
     expect((error as WebAttnError).code).toBe('shape-mismatch');

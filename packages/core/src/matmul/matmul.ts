@@ -32,6 +32,7 @@ export type MatmulVariant =
       transposeB: boolean;
       matrix: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>;
       subgroupSize: number;
+      pinSubgroupSize: boolean;
     };
 
 /** Rows of A per batch at or below which the `subgroups` tier uses the split-K kernel. */
@@ -54,6 +55,21 @@ export function matmulWgsl(variant: MatmulVariant): string {
 export function matmulVariantName(v: MatmulVariant): string {
   const shape = v.kind === 'subgroup-matrix' ? ` ${v.matrix.M}x${v.matrix.N}x${v.matrix.K}` : '';
   return `matmul ${v.kind}${shape} [${v.tier}]${v.transposeB ? ' B^T' : ''}`;
+}
+
+/**
+ * The subgroup size tensor-core kernels are built for. A workgroup must be a multiple of the largest
+ * size the adapter may pick unless the size is pinned; pinning (where `subgroup-size-control` exists)
+ * to 32, or the nearest size offered, keeps four-subgroup workgroups within the invocation limit.
+ */
+export function matrixSubgroupSize(caps: Capabilities): { subgroupSize: number; pinSubgroupSize: boolean } {
+  if (caps.features.has('subgroup-size-control')) {
+    return {
+      subgroupSize: Math.min(caps.subgroupMaxSize, Math.max(caps.subgroupMinSize, 32)),
+      pinSubgroupSize: true,
+    };
+  }
+  return { subgroupSize: caps.subgroupMaxSize, pinSubgroupSize: false };
 }
 
 /** The fragment shape the tensor-core kernel uses: NVIDIA's and AMD's 16x16x16 where offered. */
@@ -86,7 +102,7 @@ export function matmulVariants(
         tier: 'subgroup-matrix',
         transposeB,
         matrix,
-        subgroupSize: caps.subgroupMaxSize,
+        ...matrixSubgroupSize(caps),
       });
     }
   }
@@ -112,7 +128,7 @@ export function selectMatmulVariant(
       const matrix = preferredMatrixConfig(caps);
       if (!matrix)
         throw new WebAttnError('missing-feature', 'matmul: this adapter lists no f16->f32 matrix shape');
-      return { kind: 'subgroup-matrix', tier, transposeB, matrix, subgroupSize: caps.subgroupMaxSize };
+      return { kind: 'subgroup-matrix', tier, transposeB, matrix, ...matrixSubgroupSize(caps) };
     }
   }
 }

@@ -16,8 +16,10 @@ import { bIndex, MATMUL_PARAMS } from './layout.js';
 export interface SubgroupMatrixMatmulConfig {
   /** The f16 -> f32 fragment shape to use (one of the adapter's). */
   matrix: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>;
-  /** The adapter's largest subgroup size: the workgroup is four subgroups of it. */
+  /** The subgroup size the workgroup (four subgroups) is sized for. */
   subgroupSize: number;
+  /** Pin the subgroup size with `@subgroup_size` (needs `subgroup-size-control`). */
+  pinSubgroupSize: boolean;
   transposeB: boolean;
 }
 
@@ -68,6 +70,7 @@ export function subgroupMatrixMatmulWgsl(config: SubgroupMatrixMatmulConfig): st
     )
     .join('\n');
   return `${enables({ subgroupMatrix: true })}
+${config.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
 ${paramsStruct(MATMUL_PARAMS)}
 @group(0) @binding(0) var<storage, read> a: array<f16>;
 @group(0) @binding(1) var<storage, read> b: array<f16>;
@@ -94,7 +97,7 @@ fn writeFragment(sg: u32, lane: u32, sgSize: u32, r0: u32, c0: u32, cBase: u32) 
   }
 }
 
-@compute @workgroup_size(${threads})
+@compute @workgroup_size(${threads})${config.pinSubgroupSize ? ` @subgroup_size(${config.subgroupSize})` : ''}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
         @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgSize: u32) {
