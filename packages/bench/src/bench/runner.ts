@@ -1,0 +1,69 @@
+/** Measures every implementation of every table at every size, with a progress bar on stderr. */
+import { type Gpu, measure } from '@webattn/core';
+import { Presets, SingleBar } from 'cli-progress';
+import type { BenchTable, TableSpec } from './types.js';
+
+/** How to measure. */
+export interface RunOptions {
+  warmup: number;
+  iters: number;
+  /** Show a progress bar (on a terminal). */
+  progress: boolean;
+  /** Called when an implementation fails at a size; the cell stays empty. */
+  onError?: (message: string) => void;
+}
+
+/** Runs the specs and returns the measured tables. */
+export async function runTables(
+  gpu: Gpu,
+  specs: readonly TableSpec[],
+  options: RunOptions,
+): Promise<BenchTable[]> {
+  const total = specs.reduce((sum, s) => sum + s.sizes.length * s.implementations.length, 0);
+  const bar = options.progress
+    ? new SingleBar(
+        { format: ' {bar} {value}/{total} {task}', stream: process.stderr, hideCursor: true },
+        Presets.shades_classic,
+      )
+    : undefined;
+  bar?.start(total, 0, { task: '' });
+  const tables: BenchTable[] = [];
+  try {
+    for (const spec of specs) {
+      const table: BenchTable = {
+        id: spec.id,
+        title: spec.title,
+        sizeLabel: spec.sizeLabel,
+        columns: spec.implementations.map((i) => i.name),
+        rows: [],
+      };
+      if (spec.flops) table.flops = Object.fromEntries(spec.sizes.map((s) => [s, spec.flops!(s)]));
+      for (const size of spec.sizes) {
+        const row: BenchTable['rows'][number] = { size, cells: {} };
+        for (const impl of spec.implementations) {
+          bar?.increment(0, { task: `${spec.id} ${impl.name} ${spec.sizeLabel}=${size}` });
+          let prepared: Awaited<ReturnType<typeof impl.prepare>>;
+          try {
+            prepared = await impl.prepare(gpu, size);
+            if (prepared) {
+              const m = await measure(gpu, prepared.run, { warmup: options.warmup, iters: options.iters });
+              row.cells[impl.name] = { ms: m.median, min: m.min, max: m.max, source: m.source };
+            }
+          } catch (error) {
+            options.onError?.(
+              `${spec.id} ${impl.name} at ${size}: ${error instanceof Error ? error.message : String(error)}`,
+            );
+          } finally {
+            prepared?.dispose();
+          }
+          bar?.increment(1);
+        }
+        table.rows.push(row);
+      }
+      tables.push(table);
+    }
+  } finally {
+    bar?.stop();
+  }
+  return tables;
+}

@@ -1,0 +1,74 @@
+/** Markdown rendering of bench results in the seed tables' shape: rows are sizes, columns are ms. */
+import type { BenchReport, BenchTable, Cell } from './types.js';
+
+const ms = (x: number) => (x >= 100 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toFixed(3));
+
+function timeCell(cell: Cell | undefined): string {
+  if (!cell) return '—';
+  if (cell.min === undefined || cell.max === undefined) return ms(cell.ms);
+  return `${ms(cell.ms)} (${ms(cell.min)}–${ms(cell.max)})`;
+}
+
+/** The timing table, then the ratio of each column to the baseline (the first column), as markdown. */
+export function timingMarkdown(table: BenchTable): string {
+  const [baseline, ...others] = table.columns;
+  const header = [
+    table.sizeLabel,
+    ...table.columns.map((c) => `${c} ms`),
+    ...others.map((c) => `${baseline} / ${c}`),
+  ];
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => ' ---: |').join('')}`];
+  for (const row of table.rows) {
+    const base = baseline === undefined ? undefined : row.cells[baseline];
+    const ratios = others.map((c) => {
+      const cell = row.cells[c];
+      return base && cell ? `${(base.ms / cell.ms).toFixed(2)}x` : '—';
+    });
+    lines.push(
+      `| ${[row.size, ...table.columns.map((c) => timeCell(row.cells[c])), ...ratios].join(' | ')} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** TFLOPS per column, and the best column's share of the tensor-core ceiling, as markdown. */
+export function throughputMarkdown(table: BenchTable, tensorCoreTflops?: number): string | undefined {
+  const flops = table.flops;
+  if (!flops) return undefined;
+  const header = [table.sizeLabel, ...table.columns.map((c) => `${c} TFLOPS`)];
+  if (tensorCoreTflops) header.push('best % of tensor-core probe');
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => ' ---: |').join('')}`];
+  for (const row of table.rows) {
+    const f = flops[row.size];
+    const tflops = table.columns.map((c) => {
+      const cell = row.cells[c];
+      return f && cell ? f / (cell.ms * 1e-3) / 1e12 : undefined;
+    });
+    const cells = tflops.map((t) => (t === undefined ? '—' : t.toFixed(t >= 10 ? 1 : 3)));
+    if (tensorCoreTflops) {
+      const best = Math.max(...tflops.map((t) => t ?? 0));
+      cells.push(best > 0 ? `${((100 * best) / tensorCoreTflops).toFixed(1)} %` : '—');
+    }
+    lines.push(`| ${[row.size, ...cells].join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+/** The whole report: banner facts, ceilings, then each table's timing and throughput. */
+export function reportMarkdown(report: BenchReport): string {
+  const parts = [`## webattn bench — ${report.adapter}`, ''];
+  parts.push(`${report.date}; median (min–max) of ${report.iterations} timed iterations after warm-up.`);
+  const c = report.ceilings;
+  const probes = [
+    c.tensorCoreTflops ? `tensor-core probe ${c.tensorCoreTflops.toFixed(1)} TFLOPS` : undefined,
+    c.streamingGBps ? `streaming probe ${c.streamingGBps.toFixed(1)} GB/s` : undefined,
+  ].filter(Boolean);
+  if (probes.length) parts.push(`Ceilings measured in this run: ${probes.join(', ')}.`);
+  if (report.external) parts.push(`External columns: ${report.external}.`);
+  for (const table of report.tables) {
+    parts.push('', `### ${table.title}`, '', timingMarkdown(table));
+    const throughput = throughputMarkdown(table, c.tensorCoreTflops);
+    if (throughput) parts.push('', throughput);
+  }
+  return `${parts.join('\n')}\n`;
+}

@@ -1,0 +1,65 @@
+/** The shapes of bench specifications and results, shared by the runner, the renderers and the suites. */
+import type { Gpu, Measurement, Tier } from '@webattn/core';
+
+/** A prepared run of one implementation at one size. */
+export interface PreparedRun {
+  /** Queues one execution. */
+  run(): Promise<void>;
+  /** Frees what `prepare` allocated. */
+  dispose(): void;
+}
+
+/** One column of a bench table. */
+export interface Implementation {
+  name: string;
+  tier?: Tier;
+  /** Allocates inputs for `size`; undefined when this size does not fit (e.g. scores over memory). */
+  prepare(gpu: Gpu, size: number): Promise<PreparedRun | undefined>;
+}
+
+/** What a suite asks the runner to measure for one table. */
+export interface TableSpec {
+  id: string;
+  title: string;
+  sizeLabel: string;
+  sizes: number[];
+  implementations: Implementation[];
+  /** Floating-point operations at a size, for TFLOPS. */
+  flops?: (size: number) => number;
+}
+
+/** One measured (or merged) cell. */
+export interface Cell {
+  ms: number;
+  min?: number;
+  max?: number;
+  source: 'timestamp' | 'wall' | 'external';
+}
+
+/** A measured table: rows are sizes, columns implementations. */
+export interface BenchTable {
+  id: string;
+  title: string;
+  sizeLabel: string;
+  /** Column names in order; the first is the baseline the ratios are taken against. */
+  columns: string[];
+  rows: { size: number; cells: Record<string, Cell | undefined> }[];
+  /** FLOPs per size, where TFLOPS mean something. */
+  flops?: Record<number, number>;
+}
+
+/** Everything one `webattn bench` run produced. */
+export interface BenchReport {
+  tool: 'webattn';
+  date: string;
+  adapter: string;
+  cpuAdapter: boolean;
+  iterations: number;
+  ceilings: { tensorCoreTflops?: number; streamingGBps?: number };
+  tables: BenchTable[];
+  /** Where merged external columns came from (e.g. PyTorch's version and device). */
+  external?: string;
+}
+
+/** Result of measuring one prepared run. */
+export type Timing = Pick<Measurement, 'median' | 'min' | 'max' | 'source'>;

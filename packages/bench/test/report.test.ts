@@ -1,0 +1,105 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { mergeBaselines, readBaselines } from '../src/bench/torch.js';
+import {
+  type BenchReport,
+  type BenchTable,
+  reportMarkdown,
+  reportSvg,
+  throughputMarkdown,
+  timingMarkdown,
+} from '../src/index.js';
+
+function table(): BenchTable {
+  return {
+    id: 'matmul',
+    title: 'matmul',
+    sizeLabel: 'n',
+    columns: ['slow', 'fast'],
+    rows: [
+      {
+        size: 1024,
+        cells: {
+          slow: { ms: 8, min: 7.5, max: 9, source: 'timestamp' },
+          fast: { ms: 2, min: 2, max: 2.5, source: 'timestamp' },
+        },
+      },
+      { size: 2048, cells: { slow: { ms: 64, min: 60, max: 70, source: 'timestamp' }, fast: undefined } },
+    ],
+    flops: { 1024: 2 * 1024 ** 3, 2048: 2 * 2048 ** 3 },
+  };
+}
+
+describe('markdown tables', () => {
+  it('show median (min–max) per column and the ratio to the first column', () => {
+    const md = timingMarkdown(table());
+    const lines = md.split('\n');
+    expect(lines[0]).toBe('| n | slow ms | fast ms | slow / fast |');
+    expect(lines[2]).toBe('| 1024 | 8.00 (7.50–9.00) | 2.00 (2.00–2.50) | 4.00x |');
+    expect(lines[3]).toBe('| 2048 | 64.00 (60.00–70.00) | — | — |');
+  });
+
+  it('give TFLOPS and the share of the tensor-core ceiling', () => {
+    const md = throughputMarkdown(table(), 100)!;
+    // 2·1024³ flops in 2 ms = 1.074 TFLOPS; the best column is 1.07 % of a 100 TFLOPS ceiling.
+    expect(md.split('\n')[2]).toBe('| 1024 | 0.268 | 1.074 | 1.1 % |');
+    expect(throughputMarkdown({ ...table(), flops: undefined } as BenchTable)).toBeUndefined();
+  });
+});
+
+describe('PyTorch baselines', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'webattn-torch-'));
+
+  it('merge as extra columns where table ids and sizes match', () => {
+    const path = join(dir, 'torch.json');
+    writeFileSync(
+      path,
+      JSON.stringify({
+        source: 'PyTorch test',
+        tables: { matmul: { 'torch f16': { '1024': 0.5 } }, other: { x: { '1': 1 } } },
+      }),
+    );
+    const t = table();
+    mergeBaselines([t], readBaselines(path));
+    expect(t.columns).toEqual(['slow', 'fast', 'torch f16']);
+    expect(t.rows[0]!.cells['torch f16']).toEqual({ ms: 0.5, source: 'external' });
+    expect(t.rows[1]!.cells['torch f16']).toBeUndefined();
+  });
+
+  it('reject malformed files, naming the entry', () => {
+    const path = join(dir, 'bad.json');
+    writeFileSync(path, JSON.stringify({ tables: { matmul: { torch: { '1024': -1 } } } }));
+    expect(() => readBaselines(path)).toThrow(/tables.matmul.torch.1024: expected a positive number of ms/);
+    writeFileSync(path, '{');
+    expect(() => readBaselines(path)).toThrow(/--torch .*cannot read JSON/);
+  });
+});
+
+describe('report', () => {
+  const report: BenchReport = {
+    tool: 'webattn',
+    date: '2026-11-22T00:00:00.000Z',
+    adapter: 'test adapter',
+    cpuAdapter: false,
+    iterations: 3,
+    ceilings: { tensorCoreTflops: 600, streamingGBps: 2900 },
+    tables: [table()],
+  };
+
+  it('renders the ceilings and every table as markdown', () => {
+    const md = reportMarkdown(report);
+    expect(md).toContain('## webattn bench — test adapter');
+    expect(md).toContain('tensor-core probe 600.0 TFLOPS, streaming probe 2900.0 GB/s');
+    expect(md).toContain('### matmul');
+  });
+
+  it('draws an SVG line chart with a series per implementation', async () => {
+    const svg = await reportSvg(report);
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg).toContain('slow');
+    expect(svg).toContain('fast');
+    expect(svg).toContain('ms (log)');
+  });
+});

@@ -1,0 +1,111 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readSafetensors, writeSafetensors } from '@webattn/core';
+import {
+  attentionBackward,
+  attentionForward,
+  compare,
+  matmul,
+  randn,
+  toleranceFor,
+} from '@webattn/reference';
+import { describe, expect, it } from 'vitest';
+import { main } from '../src/index.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'webattn-run-'));
+
+async function cli(...argv: string[]) {
+  let out = '';
+  let err = '';
+  const status = await main(argv, { out: (t) => (out += t), err: (t) => (err += t) });
+  return { status, out, err };
+}
+
+function read(path: string) {
+  return readSafetensors(new Uint8Array(readFileSync(path))).tensors;
+}
+
+describe('webattn run: round trips through safetensors', () => {
+  it('matmul with transposeB', async () => {
+    const a = randn(5 * 7, 1);
+    const b = randn(3 * 7, 2);
+    const input = join(dir, 'ab.safetensors');
+    const output = join(dir, 'c.safetensors');
+    writeFileSync(
+      input,
+      writeSafetensors([
+        { name: 'a', dtype: 'f32', shape: [5, 7], data: a },
+        { name: 'b', dtype: 'f32', shape: [3, 7], data: b },
+      ]),
+    );
+    const { status, out } = await cli(
+      'run',
+      'matmul',
+      '--in',
+      input,
+      '--out',
+      output,
+      '--config',
+      '{"transposeB": true}',
+    );
+    expect(status).toBe(0);
+    expect(out).toContain('wrote c [5, 3] f32');
+    const c = read(output).get('c')!;
+    expect(c.shape).toEqual([5, 3]);
+    expect(
+      compare(matmul(a, b, 5, 7, 3, { transposeB: true }), c.data as Float32Array, toleranceFor('f32')).ok,
+    ).toBe(true);
+  });
+
+  it('flash-attn with do writes o, lse, dq, dk, dv matching the reference', async () => {
+    const [b, n, hq, hkv, d] = [1, 19, 4, 2, 16];
+    const q = randn(b * n * hq * d, 3);
+    const k = randn(b * n * hkv * d, 4);
+    const v = randn(b * n * hkv * d, 5);
+    const dO = randn(b * n * hq * d, 6);
+    const input = join(dir, 'qkv.safetensors');
+    const output = join(dir, 'attn.safetensors');
+    writeFileSync(
+      input,
+      writeSafetensors([
+        { name: 'q', dtype: 'f32', shape: [b, n, hq, d], data: q },
+        { name: 'k', dtype: 'f32', shape: [b, n, hkv, d], data: k },
+        { name: 'v', dtype: 'f32', shape: [b, n, hkv, d], data: v },
+        { name: 'do', dtype: 'f32', shape: [b, n, hq, d], data: dO },
+      ]),
+    );
+    const { status, err } = await cli(
+      'run',
+      'flash-attn',
+      '--in',
+      input,
+      '--out',
+      output,
+      '--config',
+      '{"causal": true, "window": [4, 0]}',
+    );
+    expect(err).toBe('');
+    expect(status).toBe(0);
+    const got = read(output);
+    expect([...got.keys()].sort()).toEqual(['dk', 'dq', 'dv', 'lse', 'o']);
+    const shape = { batch: b, n, nk: n, hq, hkv, d, dv: d, causal: true, window: [4, 0] as [number, number] };
+    const ref = attentionForward(q, k, v, shape);
+    const grads = attentionBackward(q, k, v, ref.o, ref.lse, dO, shape);
+    const expected = { o: ref.o, lse: ref.lse, dq: grads.dq, dk: grads.dk, dv: grads.dv };
+    for (const [name, values] of Object.entries(expected)) {
+      const result = compare(values, got.get(name)!.data as Float32Array, toleranceFor('f32', 4));
+      expect(result.ok, `${name}: ${JSON.stringify(result)}`).toBe(true);
+    }
+  });
+
+  it('names a missing input tensor and an unknown op', async () => {
+    const input = join(dir, 'only-a.safetensors');
+    writeFileSync(input, writeSafetensors([{ name: 'a', dtype: 'f32', shape: [2, 2], data: randn(4, 1) }]));
+    const missing = await cli('run', 'matmul', '--in', input, '--out', join(dir, 'x.safetensors'));
+    expect(missing.status).toBe(1);
+    expect(missing.err).toMatch(/input tensor 'b' is missing; the file has: a/);
+    const unknown = await cli('run', 'softmax', '--in', input, '--out', join(dir, 'x.safetensors'));
+    expect(unknown.err).toMatch(/unknown op 'softmax'; available: matmul, flash-attn/);
+  });
+});

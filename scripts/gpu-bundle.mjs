@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+/**
+ * Bundles the webattn CLI into one ESM file for the remote GPU machine, which has no node_modules:
+ * .gpu-kit/webattn.mjs, with 'webgpu' left external (the kit provides dawn.node). Builds the kit
+ * itself (Node binary, dawn.node, Vulkan loaders) with ../shared/gpu/make-kit.sh when it is missing.
+ * Usage: pnpm gpu:bundle   then, on the GPU machine:
+ *   source .gpu-kit/setup.sh && node .gpu-kit/webattn.mjs verify all
+ */
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const kit = join(root, '.gpu-kit');
+const makeKit = join(root, '..', 'shared', 'gpu', 'make-kit.sh');
+
+execFileSync('pnpm', ['-s', 'build'], { cwd: root, stdio: 'inherit' });
+if (!existsSync(join(kit, 'setup.sh'))) {
+  if (!existsSync(makeKit))
+    throw new Error(`gpu:bundle: ${makeKit} not found; it builds the kit (Node, dawn.node, loaders)`);
+  execFileSync('bash', [makeKit, '.gpu-kit'], { cwd: root, stdio: 'inherit' });
+}
+await build({
+  entryPoints: [join(root, 'packages/bench/src/cli.ts')],
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  external: ['webgpu'],
+  outfile: join(kit, 'webattn.mjs'),
+  // Bundled CommonJS dependencies call require(); give the ESM bundle one.
+  banner: {
+    js: "import { createRequire as __webattnRequire } from 'node:module'; const require = __webattnRequire(import.meta.url);",
+  },
+  logLevel: 'warning',
+});
+copyFileSync(join(root, 'packages/bench/scripts/torch_baseline.py'), join(kit, 'torch_baseline.py'));
+console.log(
+  'gpu:bundle: .gpu-kit/webattn.mjs ready; run it with: source .gpu-kit/setup.sh && node .gpu-kit/webattn.mjs verify all',
+);
