@@ -88,7 +88,7 @@ describe('commands on a real adapter', () => {
     );
     expect(err).not.toMatch(/webattn:/);
     expect(status).toBe(0);
-    expect(out).toMatch(/\| n \| portable ms \|/);
+    expect(out).toMatch(/\| n \| tiled f32 ms \|/);
     expect(out).toMatch(/^\| 40 \| [\d.]+ \(/m);
     const report = JSON.parse(readFileSync(json, 'utf8'));
     expect(report.tables[0].rows.map((r: { size: number }) => r.size)).toEqual([16, 40]);
@@ -99,6 +99,6 @@ describe('commands on a real adapter', () => {
     }
     const drawn = readFileSync(svg, 'utf8');
     expect(drawn.startsWith('<svg')).toBe(true);
-    expect(drawn).toContain('portable');
+    expect(drawn).toContain('tiled f32');
   });
 });

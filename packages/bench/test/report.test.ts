@@ -43,8 +43,8 @@ describe('markdown tables', () => {
 
   it('give TFLOPS and the share of the tensor-core ceiling', () => {
     const md = throughputMarkdown(table(), 100)!;
-    // 2·1024³ flops in 2 ms = 1.074 TFLOPS; the best column is 1.07 % of a 100 TFLOPS ceiling.
-    expect(md.split('\n')[2]).toBe('| 1024 | 0.268 | 1.074 | 1.1 % |');
+    // 2·1024³ flops in 2 ms = 1.07 TFLOPS (3 significant digits); the best column is 1.07 % of a 100 TFLOPS ceiling.
+    expect(md.split('\n')[2]).toBe('| 1024 | 0.268 | 1.07 | 1.1 % |');
     expect(throughputMarkdown({ ...table(), flops: undefined } as BenchTable)).toBeUndefined();
   });
 });

@@ -44,7 +44,7 @@ export function throughputMarkdown(table: BenchTable, tensorCoreTflops?: number)
       const cell = row.cells[c];
       return f && cell ? f / (cell.ms * 1e-3) / 1e12 : undefined;
     });
-    const cells = tflops.map((t) => (t === undefined ? '—' : t.toFixed(t >= 10 ? 1 : 3)));
+    const cells = tflops.map((t) => (t === undefined ? '—' : t >= 10 ? t.toFixed(1) : t.toPrecision(3)));
     if (tensorCoreTflops) {
       const best = Math.max(...tflops.map((t) => t ?? 0));
       cells.push(best > 0 ? `${((100 * best) / tensorCoreTflops).toFixed(1)} %` : '—');
