@@ -31,6 +31,12 @@ export class BufferPool {
 
   constructor(
     private readonly device: GPUDevice,
+    /**
+     * Called before any buffer is destroyed. A released buffer may still be used by commands that are
+     * encoded but not yet submitted; destroying it then would invalidate them. Submitting first makes
+     * the destroy safe: WebGPU defers it until submitted work is done.
+     */
+    private readonly beforeDestroy: () => void,
     /** Free bytes kept at most; buffers released beyond it are destroyed. */
     private readonly maxFreeBytes = 1 << 30,
   ) {}
@@ -57,6 +63,7 @@ export class BufferPool {
     if (!this.live.delete(buffer)) return;
     this.liveBytes -= buffer.size;
     if (this.freeBytes + buffer.size > this.maxFreeBytes) {
+      this.beforeDestroy();
       buffer.destroy();
       return;
     }
@@ -69,6 +76,7 @@ export class BufferPool {
 
   /** Destroys every free buffer (live ones stay with their owners). */
   trim(): void {
+    this.beforeDestroy();
     for (const list of this.free.values()) for (const b of list) b.destroy();
     this.free.clear();
     this.freeBytes = 0;

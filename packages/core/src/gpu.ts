@@ -47,7 +47,7 @@ export class Gpu {
     maxPooledBytes?: number,
   ) {
     this.pipelines = new PipelineCache(device);
-    this.pool = new BufferPool(device, maxPooledBytes);
+    this.pool = new BufferPool(device, () => this.submit(), maxPooledBytes);
     device.addEventListener('uncapturederror', (event) => {
       this.errors.push((event as GPUUncapturedErrorEvent).error.message);
     });

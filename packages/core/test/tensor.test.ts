@@ -127,3 +127,27 @@ describe('Tensor on SwiftShader', () => {
     await expect(t.read()).rejects.toMatchObject({ code: 'disposed' });
   });
 });
+
+describe('buffer pool on SwiftShader', () => {
+  it('keeps work queued on a buffer valid when releasing it destroys the buffer', async () => {
+    // A pool that keeps no free bytes destroys every released buffer: the queued clear must still run.
+    const gpu = await testGpu();
+    const { createGpu } = await import('../src/index.js');
+    const small = await createGpu({
+      device: gpu.device,
+      adapterInfo: gpu.device.adapterInfo,
+      maxPooledBytes: 0,
+    });
+    const keep = Tensor.from(small, new Float32Array(64).fill(3), [64]);
+    const scratch = Tensor.zeros(small, [64]); // a clear queued on the pending encoder
+    small.encoder().copyBufferToBuffer(scratch.buffer, 0, keep.buffer, 0, 128);
+    scratch.dispose(); // destroyed at once: pending work must be submitted first
+    await expect(small.sync()).resolves.toBeUndefined();
+    const values = await keep.read();
+    expect(Array.from(values.subarray(0, 32)).every((x) => x === 0)).toBe(true);
+    expect(values[32]).toBe(3);
+    keep.dispose();
+    small.destroy();
+    gpu.destroy();
+  });
+});

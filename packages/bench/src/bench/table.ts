@@ -36,7 +36,7 @@ export function throughputMarkdown(table: BenchTable, tensorCoreTflops?: number)
   const flops = table.flops;
   if (!flops) return undefined;
   const header = [table.sizeLabel, ...table.columns.map((c) => `${c} TFLOPS`)];
-  if (tensorCoreTflops) header.push('best % of tensor-core probe');
+  if (tensorCoreTflops) header.push('best webattn % of tensor-core probe');
   const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => ' ---: |').join('')}`];
   for (const row of table.rows) {
     const f = flops[row.size];
@@ -46,7 +46,11 @@ export function throughputMarkdown(table: BenchTable, tensorCoreTflops?: number)
     });
     const cells = tflops.map((t) => (t === undefined ? '—' : t >= 10 ? t.toFixed(1) : t.toPrecision(3)));
     if (tensorCoreTflops) {
-      const best = Math.max(...tflops.map((t) => t ?? 0));
+      // The share is of this adapter's WebGPU ceiling, so only columns measured here count.
+      const measured = table.columns.map((c, i) =>
+        row.cells[c]?.source === 'external' ? 0 : (tflops[i] ?? 0),
+      );
+      const best = Math.max(...measured);
       cells.push(best > 0 ? `${((100 * best) / tensorCoreTflops).toFixed(1)} %` : '—');
     }
     lines.push(`| ${[row.size, ...cells].join(' | ')} |`);
