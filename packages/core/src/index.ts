@@ -28,11 +28,20 @@ export {
   type FlashAttentionGrads,
   type FlashAttentionOptions,
   type FlashAttentionResult,
+  type FlashForwardVariant,
   flashAttention,
   flashAttentionBackward,
+  flashForwardVariant,
+  flashForwardVariantWgsl,
+  matrixForwardConfig,
   rowKernelConfig,
 } from './flash/flash.js';
 export { flashForwardWgsl, type RowKernelConfig } from './flash/forward.wgsl.js';
+export {
+  flashForwardMatrixWgsl,
+  type MatrixForwardConfig,
+  matrixForwardSharedBytes,
+} from './flash/forward-matrix.wgsl.js';
 export type { FlashProblem, MaskSpec, SequenceSpan } from './flash/problem.js';
 export { type CreateGpuOptions, createGpu, Gpu, type TimestampRecorder } from './gpu.js';
 export {

@@ -14,8 +14,10 @@ import {
   flashDeltaWgsl,
   flashDkDvWgsl,
   flashDqWgsl,
+  flashForwardMatrixWgsl,
   flashForwardWgsl,
   type Gpu,
+  matrixForwardConfig,
   rowKernelConfig,
   Tensor,
   type Tier,
@@ -273,6 +275,27 @@ describe('flash attention: every variant compiles on the null backend', () => {
     [256, 256],
     [288, 256],
   ];
+  // The shapes the null backend's 16 KiB of workgroup memory allows; the larger ones chosen on GPUs
+  // with more (the H100's 48 KiB) are compiled and checked there by `webattn verify flash`.
+  for (const matrix of [
+    { M: 16, N: 16, K: 16 },
+    { M: 8, N: 16, K: 16 },
+    { M: 8, N: 8, K: 8 },
+  ]) {
+    it(`subgroup-matrix forward ${matrix.M}x${matrix.N}x${matrix.K} for the head dims that fit`, async () => {
+      let compiled = 0;
+      for (const [d, dv] of dims) {
+        const config = matrixForwardConfig(gpu.caps, d, dv, matrix);
+        if (!config) continue;
+        await expect(
+          gpu.pipelines.get(flashForwardMatrixWgsl(config), `matrix forward ${d}/${dv}`),
+        ).resolves.toBeDefined();
+        compiled++;
+      }
+      expect(compiled).toBeGreaterThanOrEqual(2);
+    });
+  }
+
   for (const tier of ['portable', 'subgroups', 'f16'] as const) {
     it(`${tier}: forward and backward kernels for d/dv ${dims.map(([a, b]) => `${a}/${b}`).join(', ')}`, async () => {
       for (const [d, dv] of dims) {

@@ -39,9 +39,13 @@ function inputs(gpu: Gpu, s: AttentionShape, n: number, tier: Tier) {
   };
 }
 
+function flashColumn(tier: Tier): string {
+  return tier === 'subgroup-matrix' ? 'flash tensor-core f16' : `flash ${tierDtype(tier)}`;
+}
+
 function flashForward(s: AttentionShape, tier: Tier): Implementation {
   return {
-    name: `flash ${tierDtype(tier)}`,
+    name: flashColumn(tier),
     tier,
     async prepare(gpu, n): Promise<PreparedRun> {
       const { q, k, v } = inputs(gpu, s, n, tier);
@@ -62,7 +66,7 @@ function flashForward(s: AttentionShape, tier: Tier): Implementation {
 
 function flashBackward(s: AttentionShape, tier: Tier): Implementation {
   return {
-    name: `flash ${tierDtype(tier)}`,
+    name: flashColumn(tier),
     tier,
     async prepare(gpu, n): Promise<PreparedRun> {
       const { q, k, v } = inputs(gpu, s, n, tier);
@@ -107,13 +111,14 @@ function naiveForward(s: AttentionShape, tier: Tier): Implementation {
 /** Forward and backward tables, one flash column per storage dtype the adapter runs. */
 export function flashTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
   const s = shapeFor(options.cpu);
-  // One tier per storage dtype: the flash kernels have no subgroup-specific variant yet.
-  const tiers = (['portable', 'f16'] as const).filter(
-    (t) =>
-      gpu.caps.tiers.includes(t) &&
-      (!options.tier || tierDtype(options.tier) === tierDtype(t)) &&
-      (!options.dtype || tierDtype(t) === options.dtype),
-  );
+  // Tiers with a kernel of their own: the subgroups tier runs the portable kernels, and the
+  // subgroup-matrix tier has its own forward but shares the f16 backward.
+  const wanted = (t: Tier) =>
+    gpu.caps.tiers.includes(t) &&
+    (!options.tier || options.tier === t) &&
+    (!options.dtype || tierDtype(t) === options.dtype);
+  const forwardTiers = (['portable', 'f16', 'subgroup-matrix'] as const).filter(wanted);
+  const backwardTiers = (['portable', 'f16'] as const).filter(wanted);
   const sizes = options.sizes ?? (options.cpu ? CPU_SIZES : GPU_SIZES);
   const shape = `b=1, hq=${s.hq}, hkv=${s.hkv}, d=${s.d}, causal`;
   const forwardFlops = (n: number) => 2 * 2 * ((n * n) / 2) * s.d * s.hq;
@@ -123,7 +128,10 @@ export function flashTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
       title: `attention forward (${shape})`,
       sizeLabel: 'n',
       sizes,
-      implementations: [...tiers.map((t) => flashForward(s, t)), ...tiers.map((t) => naiveForward(s, t))],
+      implementations: [
+        ...forwardTiers.map((t) => flashForward(s, t)),
+        ...forwardTiers.filter((t) => t !== 'subgroup-matrix').map((t) => naiveForward(s, t)),
+      ],
       flops: forwardFlops,
     },
     {
@@ -131,7 +139,7 @@ export function flashTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
       title: `attention backward (${shape})`,
       sizeLabel: 'n',
       sizes,
-      implementations: tiers.map((t) => flashBackward(s, t)),
+      implementations: backwardTiers.map((t) => flashBackward(s, t)),
       flops: (n) => 2.5 * forwardFlops(n),
     },
   ];

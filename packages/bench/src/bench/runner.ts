@@ -30,6 +30,7 @@ export async function runTables(
   const tables: BenchTable[] = [];
   try {
     for (const spec of specs) {
+      if (spec.implementations.length === 0) continue;
       const table: BenchTable = {
         id: spec.id,
         title: spec.title,

@@ -1,5 +1,6 @@
 /** `webattn bench <suite>`: measured tables, ratios against the baseline, ceilings, JSON and SVG. */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Dtype, Gpu, Tier } from '@webattn/core';
 import { adapterLine, isCpuAdapter } from '../adapter.js';
 import { measureCeilings } from '../bench/probes.js';
@@ -27,6 +28,11 @@ export interface BenchFlags {
 /** The warning every CPU-adapter run carries. */
 export const CPU_BANNER =
   'CPU adapter: these times measure a software rasteriser on this machine and say nothing about GPU speed; sizes are scaled down.';
+
+function writeCreatingDirectory(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, text);
+}
 
 /** Runs `bench` and returns the report it printed. */
 export async function benchCommand(
@@ -73,7 +79,7 @@ export async function benchCommand(
     ...(baselines && { external: baselines.source }),
   };
   print(cpu ? `> ${CPU_BANNER}\n\n${reportMarkdown(report)}` : reportMarkdown(report));
-  if (flags.json) writeFileSync(flags.json, `${JSON.stringify(report, null, 2)}\n`);
-  if (flags.svg) writeFileSync(flags.svg, await reportSvg(report));
+  if (flags.json) writeCreatingDirectory(flags.json, `${JSON.stringify(report, null, 2)}\n`);
+  if (flags.svg) writeCreatingDirectory(flags.svg, await reportSvg(report));
   return report;
 }

@@ -1,5 +1,12 @@
 /** `webattn verify flash`: the dense flash attention, forward and backward, on every tier the adapter has. */
-import { flashAttention, flashAttentionBackward, type Gpu, Tensor, tierDtype } from '@webattn/core';
+import {
+  flashAttention,
+  flashAttentionBackward,
+  flashForwardVariant,
+  type Gpu,
+  Tensor,
+  tierDtype,
+} from '@webattn/core';
 import { attentionBackward, attentionForward, compare, randn, toleranceFor } from '@webattn/reference';
 import type { Check } from './check.js';
 
@@ -29,7 +36,7 @@ export function flashChecks(gpu: Gpu): Check[] {
       const label = `b=${s.b} n=${s.n} nk=${s.nk} hq=${s.hq} hkv=${s.hkv} d=${s.d} dv=${s.dv}${s.causal ? ' causal' : ''}${s.window ? ` window=[${s.window}]` : ''}`;
       checks.push({
         suite: 'flash',
-        name: `flash attention [${tier}] ${label}`,
+        name: `flash attention ${flashForwardVariant(gpu.caps, tier, s.d, s.dv).kind} [${tier}] ${label}`,
         tier,
         async run(device) {
           const dtype = tierDtype(tier);

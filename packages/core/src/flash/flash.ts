@@ -3,16 +3,23 @@
  * batches), forward and backward. The kernels never materialise the n x n scores; the backward
  * recomputes probabilities from the saved log-sum-exp.
  */
-import type { Capabilities, Tier } from '../capabilities.js';
+import type { Capabilities, SubgroupMatrixConfig, Tier } from '../capabilities.js';
 import { dispatch } from '../dispatch.js';
 import { bytesPerElement } from '../dtype.js';
 import { check } from '../errors.js';
 import type { Gpu } from '../gpu.js';
+import { matrixSubgroupSize, preferredMatrixConfig } from '../matmul/matmul.js';
 import { Tensor } from '../tensor.js';
 import { pickTier, tierDtype } from '../tiers.js';
 import { flashDeltaWgsl, flashDkDvWgsl, flashDqWgsl } from './backward.wgsl.js';
 import { FLASH_PARAMS } from './common.wgsl.js';
 import { flashForwardWgsl, type RowKernelConfig } from './forward.wgsl.js';
+import {
+  flashForwardMatrixWgsl,
+  type MatrixForwardConfig,
+  matrixForwardSharedBytes,
+  matrixForwardUnsupported,
+} from './forward-matrix.wgsl.js';
 import {
   type FlashProblem,
   flashProblem,
@@ -74,6 +81,63 @@ export function rowKernelConfig(caps: Capabilities, tier: Tier, d: number, dv: n
 }
 
 /** The meta table as a tensor; u32 words travel in an f32-typed tensor, only their bits matter. */
+/** The forward kernel a call runs: tensor cores where the tier and head dims allow, else row-per-thread. */
+export type FlashForwardVariant =
+  | { kind: 'matrix'; config: MatrixForwardConfig }
+  | { kind: 'row'; config: RowKernelConfig };
+
+/** Shapes of the tensor-core forward to try, largest first: (subgroups per workgroup, keys per tile). */
+const MATRIX_SHAPES: readonly [number, number][] = [
+  [4, 32],
+  [4, 16],
+  [2, 32],
+  [2, 16],
+  [1, 16],
+];
+
+/**
+ * The tensor-core forward's shape for these head dims on this device, or undefined when none fits.
+ * `assumeMatrix` stands in for adapters that list no matrix shapes (the null backend compiles them).
+ */
+export function matrixForwardConfig(
+  caps: Capabilities,
+  d: number,
+  dv: number,
+  assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
+): MatrixForwardConfig | undefined {
+  const matrix = preferredMatrixConfig(caps) ?? assumeMatrix;
+  if (!matrix) return undefined;
+  const subgroup = matrixSubgroupSize(caps);
+  for (const [subgroups, tile] of MATRIX_SHAPES) {
+    const config: MatrixForwardConfig = { d, dv, matrix, ...subgroup, subgroups, tile };
+    if (matrixForwardUnsupported(config)) continue;
+    if (matrixForwardSharedBytes(config) > caps.limits.maxComputeWorkgroupStorageSize) continue;
+    if (subgroups * subgroup.subgroupSize > caps.limits.maxComputeInvocationsPerWorkgroup) continue;
+    return config;
+  }
+  return undefined;
+}
+
+/** The forward kernel {@link flashAttention} runs for a tier and head dims. */
+export function flashForwardVariant(
+  caps: Capabilities,
+  tier: Tier,
+  d: number,
+  dv: number,
+): FlashForwardVariant {
+  const matrix = tier === 'subgroup-matrix' ? matrixForwardConfig(caps, d, dv) : undefined;
+  return matrix
+    ? { kind: 'matrix', config: matrix }
+    : { kind: 'row', config: rowKernelConfig(caps, tier, d, dv) };
+}
+
+/** WGSL of a forward variant. */
+export function flashForwardVariantWgsl(variant: FlashForwardVariant): string {
+  return variant.kind === 'matrix'
+    ? flashForwardMatrixWgsl(variant.config)
+    : flashForwardWgsl(variant.config);
+}
+
 function metaTensor(gpu: Gpu, meta: LaunchMeta): Tensor {
   return Tensor.from(gpu, new Float32Array(meta.words.buffer, meta.words.byteOffset, meta.words.length), [
     meta.words.length,
@@ -124,7 +188,9 @@ export async function flashAttention(
 ): Promise<FlashAttentionResult> {
   const problem = flashProblem(q, k, v, options);
   const tier = pickTier(gpu.caps, q.dtype, options.tier, 'flashAttention');
-  const config = rowKernelConfig(gpu.caps, tier, problem.d, problem.dv);
+  const variant = flashForwardVariant(gpu.caps, tier, problem.d, problem.dv);
+  const rows =
+    variant.kind === 'matrix' ? variant.config.subgroups * variant.config.matrix.M : variant.config.rows;
   for (const [name, t] of [
     ['q', q],
     ['k', k],
@@ -133,14 +199,14 @@ export async function flashAttention(
     checkFits(gpu, name, t.size, bytesPerElement(t.dtype));
   const o = Tensor.empty(gpu, problem.oShape, q.dtype);
   const lse = Tensor.empty(gpu, problem.lseShape, 'f32');
-  const meta = launchMeta(problem, config.rows, 'q');
+  const meta = launchMeta(problem, rows, 'q');
   // Released to the pool when this returns; the queued pass is ordered before any reuse.
   using metaBuffer = metaTensor(gpu, meta);
   try {
     if (meta.tiles > 0) {
       await dispatch(gpu, {
-        label: `flash forward [${tier}] d=${problem.d} dv=${problem.dv}`,
-        code: flashForwardWgsl(config),
+        label: `flash forward ${variant.kind} [${tier}] d=${problem.d} dv=${problem.dv}`,
+        code: flashForwardVariantWgsl(variant),
         buffers: [q, k, v, metaBuffer, o, lse],
         params: paramsFor(problem, meta),
         workgroups: meta.tiles * problem.hq,

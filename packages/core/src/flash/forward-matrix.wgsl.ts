@@ -1,0 +1,241 @@
+/**
+ * Flash-attention forward on tensor cores (subgroup matrices, f16 operands, f32 accumulation).
+ *
+ * Each subgroup owns M query rows; a workgroup of `subgroups` subgroups shares the K and V tiles in
+ * workgroup memory. Subgroup matrices are opaque, so the output accumulator cannot be rescaled row by
+ * row as the online softmax would need. The kernel therefore makes two passes over the keys: the
+ * first computes S = Q·Kᵀ only, to find each row's max and sum (its lse); the second recomputes S,
+ * forms P = exp(S - lse) already normalised, and accumulates P·V into the output fragments, which
+ * never need rescaling. Q·Kᵀ is done twice (1.5x the FLOPs of one pass) in exchange for no
+ * round trip of the accumulator through workgroup memory.
+ *
+ * Row statistics are kept by plain lanes: `lanesPerRow` lanes share a row, each taking a slice of
+ * the tile's keys, and combine with subgroup shuffles.
+ */
+import type { SubgroupMatrixConfig } from '../capabilities.js';
+import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
+import { paramsStruct } from '../params.js';
+import { enables } from '../wgsl.js';
+import { FLASH_PARAMS, MASKED, SEQUENCE_WGSL } from './common.wgsl.js';
+
+/** Generation parameters of the tensor-core forward. */
+export interface MatrixForwardConfig {
+  d: number;
+  dv: number;
+  matrix: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>;
+  /** The subgroup size the kernel is built for, pinned with `@subgroup_size` when `pinSubgroupSize`. */
+  subgroupSize: number;
+  pinSubgroupSize: boolean;
+  /** Subgroups per workgroup; the workgroup covers `subgroups · M` query rows. */
+  subgroups: number;
+  /** Keys per staged K/V tile (a multiple of N and K). */
+  tile: number;
+}
+
+/** Workgroup memory the kernel declares, in bytes. */
+export function matrixForwardSharedBytes(c: MatrixForwardConfig): number {
+  const rows = c.subgroups * c.matrix.M;
+  return rows * c.d * 2 + c.tile * c.d * 2 + c.tile * c.dv * 2 + c.subgroups * c.matrix.M * c.tile * 6;
+}
+
+/** Why a shape cannot use the tensor-core forward, or undefined when it can. */
+export function matrixForwardUnsupported(c: MatrixForwardConfig): string | undefined {
+  const { M, N, K } = c.matrix;
+  if (c.d % K !== 0) return `d = ${c.d} is not a multiple of the matrix K = ${K}`;
+  if (c.dv % N !== 0) return `dv = ${c.dv} is not a multiple of the matrix N = ${N}`;
+  if (c.tile % N !== 0 || c.tile % K !== 0) return `tile ${c.tile} is not a multiple of N and K`;
+  const lanesPerRow = c.subgroupSize / M;
+  if (!Number.isInteger(lanesPerRow) || lanesPerRow < 1 || (lanesPerRow & (lanesPerRow - 1)) !== 0) {
+    return `subgroup size ${c.subgroupSize} is not a power-of-two multiple of M = ${M}`;
+  }
+  if (c.tile % lanesPerRow !== 0) return `tile ${c.tile} does not split over ${lanesPerRow} lanes per row`;
+  return undefined;
+}
+
+function names(prefix: string, count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `${prefix}${i}`);
+}
+
+/** WGSL of the tensor-core forward (f16 q, k, v, o; f32 lse). */
+export function flashForwardMatrixWgsl(c: MatrixForwardConfig): string {
+  const { M, N, K } = c.matrix;
+  const rows = c.subgroups * M;
+  const threads = c.subgroups * c.subgroupSize;
+  const lanesPerRow = c.subgroupSize / M;
+  const keysPerLane = c.tile / lanesPerRow;
+  const left = `subgroup_matrix_left<f16, ${K}, ${M}>`;
+  const right = `subgroup_matrix_right<f16, ${N}, ${K}>`;
+  const result = `subgroup_matrix_result<f32, ${N}, ${M}>`;
+  const qFrags = names('qf', c.d / K);
+  const sFrags = names('sf', c.tile / N);
+  const oFrags = names('of', c.dv / N);
+  const pChunks = c.tile / K;
+  // S = Q·Kᵀ for this subgroup's rows against the staged tile, stored to its scratch rows.
+  const scores = [
+    ...sFrags.map((s) => `    var ${s} = ${result}();`),
+    ...qFrags.flatMap((q, kk) =>
+      sFrags.map(
+        (s, j) =>
+          `    ${s} = subgroupMatrixMultiplyAccumulate(${q}, subgroupMatrixLoad<${right}, col_major>(&Ks, ${j * N}u * D + ${kk * K}u, D), ${s});`,
+      ),
+    ),
+    ...sFrags.map(
+      (s, j) => `    subgroupMatrixStore<row_major>(&Ss, sgc * ${M * c.tile}u + ${j * N}u, ${s}, TILE);`,
+    ),
+  ].join('\n');
+  // Folds a per-lane value over the lanes sharing a row (lane = row + M · part).
+  const combine = (v: string, fold: (a: string, b: string) => string) =>
+    Array.from(
+      { length: Math.log2(lanesPerRow) },
+      (_, i) => `${v} = ${fold(v, `subgroupShuffleXor(${v}, ${M * 2 ** i}u)`)};`,
+    ).join(' ');
+  const pv = oFrags
+    .map((o, n) =>
+      Array.from(
+        { length: pChunks },
+        (_, kc) =>
+          `    ${o} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&Ps, sgc * ${M * c.tile}u + ${kc * K}u, TILE), subgroupMatrixLoad<${right}, row_major>(&Vs, ${kc * K}u * DV + ${n * N}u, DV), ${o});`,
+      ).join('\n'),
+    )
+    .join('\n');
+  const writeOut = oFrags
+    .map(
+      (o, n) => `  subgroupMatrixStore<row_major>(&Ss, sgc * ${M * c.tile}u, ${o}, ${N}u);
+  workgroupBarrier();
+  if (sg < SUBGROUPS) {
+    for (var e = lane; e < ${M * N}u; e += ${c.subgroupSize}u) {
+      let i = first + i32(sg * ${M}u + e / ${N}u);
+      if (i < i32(sp.qLen)) { o[((sp.qStart + u32(i)) * p.hq + h) * DV + ${n * N}u + e % ${N}u] = f16(Ss[sg * ${M * c.tile}u + e]); }
+    }
+  }
+  workgroupBarrier();`,
+    )
+    .join('\n');
+  const pin = c.pinSubgroupSize;
+  return `${enables({ subgroupMatrix: true })}
+${pin ? 'enable subgroup_size_control;' : ''}
+${paramsStruct(FLASH_PARAMS)}
+@group(0) @binding(0) var<storage, read> q: array<f16>;
+@group(0) @binding(1) var<storage, read> k: array<f16>;
+@group(0) @binding(2) var<storage, read> v: array<f16>;
+@group(0) @binding(3) var<storage, read> launch: array<u32>;
+@group(0) @binding(4) var<storage, read_write> o: array<f16>;
+@group(0) @binding(5) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(6) var<uniform> p: Params;
+
+const D = ${c.d}u;
+const DV = ${c.dv}u;
+const ROWS = ${rows}u;
+const TILE = ${c.tile}u;
+const THREADS = ${threads}u;
+const SUBGROUPS = ${c.subgroups}u;
+var<workgroup> Qs: array<f16, ${rows * c.d}>;
+var<workgroup> Ks: array<f16, ${c.tile * c.d}>;
+var<workgroup> Vs: array<f16, ${c.tile * c.dv}>;
+var<workgroup> Ss: array<f32, ${c.subgroups * M * c.tile}>;
+var<workgroup> Ps: array<f16, ${c.subgroups * M * c.tile}>;
+
+${SEQUENCE_WGSL}
+
+${WORKGROUP_INDEX_WGSL}
+
+// Stages keys [k0, k0 + TILE) of head hk into Ks (and Vs), zeros past the end of the visible range.
+fn stageKeys(sp: Span, hk: u32, k0: i32, end: i32, li: u32, withValues: bool) {
+  for (var e = li; e < TILE * D; e += THREADS) {
+    let j = k0 + i32(e / D);
+    var x = f16(0.0);
+    if (j < end) { x = k[((sp.kStart + u32(j)) * p.hkv + hk) * D + e % D]; }
+    Ks[e] = x;
+  }
+  if (withValues) {
+    for (var e = li; e < TILE * DV; e += THREADS) {
+      let j = k0 + i32(e / DV);
+      var x = f16(0.0);
+      if (j < end) { x = v[((sp.kStart + u32(j)) * p.hkv + hk) * DV + e % DV]; }
+      Vs[e] = x;
+    }
+  }
+}
+
+@compute @workgroup_size(${threads})${pin ? ` @subgroup_size(${c.subgroupSize})` : ''}
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
+        @builtin(subgroup_invocation_id) lane: u32) {
+  let w = workgroupIndex(wid, nwg);
+  if (w >= p.tiles * p.hq) { return; }
+  let t = w / p.hq;
+  let h = w % p.hq;
+  let hk = h / p.group;
+  let sp = tileSpan(t);
+  let first = tileFirst(t);
+  let last = min(first + i32(ROWS), i32(sp.qLen)) - 1;
+  // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
+  let sgc = min(sg, SUBGROUPS - 1u);
+  // This lane's row within the subgroup, and its slice of each tile's keys.
+  let row = lane % ${M}u;
+  let part = lane / ${M}u;
+  let i = first + i32(sgc * ${M}u + row);
+  for (var e = li; e < ROWS * D; e += THREADS) {
+    let r = first + i32(e / D);
+    var x = f16(0.0);
+    if (r <= last) { x = q[((sp.qStart + u32(r)) * p.hq + h) * D + e % D]; }
+    Qs[e] = x;
+  }
+  workgroupBarrier();
+${qFrags.map((q, kk) => `  let ${q} = subgroupMatrixLoad<${left}, row_major>(&Qs, sgc * ${M}u * D + ${kk * K}u, D);`).join('\n')}
+  let range = keyRange(sp, first, last);
+
+  // Pass 1: row max and sum of exp over every visible key.
+  var m = ${MASKED};
+  var l = 0.0;
+  for (var k0 = range.x; k0 < range.y; k0 += i32(TILE)) {
+    workgroupBarrier();
+    stageKeys(sp, hk, k0, range.y, li, false);
+    workgroupBarrier();
+${scores}
+    workgroupBarrier();
+    var tileMax = ${MASKED};
+    for (var jj = part * ${keysPerLane}u; jj < (part + 1u) * ${keysPerLane}u; jj++) {
+      let j = k0 + i32(jj);
+      if (j < range.y && visible(sp, i, j)) { tileMax = max(tileMax, Ss[sgc * ${M * c.tile}u + row * TILE + jj] * p.scale); }
+    }
+    ${combine('tileMax', (a, b) => `max(${a}, ${b})`)}
+    // Shuffles need the whole subgroup, so no branch on the row's own values here: a row with
+    // nothing visible yet keeps m = MASKED and adds 0.
+    let mNew = max(m, tileMax);
+    var sum = 0.0;
+    for (var jj = part * ${keysPerLane}u; jj < (part + 1u) * ${keysPerLane}u; jj++) {
+      let j = k0 + i32(jj);
+      if (j < range.y && visible(sp, i, j)) { sum += exp(Ss[sgc * ${M * c.tile}u + row * TILE + jj] * p.scale - mNew); }
+    }
+    ${combine('sum', (a, b) => `${a} + ${b}`)}
+    l = l * exp(m - mNew) + sum;
+    m = mNew;
+  }
+  // A row with no key gets lse = -inf; its probabilities below use a huge offset and come out 0.
+  let rowLse = select(3.0e38, m + log(l), l > 0.0);
+
+  // Pass 2: P = exp(S - lse), already normalised, accumulated as P·V.
+${oFrags.map((o) => `  var ${o} = ${result}();`).join('\n')}
+  for (var k0 = range.x; k0 < range.y; k0 += i32(TILE)) {
+    workgroupBarrier();
+    stageKeys(sp, hk, k0, range.y, li, true);
+    workgroupBarrier();
+${scores}
+    workgroupBarrier();
+    for (var jj = part * ${keysPerLane}u; jj < (part + 1u) * ${keysPerLane}u; jj++) {
+      let j = k0 + i32(jj);
+      var prob = 0.0;
+      if (j < range.y && visible(sp, i, j)) { prob = exp(Ss[sgc * ${M * c.tile}u + row * TILE + jj] * p.scale - rowLse); }
+      Ps[sgc * ${M * c.tile}u + row * TILE + jj] = f16(prob);
+    }
+    workgroupBarrier();
+${pv}
+  }
+  if (sg < SUBGROUPS && part == 0u && i <= last) {
+    lse[sp.lseBase + h * p.lseHeadStride + u32(i)] = select(p.negInf, rowLse, l > 0.0);
+  }
+${writeOut}
+}
+`;
+}
