@@ -88,6 +88,7 @@ export type FlashForwardVariant =
 
 /** Shapes of the tensor-core forward to try, largest first: (subgroups per workgroup, keys per tile). */
 const MATRIX_SHAPES: readonly [number, number][] = [
+  [4, 64],
   [4, 32],
   [4, 16],
   [2, 32],

@@ -11,6 +11,10 @@
  *
  * Row statistics are kept by plain lanes: `lanesPerRow` lanes share a row, each taking a slice of
  * the tile's keys, and combine with subgroup shuffles.
+ *
+ * K and V fragments are loaded straight from global memory (the subgroups of a workgroup share them
+ * through the caches); only the last, partial tile of a range is staged through workgroup memory,
+ * zero-padded, so no load reads past the end of a buffer. The staging area first holds Q.
  */
 import type { SubgroupMatrixConfig } from '../capabilities.js';
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
@@ -32,10 +36,14 @@ export interface MatrixForwardConfig {
   tile: number;
 }
 
+/** Elements of the f16 staging area: Q once, then the partial tail tiles of K and V. */
+function stagingElements(c: MatrixForwardConfig): number {
+  return Math.max(c.subgroups * c.matrix.M * c.d, c.tile * c.d, c.tile * c.dv);
+}
+
 /** Workgroup memory the kernel declares, in bytes. */
 export function matrixForwardSharedBytes(c: MatrixForwardConfig): number {
-  const rows = c.subgroups * c.matrix.M;
-  return rows * c.d * 2 + c.tile * c.d * 2 + c.tile * c.dv * 2 + c.subgroups * c.matrix.M * c.tile * 6;
+  return stagingElements(c) * 2 + c.subgroups * c.matrix.M * c.tile * 6;
 }
 
 /** Why a shape cannot use the tensor-core forward, or undefined when it can. */
@@ -70,34 +78,62 @@ export function flashForwardMatrixWgsl(c: MatrixForwardConfig): string {
   const sFrags = names('sf', c.tile / N);
   const oFrags = names('of', c.dv / N);
   const pChunks = c.tile / K;
-  // S = Q·Kᵀ for this subgroup's rows against the staged tile, stored to its scratch rows.
-  const scores = [
-    ...sFrags.map((s) => `    var ${s} = ${result}();`),
-    ...qFrags.flatMap((q, kk) =>
-      sFrags.map(
-        (s, j) =>
-          `    ${s} = subgroupMatrixMultiplyAccumulate(${q}, subgroupMatrixLoad<${right}, col_major>(&Ks, ${j * N}u * D + ${kk * K}u, D), ${s});`,
+  // S = Q·Kᵀ for this subgroup's rows against one tile of keys, read from global memory or from the
+  // staged tail, then stored to the subgroup's scratch rows.
+  const kSource = {
+    global: (j: number, kk: number) => `&k, kBase + ${j * N}u * KSTRIDE + ${kk * K}u, KSTRIDE`,
+    staged: (j: number, kk: number) => `&Xs, ${j * N}u * D + ${kk * K}u, D`,
+  };
+  const scores = (from: 'global' | 'staged') =>
+    [
+      ...sFrags.map((sf) => `      ${sf} = ${result}();`),
+      ...qFrags.flatMap((qf, kk) =>
+        sFrags.map(
+          (sf, j) =>
+            `      ${sf} = subgroupMatrixMultiplyAccumulate(${qf}, subgroupMatrixLoad<${right}, col_major>(${kSource[from](j, kk)}), ${sf});`,
+        ),
       ),
-    ),
-    ...sFrags.map(
-      (s, j) => `    subgroupMatrixStore<row_major>(&Ss, sgc * ${M * c.tile}u + ${j * N}u, ${s}, TILE);`,
-    ),
-  ].join('\n');
+    ].join('\n');
+  const scoreTile = `    let full = k0 + i32(TILE) <= range.y;
+${sFrags.map((sf) => `    var ${sf}: ${result};`).join('\n')}
+    if (full) {
+      let kBase = ((sp.kStart + u32(k0)) * p.hkv + hk) * D;
+${scores('global')}
+    } else {
+      workgroupBarrier();
+      stageTail(sp, hk, k0, range.y, li, false);
+      workgroupBarrier();
+${scores('staged')}
+    }
+${sFrags.map((sf, j) => `    subgroupMatrixStore<row_major>(&Ss, sgc * ${M * c.tile}u + ${j * N}u, ${sf}, TILE);`).join('\n')}`;
   // Folds a per-lane value over the lanes sharing a row (lane = row + M · part).
   const combine = (v: string, fold: (a: string, b: string) => string) =>
     Array.from(
       { length: Math.log2(lanesPerRow) },
       (_, i) => `${v} = ${fold(v, `subgroupShuffleXor(${v}, ${M * 2 ** i}u)`)};`,
     ).join(' ');
-  const pv = oFrags
-    .map((o, n) =>
-      Array.from(
-        { length: pChunks },
-        (_, kc) =>
-          `    ${o} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&Ps, sgc * ${M * c.tile}u + ${kc * K}u, TILE), subgroupMatrixLoad<${right}, row_major>(&Vs, ${kc * K}u * DV + ${n * N}u, DV), ${o});`,
-      ).join('\n'),
-    )
-    .join('\n');
+  const vSource = {
+    global: (kc: number, n: number) => `&v, vBase + ${kc * K}u * VSTRIDE + ${n * N}u, VSTRIDE`,
+    staged: (kc: number, n: number) => `&Xs, ${kc * K}u * DV + ${n * N}u, DV`,
+  };
+  const products = (from: 'global' | 'staged') =>
+    oFrags
+      .flatMap((of, n) =>
+        Array.from(
+          { length: pChunks },
+          (_, kc) =>
+            `      ${of} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&Ps, sgc * ${M * c.tile}u + ${kc * K}u, TILE), subgroupMatrixLoad<${right}, row_major>(${vSource[from](kc, n)}), ${of});`,
+        ),
+      )
+      .join('\n');
+  const pv = `    if (full) {
+      let vBase = ((sp.kStart + u32(k0)) * p.hkv + hk) * DV;
+${products('global')}
+    } else {
+      stageTail(sp, hk, k0, range.y, li, true);
+      workgroupBarrier();
+${products('staged')}
+    }`;
   const writeOut = oFrags
     .map(
       (o, n) => `  subgroupMatrixStore<row_major>(&Ss, sgc * ${M * c.tile}u, ${o}, ${N}u);
@@ -129,9 +165,7 @@ const ROWS = ${rows}u;
 const TILE = ${c.tile}u;
 const THREADS = ${threads}u;
 const SUBGROUPS = ${c.subgroups}u;
-var<workgroup> Qs: array<f16, ${rows * c.d}>;
-var<workgroup> Ks: array<f16, ${c.tile * c.d}>;
-var<workgroup> Vs: array<f16, ${c.tile * c.dv}>;
+var<workgroup> Xs: array<f16, ${stagingElements(c)}>;
 var<workgroup> Ss: array<f32, ${c.subgroups * M * c.tile}>;
 var<workgroup> Ps: array<f16, ${c.subgroups * M * c.tile}>;
 
@@ -139,21 +173,17 @@ ${SEQUENCE_WGSL}
 
 ${WORKGROUP_INDEX_WGSL}
 
-// Stages keys [k0, k0 + TILE) of head hk into Ks (and Vs), zeros past the end of the visible range.
-fn stageKeys(sp: Span, hk: u32, k0: i32, end: i32, li: u32, withValues: bool) {
-  for (var e = li; e < TILE * D; e += THREADS) {
-    let j = k0 + i32(e / D);
+// Stages keys [k0, end) of head hk (their values when withValues) into Xs, zero-padded to a tile.
+fn stageTail(sp: Span, hk: u32, k0: i32, end: i32, li: u32, withValues: bool) {
+  let width = select(D, DV, withValues);
+  for (var e = li; e < TILE * width; e += THREADS) {
+    let j = k0 + i32(e / width);
     var x = f16(0.0);
-    if (j < end) { x = k[((sp.kStart + u32(j)) * p.hkv + hk) * D + e % D]; }
-    Ks[e] = x;
-  }
-  if (withValues) {
-    for (var e = li; e < TILE * DV; e += THREADS) {
-      let j = k0 + i32(e / DV);
-      var x = f16(0.0);
-      if (j < end) { x = v[((sp.kStart + u32(j)) * p.hkv + hk) * DV + e % DV]; }
-      Vs[e] = x;
+    if (j < end) {
+      let at = (sp.kStart + u32(j)) * p.hkv + hk;
+      if (withValues) { x = v[at * DV + e % DV]; } else { x = k[at * D + e % D]; }
     }
+    Xs[e] = x;
   }
 }
 
@@ -169,6 +199,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let sp = tileSpan(t);
   let first = tileFirst(t);
   let last = min(first + i32(ROWS), i32(sp.qLen)) - 1;
+  let KSTRIDE = p.hkv * D;
+  let VSTRIDE = p.hkv * DV;
   // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
   let sgc = min(sg, SUBGROUPS - 1u);
   // This lane's row within the subgroup, and its slice of each tile's keys.
@@ -179,10 +211,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     let r = first + i32(e / D);
     var x = f16(0.0);
     if (r <= last) { x = q[((sp.qStart + u32(r)) * p.hq + h) * D + e % D]; }
-    Qs[e] = x;
+    Xs[e] = x;
   }
   workgroupBarrier();
-${qFrags.map((q, kk) => `  let ${q} = subgroupMatrixLoad<${left}, row_major>(&Qs, sgc * ${M}u * D + ${kk * K}u, D);`).join('\n')}
+${qFrags.map((qf, kk) => `  let ${qf} = subgroupMatrixLoad<${left}, row_major>(&Xs, sgc * ${M}u * D + ${kk * K}u, D);`).join('\n')}
   let range = keyRange(sp, first, last);
 
   // Pass 1: row max and sum of exp over every visible key.
@@ -190,9 +222,7 @@ ${qFrags.map((q, kk) => `  let ${q} = subgroupMatrixLoad<${left}, row_major>(&Qs
   var l = 0.0;
   for (var k0 = range.x; k0 < range.y; k0 += i32(TILE)) {
     workgroupBarrier();
-    stageKeys(sp, hk, k0, range.y, li, false);
-    workgroupBarrier();
-${scores}
+${scoreTile}
     workgroupBarrier();
     var tileMax = ${MASKED};
     for (var jj = part * ${keysPerLane}u; jj < (part + 1u) * ${keysPerLane}u; jj++) {
@@ -216,12 +246,10 @@ ${scores}
   let rowLse = select(3.0e38, m + log(l), l > 0.0);
 
   // Pass 2: P = exp(S - lse), already normalised, accumulated as P·V.
-${oFrags.map((o) => `  var ${o} = ${result}();`).join('\n')}
+${oFrags.map((of) => `  var ${of} = ${result}();`).join('\n')}
   for (var k0 = range.x; k0 < range.y; k0 += i32(TILE)) {
     workgroupBarrier();
-    stageKeys(sp, hk, k0, range.y, li, true);
-    workgroupBarrier();
-${scores}
+${scoreTile}
     workgroupBarrier();
     for (var jj = part * ${keysPerLane}u; jj < (part + 1u) * ${keysPerLane}u; jj++) {
       let j = k0 + i32(jj);
