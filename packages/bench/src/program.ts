@@ -1,8 +1,8 @@
 /** The `webattn` command line: commands, flags, help texts and examples. */
-import { DTYPES, type Dtype, type Gpu, type NodeBackend, TIERS, type Tier } from '@webattn/core';
+import { DTYPES, type Gpu, type NodeBackend, TIERS, type Tier } from '@webattn/core';
 import { Command, Option } from 'commander';
 import { BACKENDS, openGpu } from './adapter.js';
-import { benchCommand } from './commands/bench.js';
+import { type BenchFlags, benchCommand } from './commands/bench.js';
 import { infoReport } from './commands/info.js';
 import { runCommand } from './commands/run.js';
 import { verifyCommand } from './commands/verify.js';
@@ -109,32 +109,17 @@ export function buildProgram(io: Io, exit: (code: number) => void): Command {
       'after',
       '\nExamples:\n  webattn bench core\n  webattn bench core --sizes 2048,4096 --dtype f16 --json out/bench.json --svg out/bench.svg\n  webattn bench all --torch torch.json',
     )
-    .action(
-      (
-        suite: Suite | 'all',
-        opts: {
-          sizes?: number[];
-          dtype?: Dtype;
-          tier?: Tier;
-          iters?: number;
-          warmup?: number;
-          json?: string;
-          svg?: string;
-          torch?: string;
-          progress: boolean;
-          backend?: NodeBackend;
-        },
-      ) =>
-        withGpu(opts.backend, true, async (gpu) => {
-          await benchCommand(
-            gpu,
-            suite,
-            { ...opts, progress: opts.progress && process.stderr.isTTY === true },
-            io.out,
-            (t) => io.err(`${t}\n`),
-          );
-          return 0;
-        }),
+    .action((suite: Suite | 'all', opts: BenchFlags & { backend?: NodeBackend }) =>
+      withGpu(opts.backend, true, async (gpu) => {
+        await benchCommand(
+          gpu,
+          suite,
+          { ...opts, progress: opts.progress && process.stderr.isTTY === true },
+          io.out,
+          (t) => io.err(`${t}\n`),
+        );
+        return 0;
+      }),
     );
 
   const ops = [...RUN_OPS.values()]

@@ -1,3 +1,4 @@
+import { seededUniform } from '@webattn/reference';
 import { expect, it } from 'vitest';
 import { WebAttnError } from '../src/errors.js';
 import {
@@ -7,19 +8,8 @@ import {
   writeSafetensors,
 } from '../src/safetensors/index.js';
 
-/** mulberry32: a tiny seeded PRNG, so that a failing case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const random = prng(0x5afe7e45);
+// Seeded, so that a failing case can be replayed.
+const random = seededUniform(0x5afe7e45);
 const int = (n: number) => Math.floor(random() * n);
 const pick = <T>(items: readonly T[]): T => items[int(items.length)]!;
 

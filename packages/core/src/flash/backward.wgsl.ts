@@ -7,7 +7,7 @@
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { paramsStruct } from '../params.js';
 import { enables } from '../wgsl.js';
-import { FLASH_PARAMS, MASKED, SEQUENCE_WGSL } from './common.wgsl.js';
+import { FLASH_PARAMS, MASKED, SEQUENCE_WGSL, stageKeyTileWgsl, stageRowsWgsl } from './common.wgsl.js';
 import type { RowKernelConfig } from './forward.wgsl.js';
 
 /**
@@ -107,18 +107,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     let h = hk * p.group + g;
     for (var i0 = range.x; i0 < range.y; i0 += i32(TILE)) {
       workgroupBarrier();
-      for (var e = li; e < TILE * D; e += ROWS) {
-        let i = i0 + i32(e / D);
-        var x = 0.0;
-        if (i < range.y) { x = f32(q[((sp.qStart + u32(i)) * p.hq + h) * D + e % D]); }
-        Qs[e] = x;
-      }
-      for (var e = li; e < TILE * DV; e += ROWS) {
-        let i = i0 + i32(e / DV);
-        var x = 0.0;
-        if (i < range.y) { x = f32(dout[((sp.qStart + u32(i)) * p.hq + h) * DV + e % DV]); }
-        dOs[e] = x;
-      }
+      ${stageRowsWgsl({ dest: 'Qs', src: 'q', width: 'D', rows: 'TILE', tokenStart: 'sp.qStart', heads: 'p.hq', head: 'h', first: 'i0', end: 'range.y', threads: 'ROWS', type: 'f32' })}
+      ${stageRowsWgsl({ dest: 'dOs', src: 'dout', width: 'DV', rows: 'TILE', tokenStart: 'sp.qStart', heads: 'p.hq', head: 'h', first: 'i0', end: 'range.y', threads: 'ROWS', type: 'f32' })}
       for (var e = li; e < TILE; e += ROWS) {
         let i = i0 + i32(e);
         var lv = ${MASKED};
@@ -217,18 +207,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let range = keyRange(sp, first, last);
   for (var k0 = range.x; k0 < range.y; k0 += i32(TILE)) {
     workgroupBarrier();
-    for (var e = li; e < TILE * D; e += ROWS) {
-      let j = k0 + i32(e / D);
-      var x = 0.0;
-      if (j < range.y) { x = f32(k[((sp.kStart + u32(j)) * p.hkv + hk) * D + e % D]); }
-      Ks[e] = x;
-    }
-    for (var e = li; e < TILE * DV; e += ROWS) {
-      let j = k0 + i32(e / DV);
-      var x = 0.0;
-      if (j < range.y) { x = f32(v[((sp.kStart + u32(j)) * p.hkv + hk) * DV + e % DV]); }
-      Vs[e] = x;
-    }
+    ${stageKeyTileWgsl('Ks', 'k', 'ROWS', 'f32')}
+    ${stageKeyTileWgsl('Vs', 'v', 'ROWS', 'f32')}
     workgroupBarrier();
     if (live) {
       for (var jj = 0u; jj < TILE; jj++) {

@@ -74,3 +74,51 @@ fn queryRange(sp: Span, first: i32, last: i32) -> vec2<i32> {
  * arithmetic, so -inf only ever passes through (the lse of a row with no key, from `p.negInf`).
  */
 export const MASKED = '-3.0e38';
+
+/** Where {@link stageRowsWgsl} reads: rows of one head of a token-major tensor `[tokens, heads, width]`. */
+export interface StagedRows {
+  /** Workgroup array written, row-major `[rows][width]`. */
+  dest: string;
+  /** Storage array read. */
+  src: string;
+  rows: string;
+  width: string;
+  /** Token index of row 0 of the sequence. */
+  tokenStart: string;
+  heads: string;
+  head: string;
+  /** First row staged (an i32 expression) and the end of the valid rows: rows from there are zeros. */
+  first: string;
+  end: string;
+  /** Invocations sharing the loop. */
+  threads: string;
+  /** Type written to `dest`. */
+  type: 'f32' | 'f16';
+}
+
+/** WGSL of a cooperative loop (over `li`) that stages rows into workgroup memory, zero-padded. */
+export function stageRowsWgsl(o: StagedRows): string {
+  return `for (var e = li; e < ${o.rows} * ${o.width}; e += ${o.threads}) {
+    let r = ${o.first} + i32(e / ${o.width});
+    var x = ${o.type}(0.0);
+    if (r < ${o.end}) { x = ${o.type}(${o.src}[((${o.tokenStart} + u32(r)) * ${o.heads} + ${o.head}) * ${o.width} + e % ${o.width}]); }
+    ${o.dest}[e] = x;
+  }`;
+}
+
+/** Staging of key rows (`K` or `V`) of KV head `hk` for the tile starting at `k0`. */
+export function stageKeyTileWgsl(dest: string, src: 'k' | 'v', threads: string, type: 'f32' | 'f16'): string {
+  return stageRowsWgsl({
+    dest,
+    src,
+    rows: 'TILE',
+    width: src === 'k' ? 'D' : 'DV',
+    tokenStart: 'sp.kStart',
+    heads: 'p.hkv',
+    head: 'hk',
+    first: 'k0',
+    end: 'range.y',
+    threads,
+    type,
+  });
+}

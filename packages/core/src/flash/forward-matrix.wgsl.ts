@@ -20,7 +20,7 @@ import type { SubgroupMatrixConfig } from '../capabilities.js';
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { paramsStruct } from '../params.js';
 import { enables } from '../wgsl.js';
-import { FLASH_PARAMS, MASKED, SEQUENCE_WGSL } from './common.wgsl.js';
+import { FLASH_PARAMS, MASKED, SEQUENCE_WGSL, stageKeyTileWgsl, stageRowsWgsl } from './common.wgsl.js';
 
 /** Generation parameters of the tensor-core forward. */
 export interface MatrixForwardConfig {
@@ -175,15 +175,11 @@ ${WORKGROUP_INDEX_WGSL}
 
 // Stages keys [k0, end) of head hk (their values when withValues) into Xs, zero-padded to a tile.
 fn stageTail(sp: Span, hk: u32, k0: i32, end: i32, li: u32, withValues: bool) {
-  let width = select(D, DV, withValues);
-  for (var e = li; e < TILE * width; e += THREADS) {
-    let j = k0 + i32(e / width);
-    var x = f16(0.0);
-    if (j < end) {
-      let at = (sp.kStart + u32(j)) * p.hkv + hk;
-      if (withValues) { x = v[at * DV + e % DV]; } else { x = k[at * D + e % D]; }
-    }
-    Xs[e] = x;
+  let range = vec2<i32>(k0, end);
+  if (withValues) {
+    ${stageKeyTileWgsl('Xs', 'v', 'THREADS', 'f16')}
+  } else {
+    ${stageKeyTileWgsl('Xs', 'k', 'THREADS', 'f16')}
   }
 }
 
@@ -207,12 +203,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let row = lane % ${M}u;
   let part = lane / ${M}u;
   let i = first + i32(sgc * ${M}u + row);
-  for (var e = li; e < ROWS * D; e += THREADS) {
-    let r = first + i32(e / D);
-    var x = f16(0.0);
-    if (r <= last) { x = q[((sp.qStart + u32(r)) * p.hq + h) * D + e % D]; }
-    Xs[e] = x;
-  }
+  ${stageRowsWgsl({ dest: 'Xs', src: 'q', rows: 'ROWS', width: 'D', tokenStart: 'sp.qStart', heads: 'p.hq', head: 'h', first: 'first', end: 'last + 1', threads: 'THREADS', type: 'f16' })}
   workgroupBarrier();
 ${qFrags.map((qf, kk) => `  let ${qf} = subgroupMatrixLoad<${left}, row_major>(&Xs, sgc * ${M}u * D + ${kk * K}u, D);`).join('\n')}
   let range = keyRange(sp, first, last);

@@ -8,7 +8,7 @@ import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import type { Dtype } from '../dtype.js';
 import { paramsStruct } from '../params.js';
 import { enables } from '../wgsl.js';
-import { FLASH_PARAMS, MASKED, SEQUENCE_WGSL } from './common.wgsl.js';
+import { FLASH_PARAMS, MASKED, SEQUENCE_WGSL, stageKeyTileWgsl } from './common.wgsl.js';
 
 /** Generation parameters of the row-per-thread flash kernels. */
 export interface RowKernelConfig {
@@ -69,18 +69,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let range = keyRange(sp, first, last);
   for (var k0 = range.x; k0 < range.y; k0 += i32(TILE)) {
     workgroupBarrier();
-    for (var e = li; e < TILE * D; e += ROWS) {
-      let j = k0 + i32(e / D);
-      var x = 0.0;
-      if (j < range.y) { x = f32(k[((sp.kStart + u32(j)) * p.hkv + hk) * D + e % D]); }
-      Ks[e] = x;
-    }
-    for (var e = li; e < TILE * DV; e += ROWS) {
-      let j = k0 + i32(e / DV);
-      var x = 0.0;
-      if (j < range.y) { x = f32(v[((sp.kStart + u32(j)) * p.hkv + hk) * DV + e % DV]); }
-      Vs[e] = x;
-    }
+    ${stageKeyTileWgsl('Ks', 'k', 'ROWS', 'f32')}
+    ${stageKeyTileWgsl('Vs', 'v', 'ROWS', 'f32')}
     workgroupBarrier();
     if (live) {
       var s: array<f32, ${c.tile}>;

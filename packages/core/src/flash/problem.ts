@@ -184,12 +184,8 @@ export function flashProblem(q: Tensor, k: Tensor, v: Tensor, options: ProblemOp
       scale,
       mask,
       sequences,
-      totalQ,
-      totalK,
-      lseHeadStride: totalQ,
-      oShape: [totalQ, hq, dv],
-      lseShape: [hq, totalQ],
       varlen,
+      ...packedLayout(totalQ, totalK, [totalQ, hq, dv], [hq, totalQ], totalQ),
     };
   }
   const [batch, n] = q.shape as [number, number];
@@ -205,13 +201,20 @@ export function flashProblem(q: Tensor, k: Tensor, v: Tensor, options: ProblemOp
     scale,
     mask,
     sequences,
-    totalQ: batch * n,
-    totalK: batch * nk,
-    lseHeadStride: n,
-    oShape: [batch, n, hq, dv],
-    lseShape: [batch, hq, n],
     varlen,
+    ...packedLayout(batch * n, batch * nk, [batch, n, hq, dv], [batch, hq, n], n),
   };
+}
+
+/** The layout fields of a problem: token totals, output shapes and the lse head stride. */
+function packedLayout(
+  totalQ: number,
+  totalK: number,
+  oShape: number[],
+  lseShape: number[],
+  lseHeadStride: number,
+) {
+  return { totalQ, totalK, oShape, lseShape, lseHeadStride };
 }
 
 /** Words per sequence in the table the kernels read: qStart, qLen, kStart, kLen, lseBase. */

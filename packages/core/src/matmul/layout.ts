@@ -21,3 +21,17 @@ export const MATMUL_PARAMS: ParamLayout = [
 export function bIndex(transposeB: boolean, k: string, n: string): string {
   return transposeB ? `bBase + (${n}) * p.K + (${k})` : `bBase + (${k}) * p.N + (${n})`;
 }
+
+/**
+ * WGSL that maps a workgroup to its output tile of C: early return past the launch, then `batch`,
+ * `row0`, `col0` and the batch offsets `aBase`, `bBase`, `cBase`. Needs `TM`, `TN`, `p`, `wid`, `nwg`.
+ */
+export const MATMUL_TILE_WGSL = `  let tile = workgroupIndex(wid, nwg);
+  if (tile >= p.items) { return; }
+  let batch = tile / p.tilesPerBatch;
+  let t = tile % p.tilesPerBatch;
+  let row0 = (t / p.tilesN) * TM;
+  let col0 = (t % p.tilesN) * TN;
+  let aBase = batch * p.M * p.K;
+  let bBase = batch * p.batchStrideB;
+  let cBase = batch * p.M * p.N;`;

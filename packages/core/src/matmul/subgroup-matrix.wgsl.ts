@@ -10,7 +10,7 @@ import type { SubgroupMatrixConfig } from '../capabilities.js';
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { paramsStruct } from '../params.js';
 import { enables } from '../wgsl.js';
-import { bIndex, MATMUL_PARAMS } from './layout.js';
+import { bIndex, MATMUL_PARAMS, MATMUL_TILE_WGSL } from './layout.js';
 
 /** Generation parameters of {@link subgroupMatrixMatmulWgsl}. */
 export interface SubgroupMatrixMatmulConfig {
@@ -101,15 +101,7 @@ fn writeFragment(sg: u32, lane: u32, sgSize: u32, r0: u32, c0: u32, cBase: u32) 
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
         @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgSize: u32) {
-  let tile = workgroupIndex(wid, nwg);
-  if (tile >= p.items) { return; }
-  let batch = tile / p.tilesPerBatch;
-  let t = tile % p.tilesPerBatch;
-  let row0 = (t / p.tilesN) * TM;
-  let col0 = (t % p.tilesN) * TN;
-  let aBase = batch * p.M * p.K;
-  let bBase = batch * p.batchStrideB;
-  let cBase = batch * p.M * p.N;
+${MATMUL_TILE_WGSL}
   // Should the device run narrower subgroups than the largest it reports, the extra subgroups
   // repeat the last one's work (identical values) instead of indexing past the tile.
   let sgc = min(sg, ${SUBGROUPS - 1}u);

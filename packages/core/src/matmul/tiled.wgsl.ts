@@ -8,7 +8,7 @@ import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import type { Dtype } from '../dtype.js';
 import { paramsStruct } from '../params.js';
 import { enables } from '../wgsl.js';
-import { bIndex, MATMUL_PARAMS } from './layout.js';
+import { bIndex, MATMUL_PARAMS, MATMUL_TILE_WGSL } from './layout.js';
 
 /** Output tile edge of {@link tiledMatmulWgsl}. */
 export const TILED_TILE = 64;
@@ -40,14 +40,7 @@ ${WORKGROUP_INDEX_WGSL}
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
-  let tile = workgroupIndex(wid, nwg);
-  if (tile >= p.items) { return; }
-  let batch = tile / p.tilesPerBatch;
-  let t = tile % p.tilesPerBatch;
-  let row0 = (t / p.tilesN) * TM;
-  let col0 = (t % p.tilesN) * TN;
-  let aBase = batch * p.M * p.K;
-  let bBase = batch * p.batchStrideB;
+${MATMUL_TILE_WGSL}
   var acc: array<array<f32, 4>, 4>;
   for (var i = 0u; i < 4u; i++) { for (var j = 0u; j < 4u; j++) { acc[i][j] = 0.0; } }
   for (var k0 = 0u; k0 < p.K; k0 += TK) {
@@ -74,7 +67,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     }
     workgroupBarrier();
   }
-  let cBase = batch * p.M * p.N;
   for (var i = 0u; i < 4u; i++) {
     let r = row0 + lid.y + 16u * i;
     for (var j = 0u; j < 4u; j++) {
