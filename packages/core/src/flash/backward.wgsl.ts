@@ -7,8 +7,15 @@
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { paramsStruct } from '../params.js';
 import { enables } from '../wgsl.js';
-import { FLASH_PARAMS, MASKED, SEQUENCE_WGSL, stageKeyTileWgsl, stageRowsWgsl } from './common.wgsl.js';
-import type { RowKernelConfig } from './forward.wgsl.js';
+import {
+  FLASH_PARAMS,
+  MASKED,
+  queryTileWgsl,
+  SEQUENCE_WGSL,
+  stageKeyTileWgsl,
+  stageRowsWgsl,
+} from './common.wgsl.js';
+import { type RowKernelConfig, rowKernelDeclarations } from './forward.wgsl.js';
 
 /**
  * WGSL computing delta[row] = Σ_c dO[row, c] · O[row, c], one thread per (row, head). It writes a
@@ -66,12 +73,7 @@ ${paramsStruct(FLASH_PARAMS)}
 @group(0) @binding(7) var<storage, read_write> dv: array<${T}>;
 @group(0) @binding(8) var<uniform> p: Params;
 
-const D = ${c.d}u;
-const DV = ${c.dv}u;
-const ROWS = ${c.rows}u;
-const TILE = ${c.tile}u;
-var<workgroup> Qs: array<f32, ${c.tile * c.d}>;
-var<workgroup> dOs: array<f32, ${c.tile * c.dv}>;
+${rowKernelDeclarations(c, 'Qs', 'dOs')}
 var<workgroup> Ls: array<f32, ${c.tile}>;
 var<workgroup> Ds: array<f32, ${c.tile}>;
 
@@ -165,12 +167,7 @@ ${paramsStruct(FLASH_PARAMS)}
 @group(0) @binding(6) var<storage, read_write> dq: array<${T}>;
 @group(0) @binding(7) var<uniform> p: Params;
 
-const D = ${c.d}u;
-const DV = ${c.dv}u;
-const ROWS = ${c.rows}u;
-const TILE = ${c.tile}u;
-var<workgroup> Ks: array<f32, ${c.tile * c.d}>;
-var<workgroup> Vs: array<f32, ${c.tile * c.dv}>;
+${rowKernelDeclarations(c, 'Ks', 'Vs')}
 
 ${SEQUENCE_WGSL}
 
@@ -178,14 +175,7 @@ ${WORKGROUP_INDEX_WGSL}
 
 @compute @workgroup_size(${c.rows})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let w = workgroupIndex(wid, nwg);
-  if (w >= p.tiles * p.hq) { return; }
-  let t = w / p.hq;
-  let h = w % p.hq;
-  let hk = h / p.group;
-  let sp = tileSpan(t);
-  let first = tileFirst(t);
-  let last = min(first + i32(ROWS), i32(sp.qLen)) - 1;
+${queryTileWgsl('ROWS')}
   let i = first + i32(li);
   let live = i <= last;
   var qr: array<f32, ${c.d}>;

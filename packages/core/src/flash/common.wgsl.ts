@@ -122,3 +122,18 @@ export function stageKeyTileWgsl(dest: string, src: 'k' | 'v', threads: string, 
     type,
   });
 }
+
+/**
+ * The start of a kernel over (query tile, query head) work items: returns past the launch, then
+ * defines the head `h`, its KV head `hk`, the sequence span `sp` and the tile's rows `first..last`.
+ */
+export function queryTileWgsl(rows: string): string {
+  return `  let w = workgroupIndex(wid, nwg);
+  if (w >= p.tiles * p.hq) { return; }
+  let t = w / p.hq;
+  let h = w % p.hq;
+  let hk = h / p.group;
+  let sp = tileSpan(t);
+  let first = tileFirst(t);
+  let last = min(first + i32(${rows}), i32(sp.qLen)) - 1;`;
+}

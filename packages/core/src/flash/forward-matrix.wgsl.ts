@@ -20,7 +20,14 @@ import type { SubgroupMatrixConfig } from '../capabilities.js';
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { paramsStruct } from '../params.js';
 import { enables } from '../wgsl.js';
-import { FLASH_PARAMS, MASKED, SEQUENCE_WGSL, stageKeyTileWgsl, stageRowsWgsl } from './common.wgsl.js';
+import {
+  FLASH_PARAMS,
+  MASKED,
+  queryTileWgsl,
+  SEQUENCE_WGSL,
+  stageKeyTileWgsl,
+  stageRowsWgsl,
+} from './common.wgsl.js';
 
 /** Generation parameters of the tensor-core forward. */
 export interface MatrixForwardConfig {
@@ -187,14 +194,7 @@ fn stageTail(sp: Span, hk: u32, k0: i32, end: i32, li: u32, withValues: bool) {
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
         @builtin(subgroup_invocation_id) lane: u32) {
-  let w = workgroupIndex(wid, nwg);
-  if (w >= p.tiles * p.hq) { return; }
-  let t = w / p.hq;
-  let h = w % p.hq;
-  let hk = h / p.group;
-  let sp = tileSpan(t);
-  let first = tileFirst(t);
-  let last = min(first + i32(ROWS), i32(sp.qLen)) - 1;
+${queryTileWgsl('ROWS')}
   let KSTRIDE = p.hkv * D;
   let VSTRIDE = p.hkv * DV;
   // Narrower subgroups than built for would add subgroups: they repeat the last one's work.

@@ -8,7 +8,7 @@ import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import type { Dtype } from '../dtype.js';
 import { paramsStruct } from '../params.js';
 import { enables } from '../wgsl.js';
-import { FLASH_PARAMS, MASKED, SEQUENCE_WGSL, stageKeyTileWgsl } from './common.wgsl.js';
+import { FLASH_PARAMS, MASKED, queryTileWgsl, SEQUENCE_WGSL, stageKeyTileWgsl } from './common.wgsl.js';
 
 /** Generation parameters of the row-per-thread flash kernels. */
 export interface RowKernelConfig {
@@ -19,6 +19,18 @@ export interface RowKernelConfig {
   rows: number;
   /** Key rows per staged tile. */
   tile: number;
+}
+
+/**
+ * Constants of a row kernel and its two staged tiles: `a` holds TILE rows of width D, `b` of DV.
+ */
+export function rowKernelDeclarations(c: RowKernelConfig, a: string, b: string): string {
+  return `const D = ${c.d}u;
+const DV = ${c.dv}u;
+const ROWS = ${c.rows}u;
+const TILE = ${c.tile}u;
+var<workgroup> ${a}: array<f32, ${c.tile * c.d}>;
+var<workgroup> ${b}: array<f32, ${c.tile * c.dv}>;`;
 }
 
 /** WGSL for the forward pass: writes o (dtype) and lse (f32, natural log). */
@@ -34,12 +46,7 @@ ${paramsStruct(FLASH_PARAMS)}
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(6) var<uniform> p: Params;
 
-const D = ${c.d}u;
-const DV = ${c.dv}u;
-const ROWS = ${c.rows}u;
-const TILE = ${c.tile}u;
-var<workgroup> Ks: array<f32, ${c.tile * c.d}>;
-var<workgroup> Vs: array<f32, ${c.tile * c.dv}>;
+${rowKernelDeclarations(c, 'Ks', 'Vs')}
 
 ${SEQUENCE_WGSL}
 
@@ -47,14 +54,7 @@ ${WORKGROUP_INDEX_WGSL}
 
 @compute @workgroup_size(${c.rows})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let w = workgroupIndex(wid, nwg);
-  if (w >= p.tiles * p.hq) { return; }
-  let t = w / p.hq;
-  let h = w % p.hq;
-  let hk = h / p.group;
-  let sp = tileSpan(t);
-  let first = tileFirst(t);
-  let last = min(first + i32(ROWS), i32(sp.qLen)) - 1;
+${queryTileWgsl('ROWS')}
   let i = first + i32(li);
   let live = i <= last;
   var qr: array<f32, ${c.d}>;
