@@ -23,6 +23,11 @@ export { check, WebAttnError, type WebAttnErrorCode } from './errors.js';
 export { f16BitsToF32, f32ToF16Bits, fromBf16Bits, fromF16Bits, roundToF16, toF16Bits } from './f16.js';
 export { flashDeltaWgsl, flashDkDvWgsl, flashDqWgsl } from './flash/backward.wgsl.js';
 export {
+  flashDkDvMatrixWgsl,
+  flashDqMatrixWgsl,
+  type MatrixBackwardConfig,
+} from './flash/backward-matrix.wgsl.js';
+export {
   FLASH_ROWS,
   type FlashAttentionContext,
   type FlashAttentionGrads,
@@ -33,6 +38,7 @@ export {
   flashAttentionBackward,
   flashForwardVariant,
   flashForwardVariantWgsl,
+  matrixBackwardConfig,
   matrixForwardConfig,
   rowKernelConfig,
 } from './flash/flash.js';

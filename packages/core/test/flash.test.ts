@@ -12,11 +12,14 @@ import {
   flashAttention,
   flashAttentionBackward,
   flashDeltaWgsl,
+  flashDkDvMatrixWgsl,
   flashDkDvWgsl,
+  flashDqMatrixWgsl,
   flashDqWgsl,
   flashForwardMatrixWgsl,
   flashForwardWgsl,
   type Gpu,
+  matrixBackwardConfig,
   matrixForwardConfig,
   rowKernelConfig,
   Tensor,
@@ -282,17 +285,29 @@ describe('flash attention: every variant compiles on the null backend', () => {
     { M: 8, N: 16, K: 16 },
     { M: 8, N: 8, K: 8 },
   ]) {
-    it(`subgroup-matrix forward ${matrix.M}x${matrix.N}x${matrix.K} for the head dims that fit`, async () => {
+    it(`subgroup-matrix forward and backward ${matrix.M}x${matrix.N}x${matrix.K} for the head dims that fit`, async () => {
       let compiled = 0;
+      let backwards = 0;
       for (const [d, dv] of dims) {
         const config = matrixForwardConfig(gpu.caps, d, dv, matrix);
-        if (!config) continue;
-        await expect(
-          gpu.pipelines.get(flashForwardMatrixWgsl(config), `matrix forward ${d}/${dv}`),
-        ).resolves.toBeDefined();
-        compiled++;
+        if (config) {
+          const code = flashForwardMatrixWgsl(config);
+          await expect(gpu.pipelines.get(code, `matrix forward ${d}/${dv}`)).resolves.toBeDefined();
+          compiled++;
+        }
+        const backward = matrixBackwardConfig(gpu.caps, d, dv, matrix);
+        if (backward) {
+          await expect(
+            gpu.pipelines.get(flashDqMatrixWgsl(backward), `matrix dq ${d}/${dv}`),
+          ).resolves.toBeDefined();
+          await expect(
+            gpu.pipelines.get(flashDkDvMatrixWgsl(backward), `matrix dkdv ${d}/${dv}`),
+          ).resolves.toBeDefined();
+          backwards++;
+        }
       }
       expect(compiled).toBeGreaterThanOrEqual(2);
+      expect(backwards).toBeGreaterThanOrEqual(1);
     });
   }
 

@@ -111,14 +111,12 @@ function naiveForward(s: AttentionShape, tier: Tier): Implementation {
 /** Forward and backward tables, one flash column per storage dtype the adapter runs. */
 export function flashTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
   const s = shapeFor(options.cpu);
-  // Tiers with a kernel of their own: the subgroups tier runs the portable kernels, and the
-  // subgroup-matrix tier has its own forward but shares the f16 backward.
+  // Tiers with kernels of their own: the subgroups tier runs the portable kernels.
   const wanted = (t: Tier) =>
     gpu.caps.tiers.includes(t) &&
     (!options.tier || options.tier === t) &&
     (!options.dtype || tierDtype(t) === options.dtype);
-  const forwardTiers = (['portable', 'f16', 'subgroup-matrix'] as const).filter(wanted);
-  const backwardTiers = (['portable', 'f16'] as const).filter(wanted);
+  const tiers = (['portable', 'f16', 'subgroup-matrix'] as const).filter(wanted);
   const sizes = options.sizes ?? (options.cpu ? CPU_SIZES : GPU_SIZES);
   const shape = `b=1, hq=${s.hq}, hkv=${s.hkv}, d=${s.d}, causal`;
   const forwardFlops = (n: number) => 2 * 2 * ((n * n) / 2) * s.d * s.hq;
@@ -129,8 +127,8 @@ export function flashTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
       sizeLabel: 'n',
       sizes,
       implementations: [
-        ...forwardTiers.map((t) => flashForward(s, t)),
-        ...forwardTiers.filter((t) => t !== 'subgroup-matrix').map((t) => naiveForward(s, t)),
+        ...tiers.map((t) => flashForward(s, t)),
+        ...tiers.filter((t) => t !== 'subgroup-matrix').map((t) => naiveForward(s, t)),
       ],
       flops: forwardFlops,
     },
@@ -139,7 +137,7 @@ export function flashTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
       title: `attention backward (${shape})`,
       sizeLabel: 'n',
       sizes,
-      implementations: backwardTiers.map((t) => flashBackward(s, t)),
+      implementations: tiers.map((t) => flashBackward(s, t)),
       flops: (n) => 2.5 * forwardFlops(n),
     },
   ];

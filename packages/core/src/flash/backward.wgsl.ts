@@ -22,7 +22,7 @@ import { type RowKernelConfig, rowKernelDeclarations } from './forward.wgsl.js';
  * stats buffer holding a copy of lse then delta, so the later passes bind one buffer for both and
  * stay within 8 storage buffers (the WebGPU default limit).
  */
-export function flashDeltaWgsl(c: Pick<RowKernelConfig, 'dtype' | 'dv'>): string {
+export function flashDeltaWgsl(c: Pick<RowKernelConfig, 'dtype' | 'dv' | 'rows'>): string {
   const T = c.dtype;
   return `${enables({ f16: T === 'f16' })}
 ${paramsStruct(FLASH_PARAMS)}
@@ -39,7 +39,7 @@ ${SEQUENCE_WGSL}
 
 ${WORKGROUP_INDEX_WGSL}
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(${c.rows})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let w = workgroupIndex(wid, nwg);
   if (w >= p.tiles * p.hq) { return; }

@@ -12,6 +12,13 @@ import { matrixSubgroupSize, preferredMatrixConfig } from '../matmul/matmul.js';
 import { Tensor } from '../tensor.js';
 import { pickTier, tierDtype } from '../tiers.js';
 import { flashDeltaWgsl, flashDkDvWgsl, flashDqWgsl } from './backward.wgsl.js';
+import {
+  flashDkDvMatrixWgsl,
+  flashDqMatrixWgsl,
+  type MatrixBackwardConfig,
+  matrixDkDvSharedBytes,
+  matrixDqSharedBytes,
+} from './backward-matrix.wgsl.js';
 import { FLASH_PARAMS } from './common.wgsl.js';
 import { flashForwardWgsl, type RowKernelConfig } from './forward.wgsl.js';
 import {
@@ -108,13 +115,38 @@ export function matrixForwardConfig(
   dv: number,
   assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
 ): MatrixForwardConfig | undefined {
+  return pickMatrixShape(caps, d, dv, [matrixForwardSharedBytes], assumeMatrix);
+}
+
+/** The tensor-core backward's shape (shared by its dQ and dK/dV kernels), or undefined when none fits. */
+export function matrixBackwardConfig(
+  caps: Capabilities,
+  d: number,
+  dv: number,
+  assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
+): MatrixBackwardConfig | undefined {
+  // dP = dO·Vᵀ reduces over dv and dQ/dK produce d columns: both dims must split both ways.
+  if (d % (assumeMatrix?.N ?? 16) !== 0 && !preferredMatrixConfig(caps)) return undefined;
+  const config = pickMatrixShape(caps, d, dv, [matrixDqSharedBytes, matrixDkDvSharedBytes], assumeMatrix);
+  if (!config) return undefined;
+  const { N, K } = config.matrix;
+  return d % N === 0 && dv % K === 0 ? config : undefined;
+}
+
+function pickMatrixShape(
+  caps: Capabilities,
+  d: number,
+  dv: number,
+  sharedBytes: readonly ((c: MatrixForwardConfig) => number)[],
+  assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
+): MatrixForwardConfig | undefined {
   const matrix = preferredMatrixConfig(caps) ?? assumeMatrix;
   if (!matrix) return undefined;
   const subgroup = matrixSubgroupSize(caps);
   for (const [subgroups, tile] of MATRIX_SHAPES) {
     const config: MatrixForwardConfig = { d, dv, matrix, ...subgroup, subgroups, tile };
     if (matrixForwardUnsupported(config)) continue;
-    if (matrixForwardSharedBytes(config) > caps.limits.maxComputeWorkgroupStorageSize) continue;
+    if (sharedBytes.some((bytes) => bytes(config) > caps.limits.maxComputeWorkgroupStorageSize)) continue;
     if (subgroups * subgroup.subgroupSize > caps.limits.maxComputeInvocationsPerWorkgroup) continue;
     return config;
   }
@@ -239,27 +271,30 @@ export async function flashAttentionBackward(
   );
   check(dO.dtype === o.dtype, 'dtype-mismatch', () => `dO: expected dtype ${o.dtype} (o's), got ${dO.dtype}`);
   const config = rowKernelConfig(gpu.caps, tier, problem.d, problem.dv);
+  const matrix =
+    tier === 'subgroup-matrix' ? matrixBackwardConfig(gpu.caps, problem.d, problem.dv) : undefined;
+  const rows = matrix ? matrix.subgroups * matrix.matrix.M : config.rows;
   const dq = Tensor.empty(gpu, q.shape, q.dtype);
   const dk = Tensor.empty(gpu, k.shape, k.dtype);
   const dv = Tensor.empty(gpu, v.shape, v.dtype);
   using stats = Tensor.empty(gpu, [2, lse.size], 'f32');
-  const qMeta = launchMeta(problem, config.rows, 'q');
-  const kMeta = launchMeta(problem, config.rows, 'k');
+  const qMeta = launchMeta(problem, rows, 'q');
+  const kMeta = launchMeta(problem, rows, 'k');
   using qMetaBuffer = metaTensor(gpu, qMeta);
   using kMetaBuffer = metaTensor(gpu, kMeta);
-  const label = `[${tier}] d=${problem.d} dv=${problem.dv}`;
+  const label = `${matrix ? 'matrix' : 'row'} [${tier}] d=${problem.d} dv=${problem.dv}`;
   try {
     if (qMeta.tiles > 0) {
       await dispatch(gpu, {
         label: `flash backward delta ${label}`,
-        code: flashDeltaWgsl(config),
+        code: flashDeltaWgsl({ ...config, rows }),
         buffers: [o, dO, lse, qMetaBuffer, stats],
         params: paramsFor(problem, qMeta, lse.size),
         workgroups: qMeta.tiles * problem.hq,
       });
       await dispatch(gpu, {
         label: `flash backward dq ${label}`,
-        code: flashDqWgsl(config),
+        code: matrix ? flashDqMatrixWgsl(matrix) : flashDqWgsl(config),
         buffers: [q, k, v, dO, stats, qMetaBuffer, dq],
         params: paramsFor(problem, qMeta, lse.size),
         workgroups: qMeta.tiles * problem.hq,
@@ -268,7 +303,7 @@ export async function flashAttentionBackward(
     if (kMeta.tiles > 0) {
       await dispatch(gpu, {
         label: `flash backward dk dv ${label}`,
-        code: flashDkDvWgsl(config),
+        code: matrix ? flashDkDvMatrixWgsl(matrix) : flashDkDvWgsl(config),
         buffers: [q, k, v, dO, stats, kMetaBuffer, dk, dv],
         params: paramsFor(problem, kMeta, lse.size),
         workgroups: kMeta.tiles * problem.hkv,

@@ -1,0 +1,347 @@
+/**
+ * Flash-attention backward on tensor cores, the subgroup-matrix tier's: a query-major dQ pass and a
+ * key-major dK/dV pass, each recomputing the probabilities from the saved lse like the row kernels.
+ * Every product is a subgroup-matrix multiply-accumulate from workgroup memory; the elementwise
+ * steps (P = exp(S·scale - lse), dS = P ∘ (dP - delta), masking) are done by lanes on scores
+ * stored to workgroup memory, and the f16 results are loaded back as matrix operands.
+ */
+import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
+import { paramsStruct } from '../params.js';
+import { enables } from '../wgsl.js';
+import { FLASH_PARAMS, queryTileWgsl, SEQUENCE_WGSL, stageRowsWgsl } from './common.wgsl.js';
+import type { MatrixForwardConfig } from './forward-matrix.wgsl.js';
+
+/** The backward kernels take the forward's shape parameters: rows per workgroup and a tile of the other side. */
+export type MatrixBackwardConfig = MatrixForwardConfig;
+
+const names = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}${i}`);
+
+/** Workgroup memory of the dQ kernel, in bytes. */
+export function matrixDqSharedBytes(c: MatrixBackwardConfig): number {
+  const rows = c.subgroups * c.matrix.M;
+  return (rows * Math.max(c.d, c.dv) + c.tile * (c.d + c.dv)) * 2 + c.subgroups * c.matrix.M * c.tile * 10;
+}
+
+/** Workgroup memory of the dK/dV kernel, in bytes. */
+export function matrixDkDvSharedBytes(c: MatrixBackwardConfig): number {
+  const rows = c.subgroups * c.matrix.M;
+  return (rows + c.tile) * (c.d + c.dv) * 2 + c.tile * 8 + c.subgroups * c.matrix.M * c.tile * 12;
+}
+
+function header(c: MatrixBackwardConfig): string {
+  return `${enables({ subgroupMatrix: true })}
+${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
+${paramsStruct(FLASH_PARAMS)}`;
+}
+
+function entry(c: MatrixBackwardConfig): string {
+  return `@compute @workgroup_size(${c.subgroups * c.subgroupSize})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
+        @builtin(subgroup_invocation_id) lane: u32) {`;
+}
+
+/** Lanes copy each accumulator, through the subgroup's scratch rows, to `dest` times `factor`. */
+function writeFragments(
+  c: MatrixBackwardConfig,
+  frags: string[],
+  dest: string,
+  width: string,
+  rowValid: string,
+  rowIndex: string,
+  factor: string,
+): string {
+  const { M, N } = c.matrix;
+  return frags
+    .map(
+      (f, n) => `  subgroupMatrixStore<row_major>(&Ss, sgc * ${M * c.tile}u, ${f}, ${N}u);
+  workgroupBarrier();
+  if (sg < SUBGROUPS) {
+    for (var e = lane; e < ${M * N}u; e += ${c.subgroupSize}u) {
+      let r = first + i32(sg * ${M}u + e / ${N}u);
+      if (${rowValid}) { ${dest}[(${rowIndex}) * ${width} + ${n * N}u + e % ${N}u] = f16(Ss[sg * ${M * c.tile}u + e] * ${factor}); }
+    }
+  }
+  workgroupBarrier();`,
+    )
+    .join('\n');
+}
+
+/** WGSL of the tensor-core dQ pass: one workgroup per (query tile, head), like the forward. */
+export function flashDqMatrixWgsl(c: MatrixBackwardConfig): string {
+  const { M, N, K } = c.matrix;
+  const rows = c.subgroups * M;
+  const threads = c.subgroups * c.subgroupSize;
+  const lanesPerRow = c.subgroupSize / M;
+  const keysPerLane = c.tile / lanesPerRow;
+  const left = `subgroup_matrix_left<f16, ${K}, ${M}>`;
+  const right = `subgroup_matrix_right<f16, ${N}, ${K}>`;
+  const result = `subgroup_matrix_result<f32, ${N}, ${M}>`;
+  const qf = names('qf', c.d / K);
+  const df = names('df', c.dv / K);
+  const sf = names('sf', c.tile / N);
+  const pf = names('pf', c.tile / N);
+  const gf = names('gf', c.d / N);
+  const scratch = (j: number) => `sgc * ${M * c.tile}u + ${j * N}u`;
+  const stageQ = (dest: string, src: string, width: string) =>
+    stageRowsWgsl({
+      dest,
+      src,
+      rows: 'ROWS',
+      width,
+      tokenStart: 'sp.qStart',
+      heads: 'p.hq',
+      head: 'h',
+      first: 'first',
+      end: 'last + 1',
+      threads: 'THREADS',
+      type: 'f16',
+    });
+  const stageK = (dest: string, src: string, width: string) =>
+    stageRowsWgsl({
+      dest,
+      src,
+      rows: 'TILE',
+      width,
+      tokenStart: 'sp.kStart',
+      heads: 'p.hkv',
+      head: 'hk',
+      first: 'k0',
+      end: 'range.y',
+      threads: 'THREADS',
+      type: 'f16',
+    });
+  return `${header(c)}
+@group(0) @binding(0) var<storage, read> q: array<f16>;
+@group(0) @binding(1) var<storage, read> k: array<f16>;
+@group(0) @binding(2) var<storage, read> v: array<f16>;
+@group(0) @binding(3) var<storage, read> dout: array<f16>;
+@group(0) @binding(4) var<storage, read> stats: array<f32>;
+@group(0) @binding(5) var<storage, read> launch: array<u32>;
+@group(0) @binding(6) var<storage, read_write> dq: array<f16>;
+@group(0) @binding(7) var<uniform> p: Params;
+
+const D = ${c.d}u;
+const DV = ${c.dv}u;
+const ROWS = ${rows}u;
+const TILE = ${c.tile}u;
+const THREADS = ${threads}u;
+const SUBGROUPS = ${c.subgroups}u;
+var<workgroup> Xs: array<f16, ${rows * Math.max(c.d, c.dv)}>;
+var<workgroup> Ks: array<f16, ${c.tile * c.d}>;
+var<workgroup> Vs: array<f16, ${c.tile * c.dv}>;
+var<workgroup> Ss: array<f32, ${c.subgroups * M * c.tile}>;
+var<workgroup> Dp: array<f32, ${c.subgroups * M * c.tile}>;
+var<workgroup> Ps: array<f16, ${c.subgroups * M * c.tile}>;
+
+${SEQUENCE_WGSL}
+
+${WORKGROUP_INDEX_WGSL}
+
+${entry(c)}
+${queryTileWgsl('ROWS')}
+  let sgc = min(sg, SUBGROUPS - 1u);
+  let row = lane % ${M}u;
+  let part = lane / ${M}u;
+  let i = first + i32(sgc * ${M}u + row);
+  ${stageQ('Xs', 'q', 'D')}
+  workgroupBarrier();
+${qf.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&Xs, sgc * ${M}u * D + ${kk * K}u, D);`).join('\n')}
+  workgroupBarrier();
+  ${stageQ('Xs', 'dout', 'DV')}
+  workgroupBarrier();
+${df.map((f, c2) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&Xs, sgc * ${M}u * DV + ${c2 * K}u, DV);`).join('\n')}
+  var rowLse = 0.0;
+  var rowDelta = 0.0;
+  if (i <= last) {
+    let at = sp.lseBase + h * p.lseHeadStride + u32(i);
+    rowLse = stats[at];
+    rowDelta = stats[p.statsDelta + at];
+  }
+${gf.map((f) => `  var ${f} = ${result}();`).join('\n')}
+  let range = keyRange(sp, first, last);
+  for (var k0 = range.x; k0 < range.y; k0 += i32(TILE)) {
+    workgroupBarrier();
+    ${stageK('Ks', 'k', 'D')}
+    ${stageK('Vs', 'v', 'DV')}
+    workgroupBarrier();
+${[...sf, ...pf].map((f) => `    var ${f} = ${result}();`).join('\n')}
+${sf.flatMap((f, j) => qf.map((a, kk) => `    ${f} = subgroupMatrixMultiplyAccumulate(${a}, subgroupMatrixLoad<${right}, col_major>(&Ks, ${j * N}u * D + ${kk * K}u, D), ${f});`)).join('\n')}
+${pf.flatMap((f, j) => df.map((a, c2) => `    ${f} = subgroupMatrixMultiplyAccumulate(${a}, subgroupMatrixLoad<${right}, col_major>(&Vs, ${j * N}u * DV + ${c2 * K}u, DV), ${f});`)).join('\n')}
+${sf.map((f, j) => `    subgroupMatrixStore<row_major>(&Ss, ${scratch(j)}, ${f}, TILE);`).join('\n')}
+${pf.map((f, j) => `    subgroupMatrixStore<row_major>(&Dp, ${scratch(j)}, ${f}, TILE);`).join('\n')}
+    workgroupBarrier();
+    for (var jj = part * ${keysPerLane}u; jj < (part + 1u) * ${keysPerLane}u; jj++) {
+      let j = k0 + i32(jj);
+      let at = sgc * ${M * c.tile}u + row * TILE + jj;
+      var ds = 0.0;
+      if (i <= last && j < range.y && visible(sp, i, j)) {
+        let prob = exp(Ss[at] * p.scale - rowLse);
+        ds = prob * (Dp[at] - rowDelta);
+      }
+      Ps[at] = f16(ds);
+    }
+    workgroupBarrier();
+${gf
+  .flatMap((f, n) =>
+    Array.from(
+      { length: c.tile / K },
+      (_, kc) =>
+        `    ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&Ps, sgc * ${M * c.tile}u + ${kc * K}u, TILE), subgroupMatrixLoad<${right}, row_major>(&Ks, ${kc * K}u * D + ${n * N}u, D), ${f});`,
+    ),
+  )
+  .join('\n')}
+  }
+${writeFragments(c, gf, 'dq', 'D', 'r <= last', '(sp.qStart + u32(r)) * p.hq + h', 'p.scale')}
+}
+`;
+}
+
+/** WGSL of the tensor-core dK/dV pass: one workgroup per (key tile, KV head), over its group's heads. */
+export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
+  const { M, N, K } = c.matrix;
+  const rows = c.subgroups * M;
+  const threads = c.subgroups * c.subgroupSize;
+  const lanesPerRow = c.subgroupSize / M;
+  const queriesPerLane = c.tile / lanesPerRow;
+  const left = `subgroup_matrix_left<f16, ${K}, ${M}>`;
+  const right = `subgroup_matrix_right<f16, ${N}, ${K}>`;
+  const result = `subgroup_matrix_result<f32, ${N}, ${M}>`;
+  const sf = names('sf', c.tile / N);
+  const pf = names('pf', c.tile / N);
+  const kAcc = names('kacc', c.d / N);
+  const vAcc = names('vacc', c.dv / N);
+  const scratch = (j: number) => `sgc * ${M * c.tile}u + ${j * N}u`;
+  const stageOwn = (dest: string, src: string, width: string) =>
+    stageRowsWgsl({
+      dest,
+      src,
+      rows: 'ROWS',
+      width,
+      tokenStart: 'sp.kStart',
+      heads: 'p.hkv',
+      head: 'hk',
+      first: 'first',
+      end: 'last + 1',
+      threads: 'THREADS',
+      type: 'f16',
+    });
+  const stageQ = (dest: string, src: string, width: string) =>
+    stageRowsWgsl({
+      dest,
+      src,
+      rows: 'TILE',
+      width,
+      tokenStart: 'sp.qStart',
+      heads: 'p.hq',
+      head: 'h',
+      first: 'i0',
+      end: 'range.y',
+      threads: 'THREADS',
+      type: 'f16',
+    });
+  const products = (acc: string[], from: string, operand: string, width: string) =>
+    acc
+      .flatMap((f, n) =>
+        Array.from(
+          { length: c.tile / K },
+          (_, kc) =>
+            `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&${from}, sgc * ${M * c.tile}u + ${kc * K}u, TILE), subgroupMatrixLoad<${right}, row_major>(&${operand}, ${kc * K}u * ${width} + ${n * N}u, ${width}), ${f});`,
+        ),
+      )
+      .join('\n');
+  return `${header(c)}
+@group(0) @binding(0) var<storage, read> q: array<f16>;
+@group(0) @binding(1) var<storage, read> k: array<f16>;
+@group(0) @binding(2) var<storage, read> v: array<f16>;
+@group(0) @binding(3) var<storage, read> dout: array<f16>;
+@group(0) @binding(4) var<storage, read> stats: array<f32>;
+@group(0) @binding(5) var<storage, read> launch: array<u32>;
+@group(0) @binding(6) var<storage, read_write> dk: array<f16>;
+@group(0) @binding(7) var<storage, read_write> dv: array<f16>;
+@group(0) @binding(8) var<uniform> p: Params;
+
+const D = ${c.d}u;
+const DV = ${c.dv}u;
+const ROWS = ${rows}u;
+const TILE = ${c.tile}u;
+const THREADS = ${threads}u;
+const SUBGROUPS = ${c.subgroups}u;
+var<workgroup> Kown: array<f16, ${rows * c.d}>;
+var<workgroup> Vown: array<f16, ${rows * c.dv}>;
+var<workgroup> Qs: array<f16, ${c.tile * c.d}>;
+var<workgroup> Os: array<f16, ${c.tile * c.dv}>;
+var<workgroup> Lq: array<f32, ${c.tile}>;
+var<workgroup> Dq: array<f32, ${c.tile}>;
+var<workgroup> Ss: array<f32, ${c.subgroups * M * c.tile}>;
+var<workgroup> Dp: array<f32, ${c.subgroups * M * c.tile}>;
+var<workgroup> Pt: array<f16, ${c.subgroups * M * c.tile}>;
+var<workgroup> Dt: array<f16, ${c.subgroups * M * c.tile}>;
+
+${SEQUENCE_WGSL}
+
+${WORKGROUP_INDEX_WGSL}
+
+${entry(c)}
+  let w = workgroupIndex(wid, nwg);
+  if (w >= p.tiles * p.hkv) { return; }
+  let t = w / p.hkv;
+  let hk = w % p.hkv;
+  let sp = tileSpan(t);
+  let first = tileFirst(t);
+  let last = min(first + i32(ROWS), i32(sp.kLen)) - 1;
+  let sgc = min(sg, SUBGROUPS - 1u);
+  let row = lane % ${M}u;
+  let part = lane / ${M}u;
+  let j = first + i32(sgc * ${M}u + row);
+  ${stageOwn('Kown', 'k', 'D')}
+  ${stageOwn('Vown', 'v', 'DV')}
+${[...kAcc, ...vAcc].map((f) => `  var ${f} = ${result}();`).join('\n')}
+  let range = queryRange(sp, first, last);
+  for (var g = 0u; g < p.group; g++) {
+    let h = hk * p.group + g;
+    for (var i0 = range.x; i0 < range.y; i0 += i32(TILE)) {
+      workgroupBarrier();
+      ${stageQ('Qs', 'q', 'D')}
+      ${stageQ('Os', 'dout', 'DV')}
+      for (var e = li; e < TILE; e += THREADS) {
+        let ii = i0 + i32(e);
+        var lv = 0.0;
+        var dl = 0.0;
+        if (ii < range.y) {
+          let at = sp.lseBase + h * p.lseHeadStride + u32(ii);
+          lv = stats[at];
+          dl = stats[p.statsDelta + at];
+        }
+        Lq[e] = lv;
+        Dq[e] = dl;
+      }
+      workgroupBarrier();
+${[...sf, ...pf].map((f) => `      var ${f} = ${result}();`).join('\n')}
+${sf.flatMap((f, jq) => Array.from({ length: c.d / K }, (_, kk) => `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&Kown, sgc * ${M}u * D + ${kk * K}u, D), subgroupMatrixLoad<${right}, col_major>(&Qs, ${jq * N}u * D + ${kk * K}u, D), ${f});`)).join('\n')}
+${pf.flatMap((f, jq) => Array.from({ length: c.dv / K }, (_, kk) => `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&Vown, sgc * ${M}u * DV + ${kk * K}u, DV), subgroupMatrixLoad<${right}, col_major>(&Os, ${jq * N}u * DV + ${kk * K}u, DV), ${f});`)).join('\n')}
+${sf.map((f, jq) => `      subgroupMatrixStore<row_major>(&Ss, ${scratch(jq)}, ${f}, TILE);`).join('\n')}
+${pf.map((f, jq) => `      subgroupMatrixStore<row_major>(&Dp, ${scratch(jq)}, ${f}, TILE);`).join('\n')}
+      workgroupBarrier();
+      for (var qq = part * ${queriesPerLane}u; qq < (part + 1u) * ${queriesPerLane}u; qq++) {
+        let ii = i0 + i32(qq);
+        let at = sgc * ${M * c.tile}u + row * TILE + qq;
+        var prob = 0.0;
+        var ds = 0.0;
+        if (j <= last && ii < range.y && visible(sp, ii, j)) {
+          prob = exp(Ss[at] * p.scale - Lq[qq]);
+          ds = prob * (Dp[at] - Dq[qq]);
+        }
+        Pt[at] = f16(prob);
+        Dt[at] = f16(ds);
+      }
+      workgroupBarrier();
+${products(vAcc, 'Pt', 'Os', 'DV')}
+${products(kAcc, 'Dt', 'Qs', 'D')}
+    }
+  }
+${writeFragments(c, kAcc, 'dk', 'D', 'r <= last', '(sp.kStart + u32(r)) * p.hkv + hk', 'p.scale')}
+${writeFragments(c, vAcc, 'dv', 'DV', 'r <= last', '(sp.kStart + u32(r)) * p.hkv + hk', '1.0')}
+}
+`;
+}
