@@ -103,3 +103,23 @@ describe('report', () => {
     expect(svg).toContain('ms (log)');
   });
 });
+
+describe('cells measured with fewer runs', () => {
+  it('are marked, and the report says why', () => {
+    const t = table();
+    t.rows[0]!.cells.slow = { ms: 8, min: 7.5, max: 9, runs: 2, source: 'timestamp' };
+    expect(timingMarkdown(t, 10).split('\n')[2]).toBe(
+      '| 1024 | 8.00 (7.50–9.00)* | 2.00 (2.00–2.50) | 4.00x |',
+    );
+    const md = reportMarkdown({
+      tool: 'webattn',
+      date: 'd',
+      adapter: 'a',
+      cpuAdapter: false,
+      iterations: 10,
+      ceilings: {},
+      tables: [t],
+    });
+    expect(md).toContain('(fewer for the slowest cells, marked *)');
+  });
+});

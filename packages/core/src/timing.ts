@@ -25,6 +25,11 @@ export interface MeasureOptions {
   iters?: number;
   /** Force wall-clock timing even where timestamps exist. */
   wallClock?: boolean;
+  /**
+   * Time budget in ms: when one run takes a large share of it, fewer warm-up and timed runs are made
+   * (at least one of each), so that slow cells of a table do not take minutes each.
+   */
+  budgetMs?: number;
 }
 
 // WebGPU caps a query set at 4096 queries: two per pass.
@@ -119,14 +124,23 @@ export async function measure(
   run: () => Promise<void> | void,
   options: MeasureOptions = {},
 ): Promise<Measurement> {
-  const { warmup = 2, iters = 10, wallClock = false } = options;
+  const { warmup = 2, iters = 10, wallClock = false, budgetMs = Number.POSITIVE_INFINITY } = options;
+  let runMs = 0;
+  let warmupMs = 0;
   for (let i = 0; i < warmup; i++) {
+    const start = performance.now();
     await run();
     await gpu.sync();
+    runMs = performance.now() - start;
+    warmupMs += runMs;
+    // Stop warming up before warm-up alone would spend half the budget.
+    if (warmupMs + runMs > budgetMs / 2) break;
   }
+  const affordable = runMs > 0 ? Math.floor(budgetMs / runMs) : iters;
+  const timed = Math.max(1, Math.min(iters, affordable));
   const samples: number[] = [];
   let source: TimeSource = 'timestamp';
-  for (let i = 0; i < Math.max(1, iters); i++) {
+  for (let i = 0; i < timed; i++) {
     const t = await timeOnce(gpu, run, wallClock);
     samples.push(t.ms);
     if (t.source === 'wall') source = 'wall';

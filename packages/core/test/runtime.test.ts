@@ -95,5 +95,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) 
     expect(m.median).toBeLessThanOrEqual(m.max);
     const wall = await measure(gpu, () => undefined, { warmup: 0, iters: 2, wallClock: true });
     expect(wall.source).toBe('wall');
+    // A budget smaller than one run leaves one warm-up and one timed run.
+    let runs = 0;
+    const slow = await measure(
+      gpu,
+      async () => {
+        runs++;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      },
+      { warmup: 3, iters: 10, budgetMs: 1, wallClock: true },
+    );
+    expect(slow.samples).toHaveLength(1);
+    expect(runs).toBe(2);
   });
 });

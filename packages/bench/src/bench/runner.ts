@@ -9,6 +9,8 @@ export interface RunOptions {
   iters: number;
   /** Show a progress bar (on a terminal). */
   progress: boolean;
+  /** Time budget per cell in ms: slow cells get fewer iterations (see `measure`). */
+  budgetMs?: number;
   /** Called when an implementation fails at a size; the cell stays empty. */
   onError?: (message: string) => void;
 }
@@ -47,8 +49,18 @@ export async function runTables(
           try {
             prepared = await impl.prepare(gpu, size);
             if (prepared) {
-              const m = await measure(gpu, prepared.run, { warmup: options.warmup, iters: options.iters });
-              row.cells[impl.name] = { ms: m.median, min: m.min, max: m.max, source: m.source };
+              const m = await measure(gpu, prepared.run, {
+                warmup: options.warmup,
+                iters: options.iters,
+                ...(options.budgetMs !== undefined && { budgetMs: options.budgetMs }),
+              });
+              row.cells[impl.name] = {
+                ms: m.median,
+                min: m.min,
+                max: m.max,
+                runs: m.samples.length,
+                source: m.source,
+              };
             }
           } catch (error) {
             options.onError?.(

@@ -3,14 +3,18 @@ import type { BenchReport, BenchTable, Cell } from './types.js';
 
 const ms = (x: number) => (x >= 100 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toFixed(3));
 
-function timeCell(cell: Cell | undefined): string {
+function timeCell(cell: Cell | undefined, iterations?: number): string {
   if (!cell) return '—';
   if (cell.min === undefined || cell.max === undefined) return ms(cell.ms);
-  return `${ms(cell.ms)} (${ms(cell.min)}–${ms(cell.max)})`;
+  const fewer = iterations !== undefined && cell.runs !== undefined && cell.runs < iterations ? '*' : '';
+  return `${ms(cell.ms)} (${ms(cell.min)}–${ms(cell.max)})${fewer}`;
 }
 
-/** The timing table, then the ratio of each column to the baseline (the first column), as markdown. */
-export function timingMarkdown(table: BenchTable): string {
+/**
+ * The timing table, then the ratio of each column to the baseline (the first column), as markdown.
+ * Cells measured with fewer than `iterations` runs are marked with `*`.
+ */
+export function timingMarkdown(table: BenchTable, iterations?: number): string {
   const [baseline, ...others] = table.columns;
   const header = [
     table.sizeLabel,
@@ -25,7 +29,7 @@ export function timingMarkdown(table: BenchTable): string {
       return base && cell ? `${(base.ms / cell.ms).toFixed(2)}x` : '—';
     });
     lines.push(
-      `| ${[row.size, ...table.columns.map((c) => timeCell(row.cells[c])), ...ratios].join(' | ')} |`,
+      `| ${[row.size, ...table.columns.map((c) => timeCell(row.cells[c], iterations)), ...ratios].join(' | ')} |`,
     );
   }
   return lines.join('\n');
@@ -61,7 +65,14 @@ export function throughputMarkdown(table: BenchTable, tensorCoreTflops?: number)
 /** The whole report: banner facts, ceilings, then each table's timing and throughput. */
 export function reportMarkdown(report: BenchReport): string {
   const parts = [`## webattn bench — ${report.adapter}`, ''];
-  parts.push(`${report.date}; median (min–max) of ${report.iterations} timed iterations after warm-up.`);
+  const fewer = report.tables.some((t) =>
+    t.rows.some((r) =>
+      Object.values(r.cells).some((c) => c?.runs !== undefined && c.runs < report.iterations),
+    ),
+  );
+  parts.push(
+    `${report.date}; median (min–max) of ${report.iterations} timed iterations after warm-up${fewer ? ' (fewer for the slowest cells, marked *)' : ''}.`,
+  );
   const c = report.ceilings;
   const probes = [
     c.tensorCoreTflops ? `tensor-core probe ${c.tensorCoreTflops.toFixed(1)} TFLOPS` : undefined,
@@ -70,7 +81,7 @@ export function reportMarkdown(report: BenchReport): string {
   if (probes.length) parts.push(`Ceilings measured in this run: ${probes.join(', ')}.`);
   if (report.external) parts.push(`External columns: ${report.external}.`);
   for (const table of report.tables) {
-    parts.push('', `### ${table.title}`, '', timingMarkdown(table));
+    parts.push('', `### ${table.title}`, '', timingMarkdown(table, report.iterations));
     const throughput = throughputMarkdown(table, c.tensorCoreTflops);
     if (throughput) parts.push('', throughput);
   }

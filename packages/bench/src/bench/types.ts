@@ -33,6 +33,8 @@ export interface Cell {
   ms: number;
   min?: number;
   max?: number;
+  /** Timed runs behind the median (fewer than asked for where a run is slow). */
+  runs?: number;
   source: 'timestamp' | 'wall' | 'external';
 }
 

@@ -65,6 +65,9 @@ export async function benchCommand(
     warmup: flags.warmup ?? (cpu ? 1 : 3),
     iters: iterations,
     progress: flags.progress,
+    // A cell whose single run is slow (the row kernels at large n) gets fewer iterations, so the
+    // whole table stays minutes, not hours; the report states the iterations of every cell.
+    budgetMs: 20_000,
     onError: warn,
   });
   if (baselines) mergeBaselines(tables, baselines);
