@@ -3,12 +3,13 @@
  * key-major dK/dV pass, each recomputing the probabilities from the saved lse like the row kernels.
  * Every product is a subgroup-matrix multiply-accumulate from workgroup memory; the elementwise
  * steps (P = exp(S·scale - lse), dS = P ∘ (dP - delta), masking) are done by lanes on scores
- * stored to workgroup memory, and the f16 results are loaded back as matrix operands.
+ * stored to workgroup memory, and the f16 results are loaded back as matrix operands. Inputs are
+ * read as vec4<f16>, four elements per load, when staged.
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { paramsStruct } from '../params.js';
 import { enables } from '../wgsl.js';
-import { FLASH_PARAMS, queryTileWgsl, SEQUENCE_WGSL, stageRowsWgsl } from './common.wgsl.js';
+import { FLASH_PARAMS, queryTileWgsl, SEQUENCE_WGSL, stageRowsVec4Wgsl } from './common.wgsl.js';
 import type { MatrixForwardConfig } from './forward-matrix.wgsl.js';
 
 /** The backward kernels take the forward's shape parameters: rows per workgroup and a tile of the other side. */
@@ -84,7 +85,7 @@ export function flashDqMatrixWgsl(c: MatrixBackwardConfig): string {
   const gf = names('gf', c.d / N);
   const scratch = (j: number) => `sgc * ${M * c.tile}u + ${j * N}u`;
   const stageQ = (dest: string, src: string, width: string) =>
-    stageRowsWgsl({
+    stageRowsVec4Wgsl({
       dest,
       src,
       rows: 'ROWS',
@@ -95,10 +96,9 @@ export function flashDqMatrixWgsl(c: MatrixBackwardConfig): string {
       first: 'first',
       end: 'last + 1',
       threads: 'THREADS',
-      type: 'f16',
     });
   const stageK = (dest: string, src: string, width: string) =>
-    stageRowsWgsl({
+    stageRowsVec4Wgsl({
       dest,
       src,
       rows: 'TILE',
@@ -109,13 +109,12 @@ export function flashDqMatrixWgsl(c: MatrixBackwardConfig): string {
       first: 'k0',
       end: 'range.y',
       threads: 'THREADS',
-      type: 'f16',
     });
   return `${header(c)}
-@group(0) @binding(0) var<storage, read> q: array<f16>;
-@group(0) @binding(1) var<storage, read> k: array<f16>;
-@group(0) @binding(2) var<storage, read> v: array<f16>;
-@group(0) @binding(3) var<storage, read> dout: array<f16>;
+@group(0) @binding(0) var<storage, read> q: array<vec4<f16>>;
+@group(0) @binding(1) var<storage, read> k: array<vec4<f16>>;
+@group(0) @binding(2) var<storage, read> v: array<vec4<f16>>;
+@group(0) @binding(3) var<storage, read> dout: array<vec4<f16>>;
 @group(0) @binding(4) var<storage, read> stats: array<f32>;
 @group(0) @binding(5) var<storage, read> launch: array<u32>;
 @group(0) @binding(6) var<storage, read_write> dq: array<f16>;
@@ -213,7 +212,7 @@ export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
   const vAcc = names('vacc', c.dv / N);
   const scratch = (j: number) => `sgc * ${M * c.tile}u + ${j * N}u`;
   const stageOwn = (dest: string, src: string, width: string) =>
-    stageRowsWgsl({
+    stageRowsVec4Wgsl({
       dest,
       src,
       rows: 'ROWS',
@@ -224,10 +223,9 @@ export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
       first: 'first',
       end: 'last + 1',
       threads: 'THREADS',
-      type: 'f16',
     });
   const stageQ = (dest: string, src: string, width: string) =>
-    stageRowsWgsl({
+    stageRowsVec4Wgsl({
       dest,
       src,
       rows: 'TILE',
@@ -238,7 +236,6 @@ export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
       first: 'i0',
       end: 'range.y',
       threads: 'THREADS',
-      type: 'f16',
     });
   const products = (acc: string[], from: string, operand: string, width: string) =>
     acc
@@ -251,10 +248,10 @@ export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
       )
       .join('\n');
   return `${header(c)}
-@group(0) @binding(0) var<storage, read> q: array<f16>;
-@group(0) @binding(1) var<storage, read> k: array<f16>;
-@group(0) @binding(2) var<storage, read> v: array<f16>;
-@group(0) @binding(3) var<storage, read> dout: array<f16>;
+@group(0) @binding(0) var<storage, read> q: array<vec4<f16>>;
+@group(0) @binding(1) var<storage, read> k: array<vec4<f16>>;
+@group(0) @binding(2) var<storage, read> v: array<vec4<f16>>;
+@group(0) @binding(3) var<storage, read> dout: array<vec4<f16>>;
 @group(0) @binding(4) var<storage, read> stats: array<f32>;
 @group(0) @binding(5) var<storage, read> launch: array<u32>;
 @group(0) @binding(6) var<storage, read_write> dk: array<f16>;

@@ -96,6 +96,23 @@ export interface StagedRows {
   type: 'f32' | 'f16';
 }
 
+/**
+ * The same staging from a `vec4<f16>` view of the tensor into a scalar f16 array: four elements per
+ * load, for the tensor-core kernels (widths are multiples of 4 there).
+ */
+export function stageRowsVec4Wgsl(o: Omit<StagedRows, 'type'>): string {
+  return `for (var e = li; e < ${o.rows} * (${o.width} / 4u); e += ${o.threads}) {
+    let w4 = ${o.width} / 4u;
+    let r = ${o.first} + i32(e / w4);
+    var x = vec4<f16>();
+    if (r < ${o.end}) { x = ${o.src}[((${o.tokenStart} + u32(r)) * ${o.heads} + ${o.head}) * w4 + e % w4]; }
+    ${o.dest}[4u * e] = x.x;
+    ${o.dest}[4u * e + 1u] = x.y;
+    ${o.dest}[4u * e + 2u] = x.z;
+    ${o.dest}[4u * e + 3u] = x.w;
+  }`;
+}
+
 /** WGSL of a cooperative loop (over `li`) that stages rows into workgroup memory, zero-padded. */
 export function stageRowsWgsl(o: StagedRows): string {
   return `for (var e = li; e < ${o.rows} * ${o.width}; e += ${o.threads}) {
