@@ -125,10 +125,9 @@ export function matrixBackwardConfig(
   dv: number,
   assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
 ): MatrixBackwardConfig | undefined {
-  // dP = dO·Vᵀ reduces over dv and dQ/dK produce d columns: both dims must split both ways.
-  if (d % (assumeMatrix?.N ?? 16) !== 0 && !preferredMatrixConfig(caps)) return undefined;
   const config = pickMatrixShape(caps, d, dv, [matrixDqSharedBytes, matrixDkDvSharedBytes], assumeMatrix);
   if (!config) return undefined;
+  // Beyond the forward's needs: dP = dO·Vᵀ reduces over dv, and dQ and dK have d columns.
   const { N, K } = config.matrix;
   return d % N === 0 && dv % K === 0 ? config : undefined;
 }
