@@ -7,15 +7,17 @@
  * read as vec4<f16>, four elements per load, when staged.
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
-import { paramsStruct } from '../params.js';
-import { enables } from '../wgsl.js';
-import { FLASH_PARAMS, queryTileWgsl, SEQUENCE_WGSL, stageRowsVec4Wgsl } from './common.wgsl.js';
-import type { MatrixForwardConfig } from './forward-matrix.wgsl.js';
+import { queryTileWgsl, SEQUENCE_WGSL, stageRowsVec4Wgsl } from './common.wgsl.js';
+import {
+  type MatrixKernelConfig,
+  matrixEntryPoint,
+  matrixKernelHeader,
+  matrixShape,
+  fragmentNames as names,
+} from './matrix-kernel.js';
 
-/** The backward kernels take the forward's shape parameters: rows per workgroup and a tile of the other side. */
-export type MatrixBackwardConfig = MatrixForwardConfig;
-
-const names = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}${i}`);
+/** The backward kernels' parameters: rows of their own side per workgroup, a tile of the other side. */
+export type MatrixBackwardConfig = MatrixKernelConfig;
 
 /** Workgroup memory of the dQ kernel, in bytes. */
 export function matrixDqSharedBytes(c: MatrixBackwardConfig): number {
@@ -27,19 +29,6 @@ export function matrixDqSharedBytes(c: MatrixBackwardConfig): number {
 export function matrixDkDvSharedBytes(c: MatrixBackwardConfig): number {
   const rows = c.subgroups * c.matrix.M;
   return (rows + c.tile) * (c.d + c.dv) * 2 + c.tile * 8 + c.subgroups * c.matrix.M * c.tile * 12;
-}
-
-function header(c: MatrixBackwardConfig): string {
-  return `${enables({ subgroupMatrix: true })}
-${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
-${paramsStruct(FLASH_PARAMS)}`;
-}
-
-function entry(c: MatrixBackwardConfig): string {
-  return `@compute @workgroup_size(${c.subgroups * c.subgroupSize})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
-        @builtin(subgroup_invocation_id) lane: u32) {`;
 }
 
 /** Lanes copy each accumulator, through the subgroup's scratch rows, to `dest` times `factor`. */
@@ -70,14 +59,7 @@ function writeFragments(
 
 /** WGSL of the tensor-core dQ pass: one workgroup per (query tile, head), like the forward. */
 export function flashDqMatrixWgsl(c: MatrixBackwardConfig): string {
-  const { M, N, K } = c.matrix;
-  const rows = c.subgroups * M;
-  const threads = c.subgroups * c.subgroupSize;
-  const lanesPerRow = c.subgroupSize / M;
-  const keysPerLane = c.tile / lanesPerRow;
-  const left = `subgroup_matrix_left<f16, ${K}, ${M}>`;
-  const right = `subgroup_matrix_right<f16, ${N}, ${K}>`;
-  const result = `subgroup_matrix_result<f32, ${N}, ${M}>`;
+  const { M, N, K, rows, threads, perLane: keysPerLane, left, right, result } = matrixShape(c);
   const qf = names('qf', c.d / K);
   const df = names('df', c.dv / K);
   const sf = names('sf', c.tile / N);
@@ -110,7 +92,7 @@ export function flashDqMatrixWgsl(c: MatrixBackwardConfig): string {
       end: 'range.y',
       threads: 'THREADS',
     });
-  return `${header(c)}
+  return `${matrixKernelHeader(c)}
 @group(0) @binding(0) var<storage, read> q: array<vec4<f16>>;
 @group(0) @binding(1) var<storage, read> k: array<vec4<f16>>;
 @group(0) @binding(2) var<storage, read> v: array<vec4<f16>>;
@@ -137,7 +119,7 @@ ${SEQUENCE_WGSL}
 
 ${WORKGROUP_INDEX_WGSL}
 
-${entry(c)}
+${matrixEntryPoint(c)}
 ${queryTileWgsl('ROWS')}
   let sgc = min(sg, SUBGROUPS - 1u);
   let row = lane % ${M}u;
@@ -198,14 +180,7 @@ ${writeFragments(c, gf, 'dq', 'D', 'r <= last', '(sp.qStart + u32(r)) * p.hq + h
 
 /** WGSL of the tensor-core dK/dV pass: one workgroup per (key tile, KV head), over its group's heads. */
 export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
-  const { M, N, K } = c.matrix;
-  const rows = c.subgroups * M;
-  const threads = c.subgroups * c.subgroupSize;
-  const lanesPerRow = c.subgroupSize / M;
-  const queriesPerLane = c.tile / lanesPerRow;
-  const left = `subgroup_matrix_left<f16, ${K}, ${M}>`;
-  const right = `subgroup_matrix_right<f16, ${N}, ${K}>`;
-  const result = `subgroup_matrix_result<f32, ${N}, ${M}>`;
+  const { M, N, K, rows, threads, perLane: queriesPerLane, left, right, result } = matrixShape(c);
   const sf = names('sf', c.tile / N);
   const pf = names('pf', c.tile / N);
   const kAcc = names('kacc', c.d / N);
@@ -247,7 +222,7 @@ export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
         ),
       )
       .join('\n');
-  return `${header(c)}
+  return `${matrixKernelHeader(c)}
 @group(0) @binding(0) var<storage, read> q: array<vec4<f16>>;
 @group(0) @binding(1) var<storage, read> k: array<vec4<f16>>;
 @group(0) @binding(2) var<storage, read> v: array<vec4<f16>>;
@@ -279,7 +254,7 @@ ${SEQUENCE_WGSL}
 
 ${WORKGROUP_INDEX_WGSL}
 
-${entry(c)}
+${matrixEntryPoint(c)}
   let w = workgroupIndex(wid, nwg);
   if (w >= p.tiles * p.hkv) { return; }
   let t = w / p.hkv;

@@ -16,10 +16,7 @@
  * through the caches); only the last, partial tile of a range is staged through workgroup memory,
  * zero-padded, so no load reads past the end of a buffer. The staging area first holds Q.
  */
-import type { SubgroupMatrixConfig } from '../capabilities.js';
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
-import { paramsStruct } from '../params.js';
-import { enables } from '../wgsl.js';
 import {
   FLASH_PARAMS,
   MASKED,
@@ -28,20 +25,16 @@ import {
   stageKeyTileWgsl,
   stageRowsWgsl,
 } from './common.wgsl.js';
+import {
+  fragmentNames,
+  type MatrixKernelConfig,
+  matrixEntryPoint,
+  matrixKernelHeader,
+  matrixShape,
+} from './matrix-kernel.js';
 
 /** Generation parameters of the tensor-core forward. */
-export interface MatrixForwardConfig {
-  d: number;
-  dv: number;
-  matrix: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>;
-  /** The subgroup size the kernel is built for, pinned with `@subgroup_size` when `pinSubgroupSize`. */
-  subgroupSize: number;
-  pinSubgroupSize: boolean;
-  /** Subgroups per workgroup; the workgroup covers `subgroups · M` query rows. */
-  subgroups: number;
-  /** Keys per staged K/V tile (a multiple of N and K). */
-  tile: number;
-}
+export type MatrixForwardConfig = MatrixKernelConfig;
 
 /** Elements of the f16 staging area: Q once, then the partial tail tiles of K and V. */
 function stagingElements(c: MatrixForwardConfig): number {
@@ -67,23 +60,12 @@ export function matrixForwardUnsupported(c: MatrixForwardConfig): string | undef
   return undefined;
 }
 
-function names(prefix: string, count: number): string[] {
-  return Array.from({ length: count }, (_, i) => `${prefix}${i}`);
-}
-
 /** WGSL of the tensor-core forward (f16 q, k, v, o; f32 lse). */
 export function flashForwardMatrixWgsl(c: MatrixForwardConfig): string {
-  const { M, N, K } = c.matrix;
-  const rows = c.subgroups * M;
-  const threads = c.subgroups * c.subgroupSize;
-  const lanesPerRow = c.subgroupSize / M;
-  const keysPerLane = c.tile / lanesPerRow;
-  const left = `subgroup_matrix_left<f16, ${K}, ${M}>`;
-  const right = `subgroup_matrix_right<f16, ${N}, ${K}>`;
-  const result = `subgroup_matrix_result<f32, ${N}, ${M}>`;
-  const qFrags = names('qf', c.d / K);
-  const sFrags = names('sf', c.tile / N);
-  const oFrags = names('of', c.dv / N);
+  const { M, N, K, rows, threads, lanesPerRow, perLane: keysPerLane, left, right, result } = matrixShape(c);
+  const qFrags = fragmentNames('qf', c.d / K);
+  const sFrags = fragmentNames('sf', c.tile / N);
+  const oFrags = fragmentNames('of', c.dv / N);
   const pChunks = c.tile / K;
   // S = Q·Kᵀ for this subgroup's rows against one tile of keys, read from global memory or from the
   // staged tail, then stored to the subgroup's scratch rows.
@@ -154,10 +136,7 @@ ${products('staged')}
   workgroupBarrier();`,
     )
     .join('\n');
-  const pin = c.pinSubgroupSize;
-  return `${enables({ subgroupMatrix: true })}
-${pin ? 'enable subgroup_size_control;' : ''}
-${paramsStruct(FLASH_PARAMS)}
+  return `${matrixKernelHeader(c)}
 @group(0) @binding(0) var<storage, read> q: array<f16>;
 @group(0) @binding(1) var<storage, read> k: array<f16>;
 @group(0) @binding(2) var<storage, read> v: array<f16>;
@@ -190,10 +169,7 @@ fn stageTail(sp: Span, hk: u32, k0: i32, end: i32, li: u32, withValues: bool) {
   }
 }
 
-@compute @workgroup_size(${threads})${pin ? ` @subgroup_size(${c.subgroupSize})` : ''}
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
-        @builtin(subgroup_invocation_id) lane: u32) {
+${matrixEntryPoint(c)}
 ${queryTileWgsl('ROWS')}
   let KSTRIDE = p.hkv * D;
   let VSTRIDE = p.hkv * DV;

@@ -1,0 +1,62 @@
+/**
+ * What every tensor-core flash kernel derives from its configuration: fragment types, workgroup
+ * shape, how lanes share a row, and the WGSL header and entry point they all open with.
+ */
+import type { SubgroupMatrixConfig } from '../capabilities.js';
+import { paramsStruct } from '../params.js';
+import { enables } from '../wgsl.js';
+import { FLASH_PARAMS } from './common.wgsl.js';
+
+/** Generation parameters shared by the tensor-core flash kernels. */
+export interface MatrixKernelConfig {
+  d: number;
+  dv: number;
+  matrix: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>;
+  /** The subgroup size the kernel is built for, pinned with `@subgroup_size` when `pinSubgroupSize`. */
+  subgroupSize: number;
+  pinSubgroupSize: boolean;
+  /** Subgroups per workgroup; the workgroup covers `subgroups · M` rows of its own side. */
+  subgroups: number;
+  /** Rows of the other side per staged tile (a multiple of N and K). */
+  tile: number;
+}
+
+/** Quantities and WGSL type names derived from a configuration. */
+export function matrixShape(c: MatrixKernelConfig) {
+  const { M, N, K } = c.matrix;
+  const lanesPerRow = c.subgroupSize / M;
+  return {
+    M,
+    N,
+    K,
+    rows: c.subgroups * M,
+    threads: c.subgroups * c.subgroupSize,
+    /** Lanes sharing one row of a score tile (lane = row + M · part). */
+    lanesPerRow,
+    /** Tile columns each of those lanes handles. */
+    perLane: c.tile / lanesPerRow,
+    left: `subgroup_matrix_left<f16, ${K}, ${M}>`,
+    right: `subgroup_matrix_right<f16, ${N}, ${K}>`,
+    result: `subgroup_matrix_result<f32, ${N}, ${M}>`,
+  };
+}
+
+/** `count` WGSL variable names: prefix0, prefix1, ... (matrices cannot live in arrays). */
+export function fragmentNames(prefix: string, count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `${prefix}${i}`);
+}
+
+/** The extensions and the parameter struct. */
+export function matrixKernelHeader(c: MatrixKernelConfig): string {
+  return `${enables({ subgroupMatrix: true })}
+${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
+${paramsStruct(FLASH_PARAMS)}`;
+}
+
+/** The entry point's attributes and builtins, up to its opening brace. */
+export function matrixEntryPoint(c: MatrixKernelConfig): string {
+  return `@compute @workgroup_size(${c.subgroups * c.subgroupSize})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
+        @builtin(subgroup_invocation_id) lane: u32) {`;
+}
