@@ -18,7 +18,6 @@
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import {
-  FLASH_PARAMS,
   MASKED,
   queryTileWgsl,
   SEQUENCE_WGSL,
