@@ -48,7 +48,7 @@ export {
   type MatrixForwardConfig,
   matrixForwardSharedBytes,
 } from './flash/forward-matrix.wgsl.js';
-export { fragmentNames, type MatrixKernelConfig, matrixShape } from './flash/matrix-kernel.js';
+export type { MatrixKernelConfig } from './flash/matrix-kernel.js';
 export type { FlashProblem, MaskSpec, SequenceSpan } from './flash/problem.js';
 export { type CreateGpuOptions, createGpu, Gpu, type TimestampRecorder } from './gpu.js';
 export {
