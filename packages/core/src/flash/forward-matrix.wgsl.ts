@@ -17,13 +17,7 @@
  * zero-padded, so no load reads past the end of a buffer. The staging area first holds Q.
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
-import {
-  MASKED,
-  queryTileWgsl,
-  SEQUENCE_WGSL,
-  stageKeyTileWgsl,
-  stageRowsWgsl,
-} from './common.wgsl.js';
+import { MASKED, queryTileWgsl, SEQUENCE_WGSL, stageKeyTileWgsl, stageRowsWgsl } from './common.wgsl.js';
 import {
   fragmentNames,
   type MatrixKernelConfig,
