@@ -1,32 +1,49 @@
 /**
- * How close a kernel's output must be to the reference, per storage dtype, in one place. Like fla,
- * the main criterion is the RMS error relative to the reference's RMS, which does not blow up on
- * entries near zero; a max-abs bound catches a few badly wrong entries hiding in a good RMS.
+ * How close a kernel's output must be to the reference, per storage dtype, in one place.
+ *
+ * The main criterion is the RMS error relative to the reference's RMS, as in fla, whose kernel tests
+ * use RMS-relative thresholds of 1e-3 to 5e-3: it does not blow up on entries near zero the way a
+ * per-element relative error does. A max-abs bound rides along to catch a few badly wrong entries
+ * (one bad tile edge, one masked row) that a good RMS over a large tensor would hide.
  */
 
-/** Storage precision of the data compared. */
+/** Storage precision of the data a kernel read and wrote. */
 export type Dtype = 'f32' | 'f16';
 
-/** Bounds a comparison must meet. */
+/** Bounds that a comparison with the reference must meet, both at once. */
 export interface Tolerance {
+  /** Largest allowed `rms(ref - actual) / rms(ref)`. */
   rmsRel: number;
+  /** Largest allowed `|ref - actual|` of any single element. */
   maxAbs: number;
 }
 
 /**
- * f32: accumulation order alone (kernels sum in tiles, the reference in f64). f16: inputs and outputs
- * rounded to 11 significant bits, so about 5e-4 relative per element, more after reductions.
+ * The bounds for outputs of O(1) magnitude, such as attention outputs.
+ *
+ * - f32: only the summation order differs (kernels sum in tiles and f32, the reference in f64),
+ *   which costs a few ulps per reduction: 1e-4 relative leaves room for long rows.
+ * - f16: inputs and outputs carry 11 significant bits, about 5e-4 relative per element, and
+ *   products accumulate more of it; 5e-3 is the loose end of fla's range.
  */
-export const TOLERANCES: Readonly<Record<Dtype, Tolerance>> = {
-  f32: { rmsRel: 1e-4, maxAbs: 1e-3 },
-  f16: { rmsRel: 5e-3, maxAbs: 2e-2 },
-};
+export const TOLERANCES: Readonly<Record<Dtype, Readonly<Tolerance>>> = Object.freeze({
+  // Frozen, because a test that loosened the shared table would loosen every test after it.
+  f32: Object.freeze({ rmsRel: 1e-4, maxAbs: 1e-3 }),
+  f16: Object.freeze({ rmsRel: 5e-3, maxAbs: 2e-2 }),
+});
 
 /**
- * The tolerance for `dtype`, with the max-abs bound scaled by `magnitude` for quantities of larger
- * size than O(1) outputs (gradients summed over many rows, lse).
+ * The tolerance for `dtype`, with the max-abs bound multiplied by `magnitude` for quantities larger
+ * than O(1) (gradients summed over many rows, log-sum-exp values). The relative bound stays as it
+ * is, since it already scales with the data.
+ *
+ * @param dtype - Storage precision of the compared data.
+ * @param magnitude - Typical size of the compared values relative to 1; must be positive.
  */
 export function toleranceFor(dtype: Dtype, magnitude = 1): Tolerance {
-  const t = TOLERANCES[dtype];
-  return { rmsRel: t.rmsRel, maxAbs: t.maxAbs * magnitude };
+  if (!(magnitude > 0 && Number.isFinite(magnitude))) {
+    throw new Error(`toleranceFor: magnitude must be a positive finite number, got ${magnitude}`);
+  }
+  const base = TOLERANCES[dtype];
+  return { rmsRel: base.rmsRel, maxAbs: base.maxAbs * magnitude };
 }
