@@ -26,7 +26,7 @@ export function chartSpec(report: BenchReport): TopLevelSpec {
         scale: { type: 'log' as const, base: 2 },
       },
       y: { field: 'ms', type: 'quantitative' as const, title: 'ms (log)', scale: { type: 'log' as const } },
-      color: { field: 'implementation', type: 'nominal' as const, title: null },
+      color: { field: 'implementation', type: 'nominal' as const, title: null, legend: { labelLimit: 400 } },
     },
   }));
   return {
