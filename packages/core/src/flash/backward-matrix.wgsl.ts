@@ -7,9 +7,10 @@
  * read as vec4<f16>, four elements per load, when staged.
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
-import { queryTileWgsl, SEQUENCE_WGSL, stageRowsVec4Wgsl } from './common.wgsl.js';
+import { backwardInputsWgsl, queryTileWgsl, SEQUENCE_WGSL, stageRowsVec4Wgsl } from './common.wgsl.js';
 import {
   type MatrixKernelConfig,
+  matrixConstantsWgsl,
   matrixEntryPoint,
   matrixKernelHeader,
   matrixShape,
@@ -59,7 +60,7 @@ function writeFragments(
 
 /** WGSL of the tensor-core dQ pass: one workgroup per (query tile, head), like the forward. */
 export function flashDqMatrixWgsl(c: MatrixBackwardConfig): string {
-  const { M, N, K, rows, threads, perLane: keysPerLane, left, right, result } = matrixShape(c);
+  const { M, N, K, rows, perLane: keysPerLane, left, right, result } = matrixShape(c);
   const qf = names('qf', c.d / K);
   const df = names('df', c.dv / K);
   const sf = names('sf', c.tile / N);
@@ -93,21 +94,11 @@ export function flashDqMatrixWgsl(c: MatrixBackwardConfig): string {
       threads: 'THREADS',
     });
   return `${matrixKernelHeader(c)}
-@group(0) @binding(0) var<storage, read> q: array<vec4<f16>>;
-@group(0) @binding(1) var<storage, read> k: array<vec4<f16>>;
-@group(0) @binding(2) var<storage, read> v: array<vec4<f16>>;
-@group(0) @binding(3) var<storage, read> dout: array<vec4<f16>>;
-@group(0) @binding(4) var<storage, read> stats: array<f32>;
-@group(0) @binding(5) var<storage, read> launch: array<u32>;
+${backwardInputsWgsl('vec4<f16>')}
 @group(0) @binding(6) var<storage, read_write> dq: array<f16>;
 @group(0) @binding(7) var<uniform> p: Params;
 
-const D = ${c.d}u;
-const DV = ${c.dv}u;
-const ROWS = ${rows}u;
-const TILE = ${c.tile}u;
-const THREADS = ${threads}u;
-const SUBGROUPS = ${c.subgroups}u;
+${matrixConstantsWgsl(c)}
 var<workgroup> Xs: array<f16, ${rows * Math.max(c.d, c.dv)}>;
 var<workgroup> Ks: array<f16, ${c.tile * c.d}>;
 var<workgroup> Vs: array<f16, ${c.tile * c.dv}>;
@@ -135,9 +126,9 @@ ${df.map((f, c2) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&Xs, sg
   var rowLse = 0.0;
   var rowDelta = 0.0;
   if (i <= last) {
-    let at = sp.lseBase + h * p.lseHeadStride + u32(i);
-    rowLse = stats[at];
-    rowDelta = stats[p.statsDelta + at];
+    let st = rowStats(sp, h, i);
+    rowLse = st.x;
+    rowDelta = st.y;
   }
 ${gf.map((f) => `  var ${f} = ${result}();`).join('\n')}
   let range = keyRange(sp, first, last);
@@ -180,7 +171,7 @@ ${writeFragments(c, gf, 'dq', 'D', 'r <= last', '(sp.qStart + u32(r)) * p.hq + h
 
 /** WGSL of the tensor-core dK/dV pass: one workgroup per (key tile, KV head), over its group's heads. */
 export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
-  const { M, N, K, rows, threads, perLane: queriesPerLane, left, right, result } = matrixShape(c);
+  const { M, N, K, rows, perLane: queriesPerLane, left, right, result } = matrixShape(c);
   const sf = names('sf', c.tile / N);
   const pf = names('pf', c.tile / N);
   const kAcc = names('kacc', c.d / N);
@@ -223,22 +214,12 @@ export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
       )
       .join('\n');
   return `${matrixKernelHeader(c)}
-@group(0) @binding(0) var<storage, read> q: array<vec4<f16>>;
-@group(0) @binding(1) var<storage, read> k: array<vec4<f16>>;
-@group(0) @binding(2) var<storage, read> v: array<vec4<f16>>;
-@group(0) @binding(3) var<storage, read> dout: array<vec4<f16>>;
-@group(0) @binding(4) var<storage, read> stats: array<f32>;
-@group(0) @binding(5) var<storage, read> launch: array<u32>;
+${backwardInputsWgsl('vec4<f16>')}
 @group(0) @binding(6) var<storage, read_write> dk: array<f16>;
 @group(0) @binding(7) var<storage, read_write> dv: array<f16>;
 @group(0) @binding(8) var<uniform> p: Params;
 
-const D = ${c.d}u;
-const DV = ${c.dv}u;
-const ROWS = ${rows}u;
-const TILE = ${c.tile}u;
-const THREADS = ${threads}u;
-const SUBGROUPS = ${c.subgroups}u;
+${matrixConstantsWgsl(c)}
 var<workgroup> Kown: array<f16, ${rows * c.d}>;
 var<workgroup> Vown: array<f16, ${rows * c.dv}>;
 var<workgroup> Qs: array<f16, ${c.tile * c.d}>;
@@ -281,9 +262,9 @@ ${[...kAcc, ...vAcc].map((f) => `  var ${f} = ${result}();`).join('\n')}
         var lv = 0.0;
         var dl = 0.0;
         if (ii < range.y) {
-          let at = sp.lseBase + h * p.lseHeadStride + u32(ii);
-          lv = stats[at];
-          dl = stats[p.statsDelta + at];
+          let st = rowStats(sp, h, ii);
+          lv = st.x;
+          dl = st.y;
         }
         Lq[e] = lv;
         Dq[e] = dl;

@@ -8,6 +8,7 @@ import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { paramsStruct } from '../params.js';
 import { enables } from '../wgsl.js';
 import {
+  backwardInputsWgsl,
   FLASH_PARAMS,
   MASKED,
   queryTileWgsl,
@@ -63,12 +64,7 @@ export function flashDkDvWgsl(c: RowKernelConfig): string {
   const T = c.dtype;
   return `${enables({ f16: T === 'f16' })}
 ${paramsStruct(FLASH_PARAMS)}
-@group(0) @binding(0) var<storage, read> q: array<${T}>;
-@group(0) @binding(1) var<storage, read> k: array<${T}>;
-@group(0) @binding(2) var<storage, read> v: array<${T}>;
-@group(0) @binding(3) var<storage, read> dout: array<${T}>;
-@group(0) @binding(4) var<storage, read> stats: array<f32>;
-@group(0) @binding(5) var<storage, read> launch: array<u32>;
+${backwardInputsWgsl(T)}
 @group(0) @binding(6) var<storage, read_write> dk: array<${T}>;
 @group(0) @binding(7) var<storage, read_write> dv: array<${T}>;
 @group(0) @binding(8) var<uniform> p: Params;
@@ -116,9 +112,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
         var lv = ${MASKED};
         var dl = 0.0;
         if (i < range.y) {
-          let row = sp.lseBase + h * p.lseHeadStride + u32(i);
-          lv = stats[row];
-          dl = stats[p.statsDelta + row];
+          let st = rowStats(sp, h, i);
+          lv = st.x;
+          dl = st.y;
         }
         Ls[e] = lv;
         Ds[e] = dl;
@@ -158,12 +154,7 @@ export function flashDqWgsl(c: RowKernelConfig): string {
   const T = c.dtype;
   return `${enables({ f16: T === 'f16' })}
 ${paramsStruct(FLASH_PARAMS)}
-@group(0) @binding(0) var<storage, read> q: array<${T}>;
-@group(0) @binding(1) var<storage, read> k: array<${T}>;
-@group(0) @binding(2) var<storage, read> v: array<${T}>;
-@group(0) @binding(3) var<storage, read> dout: array<${T}>;
-@group(0) @binding(4) var<storage, read> stats: array<f32>;
-@group(0) @binding(5) var<storage, read> launch: array<u32>;
+${backwardInputsWgsl(T)}
 @group(0) @binding(6) var<storage, read_write> dq: array<${T}>;
 @group(0) @binding(7) var<uniform> p: Params;
 
@@ -190,9 +181,9 @@ ${queryTileWgsl('ROWS')}
     for (var c = 0u; c < D; c++) { qr[c] = f32(q[qb + c]); }
     let ob = ((sp.qStart + u32(i)) * p.hq + h) * DV;
     for (var c = 0u; c < DV; c++) { dor[c] = f32(dout[ob + c]); }
-    let row = sp.lseBase + h * p.lseHeadStride + u32(i);
-    lv = stats[row];
-    dl = stats[p.statsDelta + row];
+    let st = rowStats(sp, h, i);
+    lv = st.x;
+    dl = st.y;
   }
   let range = keyRange(sp, first, last);
   for (var k0 = range.x; k0 < range.y; k0 += i32(TILE)) {

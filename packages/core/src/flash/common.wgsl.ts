@@ -154,3 +154,22 @@ export function queryTileWgsl(rows: string): string {
   let first = tileFirst(t);
   let last = min(first + i32(${rows}), i32(sp.qLen)) - 1;`;
 }
+
+/**
+ * The inputs every backward pass (dQ, dK/dV; row and tensor-core) binds first: q, k, v and dO as
+ * `element` arrays, the stats buffer (lse, then delta) and the launch table, with a lookup of one
+ * query row's lse (x) and delta (y).
+ */
+export function backwardInputsWgsl(element: string): string {
+  return `@group(0) @binding(0) var<storage, read> q: array<${element}>;
+@group(0) @binding(1) var<storage, read> k: array<${element}>;
+@group(0) @binding(2) var<storage, read> v: array<${element}>;
+@group(0) @binding(3) var<storage, read> dout: array<${element}>;
+@group(0) @binding(4) var<storage, read> stats: array<f32>;
+@group(0) @binding(5) var<storage, read> launch: array<u32>;
+
+fn rowStats(sp: Span, h: u32, i: i32) -> vec2<f32> {
+  let at = sp.lseBase + h * p.lseHeadStride + u32(i);
+  return vec2<f32>(stats[at], stats[p.statsDelta + at]);
+}`;
+}

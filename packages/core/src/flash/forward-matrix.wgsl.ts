@@ -21,6 +21,7 @@ import { MASKED, queryTileWgsl, SEQUENCE_WGSL, stageKeyTileWgsl, stageRowsWgsl }
 import {
   fragmentNames,
   type MatrixKernelConfig,
+  matrixConstantsWgsl,
   matrixEntryPoint,
   matrixKernelHeader,
   matrixShape,
@@ -55,7 +56,7 @@ export function matrixForwardUnsupported(c: MatrixForwardConfig): string | undef
 
 /** WGSL of the tensor-core forward (f16 q, k, v, o; f32 lse). */
 export function flashForwardMatrixWgsl(c: MatrixForwardConfig): string {
-  const { M, N, K, rows, threads, lanesPerRow, perLane: keysPerLane, left, right, result } = matrixShape(c);
+  const { M, N, K, lanesPerRow, perLane: keysPerLane, left, right, result } = matrixShape(c);
   const qFrags = fragmentNames('qf', c.d / K);
   const sFrags = fragmentNames('sf', c.tile / N);
   const oFrags = fragmentNames('of', c.dv / N);
@@ -138,12 +139,7 @@ ${products('staged')}
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(6) var<uniform> p: Params;
 
-const D = ${c.d}u;
-const DV = ${c.dv}u;
-const ROWS = ${rows}u;
-const TILE = ${c.tile}u;
-const THREADS = ${threads}u;
-const SUBGROUPS = ${c.subgroups}u;
+${matrixConstantsWgsl(c)}
 var<workgroup> Xs: array<f16, ${stagingElements(c)}>;
 var<workgroup> Ss: array<f32, ${c.subgroups * M * c.tile}>;
 var<workgroup> Ps: array<f16, ${c.subgroups * M * c.tile}>;

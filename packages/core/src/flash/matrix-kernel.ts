@@ -53,6 +53,17 @@ ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
 ${paramsStruct(FLASH_PARAMS)}`;
 }
 
+/** The constants the kernel bodies use: head dims, rows per workgroup, tile, invocations, subgroups. */
+export function matrixConstantsWgsl(c: MatrixKernelConfig): string {
+  const { rows, threads } = matrixShape(c);
+  return `const D = ${c.d}u;
+const DV = ${c.dv}u;
+const ROWS = ${rows}u;
+const TILE = ${c.tile}u;
+const THREADS = ${threads}u;
+const SUBGROUPS = ${c.subgroups}u;`;
+}
+
 /** The entry point's attributes and builtins, up to its opening brace. */
 export function matrixEntryPoint(c: MatrixKernelConfig): string {
   return `@compute @workgroup_size(${c.subgroups * c.subgroupSize})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
