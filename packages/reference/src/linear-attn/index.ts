@@ -1,0 +1,2 @@
+/** Reference linear-attn ops: filled in by the family work. */
+export {};

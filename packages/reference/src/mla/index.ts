@@ -1,0 +1,2 @@
+/** Reference mla ops: filled in by the family work. */
+export {};

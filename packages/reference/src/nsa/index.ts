@@ -1,0 +1,2 @@
+/** Reference nsa ops: filled in by the family work. */
+export {};
