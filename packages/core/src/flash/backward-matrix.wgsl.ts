@@ -20,6 +20,20 @@ import {
 /** The backward kernels' parameters: rows of their own side per workgroup, a tile of the other side. */
 export type MatrixBackwardConfig = MatrixKernelConfig;
 
+/** Why a shape cannot use the tensor-core backward kernels, or undefined when it can. */
+export function matrixBackwardUnsupported(c: MatrixBackwardConfig): string | undefined {
+  const { M, N, K } = c.matrix;
+  if (c.d % K !== 0 || c.d % N !== 0) return `d = ${c.d} is not a multiple of the matrix N and K`;
+  if (c.dv % N !== 0 || c.dv % K !== 0) return `dv = ${c.dv} is not a multiple of the matrix N and K`;
+  if (c.tile % N !== 0 || c.tile % K !== 0) return `tile ${c.tile} is not a multiple of N and K`;
+  const lanesPerRow = c.subgroupSize / M;
+  if (!Number.isInteger(lanesPerRow) || lanesPerRow < 1 || (lanesPerRow & (lanesPerRow - 1)) !== 0) {
+    return `subgroup size ${c.subgroupSize} is not a power-of-two multiple of M = ${M}`;
+  }
+  if (c.tile % lanesPerRow !== 0) return `tile ${c.tile} does not split over ${lanesPerRow} lanes per row`;
+  return undefined;
+}
+
 /** Workgroup memory of the dQ kernel, in bytes. */
 export function matrixDqSharedBytes(c: MatrixBackwardConfig): number {
   const rows = c.subgroups * c.matrix.M;
@@ -60,38 +74,38 @@ function writeFragments(
 
 /** WGSL of the tensor-core dQ pass: one workgroup per (query tile, head), like the forward. */
 export function flashDqMatrixWgsl(c: MatrixBackwardConfig): string {
-  const { M, N, K, rows, perLane: keysPerLane, left, right, result } = matrixShape(c);
+  const { M, N, K, rows, threads, perLane: keysPerLane, left, right, result } = matrixShape(c);
   const qf = names('qf', c.d / K);
   const df = names('df', c.dv / K);
   const sf = names('sf', c.tile / N);
   const pf = names('pf', c.tile / N);
   const gf = names('gf', c.d / N);
   const scratch = (j: number) => `sgc * ${M * c.tile}u + ${j * N}u`;
-  const stageQ = (dest: string, src: string, width: string) =>
+  const stageQ = (dest: string, src: string, width: number) =>
     stageRowsVec4Wgsl({
       dest,
       src,
-      rows: 'ROWS',
+      rows,
       width,
       tokenStart: 'sp.qStart',
       heads: 'p.hq',
       head: 'h',
       first: 'first',
       end: 'last + 1',
-      threads: 'THREADS',
+      threads,
     });
-  const stageK = (dest: string, src: string, width: string) =>
+  const stageK = (dest: string, src: string, width: number) =>
     stageRowsVec4Wgsl({
       dest,
       src,
-      rows: 'TILE',
+      rows: c.tile,
       width,
       tokenStart: 'sp.kStart',
       heads: 'p.hkv',
       head: 'hk',
       first: 'k0',
       end: 'range.y',
-      threads: 'THREADS',
+      threads,
     });
   return `${matrixKernelHeader(c)}
 ${backwardInputsWgsl('vec4<f16>')}
@@ -116,11 +130,11 @@ ${queryTileWgsl('ROWS')}
   let row = lane % ${M}u;
   let part = lane / ${M}u;
   let i = first + i32(sgc * ${M}u + row);
-  ${stageQ('Xs', 'q', 'D')}
+  ${stageQ('Xs', 'q', c.d)}
   workgroupBarrier();
 ${qf.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&Xs, sgc * ${M}u * D + ${kk * K}u, D);`).join('\n')}
   workgroupBarrier();
-  ${stageQ('Xs', 'dout', 'DV')}
+  ${stageQ('Xs', 'dout', c.dv)}
   workgroupBarrier();
 ${df.map((f, c2) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&Xs, sgc * ${M}u * DV + ${c2 * K}u, DV);`).join('\n')}
   var rowLse = 0.0;
@@ -134,8 +148,8 @@ ${gf.map((f) => `  var ${f} = ${result}();`).join('\n')}
   let range = keyRange(sp, first, last);
   for (var k0 = range.x; k0 < range.y; k0 += i32(TILE)) {
     workgroupBarrier();
-    ${stageK('Ks', 'k', 'D')}
-    ${stageK('Vs', 'v', 'DV')}
+    ${stageK('Ks', 'k', c.d)}
+    ${stageK('Vs', 'v', c.dv)}
     workgroupBarrier();
 ${[...sf, ...pf].map((f) => `    var ${f} = ${result}();`).join('\n')}
 ${sf.flatMap((f, j) => qf.map((a, kk) => `    ${f} = subgroupMatrixMultiplyAccumulate(${a}, subgroupMatrixLoad<${right}, col_major>(&Ks, ${j * N}u * D + ${kk * K}u, D), ${f});`)).join('\n')}
@@ -171,37 +185,37 @@ ${writeFragments(c, gf, 'dq', 'D', 'r <= last', '(sp.qStart + u32(r)) * p.hq + h
 
 /** WGSL of the tensor-core dK/dV pass: one workgroup per (key tile, KV head), over its group's heads. */
 export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
-  const { M, N, K, rows, perLane: queriesPerLane, left, right, result } = matrixShape(c);
+  const { M, N, K, rows, threads, perLane: queriesPerLane, left, right, result } = matrixShape(c);
   const sf = names('sf', c.tile / N);
   const pf = names('pf', c.tile / N);
   const kAcc = names('kacc', c.d / N);
   const vAcc = names('vacc', c.dv / N);
   const scratch = (j: number) => `sgc * ${M * c.tile}u + ${j * N}u`;
-  const stageOwn = (dest: string, src: string, width: string) =>
+  const stageOwn = (dest: string, src: string, width: number) =>
     stageRowsVec4Wgsl({
       dest,
       src,
-      rows: 'ROWS',
+      rows,
       width,
       tokenStart: 'sp.kStart',
       heads: 'p.hkv',
       head: 'hk',
       first: 'first',
       end: 'last + 1',
-      threads: 'THREADS',
+      threads,
     });
-  const stageQ = (dest: string, src: string, width: string) =>
+  const stageQ = (dest: string, src: string, width: number) =>
     stageRowsVec4Wgsl({
       dest,
       src,
-      rows: 'TILE',
+      rows: c.tile,
       width,
       tokenStart: 'sp.qStart',
       heads: 'p.hq',
       head: 'h',
       first: 'i0',
       end: 'range.y',
-      threads: 'THREADS',
+      threads,
     });
   const products = (acc: string[], from: string, operand: string, width: string) =>
     acc
@@ -247,16 +261,16 @@ ${matrixEntryPoint(c)}
   let row = lane % ${M}u;
   let part = lane / ${M}u;
   let j = first + i32(sgc * ${M}u + row);
-  ${stageOwn('Kown', 'k', 'D')}
-  ${stageOwn('Vown', 'v', 'DV')}
+  ${stageOwn('Kown', 'k', c.d)}
+  ${stageOwn('Vown', 'v', c.dv)}
 ${[...kAcc, ...vAcc].map((f) => `  var ${f} = ${result}();`).join('\n')}
   let range = queryRange(sp, first, last);
   for (var g = 0u; g < p.group; g++) {
     let h = hk * p.group + g;
     for (var i0 = range.x; i0 < range.y; i0 += i32(TILE)) {
       workgroupBarrier();
-      ${stageQ('Qs', 'q', 'D')}
-      ${stageQ('Os', 'dout', 'DV')}
+      ${stageQ('Qs', 'q', c.d)}
+      ${stageQ('Os', 'dout', c.dv)}
       for (var e = li; e < TILE; e += THREADS) {
         let ii = i0 + i32(e);
         var lv = 0.0;

@@ -96,20 +96,45 @@ export interface StagedRows {
   type: 'f32' | 'f16';
 }
 
+/** What {@link stageRowsVec4Wgsl} stages: sizes known when the kernel is generated. */
+export interface StagedRowsVec4 extends Omit<StagedRows, 'type' | 'rows' | 'width' | 'threads'> {
+  rows: number;
+  /** Elements per row, a multiple of 4. */
+  width: number;
+  threads: number;
+  /** Row stride in `dest`, elements, a multiple of 4: the width unless rows are padded against bank conflicts. */
+  destStride?: number;
+}
+
 /**
- * The same staging from a `vec4<f16>` view of the tensor into a scalar f16 array: four elements per
- * load, for the tensor-core kernels (widths are multiples of 4 there).
+ * The same staging from a `vec4<f16>` view of the tensor into a scalar f16 array, four elements
+ * per load, for the tensor-core kernels. Unrolled, with every load issued before the first store:
+ * a loop would wait out the memory latency once per iteration instead of once per tile.
  */
-export function stageRowsVec4Wgsl(o: Omit<StagedRows, 'type'>): string {
-  return `for (var e = li; e < ${o.rows} * (${o.width} / 4u); e += ${o.threads}) {
-    let w4 = ${o.width} / 4u;
-    let r = ${o.first} + i32(e / w4);
-    var x = vec4<f16>();
-    if (r < ${o.end}) { x = ${o.src}[((${o.tokenStart} + u32(r)) * ${o.heads} + ${o.head}) * w4 + e % w4]; }
-    ${o.dest}[4u * e] = x.x;
-    ${o.dest}[4u * e + 1u] = x.y;
-    ${o.dest}[4u * e + 2u] = x.z;
-    ${o.dest}[4u * e + 3u] = x.w;
+export function stageRowsVec4Wgsl(o: StagedRowsVec4): string {
+  const w4 = o.width / 4;
+  const stride = o.destStride ?? o.width;
+  const total = o.rows * w4;
+  const steps = Array.from({ length: Math.ceil(total / o.threads) }, (_, u) => u);
+  const guard = (u: number) => ((u + 1) * o.threads > total ? `e${u} < ${total}u && ` : '');
+  return `{
+${steps
+  .map(
+    (u) => `    let e${u} = li + ${u * o.threads}u;
+    var x${u} = vec4<f16>();
+    if (${guard(u)}${o.first} + i32(e${u} / ${w4}u) < ${o.end}) {
+      x${u} = ${o.src}[((${o.tokenStart} + u32(${o.first} + i32(e${u} / ${w4}u))) * ${o.heads} + ${o.head}) * ${w4}u + e${u} % ${w4}u];
+    }`,
+  )
+  .join('\n')}
+${steps
+  .map(
+    (u) => `    ${guard(u) ? `if (e${u} < ${total}u) ` : ''}{
+      let at = (e${u} / ${w4}u) * ${stride}u + 4u * (e${u} % ${w4}u);
+      ${o.dest}[at] = x${u}.x; ${o.dest}[at + 1u] = x${u}.y; ${o.dest}[at + 2u] = x${u}.z; ${o.dest}[at + 3u] = x${u}.w;
+    }`,
+  )
+  .join('\n')}
   }`;
 }
 

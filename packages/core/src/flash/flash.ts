@@ -16,6 +16,7 @@ import {
   flashDkDvMatrixWgsl,
   flashDqMatrixWgsl,
   type MatrixBackwardConfig,
+  matrixBackwardUnsupported,
   matrixDkDvSharedBytes,
   matrixDqSharedBytes,
 } from './backward-matrix.wgsl.js';
@@ -24,9 +25,11 @@ import { flashForwardWgsl, type RowKernelConfig } from './forward.wgsl.js';
 import {
   flashForwardMatrixWgsl,
   type MatrixForwardConfig,
+  matrixForwardRows,
   matrixForwardSharedBytes,
   matrixForwardUnsupported,
 } from './forward-matrix.wgsl.js';
+import { matrixShape } from './matrix-kernel.js';
 import {
   type FlashProblem,
   flashProblem,
@@ -93,16 +96,27 @@ export type FlashForwardVariant =
   | { kind: 'matrix'; config: MatrixForwardConfig }
   | { kind: 'row'; config: RowKernelConfig };
 
+/** A tensor-core shape to try: subgroups per workgroup, keys per tile, fragments of query rows (forward). */
+type MatrixShapeChoice = readonly [subgroups: number, tile: number, rowFragments: number];
+
 /**
- * Shapes of the tensor-core forward to try, in order: (subgroups per workgroup, keys per tile).
- * Measured on the H100 (d = 128, n = 8192, causal): 2 subgroups with 16-key tiles run at 19 TFLOPS,
- * 4 x 16 at 18, 2 x 32 at 16, 4 x 32 at 11 and 64-key tiles at 7: every extra score fragment held
- * per subgroup costs registers the compiler no longer has.
+ * Shapes of the tensor-core forward to try, in order; the first that fits the device's limits wins.
+ * Each subgroup owning two row fragments halves the workgroup-memory loads per multiply-accumulate.
  */
-const MATRIX_SHAPES: readonly [number, number][] = [
-  [2, 16],
-  [4, 16],
-  [1, 16],
+const FORWARD_SHAPES: readonly MatrixShapeChoice[] = [
+  [2, 32, 2],
+  [2, 32, 1],
+  [1, 16, 1],
+];
+
+/**
+ * Shapes of the tensor-core backward kernels. Measured on the H100 (d = 128, n = 8192, causal): 2
+ * subgroups with 16-key tiles were fastest; wider tiles cost registers the compiler no longer has.
+ */
+const BACKWARD_SHAPES: readonly MatrixShapeChoice[] = [
+  [2, 16, 1],
+  [4, 16, 1],
+  [1, 16, 1],
 ];
 
 /**
@@ -115,7 +129,15 @@ export function matrixForwardConfig(
   dv: number,
   assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
 ): MatrixForwardConfig | undefined {
-  return pickMatrixShape(caps, d, dv, [matrixForwardSharedBytes], assumeMatrix);
+  return pickMatrixShape(
+    caps,
+    d,
+    dv,
+    FORWARD_SHAPES,
+    matrixForwardUnsupported,
+    [matrixForwardSharedBytes],
+    assumeMatrix,
+  );
 }
 
 /** The tensor-core backward's shape (shared by its dQ and dK/dV kernels), or undefined when none fits. */
@@ -125,26 +147,33 @@ export function matrixBackwardConfig(
   dv: number,
   assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
 ): MatrixBackwardConfig | undefined {
-  const config = pickMatrixShape(caps, d, dv, [matrixDqSharedBytes, matrixDkDvSharedBytes], assumeMatrix);
-  if (!config) return undefined;
-  // Beyond the forward's needs: dP = dO·Vᵀ reduces over dv, and dQ and dK have d columns.
-  const { N, K } = config.matrix;
-  return d % N === 0 && dv % K === 0 ? config : undefined;
+  const config = pickMatrixShape(
+    caps,
+    d,
+    dv,
+    BACKWARD_SHAPES,
+    matrixBackwardUnsupported,
+    [matrixDqSharedBytes, matrixDkDvSharedBytes],
+    assumeMatrix,
+  );
+  return config;
 }
 
 function pickMatrixShape(
   caps: Capabilities,
   d: number,
   dv: number,
+  shapes: readonly MatrixShapeChoice[],
+  unsupported: (c: MatrixForwardConfig) => string | undefined,
   sharedBytes: readonly ((c: MatrixForwardConfig) => number)[],
   assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
 ): MatrixForwardConfig | undefined {
   const matrix = preferredMatrixConfig(caps) ?? assumeMatrix;
   if (!matrix) return undefined;
   const subgroup = matrixSubgroupSize(caps);
-  for (const [subgroups, tile] of MATRIX_SHAPES) {
-    const config: MatrixForwardConfig = { d, dv, matrix, ...subgroup, subgroups, tile };
-    if (matrixForwardUnsupported(config)) continue;
+  for (const [subgroups, tile, rowFragments] of shapes) {
+    const config: MatrixForwardConfig = { d, dv, matrix, ...subgroup, subgroups, tile, rowFragments };
+    if (unsupported(config)) continue;
     if (sharedBytes.some((bytes) => bytes(config) > caps.limits.maxComputeWorkgroupStorageSize)) continue;
     if (subgroups * subgroup.subgroupSize > caps.limits.maxComputeInvocationsPerWorkgroup) continue;
     return config;
@@ -223,8 +252,7 @@ export async function flashAttention(
   const problem = flashProblem(q, k, v, options);
   const tier = pickTier(gpu.caps, q.dtype, options.tier, 'flashAttention');
   const variant = flashForwardVariant(gpu.caps, tier, problem.d, problem.dv);
-  const rows =
-    variant.kind === 'matrix' ? variant.config.subgroups * variant.config.matrix.M : variant.config.rows;
+  const rows = variant.kind === 'matrix' ? matrixForwardRows(variant.config) : variant.config.rows;
   for (const [name, t] of [
     ['q', q],
     ['k', k],
@@ -272,7 +300,7 @@ export async function flashAttentionBackward(
   const config = rowKernelConfig(gpu.caps, tier, problem.d, problem.dv);
   const matrix =
     tier === 'subgroup-matrix' ? matrixBackwardConfig(gpu.caps, problem.d, problem.dv) : undefined;
-  const rows = matrix ? matrix.subgroups * matrix.matrix.M : config.rows;
+  const rows = matrix ? matrixShape(matrix).rows : config.rows;
   const dq = Tensor.empty(gpu, q.shape, q.dtype);
   const dk = Tensor.empty(gpu, k.shape, k.dtype);
   const dv = Tensor.empty(gpu, v.shape, v.dtype);
