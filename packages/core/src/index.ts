@@ -49,7 +49,7 @@ export {
   matrixForwardSharedBytes,
 } from './flash/forward-matrix.wgsl.js';
 export type { MatrixKernelConfig } from './flash/matrix-kernel.js';
-export type { FlashProblem, MaskSpec, SequenceSpan } from './flash/problem.js';
+export type { FlashProblem, KeyBlocks, MaskSpec, ProblemOptions, SequenceSpan } from './flash/problem.js';
 export { type CreateGpuOptions, createGpu, Gpu, type TimestampRecorder } from './gpu.js';
 export {
   launchMatmul,

@@ -212,6 +212,86 @@ describe('flash attention on SwiftShader against the reference', () => {
     for (const t of Object.values(grads)) t.dispose();
   });
 
+  // NSA's compressed attention: key j stands for tokens [j·stride, j·stride + size) and is seen by
+  // query t when its last token is not after t (and, with a window, not before t - left). The oracle
+  // runs the reference once per query row over exactly the keys that row sees.
+  for (const [name, blocks, window] of [
+    ['causal', { size: 8, stride: 4 }, undefined],
+    ['causal, window [20, 0], no overlap', { size: 4, stride: 4 }, [20, 0]],
+  ] as const) {
+    it(`key blocks (${name}): o, lse, dq, dk, dv`, async () => {
+      const [b, n, nk, hq, hkv, d, dv] = [2, 45, 10, 4, 2, 32, 16];
+      const q = randn(b * n * hq * d, 11);
+      const k = randn(b * nk * hkv * d, 12);
+      const v = randn(b * nk * hkv * dv, 13);
+      const dO = randn(b * n * hq * dv, 14);
+      const ref = {
+        o: new Float32Array((q.length / d) * dv),
+        lse: new Float32Array(b * hq * n).fill(Number.NEGATIVE_INFINITY),
+        dq: new Float32Array(q.length),
+        dk: new Float32Array(k.length),
+        dv: new Float32Array(v.length),
+      };
+      for (let bi = 0; bi < b; bi++) {
+        for (let t = 0; t < n; t++) {
+          const seen = Array.from({ length: nk }, (_, j) => j).filter((j) => {
+            const last = j * blocks.stride + blocks.size - 1;
+            return last <= t && (window === undefined || last >= t - window[0]);
+          });
+          if (seen.length === 0) continue;
+          const [lo, count] = [seen[0]!, seen.length];
+          const rowOf = (x: Float32Array, width: number, heads: number, at: number, len: number) =>
+            x.subarray(
+              (bi * (x === q || x === dO ? n : nk) + at) * heads * width,
+              (bi * (x === q || x === dO ? n : nk) + at + len) * heads * width,
+            );
+          const qt = rowOf(q, d, hq, t, 1);
+          const dOt = rowOf(dO, dv, hq, t, 1);
+          const kt = rowOf(k, d, hkv, lo, count);
+          const vt = rowOf(v, dv, hkv, lo, count);
+          const shape = { batch: 1, n: 1, nk: count, hq, hkv, d, dv };
+          const row = attentionForward(qt, kt, vt, shape);
+          const g = attentionBackward(qt, kt, vt, row.o, row.lse, dOt, shape);
+          ref.o.set(row.o, (bi * n + t) * hq * dv);
+          for (let h = 0; h < hq; h++) ref.lse[(bi * hq + h) * n + t] = row.lse[h]!;
+          ref.dq.set(g.dq, (bi * n + t) * hq * d);
+          const kAt = (bi * nk + lo) * hkv;
+          g.dk.forEach((x, e) => {
+            ref.dk[kAt * d + e]! += x;
+          });
+          g.dv.forEach((x, e) => {
+            ref.dv[kAt * dv + e]! += x;
+          });
+        }
+      }
+      using tq = Tensor.from(gpu, q, [b, n, hq, d]);
+      using tk = Tensor.from(gpu, k, [b, nk, hkv, d]);
+      using tv = Tensor.from(gpu, v, [b, nk, hkv, dv]);
+      using tdo = Tensor.from(gpu, dO, [b, n, hq, dv]);
+      const { o, lse, ctx } = await flashAttention(gpu, tq, tk, tv, {
+        causal: true,
+        keyBlocks: blocks,
+        ...(window !== undefined && { window: [...window] as [number, number] }),
+      });
+      using _o = o;
+      using _lse = lse;
+      expectClose('o', ref.o, await o.read());
+      const glse = await lse.read();
+      // Rows that see no block (t < size - 1) have lse = -inf in both.
+      expectClose(
+        'lse',
+        ref.lse.map((x) => (x === Number.NEGATIVE_INFINITY ? 0 : x)),
+        glse.map((x) => (x === Number.NEGATIVE_INFINITY ? 0 : x)),
+      );
+      expect(glse[0]).toBe(Number.NEGATIVE_INFINITY);
+      const grads = await flashAttentionBackward(ctx, tdo);
+      expectClose('dq', ref.dq, await grads.dq.read(), 4);
+      expectClose('dk', ref.dk, await grads.dk.read(), 4);
+      expectClose('dv', ref.dv, await grads.dv.read(), 4);
+      for (const t of Object.values(grads)) t.dispose();
+    });
+  }
+
   it('is deterministic and frees what it allocates', async () => {
     const before = gpu.memory().liveBuffers;
     const bits: string[] = [];

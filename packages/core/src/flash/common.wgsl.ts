@@ -20,6 +20,9 @@ export const FLASH_PARAMS: ParamLayout = [
   ['statsDelta', 'u32'],
   /** -inf, supplied at run time: a constant -inf does not compile. */
   ['negInf', 'f32'],
+  /** Key j stands for tokens [j·keyStride, j·keyStride + keySize); both 1 for plain keys. */
+  ['keyStride', 'i32'],
+  ['keySize', 'i32'],
 ];
 
 /**
@@ -40,32 +43,54 @@ fn tileFirst(t: u32) -> i32 {
   return i32(launch[p.tileBase + 2u * t + 1u]);
 }
 
-// Query row i sits at key position i + (kLen - qLen): bottom-right alignment.
+// Key blocks (NSA's compressed keys) are masked by their last token; plain keys are tokens.
+fn blockKeys() -> bool {
+  return p.keyStride != 1 || p.keySize != 1;
+}
+
+// The token position of query row 0: plain keys align the queries to the end of the keys
+// (bottom-right); key blocks put them at the start of their sequence.
+fn queryOffset(sp: Span) -> i32 {
+  return select(i32(sp.kLen) - i32(sp.qLen), 0, blockKeys());
+}
+
 fn diagonal(sp: Span, i: i32) -> i32 {
-  return i + i32(sp.kLen) - i32(sp.qLen);
+  return i + queryOffset(sp);
+}
+
+// The token position key j is masked by: its last token.
+fn keyPosition(j: i32) -> i32 {
+  return j * p.keyStride + p.keySize - 1;
+}
+
+// Floor of a / b for b > 0, negative a included.
+fn floorDiv(a: i32, b: i32) -> i32 {
+  return select((a - b + 1) / b, a / b, a >= 0);
 }
 
 fn visible(sp: Span, i: i32, j: i32) -> bool {
   let dgn = diagonal(sp, i);
-  return (p.left < 0 || j >= dgn - p.left) && (p.right < 0 || j <= dgn + p.right);
+  let at = keyPosition(j);
+  return (p.left < 0 || at >= dgn - p.left) && (p.right < 0 || at <= dgn + p.right);
 }
 
 // Keys [lo, hi) any of the query rows [first, last] can see.
 fn keyRange(sp: Span, first: i32, last: i32) -> vec2<i32> {
   var lo = 0;
   var hi = i32(sp.kLen);
-  if (p.left >= 0) { lo = max(lo, diagonal(sp, first) - p.left); }
-  if (p.right >= 0) { hi = min(hi, diagonal(sp, last) + p.right + 1); }
+  // Key j is seen from the left edge on when keyPosition(j) >= edge, up to the right edge likewise.
+  if (p.left >= 0) { lo = max(lo, floorDiv(diagonal(sp, first) - p.left - p.keySize + 1 + p.keyStride - 1, p.keyStride)); }
+  if (p.right >= 0) { hi = min(hi, floorDiv(diagonal(sp, last) + p.right - p.keySize + 1, p.keyStride) + 1); }
   return vec2<i32>(lo, max(lo, hi));
 }
 
 // Query rows [lo, hi) that can see any of the keys [first, last].
 fn queryRange(sp: Span, first: i32, last: i32) -> vec2<i32> {
-  let off = i32(sp.kLen) - i32(sp.qLen);
+  let off = queryOffset(sp);
   var lo = 0;
   var hi = i32(sp.qLen);
-  if (p.right >= 0) { lo = max(lo, first - off - p.right); }
-  if (p.left >= 0) { hi = min(hi, last - off + p.left + 1); }
+  if (p.right >= 0) { lo = max(lo, keyPosition(first) - off - p.right); }
+  if (p.left >= 0) { hi = min(hi, keyPosition(last) - off + p.left + 1); }
   return vec2<i32>(lo, max(lo, hi));
 }`;
 

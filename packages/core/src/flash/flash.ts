@@ -222,6 +222,8 @@ function paramsFor(p: FlashProblem, meta: LaunchMeta, statsDelta = 0) {
       tileBase: meta.tileBase,
       statsDelta,
       negInf: Number.NEGATIVE_INFINITY,
+      keyStride: p.keyBlocks.stride,
+      keySize: p.keyBlocks.size,
     },
   };
 }

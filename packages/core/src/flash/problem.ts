@@ -23,6 +23,19 @@ export interface SequenceSpan {
   lseBase: number;
 }
 
+/**
+ * Keys that each stand for a block of tokens, NSA's compressed keys: key j covers tokens
+ * `[j·stride, j·stride + size)`, and the mask compares its last token, `j·stride + size - 1`, with
+ * the query's token position. Queries then sit at tokens 0, 1, ... of their sequence (no
+ * bottom-right alignment: the keys' token count is not their number).
+ */
+export interface KeyBlocks {
+  /** Tokens per block (NSA's kernel size). */
+  size: number;
+  /** Tokens between block starts (NSA's stride). */
+  stride: number;
+}
+
 /** Everything the kernels need to know about a call. */
 export interface FlashProblem {
   hq: number;
@@ -31,6 +44,8 @@ export interface FlashProblem {
   dv: number;
   scale: number;
   mask: MaskSpec;
+  /** Token blocks behind the keys; `{ size: 1, stride: 1 }` for plain keys. */
+  keyBlocks: KeyBlocks;
   sequences: SequenceSpan[];
   /** Total query and key tokens over all sequences. */
   totalQ: number;
@@ -50,6 +65,8 @@ export interface ProblemOptions {
   window?: readonly [number, number];
   cuSeqlensQ?: ArrayLike<number>;
   cuSeqlensK?: ArrayLike<number>;
+  /** Keys are blocks of tokens (NSA's compressed keys); see {@link KeyBlocks}. */
+  keyBlocks?: KeyBlocks;
 }
 
 const shapeText = (t: Tensor) => `[${t.shape.join(', ')}]`;
@@ -94,6 +111,21 @@ function checkMask(options: ProblemOptions): MaskSpec {
   }
   // Causal is the window's right edge at the diagonal.
   return { left, right: options.causal ? (right < 0 ? 0 : Math.min(right, 0)) : right };
+}
+
+const PLAIN_KEYS: KeyBlocks = { size: 1, stride: 1 };
+
+function checkKeyBlocks(options: ProblemOptions): KeyBlocks {
+  const blocks = options.keyBlocks;
+  if (!blocks) return PLAIN_KEYS;
+  for (const name of ['size', 'stride'] as const) {
+    check(
+      Number.isSafeInteger(blocks[name]) && blocks[name] >= 1,
+      'invalid-argument',
+      () => `options.keyBlocks.${name}: expected a positive integer, got ${blocks[name]}`,
+    );
+  }
+  return { size: blocks.size, stride: blocks.stride };
 }
 
 /** Validates q, k, v and the options; every error names the argument and both values. */
@@ -151,6 +183,7 @@ export function flashProblem(q: Tensor, k: Tensor, v: Tensor, options: ProblemOp
     () => `options.scale: expected a finite number, got ${scale}`,
   );
   const mask = checkMask(options);
+  const keyBlocks = checkKeyBlocks(options);
   const sequences: SequenceSpan[] = [];
   if (varlen) {
     check(
@@ -183,6 +216,7 @@ export function flashProblem(q: Tensor, k: Tensor, v: Tensor, options: ProblemOp
       dv,
       scale,
       mask,
+      keyBlocks,
       sequences,
       varlen,
       ...packedLayout(totalQ, totalK, [totalQ, hq, dv], [hq, totalQ], totalQ),
@@ -200,6 +234,7 @@ export function flashProblem(q: Tensor, k: Tensor, v: Tensor, options: ProblemOp
     dv,
     scale,
     mask,
+    keyBlocks,
     sequences,
     varlen,
     ...packedLayout(batch * n, batch * nk, [batch, n, hq, dv], [batch, hq, n], n),
