@@ -42,9 +42,9 @@ describe('argument parsing', () => {
   });
 
   it('says clearly when a family has no kernels yet', async () => {
-    const { status, err } = await cli('bench', 'nsa', '--sizes', '8', '--no-progress');
+    const { status, err } = await cli('bench', 'mla', '--sizes', '8', '--no-progress');
     expect(status).toBe(1);
-    expect(err).toMatch(/bench nsa: the nsa kernels are not implemented yet/);
+    expect(err).toMatch(/bench mla: the mla kernels are not implemented yet/);
   });
 });
 

@@ -1,6 +1,16 @@
 /**
- * @webattn/nsa: Native Sparse Attention on WebGPU. This version holds the validated configuration;
- * the compressed, selected and sliding-window kernels build on it.
+ * @webattn/nsa: Native Sparse Attention on WebGPU: compressed, selected and sliding-window
+ * branches, gated. The forward runs on every tier; the compressed and window branches use core's
+ * flash kernels (tensor cores where the device has them).
  * @packageDocumentation
  */
 export { compressedBlockCount, type NsaConfig, resolveNsaConfig, selectionBlockCount } from './config.js';
+export { type NsaLayout, type NsaSequence, nsaLayout } from './layout.js';
+export {
+  disposeNsaForward,
+  type NsaBranch,
+  type NsaForwardOptions,
+  type NsaForwardResult,
+  nsaForward,
+} from './nsa-forward.js';
+export { readSelection } from './select/select.js';

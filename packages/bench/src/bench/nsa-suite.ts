@@ -1,0 +1,93 @@
+/**
+ * `webattn bench nsa`: the NSA forward with the reference defaults (kernel 32, stride 16, blocks of
+ * 64, top 16, window 512) on the seed tables' shape (b=1, hq=64, hkv=4, d=128), beside core's dense
+ * causal flash attention on the same inputs, per tier.
+ */
+import { flashAttention, type Gpu, Tensor, type Tier, tierDtype } from '@webattn/core';
+import { disposeNsaForward, type NsaConfig, nsaForward, resolveNsaConfig } from '@webattn/nsa';
+import { randn } from '@webattn/reference';
+import type { SuiteOptions } from './suites.js';
+import type { Implementation, PreparedRun, TableSpec } from './types.js';
+
+const GPU_SIZES = [4096, 8192, 16384];
+const CPU_SIZES = [256, 512];
+
+/** The seed's shape on a GPU; fewer heads on a CPU adapter so a CI run stays short. */
+function configFor(cpu: boolean): NsaConfig {
+  return resolveNsaConfig(
+    cpu ? { heads: 4, kvHeads: 1, headDim: 64 } : { heads: 64, kvHeads: 4, headDim: 128 },
+  );
+}
+
+function inputs(gpu: Gpu, c: NsaConfig, n: number, tier: Tier) {
+  const dtype = tierDtype(tier);
+  return {
+    q: Tensor.from(gpu, randn(n * c.heads * c.headDim, 1), [1, n, c.heads, c.headDim], dtype),
+    k: Tensor.from(gpu, randn(n * c.kvHeads * c.headDim, 2), [1, n, c.kvHeads, c.headDim], dtype),
+    v: Tensor.from(gpu, randn(n * c.kvHeads * c.vHeadDim, 3), [1, n, c.kvHeads, c.vHeadDim], dtype),
+    g: Tensor.from(gpu, randn(n * c.heads * 3, 4), [1, n, c.heads, 3], dtype),
+  };
+}
+
+const tierName = (tier: Tier) => (tier === 'subgroup-matrix' ? 'tensor-core f16' : tierDtype(tier));
+
+function nsaColumn(c: NsaConfig, tier: Tier): Implementation {
+  return {
+    name: `nsa ${tierName(tier)}`,
+    tier,
+    async prepare(gpu, n): Promise<PreparedRun> {
+      const x = inputs(gpu, c, n, tier);
+      let last: Parameters<typeof disposeNsaForward>[0] | undefined;
+      return {
+        async run() {
+          if (last) disposeNsaForward(last);
+          last = await nsaForward(gpu, c, x.q, x.k, x.v, x.g, { tier });
+        },
+        dispose: () => {
+          if (last) disposeNsaForward(last);
+          for (const t of Object.values(x)) t.dispose();
+        },
+      };
+    },
+  };
+}
+
+function denseColumn(c: NsaConfig, tier: Tier): Implementation {
+  return {
+    name: `dense flash ${tierName(tier)}`,
+    tier,
+    async prepare(gpu, n): Promise<PreparedRun> {
+      const x = inputs(gpu, c, n, tier);
+      let last: Tensor[] = [];
+      return {
+        async run() {
+          for (const t of last) t.dispose();
+          const r = await flashAttention(gpu, x.q, x.k, x.v, { causal: true, tier });
+          last = [r.o, r.lse];
+        },
+        dispose: () => {
+          for (const t of [...Object.values(x), ...last]) t.dispose();
+        },
+      };
+    },
+  };
+}
+
+/** The forward table: NSA and dense flash per tier with kernels of its own. */
+export function nsaTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
+  const c = configFor(options.cpu);
+  const wanted = (t: Tier) =>
+    gpu.caps.tiers.includes(t) &&
+    (!options.tier || options.tier === t) &&
+    (!options.dtype || tierDtype(t) === options.dtype);
+  const tiers = (['portable', 'f16', 'subgroup-matrix'] as const).filter(wanted);
+  return [
+    {
+      id: 'nsa-fwd',
+      title: `NSA forward (b=1, hq=${c.heads}, hkv=${c.kvHeads}, d=${c.headDim}, kernel ${c.kernelSize}, stride ${c.stride}, blocks ${c.blockSize}, top ${c.topN}, window ${c.windowSize})`,
+      sizeLabel: 'n',
+      sizes: options.sizes ?? (options.cpu ? CPU_SIZES : GPU_SIZES),
+      implementations: tiers.flatMap((t) => [nsaColumn(c, t), denseColumn(c, t)]),
+    },
+  ];
+}

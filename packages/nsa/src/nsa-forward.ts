@@ -1,0 +1,186 @@
+/**
+ * The NSA forward (spec sections 2-6): mean-compressed keys and values, compressed attention
+ * (core's flash kernel with key blocks), block selection from its probabilities, attention over
+ * the selected blocks, sliding-window attention (core's flash kernel with a window) and the gated
+ * combine.
+ */
+import { check, flashAttention, type Gpu, pickTier, Tensor, type Tier } from '@webattn/core';
+import { combineBranches } from './combine/combine.js';
+import { compressMean } from './compress/compress.js';
+import type { NsaConfig } from './config.js';
+import { blockStarts, type NsaLayout, nsaLayout, sequenceTable } from './layout.js';
+import { checkSelectionFits, selectBlocks } from './select/select.js';
+import { selectedAttention } from './selected/selected.js';
+
+/** Options of {@link nsaForward}. */
+export interface NsaForwardOptions {
+  /** Sequence boundaries of a packed batch (`[total, heads, dim]` inputs), `[0, ..., total]`. */
+  cuSeqlens?: ArrayLike<number>;
+  /** Tier of the flash kernels the compressed and window branches run on; the fastest by default. */
+  tier?: Tier;
+}
+
+/** One branch's output and its natural-log lse. */
+export interface NsaBranch {
+  /** `[...tokens, heads, dv]`, q's dtype. */
+  o: Tensor;
+  /** f32; the flash layout (`[b, heads, n]` dense, `[heads, total]` packed) for the compressed and window branches, `[tokens, heads]` for the selected one. */
+  lse: Tensor;
+}
+
+/** Everything {@link nsaForward} returns; the caller owns every tensor (see {@link disposeNsaForward}). */
+export interface NsaForwardResult {
+  /** The gated combination, `[...tokens, heads, dv]`. */
+  o: Tensor;
+  /**
+   * Selected block indices per (token, KV head), `[...tokens, kvHeads, topN]`, as i32 bits (read them
+   * with `readSelection`); slots past `min(topN, t / blockSize + 1)` hold -1.
+   */
+  selection: Tensor;
+  /** The compressed branch, absent when no sequence has `kernelSize` tokens; its rows with no block are 0 with lse -inf. */
+  compressed?: NsaBranch;
+  selected: NsaBranch;
+  window: NsaBranch;
+}
+
+/** Frees every tensor of a forward result. */
+export function disposeNsaForward(result: NsaForwardResult): void {
+  for (const t of [
+    result.o,
+    result.selection,
+    result.compressed?.o,
+    result.compressed?.lse,
+    result.selected.o,
+  ])
+    t?.dispose();
+  for (const t of [result.selected.lse, result.window.o, result.window.lse]) t.dispose();
+}
+
+function checkInputs(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  gate: Tensor,
+  config: NsaConfig,
+  layout: NsaLayout,
+): void {
+  const expected: [string, Tensor, number, number][] = [
+    ['q', q, config.heads, config.headDim],
+    ['k', k, config.kvHeads, config.headDim],
+    ['v', v, config.kvHeads, config.vHeadDim],
+    ['g', gate, config.heads, 3],
+  ];
+  for (const [name, t, heads, dim] of expected) {
+    const want = [...layout.tokenDims, heads, dim];
+    check(
+      t.shape.join() === want.join(),
+      'shape-mismatch',
+      () => `${name}: expected shape [${want.join(', ')}], got [${t.shape.join(', ')}]`,
+    );
+    check(
+      t.dtype === q.dtype,
+      'dtype-mismatch',
+      () => `${name}: expected dtype ${q.dtype} (q's), got ${t.dtype}`,
+    );
+  }
+}
+
+/**
+ * Native Sparse Attention forward. q `[b, n, heads, headDim]`, k `[b, n, kvHeads, headDim]`,
+ * v `[b, n, kvHeads, vHeadDim]`, gate logits g `[b, n, heads, 3]` (compressed, selected, window;
+ * the sigmoid is applied here), or the same without b and with `cuSeqlens` for packed batches.
+ * `config` comes from `resolveNsaConfig`. Validates everything before the first dispatch.
+ */
+export async function nsaForward(
+  gpu: Gpu,
+  config: NsaConfig,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  gate: Tensor,
+  options: NsaForwardOptions = {},
+): Promise<NsaForwardResult> {
+  const layout = nsaLayout(q, config, options.cuSeqlens);
+  checkInputs(q, k, v, gate, config, layout);
+  checkSelectionFits(gpu, layout, config);
+  const tier = pickTier(gpu.caps, q.dtype, options.tier, 'nsaForward');
+  const packed = layout.cuSeqlens ? { cuSeqlensQ: layout.cuSeqlens, cuSeqlensK: layout.cuSeqlens } : {};
+  const table = sequenceTable(layout);
+  const temporaries: Tensor[] = [];
+  const owned: Tensor[] = [];
+  const keep = (t: Tensor) => {
+    owned.push(t);
+    return t;
+  };
+  const temporary = (t: Tensor) => {
+    temporaries.push(t);
+    return t;
+  };
+  try {
+    // u32 tables travel in f32-typed tensors; only their bits matter.
+    const meta = temporary(Tensor.from(gpu, new Float32Array(table.words.buffer), [table.words.length]));
+    const startWords = blockStarts(layout, config);
+    const starts = temporary(Tensor.from(gpu, new Float32Array(startWords.buffer), [startWords.length]));
+    const cmpK = await compressMean(gpu, k, layout, config, starts);
+    const cmpV = await compressMean(gpu, v, layout, config, starts);
+    let compressed: NsaBranch | undefined;
+    if (cmpK && cmpV) {
+      temporary(cmpK);
+      temporary(cmpV);
+      const result = await flashAttention(gpu, q, cmpK, cmpV, {
+        causal: true,
+        scale: config.scale,
+        keyBlocks: { size: config.kernelSize, stride: config.stride },
+        tier,
+        ...(layout.cuSeqlens && { cuSeqlensQ: layout.cuSeqlens, cuSeqlensK: layout.cuCmpSeqlens }),
+      });
+      compressed = { o: keep(result.o), lse: keep(result.lse) };
+    }
+    // Without compressed blocks every score is 0 and selection keeps the forced and the lowest
+    // blocks; the kernel still binds something in their place.
+    const selection = keep(
+      await selectBlocks(
+        gpu,
+        {
+          q,
+          cmpK: cmpK ?? temporary(Tensor.zeros(gpu, [4], q.dtype)),
+          cmpLse: compressed?.lse ?? temporary(Tensor.zeros(gpu, [4])),
+          meta,
+          tokenTable: table.tokenTable,
+        },
+        layout,
+        config,
+      ),
+    );
+    const sel = await selectedAttention(
+      gpu,
+      q,
+      k,
+      v,
+      selection,
+      { tensor: meta, tokenTable: table.tokenTable },
+      layout,
+      config,
+    );
+    const selected = { o: keep(sel.o), lse: keep(sel.lse) };
+    const win = await flashAttention(gpu, q, k, v, {
+      causal: true,
+      window: [config.windowSize, 0],
+      scale: config.scale,
+      tier,
+      ...packed,
+    });
+    const window = { o: keep(win.o), lse: keep(win.lse) };
+    const o = await combineBranches(gpu, gate, {
+      ...(compressed && { compressed: compressed.o }),
+      selected: selected.o,
+      window: window.o,
+    });
+    return { o, selection, ...(compressed && { compressed }), selected, window };
+  } catch (error) {
+    for (const t of owned) t.dispose();
+    throw error;
+  } finally {
+    for (const t of temporaries) t.dispose();
+  }
+}

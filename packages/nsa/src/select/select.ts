@@ -1,0 +1,69 @@
+/** Host side of block selection. */
+import { check, dispatch, type Gpu, Tensor } from '@webattn/core';
+import type { NsaConfig } from '../config.js';
+import type { NsaLayout } from '../layout.js';
+import { SELECT_PARAMS, SELECT_THREADS, selectWgsl } from './select.wgsl.js';
+
+/** The inputs selection reads: q, the compressed keys and the compressed branch's lse (dummies when there is none). */
+export interface SelectInputs {
+  q: Tensor;
+  cmpK: Tensor;
+  cmpLse: Tensor;
+  meta: Tensor;
+  tokenTable: number;
+}
+
+/** Checks that selection's scratch (one score per selection block of the longest sequence) fits the device. */
+export function checkSelectionFits(gpu: Gpu, layout: NsaLayout, config: NsaConfig): void {
+  const scratch = layout.maxSelectionBlocks * 4 + SELECT_THREADS * 8 + config.topN * 4;
+  check(
+    scratch <= gpu.caps.limits.maxComputeWorkgroupStorageSize,
+    'limit-exceeded',
+    () =>
+      `q: ${layout.maxSelectionBlocks} selection blocks in the longest sequence need ${scratch} bytes of workgroup storage for block selection; this device has ${gpu.caps.limits.maxComputeWorkgroupStorageSize}`,
+  );
+}
+
+/**
+ * Selected blocks per (token, KV head), `[tokens, kvHeads, topN]` as i32 bits in an f32-typed
+ * tensor (read them with {@link readSelection}); -1 marks unused slots.
+ */
+export async function selectBlocks(
+  gpu: Gpu,
+  inputs: SelectInputs,
+  layout: NsaLayout,
+  config: NsaConfig,
+): Promise<Tensor> {
+  const out = Tensor.empty(gpu, [...layout.tokenDims, config.kvHeads, config.topN]);
+  await dispatch(gpu, {
+    label: 'nsa select',
+    code: selectWgsl({ dtype: inputs.q.dtype, topN: config.topN, maxBlocks: layout.maxSelectionBlocks }),
+    buffers: [inputs.q, inputs.cmpK, inputs.cmpLse, inputs.meta, out],
+    params: {
+      layout: SELECT_PARAMS,
+      values: {
+        tokens: layout.tokens,
+        heads: config.heads,
+        kvHeads: config.kvHeads,
+        group: config.heads / config.kvHeads,
+        dim: config.headDim,
+        scale: config.scale,
+        kernelSize: config.kernelSize,
+        stride: config.stride,
+        blockSize: config.blockSize,
+        initBlocks: config.numInitBlocks,
+        localBlocks: config.numLocalBlocks,
+        lseHeadStride: layout.lseHeadStride,
+        tokenTable: inputs.tokenTable,
+      },
+    },
+    workgroups: layout.tokens * config.kvHeads,
+  });
+  return out;
+}
+
+/** The selected block indices of a selection tensor, -1 for unused slots. */
+export async function readSelection(selection: Tensor): Promise<Int32Array> {
+  const words = await selection.read();
+  return new Int32Array(words.buffer, words.byteOffset, words.length);
+}

@@ -1,0 +1,148 @@
+/**
+ * Block selection (NSA spec section 4), one workgroup per (token, KV head): the importance of each
+ * selection block J is the compressed-attention probability, summed over the GQA group's query
+ * heads, of every compressed block overlapping J, weighted by overlap / stride. Probabilities are
+ * recomputed from q, the compressed keys and the compressed branch's lse, so the `[n, M]`
+ * probability matrix never exists. Then the forced blocks (the first `initBlocks`, and the
+ * `localBlocks` ending at the query) and repeated arg-max picks (ties to the lowest index) fill the
+ * query's `min(topN, J_t + 1)` slots, `J_t` being its own block; unused slots hold -1.
+ */
+import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import { NSA_SEQUENCE_WGSL } from '../layout.js';
+
+/** Uniform parameters of the selection kernel. */
+export const SELECT_PARAMS = [
+  ['tokens', 'u32'],
+  ['heads', 'u32'],
+  ['kvHeads', 'u32'],
+  ['group', 'u32'],
+  ['dim', 'u32'],
+  ['scale', 'f32'],
+  ['kernelSize', 'i32'],
+  ['stride', 'i32'],
+  ['blockSize', 'i32'],
+  ['initBlocks', 'i32'],
+  ['localBlocks', 'i32'],
+  ['lseHeadStride', 'u32'],
+  ['tokenTable', 'u32'],
+] as const;
+
+/** Generation parameters: storage dtype, slots per query, and the most selection blocks a query can see. */
+export interface SelectKernelConfig {
+  dtype: Dtype;
+  topN: number;
+  maxBlocks: number;
+}
+
+/** Invocations per workgroup; each takes every THREADS-th block. */
+export const SELECT_THREADS = 64;
+
+/** WGSL of the selection kernel. */
+export function selectWgsl(c: SelectKernelConfig): string {
+  return `${enables({ f16: c.dtype === 'f16' })}
+${paramsStruct(SELECT_PARAMS)}
+@group(0) @binding(0) var<storage, read> q: array<${c.dtype}>;
+@group(0) @binding(1) var<storage, read> cmpK: array<${c.dtype}>;
+@group(0) @binding(2) var<storage, read> lse: array<f32>;
+@group(0) @binding(3) var<storage, read> tables: array<u32>;
+@group(0) @binding(4) var<storage, read_write> selected: array<i32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+const THREADS = ${SELECT_THREADS}u;
+const TOPN = ${c.topN}u;
+var<workgroup> score: array<f32, ${c.maxBlocks}>;
+var<workgroup> bestScore: array<f32, THREADS>;
+var<workgroup> bestBlock: array<i32, THREADS>;
+var<workgroup> slots: array<i32, TOPN>;
+
+${NSA_SEQUENCE_WGSL}
+
+${WORKGROUP_INDEX_WGSL}
+
+// The group's compressed-attention probability of compressed block i for token t, summed over heads.
+fn groupProbability(t: u32, sq: Sequence, g: u32, i: i32) -> f32 {
+  let kRow = ((sq.cmpStart + u32(i)) * p.kvHeads + g) * p.dim;
+  var total = 0.0;
+  for (var hh = 0u; hh < p.group; hh++) {
+    let h = g * p.group + hh;
+    let qRow = (t * p.heads + h) * p.dim;
+    var dot = 0.0;
+    for (var e = 0u; e < p.dim; e++) { dot += f32(q[qRow + e]) * f32(cmpK[kRow + e]); }
+    total += exp(dot * p.scale - lse[sq.lseBase + h * p.lseHeadStride + t - sq.start]);
+  }
+  return total;
+}
+
+@compute @workgroup_size(${SELECT_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let w = workgroupIndex(wid, nwg);
+  if (w >= p.tokens * p.kvHeads) { return; }
+  let t = w / p.kvHeads;
+  let g = w % p.kvHeads;
+  let sq = sequenceOf(t);
+  let pos = i32(t - sq.start);
+  let own = pos / p.blockSize;
+  // Compressed blocks visible to the token: those whose last token is not after it.
+  var visibleBlocks = 0;
+  if (pos >= p.kernelSize - 1) { visibleBlocks = min(i32(sq.cmpLength), (pos - p.kernelSize + 1) / p.stride + 1); }
+
+  for (var J = i32(li); J <= own; J += i32(THREADS)) {
+    // Compressed blocks overlapping [J·L, J·L + L), each weighted by its overlap over the stride.
+    let lo = J * p.blockSize;
+    let hi = lo + p.blockSize;
+    var sum = 0.0;
+    for (var i = max(0, (lo - p.kernelSize) / p.stride); i < visibleBlocks && i * p.stride < hi; i++) {
+      let overlap = min(i * p.stride + p.kernelSize, hi) - max(i * p.stride, lo);
+      if (overlap > 0) { sum += f32(overlap) / f32(p.stride) * groupProbability(t, sq, g, i); }
+    }
+    score[J] = sum;
+  }
+  workgroupBarrier();
+
+  // Forced blocks first, scored -1 so no pick repeats them.
+  let used = min(i32(TOPN), own + 1);
+  var forced = 0;
+  if (li == 0u) {
+    for (var b = 0; b < p.initBlocks; b++) {
+      if (b <= own) { slots[forced] = b; score[b] = -1.0; forced++; }
+    }
+    for (var b = 0; b < p.localBlocks; b++) {
+      if (b + p.initBlocks <= own) { slots[forced] = own - b; score[own - b] = -1.0; forced++; }
+    }
+    bestBlock[0] = forced;
+  }
+  forced = workgroupUniformLoad(&bestBlock[0]);
+
+  // Repeated arg-max over the blocks the token can see, ties to the lowest index.
+  for (var slot = 0; slot < i32(TOPN); slot++) {
+    var best = -2.0;
+    var at = -1;
+    for (var J = i32(li); J <= own; J += i32(THREADS)) {
+      if (score[J] > best) { best = score[J]; at = J; }
+    }
+    bestScore[li] = best;
+    bestBlock[li] = at;
+    workgroupBarrier();
+    for (var half = THREADS / 2u; half > 0u; half /= 2u) {
+      if (li < half) {
+        let s = bestScore[li + half];
+        let b = bestBlock[li + half];
+        if (s > bestScore[li] || (s == bestScore[li] && b >= 0 && (bestBlock[li] < 0 || b < bestBlock[li]))) {
+          bestScore[li] = s;
+          bestBlock[li] = b;
+        }
+      }
+      workgroupBarrier();
+    }
+    if (li == 0u && slot >= forced && slot < used) {
+      slots[slot] = bestBlock[0];
+      score[bestBlock[0]] = -1.0;
+    }
+    workgroupBarrier();
+  }
+  for (var slot = li; slot < TOPN; slot += THREADS) {
+    selected[(t * p.kvHeads + g) * TOPN + slot] = select(-1, slots[slot], i32(slot) < used);
+  }
+}
+`;
+}

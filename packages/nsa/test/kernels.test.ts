@@ -1,0 +1,73 @@
+import { type Gpu, Tensor } from '@webattn/core';
+import { nullGpu, testGpu } from '@webattn/core/testing';
+import { randn } from '@webattn/reference';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { combineWgsl } from '../src/combine/combine.wgsl.js';
+import { compressMeanWgsl } from '../src/compress/compress.wgsl.js';
+import { nsaForward, resolveNsaConfig } from '../src/index.js';
+import { selectWgsl } from '../src/select/select.wgsl.js';
+import { selectedAttentionWgsl } from '../src/selected/selected.wgsl.js';
+
+describe('every NSA kernel compiles on the null backend, f32 and f16', () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await nullGpu();
+  });
+  afterAll(() => gpu.destroy());
+
+  for (const dtype of ['f32', 'f16'] as const) {
+    it(dtype, async () => {
+      const kernels: [string, string][] = [
+        ['compress', compressMeanWgsl(dtype)],
+        ['select', selectWgsl({ dtype, topN: 16, maxBlocks: 1024 })],
+        ['combine', combineWgsl(dtype, true)],
+        ['combine, no compressed branch', combineWgsl(dtype, false)],
+        ...([64, 128, 192] as const).map((d): [string, string] => [
+          `selected d=${d}`,
+          selectedAttentionWgsl({ dtype, d, dv: 128, topN: 16 }),
+        ]),
+      ];
+      for (const [name, code] of kernels) {
+        await expect(gpu.pipelines.get(code, name), name).resolves.toBeDefined();
+      }
+    });
+  }
+});
+
+describe('nsaForward rejects bad input before dispatching', () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await testGpu();
+  });
+  afterAll(() => gpu.destroy());
+
+  it('names the argument, the expected and the actual value', async () => {
+    const config = resolveNsaConfig({ heads: 4, kvHeads: 2, headDim: 16 });
+    const make = (shape: number[], dtype: 'f32' | 'f16' = 'f32') =>
+      Tensor.from(
+        gpu,
+        randn(
+          shape.reduce((a, b) => a * b, 1),
+          1,
+        ),
+        shape,
+        dtype,
+      );
+    using q = make([1, 8, 4, 16]);
+    using k = make([1, 8, 2, 16]);
+    using kWrongHeads = make([1, 8, 3, 16]);
+    using g = make([1, 8, 4, 3]);
+    using gShort = make([1, 7, 4, 3]);
+    const before = gpu.memory().liveBuffers;
+    await expect(nsaForward(gpu, config, q, kWrongHeads, k, g)).rejects.toThrow(
+      /k: expected shape \[1, 8, 2, 16\], got \[1, 8, 3, 16\]/,
+    );
+    await expect(nsaForward(gpu, config, q, k, k, gShort)).rejects.toThrow(
+      /g: expected shape \[1, 8, 4, 3\], got \[1, 7, 4, 3\]/,
+    );
+    await expect(nsaForward(gpu, config, q, k, k, g, { cuSeqlens: [0, 8] })).rejects.toThrow(
+      /q: expected rank 3 \[total, heads, dim\] with cuSeqlens, got \[1, 8, 4, 16\]/,
+    );
+    expect(gpu.memory().liveBuffers).toBe(before);
+  });
+});
