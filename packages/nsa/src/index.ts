@@ -6,9 +6,11 @@
  */
 export { compressedBlockCount, type NsaConfig, resolveNsaConfig, selectionBlockCount } from './config.js';
 export { type NsaLayout, type NsaSequence, nsaLayout } from './layout.js';
+export { type NsaGradients, nsaBackward } from './nsa-backward.js';
 export {
   disposeNsaForward,
   type NsaBranch,
+  type NsaForwardContext,
   type NsaForwardOptions,
   type NsaForwardResult,
   nsaForward,

@@ -4,7 +4,15 @@
  * the selected blocks, sliding-window attention (core's flash kernel with a window) and the gated
  * combine.
  */
-import { check, flashAttention, type Gpu, pickTier, Tensor, type Tier } from '@webattn/core';
+import {
+  check,
+  type FlashAttentionContext,
+  flashAttention,
+  type Gpu,
+  pickTier,
+  Tensor,
+  type Tier,
+} from '@webattn/core';
 import { combineBranches } from './combine/combine.js';
 import { compressMean } from './compress/compress.js';
 import type { NsaConfig } from './config.js';
@@ -28,6 +36,29 @@ export interface NsaBranch {
   lse: Tensor;
 }
 
+/**
+ * What the backward needs from the forward: the caller's inputs (kept alive by the caller until
+ * then), the tables, the compressed keys and values and each branch's saved state.
+ */
+export interface NsaForwardContext {
+  gpu: Gpu;
+  config: NsaConfig;
+  layout: NsaLayout;
+  tier: Tier;
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  gate: Tensor;
+  /** The sequence table ({@link sequenceTable}) and where its token entries start. */
+  tables: Tensor;
+  tokenTable: number;
+  /** Each compressed block's first token. */
+  blockStarts: Tensor;
+  /** Core's flash context of the compressed branch (its k and v are the compressed keys and values). */
+  compressed?: FlashAttentionContext;
+  window: FlashAttentionContext;
+}
+
 /** Everything {@link nsaForward} returns; the caller owns every tensor (see {@link disposeNsaForward}). */
 export interface NsaForwardResult {
   /** The gated combination, `[...tokens, heads, dv]`. */
@@ -41,19 +72,27 @@ export interface NsaForwardResult {
   compressed?: NsaBranch;
   selected: NsaBranch;
   window: NsaBranch;
+  ctx: NsaForwardContext;
 }
 
-/** Frees every tensor of a forward result. */
+/** Frees every tensor a forward result owns (not the caller's inputs). */
 export function disposeNsaForward(result: NsaForwardResult): void {
-  for (const t of [
+  const { ctx } = result;
+  const tensors = [
     result.o,
     result.selection,
     result.compressed?.o,
     result.compressed?.lse,
     result.selected.o,
-  ])
-    t?.dispose();
-  for (const t of [result.selected.lse, result.window.o, result.window.lse]) t.dispose();
+    result.selected.lse,
+    result.window.o,
+    result.window.lse,
+    ctx.tables,
+    ctx.blockStarts,
+    ctx.compressed?.k,
+    ctx.compressed?.v,
+  ];
+  for (const t of tensors) t?.dispose();
 }
 
 function checkInputs(
@@ -106,27 +145,23 @@ export async function nsaForward(
   const tier = pickTier(gpu.caps, q.dtype, options.tier, 'nsaForward');
   const packed = layout.cuSeqlens ? { cuSeqlensQ: layout.cuSeqlens, cuSeqlensK: layout.cuSeqlens } : {};
   const table = sequenceTable(layout);
-  const temporaries: Tensor[] = [];
   const owned: Tensor[] = [];
   const keep = (t: Tensor) => {
     owned.push(t);
     return t;
   };
-  const temporary = (t: Tensor) => {
-    temporaries.push(t);
-    return t;
-  };
+  const placeholders: Tensor[] = [];
   try {
     // u32 tables travel in f32-typed tensors; only their bits matter.
-    const meta = temporary(Tensor.from(gpu, new Float32Array(table.words.buffer), [table.words.length]));
+    const tables = keep(Tensor.from(gpu, new Float32Array(table.words.buffer), [table.words.length]));
     const startWords = blockStarts(layout, config);
-    const starts = temporary(Tensor.from(gpu, new Float32Array(startWords.buffer), [startWords.length]));
+    const starts = keep(Tensor.from(gpu, new Float32Array(startWords.buffer), [startWords.length]));
     const cmpK = await compressMean(gpu, k, layout, config, starts);
     const cmpV = await compressMean(gpu, v, layout, config, starts);
-    let compressed: NsaBranch | undefined;
+    let compressed: { branch: NsaBranch; ctx: FlashAttentionContext } | undefined;
     if (cmpK && cmpV) {
-      temporary(cmpK);
-      temporary(cmpV);
+      keep(cmpK);
+      keep(cmpV);
       const result = await flashAttention(gpu, q, cmpK, cmpV, {
         causal: true,
         scale: config.scale,
@@ -134,18 +169,23 @@ export async function nsaForward(
         tier,
         ...(layout.cuSeqlens && { cuSeqlensQ: layout.cuSeqlens, cuSeqlensK: layout.cuCmpSeqlens }),
       });
-      compressed = { o: keep(result.o), lse: keep(result.lse) };
+      compressed = { branch: { o: keep(result.o), lse: keep(result.lse) }, ctx: result.ctx };
     }
     // Without compressed blocks every score is 0 and selection keeps the forced and the lowest
     // blocks; the kernel still binds something in their place.
+    const placeholder = (dtype: 'f32' | 'f16') => {
+      const t = Tensor.zeros(gpu, [4], dtype);
+      placeholders.push(t);
+      return t;
+    };
     const selection = keep(
       await selectBlocks(
         gpu,
         {
           q,
-          cmpK: cmpK ?? temporary(Tensor.zeros(gpu, [4], q.dtype)),
-          cmpLse: compressed?.lse ?? temporary(Tensor.zeros(gpu, [4])),
-          meta,
+          cmpK: cmpK ?? placeholder(q.dtype),
+          cmpLse: compressed?.branch.lse ?? placeholder('f32'),
+          meta: tables,
           tokenTable: table.tokenTable,
         },
         layout,
@@ -158,7 +198,7 @@ export async function nsaForward(
       k,
       v,
       selection,
-      { tensor: meta, tokenTable: table.tokenTable },
+      { tensor: tables, tokenTable: table.tokenTable },
       layout,
       config,
     );
@@ -172,15 +212,30 @@ export async function nsaForward(
     });
     const window = { o: keep(win.o), lse: keep(win.lse) };
     const o = await combineBranches(gpu, gate, {
-      ...(compressed && { compressed: compressed.o }),
+      ...(compressed && { compressed: compressed.branch.o }),
       selected: selected.o,
       window: window.o,
     });
-    return { o, selection, ...(compressed && { compressed }), selected, window };
+    const ctx: NsaForwardContext = {
+      gpu,
+      config,
+      layout,
+      tier,
+      q,
+      k,
+      v,
+      gate,
+      tables,
+      tokenTable: table.tokenTable,
+      blockStarts: starts,
+      ...(compressed && { compressed: compressed.ctx }),
+      window: win.ctx,
+    };
+    return { o, selection, ...(compressed && { compressed: compressed.branch }), selected, window, ctx };
   } catch (error) {
     for (const t of owned) t.dispose();
     throw error;
   } finally {
-    for (const t of temporaries) t.dispose();
+    for (const t of placeholders) t.dispose();
   }
 }

@@ -2,11 +2,20 @@ import { type Gpu, Tensor } from '@webattn/core';
 import { nullGpu, testGpu } from '@webattn/core/testing';
 import { randn } from '@webattn/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sumWgsl } from '../src/backward/sum.wgsl.js';
 import { combineWgsl } from '../src/combine/combine.wgsl.js';
+import { combineBackwardWgsl } from '../src/combine/combine-backward.wgsl.js';
 import { compressMeanWgsl } from '../src/compress/compress.wgsl.js';
+import { compressMeanBackwardWgsl } from '../src/compress/compress-backward.wgsl.js';
 import { nsaForward, resolveNsaConfig } from '../src/index.js';
 import { selectWgsl } from '../src/select/select.wgsl.js';
 import { selectedAttentionWgsl } from '../src/selected/selected.wgsl.js';
+import {
+  selectedDkWgsl,
+  selectedDqWgsl,
+  selectedDvWgsl,
+  selectedStatsWgsl,
+} from '../src/selected/selected-backward.wgsl.js';
 
 describe('every NSA kernel compiles on the null backend, f32 and f16', () => {
   let gpu: Gpu;
@@ -22,10 +31,19 @@ describe('every NSA kernel compiles on the null backend, f32 and f16', () => {
         ['select', selectWgsl({ dtype, topN: 16, maxBlocks: 1024 })],
         ['combine', combineWgsl(dtype, true)],
         ['combine, no compressed branch', combineWgsl(dtype, false)],
+        ['combine backward', combineBackwardWgsl(dtype, true)],
+        ['combine backward, no compressed branch', combineBackwardWgsl(dtype, false)],
+        ['compress backward', compressMeanBackwardWgsl(dtype)],
+        ['sum of 2', sumWgsl(dtype, 2)],
+        ['sum of 3', sumWgsl(dtype, 3)],
         ...([64, 128, 192] as const).map((d): [string, string] => [
           `selected d=${d}`,
           selectedAttentionWgsl({ dtype, d, dv: 128, topN: 16 }),
         ]),
+        ['selected stats', selectedStatsWgsl({ dtype, d: 192, dv: 128, topN: 16 })],
+        ['selected dq', selectedDqWgsl({ dtype, d: 192, dv: 128, topN: 16 })],
+        ['selected dk', selectedDkWgsl({ dtype, d: 192, dv: 128, topN: 16 })],
+        ['selected dv', selectedDvWgsl({ dtype, d: 192, dv: 128, topN: 16 })],
       ];
       for (const [name, code] of kernels) {
         await expect(gpu.pipelines.get(code, name), name).resolves.toBeDefined();

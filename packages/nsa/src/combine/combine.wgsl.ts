@@ -14,6 +14,12 @@ export const COMBINE_PARAMS = [
 /** Invocations per workgroup. */
 export const COMBINE_WORKGROUP = 64;
 
+/** The logistic sigmoid, never exponentiating a large positive number: no overflow for any finite logit. */
+export const SIGMOID_WGSL = `fn sigmoid(x: f32) -> f32 {
+  let e = exp(-abs(x));
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
+}`;
+
 /** WGSL of the combine: one invocation per output element; `withCompressed` binds the compressed branch. */
 export function combineWgsl(dtype: Dtype, withCompressed: boolean): string {
   const cmp = withCompressed ? 'sigmoid(f32(gate[row * 3u])) * f32(ocmp[id]) + ' : '';
@@ -28,11 +34,7 @@ ${withCompressed ? `@group(0) @binding(4) var<storage, read> ocmp: array<${dtype
 
 ${WORKGROUP_INDEX_WGSL}
 
-// Never exponentiates a large positive number, so no overflow for any finite logit.
-fn sigmoid(x: f32) -> f32 {
-  let e = exp(-abs(x));
-  return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
-}
+${SIGMOID_WGSL}
 
 @compute @workgroup_size(${COMBINE_WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {

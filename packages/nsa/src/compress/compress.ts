@@ -3,6 +3,11 @@ import { dispatch, type Gpu, Tensor } from '@webattn/core';
 import type { NsaConfig } from '../config.js';
 import type { NsaLayout } from '../layout.js';
 import { COMPRESS_PARAMS, COMPRESS_WORKGROUP, compressMeanWgsl } from './compress.wgsl.js';
+import {
+  COMPRESS_BACKWARD_PARAMS,
+  COMPRESS_BACKWARD_WORKGROUP,
+  compressMeanBackwardWgsl,
+} from './compress-backward.wgsl.js';
 
 /**
  * Mean-compresses `x` (`[...tokenDims, heads, dim]`) into `[...cmpDims, heads, dim]`, or returns
@@ -29,4 +34,34 @@ export async function compressMean(
     workgroups: Math.ceil((layout.cmpBlocks * heads * dim) / COMPRESS_WORKGROUP),
   });
   return out;
+}
+
+/** Backward of {@link compressMean}: the tokens' gradient `[...tokenDims, heads, dim]` from the blocks'. */
+export async function compressMeanBackward(
+  gpu: Gpu,
+  dcmp: Tensor,
+  layout: NsaLayout,
+  config: NsaConfig,
+  tables: { tensor: Tensor; tokenTable: number },
+): Promise<Tensor> {
+  const [heads, dim] = dcmp.shape.slice(-2) as [number, number];
+  const dx = Tensor.empty(gpu, [...layout.tokenDims, heads, dim], dcmp.dtype);
+  await dispatch(gpu, {
+    label: 'nsa compress mean backward',
+    code: compressMeanBackwardWgsl(dcmp.dtype),
+    buffers: [dcmp, tables.tensor, dx],
+    params: {
+      layout: COMPRESS_BACKWARD_PARAMS,
+      values: {
+        tokens: layout.tokens,
+        heads,
+        dim,
+        kernelSize: config.kernelSize,
+        stride: config.stride,
+        tokenTable: tables.tokenTable,
+      },
+    },
+    workgroups: Math.ceil((layout.tokens * heads * dim) / COMPRESS_BACKWARD_WORKGROUP),
+  });
+  return dx;
 }

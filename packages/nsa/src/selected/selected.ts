@@ -3,6 +3,13 @@ import { dispatch, type Gpu, Tensor } from '@webattn/core';
 import type { NsaConfig } from '../config.js';
 import type { NsaLayout } from '../layout.js';
 import { SELECTED_PARAMS, SELECTED_WORKGROUP, selectedAttentionWgsl } from './selected.wgsl.js';
+import {
+  SELECTED_BACKWARD_WORKGROUP,
+  selectedDkWgsl,
+  selectedDqWgsl,
+  selectedDvWgsl,
+  selectedStatsWgsl,
+} from './selected-backward.wgsl.js';
 
 /** Output of the selected branch: `o` like q's rows with dv columns, and its natural-log lse `[tokens, heads]`. */
 export interface SelectedAttention {
@@ -47,4 +54,57 @@ export async function selectedAttention(
     workgroups: Math.ceil((layout.tokens * config.heads) / SELECTED_WORKGROUP),
   });
   return { o, lse };
+}
+
+/** Gradients of the selected branch's inputs. */
+export interface SelectedGradients {
+  dq: Tensor;
+  dk: Tensor;
+  dv: Tensor;
+}
+
+/** Backward of {@link selectedAttention} given its output, lse and upstream gradient. */
+export async function selectedAttentionBackward(
+  gpu: Gpu,
+  inputs: { q: Tensor; k: Tensor; v: Tensor; selection: Tensor; o: Tensor; lse: Tensor; dO: Tensor },
+  meta: { tensor: Tensor; tokenTable: number },
+  layout: NsaLayout,
+  config: NsaConfig,
+): Promise<SelectedGradients> {
+  const { q, k, v, selection, o, lse, dO } = inputs;
+  const kernel = { dtype: q.dtype, d: config.headDim, dv: config.vHeadDim, topN: config.topN };
+  const params = {
+    layout: SELECTED_PARAMS,
+    values: {
+      tokens: layout.tokens,
+      heads: config.heads,
+      kvHeads: config.kvHeads,
+      group: config.heads / config.kvHeads,
+      scale: config.scale,
+      blockSize: config.blockSize,
+      tokenTable: meta.tokenTable,
+    },
+  };
+  const rows = layout.tokens * config.heads;
+  const keyRows = layout.tokens * config.kvHeads;
+  using stats = Tensor.empty(gpu, [2, layout.tokens, config.heads]);
+  const dq = Tensor.empty(gpu, q.shape, q.dtype);
+  const dk = Tensor.empty(gpu, k.shape, k.dtype);
+  const dv = Tensor.empty(gpu, v.shape, v.dtype);
+  const launches: [string, string, Tensor[], number][] = [
+    ['stats', selectedStatsWgsl(kernel), [o, dO, lse, stats], rows],
+    ['dq', selectedDqWgsl(kernel), [q, k, v, selection, meta.tensor, dO, stats, dq], rows],
+    ['dk', selectedDkWgsl(kernel), [q, k, v, selection, meta.tensor, dO, stats, dk], keyRows],
+    ['dv', selectedDvWgsl(kernel), [q, k, selection, meta.tensor, dO, stats, dv], keyRows],
+  ];
+  for (const [name, code, buffers, invocations] of launches) {
+    await dispatch(gpu, {
+      label: `nsa selected attention ${name}`,
+      code,
+      buffers,
+      params,
+      workgroups: Math.ceil(invocations / SELECTED_BACKWARD_WORKGROUP),
+    });
+  }
+  return { dq, dk, dv };
 }

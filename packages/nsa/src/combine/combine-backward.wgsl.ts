@@ -1,0 +1,61 @@
+/**
+ * Backward of the gated combine (NSA spec section 6) for one branch i, one invocation per (token,
+ * head) row: `dBranch_i = dO · σ(g_i)` and `dg_i = σ(g_i)(1 - σ(g_i)) · <dO, branch_i>`, in f32.
+ * One launch per branch keeps each within the storage buffers every adapter allows.
+ */
+import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import { SIGMOID_WGSL } from './combine.wgsl.js';
+
+/** Uniform parameters of the combine backward; `branch` is the gate index (0 compressed, 1 selected, 2 window). */
+export const COMBINE_BACKWARD_PARAMS = [
+  ['rows', 'u32'],
+  ['dv', 'u32'],
+  ['branch', 'u32'],
+] as const;
+
+/** Invocations per workgroup. */
+export const COMBINE_BACKWARD_WORKGROUP = 64;
+
+/**
+ * WGSL of one branch's combine backward. Bindings: gate, dO, the branch's output, its gradient,
+ * the gate gradient (this branch's column written; with no branch output, `withBranch` false, the
+ * column is zeroed), then the parameters.
+ */
+export function combineBackwardWgsl(dtype: Dtype, withBranch: boolean): string {
+  return `${enables({ f16: dtype === 'f16' })}
+${paramsStruct(COMBINE_BACKWARD_PARAMS)}
+@group(0) @binding(0) var<storage, read> gate: array<${dtype}>;
+${
+  withBranch
+    ? `@group(0) @binding(1) var<storage, read> dout: array<${dtype}>;
+@group(0) @binding(2) var<storage, read> branch: array<${dtype}>;
+@group(0) @binding(3) var<storage, read_write> dbranch: array<${dtype}>;
+@group(0) @binding(4) var<storage, read_write> dgate: array<${dtype}>;
+@group(0) @binding(5) var<uniform> p: Params;`
+    : `@group(0) @binding(1) var<storage, read_write> dgate: array<${dtype}>;
+@group(0) @binding(2) var<uniform> p: Params;`
+}
+
+${WORKGROUP_INDEX_WGSL}
+
+${SIGMOID_WGSL}
+
+@compute @workgroup_size(${COMBINE_BACKWARD_WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let row = workgroupIndex(wid, nwg) * ${COMBINE_BACKWARD_WORKGROUP}u + li;
+  if (row >= p.rows) { return; }
+${
+  withBranch
+    ? `  let s = sigmoid(f32(gate[row * 3u + p.branch]));
+  var dot = 0.0;
+  for (var e = 0u; e < p.dv; e++) {
+    let g = f32(dout[row * p.dv + e]);
+    dot += g * f32(branch[row * p.dv + e]);
+    dbranch[row * p.dv + e] = ${dtype}(g * s);
+  }
+  dgate[row * 3u + p.branch] = ${dtype}(s * (1.0 - s) * dot);`
+    : `  dgate[row * 3u + p.branch] = ${dtype}(0.0 * f32(gate[row * 3u]));`
+}
+}
+`;
+}

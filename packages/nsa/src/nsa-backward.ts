@@ -1,0 +1,100 @@
+/**
+ * The NSA backward (spec section 7): the combine's gradients split dO over the branches and give
+ * d(gate logits); core's flash backward differentiates the compressed branch (then the mean
+ * compression, a gather) and the window branch; the selected branch has kernels of its own. No
+ * gradient flows through the selection. Deterministic: no float atomics anywhere.
+ */
+import { check, flashAttentionBackward, type Tensor } from '@webattn/core';
+import { sumTensors } from './backward/sum.js';
+import { combineBackward } from './combine/combine.js';
+import { compressMeanBackward } from './compress/compress.js';
+import type { NsaForwardResult } from './nsa-forward.js';
+import { selectedAttentionBackward } from './selected/selected.js';
+
+/** Gradients of the NSA inputs, each shaped like its input and in its dtype. */
+export interface NsaGradients {
+  dq: Tensor;
+  dk: Tensor;
+  dv: Tensor;
+  /** Of the gate logits (before the sigmoid). */
+  dg: Tensor;
+}
+
+/**
+ * Gradients of every input of the forward that produced `forward`, given dO (o's shape and dtype).
+ * The forward's tensors and the caller's inputs must still be alive.
+ */
+export async function nsaBackward(forward: NsaForwardResult, dO: Tensor): Promise<NsaGradients> {
+  const { ctx } = forward;
+  const { gpu, config, layout } = ctx;
+  check(
+    dO.shape.join() === forward.o.shape.join(),
+    'shape-mismatch',
+    () => `dO: expected shape [${forward.o.shape.join(', ')}] (o's), got [${dO.shape.join(', ')}]`,
+  );
+  check(
+    dO.dtype === forward.o.dtype,
+    'dtype-mismatch',
+    () => `dO: expected dtype ${forward.o.dtype} (o's), got ${dO.dtype}`,
+  );
+  const tables = { tensor: ctx.tables, tokenTable: ctx.tokenTable };
+  const parts: Tensor[] = [];
+  const part = (t: Tensor) => {
+    parts.push(t);
+    return t;
+  };
+  const outputs: Tensor[] = [];
+  try {
+    const split = await combineBackward(
+      gpu,
+      ctx.gate,
+      {
+        ...(forward.compressed && { compressed: forward.compressed.o }),
+        selected: forward.selected.o,
+        window: forward.window.o,
+      },
+      dO,
+    );
+    outputs.push(split.gate);
+    for (const t of [split.selected, split.window, split.compressed]) if (t) part(t);
+    const selected = await selectedAttentionBackward(
+      gpu,
+      {
+        q: ctx.q,
+        k: ctx.k,
+        v: ctx.v,
+        selection: forward.selection,
+        o: forward.selected.o,
+        lse: forward.selected.lse,
+        dO: split.selected,
+      },
+      tables,
+      layout,
+      config,
+    );
+    const window = await flashAttentionBackward(ctx.window, split.window);
+    const dq = [part(selected.dq), part(window.dq)];
+    const dk = [part(selected.dk), part(window.dk)];
+    const dv = [part(selected.dv), part(window.dv)];
+    if (ctx.compressed && split.compressed) {
+      const cmp = await flashAttentionBackward(ctx.compressed, split.compressed);
+      dq.push(part(cmp.dq));
+      part(cmp.dk);
+      part(cmp.dv);
+      dk.push(part(await compressMeanBackward(gpu, cmp.dk, layout, config, tables)));
+      dv.push(part(await compressMeanBackward(gpu, cmp.dv, layout, config, tables)));
+    }
+    const grads: NsaGradients = {
+      dq: await sumTensors(gpu, dq),
+      dk: await sumTensors(gpu, dk),
+      dv: await sumTensors(gpu, dv),
+      dg: split.gate,
+    };
+    return grads;
+  } catch (error) {
+    for (const t of outputs) t.dispose();
+    throw error;
+  } finally {
+    for (const t of parts) t.dispose();
+  }
+}

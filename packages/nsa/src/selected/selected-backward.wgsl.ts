@@ -1,0 +1,189 @@
+/**
+ * Backward of selected-block attention, FlashAttention-2 style from the saved lse, deterministic
+ * (no atomics). A small kernel stores `stats = [lse | delta]` with `delta = <dO, o>` per row; the
+ * dQ kernel runs one invocation per (token, query head) over the same keys as the forward; the dK
+ * and dV kernels run one invocation per (key token, KV head) and gather from every later query of
+ * its sequence whose selection lists the key's block, over the group's query heads. dK and dV are
+ * separate kernels so that none binds more than the 8 storage buffers every adapter allows. No
+ * gradient flows through the selection itself.
+ */
+import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import { NSA_SEQUENCE_WGSL } from '../layout.js';
+import { SELECTED_PARAMS } from './selected.wgsl.js';
+
+/** Generation parameters: storage dtype, head dims, slots per query. */
+export interface SelectedBackwardConfig {
+  dtype: Dtype;
+  d: number;
+  dv: number;
+  topN: number;
+}
+
+/** Invocations per workgroup of every kernel here. */
+export const SELECTED_BACKWARD_WORKGROUP = 64;
+
+type Binding = readonly [
+  name: string,
+  access: 'read' | 'read_write',
+  element: 'dtype' | 'f32' | 'i32' | 'u32',
+];
+
+function kernel(c: SelectedBackwardConfig, bindings: readonly Binding[], body: string): string {
+  const type = (e: Binding[2]) => (e === 'dtype' ? c.dtype : e);
+  return `${enables({ f16: c.dtype === 'f16' })}
+${paramsStruct(SELECTED_PARAMS)}
+${bindings.map(([name, access, e], i) => `@group(0) @binding(${i}) var<storage, ${access}> ${name}: array<${type(e)}>;`).join('\n')}
+@group(0) @binding(${bindings.length}) var<uniform> p: Params;
+
+const D = ${c.d}u;
+const DV = ${c.dv}u;
+const TOPN = ${c.topN}u;
+
+${bindings.some(([name]) => name === 'tables') ? NSA_SEQUENCE_WGSL : ''}
+
+${WORKGROUP_INDEX_WGSL}
+
+// Row statistics of query row r: its lse and delta.
+fn rowLse(r: u32) -> f32 { return stats[r]; }
+fn rowDelta(r: u32) -> f32 { return stats[p.tokens * p.heads + r]; }
+
+@compute @workgroup_size(${SELECTED_BACKWARD_WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let id = workgroupIndex(wid, nwg) * ${SELECTED_BACKWARD_WORKGROUP}u + li;
+${body}
+}
+`;
+}
+
+/** `stats = [lse | delta]`, one invocation per row. Bindings: o, dout, lse, stats. */
+export function selectedStatsWgsl(c: SelectedBackwardConfig): string {
+  return kernel(
+    c,
+    [
+      ['o', 'read', 'dtype'],
+      ['dout', 'read', 'dtype'],
+      ['lse', 'read', 'f32'],
+      ['stats', 'read_write', 'f32'],
+    ],
+    `  if (id >= p.tokens * p.heads) { return; }
+  var delta = 0.0;
+  for (var e = 0u; e < DV; e++) { delta += f32(dout[id * DV + e]) * f32(o[id * DV + e]); }
+  stats[id] = lse[id];
+  stats[p.tokens * p.heads + id] = delta;`,
+  );
+}
+
+// The keys a query row attends, for a body that uses \`key\` (the K/V row index) and \`j\`.
+const eachSelectedKey = (body: string) => `  for (var slot = 0u; slot < TOPN; slot++) {
+    let J = selected[(t * p.kvHeads + g) * TOPN + slot];
+    if (J < 0) { break; }
+    let last = min(J * p.blockSize + p.blockSize - 1, pos);
+    for (var j = J * p.blockSize; j <= last; j++) {
+      let key = (sq.start + u32(j)) * p.kvHeads + g;
+${body}
+    }
+  }`;
+
+/** dQ, one invocation per (token, query head). Bindings: q, k, v, selected, tables, dout, stats, dq. */
+export function selectedDqWgsl(c: SelectedBackwardConfig): string {
+  return kernel(
+    c,
+    [
+      ['q', 'read', 'dtype'],
+      ['k', 'read', 'dtype'],
+      ['v', 'read', 'dtype'],
+      ['selected', 'read', 'i32'],
+      ['tables', 'read', 'u32'],
+      ['dout', 'read', 'dtype'],
+      ['stats', 'read', 'f32'],
+      ['dq', 'read_write', 'dtype'],
+    ],
+    `  if (id >= p.tokens * p.heads) { return; }
+  let t = id / p.heads;
+  let g = (id % p.heads) / p.group;
+  let sq = sequenceOf(t);
+  let pos = i32(t - sq.start);
+  var qv: array<f32, D>;
+  for (var e = 0u; e < D; e++) { qv[e] = f32(q[id * D + e]); }
+  var dov: array<f32, DV>;
+  for (var e = 0u; e < DV; e++) { dov[e] = f32(dout[id * DV + e]); }
+  let lse = rowLse(id);
+  let delta = rowDelta(id);
+  var acc: array<f32, D>;
+${eachSelectedKey(`      var s = 0.0;
+      for (var e = 0u; e < D; e++) { s += qv[e] * f32(k[key * D + e]); }
+      var dp = 0.0;
+      for (var e = 0u; e < DV; e++) { dp += dov[e] * f32(v[key * DV + e]); }
+      let ds = exp(s * p.scale - lse) * (dp - delta);
+      for (var e = 0u; e < D; e++) { acc[e] += ds * f32(k[key * D + e]); }`)}
+  for (var e = 0u; e < D; e++) { dq[id * D + e] = ${c.dtype}(acc[e] * p.scale); }`,
+  );
+}
+
+// For one (key token, KV head): every query row that selected the key's block, for a body that
+// uses \`row\` and the probability \`prob\`.
+const eachSelectingRow = (body: string) => `  if (id >= p.tokens * p.kvHeads) { return; }
+  let j = id / p.kvHeads;
+  let g = id % p.kvHeads;
+  let sq = sequenceOf(j);
+  let block = i32(j - sq.start) / p.blockSize;
+  var kv: array<f32, D>;
+  for (var e = 0u; e < D; e++) { kv[e] = f32(k[id * D + e]); }
+  for (var t = j; t < sq.start + sq.length; t++) {
+    var listed = false;
+    for (var slot = 0u; slot < TOPN; slot++) {
+      if (selected[(t * p.kvHeads + g) * TOPN + slot] == block) { listed = true; }
+    }
+    if (!listed) { continue; }
+    for (var hh = 0u; hh < p.group; hh++) {
+      let row = t * p.heads + g * p.group + hh;
+      var s = 0.0;
+      for (var e = 0u; e < D; e++) { s += f32(q[row * D + e]) * kv[e]; }
+      let prob = exp(s * p.scale - rowLse(row));
+${body}
+    }
+  }`;
+
+/** dK, one invocation per (key token, KV head). Bindings: q, k, v, selected, tables, dout, stats, dk. */
+export function selectedDkWgsl(c: SelectedBackwardConfig): string {
+  return kernel(
+    c,
+    [
+      ['q', 'read', 'dtype'],
+      ['k', 'read', 'dtype'],
+      ['v', 'read', 'dtype'],
+      ['selected', 'read', 'i32'],
+      ['tables', 'read', 'u32'],
+      ['dout', 'read', 'dtype'],
+      ['stats', 'read', 'f32'],
+      ['dk', 'read_write', 'dtype'],
+    ],
+    `  var vv: array<f32, DV>;
+  for (var e = 0u; e < DV; e++) { vv[e] = f32(v[id * DV + e]); }
+  var acc: array<f32, D>;
+${eachSelectingRow(`      var dp = 0.0;
+      for (var e = 0u; e < DV; e++) { dp += f32(dout[row * DV + e]) * vv[e]; }
+      let ds = prob * (dp - rowDelta(row));
+      for (var e = 0u; e < D; e++) { acc[e] += ds * f32(q[row * D + e]); }`)}
+  for (var e = 0u; e < D; e++) { dk[id * D + e] = ${c.dtype}(acc[e] * p.scale); }`,
+  );
+}
+
+/** dV, one invocation per (key token, KV head). Bindings: q, k, selected, tables, dout, stats, dv. */
+export function selectedDvWgsl(c: SelectedBackwardConfig): string {
+  return kernel(
+    c,
+    [
+      ['q', 'read', 'dtype'],
+      ['k', 'read', 'dtype'],
+      ['selected', 'read', 'i32'],
+      ['tables', 'read', 'u32'],
+      ['dout', 'read', 'dtype'],
+      ['stats', 'read', 'f32'],
+      ['dv', 'read_write', 'dtype'],
+    ],
+    `  var acc: array<f32, DV>;
+${eachSelectingRow(`      for (var e = 0u; e < DV; e++) { acc[e] += prob * f32(dout[row * DV + e]); }`)}
+  for (var e = 0u; e < DV; e++) { dv[id * DV + e] = ${c.dtype}(acc[e]); }`,
+  );
+}
