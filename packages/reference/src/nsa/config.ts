@@ -55,7 +55,18 @@ function fail(field: string, expected: string, actual: number): never {
  * @throws Error naming the field, what it must be and what it is.
  */
 export function resolveNsaConfig(config: NsaConfig, dqk: number): ResolvedNsaConfig {
-  const c: ResolvedNsaConfig = { ...NSA_DEFAULTS, scale: 1 / Math.sqrt(dqk), ...config };
+  // Field by field rather than by spreading: callers pass their whole options object, sizes included,
+  // and a field given as undefined still takes its default.
+  const c: ResolvedNsaConfig = {
+    kernelSize: config.kernelSize ?? NSA_DEFAULTS.kernelSize,
+    stride: config.stride ?? NSA_DEFAULTS.stride,
+    selectSize: config.selectSize ?? NSA_DEFAULTS.selectSize,
+    topN: config.topN ?? NSA_DEFAULTS.topN,
+    windowSize: config.windowSize ?? NSA_DEFAULTS.windowSize,
+    initBlocks: config.initBlocks ?? NSA_DEFAULTS.initBlocks,
+    localBlocks: config.localBlocks ?? NSA_DEFAULTS.localBlocks,
+    scale: config.scale ?? 1 / Math.sqrt(dqk),
+  };
   for (const field of ['kernelSize', 'stride', 'selectSize', 'topN'] as const) {
     if (!Number.isSafeInteger(c[field]) || c[field] < 1) fail(field, 'a positive integer', c[field]);
   }

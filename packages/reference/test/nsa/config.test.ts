@@ -19,6 +19,9 @@ describe('resolveNsaConfig', () => {
       scale: 0.5,
     });
     expect(Object.isFrozen(NSA_DEFAULTS)).toBe(true);
+    // Sizes passed along in the same options object stay out of the config; undefined means default.
+    const options = { batch: 1, n: 8, hq: 2, hkv: 1, dqk: 4, dv: 4, topN: undefined };
+    expect(resolveNsaConfig(options, 64)).toEqual(resolveNsaConfig({}, 64));
   });
 
   it('accepts the Qwen variant, which forces only the current block', () => {

@@ -90,3 +90,10 @@ export function expectGradient(
 export function tokenRow(x: ArrayLike<number>, b: number, t: number, n: number, perToken: number): number[] {
   return Array.from({ length: perToken }, (_, e) => x[(b * n + t) * perToken + e]!);
 }
+
+/** `cuSeqlens` of sequences of the given lengths: 0, then the running sums. */
+export function cumulative(lengths: readonly number[]): number[] {
+  const cu = [0];
+  for (const length of lengths) cu.push(cu.at(-1)! + length);
+  return cu;
+}
