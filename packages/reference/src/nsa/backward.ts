@@ -58,7 +58,7 @@ export function runNsaBackward(
 ): NsaGradientsF64 {
   const plan = planNsa(inputs, call, config);
   const forward = runNsaForward(inputs, plan);
-  const { batch, n, nq, hq, hkv, dqk, dv } = call;
+  const { batch, nq, hq, dv } = call;
   checkLength('dO', dO, [batch, nq, hq, dv]);
   const { q, k, v } = inputs;
   const { compressed, selected, window } = forward;
@@ -97,20 +97,18 @@ export function runNsaBackward(
     plan.tokens,
     windowKeySet(plan),
   );
-  const kSizes = { batch, n, heads: hkv, dim: dqk };
-  const vSizes = { batch, n, heads: hkv, dim: dv };
   const kCompression = compressTokensBackward(
     k,
     throughCompressed.dk,
     inputs.kCompressor ?? MEAN,
-    kSizes,
+    plan.kTokens,
     config,
   );
   const vCompression = compressTokensBackward(
     v,
     throughCompressed.dv,
     inputs.vCompressor ?? MEAN,
-    vSizes,
+    plan.vTokens,
     config,
   );
   return {

@@ -71,22 +71,10 @@ export interface NsaForwardF64 {
 /** The forward of one planned call: queries are the last `call.nq` tokens of each sequence. */
 export function runNsaForward(inputs: NsaInputs, plan: NsaPlan): NsaForwardF64 {
   const { call, config } = plan;
-  const { batch, n, hkv, dqk, dv } = call;
+  const { n, dv } = call;
   const { q, k, v } = inputs;
-  const cmpK = compressTokens(
-    k,
-    inputs.kCompressor ?? MEAN,
-    { batch, n, heads: hkv, dim: dqk },
-    config,
-    'kCompressor',
-  );
-  const cmpV = compressTokens(
-    v,
-    inputs.vCompressor ?? MEAN,
-    { batch, n, heads: hkv, dim: dv },
-    config,
-    'vCompressor',
-  );
+  const cmpK = compressTokens(k, inputs.kCompressor ?? MEAN, plan.kTokens, config, 'kCompressor');
+  const cmpV = compressTokens(v, inputs.vCompressor ?? MEAN, plan.vTokens, config, 'vCompressor');
   const compressed = keySetAttentionForward(q, cmpK, cmpV, plan.compressed, compressedKeySet(plan));
   const blockScores = selectionScores(q, cmpK, compressed.lse, plan.compressed, n, config);
   let selection: Int32Array;

@@ -12,15 +12,21 @@ import type { KeySet } from './blocks.js';
  * o `[batch, nq, hq, dv]`, lse `[batch, hq, nq]`.
  */
 export interface BranchSizes {
+  /** Independent sequences. */
   batch: number;
   /** Query rows per sequence. */
   nq: number;
   /** Key rows per sequence: tokens, or compressed blocks. */
   nk: number;
+  /** Query heads. */
   hq: number;
+  /** Key and value heads; query head h reads kv head `floor(h / (hq / hkv))`. */
   hkv: number;
+  /** Head dimension of q and k. */
   dqk: number;
+  /** Head dimension of v and o. */
   dv: number;
+  /** Softmax scale applied to q·k. */
   scale: number;
   /** Position in the sequence of query row 0: the rows are the sequence's last `nq` tokens. */
   firstQuery: number;

@@ -11,6 +11,7 @@ import {
   selectionBlockCount,
   windowKeys,
 } from './blocks.js';
+import type { TokenSizes } from './compress.js';
 import { type ResolvedNsaConfig, resolveNsaConfig } from './config.js';
 import type { NsaInputs, NsaOptions, NsaShape } from './inputs.js';
 import type { BranchSizes } from './key-set-attention.js';
@@ -20,6 +21,7 @@ import type { BranchSizes } from './key-set-attention.js';
  * forward has `nq = n`; decode has `nq = 1`. q and gates are `[batch, nq, ...]`, k and v `[batch, n, ...]`.
  */
 export interface NsaCall extends NsaShape {
+  /** Query tokens per sequence, the last of the n. */
   nq: number;
 }
 
@@ -35,6 +37,10 @@ export interface NsaPlan {
   tokens: BranchSizes;
   /** The compressed branch: keys are compressed blocks. */
   compressed: BranchSizes;
+  /** k, as the key compressor reads it. */
+  kTokens: TokenSizes;
+  /** v, as the value compressor reads it. */
+  vTokens: TokenSizes;
 }
 
 /** Checks the sizes and the inputs' lengths, and derives the branch sizes. */
@@ -55,6 +61,8 @@ export function planNsa(inputs: NsaInputs, call: NsaCall, config: ResolvedNsaCon
     selectionBlocks: selectionBlockCount(n, config),
     tokens,
     compressed: { ...tokens, nk: blocks },
+    kTokens: { batch, n, heads: hkv, dim: dqk },
+    vTokens: { batch, n, heads: hkv, dim: dv },
   };
 }
 
