@@ -49,7 +49,7 @@ export interface NsaForwardContext {
   k: Tensor;
   v: Tensor;
   gate: Tensor;
-  /** The sequence table ({@link sequenceTable}) and where its token entries start. */
+  /** The sequence table (the sequences, then one sequence index per token) and where its token entries start. */
   tables: Tensor;
   tokenTable: number;
   /** Each compressed block's first token. */

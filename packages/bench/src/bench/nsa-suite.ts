@@ -3,8 +3,15 @@
  * 64, top 16, window 512) on the seed tables' shape (b=1, hq=64, hkv=4, d=128), beside core's dense
  * causal flash attention on the same inputs, per tier.
  */
-import { flashAttention, type Gpu, Tensor, type Tier, tierDtype } from '@webattn/core';
-import { disposeNsaForward, type NsaConfig, nsaForward, resolveNsaConfig } from '@webattn/nsa';
+import {
+  flashAttention,
+  flashAttentionBackward,
+  type Gpu,
+  Tensor,
+  type Tier,
+  tierDtype,
+} from '@webattn/core';
+import { disposeNsaForward, type NsaConfig, nsaBackward, nsaForward, resolveNsaConfig } from '@webattn/nsa';
 import { randn } from '@webattn/reference';
 import type { SuiteOptions } from './suites.js';
 import type { Implementation, PreparedRun, TableSpec } from './types.js';
@@ -73,7 +80,51 @@ function denseColumn(c: NsaConfig, tier: Tier): Implementation {
   };
 }
 
-/** The forward table: NSA and dense flash per tier with kernels of its own. */
+function nsaBackwardColumn(c: NsaConfig, tier: Tier): Implementation {
+  return {
+    name: `nsa ${tierName(tier)}`,
+    tier,
+    async prepare(gpu, n): Promise<PreparedRun> {
+      const x = inputs(gpu, c, n, tier);
+      const forward = await nsaForward(gpu, c, x.q, x.k, x.v, x.g, { tier });
+      let last: Tensor[] = [];
+      return {
+        async run() {
+          for (const t of last) t.dispose();
+          last = Object.values(await nsaBackward(forward, forward.o));
+        },
+        dispose: () => {
+          for (const t of last) t.dispose();
+          disposeNsaForward(forward);
+          for (const t of Object.values(x)) t.dispose();
+        },
+      };
+    },
+  };
+}
+
+function denseBackwardColumn(c: NsaConfig, tier: Tier): Implementation {
+  return {
+    name: `dense flash ${tierName(tier)}`,
+    tier,
+    async prepare(gpu, n): Promise<PreparedRun> {
+      const x = inputs(gpu, c, n, tier);
+      const forward = await flashAttention(gpu, x.q, x.k, x.v, { causal: true, tier });
+      let last: Tensor[] = [];
+      return {
+        async run() {
+          for (const t of last) t.dispose();
+          last = Object.values(await flashAttentionBackward(forward.ctx, forward.o));
+        },
+        dispose: () => {
+          for (const t of [...Object.values(x), ...last, forward.o, forward.lse]) t.dispose();
+        },
+      };
+    },
+  };
+}
+
+/** Forward and backward tables: NSA and dense flash per tier with kernels of its own. */
 export function nsaTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
   const c = configFor(options.cpu);
   const wanted = (t: Tier) =>
@@ -81,13 +132,22 @@ export function nsaTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
     (!options.tier || options.tier === t) &&
     (!options.dtype || tierDtype(t) === options.dtype);
   const tiers = (['portable', 'f16', 'subgroup-matrix'] as const).filter(wanted);
+  const shape = `b=1, hq=${c.heads}, hkv=${c.kvHeads}, d=${c.headDim}, kernel ${c.kernelSize}, stride ${c.stride}, blocks ${c.blockSize}, top ${c.topN}, window ${c.windowSize}`;
+  const sizes = options.sizes ?? (options.cpu ? CPU_SIZES : GPU_SIZES);
   return [
     {
       id: 'nsa-fwd',
-      title: `NSA forward (b=1, hq=${c.heads}, hkv=${c.kvHeads}, d=${c.headDim}, kernel ${c.kernelSize}, stride ${c.stride}, blocks ${c.blockSize}, top ${c.topN}, window ${c.windowSize})`,
+      title: `NSA forward (${shape})`,
       sizeLabel: 'n',
-      sizes: options.sizes ?? (options.cpu ? CPU_SIZES : GPU_SIZES),
+      sizes,
       implementations: tiers.flatMap((t) => [nsaColumn(c, t), denseColumn(c, t)]),
+    },
+    {
+      id: 'nsa-bwd',
+      title: `NSA backward (${shape})`,
+      sizeLabel: 'n',
+      sizes,
+      implementations: tiers.flatMap((t) => [nsaBackwardColumn(c, t), denseBackwardColumn(c, t)]),
     },
   ];
 }

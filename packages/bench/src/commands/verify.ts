@@ -4,6 +4,7 @@ import { adapterLine, isCpuAdapter } from '../adapter.js';
 import { type Check, SUITES, type Suite } from '../verify/check.js';
 import { coreChecks } from '../verify/core-checks.js';
 import { flashChecks } from '../verify/flash-checks.js';
+import { nsaChecks } from '../verify/nsa-checks.js';
 import { runChecks } from '../verify/verify.js';
 
 /** The checks of a suite on this device; undefined for a suite with no kernels in this version. */
@@ -13,6 +14,8 @@ export function suiteChecks(gpu: Gpu, suite: Suite): Check[] | undefined {
       return coreChecks(gpu);
     case 'flash':
       return flashChecks(gpu);
+    case 'nsa':
+      return nsaChecks(gpu);
     default:
       return undefined;
   }

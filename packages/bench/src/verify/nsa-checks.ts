@@ -1,0 +1,144 @@
+/**
+ * `webattn verify nsa`: the NSA forward and backward on every tier the adapter has, against the
+ * reference. The selection is checked by what it is worth: per query, the reference's scores summed
+ * over the GPU's picks against over its own picks (a near tie resolved the other way changes that
+ * sum by the tie's size; a wrong pick by a whole score). Everything downstream is compared on the
+ * GPU's own selection.
+ */
+import { type Gpu, Tensor, type Tier, tierDtype } from '@webattn/core';
+import { disposeNsaForward, nsaBackward, nsaForward, readSelection, resolveNsaConfig } from '@webattn/nsa';
+import {
+  compare,
+  type NsaConfig as ReferenceConfig,
+  randn,
+  nsaBackward as referenceBackward,
+  nsaForward as referenceForward,
+  toleranceFor,
+} from '@webattn/reference';
+import type { Check } from './check.js';
+
+interface Shape {
+  n: number;
+  hq: number;
+  hkv: number;
+  dqk: number;
+  dv: number;
+  config: ReferenceConfig;
+}
+
+/** A small configuration where every rule shows in a few dozen tokens, and the reference defaults. */
+const SHAPES: Shape[] = [
+  {
+    n: 37,
+    hq: 4,
+    hkv: 2,
+    dqk: 32,
+    dv: 32,
+    config: {
+      kernelSize: 4,
+      stride: 2,
+      selectSize: 8,
+      topN: 5,
+      windowSize: 6,
+      initBlocks: 1,
+      localBlocks: 1,
+    },
+  },
+  { n: 300, hq: 4, hkv: 1, dqk: 64, dv: 64, config: { topN: 4, selectSize: 32, windowSize: 40 } },
+];
+
+/** Sums of the reference's block scores over each row's picks. */
+function pickedScores(
+  selection: Int32Array,
+  scores: Float32Array,
+  topN: number,
+  blocks: number,
+): Float32Array {
+  const rows = selection.length / topN;
+  const sums = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    for (let s = 0; s < topN; s++) {
+      const J = selection[r * topN + s]!;
+      if (J >= 0) sums[r]! += scores[r * blocks + J]!;
+    }
+  }
+  return sums;
+}
+
+function runShape(s: Shape, tier: Tier) {
+  return async (device: Gpu) => {
+    const dtype = tierDtype(tier);
+    const config = resolveNsaConfig({
+      heads: s.hq,
+      kvHeads: s.hkv,
+      headDim: s.dqk,
+      vHeadDim: s.dv,
+      ...(s.config.kernelSize !== undefined && { kernelSize: s.config.kernelSize }),
+      ...(s.config.stride !== undefined && { stride: s.config.stride }),
+      ...(s.config.selectSize !== undefined && { blockSize: s.config.selectSize }),
+      ...(s.config.topN !== undefined && { topN: s.config.topN }),
+      ...(s.config.windowSize !== undefined && { windowSize: s.config.windowSize }),
+      ...(s.config.initBlocks !== undefined && { numInitBlocks: s.config.initBlocks }),
+      ...(s.config.localBlocks !== undefined && { numLocalBlocks: s.config.localBlocks }),
+    });
+    using q = Tensor.from(device, randn(s.n * s.hq * s.dqk, 41), [1, s.n, s.hq, s.dqk], dtype);
+    using k = Tensor.from(device, randn(s.n * s.hkv * s.dqk, 42), [1, s.n, s.hkv, s.dqk], dtype);
+    using v = Tensor.from(device, randn(s.n * s.hkv * s.dv, 43), [1, s.n, s.hkv, s.dv], dtype);
+    using g = Tensor.from(device, randn(s.n * s.hq * 3, 44), [1, s.n, s.hq, 3], dtype);
+    using dO = Tensor.from(device, randn(s.n * s.hq * s.dv, 45), [1, s.n, s.hq, s.dv], dtype);
+    const result = await nsaForward(device, config, q, k, v, g, { tier });
+    try {
+      const grads = await nsaBackward(result, dO);
+      // The reference runs on what the GPU holds, so f16 checks measure the kernels, not the rounding of inputs.
+      const [hq, hk, hv, hg, hdo] = await Promise.all([q, k, v, g, dO].map((t) => t.read()));
+      const inputs = { q: hq!, k: hk!, v: hv!, gates: hg! };
+      const options = { batch: 1, n: s.n, hq: s.hq, hkv: s.hkv, dqk: s.dqk, dv: s.dv, ...s.config };
+      const own = referenceForward(inputs, options);
+      const selection = await readSelection(result.selection);
+      const blocks = own.blockScores.length / (s.n * s.hkv);
+      const given = { ...inputs, selection };
+      const ref = referenceForward(given, options);
+      const refGrads = referenceBackward(given, hdo!, options);
+      const comparisons: [string, ArrayLike<number>, ArrayLike<number>, number][] = [
+        [
+          'selection (reference scores of the picks)',
+          pickedScores(own.selection, own.blockScores, config.topN, blocks),
+          pickedScores(selection, own.blockScores, config.topN, blocks),
+          1,
+        ],
+        ['o', ref.o, await result.o.read(), 1],
+        ['selected o', ref.selected.o, await result.selected.o.read(), 1],
+        ['window o', ref.window.o, await result.window.o.read(), 1],
+        [
+          'compressed o',
+          ref.compressed.o,
+          result.compressed ? await result.compressed.o.read() : ref.compressed.o,
+          1,
+        ],
+        ['dq', refGrads.dq, await grads.dq.read(), 4],
+        ['dk', refGrads.dk, await grads.dk.read(), 4],
+        ['dv', refGrads.dv, await grads.dv.read(), 4],
+        ['dg', refGrads.dGates, await grads.dg.read(), 4],
+      ];
+      for (const t of Object.values(grads)) t.dispose();
+      return comparisons.map(([output, expected, actual, magnitude]) => ({
+        output,
+        comparison: compare(expected, actual, toleranceFor(dtype, magnitude)),
+      }));
+    } finally {
+      disposeNsaForward(result);
+    }
+  };
+}
+
+/** The NSA checks for every tier `gpu` can run. */
+export function nsaChecks(gpu: Gpu): Check[] {
+  return gpu.caps.tiers.flatMap((tier) =>
+    SHAPES.map((s) => ({
+      suite: 'nsa' as const,
+      name: `nsa forward+backward [${tier}] n=${s.n} hq=${s.hq} hkv=${s.hkv} dqk=${s.dqk} dv=${s.dv} ${JSON.stringify(s.config)}`,
+      tier,
+      run: runShape(s, tier),
+    })),
+  );
+}
