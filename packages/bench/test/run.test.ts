@@ -7,6 +7,8 @@ import {
   attentionForward,
   compare,
   matmul,
+  nsaBackward,
+  nsaForward,
   randn,
   toleranceFor,
 } from '@webattn/reference';
@@ -99,6 +101,94 @@ describe('webattn run: round trips through safetensors', () => {
     }
   });
 
+  it('nsa with do writes o, topk [b, hkv, n, topN], dq, dk, dv, dg matching the reference', async () => {
+    const [b, n, hq, hkv, d] = [1, 29, 4, 2, 16];
+    const x = {
+      q: randn(b * n * hq * d, 7),
+      k: randn(b * n * hkv * d, 8),
+      v: randn(b * n * hkv * d, 9),
+      g: randn(b * n * hq * 3, 10),
+      do: randn(b * n * hq * d, 11),
+    };
+    const shapes = {
+      q: [b, n, hq, d],
+      k: [b, n, hkv, d],
+      v: [b, n, hkv, d],
+      g: [b, n, hq, 3],
+      do: [b, n, hq, d],
+    };
+    const input = join(dir, 'nsa-in.safetensors');
+    const output = join(dir, 'nsa-out.safetensors');
+    writeFileSync(
+      input,
+      writeSafetensors(
+        Object.entries(x).map(([name, data]) => ({
+          name,
+          dtype: 'f32' as const,
+          shape: shapes[name as keyof typeof shapes],
+          data,
+        })),
+      ),
+    );
+    const config = {
+      kernelSize: 4,
+      stride: 2,
+      blockSize: 8,
+      topN: 3,
+      numInitBlocks: 1,
+      numLocalBlocks: 1,
+      windowSize: 6,
+    };
+    const { status, err } = await cli(
+      'run',
+      'nsa',
+      '--in',
+      input,
+      '--out',
+      output,
+      '--config',
+      JSON.stringify(config),
+    );
+    expect(err).toBe('');
+    expect(status).toBe(0);
+    const got = read(output);
+    expect([...got.keys()].sort()).toEqual(['dg', 'dk', 'dq', 'dv', 'o', 'topk']);
+    const topk = got.get('topk')!;
+    expect(topk.dtype).toBe('i32');
+    expect(topk.shape).toEqual([b, hkv, n, 3]);
+    // Back to the reference's token-major layout, to run it on the same selection.
+    const selection = new Int32Array(topk.data.length);
+    for (let t = 0; t < n; t++)
+      for (let h = 0; h < hkv; h++)
+        for (let s = 0; s < 3; s++)
+          selection[(t * hkv + h) * 3 + s] = (topk.data as Int32Array)[(h * n + t) * 3 + s]!;
+    const options = {
+      batch: b,
+      n,
+      hq,
+      hkv,
+      dqk: d,
+      dv: d,
+      kernelSize: 4,
+      stride: 2,
+      selectSize: 8,
+      topN: 3,
+      initBlocks: 1,
+      localBlocks: 1,
+      windowSize: 6,
+    };
+    const own = nsaForward({ q: x.q, k: x.k, v: x.v, gates: x.g }, options);
+    expect(selection).toEqual(own.selection);
+    const given = { q: x.q, k: x.k, v: x.v, gates: x.g, selection };
+    const ref = nsaForward(given, options);
+    const grads = nsaBackward(given, x.do, options);
+    const expected = { o: ref.o, dq: grads.dq, dk: grads.dk, dv: grads.dv, dg: grads.dGates };
+    for (const [name, values] of Object.entries(expected)) {
+      const result = compare(values, got.get(name)!.data as Float32Array, toleranceFor('f32', 4));
+      expect(result.ok, `${name}: ${JSON.stringify(result)}`).toBe(true);
+    }
+  });
+
   it('names a missing input tensor and an unknown op', async () => {
     const input = join(dir, 'only-a.safetensors');
     writeFileSync(input, writeSafetensors([{ name: 'a', dtype: 'f32', shape: [2, 2], data: randn(4, 1) }]));
@@ -106,6 +196,6 @@ describe('webattn run: round trips through safetensors', () => {
     expect(missing.status).toBe(1);
     expect(missing.err).toMatch(/input tensor 'b' is missing; the file has: a/);
     const unknown = await cli('run', 'softmax', '--in', input, '--out', join(dir, 'x.safetensors'));
-    expect(unknown.err).toMatch(/unknown op 'softmax'; available: matmul, flash-attn/);
+    expect(unknown.err).toMatch(/unknown op 'softmax'; available: matmul, flash-attn, nsa/);
   });
 });

@@ -22,7 +22,7 @@ export async function runCommand(
     name,
     shape,
     data,
-    dtype: alwaysF32 ? ('f32' as const) : dtype,
+    dtype: data instanceof Int32Array ? ('i32' as const) : alwaysF32 ? ('f32' as const) : dtype,
   }));
   writeFileSync(outPath, writeSafetensors(typed));
   return typed.map((o) => `${o.name} [${o.shape.join(', ')}] ${o.dtype}`);

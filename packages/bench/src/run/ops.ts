@@ -12,12 +12,14 @@ import {
   TIERS,
   type Tier,
 } from '@webattn/core';
+import { disposeNsaForward, nsaBackward, nsaForward, readSelection, resolveNsaConfig } from '@webattn/nsa';
 
-/** A tensor to write back: name, shape and f32 values (written in the input's float precision). */
+/** A tensor to write back: name, shape and values (floats written in the input's float precision). */
 export interface OpOutput {
   name: string;
   shape: number[];
-  data: Float32Array;
+  /** Floats, or int32 indices (written as I32). */
+  data: Float32Array | Int32Array;
   /** Written as f32 whatever the inputs' precision (e.g. lse, as flash_attn returns it). */
   alwaysF32?: boolean;
 }
@@ -131,7 +133,95 @@ const flashAttentionOp: RunOp = {
   },
 };
 
+/** `[b, n, hkv, topN]` (the kernels' token-major layout) to the interop layout `[b, hkv, n, topN]`. */
+function headMajorSelection(
+  selection: Int32Array,
+  b: number,
+  n: number,
+  hkv: number,
+  topN: number,
+): Int32Array {
+  const out = new Int32Array(selection.length);
+  for (let bi = 0; bi < b; bi++)
+    for (let t = 0; t < n; t++)
+      for (let g = 0; g < hkv; g++)
+        for (let s = 0; s < topN; s++)
+          out[((bi * hkv + g) * n + t) * topN + s] = selection[((bi * n + t) * hkv + g) * topN + s]!;
+  return out;
+}
+
+/** The NSA config keys `run nsa` accepts, the module's names. */
+const NSA_CONFIG_KEYS = [
+  'kernelSize',
+  'stride',
+  'blockSize',
+  'topN',
+  'numInitBlocks',
+  'numLocalBlocks',
+  'windowSize',
+  'scale',
+] as const;
+
+const nsaOp: RunOp = {
+  name: 'nsa',
+  summary:
+    'Native Sparse Attention with mean compression, q [b, n, hq, d], k [b, n, hkv, d], v [b, n, hkv, dv], g [b, n, hq, 3] gate logits',
+  inputs: { required: ['q', 'k', 'v', 'g'], optional: ['do'] },
+  configKeys: [...NSA_CONFIG_KEYS.map((k) => `${k} (number)`), 'tier'],
+  outputs: 'o, topk (int32 [b, hkv, n, topN], -1 = unused); with do: dq, dk, dv, dg',
+  async run(gpu, inputs, config) {
+    const [q, k, v, g] = (['q', 'k', 'v', 'g'] as const).map((name) => floatInput(inputs, name));
+    const [b, n, hq, d] = q!.shape as [number, number, number, number];
+    const [, , hkv] = k!.shape as [number, number, number, number];
+    const dv = v!.shape[3]!;
+    const overrides: Record<string, number> = {};
+    for (const [key, value] of Object.entries(config)) {
+      if (key === 'tier') continue;
+      if (!(NSA_CONFIG_KEYS as readonly string[]).includes(key)) {
+        throw new Error(
+          `config.${key}: not an NSA config key; expected one of ${NSA_CONFIG_KEYS.join(', ')}, tier`,
+        );
+      }
+      if (typeof value !== 'number')
+        throw new Error(`config.${key}: expected a number, got ${JSON.stringify(value)}`);
+      overrides[key] = value;
+    }
+    const nsaConfig = resolveNsaConfig({ heads: hq, kvHeads: hkv, headDim: d, vHeadDim: dv, ...overrides });
+    const dtype = [q, k, v, g].every((t) => t!.dtype === 'f16') ? 'f16' : 'f32';
+    const [tq, tk, tv, tg] = [q, k, v, g].map((t) => Tensor.from(gpu, t!.data, t!.shape, dtype));
+    const tier = tierConfig(config);
+    try {
+      const result = await nsaForward(gpu, nsaConfig, tq!, tk!, tv!, tg!, tier ? { tier } : {});
+      try {
+        const selection = await readSelection(result.selection);
+        const outputs: OpOutput[] = [
+          { name: 'o', shape: [...result.o.shape], data: await result.o.read() },
+          {
+            name: 'topk',
+            shape: [b, hkv, n, nsaConfig.topN],
+            data: headMajorSelection(selection, b, n, hkv, nsaConfig.topN),
+          },
+        ];
+        if (inputs.has('do')) {
+          const dOut = floatInput(inputs, 'do');
+          using tdo = Tensor.from(gpu, dOut.data, dOut.shape, dtype);
+          const grads = await nsaBackward(result, tdo);
+          for (const [name, t] of Object.entries(grads)) {
+            outputs.push({ name, shape: [...t.shape], data: await t.read() });
+            t.dispose();
+          }
+        }
+        return outputs;
+      } finally {
+        disposeNsaForward(result);
+      }
+    } finally {
+      for (const t of [tq, tk, tv, tg]) t!.dispose();
+    }
+  },
+};
+
 /** Every op, by name. */
 export const RUN_OPS: ReadonlyMap<string, RunOp> = new Map(
-  [matmulOp, flashAttentionOp].map((op) => [op.name, op]),
+  [matmulOp, flashAttentionOp, nsaOp].map((op) => [op.name, op]),
 );
