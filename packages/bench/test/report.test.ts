@@ -41,6 +41,12 @@ describe('markdown tables', () => {
     expect(lines[3]).toBe('| 2048 | 64.00 (60.00–70.00) | — | — |');
   });
 
+  it('leave out ratios for a table of stages of one run', () => {
+    const lines = timingMarkdown({ ...table(), stages: true }).split('\n');
+    expect(lines[0]).toBe('| n | slow ms | fast ms |');
+    expect(lines[2]).toBe('| 1024 | 8.00 (7.50–9.00) | 2.00 (2.00–2.50) |');
+  });
+
   it('give TFLOPS and the share of the tensor-core ceiling', () => {
     const md = throughputMarkdown(table(), 100)!;
     // 2·1024³ flops in 2 ms = 1.07 TFLOPS (3 significant digits); the best column is 1.07 % of a 100 TFLOPS ceiling.

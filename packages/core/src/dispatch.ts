@@ -96,7 +96,7 @@ export async function dispatch(gpu: Gpu, spec: DispatchSpec): Promise<void> {
     label: spec.label,
   });
   const [x, y] = splitWorkgroups(spec.workgroups, gpu.caps.limits.maxComputeWorkgroupsPerDimension);
-  const timestampWrites = gpu.recorder?.passWrites();
+  const timestampWrites = gpu.recorder?.passWrites(spec.label);
   const pass = gpu
     .encoder()
     .beginComputePass(timestampWrites ? { label: spec.label, timestampWrites } : { label: spec.label });

@@ -121,8 +121,8 @@ export class Gpu {
 
 /** Hands out timestamp-query slots to the passes dispatched while it is installed on a {@link Gpu}. */
 export interface TimestampRecorder {
-  /** Timestamp writes for the next compute pass, or undefined when no slot is left. */
-  passWrites(): GPUComputePassTimestampWrites | undefined;
+  /** Timestamp writes for the next compute pass (its kernel's label), or undefined when no slot is left. */
+  passWrites(label: string): GPUComputePassTimestampWrites | undefined;
 }
 
 /**

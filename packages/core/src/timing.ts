@@ -15,6 +15,11 @@ export interface Measurement {
   median: number;
   min: number;
   max: number;
+  /**
+   * With timestamps: for every timed iteration, the GPU time of each kernel label (summed over its
+   * passes), so a run's time can be split by stage.
+   */
+  kernels?: Record<string, number>[];
 }
 
 /** Options for {@link measure}. */
@@ -39,23 +44,28 @@ const MAX_PASSES = 2048;
 class PassTimestamps implements TimestampRecorder {
   private readonly querySet: GPUQuerySet;
   private passes = 0;
+  private readonly labels: string[] = [];
   overflowed = false;
 
   constructor(private readonly gpu: Gpu) {
     this.querySet = gpu.device.createQuerySet({ type: 'timestamp', count: MAX_PASSES * 2, label: 'timing' });
   }
 
-  passWrites(): GPUComputePassTimestampWrites | undefined {
+  passWrites(label: string): GPUComputePassTimestampWrites | undefined {
     if (this.passes >= MAX_PASSES) {
       this.overflowed = true;
       return undefined;
     }
     const i = this.passes++;
+    this.labels.push(label);
     return { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
   }
 
-  /** Resolves the queries; returns the span in ms, or undefined when nothing was recorded. */
-  async span(): Promise<number | undefined> {
+  /**
+   * Resolves the queries: the span from the first pass's start to the last one's end, and each
+   * label's summed pass time, in ms; undefined when nothing was recorded.
+   */
+  async span(): Promise<{ ms: number; kernels: Record<string, number> } | undefined> {
     const gpu = this.gpu;
     const count = this.passes * 2;
     if (count === 0 || this.overflowed) return undefined;
@@ -78,11 +88,14 @@ class PassTimestamps implements TimestampRecorder {
       staging.unmap();
       let first = stamps[0]!;
       let last = stamps[1]!;
+      const kernels: Record<string, number> = {};
       for (let i = 0; i < count; i += 2) {
         if (stamps[i]! < first) first = stamps[i]!;
         if (stamps[i + 1]! > last) last = stamps[i + 1]!;
+        const label = this.labels[i / 2]!;
+        kernels[label] = (kernels[label] ?? 0) + Number(stamps[i + 1]! - stamps[i]!) / 1e6;
       }
-      return Number(last - first) / 1e6;
+      return { ms: Number(last - first) / 1e6, kernels };
     } finally {
       resolved.destroy();
       staging.destroy();
@@ -96,7 +109,7 @@ export async function timeOnce(
   gpu: Gpu,
   run: () => Promise<void> | void,
   wallClock = false,
-): Promise<{ ms: number; source: TimeSource }> {
+): Promise<{ ms: number; source: TimeSource; kernels?: Record<string, number> }> {
   await gpu.sync();
   if (gpu.caps.timestamps && !wallClock) {
     const recorder = new PassTimestamps(gpu);
@@ -107,9 +120,9 @@ export async function timeOnce(
       gpu.recorder = null;
     }
     gpu.submit();
-    const ms = await recorder.span();
+    const span = await recorder.span();
     await gpu.sync();
-    if (ms !== undefined) return { ms, source: 'timestamp' };
+    if (span !== undefined) return { ms: span.ms, source: 'timestamp', kernels: span.kernels };
     // No pass recorded or too many: fall through to a wall-clock run of the same work.
   }
   const start = performance.now();
@@ -139,14 +152,23 @@ export async function measure(
   const affordable = runMs > 0 ? Math.floor(budgetMs / runMs) : iters;
   const timed = Math.max(1, Math.min(iters, affordable));
   const samples: number[] = [];
+  const kernels: Record<string, number>[] = [];
   let source: TimeSource = 'timestamp';
   for (let i = 0; i < timed; i++) {
     const t = await timeOnce(gpu, run, wallClock);
     samples.push(t.ms);
+    if (t.kernels) kernels.push(t.kernels);
     if (t.source === 'wall') source = 'wall';
   }
   const sorted = [...samples].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  return { source, samples, median, min: sorted[0]!, max: sorted[sorted.length - 1]! };
+  return {
+    source,
+    samples,
+    median,
+    min: sorted[0]!,
+    max: sorted[sorted.length - 1]!,
+    ...(kernels.length === samples.length && { kernels }),
+  };
 }

@@ -93,7 +93,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) 
     expect(m.min).toBeGreaterThan(0);
     expect(m.min).toBeLessThanOrEqual(m.median);
     expect(m.median).toBeLessThanOrEqual(m.max);
+    if (gpu.caps.timestamps) {
+      // Per-kernel times: one label here, within its run's span.
+      expect(m.kernels).toHaveLength(3);
+      m.kernels!.forEach((run, i) => {
+        expect(Object.keys(run)).toEqual(['index']);
+        expect(run.index).toBeGreaterThan(0);
+        expect(run.index).toBeLessThanOrEqual(m.samples[i]! + 1e-9);
+      });
+    }
     const wall = await measure(gpu, () => undefined, { warmup: 0, iters: 2, wallClock: true });
+    expect(wall.kernels).toBeUndefined();
     expect(wall.source).toBe('wall');
     // A budget smaller than one run leaves one warm-up and one timed run.
     let runs = 0;

@@ -124,6 +124,21 @@ function denseBackwardColumn(c: NsaConfig, tier: Tier): Implementation {
   };
 }
 
+/** The forward's stages, told apart by their kernels' labels. */
+const STAGES: [string, (label: string) => boolean][] = [
+  ['compress', (l) => l.startsWith('nsa compress')],
+  ['compressed attention', (l) => l.startsWith('flash forward') && l.endsWith('key blocks')],
+  ['score + top-n', (l) => l === 'nsa select'],
+  ['selected attention', (l) => l === 'nsa selected attention'],
+  ['window', (l) => l.startsWith('flash forward') && !l.endsWith('key blocks')],
+  ['combine', (l) => l === 'nsa combine'],
+];
+
+/** One column per stage of the forward on the fastest tier, each timed from its kernels' timestamps. */
+function stageColumns(c: NsaConfig, tier: Tier): Implementation[] {
+  return STAGES.map(([name, kernels]) => ({ ...nsaColumn(c, tier), name, kernels }));
+}
+
 /** Forward and backward tables: NSA and dense flash per tier with kernels of its own. */
 export function nsaTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
   const c = configFor(options.cpu);
@@ -141,6 +156,14 @@ export function nsaTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
       sizeLabel: 'n',
       sizes,
       implementations: tiers.flatMap((t) => [nsaColumn(c, t), denseColumn(c, t)]),
+    },
+    {
+      id: 'nsa-fwd-stages',
+      title: `NSA forward by stage, ${tierName(tiers.at(-1) ?? 'portable')} (${shape})`,
+      sizeLabel: 'n',
+      sizes,
+      implementations: tiers.length ? stageColumns(c, tiers.at(-1)!) : [],
+      stages: true,
     },
     {
       id: 'nsa-bwd',

@@ -1,7 +1,7 @@
 /** Measures every implementation of every table at every size, with a progress bar on stderr. */
-import { type Gpu, measure } from '@webattn/core';
+import { type Gpu, type Measurement, measure } from '@webattn/core';
 import { Presets, SingleBar } from 'cli-progress';
-import type { BenchTable, TableSpec } from './types.js';
+import type { BenchTable, Cell, TableSpec } from './types.js';
 
 /** How to measure. */
 export interface RunOptions {
@@ -41,6 +41,7 @@ export async function runTables(
         rows: [],
       };
       if (spec.flops) table.flops = Object.fromEntries(spec.sizes.map((s) => [s, spec.flops!(s)]));
+      if (spec.stages) table.stages = true;
       for (const size of spec.sizes) {
         const row: BenchTable['rows'][number] = { size, cells: {} };
         for (const impl of spec.implementations) {
@@ -54,13 +55,15 @@ export async function runTables(
                 iters: options.iters,
                 ...(options.budgetMs !== undefined && { budgetMs: options.budgetMs }),
               });
-              row.cells[impl.name] = {
-                ms: m.median,
-                min: m.min,
-                max: m.max,
-                runs: m.samples.length,
-                source: m.source,
-              };
+              row.cells[impl.name] = impl.kernels
+                ? stageCell(m, impl.kernels)
+                : {
+                    ms: m.median,
+                    min: m.min,
+                    max: m.max,
+                    runs: m.samples.length,
+                    source: m.source,
+                  };
             }
           } catch (error) {
             options.onError?.(
@@ -79,4 +82,15 @@ export async function runTables(
     bar?.stop();
   }
   return tables;
+}
+
+/** A cell of one stage: per timed run, the summed time of the kernels `accept` takes. */
+function stageCell(m: Measurement, accept: (label: string) => boolean): Cell {
+  if (!m.kernels) throw new Error('no per-kernel timestamps on this adapter');
+  const totals = m.kernels
+    .map((run) => Object.entries(run).reduce((sum, [label, ms]) => sum + (accept(label) ? ms : 0), 0))
+    .sort((a, b) => a - b);
+  const mid = totals.length >> 1;
+  const median = totals.length % 2 ? totals[mid]! : (totals[mid - 1]! + totals[mid]!) / 2;
+  return { ms: median, min: totals[0]!, max: totals.at(-1)!, runs: totals.length, source: 'timestamp' };
 }

@@ -11,11 +11,13 @@ function timeCell(cell: Cell | undefined, iterations?: number): string {
 }
 
 /**
- * The timing table, then the ratio of each column to the baseline (the first column), as markdown.
+ * The timing table, then the ratio of each column to the baseline (the first column; none for a
+ * table of stages), as markdown.
  * Cells measured with fewer than `iterations` runs are marked with `*`.
  */
 export function timingMarkdown(table: BenchTable, iterations?: number): string {
-  const [baseline, ...others] = table.columns;
+  const [baseline, ...rest] = table.columns;
+  const others = table.stages ? [] : rest;
   const header = [
     table.sizeLabel,
     ...table.columns.map((c) => `${c} ms`),

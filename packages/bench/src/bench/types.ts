@@ -15,6 +15,11 @@ export interface Implementation {
   tier?: Tier;
   /** Allocates inputs for `size`; undefined when this size does not fit (e.g. scores over memory). */
   prepare(gpu: Gpu, size: number): Promise<PreparedRun | undefined>;
+  /**
+   * Times only the kernels whose labels this accepts (one stage of a larger run), from per-pass
+   * timestamps; adapters without timestamps leave the cell empty.
+   */
+  kernels?: (label: string) => boolean;
 }
 
 /** What a suite asks the runner to measure for one table. */
@@ -26,6 +31,8 @@ export interface TableSpec {
   implementations: Implementation[];
   /** Floating-point operations at a size, for TFLOPS. */
   flops?: (size: number) => number;
+  /** The columns are stages of one run, not alternatives: no ratios between them. */
+  stages?: boolean;
 }
 
 /** One measured (or merged) cell. */
@@ -48,6 +55,8 @@ export interface BenchTable {
   rows: { size: number; cells: Record<string, Cell | undefined> }[];
   /** FLOPs per size, where TFLOPS mean something. */
   flops?: Record<number, number>;
+  /** The columns are stages of one run: no ratios between them. */
+  stages?: boolean;
 }
 
 /** Everything one `webattn bench` run produced. */

@@ -269,7 +269,7 @@ export async function flashAttention(
   try {
     if (meta.tiles > 0) {
       await dispatch(gpu, {
-        label: `flash forward ${variant.kind} [${tier}] d=${problem.d} dv=${problem.dv}`,
+        label: `flash forward ${variant.kind} [${tier}] d=${problem.d} dv=${problem.dv}${problem.keyBlocks.size > 1 || problem.keyBlocks.stride > 1 ? ' key blocks' : ''}`,
         code: flashForwardVariantWgsl(variant),
         buffers: [q, k, v, metaBuffer, o, lse],
         params: paramsFor(problem, meta),
