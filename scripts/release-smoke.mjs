@@ -1,0 +1,191 @@
+// Smoke test of the packed packages, run by scripts/release-check.sh inside a scratch npm project
+// outside the workspace, where the @webattn packages were installed from their tarballs. It imports
+// every package by name, the way a user does, so a missing file, a wrong exports map or a dependency
+// that only the workspace provided fails here, and it runs one real op per family on WebGPU
+// (SwiftShader on a machine without a GPU). Plain JS: the scratch project has no TypeScript.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { createGpu, flashAttention, Tensor } from '@webattn/core';
+import { alibiSlopes, decayFromSlopes, layerScaledSlopes } from '@webattn/linear-attn';
+import { absorbedHeadDims, resolveMlaConfig } from '@webattn/mla';
+import { disposeNsaForward, nsaForward, readSelection, resolveNsaConfig } from '@webattn/nsa';
+import {
+  attentionForward,
+  compare,
+  maxAbsError,
+  randn,
+  nsaForward as referenceNsaForward,
+  toleranceFor,
+} from '@webattn/reference';
+
+// Every published package; the install check below fails when a tarball is not listed here.
+const PACKAGES = ['core', 'reference', 'nsa', 'mla', 'linear-attn', 'bench'];
+
+let failures = 0;
+function check(name, ok, detail = '') {
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${name}${detail ? `: ${detail}` : ''}`);
+  if (!ok) failures++;
+}
+
+/** Runs one check; an exception fails it instead of ending the run, so every failure is listed. */
+async function step(name, body) {
+  try {
+    await body();
+  } catch (error) {
+    check(name, false, error instanceof Error ? (error.stack ?? error.message) : String(error));
+  }
+}
+
+const sizeOf = (shape) => shape.reduce((a, b) => a * b, 1);
+
+// Every @webattn package must come from its tarball, installed once at the top level: a copy fetched
+// from the registry, or a nested second copy, would mean the smoke test is not testing what was packed.
+await step('install', () => {
+  const lock = JSON.parse(readFileSync('package-lock.json', 'utf8'));
+  const entries = Object.entries(lock.packages).filter(([path]) => path.includes('node_modules/@webattn/'));
+  const top = entries.filter(([path]) => /^node_modules\/@webattn\/[^/]+$/.test(path));
+  const notTarball = entries.filter(([, meta]) => !String(meta.resolved ?? '').startsWith('file:'));
+  check(
+    'install: every @webattn package resolved to its tarball, once',
+    top.length === PACKAGES.length && entries.length === PACKAGES.length && notTarball.length === 0,
+    entries.map(([path, meta]) => `${path} <- ${meta.resolved}`).join(', '),
+  );
+});
+
+// The exports maps: package.json is exported (tools read versions through it) and resolves by name.
+await step('package.json exports', () => {
+  const require = createRequire(import.meta.url);
+  for (const name of PACKAGES) {
+    const pkg = require(`@webattn/${name}/package.json`);
+    check(`@webattn/${name}/package.json`, pkg.name === `@webattn/${name}`, pkg.version);
+  }
+});
+
+// Source maps and declaration maps ship with dist and point into src: every source they name must be
+// in the package, or debuggers, go-to-definition and bundlers' source-map loaders hit missing files.
+await step('source maps', () => {
+  for (const name of PACKAGES) {
+    const root = join('node_modules', '@webattn', name);
+    const maps = readdirSync(join(root, 'dist'), { recursive: true }).filter((f) => f.endsWith('.map'));
+    const missing = maps.flatMap((file) => {
+      const path = join(root, 'dist', file);
+      const map = JSON.parse(readFileSync(path, 'utf8'));
+      return map.sources
+        .map((source) => join(dirname(path), map.sourceRoot ?? '', source))
+        .filter((source) => !existsSync(source));
+    });
+    check(
+      `@webattn/${name} source maps resolve`,
+      maps.length > 0 && missing.length === 0,
+      missing.length ? `missing ${missing.slice(0, 3).join(', ')}` : `${maps.length} maps`,
+    );
+  }
+});
+
+// Config helpers of the families that have no GPU op yet: known values from their specs.
+await step('@webattn/mla', () => {
+  const config = resolveMlaConfig();
+  const dims = absorbedHeadDims(config);
+  check(
+    '@webattn/mla resolveMlaConfig + absorbedHeadDims',
+    dims.qk === 288 && dims.v === 256,
+    JSON.stringify(dims),
+  );
+});
+await step('@webattn/linear-attn', () => {
+  const slopes = alibiSlopes(8);
+  const decay = decayFromSlopes(layerScaledSlopes(slopes, 0, 4));
+  const ok =
+    slopes.length === 8 &&
+    Math.abs(slopes[0] - 0.5) < 1e-7 &&
+    Math.abs(decay[0] - Math.exp(-0.5 * (1 + 1e-5))) < 1e-6;
+  check(
+    '@webattn/linear-attn alibiSlopes + decayFromSlopes',
+    ok,
+    `slopes[0]=${slopes[0]} decay[0]=${decay[0]}`,
+  );
+});
+
+// createGpu finds SwiftShader by itself on a machine without a GPU driver (see @webattn/core's README).
+const gpu = await createGpu();
+console.log(`adapter: ${gpu.caps.adapter.description || gpu.caps.adapter.vendor} (tiers ${gpu.caps.tiers})`);
+
+await step('@webattn/core flashAttention', async () => {
+  // Causal GQA with sizes off the kernel's tile sizes, against the f64 reference.
+  const shape = { batch: 2, n: 19, nk: 19, hq: 4, hkv: 2, d: 16, dv: 16, causal: true };
+  const qs = [shape.batch, shape.n, shape.hq, shape.d];
+  const ks = [shape.batch, shape.nk, shape.hkv, shape.d];
+  const vs = [shape.batch, shape.nk, shape.hkv, shape.dv];
+  const host = { q: randn(sizeOf(qs), 1), k: randn(sizeOf(ks), 2), v: randn(sizeOf(vs), 3) };
+  const q = Tensor.from(gpu, host.q, qs);
+  const k = Tensor.from(gpu, host.k, ks);
+  const v = Tensor.from(gpu, host.v, vs);
+  const { o, lse } = await flashAttention(gpu, q, k, v, { causal: true });
+  const ref = attentionForward(host.q, host.k, host.v, shape);
+  const actual = await o.read();
+  const comparison = compare(ref.o, actual, toleranceFor('f32'));
+  check(
+    '@webattn/core flashAttention vs @webattn/reference attentionForward',
+    comparison.ok && o.shape.join() === [shape.batch, shape.n, shape.hq, shape.dv].join(),
+    `shape [${o.shape}], max error ${maxAbsError(ref.o, actual).toExponential(2)}, lse max error ${maxAbsError(ref.lse, await lse.read()).toExponential(2)}`,
+  );
+  // Node 20 has no `using`: tensors are freed by hand.
+  for (const t of [q, k, v, o, lse]) t.dispose();
+});
+
+await step('@webattn/nsa nsaForward', async () => {
+  // Small hyper-parameters so that all three branches have work in a few dozen tokens.
+  const small = {
+    kernelSize: 4,
+    stride: 2,
+    selectSize: 8,
+    topN: 3,
+    windowSize: 6,
+    initBlocks: 1,
+    localBlocks: 2,
+  };
+  const [batch, n, hq, hkv, d] = [1, 29, 4, 2, 16];
+  const config = resolveNsaConfig({
+    heads: hq,
+    kvHeads: hkv,
+    headDim: d,
+    kernelSize: small.kernelSize,
+    stride: small.stride,
+    blockSize: small.selectSize,
+    topN: small.topN,
+    windowSize: small.windowSize,
+    numInitBlocks: small.initBlocks,
+    numLocalBlocks: small.localBlocks,
+  });
+  const host = {
+    q: randn(batch * n * hq * d, 11),
+    k: randn(batch * n * hkv * d, 12),
+    v: randn(batch * n * hkv * d, 13),
+    gates: randn(batch * n * hq * 3, 14),
+  };
+  const q = Tensor.from(gpu, host.q, [batch, n, hq, d]);
+  const k = Tensor.from(gpu, host.k, [batch, n, hkv, d]);
+  const v = Tensor.from(gpu, host.v, [batch, n, hkv, d]);
+  const g = Tensor.from(gpu, host.gates, [batch, n, hq, 3]);
+  const result = await nsaForward(gpu, config, q, k, v, g);
+  const o = await result.o.read();
+  const finite = o.every(Number.isFinite);
+  const shaped = result.o.shape.join() === [batch, n, hq, d].join() && o.length === batch * n * hq * d;
+  // The reference on the GPU's own selection (near ties may select differently, the rest may not).
+  const selection = await readSelection(result.selection);
+  const ref = referenceNsaForward({ ...host, selection }, { batch, n, hq, hkv, dqk: d, dv: d, ...small });
+  const comparison = compare(ref.o, o, toleranceFor('f32'));
+  check(
+    '@webattn/nsa nsaForward',
+    finite && shaped && comparison.ok,
+    `shape [${result.o.shape}], finite ${finite}, max error vs reference ${maxAbsError(ref.o, o).toExponential(2)}`,
+  );
+  disposeNsaForward(result);
+  for (const t of [q, k, v, g]) t.dispose();
+});
+
+gpu.destroy();
+console.log(failures === 0 ? 'release smoke: all passed' : `release smoke: ${failures} failed`);
+// dawn.node keeps the process alive: exit explicitly.
+process.exit(failures === 0 ? 0 : 1);
