@@ -16,6 +16,7 @@ import {
   selectedDvWgsl,
   selectedStatsWgsl,
 } from '../src/selected/selected-backward.wgsl.js';
+import { selectedGroupWgsl } from '../src/selected/selected-group.wgsl.js';
 
 describe('every NSA kernel compiles on the null backend, f32 and f16', () => {
   let gpu: Gpu;
@@ -40,6 +41,10 @@ describe('every NSA kernel compiles on the null backend, f32 and f16', () => {
           `selected d=${d}`,
           selectedAttentionWgsl({ dtype, d, dv: 128, topN: 16 }),
         ]),
+        [
+          'selected, group-centric, GQA 16',
+          selectedGroupWgsl({ dtype, d: 128, dv: 128, topN: 16, group: 16 }),
+        ],
         ['selected stats', selectedStatsWgsl({ dtype, d: 192, dv: 128, topN: 16 })],
         ['selected dq', selectedDqWgsl({ dtype, d: 192, dv: 128, topN: 16 })],
         ['selected dk', selectedDkWgsl({ dtype, d: 192, dv: 128, topN: 16 })],

@@ -60,6 +60,17 @@ const CASES: Case[] = [
   },
   { name: 'n just above topN * selectSize', batch: 1, n: 25, hq: 2, hkv: 2, dqk: 16, dv: 16, config: SMALL },
   { name: 'GQA 16, dqk 32 != dv 16', batch: 1, n: 30, hq: 16, hkv: 1, dqk: 32, dv: 16, config: SMALL },
+  // 128 heads' scores overflow 32 KiB of workgroup memory: the selected branch's row kernel runs.
+  {
+    name: 'GQA 128 (the row kernel for the selected branch)',
+    batch: 1,
+    n: 20,
+    hq: 128,
+    hkv: 1,
+    dqk: 16,
+    dv: 16,
+    config: SMALL,
+  },
   {
     name: 'the Qwen variant (initBlocks 0, localBlocks 1), overlapping kernel 8 stride 2',
     batch: 1,

@@ -2,7 +2,7 @@
 import { check, dispatch, type Gpu, Tensor } from '@webattn/core';
 import type { NsaConfig } from '../config.js';
 import type { NsaLayout } from '../layout.js';
-import { SELECT_PARAMS, SELECT_THREADS, selectWgsl } from './select.wgsl.js';
+import { SELECT_CHUNK, SELECT_PARAMS, SELECT_THREADS, selectWgsl } from './select.wgsl.js';
 
 /** The inputs selection reads: q, the compressed keys and the compressed branch's lse (dummies when there is none). */
 export interface SelectInputs {
@@ -15,7 +15,7 @@ export interface SelectInputs {
 
 /** Checks that selection's scratch (one score per selection block of the longest sequence) fits the device. */
 export function checkSelectionFits(gpu: Gpu, layout: NsaLayout, config: NsaConfig): void {
-  const scratch = layout.maxSelectionBlocks * 4 + SELECT_THREADS * 8 + config.topN * 4;
+  const scratch = (layout.maxSelectionBlocks + SELECT_CHUNK) * 4 + SELECT_THREADS * 8 + config.topN * 4;
   check(
     scratch <= gpu.caps.limits.maxComputeWorkgroupStorageSize,
     'limit-exceeded',

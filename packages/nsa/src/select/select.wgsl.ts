@@ -37,6 +37,9 @@ export interface SelectKernelConfig {
 /** Invocations per workgroup; each takes every THREADS-th block. */
 export const SELECT_THREADS = 64;
 
+/** Compressed blocks whose probabilities are held in workgroup memory at once. */
+export const SELECT_CHUNK = 256;
+
 /** WGSL of the selection kernel. */
 export function selectWgsl(c: SelectKernelConfig): string {
   return `${enables({ f16: c.dtype === 'f16' })}
@@ -50,7 +53,9 @@ ${paramsStruct(SELECT_PARAMS)}
 
 const THREADS = ${SELECT_THREADS}u;
 const TOPN = ${c.topN}u;
+const CHUNK = ${SELECT_CHUNK}u;
 var<workgroup> score: array<f32, ${c.maxBlocks}>;
+var<workgroup> probability: array<f32, CHUNK>;
 var<workgroup> bestScore: array<f32, THREADS>;
 var<workgroup> bestBlock: array<i32, THREADS>;
 var<workgroup> slots: array<i32, TOPN>;
@@ -86,16 +91,30 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   var visibleBlocks = 0;
   if (pos >= p.kernelSize - 1) { visibleBlocks = min(i32(sq.cmpLength), (pos - p.kernelSize + 1) / p.stride + 1); }
 
-  for (var J = i32(li); J <= own; J += i32(THREADS)) {
-    // Compressed blocks overlapping [J·L, J·L + L), each weighted by its overlap over the stride.
-    let lo = J * p.blockSize;
-    let hi = lo + p.blockSize;
-    var sum = 0.0;
-    for (var i = max(0, (lo - p.kernelSize) / p.stride); i < visibleBlocks && i * p.stride < hi; i++) {
-      let overlap = min(i * p.stride + p.kernelSize, hi) - max(i * p.stride, lo);
-      if (overlap > 0) { sum += f32(overlap) / f32(p.stride) * groupProbability(t, sq, g, i); }
+  // The group's probability of each visible compressed block is computed once, a chunk of blocks
+  // at a time, by all invocations; then each selection block adds the chunk's blocks overlapping
+  // it, weighted by overlap / stride, in increasing block order (the same sum every run).
+  for (var J = i32(li); J <= own; J += i32(THREADS)) { score[J] = 0.0; }
+  for (var c0 = 0; c0 < visibleBlocks; c0 += i32(CHUNK)) {
+    for (var ii = li; ii < CHUNK; ii += THREADS) {
+      let i = c0 + i32(ii);
+      var pc = 0.0;
+      if (i < visibleBlocks) { pc = groupProbability(t, sq, g, i); }
+      probability[ii] = pc;
     }
-    score[J] = sum;
+    workgroupBarrier();
+    for (var J = i32(li); J <= own; J += i32(THREADS)) {
+      let lo = J * p.blockSize;
+      let hi = lo + p.blockSize;
+      var sum = score[J];
+      let first = max(c0, max(0, (lo - p.kernelSize) / p.stride));
+      for (var i = first; i < min(visibleBlocks, c0 + i32(CHUNK)) && i * p.stride < hi; i++) {
+        let overlap = min(i * p.stride + p.kernelSize, hi) - max(i * p.stride, lo);
+        if (overlap > 0) { sum += f32(overlap) / f32(p.stride) * probability[i - c0]; }
+      }
+      score[J] = sum;
+    }
+    workgroupBarrier();
   }
   workgroupBarrier();
 

@@ -10,6 +10,7 @@ import {
   selectedDvWgsl,
   selectedStatsWgsl,
 } from './selected-backward.wgsl.js';
+import { selectedGroupSharedBytes, selectedGroupWgsl } from './selected-group.wgsl.js';
 
 /** Output of the selected branch: `o` like q's rows with dv columns, and its natural-log lse `[tokens, heads]`. */
 export interface SelectedAttention {
@@ -30,14 +31,19 @@ export async function selectedAttention(
 ): Promise<SelectedAttention> {
   const o = Tensor.empty(gpu, [...layout.tokenDims, config.heads, config.vHeadDim], q.dtype);
   const lse = Tensor.empty(gpu, [layout.tokens, config.heads]);
+  // The group-centric kernel reads each key once per group; the row kernel is the fallback for
+  // groups whose scores do not fit the device's workgroup memory.
+  const kernel = {
+    dtype: q.dtype,
+    d: config.headDim,
+    dv: config.vHeadDim,
+    topN: config.topN,
+    group: config.heads / config.kvHeads,
+  };
+  const groupCentric = selectedGroupSharedBytes(kernel) <= gpu.caps.limits.maxComputeWorkgroupStorageSize;
   await dispatch(gpu, {
     label: 'nsa selected attention',
-    code: selectedAttentionWgsl({
-      dtype: q.dtype,
-      d: config.headDim,
-      dv: config.vHeadDim,
-      topN: config.topN,
-    }),
+    code: groupCentric ? selectedGroupWgsl(kernel) : selectedAttentionWgsl(kernel),
     buffers: [q, k, v, selection, meta.tensor, o, lse],
     params: {
       layout: SELECTED_PARAMS,
@@ -51,7 +57,9 @@ export async function selectedAttention(
         tokenTable: meta.tokenTable,
       },
     },
-    workgroups: Math.ceil((layout.tokens * config.heads) / SELECTED_WORKGROUP),
+    workgroups: groupCentric
+      ? layout.tokens * config.kvHeads
+      : Math.ceil((layout.tokens * config.heads) / SELECTED_WORKGROUP),
   });
   return { o, lse };
 }
