@@ -1,8 +1,16 @@
 /**
  * Multi-head Latent Attention (MiniCPM3, DeepSeek-V2/V3), the plain CPU reference of `@webattn/mla`
- * (`shared/specs/mla.md`): RoPE in both layouts with LongRoPE and YaRN, and RMSNorm, in f64.
+ * (`shared/specs/mla.md`): RoPE in both layouts with LongRoPE and YaRN, RMSNorm, the layer as trained
+ * (per-head K and V from kv_b_proj) and in the absorbed form over the latent cache, the weight
+ * absorption, the kernel-level absorbed attention, in f64.
  */
+export { absorbMlaWeights, type MlaAbsorbedWeights, mergedQueryWeight } from './absorb.js';
+export { type MlaAbsorbedOptions, mlaAbsorbedAttention } from './absorbed-attention.js';
+export { type MlaAbsorbedInputs, mlaAbsorbedInputs, mlaLayerAbsorbed } from './absorbed-layer.js';
 export { MINICPM3_MLA_DIMS, type MlaDims } from './dims.js';
+export { type MlaExpandedKv, mlaExpandKv } from './expand-kv.js';
+export { mlaLayer } from './layer.js';
+export type { MlaLayerOptions, MlaLayerOutput, MlaSequenceCache } from './layer-options.js';
 export { MLA_LATENT_NORM_EPS, rmsNorm } from './rms-norm.js';
 export { type ApplyRopeOptions, applyRope } from './rope.js';
 export {
