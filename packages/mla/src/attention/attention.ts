@@ -1,0 +1,285 @@
+/** Host side of the absorbed MLA attention: checks, tiling, the attention and combine launches. */
+import { check, type Dtype, dispatch, type Gpu, pickTier, Tensor, type Tier } from '@webattn/core';
+import {
+  MLA_ATTENTION_PARAMS,
+  MLA_COMBINE_PARAMS,
+  type MlaKeySource,
+  mlaAttentionWgsl,
+  mlaCombineWgsl,
+} from './attention.wgsl.js';
+import { type MlaPlan, planMlaAttention } from './plan.js';
+
+/** Options of {@link mlaAttention}. */
+export interface MlaAttentionOptions {
+  /** Softmax scale applied to the sum of both dot products (`(d_nope + d_rope) ** -0.5`, 96^-0.5 for MiniCPM3). */
+  scale: number;
+  /** Kernel tier; by default the fastest the device has for the tensors' dtype. */
+  tier?: Tier;
+  /** Key splits per sequence (split-KV); by default enough to fill the device. */
+  splits?: number;
+}
+
+/** A u32 table as a tensor: the words travel in an f32-typed buffer, only their bits matter. */
+export function u32Tensor(gpu: Gpu, words: ArrayLike<number>): Tensor {
+  const bits = Uint32Array.from(words.length > 0 ? Array.from(words) : [0]);
+  return Tensor.from(gpu, new Float32Array(bits.buffer), [bits.length]);
+}
+
+function shapeOf(t: Tensor): string {
+  return `[${t.shape.join(', ')}]`;
+}
+
+/** Checks a tensor's rank, dtype and the extents given (undefined = any), naming the argument. */
+export function checkTensor(
+  op: string,
+  name: string,
+  t: Tensor,
+  expected: readonly (number | undefined)[],
+  dtype: Dtype,
+  names: string,
+): void {
+  const ok =
+    t.shape.length === expected.length && expected.every((e, i) => e === undefined || e === t.shape[i]);
+  check(
+    ok,
+    'shape-mismatch',
+    () =>
+      `${op}: ${name}: expected shape ${names} = [${expected.map((e) => e ?? '*').join(', ')}], got ${shapeOf(t)}`,
+  );
+  check(
+    t.dtype === dtype,
+    'dtype-mismatch',
+    () => `${op}: ${name}: expected dtype ${dtype} (qLatent's), got ${t.dtype}`,
+  );
+}
+
+/** Checks per-sequence lengths: `batch` integers in `[0, max]`. */
+export function checkLengths(
+  op: string,
+  lengths: ArrayLike<number>,
+  batch: number,
+  max: number,
+  maxName: string,
+): void {
+  check(
+    lengths.length === batch,
+    'shape-mismatch',
+    () => `${op}: lengths: expected ${batch} entries (the batch), got ${lengths.length}`,
+  );
+  for (let i = 0; i < lengths.length; i++) {
+    const length = lengths[i]!;
+    check(
+      Number.isSafeInteger(length) && length >= 0 && length <= max,
+      'invalid-argument',
+      () => `${op}: lengths[${i}]: expected an integer in [0, ${max}] (${maxName}), got ${length}`,
+    );
+  }
+}
+
+/** The keys a launch reads: a dense cache or a paged one. */
+export type MlaKeys =
+  | { source: 'dense'; cKv: Tensor; kPe: Tensor; slots: number }
+  | { source: 'paged'; pages: Tensor; table: Tensor; pageSize: number; maxPages: number };
+
+/** One checked launch of the absorbed attention. */
+export interface MlaLaunch {
+  qLatent: Tensor;
+  qPe: Tensor;
+  keys: MlaKeys;
+  wUv: Tensor;
+  lengths: ArrayLike<number>;
+  scale: number;
+  tier: Tier;
+  splits?: number;
+}
+
+/** The plan a launch would use on this device (the bench reports it). */
+export function mlaLaunchPlan(gpu: Gpu, launch: Omit<MlaLaunch, 'keys' | 'wUv' | 'scale' | 'tier'>): MlaPlan {
+  const [batch, nq, heads, r] = launch.qLatent.shape as [number, number, number, number];
+  return planMlaAttention(gpu, {
+    batch,
+    nq,
+    heads,
+    r,
+    dr: launch.qPe.shape[3]!,
+    maxLength: Math.max(0, ...Array.from(launch.lengths)),
+    ...(launch.splits !== undefined && { splits: launch.splits }),
+  });
+}
+
+/** Runs a checked launch; returns o `[b, nq, h, dv]` in the queries' dtype. */
+export async function launchMlaAttention(gpu: Gpu, launch: MlaLaunch): Promise<Tensor> {
+  const { qLatent, qPe, keys, wUv, lengths, scale } = launch;
+  const [batch, nq, heads, r] = qLatent.shape as [number, number, number, number];
+  const dr = qPe.shape[3]!;
+  const dv = wUv.shape[2]!;
+  const dtype = qLatent.dtype;
+  const o = Tensor.empty(gpu, [batch, nq, heads, dv], dtype);
+  if (o.size === 0) return o;
+  const plan = mlaLaunchPlan(gpu, launch);
+  const rows = nq * heads;
+  const fused = plan.splits === 1;
+  const source: MlaKeySource = keys.source;
+  const code = mlaAttentionWgsl({
+    dtype,
+    heads,
+    r,
+    dr,
+    dv,
+    rows: plan.rows,
+    keyTile: plan.keyTile,
+    source,
+    fused,
+  });
+  using lengthsTensor = u32Tensor(gpu, lengths);
+  const keyBuffers = keys.source === 'dense' ? [keys.cKv, keys.kPe] : [keys.pages, keys.table];
+  const params = {
+    layout: MLA_ATTENTION_PARAMS,
+    values: {
+      batch,
+      nq,
+      rows,
+      rowBlocks: plan.rowBlocks,
+      splits: plan.splits,
+      keysPerSplit: plan.keysPerSplit,
+      slots: keys.source === 'dense' ? keys.slots : keys.pageSize,
+      maxPages: keys.source === 'dense' ? 0 : keys.maxPages,
+      scale,
+    },
+  };
+  const label = `mla attention ${source} [${launch.tier}] h=${heads} r=${r} rows=${plan.rows} splits=${plan.splits}`;
+  const workgroups = batch * plan.rowBlocks * plan.splits;
+  try {
+    if (fused) {
+      await dispatch(gpu, {
+        label,
+        code,
+        buffers: [qLatent, qPe, ...keyBuffers, lengthsTensor, wUv, o],
+        params,
+        workgroups,
+      });
+      return o;
+    }
+    using part = Tensor.empty(gpu, [batch, plan.splits, rows, r], 'f32');
+    using stats = Tensor.empty(gpu, [batch, plan.splits, rows, 2], 'f32');
+    await dispatch(gpu, {
+      label,
+      code,
+      buffers: [qLatent, qPe, ...keyBuffers, lengthsTensor, part, stats],
+      params,
+      workgroups,
+    });
+    await dispatch(gpu, {
+      label: `mla combine [${launch.tier}] splits=${plan.splits}`,
+      code: mlaCombineWgsl({ dtype, heads, r, dv }),
+      buffers: [part, stats, wUv, o],
+      params: { layout: MLA_COMBINE_PARAMS, values: { batch, rows, splits: plan.splits } },
+      workgroups: batch * rows,
+    });
+    return o;
+  } catch (error) {
+    o.dispose();
+    throw error;
+  }
+}
+
+/** Checks the query side and W_UV; returns `[batch, nq, heads, r, dr, dv]`. */
+export function checkQueries(
+  op: string,
+  qLatent: Tensor,
+  qPe: Tensor,
+  wUv: Tensor,
+): [number, number, number, number, number, number] {
+  check(
+    qLatent.shape.length === 4,
+    'shape-mismatch',
+    () => `${op}: qLatent: expected shape [b, nq, h, r] (4 dims), got ${shapeOf(qLatent)}`,
+  );
+  const [batch, nq, heads, r] = qLatent.shape as [number, number, number, number];
+  check(
+    heads > 0 && r > 0,
+    'shape-mismatch',
+    () => `${op}: qLatent: expected h > 0 and r > 0, got ${shapeOf(qLatent)}`,
+  );
+  const dtype = qLatent.dtype;
+  checkTensor(op, 'qPe', qPe, [batch, nq, heads, undefined], dtype, '[b, nq, h, dr]');
+  checkTensor(op, 'wUv', wUv, [heads, r, undefined], dtype, '[h, r, dv]');
+  const dv = wUv.shape[2]!;
+  check(dv > 0, 'shape-mismatch', () => `${op}: wUv: expected dv > 0, got ${shapeOf(wUv)}`);
+  return [batch, nq, heads, r, qPe.shape[3]!, dv];
+}
+
+/** Checks the scale, a finite number. */
+export function checkScale(op: string, scale: unknown): asserts scale is number {
+  check(
+    typeof scale === 'number' && Number.isFinite(scale),
+    'invalid-argument',
+    () => `${op}: options.scale: expected a finite number, got ${String(scale)}`,
+  );
+}
+
+/**
+ * Absorbed MLA attention over a dense latent cache, the contract of `webattn run mla` and of the
+ * reference's `mlaAbsorbedAttention`. For sequence b, head h and query i (of nq, at position
+ * `p = lengths[b] − nq + i`): `s_j = scale · (q_latent·c_kv[j] + q_pe·k_pe[j])` over keys `j <= p`,
+ * `ō = Σ_j softmax(s)_j c_kv[j]`, `o = ō · w_uv[h]`. Slots at or past `lengths[b]` are never read,
+ * so they may hold anything, NaN included; a query with no visible key (an empty sequence, or
+ * `i < nq − lengths[b]`) gets 0. Decode (nq = 1..k), prefill (nq = lengths) and chunked prefill are
+ * all this one call.
+ *
+ * @param gpu - The device.
+ * @param qLatent - `[b, nq, h, r]`, queries in the latent space (`W_UKᵀ q_nope`).
+ * @param qPe - `[b, nq, h, dr]`, rotated.
+ * @param cKv - `[b, nk, r]`, the normalised latent cache.
+ * @param kPe - `[b, nk, dr]`, the rotated rope keys.
+ * @param wUv - `[h, r, dv]`.
+ * @param lengths - Keys per sequence, `b` integers in `[0, nk]`.
+ * @param options - Scale, tier, splits.
+ * @returns o `[b, nq, h, dv]` in the inputs' dtype, owned by the caller.
+ * @throws WebAttnError naming the argument, expected and actual value for bad shapes, dtypes, lengths or scale.
+ */
+export async function mlaAttention(
+  gpu: Gpu,
+  qLatent: Tensor,
+  qPe: Tensor,
+  cKv: Tensor,
+  kPe: Tensor,
+  wUv: Tensor,
+  lengths: ArrayLike<number>,
+  options: MlaAttentionOptions,
+): Promise<Tensor> {
+  const op = 'mlaAttention';
+  const [batch, , , r, dr] = checkQueries(op, qLatent, qPe, wUv);
+  const dtype = qLatent.dtype;
+  check(
+    cKv.shape.length === 3,
+    'shape-mismatch',
+    () => `${op}: cKv: expected shape [b, nk, r], got ${shapeOf(cKv)}`,
+  );
+  const nk = cKv.shape[1]!;
+  checkTensor(op, 'cKv', cKv, [batch, nk, r], dtype, '[b, nk, r]');
+  checkTensor(op, 'kPe', kPe, [batch, nk, dr], dtype, '[b, nk, dr]');
+  checkLengths(op, lengths, batch, nk, 'nk, the cache slots');
+  checkScale(op, options?.scale);
+  checkSplits(op, options.splits);
+  const tier = pickTier(gpu.caps, dtype, options.tier, op);
+  return launchMlaAttention(gpu, {
+    qLatent,
+    qPe,
+    keys: { source: 'dense', cKv, kPe, slots: nk },
+    wUv,
+    lengths,
+    scale: options.scale,
+    tier,
+    ...(options.splits !== undefined && { splits: options.splits }),
+  });
+}
+
+/** Checks a forced split count. */
+export function checkSplits(op: string, splits: number | undefined): void {
+  check(
+    splits === undefined || (Number.isSafeInteger(splits) && splits >= 1),
+    'invalid-argument',
+    () => `${op}: options.splits: expected a positive integer, got ${splits}`,
+  );
+}

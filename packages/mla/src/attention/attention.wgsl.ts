@@ -1,0 +1,350 @@
+/**
+ * The absorbed MLA attention kernel (MLA spec sections 2 and 9): every head of a sequence (times its
+ * nq queries) is packed into the rows of one workgroup tile, so each latent cache token is read once
+ * per row block (once per sequence when all heads fit one block, as MiniCPM3's 40 do), not once per
+ * head. A workgroup owns (sequence, row block, split of the keys): it scores its rows against each
+ * key tile (`q_latent·c_kv + q_pe·k_pe`), runs the online softmax in f32 and accumulates `p·c_kv`
+ * over the `r` latent columns. With one split it normalises and applies the W_UV epilogue itself;
+ * with several it writes its unnormalised accumulator and (max, sum) for the combine kernel.
+ *
+ * Masking selects, never multiplies: key slots at or past the sequence's length are not even read
+ * (their tile entries are set to 0), and probabilities of keys a row cannot see are selected to 0,
+ * so NaN in unused cache slots never reaches a result.
+ */
+import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+
+/** Invocations per workgroup of the attention and combine kernels. */
+export const MLA_WORKGROUP = 256;
+
+/** Invocations per workgroup of the combine kernel (one output row each). */
+export const MLA_COMBINE_WORKGROUP = 64;
+
+/** Uniform parameters of the attention kernel. */
+export const MLA_ATTENTION_PARAMS = [
+  ['batch', 'u32'],
+  ['nq', 'u32'],
+  // nq · heads: the packed rows of one sequence.
+  ['rows', 'u32'],
+  ['rowBlocks', 'u32'],
+  ['splits', 'u32'],
+  // Keys per split, a multiple of the key tile.
+  ['keysPerSplit', 'u32'],
+  // Dense: cache slots per sequence. Paged: tokens per page.
+  ['slots', 'u32'],
+  // Paged: entries per block-table row.
+  ['maxPages', 'u32'],
+  ['scale', 'f32'],
+] as const;
+
+/** Uniform parameters of the combine kernel. */
+export const MLA_COMBINE_PARAMS = [
+  ['batch', 'u32'],
+  ['rows', 'u32'],
+  ['splits', 'u32'],
+] as const;
+
+/** Where the kernel reads keys from. */
+export type MlaKeySource = 'dense' | 'paged';
+
+/** What one attention kernel is generated for. */
+export interface MlaAttentionKernelConfig {
+  /** Storage dtype of queries, cache, W_UV and o. */
+  dtype: Dtype;
+  /** Query heads. */
+  heads: number;
+  /** Latent rank. */
+  r: number;
+  /** Rope dims. */
+  dr: number;
+  /** Output head dim. */
+  dv: number;
+  /** Packed rows per workgroup; `rows · keyTile` is a multiple of {@link MLA_WORKGROUP}. */
+  rows: number;
+  /** Keys per tile. */
+  keyTile: number;
+  /** `dense`: c_kv `[b, slots, r]` and k_pe `[b, slots, dr]`; `paged`: pages `[pages, pageSize, r + dr]` and a block table. */
+  source: MlaKeySource;
+  /** True: one split, normalise and apply W_UV here. False: write partials for the combine kernel. */
+  fused: boolean;
+}
+
+/** Workgroup bytes of an attention kernel: the key tile, the probabilities and three row statistics. */
+export function mlaAttentionSharedBytes(
+  c: Pick<MlaAttentionKernelConfig, 'r' | 'dr' | 'rows' | 'keyTile'>,
+): number {
+  return 4 * (c.keyTile * (c.r + c.dr) + c.rows * c.keyTile + 3 * c.rows + 1);
+}
+
+/** Why a config cannot be generated, or undefined. */
+export function mlaAttentionUnsupported(c: MlaAttentionKernelConfig): string | undefined {
+  if ((c.rows * c.r) % MLA_WORKGROUP !== 0)
+    return `rows·r = ${c.rows * c.r} must be a multiple of ${MLA_WORKGROUP}`;
+  if ((c.rows * c.keyTile) % MLA_WORKGROUP !== 0) {
+    return `rows·keyTile = ${c.rows * c.keyTile} must be a multiple of ${MLA_WORKGROUP}`;
+  }
+  if (c.keyTile * (c.r + c.dr) < c.r) return 'the key tile must hold at least one latent row';
+  return undefined;
+}
+
+function keyLoad(c: MlaAttentionKernelConfig): string {
+  const dk = c.r + c.dr;
+  if (c.source === 'paged') {
+    return `fn loadKey(b: u32, j: u32, col: u32) -> f32 {
+  let page = table[b * p.maxPages + j / p.slots];
+  return f32(cache[(page * p.slots + j % p.slots) * ${dk}u + col]);
+}`;
+  }
+  const rope =
+    c.dr > 0
+      ? `if (col >= ${c.r}u) { return f32(kpe[(b * p.slots + j) * ${c.dr}u + col - ${c.r}u]); }\n  `
+      : '';
+  return `fn loadKey(b: u32, j: u32, col: u32) -> f32 {
+  ${rope}return f32(ckv[(b * p.slots + j) * ${c.r}u + col]);
+}`;
+}
+
+/** WGSL of the attention kernel. */
+export function mlaAttentionWgsl(c: MlaAttentionKernelConfig): string {
+  const why = mlaAttentionUnsupported(c);
+  if (why) throw new Error(`mlaAttentionWgsl: ${why}`);
+  const T = c.dtype;
+  const { r, dr, dv, heads, rows: ROWS, keyTile: KT } = c;
+  const dk = r + dr;
+  const WG = MLA_WORKGROUP;
+  const ACC = (ROWS * r) / WG;
+  const SC = (ROWS * KT) / WG;
+  // Rows staged at once for the epilogue, in the key tile's storage.
+  const CH = Math.min(ROWS, Math.floor((KT * dk) / r));
+  const sourceBindings =
+    c.source === 'paged'
+      ? `@group(0) @binding(2) var<storage, read> cache: array<${T}>;
+@group(0) @binding(3) var<storage, read> table: array<u32>;`
+      : `@group(0) @binding(2) var<storage, read> ckv: array<${T}>;
+@group(0) @binding(3) var<storage, read> kpe: array<${T}>;`;
+  const outBindings = c.fused
+    ? `@group(0) @binding(5) var<storage, read> wuv: array<${T}>;
+@group(0) @binding(6) var<storage, read_write> o: array<${T}>;`
+    : `@group(0) @binding(5) var<storage, read_write> part: array<f32>;
+@group(0) @binding(6) var<storage, read_write> stats: array<f32>;`;
+  const qPeDot =
+    dr > 0
+      ? `for (var col = 0u; col < ${dr}u; col++) {
+        dot += f32(qpe[qrow * ${dr}u + col]) * kt[key * ${dk}u + ${r}u + col];
+      }`
+      : '';
+  const finish = c.fused
+    ? `  // Epilogue: o_h = (acc / l) · W_UV[h], CH rows at a time staged in the key tile.
+  for (var c0 = 0u; c0 < ${ROWS}u; c0 += ${CH}u) {
+    workgroupBarrier();
+    for (var x = 0u; x < ${ACC}u; x++) {
+      let e = li + x * ${WG}u;
+      let ro = e / ${r}u;
+      if (ro >= c0 && ro < c0 + ${CH}u) {
+        let l = lrow[ro];
+        kt[(ro - c0) * ${r}u + e % ${r}u] = select(0.0, acc[x] / l, l > 0.0);
+      }
+    }
+    workgroupBarrier();
+    for (var y = li; y < ${CH * dv}u; y += ${WG}u) {
+      let ro = c0 + y / ${dv}u;
+      let row = rowLo + ro;
+      if (ro < ${ROWS}u && row < p.rows) {
+        let d = y % ${dv}u;
+        let head = row % ${heads}u;
+        var sum = 0.0;
+        for (var col = 0u; col < ${r}u; col++) {
+          sum += kt[(ro - c0) * ${r}u + col] * f32(wuv[(head * ${r}u + col) * ${dv}u + d]);
+        }
+        o[(b * p.rows + row) * ${dv}u + d] = ${T}(sum);
+      }
+    }
+  }`
+    : `  // Partials for the combine: the unnormalised accumulator and (max, sum) per row.
+  let base = (b * p.splits + split) * p.rows;
+  for (var x = 0u; x < ${ACC}u; x++) {
+    let e = li + x * ${WG}u;
+    let row = rowLo + e / ${r}u;
+    if (row < p.rows) { part[(base + row) * ${r}u + e % ${r}u] = acc[x]; }
+  }
+  if (li < ${ROWS}u && rowLo + li < p.rows) {
+    stats[(base + rowLo + li) * 2u] = mrow[li];
+    stats[(base + rowLo + li) * 2u + 1u] = lrow[li];
+  }`;
+  return `${enables({ f16: T === 'f16' })}
+${paramsStruct(MLA_ATTENTION_PARAMS)}
+@group(0) @binding(0) var<storage, read> ql: array<${T}>;
+@group(0) @binding(1) var<storage, read> qpe: array<${T}>;
+${sourceBindings}
+@group(0) @binding(4) var<storage, read> lengths: array<u32>;
+${outBindings}
+@group(0) @binding(7) var<uniform> p: Params;
+
+const NEG = -3.0e38;
+
+var<workgroup> kt: array<f32, ${KT * dk}>;
+var<workgroup> pt: array<f32, ${ROWS * KT}>;
+var<workgroup> mrow: array<f32, ${ROWS}>;
+var<workgroup> lrow: array<f32, ${ROWS}>;
+var<workgroup> arow: array<f32, ${ROWS}>;
+var<workgroup> wlen: u32;
+
+${WORKGROUP_INDEX_WGSL}
+
+${keyLoad(c)}
+
+// Keys row \`ro\` of the block may see: those before its position + 1, at most the length.
+fn visibleKeys(len: u32, row: u32) -> u32 {
+  if (row >= p.rows) { return 0u; }
+  let pos = i32(len) - i32(p.nq) + i32(row / ${heads}u);
+  return u32(clamp(pos + 1, 0, i32(len)));
+}
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let wg = workgroupIndex(wid, nwg);
+  if (wg >= p.batch * p.rowBlocks * p.splits) { return; }
+  let split = wg % p.splits;
+  let rb = (wg / p.splits) % p.rowBlocks;
+  let b = wg / (p.splits * p.rowBlocks);
+  if (li == 0u) { wlen = lengths[b]; }
+  let len = workgroupUniformLoad(&wlen);
+  let rowLo = rb * ${ROWS}u;
+  let lastRow = min(rowLo + ${ROWS}u, p.rows) - 1u;
+  let kStart = split * p.keysPerSplit;
+  let kEnd = min(kStart + p.keysPerSplit, visibleKeys(len, lastRow));
+  if (li < ${ROWS}u) {
+    mrow[li] = NEG;
+    lrow[li] = 0.0;
+  }
+  var acc: array<f32, ${ACC}>;
+  for (var x = 0u; x < ${ACC}u; x++) { acc[x] = 0.0; }
+
+  for (var t0 = kStart; t0 < kEnd; t0 += ${KT}u) {
+    workgroupBarrier();
+    // The key tile [c_kv | k_pe]; slots past kEnd are never read.
+    for (var e = li; e < ${KT * dk}u; e += ${WG}u) {
+      let j = t0 + e / ${dk}u;
+      var v = 0.0;
+      if (j < kEnd) { v = loadKey(b, j, e % ${dk}u); }
+      kt[e] = v;
+    }
+    workgroupBarrier();
+    // Scores, scaled.
+    for (var x = 0u; x < ${SC}u; x++) {
+      let s = li * ${SC}u + x;
+      let ro = s / ${KT}u;
+      let key = s % ${KT}u;
+      let row = rowLo + ro;
+      var dot = 0.0;
+      if (row < p.rows) {
+        let qrow = b * p.rows + row;
+        for (var col = 0u; col < ${r}u; col++) {
+          dot += f32(ql[qrow * ${r}u + col]) * kt[key * ${dk}u + col];
+        }
+        ${qPeDot}
+      }
+      pt[s] = dot * p.scale;
+    }
+    workgroupBarrier();
+    // Online softmax per row; invisible keys are selected to probability 0.
+    if (li < ${ROWS}u) {
+      let visible = visibleKeys(len, rowLo + li);
+      var tmax = NEG;
+      for (var key = 0u; key < ${KT}u; key++) {
+        if (t0 + key < visible) { tmax = max(tmax, pt[li * ${KT}u + key]); }
+      }
+      let mOld = mrow[li];
+      let mNew = max(mOld, tmax);
+      var sum = 0.0;
+      for (var key = 0u; key < ${KT}u; key++) {
+        let pr = select(0.0, exp(pt[li * ${KT}u + key] - mNew), t0 + key < visible);
+        pt[li * ${KT}u + key] = pr;
+        sum += pr;
+      }
+      let alpha = exp(mOld - mNew);
+      arow[li] = alpha;
+      lrow[li] = lrow[li] * alpha + sum;
+      mrow[li] = mNew;
+    }
+    workgroupBarrier();
+    // acc = acc·alpha + p·c_kv over the latent columns.
+    for (var x = 0u; x < ${ACC}u; x++) {
+      let e = li + x * ${WG}u;
+      let ro = e / ${r}u;
+      let col = e % ${r}u;
+      var sum = acc[x] * arow[ro];
+      for (var key = 0u; key < ${KT}u; key++) {
+        sum += pt[ro * ${KT}u + key] * kt[key * ${dk}u + col];
+      }
+      acc[x] = sum;
+    }
+  }
+  workgroupBarrier();
+${finish}
+}
+`;
+}
+
+/** What one combine kernel is generated for. */
+export interface MlaCombineKernelConfig {
+  dtype: Dtype;
+  heads: number;
+  r: number;
+  dv: number;
+}
+
+/**
+ * WGSL of the split combine with the W_UV epilogue: one workgroup per output row merges the splits'
+ * accumulators with log-sum-exp weights (a row no split saw gives 0), then `o = ō · W_UV[h]`.
+ */
+export function mlaCombineWgsl(c: MlaCombineKernelConfig): string {
+  const T = c.dtype;
+  const { r, dv, heads } = c;
+  const WG = MLA_COMBINE_WORKGROUP;
+  return `${enables({ f16: T === 'f16' })}
+${paramsStruct(MLA_COMBINE_PARAMS)}
+@group(0) @binding(0) var<storage, read> part: array<f32>;
+@group(0) @binding(1) var<storage, read> stats: array<f32>;
+@group(0) @binding(2) var<storage, read> wuv: array<${T}>;
+@group(0) @binding(3) var<storage, read_write> o: array<${T}>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+var<workgroup> latent: array<f32, ${r}>;
+
+${WORKGROUP_INDEX_WGSL}
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let wg = workgroupIndex(wid, nwg);
+  if (wg >= p.batch * p.rows) { return; }
+  let b = wg / p.rows;
+  let row = wg % p.rows;
+  var m = -3.0e38;
+  for (var s = 0u; s < p.splits; s++) { m = max(m, stats[((b * p.splits + s) * p.rows + row) * 2u]); }
+  var l = 0.0;
+  for (var s = 0u; s < p.splits; s++) {
+    let at = ((b * p.splits + s) * p.rows + row) * 2u;
+    l += stats[at + 1u] * exp(stats[at] - m);
+  }
+  for (var col = li; col < ${r}u; col += ${WG}u) {
+    var sum = 0.0;
+    for (var s = 0u; s < p.splits; s++) {
+      let at = (b * p.splits + s) * p.rows + row;
+      let w = exp(stats[at * 2u] - m);
+      // A split that saw no key has w·0; select so that nothing else can leak in.
+      sum += select(0.0, w * part[at * ${r}u + col], stats[at * 2u + 1u] > 0.0);
+    }
+    latent[col] = select(0.0, sum / l, l > 0.0);
+  }
+  workgroupBarrier();
+  let head = row % ${heads}u;
+  for (var d = li; d < ${dv}u; d += ${WG}u) {
+    var sum = 0.0;
+    for (var col = 0u; col < ${r}u; col++) {
+      sum += latent[col] * f32(wuv[(head * ${r}u + col) * ${dv}u + d]);
+    }
+    o[(b * p.rows + row) * ${dv}u + d] = ${T}(sum);
+  }
+}
+`;
+}

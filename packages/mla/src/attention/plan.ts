@@ -1,0 +1,88 @@
+/** Tile and split choices of the absorbed attention for a problem on a device. */
+import { check, type Gpu } from '@webattn/core';
+import { MLA_WORKGROUP, mlaAttentionSharedBytes, mlaAttentionUnsupported } from './attention.wgsl.js';
+
+/** Workgroups a launch aims for before splitting keys further (a little more than an H100's SMs). */
+export const MLA_TARGET_WORKGROUPS = 264;
+
+/** Fewest keys a split gets when the planner picks the split count. */
+export const MLA_MIN_SPLIT_KEYS = 256;
+
+/** How one call is tiled. */
+export interface MlaPlan {
+  /** Packed rows (heads × queries) per workgroup. */
+  rows: number;
+  /** Row blocks per sequence. */
+  rowBlocks: number;
+  /** Keys per tile. */
+  keyTile: number;
+  /** Key splits per (sequence, row block). */
+  splits: number;
+  /** Keys per split, a multiple of the key tile. */
+  keysPerSplit: number;
+}
+
+/** Sizes a plan depends on. */
+export interface MlaPlanInput {
+  batch: number;
+  nq: number;
+  heads: number;
+  r: number;
+  dr: number;
+  /** The longest sequence, in keys. */
+  maxLength: number;
+  /** Forced split count; by default chosen so that the launch fills the device. */
+  splits?: number;
+}
+
+/** Picks tiles that fit the device's workgroup storage, then the key splits. */
+export function planMlaAttention(gpu: Gpu, input: MlaPlanInput): MlaPlan {
+  const { batch, nq, heads, r, dr, maxLength } = input;
+  const limit = gpu.caps.limits.maxComputeWorkgroupStorageSize;
+  const packed = nq * heads;
+  // At most 64 accumulators per invocation: 64 rows at r = 256, fewer for larger ranks.
+  const maxRows = Math.max(16, Math.floor((64 * MLA_WORKGROUP) / r));
+  let chosen: { rows: number; keyTile: number } | undefined;
+  for (const keyTile of [16, 8, 4]) {
+    const quantum = MLA_WORKGROUP / keyTile;
+    let rows = Math.ceil(Math.min(packed, maxRows) / quantum) * quantum;
+    while (
+      mlaAttentionUnsupported({
+        dtype: 'f32',
+        heads,
+        r,
+        dr,
+        dv: 1,
+        rows,
+        keyTile,
+        source: 'dense',
+        fused: true,
+      })
+    ) {
+      rows += quantum;
+      if (rows > 4 * maxRows) break;
+    }
+    if (mlaAttentionSharedBytes({ r, dr, rows, keyTile }) <= limit && rows <= 4 * maxRows) {
+      chosen = { rows, keyTile };
+      break;
+    }
+  }
+  check(
+    chosen !== undefined,
+    'limit-exceeded',
+    () =>
+      `mlaAttention: r = ${r}, dr = ${dr} need more workgroup storage than this device's ${limit} bytes (maxComputeWorkgroupStorageSize)`,
+  );
+  const { rows, keyTile } = chosen;
+  const rowBlocks = Math.ceil(packed / rows);
+  const keys = Math.max(1, maxLength);
+  let splits = input.splits;
+  if (splits === undefined) {
+    const blocks = Math.max(1, batch * rowBlocks);
+    splits = Math.min(Math.ceil(MLA_TARGET_WORKGROUPS / blocks), Math.ceil(keys / MLA_MIN_SPLIT_KEYS));
+  }
+  splits = Math.max(1, Math.min(splits, Math.ceil(keys / keyTile)));
+  const keysPerSplit = Math.ceil(Math.ceil(keys / splits) / keyTile) * keyTile;
+  splits = Math.ceil(keys / keysPerSplit);
+  return { rows, rowBlocks, keyTile, splits, keysPerSplit };
+}
