@@ -1,0 +1,197 @@
+/**
+ * The blocked (FlashAttention-style) masked linear attention. One kernel computes all four of
+ *
+ *     out_i = Σ_{h ∈ heads(out)} Σ_j scale (x_i · y_j) M'_ij z_j
+ *
+ * with a workgroup per tile of output rows that walks the other side in tiles of `TILE_K`, so no
+ * more than `rows x TILE_K` scores exist at a time:
+ * - forward: x = q, y = k, z = v, M' = M (out = o, one query head);
+ * - dq: x = dO, y = v, z = k, M' = M;
+ * - dv: x = k, y = q, z = dO, M' = Mᵀ, summed over the group's query heads (out = a kv head);
+ * - dk: x = v, y = dO, z = q, M' = Mᵀ, summed the same way.
+ * Each thread owns one output row and every `lanesPerRow`-th column of it, accumulated in registers.
+ * dM has its own kernel: one thread per mask element, which owns its sum over the broadcast dims.
+ */
+import { type Dtype, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import { MASK_AT_WGSL, maskedHeader } from './params.js';
+
+/** Keys (the other side's rows) per staged tile of scores. */
+export const TILE_K = 16;
+
+/** Generation parameters of the blocked product kernel. */
+export interface BlockedProductConfig {
+  dtype: Dtype;
+  /** Length of the dot products x · y. */
+  dx: number;
+  /** Columns of z and of the output. */
+  dz: number;
+  /**
+   * `false`: the output belongs to a query head and x too, y and z to its kv head.
+   * `true`: the output and x belong to a kv head, and the kernel sums over its query heads, whose y and z they are.
+   */
+  kvOutput: boolean;
+}
+
+/** How a blocked kernel's workgroup is laid out: lanes per output row, rows, accumulators per lane. */
+export function blockedLayout(dz: number): {
+  lanesPerRow: number;
+  rows: number;
+  threads: number;
+  acc: number;
+} {
+  let lanesPerRow = 4;
+  while (lanesPerRow < 64 && Math.ceil(dz / lanesPerRow) > 32) lanesPerRow *= 2;
+  const rows = Math.min(16, 256 / lanesPerRow);
+  return { lanesPerRow, rows, threads: rows * lanesPerRow, acc: Math.ceil(dz / lanesPerRow) };
+}
+
+/** WGSL of the blocked product kernel (bindings x, y, z, m, out, params). */
+export function blockedProductWgsl(c: BlockedProductConfig): string {
+  const t = c.dtype;
+  const { lanesPerRow, rows, threads, acc } = blockedLayout(c.dz);
+  const outHeads = c.kvOutput ? 'p.hkv' : 'p.hq';
+  const xHeads = c.kvOutput ? 'p.hkv' : 'p.hq';
+  const yHeads = c.kvOutput ? 'p.hq' : 'p.hkv';
+  // Head of y and z for query head `hs` of the loop (x is always the output's head `ho`).
+  const yHead = c.kvOutput ? 'hs' : 'ho / p.group';
+  // Mask element of output row rr, other-side row u: M[rr, u] or, transposed, M[u, rr].
+  const mask = c.kvOutput ? 'maskAt(b, hs, u, rr)' : 'maskAt(b, hs, rr, u)';
+  const guard = acc * lanesPerRow > c.dz;
+  const accLines = Array.from({ length: acc }, (_, a) => a);
+  return `${maskedHeader(t)}
+@group(0) @binding(0) var<storage, read> x: array<${t}>;
+@group(0) @binding(1) var<storage, read> y: array<${t}>;
+@group(0) @binding(2) var<storage, read> z: array<${t}>;
+@group(0) @binding(3) var<storage, read> m: array<${t}>;
+@group(0) @binding(4) var<storage, read_write> out: array<${t}>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+const ROWS = ${rows}u;
+const TILE = ${TILE_K}u;
+const THREADS = ${threads}u;
+const LANES = ${lanesPerRow}u;
+const DX = ${c.dx}u;
+const DZ = ${c.dz}u;
+var<workgroup> Ss: array<f32, ${rows * TILE_K}>;
+
+${MASK_AT_WGSL}
+
+${WORKGROUP_INDEX_WGSL}
+
+@compute @workgroup_size(${threads})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let w = workgroupIndex(wid, nwg);
+  if (w >= p.count) { return; }
+  let tile = w % p.tiles;
+  let ho = (w / p.tiles) % ${outHeads};
+  let b = w / (p.tiles * ${outHeads});
+  let r0 = tile * ROWS;
+  let rowLocal = li / LANES;
+  let lane = li % LANES;
+  let r = r0 + rowLocal;
+${accLines.map((a) => `  var acc${a} = 0.0;`).join('\n')}
+  let h0 = ${c.kvOutput ? 'ho * p.group' : 'ho'};
+  let h1 = ${c.kvOutput ? '(ho + 1u) * p.group' : 'ho + 1u'};
+  for (var hs = h0; hs < h1; hs++) {
+    for (var u0 = 0u; u0 < p.n; u0 += TILE) {
+      // Scores of the tile: rows x TILE dot products, spread over the workgroup.
+      for (var e = li; e < ROWS * TILE; e += THREADS) {
+        let rr = r0 + e / TILE;
+        let u = u0 + e % TILE;
+        var s = 0.0;
+        if (rr < p.n && u < p.n) {
+          let xb = ((b * p.n + rr) * ${xHeads} + ho) * DX;
+          let yb = ((b * p.n + u) * ${yHeads} + ${yHead}) * DX;
+          for (var c = 0u; c < DX; c++) { s += f32(x[xb + c]) * f32(y[yb + c]); }
+          s *= p.scale * ${mask};
+        }
+        Ss[e] = s;
+      }
+      workgroupBarrier();
+      let uEnd = min(TILE, p.n - u0);
+      for (var jj = 0u; jj < uEnd; jj++) {
+        let s = Ss[rowLocal * TILE + jj];
+        let zb = ((b * p.n + u0 + jj) * ${yHeads} + ${yHead}) * DZ;
+${accLines
+  .map((a) => {
+    const col = `lane + ${a * lanesPerRow}u`;
+    const index = guard ? `min(${col}, DZ - 1u)` : col;
+    return `        acc${a} += s * f32(z[zb + ${index}]);`;
+  })
+  .join('\n')}
+      }
+      workgroupBarrier();
+    }
+  }
+  if (r < p.n) {
+    let ob = ((b * p.n + r) * ${outHeads} + ho) * DZ;
+${accLines
+  .map((a) => {
+    const col = `lane + ${a * lanesPerRow}u`;
+    const store = `out[ob + ${col}] = ${t}(acc${a});`;
+    return guard && (a + 1) * lanesPerRow > c.dz ? `    if (${col} < DZ) { ${store} }` : `    ${store}`;
+  })
+  .join('\n')}
+  }
+}
+`;
+}
+
+/** Invocations per workgroup of the blocked dM kernel. */
+export const DM_WORKGROUP = 64;
+
+/** Sizes the dM kernel is generated for. */
+export interface BlockedDmConfig {
+  dtype: Dtype;
+  dk: number;
+  dv: number;
+}
+
+/**
+ * `dM_ij = Σ scale (q_i · k_j)(dO_i · v_j)` over the sequences and heads the mask broadcasts over,
+ * recomputed rather than stored: one thread per element of dm `[maskBatch, maskHeads, n, n]` owns
+ * its whole sum, so the result is deterministic without atomics.
+ */
+export function blockedDmWgsl(c: BlockedDmConfig): string {
+  const t = c.dtype;
+  return `${maskedHeader(t)}
+@group(0) @binding(0) var<storage, read> q: array<${t}>;
+@group(0) @binding(1) var<storage, read> k: array<${t}>;
+@group(0) @binding(2) var<storage, read> v: array<${t}>;
+@group(0) @binding(3) var<storage, read> dout: array<${t}>;
+@group(0) @binding(4) var<storage, read_write> dm: array<${t}>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+${WORKGROUP_INDEX_WGSL}
+
+@compute @workgroup_size(${DM_WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let id = workgroupIndex(wid, nwg) * ${DM_WORKGROUP}u + li;
+  if (id >= p.count) { return; }
+  let j = id % p.n;
+  let i = (id / p.n) % p.n;
+  let mh = (id / (p.n * p.n)) % p.maskHeads;
+  let mb = id / (p.n * p.n * p.maskHeads);
+  let b0 = select(mb, 0u, p.maskBatch == 1u);
+  let b1 = select(mb + 1u, p.batch, p.maskBatch == 1u);
+  let h0 = select(mh, 0u, p.maskHeads == 1u);
+  let h1 = select(mh + 1u, p.hq, p.maskHeads == 1u);
+  var acc = 0.0;
+  for (var b = b0; b < b1; b++) {
+    for (var h = h0; h < h1; h++) {
+      let hk = h / p.group;
+      let qb = ((b * p.n + i) * p.hq + h) * ${c.dk}u;
+      let kb = ((b * p.n + j) * p.hkv + hk) * ${c.dk}u;
+      var a = 0.0;
+      for (var c = 0u; c < ${c.dk}u; c++) { a += f32(q[qb + c]) * f32(k[kb + c]); }
+      let ob = ((b * p.n + i) * p.hq + h) * ${c.dv}u;
+      let vb = ((b * p.n + j) * p.hkv + hk) * ${c.dv}u;
+      var g = 0.0;
+      for (var c = 0u; c < ${c.dv}u; c++) { g += f32(dout[ob + c]) * f32(v[vb + c]); }
+      acc += a * g;
+    }
+  }
+  dm[id] = ${t}(acc * p.scale);
+}
+`;
+}
