@@ -3,6 +3,30 @@
  * schedule; the masked, chunkwise and recurrent kernels build on it.
  * @packageDocumentation
  */
+
+export {
+  type LightningDecodeOptions,
+  type LightningDecodeResult,
+  lightningDecode,
+} from './decode/decode.js';
+export { type DecodeConfig, lightningDecodeWgsl } from './decode/decode.wgsl.js';
+export { type ChunkOutputConfig, chunkOutputWgsl } from './lightning/chunk-output.wgsl.js';
+export { type ChunkStateConfig, chunkStateWgsl } from './lightning/chunk-state.wgsl.js';
+export type { PlanTensors } from './lightning/kernels.js';
+export { type LightningAttentionGrads, lightningAttentionBackward } from './lightning/lightning-backward.js';
+export {
+  disposeLightningContext,
+  type LightningAttentionContext,
+  type LightningAttentionResult,
+  lightningAttention,
+} from './lightning/lightning-forward.js';
+export {
+  LIGHTNING_CHUNK_SIZES,
+  type LightningAttentionOptions,
+  type LightningPlan,
+  type LightningSpan,
+} from './lightning/options.js';
+export { type ScanConfig, scanWgsl } from './lightning/scan.wgsl.js';
 export { maskedLinearAttention, maskedLinearAttentionBackward } from './masked/masked-attention.js';
 export {
   MASKED_IMPLEMENTATIONS,

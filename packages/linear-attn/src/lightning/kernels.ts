@@ -1,0 +1,217 @@
+/** Host side of the chunkwise lightning kernels: one function per launch. */
+import { type Dtype, dispatch, type Gpu, Tensor } from '@webattn/core';
+import { CHUNK_OUTPUT_PARAMS, chunkOutputWgsl } from './chunk-output.wgsl.js';
+import { CHUNK_STATE_PARAMS, chunkStateWgsl, STATE_TILE } from './chunk-state.wgsl.js';
+import {
+  l2NormalizeBackwardWgsl,
+  l2NormalizeWgsl,
+  NORMALIZE_PARAMS,
+  NORMALIZE_WORKGROUP,
+} from './normalize.wgsl.js';
+import type { LightningPlan } from './options.js';
+import { SCAN_PARAMS, SCAN_WORKGROUP, scanWgsl } from './scan.wgsl.js';
+
+/** The small tensors every launch of a call reads: decays and the chunk table. */
+export interface PlanTensors {
+  /** λ_h, f32 `[hq]`. */
+  decays: Tensor;
+  /** The plan's u32 table, its bits in an f32 tensor. */
+  table: Tensor;
+}
+
+/** Uploads the plan's decays and table. */
+export function planTensors(gpu: Gpu, plan: LightningPlan): PlanTensors {
+  const decays = Tensor.from(gpu, plan.decays, [plan.hq]);
+  try {
+    // u32 words travel in an f32-typed tensor; only their bits matter.
+    const words = plan.table.length > 0 ? plan.table : new Uint32Array(1);
+    const table = Tensor.from(gpu, new Float32Array(words.buffer, words.byteOffset, words.length), [
+      words.length,
+    ]);
+    return { decays, table };
+  } catch (error) {
+    decays.dispose();
+    throw error;
+  }
+}
+
+/** f32 `[max(chunks, 1), hq, dk, dv]`: every chunk's own state term (kernel 1). */
+export async function chunkStates(
+  gpu: Gpu,
+  plan: LightningPlan,
+  t: PlanTensors,
+  u: Tensor,
+  w: Tensor,
+  backward: boolean,
+): Promise<Tensor> {
+  const { hq, dk, dv, chunks } = plan;
+  const states = Tensor.empty(gpu, [Math.max(chunks, 1), hq, dk, dv]);
+  if (chunks === 0) return states;
+  const aTiles = Math.ceil(dk / STATE_TILE);
+  const bTiles = Math.ceil(dv / STATE_TILE);
+  await dispatch(gpu, {
+    label: backward ? 'lightning chunk dstates' : 'lightning chunk states',
+    code: chunkStateWgsl({ dtype: plan.dtype, chunkSize: plan.chunkSize, backward }),
+    buffers: [u, w, t.decays, t.table, states],
+    params: {
+      layout: CHUNK_STATE_PARAMS,
+      values: {
+        chunks,
+        hq,
+        dk,
+        dv,
+        heads: backward ? hq : plan.hkv,
+        headDiv: backward ? 1 : plan.group,
+        chunkTable: plan.chunkTable,
+        aTiles,
+        bTiles,
+        coef: backward ? plan.scale : 1,
+      },
+    },
+    workgroups: chunks * hq * aTiles * bTiles,
+  });
+  return states;
+}
+
+/**
+ * Kernel 2: replaces each chunk's term by the state entering it (forward) or the gradient of the
+ * state leaving it (reverse), and returns the state left at the end when `writeEnd`.
+ */
+export async function scanStates(
+  gpu: Gpu,
+  plan: LightningPlan,
+  t: PlanTensors,
+  states: Tensor,
+  options: { reverse: boolean; start?: Tensor; writeEnd: boolean },
+): Promise<Tensor | undefined> {
+  const { hq, dk, dv } = plan;
+  const sequences = plan.spans.length;
+  const end = options.writeEnd ? Tensor.empty(gpu, [sequences, hq, dk, dv]) : undefined;
+  const count = sequences * hq * dk * dv;
+  if (count === 0) return end;
+  await dispatch(gpu, {
+    label: options.reverse ? 'lightning reverse scan' : 'lightning scan',
+    code: scanWgsl({
+      reverse: options.reverse,
+      hasStart: options.start !== undefined,
+      writeEnd: options.writeEnd,
+    }),
+    buffers: [states, t.decays, t.table, ...(options.start ? [options.start] : []), ...(end ? [end] : [])],
+    params: {
+      layout: SCAN_PARAMS,
+      values: { sequences, hq, stateSize: dk * dv, chunkTable: plan.chunkTable },
+    },
+    workgroups: Math.ceil(count / SCAN_WORKGROUP),
+  });
+  return end;
+}
+
+/** Which output the chunk output kernel produces (see its table). */
+export type ChunkOutputKind = 'o' | 'dq' | 'dk' | 'dv';
+
+/**
+ * Kernel 3: o, dq, dk or dv from x, y, z and the scanned states, into a new tensor of
+ * `[batch, n, outHeads, dz]`.
+ */
+export async function chunkOutput(
+  gpu: Gpu,
+  plan: LightningPlan,
+  t: PlanTensors,
+  kind: ChunkOutputKind,
+  inputs: { x: Tensor; y: Tensor; z: Tensor; states: Tensor; overflow?: Tensor },
+): Promise<Tensor> {
+  const { hq, hkv, dk, dv, group, chunks, dtype } = plan;
+  const reverse = kind === 'dk' || kind === 'dv';
+  const dx = kind === 'o' || kind === 'dv' ? dk : dv;
+  const dz = kind === 'o' || kind === 'dv' ? dv : dk;
+  const outHeads = kind === 'o' || kind === 'dq' ? hq : hkv;
+  const out = Tensor.empty(gpu, [plan.batch, plan.n, outHeads, dz], dtype);
+  if (chunks === 0) return out;
+  const zTiles = Math.ceil(dz / 32);
+  const checkFinite = inputs.overflow !== undefined;
+  await dispatch(gpu, {
+    label: `lightning ${kind}`,
+    code: chunkOutputWgsl({
+      dtype: dtype as Dtype,
+      chunkSize: plan.chunkSize,
+      reverse,
+      transposeState: kind === 'dq' || kind === 'dk',
+      checkFinite,
+    }),
+    buffers: [
+      inputs.x,
+      inputs.y,
+      inputs.z,
+      inputs.states,
+      t.decays,
+      t.table,
+      out,
+      ...(inputs.overflow ? [inputs.overflow] : []),
+    ],
+    params: {
+      layout: CHUNK_OUTPUT_PARAMS,
+      values: {
+        chunks,
+        outHeads,
+        yzHeads: reverse ? hq : hkv,
+        hq,
+        dx,
+        dz,
+        group: reverse ? group : 1,
+        yzDiv: reverse ? 1 : group,
+        chunkTable: plan.chunkTable,
+        zTiles,
+        scale: plan.scale,
+        stateScale: reverse ? 1 : plan.scale,
+      },
+    },
+    workgroups: chunks * outHeads * zTiles * (plan.chunkSize / 32),
+  });
+  return out;
+}
+
+/** The reference's `l2Normalize` eps. */
+export const NORMALIZE_EPS = 1e-12;
+
+/** `x / max(‖x‖, eps)` per row of the last dim, into a new tensor. */
+export async function l2NormalizeRows(gpu: Gpu, x: Tensor): Promise<Tensor> {
+  const dim = x.shape[x.shape.length - 1]!;
+  const rows = x.size / dim;
+  const y = Tensor.empty(gpu, x.shape, x.dtype);
+  if (rows === 0) return y;
+  await dispatch(gpu, {
+    label: 'lightning l2 normalize',
+    code: l2NormalizeWgsl(x.dtype),
+    buffers: [x, y],
+    params: { layout: NORMALIZE_PARAMS, values: { rows, dim, eps: NORMALIZE_EPS } },
+    workgroups: Math.ceil(rows / NORMALIZE_WORKGROUP),
+  });
+  return y;
+}
+
+/** Backward of {@link l2NormalizeRows}: dx from x and dy, into a new tensor. */
+export async function l2NormalizeRowsBackward(gpu: Gpu, x: Tensor, dy: Tensor): Promise<Tensor> {
+  const dim = x.shape[x.shape.length - 1]!;
+  const rows = x.size / dim;
+  const dx = Tensor.empty(gpu, x.shape, x.dtype);
+  if (rows === 0) return dx;
+  await dispatch(gpu, {
+    label: 'lightning l2 normalize backward',
+    code: l2NormalizeBackwardWgsl(x.dtype),
+    buffers: [x, dy, dx],
+    params: { layout: NORMALIZE_PARAMS, values: { rows, dim, eps: NORMALIZE_EPS } },
+    workgroups: Math.ceil(rows / NORMALIZE_WORKGROUP),
+  });
+  return dx;
+}
+
+/** A one-word overflow flag, zeroed. */
+export function overflowFlag(gpu: Gpu): Tensor {
+  return Tensor.zeros(gpu, [1]);
+}
+
+/** Whether a kernel set the overflow flag (waits for the GPU). */
+export async function overflowed(flag: Tensor): Promise<boolean> {
+  const bits = new Uint32Array((await flag.read()).buffer);
+  return bits[0] !== 0;
+}
