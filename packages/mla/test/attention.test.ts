@@ -14,6 +14,7 @@ interface Case {
   dv: number;
   splits?: number;
   nan?: boolean;
+  kernel?: 'latent' | 'flash';
 }
 
 function size(shape: number[]) {
@@ -56,6 +57,7 @@ async function runCase(gpu: Gpu, c: Case, seed: number) {
     const o = await mlaAttention(gpu, t.qLatent, t.qPe, t.cKv, t.kPe, t.wUv, c.lengths, {
       scale,
       ...(c.splits !== undefined && { splits: c.splits }),
+      ...(c.kernel !== undefined && { kernel: c.kernel }),
     });
     const got = await o.read();
     o.dispose();
@@ -85,6 +87,19 @@ describe('mlaAttention (dense) against the reference', () => {
     [
       'MiniCPM3 dims, decode',
       { heads: 40, r: 256, dr: 32, dv: 64, lengths: [133, 1], nq: 1, nk: 140, nan: true },
+    ],
+    [
+      'prefill, mixed lengths incl. empty, flash path',
+      { ...small, lengths: [37, 0, 5, 19], nq: 19, nk: 40, nan: true, kernel: 'flash' },
+    ],
+    [
+      'chunked prefill, flash path',
+      { ...small, lengths: [45, 100], nq: 20, nk: 120, nan: true, kernel: 'flash' },
+    ],
+    ['decode, flash path', { ...small, lengths: [45, 1, 0], nq: 1, nk: 50, nan: true, kernel: 'flash' }],
+    [
+      'MiniCPM3 dims, prefill, flash path',
+      { heads: 40, r: 256, dr: 32, dv: 64, lengths: [24, 9], nq: 24, nk: 24, kernel: 'flash' },
     ],
     [
       'MiniCPM3 dims, decode split',

@@ -1,5 +1,7 @@
 /** Host side of the absorbed MLA attention: checks, tiling, the attention and combine launches. */
 import { check, type Dtype, dispatch, type Gpu, pickTier, Tensor, type Tier } from '@webattn/core';
+import { launchMlaFlashPrefill } from '../prefill/prefill.js';
+import { u32Tensor } from '../u32.js';
 import {
   MLA_ATTENTION_PARAMS,
   MLA_COMBINE_PARAMS,
@@ -7,6 +9,7 @@ import {
   mlaAttentionWgsl,
   mlaCombineWgsl,
 } from './attention.wgsl.js';
+import type { MlaLaunch } from './launch-types.js';
 import { type MlaPlan, planMlaAttention } from './plan.js';
 
 /** Options of {@link mlaAttention}. */
@@ -17,12 +20,33 @@ export interface MlaAttentionOptions {
   tier?: Tier;
   /** Key splits per sequence (split-KV); by default enough to fill the device. */
   splits?: number;
+  /**
+   * Which kernel runs: `latent`, the head-packed kernel over the latent cache; `flash`, core's
+   * flash attention as MQA over gathered keys (tensor cores on `subgroup-matrix`). `auto` (default)
+   * takes `flash` for prefill-sized calls (nq >= {@link MLA_FLASH_MIN_QUERIES}) on `subgroup-matrix`.
+   */
+  kernel?: MlaKernelChoice;
 }
 
-/** A u32 table as a tensor: the words travel in an f32-typed buffer, only their bits matter. */
-export function u32Tensor(gpu: Gpu, words: ArrayLike<number>): Tensor {
-  const bits = Uint32Array.from(words.length > 0 ? Array.from(words) : [0]);
-  return Tensor.from(gpu, new Float32Array(bits.buffer), [bits.length]);
+/** The kernels {@link mlaAttention} can run. */
+export type MlaKernelChoice = 'auto' | 'latent' | 'flash';
+
+/** Query tokens per sequence from which `auto` takes the flash path on tensor cores. */
+export const MLA_FLASH_MIN_QUERIES = 64;
+
+/** The kernel a call runs. */
+export function resolveMlaKernel(
+  choice: MlaKernelChoice | undefined,
+  tier: Tier,
+  nq: number,
+): 'latent' | 'flash' {
+  check(
+    choice === undefined || choice === 'auto' || choice === 'latent' || choice === 'flash',
+    'invalid-argument',
+    () => `mlaAttention: options.kernel: expected 'auto', 'latent' or 'flash', got ${JSON.stringify(choice)}`,
+  );
+  if (choice === 'latent' || choice === 'flash') return choice;
+  return tier === 'subgroup-matrix' && nq >= MLA_FLASH_MIN_QUERIES ? 'flash' : 'latent';
 }
 
 function shapeOf(t: Tensor): string {
@@ -74,23 +98,6 @@ export function checkLengths(
       () => `${op}: lengths[${i}]: expected an integer in [0, ${max}] (${maxName}), got ${length}`,
     );
   }
-}
-
-/** The keys a launch reads: a dense cache or a paged one. */
-export type MlaKeys =
-  | { source: 'dense'; cKv: Tensor; kPe: Tensor; slots: number }
-  | { source: 'paged'; pages: Tensor; table: Tensor; pageSize: number; maxPages: number };
-
-/** One checked launch of the absorbed attention. */
-export interface MlaLaunch {
-  qLatent: Tensor;
-  qPe: Tensor;
-  keys: MlaKeys;
-  wUv: Tensor;
-  lengths: ArrayLike<number>;
-  scale: number;
-  tier: Tier;
-  splits?: number;
 }
 
 /** The plan a launch would use on this device (the bench reports it). */
@@ -263,7 +270,7 @@ export async function mlaAttention(
   checkScale(op, options?.scale);
   checkSplits(op, options.splits);
   const tier = pickTier(gpu.caps, dtype, options.tier, op);
-  return launchMlaAttention(gpu, {
+  const launch: MlaLaunch = {
     qLatent,
     qPe,
     keys: { source: 'dense', cKv, kPe, slots: nk },
@@ -272,7 +279,11 @@ export async function mlaAttention(
     scale: options.scale,
     tier,
     ...(options.splits !== undefined && { splits: options.splits }),
-  });
+  };
+  if (resolveMlaKernel(options.kernel, tier, qLatent.shape[1]!) === 'flash') {
+    return launchMlaFlashPrefill(gpu, launch, (b, j) => b * nk + j);
+  }
+  return launchMlaAttention(gpu, launch);
 }
 
 /** Checks a forced split count. */

@@ -99,7 +99,7 @@ function keyLoad(c: MlaAttentionKernelConfig): string {
       ? `if (col >= ${c.r}u) { return f32(kpe[(b * p.slots + j) * ${c.dr}u + col - ${c.r}u]); }\n  `
       : '';
   return `fn loadKey(b: u32, j: u32, col: u32) -> f32 {
-  ${rope}return f32(ckv[(b * p.slots + j) * ${c.r}u + col]);
+  ${rope || '_ = &kpe;\n  '}return f32(ckv[(b * p.slots + j) * ${c.r}u + col]);
 }`;
 }
 
@@ -131,7 +131,7 @@ export function mlaAttentionWgsl(c: MlaAttentionKernelConfig): string {
       ? `for (var col = 0u; col < ${dr}u; col++) {
         dot += f32(qpe[qrow * ${dr}u + col]) * kt[key * ${dk}u + ${r}u + col];
       }`
-      : '';
+      : '_ = &qpe;';
   const finish = c.fused
     ? `  // Epilogue: o_h = (acc / l) · W_UV[h], CH rows at a time staged in the key tile.
   for (var c0 = 0u; c0 < ${ROWS}u; c0 += ${CH}u) {
