@@ -13,7 +13,7 @@
  * dM has its own kernel: one thread per mask element, which owns its sum over the broadcast dims.
  */
 import { type Dtype, WORKGROUP_INDEX_WGSL } from '@webattn/core';
-import { MASK_AT_WGSL, maskedHeader } from './params.js';
+import { MASK_AT_WGSL, maskedHeader, storeAs } from './params.js';
 
 /** Keys (the other side's rows) per staged tile of scores. */
 export const TILE_K = 16;
@@ -128,7 +128,7 @@ ${accLines
 ${accLines
   .map((a) => {
     const col = `lane + ${a * lanesPerRow}u`;
-    const store = `out[ob + ${col}] = ${t}(acc${a});`;
+    const store = `out[ob + ${col}] = ${storeAs(t)}(acc${a});`;
     return guard && (a + 1) * lanesPerRow > c.dz ? `    if (${col} < DZ) { ${store} }` : `    ${store}`;
   })
   .join('\n')}
@@ -191,7 +191,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       acc += a * g;
     }
   }
-  dm[id] = ${t}(acc * p.scale);
+  dm[id] = ${storeAs(t)}(acc * p.scale);
 }
 `;
 }

@@ -3,7 +3,7 @@
  * between (the reference on the GPU, and the 1x of the memory table).
  */
 import { type Dtype, WORKGROUP_INDEX_WGSL } from '@webattn/core';
-import { MASK_AT_WGSL, maskedHeader } from './params.js';
+import { MASK_AT_WGSL, maskedHeader, storeAs } from './params.js';
 
 /** Invocations per workgroup of every naive kernel. */
 export const NAIVE_WORKGROUP = 64;
@@ -83,7 +83,7 @@ ${entry}
   for (var j = 0u; j < p.n; j++) {
     acc += s[row + j] * f32(v[((b * p.n + j) * p.hkv + hk) * ${c.dv}u + c]);
   }
-  o[id] = ${t}(acc);
+  o[id] = ${storeAs(t)}(acc);
 }
 `;
 }
@@ -109,7 +109,7 @@ ${entry}
   for (var j = 0u; j < p.n; j++) {
     acc += g[row + j] * maskAt(b, h, i, j) * f32(k[((b * p.n + j) * p.hkv + hk) * ${c.dk}u + c]);
   }
-  dq[id] = ${t}(acc * p.scale);
+  dq[id] = ${storeAs(t)}(acc * p.scale);
 }
 `;
 }
@@ -139,7 +139,7 @@ ${entry}
       acc += w[((b * p.hq + h) * p.n + i) * p.n + j] * maskAt(b, h, i, j) * f32(x[((b * p.n + i) * p.hq + h) * ${dim}u + c]);
     }
   }
-  out[id] = ${t}(acc${which === 'dk' ? ' * p.scale' : ''});
+  out[id] = ${storeAs(t)}(acc${which === 'dk' ? ' * p.scale' : ''});
 }
 `;
 }
@@ -170,7 +170,7 @@ ${entry}
       acc += s[at] * g[at];
     }
   }
-  dm[id] = ${t}(acc);
+  dm[id] = ${storeAs(t)}(acc);
 }
 `;
 }

@@ -45,10 +45,26 @@ export function maskedParams(
   };
 }
 
-/** The enables and the params struct every masked kernel opens with. */
+/**
+ * f32 -> f16 for stored results. A WGSL conversion of a value outside the f16 range is
+ * indeterminate, so out-of-range values (and NaN) are written as an explicit inf, which the host's
+ * non-finite check then reports.
+ */
+export const TO_F16_WGSL = `fn toF16(x: f32) -> f16 {
+  if (abs(x) <= 65504.0) { return f16(x); }
+  return bitcast<vec2<f16>>(select(0x7c007c00u, 0xfc00fc00u, x < 0.0)).x;
+}`;
+
+/** The WGSL function that converts an f32 result to a stored `dtype` value. */
+export function storeAs(dtype: Dtype): string {
+  return dtype === 'f16' ? 'toF16' : 'f32';
+}
+
+/** The enables and the params struct every masked kernel opens with (and {@link TO_F16_WGSL} for f16). */
 export function maskedHeader(dtype: Dtype): string {
   return `${enables({ f16: dtype === 'f16' })}
-${paramsStruct(MASKED_PARAMS)}`;
+${paramsStruct(MASKED_PARAMS)}
+${dtype === 'f16' ? TO_F16_WGSL : ''}`;
 }
 
 /** WGSL reading mask element (i, j) of sequence b, query head h, as f32 (binding name `m`). */

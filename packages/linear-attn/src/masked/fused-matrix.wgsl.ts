@@ -1,0 +1,248 @@
+/**
+ * The masked forward on tensor cores (subgroup matrices, f16 operands, f32 accumulation).
+ *
+ * A workgroup owns `rowFragments · M` query rows of one sequence and head and walks the keys in
+ * tiles of `tile`. Its subgroups split each key tile by columns for `S = Q Kᵀ` (every subgroup holds
+ * all of Q's fragments in registers) and split the value columns for `O += P V`, so each keeps only
+ * its share of the output accumulator. Between the two products the scores go through workgroup
+ * memory, where every invocation applies `scale · M_ij` (and zeroes the rows and keys past n) and
+ * rounds `P` to f16. Without a softmax there is nothing to rescale, so one pass over the keys does.
+ * A `P` entry beyond the f16 range becomes inf and reaches the output, where the host's non-finite
+ * check reports it.
+ */
+import { enables, paramsStruct, type SubgroupMatrixConfig, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import { MASK_AT_WGSL, MASKED_PARAMS, TO_F16_WGSL } from './params.js';
+
+/** Generation parameters of the tensor-core forward. */
+export interface FusedMatrixConfig {
+  dk: number;
+  dv: number;
+  matrix: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>;
+  /** The subgroup size it is built for, pinned with `@subgroup_size` when `pinSubgroupSize`. */
+  subgroupSize: number;
+  pinSubgroupSize: boolean;
+  /** Subgroups per workgroup: each owns `tile / subgroups` keys of a tile and `dv / subgroups` output columns. */
+  subgroups: number;
+  /** Fragments of M query rows per workgroup. */
+  rowFragments: number;
+  /** Keys per staged tile, a multiple of `subgroups · N` and of K. */
+  tile: number;
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** Row strides of the workgroup arrays, padded by 16 bytes so matrix rows start on different banks. */
+function strides(c: FusedMatrixConfig) {
+  return { x: Math.max(c.dk, c.dv) + 8, s: c.tile + 4, p: c.tile + 8 };
+}
+
+/** Query rows per workgroup. */
+export function fusedMatrixRows(c: FusedMatrixConfig): number {
+  return c.rowFragments * c.matrix.M;
+}
+
+/** Workgroup memory the kernel declares, in bytes. */
+export function fusedMatrixSharedBytes(c: FusedMatrixConfig): number {
+  const st = strides(c);
+  const rows = fusedMatrixRows(c);
+  return Math.max(rows, c.tile) * st.x * 2 + rows * st.s * 4 + rows * st.p * 2;
+}
+
+/** Why a configuration cannot run, or undefined when it can. */
+export function fusedMatrixUnsupported(c: FusedMatrixConfig): string | undefined {
+  const { M, N, K } = c.matrix;
+  if (c.dk % K !== 0) return `dk = ${c.dk} is not a multiple of the matrix K = ${K}`;
+  if (c.dv % (N * c.subgroups) !== 0) return `dv = ${c.dv} does not split into multiples of N = ${N} over ${c.subgroups} subgroups`;
+  if (c.tile % (N * c.subgroups) !== 0 || c.tile % K !== 0) return `tile ${c.tile} does not split over ${c.subgroups} subgroups`;
+  if (c.subgroupSize % 4 !== 0 || M < 1) return `subgroup size ${c.subgroupSize} is not supported`;
+  return undefined;
+}
+
+/**
+ * The configuration for dk, dv on a device with this matrix shape, subgroup size (and largest
+ * subgroup size) and workgroup memory, or undefined when none fits.
+ */
+export function fusedMatrixConfig(
+  dk: number,
+  dv: number,
+  matrix: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
+  subgroupSize: number,
+  pinSubgroupSize: boolean,
+  maxSharedBytes: number,
+  subgroupMaxSize = subgroupSize,
+): FusedMatrixConfig | undefined {
+  // The most subgroups and the longest key tile that fit: fewer barriers per key.
+  for (const subgroups of [4, 2, 1]) {
+    for (const tile of [64, 32, 16]) {
+      const c: FusedMatrixConfig = { dk, dv, matrix, subgroupSize, pinSubgroupSize, subgroups, rowFragments: 1, tile };
+      // Dawn wants the workgroup a multiple of the adapter's largest subgroup size.
+      const threads = subgroups * subgroupSize;
+      if (threads % subgroupMaxSize !== 0) continue;
+      if (fusedMatrixUnsupported(c) === undefined && fusedMatrixSharedBytes(c) <= maxSharedBytes) return c;
+    }
+  }
+  return undefined;
+}
+
+/** WGSL of the tensor-core masked forward (f16 q, k, v, mask and o). */
+export function fusedMatrixWgsl(c: FusedMatrixConfig): string {
+  const { M, N, K } = c.matrix;
+  const left = `subgroup_matrix_left<f16, ${K}, ${M}>`;
+  const right = `subgroup_matrix_right<f16, ${N}, ${K}>`;
+  const result = `subgroup_matrix_result<f32, ${N}, ${M}>`;
+  const st = strides(c);
+  const R = c.rowFragments;
+  const rows = fusedMatrixRows(c);
+  const threads = c.subgroups * c.subgroupSize;
+  const keys = c.tile / c.subgroups;
+  const keyFrags = keys / N;
+  const columns = c.dv / c.subgroups;
+  const colFrags = columns / N;
+  const dkFrags = c.dk / K;
+  const qf = (r: number, kk: number) => `qf${r}_${kk}`;
+  const of = (r: number, j: number) => `of${r}_${j}`;
+  const sf = (r: number, j: number) => `sf${r}_${j}`;
+
+  const scores = [
+    ...range(R).flatMap((r) => range(keyFrags).map((j) => `    var ${sf(r, j)} = ${result}();`)),
+    ...range(dkFrags).flatMap((kk) =>
+      range(keyFrags).flatMap((j) => [
+        `    { let kf = subgroupMatrixLoad<${right}, col_major>(&Xs, (sgc * ${keys}u + ${j * N}u) * ${st.x}u + ${kk * K}u, ${st.x}u);`,
+        ...range(R).map((r) => `      ${sf(r, j)} = subgroupMatrixMultiplyAccumulate(${qf(r, kk)}, kf, ${sf(r, j)});`),
+        '    }',
+      ]),
+    ),
+    ...range(R).flatMap((r) =>
+      range(keyFrags).map(
+        (j) => `    subgroupMatrixStore<row_major>(&Ss, ${r * M * st.s}u + sgc * ${keys}u + ${j * N}u, ${sf(r, j)}, ${st.s}u);`,
+      ),
+    ),
+  ].join('\n');
+
+  const products = range(c.tile / K)
+    .map((kc) =>
+      [
+        '    {',
+        ...range(R).map(
+          (r) => `    let pf${r} = subgroupMatrixLoad<${left}, row_major>(&Ps, ${r * M * st.p + kc * K}u, ${st.p}u);`,
+        ),
+        ...range(colFrags).flatMap((j) => [
+          `    { let vf = subgroupMatrixLoad<${right}, row_major>(&Xs, ${kc * K * st.x}u + sgc * ${columns}u + ${j * N}u, ${st.x}u);`,
+          ...range(R).map((r) => `      ${of(r, j)} = subgroupMatrixMultiplyAccumulate(pf${r}, vf, ${of(r, j)});`),
+          '    }',
+        ]),
+        '    }',
+      ].join('\n'),
+    )
+    .join('\n');
+
+  // The output leaves through each subgroup's `keys` columns of Ss, `chunkFrags` fragments at a time.
+  const chunkFrags = Math.min(keyFrags, colFrags);
+  const writeOut = range(Math.ceil(colFrags / chunkFrags))
+    .map((chunk) => {
+      const frags = range(chunkFrags)
+        .map((f) => chunk * chunkFrags + f)
+        .filter((j) => j < colFrags);
+      const width = frags.length * N;
+      return `  workgroupBarrier();
+${range(R)
+  .flatMap((r) =>
+    frags.map(
+      (j, f) => `  subgroupMatrixStore<row_major>(&Ss, ${r * M * st.s}u + sgc * ${keys}u + ${f * N}u, ${of(r, j)}, ${st.s}u);`,
+    ),
+  )
+  .join('\n')}
+  workgroupBarrier();
+  for (var e = li; e < ROWS * ${c.subgroups * width}u; e += THREADS) {
+    let rr = e / ${c.subgroups * width}u;
+    let g = (e / ${width}u) % SUBGROUPS;
+    let cc = e % ${width}u;
+    let i = q0 + rr;
+    if (i < p.n) {
+      o[((b * p.n + i) * p.hq + h) * ${c.dv}u + g * ${columns}u + ${chunk * chunkFrags * N}u + cc] = toF16(Ss[rr * ${st.s}u + g * ${keys}u + cc]);
+    }
+  }`;
+    })
+    .join('\n');
+
+  // Stages `count` rows of `width` from a token-major tensor into Xs, zeros past n.
+  const stage = (src: string, first: string, count: number, width: number, heads: string, head: string) =>
+    `    for (var e = li; e < ${count * width}u; e += THREADS) {
+      let rr = e / ${width}u;
+      let cc = e % ${width}u;
+      let t = ${first} + rr;
+      var x = f16(0.0);
+      if (t < p.n) { x = ${src}[((b * p.n + t) * ${heads} + ${head}) * ${width}u + cc]; }
+      Xs[rr * ${st.x}u + cc] = x;
+    }`;
+
+  return `${enables({ subgroupMatrix: true })}
+${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
+${paramsStruct(MASKED_PARAMS)}
+${TO_F16_WGSL}
+@group(0) @binding(0) var<storage, read> q: array<f16>;
+@group(0) @binding(1) var<storage, read> k: array<f16>;
+@group(0) @binding(2) var<storage, read> v: array<f16>;
+@group(0) @binding(3) var<storage, read> m: array<f16>;
+@group(0) @binding(4) var<storage, read_write> o: array<f16>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+const ROWS = ${rows}u;
+const TILE = ${c.tile}u;
+const THREADS = ${threads}u;
+const SUBGROUPS = ${c.subgroups}u;
+var<workgroup> Xs: array<f16, ${Math.max(rows, c.tile) * st.x}>;
+var<workgroup> Ss: array<f32, ${rows * st.s}>;
+var<workgroup> Ps: array<f16, ${rows * st.p}>;
+
+${MASK_AT_WGSL}
+
+${WORKGROUP_INDEX_WGSL}
+
+@compute @workgroup_size(${threads})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32) {
+  let w = workgroupIndex(wid, nwg);
+  if (w >= p.count) { return; }
+  let tileIndex = w % p.tiles;
+  let h = (w / p.tiles) % p.hq;
+  let b = w / (p.tiles * p.hq);
+  let hk = h / p.group;
+  let q0 = tileIndex * ROWS;
+  // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
+  let sgc = min(sg, SUBGROUPS - 1u);
+${stage('q', 'q0', rows, c.dk, 'p.hq', 'h')}
+  workgroupBarrier();
+${range(R)
+  .flatMap((r) =>
+    range(dkFrags).map(
+      (kk) => `  let ${qf(r, kk)} = subgroupMatrixLoad<${left}, row_major>(&Xs, ${r * M * st.x + kk * K}u, ${st.x}u);`,
+    ),
+  )
+  .join('\n')}
+${range(R)
+  .flatMap((r) => range(colFrags).map((j) => `  var ${of(r, j)} = ${result}();`))
+  .join('\n')}
+  for (var k0 = 0u; k0 < p.n; k0 += TILE) {
+    workgroupBarrier();
+${stage('k', 'k0', c.tile, c.dk, 'p.hkv', 'hk')}
+    workgroupBarrier();
+${scores}
+    workgroupBarrier();
+    for (var e = li; e < ROWS * TILE; e += THREADS) {
+      let rr = e / TILE;
+      let cc = e % TILE;
+      let i = q0 + rr;
+      let j = k0 + cc;
+      var x = 0.0;
+      if (i < p.n && j < p.n) { x = Ss[rr * ${st.s}u + cc] * p.scale * maskAt(b, h, i, j); }
+      Ps[rr * ${st.p}u + cc] = toF16(x);
+    }
+${stage('v', 'k0', c.tile, c.dv, 'p.hkv', 'hk')}
+    workgroupBarrier();
+${products}
+  }
+${writeOut}
+}
+`;
+}
