@@ -4,7 +4,12 @@
  * cache is read once per sequence.
  * @packageDocumentation
  */
-export { type MlaAttentionOptions, mlaAttention } from './attention/attention.js';
+export {
+  MLA_FLASH_MIN_QUERIES,
+  type MlaAttentionOptions,
+  type MlaKernelChoice,
+  mlaAttention,
+} from './attention/attention.js';
 export {
   MLA_ATTENTION_PARAMS,
   MLA_COMBINE_PARAMS,
@@ -24,4 +29,22 @@ export {
   type MlaPlanInput,
   planMlaAttention,
 } from './attention/plan.js';
+export {
+  MLA_APPEND_PARAMS,
+  MLA_APPEND_WORKGROUP,
+  type MlaAppendKernelConfig,
+  mlaAppendWgsl,
+} from './cache/append.wgsl.js';
+export { MlaCache, type MlaCacheOptions } from './cache/cache.js';
+export { mlaAttentionPaged } from './cache/paged-attention.js';
 export { absorbedHeadDims, type MlaConfig, resolveMlaConfig } from './config.js';
+export {
+  MLA_CONCAT_Q_PARAMS,
+  MLA_EPILOGUE_PARAMS,
+  MLA_EPILOGUE_WORKGROUP,
+  MLA_GATHER_KEYS_PARAMS,
+  MLA_GATHER_WORKGROUP,
+  mlaConcatQueryWgsl,
+  mlaEpilogueWgsl,
+  mlaGatherKeysWgsl,
+} from './prefill/prefill.wgsl.js';
