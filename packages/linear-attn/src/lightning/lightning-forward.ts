@@ -89,8 +89,24 @@ export async function lightningAttention(
   v: Tensor,
   options: LightningAttentionOptions,
 ): Promise<LightningAttentionResult> {
+  const plan = planLightning('lightningAttention', gpu, q, k, v, options);
+  return runLightningForward(gpu, plan, q, k, v, options.initialState);
+}
+
+/**
+ * The forward of a checked plan (what {@link lightningAttention} runs after validation).
+ *
+ * @throws WebAttnError when `plan.checkFinite` and an output leaves f16's range.
+ */
+export async function runLightningForward(
+  gpu: Gpu,
+  plan: LightningPlan,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  initialState?: Tensor,
+): Promise<LightningAttentionResult> {
   const op = 'lightningAttention';
-  const plan = planLightning(op, gpu, q, k, v, options);
   const owned: Tensor[] = [];
   const keep = (t: Tensor) => {
     owned.push(t);
@@ -107,7 +123,7 @@ export async function lightningAttention(
     scratch.push(states);
     const finalState = (await scanStates(gpu, plan, tensors, states, {
       reverse: false,
-      ...(options.initialState && { start: options.initialState }),
+      ...(initialState && { start: initialState }),
       writeEnd: true,
     })) as Tensor;
     const result: Tensor[] = [finalState];
@@ -132,7 +148,7 @@ export async function lightningAttention(
         v,
         qUsed,
         kUsed,
-        ...(options.initialState && { initialState: options.initialState }),
+        ...(initialState && { initialState }),
         tensors,
         owned,
       };
