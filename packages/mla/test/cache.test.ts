@@ -55,8 +55,8 @@ async function check(gpu: Gpu, cache: MlaCache, mirror: Mirror, ids: number[], n
   const kPe = new Float32Array(b * nk * dr).fill(Number.NaN);
   ids.forEach((id, i) => {
     const s = mirror.tokens.get(id)!;
-    s.c.forEach((row, j) => cKv.set(row, (i * nk + j) * r));
-    s.k.forEach((row, j) => kPe.set(row, (i * nk + j) * dr));
+    for (const [j, row] of s.c.entries()) cKv.set(row, (i * nk + j) * r);
+    for (const [j, row] of s.k.entries()) kPe.set(row, (i * nk + j) * dr);
   });
   const qL = randn(b * nq * heads * r, seed++);
   const qP = randn(b * nq * heads * dr, seed++);

@@ -74,6 +74,12 @@ export class MlaCache {
     this.r = r;
     this.dr = dr;
     this.pageSize = pageSize;
+    check(
+      dtype === 'f32' || (pageSize * (r + dr)) % 2 === 0,
+      'invalid-argument',
+      () =>
+        `${OP}: options.pageSize: an f16 page must hold an even number of values (copies move 4-byte words), got ${pageSize} · ${r + dr}`,
+    );
     this.dtype = dtype;
     this.pages = Tensor.empty(gpu, [pages, pageSize, r + dr], dtype);
     this.refs = new Uint32Array(pages);
@@ -201,13 +207,13 @@ export class MlaCache {
         'shape-mismatch',
         () => `${OP}.append: counts: expected ${b} entries, got ${counts.length}`,
       );
-      counts.forEach((c, i) =>
+      for (const [i, c] of counts.entries()) {
         check(
           Number.isSafeInteger(c) && c >= 0 && c <= n,
           'invalid-argument',
           () => `${OP}.append: counts[${i}]: expected an integer in [0, ${n}], got ${c}`,
-        ),
-      );
+        );
+      }
     }
     const states = ids.map((id, i) => this.state(id, `ids[${i}]`));
     const needed = states.reduce((sum, s, i) => {
@@ -248,7 +254,7 @@ export class MlaCache {
     const states = ids.map((id, i) => this.state(id, `ids[${i}]`));
     const maxPages = Math.max(1, ...states.map((s) => s.pages.length));
     const words = new Uint32Array(ids.length * maxPages);
-    states.forEach((s, i) => words.set(s.pages, i * maxPages));
+    for (const [i, s] of states.entries()) words.set(s.pages, i * maxPages);
     return { words, maxPages, lengths: states.map((s) => s.length) };
   }
 
