@@ -1,0 +1,141 @@
+import { type Gpu, Tensor } from '@webattn/core';
+import { nullGpu, testGpu } from '@webattn/core/testing';
+import { randn } from '@webattn/reference';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  mlaAppendWgsl,
+  mlaAttention,
+  mlaAttentionWgsl,
+  mlaCombineWgsl,
+  mlaConcatQueryWgsl,
+  mlaEpilogueWgsl,
+  mlaGatherKeysWgsl,
+  planMlaAttention,
+} from '../src/index.js';
+
+describe('every MLA kernel compiles on the null backend, f32 and f16', () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await nullGpu();
+  });
+  afterAll(() => gpu.destroy());
+
+  for (const dtype of ['f32', 'f16'] as const) {
+    it(dtype, async () => {
+      const kernels: [string, string][] = [];
+      for (const [name, dims] of [
+        ['MiniCPM3', { heads: 40, r: 256, dr: 32, dv: 64 }],
+        ['DeepSeek-V2', { heads: 16, r: 512, dr: 64, dv: 128 }],
+        ['small, no rope', { heads: 3, r: 32, dr: 0, dv: 8 }],
+      ] as const) {
+        for (const nq of [1, 3, 64]) {
+          const plan = planMlaAttention(gpu, { batch: 2, nq, maxLength: 1000, ...dims });
+          for (const source of ['dense', 'paged'] as const) {
+            for (const fused of [true, false]) {
+              kernels.push([
+                `${name} nq=${nq} ${source} fused=${fused}`,
+                mlaAttentionWgsl({ dtype, ...dims, rows: plan.rows, keyTile: plan.keyTile, source, fused }),
+              ]);
+            }
+            kernels.push([
+              `${name} gather ${source}`,
+              mlaGatherKeysWgsl({ dtype, r: dims.r, dr: dims.dr, source }),
+            ]);
+          }
+        }
+        kernels.push([`${name} combine`, mlaCombineWgsl({ dtype, ...dims })]);
+        kernels.push([`${name} epilogue`, mlaEpilogueWgsl({ dtype, ...dims })]);
+        kernels.push([`${name} concat`, mlaConcatQueryWgsl({ dtype, r: dims.r, dr: dims.dr })]);
+        for (const input of ['f32', 'f16'] as const) {
+          kernels.push([
+            `${name} append ${input}`,
+            mlaAppendWgsl({ input, cache: dtype, r: dims.r, dr: dims.dr }),
+          ]);
+        }
+      }
+      for (const [name, code] of kernels) {
+        await expect(gpu.pipelines.get(code, name), name).resolves.toBeDefined();
+      }
+    });
+  }
+});
+
+describe('mlaAttention rejects bad input before dispatching, and leaks nothing', () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await testGpu();
+  });
+  afterAll(() => gpu.destroy());
+
+  const make = (shape: number[]) =>
+    Tensor.from(
+      gpu,
+      randn(
+        shape.reduce((a, b) => a * b, 1),
+        1,
+      ),
+      shape,
+    );
+
+  it('names the argument, the expected and the actual value', async () => {
+    using ql = make([2, 1, 4, 16]);
+    using qp = make([2, 1, 4, 8]);
+    using c = make([2, 10, 16]);
+    using k = make([2, 10, 8]);
+    using w = make([4, 16, 8]);
+    using bad3 = make([2, 10, 4]);
+    const run = (
+      args: Partial<Record<'ql' | 'qp' | 'c' | 'k' | 'w', Tensor>>,
+      lengths: number[],
+      options: object,
+    ) =>
+      mlaAttention(gpu, args.ql ?? ql, args.qp ?? qp, args.c ?? c, args.k ?? k, args.w ?? w, lengths, {
+        scale: 0.1,
+        ...options,
+      });
+    await expect(run({}, [3, 11], {})).rejects.toThrow(
+      /lengths\[1\]: expected an integer in \[0, 10\].*got 11/,
+    );
+    await expect(run({}, [3], {})).rejects.toThrow(/lengths: expected 2 entries \(the batch\), got 1/);
+    await expect(run({}, [3, -1], {})).rejects.toThrow(/lengths\[1\]/);
+    await expect(run({ k: bad3 }, [3, 3], {})).rejects.toThrow(
+      /kPe: expected shape \[b, nk, dr\] = \[2, 10, 8\], got \[2, 10, 4\]/,
+    );
+    await expect(run({ c: bad3 }, [3, 3], {})).rejects.toThrow(
+      /cKv: expected shape \[b, nk, r\] = \[2, 10, 16\], got \[2, 10, 4\]/,
+    );
+    await expect(run({ w: bad3 }, [3, 3], {})).rejects.toThrow(
+      /wUv: expected shape \[h, r, dv\] = \[4, 16, \*\], got \[2, 10, 4\]/,
+    );
+    await expect(run({ qp: bad3 }, [3, 3], {})).rejects.toThrow(/qPe: expected shape/);
+    await expect(run({ ql: bad3 }, [3, 3], {})).rejects.toThrow(
+      /qLatent: expected shape \[b, nq, h, r\] \(4 dims\)/,
+    );
+    await expect(run({}, [3, 3], { scale: Number.NaN })).rejects.toThrow(
+      /options.scale: expected a finite number, got NaN/,
+    );
+    await expect(run({}, [3, 3], { splits: 0 })).rejects.toThrow(
+      /options.splits: expected a positive integer, got 0/,
+    );
+    await expect(run({}, [3, 3], { kernel: 'x' })).rejects.toThrow(
+      /options.kernel: expected 'auto', 'latent' or 'flash'/,
+    );
+    await expect(run({}, [3, 3], { tier: 'f16' })).rejects.toThrow(/tier 'f16'/);
+  });
+
+  it('leaks no GPU memory and gives the same bits twice', async () => {
+    using ql = make([2, 3, 4, 16]);
+    using qp = make([2, 3, 4, 8]);
+    using c = make([2, 40, 16]);
+    using k = make([2, 40, 8]);
+    using w = make([4, 16, 8]);
+    const live = gpu.memory().liveBuffers;
+    const bits: string[] = [];
+    for (const options of [{ splits: 1 }, { splits: 3 }, { splits: 3 }, { kernel: 'flash' as const }]) {
+      using o = await mlaAttention(gpu, ql, qp, c, k, w, [40, 17], { scale: 0.1, ...options });
+      bits.push(Buffer.from((await o.read()).buffer).toString('base64'));
+    }
+    expect(bits[1]).toBe(bits[2]);
+    expect(gpu.memory().liveBuffers).toBe(live);
+  });
+});
