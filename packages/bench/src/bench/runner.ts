@@ -76,6 +76,7 @@ export async function runTables(
         }
         table.rows.push(row);
       }
+      if (spec.notes) table.notes = spec.notes();
       tables.push(table);
     }
   } finally {

@@ -2,6 +2,7 @@
 import type { Dtype, Gpu, Tier } from '@webattn/core';
 import type { Suite } from '../verify/check.js';
 import { flashTables } from './flash-suite.js';
+import { maskedLinearTables } from './masked-linear-suite.js';
 import { matmulTable } from './matmul-suite.js';
 import { nsaTables } from './nsa-suite.js';
 import type { TableSpec } from './types.js';
@@ -25,6 +26,8 @@ export function suiteTables(gpu: Gpu, suite: Suite, options: SuiteOptions): Tabl
       return flashTables(gpu, options);
     case 'nsa':
       return nsaTables(gpu, options);
+    case 'linear':
+      return [...maskedLinearTables(gpu, options)];
     default:
       throw new Error(
         `bench ${suite}: the ${suite} kernels are not implemented yet in this version; available suites: ${BENCHED_SUITES.join(', ')}`,
@@ -33,4 +36,4 @@ export function suiteTables(gpu: Gpu, suite: Suite, options: SuiteOptions): Tabl
 }
 
 /** Suites that have tables in this build, for `bench all`. */
-export const BENCHED_SUITES: readonly Suite[] = ['core', 'flash', 'nsa'];
+export const BENCHED_SUITES: readonly Suite[] = ['core', 'flash', 'nsa', 'linear'];

@@ -86,6 +86,7 @@ export function reportMarkdown(report: BenchReport): string {
     parts.push('', `### ${table.title}`, '', timingMarkdown(table, report.iterations));
     const throughput = throughputMarkdown(table, c.tensorCoreTflops);
     if (throughput) parts.push('', throughput);
+    if (table.notes?.length) parts.push('', ...table.notes);
   }
   return `${parts.join('\n')}\n`;
 }

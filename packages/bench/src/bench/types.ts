@@ -33,6 +33,8 @@ export interface TableSpec {
   flops?: (size: number) => number;
   /** The columns are stages of one run, not alternatives: no ratios between them. */
   stages?: boolean;
+  /** Markdown lines printed under the table, built once it has run (e.g. memory measured while preparing). */
+  notes?: () => string[];
 }
 
 /** One measured (or merged) cell. */
@@ -57,6 +59,8 @@ export interface BenchTable {
   flops?: Record<number, number>;
   /** The columns are stages of one run: no ratios between them. */
   stages?: boolean;
+  /** Markdown lines printed under the table. */
+  notes?: string[];
 }
 
 /** Everything one `webattn bench` run produced. */

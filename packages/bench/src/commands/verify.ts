@@ -4,6 +4,7 @@ import { adapterLine, isCpuAdapter } from '../adapter.js';
 import { type Check, SUITES, type Suite } from '../verify/check.js';
 import { coreChecks } from '../verify/core-checks.js';
 import { flashChecks } from '../verify/flash-checks.js';
+import { maskedLinearChecks } from '../verify/masked-linear-checks.js';
 import { nsaChecks } from '../verify/nsa-checks.js';
 import { runChecks } from '../verify/verify.js';
 
@@ -16,6 +17,8 @@ export function suiteChecks(gpu: Gpu, suite: Suite): Check[] | undefined {
       return flashChecks(gpu);
     case 'nsa':
       return nsaChecks(gpu);
+    case 'linear':
+      return [...maskedLinearChecks(gpu)];
     default:
       return undefined;
   }

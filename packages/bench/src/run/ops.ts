@@ -13,6 +13,7 @@ import {
   type Tier,
 } from '@webattn/core';
 import { disposeNsaForward, nsaBackward, nsaForward, readSelection, resolveNsaConfig } from '@webattn/nsa';
+import { linearAttnOp } from './linear-attn-op.js';
 
 /** A tensor to write back: name, shape and values (floats written in the input's float precision). */
 export interface OpOutput {
@@ -223,5 +224,5 @@ const nsaOp: RunOp = {
 
 /** Every op, by name. */
 export const RUN_OPS: ReadonlyMap<string, RunOp> = new Map(
-  [matmulOp, flashAttentionOp, nsaOp].map((op) => [op.name, op]),
+  [matmulOp, flashAttentionOp, nsaOp, linearAttnOp].map((op) => [op.name, op]),
 );

@@ -1,0 +1,213 @@
+/**
+ * `webattn bench linear`, masked form: the seed's `O = ((Q Kᵀ) ⊙ M) V` with its random 0/1 mask
+ * `[1, 1, n, n]`, naive (materialised) vs blocked (tiled) vs fused (tensor cores where the tier has
+ * them), forward and backward, per tier; and the seed's memory table: the peak bytes of the buffers
+ * each implementation allocates (its intermediates and outputs, not the inputs), relative to naive.
+ */
+import { type Gpu, Tensor, type Tier, tierDtype } from '@webattn/core';
+import {
+  type MaskedImplementation,
+  type MaskedLinearAttentionResult,
+  maskedLinearAttention,
+  maskedLinearAttentionBackward,
+} from '@webattn/linear-attn';
+import { randn, seededUniform } from '@webattn/reference';
+import type { SuiteOptions } from './suites.js';
+import type { Implementation, PreparedRun, TableSpec } from './types.js';
+
+const GPU_SIZES = [1024, 2048, 4096, 8192];
+const CPU_SIZES = [64, 128];
+
+interface MaskedBenchShape {
+  heads: number;
+  kvHeads: number;
+  d: number;
+}
+
+/** b = 1, 8 heads of 128 on a GPU (the naive scores, `[8, n, n]` f32, still bind at n = 4096); tiny on a CPU. */
+function shapeFor(cpu: boolean): MaskedBenchShape {
+  return cpu ? { heads: 2, kvHeads: 2, d: 32 } : { heads: 8, kvHeads: 8, d: 128 };
+}
+
+/** The seed's random 0/1 mask. */
+function randomMask(n: number): Float32Array {
+  const rand = seededUniform(7);
+  return Float32Array.from({ length: n * n }, () => (rand() < 0.5 ? 0 : 1));
+}
+
+function inputs(gpu: Gpu, s: MaskedBenchShape, n: number, tier: Tier) {
+  const dtype = tierDtype(tier);
+  // Scaled so that f16 sums of n products stay far from overflow.
+  const scale = 1 / Math.sqrt(s.d * n);
+  return {
+    q: Tensor.from(gpu, randn(n * s.heads * s.d, 1, scale), [1, n, s.heads, s.d], dtype),
+    k: Tensor.from(gpu, randn(n * s.kvHeads * s.d, 2), [1, n, s.kvHeads, s.d], dtype),
+    v: Tensor.from(gpu, randn(n * s.kvHeads * s.d, 3), [1, n, s.kvHeads, s.d], dtype),
+    mask: Tensor.from(gpu, randomMask(n), [1, 1, n, n], dtype),
+    dO: Tensor.from(gpu, randn(n * s.heads * s.d, 4, scale), [1, n, s.heads, s.d], dtype),
+  };
+}
+
+/**
+ * Runs `fn` while counting the bytes of the pool buffers it acquires and has not released (readback
+ * staging aside), and returns the peak.
+ */
+export async function peakAllocatedBytes(gpu: Gpu, fn: () => Promise<void>): Promise<number> {
+  const pool = gpu.pool;
+  const acquire = pool.acquire;
+  const release = pool.release;
+  const mine = new Map<GPUBuffer, number>();
+  let live = 0;
+  let peak = 0;
+  pool.acquire = (bytes, usage, label) => {
+    const buffer = acquire.call(pool, bytes, usage, label);
+    if (label !== 'readback') {
+      mine.set(buffer, buffer.size);
+      live += buffer.size;
+      peak = Math.max(peak, live);
+    }
+    return buffer;
+  };
+  pool.release = (buffer) => {
+    const size = mine.get(buffer);
+    if (size !== undefined) {
+      live -= size;
+      mine.delete(buffer);
+    }
+    release.call(pool, buffer);
+  };
+  try {
+    await fn();
+  } finally {
+    pool.acquire = acquire;
+    pool.release = release;
+  }
+  return peak;
+}
+
+/** Whether the naive kernels' `[b, h, n, n]` f32 scores fit one binding. */
+function naiveFits(gpu: Gpu, s: MaskedBenchShape, n: number): boolean {
+  return s.heads * n * n * 4 <= gpu.caps.limits.maxStorageBufferBindingSize;
+}
+
+const tierName = (tier: Tier) => (tier === 'subgroup-matrix' ? 'tensor-core f16' : tier);
+
+/** Peak bytes per (pass, implementation, tier, n), filled while the columns prepare. */
+type MemoryLog = Map<string, number>;
+const memoryKey = (pass: string, impl: string, tier: Tier, n: number) => `${pass}|${impl}|${tier}|${n}`;
+
+function column(
+  s: MaskedBenchShape,
+  tier: Tier,
+  implementation: MaskedImplementation,
+  pass: 'forward' | 'backward',
+  memory: MemoryLog,
+): Implementation {
+  return {
+    name: `${implementation} ${tierName(tier)}`,
+    tier,
+    async prepare(gpu, n): Promise<PreparedRun | undefined> {
+      if (implementation === 'naive' && !naiveFits(gpu, s, n)) return undefined;
+      const x = inputs(gpu, s, n, tier);
+      // The bench measures kernels: the f16 finite check (a readback) stays off.
+      const options = { implementation, tier, checkFinite: false };
+      const forward = () => maskedLinearAttention(gpu, x.q, x.k, x.v, x.mask, options);
+      let held: MaskedLinearAttentionResult | undefined;
+      let last: Tensor[] = [];
+      const free = () => {
+        for (const t of last) t.dispose();
+        last = [];
+      };
+      if (pass === 'forward') {
+        const bytes = await peakAllocatedBytes(gpu, async () => {
+          last = [(await forward()).o];
+          await gpu.sync();
+        });
+        memory.set(memoryKey(pass, implementation, tier, n), bytes);
+      } else {
+        held = await forward();
+        const ctx = held.ctx;
+        const bytes = await peakAllocatedBytes(gpu, async () => {
+          last = Object.values(await maskedLinearAttentionBackward(ctx, x.dO));
+          await gpu.sync();
+        });
+        memory.set(memoryKey(pass, implementation, tier, n), bytes);
+      }
+      return {
+        async run() {
+          free();
+          if (pass === 'forward') last = [(await forward()).o];
+          else last = Object.values(await maskedLinearAttentionBackward(held!.ctx, x.dO));
+        },
+        dispose: () => {
+          free();
+          held?.o.dispose();
+          for (const t of Object.values(x)) t.dispose();
+        },
+      };
+    },
+  };
+}
+
+/** The memory table as markdown lines: MiB per implementation, and each relative to naive. */
+function memoryNotes(
+  title: string,
+  pass: string,
+  tiers: readonly Tier[],
+  sizes: readonly number[],
+  memory: MemoryLog,
+): () => string[] {
+  return () => {
+    const impls: MaskedImplementation[] = ['naive', 'blocked', 'fused'];
+    const columns = tiers.flatMap((t) => impls.map((i) => [i, t] as const));
+    const names = columns.map(([i, t]) => `${i} ${tierName(t)}`);
+    const lines = [
+      title,
+      '',
+      `| n | ${names.map((c) => `${c} MiB`).join(' | ')} | ${names.map((c) => `${c} / naive`).join(' | ')} |`,
+      `|${[...names, ...names, 'n'].map(() => ' ---: |').join('')}`,
+    ];
+    for (const n of sizes) {
+      const bytes = columns.map(([i, t]) => memory.get(memoryKey(pass, i, t, n)));
+      const mib = bytes.map((b) => (b === undefined ? '—' : (b / 2 ** 20).toPrecision(3)));
+      const ratios = columns.map(([, t], c) => {
+        const base = memory.get(memoryKey(pass, 'naive', t, n));
+        const b = bytes[c];
+        return base && b !== undefined ? `${(b / base).toFixed(2)}x` : '—';
+      });
+      lines.push(`| ${[n, ...mib, ...ratios].join(' | ')} |`);
+    }
+    return lines;
+  };
+}
+
+/** Forward and backward tables of the masked form, with the peak-memory table under each. */
+export function maskedLinearTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
+  const s = shapeFor(options.cpu);
+  const wanted = (t: Tier) =>
+    gpu.caps.tiers.includes(t) &&
+    (!options.tier || options.tier === t) &&
+    (!options.dtype || tierDtype(t) === options.dtype);
+  // The fastest f32 tier and the fastest f16 tier.
+  const f32 = (['subgroups', 'portable'] as const).find(wanted);
+  const f16 = (['subgroup-matrix', 'f16'] as const).find(wanted);
+  const tiers = [f32, f16].filter((t): t is Tier => t !== undefined);
+  const sizes = options.sizes ?? (options.cpu ? CPU_SIZES : GPU_SIZES);
+  const shape = `b=1, h=${s.heads}, d=${s.d}, random 0/1 mask [1, 1, n, n]`;
+  const memory: MemoryLog = new Map();
+  const impls: MaskedImplementation[] = ['naive', 'blocked', 'fused'];
+  return (['forward', 'backward'] as const).map((pass) => ({
+    id: `linear-masked-${pass === 'forward' ? 'fwd' : 'bwd'}`,
+    title: `Masked linear attention ${pass}, naive vs blocked vs fused (${shape})`,
+    sizeLabel: 'n',
+    sizes,
+    implementations: tiers.flatMap((t) => impls.map((i) => column(s, t, i, pass, memory))),
+    notes: memoryNotes(
+      `Peak bytes allocated by the masked ${pass} (intermediates and outputs, not the inputs), and their ratio to naive (the seed's 1x / 0.7x / 0.3x table):`,
+      pass,
+      tiers,
+      sizes,
+      memory,
+    ),
+  }));
+}
