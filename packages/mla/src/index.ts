@@ -23,11 +23,20 @@ export {
   mlaCombineWgsl,
 } from './attention/attention.wgsl.js';
 export {
+  MLA_LAZY_RESCALE,
+  type MlaMatrixKernelConfig,
+  mlaAttentionMatrixWgsl,
+  mlaMatrixSharedBytes,
+  mlaMatrixUnsupported,
+} from './attention/attention-matrix.wgsl.js';
+export {
   MLA_MIN_SPLIT_KEYS,
   MLA_TARGET_WORKGROUPS,
+  type MlaMatrixPlan,
   type MlaPlan,
   type MlaPlanInput,
   planMlaAttention,
+  planMlaMatrix,
 } from './attention/plan.js';
 export {
   MLA_APPEND_PARAMS,

@@ -5,12 +5,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   mlaAppendWgsl,
   mlaAttention,
+  mlaAttentionMatrixWgsl,
   mlaAttentionWgsl,
   mlaCombineWgsl,
   mlaConcatQueryWgsl,
   mlaEpilogueWgsl,
   mlaGatherKeysWgsl,
+  mlaMatrixSharedBytes,
   planMlaAttention,
+  planMlaMatrix,
 } from '../src/index.js';
 
 describe('every MLA kernel compiles on the null backend, f32 and f16', () => {
@@ -58,6 +61,46 @@ describe('every MLA kernel compiles on the null backend, f32 and f16', () => {
       }
     });
   }
+});
+
+describe('the tensor-core kernel compiles on the null backend', () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await nullGpu();
+  });
+  afterAll(() => gpu.destroy());
+
+  it('as planned there, and at the H100/H200 tile sizes as a shader module', async () => {
+    for (const [name, dims] of [['MiniCPM3', { heads: 40, r: 256, dr: 32 }]] as const) {
+      for (const nq of [1, 2, 4]) {
+        const plan = planMlaMatrix(gpu, { batch: 2, nq, maxLength: 1000, ...dims });
+        expect(plan, `${name} nq=${nq}`).toBeDefined();
+        for (const source of ['dense', 'paged'] as const) {
+          const code = mlaAttentionMatrixWgsl({ ...dims, ...plan!, source });
+          await expect(gpu.pipelines.get(code, `${name} ${source}`)).resolves.toBeDefined();
+        }
+      }
+    }
+    // The null backend allows 16 KiB of workgroup memory; the GPUs this targets allow 48 KiB, where
+    // the planner takes 48 rows and 32-key tiles. Their shader modules must compile without errors.
+    for (const [source, dims] of [
+      ['dense', { heads: 40, r: 256, dr: 32, rows: 48, keyTile: 32 }],
+      ['paged', { heads: 40, r: 256, dr: 32, rows: 48, keyTile: 32 }],
+      ['paged', { heads: 16, r: 512, dr: 64, rows: 16, keyTile: 32 }],
+    ] as const) {
+      const c = {
+        ...dims,
+        subgroups: 4,
+        subgroupSize: 32,
+        pinSubgroupSize: true,
+        source,
+      };
+      expect(mlaMatrixSharedBytes(c)).toBeLessThanOrEqual(49152);
+      const module = gpu.device.createShaderModule({ code: mlaAttentionMatrixWgsl(c) });
+      const info = await module.getCompilationInfo();
+      expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+    }
+  });
 });
 
 describe('mlaAttention rejects bad input before dispatching, and leaks nothing', () => {

@@ -9,8 +9,9 @@ import {
   mlaAttentionWgsl,
   mlaCombineWgsl,
 } from './attention.wgsl.js';
+import { mlaAttentionMatrixWgsl } from './attention-matrix.wgsl.js';
 import type { MlaLaunch } from './launch-types.js';
-import { type MlaPlan, planMlaAttention } from './plan.js';
+import { type MlaPlan, planMlaAttention, planMlaMatrix } from './plan.js';
 
 /** Options of {@link mlaAttention}. */
 export interface MlaAttentionOptions {
@@ -100,20 +101,6 @@ export function checkLengths(
   }
 }
 
-/** The plan a launch would use on this device (the bench reports it). */
-export function mlaLaunchPlan(gpu: Gpu, launch: Omit<MlaLaunch, 'keys' | 'wUv' | 'scale' | 'tier'>): MlaPlan {
-  const [batch, nq, heads, r] = launch.qLatent.shape as [number, number, number, number];
-  return planMlaAttention(gpu, {
-    batch,
-    nq,
-    heads,
-    r,
-    dr: launch.qPe.shape[3]!,
-    maxLength: Math.max(0, ...Array.from(launch.lengths)),
-    ...(launch.splits !== undefined && { splits: launch.splits }),
-  });
-}
-
 /** Runs a checked launch; returns o `[b, nq, h, dv]` in the queries' dtype. */
 export async function launchMlaAttention(gpu: Gpu, launch: MlaLaunch): Promise<Tensor> {
   const { qLatent, qPe, keys, wUv, lengths, scale } = launch;
@@ -123,23 +110,26 @@ export async function launchMlaAttention(gpu: Gpu, launch: MlaLaunch): Promise<T
   const dtype = qLatent.dtype;
   const o = Tensor.empty(gpu, [batch, nq, heads, dv], dtype);
   if (o.size === 0) return o;
-  const plan = mlaLaunchPlan(gpu, launch);
   const rows = nq * heads;
-  const fused = plan.splits === 1;
-  const source: MlaKeySource = keys.source;
-  const code = mlaAttentionWgsl({
-    dtype,
+  using lengthsTensor = u32Tensor(gpu, lengths);
+  const keyBuffers = keys.source === 'dense' ? [keys.cKv, keys.kPe] : [keys.pages, keys.table];
+  const maxLength = Math.max(0, ...Array.from(lengths));
+  const planInput = {
+    batch,
+    nq,
     heads,
     r,
     dr,
-    dv,
-    rows: plan.rows,
-    keyTile: plan.keyTile,
-    source,
-    fused,
-  });
-  using lengthsTensor = u32Tensor(gpu, lengths);
-  const keyBuffers = keys.source === 'dense' ? [keys.cKv, keys.kPe] : [keys.pages, keys.table];
+    maxLength,
+    ...(launch.splits !== undefined && { splits: launch.splits }),
+  };
+  const matrix = launch.tier === 'subgroup-matrix' ? planMlaMatrix(gpu, planInput) : undefined;
+  const plan: MlaPlan = matrix ?? planMlaAttention(gpu, planInput);
+  const fused = !matrix && plan.splits === 1;
+  const source: MlaKeySource = keys.source;
+  const code = matrix
+    ? mlaAttentionMatrixWgsl({ heads, r, dr, ...matrix, source })
+    : mlaAttentionWgsl({ dtype, heads, r, dr, dv, rows: plan.rows, keyTile: plan.keyTile, source, fused });
   const params = {
     layout: MLA_ATTENTION_PARAMS,
     values: {
@@ -154,7 +144,8 @@ export async function launchMlaAttention(gpu: Gpu, launch: MlaLaunch): Promise<T
       scale,
     },
   };
-  const label = `mla attention ${source} [${launch.tier}] h=${heads} r=${r} rows=${plan.rows} splits=${plan.splits}`;
+  const kind = matrix ? 'matrix' : 'rows';
+  const label = `mla attention ${kind} ${source} [${launch.tier}] h=${heads} r=${r} rows=${plan.rows} splits=${plan.splits}`;
   const workgroups = batch * plan.rowBlocks * plan.splits;
   try {
     if (fused) {
@@ -167,8 +158,10 @@ export async function launchMlaAttention(gpu: Gpu, launch: MlaLaunch): Promise<T
       });
       return o;
     }
-    using part = Tensor.empty(gpu, [batch, plan.splits, rows, r], 'f32');
-    using stats = Tensor.empty(gpu, [batch, plan.splits, rows, 2], 'f32');
+    // The tensor-core kernel stores whole 16-row fragments: its partials have padded row blocks.
+    const rowStride = matrix ? plan.rowBlocks * plan.rows : rows;
+    using part = Tensor.empty(gpu, [batch, plan.splits, rowStride, r], 'f32');
+    using stats = Tensor.empty(gpu, [batch, plan.splits, rowStride, 2], 'f32');
     await dispatch(gpu, {
       label,
       code,
@@ -180,7 +173,7 @@ export async function launchMlaAttention(gpu: Gpu, launch: MlaLaunch): Promise<T
       label: `mla combine [${launch.tier}] splits=${plan.splits}`,
       code: mlaCombineWgsl({ dtype, heads, r, dv }),
       buffers: [part, stats, wUv, o],
-      params: { layout: MLA_COMBINE_PARAMS, values: { batch, rows, splits: plan.splits } },
+      params: { layout: MLA_COMBINE_PARAMS, values: { batch, rows, splits: plan.splits, rowStride } },
       workgroups: batch * rows,
     });
     return o;

@@ -41,6 +41,8 @@ export const MLA_COMBINE_PARAMS = [
   ['batch', 'u32'],
   ['rows', 'u32'],
   ['splits', 'u32'],
+  // Rows between splits in the partials: rows, or rows padded to whole row blocks.
+  ['rowStride', 'u32'],
 ] as const;
 
 /** Where the kernel reads keys from. */
@@ -320,16 +322,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let b = wg / p.rows;
   let row = wg % p.rows;
   var m = -3.0e38;
-  for (var s = 0u; s < p.splits; s++) { m = max(m, stats[((b * p.splits + s) * p.rows + row) * 2u]); }
+  for (var s = 0u; s < p.splits; s++) { m = max(m, stats[((b * p.splits + s) * p.rowStride + row) * 2u]); }
   var l = 0.0;
   for (var s = 0u; s < p.splits; s++) {
-    let at = ((b * p.splits + s) * p.rows + row) * 2u;
+    let at = ((b * p.splits + s) * p.rowStride + row) * 2u;
     l += stats[at + 1u] * exp(stats[at] - m);
   }
   for (var col = li; col < ${r}u; col += ${WG}u) {
     var sum = 0.0;
     for (var s = 0u; s < p.splits; s++) {
-      let at = (b * p.splits + s) * p.rows + row;
+      let at = (b * p.splits + s) * p.rowStride + row;
       let w = exp(stats[at * 2u] - m);
       // A split that saw no key has w·0; select so that nothing else can leak in.
       sum += select(0.0, w * part[at * ${r}u + col], stats[at * 2u + 1u] > 0.0);

@@ -1,6 +1,7 @@
 /** Tile and split choices of the absorbed attention for a problem on a device. */
-import { check, type Gpu } from '@webattn/core';
+import { check, type Gpu, matrixSubgroupSize } from '@webattn/core';
 import { MLA_WORKGROUP, mlaAttentionSharedBytes, mlaAttentionUnsupported } from './attention.wgsl.js';
+import { mlaMatrixSharedBytes, mlaMatrixUnsupported } from './attention-matrix.wgsl.js';
 
 /** Workgroups a launch aims for before splitting keys further (a little more than an H100's SMs). */
 export const MLA_TARGET_WORKGROUPS = 264;
@@ -85,4 +86,51 @@ export function planMlaAttention(gpu: Gpu, input: MlaPlanInput): MlaPlan {
   const keysPerSplit = Math.ceil(Math.ceil(keys / splits) / keyTile) * keyTile;
   splits = Math.ceil(keys / keysPerSplit);
   return { rows, rowBlocks, keyTile, splits, keysPerSplit };
+}
+
+/** How a call is tiled on tensor cores. */
+export interface MlaMatrixPlan extends MlaPlan {
+  /** Subgroups per workgroup. */
+  subgroups: number;
+  /** Subgroup size built for, and whether it is pinned. */
+  subgroupSize: number;
+  pinSubgroupSize: boolean;
+}
+
+/**
+ * The tensor-core tiling for a problem on this device, or undefined where the dims or limits do not
+ * allow it (the caller falls back to the row kernel). Subgroup size and pinning come from core.
+ */
+export function planMlaMatrix(gpu: Gpu, input: MlaPlanInput): MlaMatrixPlan | undefined {
+  const { batch, nq, heads, r, dr, maxLength } = input;
+  const { subgroupSize, pinSubgroupSize } = matrixSubgroupSize(gpu.caps);
+  const limit = gpu.caps.limits.maxComputeWorkgroupStorageSize;
+  const packed = nq * heads;
+  const subgroups = 4;
+  const base = { heads, r, dr, subgroups, subgroupSize, pinSubgroupSize, source: 'dense' as const };
+  let chosen: { rows: number; keyTile: number } | undefined;
+  for (const rows of [Math.min(64, Math.ceil(packed / 16) * 16), 32, 16]) {
+    if (rows > Math.ceil(packed / 16) * 16) continue;
+    for (const keyTile of [32, 16]) {
+      const c = { ...base, rows, keyTile };
+      if (mlaMatrixUnsupported(c) === undefined && mlaMatrixSharedBytes(c) <= limit) {
+        chosen = { rows, keyTile };
+        break;
+      }
+    }
+    if (chosen) break;
+  }
+  if (!chosen) return undefined;
+  const { rows, keyTile } = chosen;
+  const rowBlocks = Math.ceil(packed / rows);
+  const keys = Math.max(1, maxLength);
+  let splits = input.splits;
+  if (splits === undefined) {
+    const blocks = Math.max(1, batch * rowBlocks);
+    splits = Math.min(Math.ceil(MLA_TARGET_WORKGROUPS / blocks), Math.ceil(keys / MLA_MIN_SPLIT_KEYS));
+  }
+  splits = Math.max(1, Math.min(splits, Math.ceil(keys / keyTile)));
+  const keysPerSplit = Math.ceil(Math.ceil(keys / splits) / keyTile) * keyTile;
+  splits = Math.ceil(keys / keysPerSplit);
+  return { rows, rowBlocks, keyTile, splits, keysPerSplit, subgroups, subgroupSize, pinSubgroupSize };
 }

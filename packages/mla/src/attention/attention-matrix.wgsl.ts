@@ -1,0 +1,276 @@
+/**
+ * The absorbed MLA attention on tensor cores (subgroup matrices, f16 operands, f32 accumulation).
+ * As in the row kernel, a workgroup owns (sequence, block of packed head×query rows, split of the
+ * keys), so the latent cache is read once per row block; here the rows×keys score tile
+ * `S = [q_latent | q_pe]·[c_kv | k_pe]ᵀ` and the update `P·c_kv` are matrix multiplies (40 heads
+ * pad to 48 rows, three 16-row fragments). The queries are read as fragments straight from storage;
+ * each key tile is staged once in workgroup memory, zeroed past the keys the block may see.
+ *
+ * The accumulator fragments are opaque, so rows cannot be rescaled where they sit. The running max
+ * is lazy instead: a row's max moves only when a tile's max exceeds it by more than
+ * {@link MLA_LAZY_RESCALE} (so p = exp(s − m) stays below e^8 and fits f16), and only then do the
+ * accumulators round-trip through workgroup memory to be rescaled — in practice on the first tile
+ * or two. Every split writes its unnormalised accumulator and (max, sum) for the combine kernel.
+ */
+import { enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import { MLA_ATTENTION_PARAMS, type MlaKeySource } from './attention.wgsl.js';
+
+/** Natural-log distance a row's max may fall behind before its accumulator is rescaled. */
+export const MLA_LAZY_RESCALE = 8;
+
+/** Generation parameters of the tensor-core attention kernel (fragments are 16x16x16). */
+export interface MlaMatrixKernelConfig {
+  heads: number;
+  /** Latent rank, a multiple of `16 · subgroups`. */
+  r: number;
+  /** Rope dims, a multiple of 16. */
+  dr: number;
+  /** Packed rows per workgroup, a multiple of 16. */
+  rows: number;
+  /** Keys per staged tile, a multiple of 16. */
+  keyTile: number;
+  /** Subgroups per workgroup; each owns `r / subgroups` accumulator columns. */
+  subgroups: number;
+  /** Subgroup size the kernel is built for. */
+  subgroupSize: number;
+  /** Pin the subgroup size with `@subgroup_size`. */
+  pinSubgroupSize: boolean;
+  source: MlaKeySource;
+}
+
+const F = 16;
+
+function strides(c: MlaMatrixKernelConfig) {
+  return { k: c.r + c.dr + 8, s: c.keyTile + 4, p: c.keyTile + 8 };
+}
+
+/** Workgroup bytes of the tensor-core kernel. */
+export function mlaMatrixSharedBytes(c: MlaMatrixKernelConfig): number {
+  const st = strides(c);
+  return (
+    c.keyTile * st.k * 2 + c.rows * st.s * 4 + c.rows * st.p * 2 + c.subgroups * F * F * 4 + 12 * c.rows + 8
+  );
+}
+
+/** Why a config cannot use the tensor-core kernel, or undefined. */
+export function mlaMatrixUnsupported(c: MlaMatrixKernelConfig): string | undefined {
+  if (c.r % (F * c.subgroups) !== 0) return `r = ${c.r} is not a multiple of 16 · ${c.subgroups} subgroups`;
+  if (c.dr % F !== 0) return `dr = ${c.dr} is not a multiple of 16`;
+  if (c.rows % F !== 0) return `rows = ${c.rows} is not a multiple of 16`;
+  if (c.keyTile % F !== 0) return `keyTile = ${c.keyTile} is not a multiple of 16`;
+  return undefined;
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** WGSL of the tensor-core attention kernel (f16 storage; partials in f32 with padded rows). */
+export function mlaAttentionMatrixWgsl(c: MlaMatrixKernelConfig): string {
+  const why = mlaMatrixUnsupported(c);
+  if (why) throw new Error(`mlaAttentionMatrixWgsl: ${why}`);
+  const { r, dr, heads, rows: ROWS, keyTile: KT, subgroups: SG } = c;
+  const dk = r + dr;
+  const st = strides(c);
+  const RF = ROWS / F;
+  const KF = KT / F;
+  const cols = r / SG;
+  const NF = cols / F;
+  const THREADS = SG * c.subgroupSize;
+  const left = `subgroup_matrix_left<f16, ${F}, ${F}>`;
+  const right = `subgroup_matrix_right<f16, ${F}, ${F}>`;
+  const result = `subgroup_matrix_result<f32, ${F}, ${F}>`;
+  const acc = range(RF).map((rf) => range(NF).map((nf) => `acc${rf}_${nf}`));
+  const loadKey =
+    c.source === 'paged'
+      ? `fn loadKey(b: u32, j: u32, col: u32) -> f16 {
+  let page = table[b * p.maxPages + j / p.slots];
+  return cache[(page * p.slots + j % p.slots) * ${dk}u + col];
+}`
+      : `fn loadKey(b: u32, j: u32, col: u32) -> f16 {
+  if (col >= ${r}u) { return kpe[(b * p.slots + j) * ${dr}u + col - ${r}u]; }
+  return ckv[(b * p.slots + j) * ${r}u + col];
+}`;
+  const sourceBindings =
+    c.source === 'paged'
+      ? `@group(0) @binding(2) var<storage, read> cache: array<f16>;
+@group(0) @binding(3) var<storage, read> table: array<u32>;`
+      : `@group(0) @binding(2) var<storage, read> ckv: array<f16>;
+@group(0) @binding(3) var<storage, read> kpe: array<f16>;`;
+  const rescale = acc
+    .flatMap((frags, rf) =>
+      frags.map(
+        (f) => `      subgroupMatrixStore<row_major>(&Sc, sg * ${F * F}u, ${f}, ${F}u);
+      workgroupBarrier();
+      for (var e = lane; e < ${F * F}u; e += ${c.subgroupSize}u) { Sc[sg * ${F * F}u + e] *= arow[${rf * F}u + e / ${F}u]; }
+      workgroupBarrier();
+      ${f} = subgroupMatrixLoad<${result}, row_major>(&Sc, sg * ${F * F}u, ${F}u);
+      workgroupBarrier();`,
+      ),
+    )
+    .join('\n');
+  const products = range(KF)
+    .map(
+      (kc) => `    {
+${range(RF)
+  .map(
+    (rf) =>
+      `      let pf${rf} = subgroupMatrixLoad<${left}, row_major>(&Ps, ${rf * F * st.p + kc * F}u, ${st.p}u);`,
+  )
+  .join('\n')}
+${range(NF)
+  .map(
+    (
+      nf,
+    ) => `      { let vf = subgroupMatrixLoad<${right}, row_major>(&Ks, ${kc * F * st.k}u + colBase + ${nf * F}u, ${st.k}u);
+${range(RF)
+  .map((rf) => `        ${acc[rf]![nf]} = subgroupMatrixMultiplyAccumulate(pf${rf}, vf, ${acc[rf]![nf]});`)
+  .join('\n')}
+      }`,
+  )
+  .join('\n')}
+    }`,
+    )
+    .join('\n');
+  const stores = acc
+    .flatMap((frags, rf) =>
+      frags.map(
+        (f, nf) =>
+          `  subgroupMatrixStore<row_major>(&part, (base + rowLo + ${rf * F}u) * ${r}u + colBase + ${nf * F}u, ${f}, ${r}u);`,
+      ),
+    )
+    .join('\n');
+  return `${enables({ subgroupMatrix: true })}
+${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
+${paramsStruct(MLA_ATTENTION_PARAMS)}
+@group(0) @binding(0) var<storage, read> ql: array<f16>;
+@group(0) @binding(1) var<storage, read> qpe: array<f16>;
+${sourceBindings}
+@group(0) @binding(4) var<storage, read> lengths: array<u32>;
+@group(0) @binding(5) var<storage, read_write> part: array<f32>;
+@group(0) @binding(6) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(7) var<uniform> p: Params;
+
+const NEG = -3.0e38;
+
+var<workgroup> Ks: array<f16, ${KT * st.k}>;
+var<workgroup> Ss: array<f32, ${ROWS * st.s}>;
+var<workgroup> Ps: array<f16, ${ROWS * st.p}>;
+var<workgroup> Sc: array<f32, ${SG * F * F}>;
+var<workgroup> mrow: array<f32, ${ROWS}>;
+var<workgroup> lrow: array<f32, ${ROWS}>;
+var<workgroup> arow: array<f32, ${ROWS}>;
+var<workgroup> wlen: u32;
+var<workgroup> wflag: u32;
+
+${WORKGROUP_INDEX_WGSL}
+
+${loadKey}
+
+fn visibleKeys(len: u32, row: u32) -> u32 {
+  if (row >= p.rows) { return 0u; }
+  let pos = i32(len) - i32(p.nq) + i32(row / ${heads}u);
+  return u32(clamp(pos + 1, 0, i32(len)));
+}
+
+@compute @workgroup_size(${THREADS})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sgid: u32,
+        @builtin(subgroup_invocation_id) lane: u32) {
+  let wg = workgroupIndex(wid, nwg);
+  if (wg >= p.batch * p.rowBlocks * p.splits) { return; }
+  let split = wg % p.splits;
+  let rb = (wg / p.splits) % p.rowBlocks;
+  let b = wg / (p.splits * p.rowBlocks);
+  // Wider workgroups than built for (narrower subgroups) repeat the last subgroup's work.
+  let sg = min(sgid, ${SG - 1}u);
+  let colBase = sg * ${cols}u;
+  if (li == 0u) {
+    wlen = lengths[b];
+    wflag = 0u;
+  }
+  let len = workgroupUniformLoad(&wlen);
+  let rowLo = rb * ${ROWS}u;
+  let lastRow = min(rowLo + ${ROWS}u, p.rows) - 1u;
+  let kStart = split * p.keysPerSplit;
+  let kEnd = min(kStart + p.keysPerSplit, visibleKeys(len, lastRow));
+  for (var e = li; e < ${ROWS}u; e += ${THREADS}u) {
+    mrow[e] = NEG;
+    lrow[e] = 0.0;
+  }
+${acc
+  .flat()
+  .map((f) => `  var ${f} = ${result}();`)
+  .join('\n')}
+  let qRow0 = b * p.rows + rowLo;
+
+  for (var t0 = kStart; t0 < kEnd; t0 += ${KT}u) {
+    workgroupBarrier();
+    for (var e = li; e < ${KT * dk}u; e += ${THREADS}u) {
+      let key = e / ${dk}u;
+      let col = e % ${dk}u;
+      let j = t0 + key;
+      var v = f16(0.0);
+      if (j < kEnd) { v = loadKey(b, j, col); }
+      Ks[key * ${st.k}u + col] = v;
+    }
+    workgroupBarrier();
+    // S = Q·Kᵀ, one 16x16 fragment per task, tasks dealt over the subgroups.
+    for (var t = sg; t < ${RF * KF}u; t += ${SG}u) {
+      let rf = t / ${KF}u;
+      let kf = t % ${KF}u;
+      var s = ${result}();
+      for (var kk = 0u; kk < ${r / F}u; kk++) {
+        let qf = subgroupMatrixLoad<${left}, row_major>(&ql, (qRow0 + rf * ${F}u) * ${r}u + kk * ${F}u, ${r}u);
+        let kfr = subgroupMatrixLoad<${right}, col_major>(&Ks, kf * ${F * st.k}u + kk * ${F}u, ${st.k}u);
+        s = subgroupMatrixMultiplyAccumulate(qf, kfr, s);
+      }
+      for (var kk = 0u; kk < ${dr / F}u; kk++) {
+        let qf = subgroupMatrixLoad<${left}, row_major>(&qpe, (qRow0 + rf * ${F}u) * ${dr}u + kk * ${F}u, ${dr}u);
+        let kfr = subgroupMatrixLoad<${right}, col_major>(&Ks, kf * ${F * st.k}u + ${r}u + kk * ${F}u, ${st.k}u);
+        s = subgroupMatrixMultiplyAccumulate(qf, kfr, s);
+      }
+      subgroupMatrixStore<row_major>(&Ss, rf * ${F * st.s}u + kf * ${F}u, s, ${st.s}u);
+    }
+    workgroupBarrier();
+    // Softmax statistics with a lazy max; invisible keys are selected to probability 0.
+    for (var row = li; row < ${ROWS}u; row += ${THREADS}u) {
+      let visible = visibleKeys(len, rowLo + row);
+      var tmax = NEG;
+      for (var key = 0u; key < ${KT}u; key++) {
+        if (t0 + key < visible) { tmax = max(tmax, Ss[row * ${st.s}u + key] * p.scale); }
+      }
+      let mOld = mrow[row];
+      var m = mOld;
+      var alpha = 1.0;
+      if (tmax > mOld + ${MLA_LAZY_RESCALE.toFixed(1)}) {
+        m = tmax;
+        alpha = exp(mOld - m);
+        if (lrow[row] > 0.0) { wflag = 1u; }
+      }
+      var sum = 0.0;
+      for (var key = 0u; key < ${KT}u; key++) {
+        let pr = select(0.0, exp(Ss[row * ${st.s}u + key] * p.scale - m), t0 + key < visible);
+        Ps[row * ${st.p}u + key] = f16(pr);
+        sum += pr;
+      }
+      arow[row] = alpha;
+      lrow[row] = lrow[row] * alpha + sum;
+      mrow[row] = m;
+    }
+    let rescale = workgroupUniformLoad(&wflag);
+    if (rescale != 0u) {
+${rescale}
+      if (li == 0u) { wflag = 0u; }
+    }
+    // acc += P·V over this subgroup's latent columns.
+${products}
+  }
+  workgroupBarrier();
+  let base = (b * p.splits + split) * p.rowBlocks * ${ROWS}u;
+${stores}
+  for (var row = li; row < ${ROWS}u; row += ${THREADS}u) {
+    stats[(base + rowLo + row) * 2u] = mrow[row];
+    stats[(base + rowLo + row) * 2u + 1u] = lrow[row];
+  }
+}
+`;
+}
