@@ -1,0 +1,200 @@
+/**
+ * `webattn bench linear`, decayed form: TransnormerLLM's lightning attention chunkwise (linear in n)
+ * against core's dense causal flash attention at the same shapes, forward and backward, for b = 1,
+ * d = 128 and 16 and 32 heads, n = 4096..65536 on a GPU; and the recurrent decode step for a batch
+ * of sequences (one token each), whose time per step divided by the batch is the time per token.
+ */
+import {
+  flashAttention,
+  flashAttentionBackward,
+  type Gpu,
+  Tensor,
+  type Tier,
+  tierDtype,
+} from '@webattn/core';
+import {
+  alibiSlopes,
+  disposeLightningContext,
+  type LightningAttentionResult,
+  lightningAttention,
+  lightningAttentionBackward,
+  lightningDecode,
+} from '@webattn/linear-attn';
+import { randn } from '@webattn/reference';
+import type { SuiteOptions } from './suites.js';
+import type { Implementation, PreparedRun, TableSpec } from './types.js';
+
+const GPU_SIZES = [4096, 16384, 65536];
+const CPU_SIZES = [64, 256];
+const GPU_DECODE_BATCHES = [1, 16, 64];
+const CPU_DECODE_BATCHES = [1, 4];
+
+interface Shape {
+  heads: number;
+  d: number;
+}
+
+const tierName = (tier: Tier) => (tier === 'subgroup-matrix' ? 'tensor-core f16' : tierDtype(tier));
+
+/** q, k, v and dO at unit scale; the default scale 1/sqrt(d) and ALiBi decays keep f16 outputs O(10). */
+function inputs(gpu: Gpu, s: Shape, n: number, tier: Tier) {
+  const dtype = tierDtype(tier);
+  const shape = [1, n, s.heads, s.d];
+  const size = n * s.heads * s.d;
+  return {
+    q: Tensor.from(gpu, randn(size, 1), shape, dtype),
+    k: Tensor.from(gpu, randn(size, 2), shape, dtype),
+    v: Tensor.from(gpu, randn(size, 3), shape, dtype),
+    dO: Tensor.from(gpu, randn(size, 4, 0.1), shape, dtype),
+  };
+}
+
+function lightningColumn(s: Shape, tier: Tier, pass: 'forward' | 'backward'): Implementation {
+  return {
+    name: `lightning ${tierName(tier)}`,
+    tier,
+    async prepare(gpu, n): Promise<PreparedRun> {
+      const x = inputs(gpu, s, n, tier);
+      // The bench measures kernels: the f16 finite check (a readback) stays off.
+      const options = { slopes: alibiSlopes(s.heads), tier, checkFinite: false };
+      let held: LightningAttentionResult | undefined;
+      let last: Tensor[] = [];
+      const free = () => {
+        for (const t of last) t.dispose();
+        last = [];
+      };
+      const forward = async () => {
+        const r = await lightningAttention(gpu, x.q, x.k, x.v, options);
+        disposeLightningContext(r.ctx);
+        return [r.o, r.finalState];
+      };
+      if (pass === 'backward') held = await lightningAttention(gpu, x.q, x.k, x.v, options);
+      return {
+        async run() {
+          free();
+          if (pass === 'forward') last = await forward();
+          else {
+            const g = await lightningAttentionBackward(held!.ctx, x.dO);
+            last = [g.dq, g.dk, g.dv];
+          }
+        },
+        dispose: () => {
+          free();
+          if (held) {
+            held.o.dispose();
+            held.finalState.dispose();
+            disposeLightningContext(held.ctx);
+          }
+          for (const t of Object.values(x)) t.dispose();
+        },
+      };
+    },
+  };
+}
+
+function flashColumn(s: Shape, tier: Tier, pass: 'forward' | 'backward'): Implementation {
+  return {
+    name: `dense flash ${tierName(tier)}`,
+    tier,
+    async prepare(gpu, n): Promise<PreparedRun> {
+      const x = inputs(gpu, s, n, tier);
+      const held =
+        pass === 'backward' ? await flashAttention(gpu, x.q, x.k, x.v, { causal: true, tier }) : undefined;
+      let last: Tensor[] = [];
+      return {
+        async run() {
+          for (const t of last) t.dispose();
+          if (pass === 'forward') {
+            const r = await flashAttention(gpu, x.q, x.k, x.v, { causal: true, tier });
+            last = [r.o, r.lse];
+          } else {
+            const g = await flashAttentionBackward(held!.ctx, x.dO);
+            last = [g.dq, g.dk, g.dv];
+          }
+        },
+        dispose: () => {
+          for (const t of [...last, ...Object.values(x)]) t.dispose();
+          held?.o.dispose();
+          held?.lse.dispose();
+        },
+      };
+    },
+  };
+}
+
+function decodeColumn(s: Shape, tier: Tier): Implementation {
+  return {
+    name: `decode ${tierName(tier)}`,
+    tier,
+    async prepare(gpu, batch): Promise<PreparedRun> {
+      const dtype = tierDtype(tier);
+      const token = [batch, s.heads, s.d];
+      const size = batch * s.heads * s.d;
+      const q = Tensor.from(gpu, randn(size, 1), token, dtype);
+      const k = Tensor.from(gpu, randn(size, 2), token, dtype);
+      const v = Tensor.from(gpu, randn(size, 3), token, dtype);
+      const state = Tensor.zeros(gpu, [batch, s.heads, s.d, s.d]);
+      const options = { slopes: alibiSlopes(s.heads), tier, inPlace: true, checkFinite: false };
+      let last: Tensor | undefined;
+      return {
+        async run() {
+          last?.dispose();
+          last = (await lightningDecode(gpu, q, k, v, state, options)).o;
+        },
+        dispose: () => {
+          for (const t of [q, k, v, state, last]) t?.dispose();
+        },
+      };
+    },
+  };
+}
+
+/** The tiers to measure: the fastest f32 tier and the fastest f16 tier the adapter has and the options allow. */
+function benchTiers(gpu: Gpu, options: SuiteOptions): Tier[] {
+  const wanted = (t: Tier) =>
+    gpu.caps.tiers.includes(t) &&
+    (!options.tier || options.tier === t) &&
+    (!options.dtype || tierDtype(t) === options.dtype);
+  const f32 = (['subgroups', 'portable'] as const).find(wanted);
+  const f16 = (['subgroup-matrix', 'f16'] as const).find(wanted);
+  return [f32, f16].filter((t): t is Tier => t !== undefined);
+}
+
+/**
+ * Lightning (chunkwise) vs dense causal flash attention, forward and backward, at 16 and 32 heads of
+ * 128 (2 heads of 32 on a CPU adapter); and the decode step at 32 heads of 128.
+ */
+export function lightningTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
+  const tiers = benchTiers(gpu, options);
+  const sizes = options.sizes ?? (options.cpu ? CPU_SIZES : GPU_SIZES);
+  const shapes: Shape[] = options.cpu ? [{ heads: 2, d: 32 }] : [16, 32].map((heads) => ({ heads, d: 128 }));
+  const tables: TableSpec[] = [];
+  for (const s of shapes) {
+    // Causal flash: 2 matmuls of n²/2 · d per head forward. Lightning: O(n · d²), not comparable as FLOPs.
+    for (const pass of ['forward', 'backward'] as const) {
+      tables.push({
+        id: `linear-lightning-${pass === 'forward' ? 'fwd' : 'bwd'}-h${s.heads}`,
+        title: `Lightning attention ${pass} (chunkwise, chunk 64) vs dense causal flash attention (b=1, h=${s.heads}, d=${s.d}, ALiBi decays)`,
+        sizeLabel: 'n',
+        sizes,
+        implementations: tiers.flatMap((t) => [lightningColumn(s, t, pass), flashColumn(s, t, pass)]),
+        notes: () => [
+          `The ratio columns against the first show how much faster the linear-time kernel is; the bars: lightning forward+backward t(65536) / t(16384) <= 4.5, and lightning forward at n = 65536 >= 10x faster than dense flash.`,
+        ],
+      });
+    }
+  }
+  const decode: Shape = options.cpu ? { heads: 2, d: 32 } : { heads: 32, d: 128 };
+  tables.push({
+    id: 'linear-lightning-decode',
+    title: `Lightning decode step, one token per sequence (h=${decode.heads}, d=${decode.d}, state f32 updated in place)`,
+    sizeLabel: 'batch',
+    sizes: options.sizes ? [1, 64] : options.cpu ? CPU_DECODE_BATCHES : GPU_DECODE_BATCHES,
+    implementations: tiers.map((t) => decodeColumn(decode, t)),
+    stages: true,
+    notes: () => [
+      'Each step advances every sequence of the batch by one token: microseconds per token = ms x 1000 / batch (at batch 64, the issue asks for this number).',
+    ],
+  });
+  return tables;
+}
