@@ -2,6 +2,7 @@
 import type { Dtype, Gpu, Tier } from '@webattn/core';
 import type { Suite } from '../verify/check.js';
 import { flashTables } from './flash-suite.js';
+import { lightningTables } from './linear-suite.js';
 import { maskedLinearTables } from './masked-linear-suite.js';
 import { matmulTable } from './matmul-suite.js';
 import { nsaTables } from './nsa-suite.js';
@@ -27,7 +28,7 @@ export function suiteTables(gpu: Gpu, suite: Suite, options: SuiteOptions): Tabl
     case 'nsa':
       return nsaTables(gpu, options);
     case 'linear':
-      return [...maskedLinearTables(gpu, options)];
+      return [...maskedLinearTables(gpu, options), ...lightningTables(gpu, options)];
     default:
       throw new Error(
         `bench ${suite}: the ${suite} kernels are not implemented yet in this version; available suites: ${BENCHED_SUITES.join(', ')}`,

@@ -4,6 +4,7 @@ import { adapterLine, isCpuAdapter } from '../adapter.js';
 import { type Check, SUITES, type Suite } from '../verify/check.js';
 import { coreChecks } from '../verify/core-checks.js';
 import { flashChecks } from '../verify/flash-checks.js';
+import { lightningChecks } from '../verify/linear-checks.js';
 import { maskedLinearChecks } from '../verify/masked-linear-checks.js';
 import { nsaChecks } from '../verify/nsa-checks.js';
 import { runChecks } from '../verify/verify.js';
@@ -18,7 +19,7 @@ export function suiteChecks(gpu: Gpu, suite: Suite): Check[] | undefined {
     case 'nsa':
       return nsaChecks(gpu);
     case 'linear':
-      return [...maskedLinearChecks(gpu)];
+      return [...maskedLinearChecks(gpu), ...lightningChecks(gpu)];
     default:
       return undefined;
   }

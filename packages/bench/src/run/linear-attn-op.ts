@@ -11,6 +11,7 @@ import {
   maskedLinearAttention,
   maskedLinearAttentionBackward,
 } from '@webattn/linear-attn';
+import { slopesForm } from './lightning-form.js';
 import type { OpOutput, RunOp } from './ops.js';
 
 /** One form of the op: the tensor that selects it and how it runs. */
@@ -104,7 +105,7 @@ export const maskedForm: LinearAttnForm = {
 };
 
 /** The forms of `linear-attn`, by selecting tensor. */
-export const LINEAR_ATTN_FORMS: LinearAttnForm[] = [maskedForm];
+export const LINEAR_ATTN_FORMS: LinearAttnForm[] = [maskedForm, slopesForm];
 
 /** `webattn run linear-attn`. */
 export const linearAttnOp: RunOp = {
@@ -113,7 +114,7 @@ export const linearAttnOp: RunOp = {
     'TransnormerLLM linear attention, q [b, n, hq, dk], k [b, n, hkv, dk], v [b, n, hkv, dv] (token-major), with a mask m [1|b, 1|hq, n, n] (O = ((Q Kᵀ) ⊙ M) V, no softmax) or slopes [hq]',
   inputs: { required: ['q', 'k', 'v'], optional: ['m', 'slopes', 'do'] },
   configKeys: [...new Set(LINEAR_ATTN_FORMS.flatMap((f) => f.configKeys))],
-  outputs: 'o; with do: dq, dk, dv, and dm for the masked form',
+  outputs: 'o (and final_state for the slopes form); with do: dq, dk, dv, and dm for the masked form',
   async run(gpu, inputs, config) {
     const forms = LINEAR_ATTN_FORMS.filter((f) => inputs.has(f.selector));
     const known = ['m', 'slopes'];
