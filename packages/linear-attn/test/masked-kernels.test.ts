@@ -1,4 +1,4 @@
-import { type Gpu, Tensor, WebAttnError } from '@webattn/core';
+import { Gpu, Tensor, WebAttnError } from '@webattn/core';
 import { nullGpu, testGpu } from '@webattn/core/testing';
 import { randn } from '@webattn/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,6 +6,7 @@ import { maskedLinearAttention, maskedLinearAttentionBackward } from '../src/ind
 import { blockedDmWgsl, blockedProductWgsl } from '../src/masked/blocked.wgsl.js';
 import { assertFinite } from '../src/masked/finite.js';
 import { nonFiniteWgsl } from '../src/masked/finite.wgsl.js';
+import { fusedForwardKernel } from '../src/masked/fused.js';
 import { fusedMatrixConfig, fusedMatrixWgsl } from '../src/masked/fused-matrix.wgsl.js';
 import {
   naiveDmWgsl,
@@ -57,7 +58,7 @@ describe('every masked kernel compiles on the null backend', () => {
     });
   }
 
-  it('the tensor-core forward, for the head dims that fit the null backend, pinned and not', async () => {
+  it('the tensor-core products (forward, dq; dk, dv), for the head dims that fit the null backend, pinned and not', async () => {
     const limits = gpu.caps.limits.maxComputeWorkgroupStorageSize;
     const maxSize = gpu.caps.subgroupMaxSize;
     const compiled: string[] = [];
@@ -71,8 +72,10 @@ describe('every masked kernel compiles on the null backend', () => {
       for (const pin of [true, false]) {
         const c = fusedMatrixConfig(dk, dv, MATRIX, 32, pin, limits, maxSize);
         if (!c) continue;
-        const code = fusedMatrixWgsl(c);
-        await expect(gpu.pipelines.get(code, `fused ${dk}/${dv}`)).resolves.toBeDefined();
+        for (const kvOutput of [false, true]) {
+          const code = fusedMatrixWgsl({ ...c, kvOutput });
+          await expect(gpu.pipelines.get(code, `fused ${dk}/${dv} kv ${kvOutput}`)).resolves.toBeDefined();
+        }
         compiled.push(`${dk}/${dv}`);
       }
     }
@@ -100,6 +103,47 @@ describe('every masked kernel compiles on the null backend', () => {
       const g = await maskedLinearAttentionBackward(ctx, dO);
       await gpu.sync();
       for (const t of [o, g.dq, g.dk, g.dv, g.dm]) t.dispose();
+    }
+  });
+
+  it('the subgroup-matrix tier runs end to end on the null backend, forward and backward', async () => {
+    // The null adapter lists no matrix shapes but compiles them: a Gpu on its device that claims 16x16x16.
+    const caps = {
+      ...gpu.caps,
+      tiers: [...gpu.caps.tiers, 'subgroup-matrix' as const],
+      subgroupMatrixConfigs: [{ componentType: 'f16', resultComponentType: 'f32', ...MATRIX }],
+    };
+    const matrixGpu = new Gpu(gpu.device, caps, false);
+    try {
+      expect(fusedForwardKernel(matrixGpu.caps, 'subgroup-matrix', 64, 64)).toBe('matrix');
+      const [b, n, hq, hkv, d] = [1, 20, 4, 2, 64];
+      const make = (shape: number[], seed: number) =>
+        Tensor.from(
+          matrixGpu,
+          randn(
+            shape.reduce((a, x) => a * x, 1),
+            seed,
+          ),
+          shape,
+          'f16',
+        );
+      const [q, k, v, m, dO] = [
+        make([b, n, hq, d], 1),
+        make([b, n, hkv, d], 2),
+        make([b, n, hkv, d], 3),
+        make([1, hq, n, n], 4),
+        make([b, n, hq, d], 5),
+      ];
+      const { o, ctx } = await maskedLinearAttention(matrixGpu, q!, k!, v!, m!, {
+        tier: 'subgroup-matrix',
+        checkFinite: false,
+      });
+      const g = await maskedLinearAttentionBackward(ctx, dO!);
+      await matrixGpu.sync();
+      for (const t of [o, g.dq, g.dk, g.dv, g.dm, q, k, v, m, dO]) t!.dispose();
+      expect(matrixGpu.memory().liveBuffers).toBe(0);
+    } finally {
+      matrixGpu.destroy();
     }
   });
 });
@@ -149,15 +193,39 @@ describe('masked linear attention rejects bad input before dispatching', () => {
     };
     const run = maskedLinearAttention;
     await rejects(run(gpu, q3, k, v, m), 'shape-mismatch', /q: expected rank 4 .*got \[8, 4, 16\]/);
-    await rejects(run(gpu, q, k3, v, m), 'heads-not-divisible', /q's heads \(4\) must be a multiple of k's heads \(3\)/);
-    await rejects(run(gpu, q, kShort, v, m), 'shape-mismatch', /k: expected shape \[2, 8, 2, 16\], got \[2, 7, 2, 16\]/);
-    await rejects(run(gpu, q, k, vBad, m), 'shape-mismatch', /v: expected shape \[2, 8, 2, 12\], got \[2, 8, 1, 12\]/);
-    await rejects(run(gpu, q, k, v, mBadBatch), 'shape-mismatch', /mask: dim 0 must be 1 or batch \(2\), got 3/);
+    await rejects(
+      run(gpu, q, k3, v, m),
+      'heads-not-divisible',
+      /q's heads \(4\) must be a multiple of k's heads \(3\)/,
+    );
+    await rejects(
+      run(gpu, q, kShort, v, m),
+      'shape-mismatch',
+      /k: expected shape \[2, 8, 2, 16\], got \[2, 7, 2, 16\]/,
+    );
+    await rejects(
+      run(gpu, q, k, vBad, m),
+      'shape-mismatch',
+      /v: expected shape \[2, 8, 2, 12\], got \[2, 8, 1, 12\]/,
+    );
+    await rejects(
+      run(gpu, q, k, v, mBadBatch),
+      'shape-mismatch',
+      /mask: dim 0 must be 1 or batch \(2\), got 3/,
+    );
     await rejects(run(gpu, q, k, v, mBadHeads), 'shape-mismatch', /mask: dim 1 must be 1 or hq \(4\), got 2/);
-    await rejects(run(gpu, q, k, v, mBadN), 'shape-mismatch', /mask: expected shape \[1, 1, 8, 8\], got \[1, 1, 8, 7\]/);
+    await rejects(
+      run(gpu, q, k, v, mBadN),
+      'shape-mismatch',
+      /mask: expected shape \[1, 1, 8, 8\], got \[1, 1, 8, 7\]/,
+    );
     await rejects(run(gpu, q, k, v, m3), 'shape-mismatch', /mask: expected rank 4/);
     await rejects(run(gpu, q, k, v, mF16), 'dtype-mismatch', /mask: expected dtype f32 \(q's\), got f16/);
-    await rejects(run(gpu, q, k, v, m, { scale: Number.NaN }), 'invalid-argument', /scale: expected a finite number/);
+    await rejects(
+      run(gpu, q, k, v, m, { scale: Number.NaN }),
+      'invalid-argument',
+      /scale: expected a finite number/,
+    );
     await rejects(
       run(gpu, q, k, v, m, { implementation: 'flash' as never }),
       'invalid-argument',
@@ -169,7 +237,11 @@ describe('masked linear attention rejects bad input before dispatching', () => {
       /tier 'f16'/,
     );
     const { o, ctx } = await run(gpu, q, k, v, m, { implementation: 'blocked' });
-    await rejects(maskedLinearAttentionBackward(ctx, dBad), 'shape-mismatch', /dO: expected shape \[2, 8, 4, 12\], got \[2, 8, 4, 16\]/);
+    await rejects(
+      maskedLinearAttentionBackward(ctx, dBad),
+      'shape-mismatch',
+      /dO: expected shape \[2, 8, 4, 12\], got \[2, 8, 4, 16\]/,
+    );
     o.dispose();
     expect(gpu.memory().liveBuffers).toBe(before);
   });
@@ -194,7 +266,9 @@ describe('masked linear attention rejects bad input before dispatching', () => {
     ).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WebAttnError);
     expect((error as WebAttnError).code).toBe('limit-exceeded');
-    expect((error as Error).message).toMatch(/op: the f16 result \(dk, dv\) overflowed to inf\/NaN.*normalise q and k/);
+    expect((error as Error).message).toMatch(
+      /op: the f16 result \(dk, dv\) overflowed to inf\/NaN.*normalise q and k/,
+    );
     expect(cleaned).toBe(1);
     expect(gpu.memory().liveBuffers).toBe(before);
   });

@@ -1,8 +1,11 @@
 /**
- * The masked forward on tensor cores (subgroup matrices, f16 operands, f32 accumulation).
+ * The masked products on tensor cores (subgroup matrices, f16 operands, f32 accumulation): the
+ * blocked kernel's `out_r = Σ_{h ∈ heads(out)} Σ_u scale (x_r · y_u) M'_ru z_u` (see
+ * blocked.wgsl.ts), which is the forward (x, y, z = q, k, v), dq (dO, v, k), dv (k, q, dO, mask
+ * transposed, summed over the group's query heads) and dk (v, dO, q, the same).
  *
- * A workgroup owns `rowFragments · M` query rows of one sequence and head and walks the keys in
- * tiles of `tile`. Its subgroups split each key tile by columns for `S = Q Kᵀ` (every subgroup holds
+ * Described for the forward: a workgroup owns `rowFragments · M` query rows of one sequence and
+ * head and walks the keys in tiles of `tile`. Its subgroups split each key tile by columns for `S = Q Kᵀ` (every subgroup holds
  * all of Q's fragments in registers) and split the value columns for `O += P V`, so each keeps only
  * its share of the output accumulator. Between the two products the scores go through workgroup
  * memory, where every invocation applies `scale · M_ij` (and zeroes the rows and keys past n) and
@@ -13,10 +16,18 @@
 import { enables, paramsStruct, type SubgroupMatrixConfig, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { MASK_AT_WGSL, MASKED_PARAMS, TO_F16_WGSL } from './params.js';
 
-/** Generation parameters of the tensor-core forward. */
+/** Generation parameters of the tensor-core product. */
 export interface FusedMatrixConfig {
+  /** Length of the dot products x · y (dk for the forward). */
   dk: number;
+  /** Columns of z and of the output (dv for the forward). */
   dv: number;
+  /**
+   * `false` (the forward, dq): the output and x belong to a query head, y and z to its kv head.
+   * `true` (dk, dv): the output and x belong to a kv head; the kernel sums over its query heads,
+   * whose y and z they are, and reads the mask transposed.
+   */
+  kvOutput?: boolean;
   matrix: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>;
   /** The subgroup size it is built for, pinned with `@subgroup_size` when `pinSubgroupSize`. */
   subgroupSize: number;
@@ -52,8 +63,10 @@ export function fusedMatrixSharedBytes(c: FusedMatrixConfig): number {
 export function fusedMatrixUnsupported(c: FusedMatrixConfig): string | undefined {
   const { M, N, K } = c.matrix;
   if (c.dk % K !== 0) return `dk = ${c.dk} is not a multiple of the matrix K = ${K}`;
-  if (c.dv % (N * c.subgroups) !== 0) return `dv = ${c.dv} does not split into multiples of N = ${N} over ${c.subgroups} subgroups`;
-  if (c.tile % (N * c.subgroups) !== 0 || c.tile % K !== 0) return `tile ${c.tile} does not split over ${c.subgroups} subgroups`;
+  if (c.dv % (N * c.subgroups) !== 0)
+    return `dv = ${c.dv} does not split into multiples of N = ${N} over ${c.subgroups} subgroups`;
+  if (c.tile % (N * c.subgroups) !== 0 || c.tile % K !== 0)
+    return `tile ${c.tile} does not split over ${c.subgroups} subgroups`;
   if (c.subgroupSize % 4 !== 0 || M < 1) return `subgroup size ${c.subgroupSize} is not supported`;
   return undefined;
 }
@@ -74,7 +87,16 @@ export function fusedMatrixConfig(
   // The most subgroups and the longest key tile that fit: fewer barriers per key.
   for (const subgroups of [4, 2, 1]) {
     for (const tile of [64, 32, 16]) {
-      const c: FusedMatrixConfig = { dk, dv, matrix, subgroupSize, pinSubgroupSize, subgroups, rowFragments: 1, tile };
+      const c: FusedMatrixConfig = {
+        dk,
+        dv,
+        matrix,
+        subgroupSize,
+        pinSubgroupSize,
+        subgroups,
+        rowFragments: 1,
+        tile,
+      };
       // Dawn wants the workgroup a multiple of the adapter's largest subgroup size.
       const threads = subgroups * subgroupSize;
       if (threads % subgroupMaxSize !== 0) continue;
@@ -84,8 +106,13 @@ export function fusedMatrixConfig(
   return undefined;
 }
 
-/** WGSL of the tensor-core masked forward (f16 q, k, v, mask and o). */
+/** WGSL of the tensor-core masked product (f16 x, y, z, mask and out; bindings in that order). */
 export function fusedMatrixWgsl(c: FusedMatrixConfig): string {
+  const kv = c.kvOutput === true;
+  const outHeads = kv ? 'p.hkv' : 'p.hq';
+  const yHeads = kv ? 'p.hq' : 'p.hkv';
+  const yHead = kv ? 'hs' : 'hk';
+  const mask = kv ? 'maskAt(b, hs, j, i)' : 'maskAt(b, hs, i, j)';
   const { M, N, K } = c.matrix;
   const left = `subgroup_matrix_left<f16, ${K}, ${M}>`;
   const right = `subgroup_matrix_right<f16, ${N}, ${K}>`;
@@ -108,13 +135,16 @@ export function fusedMatrixWgsl(c: FusedMatrixConfig): string {
     ...range(dkFrags).flatMap((kk) =>
       range(keyFrags).flatMap((j) => [
         `    { let kf = subgroupMatrixLoad<${right}, col_major>(&Xs, (sgc * ${keys}u + ${j * N}u) * ${st.x}u + ${kk * K}u, ${st.x}u);`,
-        ...range(R).map((r) => `      ${sf(r, j)} = subgroupMatrixMultiplyAccumulate(${qf(r, kk)}, kf, ${sf(r, j)});`),
+        ...range(R).map(
+          (r) => `      ${sf(r, j)} = subgroupMatrixMultiplyAccumulate(${qf(r, kk)}, kf, ${sf(r, j)});`,
+        ),
         '    }',
       ]),
     ),
     ...range(R).flatMap((r) =>
       range(keyFrags).map(
-        (j) => `    subgroupMatrixStore<row_major>(&Ss, ${r * M * st.s}u + sgc * ${keys}u + ${j * N}u, ${sf(r, j)}, ${st.s}u);`,
+        (j) =>
+          `    subgroupMatrixStore<row_major>(&Ss, ${r * M * st.s}u + sgc * ${keys}u + ${j * N}u, ${sf(r, j)}, ${st.s}u);`,
       ),
     ),
   ].join('\n');
@@ -124,11 +154,14 @@ export function fusedMatrixWgsl(c: FusedMatrixConfig): string {
       [
         '    {',
         ...range(R).map(
-          (r) => `    let pf${r} = subgroupMatrixLoad<${left}, row_major>(&Ps, ${r * M * st.p + kc * K}u, ${st.p}u);`,
+          (r) =>
+            `    let pf${r} = subgroupMatrixLoad<${left}, row_major>(&Ps, ${r * M * st.p + kc * K}u, ${st.p}u);`,
         ),
         ...range(colFrags).flatMap((j) => [
           `    { let vf = subgroupMatrixLoad<${right}, row_major>(&Xs, ${kc * K * st.x}u + sgc * ${columns}u + ${j * N}u, ${st.x}u);`,
-          ...range(R).map((r) => `      ${of(r, j)} = subgroupMatrixMultiplyAccumulate(pf${r}, vf, ${of(r, j)});`),
+          ...range(R).map(
+            (r) => `      ${of(r, j)} = subgroupMatrixMultiplyAccumulate(pf${r}, vf, ${of(r, j)});`,
+          ),
           '    }',
         ]),
         '    }',
@@ -148,7 +181,8 @@ export function fusedMatrixWgsl(c: FusedMatrixConfig): string {
 ${range(R)
   .flatMap((r) =>
     frags.map(
-      (j, f) => `  subgroupMatrixStore<row_major>(&Ss, ${r * M * st.s}u + sgc * ${keys}u + ${f * N}u, ${of(r, j)}, ${st.s}u);`,
+      (j, f) =>
+        `  subgroupMatrixStore<row_major>(&Ss, ${r * M * st.s}u + sgc * ${keys}u + ${f * N}u, ${of(r, j)}, ${st.s}u);`,
     ),
   )
   .join('\n')}
@@ -159,7 +193,7 @@ ${range(R)
     let cc = e % ${width}u;
     let i = q0 + rr;
     if (i < p.n) {
-      o[((b * p.n + i) * p.hq + h) * ${c.dv}u + g * ${columns}u + ${chunk * chunkFrags * N}u + cc] = toF16(Ss[rr * ${st.s}u + g * ${keys}u + cc]);
+      o[((b * p.n + i) * ${outHeads} + h) * ${c.dv}u + g * ${columns}u + ${chunk * chunkFrags * N}u + cc] = toF16(Ss[rr * ${st.s}u + g * ${keys}u + cc]);
     }
   }`;
     })
@@ -171,18 +205,18 @@ ${range(R)
       let rr = e / ${width}u;
       let cc = e % ${width}u;
       let t = ${first} + rr;
-      var x = f16(0.0);
-      if (t < p.n) { x = ${src}[((b * p.n + t) * ${heads} + ${head}) * ${width}u + cc]; }
-      Xs[rr * ${st.x}u + cc] = x;
+      var val = f16(0.0);
+      if (t < p.n) { val = ${src}[((b * p.n + t) * ${heads} + ${head}) * ${width}u + cc]; }
+      Xs[rr * ${st.x}u + cc] = val;
     }`;
 
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
 ${paramsStruct(MASKED_PARAMS)}
 ${TO_F16_WGSL}
-@group(0) @binding(0) var<storage, read> q: array<f16>;
-@group(0) @binding(1) var<storage, read> k: array<f16>;
-@group(0) @binding(2) var<storage, read> v: array<f16>;
+@group(0) @binding(0) var<storage, read> x: array<f16>;
+@group(0) @binding(1) var<storage, read> y: array<f16>;
+@group(0) @binding(2) var<storage, read> z: array<f16>;
 @group(0) @binding(3) var<storage, read> m: array<f16>;
 @group(0) @binding(4) var<storage, read_write> o: array<f16>;
 @group(0) @binding(5) var<uniform> p: Params;
@@ -205,27 +239,31 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let w = workgroupIndex(wid, nwg);
   if (w >= p.count) { return; }
   let tileIndex = w % p.tiles;
-  let h = (w / p.tiles) % p.hq;
-  let b = w / (p.tiles * p.hq);
+  let h = (w / p.tiles) % ${outHeads};
+  let b = w / (p.tiles * ${outHeads});
   let hk = h / p.group;
   let q0 = tileIndex * ROWS;
   // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
   let sgc = min(sg, SUBGROUPS - 1u);
-${stage('q', 'q0', rows, c.dk, 'p.hq', 'h')}
+${stage('x', 'q0', rows, c.dk, outHeads, 'h')}
   workgroupBarrier();
 ${range(R)
   .flatMap((r) =>
     range(dkFrags).map(
-      (kk) => `  let ${qf(r, kk)} = subgroupMatrixLoad<${left}, row_major>(&Xs, ${r * M * st.x + kk * K}u, ${st.x}u);`,
+      (kk) =>
+        `  let ${qf(r, kk)} = subgroupMatrixLoad<${left}, row_major>(&Xs, ${r * M * st.x + kk * K}u, ${st.x}u);`,
     ),
   )
   .join('\n')}
 ${range(R)
   .flatMap((r) => range(colFrags).map((j) => `  var ${of(r, j)} = ${result}();`))
   .join('\n')}
+  let h0 = ${kv ? 'h * p.group' : 'h'};
+  let h1 = ${kv ? '(h + 1u) * p.group' : 'h + 1u'};
+  for (var hs = h0; hs < h1; hs++) {
   for (var k0 = 0u; k0 < p.n; k0 += TILE) {
     workgroupBarrier();
-${stage('k', 'k0', c.tile, c.dk, 'p.hkv', 'hk')}
+${stage('y', 'k0', c.tile, c.dk, yHeads, yHead)}
     workgroupBarrier();
 ${scores}
     workgroupBarrier();
@@ -234,13 +272,14 @@ ${scores}
       let cc = e % TILE;
       let i = q0 + rr;
       let j = k0 + cc;
-      var x = 0.0;
-      if (i < p.n && j < p.n) { x = Ss[rr * ${st.s}u + cc] * p.scale * maskAt(b, h, i, j); }
-      Ps[rr * ${st.p}u + cc] = toF16(x);
+      var val = 0.0;
+      if (i < p.n && j < p.n) { val = Ss[rr * ${st.s}u + cc] * p.scale * ${mask}; }
+      Ps[rr * ${st.p}u + cc] = toF16(val);
     }
-${stage('v', 'k0', c.tile, c.dv, 'p.hkv', 'hk')}
+${stage('z', 'k0', c.tile, c.dv, yHeads, yHead)}
     workgroupBarrier();
 ${products}
+  }
   }
 ${writeOut}
 }

@@ -1,4 +1,8 @@
-/** The fastest masked forward of a tier: tensor cores on `subgroup-matrix`, the blocked kernel elsewhere. */
+/**
+ * The fastest masked kernels of a tier: tensor cores on `subgroup-matrix` (forward, dq, dk, dv; dm
+ * by the blocked kernel), the blocked kernels elsewhere and for head dims the tensor-core shapes do
+ * not take.
+ */
 import {
   type Capabilities,
   dispatch,
@@ -8,20 +12,32 @@ import {
   Tensor,
   type Tier,
 } from '@webattn/core';
-import { blockedForward } from './blocked.js';
-import { type FusedMatrixConfig, fusedMatrixConfig, fusedMatrixRows, fusedMatrixWgsl } from './fused-matrix.wgsl.js';
+import { blockedBackward, blockedDm, blockedForward } from './blocked.js';
+import {
+  type FusedMatrixConfig,
+  fusedMatrixConfig,
+  fusedMatrixRows,
+  fusedMatrixWgsl,
+} from './fused-matrix.wgsl.js';
 import type { MaskedShape } from './masked-call.js';
 import type { MaskedInputs } from './naive.js';
 import { MASKED_PARAMS, maskedParams } from './params.js';
 
-/** The tensor-core configuration for these head dims on this device, or undefined when none fits. */
-export function maskedMatrixConfig(caps: Capabilities, dk: number, dv: number): FusedMatrixConfig | undefined {
+/**
+ * The tensor-core configuration for products with dot products of `dx` and outputs of `dz` columns
+ * on this device, or undefined when none fits.
+ */
+export function maskedMatrixConfig(
+  caps: Capabilities,
+  dx: number,
+  dz: number,
+): FusedMatrixConfig | undefined {
   const matrix = preferredMatrixConfig(caps);
   if (!matrix) return undefined;
   const { subgroupSize, pinSubgroupSize } = matrixSubgroupSize(caps);
   return fusedMatrixConfig(
-    dk,
-    dv,
+    dx,
+    dz,
     matrix,
     subgroupSize,
     pinSubgroupSize,
@@ -31,8 +47,33 @@ export function maskedMatrixConfig(caps: Capabilities, dk: number, dv: number): 
 }
 
 /** Which kernel the fused forward runs for a tier and head dims: `matrix` (tensor cores) or `blocked`. */
-export function fusedForwardKernel(caps: Capabilities, tier: Tier, dk: number, dv: number): 'matrix' | 'blocked' {
+export function fusedForwardKernel(
+  caps: Capabilities,
+  tier: Tier,
+  dk: number,
+  dv: number,
+): 'matrix' | 'blocked' {
   return tier === 'subgroup-matrix' && maskedMatrixConfig(caps, dk, dv) ? 'matrix' : 'blocked';
+}
+
+/** Queues one tensor-core product (bindings x, y, z, mask, out). */
+async function matrixProduct(
+  gpu: Gpu,
+  s: MaskedShape,
+  scale: number,
+  label: string,
+  config: FusedMatrixConfig,
+  buffers: [Tensor, Tensor, Tensor, Tensor, Tensor],
+): Promise<void> {
+  const tiles = Math.ceil(s.n / fusedMatrixRows(config));
+  const count = s.batch * (config.kvOutput ? s.hkv : s.hq) * tiles;
+  await dispatch(gpu, {
+    label,
+    code: fusedMatrixWgsl(config),
+    buffers,
+    params: { layout: MASKED_PARAMS, values: maskedParams(s, scale, { count, tiles }) },
+    workgroups: count,
+  });
 }
 
 /** Runs the fused forward for `tier`. */
@@ -47,18 +88,62 @@ export async function fusedForward(
   if (!config) return blockedForward(gpu, s, scale, x);
   const o = Tensor.empty(gpu, [s.batch, s.n, s.hq, s.dv], s.dtype);
   try {
-    const tiles = Math.ceil(s.n / fusedMatrixRows(config));
-    const count = s.batch * s.hq * tiles;
-    await dispatch(gpu, {
-      label: 'masked fused forward (subgroup matrix)',
-      code: fusedMatrixWgsl(config),
-      buffers: [x.q, x.k, x.v, x.mask, o],
-      params: { layout: MASKED_PARAMS, values: maskedParams(s, scale, { count, tiles }) },
-      workgroups: count,
-    });
+    await matrixProduct(gpu, s, scale, 'masked fused forward (subgroup matrix)', config, [
+      x.q,
+      x.k,
+      x.v,
+      x.mask,
+      o,
+    ]);
   } catch (error) {
     o.dispose();
     throw error;
   }
   return o;
+}
+
+/** Runs the fused backward for `tier`: dq, dk, dv on tensor cores where they fit, dm by the blocked kernel. */
+export async function fusedBackward(
+  gpu: Gpu,
+  s: MaskedShape,
+  scale: number,
+  tier: Tier,
+  x: MaskedInputs,
+  dO: Tensor,
+): Promise<{ dq: Tensor; dk: Tensor; dv: Tensor; dm: Tensor }> {
+  const matrix = tier === 'subgroup-matrix';
+  // dq and dk: dot products over dv, outputs of dk columns; dv: over dk, outputs of dv columns.
+  const toDk = matrix ? maskedMatrixConfig(gpu.caps, s.dv, s.dk) : undefined;
+  const toDv = matrix ? maskedMatrixConfig(gpu.caps, s.dk, s.dv) : undefined;
+  if (!toDk || !toDv) return blockedBackward(gpu, s, scale, x, dO);
+  const t = s.dtype;
+  const out = {
+    dq: Tensor.empty(gpu, x.q.shape, t),
+    dk: Tensor.empty(gpu, x.k.shape, t),
+    dv: Tensor.empty(gpu, x.v.shape, t),
+    dm: Tensor.empty(gpu, x.mask.shape, t),
+  };
+  try {
+    const label = (g: string) => `masked fused ${g} (subgroup matrix)`;
+    await matrixProduct(gpu, s, scale, label('dq'), toDk, [dO, x.v, x.k, x.mask, out.dq]);
+    await matrixProduct(gpu, s, scale, label('dk'), { ...toDk, kvOutput: true }, [
+      x.v,
+      dO,
+      x.q,
+      x.mask,
+      out.dk,
+    ]);
+    await matrixProduct(gpu, s, scale, label('dv'), { ...toDv, kvOutput: true }, [
+      x.k,
+      x.q,
+      dO,
+      x.mask,
+      out.dv,
+    ]);
+    await blockedDm(gpu, s, scale, x, dO, out.dm);
+  } catch (error) {
+    for (const d of Object.values(out)) d.dispose();
+    throw error;
+  }
+  return out;
 }

@@ -5,7 +5,7 @@
 import { check, type Gpu, type Tensor } from '@webattn/core';
 import { blockedBackward, blockedForward } from './blocked.js';
 import { assertFinite } from './finite.js';
-import { fusedForward } from './fused.js';
+import { fusedBackward, fusedForward } from './fused.js';
 import {
   type MaskedLinearAttentionContext,
   type MaskedLinearAttentionGradients,
@@ -66,7 +66,8 @@ export async function maskedLinearAttention(
  * Gradients of the masked linear attention given `dO = ∂L/∂o`: with `A = scale Q Kᵀ` and
  * `G = dO Vᵀ`, `dM = A ⊙ G` (summed over the dims the mask broadcasts over, deterministically),
  * `dQ = scale (G ⊙ M) K`, `dK = scale (G ⊙ M)ᵀ Q`, `dV = (A ⊙ M)ᵀ dO` (dK, dV summed over each GQA
- * group). Runs the forward's implementation (`fused` runs the blocked backward).
+ * group). Runs the forward's implementation: `fused` runs dq, dk, dv on tensor cores on
+ * `subgroup-matrix`, the blocked kernels elsewhere.
  *
  * @param ctx - From {@link maskedLinearAttention}; its inputs must still be alive.
  * @param dO - `[b, n, hq, dv]`, q's dtype.
@@ -94,7 +95,9 @@ export async function maskedLinearAttentionBackward(
   const grads =
     ctx.implementation === 'naive'
       ? await naiveBackward(gpu, s, scale, inputs, dO)
-      : await blockedBackward(gpu, s, scale, inputs, dO);
+      : ctx.implementation === 'blocked'
+        ? await blockedBackward(gpu, s, scale, inputs, dO)
+        : await fusedBackward(gpu, s, scale, ctx.tier, inputs, dO);
   if (ctx.checkFinite) {
     await assertFinite(gpu, op, Object.entries(grads), () => {
       for (const t of Object.values(grads)) t.dispose();
