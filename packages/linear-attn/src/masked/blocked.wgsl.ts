@@ -57,6 +57,36 @@ export function blockedProductWgsl(c: BlockedProductConfig): string {
   // Mask element of output row rr, other-side row u: M[rr, u] or, transposed, M[u, rr].
   const mask = c.kvOutput ? 'maskAt(b, hs, u, rr)' : 'maskAt(b, hs, rr, u)';
   const guard = acc * lanesPerRow > c.dz;
+  const chunk = Math.min(64, c.dx);
+  // Score entries per invocation: entry li + k · threads.
+  const entries = Math.ceil((rows * TILE_K) / threads);
+  const ks = Array.from({ length: entries }, (_, k) => k);
+  const exact = entries * threads === rows * TILE_K;
+  const scoreVars = ks.map((k) => `      var s${k} = 0.0;`).join('\n');
+  const scoreSums = ks
+    .map((k) => {
+      const body = `{
+          let e = li + ${k * threads}u;
+          let xr = (e / TILE) * XS;
+          let yr = (e % TILE) * YS;
+          for (var cc = 0u; cc < CHUNK; cc++) { s${k} += Xs[xr + cc] * Ys[yr + cc]; }
+        }`;
+      return exact ? `        ${body}` : `        if (li + ${k * threads}u < ROWS * TILE) ${body}`;
+    })
+    .join('\n');
+  const scoreStores = ks
+    .map((k) => {
+      const body = `{
+        let e = li + ${k * threads}u;
+        let rr = r0 + e / TILE;
+        let u = u0 + e % TILE;
+        var s = 0.0;
+        if (rr < p.n && u < p.n) { s = s${k} * p.scale * ${mask}; }
+        Ss[e] = s;
+      }`;
+      return exact ? `      ${body}` : `      if (li + ${k * threads}u < ROWS * TILE) ${body}`;
+    })
+    .join('\n');
   const accLines = Array.from({ length: acc }, (_, a) => a);
   return `${maskedHeader(t)}
 @group(0) @binding(0) var<storage, read> x: array<${t}>;
@@ -72,7 +102,13 @@ const THREADS = ${threads}u;
 const LANES = ${lanesPerRow}u;
 const DX = ${c.dx}u;
 const DZ = ${c.dz}u;
+const CHUNK = ${chunk}u;
+// Row strides of the staged chunks; y's padded by one so the invocations reading different keys hit different banks.
+const XS = ${chunk}u;
+const YS = ${chunk + 1}u;
 var<workgroup> Ss: array<f32, ${rows * TILE_K}>;
+var<workgroup> Xs: array<f32, ${rows * chunk}>;
+var<workgroup> Ys: array<f32, ${TILE_K * (chunk + 1)}>;
 
 ${MASK_AT_WGSL}
 
@@ -94,19 +130,29 @@ ${accLines.map((a) => `  var acc${a} = 0.0;`).join('\n')}
   let h1 = ${c.kvOutput ? '(ho + 1u) * p.group' : 'ho + 1u'};
   for (var hs = h0; hs < h1; hs++) {
     for (var u0 = 0u; u0 < p.n; u0 += TILE) {
-      // Scores of the tile: rows x TILE dot products, spread over the workgroup.
-      for (var e = li; e < ROWS * TILE; e += THREADS) {
-        let rr = r0 + e / TILE;
-        let u = u0 + e % TILE;
-        var s = 0.0;
-        if (rr < p.n && u < p.n) {
-          let xb = ((b * p.n + rr) * ${xHeads} + ho) * DX;
-          let yb = ((b * p.n + u) * ${yHeads} + ${yHead}) * DX;
-          for (var c = 0u; c < DX; c++) { s += f32(x[xb + c]) * f32(y[yb + c]); }
-          s *= p.scale * ${mask};
+      // Scores of the tile, rows x TILE dot products spread over the workgroup, from chunks of x
+      // and y staged in workgroup memory; each invocation keeps its entries' partial sums.
+${scoreVars}
+      for (var c0 = 0u; c0 < DX; c0 += CHUNK) {
+        for (var e = li; e < ROWS * CHUNK; e += THREADS) {
+          let rr = r0 + e / CHUNK;
+          let cc = c0 + e % CHUNK;
+          var val = 0.0;
+          if (rr < p.n && cc < DX) { val = f32(x[((b * p.n + rr) * ${xHeads} + ho) * DX + cc]); }
+          Xs[(e / CHUNK) * XS + e % CHUNK] = val;
         }
-        Ss[e] = s;
+        for (var e = li; e < TILE * CHUNK; e += THREADS) {
+          let u = u0 + e / CHUNK;
+          let cc = c0 + e % CHUNK;
+          var val = 0.0;
+          if (u < p.n && cc < DX) { val = f32(y[((b * p.n + u) * ${yHeads} + ${yHead}) * DX + cc]); }
+          Ys[(e / CHUNK) * YS + e % CHUNK] = val;
+        }
+        workgroupBarrier();
+${scoreSums}
+        workgroupBarrier();
       }
+${scoreStores}
       workgroupBarrier();
       let uEnd = min(TILE, p.n - u0);
       for (var jj = 0u; jj < uEnd; jj++) {
