@@ -5,7 +5,7 @@ import {
   blockedDmWgsl,
   blockedLayout,
   blockedProductWgsl,
-  DM_WORKGROUP,
+  DM_TILE,
 } from './blocked.wgsl.js';
 import type { MaskedShape } from './masked-call.js';
 import type { MaskedInputs } from './naive.js';
@@ -56,7 +56,7 @@ export async function blockedForward(
   return o;
 }
 
-/** The blocked dM: one thread per mask element owns its sum over the broadcast dims. */
+/** The blocked dM: a workgroup per tile of dm, each invocation owning its entries' sums over the broadcast dims. */
 export async function blockedDm(
   gpu: Gpu,
   s: MaskedShape,
@@ -65,12 +65,14 @@ export async function blockedDm(
   dO: Tensor,
   dm: Tensor,
 ) {
+  const tiles = Math.ceil(s.n / DM_TILE);
+  const count = s.maskBatch * s.maskHeads * tiles * tiles;
   await dispatch(gpu, {
     label: 'masked blocked dm',
     code: blockedDmWgsl({ dtype: s.dtype, dk: s.dk, dv: s.dv }),
     buffers: [x.q, x.k, x.v, dO, dm],
-    params: { layout: MASKED_PARAMS, values: maskedParams(s, scale, { count: dm.size }) },
-    workgroups: Math.ceil(dm.size / DM_WORKGROUP),
+    params: { layout: MASKED_PARAMS, values: maskedParams(s, scale, { count, tiles }) },
+    workgroups: count,
   });
 }
 

@@ -186,6 +186,9 @@ ${accLines
 /** Invocations per workgroup of the blocked dM kernel. */
 export const DM_WORKGROUP = 64;
 
+/** Rows and columns of the dM tile a workgroup owns. */
+export const DM_TILE = 16;
+
 /** Sizes the dM kernel is generated for. */
 export interface BlockedDmConfig {
   dtype: Dtype;
@@ -195,11 +198,52 @@ export interface BlockedDmConfig {
 
 /**
  * `dM_ij = Σ scale (q_i · k_j)(dO_i · v_j)` over the sequences and heads the mask broadcasts over,
- * recomputed rather than stored: one thread per element of dm `[maskBatch, maskHeads, n, n]` owns
- * its whole sum, so the result is deterministic without atomics.
+ * recomputed rather than stored. A workgroup owns a `DM_TILE²` tile of dm
+ * `[maskBatch, maskHeads, n, n]`, and each invocation the whole sum of its entries, so the result
+ * is deterministic without atomics. Both dot products come from chunks of 64 columns staged in
+ * workgroup memory, like the product kernel's scores.
  */
 export function blockedDmWgsl(c: BlockedDmConfig): string {
   const t = c.dtype;
+  const T = DM_TILE;
+  const entries = (T * T) / DM_WORKGROUP;
+  const ks = Array.from({ length: entries }, (_, k) => k);
+  const chunk = Math.min(64, Math.max(c.dk, c.dv));
+  // Partial dot products of `left` rows i0.. and `right` rows j0.. over `dim` columns into `prefix{k}`.
+  const dots = (
+    prefix: string,
+    left: string,
+    leftHeads: string,
+    leftHead: string,
+    right: string,
+    rightHeads: string,
+    rightHead: string,
+    dim: number,
+  ) => `${ks.map((k) => `      var ${prefix}${k} = 0.0;`).join('\n')}
+      for (var c0 = 0u; c0 < ${dim}u; c0 += CHUNK) {
+        for (var e = li; e < ${T}u * CHUNK; e += ${DM_WORKGROUP}u) {
+          let rr = e / CHUNK;
+          let cc = c0 + e % CHUNK;
+          var a = 0.0;
+          var bb = 0.0;
+          if (i0 + rr < p.n && cc < ${dim}u) { a = f32(${left}[((b * p.n + i0 + rr) * ${leftHeads} + ${leftHead}) * ${dim}u + cc]); }
+          if (j0 + rr < p.n && cc < ${dim}u) { bb = f32(${right}[((b * p.n + j0 + rr) * ${rightHeads} + ${rightHead}) * ${dim}u + cc]); }
+          Xs[rr * XS + e % CHUNK] = a;
+          Ys[rr * YS + e % CHUNK] = bb;
+        }
+        workgroupBarrier();
+${ks
+  .map(
+    (k) => `        {
+          let e = li + ${k * DM_WORKGROUP}u;
+          let xr = (e / ${T}u) * XS;
+          let yr = (e % ${T}u) * YS;
+          for (var cc = 0u; cc < CHUNK; cc++) { ${prefix}${k} += Xs[xr + cc] * Ys[yr + cc]; }
+        }`,
+  )
+  .join('\n')}
+        workgroupBarrier();
+      }`;
   return `${maskedHeader(t)}
 @group(0) @binding(0) var<storage, read> q: array<${t}>;
 @group(0) @binding(1) var<storage, read> k: array<${t}>;
@@ -208,36 +252,47 @@ export function blockedDmWgsl(c: BlockedDmConfig): string {
 @group(0) @binding(4) var<storage, read_write> dm: array<${t}>;
 @group(0) @binding(5) var<uniform> p: Params;
 
+const CHUNK = ${chunk}u;
+const XS = ${chunk}u;
+const YS = ${chunk + 1}u;
+var<workgroup> Xs: array<f32, ${T * chunk}>;
+var<workgroup> Ys: array<f32, ${T * (chunk + 1)}>;
+
 ${WORKGROUP_INDEX_WGSL}
 
 @compute @workgroup_size(${DM_WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let id = workgroupIndex(wid, nwg) * ${DM_WORKGROUP}u + li;
-  if (id >= p.count) { return; }
-  let j = id % p.n;
-  let i = (id / p.n) % p.n;
-  let mh = (id / (p.n * p.n)) % p.maskHeads;
-  let mb = id / (p.n * p.n * p.maskHeads);
+  let w = workgroupIndex(wid, nwg);
+  if (w >= p.count) { return; }
+  let tj = w % p.tiles;
+  let ti = (w / p.tiles) % p.tiles;
+  let mh = (w / (p.tiles * p.tiles)) % p.maskHeads;
+  let mb = w / (p.tiles * p.tiles * p.maskHeads);
+  let i0 = ti * ${T}u;
+  let j0 = tj * ${T}u;
   let b0 = select(mb, 0u, p.maskBatch == 1u);
   let b1 = select(mb + 1u, p.batch, p.maskBatch == 1u);
   let h0 = select(mh, 0u, p.maskHeads == 1u);
   let h1 = select(mh + 1u, p.hq, p.maskHeads == 1u);
-  var acc = 0.0;
+${ks.map((k) => `  var acc${k} = 0.0;`).join('\n')}
   for (var b = b0; b < b1; b++) {
     for (var h = h0; h < h1; h++) {
       let hk = h / p.group;
-      let qb = ((b * p.n + i) * p.hq + h) * ${c.dk}u;
-      let kb = ((b * p.n + j) * p.hkv + hk) * ${c.dk}u;
-      var a = 0.0;
-      for (var c = 0u; c < ${c.dk}u; c++) { a += f32(q[qb + c]) * f32(k[kb + c]); }
-      let ob = ((b * p.n + i) * p.hq + h) * ${c.dv}u;
-      let vb = ((b * p.n + j) * p.hkv + hk) * ${c.dv}u;
-      var g = 0.0;
-      for (var c = 0u; c < ${c.dv}u; c++) { g += f32(dout[ob + c]) * f32(v[vb + c]); }
-      acc += a * g;
+${dots('a', 'q', 'p.hq', 'h', 'k', 'p.hkv', 'hk', c.dk)}
+${dots('g', 'dout', 'p.hq', 'h', 'v', 'p.hkv', 'hk', c.dv)}
+${ks.map((k) => `      acc${k} += a${k} * g${k};`).join('\n')}
     }
   }
-  dm[id] = ${storeAs(t)}(acc * p.scale);
+${ks
+  .map(
+    (k) => `  {
+    let e = li + ${k * DM_WORKGROUP}u;
+    let i = i0 + e / ${T}u;
+    let j = j0 + e % ${T}u;
+    if (i < p.n && j < p.n) { dm[((mb * p.maskHeads + mh) * p.n + i) * p.n + j] = ${storeAs(t)}(acc${k} * p.scale); }
+  }`,
+  )
+  .join('\n')}
 }
 `;
 }
