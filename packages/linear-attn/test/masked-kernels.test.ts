@@ -83,7 +83,29 @@ describe('every masked kernel compiles on the null backend', () => {
     expect(fusedMatrixConfig(64, 24, MATRIX, 32, true, 65536)).toBeUndefined();
     // The null backend allows 16 KiB of workgroup memory; an H100/H200 allows 48 KiB and gets the
     // widest shape, which `webattn verify linear-attn` compiles and checks there.
-    expect(fusedMatrixConfig(128, 128, MATRIX, 32, true, 49152)).toMatchObject({ subgroups: 4, tile: 64 });
+    expect(fusedMatrixConfig(128, 128, MATRIX, 32, true, 49152)).toMatchObject({
+      subgroups: 4,
+      tile: 64,
+      rowFragments: 2,
+    });
+  });
+
+  it('the shapes chosen with 48 KiB (an H100/H200) are valid WGSL, checked without the pipeline limits', async () => {
+    for (const [dk, dv] of [
+      [64, 64],
+      [128, 128],
+      [128, 64],
+      [256, 128],
+    ] as const) {
+      const c = fusedMatrixConfig(dk, dv, MATRIX, 32, true, 49152);
+      expect(c, `${dk}/${dv}`).toBeDefined();
+      for (const kvOutput of [false, true]) {
+        const module = gpu.device.createShaderModule({ code: fusedMatrixWgsl({ ...c!, kvOutput }) });
+        const info = await module.getCompilationInfo();
+        const errors = info.messages.filter((m) => m.type === 'error').map((m) => m.message);
+        expect(errors, `${dk}/${dv} kv ${kvOutput}`).toEqual([]);
+      }
+    }
   });
 
   it('f16 runs end to end on the null backend: bindings match, no device error', async () => {

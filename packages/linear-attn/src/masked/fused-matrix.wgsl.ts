@@ -84,9 +84,15 @@ export function fusedMatrixConfig(
   maxSharedBytes: number,
   subgroupMaxSize = subgroupSize,
 ): FusedMatrixConfig | undefined {
-  // The most subgroups and the longest key tile that fit: fewer barriers per key.
+  // The most subgroups and the longest key tile that fit: fewer barriers per key; two row
+  // fragments per workgroup halve the key and value traffic where the memory allows.
   for (const subgroups of [4, 2, 1]) {
-    for (const tile of [64, 32, 16]) {
+    for (const [tile, rowFragments] of [
+      [64, 2],
+      [64, 1],
+      [32, 1],
+      [16, 1],
+    ] as const) {
       const c: FusedMatrixConfig = {
         dk,
         dv,
@@ -94,7 +100,7 @@ export function fusedMatrixConfig(
         subgroupSize,
         pinSubgroupSize,
         subgroups,
-        rowFragments: 1,
+        rowFragments,
         tile,
       };
       // Dawn wants the workgroup a multiple of the adapter's largest subgroup size.
@@ -199,24 +205,28 @@ ${range(R)
     })
     .join('\n');
 
-  // Stages `count` rows of `width` from a token-major tensor into Xs, zeros past n.
+  // Stages `count` rows of `width` from a token-major tensor into Xs with vec4 loads, zeros past n.
   const stage = (src: string, first: string, count: number, width: number, heads: string, head: string) =>
-    `    for (var e = li; e < ${count * width}u; e += THREADS) {
-      let rr = e / ${width}u;
-      let cc = e % ${width}u;
+    `    for (var e = li; e < ${(count * width) / 4}u; e += THREADS) {
+      let rr = e / ${width / 4}u;
+      let cv = e % ${width / 4}u;
       let t = ${first} + rr;
-      var val = f16(0.0);
-      if (t < p.n) { val = ${src}[((b * p.n + t) * ${heads} + ${head}) * ${width}u + cc]; }
-      Xs[rr * ${st.x}u + cc] = val;
+      var val = vec4<f16>();
+      if (t < p.n) { val = ${src}[((b * p.n + t) * ${heads} + ${head}) * ${width / 4}u + cv]; }
+      let at = rr * ${st.x}u + 4u * cv;
+      Xs[at] = val.x;
+      Xs[at + 1u] = val.y;
+      Xs[at + 2u] = val.z;
+      Xs[at + 3u] = val.w;
     }`;
 
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
 ${paramsStruct(MASKED_PARAMS)}
 ${TO_F16_WGSL}
-@group(0) @binding(0) var<storage, read> x: array<f16>;
-@group(0) @binding(1) var<storage, read> y: array<f16>;
-@group(0) @binding(2) var<storage, read> z: array<f16>;
+@group(0) @binding(0) var<storage, read> x: array<vec4<f16>>;
+@group(0) @binding(1) var<storage, read> y: array<vec4<f16>>;
+@group(0) @binding(2) var<storage, read> z: array<vec4<f16>>;
 @group(0) @binding(3) var<storage, read> m: array<f16>;
 @group(0) @binding(4) var<storage, read_write> o: array<f16>;
 @group(0) @binding(5) var<uniform> p: Params;
