@@ -11,6 +11,10 @@ export {
 } from './decode/decode.js';
 export { type DecodeConfig, lightningDecodeWgsl } from './decode/decode.wgsl.js';
 export { type ChunkOutputConfig, chunkOutputWgsl } from './lightning/chunk-output.wgsl.js';
+export {
+  type ChunkOutputMatrixConfig,
+  chunkOutputMatrixWgsl,
+} from './lightning/chunk-output-matrix.wgsl.js';
 export { type ChunkStateConfig, chunkStateWgsl } from './lightning/chunk-state.wgsl.js';
 export type { PlanTensors } from './lightning/kernels.js';
 export { type LightningAttentionGrads, lightningAttentionBackward } from './lightning/lightning-backward.js';

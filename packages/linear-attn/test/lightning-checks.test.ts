@@ -1,4 +1,4 @@
-import { type Gpu, Tensor, WebAttnError } from '@webattn/core';
+import { type Gpu, matrixSubgroupSize, Tensor, WebAttnError } from '@webattn/core';
 import { nullGpu, testGpu } from '@webattn/core/testing';
 import {
   compare,
@@ -9,6 +9,7 @@ import {
 } from '@webattn/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  chunkOutputMatrixWgsl,
   chunkOutputWgsl,
   chunkStateWgsl,
   disposeLightningContext,
@@ -71,6 +72,22 @@ describe('every lightning and decode kernel compiles on the null backend, f32 an
       }
     });
   }
+
+  it('tensor-core output kernel (16x16x16 f16 -> f32), every direction, with and without the f16 check', async () => {
+    const sizes = matrixSubgroupSize(gpu.caps);
+    for (const [reverse, transposeState] of [
+      [false, false],
+      [false, true],
+      [true, true],
+      [true, false],
+    ] as const) {
+      for (const checkFinite of [false, true]) {
+        const name = `chunk output tensor-core reverse=${reverse} transpose=${transposeState} check=${checkFinite}`;
+        const code = chunkOutputMatrixWgsl({ dtype: 'f16', reverse, transposeState, checkFinite, ...sizes });
+        await expect(gpu.pipelines.get(code, name), name).resolves.toBeDefined();
+      }
+    }
+  });
 });
 
 describe('lightningAttention rejects bad input before dispatching', () => {

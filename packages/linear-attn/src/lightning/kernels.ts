@@ -1,6 +1,20 @@
 /** Host side of the chunkwise lightning kernels: one function per launch. */
-import { type Dtype, dispatch, type Gpu, Tensor } from '@webattn/core';
+import {
+  type Capabilities,
+  type Dtype,
+  dispatch,
+  type Gpu,
+  matrixSubgroupSize,
+  preferredMatrixConfig,
+  Tensor,
+} from '@webattn/core';
 import { CHUNK_OUTPUT_PARAMS, chunkOutputWgsl } from './chunk-output.wgsl.js';
+import {
+  chunkOutputMatrixSharedBytes,
+  chunkOutputMatrixWgsl,
+  MATRIX_CHUNK,
+  MATRIX_COLUMNS,
+} from './chunk-output-matrix.wgsl.js';
 import { CHUNK_STATE_PARAMS, chunkStateWgsl, STATE_TILE } from './chunk-state.wgsl.js';
 import {
   l2NormalizeBackwardWgsl,
@@ -127,17 +141,21 @@ export async function chunkOutput(
   const outHeads = kind === 'o' || kind === 'dq' ? hq : hkv;
   const out = Tensor.empty(gpu, [plan.batch, plan.n, outHeads, dz], dtype);
   if (chunks === 0) return out;
-  const zTiles = Math.ceil(dz / 32);
   const checkFinite = inputs.overflow !== undefined;
+  const transposeState = kind === 'dq' || kind === 'dk';
+  const matrix = plan.tier === 'subgroup-matrix' ? matrixKernelFor(gpu.caps, plan.chunkSize) : undefined;
+  const zTiles = Math.ceil(dz / (matrix ? MATRIX_COLUMNS : 32));
   await dispatch(gpu, {
-    label: `lightning ${kind}`,
-    code: chunkOutputWgsl({
-      dtype: dtype as Dtype,
-      chunkSize: plan.chunkSize,
-      reverse,
-      transposeState: kind === 'dq' || kind === 'dk',
-      checkFinite,
-    }),
+    label: `lightning ${kind}${matrix ? ' tensor-core' : ''}`,
+    code: matrix
+      ? chunkOutputMatrixWgsl({ dtype, reverse, transposeState, checkFinite, ...matrix })
+      : chunkOutputWgsl({
+          dtype: dtype as Dtype,
+          chunkSize: plan.chunkSize,
+          reverse,
+          transposeState,
+          checkFinite,
+        }),
     buffers: [
       inputs.x,
       inputs.y,
@@ -165,9 +183,26 @@ export async function chunkOutput(
         stateScale: reverse ? 1 : plan.scale,
       },
     },
-    workgroups: chunks * outHeads * zTiles * (plan.chunkSize / 32),
+    workgroups: chunks * outHeads * zTiles * (matrix ? 1 : plan.chunkSize / 32),
   });
   return out;
+}
+
+/**
+ * The subgroup configuration of the tensor-core output kernel on this device, or undefined where it
+ * does not apply (another chunk size, no 16x16x16 f16 fragments, too little workgroup memory): the
+ * f16 kernel runs instead.
+ */
+export function matrixKernelFor(
+  caps: Capabilities,
+  chunkSize: number,
+): { subgroupSize: number; pinSubgroupSize: boolean } | undefined {
+  const config = preferredMatrixConfig(caps);
+  if (chunkSize !== MATRIX_CHUNK || !config || config.M !== 16 || config.N !== 16 || config.K !== 16)
+    return undefined;
+  if (chunkOutputMatrixSharedBytes() > caps.limits.maxComputeWorkgroupStorageSize) return undefined;
+  const sizes = matrixSubgroupSize(caps);
+  return sizes.subgroupSize >= 16 ? sizes : undefined;
 }
 
 /** The reference's `l2Normalize` eps. */
