@@ -6,7 +6,8 @@ import { maskedLinearAttention, maskedLinearAttentionBackward } from '../src/ind
 import { blockedDmWgsl, blockedProductWgsl } from '../src/masked/blocked.wgsl.js';
 import { assertFinite } from '../src/masked/finite.js';
 import { nonFiniteWgsl } from '../src/masked/finite.wgsl.js';
-import { fusedForwardKernel } from '../src/masked/fused.js';
+import { fusedForwardKernel, maskedDmMatrixConfig } from '../src/masked/fused.js';
+import { fusedDmConfig, fusedDmWgsl } from '../src/masked/fused-dm.wgsl.js';
 import { fusedMatrixConfig, fusedMatrixWgsl } from '../src/masked/fused-matrix.wgsl.js';
 import {
   naiveDmWgsl,
@@ -78,8 +79,13 @@ describe('every masked kernel compiles on the null backend', () => {
         }
         compiled.push(`${dk}/${dv}`);
       }
+      const dm = fusedDmConfig(dk, dv, MATRIX, 32, true, limits, maxSize);
+      if (dm) {
+        await expect(gpu.pipelines.get(fusedDmWgsl(dm), `fused dm ${dk}/${dv}`)).resolves.toBeDefined();
+        compiled.push(`dm ${dk}/${dv}`);
+      }
     }
-    expect(compiled).toEqual(expect.arrayContaining(['64/64', '32/64']));
+    expect(compiled).toEqual(expect.arrayContaining(['64/64', '32/64', 'dm 64/64', 'dm 32/64']));
     expect(fusedMatrixConfig(64, 24, MATRIX, 32, true, 65536)).toBeUndefined();
     // The null backend allows 16 KiB of workgroup memory; an H100/H200 allows 48 KiB and gets the
     // widest shape, which `webattn verify linear-attn` compiles and checks there.
@@ -105,6 +111,13 @@ describe('every masked kernel compiles on the null backend', () => {
         const errors = info.messages.filter((m) => m.type === 'error').map((m) => m.message);
         expect(errors, `${dk}/${dv} kv ${kvOutput}`).toEqual([]);
       }
+      const dm = fusedDmConfig(dk, dv, MATRIX, 32, true, 49152);
+      expect(dm, `dm ${dk}/${dv}`).toBeDefined();
+      const info = await gpu.device.createShaderModule({ code: fusedDmWgsl(dm!) }).getCompilationInfo();
+      expect(
+        info.messages.filter((m) => m.type === 'error').map((m) => m.message),
+        `dm ${dk}/${dv}`,
+      ).toEqual([]);
     }
   });
 
@@ -138,6 +151,7 @@ describe('every masked kernel compiles on the null backend', () => {
     const matrixGpu = new Gpu(gpu.device, caps, false);
     try {
       expect(fusedForwardKernel(matrixGpu.caps, 'subgroup-matrix', 64, 64)).toBe('matrix');
+      expect(maskedDmMatrixConfig(matrixGpu.caps, 64, 64)).toBeDefined();
       const [b, n, hq, hkv, d] = [1, 20, 4, 2, 64];
       const make = (shape: number[], seed: number) =>
         Tensor.from(

@@ -1,7 +1,6 @@
 /**
- * The fastest masked kernels of a tier: tensor cores on `subgroup-matrix` (forward, dq, dk, dv; dm
- * by the blocked kernel), the blocked kernels elsewhere and for head dims the tensor-core shapes do
- * not take.
+ * The fastest masked kernels of a tier: tensor cores on `subgroup-matrix` (forward, dq, dk, dv and
+ * dm), the blocked kernels elsewhere and for head dims the tensor-core shapes do not take.
  */
 import {
   type Capabilities,
@@ -13,6 +12,7 @@ import {
   type Tier,
 } from '@webattn/core';
 import { blockedBackward, blockedDm, blockedForward } from './blocked.js';
+import { fusedDmConfig, fusedDmRows, fusedDmWgsl } from './fused-dm.wgsl.js';
 import {
   type FusedMatrixConfig,
   fusedMatrixConfig,
@@ -44,6 +44,47 @@ export function maskedMatrixConfig(
     caps.limits.maxComputeWorkgroupStorageSize,
     Math.max(caps.subgroupMaxSize, subgroupSize),
   );
+}
+
+/** The tensor-core dM configuration for dk, dv on this device, or undefined when none fits. */
+export function maskedDmMatrixConfig(
+  caps: Capabilities,
+  dk: number,
+  dv: number,
+): FusedMatrixConfig | undefined {
+  const matrix = preferredMatrixConfig(caps);
+  if (!matrix) return undefined;
+  const { subgroupSize, pinSubgroupSize } = matrixSubgroupSize(caps);
+  return fusedDmConfig(
+    dk,
+    dv,
+    matrix,
+    subgroupSize,
+    pinSubgroupSize,
+    caps.limits.maxComputeWorkgroupStorageSize,
+    Math.max(caps.subgroupMaxSize, subgroupSize),
+  );
+}
+
+/** Queues the tensor-core dM. */
+async function matrixDm(
+  gpu: Gpu,
+  s: MaskedShape,
+  scale: number,
+  config: FusedMatrixConfig,
+  x: MaskedInputs,
+  dO: Tensor,
+  dm: Tensor,
+) {
+  const tiles = Math.ceil(s.n / fusedDmRows(config));
+  const count = s.maskBatch * s.maskHeads * tiles * Math.ceil(s.n / config.tile);
+  await dispatch(gpu, {
+    label: 'masked fused dm (subgroup matrix)',
+    code: fusedDmWgsl(config),
+    buffers: [x.q, x.k, x.v, dO, dm],
+    params: { layout: MASKED_PARAMS, values: maskedParams(s, scale, { count, tiles }) },
+    workgroups: count,
+  });
 }
 
 /** Which kernel the fused forward runs for a tier and head dims: `matrix` (tensor cores) or `blocked`. */
@@ -102,7 +143,7 @@ export async function fusedForward(
   return o;
 }
 
-/** Runs the fused backward for `tier`: dq, dk, dv on tensor cores where they fit, dm by the blocked kernel. */
+/** Runs the fused backward for `tier`: every gradient on tensor cores where the shapes fit. */
 export async function fusedBackward(
   gpu: Gpu,
   s: MaskedShape,
@@ -140,7 +181,9 @@ export async function fusedBackward(
       x.mask,
       out.dv,
     ]);
-    await blockedDm(gpu, s, scale, x, dO, out.dm);
+    const dmConfig = maskedDmMatrixConfig(gpu.caps, s.dk, s.dv);
+    if (dmConfig) await matrixDm(gpu, s, scale, dmConfig, x, dO, out.dm);
+    else await blockedDm(gpu, s, scale, x, dO, out.dm);
   } catch (error) {
     for (const d of Object.values(out)) d.dispose();
     throw error;
