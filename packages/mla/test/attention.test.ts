@@ -82,6 +82,11 @@ describe('mlaAttention (dense) against the reference', () => {
       { ...small, lengths: [1, 0, 300, 77], nq: 1, nk: 300, nan: true },
     ],
     ['decode nq=3, split-KV', { ...small, lengths: [3, 129, 2, 250], nq: 3, nk: 250, splits: 4, nan: true }],
+    // 280 packed rows: more rows than invocations in a workgroup, and five row blocks.
+    [
+      'prefill past 256 packed rows',
+      { ...small, lengths: [70, 0], nq: 70, nk: 70, kernel: 'latent', nan: true },
+    ],
     ['chunked prefill onto a cache', { ...small, lengths: [45, 100], nq: 20, nk: 120, nan: true }],
     ['chunked prefill, split-KV', { ...small, lengths: [45, 100], nq: 20, nk: 120, splits: 3, nan: true }],
     [

@@ -168,9 +168,11 @@ export function mlaAttentionWgsl(c: MlaAttentionKernelConfig): string {
     let row = rowLo + e / ${r}u;
     if (row < p.rows) { part[(base + row) * ${r}u + e % ${r}u] = acc[x]; }
   }
-  if (li < ${ROWS}u && rowLo + li < p.rows) {
-    stats[(base + rowLo + li) * 2u] = mrow[li];
-    stats[(base + rowLo + li) * 2u + 1u] = lrow[li];
+  for (var ro = li; ro < ${ROWS}u; ro += ${WG}u) {
+    if (rowLo + ro < p.rows) {
+      stats[(base + rowLo + ro) * 2u] = mrow[ro];
+      stats[(base + rowLo + ro) * 2u + 1u] = lrow[ro];
+    }
   }`;
   return `${enables({ f16: T === 'f16' })}
 ${paramsStruct(MLA_ATTENTION_PARAMS)}
@@ -214,9 +216,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let lastRow = min(rowLo + ${ROWS}u, p.rows) - 1u;
   let kStart = split * p.keysPerSplit;
   let kEnd = min(kStart + p.keysPerSplit, visibleKeys(len, lastRow));
-  if (li < ${ROWS}u) {
-    mrow[li] = NEG;
-    lrow[li] = 0.0;
+  for (var ro = li; ro < ${ROWS}u; ro += ${WG}u) {
+    mrow[ro] = NEG;
+    lrow[ro] = 0.0;
   }
   var acc: array<f32, ${ACC}>;
   for (var x = 0u; x < ${ACC}u; x++) { acc[x] = 0.0; }
@@ -249,24 +251,24 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     }
     workgroupBarrier();
     // Online softmax per row; invisible keys are selected to probability 0.
-    if (li < ${ROWS}u) {
-      let visible = visibleKeys(len, rowLo + li);
+    for (var ro = li; ro < ${ROWS}u; ro += ${WG}u) {
+      let visible = visibleKeys(len, rowLo + ro);
       var tmax = NEG;
       for (var key = 0u; key < ${KT}u; key++) {
-        if (t0 + key < visible) { tmax = max(tmax, pt[li * ${KT}u + key]); }
+        if (t0 + key < visible) { tmax = max(tmax, pt[ro * ${KT}u + key]); }
       }
-      let mOld = mrow[li];
+      let mOld = mrow[ro];
       let mNew = max(mOld, tmax);
       var sum = 0.0;
       for (var key = 0u; key < ${KT}u; key++) {
-        let pr = select(0.0, exp(pt[li * ${KT}u + key] - mNew), t0 + key < visible);
-        pt[li * ${KT}u + key] = pr;
+        let pr = select(0.0, exp(pt[ro * ${KT}u + key] - mNew), t0 + key < visible);
+        pt[ro * ${KT}u + key] = pr;
         sum += pr;
       }
       let alpha = exp(mOld - mNew);
-      arow[li] = alpha;
-      lrow[li] = lrow[li] * alpha + sum;
-      mrow[li] = mNew;
+      arow[ro] = alpha;
+      lrow[ro] = lrow[ro] * alpha + sum;
+      mrow[ro] = mNew;
     }
     workgroupBarrier();
     // acc = acc·alpha + p·c_kv over the latent columns.

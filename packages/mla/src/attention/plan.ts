@@ -41,8 +41,9 @@ export function planMlaAttention(gpu: Gpu, input: MlaPlanInput): MlaPlan {
   const { batch, nq, heads, r, dr, maxLength } = input;
   const limit = gpu.caps.limits.maxComputeWorkgroupStorageSize;
   const packed = nq * heads;
-  // At most 64 accumulators per invocation: 64 rows at r = 256, fewer for larger ranks.
-  const maxRows = Math.max(16, Math.floor((64 * MLA_WORKGROUP) / r));
+  // At most 64 accumulators per invocation (64 rows at r = 256, fewer for larger ranks) and at
+  // most 128 rows, which bounds the scores each invocation computes per key tile.
+  const maxRows = Math.min(128, Math.max(16, Math.floor((64 * MLA_WORKGROUP) / r)));
   let chosen: { rows: number; keyTile: number } | undefined;
   for (const keyTile of [16, 8, 4]) {
     const quantum = MLA_WORKGROUP / keyTile;
