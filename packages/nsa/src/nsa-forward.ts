@@ -201,6 +201,7 @@ export async function nsaForward(
       { tensor: tables, tokenTable: table.tokenTable },
       layout,
       config,
+      tier,
     );
     const selected = { o: keep(sel.o), lse: keep(sel.lse) };
     const win = await flashAttention(gpu, q, k, v, {

@@ -17,6 +17,12 @@ import {
   selectedStatsWgsl,
 } from '../src/selected/selected-backward.wgsl.js';
 import { selectedGroupWgsl } from '../src/selected/selected-group.wgsl.js';
+import {
+  type SelectedMatrixConfig,
+  selectedMatrixSharedBytes,
+  selectedMatrixUnsupported,
+  selectedMatrixWgsl,
+} from '../src/selected/selected-matrix.wgsl.js';
 
 describe('every NSA kernel compiles on the null backend, f32 and f16', () => {
   let gpu: Gpu;
@@ -55,6 +61,40 @@ describe('every NSA kernel compiles on the null backend, f32 and f16', () => {
       }
     });
   }
+});
+
+describe('the tensor-core selected attention compiles on the null backend', () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await nullGpu();
+  });
+  afterAll(() => gpu.destroy());
+
+  // The null backend allows 16 KiB of workgroup memory: these shapes exercise every code path
+  // (one and two row fragments, groups smaller than a fragment, tiles below the block size); the
+  // H100-sized ones (45 KiB) differ only in constants and run in webattn verify nsa.
+  const base = { topN: 16, matrix: { M: 16, N: 16, K: 16 }, subgroupSize: 32, pinSubgroupSize: true };
+  const shapes: SelectedMatrixConfig[] = [
+    { ...base, d: 64, dv: 64, group: 2, blockSize: 64, tile: 16 },
+    { ...base, d: 64, dv: 64, group: 16, blockSize: 32, tile: 32 },
+    { ...base, d: 32, dv: 32, group: 32, blockSize: 64, tile: 32 },
+    { ...base, d: 48, dv: 32, group: 8, blockSize: 64, tile: 32, subgroupSize: 128, pinSubgroupSize: false },
+  ];
+  for (const c of shapes) {
+    it(`d=${c.d} dv=${c.dv} group ${c.group} tile ${c.tile}`, async () => {
+      expect(selectedMatrixUnsupported(c)).toBeUndefined();
+      expect(selectedMatrixSharedBytes(c)).toBeLessThanOrEqual(
+        gpu.caps.limits.maxComputeWorkgroupStorageSize,
+      );
+      await expect(gpu.pipelines.get(selectedMatrixWgsl(c), 'selected matrix')).resolves.toBeDefined();
+    });
+  }
+
+  it('says why a shape does not fit', () => {
+    expect(selectedMatrixUnsupported({ ...shapes[0]!, group: 48 })).toMatch(/two fragments/);
+    expect(selectedMatrixUnsupported({ ...shapes[0]!, blockSize: 40 })).toMatch(/multiple of the tile/);
+    expect(selectedMatrixUnsupported({ ...shapes[0]!, dv: 40, tile: 64 })).toMatch(/dv = 40/);
+  });
 });
 
 describe('nsaForward rejects bad input before dispatching', () => {

@@ -1,5 +1,14 @@
 /** Host side of selected-block attention. */
-import { dispatch, type Gpu, Tensor } from '@webattn/core';
+import {
+  type Capabilities,
+  dispatch,
+  type Gpu,
+  matrixSubgroupSize,
+  preferredMatrixConfig,
+  type SubgroupMatrixConfig,
+  Tensor,
+  type Tier,
+} from '@webattn/core';
 import type { NsaConfig } from '../config.js';
 import type { NsaLayout } from '../layout.js';
 import { SELECTED_PARAMS, SELECTED_WORKGROUP, selectedAttentionWgsl } from './selected.wgsl.js';
@@ -11,6 +20,59 @@ import {
   selectedStatsWgsl,
 } from './selected-backward.wgsl.js';
 import { selectedGroupSharedBytes, selectedGroupWgsl } from './selected-group.wgsl.js';
+import {
+  type SelectedMatrixConfig,
+  selectedMatrixSharedBytes,
+  selectedMatrixUnsupported,
+  selectedMatrixWgsl,
+} from './selected-matrix.wgsl.js';
+
+/**
+ * The tensor-core kernel's shape for this config: the largest key tile that divides the block size
+ * and fits the workgroup memory, or undefined when none does. `assumeMatrix` stands in for an
+ * adapter that lists no matrix shape (the null backend, which compiles them all).
+ */
+export function selectedMatrixConfig(
+  caps: Capabilities,
+  config: Pick<NsaConfig, 'headDim' | 'vHeadDim' | 'topN' | 'heads' | 'kvHeads' | 'blockSize'>,
+  assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
+): SelectedMatrixConfig | undefined {
+  const matrix = preferredMatrixConfig(caps) ?? assumeMatrix;
+  if (!matrix) return undefined;
+  for (const tile of [64, 32, 16]) {
+    const c: SelectedMatrixConfig = {
+      d: config.headDim,
+      dv: config.vHeadDim,
+      topN: config.topN,
+      group: config.heads / config.kvHeads,
+      blockSize: config.blockSize,
+      matrix,
+      ...matrixSubgroupSize(caps),
+      tile,
+    };
+    const fits = selectedMatrixSharedBytes(c) <= caps.limits.maxComputeWorkgroupStorageSize;
+    if (fits && selectedMatrixUnsupported(c) === undefined) return c;
+  }
+  return undefined;
+}
+
+/** The forward kernel a tier runs: tensor cores where they fit, else group-centric or per row. */
+function selectedForwardKernel(gpu: Gpu, config: NsaConfig, tier: Tier, dtype: Tensor['dtype']) {
+  const matrix = tier === 'subgroup-matrix' ? selectedMatrixConfig(gpu.caps, config) : undefined;
+  if (matrix) return { code: selectedMatrixWgsl(matrix), groupCentric: true };
+  const kernel = {
+    dtype,
+    d: config.headDim,
+    dv: config.vHeadDim,
+    topN: config.topN,
+    group: config.heads / config.kvHeads,
+  };
+  // The group-centric kernel reads each key once per group; the row kernel is the fallback for
+  // groups whose scores do not fit the device's workgroup memory.
+  return selectedGroupSharedBytes(kernel) <= gpu.caps.limits.maxComputeWorkgroupStorageSize
+    ? { code: selectedGroupWgsl(kernel), groupCentric: true }
+    : { code: selectedAttentionWgsl(kernel), groupCentric: false };
+}
 
 /** Output of the selected branch: `o` like q's rows with dv columns, and its natural-log lse `[tokens, heads]`. */
 export interface SelectedAttention {
@@ -28,22 +90,14 @@ export async function selectedAttention(
   meta: { tensor: Tensor; tokenTable: number },
   layout: NsaLayout,
   config: NsaConfig,
+  tier: Tier,
 ): Promise<SelectedAttention> {
   const o = Tensor.empty(gpu, [...layout.tokenDims, config.heads, config.vHeadDim], q.dtype);
   const lse = Tensor.empty(gpu, [layout.tokens, config.heads]);
-  // The group-centric kernel reads each key once per group; the row kernel is the fallback for
-  // groups whose scores do not fit the device's workgroup memory.
-  const kernel = {
-    dtype: q.dtype,
-    d: config.headDim,
-    dv: config.vHeadDim,
-    topN: config.topN,
-    group: config.heads / config.kvHeads,
-  };
-  const groupCentric = selectedGroupSharedBytes(kernel) <= gpu.caps.limits.maxComputeWorkgroupStorageSize;
+  const kernel = selectedForwardKernel(gpu, config, tier, q.dtype);
   await dispatch(gpu, {
     label: 'nsa selected attention',
-    code: groupCentric ? selectedGroupWgsl(kernel) : selectedAttentionWgsl(kernel),
+    code: kernel.code,
     buffers: [q, k, v, selection, meta.tensor, o, lse],
     params: {
       layout: SELECTED_PARAMS,
@@ -57,7 +111,8 @@ export async function selectedAttention(
         tokenTable: meta.tokenTable,
       },
     },
-    workgroups: groupCentric
+    // Group kernels: a workgroup per (token, KV head); the row kernel: an invocation per (token, head).
+    workgroups: kernel.groupCentric
       ? layout.tokens * config.kvHeads
       : Math.ceil((layout.tokens * config.heads) / SELECTED_WORKGROUP),
   });

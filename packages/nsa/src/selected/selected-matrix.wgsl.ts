@@ -1,0 +1,296 @@
+/**
+ * Selected-block attention on tensor cores, group-centric: one workgroup per (token, KV head) runs
+ * the G query heads of the group as the rows of one (or two) 16-row matrix fragments, so every
+ * selected key and value row is loaded once for the whole group and every load feeds a
+ * multiply-accumulate of all G heads.
+ *
+ * Per tile of keys (a selection block, or a part of one): K and V are staged with vec4 loads;
+ * each subgroup computes a 16-key slice of S = Q·Kᵀ from Q fragments it keeps in registers; the
+ * lanes turn S into probabilities with a one-pass online softmax (lanes sharing a row combine with
+ * shuffles); each subgroup multiplies P by its slice of V's columns into fresh accumulators, which
+ * leave through workgroup memory to be added, rescaled by the row's correction, to a running output
+ * that every invocation keeps for its share of the rows and columns in registers. Matrix fragments
+ * are opaque, so this round trip is what rescaling row by row costs; it replaces the second pass
+ * over the keys that core's flash forward makes instead, which with G rows per token would cost
+ * more than it saves.
+ */
+import { enables, paramsStruct, stageRowsVec4Wgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import { NSA_SEQUENCE_WGSL } from '../layout.js';
+import { SELECTED_PARAMS } from './selected.wgsl.js';
+
+/** Generation parameters of the tensor-core selected attention (f16 storage). */
+export interface SelectedMatrixConfig {
+  d: number;
+  dv: number;
+  topN: number;
+  /** Query heads per KV head; padded to whole fragments of M rows. */
+  group: number;
+  blockSize: number;
+  matrix: { M: number; N: number; K: number };
+  /** Subgroup size the kernel is built for, pinned with `@subgroup_size` when `pinSubgroupSize`. */
+  subgroupSize: number;
+  pinSubgroupSize: boolean;
+  /** Keys per staged tile: the block size, or a part of it; one N-wide slice per subgroup. */
+  tile: number;
+}
+
+/** How the work divides. */
+function split(c: SelectedMatrixConfig) {
+  const fragments = Math.ceil(c.group / c.matrix.M);
+  const rows = fragments * c.matrix.M;
+  const subgroups = c.tile / c.matrix.N;
+  const threads = subgroups * c.subgroupSize;
+  const lanesPerRow = threads / rows;
+  return {
+    fragments,
+    rows,
+    subgroups,
+    threads,
+    lanesPerRow,
+    perLane: c.tile / lanesPerRow,
+    columns: c.dv / subgroups,
+    outPerThread: (rows * c.dv) / threads,
+  };
+}
+
+/** Row strides of the workgroup arrays in elements, padded by 16 bytes against bank conflicts. */
+function strides(c: SelectedMatrixConfig) {
+  return { k: c.d + 8, v: c.dv + 8, s: c.tile + 4, p: c.tile + 8, o: c.dv + 4 };
+}
+
+/** Workgroup memory of the kernel in bytes: K and V tiles, scores or outputs (f32), probabilities, stats. */
+export function selectedMatrixSharedBytes(c: SelectedMatrixConfig): number {
+  const { rows } = split(c);
+  const st = strides(c);
+  const keys = Math.max(c.tile, rows) * st.k;
+  return keys * 2 + c.tile * st.v * 2 + rows * Math.max(st.s, st.o) * 4 + rows * st.p * 2 + rows * 8;
+}
+
+const isPowerOfTwo = (x: number) => Number.isInteger(x) && x >= 1 && (x & (x - 1)) === 0;
+
+/** Why a shape cannot use the kernel, or undefined when it can. */
+export function selectedMatrixUnsupported(c: SelectedMatrixConfig): string | undefined {
+  const { M, N, K } = c.matrix;
+  const { rows, subgroups, lanesPerRow, perLane, columns, outPerThread } = split(c);
+  if (M !== N || N !== K) return `matrix shape ${M}x${N}x${K} is not square`;
+  if (c.blockSize % c.tile !== 0) return `block size ${c.blockSize} is not a multiple of the tile ${c.tile}`;
+  if (!Number.isInteger(subgroups) || subgroups < 1) return `tile ${c.tile} is not a multiple of N = ${N}`;
+  if (c.d % K !== 0) return `d = ${c.d} is not a multiple of K = ${K}`;
+  if (!Number.isInteger(columns) || columns % N !== 0) {
+    return `dv = ${c.dv} does not split into multiples of N = ${N} over ${subgroups} subgroups`;
+  }
+  if (c.group > 2 * M) return `group ${c.group} is more than two fragments of ${M} rows`;
+  if (!isPowerOfTwo(lanesPerRow) || lanesPerRow > c.subgroupSize) {
+    return `${rows} rows do not share ${subgroups * c.subgroupSize} invocations in powers of two within a subgroup`;
+  }
+  if (!Number.isInteger(perLane)) return `${c.tile} keys do not split over ${lanesPerRow} lanes`;
+  if (!Number.isInteger(outPerThread)) return `${rows}x${c.dv} outputs do not split over the invocations`;
+  return undefined;
+}
+
+/** Which rows a staging copies: see core's stageRowsVec4Wgsl. */
+interface RowsOf {
+  rows: number;
+  tokenStart: string;
+  heads: string;
+  head: string;
+  first: string;
+  end: string;
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** WGSL of the tensor-core selected attention: f16 q, k, v, o; f32 lse `[tokens, heads]`. */
+export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
+  const { M, N, K } = c.matrix;
+  const left = `subgroup_matrix_left<f16, ${K}, ${M}>`;
+  const right = `subgroup_matrix_right<f16, ${N}, ${K}>`;
+  const result = `subgroup_matrix_result<f32, ${N}, ${M}>`;
+  const { fragments, rows, subgroups, threads, lanesPerRow, perLane, columns, outPerThread } = split(c);
+  const st = strides(c);
+  const qf = range(fragments).map((r) => range(c.d / K).map((kk) => `qf${r}_${kk}`));
+  const stage = (dest: string, src: string, width: number, stride: number, rowsOf: RowsOf) =>
+    stageRowsVec4Wgsl({ dest, src, width, destStride: stride, threads, ...rowsOf });
+  const keyRows = {
+    rows: c.tile,
+    tokenStart: 'sq.start',
+    heads: 'p.kvHeads',
+    head: 'g',
+    first: 'k0',
+    end: 'pos + 1',
+  };
+  // The group's query rows of token t, zero past the group.
+  const queryRows = {
+    rows,
+    tokenStart: 't * p.heads + g * GROUP',
+    heads: '1u',
+    head: '0u',
+    first: '0',
+    end: 'i32(GROUP)',
+  };
+
+  const scores = [
+    ...range(fragments).map((r) => `    var sf${r} = ${result}();`),
+    ...range(c.d / K).flatMap((kk) => [
+      `    { let kf = subgroupMatrixLoad<${right}, col_major>(&Ks, sgc * ${N * st.k}u + ${kk * K}u, ${st.k}u);`,
+      ...range(fragments).map(
+        (r) => `      sf${r} = subgroupMatrixMultiplyAccumulate(${qf[r]?.[kk]}, kf, sf${r});`,
+      ),
+      '    }',
+    ]),
+    ...range(fragments).map(
+      (r) => `    subgroupMatrixStore<row_major>(&Fs, ${r * M * st.s}u + sgc * ${N}u, sf${r}, ${st.s}u);`,
+    ),
+  ].join('\n');
+
+  const products = range(columns / N)
+    .map((n) => {
+      const lines = range(fragments).map((r) => `    var of${r} = ${result}();`);
+      for (let kc = 0; kc < c.tile / K; kc++) {
+        lines.push(
+          `    { let vf = subgroupMatrixLoad<${right}, row_major>(&Vs, ${kc * K * st.v}u + sgc * ${columns}u + ${n * N}u, ${st.v}u);`,
+          ...range(fragments).map(
+            (r) =>
+              `      of${r} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&Ps, ${r * M * st.p + kc * K}u, ${st.p}u), vf, of${r});`,
+          ),
+          '    }',
+        );
+      }
+      lines.push(
+        ...range(fragments).map(
+          (r) =>
+            `    subgroupMatrixStore<row_major>(&Fs, ${r * M * st.o}u + sgc * ${columns}u + ${n * N}u, of${r}, ${st.o}u);`,
+        ),
+      );
+      return `    {\n${lines.join('\n')}\n    }`;
+    })
+    .join('\n');
+
+  const fold = (v: string, op: (a: string, b: string) => string) =>
+    range(Math.log2(lanesPerRow))
+      .map((b) => `${v} = ${op(v, `subgroupShuffleXor(${v}, ${2 ** b}u)`)};`)
+      .join(' ');
+
+  return `${enables({ subgroupMatrix: true })}
+${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
+${paramsStruct(SELECTED_PARAMS)}
+@group(0) @binding(0) var<storage, read> q: array<vec4<f16>>;
+@group(0) @binding(1) var<storage, read> k: array<vec4<f16>>;
+@group(0) @binding(2) var<storage, read> v: array<vec4<f16>>;
+@group(0) @binding(3) var<storage, read> selected: array<i32>;
+@group(0) @binding(4) var<storage, read> tables: array<u32>;
+@group(0) @binding(5) var<storage, read_write> o: array<f16>;
+@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(7) var<uniform> p: Params;
+
+const DV = ${c.dv}u;
+const TOPN = ${c.topN}u;
+const GROUP = ${c.group}u;
+const ROWS = ${rows}u;
+const TILE = ${c.tile}u;
+const SUBGROUPS = ${subgroups}u;
+const LOG2E = 1.4426950408889634;
+const MASKED = -3.0e38;
+
+// The key tile (the group's queries before the first), the value tile.
+var<workgroup> Ks: array<f16, ${Math.max(c.tile, rows) * st.k}>;
+var<workgroup> Vs: array<f16, ${c.tile * st.v}>;
+// Scores of the tile, then the tile's contribution to the output: [row][column], f32.
+var<workgroup> Fs: array<f32, ${rows * Math.max(st.s, st.o)}>;
+var<workgroup> Ps: array<f16, ${rows * st.p}>;
+// Per row: the tile's rescaling of the running output, then the final sum of exponentials.
+var<workgroup> Alpha: array<f32, ROWS>;
+var<workgroup> Sums: array<f32, ROWS>;
+
+${NSA_SEQUENCE_WGSL}
+
+${WORKGROUP_INDEX_WGSL}
+
+@compute @workgroup_size(${threads})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
+        @builtin(subgroup_invocation_id) lane: u32) {
+  let w = workgroupIndex(wid, nwg);
+  if (w >= p.tokens * p.kvHeads) { return; }
+  let t = w / p.kvHeads;
+  let g = w % p.kvHeads;
+  let sq = sequenceOf(t);
+  // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
+  let sgc = min(sg, SUBGROUPS - 1u);
+  // The token's position and its slots come from read-only storage at workgroup-uniform
+  // addresses, so they are uniform: the loops over them hold barriers and matrix operations.
+  let pos = i32(t - sq.start);
+  ${stage('Ks', 'q', c.d, st.k, queryRows)}
+  workgroupBarrier();
+${qf
+  .flatMap((frags, r) =>
+    frags.map(
+      (f, kk) =>
+        `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&Ks, ${r * M * st.k + kk * K}u, ${st.k}u);`,
+    ),
+  )
+  .join('\n')}
+  // The key tiles overwrite the queries' staging.
+  workgroupBarrier();
+  // This invocation's row of the softmax and its part of the row's keys.
+  // Lanes sharing a row are neighbours in one subgroup, for the shuffles.
+  let row = sgc * ${c.subgroupSize / lanesPerRow}u + lane / ${lanesPerRow}u;
+  let part = lane % ${lanesPerRow}u;
+  let scale2 = p.scale * LOG2E;
+  var m = MASKED;
+  var l = 0.0;
+  // The running output: element li + ${threads} · j of the [ROWS][DV] block.
+  var acc: array<f32, ${outPerThread}>;
+  for (var slot = 0u; slot < TOPN; slot++) {
+    let J = selected[(t * p.kvHeads + g) * TOPN + slot];
+    if (J < 0) { break; }
+    for (var k0 = J * p.blockSize; k0 < (J + 1) * p.blockSize && k0 <= pos; k0 += i32(TILE)) {
+      ${stage('Ks', 'k', c.d, st.k, keyRows)}
+      ${stage('Vs', 'v', c.dv, st.v, keyRows)}
+      workgroupBarrier();
+${scores}
+      workgroupBarrier();
+      // One-pass online softmax of the row's part of the tile; keys after the token are masked.
+      var x: array<f32, ${perLane}>;
+      var tileMax = MASKED;
+      for (var j = 0u; j < ${perLane}u; j++) {
+        let col = part * ${perLane}u + j;
+        x[j] = select(MASKED, Fs[row * ${st.s}u + col] * scale2, k0 + i32(col) <= pos);
+        tileMax = max(tileMax, x[j]);
+      }
+      ${fold('tileMax', (a, b) => `max(${a}, ${b})`)}
+      let mNew = max(m, tileMax);
+      var sum = 0.0;
+      for (var j = 0u; j < ${perLane}u; j++) {
+        let prob = select(0.0, exp2(x[j] - mNew), x[j] > MASKED);
+        sum += prob;
+        Ps[row * ${st.p}u + part * ${perLane}u + j] = f16(prob);
+      }
+      ${fold('sum', (a, b) => `${a} + ${b}`)}
+      let alpha = exp2(m - mNew);
+      l = l * alpha + sum;
+      m = mNew;
+      if (part == 0u) { Alpha[row] = alpha; }
+      workgroupBarrier();
+${products}
+      workgroupBarrier();
+      for (var j = 0u; j < ${outPerThread}u; j++) {
+        let e = li + ${threads}u * j;
+        let r = e / DV;
+        acc[j] = acc[j] * Alpha[r] + Fs[r * ${st.o}u + e % DV];
+      }
+    }
+  }
+  if (part == 0u) { Sums[row] = l; }
+  workgroupBarrier();
+  let firstRow = t * p.heads + g * GROUP;
+  for (var j = 0u; j < ${outPerThread}u; j++) {
+    let e = li + ${threads}u * j;
+    let r = e / DV;
+    // Every token selects its own block, so the sum is positive; the guard keeps a corrupt selection finite.
+    if (r < GROUP) { o[(firstRow + r) * DV + e % DV] = f16(select(0.0, acc[j] / Sums[r], Sums[r] > 0.0)); }
+  }
+  if (part == 0u && row < GROUP) { lse[firstRow + row] = (m + log2(l)) * ${Math.LN2}; }
+}
+`;
+}
