@@ -190,6 +190,7 @@ export async function nsaForward(
         },
         layout,
         config,
+        tier,
       ),
     );
     const sel = await selectedAttention(

@@ -9,6 +9,11 @@ import { compressMeanWgsl } from '../src/compress/compress.wgsl.js';
 import { compressMeanBackwardWgsl } from '../src/compress/compress-backward.wgsl.js';
 import { nsaForward, resolveNsaConfig } from '../src/index.js';
 import { selectWgsl } from '../src/select/select.wgsl.js';
+import {
+  selectMatrixSharedBytes,
+  selectMatrixUnsupported,
+  selectMatrixWgsl,
+} from '../src/select/select-matrix.wgsl.js';
 import { selectedAttentionWgsl } from '../src/selected/selected.wgsl.js';
 import {
   selectedDkWgsl,
@@ -63,7 +68,7 @@ describe('every NSA kernel compiles on the null backend, f32 and f16', () => {
   }
 });
 
-describe('the tensor-core selected attention compiles on the null backend', () => {
+describe('the tensor-core selection and selected attention compile on the null backend', () => {
   let gpu: Gpu;
   beforeAll(async () => {
     gpu = await nullGpu();
@@ -90,7 +95,19 @@ describe('the tensor-core selected attention compiles on the null backend', () =
     });
   }
 
+  for (const group of [4, 16, 32]) {
+    it(`selection, group ${group}`, async () => {
+      const c = { ...base, d: 32, group, maxBlocks: 256, tile: 64 };
+      expect(selectMatrixUnsupported(c)).toBeUndefined();
+      expect(selectMatrixSharedBytes(c)).toBeLessThanOrEqual(gpu.caps.limits.maxComputeWorkgroupStorageSize);
+      await expect(gpu.pipelines.get(selectMatrixWgsl(c), 'select matrix')).resolves.toBeDefined();
+    });
+  }
+
   it('says why a shape does not fit', () => {
+    expect(selectMatrixUnsupported({ ...base, d: 32, group: 48, maxBlocks: 64, tile: 64 })).toMatch(
+      /two fragments/,
+    );
     expect(selectedMatrixUnsupported({ ...shapes[0]!, group: 48 })).toMatch(/two fragments/);
     expect(selectedMatrixUnsupported({ ...shapes[0]!, blockSize: 40 })).toMatch(/multiple of the tile/);
     expect(selectedMatrixUnsupported({ ...shapes[0]!, dv: 40, tile: 64 })).toMatch(/dv = 40/);

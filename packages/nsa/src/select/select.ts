@@ -1,8 +1,52 @@
 /** Host side of block selection. */
-import { check, dispatch, type Gpu, Tensor } from '@webattn/core';
+import {
+  type Capabilities,
+  check,
+  dispatch,
+  type Gpu,
+  matrixSubgroupSize,
+  preferredMatrixConfig,
+  type SubgroupMatrixConfig,
+  Tensor,
+  type Tier,
+} from '@webattn/core';
 import type { NsaConfig } from '../config.js';
 import type { NsaLayout } from '../layout.js';
 import { SELECT_CHUNK, SELECT_PARAMS, SELECT_THREADS, selectWgsl } from './select.wgsl.js';
+import {
+  type SelectMatrixConfig,
+  selectMatrixSharedBytes,
+  selectMatrixUnsupported,
+  selectMatrixWgsl,
+} from './select-matrix.wgsl.js';
+
+/** Compressed keys per tile of the tensor-core selection: four 16-key slices. */
+const SELECT_MATRIX_TILE = 64;
+
+/**
+ * The tensor-core selection's shape for this config, or undefined when the adapter has no matrix
+ * shape (`assumeMatrix` stands in for one on the null backend) or the kernel does not fit.
+ */
+export function selectMatrixConfig(
+  caps: Capabilities,
+  config: Pick<NsaConfig, 'headDim' | 'topN' | 'heads' | 'kvHeads'>,
+  maxBlocks: number,
+  assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
+): SelectMatrixConfig | undefined {
+  const matrix = preferredMatrixConfig(caps) ?? assumeMatrix;
+  if (!matrix) return undefined;
+  const c: SelectMatrixConfig = {
+    d: config.headDim,
+    topN: config.topN,
+    group: config.heads / config.kvHeads,
+    maxBlocks,
+    matrix,
+    ...matrixSubgroupSize(caps),
+    tile: SELECT_MATRIX_TILE,
+  };
+  const fits = selectMatrixSharedBytes(c) <= caps.limits.maxComputeWorkgroupStorageSize;
+  return fits && selectMatrixUnsupported(c) === undefined ? c : undefined;
+}
 
 /** The inputs selection reads: q, the compressed keys and the compressed branch's lse (dummies when there is none). */
 export interface SelectInputs {
@@ -33,11 +77,16 @@ export async function selectBlocks(
   inputs: SelectInputs,
   layout: NsaLayout,
   config: NsaConfig,
+  tier: Tier,
 ): Promise<Tensor> {
+  const matrix =
+    tier === 'subgroup-matrix' ? selectMatrixConfig(gpu.caps, config, layout.maxSelectionBlocks) : undefined;
   const out = Tensor.empty(gpu, [...layout.tokenDims, config.kvHeads, config.topN]);
   await dispatch(gpu, {
     label: 'nsa select',
-    code: selectWgsl({ dtype: inputs.q.dtype, topN: config.topN, maxBlocks: layout.maxSelectionBlocks }),
+    code: matrix
+      ? selectMatrixWgsl(matrix)
+      : selectWgsl({ dtype: inputs.q.dtype, topN: config.topN, maxBlocks: layout.maxSelectionBlocks }),
     buffers: [inputs.q, inputs.cmpK, inputs.cmpLse, inputs.meta, out],
     params: {
       layout: SELECT_PARAMS,

@@ -40,6 +40,60 @@ export const SELECT_THREADS = 64;
 /** Compressed blocks whose probabilities are held in workgroup memory at once. */
 export const SELECT_CHUNK = 256;
 
+/**
+ * The end of both selection kernels, once `score[J]` holds every visible selection block's importance:
+ * the forced blocks, then repeated arg-max picks (ties to the lowest index), written to the query's
+ * slots with -1 in unused ones. Needs `li`, `t`, `g`, `own`, THREADS, TOPN and the workgroup
+ * arrays `score`, `slots`, `bestScore`, `bestBlock` (THREADS entries each for the last two).
+ */
+export const SELECT_TOP_N_WGSL = `  // Forced blocks first, scored -1 so no pick repeats them.
+  let used = min(i32(TOPN), own + 1);
+  // The first initBlocks blocks up to its own, then localBlocks more ending at its own; the count
+  // is computed by every invocation, so it is uniform.
+  let forced = min(p.initBlocks, own + 1) + clamp(own + 1 - p.initBlocks, 0, p.localBlocks);
+  if (li == 0u) {
+    var at = 0;
+    for (var b = 0; b < p.initBlocks; b++) {
+      if (b <= own) { slots[at] = b; score[b] = -1.0; at++; }
+    }
+    for (var b = 0; b < p.localBlocks; b++) {
+      if (b + p.initBlocks <= own) { slots[at] = own - b; score[own - b] = -1.0; at++; }
+    }
+  }
+  workgroupBarrier();
+
+  // Repeated arg-max over the blocks the token can see, ties to the lowest index.
+  for (var slot = 0; slot < i32(TOPN); slot++) {
+    var best = -2.0;
+    var at = -1;
+    for (var J = i32(li); J <= own; J += i32(THREADS)) {
+      if (score[J] > best) { best = score[J]; at = J; }
+    }
+    bestScore[li] = best;
+    bestBlock[li] = at;
+    workgroupBarrier();
+    for (var half = THREADS / 2u; half > 0u; half /= 2u) {
+      if (li < half) {
+        let s = bestScore[li + half];
+        let b = bestBlock[li + half];
+        if (s > bestScore[li] || (s == bestScore[li] && b >= 0 && (bestBlock[li] < 0 || b < bestBlock[li]))) {
+          bestScore[li] = s;
+          bestBlock[li] = b;
+        }
+      }
+      workgroupBarrier();
+    }
+    if (li == 0u && slot >= forced && slot < used) {
+      slots[slot] = bestBlock[0];
+      score[bestBlock[0]] = -1.0;
+    }
+    workgroupBarrier();
+  }
+  for (var slot = li; slot < TOPN; slot += THREADS) {
+    selected[(t * p.kvHeads + g) * TOPN + slot] = select(-1, slots[slot], i32(slot) < used);
+  }
+`;
+
 /** WGSL of the selection kernel. */
 export function selectWgsl(c: SelectKernelConfig): string {
   return `${enables({ f16: c.dtype === 'f16' })}
@@ -118,50 +172,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   }
   workgroupBarrier();
 
-  // Forced blocks first, scored -1 so no pick repeats them.
-  let used = min(i32(TOPN), own + 1);
-  var forced = 0;
-  if (li == 0u) {
-    for (var b = 0; b < p.initBlocks; b++) {
-      if (b <= own) { slots[forced] = b; score[b] = -1.0; forced++; }
-    }
-    for (var b = 0; b < p.localBlocks; b++) {
-      if (b + p.initBlocks <= own) { slots[forced] = own - b; score[own - b] = -1.0; forced++; }
-    }
-    bestBlock[0] = forced;
-  }
-  forced = workgroupUniformLoad(&bestBlock[0]);
-
-  // Repeated arg-max over the blocks the token can see, ties to the lowest index.
-  for (var slot = 0; slot < i32(TOPN); slot++) {
-    var best = -2.0;
-    var at = -1;
-    for (var J = i32(li); J <= own; J += i32(THREADS)) {
-      if (score[J] > best) { best = score[J]; at = J; }
-    }
-    bestScore[li] = best;
-    bestBlock[li] = at;
-    workgroupBarrier();
-    for (var half = THREADS / 2u; half > 0u; half /= 2u) {
-      if (li < half) {
-        let s = bestScore[li + half];
-        let b = bestBlock[li + half];
-        if (s > bestScore[li] || (s == bestScore[li] && b >= 0 && (bestBlock[li] < 0 || b < bestBlock[li]))) {
-          bestScore[li] = s;
-          bestBlock[li] = b;
-        }
-      }
-      workgroupBarrier();
-    }
-    if (li == 0u && slot >= forced && slot < used) {
-      slots[slot] = bestBlock[0];
-      score[bestBlock[0]] = -1.0;
-    }
-    workgroupBarrier();
-  }
-  for (var slot = li; slot < TOPN; slot += THREADS) {
-    selected[(t * p.kvHeads + g) * TOPN + slot] = select(-1, slots[slot], i32(slot) < used);
-  }
+${SELECT_TOP_N_WGSL}
 }
 `;
 }
