@@ -16,9 +16,10 @@
  * dk and dv belong to a key/value head and sum over the `group` query heads that read it (each with
  * its own decay and state), in one loop inside the workgroup, so no atomics are needed.
  *
- * One workgroup per (chunk, output head, 32 output columns, 32 rows of the chunk); 256 invocations,
- * each holding 2 rows x 2 columns of the output and 2 rows x chunk/16 columns of the scores. The
- * scores go through workgroup memory between the two products.
+ * One workgroup per (chunk, output head, 64 output columns, 32 rows of the chunk); 256 invocations,
+ * each holding 2 rows x 4 columns of the output and 2 rows x chunk/16 columns of the scores, of
+ * which only those on the live side of the diagonal are computed. The scores go through workgroup
+ * memory between the two products.
  */
 import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { CHECK_F16_WGSL, DECAY_POW_WGSL, storeWgsl } from './common.wgsl.js';
@@ -75,7 +76,7 @@ ${c.checkFinite ? '@group(0) @binding(7) var<storage, read_write> overflow: arra
 @group(0) @binding(${c.checkFinite ? 8 : 7}) var<uniform> p: Params;
 
 var<workgroup> xs: array<f32, 512>;
-var<workgroup> ys: array<f32, ${Math.max(C * 16, 512)}>;
+var<workgroup> ys: array<f32, ${Math.max(C * 16, 1024)}>;
 var<workgroup> ss: array<f32, ${32 * C}>;
 
 ${WORKGROUP_INDEX_WGSL}
@@ -96,7 +97,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let len = table[p.chunkTable + 2u * chunk + 1u];
   let tx = li % 16u;
   let ty = li / 16u;
-  var o = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+  var o = array<f32, 8>();
+  // Score columns this row block can see: at or below the diagonal forward, at or above it reversed.
+  let mLo = ${c.reverse ? 'rb * 2u' : '0u'};
+  let mHi = ${c.reverse ? `${perThread}u` : `min(${perThread}u, rb * 2u + 2u)`};
   for (var g = 0u; g < p.group; g++) {
     let hs = ho * p.group + g;
     let hyz = hs / p.yzDiv;
@@ -121,7 +125,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       for (var kk = 0u; kk < 16u; kk++) {
         let x0 = xs[(ty * 2u) * 16u + kk];
         let x1 = xs[(ty * 2u + 1u) * 16u + kk];
-        for (var m = 0u; m < ${perThread}u; m++) {
+        for (var m = mLo; m < mHi; m++) {
           let yv = ys[(tx + 16u * m) * 16u + kk];
           s[m] += x0 * yv;
           s[${perThread}u + m] += x1 * yv;
@@ -138,10 +142,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
         ss[(ty * 2u + i) * ${C}u + col] = weight * s[i * ${perThread}u + m];
       }
     }
-    for (var c0 = 0u; c0 < ${C}u; c0 += 16u) {
-      for (var e = li; e < 512u; e += 256u) {
-        let lc = c0 + e / 32u;
-        let zc = zt * 32u + e % 32u;
+    for (var c0 = mLo * 16u; c0 < mHi * 16u; c0 += 16u) {
+      for (var e = li; e < 1024u; e += 256u) {
+        let lc = c0 + e / 64u;
+        let zc = zt * 64u + e % 64u;
         var v = 0.0;
         if (lc < len && zc < p.dz) { v = f32(z[((start + lc) * p.yzHeads + hyz) * p.dz + zc]); }
         ys[e] = v;
@@ -150,12 +154,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       for (var cc = 0u; cc < 16u; cc++) {
         let s0 = ss[(ty * 2u) * ${C}u + c0 + cc];
         let s1 = ss[(ty * 2u + 1u) * ${C}u + c0 + cc];
-        let z0 = ys[cc * 32u + tx * 2u];
-        let z1 = ys[cc * 32u + tx * 2u + 1u];
-        o[0] += s0 * z0;
-        o[1] += s0 * z1;
-        o[2] += s1 * z0;
-        o[3] += s1 * z1;
+        let zv = vec4f(ys[cc * 64u + tx * 4u], ys[cc * 64u + tx * 4u + 1u], ys[cc * 64u + tx * 4u + 2u], ys[cc * 64u + tx * 4u + 3u]);
+        for (var q = 0u; q < 4u; q++) {
+          o[q] += s0 * zv[q];
+          o[4u + q] += s1 * zv[q];
+        }
       }
       workgroupBarrier();
     }
@@ -169,32 +172,30 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
           v = p.stateScale * decayPow(lam, ${stateExponent}) * f32(x[((start + lr) * p.outHeads + ho) * p.dx + a]);
         }
         xs[e] = v;
-        let a2 = a0 + e / 32u;
-        let zc = zt * 32u + e % 32u;
+      }
+      for (var e = li; e < 1024u; e += 256u) {
+        let a = a0 + e / 64u;
+        let zc = zt * 64u + e % 64u;
         var mv = 0.0;
-        if (a2 < p.dx && zc < p.dz) {
-          let a = a2;
-          mv = states[sBase + ${mIndex}];
-        }
+        if (a < p.dx && zc < p.dz) { mv = states[sBase + ${mIndex}]; }
         ys[e] = mv;
       }
       workgroupBarrier();
       for (var kk = 0u; kk < 16u; kk++) {
         let x0 = xs[(ty * 2u) * 16u + kk];
         let x1 = xs[(ty * 2u + 1u) * 16u + kk];
-        let m0 = ys[kk * 32u + tx * 2u];
-        let m1 = ys[kk * 32u + tx * 2u + 1u];
-        o[0] += x0 * m0;
-        o[1] += x0 * m1;
-        o[2] += x1 * m0;
-        o[3] += x1 * m1;
+        let mv = vec4f(ys[kk * 64u + tx * 4u], ys[kk * 64u + tx * 4u + 1u], ys[kk * 64u + tx * 4u + 2u], ys[kk * 64u + tx * 4u + 3u]);
+        for (var q = 0u; q < 4u; q++) {
+          o[q] += x0 * mv[q];
+          o[4u + q] += x1 * mv[q];
+        }
       }
       workgroupBarrier();
     }
   }
-  for (var i = 0u; i < 4u; i++) {
-    let lr = rb * 32u + ty * 2u + i / 2u;
-    let zc = zt * 32u + tx * 2u + i % 2u;
+  for (var i = 0u; i < 8u; i++) {
+    let lr = rb * 32u + ty * 2u + i / 4u;
+    let zc = zt * 64u + tx * 4u + i % 4u;
     if (lr < len && zc < p.dz) {
       let value = o[i];
       ${storeWgsl('out[((start + lr) * p.outHeads + ho) * p.dz + zc]', 'value', T, c.checkFinite)}

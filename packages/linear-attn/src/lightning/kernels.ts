@@ -144,7 +144,7 @@ export async function chunkOutput(
   const checkFinite = inputs.overflow !== undefined;
   const transposeState = kind === 'dq' || kind === 'dk';
   const matrix = plan.tier === 'subgroup-matrix' ? matrixKernelFor(gpu.caps, plan.chunkSize) : undefined;
-  const zTiles = Math.ceil(dz / (matrix ? MATRIX_COLUMNS : 32));
+  const zTiles = Math.ceil(dz / (matrix ? MATRIX_COLUMNS : 64));
   await dispatch(gpu, {
     label: `lightning ${kind}${matrix ? ' tensor-core' : ''}`,
     code: matrix

@@ -278,7 +278,7 @@ function resolveChunkSize(op: string, gpu: Gpu, chunkSize: number | undefined): 
 
 /** Workgroup memory of the chunk output kernel for a chunk size, in bytes. */
 export function chunkOutputSharedBytes(chunkSize: number): number {
-  return 4 * (32 * 16 + Math.max(chunkSize * 16, 512) + 32 * chunkSize);
+  return 4 * (32 * 16 + Math.max(chunkSize * 16, 1024) + 32 * chunkSize);
 }
 
 /**
