@@ -41,6 +41,8 @@ export async function runTables(
         rows: [],
       };
       if (spec.flops) table.flops = Object.fromEntries(spec.sizes.map((s) => [s, spec.flops!(s)]));
+      if (spec.bytes) table.bytes = Object.fromEntries(spec.sizes.map((s) => [s, spec.bytes!(s)]));
+      if (spec.bytesLabel) table.bytesLabel = spec.bytesLabel;
       if (spec.stages) table.stages = true;
       for (const size of spec.sizes) {
         const row: BenchTable['rows'][number] = { size, cells: {} };

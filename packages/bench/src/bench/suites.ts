@@ -5,6 +5,7 @@ import { flashTables } from './flash-suite.js';
 import { lightningTables } from './linear-suite.js';
 import { maskedLinearTables } from './masked-linear-suite.js';
 import { matmulTable } from './matmul-suite.js';
+import { mlaTables } from './mla-suite.js';
 import { nsaTables } from './nsa-suite.js';
 import type { TableSpec } from './types.js';
 
@@ -27,6 +28,8 @@ export function suiteTables(gpu: Gpu, suite: Suite, options: SuiteOptions): Tabl
       return flashTables(gpu, options);
     case 'nsa':
       return nsaTables(gpu, options);
+    case 'mla':
+      return mlaTables(gpu, options);
     case 'linear':
       return [...maskedLinearTables(gpu, options), ...lightningTables(gpu, options)];
     default:
@@ -37,4 +40,4 @@ export function suiteTables(gpu: Gpu, suite: Suite, options: SuiteOptions): Tabl
 }
 
 /** Suites that have tables in this build, for `bench all`. */
-export const BENCHED_SUITES: readonly Suite[] = ['core', 'flash', 'nsa', 'linear'];
+export const BENCHED_SUITES: readonly Suite[] = ['core', 'flash', 'nsa', 'mla', 'linear'];

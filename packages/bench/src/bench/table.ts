@@ -64,6 +64,34 @@ export function throughputMarkdown(table: BenchTable, tensorCoreTflops?: number)
   return lines.join('\n');
 }
 
+/** Effective GB/s per column (the table's bytes over each time), and the best one's share of the streaming probe. */
+export function bandwidthMarkdown(table: BenchTable, streamingGBps?: number): string | undefined {
+  const bytes = table.bytes;
+  if (!bytes) return undefined;
+  const header = [table.sizeLabel, ...table.columns.map((c) => `${c} GB/s`)];
+  if (streamingGBps) header.push('best % of streaming probe');
+  const lines = [
+    `Effective bandwidth: ${table.bytesLabel ?? 'bytes'} / time.`,
+    '',
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => ' ---: |').join('')}`,
+  ];
+  for (const row of table.rows) {
+    const b = bytes[row.size];
+    const rates = table.columns.map((c) => {
+      const cell = row.cells[c];
+      return b && cell && cell.source !== 'external' ? b / (cell.ms * 1e-3) / 1e9 : undefined;
+    });
+    const cells = rates.map((g) => (g === undefined ? '—' : g >= 10 ? g.toFixed(0) : g.toPrecision(3)));
+    if (streamingGBps) {
+      const top = Math.max(0, ...rates.map((g) => g ?? 0));
+      cells.push(top > 0 ? `${((100 * top) / streamingGBps).toFixed(1)} %` : '—');
+    }
+    lines.push(`| ${[row.size, ...cells].join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
 /** The whole report: banner facts, ceilings, then each table's timing and throughput. */
 export function reportMarkdown(report: BenchReport): string {
   const parts = [`## webattn bench — ${report.adapter}`, ''];
@@ -86,6 +114,8 @@ export function reportMarkdown(report: BenchReport): string {
     parts.push('', `### ${table.title}`, '', timingMarkdown(table, report.iterations));
     const throughput = throughputMarkdown(table, c.tensorCoreTflops);
     if (throughput) parts.push('', throughput);
+    const bandwidth = bandwidthMarkdown(table, c.streamingGBps);
+    if (bandwidth) parts.push('', bandwidth);
     if (table.notes?.length) parts.push('', ...table.notes);
   }
   return `${parts.join('\n')}\n`;

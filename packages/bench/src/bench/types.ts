@@ -31,6 +31,10 @@ export interface TableSpec {
   implementations: Implementation[];
   /** Floating-point operations at a size, for TFLOPS. */
   flops?: (size: number) => number;
+  /** Bytes a run must move at a size, for effective GB/s against the streaming probe. */
+  bytes?: (size: number) => number;
+  /** What {@link TableSpec.bytes} counts, for the GB/s table's title (e.g. `latent-cache bytes read`). */
+  bytesLabel?: string;
   /** The columns are stages of one run, not alternatives: no ratios between them. */
   stages?: boolean;
   /** Markdown lines printed under the table, built once it has run (e.g. memory measured while preparing). */
@@ -57,6 +61,10 @@ export interface BenchTable {
   rows: { size: number; cells: Record<string, Cell | undefined> }[];
   /** FLOPs per size, where TFLOPS mean something. */
   flops?: Record<number, number>;
+  /** Bytes moved per size, where effective GB/s mean something. */
+  bytes?: Record<number, number>;
+  /** What the bytes count. */
+  bytesLabel?: string;
   /** The columns are stages of one run: no ratios between them. */
   stages?: boolean;
   /** Markdown lines printed under the table. */

@@ -6,6 +6,7 @@ import { coreChecks } from '../verify/core-checks.js';
 import { flashChecks } from '../verify/flash-checks.js';
 import { lightningChecks } from '../verify/linear-checks.js';
 import { maskedLinearChecks } from '../verify/masked-linear-checks.js';
+import { mlaChecks } from '../verify/mla-checks.js';
 import { nsaChecks } from '../verify/nsa-checks.js';
 import { runChecks } from '../verify/verify.js';
 
@@ -18,6 +19,8 @@ export function suiteChecks(gpu: Gpu, suite: Suite): Check[] | undefined {
       return flashChecks(gpu);
     case 'nsa':
       return nsaChecks(gpu);
+    case 'mla':
+      return mlaChecks(gpu);
     case 'linear':
       return [...maskedLinearChecks(gpu), ...lightningChecks(gpu)];
     default:

@@ -14,6 +14,7 @@ import {
 } from '@webattn/core';
 import { disposeNsaForward, nsaBackward, nsaForward, readSelection, resolveNsaConfig } from '@webattn/nsa';
 import { linearAttnOp } from './linear-attn-op.js';
+import { mlaOp } from './mla-op.js';
 
 /** A tensor to write back: name, shape and values (floats written in the input's float precision). */
 export interface OpOutput {
@@ -224,5 +225,5 @@ const nsaOp: RunOp = {
 
 /** Every op, by name. */
 export const RUN_OPS: ReadonlyMap<string, RunOp> = new Map(
-  [matmulOp, flashAttentionOp, nsaOp, linearAttnOp].map((op) => [op.name, op]),
+  [matmulOp, flashAttentionOp, nsaOp, linearAttnOp, mlaOp].map((op) => [op.name, op]),
 );

@@ -1,0 +1,241 @@
+/**
+ * `webattn bench mla`: (a) decode at MiniCPM3's dims (40 heads, r = 256, dr = 32, dv = 64) through
+ * the paged latent cache, batch 1/8/32/64 x cache 1024/4096/16384, beside what eager attention does
+ * (core's flash attention over the expanded per-head K/V cache, hkv = h = 40, d = 96, dv = 64), with
+ * the effective bandwidth of the latent-cache bytes read against the streaming probe; (b) prefill,
+ * ms and TFLOPS. Inputs are filled on the GPU (a hash per element), so no size needs host memory.
+ */
+import {
+  type Dtype,
+  dispatch,
+  enables,
+  flashAttention,
+  type Gpu,
+  paramsStruct,
+  Tensor,
+  type Tier,
+  tierDtype,
+  WORKGROUP_INDEX_WGSL,
+} from '@webattn/core';
+import { MlaCache, mlaAttention, mlaAttentionPaged } from '@webattn/mla';
+import { MINICPM3_MLA_DIMS, mlaCacheBytesPerToken, standardKvCacheBytesPerToken } from '@webattn/reference';
+import type { SuiteOptions } from './suites.js';
+import type { Implementation, PreparedRun, TableSpec } from './types.js';
+
+const GPU_BATCHES = [1, 8, 32, 64];
+const CPU_BATCHES = [1, 2];
+const GPU_CACHES = [1024, 4096, 16384];
+const CPU_CACHES = [64, 256];
+const GPU_PREFILL = [1024, 2048, 4096, 8192, 16384];
+const CPU_PREFILL = [32, 64];
+
+interface Dims {
+  heads: number;
+  r: number;
+  dr: number;
+  dn: number;
+  dv: number;
+}
+
+/** MiniCPM3's attention dims; fewer heads on a CPU adapter so a CI run stays short. */
+function dimsFor(cpu: boolean): Dims {
+  const d = MINICPM3_MLA_DIMS;
+  return {
+    heads: cpu ? 8 : d.heads,
+    r: d.kvLoraRank,
+    dr: d.qkRopeHeadDim,
+    dn: d.qkNopeHeadDim,
+    dv: d.vHeadDim,
+  };
+}
+
+const FILL_PARAMS = [
+  ['n', 'u32'],
+  ['seed', 'u32'],
+] as const;
+
+function fillWgsl(dtype: Dtype): string {
+  return `${enables({ f16: dtype === 'f16' })}
+${paramsStruct(FILL_PARAMS)}
+@group(0) @binding(0) var<storage, read_write> x: array<${dtype}>;
+@group(0) @binding(1) var<uniform> p: Params;
+${WORKGROUP_INDEX_WGSL}
+fn hash(v: u32) -> u32 {
+  var s = v * 747796405u + 2891336453u;
+  s = ((s >> ((s >> 28u) + 4u)) ^ s) * 277803737u;
+  return (s >> 22u) ^ s;
+}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = workgroupIndex(wid, nwg) * 256u + li;
+  if (i >= p.n) { return; }
+  x[i] = ${dtype}(f32(hash(i ^ (p.seed * 2654435761u))) * (2.0 / 4294967295.0) - 1.0);
+}
+`;
+}
+
+/** A tensor of pseudo-random values in [-1, 1], filled on the GPU. */
+async function filled(gpu: Gpu, shape: number[], dtype: Dtype, seed: number): Promise<Tensor> {
+  const t = Tensor.empty(gpu, shape, dtype);
+  if (t.size > 0) {
+    await dispatch(gpu, {
+      label: 'bench fill',
+      code: fillWgsl(dtype),
+      buffers: [t],
+      params: { layout: FILL_PARAMS, values: { n: t.size, seed } },
+      workgroups: Math.ceil(t.size / 256),
+    });
+  }
+  return t;
+}
+
+const tierName = (tier: Tier) => (tier === 'subgroup-matrix' ? 'tensor-core f16' : tierDtype(tier));
+
+const fits = (gpu: Gpu, elements: number, dtype: Dtype) =>
+  elements * (dtype === 'f16' ? 2 : 4) <= gpu.caps.limits.maxStorageBufferBindingSize;
+
+/** Absorbed decode through the paged latent cache: one query per sequence, `cache` keys each. */
+function mlaDecodeColumn(d: Dims, batch: number, tier: Tier): Implementation {
+  return {
+    name: `mla ${tierName(tier)}`,
+    tier,
+    async prepare(gpu, n): Promise<PreparedRun | undefined> {
+      const dtype = tierDtype(tier);
+      if (!fits(gpu, batch * n * d.r, dtype)) return undefined;
+      const cache = new MlaCache(gpu, {
+        kvLoraRank: d.r,
+        qkRopeHeadDim: d.dr,
+        pages: batch * Math.ceil(n / 64),
+        dtype,
+      });
+      const ids = Array.from({ length: batch }, () => cache.create());
+      {
+        using c = await filled(gpu, [batch, n, d.r], dtype, 1);
+        using k = await filled(gpu, [batch, n, d.dr], dtype, 2);
+        await cache.append(ids, c, k);
+      }
+      const q = await filled(gpu, [batch, 1, d.heads, d.r], dtype, 3);
+      const qp = await filled(gpu, [batch, 1, d.heads, d.dr], dtype, 4);
+      const w = await filled(gpu, [d.heads, d.r, d.dv], dtype, 5);
+      const scale = (d.dn + d.dr) ** -0.5;
+      let last: Tensor | undefined;
+      return {
+        async run() {
+          last?.dispose();
+          last = await mlaAttentionPaged(gpu, q, qp, cache, ids, w, { scale, tier });
+        },
+        dispose() {
+          last?.dispose();
+          for (const t of [q, qp, w]) t.dispose();
+          cache.dispose();
+        },
+      };
+    },
+  };
+}
+
+/** What eager attention does: per-head K and V expanded from the latent, attention per head. */
+function unabsorbedDecodeColumn(d: Dims, batch: number, tier: Tier): Implementation {
+  return {
+    name: `unabsorbed ${tierName(tier)}`,
+    tier,
+    async prepare(gpu, n): Promise<PreparedRun | undefined> {
+      const dtype = tierDtype(tier);
+      const dqk = d.dn + d.dr;
+      if (!fits(gpu, batch * n * d.heads * dqk, dtype)) return undefined;
+      const q = await filled(gpu, [batch, 1, d.heads, dqk], dtype, 6);
+      const k = await filled(gpu, [batch, n, d.heads, dqk], dtype, 7);
+      const v = await filled(gpu, [batch, n, d.heads, d.dv], dtype, 8);
+      let last: Tensor[] = [];
+      return {
+        async run() {
+          for (const t of last) t.dispose();
+          const r = await flashAttention(gpu, q, k, v, { tier, scale: dqk ** -0.5 });
+          last = [r.o, r.lse];
+        },
+        dispose() {
+          for (const t of [q, k, v, ...last]) t.dispose();
+        },
+      };
+    },
+  };
+}
+
+/** Absorbed prefill of one sequence of `n` tokens over a dense latent cache (the flash path on tensor cores). */
+function mlaPrefillColumn(d: Dims, tier: Tier): Implementation {
+  return {
+    name: `mla prefill ${tierName(tier)}`,
+    tier,
+    async prepare(gpu, n): Promise<PreparedRun | undefined> {
+      const dtype = tierDtype(tier);
+      if (!fits(gpu, n * d.heads * (d.r + d.dr), dtype)) return undefined;
+      const x = {
+        q: await filled(gpu, [1, n, d.heads, d.r], dtype, 9),
+        qp: await filled(gpu, [1, n, d.heads, d.dr], dtype, 10),
+        c: await filled(gpu, [1, n, d.r], dtype, 11),
+        k: await filled(gpu, [1, n, d.dr], dtype, 12),
+        w: await filled(gpu, [d.heads, d.r, d.dv], dtype, 13),
+      };
+      const scale = (d.dn + d.dr) ** -0.5;
+      let last: Tensor | undefined;
+      return {
+        async run() {
+          last?.dispose();
+          last = await mlaAttention(gpu, x.q, x.qp, x.c, x.k, x.w, [n], { scale, tier });
+        },
+        dispose() {
+          last?.dispose();
+          for (const t of Object.values(x)) t.dispose();
+        },
+      };
+    },
+  };
+}
+
+/** Decode tables (one per batch size) and the prefill table. */
+export function mlaTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
+  const d = dimsFor(options.cpu);
+  const wanted = (t: Tier) =>
+    gpu.caps.tiers.includes(t) &&
+    (!options.tier || options.tier === t) &&
+    (!options.dtype || tierDtype(t) === options.dtype);
+  const tiers = (['portable', 'f16', 'subgroup-matrix'] as const).filter(wanted);
+  const best = tiers.at(-1);
+  if (!best) return [];
+  const caches = options.sizes ?? (options.cpu ? CPU_CACHES : GPU_CACHES);
+  const batches = options.cpu ? CPU_BATCHES : GPU_BATCHES;
+  const cacheBytes = mlaCacheBytesPerToken({ kvLoraRank: d.r, qkRopeHeadDim: d.dr });
+  const kvBytes = standardKvCacheBytesPerToken({
+    heads: d.heads,
+    qkNopeHeadDim: d.dn,
+    qkRopeHeadDim: d.dr,
+    vHeadDim: d.dv,
+  });
+  const shape = `h=${d.heads}, r=${d.r}, dr=${d.dr}, dv=${d.dv}, one query per sequence`;
+  const memoryNote = `Cache per token and layer (f16): latent ${cacheBytes} B against ${kvBytes} B for the expanded per-head K/V cache, ${(kvBytes / cacheBytes).toFixed(1)}x less memory. The first column is the baseline: ratios above 1 are the absorbed decode's speedup.`;
+  const decode: TableSpec[] = batches.map((batch) => ({
+    id: `mla-decode-b${batch}`,
+    title: `MLA decode, batch ${batch} (${shape}), paged latent cache vs unabsorbed K/V`,
+    sizeLabel: 'cache',
+    sizes: caches,
+    implementations: [
+      unabsorbedDecodeColumn(d, batch, best),
+      ...tiers.map((t) => mlaDecodeColumn(d, batch, t)),
+      ...tiers.filter((t) => t !== best).map((t) => unabsorbedDecodeColumn(d, batch, t)),
+    ],
+    bytes: (n) => batch * n * (d.r + d.dr) * (tierDtype(best) === 'f16' ? 2 : 4),
+    bytesLabel: 'latent-cache bytes read',
+    notes: () => [memoryNote],
+  }));
+  const prefillSizes = options.sizes ?? (options.cpu ? CPU_PREFILL : GPU_PREFILL);
+  const prefill: TableSpec = {
+    id: 'mla-prefill',
+    title: `MLA prefill, one sequence, causal (h=${d.heads}, r=${d.r}, dr=${d.dr}, dv=${d.dv})`,
+    sizeLabel: 'n',
+    sizes: prefillSizes,
+    implementations: tiers.map((t) => mlaPrefillColumn(d, t)),
+    // Causal-useful FLOPs: q·k over r + dr and p·c_kv over r per visible pair, then the W_UV epilogue.
+    flops: (n) => 2 * d.heads * ((n * (n + 1)) / 2) * (2 * d.r + d.dr) + 2 * n * d.heads * d.r * d.dv,
+  };
+  return [...decode, prefill];
+}
