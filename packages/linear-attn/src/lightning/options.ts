@@ -25,7 +25,10 @@ export interface LightningAttentionOptions {
    * each sequence has its own state, reset at its start to its initial state.
    */
   cuSeqlens?: ArrayLike<number>;
-  /** Tokens per chunk: 32, 64 (the default) or 128. */
+  /**
+   * Tokens per chunk: 32, 64 or 128. By default 64, or 128 where the per-chunk states (f32
+   * `chunks x hq x dk x dv`) would not fit one binding at 64.
+   */
   chunkSize?: number;
   /** Kernel tier; it fixes the storage dtype (f32 for portable and subgroups, f16 otherwise). The fastest for q's dtype by default. */
   tier?: Tier;
@@ -258,9 +261,8 @@ export function checkQkv(op: string, gpu: Gpu, q: Tensor, k: Tensor, v: Tensor) 
   return { batch, n, hq, hkv, dk, dv, group: hq / hkv };
 }
 
-/** Checks the chunk size and that the output kernel's workgroup memory fits this device. */
-function resolveChunkSize(op: string, gpu: Gpu, chunkSize: number | undefined): number {
-  const c = chunkSize ?? 64;
+/** Checks a chunk size and that the output kernel's workgroup memory fits this device. */
+function checkChunkSize(op: string, gpu: Gpu, c: number): number {
   check(
     (LIGHTNING_CHUNK_SIZES as readonly number[]).includes(c),
     'invalid-argument',
@@ -274,6 +276,30 @@ function resolveChunkSize(op: string, gpu: Gpu, chunkSize: number | undefined): 
     () => `${op}: chunkSize: ${c} needs ${bytes} bytes of workgroup memory, this device allows ${limit}`,
   );
   return c;
+}
+
+/** Bytes of the per-chunk f32 states of a call at a chunk size. */
+function stateBytesAt(spans: readonly LightningSpan[], chunkSize: number, stateSize: number): number {
+  const chunks = spans.reduce((sum, s) => sum + Math.ceil(s.length / chunkSize), 0);
+  return Math.max(chunks, 1) * stateSize * 4;
+}
+
+/**
+ * The chunk size: the caller's, else 64, or 128 where the states at 64 would not fit one binding
+ * and chunk 128's workgroup memory fits the device.
+ */
+function resolveChunkSize(
+  op: string,
+  gpu: Gpu,
+  chunkSize: number | undefined,
+  spans: readonly LightningSpan[],
+  stateSize: number,
+): number {
+  if (chunkSize !== undefined) return checkChunkSize(op, gpu, chunkSize);
+  const limits = gpu.caps.limits;
+  const roomy = chunkOutputSharedBytes(128) <= limits.maxComputeWorkgroupStorageSize;
+  if (roomy && stateBytesAt(spans, 64, stateSize) > limits.maxStorageBufferBindingSize) return 128;
+  return checkChunkSize(op, gpu, 64);
 }
 
 /** Workgroup memory of the chunk output kernel for a chunk size, in bytes. */
@@ -304,14 +330,15 @@ export function planLightning(
   const decays = resolveDecays(op, options, shape.hq);
   const scale = resolveScale(op, options.scale, shape.dk);
   const spans = resolveSpans(op, shape.batch, shape.n, options.cuSeqlens);
-  const chunkSize = resolveChunkSize(op, gpu, options.chunkSize);
+  const stateSize = shape.hq * shape.dk * shape.dv;
+  const chunkSize = resolveChunkSize(op, gpu, options.chunkSize, spans, stateSize);
   if (options.initialState !== undefined) {
     checkTensor(op, 'initialState', options.initialState, gpu);
     checkShape(op, 'initialState', options.initialState, [spans.length, shape.hq, shape.dk, shape.dv]);
     checkDtype(op, 'initialState', options.initialState, 'f32', 'states are kept in f32');
   }
   const { chunks, table, chunkTable } = chunkTableOf(spans, chunkSize);
-  const stateBytes = Math.max(chunks, 1) * shape.hq * shape.dk * shape.dv * 4;
+  const stateBytes = stateBytesAt(spans, chunkSize, stateSize);
   const limit = gpu.caps.limits.maxStorageBufferBindingSize;
   check(
     stateBytes <= limit,
