@@ -17,6 +17,7 @@ import {
   seededUniform,
   toleranceFor,
 } from '@webattn/reference';
+import { isCpuAdapter } from '../adapter.js';
 import type { Check } from './check.js';
 
 interface Shape {
@@ -30,11 +31,35 @@ interface Shape {
   mask: 'random01' | 'lower';
 }
 
-/** n off every tile, MQA with a broadcast random 0/1 mask, and GQA with a per-sequence, per-head causal mask. */
-const SHAPES: Shape[] = [
-  { batch: 1, n: 77, hq: 4, hkv: 1, d: 64, maskBatch: 1, maskHeads: 1, mask: 'random01' },
-  { batch: 2, n: 130, hq: 4, hkv: 2, d: 128, maskBatch: 2, maskHeads: 4, mask: 'lower' },
-];
+/**
+ * n off every tile, MQA with a broadcast random 0/1 mask, and GQA with a per-sequence, per-head
+ * causal mask at d = 128 (the tensor-core shapes of a GPU); smaller on a CPU adapter, where the
+ * package tests already cover the shapes.
+ */
+function shapes(cpu: boolean): Shape[] {
+  return [
+    {
+      batch: 1,
+      n: cpu ? 37 : 77,
+      hq: 4,
+      hkv: 1,
+      d: cpu ? 32 : 64,
+      maskBatch: 1,
+      maskHeads: 1,
+      mask: 'random01',
+    },
+    {
+      batch: 2,
+      n: cpu ? 40 : 130,
+      hq: 4,
+      hkv: 2,
+      d: cpu ? 32 : 128,
+      maskBatch: 2,
+      maskHeads: 4,
+      mask: 'lower',
+    },
+  ];
+}
 
 const IMPLEMENTATIONS: MaskedImplementation[] = ['naive', 'blocked', 'fused'];
 
@@ -123,8 +148,9 @@ function overflowCheck(tier: Tier, implementation: MaskedImplementation): Check 
 
 /** The masked linear attention checks for every tier `gpu` can run. */
 export function maskedLinearChecks(gpu: Gpu): Check[] {
+  const cpu = isCpuAdapter(gpu.caps);
   return gpu.caps.tiers.flatMap((tier) => [
-    ...SHAPES.flatMap((s) =>
+    ...shapes(cpu).flatMap((s) =>
       IMPLEMENTATIONS.map((implementation) => ({
         suite: 'linear' as const,
         name: `masked linear ${implementation} forward+backward [${tier}] b=${s.batch} n=${s.n} hq=${s.hq} hkv=${s.hkv} d=${s.d} mask [${s.maskBatch},${s.maskHeads},n,n] ${s.mask}`,
