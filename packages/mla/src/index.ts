@@ -48,6 +48,24 @@ export { MlaCache, type MlaCacheOptions } from './cache/cache.js';
 export { mlaAttentionPaged } from './cache/paged-attention.js';
 export { absorbedHeadDims, type MlaConfig, resolveMlaConfig } from './config.js';
 export {
+  absorbMla,
+  type MlaAbsorbedLayerWeights,
+  MlaAttention,
+  type MlaLayerConfig,
+  type MlaLayerDims,
+  type MlaLayerRope,
+  type MlaLayerWeights,
+} from './layer/layer.js';
+export {
+  MLA_LAYER_PARAMS,
+  MLA_LAYER_WORKGROUP,
+  MLA_NORM_WORKGROUP,
+  type MlaColumns,
+  mlaQueryLatentWgsl,
+  mlaRmsNormWgsl,
+  mlaRopeWgsl,
+} from './layer/layer.wgsl.js';
+export {
   MLA_CONCAT_Q_PARAMS,
   MLA_EPILOGUE_PARAMS,
   MLA_EPILOGUE_WORKGROUP,

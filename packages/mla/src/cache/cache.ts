@@ -215,9 +215,64 @@ export class MlaCache {
         );
       }
     }
+    const all = ids.map((_, i) => counts?.[i] ?? n);
+    await this.write(
+      ids,
+      cKv,
+      kPe,
+      all,
+      all.map((_, i) => i * n),
+    );
+  }
+
+  /**
+   * Appends packed tokens: c_kv `[T, r]` and k_pe `[T, dr]` hold `counts[0]` tokens of `ids[0]`, then
+   * `counts[1]` of `ids[1]`, and so on (`T = Σ counts`), as a layer call produces them.
+   */
+  async appendPacked(
+    ids: readonly number[],
+    cKv: Tensor,
+    kPe: Tensor,
+    counts: readonly number[],
+  ): Promise<void> {
+    const total = counts.reduce((a, c) => a + c, 0);
+    check(
+      cKv.shape.length === 2 && cKv.shape[0] === total && cKv.shape[1] === this.r,
+      'shape-mismatch',
+      () =>
+        `${OP}.appendPacked: cKv: expected shape [Σ counts, r] = [${total}, ${this.r}], got [${cKv.shape.join(', ')}]`,
+    );
+    check(
+      kPe.shape.length === 2 && kPe.shape[0] === total && kPe.shape[1] === this.dr,
+      'shape-mismatch',
+      () =>
+        `${OP}.appendPacked: kPe: expected shape [Σ counts, dr] = [${total}, ${this.dr}], got [${kPe.shape.join(', ')}]`,
+    );
+    check(
+      counts.length === ids.length && new Set(ids).size === ids.length,
+      'invalid-argument',
+      () =>
+        `${OP}.appendPacked: expected distinct ids and one count per id, got ${ids.length} ids and ${counts.length} counts`,
+    );
+    const starts: number[] = [];
+    let start = 0;
+    for (const c of counts) {
+      starts.push(start);
+      start += c;
+    }
+    await this.write(ids, cKv, kPe, counts, starts);
+  }
+
+  private async write(
+    ids: readonly number[],
+    cKv: Tensor,
+    kPe: Tensor,
+    counts: readonly number[],
+    starts: readonly number[],
+  ): Promise<void> {
     const states = ids.map((id, i) => this.state(id, `ids[${i}]`));
     const needed = states.reduce((sum, s, i) => {
-      const after = s.length + (counts?.[i] ?? n);
+      const after = s.length + counts[i]!;
       return sum + Math.ceil(after / this.pageSize) - s.pages.length;
     }, 0);
     check(
@@ -227,13 +282,13 @@ export class MlaCache {
     );
     const words: number[] = [];
     states.forEach((s, i) => {
-      const count = counts?.[i] ?? n;
+      const count = counts[i]!;
       for (let t = 0; t < count; t++) {
         const pos = s.length + t;
         if (pos % this.pageSize === 0 && pos / this.pageSize === s.pages.length)
           s.pages.push(this.takePage());
         const page = s.pages[Math.floor(pos / this.pageSize)]!;
-        words.push(i * n + t, page * this.pageSize + (pos % this.pageSize));
+        words.push(starts[i]! + t, page * this.pageSize + (pos % this.pageSize));
       }
       s.length += count;
     });
