@@ -3,6 +3,7 @@ import { nullGpu, testGpu } from '@webattn/core/testing';
 import { randn } from '@webattn/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maskedLinearAttention, maskedLinearAttentionBackward } from '../src/index.js';
+import { allocate } from '../src/masked/allocate.js';
 import { blockedDmWgsl, blockedProductWgsl } from '../src/masked/blocked.wgsl.js';
 import { assertFinite } from '../src/masked/finite.js';
 import { nonFiniteWgsl } from '../src/masked/finite.wgsl.js';
@@ -279,6 +280,20 @@ describe('masked linear attention rejects bad input before dispatching', () => {
       /dO: expected shape \[2, 8, 4, 12\], got \[2, 8, 4, 16\]/,
     );
     o.dispose();
+    expect(gpu.memory().liveBuffers).toBe(before);
+  });
+
+  it('allocates all or nothing: a buffer over the binding limit frees the ones before it', () => {
+    const before = gpu.memory().liveBuffers;
+    const huge = gpu.caps.limits.maxStorageBufferBindingSize / 4 + 1;
+    let error: unknown;
+    try {
+      allocate(gpu, { small: [[4, 4], 'f32'], scores: [[1, 1, huge], 'f32'] });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(WebAttnError);
+    expect((error as WebAttnError).code).toBe('limit-exceeded');
     expect(gpu.memory().liveBuffers).toBe(before);
   });
 

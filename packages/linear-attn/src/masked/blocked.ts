@@ -1,5 +1,6 @@
 /** Host side of the blocked masked linear attention: tiles only, nothing n x n but dm itself. */
 import { dispatch, type Gpu, Tensor } from '@webattn/core';
+import { allocateGradients } from './allocate.js';
 import {
   type BlockedProductConfig,
   blockedDmWgsl,
@@ -85,12 +86,7 @@ export async function blockedBackward(
   dO: Tensor,
 ): Promise<{ dq: Tensor; dk: Tensor; dv: Tensor; dm: Tensor }> {
   const t = s.dtype;
-  const out = {
-    dq: Tensor.empty(gpu, x.q.shape, t),
-    dk: Tensor.empty(gpu, x.k.shape, t),
-    dv: Tensor.empty(gpu, x.v.shape, t),
-    dm: Tensor.empty(gpu, x.mask.shape, t),
-  };
+  const out = allocateGradients(gpu, x, t);
   try {
     await product(gpu, s, scale, 'masked blocked dq', { dtype: t, dx: s.dv, dz: s.dk, kvOutput: false }, [
       dO,

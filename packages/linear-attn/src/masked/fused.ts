@@ -11,6 +11,7 @@ import {
   Tensor,
   type Tier,
 } from '@webattn/core';
+import { allocateGradients } from './allocate.js';
 import { blockedBackward, blockedDm, blockedForward } from './blocked.js';
 import { fusedDmConfig, fusedDmRows, fusedDmWgsl } from './fused-dm.wgsl.js';
 import {
@@ -158,12 +159,7 @@ export async function fusedBackward(
   const toDv = matrix ? maskedMatrixConfig(gpu.caps, s.dk, s.dv) : undefined;
   if (!toDk || !toDv) return blockedBackward(gpu, s, scale, x, dO);
   const t = s.dtype;
-  const out = {
-    dq: Tensor.empty(gpu, x.q.shape, t),
-    dk: Tensor.empty(gpu, x.k.shape, t),
-    dv: Tensor.empty(gpu, x.v.shape, t),
-    dm: Tensor.empty(gpu, x.mask.shape, t),
-  };
+  const out = allocateGradients(gpu, x, t);
   try {
     const label = (g: string) => `masked fused ${g} (subgroup matrix)`;
     await matrixProduct(gpu, s, scale, label('dq'), toDk, [dO, x.v, x.k, x.mask, out.dq]);

@@ -1,5 +1,6 @@
 /** Host side of the naive masked linear attention: materialised `[b, hq, n, n]` f32 scores. */
-import { dispatch, type Gpu, Tensor } from '@webattn/core';
+import { dispatch, type Gpu, type Tensor } from '@webattn/core';
+import { allocate, allocateGradients } from './allocate.js';
 import type { MaskedShape } from './masked-call.js';
 import {
   NAIVE_WORKGROUP,
@@ -47,8 +48,10 @@ export async function naiveForward(
 ): Promise<Tensor> {
   const c = { dtype: s.dtype, dk: s.dk, dv: s.dv };
   const squares = s.batch * s.hq * s.n * s.n;
-  const scores = Tensor.empty(gpu, [s.batch, s.hq, s.n, s.n]);
-  const o = Tensor.empty(gpu, [s.batch, s.n, s.hq, s.dv], s.dtype);
+  const { scores, o } = allocate(gpu, {
+    scores: [[s.batch, s.hq, s.n, s.n], 'f32'],
+    o: [[s.batch, s.n, s.hq, s.dv], s.dtype],
+  });
   try {
     await launch(
       gpu,
@@ -79,14 +82,15 @@ export async function naiveBackward(
 ): Promise<{ dq: Tensor; dk: Tensor; dv: Tensor; dm: Tensor }> {
   const c = { dtype: s.dtype, dk: s.dk, dv: s.dv };
   const square = [s.batch, s.hq, s.n, s.n];
-  const a = Tensor.empty(gpu, square);
-  const g = Tensor.empty(gpu, square);
-  const out = {
-    dq: Tensor.empty(gpu, x.q.shape, s.dtype),
-    dk: Tensor.empty(gpu, x.k.shape, s.dtype),
-    dv: Tensor.empty(gpu, x.v.shape, s.dtype),
-    dm: Tensor.empty(gpu, x.mask.shape, s.dtype),
-  };
+  const { a, g } = allocate(gpu, { a: [square, 'f32'], g: [square, 'f32'] });
+  let out: ReturnType<typeof allocateGradients>;
+  try {
+    out = allocateGradients(gpu, x, s.dtype);
+  } catch (error) {
+    a.dispose();
+    g.dispose();
+    throw error;
+  }
   try {
     await launch(
       gpu,
