@@ -16,6 +16,10 @@ export {
   chunkOutputMatrixWgsl,
 } from './lightning/chunk-output-matrix.wgsl.js';
 export { type ChunkStateConfig, chunkStateWgsl } from './lightning/chunk-state.wgsl.js';
+export {
+  type ChunkStateMatrixConfig,
+  chunkStateMatrixWgsl,
+} from './lightning/chunk-state-matrix.wgsl.js';
 export type { PlanTensors } from './lightning/kernels.js';
 export { type LightningAttentionGrads, lightningAttentionBackward } from './lightning/lightning-backward.js';
 export {

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   chunkOutputMatrixWgsl,
   chunkOutputWgsl,
+  chunkStateMatrixWgsl,
   chunkStateWgsl,
   disposeLightningContext,
   lightningAttention,
@@ -73,7 +74,7 @@ describe('every lightning and decode kernel compiles on the null backend, f32 an
     });
   }
 
-  it('tensor-core output kernel (16x16x16 f16 -> f32), every direction, with and without the f16 check', async () => {
+  it('tensor-core output and chunk-state kernels (16x16x16 f16 -> f32), every direction, with and without the f16 check', async () => {
     const sizes = matrixSubgroupSize(gpu.caps);
     for (const [reverse, transposeState] of [
       [false, false],
@@ -85,6 +86,15 @@ describe('every lightning and decode kernel compiles on the null backend, f32 an
         const name = `chunk output tensor-core reverse=${reverse} transpose=${transposeState} check=${checkFinite}`;
         const code = chunkOutputMatrixWgsl({ dtype: 'f16', reverse, transposeState, checkFinite, ...sizes });
         await expect(gpu.pipelines.get(code, name), name).resolves.toBeDefined();
+      }
+    }
+    for (const backward of [false, true]) {
+      for (const checkFinite of [false, true]) {
+        for (const chunkSize of [32, 64, 128]) {
+          const name = `chunk state tensor-core C=${chunkSize} bwd=${backward} check=${checkFinite}`;
+          const code = chunkStateMatrixWgsl({ chunkSize, backward, checkFinite, ...sizes });
+          await expect(gpu.pipelines.get(code, name), name).resolves.toBeDefined();
+        }
       }
     }
   });

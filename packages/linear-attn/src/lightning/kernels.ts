@@ -17,6 +17,11 @@ import {
 } from './chunk-output-matrix.wgsl.js';
 import { CHUNK_STATE_PARAMS, chunkStateWgsl, STATE_TILE } from './chunk-state.wgsl.js';
 import {
+  chunkStateMatrixSharedBytes,
+  chunkStateMatrixWgsl,
+  MATRIX_STATE_TILE,
+} from './chunk-state-matrix.wgsl.js';
+import {
   l2NormalizeBackwardWgsl,
   l2NormalizeWgsl,
   NORMALIZE_PARAMS,
@@ -57,16 +62,22 @@ export async function chunkStates(
   u: Tensor,
   w: Tensor,
   backward: boolean,
+  overflow?: Tensor,
 ): Promise<Tensor> {
   const { hq, dk, dv, chunks } = plan;
   const states = Tensor.empty(gpu, [Math.max(chunks, 1), hq, dk, dv]);
   if (chunks === 0) return states;
-  const aTiles = Math.ceil(dk / STATE_TILE);
-  const bTiles = Math.ceil(dv / STATE_TILE);
+  const matrix = plan.tier === 'subgroup-matrix' ? matrixStateKernelFor(gpu.caps) : undefined;
+  const tile = matrix ? MATRIX_STATE_TILE : STATE_TILE;
+  const aTiles = Math.ceil(dk / tile);
+  const bTiles = Math.ceil(dv / tile);
+  const checkFinite = matrix !== undefined && overflow !== undefined;
   await dispatch(gpu, {
-    label: backward ? 'lightning chunk dstates' : 'lightning chunk states',
-    code: chunkStateWgsl({ dtype: plan.dtype, chunkSize: plan.chunkSize, backward }),
-    buffers: [u, w, t.decays, t.table, states],
+    label: `lightning chunk ${backward ? 'dstates' : 'states'}${matrix ? ' tensor-core' : ''}`,
+    code: matrix
+      ? chunkStateMatrixWgsl({ chunkSize: plan.chunkSize, backward, checkFinite, ...matrix })
+      : chunkStateWgsl({ dtype: plan.dtype, chunkSize: plan.chunkSize, backward }),
+    buffers: [u, w, t.decays, t.table, states, ...(checkFinite && overflow ? [overflow] : [])],
     params: {
       layout: CHUNK_STATE_PARAMS,
       values: {
@@ -85,6 +96,21 @@ export async function chunkStates(
     workgroups: chunks * hq * aTiles * bTiles,
   });
   return states;
+}
+
+/** Whether the device's preferred subgroup-matrix shape is 16x16x16 (NVIDIA's and AMD's). */
+function hasSquare16(caps: Capabilities): boolean {
+  const config = preferredMatrixConfig(caps);
+  return config !== undefined && config.M === 16 && config.N === 16 && config.K === 16;
+}
+
+/** The subgroup configuration of the tensor-core chunk-state kernel here, or undefined (the f16 kernel runs). */
+export function matrixStateKernelFor(
+  caps: Capabilities,
+): { subgroupSize: number; pinSubgroupSize: boolean } | undefined {
+  if (!hasSquare16(caps)) return undefined;
+  if (chunkStateMatrixSharedBytes() > caps.limits.maxComputeWorkgroupStorageSize) return undefined;
+  return matrixSubgroupSize(caps);
 }
 
 /**
@@ -197,9 +223,7 @@ export function matrixKernelFor(
   caps: Capabilities,
   chunkSize: number,
 ): { subgroupSize: number; pinSubgroupSize: boolean } | undefined {
-  const config = preferredMatrixConfig(caps);
-  if (chunkSize !== MATRIX_CHUNK || !config || config.M !== 16 || config.N !== 16 || config.K !== 16)
-    return undefined;
+  if (chunkSize !== MATRIX_CHUNK || !hasSquare16(caps)) return undefined;
   if (chunkOutputMatrixSharedBytes() > caps.limits.maxComputeWorkgroupStorageSize) return undefined;
   const sizes = matrixSubgroupSize(caps);
   return sizes.subgroupSize >= 16 ? sizes : undefined;

@@ -74,7 +74,7 @@ export async function lightningAttentionBackward(
     const overflow = flag ? { overflow: flag } : {};
     const { qUsed, kUsed, v } = ctx;
     // dq, from the states entering each chunk.
-    const entering = await chunkStates(gpu, plan, tensors, kUsed, v, false);
+    const entering = await chunkStates(gpu, plan, tensors, kUsed, v, false, flag);
     scratch.push(entering);
     await scanStates(gpu, plan, tensors, entering, {
       reverse: false,
@@ -86,7 +86,7 @@ export async function lightningAttentionBackward(
     );
     entering.dispose();
     // dk, dv and dInitialState, from the gradients of the states leaving each chunk.
-    const leaving = await chunkStates(gpu, plan, tensors, qUsed, dO, true);
+    const leaving = await chunkStates(gpu, plan, tensors, qUsed, dO, true, flag);
     scratch.push(leaving);
     const wantInitial = ctx.initialState !== undefined || dFinalState !== undefined;
     const dInitialState = await scanStates(gpu, plan, tensors, leaving, {

@@ -119,7 +119,9 @@ export async function runLightningForward(
     keep(tensors.table);
     const qUsed = plan.normalizeQk ? keep(await l2NormalizeRows(gpu, q)) : q;
     const kUsed = plan.normalizeQk ? keep(await l2NormalizeRows(gpu, k)) : k;
-    const states = await chunkStates(gpu, plan, tensors, kUsed, v, false);
+    const flag = plan.checkFinite ? overflowFlag(gpu) : undefined;
+    if (flag) scratch.push(flag);
+    const states = await chunkStates(gpu, plan, tensors, kUsed, v, false, flag);
     scratch.push(states);
     const finalState = (await scanStates(gpu, plan, tensors, states, {
       reverse: false,
@@ -128,8 +130,6 @@ export async function runLightningForward(
     })) as Tensor;
     const result: Tensor[] = [finalState];
     try {
-      const flag = plan.checkFinite ? overflowFlag(gpu) : undefined;
-      if (flag) scratch.push(flag);
       const o = await chunkOutput(gpu, plan, tensors, 'o', {
         x: qUsed,
         y: kUsed,

@@ -1,0 +1,119 @@
+/**
+ * Kernel 1 of the chunkwise lightning attention on tensor cores (16x16x16 f16 fragments, f32
+ * accumulation): every chunk's own state term `coef · Σ_j λ^(e_j) u_jᵀ w_j` as in
+ * {@link chunkStateWgsl}, for a 64 x 64 tile of the state per workgroup. The chunk's weighted u
+ * and its w are staged 32 tokens at a time as f16 (u token-major, loaded column-major as the left
+ * operand uᵀ); four subgroups each own 16 rows of the tile and its four 16-column fragments.
+ */
+import { enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import { CHUNK_STATE_PARAMS } from './chunk-state.wgsl.js';
+import { CHECK_F16_WGSL, DECAY_POW_WGSL } from './common.wgsl.js';
+
+/** State entries per tile side of the tensor-core chunk-state kernel. */
+export const MATRIX_STATE_TILE = 64;
+
+/** Generation parameters of the tensor-core chunk-state kernel. */
+export interface ChunkStateMatrixConfig {
+  /** Tokens per chunk, a multiple of 32. */
+  chunkSize: number;
+  /** Backward (u = q, w = dO, `e_j = j + 1`) rather than forward (`e_j = len - 1 - j`). */
+  backward: boolean;
+  /** Flag weighted u values past f16's range (binding `overflow`). */
+  checkFinite: boolean;
+  /** Subgroup size the kernel is built for. */
+  subgroupSize: number;
+  /** Pin it with `@subgroup_size`. */
+  pinSubgroupSize: boolean;
+}
+
+/** Workgroup memory of the tensor-core chunk-state kernel, in bytes. */
+export function chunkStateMatrixSharedBytes(): number {
+  return 2 * 2 * 32 * 72 + 4 * 4 * 256;
+}
+
+/** WGSL of the tensor-core chunk-state kernel (f16 storage). */
+export function chunkStateMatrixWgsl(c: ChunkStateMatrixConfig): string {
+  const exponent = c.backward ? 'j + 1u' : 'len - 1u - j';
+  const L = 'subgroup_matrix_left<f16, 16, 16>';
+  const R = 'subgroup_matrix_right<f16, 16, 16>';
+  const A = 'subgroup_matrix_result<f32, 16, 16>';
+  const frag = [0, 1, 2, 3];
+  const toHalf = c.checkFinite
+    ? 'fn half(x: f32) -> f16 { checkF16(x); return f16(x); }'
+    : 'fn half(x: f32) -> f16 { return f16(x); }';
+  return `${enables({ subgroupMatrix: true })}
+${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
+${paramsStruct(CHUNK_STATE_PARAMS)}
+@group(0) @binding(0) var<storage, read> u: array<f16>;
+@group(0) @binding(1) var<storage, read> w: array<f16>;
+@group(0) @binding(2) var<storage, read> decays: array<f32>;
+@group(0) @binding(3) var<storage, read> table: array<u32>;
+@group(0) @binding(4) var<storage, read_write> states: array<f32>;
+${c.checkFinite ? '@group(0) @binding(5) var<storage, read_write> overflow: array<atomic<u32>>;' : ''}
+@group(0) @binding(${c.checkFinite ? 6 : 5}) var<uniform> p: Params;
+
+const SS = 72u;  // [32 tokens][64 entries], rows padded by 16 bytes
+var<workgroup> us: array<f16, ${32 * 72}>;
+var<workgroup> ws: array<f16, ${32 * 72}>;
+var<workgroup> scratch: array<f32, ${4 * 256}>;
+
+${WORKGROUP_INDEX_WGSL}
+${DECAY_POW_WGSL}
+${c.checkFinite ? CHECK_F16_WGSL : ''}
+${toHalf}
+
+@compute @workgroup_size(${4 * c.subgroupSize})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
+        @builtin(subgroup_invocation_id) lane: u32) {
+  let wg = workgroupIndex(wid, nwg);
+  if (wg >= p.chunks * p.hq * p.aTiles * p.bTiles) { return; }
+  let bt = wg % p.bTiles;
+  var r = wg / p.bTiles;
+  let at = r % p.aTiles;
+  r = r / p.aTiles;
+  let h = r % p.hq;
+  let chunk = r / p.hq;
+  let start = table[p.chunkTable + 2u * chunk];
+  let len = table[p.chunkTable + 2u * chunk + 1u];
+  let lam = decays[h];
+  let head = h / p.headDiv;
+  let threads = ${4 * c.subgroupSize}u;
+  ${frag.map((f) => `var acc${f} = ${A}();`).join('\n  ')}
+  for (var j0 = 0u; j0 < ${c.chunkSize}u; j0 += 32u) {
+    for (var e = li; e < 2048u; e += threads) {
+      let j = j0 + e / 64u;
+      let a = at * 64u + e % 64u;
+      let b = bt * 64u + e % 64u;
+      var uv = 0.0;
+      var wv = 0.0;
+      if (j < len) {
+        let tok = start + j;
+        if (a < p.dk) { uv = p.coef * decayPow(lam, ${exponent}) * f32(u[(tok * p.heads + head) * p.dk + a]); }
+        if (b < p.dv) { wv = f32(w[(tok * p.heads + head) * p.dv + b]); }
+      }
+      us[(e / 64u) * SS + e % 64u] = half(uv);
+      ws[(e / 64u) * SS + e % 64u] = f16(wv);
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < 32u; kk += 16u) {
+      let ul = subgroupMatrixLoad<${L}, col_major>(&us, kk * SS + sg * 16u, SS);
+      ${frag.map((f) => `acc${f} = subgroupMatrixMultiplyAccumulate(ul, subgroupMatrixLoad<${R}, row_major>(&ws, kk * SS + ${f * 16}u, SS), acc${f});`).join('\n      ')}
+    }
+    workgroupBarrier();
+  }
+  ${frag
+    .map(
+      (f) => `subgroupMatrixStore<row_major>(&scratch, sg * 256u, acc${f}, 16u);
+  workgroupBarrier();
+  for (var e = lane; e < 256u; e += ${c.subgroupSize}u) {
+    let a = at * 64u + sg * 16u + e / 16u;
+    let b = bt * 64u + ${f * 16}u + e % 16u;
+    if (a < p.dk && b < p.dv) { states[((chunk * p.hq + h) * p.dk + a) * p.dv + b] = scratch[sg * 256u + e]; }
+  }
+  workgroupBarrier();`,
+    )
+    .join('\n  ')}
+}
+`;
+}
