@@ -33,32 +33,44 @@ export interface MaskedLinearAttentionOptions {
 
 /** The checked sizes of a masked call. */
 export interface MaskedShape {
+  /** Sequences. */
   batch: number;
+  /** Tokens per sequence (queries and keys alike). */
   n: number;
+  /** Query heads. */
   hq: number;
+  /** Key and value heads; hq is a multiple of it. */
   hkv: number;
   /** Query heads per kv head. */
   group: number;
+  /** Head dimension of q and k. */
   dk: number;
+  /** Head dimension of v and o. */
   dv: number;
   /** 1 or batch. */
   maskBatch: number;
   /** 1 or hq. */
   maskHeads: number;
+  /** Storage dtype of every input and output. */
   dtype: Dtype;
 }
 
 /** What {@link maskedLinearAttentionBackward} needs: the inputs (kept alive by the caller) and how the forward ran. */
 export interface MaskedLinearAttentionContext {
+  /** The device the forward ran on. */
   gpu: Gpu;
+  /** The forward's inputs, which the backward reads again. */
   q: Tensor;
   k: Tensor;
   v: Tensor;
   mask: Tensor;
+  /** Checked sizes. */
   shape: MaskedShape;
+  /** The resolved options. */
   scale: number;
   implementation: MaskedImplementation;
   tier: Tier;
+  /** Whether f16 gradients are checked for inf/NaN too. */
   checkFinite: boolean;
 }
 
@@ -72,6 +84,7 @@ export interface MaskedLinearAttentionResult {
 
 /** Gradients from {@link maskedLinearAttentionBackward}, each shaped and typed like its input; the caller owns them. */
 export interface MaskedLinearAttentionGradients {
+  /** Gradient of q. */
   dq: Tensor;
   /** Summed over the query heads of each GQA group. */
   dk: Tensor;
