@@ -116,15 +116,34 @@ export function nsaLayout(q: Tensor, config: NsaConfig, cuSeqlens?: ArrayLike<nu
   return layout;
 }
 
-/** The kernels' table: the sequences, then one sequence index per token; `tokenTable` is where those start. */
-export function sequenceTable(layout: NsaLayout): { words: Uint32Array; tokenTable: number } {
+/** Where the parts of the kernels' table start, and how many selection blocks it lists. */
+export interface SequenceTable {
+  words: Uint32Array;
+  /** One sequence index per token starts here. */
+  tokenTable: number;
+  /** The first token of every selection block of every sequence starts here. */
+  blockTable: number;
+  /** Selection blocks of all sequences. */
+  blocks: number;
+}
+
+/**
+ * The kernels' table: the sequences, then one sequence index per token, then the first token of
+ * every selection block (for the backward kernels that run one workgroup per block of keys).
+ */
+export function sequenceTable(layout: NsaLayout, blockSize: number): SequenceTable {
   const tokenTable = layout.sequences.length * SEQUENCE_WORDS;
-  const words = new Uint32Array(tokenTable + layout.tokens);
+  const blockTable = tokenTable + layout.tokens;
+  const starts = layout.sequences.flatMap((s) =>
+    Array.from({ length: Math.ceil(s.length / blockSize) }, (_, j) => s.start + j * blockSize),
+  );
+  const words = new Uint32Array(blockTable + starts.length);
   layout.sequences.forEach((s, i) => {
     words.set([s.start, s.length, s.cmpStart, s.cmpLength, s.lseBase], i * SEQUENCE_WORDS);
     words.fill(i, tokenTable + s.start, tokenTable + s.start + s.length);
   });
-  return { words, tokenTable };
+  words.set(starts, blockTable);
+  return { words, tokenTable, blockTable, blocks: starts.length };
 }
 
 /** The first token of every compressed block of the call, for the compression kernels. */

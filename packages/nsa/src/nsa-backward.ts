@@ -37,7 +37,12 @@ export async function nsaBackward(forward: NsaForwardResult, dO: Tensor): Promis
     'dtype-mismatch',
     () => `dO: expected dtype ${forward.o.dtype} (o's), got ${dO.dtype}`,
   );
-  const tables = { tensor: ctx.tables, tokenTable: ctx.tokenTable };
+  const tables = {
+    tensor: ctx.tables,
+    tokenTable: ctx.tokenTable,
+    blockTable: ctx.blockTable,
+    blocks: ctx.blocks,
+  };
   const parts: Tensor[] = [];
   const part = (t: Tensor) => {
     parts.push(t);
@@ -71,6 +76,7 @@ export async function nsaBackward(forward: NsaForwardResult, dO: Tensor): Promis
       tables,
       layout,
       config,
+      ctx.tier,
     );
     const window = await flashAttentionBackward(ctx.window, split.window);
     const dq = [part(selected.dq), part(window.dq)];

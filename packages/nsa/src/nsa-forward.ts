@@ -49,9 +49,12 @@ export interface NsaForwardContext {
   k: Tensor;
   v: Tensor;
   gate: Tensor;
-  /** The sequence table (the sequences, then one sequence index per token) and where its token entries start. */
+  /** The sequence table (see the layout's sequenceTable) and where its parts start. */
   tables: Tensor;
   tokenTable: number;
+  blockTable: number;
+  /** Selection blocks of all sequences. */
+  blocks: number;
   /** Each compressed block's first token. */
   blockStarts: Tensor;
   /** Core's flash context of the compressed branch (its k and v are the compressed keys and values). */
@@ -144,7 +147,7 @@ export async function nsaForward(
   checkSelectionFits(gpu, layout, config);
   const tier = pickTier(gpu.caps, q.dtype, options.tier, 'nsaForward');
   const packed = layout.cuSeqlens ? { cuSeqlensQ: layout.cuSeqlens, cuSeqlensK: layout.cuSeqlens } : {};
-  const table = sequenceTable(layout);
+  const table = sequenceTable(layout, config.blockSize);
   const owned: Tensor[] = [];
   const keep = (t: Tensor) => {
     owned.push(t);
@@ -229,6 +232,8 @@ export async function nsaForward(
       gate,
       tables,
       tokenTable: table.tokenTable,
+      blockTable: table.blockTable,
+      blocks: table.blocks,
       blockStarts: starts,
       ...(compressed && { compressed: compressed.ctx }),
       window: win.ctx,

@@ -21,6 +21,13 @@ import {
   selectedDvWgsl,
   selectedStatsWgsl,
 } from '../src/selected/selected-backward.wgsl.js';
+import {
+  selectedBackwardMatrixUnsupported,
+  selectedDqMatrixSharedBytes,
+  selectedDqMatrixWgsl,
+  selectedKeysMatrixSharedBytes,
+  selectedKeysMatrixWgsl,
+} from '../src/selected/selected-backward-matrix.wgsl.js';
 import { selectedGroupWgsl } from '../src/selected/selected-group.wgsl.js';
 import {
   type SelectedMatrixConfig,
@@ -92,6 +99,28 @@ describe('the tensor-core selection and selected attention compile on the null b
         gpu.caps.limits.maxComputeWorkgroupStorageSize,
       );
       await expect(gpu.pipelines.get(selectedMatrixWgsl(c), 'selected matrix')).resolves.toBeDefined();
+    });
+  }
+
+  // The backward's kernels hold more: smaller head dims still take every path.
+  const backwardShapes: SelectedMatrixConfig[] = [
+    { ...base, d: 32, dv: 16, group: 16, blockSize: 64, tile: 32 },
+    { ...base, d: 32, dv: 16, group: 4, blockSize: 32, tile: 16 },
+    { ...base, d: 16, dv: 32, group: 32, blockSize: 64, tile: 16 },
+  ];
+  for (const c of backwardShapes) {
+    it(`backward d=${c.d} dv=${c.dv} group ${c.group} tile ${c.tile}: dq, dk, dv`, async () => {
+      expect(selectedBackwardMatrixUnsupported(c)).toBeUndefined();
+      const limit = gpu.caps.limits.maxComputeWorkgroupStorageSize;
+      expect(selectedDqMatrixSharedBytes(c)).toBeLessThanOrEqual(limit);
+      expect(selectedKeysMatrixSharedBytes(c, 'dk')).toBeLessThanOrEqual(limit);
+      await expect(gpu.pipelines.get(selectedDqMatrixWgsl(c), 'selected dq matrix')).resolves.toBeDefined();
+      await expect(
+        gpu.pipelines.get(selectedKeysMatrixWgsl(c, 'dk'), 'selected dk matrix'),
+      ).resolves.toBeDefined();
+      await expect(
+        gpu.pipelines.get(selectedKeysMatrixWgsl(c, 'dv'), 'selected dv matrix'),
+      ).resolves.toBeDefined();
     });
   }
 

@@ -1,7 +1,9 @@
 /**
- * Backward of the gated combine (NSA spec section 6) for one branch i, one invocation per (token,
- * head) row: `dBranch_i = dO · σ(g_i)` and `dg_i = σ(g_i)(1 - σ(g_i)) · <dO, branch_i>`, in f32.
- * One launch per branch keeps each within the storage buffers every adapter allows.
+ * Backward of the gated combine (NSA spec section 6) for one branch i:
+ * `dBranch_i = dO · σ(g_i)` and `dg_i = σ(g_i)(1 - σ(g_i)) · <dO, branch_i>`, in f32. LANES
+ * invocations share a (token, head) row, reading its columns in coalesced strides, and add their
+ * parts of the dot product in a fixed tree (the same bits every run). One launch per branch keeps
+ * each within the storage buffers every adapter allows.
  */
 import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { SIGMOID_WGSL } from './combine.wgsl.js';
@@ -15,6 +17,12 @@ export const COMBINE_BACKWARD_PARAMS = [
 
 /** Invocations per workgroup. */
 export const COMBINE_BACKWARD_WORKGROUP = 64;
+
+/** Invocations per row. */
+const LANES = 16;
+
+/** Rows per workgroup. */
+export const COMBINE_BACKWARD_ROWS = COMBINE_BACKWARD_WORKGROUP / LANES;
 
 /**
  * WGSL of one branch's combine backward. Bindings: gate, dO, the branch's output, its gradient,
@@ -40,21 +48,34 @@ ${WORKGROUP_INDEX_WGSL}
 
 ${SIGMOID_WGSL}
 
+const LANES = ${LANES}u;
+var<workgroup> partial: array<f32, ${COMBINE_BACKWARD_WORKGROUP}>;
+
 @compute @workgroup_size(${COMBINE_BACKWARD_WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let row = workgroupIndex(wid, nwg) * ${COMBINE_BACKWARD_WORKGROUP}u + li;
-  if (row >= p.rows) { return; }
+  let row = workgroupIndex(wid, nwg) * ${COMBINE_BACKWARD_ROWS}u + li / LANES;
+  let lane = li % LANES;
+  let valid = row < p.rows;
 ${
   withBranch
-    ? `  let s = sigmoid(f32(gate[row * 3u + p.branch]));
+    ? `  var s = 0.0;
   var dot = 0.0;
-  for (var e = 0u; e < p.dv; e++) {
-    let g = f32(dout[row * p.dv + e]);
-    dot += g * f32(branch[row * p.dv + e]);
-    dbranch[row * p.dv + e] = ${dtype}(g * s);
+  if (valid) {
+    s = sigmoid(f32(gate[row * 3u + p.branch]));
+    for (var e = lane; e < p.dv; e += LANES) {
+      let g = f32(dout[row * p.dv + e]);
+      dot += g * f32(branch[row * p.dv + e]);
+      dbranch[row * p.dv + e] = ${dtype}(g * s);
+    }
   }
-  dgate[row * 3u + p.branch] = ${dtype}(s * (1.0 - s) * dot);`
-    : `  dgate[row * 3u + p.branch] = ${dtype}(0.0 * f32(gate[row * 3u]));`
+  partial[li] = dot;
+  workgroupBarrier();
+  for (var half = LANES / 2u; half > 0u; half /= 2u) {
+    if (lane < half) { partial[li] += partial[li + half]; }
+    workgroupBarrier();
+  }
+  if (valid && lane == 0u) { dgate[row * 3u + p.branch] = ${dtype}(s * (1.0 - s) * partial[li]); }`
+    : `  if (valid && lane == 0u) { dgate[row * 3u + p.branch] = ${dtype}(0.0 * f32(gate[row * 3u])); }`
 }
 }
 `;

@@ -3,7 +3,7 @@ import { dispatch, type Gpu, Tensor } from '@webattn/core';
 import { COMBINE_PARAMS, COMBINE_WORKGROUP, combineWgsl } from './combine.wgsl.js';
 import {
   COMBINE_BACKWARD_PARAMS,
-  COMBINE_BACKWARD_WORKGROUP,
+  COMBINE_BACKWARD_ROWS,
   combineBackwardWgsl,
 } from './combine-backward.wgsl.js';
 
@@ -61,7 +61,7 @@ export async function combineBackward(
       code: combineBackwardWgsl(dO.dtype, output !== undefined),
       buffers: output && grad ? [gate, dO, output, grad, dgate] : [gate, dgate],
       params: { layout: COMBINE_BACKWARD_PARAMS, values: { rows, dv, branch: index } },
-      workgroups: Math.ceil(rows / COMBINE_BACKWARD_WORKGROUP),
+      workgroups: Math.ceil(rows / COMBINE_BACKWARD_ROWS),
     });
     return grad;
   };

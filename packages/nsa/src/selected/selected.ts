@@ -11,6 +11,7 @@ import {
 } from '@webattn/core';
 import type { NsaConfig } from '../config.js';
 import type { NsaLayout } from '../layout.js';
+import { invertSelection } from '../select/inverse.js';
 import { SELECTED_PARAMS, SELECTED_WORKGROUP, selectedAttentionWgsl } from './selected.wgsl.js';
 import {
   SELECTED_BACKWARD_WORKGROUP,
@@ -19,6 +20,14 @@ import {
   selectedDvWgsl,
   selectedStatsWgsl,
 } from './selected-backward.wgsl.js';
+import {
+  SELECTED_MATRIX_BACKWARD_PARAMS,
+  selectedBackwardMatrixUnsupported,
+  selectedDqMatrixSharedBytes,
+  selectedDqMatrixWgsl,
+  selectedKeysMatrixSharedBytes,
+  selectedKeysMatrixWgsl,
+} from './selected-backward-matrix.wgsl.js';
 import { selectedGroupSharedBytes, selectedGroupWgsl } from './selected-group.wgsl.js';
 import {
   type SelectedMatrixConfig,
@@ -28,14 +37,16 @@ import {
 } from './selected-matrix.wgsl.js';
 
 /**
- * The tensor-core kernel's shape for this config: the largest key tile that divides the block size
- * and fits the workgroup memory, or undefined when none does. `assumeMatrix` stands in for an
+ * The shape of a tensor-core kernel (the forward, the backward's dQ or its dK/dV) for this config:
+ * the largest key tile that divides the block size and fits the workgroup memory, or undefined
+ * when none does. `assumeMatrix` stands in for an
  * adapter that lists no matrix shape (the null backend, which compiles them all).
  */
 export function selectedMatrixConfig(
   caps: Capabilities,
   config: Pick<NsaConfig, 'headDim' | 'vHeadDim' | 'topN' | 'heads' | 'kvHeads' | 'blockSize'>,
   assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
+  kernel: 'forward' | 'dq' | 'keys' = 'forward',
 ): SelectedMatrixConfig | undefined {
   const matrix = preferredMatrixConfig(caps) ?? assumeMatrix;
   if (!matrix) return undefined;
@@ -50,8 +61,13 @@ export function selectedMatrixConfig(
       ...matrixSubgroupSize(caps),
       tile,
     };
-    const fits = selectedMatrixSharedBytes(c) <= caps.limits.maxComputeWorkgroupStorageSize;
-    if (fits && selectedMatrixUnsupported(c) === undefined) return c;
+    const bytes = {
+      forward: () => selectedMatrixSharedBytes(c),
+      dq: () => selectedDqMatrixSharedBytes(c),
+      keys: () => Math.max(selectedKeysMatrixSharedBytes(c, 'dk'), selectedKeysMatrixSharedBytes(c, 'dv')),
+    }[kernel]();
+    const why = kernel === 'forward' ? selectedMatrixUnsupported(c) : selectedBackwardMatrixUnsupported(c);
+    if (bytes <= caps.limits.maxComputeWorkgroupStorageSize && why === undefined) return c;
   }
   return undefined;
 }
@@ -126,27 +142,34 @@ export interface SelectedGradients {
   dv: Tensor;
 }
 
+/** Where the backward kernels find the sequences and the selection blocks. */
+export interface SelectedTables {
+  tensor: Tensor;
+  tokenTable: number;
+  blockTable: number;
+  /** Selection blocks of all sequences. */
+  blocks: number;
+}
+
 /** Backward of {@link selectedAttention} given its output, lse and upstream gradient. */
 export async function selectedAttentionBackward(
   gpu: Gpu,
   inputs: { q: Tensor; k: Tensor; v: Tensor; selection: Tensor; o: Tensor; lse: Tensor; dO: Tensor },
-  meta: { tensor: Tensor; tokenTable: number },
+  meta: SelectedTables,
   layout: NsaLayout,
   config: NsaConfig,
+  tier: Tier,
 ): Promise<SelectedGradients> {
   const { q, k, v, selection, o, lse, dO } = inputs;
   const kernel = { dtype: q.dtype, d: config.headDim, dv: config.vHeadDim, topN: config.topN };
-  const params = {
-    layout: SELECTED_PARAMS,
-    values: {
-      tokens: layout.tokens,
-      heads: config.heads,
-      kvHeads: config.kvHeads,
-      group: config.heads / config.kvHeads,
-      scale: config.scale,
-      blockSize: config.blockSize,
-      tokenTable: meta.tokenTable,
-    },
+  const values = {
+    tokens: layout.tokens,
+    heads: config.heads,
+    kvHeads: config.kvHeads,
+    group: config.heads / config.kvHeads,
+    scale: config.scale,
+    blockSize: config.blockSize,
+    tokenTable: meta.tokenTable,
   };
   const rows = layout.tokens * config.heads;
   const keyRows = layout.tokens * config.kvHeads;
@@ -154,20 +177,52 @@ export async function selectedAttentionBackward(
   const dq = Tensor.empty(gpu, q.shape, q.dtype);
   const dk = Tensor.empty(gpu, k.shape, k.dtype);
   const dv = Tensor.empty(gpu, v.shape, v.dtype);
-  const launches: [string, string, Tensor[], number][] = [
-    ['stats', selectedStatsWgsl(kernel), [o, dO, lse, stats], rows],
-    ['dq', selectedDqWgsl(kernel), [q, k, v, selection, meta.tensor, dO, stats, dq], rows],
-    ['dk', selectedDkWgsl(kernel), [q, k, v, selection, meta.tensor, dO, stats, dk], keyRows],
-    ['dv', selectedDvWgsl(kernel), [q, k, selection, meta.tensor, dO, stats, dv], keyRows],
-  ];
-  for (const [name, code, buffers, invocations] of launches) {
-    await dispatch(gpu, {
+  await dispatch(gpu, {
+    label: 'nsa selected attention stats',
+    code: selectedStatsWgsl(kernel),
+    buffers: [o, dO, lse, stats],
+    params: { layout: SELECTED_PARAMS, values },
+    workgroups: Math.ceil(rows / SELECTED_BACKWARD_WORKGROUP),
+  });
+  const matrixDq =
+    tier === 'subgroup-matrix' ? selectedMatrixConfig(gpu.caps, config, undefined, 'dq') : undefined;
+  const matrixKeys =
+    tier === 'subgroup-matrix' ? selectedMatrixConfig(gpu.caps, config, undefined, 'keys') : undefined;
+  const scalar = (name: string, code: string, buffers: Tensor[], invocations: number) =>
+    dispatch(gpu, {
       label: `nsa selected attention ${name}`,
       code,
       buffers,
-      params,
+      params: { layout: SELECTED_PARAMS, values },
       workgroups: Math.ceil(invocations / SELECTED_BACKWARD_WORKGROUP),
     });
+  // Tensor-core kernels run a workgroup per (token or key tile, KV head).
+  const matrix = (name: string, code: string, buffers: Tensor[], groups: number, extra: object) =>
+    dispatch(gpu, {
+      label: `nsa selected attention ${name}`,
+      code,
+      buffers,
+      params: {
+        layout: SELECTED_MATRIX_BACKWARD_PARAMS,
+        values: { ...values, blockTable: meta.blockTable, keyTiles: 0, inverseEntries: 0, ...extra },
+      },
+      workgroups: groups * config.kvHeads,
+    });
+  const dqInputs = [q, k, v, selection, meta.tensor, dO, stats, dq];
+  if (matrixDq) await matrix('dq', selectedDqMatrixWgsl(matrixDq), dqInputs, layout.tokens, {});
+  else await scalar('dq', selectedDqWgsl(kernel), dqInputs, rows);
+  if (matrixKeys) {
+    const inverse = await invertSelection(gpu, selection, meta, layout, config);
+    using _inverse = inverse.tensor;
+    const keyTiles = meta.blocks * (config.blockSize / matrixKeys.tile);
+    const extra = { keyTiles, inverseEntries: inverse.entries };
+    const dkInputs = [q, k, v, inverse.tensor, meta.tensor, dO, stats, dk];
+    const dvInputs = [q, k, inverse.tensor, meta.tensor, dO, stats, dv];
+    await matrix('dk', selectedKeysMatrixWgsl(matrixKeys, 'dk'), dkInputs, keyTiles, extra);
+    await matrix('dv', selectedKeysMatrixWgsl(matrixKeys, 'dv'), dvInputs, keyTiles, extra);
+  } else {
+    await scalar('dk', selectedDkWgsl(kernel), [q, k, v, selection, meta.tensor, dO, stats, dk], keyRows);
+    await scalar('dv', selectedDvWgsl(kernel), [q, k, selection, meta.tensor, dO, stats, dv], keyRows);
   }
   return { dq, dk, dv };
 }

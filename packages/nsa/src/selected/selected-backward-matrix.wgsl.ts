@@ -1,0 +1,454 @@
+/**
+ * Backward of selected-block attention on tensor cores, deterministic (no atomics), from the saved
+ * `stats = [lse | delta]`.
+ *
+ * dQ: one workgroup per (token, KV head), like the forward: the group's query and upstream-gradient
+ * rows are fragments in registers; per tile of selected keys, S = Q·Kᵀ and dP = dO·Vᵀ (each
+ * subgroup a 16-key slice), dS = P ⊙ (dP - delta) in f16 through workgroup memory, and dQ += dS·K
+ * with each subgroup owning a slice of dQ's columns.
+ *
+ * dK and dV: one workgroup per (tile of keys of one selection block, KV head). The workgroup stages
+ * its keys once, walks the tokens whose selection lists the block in token order (the inverted
+ * selection, select/inverse.ts, so the sums run in the same order every time), and for each
+ * recomputes the G heads' probabilities against its keys and adds Pᵀ·dO (dV) or dSᵀ·Q (dK); each
+ * subgroup owns 16 keys. dK and dV are separate kernels so that none
+ * binds more than 8 storage buffers.
+ */
+import { enables, paramsStruct, stageRowsVec4Wgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import { NSA_SEQUENCE_WGSL } from '../layout.js';
+import { SELECTED_PARAMS } from './selected.wgsl.js';
+import type { SelectedMatrixConfig } from './selected-matrix.wgsl.js';
+
+/** Uniform parameters of the tensor-core backward: the forward's, where the block table starts, the key tiles of the dK/dV kernels and where the inverted selection's entries start. */
+export const SELECTED_MATRIX_BACKWARD_PARAMS = [
+  ...SELECTED_PARAMS,
+  ['blockTable', 'u32'],
+  ['keyTiles', 'u32'],
+  ['inverseEntries', 'u32'],
+] as const;
+
+function split(c: SelectedMatrixConfig) {
+  const fragments = Math.ceil(c.group / c.matrix.M);
+  const rows = fragments * c.matrix.M;
+  const subgroups = c.tile / c.matrix.N;
+  return { fragments, rows, subgroups, threads: subgroups * c.subgroupSize };
+}
+
+function strides(c: SelectedMatrixConfig) {
+  return { k: c.d + 8, v: c.dv + 8, s: c.tile + 4, p: c.tile + 8, out: c.matrix.N + 4 };
+}
+
+/** Workgroup memory of the dQ kernel in bytes. */
+export function selectedDqMatrixSharedBytes(c: SelectedMatrixConfig): number {
+  const { rows, subgroups } = split(c);
+  const st = strides(c);
+  return (
+    Math.max(c.tile, rows) * (st.k + st.v) * 2 +
+    2 * rows * st.s * 4 +
+    rows * st.p * 2 +
+    rows * 8 +
+    subgroups * c.matrix.M * st.out * 4
+  );
+}
+
+/** Workgroup memory of the dK or dV kernel in bytes. */
+export function selectedKeysMatrixSharedBytes(c: SelectedMatrixConfig, grad: 'dk' | 'dv'): number {
+  const { rows, subgroups } = split(c);
+  const st = strides(c);
+  return (
+    c.tile * (st.k + (grad === 'dk' ? st.v : 0)) * 2 +
+    rows * (st.k + st.v) * 2 +
+    (grad === 'dk' ? 2 : 1) * rows * st.s * 4 +
+    rows * st.p * 2 +
+    rows * 8 +
+    subgroups * c.matrix.M * st.out * 4
+  );
+}
+
+/** Why a shape cannot use the tensor-core backward, or undefined when it can. */
+export function selectedBackwardMatrixUnsupported(c: SelectedMatrixConfig): string | undefined {
+  const { M, N, K } = c.matrix;
+  const { subgroups } = split(c);
+  if (M !== N || N !== K) return `matrix shape ${M}x${N}x${K} is not square`;
+  if (c.blockSize % c.tile !== 0) return `block size ${c.blockSize} is not a multiple of the tile ${c.tile}`;
+  if (!Number.isInteger(subgroups) || subgroups < 1) return `tile ${c.tile} is not a multiple of N = ${N}`;
+  if (c.d % K !== 0 || c.dv % K !== 0) return `d = ${c.d}, dv = ${c.dv} are not multiples of K = ${K}`;
+  if ((c.d / N) % subgroups !== 0) return `d = ${c.d} does not split into ${subgroups} slices of N = ${N}`;
+  if (c.group > 2 * M) return `group ${c.group} is more than two fragments of ${M} rows`;
+  return undefined;
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** Matrix type names of a configuration. */
+function types(c: SelectedMatrixConfig) {
+  const { M, N, K } = c.matrix;
+  return {
+    left: `subgroup_matrix_left<f16, ${K}, ${M}>`,
+    right: `subgroup_matrix_right<f16, ${N}, ${K}>`,
+    result: `subgroup_matrix_result<f32, ${N}, ${M}>`,
+  };
+}
+
+/** Header shared by the three kernels: extensions, params, the sequence lookup, the entry point. */
+function header(c: SelectedMatrixConfig, bindings: string[]): string {
+  return `${enables({ subgroupMatrix: true })}
+${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
+${paramsStruct(SELECTED_MATRIX_BACKWARD_PARAMS)}
+${bindings.map((b, i) => `@group(0) @binding(${i}) var<storage, ${b};`).join('\n')}
+@group(0) @binding(${bindings.length}) var<uniform> p: Params;
+
+const GROUP = ${c.group}u;
+const TOPN = ${c.topN}u;
+const TILE = ${c.tile}u;
+const LOG2E = 1.4426950408889634;
+
+${NSA_SEQUENCE_WGSL}
+
+${WORKGROUP_INDEX_WGSL}`;
+}
+
+function entry(c: SelectedMatrixConfig, threads: number): string {
+  return `@compute @workgroup_size(${threads})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
+        @builtin(subgroup_invocation_id) lane: u32) {`;
+}
+
+/**
+ * Loads the statistics of the group's rows of token `t` into `Lse2` (base 2; padding rows get a
+ * huge lse so their probabilities are 0) and `Delta`.
+ */
+function rowStatsWgsl(threads: number, rows: number): string {
+  return `for (var r = li; r < ${rows}u; r += ${threads}u) {
+    let row = t * p.heads + g * GROUP + r;
+    Lse2[r] = select(3.0e38, stats[row] * LOG2E, r < GROUP);
+    Delta[r] = select(0.0, stats[p.tokens * p.heads + row], r < GROUP);
+  }`;
+}
+
+/** A result fragment to write out: its name, its first row and its first column (a WGSL u32 expression). */
+interface OutFragment {
+  name: string;
+  row: string;
+  col: string;
+}
+
+/**
+ * Writes result fragments to a storage array of f16, scaled by `factor`, one fragment at a time
+ * through the subgroup's slice of `Xout` (fragments are f32 and the storage f16). `target(row, col)`
+ * is the element's storage reference, `valid(row)` whether the row exists.
+ */
+function writeFragmentsWgsl(
+  c: SelectedMatrixConfig,
+  frags: OutFragment[],
+  target: (row: string, col: string) => string,
+  valid: (row: string) => string,
+  factor: string,
+): string {
+  const { M, N } = c.matrix;
+  const st = strides(c);
+  const base = `sgc * ${M * st.out}u`;
+  return frags
+    .map(
+      ({ name, row, col }) => `  subgroupMatrixStore<row_major>(&Xout, ${base}, ${name}, ${st.out}u);
+  workgroupBarrier();
+  for (var e = lane; e < ${M * N}u; e += ${c.subgroupSize}u) {
+    let r = ${row} + e / ${N}u;
+    let cc = ${col} + e % ${N}u;
+    if (${valid('r')}) { ${target('r', 'cc')} = f16(Xout[${base} + (e / ${N}u) * ${st.out}u + e % ${N}u] * ${factor}); }
+  }
+  workgroupBarrier();`,
+    )
+    .join('\n');
+}
+
+/** WGSL of the tensor-core dQ kernel. Bindings: q, k, v, selected, tables, dout, stats, dq. */
+export function selectedDqMatrixWgsl(c: SelectedMatrixConfig): string {
+  const { M, N, K } = c.matrix;
+  const { left, right, result } = types(c);
+  const { fragments, rows, subgroups, threads } = split(c);
+  const st = strides(c);
+  const qf = range(fragments).map((r) => range(c.d / K).map((kk) => `qf${r}_${kk}`));
+  const of = range(fragments).map((r) => range(c.dv / K).map((kk) => `of${r}_${kk}`));
+  const cols = c.d / subgroups;
+  const dq = range(fragments).map((r) => range(cols / N).map((n) => `dq${r}_${n}`));
+  const stage = (dest: string, src: string, width: number, stride: number, o: RowsOf) =>
+    stageRowsVec4Wgsl({ dest, src, width, destStride: stride, threads, ...o });
+  const groupRows = {
+    rows,
+    tokenStart: 't * p.heads + g * GROUP',
+    heads: '1u',
+    head: '0u',
+    first: '0',
+    end: 'i32(GROUP)',
+  };
+  const keyRows = {
+    rows: c.tile,
+    tokenStart: 'sq.start',
+    heads: 'p.kvHeads',
+    head: 'g',
+    first: 'k0',
+    end: 'pos + 1',
+  };
+  const products = (into: string, frags: string[][], src: string, stride: number, n: number) => [
+    ...range(fragments).map((r) => `    var ${into}${r} = ${result}();`),
+    ...range(n).flatMap((kk) => [
+      `    { let kf = subgroupMatrixLoad<${right}, col_major>(&${src}, sgc * ${N * stride}u + ${kk * K}u, ${stride}u);`,
+      ...range(fragments).map(
+        (r) => `      ${into}${r} = subgroupMatrixMultiplyAccumulate(${frags[r]?.[kk]}, kf, ${into}${r});`,
+      ),
+      '    }',
+    ]),
+  ];
+  return `${header(c, ['read> q: array<vec4<f16>>', 'read> k: array<vec4<f16>>', 'read> v: array<vec4<f16>>', 'read> selected: array<i32>', 'read> tables: array<u32>', 'read> dout: array<vec4<f16>>', 'read> stats: array<f32>', 'read_write> dq: array<f16>'])}
+const SUBGROUPS = ${subgroups}u;
+// Key and value tiles (the group's q and dO rows before the first).
+var<workgroup> Ks: array<f16, ${Math.max(c.tile, rows) * st.k}>;
+var<workgroup> Vs: array<f16, ${Math.max(c.tile, rows) * st.v}>;
+var<workgroup> Ss: array<f32, ${rows * st.s}>;
+var<workgroup> Ds: array<f32, ${rows * st.s}>;
+var<workgroup> DSs: array<f16, ${rows * st.p}>;
+var<workgroup> Lse2: array<f32, ${rows}>;
+var<workgroup> Delta: array<f32, ${rows}>;
+var<workgroup> Xout: array<f32, ${subgroups * M * st.out}>;
+
+${entry(c, threads)}
+  let w = workgroupIndex(wid, nwg);
+  if (w >= p.tokens * p.kvHeads) { return; }
+  let t = w / p.kvHeads;
+  let g = w % p.kvHeads;
+  // Read-only storage at uniform addresses: pos and the slots are uniform.
+  let sq = sequenceOf(t);
+  let pos = i32(t - sq.start);
+  let sgc = min(sg, SUBGROUPS - 1u);
+  ${rowStatsWgsl(threads, rows)}
+  ${stage('Ks', 'q', c.d, st.k, groupRows)}
+  ${stage('Vs', 'dout', c.dv, st.v, groupRows)}
+  workgroupBarrier();
+${qf.flatMap((f, r) => f.map((name, kk) => `  let ${name} = subgroupMatrixLoad<${left}, row_major>(&Ks, ${r * M * st.k + kk * K}u, ${st.k}u);`)).join('\n')}
+${of.flatMap((f, r) => f.map((name, kk) => `  let ${name} = subgroupMatrixLoad<${left}, row_major>(&Vs, ${r * M * st.v + kk * K}u, ${st.v}u);`)).join('\n')}
+${dq
+  .flat()
+  .map((name) => `  var ${name} = ${result}();`)
+  .join('\n')}
+  let scale2 = p.scale * LOG2E;
+  for (var slot = 0u; slot < TOPN; slot++) {
+    let J = selected[(t * p.kvHeads + g) * TOPN + slot];
+    if (J < 0) { break; }
+    for (var k0 = J * p.blockSize; k0 < (J + 1) * p.blockSize && k0 <= pos; k0 += i32(TILE)) {
+      workgroupBarrier();
+      ${stage('Ks', 'k', c.d, st.k, keyRows)}
+      ${stage('Vs', 'v', c.dv, st.v, keyRows)}
+      workgroupBarrier();
+${products('sf', qf, 'Ks', st.k, c.d / K).join('\n')}
+${products('pf', of, 'Vs', st.v, c.dv / K).join('\n')}
+${range(fragments)
+  .map(
+    (r) => `      subgroupMatrixStore<row_major>(&Ss, ${r * M * st.s}u + sgc * ${N}u, sf${r}, ${st.s}u);
+      subgroupMatrixStore<row_major>(&Ds, ${r * M * st.s}u + sgc * ${N}u, pf${r}, ${st.s}u);`,
+  )
+  .join('\n')}
+      workgroupBarrier();
+      for (var e = li; e < ${rows * c.tile}u; e += ${threads}u) {
+        let r = e / TILE;
+        let col = e % TILE;
+        let at = r * ${st.s}u + col;
+        let prob = select(0.0, exp2(Ss[at] * scale2 - Lse2[r]), k0 + i32(col) <= pos);
+        DSs[r * ${st.p}u + col] = f16(prob * (Ds[at] - Delta[r]));
+      }
+      workgroupBarrier();
+${range(c.tile / K)
+  .map(
+    (kc) => `      {
+${range(fragments)
+  .map(
+    (r) =>
+      `        let ds${r} = subgroupMatrixLoad<${left}, row_major>(&DSs, ${r * M * st.p + kc * K}u, ${st.p}u);`,
+  )
+  .join('\n')}
+${range(cols / N)
+  .map(
+    (
+      n,
+    ) => `        { let kf = subgroupMatrixLoad<${right}, row_major>(&Ks, ${kc * K * st.k}u + sgc * ${cols}u + ${n * N}u, ${st.k}u);
+${range(fragments)
+  .map((r) => `          ${dq[r]?.[n]} = subgroupMatrixMultiplyAccumulate(ds${r}, kf, ${dq[r]?.[n]});`)
+  .join('\n')}
+        }`,
+  )
+  .join('\n')}
+      }`,
+  )
+  .join('\n')}
+    }
+  }
+${writeFragmentsWgsl(
+  c,
+  dq.flatMap((f, r) => f.map((name, n) => ({ name, row: `${r * M}u`, col: `sgc * ${cols}u + ${n * N}u` }))),
+  (row, col) => `dq[(t * p.heads + g * GROUP + ${row}) * ${c.d}u + ${col}]`,
+  (row) => `${row} < GROUP`,
+  'p.scale',
+)}
+}
+`;
+}
+
+/**
+ * WGSL of the tensor-core dK (`grad = 'dk'`) or dV kernel. Bindings: q, k, v, inverse, tables,
+ * dout, stats, dk for dK; q, k, inverse, tables, dout, stats, dv for dV.
+ */
+export function selectedKeysMatrixWgsl(c: SelectedMatrixConfig, grad: 'dk' | 'dv'): string {
+  const { M, N, K } = c.matrix;
+  const { left, right, result } = types(c);
+  const { fragments, rows, subgroups, threads } = split(c);
+  const st = strides(c);
+  const dk = grad === 'dk';
+  const width = dk ? c.d : c.dv;
+  const acc = range(width / N).map((n) => `acc${n}`);
+  const stage = (dest: string, src: string, w: number, stride: number, o: RowsOf) =>
+    stageRowsVec4Wgsl({ dest, src, width: w, destStride: stride, threads, ...o });
+  const groupRows = {
+    rows,
+    tokenStart: 't * p.heads + g * GROUP',
+    heads: '1u',
+    head: '0u',
+    first: '0',
+    end: 'i32(GROUP)',
+  };
+  const keyRows = {
+    rows: c.tile,
+    tokenStart: 'sq.start',
+    heads: 'p.kvHeads',
+    head: 'g',
+    first: 'k0',
+    end: 'len',
+  };
+  // S (or dP) for the subgroup's 16 keys: the group's rows of \`rowsArray\` times the keys of \`keysArray\`.
+  const sliceProducts = (into: string, rowsArray: string, keysArray: string, stride: number, n: number) => [
+    ...range(fragments).map((r) => `        var ${into}${r} = ${result}();`),
+    ...range(n).flatMap((kk) => [
+      `        { let kf = subgroupMatrixLoad<${right}, col_major>(&${keysArray}, sgc * ${N * stride}u + ${kk * K}u, ${stride}u);`,
+      ...range(fragments).map(
+        (r) =>
+          `          ${into}${r} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&${rowsArray}, ${r * M * stride + kk * K}u, ${stride}u), kf, ${into}${r});`,
+      ),
+      '        }',
+    ]),
+  ];
+  const bindings = [
+    'read> q: array<vec4<f16>>',
+    'read> k: array<vec4<f16>>',
+    ...(dk ? ['read> v: array<vec4<f16>>'] : []),
+    'read> inverse: array<u32>',
+    'read> tables: array<u32>',
+    'read> dout: array<vec4<f16>>',
+    'read> stats: array<f32>',
+    `read_write> ${grad}: array<f16>`,
+  ];
+  // The gradient's rows multiply: Q for dK, dO for dV.
+  const [xs, xStride] = dk ? ['Qs', st.k] : ['Os', st.v];
+  return `${header(c, bindings)}
+const SUBGROUPS = ${subgroups}u;
+const THREADS = ${threads}u;
+var<workgroup> Ks: array<f16, ${c.tile * st.k}>;
+${dk ? `var<workgroup> Vs: array<f16, ${c.tile * st.v}>;` : ''}
+// The group's q and dO rows of the token being added.
+var<workgroup> Qs: array<f16, ${rows * st.k}>;
+var<workgroup> Os: array<f16, ${rows * st.v}>;
+var<workgroup> Ss: array<f32, ${rows * st.s}>;
+${dk ? `var<workgroup> Ds: array<f32, ${rows * st.s}>;` : ''}
+// P (dV) or dS (dK) of the token's rows against the tile's keys, f16.
+var<workgroup> Ps: array<f16, ${rows * st.p}>;
+var<workgroup> Lse2: array<f32, ${rows}>;
+var<workgroup> Delta: array<f32, ${rows}>;
+var<workgroup> Xout: array<f32, ${subgroups * M * st.out}>;
+
+${entry(c, threads)}
+  let w = workgroupIndex(wid, nwg);
+  if (w >= p.keyTiles * p.kvHeads) { return; }
+  let g = w % p.kvHeads;
+  let tilesPerBlock = u32(p.blockSize) / TILE;
+  // Read-only storage at uniform addresses: the block, its sequence and the tile are uniform.
+  let s0 = tables[p.blockTable + (w / p.kvHeads) / tilesPerBlock];
+  let sq = sequenceOf(s0);
+  let len = i32(sq.length);
+  let k0 = i32(s0 - sq.start) + i32(((w / p.kvHeads) % tilesPerBlock) * TILE);
+  if (k0 >= len) { return; }
+  let sgc = min(sg, SUBGROUPS - 1u);
+  let scale2 = p.scale * LOG2E;
+  ${stage('Ks', 'k', c.d, st.k, keyRows)}
+  ${dk ? stage('Vs', 'v', c.dv, st.v, keyRows) : ''}
+${acc.map((name) => `  var ${name} = ${result}();`).join('\n')}
+  // The tokens that selected the block, in order, from the inverted selection: read-only storage
+  // at uniform addresses, so the loop is uniform. Tokens before k0 cannot see the tile's keys.
+  let slot = ((w / p.kvHeads) / tilesPerBlock) * p.kvHeads + g;
+  for (var m = inverse[slot]; m < inverse[slot + 1u]; m++) {
+    let pos = i32(inverse[p.inverseEntries + m]);
+    if (pos < k0) { continue; }
+      workgroupBarrier();
+      let t = sq.start + u32(pos);
+      ${rowStatsWgsl(threads, rows)}
+      ${stage('Qs', 'q', c.d, st.k, groupRows)}
+      ${stage('Os', 'dout', c.dv, st.v, groupRows)}
+      workgroupBarrier();
+${sliceProducts('sf', 'Qs', 'Ks', st.k, c.d / K).join('\n')}
+${range(fragments)
+  .map(
+    (r) => `        subgroupMatrixStore<row_major>(&Ss, ${r * M * st.s}u + sgc * ${N}u, sf${r}, ${st.s}u);`,
+  )
+  .join('\n')}
+${
+  dk
+    ? `${sliceProducts('pf', 'Os', 'Vs', st.v, c.dv / K).join('\n')}
+${range(fragments)
+  .map(
+    (r) => `        subgroupMatrixStore<row_major>(&Ds, ${r * M * st.s}u + sgc * ${N}u, pf${r}, ${st.s}u);`,
+  )
+  .join('\n')}`
+    : ''
+}
+      workgroupBarrier();
+      for (var e = li; e < ${rows * c.tile}u; e += THREADS) {
+        let r = e / TILE;
+        let col = e % TILE;
+        let key = k0 + i32(col);
+        let at = r * ${st.s}u + col;
+        let prob = select(0.0, exp2(Ss[at] * scale2 - Lse2[r]), key <= pos && key < len);
+        Ps[r * ${st.p}u + col] = f16(${dk ? 'prob * (Ds[at] - Delta[r])' : 'prob'});
+      }
+      workgroupBarrier();
+${range(fragments)
+  .map(
+    (r) => `      {
+        let pt = subgroupMatrixLoad<${left}, col_major>(&Ps, ${r * M * st.p}u + sgc * ${N}u, ${st.p}u);
+${acc
+  .map(
+    (name, n) =>
+      `        ${name} = subgroupMatrixMultiplyAccumulate(pt, subgroupMatrixLoad<${right}, row_major>(&${xs}, ${r * M * xStride + n * N}u, ${xStride}u), ${name});`,
+  )
+  .join('\n')}
+      }`,
+  )
+  .join('\n')}
+  }
+${writeFragmentsWgsl(
+  c,
+  acc.map((name, n) => ({ name, row: `sgc * ${N}u`, col: `${n * N}u` })),
+  (row, col) => `${grad}[((sq.start + u32(k0) + ${row}) * p.kvHeads + g) * ${width}u + ${col}]`,
+  (row) => `k0 + i32(${row}) < len`,
+  dk ? 'p.scale' : '1.0',
+)}
+}
+`;
+}
+
+/** Which rows a staging copies: see core's stageRowsVec4Wgsl. */
+interface RowsOf {
+  rows: number;
+  tokenStart: string;
+  heads: string;
+  head: string;
+  first: string;
+  end: string;
+}
