@@ -104,13 +104,25 @@ function hasSquare16(caps: Capabilities): boolean {
   return config !== undefined && config.M === 16 && config.N === 16 && config.K === 16;
 }
 
+/**
+ * The subgroup size the tensor-core kernels are built for, or undefined where it cannot be relied
+ * on: the kernels assume exactly four subgroups per workgroup, so an unpinned size must be fixed.
+ */
+function fixedSubgroupSize(
+  caps: Capabilities,
+): { subgroupSize: number; pinSubgroupSize: boolean } | undefined {
+  const sizes = matrixSubgroupSize(caps);
+  if (!sizes.pinSubgroupSize && caps.subgroupMinSize !== caps.subgroupMaxSize) return undefined;
+  return sizes;
+}
+
 /** The subgroup configuration of the tensor-core chunk-state kernel here, or undefined (the f16 kernel runs). */
 export function matrixStateKernelFor(
   caps: Capabilities,
 ): { subgroupSize: number; pinSubgroupSize: boolean } | undefined {
   if (!hasSquare16(caps)) return undefined;
   if (chunkStateMatrixSharedBytes() > caps.limits.maxComputeWorkgroupStorageSize) return undefined;
-  return matrixSubgroupSize(caps);
+  return fixedSubgroupSize(caps);
 }
 
 /**
@@ -225,8 +237,7 @@ export function matrixKernelFor(
 ): { subgroupSize: number; pinSubgroupSize: boolean } | undefined {
   if (chunkSize !== MATRIX_CHUNK || !hasSquare16(caps)) return undefined;
   if (chunkOutputMatrixSharedBytes() > caps.limits.maxComputeWorkgroupStorageSize) return undefined;
-  const sizes = matrixSubgroupSize(caps);
-  return sizes.subgroupSize >= 16 ? sizes : undefined;
+  return fixedSubgroupSize(caps);
 }
 
 /** The reference's `l2Normalize` eps. */
