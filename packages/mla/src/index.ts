@@ -24,10 +24,12 @@ export {
 } from './attention/attention.wgsl.js';
 export {
   MLA_LAZY_RESCALE,
+  MLA_PAD_PARAMS,
   type MlaMatrixKernelConfig,
   mlaAttentionMatrixWgsl,
   mlaMatrixSharedBytes,
   mlaMatrixUnsupported,
+  mlaPadRowsWgsl,
 } from './attention/attention-matrix.wgsl.js';
 export {
   MLA_MIN_SPLIT_KEYS,

@@ -2,7 +2,9 @@ import { type Gpu, Tensor } from '@webattn/core';
 import { nullGpu, testGpu } from '@webattn/core/testing';
 import { randn } from '@webattn/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchMlaAttention } from '../src/attention/attention.js';
 import {
+  MlaCache,
   mlaAppendWgsl,
   mlaAttention,
   mlaAttentionMatrixWgsl,
@@ -12,9 +14,11 @@ import {
   mlaEpilogueWgsl,
   mlaGatherKeysWgsl,
   mlaMatrixSharedBytes,
+  mlaPadRowsWgsl,
   planMlaAttention,
   planMlaMatrix,
 } from '../src/index.js';
+import { u32Tensor } from '../src/u32.js';
 
 describe('every MLA kernel compiles on the null backend, f32 and f16', () => {
   let gpu: Gpu;
@@ -49,6 +53,7 @@ describe('every MLA kernel compiles on the null backend, f32 and f16', () => {
         kernels.push([`${name} combine`, mlaCombineWgsl({ dtype, ...dims })]);
         kernels.push([`${name} epilogue`, mlaEpilogueWgsl({ dtype, ...dims })]);
         kernels.push([`${name} concat`, mlaConcatQueryWgsl({ dtype, r: dims.r, dr: dims.dr })]);
+        kernels.push([`${name} pad rows`, mlaPadRowsWgsl({ width: dims.r })]);
         for (const input of ['f32', 'f16'] as const) {
           kernels.push([
             `${name} append ${input}`,
@@ -100,6 +105,53 @@ describe('the tensor-core kernel compiles on the null backend', () => {
       const info = await module.getCompilationInfo();
       expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
     }
+  });
+});
+
+describe('the tensor-core path launches on the null backend (bindings and pipelines validated)', () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await nullGpu();
+  });
+  afterAll(() => gpu.destroy());
+
+  it('dense and paged, one split and several', async () => {
+    const [b, nq, h, r, dr, dv, nk] = [2, 1, 40, 256, 32, 64, 300];
+    const f16 = (shape: number[]) => Tensor.zeros(gpu, shape, 'f16');
+    using ql = f16([b, nq, h, r]);
+    using qp = f16([b, nq, h, dr]);
+    using c = f16([b, nk, r]);
+    using k = f16([b, nk, dr]);
+    using w = f16([h, r, dv]);
+    using cache = new MlaCache(gpu, { kvLoraRank: r, qkRopeHeadDim: dr, pages: 16 });
+    const ids = [cache.create(), cache.create()];
+    await cache.append(ids, c, k, [nk, 7]);
+    using table = u32Tensor(gpu, cache.tables(ids).words);
+    const { maxPages } = cache.tables(ids);
+    for (const splits of [1, 3]) {
+      for (const keys of [
+        { source: 'dense' as const, cKv: c, kPe: k, slots: nk },
+        { source: 'paged' as const, pages: cache.pages, table, pageSize: cache.pageSize, maxPages },
+      ]) {
+        using o = await launchMlaAttention(gpu, {
+          qLatent: ql,
+          qPe: qp,
+          keys,
+          wUv: w,
+          lengths: [nk, 7],
+          scale: 0.1,
+          tier: 'subgroup-matrix',
+          splits,
+        });
+        expect(o.shape).toEqual([b, nq, h, dv]);
+      }
+    }
+    // The f16 tier's row kernel, split and fused, and the flash prefill path.
+    for (const options of [{ splits: 1 }, { splits: 3 }, { kernel: 'flash' as const }]) {
+      using o = await mlaAttention(gpu, ql, qp, c, k, w, [nk, 7], { scale: 0.1, tier: 'f16', ...options });
+      expect(o.shape).toEqual([b, nq, h, dv]);
+    }
+    await expect(gpu.sync()).resolves.toBeUndefined();
   });
 });
 

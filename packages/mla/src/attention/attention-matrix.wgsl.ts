@@ -3,7 +3,8 @@
  * As in the row kernel, a workgroup owns (sequence, block of packed head×query rows, split of the
  * keys), so the latent cache is read once per row block; here the rows×keys score tile
  * `S = [q_latent | q_pe]·[c_kv | k_pe]ᵀ` and the update `P·c_kv` are matrix multiplies (40 heads
- * pad to 48 rows, three 16-row fragments). The queries are read as fragments straight from storage;
+ * pad to 48 rows, three 16-row fragments). The queries are read as fragments straight from storage,
+ * padded beforehand to whole row blocks per sequence so that no fragment reads past its sequence;
  * each key tile is staged once in workgroup memory, zeroed past the keys the block may see.
  *
  * The accumulator fragments are opaque, so rows cannot be rescaled where they sit. The running max
@@ -55,7 +56,7 @@ export function mlaMatrixSharedBytes(c: MlaMatrixKernelConfig): number {
 /** Why a config cannot use the tensor-core kernel, or undefined. */
 export function mlaMatrixUnsupported(c: MlaMatrixKernelConfig): string | undefined {
   if (c.r % (F * c.subgroups) !== 0) return `r = ${c.r} is not a multiple of 16 · ${c.subgroups} subgroups`;
-  if (c.dr % F !== 0) return `dr = ${c.dr} is not a multiple of 16`;
+  if (c.dr % F !== 0 || c.dr === 0) return `dr = ${c.dr} is not a positive multiple of 16`;
   if (c.rows % F !== 0) return `rows = ${c.rows} is not a multiple of 16`;
   if (c.keyTile % F !== 0) return `keyTile = ${c.keyTile} is not a multiple of 16`;
   return undefined;
@@ -200,7 +201,8 @@ ${acc
   .flat()
   .map((f) => `  var ${f} = ${result}();`)
   .join('\n')}
-  let qRow0 = b * p.rows + rowLo;
+  // The queries come padded to whole row blocks per sequence (see mlaPadRowsWgsl).
+  let qRow0 = b * p.rowBlocks * ${ROWS}u + rowLo;
 
   for (var t0 = kStart; t0 < kEnd; t0 += ${KT}u) {
     workgroupBarrier();
@@ -271,6 +273,40 @@ ${stores}
     stats[(base + rowLo + row) * 2u] = mrow[row];
     stats[(base + rowLo + row) * 2u + 1u] = lrow[row];
   }
+}
+`;
+}
+
+/** Uniform parameters of the row padding. */
+export const MLA_PAD_PARAMS = [
+  ['batch', 'u32'],
+  ['rows', 'u32'],
+  ['padded', 'u32'],
+] as const;
+
+/**
+ * Copies `[b, rows, width]` into `[b, padded, width]` with zero rows after each sequence's own, so
+ * that the tensor-core kernel's 16-row query fragments never read past a sequence (or the buffer).
+ */
+export function mlaPadRowsWgsl(c: { width: number }): string {
+  return `enable f16;
+${paramsStruct(MLA_PAD_PARAMS)}
+@group(0) @binding(0) var<storage, read> x: array<f16>;
+@group(0) @binding(1) var<storage, read_write> y: array<f16>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+${WORKGROUP_INDEX_WGSL}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let id = workgroupIndex(wid, nwg) * 256u + li;
+  if (id >= p.batch * p.padded * ${c.width}u) { return; }
+  let col = id % ${c.width}u;
+  let row = (id / ${c.width}u) % p.padded;
+  let b = id / (${c.width}u * p.padded);
+  var v = f16(0.0);
+  if (row < p.rows) { v = x[(b * p.rows + row) * ${c.width}u + col]; }
+  y[id] = v;
 }
 `;
 }

@@ -9,7 +9,7 @@ import {
   mlaAttentionWgsl,
   mlaCombineWgsl,
 } from './attention.wgsl.js';
-import { mlaAttentionMatrixWgsl } from './attention-matrix.wgsl.js';
+import { MLA_PAD_PARAMS, mlaAttentionMatrixWgsl, mlaPadRowsWgsl } from './attention-matrix.wgsl.js';
 import type { MlaLaunch } from './launch-types.js';
 import { type MlaPlan, planMlaAttention, planMlaMatrix } from './plan.js';
 
@@ -158,14 +158,17 @@ export async function launchMlaAttention(gpu: Gpu, launch: MlaLaunch): Promise<T
       });
       return o;
     }
-    // The tensor-core kernel stores whole 16-row fragments: its partials have padded row blocks.
+    // The tensor-core kernel loads and stores whole 16-row fragments: its queries and partials
+    // have padded row blocks.
     const rowStride = matrix ? plan.rowBlocks * plan.rows : rows;
     using part = Tensor.empty(gpu, [batch, plan.splits, rowStride, r], 'f32');
     using stats = Tensor.empty(gpu, [batch, plan.splits, rowStride, 2], 'f32');
+    using qlPadded = matrix ? await padRows(gpu, qLatent, batch, rows, rowStride, r) : undefined;
+    using qpPadded = matrix ? await padRows(gpu, qPe, batch, rows, rowStride, dr) : undefined;
     await dispatch(gpu, {
       label,
       code,
-      buffers: [qLatent, qPe, ...keyBuffers, lengthsTensor, part, stats],
+      buffers: [qlPadded ?? qLatent, qpPadded ?? qPe, ...keyBuffers, lengthsTensor, part, stats],
       params,
       workgroups,
     });
@@ -181,6 +184,21 @@ export async function launchMlaAttention(gpu: Gpu, launch: MlaLaunch): Promise<T
     o.dispose();
     throw error;
   }
+}
+
+/** `[b, rows, width]` f16 rows copied to `[b, padded, width]`, zero after each sequence's rows. */
+async function padRows(gpu: Gpu, x: Tensor, batch: number, rows: number, padded: number, width: number) {
+  const y = Tensor.empty(gpu, [batch, padded, width], 'f16');
+  if (y.size > 0) {
+    await dispatch(gpu, {
+      label: 'mla pad rows',
+      code: mlaPadRowsWgsl({ width }),
+      buffers: [x, y],
+      params: { layout: MLA_PAD_PARAMS, values: { batch, rows, padded } },
+      workgroups: Math.ceil(y.size / 256),
+    });
+  }
+  return y;
 }
 
 /** Checks the query side and W_UV; returns `[batch, nq, heads, r, dr, dv]`. */
