@@ -192,6 +192,9 @@ export function lightningTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
     sizes: options.sizes ? [1, 64] : options.cpu ? CPU_DECODE_BATCHES : GPU_DECODE_BATCHES,
     implementations: tiers.map((t) => decodeColumn(decode, t)),
     stages: true,
+    // The step streams each sequence's f32 state in and out: memory-bound.
+    bytes: (batch) => batch * decode.heads * decode.d * decode.d * 4 * 2,
+    bytesLabel: 'f32 state bytes read and written',
     notes: () => [
       'Each step advances every sequence of the batch by one token: microseconds per token = ms x 1000 / batch (at batch 64, the issue asks for this number).',
     ],
