@@ -51,11 +51,12 @@ describe('commands on a real adapter', () => {
     expect(out).toMatch(/maxComputeWorkgroupStorageSize +\d+ bytes/);
   });
 
-  it('verify all passes every variant and ends with the pass/fail count', async () => {
-    const { status, out } = await cli('verify', 'all');
+  // Every suite's checks run in its own package's tests and in CI's `webattn verify all`; here the
+  // command's output on the fastest suite.
+  it('verify passes every variant of a suite and ends with the pass/fail count', async () => {
+    const { status, out } = await cli('verify', 'core');
     expect(out).not.toMatch(/^FAIL/m);
     expect(out).toMatch(/^PASS {2}core +matmul tiled \[portable\]/m);
-    expect(out).toMatch(/^PASS {2}flash +flash attention row \[portable\] .* -> dk/m);
     expect(out).toMatch(/^\d+ passed, 0 failed$/m);
     expect(status).toBe(0);
   });

@@ -159,7 +159,6 @@ var<workgroup> Sc: array<f32, ${SG * F * F}>;
 var<workgroup> mrow: array<f32, ${ROWS}>;
 var<workgroup> lrow: array<f32, ${ROWS}>;
 var<workgroup> arow: array<f32, ${ROWS}>;
-var<workgroup> wlen: u32;
 var<workgroup> wflag: u32;
 
 ${WORKGROUP_INDEX_WGSL}
@@ -184,11 +183,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   // Wider workgroups than built for (narrower subgroups) repeat the last subgroup's work.
   let sg = min(sgid, ${SG - 1}u);
   let colBase = sg * ${cols}u;
-  if (li == 0u) {
-    wlen = lengths[b];
-    wflag = 0u;
-  }
-  let len = workgroupUniformLoad(&wlen);
+  if (li == 0u) { wflag = 0u; }
+  // Read-only storage at a uniform address is uniform; workgroupUniformLoad right after a store
+  // has read stale values on the H200's driver, so it is only used after a full barrier.
+  let len = lengths[b];
   let rowLo = rb * ${ROWS}u;
   let lastRow = min(rowLo + ${ROWS}u, p.rows) - 1u;
   let kStart = split * p.keysPerSplit;
@@ -258,6 +256,9 @@ ${acc
       lrow[row] = lrow[row] * alpha + sum;
       mrow[row] = m;
     }
+    // A full barrier first: workgroupUniformLoad right after the stores has read stale values on
+    // the H200's driver.
+    workgroupBarrier();
     let rescale = workgroupUniformLoad(&wflag);
     if (rescale != 0u) {
 ${rescale}

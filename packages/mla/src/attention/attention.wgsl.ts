@@ -190,7 +190,6 @@ var<workgroup> pt: array<f32, ${ROWS * KT}>;
 var<workgroup> mrow: array<f32, ${ROWS}>;
 var<workgroup> lrow: array<f32, ${ROWS}>;
 var<workgroup> arow: array<f32, ${ROWS}>;
-var<workgroup> wlen: u32;
 
 ${WORKGROUP_INDEX_WGSL}
 
@@ -210,8 +209,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let split = wg % p.splits;
   let rb = (wg / p.splits) % p.rowBlocks;
   let b = wg / (p.splits * p.rowBlocks);
-  if (li == 0u) { wlen = lengths[b]; }
-  let len = workgroupUniformLoad(&wlen);
+  // Read-only storage at a uniform address is uniform (no workgroupUniformLoad needed).
+  let len = lengths[b];
   let rowLo = rb * ${ROWS}u;
   let lastRow = min(rowLo + ${ROWS}u, p.rows) - 1u;
   let kStart = split * p.keysPerSplit;
