@@ -9,7 +9,8 @@
  */
 import { enables, paramsStruct, stageRowsVec4Wgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
-import { SELECT_PARAMS, SELECT_TOP_N_WGSL } from './select.wgsl.js';
+import { groupRowsOf, matrixTypes, sliceProductWgsl, storeSliceWgsl } from '../matrix.wgsl.js';
+import { ADD_OVERLAPS_WGSL, SELECT_PARAMS, SELECT_TOP_N_WGSL } from './select.wgsl.js';
 
 /** Generation parameters of the tensor-core selection (f16 q and compressed keys). */
 export interface SelectMatrixConfig {
@@ -69,10 +70,8 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** WGSL of the tensor-core selection kernel. */
 export function selectMatrixWgsl(c: SelectMatrixConfig): string {
-  const { M, N, K } = c.matrix;
-  const left = `subgroup_matrix_left<f16, ${K}, ${M}>`;
-  const right = `subgroup_matrix_right<f16, ${N}, ${K}>`;
-  const result = `subgroup_matrix_result<f32, ${N}, ${M}>`;
+  const { M, K } = c.matrix;
+  const { left } = matrixTypes(c.matrix);
   const { fragments, rows, subgroups, threads } = split(c);
   const st = strides(c);
   const qf = range(fragments).map((r) => range(c.d / K).map((kk) => `qf${r}_${kk}`));
@@ -84,17 +83,17 @@ export function selectMatrixWgsl(c: SelectMatrixConfig): string {
     >,
   ) => stageRowsVec4Wgsl({ dest: 'Ks', src, width: c.d, destStride: st.k, threads, ...rowsOf });
   const scores = [
-    ...range(fragments).map((r) => `    var sf${r} = ${result}();`),
-    ...range(c.d / K).flatMap((kk) => [
-      `    { let kf = subgroupMatrixLoad<${right}, col_major>(&Ks, sgc * ${N * st.k}u + ${kk * K}u, ${st.k}u);`,
-      ...range(fragments).map(
-        (r) => `      sf${r} = subgroupMatrixMultiplyAccumulate(${qf[r]?.[kk]}, kf, sf${r});`,
-      ),
-      '    }',
-    ]),
-    ...range(fragments).map(
-      (r) => `    subgroupMatrixStore<row_major>(&Ss, ${r * M * st.s}u + sgc * ${N}u, sf${r}, ${st.s}u);`,
-    ),
+    ...sliceProductWgsl({
+      matrix: c.matrix,
+      into: 'sf',
+      fragments,
+      steps: c.d / K,
+      left: (r, kk) => qf[r]?.[kk] ?? '',
+      keys: 'Ks',
+      stride: st.k,
+      indent: '    ',
+    }),
+    ...storeSliceWgsl({ matrix: c.matrix, from: 'sf', fragments, dest: 'Ss', stride: st.s, indent: '    ' }),
   ].join('\n');
 
   return `${enables({ subgroupMatrix: true })}
@@ -128,6 +127,8 @@ ${NSA_SEQUENCE_WGSL}
 
 ${WORKGROUP_INDEX_WGSL}
 
+${ADD_OVERLAPS_WGSL}
+
 @compute @workgroup_size(${threads})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32) {
@@ -147,7 +148,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   for (var h = li; h < GROUP; h += THREADS) {
     lse2[h] = lse[sq.lseBase + (g * GROUP + h) * p.lseHeadStride + u32(pos)] * LOG2E;
   }
-  ${stage('q', { rows, tokenStart: 't * p.heads + g * GROUP', heads: '1u', head: '0u', first: '0', end: 'i32(GROUP)' })}
+  ${stage('q', groupRowsOf(rows))}
   workgroupBarrier();
 ${qf
   .flatMap((frags, r) =>
@@ -175,17 +176,7 @@ ${scores}
     // The selection blocks this tile's compressed blocks overlap, one per invocation.
     let firstJ = (c0 * p.stride) / p.blockSize;
     let lastJ = min(own, ((c0 + i32(TILE) - 1) * p.stride + p.kernelSize - 1) / p.blockSize);
-    for (var J = firstJ + i32(li); J <= lastJ; J += i32(THREADS)) {
-      let lo = J * p.blockSize;
-      let hi = lo + p.blockSize;
-      var sum = score[J];
-      let first = max(c0, max(0, (lo - p.kernelSize) / p.stride));
-      for (var i = first; i < min(visibleBlocks, c0 + i32(TILE)) && i * p.stride < hi; i++) {
-        let overlap = min(i * p.stride + p.kernelSize, hi) - max(i * p.stride, lo);
-        if (overlap > 0) { sum += f32(overlap) / f32(p.stride) * probability[i - c0]; }
-      }
-      score[J] = sum;
-    }
+    for (var J = firstJ + i32(li); J <= lastJ; J += i32(THREADS)) { addOverlaps(J, c0, min(visibleBlocks, c0 + i32(TILE))); }
   }
   workgroupBarrier();
 

@@ -94,6 +94,22 @@ export const SELECT_TOP_N_WGSL = `  // Forced blocks first, scored -1 so no pick
   }
 `;
 
+/**
+ * WGSL of `addOverlaps(J, c0, end)`: adds to `score[J]` the probabilities (`probability[i - c0]`)
+ * of compressed blocks i in [c0, end) that overlap selection block J, weighted by overlap / stride,
+ * in increasing i (the same sum every run). Both selection kernels declare the two arrays.
+ */
+export const ADD_OVERLAPS_WGSL = `fn addOverlaps(J: i32, c0: i32, end: i32) {
+  let lo = J * p.blockSize;
+  let hi = lo + p.blockSize;
+  var sum = score[J];
+  for (var i = max(c0, max(0, (lo - p.kernelSize) / p.stride)); i < end && i * p.stride < hi; i++) {
+    let overlap = min(i * p.stride + p.kernelSize, hi) - max(i * p.stride, lo);
+    if (overlap > 0) { sum += f32(overlap) / f32(p.stride) * probability[i - c0]; }
+  }
+  score[J] = sum;
+}`;
+
 /** WGSL of the selection kernel. */
 export function selectWgsl(c: SelectKernelConfig): string {
   return `${enables({ f16: c.dtype === 'f16' })}
@@ -117,6 +133,8 @@ var<workgroup> slots: array<i32, TOPN>;
 ${NSA_SEQUENCE_WGSL}
 
 ${WORKGROUP_INDEX_WGSL}
+
+${ADD_OVERLAPS_WGSL}
 
 // The group's compressed-attention probability of compressed block i for token t, summed over heads.
 fn groupProbability(t: u32, sq: Sequence, g: u32, i: i32) -> f32 {
@@ -157,17 +175,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       probability[ii] = pc;
     }
     workgroupBarrier();
-    for (var J = i32(li); J <= own; J += i32(THREADS)) {
-      let lo = J * p.blockSize;
-      let hi = lo + p.blockSize;
-      var sum = score[J];
-      let first = max(c0, max(0, (lo - p.kernelSize) / p.stride));
-      for (var i = first; i < min(visibleBlocks, c0 + i32(CHUNK)) && i * p.stride < hi; i++) {
-        let overlap = min(i * p.stride + p.kernelSize, hi) - max(i * p.stride, lo);
-        if (overlap > 0) { sum += f32(overlap) / f32(p.stride) * probability[i - c0]; }
-      }
-      score[J] = sum;
-    }
+    for (var J = i32(li); J <= own; J += i32(THREADS)) { addOverlaps(J, c0, min(visibleBlocks, c0 + i32(CHUNK))); }
     workgroupBarrier();
   }
   workgroupBarrier();

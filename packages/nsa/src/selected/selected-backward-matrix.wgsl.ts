@@ -16,6 +16,7 @@
  */
 import { enables, paramsStruct, stageRowsVec4Wgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
+import { groupRowsOf, matrixTypes, type RowsOf, sliceProductWgsl, storeSliceWgsl } from '../matrix.wgsl.js';
 import { SELECTED_PARAMS } from './selected.wgsl.js';
 import type { SelectedMatrixConfig } from './selected-matrix.wgsl.js';
 
@@ -79,16 +80,6 @@ export function selectedBackwardMatrixUnsupported(c: SelectedMatrixConfig): stri
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-
-/** Matrix type names of a configuration. */
-function types(c: SelectedMatrixConfig) {
-  const { M, N, K } = c.matrix;
-  return {
-    left: `subgroup_matrix_left<f16, ${K}, ${M}>`,
-    right: `subgroup_matrix_right<f16, ${N}, ${K}>`,
-    result: `subgroup_matrix_result<f32, ${N}, ${M}>`,
-  };
-}
 
 /** Header shared by the three kernels: extensions, params, the sequence lookup, the entry point. */
 function header(c: SelectedMatrixConfig, bindings: string[]): string {
@@ -166,7 +157,7 @@ function writeFragmentsWgsl(
 /** WGSL of the tensor-core dQ kernel. Bindings: q, k, v, selected, tables, dout, stats, dq. */
 export function selectedDqMatrixWgsl(c: SelectedMatrixConfig): string {
   const { M, N, K } = c.matrix;
-  const { left, right, result } = types(c);
+  const { left, right, result } = matrixTypes(c.matrix);
   const { fragments, rows, subgroups, threads } = split(c);
   const st = strides(c);
   const qf = range(fragments).map((r) => range(c.d / K).map((kk) => `qf${r}_${kk}`));
@@ -175,14 +166,7 @@ export function selectedDqMatrixWgsl(c: SelectedMatrixConfig): string {
   const dq = range(fragments).map((r) => range(cols / N).map((n) => `dq${r}_${n}`));
   const stage = (dest: string, src: string, width: number, stride: number, o: RowsOf) =>
     stageRowsVec4Wgsl({ dest, src, width, destStride: stride, threads, ...o });
-  const groupRows = {
-    rows,
-    tokenStart: 't * p.heads + g * GROUP',
-    heads: '1u',
-    head: '0u',
-    first: '0',
-    end: 'i32(GROUP)',
-  };
+  const groupRows = groupRowsOf(rows);
   const keyRows = {
     rows: c.tile,
     tokenStart: 'sq.start',
@@ -191,16 +175,19 @@ export function selectedDqMatrixWgsl(c: SelectedMatrixConfig): string {
     first: 'k0',
     end: 'pos + 1',
   };
-  const products = (into: string, frags: string[][], src: string, stride: number, n: number) => [
-    ...range(fragments).map((r) => `    var ${into}${r} = ${result}();`),
-    ...range(n).flatMap((kk) => [
-      `    { let kf = subgroupMatrixLoad<${right}, col_major>(&${src}, sgc * ${N * stride}u + ${kk * K}u, ${stride}u);`,
-      ...range(fragments).map(
-        (r) => `      ${into}${r} = subgroupMatrixMultiplyAccumulate(${frags[r]?.[kk]}, kf, ${into}${r});`,
-      ),
-      '    }',
-    ]),
-  ];
+  const store = (from: string, dest: string, indent: string) =>
+    storeSliceWgsl({ matrix: c.matrix, from, fragments, dest, stride: st.s, indent }).join('\n');
+  const products = (into: string, frags: string[][], keys: string, stride: number, steps: number) =>
+    sliceProductWgsl({
+      matrix: c.matrix,
+      into,
+      fragments,
+      steps,
+      left: (r, kk) => frags[r]?.[kk] ?? '',
+      keys,
+      stride,
+      indent: '    ',
+    });
   return `${header(c, ['read> q: array<vec4<f16>>', 'read> k: array<vec4<f16>>', 'read> v: array<vec4<f16>>', 'read> selected: array<i32>', 'read> tables: array<u32>', 'read> dout: array<vec4<f16>>', 'read> stats: array<f32>', 'read_write> dq: array<f16>'])}
 const SUBGROUPS = ${subgroups}u;
 // Key and value tiles (the group's q and dO rows before the first).
@@ -243,12 +230,8 @@ ${dq
       workgroupBarrier();
 ${products('sf', qf, 'Ks', st.k, c.d / K).join('\n')}
 ${products('pf', of, 'Vs', st.v, c.dv / K).join('\n')}
-${range(fragments)
-  .map(
-    (r) => `      subgroupMatrixStore<row_major>(&Ss, ${r * M * st.s}u + sgc * ${N}u, sf${r}, ${st.s}u);
-      subgroupMatrixStore<row_major>(&Ds, ${r * M * st.s}u + sgc * ${N}u, pf${r}, ${st.s}u);`,
-  )
-  .join('\n')}
+${store('sf', 'Ss', '      ')}
+${store('pf', 'Ds', '      ')}
       workgroupBarrier();
       for (var e = li; e < ${rows * c.tile}u; e += ${threads}u) {
         let r = e / TILE;
@@ -300,7 +283,7 @@ ${writeFragmentsWgsl(
  */
 export function selectedKeysMatrixWgsl(c: SelectedMatrixConfig, grad: 'dk' | 'dv'): string {
   const { M, N, K } = c.matrix;
-  const { left, right, result } = types(c);
+  const { left, right, result } = matrixTypes(c.matrix);
   const { fragments, rows, subgroups, threads } = split(c);
   const st = strides(c);
   const dk = grad === 'dk';
@@ -308,14 +291,7 @@ export function selectedKeysMatrixWgsl(c: SelectedMatrixConfig, grad: 'dk' | 'dv
   const acc = range(width / N).map((n) => `acc${n}`);
   const stage = (dest: string, src: string, w: number, stride: number, o: RowsOf) =>
     stageRowsVec4Wgsl({ dest, src, width: w, destStride: stride, threads, ...o });
-  const groupRows = {
-    rows,
-    tokenStart: 't * p.heads + g * GROUP',
-    heads: '1u',
-    head: '0u',
-    first: '0',
-    end: 'i32(GROUP)',
-  };
+  const groupRows = groupRowsOf(rows);
   const keyRows = {
     rows: c.tile,
     tokenStart: 'sq.start',
@@ -324,18 +300,21 @@ export function selectedKeysMatrixWgsl(c: SelectedMatrixConfig, grad: 'dk' | 'dv
     first: 'k0',
     end: 'len',
   };
-  // S (or dP) for the subgroup's 16 keys: the group's rows of \`rowsArray\` times the keys of \`keysArray\`.
-  const sliceProducts = (into: string, rowsArray: string, keysArray: string, stride: number, n: number) => [
-    ...range(fragments).map((r) => `        var ${into}${r} = ${result}();`),
-    ...range(n).flatMap((kk) => [
-      `        { let kf = subgroupMatrixLoad<${right}, col_major>(&${keysArray}, sgc * ${N * stride}u + ${kk * K}u, ${stride}u);`,
-      ...range(fragments).map(
-        (r) =>
-          `          ${into}${r} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&${rowsArray}, ${r * M * stride + kk * K}u, ${stride}u), kf, ${into}${r});`,
-      ),
-      '        }',
-    ]),
-  ];
+  const store = (from: string, dest: string, indent: string) =>
+    storeSliceWgsl({ matrix: c.matrix, from, fragments, dest, stride: st.s, indent }).join('\n');
+  // S (or dP) for the subgroup's 16 keys: the group's rows of `rowsArray` times the keys of `keys`.
+  const sliceProducts = (into: string, rowsArray: string, keys: string, stride: number, steps: number) =>
+    sliceProductWgsl({
+      matrix: c.matrix,
+      into,
+      fragments,
+      steps,
+      left: (r, kk) =>
+        `subgroupMatrixLoad<${left}, row_major>(&${rowsArray}, ${r * M * stride + kk * K}u, ${stride}u)`,
+      keys,
+      stride,
+      indent: '        ',
+    });
   const bindings = [
     'read> q: array<vec4<f16>>',
     'read> k: array<vec4<f16>>',
@@ -393,19 +372,11 @@ ${acc.map((name) => `  var ${name} = ${result}();`).join('\n')}
       ${stage('Os', 'dout', c.dv, st.v, groupRows)}
       workgroupBarrier();
 ${sliceProducts('sf', 'Qs', 'Ks', st.k, c.d / K).join('\n')}
-${range(fragments)
-  .map(
-    (r) => `        subgroupMatrixStore<row_major>(&Ss, ${r * M * st.s}u + sgc * ${N}u, sf${r}, ${st.s}u);`,
-  )
-  .join('\n')}
+${store('sf', 'Ss', '        ')}
 ${
   dk
     ? `${sliceProducts('pf', 'Os', 'Vs', st.v, c.dv / K).join('\n')}
-${range(fragments)
-  .map(
-    (r) => `        subgroupMatrixStore<row_major>(&Ds, ${r * M * st.s}u + sgc * ${N}u, pf${r}, ${st.s}u);`,
-  )
-  .join('\n')}`
+${store('pf', 'Ds', '        ')}`
     : ''
 }
       workgroupBarrier();
@@ -441,14 +412,4 @@ ${writeFragmentsWgsl(
 )}
 }
 `;
-}
-
-/** Which rows a staging copies: see core's stageRowsVec4Wgsl. */
-interface RowsOf {
-  rows: number;
-  tokenStart: string;
-  heads: string;
-  head: string;
-  first: string;
-  end: string;
 }

@@ -16,6 +16,7 @@
  */
 import { enables, paramsStruct, stageRowsVec4Wgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
+import { groupRowsOf, matrixTypes, type RowsOf, sliceProductWgsl, storeSliceWgsl } from '../matrix.wgsl.js';
 import { SELECTED_PARAMS } from './selected.wgsl.js';
 
 /** Generation parameters of the tensor-core selected attention (f16 storage). */
@@ -88,24 +89,12 @@ export function selectedMatrixUnsupported(c: SelectedMatrixConfig): string | und
   return undefined;
 }
 
-/** Which rows a staging copies: see core's stageRowsVec4Wgsl. */
-interface RowsOf {
-  rows: number;
-  tokenStart: string;
-  heads: string;
-  head: string;
-  first: string;
-  end: string;
-}
-
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** WGSL of the tensor-core selected attention: f16 q, k, v, o; f32 lse `[tokens, heads]`. */
 export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
   const { M, N, K } = c.matrix;
-  const left = `subgroup_matrix_left<f16, ${K}, ${M}>`;
-  const right = `subgroup_matrix_right<f16, ${N}, ${K}>`;
-  const result = `subgroup_matrix_result<f32, ${N}, ${M}>`;
+  const { left, right, result } = matrixTypes(c.matrix);
   const { fragments, rows, subgroups, threads, lanesPerRow, perLane, columns, outPerThread } = split(c);
   const st = strides(c);
   const qf = range(fragments).map((r) => range(c.d / K).map((kk) => `qf${r}_${kk}`));
@@ -120,27 +109,20 @@ export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
     end: 'pos + 1',
   };
   // The group's query rows of token t, zero past the group.
-  const queryRows = {
-    rows,
-    tokenStart: 't * p.heads + g * GROUP',
-    heads: '1u',
-    head: '0u',
-    first: '0',
-    end: 'i32(GROUP)',
-  };
+  const queryRows = groupRowsOf(rows);
 
   const scores = [
-    ...range(fragments).map((r) => `    var sf${r} = ${result}();`),
-    ...range(c.d / K).flatMap((kk) => [
-      `    { let kf = subgroupMatrixLoad<${right}, col_major>(&Ks, sgc * ${N * st.k}u + ${kk * K}u, ${st.k}u);`,
-      ...range(fragments).map(
-        (r) => `      sf${r} = subgroupMatrixMultiplyAccumulate(${qf[r]?.[kk]}, kf, sf${r});`,
-      ),
-      '    }',
-    ]),
-    ...range(fragments).map(
-      (r) => `    subgroupMatrixStore<row_major>(&Fs, ${r * M * st.s}u + sgc * ${N}u, sf${r}, ${st.s}u);`,
-    ),
+    ...sliceProductWgsl({
+      matrix: c.matrix,
+      into: 'sf',
+      fragments,
+      steps: c.d / K,
+      left: (r, kk) => qf[r]?.[kk] ?? '',
+      keys: 'Ks',
+      stride: st.k,
+      indent: '    ',
+    }),
+    ...storeSliceWgsl({ matrix: c.matrix, from: 'sf', fragments, dest: 'Fs', stride: st.s, indent: '    ' }),
   ].join('\n');
 
   const products = range(columns / N)

@@ -1,0 +1,96 @@
+/**
+ * Pieces of WGSL the NSA tensor-core kernels share: the fragment types, the staging of a token's
+ * group of query rows, and the product of the group's rows with a subgroup's 16-key slice of a
+ * staged key tile (S = Q·Kᵀ, or dP = dO·Vᵀ).
+ */
+
+/** The fragment shape of a kernel. */
+export interface MatrixShape {
+  M: number;
+  N: number;
+  K: number;
+}
+
+/** WGSL type names of the left (f16), right (f16) and result (f32) fragments. */
+export function matrixTypes(m: MatrixShape) {
+  return {
+    left: `subgroup_matrix_left<f16, ${m.K}, ${m.M}>`,
+    right: `subgroup_matrix_right<f16, ${m.N}, ${m.K}>`,
+    result: `subgroup_matrix_result<f32, ${m.N}, ${m.M}>`,
+  };
+}
+
+/** Which rows a staging copies: see core's stageRowsVec4Wgsl. */
+export interface RowsOf {
+  rows: number;
+  tokenStart: string;
+  heads: string;
+  head: string;
+  first: string;
+  end: string;
+}
+
+/** The G query-head rows of KV head `g` of token `t`, padded with zero rows to `rows`. */
+export function groupRowsOf(rows: number): RowsOf {
+  return {
+    rows,
+    tokenStart: 't * p.heads + g * GROUP',
+    heads: '1u',
+    head: '0u',
+    first: '0',
+    end: 'i32(GROUP)',
+  };
+}
+
+/** What {@link sliceProductWgsl} multiplies. */
+export interface SliceProduct {
+  matrix: MatrixShape;
+  /** Result fragment names: `${into}${r}` for each row fragment r. */
+  into: string;
+  fragments: number;
+  /** Multiply-accumulate steps over the shared dimension (its length / K). */
+  steps: number;
+  /** The left operand of row fragment r at step kk: a fragment name or a load expression. */
+  left: (r: number, kk: number) => string;
+  /** Workgroup array of the staged key rows and its row stride; the subgroup's slice starts at key `sgc · N`. */
+  keys: string;
+  stride: number;
+  indent: string;
+}
+
+/**
+ * Lines computing `into_r = left_r · keysᵀ` for the subgroup's N keys: independent accumulators per
+ * row fragment, each key fragment loaded once (column-major, so the staged rows act as Kᵀ).
+ */
+export function sliceProductWgsl(o: SliceProduct): string[] {
+  const { N, K } = o.matrix;
+  const { result, right } = matrixTypes(o.matrix);
+  const rows = Array.from({ length: o.fragments }, (_, r) => r);
+  return [
+    ...rows.map((r) => `${o.indent}var ${o.into}${r} = ${result}();`),
+    ...Array.from({ length: o.steps }, (_, kk) => [
+      `${o.indent}{ let kf = subgroupMatrixLoad<${right}, col_major>(&${o.keys}, sgc * ${N * o.stride}u + ${kk * K}u, ${o.stride}u);`,
+      ...rows.map(
+        (r) =>
+          `${o.indent}  ${o.into}${r} = subgroupMatrixMultiplyAccumulate(${o.left(r, kk)}, kf, ${o.into}${r});`,
+      ),
+      `${o.indent}}`,
+    ]).flat(),
+  ];
+}
+
+/** Lines storing each row fragment `${from}${r}` to the subgroup's N columns of `dest` (row-major). */
+export function storeSliceWgsl(o: {
+  matrix: MatrixShape;
+  from: string;
+  fragments: number;
+  dest: string;
+  stride: number;
+  indent: string;
+}): string[] {
+  return Array.from(
+    { length: o.fragments },
+    (_, r) =>
+      `${o.indent}subgroupMatrixStore<row_major>(&${o.dest}, ${r * o.matrix.M * o.stride}u + sgc * ${o.matrix.N}u, ${o.from}${r}, ${o.stride}u);`,
+  );
+}
