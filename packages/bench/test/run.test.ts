@@ -101,93 +101,123 @@ describe('webattn run: round trips through safetensors', () => {
     }
   });
 
-  it('nsa with do writes o, topk [b, hkv, n, topN], dq, dk, dv, dg matching the reference', async () => {
-    const [b, n, hq, hkv, d] = [1, 29, 4, 2, 16];
-    const x = {
-      q: randn(b * n * hq * d, 7),
-      k: randn(b * n * hkv * d, 8),
-      v: randn(b * n * hkv * d, 9),
-      g: randn(b * n * hq * 3, 10),
-      do: randn(b * n * hq * d, 11),
-    };
-    const shapes = {
-      q: [b, n, hq, d],
-      k: [b, n, hkv, d],
-      v: [b, n, hkv, d],
-      g: [b, n, hq, 3],
-      do: [b, n, hq, d],
-    };
-    const input = join(dir, 'nsa-in.safetensors');
-    const output = join(dir, 'nsa-out.safetensors');
-    writeFileSync(
-      input,
-      writeSafetensors(
-        Object.entries(x).map(([name, data]) => ({
-          name,
-          dtype: 'f32' as const,
-          shape: shapes[name as keyof typeof shapes],
-          data,
-        })),
-      ),
-    );
-    const config = {
-      kernelSize: 4,
-      stride: 2,
-      blockSize: 8,
-      topN: 3,
-      numInitBlocks: 1,
-      numLocalBlocks: 1,
-      windowSize: 6,
-    };
-    const { status, err } = await cli(
-      'run',
-      'nsa',
-      '--in',
-      input,
-      '--out',
-      output,
-      '--config',
-      JSON.stringify(config),
-    );
-    expect(err).toBe('');
-    expect(status).toBe(0);
-    const got = read(output);
-    expect([...got.keys()].sort()).toEqual(['dg', 'dk', 'dq', 'dv', 'o', 'topk']);
-    const topk = got.get('topk')!;
-    expect(topk.dtype).toBe('i32');
-    expect(topk.shape).toEqual([b, hkv, n, 3]);
-    // Back to the reference's token-major layout, to run it on the same selection.
-    const selection = new Int32Array(topk.data.length);
-    for (let t = 0; t < n; t++)
-      for (let h = 0; h < hkv; h++)
-        for (let s = 0; s < 3; s++)
-          selection[(t * hkv + h) * 3 + s] = (topk.data as Int32Array)[(h * n + t) * 3 + s]!;
-    const options = {
-      batch: b,
-      n,
-      hq,
-      hkv,
-      dqk: d,
-      dv: d,
-      kernelSize: 4,
-      stride: 2,
-      selectSize: 8,
-      topN: 3,
-      initBlocks: 1,
-      localBlocks: 1,
-      windowSize: 6,
-    };
-    const own = nsaForward({ q: x.q, k: x.k, v: x.v, gates: x.g }, options);
-    expect(selection).toEqual(own.selection);
-    const given = { q: x.q, k: x.k, v: x.v, gates: x.g, selection };
-    const ref = nsaForward(given, options);
-    const grads = nsaBackward(given, x.do, options);
-    const expected = { o: ref.o, dq: grads.dq, dk: grads.dk, dv: grads.dv, dg: grads.dGates };
-    for (const [name, values] of Object.entries(expected)) {
-      const result = compare(values, got.get(name)!.data as Float32Array, toleranceFor('f32', 4));
-      expect(result.ok, `${name}: ${JSON.stringify(result)}`).toBe(true);
-    }
-  });
+  for (const weighted of [false, true]) {
+    it(`nsa with do writes o, topk [b, hkv, n, topN] and every gradient matching the reference${weighted ? ", weighted compression with its parameters' gradients" : ''}`, async () => {
+      const [b, n, hq, hkv, d] = [1, 29, 4, 2, 16];
+      const x = {
+        q: randn(b * n * hq * d, 7),
+        k: randn(b * n * hkv * d, 8),
+        v: randn(b * n * hkv * d, 9),
+        g: randn(b * n * hq * 3, 10),
+        do: randn(b * n * hq * d, 11),
+        // The weighted pooling's parameters (kernelSize 4), around 1 and small.
+        ...(weighted && {
+          k_weight: randn(4, 12).map((w) => 1 + 0.3 * w),
+          k_pe: randn(4 * d, 13).map((w) => 0.2 * w),
+          v_weight: randn(4, 14).map((w) => 1 + 0.3 * w),
+          v_pe: randn(4 * d, 15).map((w) => 0.2 * w),
+        }),
+      };
+      const shapes = {
+        q: [b, n, hq, d],
+        k: [b, n, hkv, d],
+        v: [b, n, hkv, d],
+        g: [b, n, hq, 3],
+        do: [b, n, hq, d],
+        k_weight: [4],
+        k_pe: [4, d],
+        v_weight: [4],
+        v_pe: [4, d],
+      };
+      const input = join(dir, 'nsa-in.safetensors');
+      const output = join(dir, 'nsa-out.safetensors');
+      writeFileSync(
+        input,
+        writeSafetensors(
+          Object.entries(x).map(([name, data]) => ({
+            name,
+            dtype: 'f32' as const,
+            shape: shapes[name as keyof typeof shapes],
+            data,
+          })),
+        ),
+      );
+      const config = {
+        kernelSize: 4,
+        stride: 2,
+        blockSize: 8,
+        topN: 3,
+        numInitBlocks: 1,
+        numLocalBlocks: 1,
+        windowSize: 6,
+      };
+      const { status, err } = await cli(
+        'run',
+        'nsa',
+        '--in',
+        input,
+        '--out',
+        output,
+        '--config',
+        JSON.stringify(config),
+      );
+      expect(err).toBe('');
+      expect(status).toBe(0);
+      const got = read(output);
+      const params = weighted ? ['dk_pe', 'dk_weight', 'dv_pe', 'dv_weight'] : [];
+      expect([...got.keys()].sort()).toEqual(['dg', 'dk', ...params, 'dq', 'dv', 'o', 'topk'].sort());
+      const topk = got.get('topk')!;
+      expect(topk.dtype).toBe('i32');
+      expect(topk.shape).toEqual([b, hkv, n, 3]);
+      // Back to the reference's token-major layout, to run it on the same selection.
+      const selection = new Int32Array(topk.data.length);
+      for (let t = 0; t < n; t++)
+        for (let h = 0; h < hkv; h++)
+          for (let s = 0; s < 3; s++)
+            selection[(t * hkv + h) * 3 + s] = (topk.data as Int32Array)[(h * n + t) * 3 + s]!;
+      const options = {
+        batch: b,
+        n,
+        hq,
+        hkv,
+        dqk: d,
+        dv: d,
+        kernelSize: 4,
+        stride: 2,
+        selectSize: 8,
+        topN: 3,
+        initBlocks: 1,
+        localBlocks: 1,
+        windowSize: 6,
+      };
+      const compressors = x.k_weight && {
+        kCompressor: { method: 'weighted' as const, weight: x.k_weight, pe: x.k_pe! },
+        vCompressor: { method: 'weighted' as const, weight: x.v_weight!, pe: x.v_pe! },
+      };
+      const own = nsaForward({ q: x.q, k: x.k, v: x.v, gates: x.g, ...compressors }, options);
+      expect(selection).toEqual(own.selection);
+      const given = { q: x.q, k: x.k, v: x.v, gates: x.g, selection, ...compressors };
+      const ref = nsaForward(given, options);
+      const grads = nsaBackward(given, x.do, options);
+      const expected = {
+        o: ref.o,
+        dq: grads.dq,
+        dk: grads.dk,
+        dv: grads.dv,
+        dg: grads.dGates,
+        // dk_pe is 0 up to rounding (a shift of every compressed key), so not compared relatively.
+        ...(weighted && {
+          dk_weight: grads.kCompressor.weight!,
+          dv_weight: grads.vCompressor.weight!,
+          dv_pe: grads.vCompressor.pe!,
+        }),
+      };
+      for (const [name, values] of Object.entries(expected)) {
+        const result = compare(values, got.get(name)!.data as Float32Array, toleranceFor('f32', 4));
+        expect(result.ok, `${name}: ${JSON.stringify(result)}`).toBe(true);
+      }
+    });
+  }
 
   it('names a missing input tensor and an unknown op', async () => {
     const input = join(dir, 'only-a.safetensors');

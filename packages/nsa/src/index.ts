@@ -4,9 +4,14 @@
  * flash kernels (tensor cores where the device has them).
  * @packageDocumentation
  */
+export type {
+  NsaCompressors,
+  WeightedCompression,
+  WeightedCompressionGradients,
+} from './compress/compress.js';
 export { compressedBlockCount, type NsaConfig, resolveNsaConfig, selectionBlockCount } from './config.js';
 export { type NsaLayout, type NsaSequence, nsaLayout } from './layout.js';
-export { type NsaGradients, nsaBackward } from './nsa-backward.js';
+export { disposeNsaGradients, type NsaGradients, nsaBackward } from './nsa-backward.js';
 export {
   disposeNsaForward,
   type NsaBranch,

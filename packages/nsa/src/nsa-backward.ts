@@ -1,13 +1,18 @@
 /**
  * The NSA backward (spec section 7): the combine's gradients split dO over the branches and give
- * d(gate logits); core's flash backward differentiates the compressed branch (then the mean
- * compression, a gather) and the window branch; the selected branch has kernels of its own. No
+ * d(gate logits); core's flash backward differentiates the compressed branch (then the
+ * compression, a gather, and its weighted parameters' reductions) and the window branch; the selected branch has kernels of its own. No
  * gradient flows through the selection. Deterministic: no float atomics anywhere.
  */
-import { check, flashAttentionBackward, type Tensor } from '@webattn/core';
+import { check, flashAttentionBackward, Tensor } from '@webattn/core';
 import { sumTensors } from './backward/sum.js';
 import { combineBackward } from './combine/combine.js';
-import { compressMeanBackward } from './compress/compress.js';
+import {
+  compressBackward,
+  compressParamsBackward,
+  type WeightedCompression,
+  type WeightedCompressionGradients,
+} from './compress/compress.js';
 import type { NsaForwardResult } from './nsa-forward.js';
 import { selectedAttentionBackward } from './selected/selected.js';
 
@@ -18,6 +23,19 @@ export interface NsaGradients {
   dv: Tensor;
   /** Of the gate logits (before the sigmoid). */
   dg: Tensor;
+  /** Of the keys' weighted pooling parameters, when the forward had them. */
+  kCompressor?: WeightedCompressionGradients;
+  /** Of the values' weighted pooling parameters, when the forward had them. */
+  vCompressor?: WeightedCompressionGradients;
+}
+
+/** Frees every tensor of a backward's result. */
+export function disposeNsaGradients(grads: NsaGradients): void {
+  for (const t of [grads.dq, grads.dk, grads.dv, grads.dg]) t.dispose();
+  for (const g of [grads.kCompressor, grads.vCompressor]) {
+    g?.weight.dispose();
+    g?.pe.dispose();
+  }
 }
 
 /**
@@ -82,19 +100,52 @@ export async function nsaBackward(forward: NsaForwardResult, dO: Tensor): Promis
     const dq = [part(selected.dq), part(window.dq)];
     const dk = [part(selected.dk), part(window.dk)];
     const dv = [part(selected.dv), part(window.dv)];
+    const paramGrads: { k?: WeightedCompressionGradients; v?: WeightedCompressionGradients } = {};
+    // Zero gradients for parameters that no compressed block used.
+    const zeros = (params: WeightedCompression): WeightedCompressionGradients => ({
+      weight: Tensor.zeros(gpu, params.weight.shape, params.weight.dtype),
+      pe: Tensor.zeros(gpu, params.pe.shape, params.pe.dtype),
+    });
     if (ctx.compressed && split.compressed) {
       const cmp = await flashAttentionBackward(ctx.compressed, split.compressed);
       dq.push(part(cmp.dq));
       part(cmp.dk);
       part(cmp.dv);
-      dk.push(part(await compressMeanBackward(gpu, cmp.dk, layout, config, tables)));
-      dv.push(part(await compressMeanBackward(gpu, cmp.dv, layout, config, tables)));
+      const { k: kParams, v: vParams } = ctx.compressors;
+      dk.push(part(await compressBackward(gpu, cmp.dk, layout, config, tables, kParams)));
+      dv.push(part(await compressBackward(gpu, cmp.dv, layout, config, tables, vParams)));
+      if (kParams)
+        paramGrads.k = await compressParamsBackward(
+          gpu,
+          ctx.k,
+          cmp.dk,
+          layout,
+          config,
+          ctx.blockStarts,
+          kParams,
+        );
+      if (vParams)
+        paramGrads.v = await compressParamsBackward(
+          gpu,
+          ctx.v,
+          cmp.dv,
+          layout,
+          config,
+          ctx.blockStarts,
+          vParams,
+        );
+    } else {
+      if (ctx.compressors.k) paramGrads.k = zeros(ctx.compressors.k);
+      if (ctx.compressors.v) paramGrads.v = zeros(ctx.compressors.v);
     }
+    for (const g of [paramGrads.k, paramGrads.v]) if (g) outputs.push(g.weight, g.pe);
     const grads: NsaGradients = {
       dq: await sumTensors(gpu, dq),
       dk: await sumTensors(gpu, dk),
       dv: await sumTensors(gpu, dv),
       dg: split.gate,
+      ...(paramGrads.k && { kCompressor: paramGrads.k }),
+      ...(paramGrads.v && { vCompressor: paramGrads.v }),
     };
     return grads;
   } catch (error) {

@@ -14,7 +14,7 @@ import {
   type Tier,
 } from '@webattn/core';
 import { combineBranches } from './combine/combine.js';
-import { compressMean } from './compress/compress.js';
+import { checkCompression, compress, type NsaCompressors } from './compress/compress.js';
 import type { NsaConfig } from './config.js';
 import { blockStarts, type NsaLayout, nsaLayout, sequenceTable } from './layout.js';
 import { checkSelectionFits, selectBlocks } from './select/select.js';
@@ -26,6 +26,8 @@ export interface NsaForwardOptions {
   cuSeqlens?: ArrayLike<number>;
   /** Tier of the flash kernels the compressed and window branches run on; the fastest by default. */
   tier?: Tier;
+  /** Weighted pooling parameters for the keys and/or values; mean pooling where absent. */
+  compressors?: NsaCompressors;
 }
 
 /** One branch's output and its natural-log lse. */
@@ -57,6 +59,8 @@ export interface NsaForwardContext {
   blocks: number;
   /** Each compressed block's first token. */
   blockStarts: Tensor;
+  /** The weighted pooling parameters of the forward (the caller's tensors), if any. */
+  compressors: NsaCompressors;
   /** Core's flash context of the compressed branch (its k and v are the compressed keys and values). */
   compressed?: FlashAttentionContext;
   window: FlashAttentionContext;
@@ -144,6 +148,9 @@ export async function nsaForward(
 ): Promise<NsaForwardResult> {
   const layout = nsaLayout(q, config, options.cuSeqlens);
   checkInputs(q, k, v, gate, config, layout);
+  const compressors = options.compressors ?? {};
+  if (compressors.k) checkCompression('k', compressors.k, k, config);
+  if (compressors.v) checkCompression('v', compressors.v, v, config);
   checkSelectionFits(gpu, layout, config);
   const tier = pickTier(gpu.caps, q.dtype, options.tier, 'nsaForward');
   const packed = layout.cuSeqlens ? { cuSeqlensQ: layout.cuSeqlens, cuSeqlensK: layout.cuSeqlens } : {};
@@ -159,8 +166,8 @@ export async function nsaForward(
     const tables = keep(Tensor.from(gpu, new Float32Array(table.words.buffer), [table.words.length]));
     const startWords = blockStarts(layout, config);
     const starts = keep(Tensor.from(gpu, new Float32Array(startWords.buffer), [startWords.length]));
-    const cmpK = await compressMean(gpu, k, layout, config, starts);
-    const cmpV = await compressMean(gpu, v, layout, config, starts);
+    const cmpK = await compress(gpu, k, layout, config, starts, compressors.k);
+    const cmpV = await compress(gpu, v, layout, config, starts, compressors.v);
     let compressed: { branch: NsaBranch; ctx: FlashAttentionContext } | undefined;
     if (cmpK && cmpV) {
       keep(cmpK);
@@ -235,6 +242,7 @@ export async function nsaForward(
       blockTable: table.blockTable,
       blocks: table.blocks,
       blockStarts: starts,
+      compressors,
       ...(compressed && { compressed: compressed.ctx }),
       window: win.ctx,
     };

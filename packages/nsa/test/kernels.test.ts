@@ -5,8 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sumWgsl } from '../src/backward/sum.wgsl.js';
 import { combineWgsl } from '../src/combine/combine.wgsl.js';
 import { combineBackwardWgsl } from '../src/combine/combine-backward.wgsl.js';
-import { compressMeanWgsl } from '../src/compress/compress.wgsl.js';
-import { compressMeanBackwardWgsl } from '../src/compress/compress-backward.wgsl.js';
+import { compressWgsl } from '../src/compress/compress.wgsl.js';
+import {
+  compressBackwardWgsl,
+  compressPeBackwardWgsl,
+  compressWeightBackwardWgsl,
+} from '../src/compress/compress-backward.wgsl.js';
 import { nsaForward, resolveNsaConfig } from '../src/index.js';
 import { selectWgsl } from '../src/select/select.wgsl.js';
 import {
@@ -46,13 +50,17 @@ describe('every NSA kernel compiles on the null backend, f32 and f16', () => {
   for (const dtype of ['f32', 'f16'] as const) {
     it(dtype, async () => {
       const kernels: [string, string][] = [
-        ['compress', compressMeanWgsl(dtype)],
+        ['compress', compressWgsl(dtype, false)],
+        ['compress, weighted', compressWgsl(dtype, true)],
+        ['compress weighted backward pe', compressPeBackwardWgsl(dtype)],
+        ['compress weighted backward weight', compressWeightBackwardWgsl(dtype)],
+        ['compress backward, weighted', compressBackwardWgsl(dtype, true)],
         ['select', selectWgsl({ dtype, topN: 16, maxBlocks: 1024 })],
         ['combine', combineWgsl(dtype, true)],
         ['combine, no compressed branch', combineWgsl(dtype, false)],
         ['combine backward', combineBackwardWgsl(dtype, true)],
         ['combine backward, no compressed branch', combineBackwardWgsl(dtype, false)],
-        ['compress backward', compressMeanBackwardWgsl(dtype)],
+        ['compress backward', compressBackwardWgsl(dtype, false)],
         ['sum of 2', sumWgsl(dtype, 2)],
         ['sum of 3', sumWgsl(dtype, 3)],
         ...([64, 128, 192] as const).map((d): [string, string] => [
@@ -167,6 +175,10 @@ describe('nsaForward rejects bad input before dispatching', () => {
     using kWrongHeads = make([1, 8, 3, 16]);
     using g = make([1, 8, 4, 3]);
     using gShort = make([1, 7, 4, 3]);
+    using weight = make([32]);
+    using weightShort = make([31]);
+    using pe = make([32, 16]);
+    using peF16 = make([32, 16], 'f16');
     const before = gpu.memory().liveBuffers;
     await expect(nsaForward(gpu, config, q, kWrongHeads, k, g)).rejects.toThrow(
       /k: expected shape \[1, 8, 2, 16\], got \[1, 8, 3, 16\]/,
@@ -177,6 +189,12 @@ describe('nsaForward rejects bad input before dispatching', () => {
     await expect(nsaForward(gpu, config, q, k, k, g, { cuSeqlens: [0, 8] })).rejects.toThrow(
       /q: expected rank 3 \[total, heads, dim\] with cuSeqlens, got \[1, 8, 4, 16\]/,
     );
+    await expect(
+      nsaForward(gpu, config, q, k, k, g, { compressors: { k: { weight: weightShort, pe } } }),
+    ).rejects.toThrow(/compressors\.k\.weight: expected shape \[32\], got \[31\]/);
+    await expect(
+      nsaForward(gpu, config, q, k, k, g, { compressors: { v: { weight, pe: peF16 } } }),
+    ).rejects.toThrow(/compressors\.v\.pe: expected dtype f32 \(v's\), got f16/);
     expect(gpu.memory().liveBuffers).toBe(before);
   });
 });

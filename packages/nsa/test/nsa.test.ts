@@ -12,6 +12,7 @@ import {
 } from '@webattn/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  disposeNsaGradients as disposeGradients,
   disposeNsaForward,
   type NsaForwardResult,
   nsaBackward,
@@ -33,6 +34,8 @@ interface Case {
   config: ReferenceConfig;
   /** All-zero queries: every compressed probability of a row is equal, so block scores tie exactly. */
   zeroQ?: boolean;
+  /** The Qwen variant's weighted pooling, with random parameters, for keys and values. */
+  weighted?: boolean;
 }
 
 // Small hyper-parameters so that every rule shows up in a few dozen tokens.
@@ -103,6 +106,29 @@ const CASES: Case[] = [
     // Three of the five slots picked by score (one init block, the own block forced).
     config: { ...SMALL, topN: 5, localBlocks: 1 },
     zeroQ: true,
+  },
+  {
+    name: "weighted pooling of keys and values (the Qwen variant), with its parameters' gradients",
+    batch: 2,
+    n: 29,
+    hq: 4,
+    hkv: 2,
+    dqk: 16,
+    dv: 8,
+    config: { ...SMALL, initBlocks: 0, localBlocks: 1 },
+    weighted: true,
+  },
+  {
+    name: 'weighted pooling over packed sequences of 3, 30 and 11 tokens',
+    batch: 1,
+    n: 44,
+    lengths: [3, 30, 11],
+    hq: 2,
+    hkv: 1,
+    dqk: 16,
+    dv: 16,
+    config: SMALL,
+    weighted: true,
   },
   { name: 'reference defaults, n = 1100', batch: 1, n: 1100, hq: 2, hkv: 1, dqk: 16, dv: 16, config: {} },
 ];
@@ -199,7 +225,25 @@ describe('nsaForward and nsaBackward on SwiftShader against the reference', () =
       using g = Tensor.from(gpu, inputs.gates, [...dims, c.hq, 3]);
       using tdo = Tensor.from(gpu, dO, [...dims, c.hq, c.dv]);
       const config = configOf(c);
-      const result: NsaForwardResult = await nsaForward(gpu, config, q, k, v, g, cu ? { cuSeqlens: cu } : {});
+      // Weights around 1 and small position embeddings, as a trained compressor would have.
+      const l = config.kernelSize;
+      const pooling = (dim: number, seed: number) => ({
+        method: 'weighted' as const,
+        weight: randn(l, seed).map((x) => 1 + 0.3 * x),
+        pe: randn(l * dim, seed + 1).map((x) => 0.2 * x),
+      });
+      const kPool = pooling(c.dqk, 36);
+      const vPool = pooling(c.dv, 38);
+      Object.assign(inputs, c.weighted ? { kCompressor: kPool, vCompressor: vPool } : {});
+      const tensors = (x: { weight: Float32Array; pe: Float32Array }, dim: number) => ({
+        weight: Tensor.from(gpu, x.weight, [l]),
+        pe: Tensor.from(gpu, x.pe, [l, dim]),
+      });
+      const compressors = c.weighted ? { k: tensors(kPool, c.dqk), v: tensors(vPool, c.dv) } : undefined;
+      const result: NsaForwardResult = await nsaForward(gpu, config, q, k, v, g, {
+        ...(cu && { cuSeqlens: cu }),
+        ...(compressors && { compressors }),
+      });
       try {
         const shape = { hq: c.hq, hkv: c.hkv, dqk: c.dqk, dv: c.dv, ...c.config };
         const dense = { batch: c.batch, n: c.n, ...shape };
@@ -248,9 +292,24 @@ describe('nsaForward and nsaBackward on SwiftShader against the reference', () =
         expectClose('dk', refGrads.dk, await grads.dk.read(), 4);
         expectClose('dv', refGrads.dv, await grads.dv.read(), 4);
         expectClose('dg', refGrads.dGates, await grads.dg.read(), 4);
-        for (const t of Object.values(grads)) t.dispose();
+        if (c.weighted) {
+          expect(grads.kCompressor && grads.vCompressor).toBeDefined();
+          expectClose('d k weight', refGrads.kCompressor.weight!, await grads.kCompressor!.weight.read(), 4);
+          // pe shifts every compressed key by the same vector, which softmax ignores: its gradient is
+          // 0 up to rounding, so it is checked in absolute terms.
+          const maxAbs = (x: ArrayLike<number>) => Math.max(...Array.from(x, Math.abs));
+          expect(maxAbs(refGrads.kCompressor.pe!)).toBeLessThan(1e-9);
+          expect(maxAbs(await grads.kCompressor!.pe.read())).toBeLessThan(1e-5);
+          expectClose('d v weight', refGrads.vCompressor.weight!, await grads.vCompressor!.weight.read(), 4);
+          expectClose('d v pe', refGrads.vCompressor.pe!, await grads.vCompressor!.pe.read(), 4);
+        } else {
+          expect(grads.kCompressor ?? grads.vCompressor).toBeUndefined();
+        }
+        disposeGradients(grads);
       } finally {
         disposeNsaForward(result);
+        for (const t of [compressors?.k, compressors?.v].flatMap((x) => (x ? [x.weight, x.pe] : [])))
+          t.dispose();
       }
     });
   }
@@ -278,7 +337,7 @@ describe('nsaForward and nsaBackward on SwiftShader against the reference', () =
         [result.o, result.selection, grads.dq, grads.dk, grads.dv, grads.dg].map((t) => t.read()),
       );
       bits.push(outputs.map((x) => Buffer.from(x.buffer).toString('base64')).join());
-      for (const t of Object.values(grads)) t.dispose();
+      disposeGradients(grads);
       disposeNsaForward(result);
     }
     expect(bits[0]).toBe(bits[1]);

@@ -11,7 +11,15 @@ import {
   type Tier,
   tierDtype,
 } from '@webattn/core';
-import { disposeNsaForward, type NsaConfig, nsaBackward, nsaForward, resolveNsaConfig } from '@webattn/nsa';
+import {
+  disposeNsaForward,
+  disposeNsaGradients,
+  type NsaConfig,
+  type NsaGradients,
+  nsaBackward,
+  nsaForward,
+  resolveNsaConfig,
+} from '@webattn/nsa';
 import { randn } from '@webattn/reference';
 import type { SuiteOptions } from './suites.js';
 import type { Implementation, PreparedRun, TableSpec } from './types.js';
@@ -87,14 +95,14 @@ function nsaBackwardColumn(c: NsaConfig, tier: Tier): Implementation {
     async prepare(gpu, n): Promise<PreparedRun> {
       const x = inputs(gpu, c, n, tier);
       const forward = await nsaForward(gpu, c, x.q, x.k, x.v, x.g, { tier });
-      let last: Tensor[] = [];
+      let last: NsaGradients | undefined;
       return {
         async run() {
-          for (const t of last) t.dispose();
-          last = Object.values(await nsaBackward(forward, forward.o));
+          if (last) disposeNsaGradients(last);
+          last = await nsaBackward(forward, forward.o);
         },
         dispose: () => {
-          for (const t of last) t.dispose();
+          if (last) disposeNsaGradients(last);
           disposeNsaForward(forward);
           for (const t of Object.values(x)) t.dispose();
         },

@@ -12,7 +12,15 @@ import {
   TIERS,
   type Tier,
 } from '@webattn/core';
-import { disposeNsaForward, nsaBackward, nsaForward, readSelection, resolveNsaConfig } from '@webattn/nsa';
+import {
+  disposeNsaForward,
+  disposeNsaGradients,
+  type NsaCompressors,
+  nsaBackward,
+  nsaForward,
+  readSelection,
+  resolveNsaConfig,
+} from '@webattn/nsa';
 import { linearAttnOp } from './linear-attn-op.js';
 import { mlaOp } from './mla-op.js';
 
@@ -167,10 +175,11 @@ const NSA_CONFIG_KEYS = [
 const nsaOp: RunOp = {
   name: 'nsa',
   summary:
-    'Native Sparse Attention with mean compression, q [b, n, hq, d], k [b, n, hkv, d], v [b, n, hkv, dv], g [b, n, hq, 3] gate logits',
-  inputs: { required: ['q', 'k', 'v', 'g'], optional: ['do'] },
+    'Native Sparse Attention, q [b, n, hq, d], k [b, n, hkv, d], v [b, n, hkv, dv], g [b, n, hq, 3] gate logits; mean compression, or the weighted one where k_weight [l] and k_pe [l, d] (v_weight, v_pe [l, dv]) are given',
+  inputs: { required: ['q', 'k', 'v', 'g'], optional: ['do', 'k_weight', 'k_pe', 'v_weight', 'v_pe'] },
   configKeys: [...NSA_CONFIG_KEYS.map((k) => `${k} (number)`), 'tier'],
-  outputs: 'o, topk (int32 [b, hkv, n, topN], -1 = unused); with do: dq, dk, dv, dg',
+  outputs:
+    'o, topk (int32 [b, hkv, n, topN], -1 = unused); with do: dq, dk, dv, dg, and dk_weight, dk_pe, dv_weight, dv_pe for weighted compression',
   async run(gpu, inputs, config) {
     const [q, k, v, g] = (['q', 'k', 'v', 'g'] as const).map((name) => floatInput(inputs, name));
     const [b, n, hq, d] = q!.shape as [number, number, number, number];
@@ -192,8 +201,28 @@ const nsaOp: RunOp = {
     const dtype = [q, k, v, g].every((t) => t!.dtype === 'f16') ? 'f16' : 'f32';
     const [tq, tk, tv, tg] = [q, k, v, g].map((t) => Tensor.from(gpu, t!.data, t!.shape, dtype));
     const tier = tierConfig(config);
+    const params: Tensor[] = [];
+    const compressors: NsaCompressors = {};
+    for (const side of ['k', 'v'] as const) {
+      const [weight, pe] = [`${side}_weight`, `${side}_pe`].map((name) => {
+        if (!inputs.has(name)) return undefined;
+        const t = floatInput(inputs, name);
+        const tensor = Tensor.from(gpu, t.data, t.shape, dtype);
+        params.push(tensor);
+        return tensor;
+      });
+      if ((weight === undefined) !== (pe === undefined)) {
+        throw new Error(
+          `${side}_weight and ${side}_pe: expected both for weighted compression, got only one`,
+        );
+      }
+      if (weight && pe) compressors[side] = { weight, pe };
+    }
     try {
-      const result = await nsaForward(gpu, nsaConfig, tq!, tk!, tv!, tg!, tier ? { tier } : {});
+      const result = await nsaForward(gpu, nsaConfig, tq!, tk!, tv!, tg!, {
+        ...(tier && { tier }),
+        compressors,
+      });
       try {
         const selection = await readSelection(result.selection);
         const outputs: OpOutput[] = [
@@ -208,9 +237,22 @@ const nsaOp: RunOp = {
           const dOut = floatInput(inputs, 'do');
           using tdo = Tensor.from(gpu, dOut.data, dOut.shape, dtype);
           const grads = await nsaBackward(result, tdo);
-          for (const [name, t] of Object.entries(grads)) {
-            outputs.push({ name, shape: [...t.shape], data: await t.read() });
-            t.dispose();
+          try {
+            const named: [string, Tensor | undefined][] = [
+              ['dq', grads.dq],
+              ['dk', grads.dk],
+              ['dv', grads.dv],
+              ['dg', grads.dg],
+              ['dk_weight', grads.kCompressor?.weight],
+              ['dk_pe', grads.kCompressor?.pe],
+              ['dv_weight', grads.vCompressor?.weight],
+              ['dv_pe', grads.vCompressor?.pe],
+            ];
+            for (const [name, t] of named) {
+              if (t) outputs.push({ name, shape: [...t.shape], data: await t.read() });
+            }
+          } finally {
+            disposeNsaGradients(grads);
           }
         }
         return outputs;
@@ -218,7 +260,7 @@ const nsaOp: RunOp = {
         disposeNsaForward(result);
       }
     } finally {
-      for (const t of [tq, tk, tv, tg]) t!.dispose();
+      for (const t of [tq, tk, tv, tg, ...params]) t!.dispose();
     }
   },
 };

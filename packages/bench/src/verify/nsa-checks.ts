@@ -6,7 +6,14 @@
  * GPU's own selection.
  */
 import { type Gpu, Tensor, type Tier, tierDtype } from '@webattn/core';
-import { disposeNsaForward, nsaBackward, nsaForward, readSelection, resolveNsaConfig } from '@webattn/nsa';
+import {
+  disposeNsaForward,
+  disposeNsaGradients,
+  nsaBackward,
+  nsaForward,
+  readSelection,
+  resolveNsaConfig,
+} from '@webattn/nsa';
 import {
   compare,
   type NsaConfig as ReferenceConfig,
@@ -120,7 +127,7 @@ function runShape(s: Shape, tier: Tier) {
         ['dv', refGrads.dv, await grads.dv.read(), 4],
         ['dg', refGrads.dGates, await grads.dg.read(), 4],
       ];
-      for (const t of Object.values(grads)) t.dispose();
+      disposeNsaGradients(grads);
       return comparisons.map(([output, expected, actual, magnitude]) => ({
         output,
         comparison: compare(expected, actual, toleranceFor(dtype, magnitude)),

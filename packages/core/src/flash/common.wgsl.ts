@@ -100,7 +100,7 @@ fn queryRange(sp: Span, first: i32, last: i32) -> vec2<i32> {
  */
 export const MASKED = '-3.0e38';
 
-/** Where {@link stageRowsWgsl} reads: rows of one head of a token-major tensor `[tokens, heads, width]`. */
+/** Where a staging loop reads: rows of one head of a token-major tensor `[tokens, heads, width]`. */
 export interface StagedRows {
   /** Workgroup array written, row-major `[rows][width]`. */
   dest: string;

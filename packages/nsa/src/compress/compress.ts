@@ -1,32 +1,85 @@
-/** Host side of the compression kernels. */
-import { dispatch, type Gpu, Tensor } from '@webattn/core';
+/** Host side of the compression kernels: mean pooling, or the Qwen variant's weighted pooling. */
+import { check, dispatch, type Gpu, Tensor } from '@webattn/core';
 import type { NsaConfig } from '../config.js';
 import type { NsaLayout } from '../layout.js';
-import { COMPRESS_PARAMS, COMPRESS_WORKGROUP, compressMeanWgsl } from './compress.wgsl.js';
+import { COMPRESS_PARAMS, COMPRESS_WORKGROUP, compressWgsl } from './compress.wgsl.js';
 import {
   COMPRESS_BACKWARD_PARAMS,
   COMPRESS_BACKWARD_WORKGROUP,
-  compressMeanBackwardWgsl,
+  COMPRESS_PARAMS_BACKWARD_PARAMS,
+  compressBackwardWgsl,
+  compressPeBackwardWgsl,
+  compressWeightBackwardWgsl,
 } from './compress-backward.wgsl.js';
 
 /**
- * Mean-compresses `x` (`[...tokenDims, heads, dim]`) into `[...cmpDims, heads, dim]`, or returns
+ * The Qwen variant's learned pooling (spec section 2): compressed block m is
+ * `(1/l) Σ_r weight[r] · (x[m·s + r] + pe[r])`, with the same parameters for every head.
+ */
+export interface WeightedCompression {
+  /** `[kernelSize]`, the inputs' dtype. */
+  weight: Tensor;
+  /** `[kernelSize, dim]` (the key or value head dim), the inputs' dtype. */
+  pe: Tensor;
+}
+
+/** How keys and values are compressed: weighted pooling where given, mean pooling otherwise. */
+export interface NsaCompressors {
+  k?: WeightedCompression;
+  v?: WeightedCompression;
+}
+
+/** Gradients of a weighted compression's parameters, shaped like them. */
+export interface WeightedCompressionGradients {
+  weight: Tensor;
+  pe: Tensor;
+}
+
+/** Checks a weighted compression's parameters against the config and the tensor it compresses. */
+export function checkCompression(
+  name: 'k' | 'v',
+  params: WeightedCompression,
+  x: Tensor,
+  config: NsaConfig,
+): void {
+  const dim = x.shape[x.shape.length - 1] ?? 0;
+  const expected: [string, Tensor, number[]][] = [
+    [`compressors.${name}.weight`, params.weight, [config.kernelSize]],
+    [`compressors.${name}.pe`, params.pe, [config.kernelSize, dim]],
+  ];
+  for (const [label, t, shape] of expected) {
+    check(
+      t.shape.join() === shape.join(),
+      'shape-mismatch',
+      () => `${label}: expected shape [${shape.join(', ')}], got [${t.shape.join(', ')}]`,
+    );
+    check(
+      t.dtype === x.dtype,
+      'dtype-mismatch',
+      () => `${label}: expected dtype ${x.dtype} (${name}'s), got ${t.dtype}`,
+    );
+  }
+}
+
+/**
+ * Compresses `x` (`[...tokenDims, heads, dim]`) into `[...cmpDims, heads, dim]`, or returns
  * undefined when no sequence is long enough to fill a block. `starts` holds each block's first token.
  */
-export async function compressMean(
+export async function compress(
   gpu: Gpu,
   x: Tensor,
   layout: NsaLayout,
   config: NsaConfig,
   starts: Tensor,
+  params?: WeightedCompression,
 ): Promise<Tensor | undefined> {
   if (layout.cmpBlocks === 0) return undefined;
   const [heads, dim] = x.shape.slice(-2) as [number, number];
   const out = Tensor.empty(gpu, [...layout.cmpDims, heads, dim], x.dtype);
   await dispatch(gpu, {
-    label: 'nsa compress mean',
-    code: compressMeanWgsl(x.dtype),
-    buffers: [x, starts, out],
+    label: `nsa compress ${params ? 'weighted' : 'mean'}`,
+    code: compressWgsl(x.dtype, params !== undefined),
+    buffers: params ? [x, starts, params.weight, params.pe, out] : [x, starts, out],
     params: {
       layout: COMPRESS_PARAMS,
       values: { blocks: layout.cmpBlocks, heads, dim, kernelSize: config.kernelSize },
@@ -36,20 +89,21 @@ export async function compressMean(
   return out;
 }
 
-/** Backward of {@link compressMean}: the tokens' gradient `[...tokenDims, heads, dim]` from the blocks'. */
-export async function compressMeanBackward(
+/** Backward of {@link compress}: the tokens' gradient `[...tokenDims, heads, dim]` from the blocks'. */
+export async function compressBackward(
   gpu: Gpu,
   dcmp: Tensor,
   layout: NsaLayout,
   config: NsaConfig,
   tables: { tensor: Tensor; tokenTable: number },
+  params?: WeightedCompression,
 ): Promise<Tensor> {
   const [heads, dim] = dcmp.shape.slice(-2) as [number, number];
   const dx = Tensor.empty(gpu, [...layout.tokenDims, heads, dim], dcmp.dtype);
   await dispatch(gpu, {
-    label: 'nsa compress mean backward',
-    code: compressMeanBackwardWgsl(dcmp.dtype),
-    buffers: [dcmp, tables.tensor, dx],
+    label: `nsa compress ${params ? 'weighted' : 'mean'} backward`,
+    code: compressBackwardWgsl(dcmp.dtype, params !== undefined),
+    buffers: params ? [dcmp, tables.tensor, params.weight, dx] : [dcmp, tables.tensor, dx],
     params: {
       layout: COMPRESS_BACKWARD_PARAMS,
       values: {
@@ -64,4 +118,35 @@ export async function compressMeanBackward(
     workgroups: Math.ceil((layout.tokens * heads * dim) / COMPRESS_BACKWARD_WORKGROUP),
   });
   return dx;
+}
+
+/** Gradients of a weighted compression's parameters, from the inputs `x` and the blocks' gradient. */
+export async function compressParamsBackward(
+  gpu: Gpu,
+  x: Tensor,
+  dcmp: Tensor,
+  layout: NsaLayout,
+  config: NsaConfig,
+  starts: Tensor,
+  params: WeightedCompression,
+): Promise<WeightedCompressionGradients> {
+  const [heads, dim] = x.shape.slice(-2) as [number, number];
+  const values = { blocks: layout.cmpBlocks, heads, dim, kernelSize: config.kernelSize };
+  const weight = Tensor.empty(gpu, params.weight.shape, params.weight.dtype);
+  const pe = Tensor.empty(gpu, params.pe.shape, params.pe.dtype);
+  await dispatch(gpu, {
+    label: 'nsa compress weighted backward pe',
+    code: compressPeBackwardWgsl(x.dtype),
+    buffers: [dcmp, params.weight, pe],
+    params: { layout: COMPRESS_PARAMS_BACKWARD_PARAMS, values },
+    workgroups: Math.ceil((config.kernelSize * dim) / COMPRESS_BACKWARD_WORKGROUP),
+  });
+  await dispatch(gpu, {
+    label: 'nsa compress weighted backward weight',
+    code: compressWeightBackwardWgsl(x.dtype),
+    buffers: [x, dcmp, starts, params.pe, weight],
+    params: { layout: COMPRESS_PARAMS_BACKWARD_PARAMS, values },
+    workgroups: config.kernelSize,
+  });
+  return { weight, pe };
 }

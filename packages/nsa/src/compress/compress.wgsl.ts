@@ -1,6 +1,8 @@
 /**
- * Mean compression of keys or values (NSA spec section 2): compressed block m is the mean of the
- * kernelSize tokens from its start, accumulated in f32 and stored in the input's dtype.
+ * Compression of keys or values (NSA spec section 2): compressed block m pools the kernelSize
+ * tokens from its start, `(1/l) Σ_r x[start + r]` (mean) or, with the Qwen variant's learned
+ * parameters, `(1/l) Σ_r weight[r] · (x[start + r] + pe[r])` (weighted); accumulated in f32 and
+ * stored in the input's dtype.
  */
 import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 
@@ -15,14 +17,24 @@ export const COMPRESS_PARAMS = [
 /** Invocations per workgroup. */
 export const COMPRESS_WORKGROUP = 64;
 
-/** WGSL of mean compression: one invocation per (block, head, element). */
-export function compressMeanWgsl(dtype: Dtype): string {
+/**
+ * WGSL of the compression, one invocation per (block, head, element). Bindings: x, blockStart,
+ * then weight `[l]` and pe `[l, dim]` when `weighted`, then out.
+ */
+export function compressWgsl(dtype: Dtype, weighted: boolean): string {
   return `${enables({ f16: dtype === 'f16' })}
 ${paramsStruct(COMPRESS_PARAMS)}
 @group(0) @binding(0) var<storage, read> x: array<${dtype}>;
 @group(0) @binding(1) var<storage, read> blockStart: array<u32>;
-@group(0) @binding(2) var<storage, read_write> out: array<${dtype}>;
-@group(0) @binding(3) var<uniform> p: Params;
+${
+  weighted
+    ? `@group(0) @binding(2) var<storage, read> weight: array<${dtype}>;
+@group(0) @binding(3) var<storage, read> pe: array<${dtype}>;
+@group(0) @binding(4) var<storage, read_write> out: array<${dtype}>;
+@group(0) @binding(5) var<uniform> p: Params;`
+    : `@group(0) @binding(2) var<storage, read_write> out: array<${dtype}>;
+@group(0) @binding(3) var<uniform> p: Params;`
+}
 
 ${WORKGROUP_INDEX_WGSL}
 
@@ -35,7 +47,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let within = id % row;
   var sum = 0.0;
   for (var r = 0u; r < p.kernelSize; r++) {
-    sum += f32(x[(blockStart[m] + r) * row + within]);
+    ${
+      weighted
+        ? 'sum += f32(weight[r]) * (f32(x[(blockStart[m] + r) * row + within]) + f32(pe[r * p.dim + within % p.dim]));'
+        : 'sum += f32(x[(blockStart[m] + r) * row + within]);'
+    }
   }
   out[id] = ${dtype}(sum / f32(p.kernelSize));
 }
