@@ -101,8 +101,9 @@ describe('webattn run: round trips through safetensors', () => {
     }
   });
 
-  for (const weighted of [false, true]) {
-    it(`nsa with do writes o, topk [b, hkv, n, topN] and every gradient matching the reference${weighted ? ", weighted compression with its parameters' gradients" : ''}`, async () => {
+  for (const compressor of ['mean', 'weighted', 'swiglu'] as const) {
+    const weighted = compressor === 'weighted';
+    it(`nsa with do writes o, topk [b, hkv, n, topN] and every gradient matching the reference, ${compressor} compression`, async () => {
       const [b, n, hq, hkv, d] = [1, 29, 4, 2, 16];
       const x = {
         q: randn(b * n * hq * d, 7),
@@ -111,6 +112,11 @@ describe('webattn run: round trips through safetensors', () => {
         g: randn(b * n * hq * 3, 10),
         do: randn(b * n * hq * d, 11),
         // The weighted pooling's parameters (kernelSize 4), around 1 and small.
+        // A learned compressor's maps [2 d, 4 d], scaled by 1 / sqrt(fan-in).
+        ...(compressor === 'swiglu' && {
+          k_weight: randn(2 * d * 4 * d, 12).map((w) => w / Math.sqrt(4 * d)),
+          v_weight: randn(2 * d * 4 * d, 14).map((w) => w / Math.sqrt(4 * d)),
+        }),
         ...(weighted && {
           k_weight: randn(4, 12).map((w) => 1 + 0.3 * w),
           k_pe: randn(4 * d, 13).map((w) => 0.2 * w),
@@ -124,9 +130,9 @@ describe('webattn run: round trips through safetensors', () => {
         v: [b, n, hkv, d],
         g: [b, n, hq, 3],
         do: [b, n, hq, d],
-        k_weight: [4],
+        k_weight: weighted ? [4] : [2 * d, 4 * d],
         k_pe: [4, d],
-        v_weight: [4],
+        v_weight: weighted ? [4] : [2 * d, 4 * d],
         v_pe: [4, d],
       };
       const input = join(dir, 'nsa-in.safetensors');
@@ -150,6 +156,7 @@ describe('webattn run: round trips through safetensors', () => {
         numInitBlocks: 1,
         numLocalBlocks: 1,
         windowSize: 6,
+        ...(compressor === 'swiglu' && { compressor }),
       };
       const { status, err } = await cli(
         'run',
@@ -164,7 +171,11 @@ describe('webattn run: round trips through safetensors', () => {
       expect(err).toBe('');
       expect(status).toBe(0);
       const got = read(output);
-      const params = weighted ? ['dk_pe', 'dk_weight', 'dv_pe', 'dv_weight'] : [];
+      const params = {
+        mean: [],
+        weighted: ['dk_pe', 'dk_weight', 'dv_pe', 'dv_weight'],
+        swiglu: ['dk_weight', 'dv_weight'],
+      }[compressor];
       expect([...got.keys()].sort()).toEqual(['dg', 'dk', ...params, 'dq', 'dv', 'o', 'topk'].sort());
       const topk = got.get('topk')!;
       expect(topk.dtype).toBe('i32');
@@ -190,10 +201,17 @@ describe('webattn run: round trips through safetensors', () => {
         localBlocks: 1,
         windowSize: 6,
       };
-      const compressors = x.k_weight && {
-        kCompressor: { method: 'weighted' as const, weight: x.k_weight, pe: x.k_pe! },
-        vCompressor: { method: 'weighted' as const, weight: x.v_weight!, pe: x.v_pe! },
-      };
+      const compressors =
+        x.k_weight &&
+        (weighted
+          ? {
+              kCompressor: { method: 'weighted' as const, weight: x.k_weight, pe: x.k_pe! },
+              vCompressor: { method: 'weighted' as const, weight: x.v_weight!, pe: x.v_pe! },
+            }
+          : {
+              kCompressor: { method: 'swiglu' as const, weight: x.k_weight },
+              vCompressor: { method: 'swiglu' as const, weight: x.v_weight! },
+            });
       const own = nsaForward({ q: x.q, k: x.k, v: x.v, gates: x.g, ...compressors }, options);
       expect(selection).toEqual(own.selection);
       const given = { q: x.q, k: x.k, v: x.v, gates: x.g, selection, ...compressors };
@@ -206,11 +224,11 @@ describe('webattn run: round trips through safetensors', () => {
         dv: grads.dv,
         dg: grads.dGates,
         // dk_pe is 0 up to rounding (a shift of every compressed key), so not compared relatively.
-        ...(weighted && {
+        ...(compressor !== 'mean' && {
           dk_weight: grads.kCompressor.weight!,
           dv_weight: grads.vCompressor.weight!,
-          dv_pe: grads.vCompressor.pe!,
         }),
+        ...(weighted && { dv_pe: grads.vCompressor.pe! }),
       };
       for (const [name, values] of Object.entries(expected)) {
         const result = compare(values, got.get(name)!.data as Float32Array, toleranceFor('f32', 4));

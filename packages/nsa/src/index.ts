@@ -5,10 +5,13 @@
  * @packageDocumentation
  */
 export type {
+  CompressionGradients,
+  NsaCompression,
   NsaCompressors,
   WeightedCompression,
-  WeightedCompressionGradients,
 } from './compress/compress.js';
+export type { LearnedCompression } from './compress/learned.js';
+export type { LearnedMethod } from './compress/learned.wgsl.js';
 export { compressedBlockCount, type NsaConfig, resolveNsaConfig, selectionBlockCount } from './config.js';
 export { type NsaLayout, type NsaSequence, nsaLayout } from './layout.js';
 export { disposeNsaGradients, type NsaGradients, nsaBackward } from './nsa-backward.js';

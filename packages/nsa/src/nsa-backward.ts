@@ -7,12 +7,7 @@
 import { check, flashAttentionBackward, Tensor } from '@webattn/core';
 import { sumTensors } from './backward/sum.js';
 import { combineBackward } from './combine/combine.js';
-import {
-  compressBackward,
-  compressParamsBackward,
-  type WeightedCompression,
-  type WeightedCompressionGradients,
-} from './compress/compress.js';
+import { type CompressionGradients, compressionBackward, type NsaCompression } from './compress/compress.js';
 import type { NsaForwardResult } from './nsa-forward.js';
 import { selectedAttentionBackward } from './selected/selected.js';
 
@@ -23,10 +18,10 @@ export interface NsaGradients {
   dv: Tensor;
   /** Of the gate logits (before the sigmoid). */
   dg: Tensor;
-  /** Of the keys' weighted pooling parameters, when the forward had them. */
-  kCompressor?: WeightedCompressionGradients;
-  /** Of the values' weighted pooling parameters, when the forward had them. */
-  vCompressor?: WeightedCompressionGradients;
+  /** Of the keys' compressor's parameters, when the forward had one. */
+  kCompressor?: CompressionGradients;
+  /** Of the values' compressor's parameters, when the forward had one. */
+  vCompressor?: CompressionGradients;
 }
 
 /** Frees every tensor of a backward's result. */
@@ -34,7 +29,7 @@ export function disposeNsaGradients(grads: NsaGradients): void {
   for (const t of [grads.dq, grads.dk, grads.dv, grads.dg]) t.dispose();
   for (const g of [grads.kCompressor, grads.vCompressor]) {
     g?.weight.dispose();
-    g?.pe.dispose();
+    g?.pe?.dispose();
   }
 }
 
@@ -100,45 +95,30 @@ export async function nsaBackward(forward: NsaForwardResult, dO: Tensor): Promis
     const dq = [part(selected.dq), part(window.dq)];
     const dk = [part(selected.dk), part(window.dk)];
     const dv = [part(selected.dv), part(window.dv)];
-    const paramGrads: { k?: WeightedCompressionGradients; v?: WeightedCompressionGradients } = {};
+    const paramGrads: { k?: CompressionGradients; v?: CompressionGradients } = {};
     // Zero gradients for parameters that no compressed block used.
-    const zeros = (params: WeightedCompression): WeightedCompressionGradients => ({
+    const zeros = (params: NsaCompression): CompressionGradients => ({
       weight: Tensor.zeros(gpu, params.weight.shape, params.weight.dtype),
-      pe: Tensor.zeros(gpu, params.pe.shape, params.pe.dtype),
+      ...('pe' in params && { pe: Tensor.zeros(gpu, params.pe.shape, params.pe.dtype) }),
     });
+    const tablesWithStarts = { ...tables, starts: ctx.blockStarts };
     if (ctx.compressed && split.compressed) {
       const cmp = await flashAttentionBackward(ctx.compressed, split.compressed);
       dq.push(part(cmp.dq));
       part(cmp.dk);
       part(cmp.dv);
       const { k: kParams, v: vParams } = ctx.compressors;
-      dk.push(part(await compressBackward(gpu, cmp.dk, layout, config, tables, kParams)));
-      dv.push(part(await compressBackward(gpu, cmp.dv, layout, config, tables, vParams)));
-      if (kParams)
-        paramGrads.k = await compressParamsBackward(
-          gpu,
-          ctx.k,
-          cmp.dk,
-          layout,
-          config,
-          ctx.blockStarts,
-          kParams,
-        );
-      if (vParams)
-        paramGrads.v = await compressParamsBackward(
-          gpu,
-          ctx.v,
-          cmp.dv,
-          layout,
-          config,
-          ctx.blockStarts,
-          vParams,
-        );
+      const kGrads = await compressionBackward(gpu, ctx.k, cmp.dk, layout, config, tablesWithStarts, kParams);
+      dk.push(part(kGrads.dx));
+      if (kGrads.params) paramGrads.k = kGrads.params;
+      const vGrads = await compressionBackward(gpu, ctx.v, cmp.dv, layout, config, tablesWithStarts, vParams);
+      dv.push(part(vGrads.dx));
+      if (vGrads.params) paramGrads.v = vGrads.params;
     } else {
       if (ctx.compressors.k) paramGrads.k = zeros(ctx.compressors.k);
       if (ctx.compressors.v) paramGrads.v = zeros(ctx.compressors.v);
     }
-    for (const g of [paramGrads.k, paramGrads.v]) if (g) outputs.push(g.weight, g.pe);
+    for (const g of [paramGrads.k, paramGrads.v]) if (g) outputs.push(g.weight, ...(g.pe ? [g.pe] : []));
     const grads: NsaGradients = {
       dq: await sumTensors(gpu, dq),
       dk: await sumTensors(gpu, dk),

@@ -11,6 +11,13 @@ import {
   compressPeBackwardWgsl,
   compressWeightBackwardWgsl,
 } from '../src/compress/compress-backward.wgsl.js';
+import {
+  blockRowsBackwardWgsl,
+  blockRowsWgsl,
+  learnedActivationBackwardWgsl,
+  learnedActivationWgsl,
+  transposeWgsl,
+} from '../src/compress/learned.wgsl.js';
 import { nsaForward, resolveNsaConfig } from '../src/index.js';
 import { selectWgsl } from '../src/select/select.wgsl.js';
 import {
@@ -55,6 +62,13 @@ describe('every NSA kernel compiles on the null backend, f32 and f16', () => {
         ['compress weighted backward pe', compressPeBackwardWgsl(dtype)],
         ['compress weighted backward weight', compressWeightBackwardWgsl(dtype)],
         ['compress backward, weighted', compressBackwardWgsl(dtype, true)],
+        ['learned compressor rows', blockRowsWgsl(dtype)],
+        ['learned compressor rows backward', blockRowsBackwardWgsl(dtype)],
+        ['learned compressor transpose', transposeWgsl(dtype)],
+        ...(['linear', 'swiglu', 'sigmoid-mul'] as const).flatMap((method): [string, string][] => [
+          [`learned ${method}`, learnedActivationWgsl(dtype, method)],
+          [`learned ${method} backward`, learnedActivationBackwardWgsl(dtype, method)],
+        ]),
         ['select', selectWgsl({ dtype, topN: 16, maxBlocks: 1024 })],
         ['combine', combineWgsl(dtype, true)],
         ['combine, no compressed branch', combineWgsl(dtype, false)],
@@ -195,6 +209,9 @@ describe('nsaForward rejects bad input before dispatching', () => {
     await expect(
       nsaForward(gpu, config, q, k, k, g, { compressors: { v: { weight, pe: peF16 } } }),
     ).rejects.toThrow(/compressors\.v\.pe: expected dtype f32 \(v's\), got f16/);
+    await expect(
+      nsaForward(gpu, config, q, k, k, g, { compressors: { k: { method: 'swiglu', weight: pe } } }),
+    ).rejects.toThrow(/compressors\.k\.weight: expected shape \[32, 512\], got \[32, 16\]/);
     expect(gpu.memory().liveBuffers).toBe(before);
   });
 });

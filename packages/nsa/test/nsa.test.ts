@@ -34,8 +34,8 @@ interface Case {
   config: ReferenceConfig;
   /** All-zero queries: every compressed probability of a row is equal, so block scores tie exactly. */
   zeroQ?: boolean;
-  /** The Qwen variant's weighted pooling, with random parameters, for keys and values. */
-  weighted?: boolean;
+  /** A compressor with random parameters for keys and values instead of the mean. */
+  compressor?: 'weighted' | 'linear' | 'swiglu' | 'sigmoid-mul';
 }
 
 // Small hyper-parameters so that every rule shows up in a few dozen tokens.
@@ -116,7 +116,7 @@ const CASES: Case[] = [
     dqk: 16,
     dv: 8,
     config: { ...SMALL, initBlocks: 0, localBlocks: 1 },
-    weighted: true,
+    compressor: 'weighted',
   },
   {
     name: 'weighted pooling over packed sequences of 3, 30 and 11 tokens',
@@ -128,7 +128,41 @@ const CASES: Case[] = [
     dqk: 16,
     dv: 16,
     config: SMALL,
-    weighted: true,
+    compressor: 'weighted',
+  },
+  {
+    name: 'learned linear compressor',
+    batch: 1,
+    n: 33,
+    hq: 4,
+    hkv: 2,
+    dqk: 16,
+    dv: 8,
+    config: SMALL,
+    compressor: 'linear',
+  },
+  {
+    name: 'learned swiglu compressor over packed sequences of 9 and 26 tokens',
+    batch: 1,
+    n: 35,
+    lengths: [9, 26],
+    hq: 2,
+    hkv: 1,
+    dqk: 16,
+    dv: 16,
+    config: SMALL,
+    compressor: 'swiglu',
+  },
+  {
+    name: 'learned sigmoid-mul compressor',
+    batch: 2,
+    n: 21,
+    hq: 2,
+    hkv: 2,
+    dqk: 8,
+    dv: 16,
+    config: SMALL,
+    compressor: 'sigmoid-mul',
   },
   { name: 'reference defaults, n = 1100', batch: 1, n: 1100, hq: 2, hkv: 1, dqk: 16, dv: 16, config: {} },
 ];
@@ -225,21 +259,35 @@ describe('nsaForward and nsaBackward on SwiftShader against the reference', () =
       using g = Tensor.from(gpu, inputs.gates, [...dims, c.hq, 3]);
       using tdo = Tensor.from(gpu, dO, [...dims, c.hq, c.dv]);
       const config = configOf(c);
-      // Weights around 1 and small position embeddings, as a trained compressor would have.
+      // Random parameters of the size a trained compressor's have: pooling weights around 1 and
+      // small position embeddings; linear maps scaled by 1 / sqrt(fan-in).
       const l = config.kernelSize;
-      const pooling = (dim: number, seed: number) => ({
-        method: 'weighted' as const,
-        weight: randn(l, seed).map((x) => 1 + 0.3 * x),
-        pe: randn(l * dim, seed + 1).map((x) => 0.2 * x),
-      });
-      const kPool = pooling(c.dqk, 36);
-      const vPool = pooling(c.dv, 38);
-      Object.assign(inputs, c.weighted ? { kCompressor: kPool, vCompressor: vPool } : {});
-      const tensors = (x: { weight: Float32Array; pe: Float32Array }, dim: number) => ({
-        weight: Tensor.from(gpu, x.weight, [l]),
-        pe: Tensor.from(gpu, x.pe, [l, dim]),
-      });
-      const compressors = c.weighted ? { k: tensors(kPool, c.dqk), v: tensors(vPool, c.dv) } : undefined;
+      const params = (dim: number, seed: number) => {
+        if (c.compressor === 'weighted') {
+          return {
+            reference: {
+              method: 'weighted' as const,
+              weight: randn(l, seed).map((x) => 1 + 0.3 * x),
+              pe: randn(l * dim, seed + 1).map((x) => 0.2 * x),
+            },
+            shapes: { weight: [l], pe: [l, dim] },
+          };
+        }
+        const method = c.compressor!;
+        const features = method === 'linear' ? dim : 2 * dim;
+        const weight = randn(features * l * dim, seed).map((x) => x / Math.sqrt(l * dim));
+        return { reference: { method, weight }, shapes: { weight: [features, l * dim] } };
+      };
+      const kParams = c.compressor && params(c.dqk, 36);
+      const vParams = c.compressor && params(c.dv, 38);
+      if (kParams && vParams)
+        Object.assign(inputs, { kCompressor: kParams.reference, vCompressor: vParams.reference });
+      const tensors = (x: NonNullable<typeof kParams>) => {
+        const weight = Tensor.from(gpu, x.reference.weight, x.shapes.weight);
+        if (x.reference.method !== 'weighted') return { method: x.reference.method, weight };
+        return { weight, pe: Tensor.from(gpu, x.reference.pe, x.shapes.pe!) };
+      };
+      const compressors = kParams && vParams ? { k: tensors(kParams), v: tensors(vParams) } : undefined;
       const result: NsaForwardResult = await nsaForward(gpu, config, q, k, v, g, {
         ...(cu && { cuSeqlens: cu }),
         ...(compressors && { compressors }),
@@ -292,24 +340,27 @@ describe('nsaForward and nsaBackward on SwiftShader against the reference', () =
         expectClose('dk', refGrads.dk, await grads.dk.read(), 4);
         expectClose('dv', refGrads.dv, await grads.dv.read(), 4);
         expectClose('dg', refGrads.dGates, await grads.dg.read(), 4);
-        if (c.weighted) {
+        if (c.compressor) {
           expect(grads.kCompressor && grads.vCompressor).toBeDefined();
           expectClose('d k weight', refGrads.kCompressor.weight!, await grads.kCompressor!.weight.read(), 4);
+          expectClose('d v weight', refGrads.vCompressor.weight!, await grads.vCompressor!.weight.read(), 4);
+        }
+        if (c.compressor === 'weighted') {
           // pe shifts every compressed key by the same vector, which softmax ignores: its gradient is
           // 0 up to rounding, so it is checked in absolute terms.
           const maxAbs = (x: ArrayLike<number>) => Math.max(...Array.from(x, Math.abs));
           expect(maxAbs(refGrads.kCompressor.pe!)).toBeLessThan(1e-9);
-          expect(maxAbs(await grads.kCompressor!.pe.read())).toBeLessThan(1e-5);
-          expectClose('d v weight', refGrads.vCompressor.weight!, await grads.vCompressor!.weight.read(), 4);
-          expectClose('d v pe', refGrads.vCompressor.pe!, await grads.vCompressor!.pe.read(), 4);
-        } else {
-          expect(grads.kCompressor ?? grads.vCompressor).toBeUndefined();
+          expect(maxAbs(await grads.kCompressor!.pe!.read())).toBeLessThan(1e-5);
+          expectClose('d v pe', refGrads.vCompressor.pe!, await grads.vCompressor!.pe!.read(), 4);
         }
+        if (!c.compressor) expect(grads.kCompressor ?? grads.vCompressor).toBeUndefined();
         disposeGradients(grads);
       } finally {
         disposeNsaForward(result);
-        for (const t of [compressors?.k, compressors?.v].flatMap((x) => (x ? [x.weight, x.pe] : [])))
-          t.dispose();
+        for (const x of [compressors?.k, compressors?.v]) {
+          x?.weight.dispose();
+          if (x && 'pe' in x) x.pe?.dispose();
+        }
       }
     });
   }

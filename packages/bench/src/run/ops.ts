@@ -175,22 +175,33 @@ const NSA_CONFIG_KEYS = [
 const nsaOp: RunOp = {
   name: 'nsa',
   summary:
-    'Native Sparse Attention, q [b, n, hq, d], k [b, n, hkv, d], v [b, n, hkv, dv], g [b, n, hq, 3] gate logits; mean compression, or the weighted one where k_weight [l] and k_pe [l, d] (v_weight, v_pe [l, dv]) are given',
+    'Native Sparse Attention, q [b, n, hq, d], k [b, n, hkv, d], v [b, n, hkv, dv], g [b, n, hq, 3] gate logits; mean compression, the weighted one where k_weight [l] and k_pe [l, d] (v_weight, v_pe [l, dv]) are given, or config.compressor (linear, swiglu, sigmoid-mul) with k_weight [out, l·d] and v_weight [out, l·dv]',
   inputs: { required: ['q', 'k', 'v', 'g'], optional: ['do', 'k_weight', 'k_pe', 'v_weight', 'v_pe'] },
-  configKeys: [...NSA_CONFIG_KEYS.map((k) => `${k} (number)`), 'tier'],
+  configKeys: [
+    ...NSA_CONFIG_KEYS.map((k) => `${k} (number)`),
+    'compressor (linear, swiglu, sigmoid-mul)',
+    'tier',
+  ],
   outputs:
-    'o, topk (int32 [b, hkv, n, topN], -1 = unused); with do: dq, dk, dv, dg, and dk_weight, dk_pe, dv_weight, dv_pe for weighted compression',
+    "o, topk (int32 [b, hkv, n, topN], -1 = unused); with do: dq, dk, dv, dg, and the compressors' gradients dk_weight, dv_weight (and dk_pe, dv_pe for the weighted one)",
   async run(gpu, inputs, config) {
     const [q, k, v, g] = (['q', 'k', 'v', 'g'] as const).map((name) => floatInput(inputs, name));
     const [b, n, hq, d] = q!.shape as [number, number, number, number];
     const [, , hkv] = k!.shape as [number, number, number, number];
     const dv = v!.shape[3]!;
     const overrides: Record<string, number> = {};
+    const learned = ['linear', 'swiglu', 'sigmoid-mul'] as const;
+    const method = config.compressor;
+    if (method !== undefined && !learned.includes(method as (typeof learned)[number])) {
+      throw new Error(
+        `config.compressor: expected one of ${learned.join(', ')}, got ${JSON.stringify(method)}`,
+      );
+    }
     for (const [key, value] of Object.entries(config)) {
-      if (key === 'tier') continue;
+      if (key === 'tier' || key === 'compressor') continue;
       if (!(NSA_CONFIG_KEYS as readonly string[]).includes(key)) {
         throw new Error(
-          `config.${key}: not an NSA config key; expected one of ${NSA_CONFIG_KEYS.join(', ')}, tier`,
+          `config.${key}: not an NSA config key; expected one of ${NSA_CONFIG_KEYS.join(', ')}, compressor, tier`,
         );
       }
       if (typeof value !== 'number')
@@ -211,6 +222,12 @@ const nsaOp: RunOp = {
         params.push(tensor);
         return tensor;
       });
+      if (method !== undefined) {
+        if (pe) throw new Error(`${side}_pe: not used by the ${String(method)} compressor; remove it`);
+        if (!weight) throw new Error(`${side}_weight: required by config.compressor ${String(method)}`);
+        compressors[side] = { method: method as (typeof learned)[number], weight };
+        continue;
+      }
       if ((weight === undefined) !== (pe === undefined)) {
         throw new Error(
           `${side}_weight and ${side}_pe: expected both for weighted compression, got only one`,

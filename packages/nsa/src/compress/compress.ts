@@ -1,4 +1,7 @@
-/** Host side of the compression kernels: mean pooling, or the Qwen variant's weighted pooling. */
+/**
+ * Host side of compression: mean pooling, the Qwen variant's weighted pooling, or a learned
+ * compressor (learned.ts).
+ */
 import { check, dispatch, type Gpu, Tensor } from '@webattn/core';
 import type { NsaConfig } from '../config.js';
 import type { NsaLayout } from '../layout.js';
@@ -11,42 +14,70 @@ import {
   compressPeBackwardWgsl,
   compressWeightBackwardWgsl,
 } from './compress-backward.wgsl.js';
+import {
+  compressLearned,
+  compressLearnedBackward,
+  type LearnedCompression,
+  learnedFeatures,
+} from './learned.js';
 
 /**
  * The Qwen variant's learned pooling (spec section 2): compressed block m is
  * `(1/l) Σ_r weight[r] · (x[m·s + r] + pe[r])`, with the same parameters for every head.
  */
 export interface WeightedCompression {
+  method?: 'weighted';
   /** `[kernelSize]`, the inputs' dtype. */
   weight: Tensor;
   /** `[kernelSize, dim]` (the key or value head dim), the inputs' dtype. */
   pe: Tensor;
 }
 
-/** How keys and values are compressed: weighted pooling where given, mean pooling otherwise. */
+/** A compressor with parameters: the weighted pooling or a learned one. */
+export type NsaCompression = WeightedCompression | LearnedCompression;
+
+/** How keys and values are compressed: with the given compressor, or by mean pooling. */
 export interface NsaCompressors {
-  k?: WeightedCompression;
-  v?: WeightedCompression;
+  k?: NsaCompression;
+  v?: NsaCompression;
 }
 
-/** Gradients of a weighted compression's parameters, shaped like them. */
-export interface WeightedCompressionGradients {
+/** Gradients of a compressor's parameters, shaped like them (`pe` for the weighted pooling only). */
+export interface CompressionGradients {
   weight: Tensor;
-  pe: Tensor;
+  pe?: Tensor;
 }
 
-/** Checks a weighted compression's parameters against the config and the tensor it compresses. */
+function isLearned(params: NsaCompression): params is LearnedCompression {
+  return params.method !== undefined && params.method !== 'weighted';
+}
+
+/** Checks a compressor's parameters against the config and the tensor it compresses. */
 export function checkCompression(
   name: 'k' | 'v',
-  params: WeightedCompression,
+  params: NsaCompression,
   x: Tensor,
   config: NsaConfig,
 ): void {
   const dim = x.shape[x.shape.length - 1] ?? 0;
-  const expected: [string, Tensor, number[]][] = [
-    [`compressors.${name}.weight`, params.weight, [config.kernelSize]],
-    [`compressors.${name}.pe`, params.pe, [config.kernelSize, dim]],
-  ];
+  const methods = ['weighted', 'linear', 'swiglu', 'sigmoid-mul'];
+  check(
+    params.method === undefined || methods.includes(params.method),
+    'invalid-argument',
+    () => `compressors.${name}.method: expected one of ${methods.join(', ')}, got ${String(params.method)}`,
+  );
+  const expected: [string, Tensor, number[]][] = isLearned(params)
+    ? [
+        [
+          `compressors.${name}.weight`,
+          params.weight,
+          [learnedFeatures(params.method, dim), config.kernelSize * dim],
+        ],
+      ]
+    : [
+        [`compressors.${name}.weight`, params.weight, [config.kernelSize]],
+        [`compressors.${name}.pe`, params.pe, [config.kernelSize, dim]],
+      ];
   for (const [label, t, shape] of expected) {
     check(
       t.shape.join() === shape.join(),
@@ -71,9 +102,10 @@ export async function compress(
   layout: NsaLayout,
   config: NsaConfig,
   starts: Tensor,
-  params?: WeightedCompression,
+  params?: NsaCompression,
 ): Promise<Tensor | undefined> {
   if (layout.cmpBlocks === 0) return undefined;
+  if (params && isLearned(params)) return compressLearned(gpu, x, layout, config, starts, params);
   const [heads, dim] = x.shape.slice(-2) as [number, number];
   const out = Tensor.empty(gpu, [...layout.cmpDims, heads, dim], x.dtype);
   await dispatch(gpu, {
@@ -89,8 +121,8 @@ export async function compress(
   return out;
 }
 
-/** Backward of {@link compress}: the tokens' gradient `[...tokenDims, heads, dim]` from the blocks'. */
-export async function compressBackward(
+/** The tokens' gradient `[...tokenDims, heads, dim]` from the blocks', for mean or weighted pooling. */
+async function compressBackward(
   gpu: Gpu,
   dcmp: Tensor,
   layout: NsaLayout,
@@ -120,8 +152,35 @@ export async function compressBackward(
   return dx;
 }
 
+/**
+ * The tokens' gradient and the compressor's parameters' gradients (absent for mean pooling), from
+ * the inputs `x` and the blocks' gradient.
+ */
+export async function compressionBackward(
+  gpu: Gpu,
+  x: Tensor,
+  dcmp: Tensor,
+  layout: NsaLayout,
+  config: NsaConfig,
+  tables: { tensor: Tensor; tokenTable: number; starts: Tensor },
+  params?: NsaCompression,
+): Promise<{ dx: Tensor; params?: CompressionGradients }> {
+  if (params && isLearned(params)) {
+    const { dx, dWeight } = await compressLearnedBackward(gpu, x, dcmp, layout, config, tables, params);
+    return { dx, params: { weight: dWeight } };
+  }
+  const dx = await compressBackward(gpu, dcmp, layout, config, tables, params);
+  if (!params) return { dx };
+  try {
+    return { dx, params: await compressParamsBackward(gpu, x, dcmp, layout, config, tables.starts, params) };
+  } catch (error) {
+    dx.dispose();
+    throw error;
+  }
+}
+
 /** Gradients of a weighted compression's parameters, from the inputs `x` and the blocks' gradient. */
-export async function compressParamsBackward(
+async function compressParamsBackward(
   gpu: Gpu,
   x: Tensor,
   dcmp: Tensor,
@@ -129,7 +188,7 @@ export async function compressParamsBackward(
   config: NsaConfig,
   starts: Tensor,
   params: WeightedCompression,
-): Promise<WeightedCompressionGradients> {
+): Promise<Required<CompressionGradients>> {
   const [heads, dim] = x.shape.slice(-2) as [number, number];
   const values = { blocks: layout.cmpBlocks, heads, dim, kernelSize: config.kernelSize };
   const weight = Tensor.empty(gpu, params.weight.shape, params.weight.dtype);
