@@ -18,8 +18,16 @@ const timeoutMs = Number(process.env.DEMO_TIMEOUT_S ?? 150) * 1000;
 /**
  * WebGPU in headless chromium: `--enable-unsafe-webgpu` is enough for Debian's build, which falls back
  * to its bundled SwiftShader Vulkan driver when there is no GPU. The rest keeps the browser off the
- * network and quiet: no first-run or default-browser prompts, no background fetches (component
- * updates, safe-browsing lists, variations, translate, sync, domain reliability, optimization hints).
+ * network: playwright-core already passes --disable-background-networking, --disable-component-update,
+ * --disable-default-apps, --no-first-run, --no-default-browser-check, --metrics-recording-only and a
+ * --disable-features list that stops the startup fetches (network time, optimization hints, search
+ * preconnects, account checks); a second --disable-features here would replace that list, since
+ * chromium reads only the last one. The flags below add sync, domain reliability and phishing checks.
+ * Chromium still starts an update check (update.googleapis.com) and an account check
+ * (accounts.google.com) that these flags do not stop: the host resolver rules make every name but
+ * the local server's fail to resolve, so that those requests, and anything else chromium tries, never
+ * leave the machine (checked with --log-net-log: no DNS query, no TCP connection but to 127.0.0.1;
+ * the one UDP connect, chromium's IPv6 reachability probe, sends no packet).
  */
 const ARGS = [
   '--enable-unsafe-webgpu',
@@ -34,7 +42,7 @@ const ARGS = [
   '--metrics-recording-only',
   '--no-pings',
   '--disable-dev-shm-usage',
-  '--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,AutofillServerCommunication,InterestFeedContentSuggestions,CertificateTransparencyComponentUpdater',
+  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
 ];
 
 /** The ops the page must report, by their `data-op` ids. */
