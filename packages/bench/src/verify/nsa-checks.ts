@@ -31,6 +31,8 @@ interface Shape {
   dqk: number;
   dv: number;
   config: ReferenceConfig;
+  /** A compressor with parameters for keys and values instead of the mean. */
+  compressor?: 'weighted' | 'swiglu';
 }
 
 /** A small configuration where every rule shows in a few dozen tokens, and the reference defaults. */
@@ -52,7 +54,51 @@ const SHAPES: Shape[] = [
     },
   },
   { n: 300, hq: 4, hkv: 1, dqk: 64, dv: 64, config: { topN: 4, selectSize: 32, windowSize: 40 } },
+  ...(['weighted', 'swiglu'] as const).map((compressor) => ({
+    n: 41,
+    hq: 4,
+    hkv: 2,
+    dqk: 16,
+    dv: 16,
+    config: { kernelSize: 8, stride: 4, selectSize: 8, topN: 3, windowSize: 6 },
+    compressor,
+  })),
 ];
+
+/**
+ * Random parameters for a shape's compressor, as the GPU holds them and as the reference takes
+ * them: pooling weights around 1 with small position embeddings, or a linear map scaled by
+ * 1 / sqrt(fan-in).
+ */
+async function compressorParams(
+  device: Gpu,
+  s: Shape,
+  l: number,
+  dim: number,
+  seed: number,
+  dtype: 'f32' | 'f16',
+) {
+  if (s.compressor === 'weighted') {
+    const weight = Tensor.from(
+      device,
+      randn(l, seed).map((x) => 1 + 0.3 * x),
+      [l],
+      dtype,
+    );
+    const pe = Tensor.from(
+      device,
+      randn(l * dim, seed + 1).map((x) => 0.2 * x),
+      [l, dim],
+      dtype,
+    );
+    const reference = { method: 'weighted' as const, weight: await weight.read(), pe: await pe.read() };
+    return { gpu: { weight, pe }, reference, tensors: [weight, pe] };
+  }
+  const data = randn(2 * dim * l * dim, seed).map((x) => x / Math.sqrt(l * dim));
+  const weight = Tensor.from(device, data, [2 * dim, l * dim], dtype);
+  const reference = { method: 'swiglu' as const, weight: await weight.read() };
+  return { gpu: { method: 'swiglu' as const, weight }, reference, tensors: [weight] };
+}
 
 /** Sums of the reference's block scores over each row's picks. */
 function pickedScores(
@@ -93,12 +139,25 @@ function runShape(s: Shape, tier: Tier) {
     using v = Tensor.from(device, randn(s.n * s.hkv * s.dv, 43), [1, s.n, s.hkv, s.dv], dtype);
     using g = Tensor.from(device, randn(s.n * s.hq * 3, 44), [1, s.n, s.hq, 3], dtype);
     using dO = Tensor.from(device, randn(s.n * s.hq * s.dv, 45), [1, s.n, s.hq, s.dv], dtype);
-    const result = await nsaForward(device, config, q, k, v, g, { tier });
+    const kParams = s.compressor && (await compressorParams(device, s, config.kernelSize, s.dqk, 46, dtype));
+    const vParams = s.compressor && (await compressorParams(device, s, config.kernelSize, s.dv, 48, dtype));
+    const owned = [...(kParams?.tensors ?? []), ...(vParams?.tensors ?? [])];
+    const compressors = kParams && vParams ? { k: kParams.gpu, v: vParams.gpu } : undefined;
+    const result = await nsaForward(device, config, q, k, v, g, {
+      tier,
+      ...(compressors && { compressors }),
+    });
     try {
       const grads = await nsaBackward(result, dO);
       // The reference runs on what the GPU holds, so f16 checks measure the kernels, not the rounding of inputs.
       const [hq, hk, hv, hg, hdo] = await Promise.all([q, k, v, g, dO].map((t) => t.read()));
-      const inputs = { q: hq!, k: hk!, v: hv!, gates: hg! };
+      const inputs = {
+        q: hq!,
+        k: hk!,
+        v: hv!,
+        gates: hg!,
+        ...(kParams && vParams && { kCompressor: kParams.reference, vCompressor: vParams.reference }),
+      };
       const options = { batch: 1, n: s.n, hq: s.hq, hkv: s.hkv, dqk: s.dqk, dv: s.dv, ...s.config };
       const own = referenceForward(inputs, options);
       const selection = await readSelection(result.selection);
@@ -127,6 +186,15 @@ function runShape(s: Shape, tier: Tier) {
         ['dv', refGrads.dv, await grads.dv.read(), 4],
         ['dg', refGrads.dGates, await grads.dg.read(), 4],
       ];
+      // The keys' pe gradient is 0 up to rounding (a shift of every compressed key): not compared.
+      const params: [string, ArrayLike<number> | undefined, Tensor | undefined][] = [
+        ['d k compressor weight', refGrads.kCompressor.weight, grads.kCompressor?.weight],
+        ['d v compressor weight', refGrads.vCompressor.weight, grads.vCompressor?.weight],
+        ['d v compressor pe', refGrads.vCompressor.pe, grads.vCompressor?.pe],
+      ];
+      for (const [name, expected, actual] of params) {
+        if (expected && actual) comparisons.push([name, expected, await actual.read(), 4]);
+      }
       disposeNsaGradients(grads);
       return comparisons.map(([output, expected, actual, magnitude]) => ({
         output,
@@ -134,6 +202,7 @@ function runShape(s: Shape, tier: Tier) {
       }));
     } finally {
       disposeNsaForward(result);
+      for (const t of owned) t.dispose();
     }
   };
 }
@@ -143,7 +212,7 @@ export function nsaChecks(gpu: Gpu): Check[] {
   return gpu.caps.tiers.flatMap((tier) =>
     SHAPES.map((s) => ({
       suite: 'nsa' as const,
-      name: `nsa forward+backward [${tier}] n=${s.n} hq=${s.hq} hkv=${s.hkv} dqk=${s.dqk} dv=${s.dv} ${JSON.stringify(s.config)}`,
+      name: `nsa forward+backward [${tier}] n=${s.n} hq=${s.hq} hkv=${s.hkv} dqk=${s.dqk} dv=${s.dv} ${JSON.stringify(s.config)}${s.compressor ? ` ${s.compressor} compression` : ''}`,
       tier,
       run: runShape(s, tier),
     })),
