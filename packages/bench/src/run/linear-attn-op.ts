@@ -4,7 +4,7 @@
  * lightning form), and optionally `do` for the gradients. This file handles the masked form; the
  * slopes form plugs in through {@link LINEAR_ATTN_FORMS}.
  */
-import { type Gpu, type HostTensor, Tensor, TIERS, type Tier } from '@webattn/core';
+import { type Gpu, type HostTensor, Tensor } from '@webattn/core';
 import {
   MASKED_IMPLEMENTATIONS,
   type MaskedImplementation,
@@ -13,6 +13,7 @@ import {
 } from '@webattn/linear-attn';
 import { slopesForm } from './lightning-form.js';
 import type { OpOutput, RunOp } from './ops.js';
+import { tierConfig } from './tier-config.js';
 
 /** One form of the op: the tensor that selects it and how it runs. */
 export interface LinearAttnForm {
@@ -33,15 +34,6 @@ function floatTensor(inputs: Map<string, HostTensor>, name: string): HostTensor 
   if (!(t.data instanceof Float32Array))
     throw new Error(`input tensor '${name}': expected a floating dtype, got ${t.dtype}`);
   return t as HostTensor & { data: Float32Array };
-}
-
-function tierOf(config: Record<string, unknown>): Tier | undefined {
-  const tier = config.tier;
-  if (tier === undefined) return undefined;
-  if (!TIERS.includes(tier as Tier)) {
-    throw new Error(`config.tier: expected one of ${TIERS.join(', ')}, got ${JSON.stringify(tier)}`);
-  }
-  return tier as Tier;
 }
 
 const MASKED_KEYS = ['scale', 'implementation', 'tier'];
@@ -76,7 +68,7 @@ export const maskedForm: LinearAttnForm = {
       Tensor,
       Tensor,
     ];
-    const tier = tierOf(config);
+    const tier = tierConfig(config);
     try {
       const { o, ctx } = await maskedLinearAttention(gpu, tq, tk, tv, tm, {
         ...(typeof config.scale === 'number' && { scale: config.scale }),

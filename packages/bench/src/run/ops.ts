@@ -9,8 +9,6 @@ import {
   type HostTensor,
   matmul,
   Tensor,
-  TIERS,
-  type Tier,
 } from '@webattn/core';
 import {
   disposeNsaForward,
@@ -23,6 +21,7 @@ import {
 } from '@webattn/nsa';
 import { linearAttnOp } from './linear-attn-op.js';
 import { mlaOp } from './mla-op.js';
+import { tierConfig } from './tier-config.js';
 
 /** A tensor to write back: name, shape and values (floats written in the input's float precision). */
 export interface OpOutput {
@@ -53,14 +52,6 @@ function floatInput(inputs: Map<string, HostTensor>, name: string): HostTensor &
   if (!(t.data instanceof Float32Array))
     throw new Error(`input tensor '${name}': expected a floating dtype, got ${t.dtype}`);
   return t as HostTensor & { data: Float32Array };
-}
-
-function tierConfig(config: Record<string, unknown>): Tier | undefined {
-  const tier = config.tier;
-  if (tier === undefined) return undefined;
-  if (!TIERS.includes(tier as Tier))
-    throw new Error(`config.tier: expected one of ${TIERS.join(', ')}, got ${JSON.stringify(tier)}`);
-  return tier as Tier;
 }
 
 const matmulOp: RunOp = {
