@@ -94,3 +94,62 @@ export function storeSliceWgsl(o: {
       `${o.indent}subgroupMatrixStore<row_major>(&${o.dest}, ${r * o.matrix.M * o.stride}u + sgc * ${o.matrix.N}u, ${o.from}${r}, ${o.stride}u);`,
   );
 }
+
+/** Names of a grid of row fragments: `${prefix}${r}_${kk}` for row fragment r and step kk. */
+export function fragmentGrid(prefix: string, fragments: number, steps: number): string[][] {
+  return Array.from({ length: fragments }, (_, r) =>
+    Array.from({ length: steps }, (_, kk) => `${prefix}${r}_${kk}`),
+  );
+}
+
+/** Lines loading a fragment grid (row-major, left operands) from the rows staged in `src`. */
+export function loadFragmentsWgsl(
+  matrix: MatrixShape,
+  grid: string[][],
+  src: string,
+  stride: number,
+): string {
+  const { left } = matrixTypes(matrix);
+  return grid
+    .flatMap((frags, r) =>
+      frags.map(
+        (f, kk) =>
+          `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&${src}, ${r * matrix.M * stride + kk * matrix.K}u, ${stride}u);`,
+      ),
+    )
+    .join('\n');
+}
+
+/**
+ * The scores of the group's query fragments `qf` against the subgroup's N keys of the tile staged
+ * in `Ks` (row stride `keyStride`), stored to the subgroup's columns of `dest`.
+ */
+export function groupScoresWgsl(o: {
+  matrix: MatrixShape;
+  qf: string[][];
+  keyStride: number;
+  dest: string;
+  destStride: number;
+}): string {
+  const fragments = o.qf.length;
+  return [
+    ...sliceProductWgsl({
+      matrix: o.matrix,
+      into: 'sf',
+      fragments,
+      steps: o.qf[0]?.length ?? 0,
+      left: (r, kk) => o.qf[r]?.[kk] ?? '',
+      keys: 'Ks',
+      stride: o.keyStride,
+      indent: '    ',
+    }),
+    ...storeSliceWgsl({
+      matrix: o.matrix,
+      from: 'sf',
+      fragments,
+      dest: o.dest,
+      stride: o.destStride,
+      indent: '    ',
+    }),
+  ].join('\n');
+}

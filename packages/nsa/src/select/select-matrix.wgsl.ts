@@ -9,7 +9,7 @@
  */
 import { enables, paramsStruct, stageRowsVec4Wgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
-import { groupRowsOf, matrixTypes, sliceProductWgsl, storeSliceWgsl } from '../matrix.wgsl.js';
+import { fragmentGrid, groupRowsOf, groupScoresWgsl, loadFragmentsWgsl } from '../matrix.wgsl.js';
 import { ADD_OVERLAPS_WGSL, SELECT_PARAMS, SELECT_TOP_N_WGSL } from './select.wgsl.js';
 
 /** Generation parameters of the tensor-core selection (f16 q and compressed keys). */
@@ -66,15 +66,14 @@ export function selectMatrixUnsupported(c: SelectMatrixConfig): string | undefin
   return undefined;
 }
 
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+const _range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** WGSL of the tensor-core selection kernel. */
 export function selectMatrixWgsl(c: SelectMatrixConfig): string {
-  const { M, K } = c.matrix;
-  const { left } = matrixTypes(c.matrix);
+  const { K } = c.matrix;
   const { fragments, rows, subgroups, threads } = split(c);
   const st = strides(c);
-  const qf = range(fragments).map((r) => range(c.d / K).map((kk) => `qf${r}_${kk}`));
+  const qf = fragmentGrid('qf', fragments, c.d / K);
   const stage = (
     src: string,
     rowsOf: Omit<
@@ -82,19 +81,7 @@ export function selectMatrixWgsl(c: SelectMatrixConfig): string {
       'dest' | 'src' | 'width' | 'threads' | 'destStride'
     >,
   ) => stageRowsVec4Wgsl({ dest: 'Ks', src, width: c.d, destStride: st.k, threads, ...rowsOf });
-  const scores = [
-    ...sliceProductWgsl({
-      matrix: c.matrix,
-      into: 'sf',
-      fragments,
-      steps: c.d / K,
-      left: (r, kk) => qf[r]?.[kk] ?? '',
-      keys: 'Ks',
-      stride: st.k,
-      indent: '    ',
-    }),
-    ...storeSliceWgsl({ matrix: c.matrix, from: 'sf', fragments, dest: 'Ss', stride: st.s, indent: '    ' }),
-  ].join('\n');
+  const scores = groupScoresWgsl({ matrix: c.matrix, qf, keyStride: st.k, dest: 'Ss', destStride: st.s });
 
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
@@ -150,14 +137,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   }
   ${stage('q', groupRowsOf(rows))}
   workgroupBarrier();
-${qf
-  .flatMap((frags, r) =>
-    frags.map(
-      (f, kk) =>
-        `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&Ks, ${r * M * st.k + kk * K}u, ${st.k}u);`,
-    ),
-  )
-  .join('\n')}
+${loadFragmentsWgsl(c.matrix, qf, 'Ks', st.k)}
   workgroupBarrier();
   let scale2 = p.scale * LOG2E;
   for (var c0 = 0; c0 < visibleBlocks; c0 += i32(TILE)) {

@@ -16,7 +16,15 @@
  */
 import { enables, paramsStruct, stageRowsVec4Wgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
-import { groupRowsOf, matrixTypes, type RowsOf, sliceProductWgsl, storeSliceWgsl } from '../matrix.wgsl.js';
+import {
+  fragmentGrid,
+  groupRowsOf,
+  loadFragmentsWgsl,
+  matrixTypes,
+  type RowsOf,
+  sliceProductWgsl,
+  storeSliceWgsl,
+} from '../matrix.wgsl.js';
 import { SELECTED_PARAMS } from './selected.wgsl.js';
 import type { SelectedMatrixConfig } from './selected-matrix.wgsl.js';
 
@@ -160,8 +168,8 @@ export function selectedDqMatrixWgsl(c: SelectedMatrixConfig): string {
   const { left, right, result } = matrixTypes(c.matrix);
   const { fragments, rows, subgroups, threads } = split(c);
   const st = strides(c);
-  const qf = range(fragments).map((r) => range(c.d / K).map((kk) => `qf${r}_${kk}`));
-  const of = range(fragments).map((r) => range(c.dv / K).map((kk) => `of${r}_${kk}`));
+  const qf = fragmentGrid('qf', fragments, c.d / K);
+  const of = fragmentGrid('of', fragments, c.dv / K);
   const cols = c.d / subgroups;
   const dq = range(fragments).map((r) => range(cols / N).map((n) => `dq${r}_${n}`));
   const stage = (dest: string, src: string, width: number, stride: number, o: RowsOf) =>
@@ -213,8 +221,8 @@ ${entry(c, threads)}
   ${stage('Ks', 'q', c.d, st.k, groupRows)}
   ${stage('Vs', 'dout', c.dv, st.v, groupRows)}
   workgroupBarrier();
-${qf.flatMap((f, r) => f.map((name, kk) => `  let ${name} = subgroupMatrixLoad<${left}, row_major>(&Ks, ${r * M * st.k + kk * K}u, ${st.k}u);`)).join('\n')}
-${of.flatMap((f, r) => f.map((name, kk) => `  let ${name} = subgroupMatrixLoad<${left}, row_major>(&Vs, ${r * M * st.v + kk * K}u, ${st.v}u);`)).join('\n')}
+${loadFragmentsWgsl(c.matrix, qf, 'Ks', st.k)}
+${loadFragmentsWgsl(c.matrix, of, 'Vs', st.v)}
 ${dq
   .flat()
   .map((name) => `  var ${name} = ${result}();`)

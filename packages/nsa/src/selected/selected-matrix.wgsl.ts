@@ -16,7 +16,14 @@
  */
 import { enables, paramsStruct, stageRowsVec4Wgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
-import { groupRowsOf, matrixTypes, type RowsOf, sliceProductWgsl, storeSliceWgsl } from '../matrix.wgsl.js';
+import {
+  fragmentGrid,
+  groupRowsOf,
+  groupScoresWgsl,
+  loadFragmentsWgsl,
+  matrixTypes,
+  type RowsOf,
+} from '../matrix.wgsl.js';
 import { SELECTED_PARAMS } from './selected.wgsl.js';
 
 /** Generation parameters of the tensor-core selected attention (f16 storage). */
@@ -97,7 +104,7 @@ export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
   const { left, right, result } = matrixTypes(c.matrix);
   const { fragments, rows, subgroups, threads, lanesPerRow, perLane, columns, outPerThread } = split(c);
   const st = strides(c);
-  const qf = range(fragments).map((r) => range(c.d / K).map((kk) => `qf${r}_${kk}`));
+  const qf = fragmentGrid('qf', fragments, c.d / K);
   const stage = (dest: string, src: string, width: number, stride: number, rowsOf: RowsOf) =>
     stageRowsVec4Wgsl({ dest, src, width, destStride: stride, threads, ...rowsOf });
   const keyRows = {
@@ -111,19 +118,7 @@ export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
   // The group's query rows of token t, zero past the group.
   const queryRows = groupRowsOf(rows);
 
-  const scores = [
-    ...sliceProductWgsl({
-      matrix: c.matrix,
-      into: 'sf',
-      fragments,
-      steps: c.d / K,
-      left: (r, kk) => qf[r]?.[kk] ?? '',
-      keys: 'Ks',
-      stride: st.k,
-      indent: '    ',
-    }),
-    ...storeSliceWgsl({ matrix: c.matrix, from: 'sf', fragments, dest: 'Fs', stride: st.s, indent: '    ' }),
-  ].join('\n');
+  const scores = groupScoresWgsl({ matrix: c.matrix, qf, keyStride: st.k, dest: 'Fs', destStride: st.s });
 
   const products = range(columns / N)
     .map((n) => {
@@ -204,14 +199,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let pos = i32(t - sq.start);
   ${stage('Ks', 'q', c.d, st.k, queryRows)}
   workgroupBarrier();
-${qf
-  .flatMap((frags, r) =>
-    frags.map(
-      (f, kk) =>
-        `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&Ks, ${r * M * st.k + kk * K}u, ${st.k}u);`,
-    ),
-  )
-  .join('\n')}
+${loadFragmentsWgsl(c.matrix, qf, 'Ks', st.k)}
   // The key tiles overwrite the queries' staging.
   workgroupBarrier();
   // This invocation's row of the softmax and its part of the row's keys.
