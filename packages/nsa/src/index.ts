@@ -13,6 +13,8 @@ export type {
 export type { LearnedCompression } from './compress/learned.js';
 export type { LearnedMethod } from './compress/learned.wgsl.js';
 export { compressedBlockCount, type NsaConfig, resolveNsaConfig, selectionBlockCount } from './config.js';
+export { NsaCache, type NsaCacheOptions } from './decode/cache.js';
+export { type NsaDecodeResult, nsaDecode } from './decode/decode.js';
 export { type NsaLayout, type NsaSequence, nsaLayout } from './layout.js';
 export { disposeNsaGradients, type NsaGradients, nsaBackward } from './nsa-backward.js';
 export {

@@ -18,6 +18,8 @@ import {
   learnedActivationWgsl,
   transposeWgsl,
 } from '../src/compress/learned.wgsl.js';
+import { cacheCompressWgsl, cacheWriteWgsl } from '../src/decode/cache.wgsl.js';
+import { decodeAttendWgsl, decodeCompressedWgsl, decodeSelectWgsl } from '../src/decode/decode.wgsl.js';
 import { nsaForward, resolveNsaConfig } from '../src/index.js';
 import { selectWgsl } from '../src/select/select.wgsl.js';
 import {
@@ -62,6 +64,16 @@ describe('every NSA kernel compiles on the null backend, f32 and f16', () => {
         ['compress weighted backward pe', compressPeBackwardWgsl(dtype)],
         ['compress weighted backward weight', compressWeightBackwardWgsl(dtype)],
         ['compress backward, weighted', compressBackwardWgsl(dtype, true)],
+        ['cache write', cacheWriteWgsl(dtype)],
+        ['cache compress', cacheCompressWgsl(dtype)],
+        ...([64, 128, 192] as const).flatMap((d): [string, string][] => {
+          const c = { dtype, d, dv: 128, topN: 16, maxBlocks: 2048 };
+          return [
+            [`decode compressed d=${d}`, decodeCompressedWgsl(c)],
+            [`decode select d=${d}`, decodeSelectWgsl(c)],
+            [`decode selected and window d=${d}`, decodeAttendWgsl(c)],
+          ];
+        }),
         ['learned compressor rows', blockRowsWgsl(dtype)],
         ['learned compressor rows backward', blockRowsBackwardWgsl(dtype)],
         ['learned compressor transpose', transposeWgsl(dtype)],
