@@ -9,7 +9,9 @@ import { type Gpu, Tensor, type Tier, tierDtype } from '@webattn/core';
 import {
   disposeNsaForward,
   disposeNsaGradients,
+  NsaCache,
   nsaBackward,
+  nsaDecode,
   nsaForward,
   readSelection,
   resolveNsaConfig,
@@ -19,6 +21,7 @@ import {
   type NsaConfig as ReferenceConfig,
   randn,
   nsaBackward as referenceBackward,
+  nsaDecode as referenceDecode,
   nsaForward as referenceForward,
   toleranceFor,
 } from '@webattn/reference';
@@ -207,14 +210,73 @@ function runShape(s: Shape, tier: Tier) {
   };
 }
 
+/**
+ * One decode step over a cache grown in two calls, for sequences of different lengths, against the
+ * reference's decode on the GPU's own selection (and that selection against the reference's).
+ */
+function runDecode(tier: Tier) {
+  return async (device: Gpu) => {
+    const dtype = tierDtype(tier);
+    const [hq, hkv, d, dv] = [8, 2, 32, 32];
+    const settings = { kernelSize: 4, stride: 2, selectSize: 8, topN: 3, windowSize: 6 };
+    const config = resolveNsaConfig({
+      heads: hq,
+      kvHeads: hkv,
+      headDim: d,
+      vHeadDim: dv,
+      ...settings,
+      blockSize: 8,
+    });
+    const lengths = [1, 30, 77];
+    const batch = lengths.length;
+    const total = lengths.reduce((a, b) => a + b, 0);
+    using k = Tensor.from(device, randn(total * hkv * d, 51), [total, hkv, d], dtype);
+    using v = Tensor.from(device, randn(total * hkv * dv, 52), [total, hkv, dv], dtype);
+    using q = Tensor.from(device, randn(batch * hq * d, 53), [batch, hq, d], dtype);
+    using g = Tensor.from(device, randn(batch * hq * 3, 54), [batch, hq, 3], dtype);
+    const cache = NsaCache.create(device, config, { batch, capacity: 80, dtype });
+    try {
+      // The packed prefixes in one call, sequence by sequence.
+      await cache.append(k, v, lengths);
+      const result = await nsaDecode(device, cache, q, g);
+      const [hk, hv, hq2, hg] = await Promise.all([k, v, q, g].map((t) => t.read()));
+      const inputs = { q: hq2!, k: hk!, v: hv!, gates: hg! };
+      const cu = [0, 1, 31, 108];
+      const options = { hq, hkv, dqk: d, dv, ...settings };
+      const selection = await readSelection(result.selection);
+      const own = referenceDecode(inputs, cu, options);
+      const ref = referenceDecode({ ...inputs, selection }, cu, options);
+      const picks = Float32Array.from(selection, (x, i) => (x === own.selection[i] ? 0 : 1));
+      const out = [
+        {
+          output: 'selection (slots differing from the reference)',
+          comparison: compare(new Float32Array(picks.length), picks, toleranceFor(dtype)),
+        },
+        { output: 'o', comparison: compare(ref.o, await result.o.read(), toleranceFor(dtype)) },
+      ];
+      result.o.dispose();
+      result.selection.dispose();
+      return out;
+    } finally {
+      cache.dispose();
+    }
+  };
+}
+
 /** The NSA checks for every tier `gpu` can run. */
 export function nsaChecks(gpu: Gpu): Check[] {
-  return gpu.caps.tiers.flatMap((tier) =>
-    SHAPES.map((s) => ({
+  return gpu.caps.tiers.flatMap((tier) => [
+    ...SHAPES.map((s) => ({
       suite: 'nsa' as const,
       name: `nsa forward+backward [${tier}] n=${s.n} hq=${s.hq} hkv=${s.hkv} dqk=${s.dqk} dv=${s.dv} ${JSON.stringify(s.config)}${s.compressor ? ` ${s.compressor} compression` : ''}`,
       tier,
       run: runShape(s, tier),
     })),
-  );
+    {
+      suite: 'nsa' as const,
+      name: `nsa decode [${tier}] lengths 1/30/77 hq=8 hkv=2 d=32`,
+      tier,
+      run: runDecode(tier),
+    },
+  ]);
 }
