@@ -16,6 +16,13 @@ export { compressedBlockCount, type NsaConfig, resolveNsaConfig, selectionBlockC
 export { NsaCache, type NsaCacheOptions } from './decode/cache.js';
 export { type NsaDecodeResult, nsaDecode } from './decode/decode.js';
 export { type NsaLayout, type NsaSequence, nsaLayout } from './layout.js';
+export {
+  disposeNsaAttentionGradients,
+  NsaAttention,
+  type NsaAttentionGradients,
+  type NsaAttentionOutput,
+  type NsaAttentionParameters,
+} from './module/nsa-attention.js';
 export { disposeNsaGradients, type NsaGradients, nsaBackward } from './nsa-backward.js';
 export {
   disposeNsaForward,

@@ -21,6 +21,7 @@ import {
 import { cacheCompressWgsl, cacheWriteWgsl } from '../src/decode/cache.wgsl.js';
 import { decodeAttendWgsl, decodeCompressedWgsl, decodeSelectWgsl } from '../src/decode/decode.wgsl.js';
 import { nsaForward, resolveNsaConfig } from '../src/index.js';
+import { gateInputBackwardWgsl, gateLogitsWgsl, gateParamsBackwardWgsl } from '../src/module/gate.wgsl.js';
 import { selectWgsl } from '../src/select/select.wgsl.js';
 import {
   selectMatrixSharedBytes,
@@ -64,6 +65,9 @@ describe('every NSA kernel compiles on the null backend, f32 and f16', () => {
         ['compress weighted backward pe', compressPeBackwardWgsl(dtype)],
         ['compress weighted backward weight', compressWeightBackwardWgsl(dtype)],
         ['compress backward, weighted', compressBackwardWgsl(dtype, true)],
+        ['gate logits', gateLogitsWgsl(dtype)],
+        ['gate backward q', gateInputBackwardWgsl(dtype)],
+        ['gate backward parameters', gateParamsBackwardWgsl(dtype)],
         ['cache write', cacheWriteWgsl(dtype)],
         ['cache compress', cacheCompressWgsl(dtype)],
         ...([64, 128, 192] as const).flatMap((d): [string, string][] => {
