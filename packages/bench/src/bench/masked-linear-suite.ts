@@ -12,6 +12,7 @@ import {
   maskedLinearAttentionBackward,
 } from '@webattn/linear-attn';
 import { randn, seededUniform } from '@webattn/reference';
+import { peakAllocatedBytes } from './memory.js';
 import type { SuiteOptions } from './suites.js';
 import type { Implementation, PreparedRun, TableSpec } from './types.js';
 
@@ -46,43 +47,6 @@ function inputs(gpu: Gpu, s: MaskedBenchShape, n: number, tier: Tier) {
     mask: Tensor.from(gpu, randomMask(n), [1, 1, n, n], dtype),
     dO: Tensor.from(gpu, randn(n * s.heads * s.d, 4, scale), [1, n, s.heads, s.d], dtype),
   };
-}
-
-/**
- * Runs `fn` while counting the bytes of the pool buffers it acquires and has not released (readback
- * staging aside), and returns the peak.
- */
-export async function peakAllocatedBytes(gpu: Gpu, fn: () => Promise<void>): Promise<number> {
-  const pool = gpu.pool;
-  const acquire = pool.acquire;
-  const release = pool.release;
-  const mine = new Map<GPUBuffer, number>();
-  let live = 0;
-  let peak = 0;
-  pool.acquire = (bytes, usage, label) => {
-    const buffer = acquire.call(pool, bytes, usage, label);
-    if (label !== 'readback') {
-      mine.set(buffer, buffer.size);
-      live += buffer.size;
-      peak = Math.max(peak, live);
-    }
-    return buffer;
-  };
-  pool.release = (buffer) => {
-    const size = mine.get(buffer);
-    if (size !== undefined) {
-      live -= size;
-      mine.delete(buffer);
-    }
-    release.call(pool, buffer);
-  };
-  try {
-    await fn();
-  } finally {
-    pool.acquire = acquire;
-    pool.release = release;
-  }
-  return peak;
 }
 
 /** Whether the naive kernels' `[b, h, n, n]` f32 scores fit one binding. */

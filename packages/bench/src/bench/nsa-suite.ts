@@ -21,6 +21,7 @@ import {
   resolveNsaConfig,
 } from '@webattn/nsa';
 import { randn } from '@webattn/reference';
+import { peakAllocatedBytes } from './memory.js';
 import type { SuiteOptions } from './suites.js';
 import type { Implementation, PreparedRun, TableSpec } from './types.js';
 
@@ -88,22 +89,34 @@ function denseColumn(c: NsaConfig, tier: Tier): Implementation {
   };
 }
 
-function nsaBackwardColumn(c: NsaConfig, tier: Tier): Implementation {
+/** Peak bytes of a forward plus backward per (implementation, n), filled while the columns prepare. */
+type MemoryLog = Map<string, number>;
+
+function nsaBackwardColumn(c: NsaConfig, tier: Tier, memory: MemoryLog): Implementation {
+  const name = `nsa ${tierName(tier)}`;
   return {
-    name: `nsa ${tierName(tier)}`,
+    name,
     tier,
     async prepare(gpu, n): Promise<PreparedRun> {
       const x = inputs(gpu, c, n, tier);
-      const forward = await nsaForward(gpu, c, x.q, x.k, x.v, x.g, { tier });
+      // Everything a training step allocates beyond its inputs: the forward's saved tensors and
+      // output, the backward's scratch and gradients.
+      let forward: Awaited<ReturnType<typeof nsaForward>> | undefined;
       let last: NsaGradients | undefined;
+      const bytes = await peakAllocatedBytes(gpu, async () => {
+        forward = await nsaForward(gpu, c, x.q, x.k, x.v, x.g, { tier });
+        last = await nsaBackward(forward, forward.o);
+        await gpu.sync();
+      });
+      memory.set(`${name}|${n}`, bytes);
       return {
         async run() {
           if (last) disposeNsaGradients(last);
-          last = await nsaBackward(forward, forward.o);
+          last = await nsaBackward(forward!, forward!.o);
         },
         dispose: () => {
           if (last) disposeNsaGradients(last);
-          disposeNsaForward(forward);
+          if (forward) disposeNsaForward(forward);
           for (const t of Object.values(x)) t.dispose();
         },
       };
@@ -111,21 +124,30 @@ function nsaBackwardColumn(c: NsaConfig, tier: Tier): Implementation {
   };
 }
 
-function denseBackwardColumn(c: NsaConfig, tier: Tier): Implementation {
+function denseBackwardColumn(c: NsaConfig, tier: Tier, memory: MemoryLog): Implementation {
+  const name = `dense flash ${tierName(tier)}`;
   return {
-    name: `dense flash ${tierName(tier)}`,
+    name,
     tier,
     async prepare(gpu, n): Promise<PreparedRun> {
       const x = inputs(gpu, c, n, tier);
-      const forward = await flashAttention(gpu, x.q, x.k, x.v, { causal: true, tier });
+      let forward: Awaited<ReturnType<typeof flashAttention>> | undefined;
       let last: Tensor[] = [];
+      const bytes = await peakAllocatedBytes(gpu, async () => {
+        forward = await flashAttention(gpu, x.q, x.k, x.v, { causal: true, tier });
+        last = Object.values(await flashAttentionBackward(forward.ctx, forward.o));
+        await gpu.sync();
+      });
+      memory.set(`${name}|${n}`, bytes);
       return {
         async run() {
           for (const t of last) t.dispose();
-          last = Object.values(await flashAttentionBackward(forward.ctx, forward.o));
+          last = Object.values(await flashAttentionBackward(forward!.ctx, forward!.o));
         },
         dispose: () => {
-          for (const t of [...Object.values(x), ...last, forward.o, forward.lse]) t.dispose();
+          for (const t of [...Object.values(x), ...last]) t.dispose();
+          forward?.o.dispose();
+          forward?.lse.dispose();
         },
       };
     },
@@ -147,6 +169,41 @@ function stageColumns(c: NsaConfig, tier: Tier): Implementation[] {
   return STAGES.map(([name, kernels]) => ({ ...nsaColumn(c, tier), name, kernels }));
 }
 
+const MiB = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+/**
+ * Lines under the backward table: each column's peak memory for a forward plus backward, beside the
+ * bytes of the step's inputs and output (q, k, v, gate logits, o, dO).
+ */
+function memoryNotes(c: NsaConfig, tiers: Tier[], sizes: number[], memory: MemoryLog): () => string[] {
+  return () => {
+    const lines = [
+      'Peak GPU memory of a forward plus backward (buffers allocated beyond the inputs), per n:',
+    ];
+    for (const n of sizes) {
+      for (const tier of tiers) {
+        const element = tierDtype(tier) === 'f16' ? 2 : 4;
+        // q, k, v, the gate logits, o and dO.
+        const io =
+          n *
+          element *
+          (c.heads * c.headDim +
+            c.kvHeads * (c.headDim + c.vHeadDim) +
+            3 * c.heads +
+            2 * c.heads * c.vHeadDim);
+        const cells = [`nsa ${tierName(tier)}`, `dense flash ${tierName(tier)}`].flatMap((name) => {
+          const bytes = memory.get(`${name}|${n}`);
+          return bytes === undefined
+            ? []
+            : [`${name} ${MiB(bytes)} (${(bytes / io).toFixed(2)}x the inputs and output)`];
+        });
+        if (cells.length) lines.push(`- n = ${n}: ${cells.join('; ')}; inputs and output ${MiB(io)}`);
+      }
+    }
+    return lines;
+  };
+}
+
 /** Forward and backward tables: NSA and dense flash per tier with kernels of its own. */
 export function nsaTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
   const c = configFor(options.cpu);
@@ -157,6 +214,7 @@ export function nsaTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
   const tiers = (['portable', 'f16', 'subgroup-matrix'] as const).filter(wanted);
   const shape = `b=1, hq=${c.heads}, hkv=${c.kvHeads}, d=${c.headDim}, kernel ${c.kernelSize}, stride ${c.stride}, blocks ${c.blockSize}, top ${c.topN}, window ${c.windowSize}`;
   const sizes = options.sizes ?? (options.cpu ? CPU_SIZES : GPU_SIZES);
+  const memory: MemoryLog = new Map();
   return [
     {
       id: 'nsa-fwd',
@@ -178,7 +236,11 @@ export function nsaTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
       title: `NSA backward (${shape})`,
       sizeLabel: 'n',
       sizes,
-      implementations: tiers.flatMap((t) => [nsaBackwardColumn(c, t), denseBackwardColumn(c, t)]),
+      implementations: tiers.flatMap((t) => [
+        nsaBackwardColumn(c, t, memory),
+        denseBackwardColumn(c, t, memory),
+      ]),
+      notes: memoryNotes(c, tiers, sizes, memory),
     },
   ];
 }
