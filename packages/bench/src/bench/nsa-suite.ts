@@ -22,6 +22,7 @@ import {
 } from '@webattn/nsa';
 import { randn } from '@webattn/reference';
 import { peakAllocatedBytes } from './memory.js';
+import { nsaDecodeTable } from './nsa-decode-suite.js';
 import type { SuiteOptions } from './suites.js';
 import type { Implementation, PreparedRun, TableSpec } from './types.js';
 
@@ -242,5 +243,6 @@ export function nsaTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
       ]),
       notes: memoryNotes(c, tiers, sizes, memory),
     },
+    nsaDecodeTable(c, tiers, sizes, options.cpu ? 2 : 8, shape.replace(/^b=1, /, '')),
   ];
 }
