@@ -7,14 +7,16 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { createGpu, flashAttention, Tensor } from '@webattn/core';
-import { alibiSlopes, decayFromSlopes, layerScaledSlopes } from '@webattn/linear-attn';
-import { absorbedHeadDims, resolveMlaConfig } from '@webattn/mla';
+import { disposeLightningContext, lightningAttention } from '@webattn/linear-attn';
+import { mlaAttention } from '@webattn/mla';
 import { disposeNsaForward, nsaForward, readSelection, resolveNsaConfig } from '@webattn/nsa';
 import {
   attentionForward,
   compare,
   maxAbsError,
+  mlaAbsorbedAttention,
   randn,
+  lightningAttention as referenceLightning,
   nsaForward as referenceNsaForward,
   toleranceFor,
 } from '@webattn/reference';
@@ -81,30 +83,6 @@ await step('source maps', () => {
       missing.length ? `missing ${missing.slice(0, 3).join(', ')}` : `${maps.length} maps`,
     );
   }
-});
-
-// Config helpers of the families that have no GPU op yet: known values from their specs.
-await step('@webattn/mla', () => {
-  const config = resolveMlaConfig();
-  const dims = absorbedHeadDims(config);
-  check(
-    '@webattn/mla resolveMlaConfig + absorbedHeadDims',
-    dims.qk === 288 && dims.v === 256,
-    JSON.stringify(dims),
-  );
-});
-await step('@webattn/linear-attn', () => {
-  const slopes = alibiSlopes(8);
-  const decay = decayFromSlopes(layerScaledSlopes(slopes, 0, 4));
-  const ok =
-    slopes.length === 8 &&
-    Math.abs(slopes[0] - 0.5) < 1e-7 &&
-    Math.abs(decay[0] - Math.exp(-0.5 * (1 + 1e-5))) < 1e-6;
-  check(
-    '@webattn/linear-attn alibiSlopes + decayFromSlopes',
-    ok,
-    `slopes[0]=${slopes[0]} decay[0]=${decay[0]}`,
-  );
 });
 
 // createGpu finds SwiftShader by itself on a machine without a GPU driver (see @webattn/core's README).
@@ -183,6 +161,63 @@ await step('@webattn/nsa nsaForward', async () => {
   );
   disposeNsaForward(result);
   for (const t of [q, k, v, g]) t.dispose();
+});
+
+await step('@webattn/mla mlaAttention', async () => {
+  // Two sequences of different lengths, two queries at each one's end, against the reference.
+  const [heads, r, dr, dv, nq, lengths] = [4, 32, 16, 16, 2, [40, 17]];
+  const b = lengths.length;
+  const nk = Math.max(...lengths);
+  const scale = (r / 4 + dr) ** -0.5;
+  const host = {
+    ql: randn(b * nq * heads * r, 61),
+    qp: randn(b * nq * heads * dr, 62),
+    c: randn(b * nk * r, 63),
+    k: randn(b * nk * dr, 64),
+    w: randn(heads * r * dv, 65, 1 / Math.sqrt(r)),
+  };
+  const tensors = [
+    Tensor.from(gpu, host.ql, [b, nq, heads, r]),
+    Tensor.from(gpu, host.qp, [b, nq, heads, dr]),
+    Tensor.from(gpu, host.c, [b, nk, r]),
+    Tensor.from(gpu, host.k, [b, nk, dr]),
+    Tensor.from(gpu, host.w, [heads, r, dv]),
+  ];
+  const o = await mlaAttention(gpu, ...tensors, lengths, { scale });
+  const actual = await o.read();
+  const dims = { nq, nk, heads, kvLoraRank: r, qkRopeHeadDim: dr, vHeadDim: dv, scale };
+  const ref = mlaAbsorbedAttention(host.ql, host.qp, host.c, host.k, host.w, lengths, dims);
+  check(
+    '@webattn/mla mlaAttention vs @webattn/reference mlaAbsorbedAttention',
+    compare(ref, actual, toleranceFor('f32')).ok && o.shape.join() === [b, nq, heads, dv].join(),
+    `shape [${o.shape}], max error ${maxAbsError(ref, actual).toExponential(2)}`,
+  );
+  for (const t of [...tensors, o]) t.dispose();
+});
+
+await step('@webattn/linear-attn lightningAttention', async () => {
+  // Chunkwise decayed linear attention with GQA over a length off the chunk size.
+  const [batch, n, hq, hkv, dk, dv] = [2, 45, 4, 2, 16, 16];
+  const decays = [0.999, 0.99, 0.9, 0.5];
+  const host = {
+    q: randn(batch * n * hq * dk, 71),
+    k: randn(batch * n * hkv * dk, 72),
+    v: randn(batch * n * hkv * dv, 73),
+  };
+  const q = Tensor.from(gpu, host.q, [batch, n, hq, dk]);
+  const k = Tensor.from(gpu, host.k, [batch, n, hkv, dk]);
+  const v = Tensor.from(gpu, host.v, [batch, n, hkv, dv]);
+  const result = await lightningAttention(gpu, q, k, v, { decays });
+  const actual = await result.o.read();
+  const ref = referenceLightning({ ...host, decays }, { batch, n, hq, hkv, dk, dv });
+  const magnitude = Math.max(1, ...Array.from(ref.o, Math.abs));
+  check(
+    '@webattn/linear-attn lightningAttention vs @webattn/reference lightningAttention',
+    compare(ref.o, actual, toleranceFor('f32', magnitude)).ok,
+    `max error ${maxAbsError(ref.o, actual).toExponential(2)} (values up to ${magnitude.toFixed(1)})`,
+  );
+  for (const t of [q, k, v, result.o, result.finalState]) t.dispose();
+  disposeLightningContext(result.ctx);
 });
 
 gpu.destroy();
