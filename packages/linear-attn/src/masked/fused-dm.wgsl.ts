@@ -7,7 +7,7 @@
  * one invocation: deterministic, no atomics.
  */
 import { enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
-import { type FusedMatrixConfig, fusedMatrixUnsupported } from './fused-matrix.wgsl.js';
+import { type FusedMatrixConfig, fusedMatrixUnsupported, searchFusedConfig } from './fused-matrix.wgsl.js';
 import { MASKED_PARAMS, TO_F16_WGSL } from './params.js';
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -50,28 +50,11 @@ export function fusedDmConfig(
   maxSharedBytes: number,
   subgroupMaxSize = subgroupSize,
 ): FusedMatrixConfig | undefined {
-  for (const subgroups of [4, 2, 1]) {
-    if ((subgroups * subgroupSize) % subgroupMaxSize !== 0) continue;
-    for (const [tile, rowFragments] of [
-      [64, 2],
-      [64, 1],
-      [32, 1],
-      [16, 1],
-    ] as const) {
-      const c: FusedMatrixConfig = {
-        dk,
-        dv,
-        matrix,
-        subgroupSize,
-        pinSubgroupSize,
-        subgroups,
-        rowFragments,
-        tile,
-      };
-      if (fusedDmUnsupported(c) === undefined && fusedDmSharedBytes(c) <= maxSharedBytes) return c;
-    }
-  }
-  return undefined;
+  return searchFusedConfig(
+    { dk, dv, matrix, subgroupSize, pinSubgroupSize },
+    subgroupMaxSize,
+    (c) => fusedDmUnsupported(c) === undefined && fusedDmSharedBytes(c) <= maxSharedBytes,
+  );
 }
 
 /** WGSL of the tensor-core dM (f16 q, k, v, dO and dm; bindings in that order). */

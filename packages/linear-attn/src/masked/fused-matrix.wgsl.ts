@@ -84,29 +84,34 @@ export function fusedMatrixConfig(
   maxSharedBytes: number,
   subgroupMaxSize = subgroupSize,
 ): FusedMatrixConfig | undefined {
-  // The most subgroups and the longest key tile that fit: fewer barriers per key; two row
-  // fragments per workgroup halve the key and value traffic where the memory allows.
+  return searchFusedConfig(
+    { dk, dv, matrix, subgroupSize, pinSubgroupSize },
+    subgroupMaxSize,
+    (c) => fusedMatrixUnsupported(c) === undefined && fusedMatrixSharedBytes(c) <= maxSharedBytes,
+  );
+}
+
+/**
+ * The first candidate shape that `fits`, in the order both tensor-core kernels prefer: the most
+ * subgroups and the longest key tile (fewer barriers per key), two row fragments per workgroup
+ * where the memory allows (half the key and value traffic). Dawn wants the workgroup a multiple
+ * of the adapter's largest subgroup size, so other subgroup counts are skipped.
+ */
+export function searchFusedConfig(
+  base: Pick<FusedMatrixConfig, 'dk' | 'dv' | 'matrix' | 'subgroupSize' | 'pinSubgroupSize'>,
+  subgroupMaxSize: number,
+  fits: (c: FusedMatrixConfig) => boolean,
+): FusedMatrixConfig | undefined {
   for (const subgroups of [4, 2, 1]) {
+    if ((subgroups * base.subgroupSize) % subgroupMaxSize !== 0) continue;
     for (const [tile, rowFragments] of [
       [64, 2],
       [64, 1],
       [32, 1],
       [16, 1],
     ] as const) {
-      const c: FusedMatrixConfig = {
-        dk,
-        dv,
-        matrix,
-        subgroupSize,
-        pinSubgroupSize,
-        subgroups,
-        rowFragments,
-        tile,
-      };
-      // Dawn wants the workgroup a multiple of the adapter's largest subgroup size.
-      const threads = subgroups * subgroupSize;
-      if (threads % subgroupMaxSize !== 0) continue;
-      if (fusedMatrixUnsupported(c) === undefined && fusedMatrixSharedBytes(c) <= maxSharedBytes) return c;
+      const c: FusedMatrixConfig = { ...base, subgroups, rowFragments, tile };
+      if (fits(c)) return c;
     }
   }
   return undefined;
