@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { createGpu, flashAttention, Tensor } from '@webattn/core';
 import { disposeLightningContext, lightningAttention } from '@webattn/linear-attn';
 import { mlaAttention } from '@webattn/mla';
-import { disposeNsaForward, nsaForward, readSelection, resolveNsaConfig } from '@webattn/nsa';
+import { disposeNsaForward, nsaForward, readSelection, resolveNsaConfigFromReference } from '@webattn/nsa';
 import {
   attentionForward,
   compare,
@@ -124,18 +124,7 @@ await step('@webattn/nsa nsaForward', async () => {
     localBlocks: 2,
   };
   const [batch, n, hq, hkv, d] = [1, 29, 4, 2, 16];
-  const config = resolveNsaConfig({
-    heads: hq,
-    kvHeads: hkv,
-    headDim: d,
-    kernelSize: small.kernelSize,
-    stride: small.stride,
-    blockSize: small.selectSize,
-    topN: small.topN,
-    windowSize: small.windowSize,
-    numInitBlocks: small.initBlocks,
-    numLocalBlocks: small.localBlocks,
-  });
+  const config = resolveNsaConfigFromReference({ heads: hq, kvHeads: hkv, headDim: d }, small);
   const host = {
     q: randn(batch * n * hq * d, 11),
     k: randn(batch * n * hkv * d, 12),

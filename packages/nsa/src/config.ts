@@ -131,3 +131,35 @@ export function compressedBlockCount(n: number, config: Pick<NsaConfig, 'kernelS
 export function selectionBlockCount(n: number, config: Pick<NsaConfig, 'blockSize'>): number {
   return Math.ceil(n / config.blockSize);
 }
+
+/**
+ * NSA hyper-parameters under the reference implementation's names (those of `@webattn/reference`
+ * and the PyTorch code: `selectSize`, `initBlocks`, `localBlocks`), any of them left to the defaults.
+ */
+export interface NsaReferenceSettings {
+  kernelSize?: number;
+  stride?: number;
+  selectSize?: number;
+  topN?: number;
+  windowSize?: number;
+  initBlocks?: number;
+  localBlocks?: number;
+}
+
+/** {@link resolveNsaConfig} for head counts and dims plus settings under the reference's names. */
+export function resolveNsaConfigFromReference(
+  dims: Pick<NsaConfig, 'heads' | 'kvHeads' | 'headDim'> & Partial<Pick<NsaConfig, 'vHeadDim'>>,
+  settings: NsaReferenceSettings,
+): NsaConfig {
+  const r = settings;
+  return resolveNsaConfig({
+    ...dims,
+    ...(r.kernelSize !== undefined && { kernelSize: r.kernelSize }),
+    ...(r.stride !== undefined && { stride: r.stride }),
+    ...(r.selectSize !== undefined && { blockSize: r.selectSize }),
+    ...(r.topN !== undefined && { topN: r.topN }),
+    ...(r.windowSize !== undefined && { windowSize: r.windowSize }),
+    ...(r.initBlocks !== undefined && { numInitBlocks: r.initBlocks }),
+    ...(r.localBlocks !== undefined && { numLocalBlocks: r.localBlocks }),
+  });
+}

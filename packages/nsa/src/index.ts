@@ -12,7 +12,14 @@ export type {
 } from './compress/compress.js';
 export type { LearnedCompression } from './compress/learned.js';
 export type { LearnedMethod } from './compress/learned.wgsl.js';
-export { compressedBlockCount, type NsaConfig, resolveNsaConfig, selectionBlockCount } from './config.js';
+export {
+  compressedBlockCount,
+  type NsaConfig,
+  type NsaReferenceSettings,
+  resolveNsaConfig,
+  resolveNsaConfigFromReference,
+  selectionBlockCount,
+} from './config.js';
 export { NsaCache, type NsaCacheOptions } from './decode/cache.js';
 export { type NsaDecodeResult, nsaDecode } from './decode/decode.js';
 export { type NsaLayout, type NsaSequence, nsaLayout } from './layout.js';

@@ -1,8 +1,9 @@
 /**
  * The NSA backward (spec section 7): the combine's gradients split dO over the branches and give
  * d(gate logits); core's flash backward differentiates the compressed branch (then the
- * compression, a gather, and its weighted parameters' reductions) and the window branch; the selected branch has kernels of its own. No
- * gradient flows through the selection. Deterministic: no float atomics anywhere.
+ * compression: a gather, and its parameters' gradients) and the window branch; the selected branch
+ * has kernels of its own. No gradient flows through the selection. Deterministic: no float atomics
+ * anywhere.
  */
 import { check, flashAttentionBackward, Tensor } from '@webattn/core';
 import { sumTensors } from './backward/sum.js';

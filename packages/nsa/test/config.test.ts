@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { compressedBlockCount, resolveNsaConfig, selectionBlockCount } from '../src/index.js';
+import {
+  compressedBlockCount,
+  resolveNsaConfig,
+  resolveNsaConfigFromReference,
+  selectionBlockCount,
+} from '../src/index.js';
 
 describe('resolveNsaConfig', () => {
   it('fills in the reference defaults', () => {
@@ -39,6 +44,25 @@ describe('resolveNsaConfig', () => {
     expect(() => resolveNsaConfig({ ...base, windowSize: -1 })).toThrow(
       /config.windowSize: expected a non-negative integer/,
     );
+  });
+});
+
+describe('resolveNsaConfigFromReference', () => {
+  it('maps the reference names onto the config and leaves the rest to the defaults', () => {
+    const dims = { heads: 4, kvHeads: 2, headDim: 16, vHeadDim: 8 };
+    const settings = { kernelSize: 8, stride: 4, selectSize: 16, topN: 3, initBlocks: 0, localBlocks: 1 };
+    expect(resolveNsaConfigFromReference(dims, settings)).toEqual(
+      resolveNsaConfig({
+        ...dims,
+        kernelSize: 8,
+        stride: 4,
+        blockSize: 16,
+        topN: 3,
+        numInitBlocks: 0,
+        numLocalBlocks: 1,
+      }),
+    );
+    expect(resolveNsaConfigFromReference(dims, {})).toEqual(resolveNsaConfig(dims));
   });
 });
 

@@ -2,7 +2,13 @@ import { type Gpu, Tensor } from '@webattn/core';
 import { testGpu } from '@webattn/core/testing';
 import { compare, randn, nsaDecode as referenceDecode, toleranceFor } from '@webattn/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NsaCache, nsaDecode, readSelection, resolveNsaConfig } from '../src/index.js';
+import {
+  NsaCache,
+  type NsaReferenceSettings,
+  nsaDecode,
+  readSelection,
+  resolveNsaConfigFromReference,
+} from '../src/index.js';
 
 interface Case {
   name: string;
@@ -12,15 +18,7 @@ interface Case {
   d: number;
   dv: number;
   /** The reference's hyper-parameters (its names); its defaults where absent. */
-  settings: {
-    kernelSize?: number;
-    stride?: number;
-    selectSize?: number;
-    topN?: number;
-    windowSize?: number;
-    initBlocks?: number;
-    localBlocks?: number;
-  };
+  settings: NsaReferenceSettings;
 }
 
 const SMALL = {
@@ -54,20 +52,10 @@ const CASES: Case[] = [
 ];
 
 function configOf(c: Case) {
-  const r = c.settings;
-  return resolveNsaConfig({
-    heads: c.hq,
-    kvHeads: c.hkv,
-    headDim: c.d,
-    vHeadDim: c.dv,
-    ...(r.kernelSize !== undefined && { kernelSize: r.kernelSize }),
-    ...(r.stride !== undefined && { stride: r.stride }),
-    ...(r.selectSize !== undefined && { blockSize: r.selectSize }),
-    ...(r.topN !== undefined && { topN: r.topN }),
-    ...(r.windowSize !== undefined && { windowSize: r.windowSize }),
-    ...(r.initBlocks !== undefined && { numInitBlocks: r.initBlocks }),
-    ...(r.localBlocks !== undefined && { numLocalBlocks: r.localBlocks }),
-  });
+  return resolveNsaConfigFromReference(
+    { heads: c.hq, kvHeads: c.hkv, headDim: c.d, vHeadDim: c.dv },
+    c.settings,
+  );
 }
 
 /** Rows `[start, start + count)` of a token-major array with `row` values per token. */

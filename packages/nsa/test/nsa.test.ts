@@ -19,6 +19,7 @@ import {
   nsaForward,
   readSelection,
   resolveNsaConfig,
+  resolveNsaConfigFromReference,
 } from '../src/index.js';
 
 interface Case {
@@ -168,20 +169,10 @@ const CASES: Case[] = [
 ];
 
 function configOf(c: Case) {
-  const r = c.config;
-  return resolveNsaConfig({
-    heads: c.hq,
-    kvHeads: c.hkv,
-    headDim: c.dqk,
-    vHeadDim: c.dv,
-    ...(r.kernelSize !== undefined && { kernelSize: r.kernelSize }),
-    ...(r.stride !== undefined && { stride: r.stride }),
-    ...(r.selectSize !== undefined && { blockSize: r.selectSize }),
-    ...(r.topN !== undefined && { topN: r.topN }),
-    ...(r.windowSize !== undefined && { windowSize: r.windowSize }),
-    ...(r.initBlocks !== undefined && { numInitBlocks: r.initBlocks }),
-    ...(r.localBlocks !== undefined && { numLocalBlocks: r.localBlocks }),
-  });
+  return resolveNsaConfigFromReference(
+    { heads: c.hq, kvHeads: c.hkv, headDim: c.dqk, vHeadDim: c.dv },
+    c.config,
+  );
 }
 
 function expectClose(label: string, expected: ArrayLike<number>, actual: ArrayLike<number>, magnitude = 1) {

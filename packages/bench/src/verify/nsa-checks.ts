@@ -14,7 +14,7 @@ import {
   nsaDecode,
   nsaForward,
   readSelection,
-  resolveNsaConfig,
+  resolveNsaConfigFromReference,
 } from '@webattn/nsa';
 import {
   compare,
@@ -124,19 +124,10 @@ function pickedScores(
 function runShape(s: Shape, tier: Tier) {
   return async (device: Gpu) => {
     const dtype = tierDtype(tier);
-    const config = resolveNsaConfig({
-      heads: s.hq,
-      kvHeads: s.hkv,
-      headDim: s.dqk,
-      vHeadDim: s.dv,
-      ...(s.config.kernelSize !== undefined && { kernelSize: s.config.kernelSize }),
-      ...(s.config.stride !== undefined && { stride: s.config.stride }),
-      ...(s.config.selectSize !== undefined && { blockSize: s.config.selectSize }),
-      ...(s.config.topN !== undefined && { topN: s.config.topN }),
-      ...(s.config.windowSize !== undefined && { windowSize: s.config.windowSize }),
-      ...(s.config.initBlocks !== undefined && { numInitBlocks: s.config.initBlocks }),
-      ...(s.config.localBlocks !== undefined && { numLocalBlocks: s.config.localBlocks }),
-    });
+    const config = resolveNsaConfigFromReference(
+      { heads: s.hq, kvHeads: s.hkv, headDim: s.dqk, vHeadDim: s.dv },
+      s.config,
+    );
     using q = Tensor.from(device, randn(s.n * s.hq * s.dqk, 41), [1, s.n, s.hq, s.dqk], dtype);
     using k = Tensor.from(device, randn(s.n * s.hkv * s.dqk, 42), [1, s.n, s.hkv, s.dqk], dtype);
     using v = Tensor.from(device, randn(s.n * s.hkv * s.dv, 43), [1, s.n, s.hkv, s.dv], dtype);
@@ -219,14 +210,10 @@ function runDecode(tier: Tier) {
     const dtype = tierDtype(tier);
     const [hq, hkv, d, dv] = [8, 2, 32, 32];
     const settings = { kernelSize: 4, stride: 2, selectSize: 8, topN: 3, windowSize: 6 };
-    const config = resolveNsaConfig({
-      heads: hq,
-      kvHeads: hkv,
-      headDim: d,
-      vHeadDim: dv,
-      ...settings,
-      blockSize: 8,
-    });
+    const config = resolveNsaConfigFromReference(
+      { heads: hq, kvHeads: hkv, headDim: d, vHeadDim: dv },
+      settings,
+    );
     const lengths = [1, 30, 77];
     const batch = lengths.length;
     const total = lengths.reduce((a, b) => a + b, 0);

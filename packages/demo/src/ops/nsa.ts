@@ -1,6 +1,6 @@
 /** @webattn/nsa's nsaForward: a small configuration where all three branches have work. */
 import { Tensor, tierDtype } from '@webattn/core';
-import { disposeNsaForward, nsaForward, readSelection, resolveNsaConfig } from '@webattn/nsa';
+import { disposeNsaForward, nsaForward, readSelection, resolveNsaConfigFromReference } from '@webattn/nsa';
 import { compare, randn, nsaForward as referenceNsaForward, toleranceFor } from '@webattn/reference';
 import { type DemoOp, disposeAll, readAll } from './op.js';
 
@@ -23,18 +23,7 @@ export const nsaOp: DemoOp = {
   setup(gpu, tier) {
     const dtype = tierDtype(tier);
     const { batch, n, hq, hkv, d } = S;
-    const config = resolveNsaConfig({
-      heads: hq,
-      kvHeads: hkv,
-      headDim: d,
-      kernelSize: SMALL.kernelSize,
-      stride: SMALL.stride,
-      blockSize: SMALL.selectSize,
-      topN: SMALL.topN,
-      windowSize: SMALL.windowSize,
-      numInitBlocks: SMALL.initBlocks,
-      numLocalBlocks: SMALL.localBlocks,
-    });
+    const config = resolveNsaConfigFromReference({ heads: hq, kvHeads: hkv, headDim: d }, SMALL);
     const q = Tensor.from(gpu, randn(batch * n * hq * d, 11), [batch, n, hq, d], dtype);
     const k = Tensor.from(gpu, randn(batch * n * hkv * d, 12), [batch, n, hkv, d], dtype);
     const v = Tensor.from(gpu, randn(batch * n * hkv * d, 13), [batch, n, hkv, d], dtype);
