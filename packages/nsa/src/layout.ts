@@ -3,7 +3,7 @@
  * compressed blocks, and the tables the kernels read. Dense batches `[b, n, ...]` are b sequences
  * of n tokens; packed batches `[total, ...]` come with `cuSeqlens`.
  */
-import { check, type Tensor, WebAttnError } from '@webattn/core';
+import { check, type Gpu, Tensor, WebAttnError } from '@webattn/core';
 import { compressedBlockCount, type NsaConfig, selectionBlockCount } from './config.js';
 
 /** One sequence: its tokens, its compressed blocks, and where its lse rows start. */
@@ -37,6 +37,11 @@ export interface NsaLayout {
   /** cuSeqlens of the tokens and of the compressed blocks, for the packed flash calls. */
   cuSeqlens?: number[];
   cuCmpSeqlens?: number[];
+}
+
+/** u32 words (tables, positions, lengths) as a tensor the kernels bind as `array<u32>`: f32-typed, only the bits matter. */
+export function wordsTensor(gpu: Gpu, words: Uint32Array): Tensor {
+  return Tensor.from(gpu, new Float32Array(words.buffer, words.byteOffset, words.length), [words.length]);
 }
 
 /** Words per sequence in the kernels' table: start, length, cmpStart, cmpLength, lseBase. */

@@ -16,7 +16,7 @@ import {
 import { combineBranches } from './combine/combine.js';
 import { checkCompression, compress, type NsaCompressors } from './compress/compress.js';
 import type { NsaConfig } from './config.js';
-import { blockStarts, type NsaLayout, nsaLayout, sequenceTable } from './layout.js';
+import { blockStarts, type NsaLayout, nsaLayout, sequenceTable, wordsTensor } from './layout.js';
 import { checkSelectionFits, selectBlocks } from './select/select.js';
 import { selectedAttention } from './selected/selected.js';
 
@@ -162,10 +162,9 @@ export async function nsaForward(
   };
   const placeholders: Tensor[] = [];
   try {
-    // u32 tables travel in f32-typed tensors; only their bits matter.
-    const tables = keep(Tensor.from(gpu, new Float32Array(table.words.buffer), [table.words.length]));
+    const tables = keep(wordsTensor(gpu, table.words));
     const startWords = blockStarts(layout, config);
-    const starts = keep(Tensor.from(gpu, new Float32Array(startWords.buffer), [startWords.length]));
+    const starts = keep(wordsTensor(gpu, startWords));
     const cmpK = await compress(gpu, k, layout, config, starts, compressors.k);
     const cmpV = await compress(gpu, v, layout, config, starts, compressors.v);
     let compressed: { branch: NsaBranch; ctx: FlashAttentionContext } | undefined;

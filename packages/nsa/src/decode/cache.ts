@@ -1,6 +1,7 @@
 /** The NSA inference cache: each sequence's keys and values, and their compressed blocks, on the GPU. */
 import { check, type Dtype, dispatch, type Gpu, Tensor } from '@webattn/core';
 import { compressedBlockCount, type NsaConfig } from '../config.js';
+import { wordsTensor } from '../layout.js';
 import { CACHE_PARAMS, CACHE_WORKGROUP, cacheCompressWgsl, cacheWriteWgsl } from './cache.wgsl.js';
 
 /** Sizes of a new cache. */
@@ -12,9 +13,6 @@ export interface NsaCacheOptions {
   /** Storage of keys and values; f32 by default. */
   dtype?: Dtype;
 }
-
-const u32Tensor = (gpu: Gpu, words: Uint32Array) =>
-  Tensor.from(gpu, new Float32Array(words.buffer, words.byteOffset, words.length), [words.length]);
 
 /**
  * Keys `[batch, capacity, kvHeads, headDim]`, values `[batch, capacity, kvHeads, vHeadDim]` and their
@@ -132,7 +130,7 @@ export class NsaCache {
         blocks.push(b, m);
       }
     });
-    using slotTensor = u32Tensor(this.gpu, slots);
+    using slotTensor = wordsTensor(this.gpu, slots);
     for (const [src, dst, dim] of [
       [k, this.k, config.headDim],
       [v, this.v, config.vHeadDim],
@@ -140,7 +138,7 @@ export class NsaCache {
       await this.launch('nsa cache write', cacheWriteWgsl(dst.dtype), [src, slotTensor, dst], total, dim);
     }
     if (blocks.length > 0) {
-      using blockTensor = u32Tensor(this.gpu, Uint32Array.from(blocks));
+      using blockTensor = wordsTensor(this.gpu, Uint32Array.from(blocks));
       for (const [src, dst, dim] of [
         [this.k, this.cmpK, config.headDim],
         [this.v, this.cmpV, config.vHeadDim],

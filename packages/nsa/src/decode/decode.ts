@@ -1,6 +1,7 @@
 /** One NSA decode step over an {@link NsaCache} (see decode.wgsl.ts). */
 import { check, dispatch, type Gpu, Tensor } from '@webattn/core';
 import { selectionBlockCount } from '../config.js';
+import { wordsTensor } from '../layout.js';
 import type { NsaCache } from './cache.js';
 import {
   DECODE_PARAMS,
@@ -78,7 +79,7 @@ export async function nsaDecode(gpu: Gpu, cache: NsaCache, q: Tensor, g: Tensor)
     },
   };
   const rows = cache.batch * config.heads;
-  using lengthTensor = Tensor.from(gpu, new Float32Array(Uint32Array.from(lengths).buffer), [lengths.length]);
+  using lengthTensor = wordsTensor(gpu, Uint32Array.from(lengths));
   using oCmp = Tensor.empty(gpu, [cache.batch, config.heads, config.vHeadDim], q.dtype);
   using lse = Tensor.empty(gpu, [cache.batch, config.heads]);
   const selection = Tensor.empty(gpu, [cache.batch, config.kvHeads, config.topN]);
