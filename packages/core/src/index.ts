@@ -85,3 +85,8 @@ export { shapeSize, Tensor, type TensorData } from './tensor.js';
 export { pickTier, tierDtype } from './tiers.js';
 export { type Measurement, type MeasureOptions, measure, type TimeSource, timeOnce } from './timing.js';
 export { enables, wgslType } from './wgsl.js';
+export {
+  alignedWorkgroupLength,
+  misalignedWorkgroupVariables,
+  WORKGROUP_ALIGNMENT_BYTES,
+} from './workgroup-alignment.js';

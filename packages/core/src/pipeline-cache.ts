@@ -3,6 +3,7 @@
  * text is the whole identity of a pipeline; compiling the same source twice is never needed.
  */
 import { WebAttnError } from './errors.js';
+import { misalignedWorkgroupVariables } from './workgroup-alignment.js';
 
 /** Creates and caches compute pipelines, turning compile errors into readable exceptions. */
 export class PipelineCache {
@@ -29,6 +30,15 @@ export class PipelineCache {
   }
 
   private async compile(code: string, label: string, entryPoint: string): Promise<GPUComputePipeline> {
+    if (code.includes('subgroupMatrix')) {
+      const misaligned = misalignedWorkgroupVariables(code);
+      if (misaligned.length) {
+        throw new WebAttnError(
+          'unsupported',
+          `kernel '${label}': workgroup variables of a subgroup-matrix kernel must be whole 16-byte units (see workgroup-alignment.ts): ${misaligned.join('; ')}`,
+        );
+      }
+    }
     this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ code, label });
     let pipeline: GPUComputePipeline | undefined;

@@ -49,7 +49,7 @@ function strides(c: MlaMatrixKernelConfig) {
 export function mlaMatrixSharedBytes(c: MlaMatrixKernelConfig): number {
   const st = strides(c);
   return (
-    c.keyTile * st.k * 2 + c.rows * st.s * 4 + c.rows * st.p * 2 + c.subgroups * F * F * 4 + 12 * c.rows + 8
+    c.keyTile * st.k * 2 + c.rows * st.s * 4 + c.rows * st.p * 2 + c.subgroups * F * F * 4 + 12 * c.rows + 16
   );
 }
 
@@ -159,7 +159,8 @@ var<workgroup> Sc: array<f32, ${SG * F * F}>;
 var<workgroup> mrow: array<f32, ${ROWS}>;
 var<workgroup> lrow: array<f32, ${ROWS}>;
 var<workgroup> arow: array<f32, ${ROWS}>;
-var<workgroup> wflag: u32;
+// A flag in a whole 16-byte unit, like every workgroup array here (see core's workgroup-alignment.ts).
+var<workgroup> wflag: array<u32, 4>;
 
 ${WORKGROUP_INDEX_WGSL}
 
@@ -183,7 +184,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   // Wider workgroups than built for (narrower subgroups) repeat the last subgroup's work.
   let sg = min(sgid, ${SG - 1}u);
   let colBase = sg * ${cols}u;
-  if (li == 0u) { wflag = 0u; }
+  if (li == 0u) { wflag[0] = 0u; }
   // Read-only storage at a uniform address is uniform; workgroupUniformLoad right after a store
   // has read stale values on the H200's driver, so it is only used after a full barrier.
   let len = lengths[b];
@@ -244,7 +245,7 @@ ${acc
       if (tmax > mOld + ${MLA_LAZY_RESCALE.toFixed(1)}) {
         m = tmax;
         alpha = exp(mOld - m);
-        if (lrow[row] > 0.0) { wflag = 1u; }
+        if (lrow[row] > 0.0) { wflag[0] = 1u; }
       }
       var sum = 0.0;
       for (var key = 0u; key < ${KT}u; key++) {
@@ -259,10 +260,10 @@ ${acc
     // A full barrier first: workgroupUniformLoad right after the stores has read stale values on
     // the H200's driver.
     workgroupBarrier();
-    let rescale = workgroupUniformLoad(&wflag);
+    let rescale = workgroupUniformLoad(&wflag[0]);
     if (rescale != 0u) {
 ${rescale}
-      if (li == 0u) { wflag = 0u; }
+      if (li == 0u) { wflag[0] = 0u; }
     }
     // acc += P·V over this subgroup's latent columns.
 ${products}

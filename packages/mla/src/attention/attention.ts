@@ -13,8 +13,6 @@ import { MLA_PAD_PARAMS, mlaAttentionMatrixWgsl, mlaPadRowsWgsl } from './attent
 import type { MlaLaunch } from './launch-types.js';
 import { type MlaPlan, planMlaAttention, planMlaMatrix } from './plan.js';
 
-/** Whether the subgroup-matrix tier dispatches the tensor-core latent kernel (see mlaAttention). */
-const TENSOR_CORE_DECODE = false;
 /** Options of {@link mlaAttention}. */
 export interface MlaAttentionOptions {
   /** Softmax scale applied to the sum of both dot products (`(d_nope + d_rope) ** -0.5`, 96^-0.5 for MiniCPM3). */
@@ -125,10 +123,7 @@ export async function launchMlaAttention(gpu: Gpu, launch: MlaLaunch): Promise<T
     maxLength,
     ...(launch.splits !== undefined && { splits: launch.splits }),
   };
-  // The tensor-core kernel failed `webattn verify mla` on the H200 (2026-11-29: decode outputs off by
-  // ~1 RMS); until it passes there, the subgroup-matrix tier runs the f16 row kernel, which passes.
-  const matrix =
-    launch.tier === 'subgroup-matrix' && TENSOR_CORE_DECODE ? planMlaMatrix(gpu, planInput) : undefined;
+  const matrix = launch.tier === 'subgroup-matrix' ? planMlaMatrix(gpu, planInput) : undefined;
   const plan: MlaPlan = matrix ?? planMlaAttention(gpu, planInput);
   const fused = !matrix && plan.splits === 1;
   const source: MlaKeySource = keys.source;

@@ -7,7 +7,13 @@
  * compressed block. Each tile then adds its blocks to the selection blocks they overlap, weighted
  * by overlap / stride, tile after tile in increasing order (the same sums every run).
  */
-import { enables, paramsStruct, stageRowsVec4Wgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import {
+  alignedWorkgroupLength,
+  enables,
+  paramsStruct,
+  stageRowsVec4Wgsl,
+  WORKGROUP_INDEX_WGSL,
+} from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
 import { fragmentGrid, groupRowsOf, groupScoresWgsl, loadFragmentsWgsl } from '../matrix.wgsl.js';
 import { ADD_OVERLAPS_WGSL, SELECT_PARAMS, SELECT_TOP_N_WGSL } from './select.wgsl.js';
@@ -47,9 +53,9 @@ export function selectMatrixSharedBytes(c: SelectMatrixConfig): number {
     rows * st.s * 4 +
     c.tile * 4 +
     rows * 4 +
-    c.maxBlocks * 4 +
+    alignedWorkgroupLength(c.maxBlocks, 4) * 4 +
     threads * 8 +
-    c.topN * 4
+    alignedWorkgroupLength(c.topN, 4) * 4
   );
 }
 
@@ -99,16 +105,17 @@ const GROUP = ${c.group}u;
 const TILE = ${c.tile}u;
 const SUBGROUPS = ${subgroups}u;
 const LOG2E = 1.4426950408889634;
+// Every workgroup array is whole 16-byte units (see core's workgroup-alignment.ts).
 // The staged tile of compressed keys (the group's queries before the first).
 var<workgroup> Ks: array<f16, ${Math.max(c.tile, rows) * st.k}>;
 var<workgroup> Ss: array<f32, ${rows * st.s}>;
 // The group's probability of each compressed block of the tile, and each head's lse in base 2.
 var<workgroup> probability: array<f32, TILE>;
 var<workgroup> lse2: array<f32, ${rows}>;
-var<workgroup> score: array<f32, ${c.maxBlocks}>;
+var<workgroup> score: array<f32, ${alignedWorkgroupLength(c.maxBlocks, 4)}>;
 var<workgroup> bestScore: array<f32, THREADS>;
 var<workgroup> bestBlock: array<i32, THREADS>;
-var<workgroup> slots: array<i32, TOPN>;
+var<workgroup> slots: array<i32, ${alignedWorkgroupLength(c.topN, 4)}>;
 
 ${NSA_SEQUENCE_WGSL}
 

@@ -20,9 +20,6 @@ import {
   selectMatrixWgsl,
 } from './select-matrix.wgsl.js';
 
-/** Whether the subgroup-matrix tier dispatches the tensor-core selection (see selectBlocks). */
-const TENSOR_CORE_SELECTION = false;
-
 /** Compressed keys per tile of the tensor-core selection: four 16-key slices. */
 const SELECT_MATRIX_TILE = 64;
 
@@ -82,13 +79,8 @@ export async function selectBlocks(
   config: NsaConfig,
   tier: Tier,
 ): Promise<Tensor> {
-  // The tensor-core kernel picked a block 0.06 below the reference's pick in one of webattn verify
-  // nsa's cases on the H200 (2026-11-29: n = 300, 4 heads per KV head), beyond what rounding
-  // explains; until it passes there, every tier selects with the scalar kernel, which does.
   const matrix =
-    tier === 'subgroup-matrix' && TENSOR_CORE_SELECTION
-      ? selectMatrixConfig(gpu.caps, config, layout.maxSelectionBlocks)
-      : undefined;
+    tier === 'subgroup-matrix' ? selectMatrixConfig(gpu.caps, config, layout.maxSelectionBlocks) : undefined;
   const out = Tensor.empty(gpu, [...layout.tokenDims, config.kvHeads, config.topN]);
   await dispatch(gpu, {
     label: 'nsa select',

@@ -1,0 +1,59 @@
+/**
+ * Workgroup-memory alignment for kernels that use subgroup matrices.
+ *
+ * On the H200's Vulkan driver (measured 2026-11-29), subgroup-matrix loads from a workgroup array
+ * read 8 bytes before the array whenever an earlier workgroup variable left it 8- but not 16-byte
+ * aligned: ordinary loads and stores of the same array were right, the fragments were shifted by
+ * four f16 elements. A 40-byte `array<f32, 10>` or a lone `u32` among the variables was enough.
+ * Keeping every workgroup variable of such a kernel a whole number of 16-byte units keeps every
+ * array 16-byte aligned, whatever order the compiler lays them out in; the pipeline cache refuses
+ * a tensor-core kernel that breaks the rule, so a new kernel cannot reintroduce the bug.
+ */
+
+/** The unit every workgroup variable of a subgroup-matrix kernel is sized in. */
+export const WORKGROUP_ALIGNMENT_BYTES = 16;
+
+/** `count` elements of `elementBytes` each, rounded up to whole {@link WORKGROUP_ALIGNMENT_BYTES} units. */
+export function alignedWorkgroupLength(count: number, elementBytes: number): number {
+  const perUnit = WORKGROUP_ALIGNMENT_BYTES / elementBytes;
+  return Math.ceil(count / perUnit) * perUnit;
+}
+
+const ELEMENT_BYTES: Record<string, number> = {
+  f16: 2,
+  f32: 4,
+  i32: 4,
+  u32: 4,
+  'vec2<f16>': 4,
+  'vec4<f16>': 8,
+  'vec2<f32>': 8,
+  'vec4<f32>': 16,
+  'vec4<u32>': 16,
+  'vec4<i32>': 16,
+};
+
+/**
+ * The workgroup variables of `code` whose size is not a whole number of 16-byte units (or cannot
+ * be read from the source), each as `name: type (why)`. Array lengths may be literals or
+ * module-scope integer constants.
+ */
+export function misalignedWorkgroupVariables(code: string): string[] {
+  const constants = new Map<string, number>();
+  for (const m of code.matchAll(/\bconst\s+(\w+)\s*=\s*(\d+)u?\s*;/g)) constants.set(m[1]!, Number(m[2]));
+  const problems: string[] = [];
+  for (const m of code.matchAll(/var<workgroup>\s+(\w+)\s*:\s*([^;]+);/g)) {
+    const [, name, type] = m as unknown as [string, string, string];
+    const array = /^array<\s*(.+?)\s*,\s*(\w+)u?\s*>$/.exec(type.trim());
+    const element = (array ? array[1]! : type.trim()).replace(/\s+/g, '');
+    const length = array ? (/^\d+$/.test(array[2]!) ? Number(array[2]) : constants.get(array[2]!)) : 1;
+    const bytes = ELEMENT_BYTES[element];
+    if (bytes === undefined || length === undefined) {
+      problems.push(`${name}: ${type} (size not readable from the source)`);
+    } else if ((bytes * length) % WORKGROUP_ALIGNMENT_BYTES !== 0) {
+      problems.push(
+        `${name}: ${type} (${bytes * length} bytes, not a multiple of ${WORKGROUP_ALIGNMENT_BYTES})`,
+      );
+    }
+  }
+  return problems;
+}
