@@ -71,6 +71,12 @@ export type { NodeBackend } from './node-instance.js';
 export { type ParamLayout, type ParamType, packParams, paramsStruct } from './params.js';
 export type { PipelineCache } from './pipeline-cache.js';
 export {
+  type RandomBernoulliOptions,
+  type RandomNormalOptions,
+  randomBernoulli,
+  randomNormal,
+} from './random/random.js';
+export {
   f32ToBf16Bits,
   HOST_DTYPES,
   type HostDtype,

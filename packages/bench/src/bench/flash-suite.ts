@@ -7,11 +7,11 @@ import {
   flashAttention,
   flashAttentionBackward,
   type Gpu,
-  Tensor,
+  randomNormal,
+  type Tensor,
   type Tier,
   tierDtype,
 } from '@webattn/core';
-import { randn } from '@webattn/reference';
 import { naiveAttention, naiveScoreBytes } from '../naive/naive-attention.js';
 import type { SuiteOptions } from './suites.js';
 import type { Implementation, PreparedRun, TableSpec } from './types.js';
@@ -30,12 +30,12 @@ function shapeFor(cpu: boolean): AttentionShape {
   return cpu ? { hq: 4, hkv: 1, d: 128 } : { hq: 64, hkv: 4, d: 128 };
 }
 
-function inputs(gpu: Gpu, s: AttentionShape, n: number, tier: Tier) {
+async function inputs(gpu: Gpu, s: AttentionShape, n: number, tier: Tier) {
   const dtype = tierDtype(tier);
   return {
-    q: Tensor.from(gpu, randn(n * s.hq * s.d, 1), [1, n, s.hq, s.d], dtype),
-    k: Tensor.from(gpu, randn(n * s.hkv * s.d, 2), [1, n, s.hkv, s.d], dtype),
-    v: Tensor.from(gpu, randn(n * s.hkv * s.d, 3), [1, n, s.hkv, s.d], dtype),
+    q: await randomNormal(gpu, [1, n, s.hq, s.d], 1, { dtype }),
+    k: await randomNormal(gpu, [1, n, s.hkv, s.d], 2, { dtype }),
+    v: await randomNormal(gpu, [1, n, s.hkv, s.d], 3, { dtype }),
   };
 }
 
@@ -48,7 +48,7 @@ function flashForward(s: AttentionShape, tier: Tier): Implementation {
     name: flashColumn(tier),
     tier,
     async prepare(gpu, n): Promise<PreparedRun> {
-      const { q, k, v } = inputs(gpu, s, n, tier);
+      const { q, k, v } = await inputs(gpu, s, n, tier);
       let last: Tensor[] = [];
       return {
         async run() {
@@ -69,9 +69,9 @@ function flashBackward(s: AttentionShape, tier: Tier): Implementation {
     name: flashColumn(tier),
     tier,
     async prepare(gpu, n): Promise<PreparedRun> {
-      const { q, k, v } = inputs(gpu, s, n, tier);
+      const { q, k, v } = await inputs(gpu, s, n, tier);
       const forward = await flashAttention(gpu, q, k, v, { causal: true, tier });
-      const dO = Tensor.from(gpu, randn(n * s.hq * s.d, 4), forward.o.shape, forward.o.dtype);
+      const dO = await randomNormal(gpu, forward.o.shape, 4, { dtype: forward.o.dtype });
       let last: Tensor[] = [];
       return {
         async run() {
@@ -93,7 +93,7 @@ function naiveForward(s: AttentionShape, tier: Tier): Implementation {
     tier,
     async prepare(gpu, n): Promise<PreparedRun | undefined> {
       if (naiveScoreBytes(1, s.hq, n, n) > gpu.caps.limits.maxStorageBufferBindingSize) return undefined;
-      const { q, k, v } = inputs(gpu, s, n, tier);
+      const { q, k, v } = await inputs(gpu, s, n, tier);
       let last: Tensor | undefined;
       return {
         async run() {

@@ -8,6 +8,7 @@ import {
   flashAttention,
   flashAttentionBackward,
   type Gpu,
+  randomNormal,
   Tensor,
   type Tier,
   tierDtype,
@@ -20,7 +21,6 @@ import {
   lightningAttentionBackward,
   lightningDecode,
 } from '@webattn/linear-attn';
-import { randn } from '@webattn/reference';
 import type { SuiteOptions } from './suites.js';
 import type { Implementation, PreparedRun, TableSpec } from './types.js';
 
@@ -37,15 +37,14 @@ interface Shape {
 const tierName = (tier: Tier) => (tier === 'subgroup-matrix' ? 'tensor-core f16' : tierDtype(tier));
 
 /** q, k, v and dO at unit scale; the default scale 1/sqrt(d) and ALiBi decays keep f16 outputs O(10). */
-function inputs(gpu: Gpu, s: Shape, n: number, tier: Tier) {
+async function inputs(gpu: Gpu, s: Shape, n: number, tier: Tier) {
   const dtype = tierDtype(tier);
   const shape = [1, n, s.heads, s.d];
-  const size = n * s.heads * s.d;
   return {
-    q: Tensor.from(gpu, randn(size, 1), shape, dtype),
-    k: Tensor.from(gpu, randn(size, 2), shape, dtype),
-    v: Tensor.from(gpu, randn(size, 3), shape, dtype),
-    dO: Tensor.from(gpu, randn(size, 4, 0.1), shape, dtype),
+    q: await randomNormal(gpu, shape, 1, { dtype }),
+    k: await randomNormal(gpu, shape, 2, { dtype }),
+    v: await randomNormal(gpu, shape, 3, { dtype }),
+    dO: await randomNormal(gpu, shape, 4, { dtype, scale: 0.1 }),
   };
 }
 
@@ -54,7 +53,7 @@ function lightningColumn(s: Shape, tier: Tier, pass: 'forward' | 'backward'): Im
     name: `lightning ${tierName(tier)}`,
     tier,
     async prepare(gpu, n): Promise<PreparedRun> {
-      const x = inputs(gpu, s, n, tier);
+      const x = await inputs(gpu, s, n, tier);
       // The bench measures kernels: the f16 finite check (a readback) stays off.
       const options = { slopes: alibiSlopes(s.heads), tier, checkFinite: false };
       let held: LightningAttentionResult | undefined;
@@ -97,7 +96,7 @@ function flashColumn(s: Shape, tier: Tier, pass: 'forward' | 'backward'): Implem
     name: `dense flash ${tierName(tier)}`,
     tier,
     async prepare(gpu, n): Promise<PreparedRun> {
-      const x = inputs(gpu, s, n, tier);
+      const x = await inputs(gpu, s, n, tier);
       const held =
         pass === 'backward' ? await flashAttention(gpu, x.q, x.k, x.v, { causal: true, tier }) : undefined;
       let last: Tensor[] = [];
@@ -129,10 +128,9 @@ function decodeColumn(s: Shape, tier: Tier): Implementation {
     async prepare(gpu, batch): Promise<PreparedRun> {
       const dtype = tierDtype(tier);
       const token = [batch, s.heads, s.d];
-      const size = batch * s.heads * s.d;
-      const q = Tensor.from(gpu, randn(size, 1), token, dtype);
-      const k = Tensor.from(gpu, randn(size, 2), token, dtype);
-      const v = Tensor.from(gpu, randn(size, 3), token, dtype);
+      const q = await randomNormal(gpu, token, 1, { dtype });
+      const k = await randomNormal(gpu, token, 2, { dtype });
+      const v = await randomNormal(gpu, token, 3, { dtype });
       const state = Tensor.zeros(gpu, [batch, s.heads, s.d, s.d]);
       const options = { slopes: alibiSlopes(s.heads), tier, inPlace: true, checkFinite: false };
       let last: Tensor | undefined;

@@ -4,14 +4,13 @@
  * them), forward and backward, per tier; and the seed's memory table: the peak bytes of the buffers
  * each implementation allocates (its intermediates and outputs, not the inputs), relative to naive.
  */
-import { type Gpu, Tensor, type Tier, tierDtype } from '@webattn/core';
+import { type Gpu, randomBernoulli, randomNormal, type Tensor, type Tier, tierDtype } from '@webattn/core';
 import {
   type MaskedImplementation,
   type MaskedLinearAttentionResult,
   maskedLinearAttention,
   maskedLinearAttentionBackward,
 } from '@webattn/linear-attn';
-import { randn, seededUniform } from '@webattn/reference';
 import { peakAllocatedBytes } from './memory.js';
 import type { SuiteOptions } from './suites.js';
 import type { Implementation, PreparedRun, TableSpec } from './types.js';
@@ -30,23 +29,23 @@ function shapeFor(cpu: boolean): MaskedBenchShape {
   return cpu ? { heads: 2, kvHeads: 2, d: 32 } : { heads: 8, kvHeads: 8, d: 128 };
 }
 
-/** The seed's random 0/1 mask. */
-function randomMask(n: number): Float32Array {
-  const rand = seededUniform(7);
-  return Float32Array.from({ length: n * n }, () => (rand() < 0.5 ? 0 : 1));
-}
-
-function inputs(gpu: Gpu, s: MaskedBenchShape, n: number, tier: Tier) {
+async function inputs(gpu: Gpu, s: MaskedBenchShape, n: number, tier: Tier) {
   const dtype = tierDtype(tier);
   // Scaled so that f16 sums of n products stay far from overflow.
   const scale = 1 / Math.sqrt(s.d * n);
   return {
-    q: Tensor.from(gpu, randn(n * s.heads * s.d, 1, scale), [1, n, s.heads, s.d], dtype),
-    k: Tensor.from(gpu, randn(n * s.kvHeads * s.d, 2), [1, n, s.kvHeads, s.d], dtype),
-    v: Tensor.from(gpu, randn(n * s.kvHeads * s.d, 3), [1, n, s.kvHeads, s.d], dtype),
-    mask: Tensor.from(gpu, randomMask(n), [1, 1, n, n], dtype),
-    dO: Tensor.from(gpu, randn(n * s.heads * s.d, 4, scale), [1, n, s.heads, s.d], dtype),
+    q: await randomNormal(gpu, [1, n, s.heads, s.d], 1, { dtype, scale }),
+    k: await randomNormal(gpu, [1, n, s.kvHeads, s.d], 2, { dtype }),
+    v: await randomNormal(gpu, [1, n, s.kvHeads, s.d], 3, { dtype }),
+    // The seed's random 0/1 mask, filled on the device (n x n entries).
+    mask: await randomBernoulli(gpu, [1, 1, n, n], 7, { dtype }),
+    dO: await randomNormal(gpu, [1, n, s.heads, s.d], 4, { dtype, scale }),
   };
+}
+
+/** Whether the `[1, 1, n, n]` mask fits one binding: every implementation reads it whole. */
+function maskFits(gpu: Gpu, n: number, tier: Tier): boolean {
+  return n * n * (tierDtype(tier) === 'f16' ? 2 : 4) <= gpu.caps.limits.maxStorageBufferBindingSize;
 }
 
 /** Whether the naive kernels' `[b, h, n, n]` f32 scores fit one binding. */
@@ -71,8 +70,9 @@ function column(
     name: `${implementation} ${tierName(tier)}`,
     tier,
     async prepare(gpu, n): Promise<PreparedRun | undefined> {
+      if (!maskFits(gpu, n, tier)) return undefined;
       if (implementation === 'naive' && !naiveFits(gpu, s, n)) return undefined;
-      const x = inputs(gpu, s, n, tier);
+      const x = await inputs(gpu, s, n, tier);
       // The bench measures kernels: the f16 finite check (a readback) stays off.
       const options = { implementation, tier, checkFinite: false };
       const forward = () => maskedLinearAttention(gpu, x.q, x.k, x.v, x.mask, options);

@@ -9,10 +9,10 @@ import {
   type MatmulVariant,
   matmulProblem,
   matmulVariants,
+  randomNormal,
   Tensor,
   tierDtype,
 } from '@webattn/core';
-import { randn } from '@webattn/reference';
 import type { SuiteOptions } from './suites.js';
 import type { Implementation, TableSpec } from './types.js';
 
@@ -25,8 +25,8 @@ function variantColumn(variant: MatmulVariant): Implementation {
     name: `${variant.kind} ${dtype}`,
     tier: variant.tier,
     async prepare(gpu: Gpu, n: number) {
-      const a = Tensor.from(gpu, randn(n * n, 1), [n, n], dtype);
-      const b = Tensor.from(gpu, randn(n * n, 2), [n, n], dtype);
+      const a = await randomNormal(gpu, [n, n], 1, { dtype });
+      const b = await randomNormal(gpu, [n, n], 2, { dtype });
       const c = Tensor.empty(gpu, [n, n], dtype);
       const problem = matmulProblem(a, b, false);
       return {

@@ -3,19 +3,16 @@
  * the paged latent cache, batch 1/8/32/64 x cache 1024/4096/16384, beside what eager attention does
  * (core's flash attention over the expanded per-head K/V cache, hkv = h = 40, d = 96, dv = 64), with
  * the effective bandwidth of the latent-cache bytes read against the streaming probe; (b) prefill,
- * ms and TFLOPS. Inputs are filled on the GPU (a hash per element), so no size needs host memory.
+ * ms and TFLOPS. Inputs are filled on the GPU (core's randomNormal), so no size needs host memory.
  */
 import {
   type Dtype,
-  dispatch,
-  enables,
   flashAttention,
   type Gpu,
-  paramsStruct,
-  Tensor,
+  randomNormal,
+  type Tensor,
   type Tier,
   tierDtype,
-  WORKGROUP_INDEX_WGSL,
 } from '@webattn/core';
 import { MlaCache, mlaAttention, mlaAttentionPaged } from '@webattn/mla';
 import { MINICPM3_MLA_DIMS, mlaCacheBytesPerToken, standardKvCacheBytesPerToken } from '@webattn/reference';
@@ -49,46 +46,6 @@ function dimsFor(cpu: boolean): Dims {
   };
 }
 
-const FILL_PARAMS = [
-  ['n', 'u32'],
-  ['seed', 'u32'],
-] as const;
-
-function fillWgsl(dtype: Dtype): string {
-  return `${enables({ f16: dtype === 'f16' })}
-${paramsStruct(FILL_PARAMS)}
-@group(0) @binding(0) var<storage, read_write> x: array<${dtype}>;
-@group(0) @binding(1) var<uniform> p: Params;
-${WORKGROUP_INDEX_WGSL}
-fn hash(v: u32) -> u32 {
-  var s = v * 747796405u + 2891336453u;
-  s = ((s >> ((s >> 28u) + 4u)) ^ s) * 277803737u;
-  return (s >> 22u) ^ s;
-}
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = workgroupIndex(wid, nwg) * 256u + li;
-  if (i >= p.n) { return; }
-  x[i] = ${dtype}(f32(hash(i ^ (p.seed * 2654435761u))) * (2.0 / 4294967295.0) - 1.0);
-}
-`;
-}
-
-/** A tensor of pseudo-random values in [-1, 1], filled on the GPU. */
-async function filled(gpu: Gpu, shape: number[], dtype: Dtype, seed: number): Promise<Tensor> {
-  const t = Tensor.empty(gpu, shape, dtype);
-  if (t.size > 0) {
-    await dispatch(gpu, {
-      label: 'bench fill',
-      code: fillWgsl(dtype),
-      buffers: [t],
-      params: { layout: FILL_PARAMS, values: { n: t.size, seed } },
-      workgroups: Math.ceil(t.size / 256),
-    });
-  }
-  return t;
-}
-
 const tierName = (tier: Tier) => (tier === 'subgroup-matrix' ? 'tensor-core f16' : tierDtype(tier));
 
 const fits = (gpu: Gpu, elements: number, dtype: Dtype) =>
@@ -110,13 +67,13 @@ function mlaDecodeColumn(d: Dims, batch: number, tier: Tier): Implementation {
       });
       const ids = Array.from({ length: batch }, () => cache.create());
       {
-        using c = await filled(gpu, [batch, n, d.r], dtype, 1);
-        using k = await filled(gpu, [batch, n, d.dr], dtype, 2);
+        using c = await randomNormal(gpu, [batch, n, d.r], 1, { dtype });
+        using k = await randomNormal(gpu, [batch, n, d.dr], 2, { dtype });
         await cache.append(ids, c, k);
       }
-      const q = await filled(gpu, [batch, 1, d.heads, d.r], dtype, 3);
-      const qp = await filled(gpu, [batch, 1, d.heads, d.dr], dtype, 4);
-      const w = await filled(gpu, [d.heads, d.r, d.dv], dtype, 5);
+      const q = await randomNormal(gpu, [batch, 1, d.heads, d.r], 3, { dtype });
+      const qp = await randomNormal(gpu, [batch, 1, d.heads, d.dr], 4, { dtype });
+      const w = await randomNormal(gpu, [d.heads, d.r, d.dv], 5, { dtype });
       const scale = (d.dn + d.dr) ** -0.5;
       let last: Tensor | undefined;
       return {
@@ -143,9 +100,9 @@ function unabsorbedDecodeColumn(d: Dims, batch: number, tier: Tier): Implementat
       const dtype = tierDtype(tier);
       const dqk = d.dn + d.dr;
       if (!fits(gpu, batch * n * d.heads * dqk, dtype)) return undefined;
-      const q = await filled(gpu, [batch, 1, d.heads, dqk], dtype, 6);
-      const k = await filled(gpu, [batch, n, d.heads, dqk], dtype, 7);
-      const v = await filled(gpu, [batch, n, d.heads, d.dv], dtype, 8);
+      const q = await randomNormal(gpu, [batch, 1, d.heads, dqk], 6, { dtype });
+      const k = await randomNormal(gpu, [batch, n, d.heads, dqk], 7, { dtype });
+      const v = await randomNormal(gpu, [batch, n, d.heads, d.dv], 8, { dtype });
       let last: Tensor[] = [];
       return {
         async run() {
@@ -170,11 +127,11 @@ function mlaPrefillColumn(d: Dims, tier: Tier): Implementation {
       const dtype = tierDtype(tier);
       if (!fits(gpu, n * d.heads * (d.r + d.dr), dtype)) return undefined;
       const x = {
-        q: await filled(gpu, [1, n, d.heads, d.r], dtype, 9),
-        qp: await filled(gpu, [1, n, d.heads, d.dr], dtype, 10),
-        c: await filled(gpu, [1, n, d.r], dtype, 11),
-        k: await filled(gpu, [1, n, d.dr], dtype, 12),
-        w: await filled(gpu, [d.heads, d.r, d.dv], dtype, 13),
+        q: await randomNormal(gpu, [1, n, d.heads, d.r], 9, { dtype }),
+        qp: await randomNormal(gpu, [1, n, d.heads, d.dr], 10, { dtype }),
+        c: await randomNormal(gpu, [1, n, d.r], 11, { dtype }),
+        k: await randomNormal(gpu, [1, n, d.dr], 12, { dtype }),
+        w: await randomNormal(gpu, [d.heads, d.r, d.dv], 13, { dtype }),
       };
       const scale = (d.dn + d.dr) ** -0.5;
       let last: Tensor | undefined;

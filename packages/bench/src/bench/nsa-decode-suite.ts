@@ -3,22 +3,21 @@
  * tokens each (NsaCache + nsaDecode), beside dense attention's decode step over the same keys
  * (core's flash attention, one query per sequence aligned to its end), per tier.
  */
-import { flashAttention, type Gpu, Tensor, type Tier, tierDtype } from '@webattn/core';
+import { flashAttention, type Gpu, randomNormal, type Tensor, type Tier, tierDtype } from '@webattn/core';
 import { NsaCache, type NsaConfig, type NsaDecodeResult, nsaDecode } from '@webattn/nsa';
-import { randn } from '@webattn/reference';
 import type { Implementation, PreparedRun, TableSpec } from './types.js';
 
 const tierName = (tier: Tier) => (tier === 'subgroup-matrix' ? 'tensor-core f16' : tierDtype(tier));
 
 /** The step's inputs: every sequence's n cached keys and values, and its newest query and gates. */
-function decodeInputs(gpu: Gpu, c: NsaConfig, batch: number, n: number, tier: Tier) {
+async function decodeInputs(gpu: Gpu, c: NsaConfig, batch: number, n: number, tier: Tier) {
   const dtype = tierDtype(tier);
   const total = batch * n;
   return {
-    k: Tensor.from(gpu, randn(total * c.kvHeads * c.headDim, 11), [total, c.kvHeads, c.headDim], dtype),
-    v: Tensor.from(gpu, randn(total * c.kvHeads * c.vHeadDim, 12), [total, c.kvHeads, c.vHeadDim], dtype),
-    q: Tensor.from(gpu, randn(batch * c.heads * c.headDim, 13), [batch, c.heads, c.headDim], dtype),
-    g: Tensor.from(gpu, randn(batch * c.heads * 3, 14), [batch, c.heads, 3], dtype),
+    k: await randomNormal(gpu, [total, c.kvHeads, c.headDim], 11, { dtype }),
+    v: await randomNormal(gpu, [total, c.kvHeads, c.vHeadDim], 12, { dtype }),
+    q: await randomNormal(gpu, [batch, c.heads, c.headDim], 13, { dtype }),
+    g: await randomNormal(gpu, [batch, c.heads, 3], 14, { dtype }),
   };
 }
 
@@ -27,7 +26,7 @@ function nsaDecodeColumn(c: NsaConfig, batch: number, tier: Tier): Implementatio
     name: `nsa ${tierName(tier)}`,
     tier,
     async prepare(gpu, n): Promise<PreparedRun> {
-      const x = decodeInputs(gpu, c, batch, n, tier);
+      const x = await decodeInputs(gpu, c, batch, n, tier);
       const cache = NsaCache.create(gpu, c, { batch, capacity: n, dtype: tierDtype(tier) });
       await cache.append(x.k, x.v, new Array<number>(batch).fill(n));
       let last: NsaDecodeResult | undefined;
@@ -55,7 +54,7 @@ function denseDecodeColumn(c: NsaConfig, batch: number, tier: Tier): Implementat
     name: `dense flash ${tierName(tier)}`,
     tier,
     async prepare(gpu, n): Promise<PreparedRun> {
-      const x = decodeInputs(gpu, c, batch, n, tier);
+      const x = await decodeInputs(gpu, c, batch, n, tier);
       const sequences = Array.from({ length: batch + 1 }, (_, b) => b);
       const options = {
         causal: true,

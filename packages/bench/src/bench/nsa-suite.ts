@@ -7,7 +7,8 @@ import {
   flashAttention,
   flashAttentionBackward,
   type Gpu,
-  Tensor,
+  randomNormal,
+  type Tensor,
   type Tier,
   tierDtype,
 } from '@webattn/core';
@@ -20,7 +21,6 @@ import {
   nsaForward,
   resolveNsaConfig,
 } from '@webattn/nsa';
-import { randn } from '@webattn/reference';
 import { peakAllocatedBytes } from './memory.js';
 import { nsaDecodeTable } from './nsa-decode-suite.js';
 import type { SuiteOptions } from './suites.js';
@@ -36,13 +36,13 @@ function configFor(cpu: boolean): NsaConfig {
   );
 }
 
-function inputs(gpu: Gpu, c: NsaConfig, n: number, tier: Tier) {
+async function inputs(gpu: Gpu, c: NsaConfig, n: number, tier: Tier) {
   const dtype = tierDtype(tier);
   return {
-    q: Tensor.from(gpu, randn(n * c.heads * c.headDim, 1), [1, n, c.heads, c.headDim], dtype),
-    k: Tensor.from(gpu, randn(n * c.kvHeads * c.headDim, 2), [1, n, c.kvHeads, c.headDim], dtype),
-    v: Tensor.from(gpu, randn(n * c.kvHeads * c.vHeadDim, 3), [1, n, c.kvHeads, c.vHeadDim], dtype),
-    g: Tensor.from(gpu, randn(n * c.heads * 3, 4), [1, n, c.heads, 3], dtype),
+    q: await randomNormal(gpu, [1, n, c.heads, c.headDim], 1, { dtype }),
+    k: await randomNormal(gpu, [1, n, c.kvHeads, c.headDim], 2, { dtype }),
+    v: await randomNormal(gpu, [1, n, c.kvHeads, c.vHeadDim], 3, { dtype }),
+    g: await randomNormal(gpu, [1, n, c.heads, 3], 4, { dtype }),
   };
 }
 
@@ -53,7 +53,7 @@ function nsaColumn(c: NsaConfig, tier: Tier): Implementation {
     name: `nsa ${tierName(tier)}`,
     tier,
     async prepare(gpu, n): Promise<PreparedRun> {
-      const x = inputs(gpu, c, n, tier);
+      const x = await inputs(gpu, c, n, tier);
       let last: Parameters<typeof disposeNsaForward>[0] | undefined;
       return {
         async run() {
@@ -74,7 +74,7 @@ function denseColumn(c: NsaConfig, tier: Tier): Implementation {
     name: `dense flash ${tierName(tier)}`,
     tier,
     async prepare(gpu, n): Promise<PreparedRun> {
-      const x = inputs(gpu, c, n, tier);
+      const x = await inputs(gpu, c, n, tier);
       let last: Tensor[] = [];
       return {
         async run() {
@@ -99,7 +99,7 @@ function nsaBackwardColumn(c: NsaConfig, tier: Tier, memory: MemoryLog): Impleme
     name,
     tier,
     async prepare(gpu, n): Promise<PreparedRun> {
-      const x = inputs(gpu, c, n, tier);
+      const x = await inputs(gpu, c, n, tier);
       // Everything a training step allocates beyond its inputs: the forward's saved tensors and
       // output, the backward's scratch and gradients.
       let forward: Awaited<ReturnType<typeof nsaForward>> | undefined;
@@ -131,7 +131,7 @@ function denseBackwardColumn(c: NsaConfig, tier: Tier, memory: MemoryLog): Imple
     name,
     tier,
     async prepare(gpu, n): Promise<PreparedRun> {
-      const x = inputs(gpu, c, n, tier);
+      const x = await inputs(gpu, c, n, tier);
       let forward: Awaited<ReturnType<typeof flashAttention>> | undefined;
       let last: Tensor[] = [];
       const bytes = await peakAllocatedBytes(gpu, async () => {

@@ -13,6 +13,8 @@ export interface RunOptions {
   budgetMs?: number;
   /** Called when an implementation fails at a size; the cell stays empty. */
   onError?: (message: string) => void;
+  /** Called with the tables measured so far each time one is complete (for partial reports). */
+  onTable?: (tables: readonly BenchTable[]) => void;
 }
 
 /** Runs the specs and returns the measured tables. */
@@ -80,6 +82,7 @@ export async function runTables(
       }
       if (spec.notes) table.notes = spec.notes();
       tables.push(table);
+      options.onTable?.(tables);
     }
   } finally {
     bar?.stop();

@@ -61,17 +61,7 @@ export async function benchCommand(
   );
   const iterations = flags.iters ?? (cpu ? 3 : 10);
   const ceilings = await measureCeilings(gpu, cpu);
-  const tables = await runTables(gpu, specs, {
-    warmup: flags.warmup ?? (cpu ? 1 : 3),
-    iters: iterations,
-    progress: flags.progress,
-    // A cell whose single run is slow (the row kernels at large n) gets fewer iterations, so the
-    // whole table stays minutes, not hours; the report states the iterations of every cell.
-    budgetMs: 20_000,
-    onError: warn,
-  });
-  if (baselines) mergeBaselines(tables, baselines);
-  const report: BenchReport = {
+  const reportOf = (tables: BenchReport['tables']): BenchReport => ({
     tool: 'webattn',
     date: new Date().toISOString(),
     adapter: adapterLine(gpu.caps),
@@ -80,9 +70,25 @@ export async function benchCommand(
     ceilings,
     tables,
     ...(baselines && { external: baselines.source }),
+  });
+  const writeJson = (report: BenchReport) => {
+    if (flags.json) writeCreatingDirectory(flags.json, `${JSON.stringify(report, null, 2)}\n`);
   };
+  const tables = await runTables(gpu, specs, {
+    warmup: flags.warmup ?? (cpu ? 1 : 3),
+    iters: iterations,
+    progress: flags.progress,
+    // A cell whose single run is slow (the row kernels at large n) gets fewer iterations, so the
+    // whole table stays minutes, not hours; the report states the iterations of every cell.
+    budgetMs: 20_000,
+    onError: warn,
+    // The JSON holds every finished table as soon as it is, so a run cut short keeps what it measured.
+    onTable: (done) => writeJson(reportOf([...done])),
+  });
+  if (baselines) mergeBaselines(tables, baselines);
+  const report = reportOf(tables);
   print(cpu ? `> ${CPU_BANNER}\n\n${reportMarkdown(report)}` : reportMarkdown(report));
-  if (flags.json) writeCreatingDirectory(flags.json, `${JSON.stringify(report, null, 2)}\n`);
+  writeJson(report);
   if (flags.svg) writeCreatingDirectory(flags.svg, await reportSvg(report));
   return report;
 }
