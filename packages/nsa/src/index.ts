@@ -38,5 +38,6 @@ export {
   type NsaForwardOptions,
   type NsaForwardResult,
   nsaForward,
+  nsaForwardTensors,
 } from './nsa-forward.js';
 export { readSelection } from './select/select.js';

@@ -4,10 +4,15 @@
  * compression: a gather, and its parameters' gradients) and the window branch; the selected branch
  * has kernels of its own. No gradient flows through the selection. Deterministic: no float atomics
  * anywhere.
+ *
+ * Memory: a branch's upstream gradient and its dq are each as large as q, so the branches run one
+ * after another, each upstream gradient made just before its branch and freed just after it, and
+ * each branch's dq added to the running sum at once; the peak holds one sum, one branch's upstream
+ * gradient and its backward's own tensors, instead of three of each.
  */
 import { check, flashAttentionBackward, Tensor } from '@webattn/core';
 import { sumTensors } from './backward/sum.js';
-import { combineBackward } from './combine/combine.js';
+import { combineBranchBackward } from './combine/combine.js';
 import { type CompressionGradients, compressionBackward, type NsaCompression } from './compress/compress.js';
 import type { NsaForwardResult } from './nsa-forward.js';
 import { selectedAttentionBackward } from './selected/selected.js';
@@ -64,18 +69,13 @@ export async function nsaBackward(forward: NsaForwardResult, dO: Tensor): Promis
   };
   const outputs: Tensor[] = [];
   try {
-    const split = await combineBackward(
-      gpu,
-      ctx.gate,
-      {
-        ...(forward.compressed && { compressed: forward.compressed.o }),
-        selected: forward.selected.o,
-        window: forward.window.o,
-      },
-      dO,
-    );
-    outputs.push(split.gate);
-    for (const t of [split.selected, split.window, split.compressed]) if (t) part(t);
+    const dgate = Tensor.empty(gpu, ctx.gate.shape, ctx.gate.dtype);
+    outputs.push(dgate);
+    const upstream = async (branch: 'compressed' | 'selected' | 'window', output: Tensor | undefined) => {
+      const grad = await combineBranchBackward(gpu, ctx.gate, dO, branch, output, dgate);
+      return grad && part(grad);
+    };
+    const dSelected = (await upstream('selected', forward.selected.o))!;
     const selected = await selectedAttentionBackward(
       gpu,
       {
@@ -85,17 +85,32 @@ export async function nsaBackward(forward: NsaForwardResult, dO: Tensor): Promis
         selection: forward.selection,
         o: forward.selected.o,
         lse: forward.selected.lse,
-        dO: split.selected,
+        dO: dSelected,
       },
       tables,
       layout,
       config,
       ctx.tier,
     );
-    const window = await flashAttentionBackward(ctx.window, split.window);
-    const dq = [part(selected.dq), part(window.dq)];
-    const dk = [part(selected.dk), part(window.dk)];
-    const dv = [part(selected.dv), part(window.dv)];
+    dSelected.dispose();
+    // Each input's gradient is summed branch by branch, so only one branch's dq waits beside it.
+    const sums = {
+      dq: part(selected.dq),
+      dk: part(selected.dk),
+      dv: part(selected.dv),
+    };
+    const add = async (name: keyof typeof sums, term: Tensor) => {
+      const sum = part(await sumTensors(gpu, [sums[name], term]));
+      sums[name].dispose();
+      term.dispose();
+      sums[name] = sum;
+    };
+    const dWindow = (await upstream('window', forward.window.o))!;
+    const window = await flashAttentionBackward(ctx.window, dWindow);
+    dWindow.dispose();
+    await add('dq', part(window.dq));
+    await add('dk', part(window.dk));
+    await add('dv', part(window.dv));
     const paramGrads: { k?: CompressionGradients; v?: CompressionGradients } = {};
     // Zero gradients for parameters that no compressed block used.
     const zeros = (params: NsaCompression): CompressionGradients => ({
@@ -103,28 +118,32 @@ export async function nsaBackward(forward: NsaForwardResult, dO: Tensor): Promis
       ...('pe' in params && { pe: Tensor.zeros(gpu, params.pe.shape, params.pe.dtype) }),
     });
     const tablesWithStarts = { ...tables, starts: ctx.blockStarts };
-    if (ctx.compressed && split.compressed) {
-      const cmp = await flashAttentionBackward(ctx.compressed, split.compressed);
-      dq.push(part(cmp.dq));
+    // Without compressed blocks this only zeroes the branch's gate column.
+    const dCompressed = await upstream('compressed', forward.compressed?.o);
+    if (ctx.compressed && dCompressed) {
+      const cmp = await flashAttentionBackward(ctx.compressed, dCompressed);
+      dCompressed.dispose();
+      await add('dq', part(cmp.dq));
       part(cmp.dk);
       part(cmp.dv);
       const { k: kParams, v: vParams } = ctx.compressors;
       const kGrads = await compressionBackward(gpu, ctx.k, cmp.dk, layout, config, tablesWithStarts, kParams);
-      dk.push(part(kGrads.dx));
+      await add('dk', part(kGrads.dx));
       if (kGrads.params) paramGrads.k = kGrads.params;
       const vGrads = await compressionBackward(gpu, ctx.v, cmp.dv, layout, config, tablesWithStarts, vParams);
-      dv.push(part(vGrads.dx));
+      await add('dv', part(vGrads.dx));
       if (vGrads.params) paramGrads.v = vGrads.params;
     } else {
       if (ctx.compressors.k) paramGrads.k = zeros(ctx.compressors.k);
       if (ctx.compressors.v) paramGrads.v = zeros(ctx.compressors.v);
     }
     for (const g of [paramGrads.k, paramGrads.v]) if (g) outputs.push(g.weight, ...(g.pe ? [g.pe] : []));
+    // The sums become the caller's: out of the parts freed below, into the outputs.
+    for (const t of Object.values(sums)) parts.splice(parts.indexOf(t), 1);
+    outputs.push(...Object.values(sums));
     const grads: NsaGradients = {
-      dq: await sumTensors(gpu, dq),
-      dk: await sumTensors(gpu, dk),
-      dv: await sumTensors(gpu, dv),
-      dg: split.gate,
+      ...sums,
+      dg: dgate,
       ...(paramGrads.k && { kCompressor: paramGrads.k }),
       ...(paramGrads.v && { vCompressor: paramGrads.v }),
     };

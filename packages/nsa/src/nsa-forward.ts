@@ -82,8 +82,11 @@ export interface NsaForwardResult {
   ctx: NsaForwardContext;
 }
 
-/** Frees every tensor a forward result owns (not the caller's inputs). */
-export function disposeNsaForward(result: NsaForwardResult): void {
+/**
+ * Every tensor a forward result owns (not the caller's inputs): o and what the backward reads
+ * (the branches' outputs and lse, the selection, the tables, the compressed keys and values).
+ */
+export function nsaForwardTensors(result: NsaForwardResult): Tensor[] {
   const { ctx } = result;
   const tensors = [
     result.o,
@@ -99,7 +102,12 @@ export function disposeNsaForward(result: NsaForwardResult): void {
     ctx.compressed?.k,
     ctx.compressed?.v,
   ];
-  for (const t of tensors) t?.dispose();
+  return tensors.filter((t): t is Tensor => t !== undefined);
+}
+
+/** Frees every tensor a forward result owns (not the caller's inputs). */
+export function disposeNsaForward(result: NsaForwardResult): void {
+  for (const t of nsaForwardTensors(result)) t.dispose();
 }
 
 function checkInputs(

@@ -19,6 +19,7 @@ import {
   type NsaGradients,
   nsaBackward,
   nsaForward,
+  nsaForwardTensors,
   resolveNsaConfig,
 } from '@webattn/nsa';
 import { peakAllocatedBytes } from './memory.js';
@@ -90,8 +91,11 @@ function denseColumn(c: NsaConfig, tier: Tier): Implementation {
   };
 }
 
-/** Peak bytes of a forward plus backward per (implementation, n), filled while the columns prepare. */
-type MemoryLog = Map<string, number>;
+/**
+ * Per (implementation, n), filled while the columns prepare: the peak bytes allocated by a forward
+ * plus backward, and the bytes the forward leaves for the backward (o and the saved tensors).
+ */
+type MemoryLog = Map<string, { peak: number; saved: number }>;
 
 function nsaBackwardColumn(c: NsaConfig, tier: Tier, memory: MemoryLog): Implementation {
   const name = `nsa ${tierName(tier)}`;
@@ -104,12 +108,13 @@ function nsaBackwardColumn(c: NsaConfig, tier: Tier, memory: MemoryLog): Impleme
       // output, the backward's scratch and gradients.
       let forward: Awaited<ReturnType<typeof nsaForward>> | undefined;
       let last: NsaGradients | undefined;
-      const bytes = await peakAllocatedBytes(gpu, async () => {
+      const peak = await peakAllocatedBytes(gpu, async () => {
         forward = await nsaForward(gpu, c, x.q, x.k, x.v, x.g, { tier });
         last = await nsaBackward(forward, forward.o);
         await gpu.sync();
       });
-      memory.set(`${name}|${n}`, bytes);
+      const saved = nsaForwardTensors(forward!).reduce((sum, t) => sum + t.byteLength, 0);
+      memory.set(`${name}|${n}`, { peak, saved });
       return {
         async run() {
           if (last) disposeNsaGradients(last);
@@ -134,12 +139,12 @@ function denseBackwardColumn(c: NsaConfig, tier: Tier, memory: MemoryLog): Imple
       const x = await inputs(gpu, c, n, tier);
       let forward: Awaited<ReturnType<typeof flashAttention>> | undefined;
       let last: Tensor[] = [];
-      const bytes = await peakAllocatedBytes(gpu, async () => {
+      const peak = await peakAllocatedBytes(gpu, async () => {
         forward = await flashAttention(gpu, x.q, x.k, x.v, { causal: true, tier });
         last = Object.values(await flashAttentionBackward(forward.ctx, forward.o));
         await gpu.sync();
       });
-      memory.set(`${name}|${n}`, bytes);
+      memory.set(`${name}|${n}`, { peak, saved: forward!.o.byteLength + forward!.lse.byteLength });
       return {
         async run() {
           for (const t of last) t.dispose();
@@ -173,32 +178,30 @@ function stageColumns(c: NsaConfig, tier: Tier): Implementation[] {
 const MiB = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 /**
- * Lines under the backward table: each column's peak memory for a forward plus backward, beside the
- * bytes of the step's inputs and output (q, k, v, gate logits, o, dO).
+ * Lines under the backward table: each column's peak memory for a forward plus backward (the
+ * caller's inputs and dO plus what the step allocates), and the NSA issue's measure of it: that
+ * peak over the bytes of q, k, v, o and the tensors the forward saves for the backward.
  */
 function memoryNotes(c: NsaConfig, tiers: Tier[], sizes: number[], memory: MemoryLog): () => string[] {
   return () => {
     const lines = [
-      'Peak GPU memory of a forward plus backward (buffers allocated beyond the inputs), per n:',
+      'Peak GPU memory of a forward plus backward (inputs, dO and everything the step allocates), per n, and that peak over q, k, v, o and the tensors the forward saves:',
     ];
     for (const n of sizes) {
       for (const tier of tiers) {
         const element = tierDtype(tier) === 'f16' ? 2 : 4;
-        // q, k, v, the gate logits, o and dO.
-        const io =
-          n *
-          element *
-          (c.heads * c.headDim +
-            c.kvHeads * (c.headDim + c.vHeadDim) +
-            3 * c.heads +
-            2 * c.heads * c.vHeadDim);
+        const qkv = n * element * (c.heads * c.headDim + c.kvHeads * (c.headDim + c.vHeadDim));
+        // q, k, v, the gate logits and dO.
+        const inputs = qkv + n * element * (3 * c.heads + c.heads * c.vHeadDim);
         const cells = [`nsa ${tierName(tier)}`, `dense flash ${tierName(tier)}`].flatMap((name) => {
-          const bytes = memory.get(`${name}|${n}`);
-          return bytes === undefined
-            ? []
-            : [`${name} ${MiB(bytes)} (${(bytes / io).toFixed(2)}x the inputs and output)`];
+          const m = memory.get(`${name}|${n}`);
+          if (!m) return [];
+          const peak = inputs + m.peak;
+          return [
+            `${name} ${MiB(peak)} (${MiB(inputs)} inputs and dO + ${MiB(m.peak)} allocated), ${(peak / (qkv + m.saved)).toFixed(2)}x q, k, v, o and saved (${MiB(qkv + m.saved)})`,
+          ];
         });
-        if (cells.length) lines.push(`- n = ${n}: ${cells.join('; ')}; inputs and output ${MiB(io)}`);
+        if (cells.length) lines.push(`- n = ${n}: ${cells.join('; ')}`);
       }
     }
     return lines;

@@ -35,38 +35,37 @@ export async function combineBranches(gpu: Gpu, gate: Tensor, branches: NsaBranc
   return o;
 }
 
-/** Gradients of the combine: each branch's upstream gradient and the gate logits'. */
-export interface CombineGradients {
-  compressed?: Tensor;
-  selected: Tensor;
-  window: Tensor;
-  /** Like the gate logits. */
-  gate: Tensor;
-}
+/** The gate index of each branch, as the gate logits order them. */
+export const BRANCH_INDEX = { compressed: 0, selected: 1, window: 2 } as const;
 
-/** Backward of {@link combineBranches} given dO. */
-export async function combineBackward(
+/**
+ * One branch's part of the backward of {@link combineBranches} given dO: writes the branch's column
+ * of `dgate` and returns the branch's upstream gradient `σ(g_i) · dO` (or, with no branch output,
+ * zeroes the column and returns undefined). One branch at a time, so a caller can free each
+ * gradient, as large as q, before it asks for the next.
+ */
+export async function combineBranchBackward(
   gpu: Gpu,
   gate: Tensor,
-  branches: NsaBranchOutputs,
   dO: Tensor,
-): Promise<CombineGradients> {
+  branch: keyof typeof BRANCH_INDEX,
+  output: Tensor | undefined,
+  dgate: Tensor,
+): Promise<Tensor | undefined> {
   const dv = dO.shape.at(-1)!;
   const rows = dO.size / dv;
-  const dgate = Tensor.empty(gpu, gate.shape, gate.dtype);
-  const launch = async (index: number, output: Tensor | undefined): Promise<Tensor | undefined> => {
-    const grad = output && Tensor.empty(gpu, dO.shape, dO.dtype);
+  const grad = output && Tensor.empty(gpu, dO.shape, dO.dtype);
+  try {
     await dispatch(gpu, {
-      label: `nsa combine backward ${index}`,
+      label: `nsa combine backward ${BRANCH_INDEX[branch]}`,
       code: combineBackwardWgsl(dO.dtype, output !== undefined),
       buffers: output && grad ? [gate, dO, output, grad, dgate] : [gate, dgate],
-      params: { layout: COMBINE_BACKWARD_PARAMS, values: { rows, dv, branch: index } },
+      params: { layout: COMBINE_BACKWARD_PARAMS, values: { rows, dv, branch: BRANCH_INDEX[branch] } },
       workgroups: Math.ceil(rows / COMBINE_BACKWARD_ROWS),
     });
-    return grad;
-  };
-  const compressed = await launch(0, branches.compressed);
-  const selected = (await launch(1, branches.selected)) as Tensor;
-  const window = (await launch(2, branches.window)) as Tensor;
-  return { ...(compressed && { compressed }), selected, window, gate: dgate };
+  } catch (error) {
+    grad?.dispose();
+    throw error;
+  }
+  return grad;
 }
