@@ -1,6 +1,7 @@
 import { type Gpu, matrixSubgroupSize } from '@webattn/core';
 import { nullGpu } from '@webattn/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { headConcatWgsl } from '../src/bench/mla-eager-layer.wgsl.js';
 import { STREAM_PROBE_WGSL, tensorCoreProbeWgsl } from '../src/bench/probes.js';
 import { naiveOutputWgsl, naiveScoresWgsl, naiveSoftmaxWgsl } from '../src/naive/naive-attention.wgsl.js';
 
@@ -24,5 +25,16 @@ describe("the bench's own kernels compile on the null backend", () => {
       );
     }
     for (const [label, code] of sources) await expect(gpu.pipelines.get(code, label)).resolves.toBeDefined();
+  });
+
+  it("the eager MLA layer's head concatenation in f16, with and without a second slice", async () => {
+    const a = { width: 64, rowStride: 40 * 128, offset: 0, headStride: 128 };
+    const b = { width: 32, rowStride: 32, offset: 0, headStride: 0 };
+    for (const code of [
+      headConcatWgsl({ dtype: 'f16', heads: 40, a, b }),
+      headConcatWgsl({ dtype: 'f16', heads: 40, a }),
+    ]) {
+      await expect(gpu.pipelines.get(code, 'head concat')).resolves.toBeDefined();
+    }
   });
 });

@@ -91,7 +91,7 @@ describe('webattn run mla', () => {
 });
 
 describe('webattn bench mla on the CPU adapter', () => {
-  it('prints the decode tables with bandwidth and the prefill table', async () => {
+  it('prints the decode tables with bandwidth, the prefill table and the generation table', async () => {
     const { status, out } = await cli(
       'bench',
       'mla',
@@ -108,5 +108,6 @@ describe('webattn bench mla on the CPU adapter', () => {
     expect(out).toContain('latent-cache bytes read / time');
     expect(out).toContain('% of streaming probe');
     expect(out).toContain('### MLA prefill');
+    expect(out).toContain('### MLA generation through one layer');
   });
 });

@@ -57,6 +57,7 @@ export {
   type MlaLayerDims,
   type MlaLayerRope,
   type MlaLayerWeights,
+  mlaRopeTable,
 } from './layer/layer.js';
 export {
   MLA_LAYER_PARAMS,

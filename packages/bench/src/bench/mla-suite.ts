@@ -3,7 +3,8 @@
  * the paged latent cache, batch 1/8/32/64 x cache 1024/4096/16384, beside what eager attention does
  * (core's flash attention over the expanded per-head K/V cache, hkv = h = 40, d = 96, dv = 64), with
  * the effective bandwidth of the latent-cache bytes read against the streaming probe; (b) prefill,
- * ms and TFLOPS. Inputs are filled on the GPU (core's randomNormal), so no size needs host memory.
+ * ms and TFLOPS; (c) generation through a whole layer, in mla-generation-suite.ts. Inputs are filled
+ * on the GPU (core's randomNormal), so no size needs host memory.
  */
 import {
   type Dtype,
@@ -16,6 +17,7 @@ import {
 } from '@webattn/core';
 import { MlaCache, mlaAttention, mlaAttentionPaged } from '@webattn/mla';
 import { MINICPM3_MLA_DIMS, mlaCacheBytesPerToken, standardKvCacheBytesPerToken } from '@webattn/reference';
+import { mlaGenerationTable } from './mla-generation-suite.js';
 import type { SuiteOptions } from './suites.js';
 import type { Implementation, PreparedRun, TableSpec } from './types.js';
 
@@ -149,7 +151,7 @@ function mlaPrefillColumn(d: Dims, tier: Tier): Implementation {
   };
 }
 
-/** Decode tables (one per batch size) and the prefill table. */
+/** Decode tables (one per batch size), the prefill table and the generation table. */
 export function mlaTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
   const d = dimsFor(options.cpu);
   const wanted = (t: Tier) =>
@@ -194,5 +196,5 @@ export function mlaTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
     // Causal-useful FLOPs: q·k over r + dr and p·c_kv over r per visible pair, then the W_UV epilogue.
     flops: (n) => 2 * d.heads * ((n * (n + 1)) / 2) * (2 * d.r + d.dr) + 2 * n * d.heads * d.r * d.dv,
   };
-  return [...decode, prefill];
+  return [...decode, prefill, mlaGenerationTable(options.cpu, options.sizes, tiers, tierName)];
 }

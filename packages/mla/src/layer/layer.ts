@@ -96,6 +96,36 @@ export interface MlaLayerConfig {
   tier?: Tier;
 }
 
+/**
+ * The per-token (cos, sin) pairs {@link mlaRopeWgsl} reads, magnitude included, computed in f64 on
+ * the host: token j of sequence i (packed in order) sits at position `prefixes[i] + j` and turns at
+ * the rates of its sequence's new length `prefixes[i] + newLengths[i]`. `[Σ newLengths · dr / 2, 2]`
+ * values (at least one pair, so the table can always be bound).
+ */
+export function mlaRopeTable(
+  rope: MlaLayerRope,
+  dr: number,
+  prefixes: readonly number[],
+  newLengths: readonly number[],
+): Float32Array {
+  const half = dr / 2;
+  const tokens = newLengths.reduce((a, n) => a + n, 0);
+  const table = new Float32Array(Math.max(1, tokens * half) * 2);
+  let t = 0;
+  for (const [i, n] of newLengths.entries()) {
+    const { invFreq, magnitude } = rope.frequencies(prefixes[i]! + n);
+    for (let j = 0; j < n; j++, t++) {
+      const position = prefixes[i]! + j;
+      for (let k = 0; k < half; k++) {
+        const angle = position * invFreq[k]!;
+        table[(t * half + k) * 2] = Math.cos(angle) * magnitude;
+        table[(t * half + k) * 2 + 1] = Math.sin(angle) * magnitude;
+      }
+    }
+  }
+  return table;
+}
+
 function hostCheck(
   name: string,
   a: ArrayLike<number> | undefined,
@@ -269,21 +299,8 @@ export class MlaAttention {
     if (T === 0) return Tensor.empty(this.gpu, [0, H], dtype);
     const w = this.weights;
     const wg = (n: number) => Math.ceil(n / MLA_LAYER_WORKGROUP);
-    // Per-token (cos, sin) tables, f64 on the host: each sequence's rates at its new length.
     const half = dr / 2;
-    const table = new Float32Array(Math.max(1, T * half) * 2);
-    let t = 0;
-    for (const [i, n] of newLengths.entries()) {
-      const { invFreq, magnitude } = rope.frequencies(prefixes[i]! + n);
-      for (let j = 0; j < n; j++, t++) {
-        const position = prefixes[i]! + j;
-        for (let k = 0; k < half; k++) {
-          const angle = position * invFreq[k]!;
-          table[(t * half + k) * 2] = Math.cos(angle) * magnitude;
-          table[(t * half + k) * 2 + 1] = Math.sin(angle) * magnitude;
-        }
-      }
-    }
+    const table = mlaRopeTable(rope, dr, prefixes, newLengths);
     using cs = Tensor.from(this.gpu, table, [table.length]);
     const owned: Tensor[] = [];
     const keep = <X extends Tensor>(x: X): X => {
