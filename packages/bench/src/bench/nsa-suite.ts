@@ -175,6 +175,29 @@ function stageColumns(c: NsaConfig, tier: Tier): Implementation[] {
   return STAGES.map(([name, kernels]) => ({ ...nsaColumn(c, tier), name, kernels }));
 }
 
+const isFlashBackward = (l: string) => l.startsWith('flash backward');
+
+/** The backward's stages: the compressed branch includes the compression's backward. */
+const BACKWARD_STAGES: [string, (label: string) => boolean][] = [
+  ['combine', (l) => l.startsWith('nsa combine backward')],
+  ['selected attention', (l) => l.startsWith('nsa selected attention') || l.startsWith('nsa selection ')],
+  ['window', (l) => isFlashBackward(l) && !l.endsWith('key blocks')],
+  [
+    'compressed attention + compression',
+    (l) =>
+      (isFlashBackward(l) && l.endsWith('key blocks')) ||
+      (l.startsWith('nsa compress') && l.includes('backward')),
+  ],
+  ['gradient sums', (l) => l === 'nsa gradient sum'],
+];
+
+/** One column per stage of the backward on the fastest tier. */
+function backwardStageColumns(c: NsaConfig, tier: Tier): Implementation[] {
+  // These columns' memory is the backward column's; their log is not reported.
+  const memory: MemoryLog = new Map();
+  return BACKWARD_STAGES.map(([name, kernels]) => ({ ...nsaBackwardColumn(c, tier, memory), name, kernels }));
+}
+
 const MiB = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 /**
@@ -245,6 +268,14 @@ export function nsaTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
         denseBackwardColumn(c, t, memory),
       ]),
       notes: memoryNotes(c, tiers, sizes, memory),
+    },
+    {
+      id: 'nsa-bwd-stages',
+      title: `NSA backward by stage, ${tierName(tiers.at(-1) ?? 'portable')} (${shape})`,
+      sizeLabel: 'n',
+      sizes,
+      implementations: tiers.length ? backwardStageColumns(c, tiers.at(-1)!) : [],
+      stages: true,
     },
     nsaDecodeTable(c, tiers, sizes, options.cpu ? 2 : 8, shape.replace(/^b=1, /, '')),
   ];

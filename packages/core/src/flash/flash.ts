@@ -239,6 +239,14 @@ function checkFits(gpu: Gpu, what: string, elements: number, bytesPer: number): 
 }
 
 /**
+ * The end of a kernel label for attention over pooled key blocks (NSA's compressed branch), so
+ * per-kernel timings can tell it from plain attention: " key blocks", or nothing.
+ */
+function keyBlocksLabel(problem: FlashProblem): string {
+  return problem.keyBlocks.size > 1 || problem.keyBlocks.stride > 1 ? ' key blocks' : '';
+}
+
+/**
  * Attention `softmax(scale · q kᵀ + mask) v` per head, q `[b, n, hq, d]`, k `[b, nk, hkv, d]`,
  * v `[b, nk, hkv, dv]` (or packed `[total, heads, dim]` with `cuSeqlensQ`/`cuSeqlensK`). Query head h
  * reads KV head `floor(h / (hq / hkv))`. Returns o `[b, n, hq, dv]` and lse `[b, hq, n]`
@@ -269,7 +277,7 @@ export async function flashAttention(
   try {
     if (meta.tiles > 0) {
       await dispatch(gpu, {
-        label: `flash forward ${variant.kind} [${tier}] d=${problem.d} dv=${problem.dv}${problem.keyBlocks.size > 1 || problem.keyBlocks.stride > 1 ? ' key blocks' : ''}`,
+        label: `flash forward ${variant.kind} [${tier}] d=${problem.d} dv=${problem.dv}${keyBlocksLabel(problem)}`,
         code: flashForwardVariantWgsl(variant),
         buffers: [q, k, v, metaBuffer, o, lse],
         params: paramsFor(problem, meta),
@@ -311,7 +319,7 @@ export async function flashAttentionBackward(
   const kMeta = launchMeta(problem, rows, 'k');
   using qMetaBuffer = metaTensor(gpu, qMeta);
   using kMetaBuffer = metaTensor(gpu, kMeta);
-  const label = `${matrix ? 'matrix' : 'row'} [${tier}] d=${problem.d} dv=${problem.dv}`;
+  const label = `${matrix ? 'matrix' : 'row'} [${tier}] d=${problem.d} dv=${problem.dv}${keyBlocksLabel(problem)}`;
   try {
     if (qMeta.tiles > 0) {
       await dispatch(gpu, {
