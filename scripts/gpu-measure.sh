@@ -34,7 +34,7 @@ tensor_core=(--tier subgroup-matrix --iters 3 --warmup 1 --no-progress)
 for name in "$@"; do
   case "$name" in
     verify) part verify 300 "${webattn[@]}" verify all ;;
-    nsa) part nsa 300 "${webattn[@]}" bench nsa --sizes 16384,65536 "${tensor_core[@]}" --json "$out/nsa.json" ;;
+    nsa) part nsa 420 "${webattn[@]}" bench nsa --sizes 16384,65536 "${tensor_core[@]}" --json "$out/nsa.json" ;;
     linear) part linear 300 "${webattn[@]}" bench linear --sizes 4096,16384,65536 "${tensor_core[@]}" --json "$out/linear.json" ;;
     mla) part mla 300 "${webattn[@]}" bench mla --dtype f16 --iters 3 --warmup 1 --no-progress --json "$out/mla.json" ;;
     flash) part flash 300 "${webattn[@]}" bench flash --sizes 4096,16384,65536 "${tensor_core[@]}" --json "$out/flash.json" ;;
