@@ -36,9 +36,31 @@ export interface MlaPlanInput {
   splits?: number;
 }
 
+/**
+ * Row blocks and key splits for a tiling: the caller's split count, or enough splits to give the
+ * launch about {@link MLA_TARGET_WORKGROUPS} workgroups without any split falling under
+ * {@link MLA_MIN_SPLIT_KEYS} keys; each split a whole number of key tiles.
+ */
+function splitKeys(
+  input: MlaPlanInput,
+  tiling: { rows: number; keyTile: number },
+): Pick<MlaPlan, 'rowBlocks' | 'splits' | 'keysPerSplit'> {
+  const { keyTile } = tiling;
+  const rowBlocks = Math.ceil((input.nq * input.heads) / tiling.rows);
+  const keys = Math.max(1, input.maxLength);
+  let splits = input.splits;
+  if (splits === undefined) {
+    const blocks = Math.max(1, input.batch * rowBlocks);
+    splits = Math.min(Math.ceil(MLA_TARGET_WORKGROUPS / blocks), Math.ceil(keys / MLA_MIN_SPLIT_KEYS));
+  }
+  splits = Math.max(1, Math.min(splits, Math.ceil(keys / keyTile)));
+  const keysPerSplit = Math.ceil(Math.ceil(keys / splits) / keyTile) * keyTile;
+  return { rowBlocks, splits: Math.ceil(keys / keysPerSplit), keysPerSplit };
+}
+
 /** Picks tiles that fit the device's workgroup storage, then the key splits. */
 export function planMlaAttention(gpu: Gpu, input: MlaPlanInput): MlaPlan {
-  const { batch, nq, heads, r, dr, maxLength } = input;
+  const { nq, heads, r, dr } = input;
   const limit = gpu.caps.limits.maxComputeWorkgroupStorageSize;
   const packed = nq * heads;
   // At most 64 accumulators per invocation (64 rows at r = 256, fewer for larger ranks) and at
@@ -75,18 +97,7 @@ export function planMlaAttention(gpu: Gpu, input: MlaPlanInput): MlaPlan {
     () =>
       `mlaAttention: r = ${r}, dr = ${dr} need more workgroup storage than this device's ${limit} bytes (maxComputeWorkgroupStorageSize)`,
   );
-  const { rows, keyTile } = chosen;
-  const rowBlocks = Math.ceil(packed / rows);
-  const keys = Math.max(1, maxLength);
-  let splits = input.splits;
-  if (splits === undefined) {
-    const blocks = Math.max(1, batch * rowBlocks);
-    splits = Math.min(Math.ceil(MLA_TARGET_WORKGROUPS / blocks), Math.ceil(keys / MLA_MIN_SPLIT_KEYS));
-  }
-  splits = Math.max(1, Math.min(splits, Math.ceil(keys / keyTile)));
-  const keysPerSplit = Math.ceil(Math.ceil(keys / splits) / keyTile) * keyTile;
-  splits = Math.ceil(keys / keysPerSplit);
-  return { rows, rowBlocks, keyTile, splits, keysPerSplit };
+  return { ...chosen, ...splitKeys(input, chosen) };
 }
 
 /** How a call is tiled on tensor cores. */
@@ -103,7 +114,7 @@ export interface MlaMatrixPlan extends MlaPlan {
  * allow it (the caller falls back to the row kernel). Subgroup size and pinning come from core.
  */
 export function planMlaMatrix(gpu: Gpu, input: MlaPlanInput): MlaMatrixPlan | undefined {
-  const { batch, nq, heads, r, dr, maxLength } = input;
+  const { nq, heads, r, dr } = input;
   const { subgroupSize, pinSubgroupSize } = matrixSubgroupSize(gpu.caps);
   const limit = gpu.caps.limits.maxComputeWorkgroupStorageSize;
   const packed = nq * heads;
@@ -122,16 +133,5 @@ export function planMlaMatrix(gpu: Gpu, input: MlaPlanInput): MlaMatrixPlan | un
     if (chosen) break;
   }
   if (!chosen) return undefined;
-  const { rows, keyTile } = chosen;
-  const rowBlocks = Math.ceil(packed / rows);
-  const keys = Math.max(1, maxLength);
-  let splits = input.splits;
-  if (splits === undefined) {
-    const blocks = Math.max(1, batch * rowBlocks);
-    splits = Math.min(Math.ceil(MLA_TARGET_WORKGROUPS / blocks), Math.ceil(keys / MLA_MIN_SPLIT_KEYS));
-  }
-  splits = Math.max(1, Math.min(splits, Math.ceil(keys / keyTile)));
-  const keysPerSplit = Math.ceil(Math.ceil(keys / splits) / keyTile) * keyTile;
-  splits = Math.ceil(keys / keysPerSplit);
-  return { rows, rowBlocks, keyTile, splits, keysPerSplit, subgroups, subgroupSize, pinSubgroupSize };
+  return { ...chosen, ...splitKeys(input, chosen), subgroups, subgroupSize, pinSubgroupSize };
 }
