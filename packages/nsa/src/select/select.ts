@@ -86,7 +86,13 @@ export async function selectBlocks(
     label: 'nsa select',
     code: matrix
       ? selectMatrixWgsl(matrix)
-      : selectWgsl({ dtype: inputs.q.dtype, topN: config.topN, maxBlocks: layout.maxSelectionBlocks }),
+      : selectWgsl({
+          dtype: inputs.q.dtype,
+          topN: config.topN,
+          maxBlocks: layout.maxSelectionBlocks,
+          group: config.heads / config.kvHeads,
+          dim: config.headDim,
+        }),
     buffers: [inputs.q, inputs.cmpK, inputs.cmpLse, inputs.meta, out],
     params: {
       layout: SELECT_PARAMS,

@@ -27,11 +27,16 @@ export const SELECT_PARAMS = [
   ['tokenTable', 'u32'],
 ] as const;
 
-/** Generation parameters: storage dtype, slots per query, and the most selection blocks a query can see. */
+/**
+ * Generation parameters: storage dtype, slots per query, the most selection blocks a query can see,
+ * and the query heads per KV head and head dim the kernel is specialised for.
+ */
 export interface SelectKernelConfig {
   dtype: Dtype;
   topN: number;
   maxBlocks: number;
+  group: number;
+  dim: number;
 }
 
 /** Invocations per workgroup; each takes every THREADS-th block. */
@@ -112,10 +117,14 @@ export const ADD_OVERLAPS_WGSL = `fn addOverlaps(J: i32, c0: i32, end: i32) {
 
 /** WGSL of the selection kernel. */
 export function selectWgsl(c: SelectKernelConfig): string {
+  // Head dims that are multiples of 4 are read four elements per load.
+  const width = c.dim % 4 === 0 ? 4 : 1;
+  const element = width === 4 ? `vec4<${c.dtype}>` : c.dtype;
+  const product = width === 4 ? 'dot(vec4f(qe), ke)' : 'f32(qe) * ke';
   return `${enables({ f16: c.dtype === 'f16' })}
 ${paramsStruct(SELECT_PARAMS)}
-@group(0) @binding(0) var<storage, read> q: array<${c.dtype}>;
-@group(0) @binding(1) var<storage, read> cmpK: array<${c.dtype}>;
+@group(0) @binding(0) var<storage, read> q: array<${element}>;
+@group(0) @binding(1) var<storage, read> cmpK: array<${element}>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
 @group(0) @binding(3) var<storage, read> tables: array<u32>;
 @group(0) @binding(4) var<storage, read_write> selected: array<i32>;
@@ -124,6 +133,9 @@ ${paramsStruct(SELECT_PARAMS)}
 const THREADS = ${SELECT_THREADS}u;
 const TOPN = ${c.topN}u;
 const CHUNK = ${SELECT_CHUNK}u;
+const GROUP = ${c.group}u;
+// Loads per row of q or of a compressed key.
+const ROW = ${c.dim / width}u;
 var<workgroup> score: array<f32, ${c.maxBlocks}>;
 var<workgroup> probability: array<f32, CHUNK>;
 var<workgroup> bestScore: array<f32, THREADS>;
@@ -137,15 +149,22 @@ ${WORKGROUP_INDEX_WGSL}
 ${ADD_OVERLAPS_WGSL}
 
 // The group's compressed-attention probability of compressed block i for token t, summed over heads.
+// Each part of the key is loaded once for all the group's heads; the queries, the same for every
+// invocation of the workgroup, come from the cache.
 fn groupProbability(t: u32, sq: Sequence, g: u32, i: i32) -> f32 {
-  let kRow = ((sq.cmpStart + u32(i)) * p.kvHeads + g) * p.dim;
+  let kRow = ((sq.cmpStart + u32(i)) * p.kvHeads + g) * ROW;
+  let qRow = (t * p.heads + g * GROUP) * ROW;
+  var dots: array<f32, GROUP>;
+  for (var e = 0u; e < ROW; e++) {
+    let ke = ${width === 4 ? 'vec4f' : 'f32'}(cmpK[kRow + e]);
+    for (var hh = 0u; hh < GROUP; hh++) {
+      let qe = q[qRow + hh * ROW + e];
+      dots[hh] += ${product};
+    }
+  }
   var total = 0.0;
-  for (var hh = 0u; hh < p.group; hh++) {
-    let h = g * p.group + hh;
-    let qRow = (t * p.heads + h) * p.dim;
-    var dot = 0.0;
-    for (var e = 0u; e < p.dim; e++) { dot += f32(q[qRow + e]) * f32(cmpK[kRow + e]); }
-    total += exp(dot * p.scale - lse[sq.lseBase + h * p.lseHeadStride + t - sq.start]);
+  for (var hh = 0u; hh < GROUP; hh++) {
+    total += exp(dots[hh] * p.scale - lse[sq.lseBase + (g * GROUP + hh) * p.lseHeadStride + t - sq.start]);
   }
   return total;
 }
