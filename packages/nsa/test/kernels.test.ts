@@ -71,7 +71,7 @@ describe('every NSA kernel compiles on the null backend, f32 and f16', () => {
         ['cache write', cacheWriteWgsl(dtype)],
         ['cache compress', cacheCompressWgsl(dtype)],
         ...([64, 128, 192] as const).flatMap((d): [string, string][] => {
-          const c = { dtype, d, dv: 128, topN: 16, maxBlocks: 2048 };
+          const c = { dtype, d, dv: 128, group: 16, topN: 16, maxBlocks: 2048 };
           return [
             [`decode compressed d=${d}`, decodeCompressedWgsl(c)],
             [`decode select d=${d}`, decodeSelectWgsl(c)],

@@ -59,7 +59,14 @@ export async function nsaDecode(gpu: Gpu, cache: NsaCache, q: Tensor, g: Tensor)
     () =>
       `cache: ${maxBlocks} selection blocks need ${scratch} bytes of workgroup storage for selection; this device has ${gpu.caps.limits.maxComputeWorkgroupStorageSize}`,
   );
-  const kernel = { dtype: q.dtype, d: config.headDim, dv: config.vHeadDim, topN: config.topN, maxBlocks };
+  const kernel = {
+    dtype: q.dtype,
+    d: config.headDim,
+    dv: config.vHeadDim,
+    group: config.heads / config.kvHeads,
+    topN: config.topN,
+    maxBlocks,
+  };
   const params = {
     layout: DECODE_PARAMS,
     values: {

@@ -11,7 +11,12 @@
  */
 import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { SIGMOID_WGSL } from '../combine/combine.wgsl.js';
-import { ADD_OVERLAPS_WGSL, SELECT_TOP_N_WGSL } from '../select/select.wgsl.js';
+import {
+  ADD_OVERLAPS_WGSL,
+  groupDotsElement,
+  groupDotsWgsl,
+  SELECT_TOP_N_WGSL,
+} from '../select/select.wgsl.js';
 
 /** Uniform parameters of the decode kernels. */
 export const DECODE_PARAMS = [
@@ -30,11 +35,15 @@ export const DECODE_PARAMS = [
   ['windowSize', 'i32'],
 ] as const;
 
-/** Generation parameters: storage dtype, head dims, slots, and the most selection blocks a sequence can have. */
+/**
+ * Generation parameters: storage dtype, head dims, query heads per KV head, slots, and the most
+ * selection blocks a sequence can have.
+ */
 export interface DecodeKernelConfig {
   dtype: Dtype;
   d: number;
   dv: number;
+  group: number;
   topN: number;
   maxBlocks: number;
 }
@@ -166,7 +175,8 @@ ${attendWgsl('cmp', 'cmpK', 'cmpV', 'b * p.cmpCapacity', '0', 'blocks - 1')}
  * (i32 `[batch, kvHeads, topN]`, -1 in unused slots).
  */
 export function decodeSelectWgsl(c: DecodeKernelConfig): string {
-  return `${header(c, ['read> q: array<DTYPE>', 'read> cmpK: array<DTYPE>', 'read> lse: array<f32>', 'read> lengths: array<u32>', 'read_write> selected: array<i32>'])}
+  const dots = { dtype: c.dtype, group: c.group, dim: c.d };
+  return `${header(c, [`read> q: array<${groupDotsElement(dots)}>`, `read> cmpK: array<${groupDotsElement(dots)}>`, 'read> lse: array<f32>', 'read> lengths: array<u32>', 'read_write> selected: array<i32>'])}
 var<workgroup> score: array<f32, ${c.maxBlocks}>;
 var<workgroup> probability: array<f32, THREADS>;
 var<workgroup> bestScore: array<f32, THREADS>;
@@ -174,6 +184,8 @@ var<workgroup> bestBlock: array<i32, THREADS>;
 var<workgroup> slots: array<i32, TOPN>;
 
 ${ADD_OVERLAPS_WGSL}
+
+${groupDotsWgsl(dots)}
 
 @compute @workgroup_size(${DECODE_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -189,13 +201,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     let i = c0 + i32(li);
     var total = 0.0;
     if (i < blocks) {
-      let key = ((t * p.cmpCapacity + u32(i)) * p.kvHeads + g) * D;
-      for (var hh = 0u; hh < p.group; hh++) {
-        let row = t * p.heads + g * p.group + hh;
-        var s = 0.0;
-        for (var e = 0u; e < D; e++) { s += f32(q[row * D + e]) * f32(cmpK[key + e]); }
-        total += exp(s * p.scale - lse[row]);
-      }
+      let first = t * p.heads + g * p.group;
+      let dots = groupDots(first, (t * p.cmpCapacity + u32(i)) * p.kvHeads + g);
+      for (var hh = 0u; hh < p.group; hh++) { total += exp(dots[hh] * p.scale - lse[first + hh]); }
     }
     probability[li] = total;
     workgroupBarrier();

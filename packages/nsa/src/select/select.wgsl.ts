@@ -31,12 +31,9 @@ export const SELECT_PARAMS = [
  * Generation parameters: storage dtype, slots per query, the most selection blocks a query can see,
  * and the query heads per KV head and head dim the kernel is specialised for.
  */
-export interface SelectKernelConfig {
-  dtype: Dtype;
+export interface SelectKernelConfig extends GroupDotsConfig {
   topN: number;
   maxBlocks: number;
-  group: number;
-  dim: number;
 }
 
 /** Invocations per workgroup; each takes every THREADS-th block. */
@@ -115,16 +112,47 @@ export const ADD_OVERLAPS_WGSL = `fn addOverlaps(J: i32, c0: i32, end: i32) {
   score[J] = sum;
 }`;
 
+/** What the group dot products are specialised for: storage dtype, query heads per KV head, head dim. */
+export interface GroupDotsConfig {
+  dtype: Dtype;
+  group: number;
+  dim: number;
+}
+
+/** Element type of the q and cmpK bindings {@link groupDotsWgsl} reads: vec4 where the head dim allows. */
+export function groupDotsElement(c: GroupDotsConfig): string {
+  return c.dim % 4 === 0 ? `vec4<${c.dtype}>` : c.dtype;
+}
+
+/**
+ * WGSL of `groupDots(qRow, kRow) -> array<f32, group>`: the dot products of the group's query rows
+ * `qRow, qRow + 1, ...` of q with row `kRow` of cmpK (rows of `dim` elements). Each part of the key
+ * is loaded once for all the group's heads, four elements per load where the head dim allows; the
+ * queries are the same for every invocation of a workgroup, so they come from the cache. Shared by
+ * the selection of the forward and of decode.
+ */
+export function groupDotsWgsl(c: GroupDotsConfig): string {
+  const width = c.dim % 4 === 0 ? 4 : 1;
+  const loads = c.dim / width;
+  return `fn groupDots(qRow: u32, kRow: u32) -> array<f32, ${c.group}> {
+  var dots: array<f32, ${c.group}>;
+  for (var e = 0u; e < ${loads}u; e++) {
+    let ke = ${width === 4 ? 'vec4f' : 'f32'}(cmpK[kRow * ${loads}u + e]);
+    for (var hh = 0u; hh < ${c.group}u; hh++) {
+      let qe = q[(qRow + hh) * ${loads}u + e];
+      dots[hh] += ${width === 4 ? 'dot(vec4f(qe), ke)' : 'f32(qe) * ke'};
+    }
+  }
+  return dots;
+}`;
+}
+
 /** WGSL of the selection kernel. */
 export function selectWgsl(c: SelectKernelConfig): string {
-  // Head dims that are multiples of 4 are read four elements per load.
-  const width = c.dim % 4 === 0 ? 4 : 1;
-  const element = width === 4 ? `vec4<${c.dtype}>` : c.dtype;
-  const product = width === 4 ? 'dot(vec4f(qe), ke)' : 'f32(qe) * ke';
   return `${enables({ f16: c.dtype === 'f16' })}
 ${paramsStruct(SELECT_PARAMS)}
-@group(0) @binding(0) var<storage, read> q: array<${element}>;
-@group(0) @binding(1) var<storage, read> cmpK: array<${element}>;
+@group(0) @binding(0) var<storage, read> q: array<${groupDotsElement(c)}>;
+@group(0) @binding(1) var<storage, read> cmpK: array<${groupDotsElement(c)}>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
 @group(0) @binding(3) var<storage, read> tables: array<u32>;
 @group(0) @binding(4) var<storage, read_write> selected: array<i32>;
@@ -134,8 +162,6 @@ const THREADS = ${SELECT_THREADS}u;
 const TOPN = ${c.topN}u;
 const CHUNK = ${SELECT_CHUNK}u;
 const GROUP = ${c.group}u;
-// Loads per row of q or of a compressed key.
-const ROW = ${c.dim / width}u;
 var<workgroup> score: array<f32, ${c.maxBlocks}>;
 var<workgroup> probability: array<f32, CHUNK>;
 var<workgroup> bestScore: array<f32, THREADS>;
@@ -148,20 +174,11 @@ ${WORKGROUP_INDEX_WGSL}
 
 ${ADD_OVERLAPS_WGSL}
 
+${groupDotsWgsl(c)}
+
 // The group's compressed-attention probability of compressed block i for token t, summed over heads.
-// Each part of the key is loaded once for all the group's heads; the queries, the same for every
-// invocation of the workgroup, come from the cache.
 fn groupProbability(t: u32, sq: Sequence, g: u32, i: i32) -> f32 {
-  let kRow = ((sq.cmpStart + u32(i)) * p.kvHeads + g) * ROW;
-  let qRow = (t * p.heads + g * GROUP) * ROW;
-  var dots: array<f32, GROUP>;
-  for (var e = 0u; e < ROW; e++) {
-    let ke = ${width === 4 ? 'vec4f' : 'f32'}(cmpK[kRow + e]);
-    for (var hh = 0u; hh < GROUP; hh++) {
-      let qe = q[qRow + hh * ROW + e];
-      dots[hh] += ${product};
-    }
-  }
+  let dots = groupDots(t * p.heads + g * GROUP, (sq.cmpStart + u32(i)) * p.kvHeads + g);
   var total = 0.0;
   for (var hh = 0u; hh < GROUP; hh++) {
     total += exp(dots[hh] * p.scale - lse[sq.lseBase + (g * GROUP + hh) * p.lseHeadStride + t - sq.start]);
