@@ -31,6 +31,7 @@ export async function runTables(
       )
     : undefined;
   bar?.start(total, 0, { task: '' });
+  let done = 0;
   const tables: BenchTable[] = [];
   try {
     for (const spec of specs) {
@@ -76,13 +77,19 @@ export async function runTables(
           } finally {
             prepared?.dispose();
           }
+          done++;
           bar?.increment(1);
         }
         table.rows.push(row);
       }
       if (spec.notes) table.notes = spec.notes();
       tables.push(table);
-      options.onTable?.(tables);
+      if (options.onTable) {
+        // Whatever the caller prints goes on lines of its own, not into the progress bar's.
+        bar?.stop();
+        options.onTable(tables);
+        bar?.start(total, done, { task: '' });
+      }
     }
   } finally {
     bar?.stop();

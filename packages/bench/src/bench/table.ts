@@ -92,16 +92,20 @@ export function bandwidthMarkdown(table: BenchTable, streamingGBps?: number): st
   return lines.join('\n');
 }
 
-/** The whole report: banner facts, ceilings, then each table's timing and throughput. */
-export function reportMarkdown(report: BenchReport): string {
-  const parts = [`## webattn bench — ${report.adapter}`, ''];
-  const fewer = report.tables.some((t) =>
+/** Whether any cell of the tables was measured with fewer runs than the report's iterations. */
+export function hasFewerRuns(report: BenchReport): boolean {
+  return report.tables.some((t) =>
     t.rows.some((r) =>
       Object.values(r.cells).some((c) => c?.runs !== undefined && c.runs < report.iterations),
     ),
   );
+}
+
+/** The report's heading: adapter, date, iterations and the ceilings measured in the run. */
+export function reportHeaderMarkdown(report: BenchReport): string {
+  const parts = [`## webattn bench — ${report.adapter}`, ''];
   parts.push(
-    `${report.date}; median (min–max) of ${report.iterations} timed iterations after warm-up${fewer ? ' (fewer for the slowest cells, marked *)' : ''}.`,
+    `${report.date}; median (min–max) of ${report.iterations} timed iterations after warm-up${hasFewerRuns(report) ? ' (fewer for the slowest cells, marked *)' : ''}.`,
   );
   const c = report.ceilings;
   const probes = [
@@ -110,13 +114,25 @@ export function reportMarkdown(report: BenchReport): string {
   ].filter(Boolean);
   if (probes.length) parts.push(`Ceilings measured in this run: ${probes.join(', ')}.`);
   if (report.external) parts.push(`External columns: ${report.external}.`);
-  for (const table of report.tables) {
-    parts.push('', `### ${table.title}`, '', timingMarkdown(table, report.iterations));
-    const throughput = throughputMarkdown(table, c.tensorCoreTflops);
-    if (throughput) parts.push('', throughput);
-    const bandwidth = bandwidthMarkdown(table, c.streamingGBps);
-    if (bandwidth) parts.push('', bandwidth);
-    if (table.notes?.length) parts.push('', ...table.notes);
-  }
   return `${parts.join('\n')}\n`;
+}
+
+/** One table of a report: its timings, then throughput or bandwidth where it has them, then its notes. */
+export function tableSectionMarkdown(
+  table: BenchTable,
+  report: Pick<BenchReport, 'iterations' | 'ceilings'>,
+): string {
+  const c = report.ceilings;
+  const parts = ['', `### ${table.title}`, '', timingMarkdown(table, report.iterations)];
+  const throughput = throughputMarkdown(table, c.tensorCoreTflops);
+  if (throughput) parts.push('', throughput);
+  const bandwidth = bandwidthMarkdown(table, c.streamingGBps);
+  if (bandwidth) parts.push('', bandwidth);
+  if (table.notes?.length) parts.push('', ...table.notes);
+  return `${parts.join('\n')}\n`;
+}
+
+/** The whole report as markdown: the heading, then every table. */
+export function reportMarkdown(report: BenchReport): string {
+  return reportHeaderMarkdown(report) + report.tables.map((t) => tableSectionMarkdown(t, report)).join('');
 }

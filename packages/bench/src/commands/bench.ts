@@ -7,7 +7,7 @@ import { measureCeilings } from '../bench/probes.js';
 import { runTables } from '../bench/runner.js';
 import { BENCHED_SUITES, suiteTables } from '../bench/suites.js';
 import { reportSvg } from '../bench/svg.js';
-import { reportMarkdown } from '../bench/table.js';
+import { hasFewerRuns, reportHeaderMarkdown, tableSectionMarkdown } from '../bench/table.js';
 import { mergeBaselines, readBaselines } from '../bench/torch.js';
 import type { BenchReport } from '../bench/types.js';
 import type { Suite } from '../verify/check.js';
@@ -34,7 +34,7 @@ function writeCreatingDirectory(path: string, text: string): void {
   writeFileSync(path, text);
 }
 
-/** Runs `bench` and returns the report it printed. */
+/** Runs `bench`, printing the heading and then each table as it is measured; returns the report. */
 export async function benchCommand(
   gpu: Gpu,
   target: Suite | 'all',
@@ -71,6 +71,8 @@ export async function benchCommand(
     tables,
     ...(baselines && { external: baselines.source }),
   });
+  const header = reportOf([]);
+  print(cpu ? `> ${CPU_BANNER}\n\n${reportHeaderMarkdown(header)}` : reportHeaderMarkdown(header));
   const writeJson = (report: BenchReport) => {
     if (flags.json) writeCreatingDirectory(flags.json, `${JSON.stringify(report, null, 2)}\n`);
   };
@@ -82,12 +84,21 @@ export async function benchCommand(
     // whole table stays minutes, not hours; the report states the iterations of every cell.
     budgetMs: 20_000,
     onError: warn,
-    // The JSON holds every finished table as soon as it is, so a run cut short keeps what it measured.
-    onTable: (done) => writeJson(reportOf([...done])),
+    // Each table is printed, and the JSON rewritten, as soon as it is finished, so a run cut short
+    // keeps what it measured.
+    onTable: (done) => {
+      const table = done.at(-1)!;
+      if (baselines) mergeBaselines([table], baselines);
+      print(tableSectionMarkdown(table, header));
+      writeJson(reportOf([...done]));
+    },
   });
-  if (baselines) mergeBaselines(tables, baselines);
   const report = reportOf(tables);
-  print(cpu ? `> ${CPU_BANNER}\n\n${reportMarkdown(report)}` : reportMarkdown(report));
+  if (hasFewerRuns(report)) {
+    print(
+      `\nCells marked * had fewer than ${iterations} timed iterations: the slowest cells, cut to the time budget.\n`,
+    );
+  }
   writeJson(report);
   if (flags.svg) writeCreatingDirectory(flags.svg, await reportSvg(report));
   return report;
