@@ -9,6 +9,7 @@
  */
 import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
+import { groupDotsElement, groupDotsWgsl } from '../select/select.wgsl.js';
 import { SELECTED_PARAMS } from './selected.wgsl.js';
 
 /** Generation parameters: storage dtype, head dims, slots per query, query heads per KV head. */
@@ -31,10 +32,11 @@ export function selectedGroupSharedBytes(c: SelectedGroupConfig): number {
 /** WGSL of the group-centric selected-attention forward. */
 export function selectedGroupWgsl(c: SelectedGroupConfig): string {
   const columns = Math.ceil(c.dv / SELECTED_GROUP_THREADS);
+  const dots = { dtype: c.dtype, group: c.group, dim: c.d, keys: 'k' };
   return `${enables({ f16: c.dtype === 'f16' })}
 ${paramsStruct(SELECTED_PARAMS)}
-@group(0) @binding(0) var<storage, read> q: array<${c.dtype}>;
-@group(0) @binding(1) var<storage, read> k: array<${c.dtype}>;
+@group(0) @binding(0) var<storage, read> q: array<${groupDotsElement(dots)}>;
+@group(0) @binding(1) var<storage, read> k: array<${groupDotsElement(dots)}>;
 @group(0) @binding(2) var<storage, read> v: array<${c.dtype}>;
 @group(0) @binding(3) var<storage, read> selected: array<i32>;
 @group(0) @binding(4) var<storage, read> tables: array<u32>;
@@ -42,7 +44,6 @@ ${paramsStruct(SELECTED_PARAMS)}
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(7) var<uniform> p: Params;
 
-const D = ${c.d}u;
 const DV = ${c.dv}u;
 const TOPN = ${c.topN}u;
 const GROUP = ${c.group}u;
@@ -60,6 +61,8 @@ var<workgroup> rescale: array<f32, GROUP>;
 ${NSA_SEQUENCE_WGSL}
 
 ${WORKGROUP_INDEX_WGSL}
+
+${groupDotsWgsl(dots)}
 
 @compute @workgroup_size(${SELECTED_GROUP_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -81,16 +84,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     for (var k0 = J * p.blockSize; k0 <= last; k0 += i32(THREADS)) {
       let count = u32(min(i32(THREADS), last - k0 + 1));
       // One key per invocation, scored against every head of the group.
-      let key = (sq.start + u32(k0) + li) * p.kvHeads + g;
-      for (var h = 0u; h < GROUP; h++) {
-        var s = MASKED;
-        if (li < count) {
-          s = 0.0;
-          for (var e = 0u; e < D; e++) { s += f32(q[(firstRow + h) * D + e]) * f32(k[key * D + e]); }
-          s *= p.scale;
-        }
-        chunk[h * THREADS + li] = s;
-      }
+      var dots: array<f32, GROUP>;
+      if (li < count) { dots = groupDots(firstRow, (sq.start + u32(k0) + li) * p.kvHeads + g); }
+      for (var h = 0u; h < GROUP; h++) { chunk[h * THREADS + li] = select(MASKED, dots[h] * p.scale, li < count); }
       workgroupBarrier();
       for (var h = li; h < GROUP; h += THREADS) {
         var m = runningMax[h];
