@@ -11,12 +11,8 @@
  */
 import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { SIGMOID_WGSL } from '../combine/combine.wgsl.js';
-import {
-  ADD_OVERLAPS_WGSL,
-  groupDotsElement,
-  groupDotsWgsl,
-  SELECT_TOP_N_WGSL,
-} from '../select/select.wgsl.js';
+import { groupDotsElement, groupDotsWgsl } from '../group-dots.wgsl.js';
+import { ADD_OVERLAPS_WGSL, SELECT_TOP_N_WGSL } from '../select/select.wgsl.js';
 
 /** Uniform parameters of the decode kernels. */
 export const DECODE_PARAMS = [

@@ -8,8 +8,8 @@
  * coalesced loads. Same outputs as the row kernel: o and the natural-log lse `[tokens, heads]`.
  */
 import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import { groupDotsElement, groupDotsWgsl } from '../group-dots.wgsl.js';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
-import { groupDotsElement, groupDotsWgsl } from '../select/select.wgsl.js';
 import { SELECTED_PARAMS } from './selected.wgsl.js';
 
 /** Generation parameters: storage dtype, head dims, slots per query, query heads per KV head. */
