@@ -2,10 +2,11 @@
  * Backward of selected-block attention, FlashAttention-2 style from the saved lse, deterministic
  * (no atomics). A small kernel stores `stats = [lse | delta]` with `delta = <dO, o>` per row; the
  * dQ kernel runs one invocation per (token, query head) over the same keys as the forward; the dK
- * and dV kernels run one invocation per (key token, KV head) and gather from every later query of
- * its sequence whose selection lists the key's block, over the group's query heads. dK and dV are
- * separate kernels so that none binds more than the 8 storage buffers every adapter allows. No
- * gradient flows through the selection itself.
+ * and dV kernels run one invocation per (key token, KV head) and gather, over the group's query
+ * heads, from the queries at or after the key that selected its block: the inverted selection
+ * (select/inverse.ts) lists them, so a key visits only those, not every later token of its
+ * sequence. dK and dV are separate kernels so that none binds more than the 8 storage buffers
+ * every adapter allows. No gradient flows through the selection itself.
  */
 import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
@@ -22,16 +23,41 @@ export interface SelectedBackwardConfig {
 /** Invocations per workgroup of every kernel here. */
 export const SELECTED_BACKWARD_WORKGROUP = 64;
 
+/** Uniform parameters of the dK and dV kernels: where the block table and the inverted selection's entries start. */
+export const SELECTED_KEYS_PARAMS = [
+  ...SELECTED_PARAMS,
+  ['blockTable', 'u32'],
+  ['blocks', 'u32'],
+  ['inverseEntries', 'u32'],
+] as const;
+
+// The global index of the selection block holding token j: the last block (of the block table,
+// in token order) whose first token is not after j.
+const BLOCK_OF_WGSL = `fn blockOf(j: u32) -> u32 {
+  var lo = 0u;
+  var hi = p.blocks;
+  while (hi - lo > 1u) {
+    let mid = (lo + hi) / 2u;
+    if (tables[p.blockTable + mid] <= j) { lo = mid; } else { hi = mid; }
+  }
+  return lo;
+}`;
+
 type Binding = readonly [
   name: string,
   access: 'read' | 'read_write',
   element: 'dtype' | 'f32' | 'i32' | 'u32',
 ];
 
-function kernel(c: SelectedBackwardConfig, bindings: readonly Binding[], body: string): string {
+function kernel(
+  c: SelectedBackwardConfig,
+  bindings: readonly Binding[],
+  body: string,
+  params: typeof SELECTED_PARAMS | typeof SELECTED_KEYS_PARAMS = SELECTED_PARAMS,
+): string {
   const type = (e: Binding[2]) => (e === 'dtype' ? c.dtype : e);
   return `${enables({ f16: c.dtype === 'f16' })}
-${paramsStruct(SELECTED_PARAMS)}
+${paramsStruct(params)}
 ${bindings.map(([name, access, e], i) => `@group(0) @binding(${i}) var<storage, ${access}> ${name}: array<${type(e)}>;`).join('\n')}
 @group(0) @binding(${bindings.length}) var<uniform> p: Params;
 
@@ -42,6 +68,8 @@ const TOPN = ${c.topN}u;
 ${bindings.some(([name]) => name === 'tables') ? NSA_SEQUENCE_WGSL : ''}
 
 ${WORKGROUP_INDEX_WGSL}
+
+${params === SELECTED_KEYS_PARAMS ? BLOCK_OF_WGSL : ''}
 
 // Row statistics of query row r: its lse and delta.
 fn rowLse(r: u32) -> f32 { return stats[r]; }
@@ -120,21 +148,19 @@ ${eachSelectedKey(`      var s = 0.0;
   );
 }
 
-// For one (key token, KV head): every query row that selected the key's block, for a body that
-// uses \`row\` and the probability \`prob\`.
+// For one (key token, KV head): every query row at or after the key that selected the key's block
+// (the inverted selection lists them in token order), for a body that uses \`row\` and the
+// probability \`prob\`.
 const eachSelectingRow = (body: string) => `  if (id >= p.tokens * p.kvHeads) { return; }
   let j = id / p.kvHeads;
   let g = id % p.kvHeads;
   let sq = sequenceOf(j);
-  let block = i32(j - sq.start) / p.blockSize;
+  let slot = blockOf(j) * p.kvHeads + g;
   var kv: array<f32, D>;
   for (var e = 0u; e < D; e++) { kv[e] = f32(k[id * D + e]); }
-  for (var t = j; t < sq.start + sq.length; t++) {
-    var listed = false;
-    for (var slot = 0u; slot < TOPN; slot++) {
-      if (selected[(t * p.kvHeads + g) * TOPN + slot] == block) { listed = true; }
-    }
-    if (!listed) { continue; }
+  for (var m = inverse[slot]; m < inverse[slot + 1u]; m++) {
+    let t = sq.start + inverse[p.inverseEntries + m];
+    if (t < j) { continue; }
     for (var hh = 0u; hh < p.group; hh++) {
       let row = t * p.heads + g * p.group + hh;
       var s = 0.0;
@@ -144,7 +170,7 @@ ${body}
     }
   }`;
 
-/** dK, one invocation per (key token, KV head). Bindings: q, k, v, selected, tables, dout, stats, dk. */
+/** dK, one invocation per (key token, KV head). Bindings: q, k, v, inverse, tables, dout, stats, dk. */
 export function selectedDkWgsl(c: SelectedBackwardConfig): string {
   return kernel(
     c,
@@ -152,7 +178,7 @@ export function selectedDkWgsl(c: SelectedBackwardConfig): string {
       ['q', 'read', 'dtype'],
       ['k', 'read', 'dtype'],
       ['v', 'read', 'dtype'],
-      ['selected', 'read', 'i32'],
+      ['inverse', 'read', 'u32'],
       ['tables', 'read', 'u32'],
       ['dout', 'read', 'dtype'],
       ['stats', 'read', 'f32'],
@@ -166,17 +192,18 @@ ${eachSelectingRow(`      var dp = 0.0;
       let ds = prob * (dp - rowDelta(row));
       for (var e = 0u; e < D; e++) { acc[e] += ds * f32(q[row * D + e]); }`)}
   for (var e = 0u; e < D; e++) { dk[id * D + e] = ${c.dtype}(acc[e] * p.scale); }`,
+    SELECTED_KEYS_PARAMS,
   );
 }
 
-/** dV, one invocation per (key token, KV head). Bindings: q, k, selected, tables, dout, stats, dv. */
+/** dV, one invocation per (key token, KV head). Bindings: q, k, inverse, tables, dout, stats, dv. */
 export function selectedDvWgsl(c: SelectedBackwardConfig): string {
   return kernel(
     c,
     [
       ['q', 'read', 'dtype'],
       ['k', 'read', 'dtype'],
-      ['selected', 'read', 'i32'],
+      ['inverse', 'read', 'u32'],
       ['tables', 'read', 'u32'],
       ['dout', 'read', 'dtype'],
       ['stats', 'read', 'f32'],
@@ -185,5 +212,6 @@ export function selectedDvWgsl(c: SelectedBackwardConfig): string {
     `  var acc: array<f32, DV>;
 ${eachSelectingRow(`      for (var e = 0u; e < DV; e++) { acc[e] += prob * f32(dout[row * DV + e]); }`)}
   for (var e = 0u; e < DV; e++) { dv[id * DV + e] = ${c.dtype}(acc[e]); }`,
+    SELECTED_KEYS_PARAMS,
   );
 }

@@ -1,6 +1,7 @@
 /** Host side of selected-block attention. */
 import {
   type Capabilities,
+  type DispatchSpec,
   dispatch,
   type Gpu,
   matrixSubgroupSize,
@@ -15,6 +16,7 @@ import { invertSelection } from '../select/inverse.js';
 import { SELECTED_PARAMS, SELECTED_WORKGROUP, selectedAttentionWgsl } from './selected.wgsl.js';
 import {
   SELECTED_BACKWARD_WORKGROUP,
+  SELECTED_KEYS_PARAMS,
   selectedDkWgsl,
   selectedDqWgsl,
   selectedDvWgsl,
@@ -188,12 +190,19 @@ export async function selectedAttentionBackward(
     tier === 'subgroup-matrix' ? selectedMatrixConfig(gpu.caps, config, undefined, 'dq') : undefined;
   const matrixKeys =
     tier === 'subgroup-matrix' ? selectedMatrixConfig(gpu.caps, config, undefined, 'keys') : undefined;
-  const scalar = (name: string, code: string, buffers: Tensor[], invocations: number) =>
+  // The other tiers run an invocation per (token, query head) or (key token, KV head).
+  const scalar = (
+    name: string,
+    code: string,
+    buffers: Tensor[],
+    invocations: number,
+    params: DispatchSpec['params'] = { layout: SELECTED_PARAMS, values },
+  ) =>
     dispatch(gpu, {
       label: `nsa selected attention ${name}`,
       code,
       buffers,
-      params: { layout: SELECTED_PARAMS, values },
+      params,
       workgroups: Math.ceil(invocations / SELECTED_BACKWARD_WORKGROUP),
     });
   // Tensor-core kernels run a workgroup per (token or key tile, KV head).
@@ -211,9 +220,10 @@ export async function selectedAttentionBackward(
   const dqInputs = [q, k, v, selection, meta.tensor, dO, stats, dq];
   if (matrixDq) await matrix('dq', selectedDqMatrixWgsl(matrixDq), dqInputs, layout.tokens, {});
   else await scalar('dq', selectedDqWgsl(kernel), dqInputs, rows);
+  // dK and dV gather, per block of keys, from the tokens that selected it.
+  const inverse = await invertSelection(gpu, selection, meta, layout, config);
+  using _inverse = inverse.tensor;
   if (matrixKeys) {
-    const inverse = await invertSelection(gpu, selection, meta, layout, config);
-    using _inverse = inverse.tensor;
     const keyTiles = meta.blocks * (config.blockSize / matrixKeys.tile);
     const extra = { keyTiles, inverseEntries: inverse.entries };
     const dkInputs = [q, k, v, inverse.tensor, meta.tensor, dO, stats, dk];
@@ -221,8 +231,19 @@ export async function selectedAttentionBackward(
     await matrix('dk', selectedKeysMatrixWgsl(matrixKeys, 'dk'), dkInputs, keyTiles, extra);
     await matrix('dv', selectedKeysMatrixWgsl(matrixKeys, 'dv'), dvInputs, keyTiles, extra);
   } else {
-    await scalar('dk', selectedDkWgsl(kernel), [q, k, v, selection, meta.tensor, dO, stats, dk], keyRows);
-    await scalar('dv', selectedDvWgsl(kernel), [q, k, selection, meta.tensor, dO, stats, dv], keyRows);
+    const params = {
+      layout: SELECTED_KEYS_PARAMS,
+      values: {
+        ...values,
+        blockTable: meta.blockTable,
+        blocks: meta.blocks,
+        inverseEntries: inverse.entries,
+      },
+    };
+    const dkInputs = [q, k, v, inverse.tensor, meta.tensor, dO, stats, dk];
+    const dvInputs = [q, k, inverse.tensor, meta.tensor, dO, stats, dv];
+    await scalar('dk', selectedDkWgsl(kernel), dkInputs, keyRows, params);
+    await scalar('dv', selectedDvWgsl(kernel), dvInputs, keyRows, params);
   }
   return { dq, dk, dv };
 }
