@@ -5,6 +5,10 @@ Writes {"source": ..., "tables": {table_id: {column: {size: ms}}}} with the tabl
   matmul            torch.matmul f16 (cuBLAS), square n x n
   flash-fwd/-bwd    SDPA with the flash backend (the FA2 column) and the cuDNN backend (FA3-class),
                     b=1, hq=64, hkv=4, d=128, causal, bf16 (the seed tables' shapes)
+  linear-lightning-fwd/-bwd-h{16,32}
+                    fla's Triton chunk_simple_gla with a constant per-head decay (lightning
+                    attention: lambda_h = exp(-slope_h), ALiBi slopes), b=1, d=128, f16, where the
+                    flash-linear-attention package (`fla`) can be imported; skipped otherwise
 Timing: CUDA events, warm-up, median of --iters runs.
 
 Usage: python3 torch_baseline.py --out torch.json [--sizes 4096,8192] [--matmul-sizes 1024,2048] [--iters 10]
@@ -76,6 +80,54 @@ def sdpa_baselines(sizes, warmup, iters, heads=64, kv_heads=4, dim=128):
     return {"flash-fwd": fwd, "flash-bwd": bwd}
 
 
+def alibi_slopes(heads):
+    """The ALiBi slopes of @webattn/linear-attn's alibiSlopes, for a power-of-two head count."""
+    return [2 ** (-8 * (h + 1) / heads) for h in range(heads)]
+
+
+def lightning_baselines(sizes, warmup, iters, head_counts=(16, 32), dim=128):
+    """fla's chunked simple GLA with a per-head constant log decay -slope_h: lightning attention."""
+    import torch
+
+    try:
+        from fla.ops.simple_gla import chunk_simple_gla
+    except ImportError as error:
+        print(f"torch_baseline: fla not importable, no lightning baselines ({error})", file=sys.stderr)
+        return {}
+    name = "fla chunk_simple_gla (Triton)"
+    tables = {}
+    for heads in head_counts:
+        fwd, bwd = {}, {}
+        log_decay = -torch.tensor(alibi_slopes(heads), device="cuda", dtype=torch.float32)
+        for n in sizes:
+            shape = (1, n, heads, dim)
+            q = torch.randn(shape, device="cuda", dtype=torch.float16, requires_grad=True)
+            k = torch.randn(shape, device="cuda", dtype=torch.float16, requires_grad=True)
+            v = torch.randn(shape, device="cuda", dtype=torch.float16, requires_grad=True)
+
+            def forward():
+                # Newer fla takes the constant decay as g_gamma [H]; older ones only a per-token g.
+                try:
+                    return chunk_simple_gla(q, k, v, g_gamma=log_decay, scale=dim**-0.5)[0]
+                except TypeError:
+                    g = log_decay.expand(1, n, heads).contiguous()
+                    return chunk_simple_gla(q, k, v, g=g, scale=dim**-0.5)[0]
+
+            try:
+                fwd[str(n)] = cuda_ms(forward, warmup, iters)
+                out = forward()
+                grad = torch.randn_like(out) * 0.1
+                backward = lambda: torch.autograd.grad(out, (q, k, v), grad, retain_graph=True)
+                bwd[str(n)] = cuda_ms(backward, warmup, iters)
+            except (RuntimeError, TypeError) as error:
+                print(f"torch_baseline: {name} at h={heads} n={n} unavailable: {error}", file=sys.stderr)
+            del q, k, v
+            torch.cuda.empty_cache()
+        tables[f"linear-lightning-fwd-h{heads}"] = {name: fwd}
+        tables[f"linear-lightning-bwd-h{heads}"] = {name: bwd}
+    return tables
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="JSON file to write")
@@ -91,6 +143,7 @@ def main():
     parse = lambda s: [int(x) for x in s.split(",") if x]
     tables = {"matmul": matmul_baselines(parse(args.matmul_sizes), args.warmup, args.iters)}
     tables.update(sdpa_baselines(parse(args.sizes), args.warmup, args.iters))
+    tables.update(lightning_baselines(parse(args.sizes), args.warmup, args.iters))
     source = f"PyTorch {torch.__version__} on {torch.cuda.get_device_name()}"
     with open(args.out, "w") as f:
         json.dump({"source": source, "tables": tables}, f, indent=2)
