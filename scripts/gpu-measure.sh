@@ -5,7 +5,8 @@
 # the session; the bench rewrites its JSON after every table, so a part cut short keeps what it
 # measured. Usage, from the repository root on the GPU machine:
 #   source .gpu-kit/setup.sh && bash scripts/gpu-measure.sh verify nsa linear
-# Parts: verify, nsa, linear, mla, flash (the order given is the order run). The tensor-core
+# Parts: verify, torch, nsa, linear, mla, flash (the order given is the order run; torch, first,
+# gives the later benches PyTorch's columns). The tensor-core
 # tables need an adapter with subgroup matrices; elsewhere the bench refuses --tier subgroup-matrix.
 set -u
 out="${OUT:-out/gpu}"
@@ -31,15 +32,18 @@ part() {
 }
 
 tensor_core=(--tier subgroup-matrix --iters 3 --warmup 1 --no-progress)
+# PyTorch's columns, once the torch part has written them.
+torch_columns() { if [ -s "$out/torch.json" ]; then echo --torch "$out/torch.json"; fi; }
 for name in "$@"; do
   case "$name" in
+    torch) part torch 300 python3 .gpu-kit/torch_baseline.py --out "$out/torch.json" --iters 5 --warmup 2 ;;
     verify) part verify 300 "${webattn[@]}" verify all ;;
-    nsa) part nsa 420 "${webattn[@]}" bench nsa --sizes 16384,65536 "${tensor_core[@]}" --json "$out/nsa.json" ;;
-    linear) part linear 300 "${webattn[@]}" bench linear --sizes 4096,16384,65536 "${tensor_core[@]}" --json "$out/linear.json" ;;
+    nsa) part nsa 420 "${webattn[@]}" bench nsa $(torch_columns) --sizes 16384,65536 "${tensor_core[@]}" --json "$out/nsa.json" ;;
+    linear) part linear 300 "${webattn[@]}" bench linear $(torch_columns) --sizes 4096,16384,65536 "${tensor_core[@]}" --json "$out/linear.json" ;;
     mla) part mla 300 "${webattn[@]}" bench mla --dtype f16 --iters 3 --warmup 1 --no-progress --json "$out/mla.json" ;;
-    flash) part flash 300 "${webattn[@]}" bench flash --sizes 4096,16384,65536 "${tensor_core[@]}" --json "$out/flash.json" ;;
+    flash) part flash 300 "${webattn[@]}" bench flash $(torch_columns) --sizes 4096,16384,65536 "${tensor_core[@]}" --json "$out/flash.json" ;;
     *)
-      echo "gpu-measure: unknown part '$name' (verify, nsa, linear, mla, flash)" >&2
+      echo "gpu-measure: unknown part '$name' (verify, torch, nsa, linear, mla, flash)" >&2
       exit 2
       ;;
   esac
