@@ -34,10 +34,12 @@ export {
 export {
   MLA_MIN_SPLIT_KEYS,
   MLA_TARGET_WORKGROUPS,
+  type MlaLaunchPlan,
   type MlaMatrixPlan,
   type MlaPlan,
   type MlaPlanInput,
   planMlaAttention,
+  planMlaLaunch,
   planMlaMatrix,
 } from './attention/plan.js';
 export {

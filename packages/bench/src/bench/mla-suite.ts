@@ -15,7 +15,7 @@ import {
   type Tier,
   tierDtype,
 } from '@webattn/core';
-import { MlaCache, mlaAttention, mlaAttentionPaged } from '@webattn/mla';
+import { MlaCache, mlaAttention, mlaAttentionPaged, planMlaLaunch } from '@webattn/mla';
 import { MINICPM3_MLA_DIMS, mlaCacheBytesPerToken, standardKvCacheBytesPerToken } from '@webattn/reference';
 import { mlaGenerationTable } from './mla-generation-suite.js';
 import type { SuiteOptions } from './suites.js';
@@ -52,6 +52,23 @@ const tierName = (tier: Tier) => (tier === 'subgroup-matrix' ? 'tensor-core f16'
 
 const fits = (gpu: Gpu, elements: number, dtype: Dtype) =>
   elements * (dtype === 'f16' ? 2 : 4) <= gpu.caps.limits.maxStorageBufferBindingSize;
+
+/**
+ * How the fastest tier's decode is tiled at each cache size (kernel, rows per workgroup, key tile,
+ * splits and workgroups), so a table's bandwidth can be read against the launch's parallelism.
+ */
+function tilingNote(gpu: Gpu, d: Dims, batch: number, caches: readonly number[], tier: Tier): string {
+  const cells = caches.map((n) => {
+    const { plan, matrix } = planMlaLaunch(
+      gpu,
+      { batch, nq: 1, heads: d.heads, r: d.r, dr: d.dr, maxLength: n },
+      tier,
+    );
+    const workgroups = batch * plan.rowBlocks * plan.splits;
+    return `cache ${n}: ${matrix ? 'tensor-core' : 'row'} kernel, ${plan.rows} rows x ${plan.keyTile} keys per tile, ${plan.splits} split${plan.splits === 1 ? '' : 's'} of ${plan.keysPerSplit} keys, ${workgroups} workgroup${workgroups === 1 ? '' : 's'}`;
+  });
+  return `Tiling of mla ${tierName(tier)}: ${cells.join('; ')}.`;
+}
 
 /** Absorbed decode through the paged latent cache: one query per sequence, `cache` keys each. */
 function mlaDecodeColumn(d: Dims, batch: number, tier: Tier): Implementation {
@@ -184,7 +201,7 @@ export function mlaTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
     ],
     bytes: (n) => batch * n * (d.r + d.dr) * (tierDtype(best) === 'f16' ? 2 : 4),
     bytesLabel: 'latent-cache bytes read',
-    notes: () => [memoryNote],
+    notes: () => [memoryNote, tilingNote(gpu, d, batch, caches, best)],
   }));
   const prefillSizes = options.sizes ?? (options.cpu ? CPU_PREFILL : GPU_PREFILL);
   const prefill: TableSpec = {

@@ -11,7 +11,7 @@ import {
 } from './attention.wgsl.js';
 import { MLA_PAD_PARAMS, mlaAttentionMatrixWgsl, mlaPadRowsWgsl } from './attention-matrix.wgsl.js';
 import type { MlaLaunch } from './launch-types.js';
-import { type MlaPlan, planMlaAttention, planMlaMatrix } from './plan.js';
+import { planMlaLaunch } from './plan.js';
 
 /** Options of {@link mlaAttention}. */
 export interface MlaAttentionOptions {
@@ -123,8 +123,7 @@ export async function launchMlaAttention(gpu: Gpu, launch: MlaLaunch): Promise<T
     maxLength,
     ...(launch.splits !== undefined && { splits: launch.splits }),
   };
-  const matrix = launch.tier === 'subgroup-matrix' ? planMlaMatrix(gpu, planInput) : undefined;
-  const plan: MlaPlan = matrix ?? planMlaAttention(gpu, planInput);
+  const { plan, matrix } = planMlaLaunch(gpu, planInput, launch.tier);
   const fused = !matrix && plan.splits === 1;
   const source: MlaKeySource = keys.source;
   const code = matrix

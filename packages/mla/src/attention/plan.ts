@@ -1,5 +1,5 @@
 /** Tile and split choices of the absorbed attention for a problem on a device. */
-import { check, type Gpu, matrixSubgroupSize } from '@webattn/core';
+import { check, type Gpu, matrixSubgroupSize, type Tier } from '@webattn/core';
 import { MLA_WORKGROUP, mlaAttentionSharedBytes, mlaAttentionUnsupported } from './attention.wgsl.js';
 import { mlaMatrixSharedBytes, mlaMatrixUnsupported } from './attention-matrix.wgsl.js';
 
@@ -134,4 +134,20 @@ export function planMlaMatrix(gpu: Gpu, input: MlaPlanInput): MlaMatrixPlan | un
   }
   if (!chosen) return undefined;
   return { ...chosen, ...splitKeys(input, chosen), subgroups, subgroupSize, pinSubgroupSize };
+}
+
+/** The tiling of one launch: the tensor-core plan where it applies, and the plan either way. */
+export interface MlaLaunchPlan {
+  plan: MlaPlan;
+  /** Present when the launch runs the tensor-core kernel. */
+  matrix?: MlaMatrixPlan;
+}
+
+/**
+ * How a launch on `tier` is tiled: the tensor-core kernel on the subgroup-matrix tier where the
+ * dims and limits allow it, the row kernel otherwise.
+ */
+export function planMlaLaunch(gpu: Gpu, input: MlaPlanInput, tier: Tier): MlaLaunchPlan {
+  const matrix = tier === 'subgroup-matrix' ? planMlaMatrix(gpu, input) : undefined;
+  return matrix ? { plan: matrix, matrix } : { plan: planMlaAttention(gpu, input) };
 }
