@@ -14,6 +14,7 @@ import {
 } from '@webattn/core';
 import { naiveAttention, naiveScoreBytes } from '../naive/naive-attention.js';
 import type { SuiteOptions } from './suites.js';
+import { ownKernelTiers } from './tiers.js';
 import type { Implementation, PreparedRun, TableSpec } from './types.js';
 
 const GPU_SIZES = [4096, 8192, 16384];
@@ -111,12 +112,7 @@ function naiveForward(s: AttentionShape, tier: Tier): Implementation {
 /** Forward and backward tables, one flash column per storage dtype the adapter runs. */
 export function flashTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
   const s = shapeFor(options.cpu);
-  // Tiers with kernels of their own: the subgroups tier runs the portable kernels.
-  const wanted = (t: Tier) =>
-    gpu.caps.tiers.includes(t) &&
-    (!options.tier || options.tier === t) &&
-    (!options.dtype || tierDtype(t) === options.dtype);
-  const tiers = (['portable', 'f16', 'subgroup-matrix'] as const).filter(wanted);
+  const tiers = ownKernelTiers(gpu, options);
   const sizes = options.sizes ?? (options.cpu ? CPU_SIZES : GPU_SIZES);
   const shape = `b=1, hq=${s.hq}, hkv=${s.hkv}, d=${s.d}, causal`;
   const forwardFlops = (n: number) => 2 * 2 * ((n * n) / 2) * s.d * s.hq;

@@ -22,6 +22,7 @@ import {
   lightningDecode,
 } from '@webattn/linear-attn';
 import type { SuiteOptions } from './suites.js';
+import { fastestTiers } from './tiers.js';
 import type { Implementation, PreparedRun, TableSpec } from './types.js';
 
 const GPU_SIZES = [4096, 16384, 65536];
@@ -147,23 +148,12 @@ function decodeColumn(s: Shape, tier: Tier): Implementation {
   };
 }
 
-/** The tiers to measure: the fastest f32 tier and the fastest f16 tier the adapter has and the options allow. */
-function benchTiers(gpu: Gpu, options: SuiteOptions): Tier[] {
-  const wanted = (t: Tier) =>
-    gpu.caps.tiers.includes(t) &&
-    (!options.tier || options.tier === t) &&
-    (!options.dtype || tierDtype(t) === options.dtype);
-  const f32 = (['subgroups', 'portable'] as const).find(wanted);
-  const f16 = (['subgroup-matrix', 'f16'] as const).find(wanted);
-  return [f32, f16].filter((t): t is Tier => t !== undefined);
-}
-
 /**
  * Lightning (chunkwise) vs dense causal flash attention, forward and backward, at 16 and 32 heads of
  * 128 (2 heads of 32 on a CPU adapter); and the decode step at 32 heads of 128.
  */
 export function lightningTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
-  const tiers = benchTiers(gpu, options);
+  const tiers = fastestTiers(gpu, options);
   const sizes = options.sizes ?? (options.cpu ? CPU_SIZES : GPU_SIZES);
   const shapes: Shape[] = options.cpu ? [{ heads: 2, d: 32 }] : [16, 32].map((heads) => ({ heads, d: 128 }));
   const tables: TableSpec[] = [];

@@ -13,6 +13,7 @@ import {
 } from '@webattn/linear-attn';
 import { peakAllocatedBytes } from './memory.js';
 import type { SuiteOptions } from './suites.js';
+import { fastestTiers } from './tiers.js';
 import type { Implementation, PreparedRun, TableSpec } from './types.js';
 
 const GPU_SIZES = [1024, 2048, 4096, 8192];
@@ -148,14 +149,7 @@ function memoryNotes(
 /** Forward and backward tables of the masked form, with the peak-memory table under each. */
 export function maskedLinearTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
   const s = shapeFor(options.cpu);
-  const wanted = (t: Tier) =>
-    gpu.caps.tiers.includes(t) &&
-    (!options.tier || options.tier === t) &&
-    (!options.dtype || tierDtype(t) === options.dtype);
-  // The fastest f32 tier and the fastest f16 tier.
-  const f32 = (['subgroups', 'portable'] as const).find(wanted);
-  const f16 = (['subgroup-matrix', 'f16'] as const).find(wanted);
-  const tiers = [f32, f16].filter((t): t is Tier => t !== undefined);
+  const tiers = fastestTiers(gpu, options);
   const sizes = options.sizes ?? (options.cpu ? CPU_SIZES : GPU_SIZES);
   const shape = `b=1, h=${s.heads}, d=${s.d}, random 0/1 mask [1, 1, n, n]`;
   const memory: MemoryLog = new Map();

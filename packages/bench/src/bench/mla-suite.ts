@@ -19,6 +19,7 @@ import { MlaCache, mlaAttention, mlaAttentionPaged, planMlaLaunch } from '@webat
 import { MINICPM3_MLA_DIMS, mlaCacheBytesPerToken, standardKvCacheBytesPerToken } from '@webattn/reference';
 import { mlaGenerationTable } from './mla-generation-suite.js';
 import type { SuiteOptions } from './suites.js';
+import { ownKernelTiers } from './tiers.js';
 import type { Implementation, PreparedRun, TableSpec } from './types.js';
 
 const GPU_BATCHES = [1, 8, 32, 64];
@@ -171,11 +172,7 @@ function mlaPrefillColumn(d: Dims, tier: Tier): Implementation {
 /** Decode tables (one per batch size), the prefill table and the generation table. */
 export function mlaTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
   const d = dimsFor(options.cpu);
-  const wanted = (t: Tier) =>
-    gpu.caps.tiers.includes(t) &&
-    (!options.tier || options.tier === t) &&
-    (!options.dtype || tierDtype(t) === options.dtype);
-  const tiers = (['portable', 'f16', 'subgroup-matrix'] as const).filter(wanted);
+  const tiers = ownKernelTiers(gpu, options);
   const best = tiers.at(-1);
   if (!best) return [];
   const caches = options.sizes ?? (options.cpu ? CPU_CACHES : GPU_CACHES);

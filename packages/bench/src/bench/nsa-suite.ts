@@ -25,6 +25,7 @@ import {
 import { peakAllocatedBytes } from './memory.js';
 import { nsaDecodeTable } from './nsa-decode-suite.js';
 import type { SuiteOptions } from './suites.js';
+import { ownKernelTiers } from './tiers.js';
 import type { Implementation, PreparedRun, TableSpec } from './types.js';
 
 const GPU_SIZES = [4096, 8192, 16384];
@@ -234,11 +235,7 @@ function memoryNotes(c: NsaConfig, tiers: Tier[], sizes: number[], memory: Memor
 /** Forward and backward tables: NSA and dense flash per tier with kernels of its own. */
 export function nsaTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
   const c = configFor(options.cpu);
-  const wanted = (t: Tier) =>
-    gpu.caps.tiers.includes(t) &&
-    (!options.tier || options.tier === t) &&
-    (!options.dtype || tierDtype(t) === options.dtype);
-  const tiers = (['portable', 'f16', 'subgroup-matrix'] as const).filter(wanted);
+  const tiers = ownKernelTiers(gpu, options);
   const shape = `b=1, hq=${c.heads}, hkv=${c.kvHeads}, d=${c.headDim}, kernel ${c.kernelSize}, stride ${c.stride}, blocks ${c.blockSize}, top ${c.topN}, window ${c.windowSize}`;
   const sizes = options.sizes ?? (options.cpu ? CPU_SIZES : GPU_SIZES);
   const memory: MemoryLog = new Map();
