@@ -17,9 +17,14 @@ export interface GroupDotsKeys {
   keys?: string;
 }
 
+/** Elements per load: four where the head dim allows. */
+function loadWidth(c: GroupDotsConfig): 1 | 4 {
+  return c.dim % 4 === 0 ? 4 : 1;
+}
+
 /** Element type of the q and cmpK bindings {@link groupDotsWgsl} reads: vec4 where the head dim allows. */
 export function groupDotsElement(c: GroupDotsConfig): string {
-  return c.dim % 4 === 0 ? `vec4<${c.dtype}>` : c.dtype;
+  return loadWidth(c) === 4 ? `vec4<${c.dtype}>` : c.dtype;
 }
 
 /**
@@ -32,7 +37,7 @@ export function groupDotsElement(c: GroupDotsConfig): string {
  */
 export function groupDotsWgsl(c: GroupDotsConfig & GroupDotsKeys): string {
   const keys = c.keys ?? 'cmpK';
-  const width = c.dim % 4 === 0 ? 4 : 1;
+  const width = loadWidth(c);
   const loads = c.dim / width;
   return `fn groupDots(qRow: u32, kRow: u32) -> array<f32, ${c.group}> {
   var dots: array<f32, ${c.group}>;

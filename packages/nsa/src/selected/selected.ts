@@ -98,6 +98,19 @@ export interface SelectedAttention {
   lse: Tensor;
 }
 
+/** The values of {@link SELECTED_PARAMS} for a call, shared by the forward and backward kernels. */
+function selectedParamValues(layout: NsaLayout, config: NsaConfig, meta: { tokenTable: number }) {
+  return {
+    tokens: layout.tokens,
+    heads: config.heads,
+    kvHeads: config.kvHeads,
+    group: config.heads / config.kvHeads,
+    scale: config.scale,
+    blockSize: config.blockSize,
+    tokenTable: meta.tokenTable,
+  };
+}
+
 /** Attention of every query over the blocks selected for its KV head. */
 export async function selectedAttention(
   gpu: Gpu,
@@ -117,18 +130,7 @@ export async function selectedAttention(
     label: 'nsa selected attention',
     code: kernel.code,
     buffers: [q, k, v, selection, meta.tensor, o, lse],
-    params: {
-      layout: SELECTED_PARAMS,
-      values: {
-        tokens: layout.tokens,
-        heads: config.heads,
-        kvHeads: config.kvHeads,
-        group: config.heads / config.kvHeads,
-        scale: config.scale,
-        blockSize: config.blockSize,
-        tokenTable: meta.tokenTable,
-      },
-    },
+    params: { layout: SELECTED_PARAMS, values: selectedParamValues(layout, config, meta) },
     // Group kernels: a workgroup per (token, KV head); the row kernel: an invocation per (token, head).
     workgroups: kernel.groupCentric
       ? layout.tokens * config.kvHeads
@@ -164,15 +166,7 @@ export async function selectedAttentionBackward(
 ): Promise<SelectedGradients> {
   const { q, k, v, selection, o, lse, dO } = inputs;
   const kernel = { dtype: q.dtype, d: config.headDim, dv: config.vHeadDim, topN: config.topN };
-  const values = {
-    tokens: layout.tokens,
-    heads: config.heads,
-    kvHeads: config.kvHeads,
-    group: config.heads / config.kvHeads,
-    scale: config.scale,
-    blockSize: config.blockSize,
-    tokenTable: meta.tokenTable,
-  };
+  const values = selectedParamValues(layout, config, meta);
   const rows = layout.tokens * config.heads;
   const keyRows = layout.tokens * config.kvHeads;
   using stats = Tensor.empty(gpu, [2, layout.tokens, config.heads]);
@@ -223,11 +217,11 @@ export async function selectedAttentionBackward(
   // dK and dV gather, per block of keys, from the tokens that selected it.
   const inverse = await invertSelection(gpu, selection, meta, layout, config);
   using _inverse = inverse.tensor;
+  const dkInputs = [q, k, v, inverse.tensor, meta.tensor, dO, stats, dk];
+  const dvInputs = [q, k, inverse.tensor, meta.tensor, dO, stats, dv];
   if (matrixKeys) {
     const keyTiles = meta.blocks * (config.blockSize / matrixKeys.tile);
     const extra = { keyTiles, inverseEntries: inverse.entries };
-    const dkInputs = [q, k, v, inverse.tensor, meta.tensor, dO, stats, dk];
-    const dvInputs = [q, k, inverse.tensor, meta.tensor, dO, stats, dv];
     await matrix('dk', selectedKeysMatrixWgsl(matrixKeys, 'dk'), dkInputs, keyTiles, extra);
     await matrix('dv', selectedKeysMatrixWgsl(matrixKeys, 'dv'), dvInputs, keyTiles, extra);
   } else {
@@ -240,8 +234,6 @@ export async function selectedAttentionBackward(
         inverseEntries: inverse.entries,
       },
     };
-    const dkInputs = [q, k, v, inverse.tensor, meta.tensor, dO, stats, dk];
-    const dvInputs = [q, k, inverse.tensor, meta.tensor, dO, stats, dv];
     await scalar('dk', selectedDkWgsl(kernel), dkInputs, keyRows, params);
     await scalar('dv', selectedDvWgsl(kernel), dvInputs, keyRows, params);
   }
