@@ -70,6 +70,7 @@ export {
   mlaRmsNormWgsl,
   mlaRopeWgsl,
 } from './layer/layer.wgsl.js';
+export { type MlaProjections, mlaProjections } from './layer/projections.js';
 export {
   MLA_CONCAT_Q_PARAMS,
   MLA_EPILOGUE_PARAMS,

@@ -3,19 +3,18 @@
  * the generation table: the per-head keys and values are expanded from each new token's latent with
  * kv_b_proj and appended to a dense standard K/V cache, then plain multi-head attention (core's flash
  * attention) runs over it, then o_proj. The query side, kv_a_proj_with_mqa, the norms and the rope
- * are the absorbed layer's own kernels, so the two columns differ only where absorption differs.
+ * come from mlaProjections, the code the absorbed layer runs, so the two columns differ only where
+ * absorption differs.
  */
 import { check, dispatch, flashAttention, type Gpu, matmul, Tensor } from '@webattn/core';
 import {
   absorbMla,
-  MLA_LAYER_PARAMS,
-  MLA_LAYER_WORKGROUP,
   type MlaAbsorbedLayerWeights,
   type MlaLayerConfig,
   type MlaLayerWeights,
-  mlaRmsNormWgsl,
+  type MlaProjections,
+  mlaProjections,
   mlaRopeTable,
-  mlaRopeWgsl,
 } from '@webattn/mla';
 import {
   HEAD_CONCAT_PARAMS,
@@ -28,14 +27,6 @@ import {
 export interface EagerCacheShape {
   batch: number;
   maxLength: number;
-}
-
-/** What every kernel of one call shares: its token count, rope table and norm/rope parameters. */
-interface Call {
-  tokens: number;
-  perSequence: number;
-  cs: Tensor;
-  params: { layout: typeof MLA_LAYER_PARAMS; values: { tokens: number; eps: number } };
 }
 
 /** Where {@link headConcatWgsl} writes: token j of sequence s to row `s · sequenceRows + start + j`. */
@@ -145,107 +136,48 @@ export class EagerMlaLayer {
       Array.from({ length: batch }, () => perSequence),
     );
     using cs = Tensor.from(this.gpu, table, [table.length]);
-    const call: Call = {
-      tokens: T,
-      perSequence,
-      cs,
-      params: { layout: MLA_LAYER_PARAMS, values: { tokens: T, eps: this.config.normEps ?? 1e-6 } },
-    };
-    using q = await this.queries(hidden, call);
-    await this.appendKeysValues(hidden, call);
+    const p = await mlaProjections(this.gpu, this.weights, this.config, hidden, cs);
+    using _qNope = p.qNope;
+    using _qPe = p.qPe;
+    using _cKv = p.cKv;
+    using _kPe = p.kPe;
+    using q = await this.queries(p, T);
+    await this.appendKeysValues(p, T, perSequence);
     this.held += perSequence;
     using o = await this.attend(q, perSequence);
     return await this.mm(Tensor.wrap(this.gpu, o.buffer, [T, heads * dv], dtype), this.weights.oProj);
   }
 
-  /** The standard query `[tokens, heads, nope + rope]`: c_q, then q_nope and the rotated q_pe per head. */
-  private async queries(hidden: Tensor, call: Call): Promise<Tensor> {
-    const { gpu, weights: w } = this;
-    const { heads, qLoraRank, qkNopeHeadDim: dn, qkRopeHeadDim: dr } = this.config.dims;
+  /** The standard query `[tokens, heads, nope + rope]`: q_nope and the rotated q_pe per head, side by side. */
+  private async queries(p: MlaProjections, T: number): Promise<Tensor> {
+    const { heads, qkNopeHeadDim: dn, qkRopeHeadDim: dr } = this.config.dims;
     const dtype = this.config.dtype ?? 'f32';
-    const T = call.tokens;
-    using qa = qLoraRank ? await this.mm(hidden, w.qAProj!) : undefined;
-    using normed = qLoraRank ? Tensor.empty(gpu, [T, qLoraRank], dtype) : undefined;
-    if (qa && normed) {
-      await dispatch(gpu, {
-        label: 'eager mla q norm',
-        code: mlaRmsNormWgsl({ dtype, width: qa.shape[1]!, stride: qa.shape[1]!, offset: 0 }),
-        buffers: [qa, w.qALayernorm!, normed],
-        params: call.params,
-        workgroups: T,
-      });
-    }
-    const cQ = normed ?? hidden;
-    using qNope = await this.mm(cQ, w.qNopeProj);
-    using qRope = await this.mm(cQ, w.qRopeProj);
-    using qPe = Tensor.empty(gpu, [T, heads, dr], dtype);
-    await dispatch(gpu, {
-      label: 'eager mla q rope',
-      code: mlaRopeWgsl({
-        dtype,
-        heads,
-        dim: dr,
-        style: this.config.rope.style,
-        stride: heads * dr,
-        offset: 0,
-      }),
-      buffers: [qRope, call.cs, qPe],
-      params: call.params,
-      workgroups: Math.ceil((T * heads * dr) / 2 / MLA_LAYER_WORKGROUP),
-    });
-    const q = Tensor.empty(gpu, [T, heads, dn + dr], dtype);
+    const q = Tensor.empty(this.gpu, [T, heads, dn + dr], dtype);
     await this.concat(
       T,
       q,
       { perSequence: T, sequenceRows: T, start: 0 },
-      [qNope, { width: dn, rowStride: heads * dn, offset: 0, headStride: dn }],
-      [qPe, { width: dr, rowStride: heads * dr, offset: 0, headStride: dr }],
+      [p.qNope, { width: dn, rowStride: heads * dn, offset: 0, headStride: dn }],
+      [p.qPe, { width: dr, rowStride: heads * dr, offset: 0, headStride: dr }],
     );
     return q;
   }
 
   /**
-   * Appends the new tokens' keys and values at row {@link length} of each sequence: c_kv and the
-   * rotated k_pe as the absorbed layer computes them, then k_nope and v per head from kv_b_proj.
+   * Appends the new tokens' keys and values at row {@link length} of each sequence: k_nope and v per
+   * head from kv_b_proj of c_kv, beside the rotated k_pe every head shares.
    */
-  private async appendKeysValues(hidden: Tensor, call: Call): Promise<void> {
-    const { gpu, weights: w } = this;
-    const { heads, kvLoraRank: r, qkNopeHeadDim: dn, qkRopeHeadDim: dr, vHeadDim: dv } = this.config.dims;
-    const dtype = this.config.dtype ?? 'f32';
-    const T = call.tokens;
-    using kv = await this.mm(hidden, w.kvAProjWithMqa);
-    using cKv = Tensor.empty(gpu, [T, r], dtype);
-    await dispatch(gpu, {
-      label: 'eager mla kv norm',
-      code: mlaRmsNormWgsl({ dtype, width: r, stride: r + dr, offset: 0 }),
-      buffers: [kv, w.kvALayernorm, cKv],
-      params: call.params,
-      workgroups: T,
-    });
-    using kPe = Tensor.empty(gpu, [T, dr], dtype);
-    await dispatch(gpu, {
-      label: 'eager mla k rope',
-      code: mlaRopeWgsl({
-        dtype,
-        heads: 1,
-        dim: dr,
-        style: this.config.rope.style,
-        stride: r + dr,
-        offset: r,
-      }),
-      buffers: [kv, call.cs, kPe],
-      params: call.params,
-      workgroups: Math.ceil((T * dr) / 2 / MLA_LAYER_WORKGROUP),
-    });
-    using kvb = await this.mm(cKv, this.kvBProj);
+  private async appendKeysValues(p: MlaProjections, T: number, perSequence: number): Promise<void> {
+    const { heads, qkNopeHeadDim: dn, qkRopeHeadDim: dr, vHeadDim: dv } = this.config.dims;
+    using kvb = await this.mm(p.cKv, this.kvBProj);
     const rows = heads * (dn + dv);
-    const at = { perSequence: call.perSequence, sequenceRows: this.cache.maxLength, start: this.held };
+    const at = { perSequence, sequenceRows: this.cache.maxLength, start: this.held };
     await this.concat(
       T,
       this.k,
       at,
       [kvb, { width: dn, rowStride: rows, offset: 0, headStride: dn + dv }],
-      [kPe, { width: dr, rowStride: dr, offset: 0, headStride: 0 }],
+      [p.kPe, { width: dr, rowStride: dr, offset: 0, headStride: 0 }],
     );
     await this.concat(T, this.v, at, [kvb, { width: dv, rowStride: rows, offset: dn, headStride: dn + dv }]);
   }

@@ -9,13 +9,8 @@ import { check, type Dtype, dispatch, type Gpu, matmul, Tensor, type Tier } from
 import type { MlaAttentionOptions } from '../attention/attention.js';
 import type { MlaCache } from '../cache/cache.js';
 import { mlaAttentionPaged } from '../cache/paged-attention.js';
-import {
-  MLA_LAYER_PARAMS,
-  MLA_LAYER_WORKGROUP,
-  mlaQueryLatentWgsl,
-  mlaRmsNormWgsl,
-  mlaRopeWgsl,
-} from './layer.wgsl.js';
+import { MLA_LAYER_PARAMS, MLA_LAYER_WORKGROUP, mlaQueryLatentWgsl } from './layer.wgsl.js';
+import { mlaProjections } from './projections.js';
 
 /** Sizes of one MLA layer, named as in the HF configs. */
 export interface MlaLayerDims {
@@ -254,15 +249,7 @@ export class MlaAttention {
     newLengths: readonly number[],
   ): Promise<Tensor> {
     const { dims, rope } = this.config;
-    const {
-      hiddenSize: H,
-      heads,
-      qLoraRank,
-      kvLoraRank: r,
-      qkNopeHeadDim: dn,
-      qkRopeHeadDim: dr,
-      vHeadDim: dv,
-    } = dims;
+    const { hiddenSize: H, heads, kvLoraRank: r, qkNopeHeadDim: dn, qkRopeHeadDim: dr, vHeadDim: dv } = dims;
     const dtype = this.config.dtype ?? 'f32';
     const op = 'MlaAttention.forward';
     check(
@@ -299,7 +286,6 @@ export class MlaAttention {
     if (T === 0) return Tensor.empty(this.gpu, [0, H], dtype);
     const w = this.weights;
     const wg = (n: number) => Math.ceil(n / MLA_LAYER_WORKGROUP);
-    const half = dr / 2;
     const table = mlaRopeTable(rope, dr, prefixes, newLengths);
     using cs = Tensor.from(this.gpu, table, [table.length]);
     const owned: Tensor[] = [];
@@ -308,20 +294,8 @@ export class MlaAttention {
       return x;
     };
     try {
-      // Query input c_q.
-      let cQ = hidden;
-      if (qLoraRank) {
-        const qa = keep(await this.mm(hidden, w.qAProj!));
-        cQ = keep(Tensor.empty(this.gpu, [T, qLoraRank], dtype));
-        await this.kernel(
-          'mla q norm',
-          mlaRmsNormWgsl({ dtype, width: qLoraRank, stride: qLoraRank, offset: 0 }),
-          [qa, w.qALayernorm!, cQ],
-          T,
-          T,
-        );
-      }
-      const qNope = keep(await this.mm(cQ, w.qNopeProj));
+      const { qNope, qPe, cKv, kPe } = await mlaProjections(this.gpu, w, this.config, hidden, cs);
+      for (const x of [qNope, qPe, cKv, kPe]) keep(x);
       const qLatent = keep(Tensor.empty(this.gpu, [T, heads, r], dtype));
       await this.kernel(
         'mla q latent',
@@ -330,37 +304,6 @@ export class MlaAttention {
         T,
         wg(T * heads * r),
       );
-      const qRopeRaw = keep(await this.mm(cQ, w.qRopeProj));
-      const qPe = keep(Tensor.empty(this.gpu, [T, heads, dr], dtype));
-      if (dr > 0) {
-        await this.kernel(
-          'mla q rope',
-          mlaRopeWgsl({ dtype, heads, dim: dr, style: rope.style, stride: heads * dr, offset: 0 }),
-          [qRopeRaw, cs, qPe],
-          T,
-          wg(T * heads * half),
-        );
-      }
-      // The new cache entries.
-      const kv = keep(await this.mm(hidden, w.kvAProjWithMqa));
-      const cKv = keep(Tensor.empty(this.gpu, [T, r], dtype));
-      await this.kernel(
-        'mla kv norm',
-        mlaRmsNormWgsl({ dtype, width: r, stride: r + dr, offset: 0 }),
-        [kv, w.kvALayernorm, cKv],
-        T,
-        T,
-      );
-      const kPe = keep(Tensor.empty(this.gpu, [T, dr], dtype));
-      if (dr > 0) {
-        await this.kernel(
-          'mla k rope',
-          mlaRopeWgsl({ dtype, heads: 1, dim: dr, style: rope.style, stride: r + dr, offset: r }),
-          [kv, cs, kPe],
-          T,
-          wg(T * half),
-        );
-      }
       if (T > 0) await cache.appendPacked(ids, cKv, kPe, newLengths);
       // Attention: one call when every sequence adds as many tokens, else one per sequence.
       const options: MlaAttentionOptions = {
