@@ -3,11 +3,14 @@
  * Bundles the webattn CLI into one ESM file for the remote GPU machine, which has no node_modules:
  * .gpu-kit/webattn.mjs, with 'webgpu' left external (the kit provides dawn.node). Builds the kit
  * itself (Node binary, dawn.node, Vulkan loaders) with ../shared/gpu/make-kit.sh when it is missing.
- * Usage: pnpm gpu:bundle   then, on the GPU machine:
+ * Usage: pnpm gpu:bundle [--fla CHECKOUT]   then, on the GPU machine:
  *   source .gpu-kit/setup.sh && node .gpu-kit/webattn.mjs verify all
+ * With --fla, the `fla` package of a flash-linear-attention checkout goes to .gpu-kit/python, where
+ * scripts/gpu-measure.sh points the torch baseline (fla's Triton lightning attention columns) when the
+ * GPU machine's Python has no fla of its own.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -37,6 +40,18 @@ await build({
   logLevel: 'warning',
 });
 copyFileSync(join(root, 'packages/bench/scripts/torch_baseline.py'), join(kit, 'torch_baseline.py'));
+const flaAt = process.argv.indexOf('--fla');
+if (flaAt !== -1) {
+  const source = join(process.argv[flaAt + 1] ?? '', 'fla');
+  if (!existsSync(join(source, '__init__.py')))
+    throw new Error(`gpu:bundle: --fla: no fla package at ${source}`);
+  rmSync(join(kit, 'python'), { recursive: true, force: true });
+  cpSync(source, join(kit, 'python', 'fla'), {
+    recursive: true,
+    filter: (path) => !path.includes('__pycache__'),
+  });
+  console.log(`gpu:bundle: fla copied from ${source} to .gpu-kit/python/fla`);
+}
 console.log(
   'gpu:bundle: .gpu-kit/webattn.mjs ready; run it with: source .gpu-kit/setup.sh && node .gpu-kit/webattn.mjs verify all',
 );

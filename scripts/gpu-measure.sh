@@ -36,7 +36,12 @@ tensor_core=(--tier subgroup-matrix --iters 3 --warmup 1 --no-progress)
 torch_columns() { if [ -s "$out/torch.json" ]; then echo --torch "$out/torch.json"; fi; }
 for name in "$@"; do
   case "$name" in
-    torch) part torch 300 python3 .gpu-kit/torch_baseline.py --out "$out/torch.json" --iters 5 --warmup 2 ;;
+    torch)
+      # fla from the kit (pnpm gpu:bundle --fla CHECKOUT) where the machine's Python lacks it.
+      fla=()
+      if [ -d .gpu-kit/python/fla ]; then fla=(--fla-path .gpu-kit/python); fi
+      part torch 300 python3 .gpu-kit/torch_baseline.py --out "$out/torch.json" --iters 5 --warmup 2 "${fla[@]}"
+      ;;
     verify) part verify 300 "${webattn[@]}" verify all ;;
     nsa) part nsa 420 "${webattn[@]}" bench nsa $(torch_columns) --sizes 16384,65536 "${tensor_core[@]}" --json "$out/nsa.json" ;;
     linear) part linear 300 "${webattn[@]}" bench linear $(torch_columns) --sizes 4096,16384,65536 "${tensor_core[@]}" --json "$out/linear.json" ;;

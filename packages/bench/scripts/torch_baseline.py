@@ -94,7 +94,9 @@ def lightning_baselines(sizes, warmup, iters, head_counts=(16, 32), dim=128):
     except ImportError as error:
         print(f"torch_baseline: fla not importable, no lightning baselines ({error})", file=sys.stderr)
         return {}
-    name = "fla chunk_simple_gla (Triton)"
+    import fla
+
+    name = f"fla {getattr(fla, '__version__', '?')} chunk_simple_gla (Triton)"
     tables = {}
     for heads in head_counts:
         fwd, bwd = {}, {}
@@ -135,7 +137,13 @@ def main():
     parser.add_argument("--matmul-sizes", default="1024,2048,4096,8192", help="square matmul sizes")
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument(
+        "--fla-path",
+        help="directory holding an fla package (e.g. a flash-linear-attention checkout) to import from",
+    )
     args = parser.parse_args()
+    if args.fla_path:
+        sys.path.insert(0, args.fla_path)
     import torch
 
     if not torch.cuda.is_available():

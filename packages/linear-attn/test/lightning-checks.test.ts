@@ -33,8 +33,16 @@ describe('every lightning and decode kernel compiles on the null backend, f32 an
   for (const dtype of ['f32', 'f16'] as const) {
     it(dtype, async () => {
       const kernels: [string, string][] = [
-        ['scan', scanWgsl({ reverse: false, hasStart: true, writeEnd: true })],
-        ['reverse scan', scanWgsl({ reverse: true, hasStart: false, writeEnd: false })],
+        ...[false, true].flatMap((splitStates): [string, string][] => [
+          [
+            `scan split=${splitStates}`,
+            scanWgsl({ reverse: false, hasStart: true, writeEnd: true, splitStates }),
+          ],
+          [
+            `reverse scan split=${splitStates}`,
+            scanWgsl({ reverse: true, hasStart: false, writeEnd: false, splitStates }),
+          ],
+        ]),
         ['normalize', l2NormalizeWgsl(dtype)],
         ['normalize backward', l2NormalizeBackwardWgsl(dtype)],
         ...[false, true].flatMap((inPlace) =>
@@ -50,22 +58,31 @@ describe('every lightning and decode kernel compiles on the null backend, f32 an
       );
       expect(sizes).toContain(64);
       for (const chunkSize of sizes) {
-        for (const backward of [false, true]) {
-          kernels.push([
-            `chunk state C=${chunkSize} bwd=${backward}`,
-            chunkStateWgsl({ dtype, chunkSize, backward }),
-          ]);
-        }
-        for (const [reverse, transposeState] of [
-          [false, false],
-          [false, true],
-          [true, true],
-          [true, false],
-        ] as const) {
-          kernels.push([
-            `chunk output C=${chunkSize} reverse=${reverse} transpose=${transposeState}`,
-            chunkOutputWgsl({ dtype, chunkSize, reverse, transposeState, checkFinite: dtype === 'f16' }),
-          ]);
+        for (const splitStates of [false, true]) {
+          for (const backward of [false, true]) {
+            kernels.push([
+              `chunk state C=${chunkSize} bwd=${backward} split=${splitStates}`,
+              chunkStateWgsl({ dtype, chunkSize, backward, splitStates }),
+            ]);
+          }
+          for (const [reverse, transposeState] of [
+            [false, false],
+            [false, true],
+            [true, true],
+            [true, false],
+          ] as const) {
+            kernels.push([
+              `chunk output C=${chunkSize} reverse=${reverse} transpose=${transposeState} split=${splitStates}`,
+              chunkOutputWgsl({
+                dtype,
+                chunkSize,
+                reverse,
+                transposeState,
+                checkFinite: dtype === 'f16',
+                splitStates,
+              }),
+            ]);
+          }
         }
       }
       for (const [name, code] of kernels) {
@@ -83,17 +100,28 @@ describe('every lightning and decode kernel compiles on the null backend, f32 an
       [true, false],
     ] as const) {
       for (const checkFinite of [false, true]) {
-        const name = `chunk output tensor-core reverse=${reverse} transpose=${transposeState} check=${checkFinite}`;
-        const code = chunkOutputMatrixWgsl({ dtype: 'f16', reverse, transposeState, checkFinite, ...sizes });
-        await expect(gpu.pipelines.get(code, name), name).resolves.toBeDefined();
+        for (const splitStates of [false, true]) {
+          const name = `chunk output tensor-core reverse=${reverse} transpose=${transposeState} check=${checkFinite} split=${splitStates}`;
+          const code = chunkOutputMatrixWgsl({
+            dtype: 'f16',
+            reverse,
+            transposeState,
+            checkFinite,
+            splitStates,
+            ...sizes,
+          });
+          await expect(gpu.pipelines.get(code, name), name).resolves.toBeDefined();
+        }
       }
     }
     for (const backward of [false, true]) {
       for (const checkFinite of [false, true]) {
         for (const chunkSize of [32, 64, 128]) {
-          const name = `chunk state tensor-core C=${chunkSize} bwd=${backward} check=${checkFinite}`;
-          const code = chunkStateMatrixWgsl({ chunkSize, backward, checkFinite, ...sizes });
-          await expect(gpu.pipelines.get(code, name), name).resolves.toBeDefined();
+          for (const splitStates of [false, true]) {
+            const name = `chunk state tensor-core C=${chunkSize} bwd=${backward} check=${checkFinite} split=${splitStates}`;
+            const code = chunkStateMatrixWgsl({ chunkSize, backward, checkFinite, splitStates, ...sizes });
+            await expect(gpu.pipelines.get(code, name), name).resolves.toBeDefined();
+          }
         }
       }
     }
@@ -184,6 +212,24 @@ describe('lightningAttention rejects bad input before dispatching', () => {
         () => lightningAttention(gpu, q, k, v, { decays, scale: Number.POSITIVE_INFINITY }),
         /scale: expected a finite number/,
         'invalid-argument',
+      ],
+      [
+        'state binding',
+        () => lightningAttention(gpu, q, k, v, { decays, stateBindingBytes: 100 }),
+        /stateBindingBytes: expected an integer from one chunk's states \(2048\) to this device's maxStorageBufferBindingSize \(\d+\), got 100/,
+        'invalid-argument',
+      ],
+      [
+        'states over two bindings',
+        // Eight one-token sequences are eight chunks; one chunk per binding holds two.
+        () =>
+          lightningAttention(gpu, q, k, v, {
+            decays,
+            cuSeqlens: [0, 1, 2, 3, 4, 5, 6, 7, 8],
+            stateBindingBytes: 2048,
+          }),
+        /the per-chunk states need 16384 bytes \(8 chunks x 4 heads x 16 x 8 f32\), over 2 bindings of 2048 bytes/,
+        'limit-exceeded',
       ],
       [
         'chunk',

@@ -29,6 +29,7 @@ interface Case {
   cuSeqlens?: number[];
   scale?: number;
   forwardOnly?: boolean;
+  stateBindingBytes?: number;
 }
 
 function expectClose(label: string, expected: ArrayLike<number>, actual: ArrayLike<number>, magnitude = 1) {
@@ -101,6 +102,23 @@ const CASES: Case[] = [
     initialState: true,
     dFinalState: true,
   },
+  {
+    // 2 + 3 chunks of 32; a binding of 3 chunks' states (2 heads x 8 x 16 x 4 bytes each) splits the
+    // states inside the second sequence, so the scans cross from one binding into the other.
+    name: 'states split over two bindings, varlen, initial state',
+    batch: 1,
+    n: 130,
+    hq: 2,
+    hkv: 1,
+    dk: 8,
+    dv: 16,
+    decays: [0.95, 0.8],
+    chunkSize: 32,
+    cuSeqlens: [0, 50, 130],
+    initialState: true,
+    dFinalState: true,
+    stateBindingBytes: 3 * 2 * 8 * 16 * 4,
+  },
   // Forward only: SwiftShader takes tens of seconds to compile each chunk-128 kernel; the backward's
   // dependence on the chunk size is the same code, exercised at 32 and 64.
   {
@@ -159,6 +177,7 @@ describe('lightningAttention (chunkwise) against the reference', () => {
           ...(c.scale !== undefined && { scale: c.scale }),
           ...(init && { initialState: init }),
           ...(c.cuSeqlens && { cuSeqlens: c.cuSeqlens }),
+          ...(c.stateBindingBytes && { stateBindingBytes: c.stateBindingBytes }),
         });
         expectClose('o', ref.o, await result.o.read(), 4);
         expectClose('o vs recurrent', rec.o, await result.o.read(), 4);

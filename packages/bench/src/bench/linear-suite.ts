@@ -162,7 +162,7 @@ export function lightningTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
     for (const pass of ['forward', 'backward'] as const) {
       tables.push({
         id: `linear-lightning-${pass === 'forward' ? 'fwd' : 'bwd'}-h${s.heads}`,
-        title: `Lightning attention ${pass} (chunkwise; chunk 64, or 128 where the per-chunk states outgrow one binding) vs dense causal flash attention (b=1, h=${s.heads}, d=${s.d}, ALiBi decays)`,
+        title: `Lightning attention ${pass} (chunkwise, 64-token chunks; per-chunk states over two bindings where one cannot hold them) vs dense causal flash attention (b=1, h=${s.heads}, d=${s.d}, ALiBi decays)`,
         sizeLabel: 'n',
         sizes,
         implementations: tiers.flatMap((t) => [lightningColumn(s, t, pass), flashColumn(s, t, pass)]),

@@ -34,9 +34,15 @@ interface Shape {
   decays: number[];
   cuSeqlens?: number[];
   chunkSize?: number;
+  /** Chunks of states per binding (`stateBindingBytes`), to split the states over two bindings. */
+  stateBindingChunks?: number;
 }
 
-/** Several chunks with a ragged tail and GQA at d = 128; packed sequences of 1, 29 and 70 tokens; n < one chunk. */
+/**
+ * Several chunks with a ragged tail and GQA at d = 128; packed sequences of 1, 29 and 70 tokens;
+ * n < one chunk; states split over two bindings inside a sequence (what 65,536 tokens of 32 heads
+ * need on a device with 2 GiB bindings).
+ */
 const SHAPES: Shape[] = [
   { batch: 2, n: 200, hq: 4, hkv: 2, dk: 128, dv: 128, decays: [0.999, 0.99, 0.9, 0.5] },
   {
@@ -51,6 +57,17 @@ const SHAPES: Shape[] = [
     chunkSize: 32,
   },
   { batch: 3, n: 17, hq: 2, hkv: 2, dk: 48, dv: 80, decays: [0, 0.8] },
+  {
+    batch: 1,
+    n: 300,
+    hq: 2,
+    hkv: 1,
+    dk: 128,
+    dv: 128,
+    decays: [0.99, 0.9],
+    cuSeqlens: [0, 100, 300],
+    stateBindingChunks: 3,
+  },
 ];
 
 /**
@@ -61,6 +78,17 @@ const CPU_SHAPES: Shape[] = [
   { batch: 2, n: 90, hq: 4, hkv: 2, dk: 32, dv: 32, decays: [0.999, 0.99, 0.9, 0.5] },
   { batch: 1, n: 100, hq: 2, hkv: 1, dk: 16, dv: 24, decays: [1, 0.95], cuSeqlens: [0, 1, 30, 100] },
   { batch: 3, n: 17, hq: 2, hkv: 2, dk: 20, dv: 36, decays: [0, 0.8] },
+  {
+    batch: 1,
+    n: 200,
+    hq: 2,
+    hkv: 1,
+    dk: 16,
+    dv: 16,
+    decays: [0.99, 0.9],
+    cuSeqlens: [0, 100, 200],
+    stateBindingChunks: 3,
+  },
 ];
 
 const magnitudeOf = (x: ArrayLike<number>) => {
@@ -70,7 +98,7 @@ const magnitudeOf = (x: ArrayLike<number>) => {
 };
 
 function describe(s: Shape): string {
-  return `b=${s.batch} n=${s.n} hq=${s.hq} hkv=${s.hkv} dk=${s.dk} dv=${s.dv}${s.cuSeqlens ? ` cuSeqlens=[${s.cuSeqlens.join(',')}]` : ''}${s.chunkSize ? ` chunk=${s.chunkSize}` : ''}`;
+  return `b=${s.batch} n=${s.n} hq=${s.hq} hkv=${s.hkv} dk=${s.dk} dv=${s.dv}${s.cuSeqlens ? ` cuSeqlens=[${s.cuSeqlens.join(',')}]` : ''}${s.chunkSize ? ` chunk=${s.chunkSize}` : ''}${s.stateBindingChunks ? ` states split after ${s.stateBindingChunks} chunks` : ''}`;
 }
 
 function forwardBackward(s: Shape, tier: Tier) {
@@ -91,6 +119,7 @@ function forwardBackward(s: Shape, tier: Tier) {
       initialState: init,
       ...(s.cuSeqlens && { cuSeqlens: s.cuSeqlens }),
       ...(s.chunkSize && { chunkSize: s.chunkSize }),
+      ...(s.stateBindingChunks && { stateBindingBytes: s.stateBindingChunks * s.hq * s.dk * s.dv * 4 }),
     });
     const grads = await lightningAttentionBackward(result.ctx, dO, dFinal);
     try {

@@ -13,7 +13,7 @@
  */
 import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { CHUNK_OUTPUT_PARAMS } from './chunk-output.wgsl.js';
-import { CHECK_F16_WGSL, DECAY_POW_WGSL, storeWgsl } from './common.wgsl.js';
+import { CHECK_F16_WGSL, DECAY_OF_WGSL, DECAY_POW_WGSL, stateAccessWgsl, storeWgsl } from './common.wgsl.js';
 
 /** Chunk length of the tensor-core kernel. */
 export const MATRIX_CHUNK = 64;
@@ -30,6 +30,8 @@ export interface ChunkOutputMatrixConfig {
   transposeState: boolean;
   /** Flag f16 roundings and outputs that overflow (binding `overflow`). */
   checkFinite: boolean;
+  /** Whether the states span two bindings (see {@link stateAccessWgsl}). */
+  splitStates: boolean;
   /** Subgroup size the kernel is built for. */
   subgroupSize: number;
   /** Pin it with `@subgroup_size`. */
@@ -60,6 +62,7 @@ export function chunkOutputMatrixWgsl(c: ChunkOutputMatrixConfig): string {
   const toHalf = c.checkFinite
     ? 'fn half(x: f32) -> f16 { checkF16(x); return f16(x); }'
     : 'fn half(x: f32) -> f16 { return f16(x); }';
+  const high = c.checkFinite ? 7 : 6;
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
 ${paramsStruct(CHUNK_OUTPUT_PARAMS)}
@@ -67,11 +70,11 @@ ${paramsStruct(CHUNK_OUTPUT_PARAMS)}
 @group(0) @binding(1) var<storage, read> y: array<${T}>;
 @group(0) @binding(2) var<storage, read> z: array<${T}>;
 @group(0) @binding(3) var<storage, read> states: array<f32>;
-@group(0) @binding(4) var<storage, read> decays: array<f32>;
-@group(0) @binding(5) var<storage, read> table: array<u32>;
-@group(0) @binding(6) var<storage, read_write> out: array<${T}>;
-${c.checkFinite ? '@group(0) @binding(7) var<storage, read_write> overflow: array<atomic<u32>>;' : ''}
-@group(0) @binding(${c.checkFinite ? 8 : 7}) var<uniform> p: Params;
+@group(0) @binding(4) var<storage, read> table: array<u32>;
+@group(0) @binding(5) var<storage, read_write> out: array<${T}>;
+${c.checkFinite ? '@group(0) @binding(6) var<storage, read_write> overflow: array<atomic<u32>>;' : ''}
+@group(0) @binding(${high + (c.splitStates ? 1 : 0)}) var<uniform> p: Params;
+${stateAccessWgsl(c.splitStates, false, high)}
 
 const XS = 24u;  // x or y slice [64][16], rows padded by 16 bytes
 const ZS = 72u;  // z or state rows [16][64]
@@ -83,6 +86,7 @@ var<workgroup> scratch: array<f32, ${4 * 256}>;
 
 ${WORKGROUP_INDEX_WGSL}
 ${DECAY_POW_WGSL}
+${DECAY_OF_WGSL}
 ${c.checkFinite ? CHECK_F16_WGSL : ''}
 ${toHalf}
 
@@ -103,7 +107,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   for (var g = 0u; g < p.group; g++) {
     let hs = ho * p.group + g;
     let hyz = hs / p.yzDiv;
-    let lam = decays[hs];
+    let lam = decayOf(hs);
     // (A) scores of this subgroup's 16 rows against the chunk's 64 columns.
     ${frag.map((j) => `var s${j} = ${A}();`).join('\n    ')}
     for (var a0 = 0u; a0 < p.dx; a0 += 16u) {
@@ -175,7 +179,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         var mv = 0.0;
         if (a2 < p.dx && zc < p.dz) {
           let a = a2;
-          mv = states[sBase + ${mIndex}];
+          mv = loadState(sBase + ${mIndex});
         }
         ys[(e / 64u) * ZS + e % 64u] = half(mv);
       }

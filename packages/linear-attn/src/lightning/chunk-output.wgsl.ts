@@ -22,7 +22,7 @@
  * memory between the two products.
  */
 import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
-import { CHECK_F16_WGSL, DECAY_POW_WGSL, storeWgsl } from './common.wgsl.js';
+import { CHECK_F16_WGSL, DECAY_OF_WGSL, DECAY_POW_WGSL, stateAccessWgsl, storeWgsl } from './common.wgsl.js';
 
 /** Uniform parameters of the chunk output kernel. */
 export const CHUNK_OUTPUT_PARAMS = [
@@ -38,6 +38,8 @@ export const CHUNK_OUTPUT_PARAMS = [
   ['zTiles', 'u32'],
   ['scale', 'f32'],
   ['stateScale', 'f32'],
+  ['statesSplit', 'u32'],
+  ['decayTable', 'u32'],
 ] as const;
 
 /** Generation parameters of the chunk output kernel. */
@@ -52,6 +54,8 @@ export interface ChunkOutputConfig {
   transposeState: boolean;
   /** Flag f16 outputs that overflow (binding `overflow`). */
   checkFinite: boolean;
+  /** Whether the states span two bindings (see {@link stateAccessWgsl}). */
+  splitStates: boolean;
 }
 
 /** WGSL of the chunk output kernel. */
@@ -63,17 +67,18 @@ export function chunkOutputWgsl(c: ChunkOutputConfig): string {
   const distance = c.reverse ? 'col - row' : 'row - col';
   const stateExponent = c.reverse ? 'len - 1u - lr' : 'lr + 1u';
   const mIndex = c.transposeState ? 'zc * p.dx + a' : 'a * p.dz + zc';
+  const high = c.checkFinite ? 7 : 6;
   return `${enables({ f16: T === 'f16' })}
 ${paramsStruct(CHUNK_OUTPUT_PARAMS)}
 @group(0) @binding(0) var<storage, read> x: array<${T}>;
 @group(0) @binding(1) var<storage, read> y: array<${T}>;
 @group(0) @binding(2) var<storage, read> z: array<${T}>;
 @group(0) @binding(3) var<storage, read> states: array<f32>;
-@group(0) @binding(4) var<storage, read> decays: array<f32>;
-@group(0) @binding(5) var<storage, read> table: array<u32>;
-@group(0) @binding(6) var<storage, read_write> out: array<${T}>;
-${c.checkFinite ? '@group(0) @binding(7) var<storage, read_write> overflow: array<atomic<u32>>;' : ''}
-@group(0) @binding(${c.checkFinite ? 8 : 7}) var<uniform> p: Params;
+@group(0) @binding(4) var<storage, read> table: array<u32>;
+@group(0) @binding(5) var<storage, read_write> out: array<${T}>;
+${c.checkFinite ? '@group(0) @binding(6) var<storage, read_write> overflow: array<atomic<u32>>;' : ''}
+@group(0) @binding(${high + (c.splitStates ? 1 : 0)}) var<uniform> p: Params;
+${stateAccessWgsl(c.splitStates, false, high)}
 
 var<workgroup> xs: array<f32, 512>;
 var<workgroup> ys: array<f32, ${Math.max(C * 16, 1024)}>;
@@ -81,6 +86,7 @@ var<workgroup> ss: array<f32, ${32 * C}>;
 
 ${WORKGROUP_INDEX_WGSL}
 ${DECAY_POW_WGSL}
+${DECAY_OF_WGSL}
 ${c.checkFinite ? CHECK_F16_WGSL : ''}
 
 @compute @workgroup_size(256)
@@ -104,7 +110,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   for (var g = 0u; g < p.group; g++) {
     let hs = ho * p.group + g;
     let hyz = hs / p.yzDiv;
-    let lam = decays[hs];
+    let lam = decayOf(hs);
     var s = array<f32, ${2 * perThread}>();
     for (var a0 = 0u; a0 < p.dx; a0 += 16u) {
       for (var e = li; e < 512u; e += 256u) {
@@ -177,7 +183,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
         let a = a0 + e / 64u;
         let zc = zt * 64u + e % 64u;
         var mv = 0.0;
-        if (a < p.dx && zc < p.dz) { mv = states[sBase + ${mIndex}]; }
+        if (a < p.dx && zc < p.dz) { mv = loadState(sBase + ${mIndex}); }
         ys[e] = mv;
       }
       workgroupBarrier();

@@ -7,7 +7,7 @@
  */
 import { enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { CHUNK_STATE_PARAMS } from './chunk-state.wgsl.js';
-import { CHECK_F16_WGSL, DECAY_POW_WGSL } from './common.wgsl.js';
+import { CHECK_F16_WGSL, DECAY_OF_WGSL, DECAY_POW_WGSL, stateAccessWgsl } from './common.wgsl.js';
 
 /** State entries per tile side of the tensor-core chunk-state kernel. */
 export const MATRIX_STATE_TILE = 64;
@@ -20,6 +20,8 @@ export interface ChunkStateMatrixConfig {
   backward: boolean;
   /** Flag weighted u values past f16's range (binding `overflow`). */
   checkFinite: boolean;
+  /** Whether the states span two bindings (see {@link stateAccessWgsl}). */
+  splitStates: boolean;
   /** Subgroup size the kernel is built for. */
   subgroupSize: number;
   /** Pin it with `@subgroup_size`. */
@@ -41,16 +43,17 @@ export function chunkStateMatrixWgsl(c: ChunkStateMatrixConfig): string {
   const toHalf = c.checkFinite
     ? 'fn half(x: f32) -> f16 { checkF16(x); return f16(x); }'
     : 'fn half(x: f32) -> f16 { return f16(x); }';
+  const high = c.checkFinite ? 5 : 4;
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
 ${paramsStruct(CHUNK_STATE_PARAMS)}
 @group(0) @binding(0) var<storage, read> u: array<f16>;
 @group(0) @binding(1) var<storage, read> w: array<f16>;
-@group(0) @binding(2) var<storage, read> decays: array<f32>;
-@group(0) @binding(3) var<storage, read> table: array<u32>;
-@group(0) @binding(4) var<storage, read_write> states: array<f32>;
-${c.checkFinite ? '@group(0) @binding(5) var<storage, read_write> overflow: array<atomic<u32>>;' : ''}
-@group(0) @binding(${c.checkFinite ? 6 : 5}) var<uniform> p: Params;
+@group(0) @binding(2) var<storage, read> table: array<u32>;
+@group(0) @binding(3) var<storage, read_write> states: array<f32>;
+${c.checkFinite ? '@group(0) @binding(4) var<storage, read_write> overflow: array<atomic<u32>>;' : ''}
+@group(0) @binding(${high + (c.splitStates ? 1 : 0)}) var<uniform> p: Params;
+${stateAccessWgsl(c.splitStates, true, high)}
 
 const SS = 72u;  // [32 tokens][64 entries], rows padded by 16 bytes
 var<workgroup> us: array<f16, ${32 * 72}>;
@@ -59,6 +62,7 @@ var<workgroup> scratch: array<f32, ${4 * 256}>;
 
 ${WORKGROUP_INDEX_WGSL}
 ${DECAY_POW_WGSL}
+${DECAY_OF_WGSL}
 ${c.checkFinite ? CHECK_F16_WGSL : ''}
 ${toHalf}
 
@@ -76,7 +80,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let chunk = r / p.hq;
   let start = table[p.chunkTable + 2u * chunk];
   let len = table[p.chunkTable + 2u * chunk + 1u];
-  let lam = decays[h];
+  let lam = decayOf(h);
   let head = h / p.headDiv;
   let threads = ${4 * c.subgroupSize}u;
   ${frag.map((f) => `var acc${f} = ${A}();`).join('\n  ')}
@@ -109,7 +113,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   for (var e = lane; e < 256u; e += ${c.subgroupSize}u) {
     let a = at * 64u + sg * 16u + e / 16u;
     let b = bt * 64u + ${f * 16}u + e % 16u;
-    if (a < p.dk && b < p.dv) { states[((chunk * p.hq + h) * p.dk + a) * p.dv + b] = scratch[sg * 256u + e]; }
+    if (a < p.dk && b < p.dv) { storeState(((chunk * p.hq + h) * p.dk + a) * p.dv + b, scratch[sg * 256u + e]); }
   }
   workgroupBarrier();`,
     )

@@ -7,7 +7,7 @@
  * staged in workgroup memory and each invocation accumulates 2 x 2 entries.
  */
 import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
-import { DECAY_POW_WGSL } from './common.wgsl.js';
+import { DECAY_OF_WGSL, DECAY_POW_WGSL, stateAccessWgsl } from './common.wgsl.js';
 
 /** Uniform parameters of the chunk-state kernel. */
 export const CHUNK_STATE_PARAMS = [
@@ -21,6 +21,8 @@ export const CHUNK_STATE_PARAMS = [
   ['aTiles', 'u32'],
   ['bTiles', 'u32'],
   ['coef', 'f32'],
+  ['statesSplit', 'u32'],
+  ['decayTable', 'u32'],
 ] as const;
 
 /** State entries per tile side. */
@@ -34,6 +36,8 @@ export interface ChunkStateConfig {
   chunkSize: number;
   /** Backward (u = q, w = dO, `e_j = j + 1`) rather than forward (`e_j = len - 1 - j`). */
   backward: boolean;
+  /** Whether the states span two bindings (see {@link stateAccessWgsl}). */
+  splitStates: boolean;
 }
 
 /** WGSL of the chunk-state kernel. */
@@ -43,16 +47,17 @@ export function chunkStateWgsl(c: ChunkStateConfig): string {
 ${paramsStruct(CHUNK_STATE_PARAMS)}
 @group(0) @binding(0) var<storage, read> u: array<${c.dtype}>;
 @group(0) @binding(1) var<storage, read> w: array<${c.dtype}>;
-@group(0) @binding(2) var<storage, read> decays: array<f32>;
-@group(0) @binding(3) var<storage, read> table: array<u32>;
-@group(0) @binding(4) var<storage, read_write> states: array<f32>;
-@group(0) @binding(5) var<uniform> p: Params;
+@group(0) @binding(2) var<storage, read> table: array<u32>;
+@group(0) @binding(3) var<storage, read_write> states: array<f32>;
+@group(0) @binding(${c.splitStates ? 5 : 4}) var<uniform> p: Params;
+${stateAccessWgsl(c.splitStates, true, 4)}
 
 var<workgroup> us: array<f32, 512>;
 var<workgroup> ws: array<f32, 512>;
 
 ${WORKGROUP_INDEX_WGSL}
 ${DECAY_POW_WGSL}
+${DECAY_OF_WGSL}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -66,7 +71,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let chunk = r / p.hq;
   let start = table[p.chunkTable + 2u * chunk];
   let len = table[p.chunkTable + 2u * chunk + 1u];
-  let lam = decays[h];
+  let lam = decayOf(h);
   let head = h / p.headDiv;
   let tx = li % 16u;
   let ty = li / 16u;
@@ -102,7 +107,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   for (var i = 0u; i < 4u; i++) {
     let a = at * 32u + ty * 2u + i / 2u;
     let b = bt * 32u + tx * 2u + i % 2u;
-    if (a < p.dk && b < p.dv) { states[((chunk * p.hq + h) * p.dk + a) * p.dv + b] = acc[i]; }
+    if (a < p.dk && b < p.dv) { storeState(((chunk * p.hq + h) * p.dk + a) * p.dv + b, acc[i]); }
   }
 }
 `;

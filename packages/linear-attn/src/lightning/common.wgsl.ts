@@ -11,6 +11,15 @@ export const DECAY_POW_WGSL = `fn decayPow(lam: f32, e: u32) -> f32 {
 }`;
 
 /**
+ * `decayOf(h)`: λ_h, whose f32 bits the chunk table carries from word `p.decayTable` on (one binding
+ * fewer than a separate decays array: the split states need it where a device allows 8 storage
+ * buffers per stage).
+ */
+export const DECAY_OF_WGSL = `fn decayOf(h: u32) -> f32 {
+  return bitcast<f32>(table[p.decayTable + h]);
+}`;
+
+/**
  * `checkF16(v)`: sets the overflow flag when an f32 value is not finite or rounds past f16's largest
  * finite value (65504; anything from 65520 up rounds to infinity), so that an f16 output never holds
  * inf or NaN unnoticed. Needs a binding `overflow: array<atomic<u32>>`.
@@ -22,4 +31,32 @@ export const CHECK_F16_WGSL = `fn checkF16(x: f32) {
 /** The store of one output value: converted to the storage dtype, checked first when asked. */
 export function storeWgsl(target: string, value: string, dtype: 'f32' | 'f16', check: boolean): string {
   return `${check ? `checkF16(${value}); ` : ''}${target} = ${dtype}(${value});`;
+}
+
+/**
+ * Access to the per-chunk f32 states `[chunks, hq, dk, dv]`, which may span two bindings: at 65,536
+ * tokens, 32 heads of 128 x 128 and 64-token chunks they take 2 GiB, one word more than the largest
+ * binding a device may offer (maxStorageBufferBindingSize <= 2^31 - 4). When `split`, the entries
+ * from `p.statesSplit` on (a chunk boundary) live in `statesHigh`, bound at `highBinding` with the
+ * same access as `states`. `loadState(at)` and, when `writable`, `storeState(at, x)` hide where an
+ * entry lives; the branch is uniform wherever a workgroup works on one chunk.
+ */
+export function stateAccessWgsl(split: boolean, writable: boolean, highBinding: number): string {
+  const access = writable ? 'read_write' : 'read';
+  if (!split) {
+    return `fn loadState(at: u32) -> f32 { return states[at]; }
+${writable ? 'fn storeState(at: u32, x: f32) { states[at] = x; }' : ''}`;
+  }
+  return `@group(0) @binding(${highBinding}) var<storage, ${access}> statesHigh: array<f32>;
+fn loadState(at: u32) -> f32 {
+  if (at < p.statesSplit) { return states[at]; }
+  return statesHigh[at - p.statesSplit];
+}
+${
+  writable
+    ? `fn storeState(at: u32, x: f32) {
+  if (at < p.statesSplit) { states[at] = x; } else { statesHigh[at - p.statesSplit] = x; }
+}`
+    : ''
+}`;
 }

@@ -30,31 +30,58 @@ import {
 import type { LightningPlan } from './options.js';
 import { SCAN_PARAMS, SCAN_WORKGROUP, scanWgsl } from './scan.wgsl.js';
 
-/** The small tensors every launch of a call reads: decays and the chunk table. */
+/** What every launch of a call reads besides its operands: the table of sequences, chunks and decays. */
 export interface PlanTensors {
-  /** λ_h, f32 `[hq]`. */
-  decays: Tensor;
   /** The plan's u32 table, its bits in an f32 tensor. */
   table: Tensor;
 }
 
-/** Uploads the plan's decays and table. */
+/** Uploads the plan's table. */
 export function planTensors(gpu: Gpu, plan: LightningPlan): PlanTensors {
-  const decays = Tensor.from(gpu, plan.decays, [plan.hq]);
+  // u32 words travel in an f32-typed tensor; only their bits matter.
+  const words = plan.table;
+  const table = Tensor.from(gpu, new Float32Array(words.buffer, words.byteOffset, words.length), [
+    words.length,
+  ]);
+  return { table };
+}
+
+/**
+ * The per-chunk f32 states `[chunks, hq, dk, dv]`: one tensor, or two split at the plan's chunk
+ * boundary `stateSplitChunk` when one binding cannot hold them all.
+ */
+export interface ChunkStates {
+  /** Chunks `[0, stateSplitChunk)`, all of them when not split (at least one chunk's entries). */
+  low: Tensor;
+  /** Chunks from `stateSplitChunk` on, when split. */
+  high?: Tensor;
+}
+
+/** Allocates a plan's per-chunk states (uninitialised: kernel 1 writes every entry). */
+export function allocateStates(gpu: Gpu, plan: LightningPlan): ChunkStates {
+  const { hq, dk, dv, chunks, stateSplitChunk } = plan;
+  const low = Tensor.empty(gpu, [Math.max(stateSplitChunk, 1), hq, dk, dv]);
+  if (stateSplitChunk >= chunks) return { low };
   try {
-    // u32 words travel in an f32-typed tensor; only their bits matter.
-    const words = plan.table.length > 0 ? plan.table : new Uint32Array(1);
-    const table = Tensor.from(gpu, new Float32Array(words.buffer, words.byteOffset, words.length), [
-      words.length,
-    ]);
-    return { decays, table };
+    return { low, high: Tensor.empty(gpu, [chunks - stateSplitChunk, hq, dk, dv]) };
   } catch (error) {
-    decays.dispose();
+    low.dispose();
     throw error;
   }
 }
 
-/** f32 `[max(chunks, 1), hq, dk, dv]`: every chunk's own state term (kernel 1). */
+/** Frees both parts of the states. */
+export function disposeStates(states: ChunkStates): void {
+  states.low.dispose();
+  states.high?.dispose();
+}
+
+/** The kernels' `statesSplit` parameter: the first entry of the high part (all entries when not split). */
+function statesSplit(plan: LightningPlan): number {
+  return plan.stateSplitChunk * plan.hq * plan.dk * plan.dv;
+}
+
+/** Every chunk's own state term (kernel 1), into new states. */
 export async function chunkStates(
   gpu: Gpu,
   plan: LightningPlan,
@@ -63,38 +90,53 @@ export async function chunkStates(
   w: Tensor,
   backward: boolean,
   overflow?: Tensor,
-): Promise<Tensor> {
+): Promise<ChunkStates> {
   const { hq, dk, dv, chunks } = plan;
-  const states = Tensor.empty(gpu, [Math.max(chunks, 1), hq, dk, dv]);
+  const states = allocateStates(gpu, plan);
   if (chunks === 0) return states;
+  const splitStates = states.high !== undefined;
   const matrix = plan.tier === 'subgroup-matrix' ? matrixStateKernelFor(gpu.caps) : undefined;
   const tile = matrix ? MATRIX_STATE_TILE : STATE_TILE;
   const aTiles = Math.ceil(dk / tile);
   const bTiles = Math.ceil(dv / tile);
   const checkFinite = matrix !== undefined && overflow !== undefined;
-  await dispatch(gpu, {
-    label: `lightning chunk ${backward ? 'dstates' : 'states'}${matrix ? ' tensor-core' : ''}`,
-    code: matrix
-      ? chunkStateMatrixWgsl({ chunkSize: plan.chunkSize, backward, checkFinite, ...matrix })
-      : chunkStateWgsl({ dtype: plan.dtype, chunkSize: plan.chunkSize, backward }),
-    buffers: [u, w, t.decays, t.table, states, ...(checkFinite && overflow ? [overflow] : [])],
-    params: {
-      layout: CHUNK_STATE_PARAMS,
-      values: {
-        chunks,
-        hq,
-        dk,
-        dv,
-        heads: backward ? hq : plan.hkv,
-        headDiv: backward ? 1 : plan.group,
-        chunkTable: plan.chunkTable,
-        aTiles,
-        bTiles,
-        coef: backward ? plan.scale : 1,
+  try {
+    await dispatch(gpu, {
+      label: `lightning chunk ${backward ? 'dstates' : 'states'}${matrix ? ' tensor-core' : ''}`,
+      code: matrix
+        ? chunkStateMatrixWgsl({ chunkSize: plan.chunkSize, backward, checkFinite, splitStates, ...matrix })
+        : chunkStateWgsl({ dtype: plan.dtype, chunkSize: plan.chunkSize, backward, splitStates }),
+      buffers: [
+        u,
+        w,
+        t.table,
+        states.low,
+        ...(checkFinite && overflow ? [overflow] : []),
+        ...(states.high ? [states.high] : []),
+      ],
+      params: {
+        layout: CHUNK_STATE_PARAMS,
+        values: {
+          chunks,
+          hq,
+          dk,
+          dv,
+          heads: backward ? hq : plan.hkv,
+          headDiv: backward ? 1 : plan.group,
+          chunkTable: plan.chunkTable,
+          aTiles,
+          bTiles,
+          coef: backward ? plan.scale : 1,
+          statesSplit: statesSplit(plan),
+          decayTable: plan.decayTable,
+        },
       },
-    },
-    workgroups: chunks * hq * aTiles * bTiles,
-  });
+      workgroups: chunks * hq * aTiles * bTiles,
+    });
+  } catch (error) {
+    disposeStates(states);
+    throw error;
+  }
   return states;
 }
 
@@ -133,7 +175,7 @@ export async function scanStates(
   gpu: Gpu,
   plan: LightningPlan,
   t: PlanTensors,
-  states: Tensor,
+  states: ChunkStates,
   options: { reverse: boolean; start?: Tensor; writeEnd: boolean },
 ): Promise<Tensor | undefined> {
   const { hq, dk, dv } = plan;
@@ -147,11 +189,25 @@ export async function scanStates(
       reverse: options.reverse,
       hasStart: options.start !== undefined,
       writeEnd: options.writeEnd,
+      splitStates: states.high !== undefined,
     }),
-    buffers: [states, t.decays, t.table, ...(options.start ? [options.start] : []), ...(end ? [end] : [])],
+    buffers: [
+      states.low,
+      t.table,
+      ...(options.start ? [options.start] : []),
+      ...(end ? [end] : []),
+      ...(states.high ? [states.high] : []),
+    ],
     params: {
       layout: SCAN_PARAMS,
-      values: { sequences, hq, stateSize: dk * dv, chunkTable: plan.chunkTable },
+      values: {
+        sequences,
+        hq,
+        stateSize: dk * dv,
+        chunkTable: plan.chunkTable,
+        statesSplit: statesSplit(plan),
+        decayTable: plan.decayTable,
+      },
     },
     workgroups: Math.ceil(count / SCAN_WORKGROUP),
   });
@@ -170,7 +226,7 @@ export async function chunkOutput(
   plan: LightningPlan,
   t: PlanTensors,
   kind: ChunkOutputKind,
-  inputs: { x: Tensor; y: Tensor; z: Tensor; states: Tensor; overflow?: Tensor },
+  inputs: { x: Tensor; y: Tensor; z: Tensor; states: ChunkStates; overflow?: Tensor },
 ): Promise<Tensor> {
   const { hq, hkv, dk, dv, group, chunks, dtype } = plan;
   const reverse = kind === 'dk' || kind === 'dv';
@@ -183,26 +239,29 @@ export async function chunkOutput(
   const transposeState = kind === 'dq' || kind === 'dk';
   const matrix = plan.tier === 'subgroup-matrix' ? matrixKernelFor(gpu.caps, plan.chunkSize) : undefined;
   const zTiles = Math.ceil(dz / (matrix ? MATRIX_COLUMNS : 64));
+  const { low, high } = inputs.states;
+  const splitStates = high !== undefined;
   await dispatch(gpu, {
     label: `lightning ${kind}${matrix ? ' tensor-core' : ''}`,
     code: matrix
-      ? chunkOutputMatrixWgsl({ dtype, reverse, transposeState, checkFinite, ...matrix })
+      ? chunkOutputMatrixWgsl({ dtype, reverse, transposeState, checkFinite, splitStates, ...matrix })
       : chunkOutputWgsl({
           dtype: dtype as Dtype,
           chunkSize: plan.chunkSize,
           reverse,
           transposeState,
           checkFinite,
+          splitStates,
         }),
     buffers: [
       inputs.x,
       inputs.y,
       inputs.z,
-      inputs.states,
-      t.decays,
+      low,
       t.table,
       out,
       ...(inputs.overflow ? [inputs.overflow] : []),
+      ...(high ? [high] : []),
     ],
     params: {
       layout: CHUNK_OUTPUT_PARAMS,
@@ -219,6 +278,8 @@ export async function chunkOutput(
         zTiles,
         scale: plan.scale,
         stateScale: reverse ? 1 : plan.scale,
+        statesSplit: statesSplit(plan),
+        decayTable: plan.decayTable,
       },
     },
     workgroups: chunks * outHeads * zTiles * (matrix ? 1 : plan.chunkSize / 32),

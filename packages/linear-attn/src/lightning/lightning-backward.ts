@@ -10,6 +10,7 @@ import { check, type Tensor } from '@webattn/core';
 import {
   chunkOutput,
   chunkStates,
+  disposeStates,
   l2NormalizeRowsBackward,
   overflowed,
   overflowFlag,
@@ -75,7 +76,7 @@ export async function lightningAttentionBackward(
     const { qUsed, kUsed, v } = ctx;
     // dq, from the states entering each chunk.
     const entering = await chunkStates(gpu, plan, tensors, kUsed, v, false, flag);
-    scratch.push(entering);
+    scratch.push(entering.low, ...(entering.high ? [entering.high] : []));
     await scanStates(gpu, plan, tensors, entering, {
       reverse: false,
       ...(ctx.initialState && { start: ctx.initialState }),
@@ -84,10 +85,10 @@ export async function lightningAttentionBackward(
     let dq = result(
       await chunkOutput(gpu, plan, tensors, 'dq', { x: dO, y: v, z: kUsed, states: entering, ...overflow }),
     );
-    entering.dispose();
+    disposeStates(entering);
     // dk, dv and dInitialState, from the gradients of the states leaving each chunk.
     const leaving = await chunkStates(gpu, plan, tensors, qUsed, dO, true, flag);
-    scratch.push(leaving);
+    scratch.push(leaving.low, ...(leaving.high ? [leaving.high] : []));
     const wantInitial = ctx.initialState !== undefined || dFinalState !== undefined;
     const dInitialState = await scanStates(gpu, plan, tensors, leaving, {
       reverse: true,

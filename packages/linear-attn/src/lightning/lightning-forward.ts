@@ -115,14 +115,13 @@ export async function runLightningForward(
   const scratch: Tensor[] = [];
   try {
     const tensors = planTensors(gpu, plan);
-    keep(tensors.decays);
     keep(tensors.table);
     const qUsed = plan.normalizeQk ? keep(await l2NormalizeRows(gpu, q)) : q;
     const kUsed = plan.normalizeQk ? keep(await l2NormalizeRows(gpu, k)) : k;
     const flag = plan.checkFinite ? overflowFlag(gpu) : undefined;
     if (flag) scratch.push(flag);
     const states = await chunkStates(gpu, plan, tensors, kUsed, v, false, flag);
-    scratch.push(states);
+    scratch.push(states.low, ...(states.high ? [states.high] : []));
     const finalState = (await scanStates(gpu, plan, tensors, states, {
       reverse: false,
       ...(initialState && { start: initialState }),

@@ -27,9 +27,16 @@ export interface LightningAttentionOptions {
   cuSeqlens?: ArrayLike<number>;
   /**
    * Tokens per chunk: 32, 64 or 128. By default 64, or 128 where the per-chunk states (f32
-   * `chunks x hq x dk x dv`) would not fit one binding at 64.
+   * `chunks x hq x dk x dv`) would not fit two bindings at 64.
    */
   chunkSize?: number;
+  /**
+   * The most bytes of per-chunk states one binding may hold; the device's
+   * `maxStorageBufferBindingSize` by default. States larger than that are split, at a chunk
+   * boundary, over two bindings. A lower value exercises the split on small inputs (tests); it
+   * must hold one chunk's states (`hq x dk x dv x 4` bytes).
+   */
+  stateBindingBytes?: number;
   /** Kernel tier; it fixes the storage dtype (f32 for portable and subgroups, f16 otherwise). The fastest for q's dtype by default. */
   tier?: Tier;
   /**
@@ -83,10 +90,20 @@ export interface LightningPlan {
   chunkSize: number;
   /** Chunks over all sequences. */
   chunks: number;
-  /** u32 table: per sequence `[firstChunk, chunkCount]`, then per chunk `[start, length]`. */
+  /**
+   * Chunks whose states the first binding holds; `chunks` when one binding holds them all, else the
+   * states of the later chunks go to a second binding.
+   */
+  stateSplitChunk: number;
+  /**
+   * u32 table: per sequence `[firstChunk, chunkCount]`, then per chunk `[start, length]`, then the
+   * f32 bits of each head's decay.
+   */
   table: Uint32Array;
   /** Where the chunk entries of `table` start, in words. */
   chunkTable: number;
+  /** Where the decays' bits in `table` start, in words. */
+  decayTable: number;
   /** Whether to normalise q and k. */
   normalizeQk: boolean;
   /** Whether to check f16 outputs for overflow. */
@@ -203,11 +220,13 @@ function resolveSpans(op: string, batch: number, n: number, cuSeqlens?: ArrayLik
   return spans;
 }
 
-/** The chunk table of {@link LightningPlan}. */
-function chunkTableOf(spans: readonly LightningSpan[], chunkSize: number) {
+/** The table of {@link LightningPlan}: sequences, chunks, then the decays' bits. */
+function chunkTableOf(spans: readonly LightningSpan[], chunkSize: number, decays: Float32Array) {
   const counts = spans.map((s) => Math.ceil(s.length / chunkSize));
   const chunks = counts.reduce((a, b) => a + b, 0);
-  const table = new Uint32Array(2 * spans.length + 2 * chunks);
+  const decayTable = 2 * spans.length + 2 * chunks;
+  const table = new Uint32Array(decayTable + decays.length);
+  table.set(new Uint32Array(decays.buffer, decays.byteOffset, decays.length), decayTable);
   let chunk = 0;
   spans.forEach((span, s) => {
     table[2 * s] = chunk;
@@ -218,7 +237,7 @@ function chunkTableOf(spans: readonly LightningSpan[], chunkSize: number) {
       table[at + 1] = Math.min(chunkSize, span.length - c * chunkSize);
     }
   });
-  return { chunks, table, chunkTable: 2 * spans.length };
+  return { chunks, table, chunkTable: 2 * spans.length, decayTable };
 }
 
 /** Checks q `[b, n, hq, dk]`, k `[b, n, hkv, dk]`, v `[b, n, hkv, dv]`: ranks, agreement, dtypes, heads. */
@@ -278,14 +297,32 @@ function checkChunkSize(op: string, gpu: Gpu, c: number): number {
   return c;
 }
 
-/** Bytes of the per-chunk f32 states of a call at a chunk size. */
-function stateBytesAt(spans: readonly LightningSpan[], chunkSize: number, stateSize: number): number {
-  const chunks = spans.reduce((sum, s) => sum + Math.ceil(s.length / chunkSize), 0);
-  return Math.max(chunks, 1) * stateSize * 4;
+/** Chunks of a call at a chunk size. */
+function chunksAt(spans: readonly LightningSpan[], chunkSize: number): number {
+  return spans.reduce((sum, s) => sum + Math.ceil(s.length / chunkSize), 0);
+}
+
+/** Bindings the per-chunk states may span (see `stateAccessWgsl`). */
+const STATE_BINDINGS = 2;
+
+/**
+ * The most bytes of states one binding may hold: the caller's `stateBindingBytes`, checked, else
+ * the device's limit.
+ */
+function resolveStateBinding(op: string, gpu: Gpu, bytes: number | undefined, chunkBytes: number): number {
+  const limit = gpu.caps.limits.maxStorageBufferBindingSize;
+  if (bytes === undefined) return limit;
+  check(
+    Number.isInteger(bytes) && bytes >= chunkBytes && bytes <= limit,
+    'invalid-argument',
+    () =>
+      `${op}: stateBindingBytes: expected an integer from one chunk's states (${chunkBytes}) to this device's maxStorageBufferBindingSize (${limit}), got ${bytes}`,
+  );
+  return bytes;
 }
 
 /**
- * The chunk size: the caller's, else 64, or 128 where the states at 64 would not fit one binding
+ * The chunk size: the caller's, else 64, or 128 where the states at 64 would not fit the bindings
  * and chunk 128's workgroup memory fits the device.
  */
 function resolveChunkSize(
@@ -293,12 +330,11 @@ function resolveChunkSize(
   gpu: Gpu,
   chunkSize: number | undefined,
   spans: readonly LightningSpan[],
-  stateSize: number,
+  chunksPerBinding: number,
 ): number {
   if (chunkSize !== undefined) return checkChunkSize(op, gpu, chunkSize);
-  const limits = gpu.caps.limits;
-  const roomy = chunkOutputSharedBytes(128) <= limits.maxComputeWorkgroupStorageSize;
-  if (roomy && stateBytesAt(spans, 64, stateSize) > limits.maxStorageBufferBindingSize) return 128;
+  const roomy = chunkOutputSharedBytes(128) <= gpu.caps.limits.maxComputeWorkgroupStorageSize;
+  if (roomy && chunksAt(spans, 64) > STATE_BINDINGS * chunksPerBinding) return 128;
   return checkChunkSize(op, gpu, 64);
 }
 
@@ -330,21 +366,27 @@ export function planLightning(
   const decays = resolveDecays(op, options, shape.hq);
   const scale = resolveScale(op, options.scale, shape.dk);
   const spans = resolveSpans(op, shape.batch, shape.n, options.cuSeqlens);
-  const stateSize = shape.hq * shape.dk * shape.dv;
-  const chunkSize = resolveChunkSize(op, gpu, options.chunkSize, spans, stateSize);
+  const chunkBytes = shape.hq * shape.dk * shape.dv * 4;
+  const bindingBytes = resolveStateBinding(op, gpu, options.stateBindingBytes, chunkBytes);
+  const chunksPerBinding = Math.floor(bindingBytes / chunkBytes);
+  check(
+    chunksPerBinding >= 1,
+    'limit-exceeded',
+    () =>
+      `${op}: one chunk's states take ${chunkBytes} bytes (${shape.hq} heads x ${shape.dk} x ${shape.dv} f32), over this device's maxStorageBufferBindingSize (${bindingBytes})`,
+  );
+  const chunkSize = resolveChunkSize(op, gpu, options.chunkSize, spans, chunksPerBinding);
   if (options.initialState !== undefined) {
     checkTensor(op, 'initialState', options.initialState, gpu);
     checkShape(op, 'initialState', options.initialState, [spans.length, shape.hq, shape.dk, shape.dv]);
     checkDtype(op, 'initialState', options.initialState, 'f32', 'states are kept in f32');
   }
-  const { chunks, table, chunkTable } = chunkTableOf(spans, chunkSize);
-  const stateBytes = stateBytesAt(spans, chunkSize, stateSize);
-  const limit = gpu.caps.limits.maxStorageBufferBindingSize;
+  const { chunks, table, chunkTable, decayTable } = chunkTableOf(spans, chunkSize, decays);
   check(
-    stateBytes <= limit,
+    chunks <= STATE_BINDINGS * chunksPerBinding,
     'limit-exceeded',
     () =>
-      `${op}: the per-chunk states need ${stateBytes} bytes (${chunks} chunks x ${shape.hq} heads x ${shape.dk} x ${shape.dv} f32), over this device's maxStorageBufferBindingSize (${limit}); use a larger chunkSize`,
+      `${op}: the per-chunk states need ${chunks * chunkBytes} bytes (${chunks} chunks x ${shape.hq} heads x ${shape.dk} x ${shape.dv} f32), over ${STATE_BINDINGS} bindings of ${bindingBytes} bytes (maxStorageBufferBindingSize); use a larger chunkSize or fewer tokens per call`,
   );
   return {
     ...shape,
@@ -355,8 +397,10 @@ export function planLightning(
     spans,
     chunkSize,
     chunks,
+    stateSplitChunk: Math.min(chunks, chunksPerBinding),
     table,
     chunkTable,
+    decayTable,
     normalizeQk: options.normalizeQk === true,
     checkFinite: q.dtype === 'f16' && options.checkFinite !== false,
   };

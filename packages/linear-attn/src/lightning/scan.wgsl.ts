@@ -7,7 +7,7 @@
  * local term, and the `G` left is the initial state's gradient.
  */
 import { enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
-import { DECAY_POW_WGSL } from './common.wgsl.js';
+import { DECAY_OF_WGSL, DECAY_POW_WGSL, stateAccessWgsl } from './common.wgsl.js';
 
 /** Uniform parameters of the scan kernel. */
 export const SCAN_PARAMS = [
@@ -15,6 +15,8 @@ export const SCAN_PARAMS = [
   ['hq', 'u32'],
   ['stateSize', 'u32'],
   ['chunkTable', 'u32'],
+  ['statesSplit', 'u32'],
+  ['decayTable', 'u32'],
 ] as const;
 
 /** Invocations per workgroup of the scan. */
@@ -28,28 +30,32 @@ export interface ScanConfig {
   hasStart: boolean;
   /** Whether the state left at the end is written (final state, or dInitialState in reverse). */
   writeEnd: boolean;
+  /** Whether the states span two bindings (see {@link stateAccessWgsl}). */
+  splitStates: boolean;
 }
 
 /** WGSL of the scan kernel. */
 export function scanWgsl(c: ScanConfig): string {
-  let binding = 3;
+  let binding = 2;
   const start = c.hasStart
     ? `@group(0) @binding(${binding++}) var<storage, read> startState: array<f32>;`
     : '';
   const end = c.writeEnd
     ? `@group(0) @binding(${binding++}) var<storage, read_write> endState: array<f32>;`
     : '';
+  const high = c.splitStates ? binding++ : -1;
   return `${enables({})}
 ${paramsStruct(SCAN_PARAMS)}
 @group(0) @binding(0) var<storage, read_write> states: array<f32>;
-@group(0) @binding(1) var<storage, read> decays: array<f32>;
-@group(0) @binding(2) var<storage, read> table: array<u32>;
+@group(0) @binding(1) var<storage, read> table: array<u32>;
 ${start}
 ${end}
 @group(0) @binding(${binding}) var<uniform> p: Params;
 
+${stateAccessWgsl(c.splitStates, true, high)}
 ${WORKGROUP_INDEX_WGSL}
 ${DECAY_POW_WGSL}
+${DECAY_OF_WGSL}
 
 @compute @workgroup_size(${SCAN_WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -61,14 +67,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let s = sh / p.hq;
   let first = table[2u * s];
   let count = table[2u * s + 1u];
-  let lam = decays[h];
+  let lam = decayOf(h);
   var S = ${c.hasStart ? 'startState[id]' : '0.0'};
   for (var i = 0u; i < count; i++) {
     let chunk = ${c.reverse ? 'first + count - 1u - i' : 'first + i'};
     let len = table[p.chunkTable + 2u * chunk + 1u];
     let at = (chunk * p.hq + h) * p.stateSize + e;
-    let local = states[at];
-    states[at] = S;
+    let local = loadState(at);
+    storeState(at, S);
     S = decayPow(lam, len) * S + local;
   }
   ${c.writeEnd ? 'endState[id] = S;' : ''}
