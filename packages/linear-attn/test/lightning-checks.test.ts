@@ -33,16 +33,18 @@ describe('every lightning and decode kernel compiles on the null backend, f32 an
   for (const dtype of ['f32', 'f16'] as const) {
     it(dtype, async () => {
       const kernels: [string, string][] = [
-        ...[false, true].flatMap((splitStates): [string, string][] => [
-          [
-            `scan split=${splitStates}`,
-            scanWgsl({ reverse: false, hasStart: true, writeEnd: true, splitStates }),
-          ],
-          [
-            `reverse scan split=${splitStates}`,
-            scanWgsl({ reverse: true, hasStart: false, writeEnd: false, splitStates }),
-          ],
-        ]),
+        ...[false, true].flatMap((splitStates) =>
+          ([1, 4] as const).flatMap((width): [string, string][] => [
+            [
+              `scan split=${splitStates} width=${width}`,
+              scanWgsl({ reverse: false, hasStart: true, writeEnd: true, splitStates, width }),
+            ],
+            [
+              `reverse scan split=${splitStates} width=${width}`,
+              scanWgsl({ reverse: true, hasStart: false, writeEnd: false, splitStates, width }),
+            ],
+          ]),
+        ),
         ['normalize', l2NormalizeWgsl(dtype)],
         ['normalize backward', l2NormalizeBackwardWgsl(dtype)],
         ...[false, true].flatMap((inPlace) =>
@@ -58,31 +60,22 @@ describe('every lightning and decode kernel compiles on the null backend, f32 an
       );
       expect(sizes).toContain(64);
       for (const chunkSize of sizes) {
-        for (const splitStates of [false, true]) {
-          for (const backward of [false, true]) {
-            kernels.push([
-              `chunk state C=${chunkSize} bwd=${backward} split=${splitStates}`,
-              chunkStateWgsl({ dtype, chunkSize, backward, splitStates }),
-            ]);
-          }
-          for (const [reverse, transposeState] of [
-            [false, false],
-            [false, true],
-            [true, true],
-            [true, false],
-          ] as const) {
-            kernels.push([
-              `chunk output C=${chunkSize} reverse=${reverse} transpose=${transposeState} split=${splitStates}`,
-              chunkOutputWgsl({
-                dtype,
-                chunkSize,
-                reverse,
-                transposeState,
-                checkFinite: dtype === 'f16',
-                splitStates,
-              }),
-            ]);
-          }
+        for (const backward of [false, true]) {
+          kernels.push([
+            `chunk state C=${chunkSize} bwd=${backward}`,
+            chunkStateWgsl({ dtype, chunkSize, backward }),
+          ]);
+        }
+        for (const [reverse, transposeState] of [
+          [false, false],
+          [false, true],
+          [true, true],
+          [true, false],
+        ] as const) {
+          kernels.push([
+            `chunk output C=${chunkSize} reverse=${reverse} transpose=${transposeState}`,
+            chunkOutputWgsl({ dtype, chunkSize, reverse, transposeState, checkFinite: dtype === 'f16' }),
+          ]);
         }
       }
       for (const [name, code] of kernels) {
@@ -100,28 +93,17 @@ describe('every lightning and decode kernel compiles on the null backend, f32 an
       [true, false],
     ] as const) {
       for (const checkFinite of [false, true]) {
-        for (const splitStates of [false, true]) {
-          const name = `chunk output tensor-core reverse=${reverse} transpose=${transposeState} check=${checkFinite} split=${splitStates}`;
-          const code = chunkOutputMatrixWgsl({
-            dtype: 'f16',
-            reverse,
-            transposeState,
-            checkFinite,
-            splitStates,
-            ...sizes,
-          });
-          await expect(gpu.pipelines.get(code, name), name).resolves.toBeDefined();
-        }
+        const name = `chunk output tensor-core reverse=${reverse} transpose=${transposeState} check=${checkFinite}`;
+        const code = chunkOutputMatrixWgsl({ dtype: 'f16', reverse, transposeState, checkFinite, ...sizes });
+        await expect(gpu.pipelines.get(code, name), name).resolves.toBeDefined();
       }
     }
     for (const backward of [false, true]) {
       for (const checkFinite of [false, true]) {
         for (const chunkSize of [32, 64, 128]) {
-          for (const splitStates of [false, true]) {
-            const name = `chunk state tensor-core C=${chunkSize} bwd=${backward} check=${checkFinite} split=${splitStates}`;
-            const code = chunkStateMatrixWgsl({ chunkSize, backward, checkFinite, splitStates, ...sizes });
-            await expect(gpu.pipelines.get(code, name), name).resolves.toBeDefined();
-          }
+          const name = `chunk state tensor-core C=${chunkSize} bwd=${backward} check=${checkFinite}`;
+          const code = chunkStateMatrixWgsl({ chunkSize, backward, checkFinite, ...sizes });
+          await expect(gpu.pipelines.get(code, name), name).resolves.toBeDefined();
         }
       }
     }

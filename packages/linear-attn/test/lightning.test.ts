@@ -103,6 +103,20 @@ const CASES: Case[] = [
     dFinalState: true,
   },
   {
+    // dk · dv = 35 is no multiple of 4: the scan moves one entry per invocation instead of a vec4.
+    name: 'odd head dims, nine chunks (scan steps of four chunks and a ragged rest)',
+    batch: 1,
+    n: 270,
+    hq: 2,
+    hkv: 1,
+    dk: 5,
+    dv: 7,
+    decays: [0.97, 0.6],
+    chunkSize: 32,
+    initialState: true,
+    dFinalState: true,
+  },
+  {
     // 2 + 3 chunks of 32; a binding of 3 chunks' states (2 heads x 8 x 16 x 4 bytes each) splits the
     // states inside the second sequence, so the scans cross from one binding into the other.
     name: 'states split over two bindings, varlen, initial state',

@@ -92,6 +92,28 @@ function lightningColumn(s: Shape, tier: Tier, pass: 'forward' | 'backward'): Im
   };
 }
 
+/** The forward's stages, told apart by their kernels' labels (see linear-attn's kernels.ts). */
+const FORWARD_STAGES: [string, (label: string) => boolean][] = [
+  ['chunk states', (l) => l.startsWith('lightning chunk states')],
+  ['scan', (l) => l === 'lightning scan'],
+  ['output', (l) => l.startsWith('lightning o')],
+];
+
+/** The backward's stages: dq reads the forward's states again, dk and dv the reverse scan's. */
+const BACKWARD_STAGES: [string, (label: string) => boolean][] = [
+  ['chunk states', (l) => l.startsWith('lightning chunk')],
+  ['scans', (l) => l.endsWith('scan')],
+  ['dq', (l) => l.startsWith('lightning dq')],
+  ['dk', (l) => l.startsWith('lightning dk')],
+  ['dv', (l) => l.startsWith('lightning dv')],
+];
+
+/** One column per stage of a pass on one tier, each timed from its kernels' timestamps. */
+function lightningStageColumns(s: Shape, tier: Tier, pass: 'forward' | 'backward'): Implementation[] {
+  const stages = pass === 'forward' ? FORWARD_STAGES : BACKWARD_STAGES;
+  return stages.map(([name, kernels]) => ({ ...lightningColumn(s, tier, pass), name, kernels }));
+}
+
 function flashColumn(s: Shape, tier: Tier, pass: 'forward' | 'backward'): Implementation {
   return {
     name: `dense flash ${tierName(tier)}`,
@@ -171,6 +193,21 @@ export function lightningTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
         ],
       });
     }
+  }
+  const widest = shapes.at(-1)!;
+  const fastest = tiers.at(-1);
+  for (const pass of ['forward', 'backward'] as const) {
+    tables.push({
+      id: `linear-lightning-${pass === 'forward' ? 'fwd' : 'bwd'}-stages`,
+      title: `Lightning attention ${pass} by stage, ${tierName(fastest ?? 'portable')} (b=1, h=${widest.heads}, d=${widest.d}, ALiBi decays)`,
+      sizeLabel: 'n',
+      sizes,
+      implementations: fastest ? lightningStageColumns(widest, fastest, pass) : [],
+      stages: true,
+      notes: () => [
+        "GPU time of each stage's kernels; what the whole pass takes beyond their sum is time the GPU waited between them.",
+      ],
+    });
   }
   const decode: Shape = options.cpu ? { heads: 2, d: 32 } : { heads: 32, d: 128 };
   tables.push({

@@ -13,7 +13,13 @@
  */
 import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { CHUNK_OUTPUT_PARAMS } from './chunk-output.wgsl.js';
-import { CHECK_F16_WGSL, DECAY_OF_WGSL, DECAY_POW_WGSL, stateAccessWgsl, storeWgsl } from './common.wgsl.js';
+import {
+  CHECK_F16_WGSL,
+  DECAY_OF_WGSL,
+  DECAY_POW_WGSL,
+  storeWgsl,
+  unrolledStagingWgsl,
+} from './common.wgsl.js';
 
 /** Chunk length of the tensor-core kernel. */
 export const MATRIX_CHUNK = 64;
@@ -30,8 +36,6 @@ export interface ChunkOutputMatrixConfig {
   transposeState: boolean;
   /** Flag f16 roundings and outputs that overflow (binding `overflow`). */
   checkFinite: boolean;
-  /** Whether the states span two bindings (see {@link stateAccessWgsl}). */
-  splitStates: boolean;
   /** Subgroup size the kernel is built for. */
   subgroupSize: number;
   /** Pin it with `@subgroup_size`. */
@@ -59,10 +63,14 @@ export function chunkOutputMatrixWgsl(c: ChunkOutputMatrixConfig): string {
   const distance = c.reverse ? 'col - row' : 'row - col';
   const stateExponent = c.reverse ? 'len - 1u - lr' : 'lr + 1u';
   const mIndex = c.transposeState ? 'zc * p.dx + a' : 'a * p.dz + zc';
+  // Which entry (row a0 + row, column zt·64 + column) of M's 16 x 64 slice element e stages:
+  // consecutive elements run along M's rows in memory, along a when M is read transposed.
+  const stateRow = (e: string) => (c.transposeState ? `${e} % 16u` : `${e} / 64u`);
+  const stateColumn = (e: string) => (c.transposeState ? `${e} / 16u` : `${e} % 64u`);
   const toHalf = c.checkFinite
     ? 'fn half(x: f32) -> f16 { checkF16(x); return f16(x); }'
     : 'fn half(x: f32) -> f16 { return f16(x); }';
-  const high = c.checkFinite ? 7 : 6;
+  const threads = 4 * c.subgroupSize;
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
 ${paramsStruct(CHUNK_OUTPUT_PARAMS)}
@@ -73,8 +81,7 @@ ${paramsStruct(CHUNK_OUTPUT_PARAMS)}
 @group(0) @binding(4) var<storage, read> table: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<${T}>;
 ${c.checkFinite ? '@group(0) @binding(6) var<storage, read_write> overflow: array<atomic<u32>>;' : ''}
-@group(0) @binding(${high + (c.splitStates ? 1 : 0)}) var<uniform> p: Params;
-${stateAccessWgsl(c.splitStates, false, high)}
+@group(0) @binding(${c.checkFinite ? 7 : 6}) var<uniform> p: Params;
 
 const XS = 24u;  // x or y slice [64][16], rows padded by 16 bytes
 const ZS = 72u;  // z or state rows [16][64]
@@ -99,10 +106,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let zt = wg % p.zTiles;
   let rest = wg / p.zTiles;
   let ho = rest % p.outHeads;
-  let chunk = rest / p.outHeads;
+  let chunk = p.chunkBase + rest / p.outHeads;
   let start = table[p.chunkTable + 2u * chunk];
   let len = table[p.chunkTable + 2u * chunk + 1u];
-  let threads = ${4 * c.subgroupSize}u;
   ${frag.map((f) => `var o${f} = ${A}();`).join('\n  ')}
   for (var g = 0u; g < p.group; g++) {
     let hs = ho * p.group + g;
@@ -111,18 +117,20 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     // (A) scores of this subgroup's 16 rows against the chunk's 64 columns.
     ${frag.map((j) => `var s${j} = ${A}();`).join('\n    ')}
     for (var a0 = 0u; a0 < p.dx; a0 += 16u) {
-      for (var e = li; e < 1024u; e += threads) {
-        let r = e / 16u;
-        let a = a0 + e % 16u;
-        var xv = 0.0;
-        var yv = 0.0;
-        if (r < len && a < p.dx) {
-          xv = f32(x[((start + r) * p.outHeads + ho) * p.dx + a]);
-          yv = f32(y[((start + r) * p.yzHeads + hyz) * p.dx + a]);
-        }
-        xs[r * XS + e % 16u] = f16(xv);
-        ys[r * XS + e % 16u] = f16(yv);
-      }
+      ${unrolledStagingWgsl(
+        1024,
+        threads,
+        (k) => `let row_${k} = e${k} / 16u;
+      let col_${k} = a0 + e${k} % 16u;
+      var xv_${k} = 0.0;
+      var yv_${k} = 0.0;
+      if (row_${k} < len && col_${k} < p.dx) {
+        xv_${k} = f32(x[((start + row_${k}) * p.outHeads + ho) * p.dx + col_${k}]);
+        yv_${k} = f32(y[((start + row_${k}) * p.yzHeads + hyz) * p.dx + col_${k}]);
+      }`,
+        (k) => `xs[row_${k} * XS + e${k} % 16u] = f16(xv_${k});
+      ys[row_${k} * XS + e${k} % 16u] = f16(yv_${k});`,
+      )}
       workgroupBarrier();
       let xl = subgroupMatrixLoad<${L}, row_major>(&xs, sg * 16u * XS, XS);
       ${frag
@@ -148,13 +156,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       if (row < len && col < len && ${valid}) { v = p.scale * decayPow(lam, ${distance}) * scratch[sg * 256u + e]; }
       ps[row * PS + e % 16u] = half(v);
     }
-    for (var e = li; e < 1024u; e += threads) {
-      let r = ${j * 16}u + e / 64u;
-      let zc = zt * 64u + e % 64u;
-      var v = 0.0;
-      if (r < len && zc < p.dz) { v = f32(z[((start + r) * p.yzHeads + hyz) * p.dz + zc]); }
-      ys[(e / 64u) * ZS + e % 64u] = f16(v);
-    }
+    ${unrolledStagingWgsl(
+      1024,
+      threads,
+      (k) => `let row_${k} = ${j * 16}u + e${k} / 64u;
+    let zc_${k} = zt * 64u + e${k} % 64u;
+    var v_${k} = 0.0;
+    if (row_${k} < len && zc_${k} < p.dz) { v_${k} = f32(z[((start + row_${k}) * p.yzHeads + hyz) * p.dz + zc_${k}]); }`,
+      (k) => `ys[(e${k} / 64u) * ZS + e${k} % 64u] = f16(v_${k});`,
+    )}
     workgroupBarrier();
     if (${live(c.reverse, j)}) {
       let sl = subgroupMatrixLoad<${L}, row_major>(&ps, sg * 16u * PS, PS);
@@ -164,25 +174,30 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       )
       .join('\n    ')}
     // (C) the state's part: (stateScale · λ^e · x) M over dx in 32-wide slices.
-    let sBase = (chunk * p.hq + hs) * p.dx * p.dz;
+    let sBase = ((chunk - p.chunkBase) * p.hq + hs) * p.dx * p.dz;
     for (var a0 = 0u; a0 < p.dx; a0 += 16u) {
-      for (var e = li; e < 1024u; e += threads) {
-        let lr = e / 16u;
-        let a = a0 + e % 16u;
-        var xv = 0.0;
-        if (lr < len && a < p.dx) {
-          xv = p.stateScale * decayPow(lam, ${stateExponent}) * f32(x[((start + lr) * p.outHeads + ho) * p.dx + a]);
-        }
-        xs[lr * XS + e % 16u] = half(xv);
-        let a2 = a0 + e / 64u;
-        let zc = zt * 64u + e % 64u;
-        var mv = 0.0;
-        if (a2 < p.dx && zc < p.dz) {
-          let a = a2;
-          mv = loadState(sBase + ${mIndex});
-        }
-        ys[(e / 64u) * ZS + e % 64u] = half(mv);
+      ${unrolledStagingWgsl(
+        1024,
+        threads,
+        (k) => `let lrow_${k} = e${k} / 16u;
+      var xv_${k} = 0.0;
+      if (lrow_${k} < len && a0 + e${k} % 16u < p.dx) {
+        xv_${k} = f32(x[((start + lrow_${k}) * p.outHeads + ho) * p.dx + a0 + e${k} % 16u]);
       }
+      let al_${k} = ${stateRow(`e${k}`)};
+      let zl_${k} = ${stateColumn(`e${k}`)};
+      var mv_${k} = 0.0;
+      if (a0 + al_${k} < p.dx && zt * 64u + zl_${k} < p.dz) {
+        let a = a0 + al_${k};
+        let zc = zt * 64u + zl_${k};
+        mv_${k} = states[sBase + ${mIndex}];
+      }`,
+        (k) => `{
+        let lr = lrow_${k};
+        xs[lr * XS + e${k} % 16u] = half(p.stateScale * decayPow(lam, ${stateExponent}) * xv_${k});
+        ys[al_${k} * ZS + zl_${k}] = half(mv_${k});
+      }`,
+      )}
       workgroupBarrier();
       let xl = subgroupMatrixLoad<${L}, row_major>(&xs, sg * 16u * XS, XS);
       ${frag.map((f) => `o${f} = subgroupMatrixMultiplyAccumulate(xl, subgroupMatrixLoad<${R}, row_major>(&ys, ${f * 16}u, ZS), o${f});`).join('\n      ')}

@@ -22,10 +22,11 @@
  * memory between the two products.
  */
 import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
-import { CHECK_F16_WGSL, DECAY_OF_WGSL, DECAY_POW_WGSL, stateAccessWgsl, storeWgsl } from './common.wgsl.js';
+import { CHECK_F16_WGSL, DECAY_OF_WGSL, DECAY_POW_WGSL, storeWgsl } from './common.wgsl.js';
 
 /** Uniform parameters of the chunk output kernel. */
 export const CHUNK_OUTPUT_PARAMS = [
+  // Chunks of this launch, from chunkBase on; the bound states hold exactly theirs.
   ['chunks', 'u32'],
   ['outHeads', 'u32'],
   ['yzHeads', 'u32'],
@@ -38,7 +39,7 @@ export const CHUNK_OUTPUT_PARAMS = [
   ['zTiles', 'u32'],
   ['scale', 'f32'],
   ['stateScale', 'f32'],
-  ['statesSplit', 'u32'],
+  ['chunkBase', 'u32'],
   ['decayTable', 'u32'],
 ] as const;
 
@@ -54,8 +55,6 @@ export interface ChunkOutputConfig {
   transposeState: boolean;
   /** Flag f16 outputs that overflow (binding `overflow`). */
   checkFinite: boolean;
-  /** Whether the states span two bindings (see {@link stateAccessWgsl}). */
-  splitStates: boolean;
 }
 
 /** WGSL of the chunk output kernel. */
@@ -67,7 +66,6 @@ export function chunkOutputWgsl(c: ChunkOutputConfig): string {
   const distance = c.reverse ? 'col - row' : 'row - col';
   const stateExponent = c.reverse ? 'len - 1u - lr' : 'lr + 1u';
   const mIndex = c.transposeState ? 'zc * p.dx + a' : 'a * p.dz + zc';
-  const high = c.checkFinite ? 7 : 6;
   return `${enables({ f16: T === 'f16' })}
 ${paramsStruct(CHUNK_OUTPUT_PARAMS)}
 @group(0) @binding(0) var<storage, read> x: array<${T}>;
@@ -77,8 +75,7 @@ ${paramsStruct(CHUNK_OUTPUT_PARAMS)}
 @group(0) @binding(4) var<storage, read> table: array<u32>;
 @group(0) @binding(5) var<storage, read_write> out: array<${T}>;
 ${c.checkFinite ? '@group(0) @binding(6) var<storage, read_write> overflow: array<atomic<u32>>;' : ''}
-@group(0) @binding(${high + (c.splitStates ? 1 : 0)}) var<uniform> p: Params;
-${stateAccessWgsl(c.splitStates, false, high)}
+@group(0) @binding(${c.checkFinite ? 7 : 6}) var<uniform> p: Params;
 
 var<workgroup> xs: array<f32, 512>;
 var<workgroup> ys: array<f32, ${Math.max(C * 16, 1024)}>;
@@ -98,7 +95,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let zt = rest % p.zTiles;
   rest = rest / p.zTiles;
   let ho = rest % p.outHeads;
-  let chunk = rest / p.outHeads;
+  let chunk = p.chunkBase + rest / p.outHeads;
   let start = table[p.chunkTable + 2u * chunk];
   let len = table[p.chunkTable + 2u * chunk + 1u];
   let tx = li % 16u;
@@ -168,7 +165,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       }
       workgroupBarrier();
     }
-    let sBase = (chunk * p.hq + hs) * p.dx * p.dz;
+    let sBase = ((chunk - p.chunkBase) * p.hq + hs) * p.dx * p.dz;
     for (var a0 = 0u; a0 < p.dx; a0 += 16u) {
       for (var e = li; e < 512u; e += 256u) {
         let lr = rb * 32u + e / 16u;
@@ -183,7 +180,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
         let a = a0 + e / 64u;
         let zc = zt * 64u + e % 64u;
         var mv = 0.0;
-        if (a < p.dx && zc < p.dz) { mv = loadState(sBase + ${mIndex}); }
+        if (a < p.dx && zc < p.dz) { mv = states[sBase + ${mIndex}]; }
         ys[e] = mv;
       }
       workgroupBarrier();

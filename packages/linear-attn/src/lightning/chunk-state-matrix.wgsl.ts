@@ -7,7 +7,7 @@
  */
 import { enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { CHUNK_STATE_PARAMS } from './chunk-state.wgsl.js';
-import { CHECK_F16_WGSL, DECAY_OF_WGSL, DECAY_POW_WGSL, stateAccessWgsl } from './common.wgsl.js';
+import { CHECK_F16_WGSL, DECAY_OF_WGSL, DECAY_POW_WGSL, unrolledStagingWgsl } from './common.wgsl.js';
 
 /** State entries per tile side of the tensor-core chunk-state kernel. */
 export const MATRIX_STATE_TILE = 64;
@@ -20,8 +20,6 @@ export interface ChunkStateMatrixConfig {
   backward: boolean;
   /** Flag weighted u values past f16's range (binding `overflow`). */
   checkFinite: boolean;
-  /** Whether the states span two bindings (see {@link stateAccessWgsl}). */
-  splitStates: boolean;
   /** Subgroup size the kernel is built for. */
   subgroupSize: number;
   /** Pin it with `@subgroup_size`. */
@@ -43,7 +41,6 @@ export function chunkStateMatrixWgsl(c: ChunkStateMatrixConfig): string {
   const toHalf = c.checkFinite
     ? 'fn half(x: f32) -> f16 { checkF16(x); return f16(x); }'
     : 'fn half(x: f32) -> f16 { return f16(x); }';
-  const high = c.checkFinite ? 5 : 4;
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
 ${paramsStruct(CHUNK_STATE_PARAMS)}
@@ -52,8 +49,7 @@ ${paramsStruct(CHUNK_STATE_PARAMS)}
 @group(0) @binding(2) var<storage, read> table: array<u32>;
 @group(0) @binding(3) var<storage, read_write> states: array<f32>;
 ${c.checkFinite ? '@group(0) @binding(4) var<storage, read_write> overflow: array<atomic<u32>>;' : ''}
-@group(0) @binding(${high + (c.splitStates ? 1 : 0)}) var<uniform> p: Params;
-${stateAccessWgsl(c.splitStates, true, high)}
+@group(0) @binding(${c.checkFinite ? 5 : 4}) var<uniform> p: Params;
 
 const SS = 72u;  // [32 tokens][64 entries], rows padded by 16 bytes
 var<workgroup> us: array<f16, ${32 * 72}>;
@@ -77,28 +73,32 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let at = r % p.aTiles;
   r = r / p.aTiles;
   let h = r % p.hq;
-  let chunk = r / p.hq;
+  let chunk = p.chunkBase + r / p.hq;
   let start = table[p.chunkTable + 2u * chunk];
   let len = table[p.chunkTable + 2u * chunk + 1u];
   let lam = decayOf(h);
   let head = h / p.headDiv;
-  let threads = ${4 * c.subgroupSize}u;
   ${frag.map((f) => `var acc${f} = ${A}();`).join('\n  ')}
   for (var j0 = 0u; j0 < ${c.chunkSize}u; j0 += 32u) {
-    for (var e = li; e < 2048u; e += threads) {
-      let j = j0 + e / 64u;
-      let a = at * 64u + e % 64u;
-      let b = bt * 64u + e % 64u;
-      var uv = 0.0;
-      var wv = 0.0;
-      if (j < len) {
-        let tok = start + j;
-        if (a < p.dk) { uv = p.coef * decayPow(lam, ${exponent}) * f32(u[(tok * p.heads + head) * p.dk + a]); }
-        if (b < p.dv) { wv = f32(w[(tok * p.heads + head) * p.dv + b]); }
-      }
-      us[(e / 64u) * SS + e % 64u] = half(uv);
-      ws[(e / 64u) * SS + e % 64u] = f16(wv);
-    }
+    ${unrolledStagingWgsl(
+      2048,
+      4 * c.subgroupSize,
+      (k) => `let tj${k} = j0 + e${k} / 64u;
+    let ta${k} = at * 64u + e${k} % 64u;
+    let tb${k} = bt * 64u + e${k} % 64u;
+    var uv_${k} = 0.0;
+    var wv_${k} = 0.0;
+    if (tj${k} < len) {
+      let tok = start + tj${k};
+      if (ta${k} < p.dk) { uv_${k} = f32(u[(tok * p.heads + head) * p.dk + ta${k}]); }
+      if (tb${k} < p.dv) { wv_${k} = f32(w[(tok * p.heads + head) * p.dv + tb${k}]); }
+    }`,
+      (k) => `{
+      let j = tj${k};
+      us[(e${k} / 64u) * SS + e${k} % 64u] = half(p.coef * decayPow(lam, ${exponent}) * uv_${k});
+      ws[(e${k} / 64u) * SS + e${k} % 64u] = f16(wv_${k});
+    }`,
+    )}
     workgroupBarrier();
     for (var kk = 0u; kk < 32u; kk += 16u) {
       let ul = subgroupMatrixLoad<${L}, col_major>(&us, kk * SS + sg * 16u, SS);
@@ -113,7 +113,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   for (var e = lane; e < 256u; e += ${c.subgroupSize}u) {
     let a = at * 64u + sg * 16u + e / 16u;
     let b = bt * 64u + ${f * 16}u + e % 16u;
-    if (a < p.dk && b < p.dv) { storeState(((chunk * p.hq + h) * p.dk + a) * p.dv + b, scratch[sg * 256u + e]); }
+    if (a < p.dk && b < p.dv) { states[(((chunk - p.chunkBase) * p.hq + h) * p.dk + a) * p.dv + b] = scratch[sg * 256u + e]; }
   }
   workgroupBarrier();`,
     )

@@ -7,10 +7,11 @@
  * staged in workgroup memory and each invocation accumulates 2 x 2 entries.
  */
 import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
-import { DECAY_OF_WGSL, DECAY_POW_WGSL, stateAccessWgsl } from './common.wgsl.js';
+import { DECAY_OF_WGSL, DECAY_POW_WGSL } from './common.wgsl.js';
 
 /** Uniform parameters of the chunk-state kernel. */
 export const CHUNK_STATE_PARAMS = [
+  // Chunks of this launch, from chunkBase on; the bound states hold exactly theirs.
   ['chunks', 'u32'],
   ['hq', 'u32'],
   ['dk', 'u32'],
@@ -21,7 +22,7 @@ export const CHUNK_STATE_PARAMS = [
   ['aTiles', 'u32'],
   ['bTiles', 'u32'],
   ['coef', 'f32'],
-  ['statesSplit', 'u32'],
+  ['chunkBase', 'u32'],
   ['decayTable', 'u32'],
 ] as const;
 
@@ -36,8 +37,6 @@ export interface ChunkStateConfig {
   chunkSize: number;
   /** Backward (u = q, w = dO, `e_j = j + 1`) rather than forward (`e_j = len - 1 - j`). */
   backward: boolean;
-  /** Whether the states span two bindings (see {@link stateAccessWgsl}). */
-  splitStates: boolean;
 }
 
 /** WGSL of the chunk-state kernel. */
@@ -49,8 +48,7 @@ ${paramsStruct(CHUNK_STATE_PARAMS)}
 @group(0) @binding(1) var<storage, read> w: array<${c.dtype}>;
 @group(0) @binding(2) var<storage, read> table: array<u32>;
 @group(0) @binding(3) var<storage, read_write> states: array<f32>;
-@group(0) @binding(${c.splitStates ? 5 : 4}) var<uniform> p: Params;
-${stateAccessWgsl(c.splitStates, true, 4)}
+@group(0) @binding(4) var<uniform> p: Params;
 
 var<workgroup> us: array<f32, 512>;
 var<workgroup> ws: array<f32, 512>;
@@ -68,7 +66,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let at = r % p.aTiles;
   r = r / p.aTiles;
   let h = r % p.hq;
-  let chunk = r / p.hq;
+  let chunk = p.chunkBase + r / p.hq;
   let start = table[p.chunkTable + 2u * chunk];
   let len = table[p.chunkTable + 2u * chunk + 1u];
   let lam = decayOf(h);
@@ -107,7 +105,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   for (var i = 0u; i < 4u; i++) {
     let a = at * 32u + ty * 2u + i / 2u;
     let b = bt * 32u + tx * 2u + i % 2u;
-    if (a < p.dk && b < p.dv) { storeState(((chunk * p.hq + h) * p.dk + a) * p.dv + b, acc[i]); }
+    if (a < p.dk && b < p.dv) { states[(((chunk - p.chunkBase) * p.hq + h) * p.dk + a) * p.dv + b] = acc[i]; }
   }
 }
 `;

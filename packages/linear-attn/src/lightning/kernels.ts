@@ -28,7 +28,7 @@ import {
   NORMALIZE_WORKGROUP,
 } from './normalize.wgsl.js';
 import type { LightningPlan } from './options.js';
-import { SCAN_PARAMS, SCAN_WORKGROUP, scanWgsl } from './scan.wgsl.js';
+import { SCAN_PARAMS, SCAN_WORKGROUP, scanWgsl, scanWidth } from './scan.wgsl.js';
 
 /** What every launch of a call reads besides its operands: the table of sequences, chunks and decays. */
 export interface PlanTensors {
@@ -76,12 +76,39 @@ export function disposeStates(states: ChunkStates): void {
   states.high?.dispose();
 }
 
-/** The kernels' `statesSplit` parameter: the first entry of the high part (all entries when not split). */
+/** The scan's `statesSplit` parameter: the first entry of the high part (all entries when not split). */
 function statesSplit(plan: LightningPlan): number {
   return plan.stateSplitChunk * plan.hq * plan.dk * plan.dv;
 }
 
-/** Every chunk's own state term (kernel 1), into new states. */
+/** One part of the states with the chunks it holds, `[base, base + chunks)`. */
+interface StatePart {
+  states: Tensor;
+  base: number;
+  chunks: number;
+}
+
+/**
+ * The parts of the states, each launched on its own by the chunk-parallel kernels (1 and 3), so
+ * that they read one binding without a branch: choosing the binding per load cost those kernels
+ * 30 % on the H200. Only the scan, which walks every chunk, binds both parts.
+ */
+function stateParts(plan: LightningPlan, states: ChunkStates): StatePart[] {
+  const parts = [{ states: states.low, base: 0, chunks: Math.min(plan.chunks, plan.stateSplitChunk) }];
+  if (states.high) {
+    parts.push({
+      states: states.high,
+      base: plan.stateSplitChunk,
+      chunks: plan.chunks - plan.stateSplitChunk,
+    });
+  }
+  return parts;
+}
+
+/**
+ * Every chunk's own state term (kernel 1), into new states, or over `into` (states of the same
+ * plan no longer needed: every entry is written).
+ */
 export async function chunkStates(
   gpu: Gpu,
   plan: LightningPlan,
@@ -90,51 +117,46 @@ export async function chunkStates(
   w: Tensor,
   backward: boolean,
   overflow?: Tensor,
+  into?: ChunkStates,
 ): Promise<ChunkStates> {
   const { hq, dk, dv, chunks } = plan;
-  const states = allocateStates(gpu, plan);
+  const states = into ?? allocateStates(gpu, plan);
   if (chunks === 0) return states;
-  const splitStates = states.high !== undefined;
   const matrix = plan.tier === 'subgroup-matrix' ? matrixStateKernelFor(gpu.caps) : undefined;
   const tile = matrix ? MATRIX_STATE_TILE : STATE_TILE;
   const aTiles = Math.ceil(dk / tile);
   const bTiles = Math.ceil(dv / tile);
   const checkFinite = matrix !== undefined && overflow !== undefined;
   try {
-    await dispatch(gpu, {
-      label: `lightning chunk ${backward ? 'dstates' : 'states'}${matrix ? ' tensor-core' : ''}`,
-      code: matrix
-        ? chunkStateMatrixWgsl({ chunkSize: plan.chunkSize, backward, checkFinite, splitStates, ...matrix })
-        : chunkStateWgsl({ dtype: plan.dtype, chunkSize: plan.chunkSize, backward, splitStates }),
-      buffers: [
-        u,
-        w,
-        t.table,
-        states.low,
-        ...(checkFinite && overflow ? [overflow] : []),
-        ...(states.high ? [states.high] : []),
-      ],
-      params: {
-        layout: CHUNK_STATE_PARAMS,
-        values: {
-          chunks,
-          hq,
-          dk,
-          dv,
-          heads: backward ? hq : plan.hkv,
-          headDiv: backward ? 1 : plan.group,
-          chunkTable: plan.chunkTable,
-          aTiles,
-          bTiles,
-          coef: backward ? plan.scale : 1,
-          statesSplit: statesSplit(plan),
-          decayTable: plan.decayTable,
+    for (const part of stateParts(plan, states)) {
+      await dispatch(gpu, {
+        label: `lightning chunk ${backward ? 'dstates' : 'states'}${matrix ? ' tensor-core' : ''}`,
+        code: matrix
+          ? chunkStateMatrixWgsl({ chunkSize: plan.chunkSize, backward, checkFinite, ...matrix })
+          : chunkStateWgsl({ dtype: plan.dtype, chunkSize: plan.chunkSize, backward }),
+        buffers: [u, w, t.table, part.states, ...(checkFinite && overflow ? [overflow] : [])],
+        params: {
+          layout: CHUNK_STATE_PARAMS,
+          values: {
+            chunks: part.chunks,
+            hq,
+            dk,
+            dv,
+            heads: backward ? hq : plan.hkv,
+            headDiv: backward ? 1 : plan.group,
+            chunkTable: plan.chunkTable,
+            aTiles,
+            bTiles,
+            coef: backward ? plan.scale : 1,
+            chunkBase: part.base,
+            decayTable: plan.decayTable,
+          },
         },
-      },
-      workgroups: chunks * hq * aTiles * bTiles,
-    });
+        workgroups: part.chunks * hq * aTiles * bTiles,
+      });
+    }
   } catch (error) {
-    disposeStates(states);
+    if (!into) disposeStates(states);
     throw error;
   }
   return states;
@@ -181,7 +203,8 @@ export async function scanStates(
   const { hq, dk, dv } = plan;
   const sequences = plan.spans.length;
   const end = options.writeEnd ? Tensor.empty(gpu, [sequences, hq, dk, dv]) : undefined;
-  const count = sequences * hq * dk * dv;
+  const width = scanWidth(dk * dv);
+  const count = (sequences * hq * dk * dv) / width;
   if (count === 0) return end;
   await dispatch(gpu, {
     label: options.reverse ? 'lightning reverse scan' : 'lightning scan',
@@ -190,6 +213,7 @@ export async function scanStates(
       hasStart: options.start !== undefined,
       writeEnd: options.writeEnd,
       splitStates: states.high !== undefined,
+      width,
     }),
     buffers: [
       states.low,
@@ -239,51 +263,55 @@ export async function chunkOutput(
   const transposeState = kind === 'dq' || kind === 'dk';
   const matrix = plan.tier === 'subgroup-matrix' ? matrixKernelFor(gpu.caps, plan.chunkSize) : undefined;
   const zTiles = Math.ceil(dz / (matrix ? MATRIX_COLUMNS : 64));
-  const { low, high } = inputs.states;
-  const splitStates = high !== undefined;
-  await dispatch(gpu, {
-    label: `lightning ${kind}${matrix ? ' tensor-core' : ''}`,
-    code: matrix
-      ? chunkOutputMatrixWgsl({ dtype, reverse, transposeState, checkFinite, splitStates, ...matrix })
-      : chunkOutputWgsl({
-          dtype: dtype as Dtype,
-          chunkSize: plan.chunkSize,
-          reverse,
-          transposeState,
-          checkFinite,
-          splitStates,
-        }),
-    buffers: [
-      inputs.x,
-      inputs.y,
-      inputs.z,
-      low,
-      t.table,
-      out,
-      ...(inputs.overflow ? [inputs.overflow] : []),
-      ...(high ? [high] : []),
-    ],
-    params: {
-      layout: CHUNK_OUTPUT_PARAMS,
-      values: {
-        chunks,
-        outHeads,
-        yzHeads: reverse ? hq : hkv,
-        hq,
-        dx,
-        dz,
-        group: reverse ? group : 1,
-        yzDiv: reverse ? 1 : group,
-        chunkTable: plan.chunkTable,
-        zTiles,
-        scale: plan.scale,
-        stateScale: reverse ? 1 : plan.scale,
-        statesSplit: statesSplit(plan),
-        decayTable: plan.decayTable,
-      },
-    },
-    workgroups: chunks * outHeads * zTiles * (matrix ? 1 : plan.chunkSize / 32),
-  });
+  const code = matrix
+    ? chunkOutputMatrixWgsl({ dtype, reverse, transposeState, checkFinite, ...matrix })
+    : chunkOutputWgsl({
+        dtype: dtype as Dtype,
+        chunkSize: plan.chunkSize,
+        reverse,
+        transposeState,
+        checkFinite,
+      });
+  try {
+    for (const part of stateParts(plan, inputs.states)) {
+      await dispatch(gpu, {
+        label: `lightning ${kind}${matrix ? ' tensor-core' : ''}`,
+        code,
+        buffers: [
+          inputs.x,
+          inputs.y,
+          inputs.z,
+          part.states,
+          t.table,
+          out,
+          ...(inputs.overflow ? [inputs.overflow] : []),
+        ],
+        params: {
+          layout: CHUNK_OUTPUT_PARAMS,
+          values: {
+            chunks: part.chunks,
+            outHeads,
+            yzHeads: reverse ? hq : hkv,
+            hq,
+            dx,
+            dz,
+            group: reverse ? group : 1,
+            yzDiv: reverse ? 1 : group,
+            chunkTable: plan.chunkTable,
+            zTiles,
+            scale: plan.scale,
+            stateScale: reverse ? 1 : plan.scale,
+            chunkBase: part.base,
+            decayTable: plan.decayTable,
+          },
+        },
+        workgroups: part.chunks * outHeads * zTiles * (matrix ? 1 : plan.chunkSize / 32),
+      });
+    }
+  } catch (error) {
+    out.dispose();
+    throw error;
+  }
   return out;
 }
 
