@@ -28,7 +28,7 @@ describe('lightning attention in the CLI', () => {
     expect(all.length).toBeGreaterThan(0);
     // The portable tier's checks (the subgroups tier runs the same kernels).
     const checks = all.filter((c) => c.tier === 'portable');
-    expect(checks.length).toBe(4);
+    expect(checks.length).toBe(5);
     const lines = await runChecks(gpu, checks, () => undefined);
     const failed = lines
       .filter((l) => !l.ok)
@@ -49,6 +49,8 @@ describe('lightning attention in the CLI', () => {
     expect(tables.map((t) => t.id)).toEqual([
       'linear-lightning-fwd-h2',
       'linear-lightning-bwd-h2',
+      'linear-lightning-fwd-stages',
+      'linear-lightning-bwd-stages',
       'linear-lightning-decode',
     ]);
     for (const t of tables)

@@ -1,7 +1,9 @@
 /**
  * Reuses GPU buffers between ops so that a model running the same shapes step after step stops
  * allocating after its first step. Sizes are rounded up to one of eight classes per power of two,
- * which wastes at most 12.5 % and lets nearby sizes share buffers.
+ * which wastes at most 12.5 % and lets nearby sizes share buffers. Beyond its byte budget the pool
+ * destroys the buffers released longest ago, not the one just released: that one is what the next
+ * step will ask for, while old ones may be of sizes no one uses any more.
  */
 
 /** Rounds a byte size up to its size class (at least 256 bytes, always a multiple of 16). */
@@ -25,6 +27,8 @@ export interface PoolStats {
 /** A free list of GPU buffers keyed by usage and size class. */
 export class BufferPool {
   private readonly free = new Map<string, GPUBuffer[]>();
+  /** Every free buffer, in the order released (a Set iterates in insertion order): eviction order. */
+  private readonly released = new Set<GPUBuffer>();
   private readonly live = new Set<GPUBuffer>();
   private freeBytes = 0;
   private liveBytes = 0;
@@ -49,6 +53,7 @@ export class BufferPool {
     let buffer: GPUBuffer;
     if (reused) {
       this.freeBytes -= size;
+      this.released.delete(reused);
       buffer = reused;
     } else {
       buffer = this.device.createBuffer({ size, usage, label: label ?? 'webattn' });
@@ -62,16 +67,26 @@ export class BufferPool {
   release(buffer: GPUBuffer): void {
     if (!this.live.delete(buffer)) return;
     this.liveBytes -= buffer.size;
-    if (this.freeBytes + buffer.size > this.maxFreeBytes) {
-      this.beforeDestroy();
-      buffer.destroy();
-      return;
-    }
     const key = `${buffer.usage}:${buffer.size}`;
     const list = this.free.get(key) ?? [];
     list.push(buffer);
     this.free.set(key, list);
+    this.released.add(buffer);
     this.freeBytes += buffer.size;
+    if (this.freeBytes > this.maxFreeBytes) this.evict();
+  }
+
+  /** Destroys the free buffers released longest ago until the free bytes fit the budget. */
+  private evict(): void {
+    this.beforeDestroy();
+    for (const old of this.released) {
+      if (this.freeBytes <= this.maxFreeBytes) break;
+      const list = this.free.get(`${old.usage}:${old.size}`)!;
+      list.splice(list.indexOf(old), 1);
+      this.released.delete(old);
+      this.freeBytes -= old.size;
+      old.destroy();
+    }
   }
 
   /** Destroys every free buffer (live ones stay with their owners). */
@@ -79,6 +94,7 @@ export class BufferPool {
     this.beforeDestroy();
     for (const list of this.free.values()) for (const b of list) b.destroy();
     this.free.clear();
+    this.released.clear();
     this.freeBytes = 0;
   }
 

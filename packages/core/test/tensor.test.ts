@@ -150,4 +150,26 @@ describe('buffer pool on SwiftShader', () => {
     small.destroy();
     gpu.destroy();
   });
+  it('over its budget destroys the buffers released longest ago, keeping the latest', async () => {
+    const gpu = await testGpu();
+    const { createGpu } = await import('../src/index.js');
+    // Room for two free 256-byte buffers.
+    const small = await createGpu({
+      device: gpu.device,
+      adapterInfo: gpu.device.adapterInfo,
+      maxPooledBytes: 512,
+    });
+    const [a, b, c] = [0, 1, 2].map(() => Tensor.zeros(small, [64]));
+    const [bufferA, bufferB, bufferC] = [a!.buffer, b!.buffer, c!.buffer];
+    a!.dispose();
+    b!.dispose();
+    c!.dispose(); // the third over budget: a's buffer, the oldest, goes
+    expect(small.memory()).toMatchObject({ freeBuffers: 2, freeBytes: 512 });
+    const again = [0, 1].map(() => Tensor.empty(small, [64]));
+    expect(new Set(again.map((t) => t.buffer))).toEqual(new Set([bufferB, bufferC]));
+    expect(again.some((t) => t.buffer === bufferA)).toBe(false);
+    for (const t of again) t.dispose();
+    small.destroy();
+    gpu.destroy();
+  });
 });

@@ -53,6 +53,9 @@ export async function runTables(
           bar?.increment(0, { task: `${spec.id} ${impl.name} ${spec.sizeLabel}=${size}` });
           let prepared: Awaited<ReturnType<typeof impl.prepare>>;
           try {
+            // Each cell starts from an empty pool: what earlier cells left there (other sizes, other
+            // ops) would otherwise crowd out this cell's buffers, and its warm-up fills the pool again.
+            gpu.pool.trim();
             prepared = await impl.prepare(gpu, size);
             if (prepared) {
               const m = await measure(gpu, prepared.run, {
