@@ -34,7 +34,7 @@ export const BENCH_POOLED_BYTES = 16 * 2 ** 30;
 
 /**
  * Creates the device; `fast` (benchmarking) turns off robustness (kernels check their own bounds)
- * and lets the buffer pool keep {@link BENCH_POOLED_BYTES}.
+ * and lets the buffer pool keep `BENCH_POOLED_BYTES`.
  */
 export function openGpu(options: DeviceOptions, fast = false): Promise<Gpu> {
   return createGpu({

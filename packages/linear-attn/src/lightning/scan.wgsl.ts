@@ -38,7 +38,7 @@ export interface ScanConfig {
   hasStart: boolean;
   /** Whether the state left at the end is written (final state, or dInitialState in reverse). */
   writeEnd: boolean;
-  /** Whether the states span two bindings (see {@link stateAccessWgsl}). */
+  /** Whether the states span two bindings (see `stateAccessWgsl` in common.wgsl.ts). */
   splitStates: boolean;
   /** Entries per invocation: 4 (vec4 bindings) when dk · dv is a multiple of 4, else 1. */
   width: 1 | 4;
