@@ -44,7 +44,7 @@ for name in "$@"; do
       ;;
     verify) part verify 300 "${webattn[@]}" verify all ;;
     nsa) part nsa 420 "${webattn[@]}" bench nsa $(torch_columns) --sizes 16384,65536 "${tensor_core[@]}" --json "$out/nsa.json" ;;
-    linear) part linear 300 "${webattn[@]}" bench linear $(torch_columns) --sizes 4096,16384,65536 "${tensor_core[@]}" --json "$out/linear.json" ;;
+    linear) part linear 420 "${webattn[@]}" bench linear $(torch_columns) --sizes 4096,16384,65536 "${tensor_core[@]}" --json "$out/linear.json" ;;
     mla) part mla 300 "${webattn[@]}" bench mla --dtype f16 --iters 3 --warmup 1 --no-progress --json "$out/mla.json" ;;
     flash) part flash 300 "${webattn[@]}" bench flash $(torch_columns) --sizes 4096,16384,65536 "${tensor_core[@]}" --json "$out/flash.json" ;;
     *)

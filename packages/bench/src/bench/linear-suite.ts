@@ -1,8 +1,9 @@
 /**
  * `webattn bench linear`, decayed form: TransnormerLLM's lightning attention chunkwise (linear in n)
- * against core's dense causal flash attention at the same shapes, forward and backward, for b = 1,
- * d = 128 and 16 and 32 heads, n = 4096..65536 on a GPU; and the recurrent decode step for a batch
- * of sequences (one token each), whose time per step divided by the batch is the time per token.
+ * against the masked blocked kernel and core's dense causal flash attention at the same shapes,
+ * forward and backward, for b = 1, d = 128 and 16 and 32 heads, and the seed's 12 heads of 64 and
+ * one head of 768, n = 4096..65536 on a GPU; and the recurrent decode step for a batch of sequences
+ * (one token each), whose time per step divided by the batch is the time per token.
  */
 import {
   flashAttention,
@@ -21,6 +22,7 @@ import {
   lightningAttentionBackward,
   lightningDecode,
 } from '@webattn/linear-attn';
+import { maskedColumn } from './masked-linear-suite.js';
 import type { SuiteOptions } from './suites.js';
 import { fastestTiers } from './tiers.js';
 import type { Implementation, PreparedRun, TableSpec } from './types.js';
@@ -171,30 +173,55 @@ function decodeColumn(s: Shape, tier: Tier): Implementation {
 }
 
 /**
- * Lightning (chunkwise) vs dense causal flash attention, forward and backward, at 16 and 32 heads of
- * 128 (2 heads of 32 on a CPU adapter); and the decode step at 32 heads of 128.
+ * The masked form's blocked kernel at the same shape (the seed's random 0/1 mask, which costs it the
+ * same as a causal one: it skips no tile), at the sizes where the `[1, 1, n, n]` mask fits a binding.
+ */
+function maskedBlockedColumn(s: Shape, tier: Tier, pass: 'forward' | 'backward'): Implementation {
+  const column = maskedColumn({ heads: s.heads, kvHeads: s.heads, d: s.d }, tier, 'blocked', pass, new Map());
+  return { ...column, name: `masked blocked ${tierName(tier)}` };
+}
+
+/** 16 and 32 heads of 128 (the bars' shapes), then the seed's 12 heads of 64 and one head of 768. */
+const GPU_SHAPES: Shape[] = [
+  { heads: 16, d: 128 },
+  { heads: 32, d: 128 },
+  { heads: 12, d: 64 },
+  { heads: 1, d: 768 },
+];
+/** The shape of the tables by stage and of the decode step. */
+const GPU_STAGE_SHAPE: Shape = { heads: 32, d: 128 };
+const CPU_SHAPE: Shape = { heads: 2, d: 32 };
+
+/**
+ * Lightning (chunkwise) vs the masked blocked kernel and dense causal flash attention, forward and
+ * backward, at the GPU shapes (2 heads of 32 on a CPU adapter); both passes by stage and the decode
+ * step at 32 heads of 128.
  */
 export function lightningTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
   const tiers = fastestTiers(gpu, options);
   const sizes = options.sizes ?? (options.cpu ? CPU_SIZES : GPU_SIZES);
-  const shapes: Shape[] = options.cpu ? [{ heads: 2, d: 32 }] : [16, 32].map((heads) => ({ heads, d: 128 }));
+  const shapes = options.cpu ? [CPU_SHAPE] : GPU_SHAPES;
   const tables: TableSpec[] = [];
   for (const s of shapes) {
     // Causal flash: 2 matmuls of n²/2 · d per head forward. Lightning: O(n · d²), not comparable as FLOPs.
     for (const pass of ['forward', 'backward'] as const) {
       tables.push({
         id: `linear-lightning-${pass === 'forward' ? 'fwd' : 'bwd'}-h${s.heads}`,
-        title: `Lightning attention ${pass} (chunkwise, 64-token chunks; per-chunk states over two bindings where one cannot hold them) vs dense causal flash attention (b=1, h=${s.heads}, d=${s.d}, ALiBi decays)`,
+        title: `Lightning attention ${pass} (chunkwise, 64-token chunks; per-chunk states over two bindings where one cannot hold them) vs the masked blocked kernel and dense causal flash attention (b=1, h=${s.heads}, d=${s.d}, ALiBi decays)`,
         sizeLabel: 'n',
         sizes,
-        implementations: tiers.flatMap((t) => [lightningColumn(s, t, pass), flashColumn(s, t, pass)]),
+        implementations: tiers.flatMap((t) => [
+          lightningColumn(s, t, pass),
+          maskedBlockedColumn(s, t, pass),
+          flashColumn(s, t, pass),
+        ]),
         notes: () => [
           `The ratio columns against the first show how much faster the linear-time kernel is; the bars: lightning forward+backward t(65536) / t(16384) <= 4.5, and lightning forward at n = 65536 >= 10x faster than dense flash.`,
         ],
       });
     }
   }
-  const widest = shapes.at(-1)!;
+  const widest = options.cpu ? CPU_SHAPE : GPU_STAGE_SHAPE;
   const fastest = tiers.at(-1);
   for (const pass of ['forward', 'backward'] as const) {
     tables.push({
@@ -209,7 +236,7 @@ export function lightningTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
       ],
     });
   }
-  const decode: Shape = options.cpu ? { heads: 2, d: 32 } : { heads: 32, d: 128 };
+  const decode = options.cpu ? CPU_SHAPE : GPU_STAGE_SHAPE;
   tables.push({
     id: 'linear-lightning-decode',
     title: `Lightning decode step, one token per sequence (h=${decode.heads}, d=${decode.d}, state f32 updated in place)`,

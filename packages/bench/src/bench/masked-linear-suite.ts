@@ -19,7 +19,8 @@ import type { Implementation, PreparedRun, TableSpec } from './types.js';
 const GPU_SIZES = [1024, 2048, 4096, 8192];
 const CPU_SIZES = [64, 128];
 
-interface MaskedBenchShape {
+/** Heads and head dim of a masked-attention column. */
+export interface MaskedBenchShape {
   heads: number;
   kvHeads: number;
   d: number;
@@ -57,15 +58,19 @@ function naiveFits(gpu: Gpu, s: MaskedBenchShape, n: number): boolean {
 const tierName = (tier: Tier) => (tier === 'subgroup-matrix' ? 'tensor-core f16' : tier);
 
 /** Peak bytes per (pass, implementation, tier, n), filled while the columns prepare. */
-type MemoryLog = Map<string, number>;
+export type MaskedMemoryLog = Map<string, number>;
 const memoryKey = (pass: string, impl: string, tier: Tier, n: number) => `${pass}|${impl}|${tier}|${n}`;
 
-function column(
+/**
+ * One implementation of the masked form at one tier, timing `pass`; its peak allocated bytes go to
+ * `memory`. Sizes whose mask (or, for naive, whose scores) would not fit one binding are left out.
+ */
+export function maskedColumn(
   s: MaskedBenchShape,
   tier: Tier,
   implementation: MaskedImplementation,
   pass: 'forward' | 'backward',
-  memory: MemoryLog,
+  memory: MaskedMemoryLog,
 ): Implementation {
   return {
     name: `${implementation} ${tierName(tier)}`,
@@ -120,7 +125,7 @@ function memoryNotes(
   pass: string,
   tiers: readonly Tier[],
   sizes: readonly number[],
-  memory: MemoryLog,
+  memory: MaskedMemoryLog,
 ): () => string[] {
   return () => {
     const impls: MaskedImplementation[] = ['naive', 'blocked', 'fused'];
@@ -152,14 +157,14 @@ export function maskedLinearTables(gpu: Gpu, options: SuiteOptions): TableSpec[]
   const tiers = fastestTiers(gpu, options);
   const sizes = options.sizes ?? (options.cpu ? CPU_SIZES : GPU_SIZES);
   const shape = `b=1, h=${s.heads}, d=${s.d}, random 0/1 mask [1, 1, n, n]`;
-  const memory: MemoryLog = new Map();
+  const memory: MaskedMemoryLog = new Map();
   const impls: MaskedImplementation[] = ['naive', 'blocked', 'fused'];
   return (['forward', 'backward'] as const).map((pass) => ({
     id: `linear-masked-${pass === 'forward' ? 'fwd' : 'bwd'}`,
     title: `Masked linear attention ${pass}, naive vs blocked vs fused (${shape})`,
     sizeLabel: 'n',
     sizes,
-    implementations: tiers.flatMap((t) => impls.map((i) => column(s, t, i, pass, memory))),
+    implementations: tiers.flatMap((t) => impls.map((i) => maskedColumn(s, t, i, pass, memory))),
     notes: memoryNotes(
       `Peak bytes allocated by the masked ${pass} (intermediates and outputs, not the inputs), and their ratio to naive (the seed's 1x / 0.7x / 0.3x table):`,
       pass,
