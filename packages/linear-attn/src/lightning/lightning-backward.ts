@@ -14,6 +14,7 @@ import {
   overflowed,
   overflowFlag,
   scanStates,
+  stateTensors,
 } from './kernels.js';
 import { type LightningAttentionContext, throwF16Overflow } from './lightning-forward.js';
 import { checkDtype, checkShape, checkTensor } from './options.js';
@@ -75,7 +76,7 @@ export async function lightningAttentionBackward(
     const { qUsed, kUsed, v } = ctx;
     // dq, from the states entering each chunk.
     const entering = await chunkStates(gpu, plan, tensors, kUsed, v, false, flag);
-    scratch.push(entering.low, ...(entering.high ? [entering.high] : []));
+    scratch.push(...stateTensors(entering));
     await scanStates(gpu, plan, tensors, entering, {
       reverse: false,
       ...(ctx.initialState && { start: ctx.initialState }),

@@ -14,6 +14,7 @@ import {
   type PlanTensors,
   planTensors,
   scanStates,
+  stateTensors,
 } from './kernels.js';
 import { type LightningAttentionOptions, type LightningPlan, planLightning } from './options.js';
 
@@ -121,7 +122,7 @@ export async function runLightningForward(
     const flag = plan.checkFinite ? overflowFlag(gpu) : undefined;
     if (flag) scratch.push(flag);
     const states = await chunkStates(gpu, plan, tensors, kUsed, v, false, flag);
-    scratch.push(states.low, ...(states.high ? [states.high] : []));
+    scratch.push(...stateTensors(states));
     const finalState = (await scanStates(gpu, plan, tensors, states, {
       reverse: false,
       ...(initialState && { start: initialState }),
