@@ -108,8 +108,11 @@ export class BufferPool {
 
   /** Current counts, for leak checks. */
   stats(): PoolStats {
-    let freeBuffers = 0;
-    for (const list of this.free.values()) freeBuffers += list.length;
-    return { liveBuffers: this.live.size, liveBytes: this.liveBytes, freeBuffers, freeBytes: this.freeBytes };
+    return {
+      liveBuffers: this.live.size,
+      liveBytes: this.liveBytes,
+      freeBuffers: this.released.size,
+      freeBytes: this.freeBytes,
+    };
   }
 }

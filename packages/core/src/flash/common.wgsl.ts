@@ -1,5 +1,6 @@
 /** WGSL every flash-attention kernel shares: parameters, the sequence table, the mask. */
 import type { ParamLayout } from '../params.js';
+import { unrolledStagingWgsl } from '../wgsl.js';
 
 /** Uniform parameters of the flash kernels. */
 export const FLASH_PARAMS: ParamLayout = [
@@ -139,28 +140,17 @@ export interface StagedRowsVec4 extends Omit<StagedRows, 'type' | 'rows' | 'widt
 export function stageRowsVec4Wgsl(o: StagedRowsVec4): string {
   const w4 = o.width / 4;
   const stride = o.destStride ?? o.width;
-  const total = o.rows * w4;
-  const steps = Array.from({ length: Math.ceil(total / o.threads) }, (_, u) => u);
-  const guard = (u: number) => ((u + 1) * o.threads > total ? `e${u} < ${total}u && ` : '');
-  return `{
-${steps
-  .map(
-    (u) => `    let e${u} = li + ${u * o.threads}u;
-    var x${u} = vec4<f16>();
-    if (${guard(u)}${o.first} + i32(e${u} / ${w4}u) < ${o.end}) {
-      x${u} = ${o.src}[((${o.tokenStart} + u32(${o.first} + i32(e${u} / ${w4}u))) * ${o.heads} + ${o.head}) * ${w4}u + e${u} % ${w4}u];
+  const row = (k: number) => `${o.first} + i32(e${k} / ${w4}u)`;
+  return unrolledStagingWgsl(
+    o.rows * w4,
+    o.threads,
+    (k, inRange) => `    var x${k} = vec4<f16>();
+    if (${inRange}${row(k)} < ${o.end}) {
+      x${k} = ${o.src}[((${o.tokenStart} + u32(${row(k)})) * ${o.heads} + ${o.head}) * ${w4}u + e${k} % ${w4}u];
     }`,
-  )
-  .join('\n')}
-${steps
-  .map(
-    (u) => `    ${guard(u) ? `if (e${u} < ${total}u) ` : ''}{
-      let at = (e${u} / ${w4}u) * ${stride}u + 4u * (e${u} % ${w4}u);
-      ${o.dest}[at] = x${u}.x; ${o.dest}[at + 1u] = x${u}.y; ${o.dest}[at + 2u] = x${u}.z; ${o.dest}[at + 3u] = x${u}.w;
-    }`,
-  )
-  .join('\n')}
-  }`;
+    (k) => `      let at = (e${k} / ${w4}u) * ${stride}u + 4u * (e${k} % ${w4}u);
+      ${o.dest}[at] = x${k}.x; ${o.dest}[at + 1u] = x${k}.y; ${o.dest}[at + 2u] = x${k}.z; ${o.dest}[at + 3u] = x${k}.w;`,
+  );
 }
 
 /** WGSL of a cooperative loop (over `li`) that stages rows into workgroup memory, zero-padded. */

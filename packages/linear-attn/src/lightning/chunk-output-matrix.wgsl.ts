@@ -11,15 +11,9 @@
  * the chunk's f32 state rounded to f16 16 rows at a time. Workgroup memory: 13 KiB. Every rounding to f16 is checked against f16's range when `checkFinite` (an
  * oversized state or score raises the overflow flag instead of turning silently into inf).
  */
-import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import { type Dtype, enables, paramsStruct, unrolledStagingWgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { CHUNK_OUTPUT_PARAMS } from './chunk-output.wgsl.js';
-import {
-  CHECK_F16_WGSL,
-  DECAY_OF_WGSL,
-  DECAY_POW_WGSL,
-  storeWgsl,
-  unrolledStagingWgsl,
-} from './common.wgsl.js';
+import { CHECK_F16_WGSL, DECAY_OF_WGSL, DECAY_POW_WGSL, storeWgsl } from './common.wgsl.js';
 
 /** Chunk length of the tensor-core kernel. */
 export const MATRIX_CHUNK = 64;
@@ -120,11 +114,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       ${unrolledStagingWgsl(
         1024,
         threads,
-        (k) => `let row_${k} = e${k} / 16u;
+        (k, inRange) => `let row_${k} = e${k} / 16u;
       let col_${k} = a0 + e${k} % 16u;
       var xv_${k} = 0.0;
       var yv_${k} = 0.0;
-      if (row_${k} < len && col_${k} < p.dx) {
+      if (${inRange}row_${k} < len && col_${k} < p.dx) {
         xv_${k} = f32(x[((start + row_${k}) * p.outHeads + ho) * p.dx + col_${k}]);
         yv_${k} = f32(y[((start + row_${k}) * p.yzHeads + hyz) * p.dx + col_${k}]);
       }`,
@@ -159,10 +153,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     ${unrolledStagingWgsl(
       1024,
       threads,
-      (k) => `let row_${k} = ${j * 16}u + e${k} / 64u;
+      (k, inRange) => `let row_${k} = ${j * 16}u + e${k} / 64u;
     let zc_${k} = zt * 64u + e${k} % 64u;
     var v_${k} = 0.0;
-    if (row_${k} < len && zc_${k} < p.dz) { v_${k} = f32(z[((start + row_${k}) * p.yzHeads + hyz) * p.dz + zc_${k}]); }`,
+    if (${inRange}row_${k} < len && zc_${k} < p.dz) { v_${k} = f32(z[((start + row_${k}) * p.yzHeads + hyz) * p.dz + zc_${k}]); }`,
       (k) => `ys[(e${k} / 64u) * ZS + e${k} % 64u] = f16(v_${k});`,
     )}
     workgroupBarrier();
@@ -179,24 +173,22 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       ${unrolledStagingWgsl(
         1024,
         threads,
-        (k) => `let lrow_${k} = e${k} / 16u;
+        (k, inRange) => `let lrow_${k} = e${k} / 16u;
       var xv_${k} = 0.0;
-      if (lrow_${k} < len && a0 + e${k} % 16u < p.dx) {
+      if (${inRange}lrow_${k} < len && a0 + e${k} % 16u < p.dx) {
         xv_${k} = f32(x[((start + lrow_${k}) * p.outHeads + ho) * p.dx + a0 + e${k} % 16u]);
       }
       let al_${k} = ${stateRow(`e${k}`)};
       let zl_${k} = ${stateColumn(`e${k}`)};
       var mv_${k} = 0.0;
-      if (a0 + al_${k} < p.dx && zt * 64u + zl_${k} < p.dz) {
+      if (${inRange}a0 + al_${k} < p.dx && zt * 64u + zl_${k} < p.dz) {
         let a = a0 + al_${k};
         let zc = zt * 64u + zl_${k};
         mv_${k} = states[sBase + ${mIndex}];
       }`,
-        (k) => `{
-        let lr = lrow_${k};
+        (k) => `        let lr = lrow_${k};
         xs[lr * XS + e${k} % 16u] = half(p.stateScale * decayPow(lam, ${stateExponent}) * xv_${k});
-        ys[al_${k} * ZS + zl_${k}] = half(mv_${k});
-      }`,
+        ys[al_${k} * ZS + zl_${k}] = half(mv_${k});`,
       )}
       workgroupBarrier();
       let xl = subgroupMatrixLoad<${L}, row_major>(&xs, sg * 16u * XS, XS);

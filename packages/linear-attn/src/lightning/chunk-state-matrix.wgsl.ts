@@ -5,9 +5,9 @@
  * and its w are staged 32 tokens at a time as f16 (u token-major, loaded column-major as the left
  * operand uᵀ); four subgroups each own 16 rows of the tile and its four 16-column fragments.
  */
-import { enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import { enables, paramsStruct, unrolledStagingWgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { CHUNK_STATE_PARAMS } from './chunk-state.wgsl.js';
-import { CHECK_F16_WGSL, DECAY_OF_WGSL, DECAY_POW_WGSL, unrolledStagingWgsl } from './common.wgsl.js';
+import { CHECK_F16_WGSL, DECAY_OF_WGSL, DECAY_POW_WGSL } from './common.wgsl.js';
 
 /** State entries per tile side of the tensor-core chunk-state kernel. */
 export const MATRIX_STATE_TILE = 64;
@@ -83,21 +83,19 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     ${unrolledStagingWgsl(
       2048,
       4 * c.subgroupSize,
-      (k) => `let tj${k} = j0 + e${k} / 64u;
+      (k, inRange) => `let tj${k} = j0 + e${k} / 64u;
     let ta${k} = at * 64u + e${k} % 64u;
     let tb${k} = bt * 64u + e${k} % 64u;
     var uv_${k} = 0.0;
     var wv_${k} = 0.0;
-    if (tj${k} < len) {
+    if (${inRange}tj${k} < len) {
       let tok = start + tj${k};
       if (ta${k} < p.dk) { uv_${k} = f32(u[(tok * p.heads + head) * p.dk + ta${k}]); }
       if (tb${k} < p.dv) { wv_${k} = f32(w[(tok * p.heads + head) * p.dv + tb${k}]); }
     }`,
-      (k) => `{
-      let j = tj${k};
+      (k) => `      let j = tj${k};
       us[(e${k} / 64u) * SS + e${k} % 64u] = half(p.coef * decayPow(lam, ${exponent}) * uv_${k});
-      ws[(e${k} / 64u) * SS + e${k} % 64u] = f16(wv_${k});
-    }`,
+      ws[(e${k} / 64u) * SS + e${k} % 64u] = f16(wv_${k});`,
     )}
     workgroupBarrier();
     for (var kk = 0u; kk < 32u; kk += 16u) {

@@ -70,10 +70,14 @@ export function allocateStates(gpu: Gpu, plan: LightningPlan): ChunkStates {
   }
 }
 
+/** The states' tensors: one, or both parts. */
+export function stateTensors(states: ChunkStates): Tensor[] {
+  return states.high ? [states.low, states.high] : [states.low];
+}
+
 /** Frees both parts of the states. */
 export function disposeStates(states: ChunkStates): void {
-  states.low.dispose();
-  states.high?.dispose();
+  for (const t of stateTensors(states)) t.dispose();
 }
 
 /** The scan's `statesSplit` parameter: the first entry of the high part (all entries when not split). */

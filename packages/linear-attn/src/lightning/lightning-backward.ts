@@ -7,7 +7,7 @@
  * group inside the workgroup. Deterministic: no atomics.
  */
 import { check, type Tensor } from '@webattn/core';
-import { chunkOutput, l2NormalizeRowsBackward, overflowed, overflowFlag } from './kernels.js';
+import { chunkOutput, l2NormalizeRowsBackward, overflowed, overflowFlag, stateTensors } from './kernels.js';
 import { type LightningAttentionContext, throwF16Overflow } from './lightning-forward.js';
 import { checkDtype, checkShape, checkTensor } from './options.js';
 import { scannedStates } from './state-pass.js';
@@ -73,7 +73,7 @@ export async function lightningAttentionBackward(
       writeEnd: false,
       ...overflow,
     });
-    scratch.push(entering.low, ...(entering.high ? [entering.high] : []));
+    scratch.push(...stateTensors(entering));
     let dq = result(
       await chunkOutput(gpu, plan, tensors, 'dq', { x: dO, y: v, z: kUsed, states: entering, ...overflow }),
     );

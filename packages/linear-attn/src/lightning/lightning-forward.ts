@@ -12,6 +12,7 @@ import {
   overflowFlag,
   type PlanTensors,
   planTensors,
+  stateTensors,
 } from './kernels.js';
 import { type LightningAttentionOptions, type LightningPlan, planLightning } from './options.js';
 import { scannedStates } from './state-pass.js';
@@ -125,7 +126,7 @@ export async function runLightningForward(
       ...(flag && { overflow: flag }),
     });
     const states = scanned.states;
-    scratch.push(states.low, ...(states.high ? [states.high] : []));
+    scratch.push(...stateTensors(states));
     const finalState = scanned.end as Tensor;
     const result: Tensor[] = [finalState];
     try {

@@ -302,7 +302,7 @@ function chunksAt(spans: readonly LightningSpan[], chunkSize: number): number {
   return spans.reduce((sum, s) => sum + Math.ceil(s.length / chunkSize), 0);
 }
 
-/** Bindings the per-chunk states may span (see `stateAccessWgsl`). */
+/** Bindings the per-chunk states may span (see `stateAccessWgsl` in scan.wgsl.ts). */
 const STATE_BINDINGS = 2;
 
 /**

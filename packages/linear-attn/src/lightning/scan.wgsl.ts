@@ -12,7 +12,7 @@
  * entries per load (vec4) and issues the loads of `AHEAD` chunks before it uses the first.
  */
 import { enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
-import { DECAY_OF_WGSL, DECAY_POW_WGSL, stateAccessWgsl } from './common.wgsl.js';
+import { DECAY_OF_WGSL, DECAY_POW_WGSL } from './common.wgsl.js';
 
 /** Uniform parameters of the scan kernel. */
 export const SCAN_PARAMS = [
@@ -38,7 +38,7 @@ export interface ScanConfig {
   hasStart: boolean;
   /** Whether the state left at the end is written (final state, or dInitialState in reverse). */
   writeEnd: boolean;
-  /** Whether the states span two bindings (see `stateAccessWgsl` in common.wgsl.ts). */
+  /** Whether the states span two bindings (`statesHigh`: see `stateAccessWgsl` in this file). */
   splitStates: boolean;
   /** Entries per invocation: 4 (vec4 bindings) when dk · dv is a multiple of 4, else 1. */
   width: 1 | 4;
@@ -47,6 +47,34 @@ export interface ScanConfig {
 /** Entries each scan invocation handles for a state of `entries` (dk · dv) values. */
 export function scanWidth(entries: number): 1 | 4 {
   return entries % 4 === 0 ? 4 : 1;
+}
+
+/**
+ * `loadState(at)` and `storeState(at, x)` over the per-chunk f32 states, which may span two
+ * bindings: at 65,536 tokens, 32 heads of 128 x 128 and 64-token chunks they take 2 GiB, one word
+ * more than the largest binding a device may offer (maxStorageBufferBindingSize <= 2^31 - 4). When
+ * `split`, the entries from `p.statesSplit` on (a chunk boundary) live in `statesHigh`, bound at
+ * `highBinding`. Only the scan, which walks every chunk, binds both parts: the chunk-parallel
+ * kernels run once per part instead (a branch per load cost them 30 % on the H200). With `width` 4
+ * the bindings are `array<vec4<f32>>` and `at` counts vec4s.
+ */
+function stateAccessWgsl(split: boolean, highBinding: number, width: 1 | 4): string {
+  const type = width === 4 ? 'vec4<f32>' : 'f32';
+  if (!split) {
+    return `fn loadState(at: u32) -> ${type} { return states[at]; }
+fn storeState(at: u32, x: ${type}) { states[at] = x; }`;
+  }
+  const boundary = width === 4 ? 'p.statesSplit / 4u' : 'p.statesSplit';
+  return `@group(0) @binding(${highBinding}) var<storage, read_write> statesHigh: array<${type}>;
+fn loadState(at: u32) -> ${type} {
+  let boundary = ${boundary};
+  if (at < boundary) { return states[at]; }
+  return statesHigh[at - boundary];
+}
+fn storeState(at: u32, x: ${type}) {
+  let boundary = ${boundary};
+  if (at < boundary) { states[at] = x; } else { statesHigh[at - boundary] = x; }
+}`;
 }
 
 /** WGSL of the scan kernel. */
@@ -61,6 +89,8 @@ export function scanWgsl(c: ScanConfig): string {
     : '';
   const high = c.splitStates ? binding++ : -1;
   const ahead = Array.from({ length: AHEAD }, (_, k) => k);
+  // The chunk of step i0 + k: in order, or from the last chunk back in reverse.
+  const chunkOf = (k: number) => (c.reverse ? `first + count - 1u - (i0 + ${k}u)` : `first + i0 + ${k}u`);
   return `${enables({})}
 ${paramsStruct(SCAN_PARAMS)}
 @group(0) @binding(0) var<storage, read_write> states: array<${type}>;
@@ -69,7 +99,7 @@ ${start}
 ${end}
 @group(0) @binding(${binding}) var<uniform> p: Params;
 
-${stateAccessWgsl(c.splitStates, true, high, c.width)}
+${stateAccessWgsl(c.splitStates, high, c.width)}
 ${WORKGROUP_INDEX_WGSL}
 ${DECAY_POW_WGSL}
 ${DECAY_OF_WGSL}
@@ -94,7 +124,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
         (k) => `var at${k} = 0u;
     var local${k} = ${type}(0.0);
     if (i0 + ${k}u < count) {
-      let chunk = ${c.reverse ? `first + count - 1u - (i0 + ${k}u)` : `first + i0 + ${k}u`};
+      let chunk = ${chunkOf(k)};
       at${k} = (chunk * p.hq + h) * vectors + e;
       local${k} = loadState(at${k});
     }`,
@@ -103,7 +133,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     ${ahead
       .map(
         (k) => `if (i0 + ${k}u < count) {
-      let chunk = ${c.reverse ? `first + count - 1u - (i0 + ${k}u)` : `first + i0 + ${k}u`};
+      let chunk = ${chunkOf(k)};
       storeState(at${k}, S);
       S = decayPow(lam, table[p.chunkTable + 2u * chunk + 1u]) * S + local${k};
     }`,
