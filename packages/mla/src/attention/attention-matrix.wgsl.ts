@@ -13,7 +13,7 @@
  * accumulators round-trip through workgroup memory to be rescaled — in practice on the first tile
  * or two. Every split writes its unnormalised accumulator and (max, sum) for the combine kernel.
  */
-import { enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import { enables, paramsStruct, unrolledStagingWgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { MLA_ATTENTION_PARAMS, type MlaKeySource } from './attention.wgsl.js';
 
 /** Natural-log distance a row's max may fall behind before its accumulator is rescaled. */
@@ -101,25 +101,17 @@ export function mlaAttentionMatrixWgsl(c: MlaMatrixKernelConfig): string {
   // The key tile's staging, unrolled: every invocation issues all its loads before its first store,
   // so the tile waits out the memory latency once rather than once per element (a loop of
   // load-then-store over 32 x 288 scalars, each behind a page-table read, took ~100 µs per tile).
-  const vectors = KT * (dk / 4);
-  const stagingSteps = range(Math.ceil(vectors / THREADS));
-  const inRange = (k: number) => ((k + 1) * THREADS <= vectors ? '' : `e${k} < ${vectors}u && `);
-  const staging = [
-    ...stagingSteps.map(
-      (k) => `    let e${k} = li + ${k * THREADS}u;
-    var v${k} = vec4<f16>();
-    if (${inRange(k)}t0 + e${k} / ${dk / 4}u < kEnd) { v${k} = loadKey4(b, t0 + e${k} / ${dk / 4}u, e${k} % ${dk / 4}u); }`,
-    ),
-    ...stagingSteps.map(
-      (k) => `    if (${inRange(k) ? `e${k} < ${vectors}u` : 'true'}) {
-      let at = (e${k} / ${dk / 4}u) * ${st.k}u + (e${k} % ${dk / 4}u) * 4u;
+  const staging = unrolledStagingWgsl(
+    KT * (dk / 4),
+    THREADS,
+    (k, inRange) => `    var v${k} = vec4<f16>();
+    if (${inRange}t0 + e${k} / ${dk / 4}u < kEnd) { v${k} = loadKey4(b, t0 + e${k} / ${dk / 4}u, e${k} % ${dk / 4}u); }`,
+    (k) => `      let at = (e${k} / ${dk / 4}u) * ${st.k}u + (e${k} % ${dk / 4}u) * 4u;
       Ks[at] = v${k}.x;
       Ks[at + 1u] = v${k}.y;
       Ks[at + 2u] = v${k}.z;
-      Ks[at + 3u] = v${k}.w;
-    }`,
-    ),
-  ].join('\n');
+      Ks[at + 3u] = v${k}.w;`,
+  );
   const rescale = acc
     .flatMap((frags, rf) =>
       frags.map(
