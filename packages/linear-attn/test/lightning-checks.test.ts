@@ -22,6 +22,7 @@ import {
 import { runLightningForward } from '../src/lightning/lightning-forward.js';
 import { l2NormalizeBackwardWgsl, l2NormalizeWgsl } from '../src/lightning/normalize.wgsl.js';
 import { chunkOutputSharedBytes, planLightning } from '../src/lightning/options.js';
+import { statePassMatrixWgsl, statePassSharedBytes } from '../src/lightning/state-pass-matrix.wgsl.js';
 
 describe('every lightning and decode kernel compiles on the null backend, f32 and f16', () => {
   let gpu: Gpu;
@@ -96,6 +97,33 @@ describe('every lightning and decode kernel compiles on the null backend, f32 an
         const name = `chunk output tensor-core reverse=${reverse} transpose=${transposeState} check=${checkFinite}`;
         const code = chunkOutputMatrixWgsl({ dtype: 'f16', reverse, transposeState, checkFinite, ...sizes });
         await expect(gpu.pipelines.get(code, name), name).resolves.toBeDefined();
+      }
+    }
+    // Chunk 64 needs more than WebGPU's default 16 KiB of workgroup memory (the null device's).
+    const passSizes = [32, 64].filter(
+      (c) => statePassSharedBytes(c) <= gpu.caps.limits.maxComputeWorkgroupStorageSize,
+    );
+    expect(passSizes).toContain(32);
+    for (const backward of [false, true]) {
+      for (const chunkSize of passSizes) {
+        for (const [checkFinite, hasStart, writeEnd, splitStates] of [
+          [false, false, false, false],
+          [true, true, true, false],
+          [true, false, true, true],
+          [false, true, false, true],
+        ] as const) {
+          const name = `state pass tensor-core C=${chunkSize} bwd=${backward} check=${checkFinite} start=${hasStart} end=${writeEnd} split=${splitStates}`;
+          const code = statePassMatrixWgsl({
+            chunkSize,
+            backward,
+            checkFinite,
+            hasStart,
+            writeEnd,
+            splitStates,
+            ...sizes,
+          });
+          await expect(gpu.pipelines.get(code, name), name).resolves.toBeDefined();
+        }
       }
     }
     for (const backward of [false, true]) {

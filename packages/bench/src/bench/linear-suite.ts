@@ -98,6 +98,7 @@ function lightningColumn(s: Shape, tier: Tier, pass: 'forward' | 'backward'): Im
 const FORWARD_STAGES: [string, (label: string) => boolean][] = [
   ['chunk states', (l) => l.startsWith('lightning chunk states')],
   ['scan', (l) => l === 'lightning scan'],
+  ['fused state pass', (l) => l.startsWith('lightning states pass')],
   ['output', (l) => l.startsWith('lightning o')],
 ];
 
@@ -105,6 +106,7 @@ const FORWARD_STAGES: [string, (label: string) => boolean][] = [
 const BACKWARD_STAGES: [string, (label: string) => boolean][] = [
   ['chunk states', (l) => l.startsWith('lightning chunk')],
   ['scans', (l) => l.endsWith('scan')],
+  ['fused state passes', (l) => l.includes('states pass')],
   ['dq', (l) => l.startsWith('lightning dq')],
   ['dk', (l) => l.startsWith('lightning dk')],
   ['dv', (l) => l.startsWith('lightning dv')],

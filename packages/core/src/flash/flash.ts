@@ -97,13 +97,13 @@ export type FlashForwardVariant =
   | { kind: 'row'; config: RowKernelConfig };
 
 /** A tensor-core shape to try: subgroups per workgroup, keys per tile, fragments of query rows (forward). */
-type MatrixShapeChoice = readonly [subgroups: number, tile: number, rowFragments: number];
+export type MatrixShapeChoice = readonly [subgroups: number, tile: number, rowFragments: number];
 
 /**
  * Shapes of the tensor-core forward to try, in order; the first that fits the device's limits wins.
  * Each subgroup owning two row fragments halves the workgroup-memory loads per multiply-accumulate.
  */
-const FORWARD_SHAPES: readonly MatrixShapeChoice[] = [
+export const FORWARD_SHAPES: MatrixShapeChoice[] = [
   [2, 32, 2],
   [2, 32, 1],
   [1, 16, 1],
@@ -113,7 +113,7 @@ const FORWARD_SHAPES: readonly MatrixShapeChoice[] = [
  * Shapes of the tensor-core backward kernels. Measured on the H100 (d = 128, n = 8192, causal): 2
  * subgroups with 16-key tiles were fastest; wider tiles cost registers the compiler no longer has.
  */
-const BACKWARD_SHAPES: readonly MatrixShapeChoice[] = [
+export const BACKWARD_SHAPES: MatrixShapeChoice[] = [
   [2, 16, 1],
   [4, 16, 1],
   [1, 16, 1],

@@ -7,17 +7,10 @@
  * group inside the workgroup. Deterministic: no atomics.
  */
 import { check, type Tensor } from '@webattn/core';
-import {
-  chunkOutput,
-  chunkStates,
-  l2NormalizeRowsBackward,
-  overflowed,
-  overflowFlag,
-  scanStates,
-  stateTensors,
-} from './kernels.js';
+import { chunkOutput, l2NormalizeRowsBackward, overflowed, overflowFlag, stateTensors } from './kernels.js';
 import { type LightningAttentionContext, throwF16Overflow } from './lightning-forward.js';
 import { checkDtype, checkShape, checkTensor } from './options.js';
+import { scannedStates } from './state-pass.js';
 
 /** Gradients of a lightning attention call's inputs; the caller owns them. */
 export interface LightningAttentionGrads {
@@ -75,24 +68,23 @@ export async function lightningAttentionBackward(
     const overflow = flag ? { overflow: flag } : {};
     const { qUsed, kUsed, v } = ctx;
     // dq, from the states entering each chunk.
-    const entering = await chunkStates(gpu, plan, tensors, kUsed, v, false, flag);
-    scratch.push(...stateTensors(entering));
-    await scanStates(gpu, plan, tensors, entering, {
-      reverse: false,
+    const { states: entering } = await scannedStates(gpu, plan, tensors, kUsed, v, false, {
       ...(ctx.initialState && { start: ctx.initialState }),
       writeEnd: false,
+      ...overflow,
     });
+    scratch.push(...stateTensors(entering));
     let dq = result(
       await chunkOutput(gpu, plan, tensors, 'dq', { x: dO, y: v, z: kUsed, states: entering, ...overflow }),
     );
     // dk, dv and dInitialState, from the gradients of the states leaving each chunk, written over
     // the entering states (as large as the call's inputs at d = 128: one allocation fewer).
-    const leaving = await chunkStates(gpu, plan, tensors, qUsed, dO, true, flag, entering);
     const wantInitial = ctx.initialState !== undefined || dFinalState !== undefined;
-    const dInitialState = await scanStates(gpu, plan, tensors, leaving, {
-      reverse: true,
+    const { states: leaving, end: dInitialState } = await scannedStates(gpu, plan, tensors, qUsed, dO, true, {
       ...(dFinalState && { start: dFinalState }),
       writeEnd: wantInitial,
+      ...overflow,
+      into: entering,
     });
     if (dInitialState) result(dInitialState);
     let dk = result(

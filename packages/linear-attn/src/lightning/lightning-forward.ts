@@ -7,16 +7,15 @@
 import { type Gpu, type Tensor, type Tier, WebAttnError } from '@webattn/core';
 import {
   chunkOutput,
-  chunkStates,
   l2NormalizeRows,
   overflowed,
   overflowFlag,
   type PlanTensors,
   planTensors,
-  scanStates,
   stateTensors,
 } from './kernels.js';
 import { type LightningAttentionOptions, type LightningPlan, planLightning } from './options.js';
+import { scannedStates } from './state-pass.js';
 
 /**
  * What {@link lightningAttentionBackward} needs from the forward. It holds the caller's q, k, v and
@@ -121,13 +120,14 @@ export async function runLightningForward(
     const kUsed = plan.normalizeQk ? keep(await l2NormalizeRows(gpu, k)) : k;
     const flag = plan.checkFinite ? overflowFlag(gpu) : undefined;
     if (flag) scratch.push(flag);
-    const states = await chunkStates(gpu, plan, tensors, kUsed, v, false, flag);
-    scratch.push(...stateTensors(states));
-    const finalState = (await scanStates(gpu, plan, tensors, states, {
-      reverse: false,
+    const scanned = await scannedStates(gpu, plan, tensors, kUsed, v, false, {
       ...(initialState && { start: initialState }),
       writeEnd: true,
-    })) as Tensor;
+      ...(flag && { overflow: flag }),
+    });
+    const states = scanned.states;
+    scratch.push(...stateTensors(states));
+    const finalState = scanned.end as Tensor;
     const result: Tensor[] = [finalState];
     try {
       const o = await chunkOutput(gpu, plan, tensors, 'o', {

@@ -13,7 +13,7 @@
  * accumulators round-trip through workgroup memory to be rescaled — in practice on the first tile
  * or two. Every split writes its unnormalised accumulator and (max, sum) for the combine kernel.
  */
-import { enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import { enables, paramsStruct, unrolledStagingWgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { MLA_ATTENTION_PARAMS, type MlaKeySource } from './attention.wgsl.js';
 
 /** Natural-log distance a row's max may fall behind before its accumulator is rescaled. */
@@ -80,22 +80,38 @@ export function mlaAttentionMatrixWgsl(c: MlaMatrixKernelConfig): string {
   const right = `subgroup_matrix_right<f16, ${F}, ${F}>`;
   const result = `subgroup_matrix_result<f32, ${F}, ${F}>`;
   const acc = range(RF).map((rf) => range(NF).map((nf) => `acc${rf}_${nf}`));
+  // Keys are read four f16 at a time (dk, r and dr are multiples of 16): `loadKey4(b, j, c4)` is
+  // columns 4·c4 .. 4·c4 + 3 of key j.
   const loadKey =
     c.source === 'paged'
-      ? `fn loadKey(b: u32, j: u32, col: u32) -> f16 {
+      ? `fn loadKey4(b: u32, j: u32, c4: u32) -> vec4<f16> {
   let page = table[b * p.maxPages + j / p.slots];
-  return cache[(page * p.slots + j % p.slots) * ${dk}u + col];
+  return cache[(page * p.slots + j % p.slots) * ${dk / 4}u + c4];
 }`
-      : `fn loadKey(b: u32, j: u32, col: u32) -> f16 {
-  if (col >= ${r}u) { return kpe[(b * p.slots + j) * ${dr}u + col - ${r}u]; }
-  return ckv[(b * p.slots + j) * ${r}u + col];
+      : `fn loadKey4(b: u32, j: u32, c4: u32) -> vec4<f16> {
+  if (c4 >= ${r / 4}u) { return kpe[(b * p.slots + j) * ${dr / 4}u + c4 - ${r / 4}u]; }
+  return ckv[(b * p.slots + j) * ${r / 4}u + c4];
 }`;
   const sourceBindings =
     c.source === 'paged'
-      ? `@group(0) @binding(2) var<storage, read> cache: array<f16>;
+      ? `@group(0) @binding(2) var<storage, read> cache: array<vec4<f16>>;
 @group(0) @binding(3) var<storage, read> table: array<u32>;`
-      : `@group(0) @binding(2) var<storage, read> ckv: array<f16>;
-@group(0) @binding(3) var<storage, read> kpe: array<f16>;`;
+      : `@group(0) @binding(2) var<storage, read> ckv: array<vec4<f16>>;
+@group(0) @binding(3) var<storage, read> kpe: array<vec4<f16>>;`;
+  // The key tile's staging, unrolled: every invocation issues all its loads before its first store,
+  // so the tile waits out the memory latency once rather than once per element (a loop of
+  // load-then-store over 32 x 288 scalars, each behind a page-table read, took ~100 µs per tile).
+  const staging = unrolledStagingWgsl(
+    KT * (dk / 4),
+    THREADS,
+    (k, inRange) => `    var v${k} = vec4<f16>();
+    if (${inRange}t0 + e${k} / ${dk / 4}u < kEnd) { v${k} = loadKey4(b, t0 + e${k} / ${dk / 4}u, e${k} % ${dk / 4}u); }`,
+    (k) => `      let at = (e${k} / ${dk / 4}u) * ${st.k}u + (e${k} % ${dk / 4}u) * 4u;
+      Ks[at] = v${k}.x;
+      Ks[at + 1u] = v${k}.y;
+      Ks[at + 2u] = v${k}.z;
+      Ks[at + 3u] = v${k}.w;`,
+  );
   const rescale = acc
     .flatMap((frags, rf) =>
       frags.map(
@@ -205,14 +221,7 @@ ${acc
 
   for (var t0 = kStart; t0 < kEnd; t0 += ${KT}u) {
     workgroupBarrier();
-    for (var e = li; e < ${KT * dk}u; e += ${THREADS}u) {
-      let key = e / ${dk}u;
-      let col = e % ${dk}u;
-      let j = t0 + key;
-      var v = f16(0.0);
-      if (j < kEnd) { v = loadKey(b, j, col); }
-      Ks[key * ${st.k}u + col] = v;
-    }
+${staging}
     workgroupBarrier();
     // S = Q·Kᵀ, one 16x16 fragment per task, tasks dealt over the subgroups.
     for (var t = sg; t < ${RF * KF}u; t += ${SG}u) {
