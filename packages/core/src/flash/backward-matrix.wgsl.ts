@@ -34,16 +34,35 @@ export function matrixBackwardUnsupported(c: MatrixBackwardConfig): string | und
   return undefined;
 }
 
+/**
+ * Row strides of the workgroup arrays, in elements: each row padded by 16 bytes, so that the rows of
+ * a matrix load (or store) start on different banks. Unpadded, a 16-row load of 256-byte rows (d =
+ * 128) hits the same banks sixteen times over.
+ */
+function strides(c: MatrixBackwardConfig) {
+  return { d: c.d + 8, dv: c.dv + 8, x: Math.max(c.d, c.dv) + 8, s: c.tile + 4, p: c.tile + 8 };
+}
+
+/** Per-subgroup score scratch: f32 rows of `s` (scores, dP) and f16 rows of `p` (P, dS), M rows each. */
+function scratchElements(c: MatrixBackwardConfig) {
+  const st = strides(c);
+  return { s: c.subgroups * c.matrix.M * st.s, p: c.subgroups * c.matrix.M * st.p };
+}
+
 /** Workgroup memory of the dQ kernel, in bytes. */
 export function matrixDqSharedBytes(c: MatrixBackwardConfig): number {
   const rows = c.subgroups * c.matrix.M;
-  return (rows * Math.max(c.d, c.dv) + c.tile * (c.d + c.dv)) * 2 + c.subgroups * c.matrix.M * c.tile * 10;
+  const st = strides(c);
+  const scratch = scratchElements(c);
+  return (rows * st.x + c.tile * (st.d + st.dv)) * 2 + scratch.s * 8 + scratch.p * 2;
 }
 
 /** Workgroup memory of the dK/dV kernel, in bytes. */
 export function matrixDkDvSharedBytes(c: MatrixBackwardConfig): number {
   const rows = c.subgroups * c.matrix.M;
-  return (rows + c.tile) * (c.d + c.dv) * 2 + c.tile * 8 + c.subgroups * c.matrix.M * c.tile * 12;
+  const st = strides(c);
+  const scratch = scratchElements(c);
+  return (rows + c.tile) * (st.d + st.dv) * 2 + c.tile * 8 + scratch.s * 8 + scratch.p * 4;
 }
 
 /** Lanes copy each accumulator, through the subgroup's scratch rows, to `dest` times `factor`. */
@@ -57,14 +76,15 @@ function writeFragments(
   factor: string,
 ): string {
   const { M, N } = c.matrix;
+  const st = strides(c);
   return frags
     .map(
-      (f, n) => `  subgroupMatrixStore<row_major>(&Ss, sgc * ${M * c.tile}u, ${f}, ${N}u);
+      (f, n) => `  subgroupMatrixStore<row_major>(&Ss, sgc * ${M * st.s}u, ${f}, ${N}u);
   workgroupBarrier();
   if (sg < SUBGROUPS) {
     for (var e = lane; e < ${M * N}u; e += ${c.subgroupSize}u) {
       let r = first + i32(sg * ${M}u + e / ${N}u);
-      if (${rowValid}) { ${dest}[(${rowIndex}) * ${width} + ${n * N}u + e % ${N}u] = f16(Ss[sg * ${M * c.tile}u + e] * ${factor}); }
+      if (${rowValid}) { ${dest}[(${rowIndex}) * ${width} + ${n * N}u + e % ${N}u] = f16(Ss[sg * ${M * st.s}u + e] * ${factor}); }
     }
   }
   workgroupBarrier();`,
@@ -80,13 +100,15 @@ export function flashDqMatrixWgsl(c: MatrixBackwardConfig): string {
   const sf = names('sf', c.tile / N);
   const pf = names('pf', c.tile / N);
   const gf = names('gf', c.d / N);
-  const scratch = (j: number) => `sgc * ${M * c.tile}u + ${j * N}u`;
+  const st = strides(c);
+  const scratch = (j: number) => `sgc * ${M * st.s}u + ${j * N}u`;
   const stageQ = (dest: string, src: string, width: number) =>
     stageRowsVec4Wgsl({
       dest,
       src,
       rows,
       width,
+      destStride: st.x,
       tokenStart: 'sp.qStart',
       heads: 'p.hq',
       head: 'h',
@@ -94,12 +116,13 @@ export function flashDqMatrixWgsl(c: MatrixBackwardConfig): string {
       end: 'last + 1',
       threads,
     });
-  const stageK = (dest: string, src: string, width: number) =>
+  const stageK = (dest: string, src: string, width: number, destStride: number) =>
     stageRowsVec4Wgsl({
       dest,
       src,
       rows: c.tile,
       width,
+      destStride,
       tokenStart: 'sp.kStart',
       heads: 'p.hkv',
       head: 'hk',
@@ -113,12 +136,17 @@ ${backwardInputsWgsl('vec4<f16>')}
 @group(0) @binding(7) var<uniform> p: Params;
 
 ${matrixConstantsWgsl(c)}
-var<workgroup> Xs: array<f16, ${rows * Math.max(c.d, c.dv)}>;
-var<workgroup> Ks: array<f16, ${c.tile * c.d}>;
-var<workgroup> Vs: array<f16, ${c.tile * c.dv}>;
-var<workgroup> Ss: array<f32, ${c.subgroups * M * c.tile}>;
-var<workgroup> Dp: array<f32, ${c.subgroups * M * c.tile}>;
-var<workgroup> Ps: array<f16, ${c.subgroups * M * c.tile}>;
+const XS = ${st.x}u;
+const KS = ${st.d}u;
+const VS = ${st.dv}u;
+const SS = ${st.s}u;
+const PS = ${st.p}u;
+var<workgroup> Xs: array<f16, ${rows * st.x}>;
+var<workgroup> Ks: array<f16, ${c.tile * st.d}>;
+var<workgroup> Vs: array<f16, ${c.tile * st.dv}>;
+var<workgroup> Ss: array<f32, ${scratchElements(c).s}>;
+var<workgroup> Dp: array<f32, ${scratchElements(c).s}>;
+var<workgroup> Ps: array<f16, ${scratchElements(c).p}>;
 
 ${SEQUENCE_WGSL}
 
@@ -132,11 +160,11 @@ ${queryTileWgsl('ROWS')}
   let i = first + i32(sgc * ${M}u + row);
   ${stageQ('Xs', 'q', c.d)}
   workgroupBarrier();
-${qf.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&Xs, sgc * ${M}u * D + ${kk * K}u, D);`).join('\n')}
+${qf.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&Xs, sgc * ${M}u * XS + ${kk * K}u, XS);`).join('\n')}
   workgroupBarrier();
   ${stageQ('Xs', 'dout', c.dv)}
   workgroupBarrier();
-${df.map((f, c2) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&Xs, sgc * ${M}u * DV + ${c2 * K}u, DV);`).join('\n')}
+${df.map((f, c2) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&Xs, sgc * ${M}u * XS + ${c2 * K}u, XS);`).join('\n')}
   var rowLse = 0.0;
   var rowDelta = 0.0;
   if (i <= last) {
@@ -148,24 +176,24 @@ ${gf.map((f) => `  var ${f} = ${result}();`).join('\n')}
   let range = keyRange(sp, first, last);
   for (var k0 = range.x; k0 < range.y; k0 += i32(TILE)) {
     workgroupBarrier();
-    ${stageK('Ks', 'k', c.d)}
-    ${stageK('Vs', 'v', c.dv)}
+    ${stageK('Ks', 'k', c.d, st.d)}
+    ${stageK('Vs', 'v', c.dv, st.dv)}
     workgroupBarrier();
 ${[...sf, ...pf].map((f) => `    var ${f} = ${result}();`).join('\n')}
-${sf.flatMap((f, j) => qf.map((a, kk) => `    ${f} = subgroupMatrixMultiplyAccumulate(${a}, subgroupMatrixLoad<${right}, col_major>(&Ks, ${j * N}u * D + ${kk * K}u, D), ${f});`)).join('\n')}
-${pf.flatMap((f, j) => df.map((a, c2) => `    ${f} = subgroupMatrixMultiplyAccumulate(${a}, subgroupMatrixLoad<${right}, col_major>(&Vs, ${j * N}u * DV + ${c2 * K}u, DV), ${f});`)).join('\n')}
-${sf.map((f, j) => `    subgroupMatrixStore<row_major>(&Ss, ${scratch(j)}, ${f}, TILE);`).join('\n')}
-${pf.map((f, j) => `    subgroupMatrixStore<row_major>(&Dp, ${scratch(j)}, ${f}, TILE);`).join('\n')}
+${sf.flatMap((f, j) => qf.map((a, kk) => `    ${f} = subgroupMatrixMultiplyAccumulate(${a}, subgroupMatrixLoad<${right}, col_major>(&Ks, ${j * N}u * KS + ${kk * K}u, KS), ${f});`)).join('\n')}
+${pf.flatMap((f, j) => df.map((a, c2) => `    ${f} = subgroupMatrixMultiplyAccumulate(${a}, subgroupMatrixLoad<${right}, col_major>(&Vs, ${j * N}u * VS + ${c2 * K}u, VS), ${f});`)).join('\n')}
+${sf.map((f, j) => `    subgroupMatrixStore<row_major>(&Ss, ${scratch(j)}, ${f}, SS);`).join('\n')}
+${pf.map((f, j) => `    subgroupMatrixStore<row_major>(&Dp, ${scratch(j)}, ${f}, SS);`).join('\n')}
     workgroupBarrier();
     for (var jj = part * ${keysPerLane}u; jj < (part + 1u) * ${keysPerLane}u; jj++) {
       let j = k0 + i32(jj);
-      let at = sgc * ${M * c.tile}u + row * TILE + jj;
+      let at = sgc * ${M}u * SS + row * SS + jj;
       var ds = 0.0;
       if (i <= last && j < range.y && visible(sp, i, j)) {
         let prob = exp(Ss[at] * p.scale - rowLse);
         ds = prob * (Dp[at] - rowDelta);
       }
-      Ps[at] = f16(ds);
+      Ps[sgc * ${M}u * PS + row * PS + jj] = f16(ds);
     }
     workgroupBarrier();
 ${gf
@@ -173,7 +201,7 @@ ${gf
     Array.from(
       { length: c.tile / K },
       (_, kc) =>
-        `    ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&Ps, sgc * ${M * c.tile}u + ${kc * K}u, TILE), subgroupMatrixLoad<${right}, row_major>(&Ks, ${kc * K}u * D + ${n * N}u, D), ${f});`,
+        `    ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&Ps, sgc * ${M * st.p}u + ${kc * K}u, PS), subgroupMatrixLoad<${right}, row_major>(&Ks, ${kc * K}u * KS + ${n * N}u, KS), ${f});`,
     ),
   )
   .join('\n')}
@@ -190,13 +218,15 @@ export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
   const pf = names('pf', c.tile / N);
   const kAcc = names('kacc', c.d / N);
   const vAcc = names('vacc', c.dv / N);
-  const scratch = (j: number) => `sgc * ${M * c.tile}u + ${j * N}u`;
-  const stageOwn = (dest: string, src: string, width: number) =>
+  const st = strides(c);
+  const scratch = (j: number) => `sgc * ${M * st.s}u + ${j * N}u`;
+  const stageOwn = (dest: string, src: string, width: number, destStride: number) =>
     stageRowsVec4Wgsl({
       dest,
       src,
       rows,
       width,
+      destStride,
       tokenStart: 'sp.kStart',
       heads: 'p.hkv',
       head: 'hk',
@@ -204,12 +234,13 @@ export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
       end: 'last + 1',
       threads,
     });
-  const stageQ = (dest: string, src: string, width: number) =>
+  const stageQ = (dest: string, src: string, width: number, destStride: number) =>
     stageRowsVec4Wgsl({
       dest,
       src,
       rows: c.tile,
       width,
+      destStride,
       tokenStart: 'sp.qStart',
       heads: 'p.hq',
       head: 'h',
@@ -223,7 +254,7 @@ export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
         Array.from(
           { length: c.tile / K },
           (_, kc) =>
-            `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&${from}, sgc * ${M * c.tile}u + ${kc * K}u, TILE), subgroupMatrixLoad<${right}, row_major>(&${operand}, ${kc * K}u * ${width} + ${n * N}u, ${width}), ${f});`,
+            `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&${from}, sgc * ${M * st.p}u + ${kc * K}u, PS), subgroupMatrixLoad<${right}, row_major>(&${operand}, ${kc * K}u * ${width} + ${n * N}u, ${width}), ${f});`,
         ),
       )
       .join('\n');
@@ -234,16 +265,20 @@ ${backwardInputsWgsl('vec4<f16>')}
 @group(0) @binding(8) var<uniform> p: Params;
 
 ${matrixConstantsWgsl(c)}
-var<workgroup> Kown: array<f16, ${rows * c.d}>;
-var<workgroup> Vown: array<f16, ${rows * c.dv}>;
-var<workgroup> Qs: array<f16, ${c.tile * c.d}>;
-var<workgroup> Os: array<f16, ${c.tile * c.dv}>;
+const KS = ${st.d}u;
+const VS = ${st.dv}u;
+const SS = ${st.s}u;
+const PS = ${st.p}u;
+var<workgroup> Kown: array<f16, ${rows * st.d}>;
+var<workgroup> Vown: array<f16, ${rows * st.dv}>;
+var<workgroup> Qs: array<f16, ${c.tile * st.d}>;
+var<workgroup> Os: array<f16, ${c.tile * st.dv}>;
 var<workgroup> Lq: array<f32, ${c.tile}>;
 var<workgroup> Dq: array<f32, ${c.tile}>;
-var<workgroup> Ss: array<f32, ${c.subgroups * M * c.tile}>;
-var<workgroup> Dp: array<f32, ${c.subgroups * M * c.tile}>;
-var<workgroup> Pt: array<f16, ${c.subgroups * M * c.tile}>;
-var<workgroup> Dt: array<f16, ${c.subgroups * M * c.tile}>;
+var<workgroup> Ss: array<f32, ${scratchElements(c).s}>;
+var<workgroup> Dp: array<f32, ${scratchElements(c).s}>;
+var<workgroup> Pt: array<f16, ${scratchElements(c).p}>;
+var<workgroup> Dt: array<f16, ${scratchElements(c).p}>;
 
 ${SEQUENCE_WGSL}
 
@@ -261,16 +296,16 @@ ${matrixEntryPoint(c)}
   let row = lane % ${M}u;
   let part = lane / ${M}u;
   let j = first + i32(sgc * ${M}u + row);
-  ${stageOwn('Kown', 'k', c.d)}
-  ${stageOwn('Vown', 'v', c.dv)}
+  ${stageOwn('Kown', 'k', c.d, st.d)}
+  ${stageOwn('Vown', 'v', c.dv, st.dv)}
 ${[...kAcc, ...vAcc].map((f) => `  var ${f} = ${result}();`).join('\n')}
   let range = queryRange(sp, first, last);
   for (var g = 0u; g < p.group; g++) {
     let h = hk * p.group + g;
     for (var i0 = range.x; i0 < range.y; i0 += i32(TILE)) {
       workgroupBarrier();
-      ${stageQ('Qs', 'q', c.d)}
-      ${stageQ('Os', 'dout', c.dv)}
+      ${stageQ('Qs', 'q', c.d, st.d)}
+      ${stageQ('Os', 'dout', c.dv, st.dv)}
       for (var e = li; e < TILE; e += THREADS) {
         let ii = i0 + i32(e);
         var lv = 0.0;
@@ -285,26 +320,27 @@ ${[...kAcc, ...vAcc].map((f) => `  var ${f} = ${result}();`).join('\n')}
       }
       workgroupBarrier();
 ${[...sf, ...pf].map((f) => `      var ${f} = ${result}();`).join('\n')}
-${sf.flatMap((f, jq) => Array.from({ length: c.d / K }, (_, kk) => `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&Kown, sgc * ${M}u * D + ${kk * K}u, D), subgroupMatrixLoad<${right}, col_major>(&Qs, ${jq * N}u * D + ${kk * K}u, D), ${f});`)).join('\n')}
-${pf.flatMap((f, jq) => Array.from({ length: c.dv / K }, (_, kk) => `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&Vown, sgc * ${M}u * DV + ${kk * K}u, DV), subgroupMatrixLoad<${right}, col_major>(&Os, ${jq * N}u * DV + ${kk * K}u, DV), ${f});`)).join('\n')}
-${sf.map((f, jq) => `      subgroupMatrixStore<row_major>(&Ss, ${scratch(jq)}, ${f}, TILE);`).join('\n')}
-${pf.map((f, jq) => `      subgroupMatrixStore<row_major>(&Dp, ${scratch(jq)}, ${f}, TILE);`).join('\n')}
+${sf.flatMap((f, jq) => Array.from({ length: c.d / K }, (_, kk) => `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&Kown, sgc * ${M}u * KS + ${kk * K}u, KS), subgroupMatrixLoad<${right}, col_major>(&Qs, ${jq * N}u * KS + ${kk * K}u, KS), ${f});`)).join('\n')}
+${pf.flatMap((f, jq) => Array.from({ length: c.dv / K }, (_, kk) => `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&Vown, sgc * ${M}u * VS + ${kk * K}u, VS), subgroupMatrixLoad<${right}, col_major>(&Os, ${jq * N}u * VS + ${kk * K}u, VS), ${f});`)).join('\n')}
+${sf.map((f, jq) => `      subgroupMatrixStore<row_major>(&Ss, ${scratch(jq)}, ${f}, SS);`).join('\n')}
+${pf.map((f, jq) => `      subgroupMatrixStore<row_major>(&Dp, ${scratch(jq)}, ${f}, SS);`).join('\n')}
       workgroupBarrier();
       for (var qq = part * ${queriesPerLane}u; qq < (part + 1u) * ${queriesPerLane}u; qq++) {
         let ii = i0 + i32(qq);
-        let at = sgc * ${M * c.tile}u + row * TILE + qq;
+        let at = sgc * ${M}u * SS + row * SS + qq;
         var prob = 0.0;
         var ds = 0.0;
         if (j <= last && ii < range.y && visible(sp, ii, j)) {
           prob = exp(Ss[at] * p.scale - Lq[qq]);
           ds = prob * (Dp[at] - Dq[qq]);
         }
-        Pt[at] = f16(prob);
-        Dt[at] = f16(ds);
+        let pat = sgc * ${M}u * PS + row * PS + qq;
+        Pt[pat] = f16(prob);
+        Dt[pat] = f16(ds);
       }
       workgroupBarrier();
-${products(vAcc, 'Pt', 'Os', 'DV')}
-${products(kAcc, 'Dt', 'Qs', 'D')}
+${products(vAcc, 'Pt', 'Os', 'VS')}
+${products(kAcc, 'Dt', 'Qs', 'KS')}
     }
   }
 ${writeFragments(c, kAcc, 'dk', 'D', 'r <= last', '(sp.kStart + u32(r)) * p.hkv + hk', 'p.scale')}
