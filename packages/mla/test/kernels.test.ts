@@ -4,6 +4,7 @@ import { randn } from '@webattn/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchMlaAttention } from '../src/attention/attention.js';
 import {
+  MLA_TARGET_WORKGROUPS,
   MlaCache,
   mlaAppendWgsl,
   mlaAttention,
@@ -66,6 +67,33 @@ describe('every MLA kernel compiles on the null backend, f32 and f16', () => {
       }
     });
   }
+});
+
+describe('the split planner', () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await nullGpu();
+  });
+  afterAll(() => gpu.destroy());
+
+  it('splits keys up to one resident wave of workgroups, never past it, at most one split per 256 keys', () => {
+    const workgroups = (batch: number, maxLength: number) => {
+      const plan = planMlaAttention(gpu, { batch, nq: 1, maxLength, heads: 40, r: 256, dr: 32 });
+      expect(plan.splits * plan.keysPerSplit).toBeGreaterThanOrEqual(maxLength);
+      expect(plan.splits).toBeLessThanOrEqual(Math.ceil(maxLength / 256));
+      return { splits: plan.splits, count: batch * plan.rowBlocks * plan.splits };
+    };
+    // 264 / 32 is 8.25: 8 splits (256 workgroups), not 9 (288, a second wave).
+    expect(workgroups(32, 4096).splits).toBe(8);
+    for (const batch of [1, 7, 32, 64, 100]) {
+      for (const n of [1, 300, 4096, 16384]) {
+        const { splits, count } = workgroups(batch, n);
+        if (splits > 1) expect(count, `batch ${batch}, ${n} keys`).toBeLessThanOrEqual(MLA_TARGET_WORKGROUPS);
+      }
+    }
+    // A batch wider than a wave still gets one split per sequence.
+    expect(workgroups(300, 4096).splits).toBe(1);
+  });
 });
 
 describe('the tensor-core kernel compiles on the null backend', () => {
