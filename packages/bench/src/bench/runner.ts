@@ -63,15 +63,10 @@ export async function runTables(
                 iters: options.iters,
                 ...(options.budgetMs !== undefined && { budgetMs: options.budgetMs }),
               });
-              row.cells[impl.name] = impl.kernels
+              const cell: Cell | undefined = impl.kernels
                 ? stageCell(m, impl.kernels)
-                : {
-                    ms: m.median,
-                    min: m.min,
-                    max: m.max,
-                    runs: m.samples.length,
-                    source: m.source,
-                  };
+                : { ms: m.median, min: m.min, max: m.max, runs: m.samples.length, source: m.source };
+              if (cell) row.cells[impl.name] = cell;
             }
           } catch (error) {
             options.onError?.(
@@ -85,6 +80,9 @@ export async function runTables(
         }
         table.rows.push(row);
       }
+      // A stage none of whose kernels ran on this tier and shape (the fused state pass replaces two
+      // others where tensor cores exist) is left out, rather than shown as taking no time.
+      if (spec.stages) table.columns = table.columns.filter((c) => table.rows.some((r) => r.cells[c]));
       if (spec.notes) table.notes = spec.notes();
       tables.push(table);
       if (options.onTable) {
@@ -100,9 +98,13 @@ export async function runTables(
   return tables;
 }
 
-/** A cell of one stage: per timed run, the summed time of the kernels `accept` takes. */
-function stageCell(m: Measurement, accept: (label: string) => boolean): Cell {
+/**
+ * A cell of one stage: per timed run, the summed time of the kernels `accept` takes; none when no
+ * kernel of the stage ran.
+ */
+function stageCell(m: Measurement, accept: (label: string) => boolean): Cell | undefined {
   if (!m.kernels) throw new Error('no per-kernel timestamps on this adapter');
+  if (!m.kernels.some((run) => Object.keys(run).some(accept))) return undefined;
   const totals = m.kernels
     .map((run) => Object.entries(run).reduce((sum, [label, ms]) => sum + (accept(label) ? ms : 0), 0))
     .sort((a, b) => a - b);
