@@ -16,24 +16,52 @@ export function enables(needs: { f16?: boolean; subgroups?: boolean; subgroupMat
 }
 
 /**
- * A cooperative staging step, unrolled: `count` elements over `threads` invocations, invocation
- * `li` taking elements `e${k} = li + k · threads`. Every `load(k, inRange)` comes before the first
- * `store(k)`: a loop of load-then-store waits out the global-memory latency once per element, this
- * once per tile (it doubled the flash kernels' speed on the H100). `load` declares its values with
- * the suffix k and must put `inRange` (empty, or `e${k} < count && `) in front of its condition;
- * each `store` runs in a block of its own, under that bound where the last step overhangs `count`.
- * The whole is one block, so that several stagings can share a scope.
+ * One set of values a cooperative staging step moves: `count` elements over the step's invocations,
+ * invocation `li` taking elements `${index}${k} = li + k · threads`. `load(k, inRange)` declares the
+ * values of step k (names suffixed by the index and k, so that sets do not collide) and must put
+ * `inRange` (empty, or `${index}${k} < count && `) in front of its condition; `store(k)` writes them.
  */
+export interface StagingSet {
+  count: number;
+  /** Name of the set's element indices, `e` by default. */
+  index?: string;
+  load: (k: number, inRange: string) => string;
+  store: (k: number) => string;
+}
+
+/**
+ * A cooperative staging step, unrolled, of one or more sets: every load of every set comes before
+ * the first store. A loop of load-then-store waits out the global-memory latency once per element,
+ * this once per step (it doubled the flash kernels' speed on the H100); two sets staged one after
+ * the other wait twice. Each `store` runs in a block of its own, under the set's bound where its
+ * last step overhangs `count`. The whole is one block, so that several stagings can share a scope.
+ */
+export function unrolledStagingSetsWgsl(threads: number, sets: StagingSet[]): string {
+  const parts = sets.map(({ count, index = 'e', load, store }) => {
+    const steps = Array.from({ length: Math.ceil(count / threads) }, (_, k) => k);
+    const overhangs = (k: number) => (k + 1) * threads > count;
+    return {
+      loads: steps.map(
+        (k) =>
+          `    let ${index}${k} = li + ${k * threads}u;\n${load(k, overhangs(k) ? `${index}${k} < ${count}u && ` : '')}`,
+      ),
+      stores: steps.map(
+        (k) => `    ${overhangs(k) ? `if (${index}${k} < ${count}u) ` : ''}{\n${store(k)}\n    }`,
+      ),
+    };
+  });
+  return `{
+${parts.flatMap((p) => p.loads).join('\n')}
+${parts.flatMap((p) => p.stores).join('\n')}
+  }`;
+}
+
+/** {@link unrolledStagingSetsWgsl} of a single set whose indices are named `e`. */
 export function unrolledStagingWgsl(
   count: number,
   threads: number,
   load: (k: number, inRange: string) => string,
   store: (k: number) => string,
 ): string {
-  const steps = Array.from({ length: Math.ceil(count / threads) }, (_, k) => k);
-  const overhangs = (k: number) => (k + 1) * threads > count;
-  return `{
-${steps.map((k) => `    let e${k} = li + ${k * threads}u;\n${load(k, overhangs(k) ? `e${k} < ${count}u && ` : '')}`).join('\n')}
-${steps.map((k) => `    ${overhangs(k) ? `if (e${k} < ${count}u) ` : ''}{\n${store(k)}\n    }`).join('\n')}
-  }`;
+  return unrolledStagingSetsWgsl(threads, [{ count, load, store }]);
 }

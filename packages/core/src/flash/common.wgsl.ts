@@ -1,6 +1,6 @@
 /** WGSL every flash-attention kernel shares: parameters, the sequence table, the mask. */
 import type { ParamLayout } from '../params.js';
-import { unrolledStagingWgsl } from '../wgsl.js';
+import { type StagingSet, unrolledStagingSetsWgsl } from '../wgsl.js';
 
 /** Uniform parameters of the flash kernels. */
 export const FLASH_PARAMS: ParamLayout = [
@@ -130,27 +130,42 @@ export interface StagedRowsVec4 extends Omit<StagedRows, 'type' | 'rows' | 'widt
   threads: number;
   /** Row stride in `dest`, elements, a multiple of 4: the width unless rows are padded against bank conflicts. */
   destStride?: number;
+  /** Element of `dest` the first row starts at (0 by default), a multiple of 4. */
+  destOffset?: number;
 }
 
 /**
  * The same staging from a `vec4<f16>` view of the tensor into a scalar f16 array, four elements
- * per load, for the tensor-core kernels. Unrolled, with every load issued before the first store:
- * a loop would wait out the memory latency once per iteration instead of once per tile.
+ * per load, for the tensor-core kernels, as one set of an unrolled staging step: staged together
+ * with other sets (see {@link unrolledStagingSetsWgsl}), all their loads wait out one latency.
+ * `index` names the set's indices (and prefixes its values) where several sets share a step.
  */
-export function stageRowsVec4Wgsl(o: StagedRowsVec4): string {
+export function stageRowsVec4Set(o: StagedRowsVec4, index = 'e'): StagingSet {
   const w4 = o.width / 4;
   const stride = o.destStride ?? o.width;
-  const row = (k: number) => `${o.first} + i32(e${k} / ${w4}u)`;
-  return unrolledStagingWgsl(
-    o.rows * w4,
-    o.threads,
-    (k, inRange) => `    var x${k} = vec4<f16>();
+  const row = (k: number) => `${o.first} + i32(${index}${k} / ${w4}u)`;
+  const value = (k: number) => `${index}x${k}`;
+  return {
+    count: o.rows * w4,
+    index,
+    load: (k, inRange) => `    var ${value(k)} = vec4<f16>();
     if (${inRange}${row(k)} < ${o.end}) {
-      x${k} = ${o.src}[((${o.tokenStart} + u32(${row(k)})) * ${o.heads} + ${o.head}) * ${w4}u + e${k} % ${w4}u];
+      ${value(k)} = ${o.src}[((${o.tokenStart} + u32(${row(k)})) * ${o.heads} + ${o.head}) * ${w4}u + ${index}${k} % ${w4}u];
     }`,
-    (k) => `      let at = (e${k} / ${w4}u) * ${stride}u + 4u * (e${k} % ${w4}u);
-      ${o.dest}[at] = x${k}.x; ${o.dest}[at + 1u] = x${k}.y; ${o.dest}[at + 2u] = x${k}.z; ${o.dest}[at + 3u] = x${k}.w;`,
-  );
+    store: (
+      k,
+    ) => `      let at = ${o.destOffset ?? 0}u + (${index}${k} / ${w4}u) * ${stride}u + 4u * (${index}${k} % ${w4}u);
+      ${o.dest}[at] = ${value(k)}.x; ${o.dest}[at + 1u] = ${value(k)}.y; ${o.dest}[at + 2u] = ${value(k)}.z; ${o.dest}[at + 3u] = ${value(k)}.w;`,
+  };
+}
+
+/**
+ * {@link stageRowsVec4Set} as a staging step of its own. Unrolled, with every load issued before
+ * the first store: a loop would wait out the memory latency once per iteration instead of once per
+ * tile.
+ */
+export function stageRowsVec4Wgsl(o: StagedRowsVec4): string {
+  return unrolledStagingSetsWgsl(o.threads, [stageRowsVec4Set(o)]);
 }
 
 /** WGSL of a cooperative loop (over `li`) that stages rows into workgroup memory, zero-padded. */
