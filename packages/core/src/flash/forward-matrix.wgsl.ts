@@ -22,8 +22,7 @@
  * part starting at an offset given by its row, so the lanes of a subgroup read different banks.
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
-import { unrolledStagingSetsWgsl } from '../wgsl.js';
-import { MASKED, queryTileWgsl, SEQUENCE_WGSL, stageRowsVec4Set, stageRowsVec4Wgsl } from './common.wgsl.js';
+import { MASKED, queryTileWgsl, SEQUENCE_WGSL, stageRowsVec4Wgsl } from './common.wgsl.js';
 import {
   type MatrixKernelConfig,
   matrixEntryPoint,
@@ -61,13 +60,10 @@ function strides(c: MatrixForwardConfig) {
   return { q: c.d + 8, k: c.d + 8, v: c.dv + 8, s: c.tile + 4, p: c.tile + 8 };
 }
 
-/**
- * f16 elements of the staging area: a tile of keys followed by the tile's values, or the
- * workgroup's Q rows (the same size at d = dv = 128 with 64 rows and 32-key tiles).
- */
+/** f16 elements of the staging area: a tile of keys or of values, or the workgroup's Q rows. */
 function stagingElements(c: MatrixForwardConfig): number {
   const st = strides(c);
-  return Math.max(c.tile * (st.k + st.v), matrixForwardRows(c) * st.q);
+  return Math.max(c.tile * Math.max(st.k, st.v), matrixForwardRows(c) * st.q);
 }
 
 /** Workgroup memory the kernel declares, in bytes: staging, scores (f32), probabilities (f16), stats. */
@@ -137,30 +133,23 @@ export function flashForwardMatrixWgsl(c: MatrixForwardConfig): string {
     ),
   ].join('\n');
 
-  const threads = c.subgroups * c.subgroupSize;
-  const tileRows = (src: 'k' | 'v') =>
-    stageRowsVec4Set(
-      {
-        dest: 'Xs',
-        src,
-        rows: c.tile,
-        width: src === 'k' ? c.d : c.dv,
-        destStride: src === 'k' ? st.k : st.v,
-        destOffset: src === 'k' ? 0 : c.tile * st.k,
-        tokenStart: 'sp.kStart',
-        heads: 'p.hkv',
-        head: 'hk',
-        first: 'k0',
-        end: 'range.y',
-        threads,
-      },
-      `e${src}`,
-    );
+  const stage = (src: 'k' | 'v') =>
+    stageRowsVec4Wgsl({
+      dest: 'Xs',
+      src,
+      rows: c.tile,
+      width: src === 'k' ? c.d : c.dv,
+      destStride: src === 'k' ? st.k : st.v,
+      tokenStart: 'sp.kStart',
+      heads: 'p.hkv',
+      head: 'hk',
+      first: 'k0',
+      end: 'range.y',
+      threads: c.subgroups * c.subgroupSize,
+    });
 
-  // Pass 2 stages each tile's keys and values in one step (one memory latency, not two), the
-  // values after the keys; pass 1 needs the keys only.
-  const scoreTile = (withValues: boolean) => `    workgroupBarrier();
-    ${unrolledStagingSetsWgsl(threads, withValues ? [tileRows('k'), tileRows('v')] : [tileRows('k')])}
+  const scoreTile = `    workgroupBarrier();
+    ${stage('k')}
     workgroupBarrier();
 ${scores}
     workgroupBarrier();
@@ -214,7 +203,7 @@ ${eachKey((k, seen) => `      if (${seen}) { sum += exp2(x${k} - mNew); }`)}
       );
       for (let n = 0; n < columns / N; n++) {
         lines.push(
-          `    { let vf = subgroupMatrixLoad<${right}, row_major>(&Xs, ${c.tile * st.k + kc * K * st.v}u + sgc * ${columns}u + ${n * N}u, ${st.v}u);`,
+          `    { let vf = subgroupMatrixLoad<${right}, row_major>(&Xs, ${kc * K * st.v}u + sgc * ${columns}u + ${n * N}u, ${st.v}u);`,
           ...range(R).map(
             (r) => `      ${o[r]?.[n]} = subgroupMatrixMultiplyAccumulate(pf${r}, vf, ${o[r]?.[n]});`,
           ),
@@ -312,7 +301,7 @@ ${q
   var m = ${MASKED};
   var l = 0.0;
   for (var k0 = range.x; k0 < range.y; k0 += i32(TILE)) {
-${scoreTile(false)}
+${scoreTile}
 ${tileStats}
   }
   // Shuffles need the whole subgroup, so lanes that saw nothing take part with m = MASKED, l = 0.
@@ -335,8 +324,9 @@ ${o
   .map((f) => `  var ${f} = ${result}();`)
   .join('\n')}
   for (var k0 = range.x; k0 < range.y; k0 += i32(TILE)) {
-${scoreTile(true)}
+${scoreTile}
 ${probabilities}
+    ${stage('v')}
     workgroupBarrier();
 ${products}
   }
