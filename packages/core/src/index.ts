@@ -27,7 +27,12 @@ export {
   flashDqMatrixWgsl,
   type MatrixBackwardConfig,
 } from './flash/backward-matrix.wgsl.js';
-export { type StagedRows, type StagedRowsVec4, stageRowsVec4Wgsl } from './flash/common.wgsl.js';
+export {
+  type StagedRows,
+  type StagedRowsVec4,
+  stageRowsVec4Set,
+  stageRowsVec4Wgsl,
+} from './flash/common.wgsl.js';
 export {
   FLASH_ROWS,
   type FlashAttentionContext,
