@@ -72,6 +72,37 @@ export function matrixDkDvSharedBytes(c: MatrixBackwardConfig): number {
   return (rows + c.tile) * (st.d + st.dv) * 2 + c.tile * 8 + scratch.s * 8 + scratch.p * 4;
 }
 
+/**
+ * One tile of the other side's rows as a staging set: keys (`k` or `v`) of KV head `hk` from `k0`
+ * for the dQ pass, queries (`q` or `dout`) of head `h` from `i0` for the dK/dV pass; rows of q and
+ * k are d wide, of dO and v dv wide, each padded by 16 bytes.
+ */
+function tileRows(
+  c: MatrixBackwardConfig,
+  side: 'keys' | 'queries',
+  dest: string,
+  src: 'k' | 'v' | 'q' | 'dout',
+  index: string,
+): StagingSet {
+  const st = strides(c);
+  const wide = src === 'k' || src === 'q';
+  return stageRowsVec4Set(
+    {
+      dest,
+      src,
+      rows: c.tile,
+      width: wide ? c.d : c.dv,
+      destStride: wide ? st.d : st.dv,
+      ...(side === 'keys'
+        ? { tokenStart: 'sp.kStart', heads: 'p.hkv', head: 'hk', first: 'k0' }
+        : { tokenStart: 'sp.qStart', heads: 'p.hq', head: 'h', first: 'i0' }),
+      end: 'range.y',
+      threads: c.subgroups * c.subgroupSize,
+    },
+    index,
+  );
+}
+
 /** Lanes copy each accumulator, through the subgroup's scratch rows, to `dest` times `factor`. */
 function writeFragments(
   c: MatrixBackwardConfig,
@@ -123,27 +154,10 @@ export function flashDqMatrixWgsl(c: MatrixBackwardConfig): string {
       end: 'last + 1',
       threads,
     });
-  const keyRows = (dest: string, src: string, width: number, destStride: number, index: string) =>
-    stageRowsVec4Set(
-      {
-        dest,
-        src,
-        rows: c.tile,
-        width,
-        destStride,
-        tokenStart: 'sp.kStart',
-        heads: 'p.hkv',
-        head: 'hk',
-        first: 'k0',
-        end: 'range.y',
-        threads,
-      },
-      index,
-    );
   // The tile's keys and values in one step: their loads wait out one latency, not two.
   const stageKeyTile = unrolledStagingSetsWgsl(threads, [
-    keyRows('Ks', 'k', c.d, st.d, 'ek'),
-    keyRows('Vs', 'v', c.dv, st.dv, 'ev'),
+    tileRows(c, 'keys', 'Ks', 'k', 'ek'),
+    tileRows(c, 'keys', 'Vs', 'v', 'ev'),
   ]);
   return `${matrixKernelHeader(c)}
 ${backwardInputsWgsl('vec4<f16>')}
@@ -248,23 +262,6 @@ export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
       end: 'last + 1',
       threads,
     });
-  const queryRows = (dest: string, src: string, width: number, destStride: number, index: string) =>
-    stageRowsVec4Set(
-      {
-        dest,
-        src,
-        rows: c.tile,
-        width,
-        destStride,
-        tokenStart: 'sp.qStart',
-        heads: 'p.hq',
-        head: 'h',
-        first: 'i0',
-        end: 'range.y',
-        threads,
-      },
-      index,
-    );
   // Each query row's lse and delta, staged with its q and dO rows.
   const rowStatistics: StagingSet = {
     count: c.tile,
@@ -277,8 +274,8 @@ export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
   // The query tile in one step: q, dO and their statistics wait out one memory latency, not three
   // (staged one after the other, they took half the kernel's time on the H200).
   const stageQueryTile = unrolledStagingSetsWgsl(threads, [
-    queryRows('Qs', 'q', c.d, st.d, 'eq'),
-    queryRows('Os', 'dout', c.dv, st.dv, 'eo'),
+    tileRows(c, 'queries', 'Qs', 'q', 'eq'),
+    tileRows(c, 'queries', 'Os', 'dout', 'eo'),
     rowStatistics,
   ]);
   const products = (acc: string[], from: string, operand: string, width: string) =>

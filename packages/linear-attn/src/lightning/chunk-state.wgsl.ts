@@ -9,10 +9,13 @@
 import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { DECAY_OF_WGSL, DECAY_POW_WGSL } from './common.wgsl.js';
 
-/** Uniform parameters of the chunk-state kernel. */
-export const CHUNK_STATE_PARAMS = [
-  // Chunks of this launch, from chunkBase on; the bound states hold exactly theirs.
-  ['chunks', 'u32'],
+/**
+ * Uniform parameters every kernel that sums chunk states has (the chunk-state kernels and the fused
+ * state pass): the operands' heads and dims, the chunk table, the state's tiles and the product's
+ * coefficient. Each kernel's own parameters follow them, the decay table's offset last;
+ * `stateOperandValues` in kernels.ts fills them.
+ */
+export const STATE_OPERAND_PARAMS = [
   ['hq', 'u32'],
   ['dk', 'u32'],
   ['dv', 'u32'],
@@ -22,6 +25,13 @@ export const CHUNK_STATE_PARAMS = [
   ['aTiles', 'u32'],
   ['bTiles', 'u32'],
   ['coef', 'f32'],
+] as const;
+
+/** Uniform parameters of the chunk-state kernel. */
+export const CHUNK_STATE_PARAMS = [
+  // Chunks of this launch, from chunkBase on; the bound states hold exactly theirs.
+  ['chunks', 'u32'],
+  ...STATE_OPERAND_PARAMS,
   ['chunkBase', 'u32'],
   ['decayTable', 'u32'],
 ] as const;

@@ -15,7 +15,12 @@ import {
   MATRIX_CHUNK,
   MATRIX_COLUMNS,
 } from './chunk-output-matrix.wgsl.js';
-import { CHUNK_STATE_PARAMS, chunkStateWgsl, STATE_TILE } from './chunk-state.wgsl.js';
+import {
+  CHUNK_STATE_PARAMS,
+  chunkStateWgsl,
+  type STATE_OPERAND_PARAMS,
+  STATE_TILE,
+} from './chunk-state.wgsl.js';
 import {
   chunkStateMatrixSharedBytes,
   chunkStateMatrixWgsl,
@@ -44,6 +49,27 @@ export function planTensors(gpu: Gpu, plan: LightningPlan): PlanTensors {
     words.length,
   ]);
   return { table };
+}
+
+/**
+ * The values of {@link STATE_OPERAND_PARAMS}: the forward sums kᵀv over the KV heads (a query head
+ * reads its group's), the backward qᵀdO over the query heads, scaled.
+ */
+export function stateOperandValues(
+  plan: LightningPlan,
+  backward: boolean,
+  tiles: { aTiles: number; bTiles: number },
+): Record<(typeof STATE_OPERAND_PARAMS)[number][0], number> {
+  return {
+    hq: plan.hq,
+    dk: plan.dk,
+    dv: plan.dv,
+    heads: backward ? plan.hq : plan.hkv,
+    headDiv: backward ? 1 : plan.group,
+    chunkTable: plan.chunkTable,
+    ...tiles,
+    coef: backward ? plan.scale : 1,
+  };
 }
 
 /**
@@ -143,15 +169,7 @@ export async function chunkStates(
           layout: CHUNK_STATE_PARAMS,
           values: {
             chunks: part.chunks,
-            hq,
-            dk,
-            dv,
-            heads: backward ? hq : plan.hkv,
-            headDiv: backward ? 1 : plan.group,
-            chunkTable: plan.chunkTable,
-            aTiles,
-            bTiles,
-            coef: backward ? plan.scale : 1,
+            ...stateOperandValues(plan, backward, { aTiles, bTiles }),
             chunkBase: part.base,
             decayTable: plan.decayTable,
           },

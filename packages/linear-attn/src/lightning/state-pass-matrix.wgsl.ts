@@ -13,20 +13,13 @@
  * fragments are stored straight to `states`) and chunks of at most 64 tokens.
  */
 import { enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import { STATE_OPERAND_PARAMS } from './chunk-state.wgsl.js';
 import { CHECK_F16_WGSL, DECAY_OF_WGSL, DECAY_POW_WGSL } from './common.wgsl.js';
 
 /** Uniform parameters of the state pass. */
 export const STATE_PASS_PARAMS = [
   ['sequences', 'u32'],
-  ['hq', 'u32'],
-  ['dk', 'u32'],
-  ['dv', 'u32'],
-  ['heads', 'u32'],
-  ['headDiv', 'u32'],
-  ['chunkTable', 'u32'],
-  ['aTiles', 'u32'],
-  ['bTiles', 'u32'],
-  ['coef', 'f32'],
+  ...STATE_OPERAND_PARAMS,
   ['statesSplit', 'u32'],
   ['decayTable', 'u32'],
 ] as const;

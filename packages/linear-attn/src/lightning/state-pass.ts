@@ -13,6 +13,7 @@ import {
   matrixStateKernelFor,
   type PlanTensors,
   scanStates,
+  stateOperandValues,
 } from './kernels.js';
 import type { LightningPlan } from './options.js';
 import {
@@ -106,15 +107,7 @@ export async function scannedStates(
           layout: STATE_PASS_PARAMS,
           values: {
             sequences,
-            hq,
-            dk,
-            dv,
-            heads: backward ? hq : plan.hkv,
-            headDiv: backward ? 1 : plan.group,
-            chunkTable: plan.chunkTable,
-            aTiles,
-            bTiles,
-            coef: backward ? plan.scale : 1,
+            ...stateOperandValues(plan, backward, { aTiles, bTiles }),
             statesSplit: plan.stateSplitChunk * hq * dk * dv,
             decayTable: plan.decayTable,
           },
