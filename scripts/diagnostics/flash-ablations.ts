@@ -5,21 +5,10 @@
 // Bundle: npx esbuild scripts/diagnostics/flash-ablations.ts --bundle --platform=node --format=esm \
 //   --external:webgpu --outfile=.gpu-kit/flash-ablations.mjs ; run: node .gpu-kit/flash-ablations.mjs
 
-import {
-  createGpu,
-  flashAttention,
-  flashAttentionBackward,
-  measure,
-  randomNormal,
-} from '../../packages/core/src/index.js';
+import { flashProblem, forwardFlops, kernelTimes } from './flash-problem.js';
 
-const gpu = await createGpu({ fast: true, maxPooledBytes: 16 * 2 ** 30 });
 const n = 16384;
-const q = await randomNormal(gpu, [1, n, 64, 128], 1, { dtype: 'f16' });
-const k = await randomNormal(gpu, [1, n, 4, 128], 2, { dtype: 'f16' });
-const v = await randomNormal(gpu, [1, n, 4, 128], 3, { dtype: 'f16' });
-const dO = await randomNormal(gpu, [1, n, 64, 128], 4, { dtype: 'f16', scale: 0.1 });
-const held = await flashAttention(gpu, q, k, v, { causal: true, tier: 'subgroup-matrix' });
+const { gpu, timeBackward } = await flashProblem(n);
 
 /**
  * Each ablation rewrites the backward kernels' WGSL; lines it cannot find leave the kernel as is.
@@ -61,21 +50,10 @@ let ablate: (code: string) => string = (c) => c;
 gpu.pipelines.get = (code, label, entryPoint) =>
   get(label.startsWith('flash backward') ? ablate(code) : code, label, entryPoint);
 
-const flops = ((2.5 * 2 * 2 * (n * n)) / 2) * 128 * 64;
 for (const [name, rewrite] of ablations) {
   ablate = rewrite;
-  const m = await measure(
-    gpu,
-    async () => {
-      const g = await flashAttentionBackward(held.ctx, dO);
-      for (const t of [g.dq, g.dk, g.dv]) t.dispose();
-    },
-    { warmup: 1, iters: 3 },
-  );
-  const kernels = Object.entries(m.kernels?.[1] ?? {})
-    .map(([label, ms]) => `${label.replace(/ \[subgroup-matrix\].*/, '')} ${ms.toFixed(1)}`)
-    .join('; ');
-  console.log(
-    `without ${name}: ${m.median.toFixed(1)} ms (${(flops / m.median / 1e9).toFixed(1)} TFLOPS) [${kernels}]`,
-  );
+  const m = await timeBackward();
+  const tflops = ((2.5 * forwardFlops(n)) / m.median / 1e9).toFixed(1);
+  console.log(`without ${name}: ${m.median.toFixed(1)} ms (${tflops} TFLOPS) [${kernelTimes(m)}]`);
 }
+gpu.destroy();
