@@ -75,6 +75,13 @@ fn visible(sp: Span, i: i32, j: i32) -> bool {
   return (p.left < 0 || at >= dgn - p.left) && (p.right < 0 || at <= dgn + p.right);
 }
 
+// Whether every query row of [qFirst, qLast] sees every key of [kFirst, kLast], so that a tile can
+// skip the mask test: the left edge is nearest for the last row's first key, the right edge for the
+// first row's last key.
+fn blockVisible(sp: Span, qFirst: i32, qLast: i32, kFirst: i32, kLast: i32) -> bool {
+  return (p.right < 0 || keyPosition(kLast) <= diagonal(sp, qFirst) + p.right) && (p.left < 0 || keyPosition(kFirst) >= diagonal(sp, qLast) - p.left);
+}
+
 // Keys [lo, hi) any of the query rows [first, last] can see.
 fn keyRange(sp: Span, first: i32, last: i32) -> vec2<i32> {
   var lo = 0;
