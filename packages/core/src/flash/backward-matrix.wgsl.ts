@@ -46,12 +46,12 @@ export function matrixBackwardUnsupported(c: MatrixBackwardConfig): string | und
  * a matrix load (or store) start on different banks. Unpadded, a 16-row load of 256-byte rows (d =
  * 128) hits the same banks sixteen times over.
  */
-function strides(c: MatrixBackwardConfig) {
+export function strides(c: MatrixBackwardConfig) {
   return { d: c.d + 8, dv: c.dv + 8, x: Math.max(c.d, c.dv) + 8, s: c.tile + 4, p: c.tile + 8 };
 }
 
 /** Per-subgroup score scratch: f32 rows of `s` (scores, dP) and f16 rows of `p` (P, dS), M rows each. */
-function scratchElements(c: MatrixBackwardConfig) {
+export function scratchElements(c: MatrixBackwardConfig) {
   const st = strides(c);
   return { s: c.subgroups * c.matrix.M * st.s, p: c.subgroups * c.matrix.M * st.p };
 }
@@ -77,12 +77,13 @@ export function matrixDkDvSharedBytes(c: MatrixBackwardConfig): number {
  * for the dQ pass, queries (`q` or `dout`) of head `h` from `i0` for the dK/dV pass; rows of q and
  * k are d wide, of dO and v dv wide, each padded by 16 bytes.
  */
-function tileRows(
+export function tileRows(
   c: MatrixBackwardConfig,
   side: 'keys' | 'queries',
   dest: string,
   src: 'k' | 'v' | 'q' | 'dout',
   index: string,
+  place: { threads?: number; destOffset?: number } = {},
 ): StagingSet {
   const st = strides(c);
   const wide = src === 'k' || src === 'q';
@@ -97,7 +98,8 @@ function tileRows(
         ? { tokenStart: 'sp.kStart', heads: 'p.hkv', head: 'hk', first: 'k0' }
         : { tokenStart: 'sp.qStart', heads: 'p.hq', head: 'h', first: 'i0' }),
       end: 'range.y',
-      threads: c.subgroups * c.subgroupSize,
+      threads: place.threads ?? c.subgroups * c.subgroupSize,
+      ...(place.destOffset !== undefined && { destOffset: place.destOffset }),
     },
     index,
   );

@@ -137,6 +137,8 @@ export interface StagedRowsVec4 extends Omit<StagedRows, 'type' | 'rows' | 'widt
   threads: number;
   /** Row stride in `dest`, elements, a multiple of 4: the width unless rows are padded against bank conflicts. */
   destStride?: number;
+  /** Element of `dest` the first row starts at (0 by default), a multiple of 4. */
+  destOffset?: number;
 }
 
 /**
@@ -157,7 +159,9 @@ export function stageRowsVec4Set(o: StagedRowsVec4, index = 'e'): StagingSet {
     if (${inRange}${row(k)} < ${o.end}) {
       ${value(k)} = ${o.src}[((${o.tokenStart} + u32(${row(k)})) * ${o.heads} + ${o.head}) * ${w4}u + ${index}${k} % ${w4}u];
     }`,
-    store: (k) => `      let at = (${index}${k} / ${w4}u) * ${stride}u + 4u * (${index}${k} % ${w4}u);
+    store: (
+      k,
+    ) => `      let at = ${o.destOffset ? `${o.destOffset}u + ` : ''}(${index}${k} / ${w4}u) * ${stride}u + 4u * (${index}${k} % ${w4}u);
       ${o.dest}[at] = ${value(k)}.x; ${o.dest}[at + 1u] = ${value(k)}.y; ${o.dest}[at + 2u] = ${value(k)}.z; ${o.dest}[at + 3u] = ${value(k)}.w;`,
   };
 }
