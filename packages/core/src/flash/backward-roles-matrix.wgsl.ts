@@ -179,12 +179,14 @@ ${sf.map((f) => `      var ${f} = ${result}();`).join('\n')}
 ${scores}
 ${storeScores}
       workgroupBarrier();
-      // Role 0 writes P, role 1 dS = P ∘ (dP - delta), both from S.
+      // Role 0 writes P, role 1 dS = P ∘ (dP - delta), both from S; a query tile that sees every
+      // key of this one whole skips the per-score mask test.
+      let open = i0 + i32(TILE) <= range.y && blockVisible(sp, i0, i0 + i32(TILE) - 1, first, last);
       for (var qq = part * ${queriesPerLane}u; qq < (part + 1u) * ${queriesPerLane}u; qq++) {
         let ii = i0 + i32(qq);
         let at = half * ${M * st.s}u + row * ${st.s}u + qq;
         var x = 0.0;
-        if (j <= last && ii < range.y && visible(sp, ii, j)) {
+        if (j <= last && (open || (ii < range.y && visible(sp, ii, j)))) {
           let prob = exp(SD[at] * p.scale - Lq[qq]);
           x = select(prob, prob * (SD[${scoreHalf}u + at] - Dq[qq]), role == 1u);
         }
