@@ -1,7 +1,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { nullGpu } from '@webattn/core/testing';
 import { describe, expect, it } from 'vitest';
+import { nsaTables } from '../src/bench/nsa-suite.js';
 import { mergeBaselines, readBaselines } from '../src/bench/torch.js';
 import {
   type BenchReport,
@@ -72,6 +74,33 @@ describe('PyTorch baselines', () => {
     expect(t.columns).toEqual(['slow', 'fast', 'torch f16']);
     expect(t.rows[0]!.cells['torch f16']).toEqual({ ms: 0.5, source: 'external' });
     expect(t.rows[1]!.cells['torch f16']).toBeUndefined();
+  });
+
+  it('merge into a table from the table it names as measuring the same problem', () => {
+    const path = join(dir, 'alias.json');
+    writeFileSync(
+      path,
+      JSON.stringify({ source: 'PyTorch test', tables: { 'flash-fwd': { FA2: { '1024': 0.25 } } } }),
+    );
+    // NSA's forward table takes PyTorch's dense attention at the same shape from flash-fwd.
+    const nsa = { ...table(), id: 'nsa-fwd', externalFrom: 'flash-fwd' };
+    const own = { ...table(), id: 'nsa-fwd' };
+    mergeBaselines([nsa, own], readBaselines(path));
+    expect(nsa.columns).toEqual(['slow', 'fast', 'FA2']);
+    expect(nsa.rows[0]!.cells.FA2).toEqual({ ms: 0.25, source: 'external' });
+    expect(own.columns).toEqual(['slow', 'fast']);
+  });
+
+  it("NSA's forward and backward tables take PyTorch's dense attention from the flash tables, at the GPU shape only", async () => {
+    const gpu = await nullGpu();
+    try {
+      const from = (cpu: boolean) =>
+        Object.fromEntries(nsaTables(gpu, { cpu }).map((t) => [t.id, t.externalFrom]));
+      expect(from(false)).toMatchObject({ 'nsa-fwd': 'flash-fwd', 'nsa-bwd': 'flash-bwd' });
+      expect(Object.values(from(true)).filter(Boolean)).toEqual([]);
+    } finally {
+      gpu.destroy();
+    }
   });
 
   it('reject malformed files, naming the entry', () => {

@@ -245,6 +245,8 @@ export function nsaTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
       title: `NSA forward (${shape})`,
       sizeLabel: 'n',
       sizes,
+      // PyTorch's dense attention at the seed's shape (the GPU config is the flash tables').
+      ...(!options.cpu && { externalFrom: 'flash-fwd' }),
       implementations: tiers.flatMap((t) => [nsaColumn(c, t), denseColumn(c, t)]),
     },
     {
@@ -260,6 +262,7 @@ export function nsaTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
       title: `NSA backward (${shape})`,
       sizeLabel: 'n',
       sizes,
+      ...(!options.cpu && { externalFrom: 'flash-bwd' }),
       implementations: tiers.flatMap((t) => [
         nsaBackwardColumn(c, t, memory),
         denseBackwardColumn(c, t, memory),

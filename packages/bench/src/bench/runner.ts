@@ -47,6 +47,7 @@ export async function runTables(
       if (spec.bytes) table.bytes = Object.fromEntries(spec.sizes.map((s) => [s, spec.bytes!(s)]));
       if (spec.bytesLabel) table.bytesLabel = spec.bytesLabel;
       if (spec.stages) table.stages = true;
+      if (spec.externalFrom) table.externalFrom = spec.externalFrom;
       for (const size of spec.sizes) {
         const row: BenchTable['rows'][number] = { size, cells: {} };
         for (const impl of spec.implementations) {

@@ -41,10 +41,13 @@ export function readBaselines(path: string): ExternalBaselines {
   return { source: typeof p.source === 'string' ? p.source : path, tables: p.tables };
 }
 
-/** Adds every external column whose table id matches, at the sizes both have. */
+/**
+ * Adds every external column whose table id matches (the table's `externalFrom` where it names
+ * another table measured on the same problem), at the sizes both have.
+ */
 export function mergeBaselines(tables: BenchTable[], baselines: ExternalBaselines): void {
   for (const table of tables) {
-    const external = baselines.tables[table.id];
+    const external = baselines.tables[table.externalFrom ?? table.id];
     if (!external) continue;
     for (const [column, sizes] of Object.entries(external)) {
       const hits = table.rows.filter((row) => sizes[String(row.size)] !== undefined);

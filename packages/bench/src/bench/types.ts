@@ -37,6 +37,12 @@ export interface TableSpec {
   bytesLabel?: string;
   /** The columns are stages of one run, not alternatives: no ratios between them. */
   stages?: boolean;
+  /**
+   * The id of the table whose external columns (scripts/torch_baseline.py) measure this table's
+   * problem when they are not under its own id: NSA's tables take PyTorch's dense attention at the
+   * same shape from `flash-fwd` / `flash-bwd`.
+   */
+  externalFrom?: string;
   /** Markdown lines printed under the table, built once it has run (e.g. memory measured while preparing). */
   notes?: () => string[];
 }
@@ -67,6 +73,8 @@ export interface BenchTable {
   bytesLabel?: string;
   /** The columns are stages of one run: no ratios between them. */
   stages?: boolean;
+  /** Where its external columns come from when not under its own id (see {@link TableSpec.externalFrom}). */
+  externalFrom?: string;
   /** Markdown lines printed under the table. */
   notes?: string[];
 }

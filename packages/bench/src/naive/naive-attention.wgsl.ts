@@ -1,6 +1,7 @@
 /**
  * Attention the plain way, for contrast in the bench tables: the full score matrix is written to
- * memory, softmaxed in place, then multiplied by V. Three kernels, f32 scores, no tiling.
+ * memory, softmaxed in place, then multiplied by V. Three kernels, f32 scores, no tiling. A pass
+ * covers the query heads `headBase ..< headBase + heads`, as many as one binding's scores hold.
  */
 import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 
@@ -10,6 +11,9 @@ export const NAIVE_PARAMS = [
   ['nk', 'u32'],
   ['hq', 'u32'],
   ['hkv', 'u32'],
+  /** The pass's first query head and its head count; rows = b · heads · n. */
+  ['headBase', 'u32'],
+  ['heads', 'u32'],
   ['rows', 'u32'],
   ['scale', 'f32'],
   ['causal', 'u32'],
@@ -19,7 +23,7 @@ const header = (dtype: Dtype) => `${enables({ f16: dtype === 'f16' })}
 ${paramsStruct(NAIVE_PARAMS)}
 ${WORKGROUP_INDEX_WGSL}`;
 
-/** S[b, h, i, j] = scale · q_i · k_j, or a large negative number where causal masking hides j. */
+/** S[b, h - headBase, i, j] = scale · q_i · k_j, or a large negative number where causal masking hides j. */
 export function naiveScoresWgsl(dtype: Dtype, d: number): string {
   return `${header(dtype)}
 @group(0) @binding(0) var<storage, read> q: array<${dtype}>;
@@ -34,8 +38,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let row = e / p.nk;
   let i = row % p.n;
   let bh = row / p.n;
-  let h = bh % p.hq;
-  let b = bh / p.hq;
+  let h = p.headBase + bh % p.heads;
+  let b = bh / p.heads;
   let hk = h / (p.hq / p.hkv);
   if (p.causal == 1u && j > i + p.nk - p.n) { s[e] = -3.0e38; return; }
   var dot = 0.0;
@@ -82,7 +86,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 `;
 }
 
-/** O[b, i, h, c] = Σ_j P[b, h, i, j] · v[b, j, hk, c]. */
+/** O[b, i, h, c] = Σ_j P[b, h - headBase, i, j] · v[b, j, hk, c]. */
 export function naiveOutputWgsl(dtype: Dtype, dv: number): string {
   return `${header(dtype)}
 @group(0) @binding(0) var<storage, read> s: array<f32>;
@@ -97,8 +101,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let row = e / ${dv}u;
   let i = row % p.n;
   let bh = row / p.n;
-  let h = bh % p.hq;
-  let b = bh / p.hq;
+  let h = p.headBase + bh % p.heads;
+  let b = bh / p.heads;
   let hk = h / (p.hq / p.hkv);
   var acc = 0.0;
   for (var j = 0u; j < p.nk; j++) { acc = fma(s[row * p.nk + j], f32(v[((b * p.nk + j) * p.hkv + hk) * ${dv}u + c]), acc); }
