@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * Bundles the webattn CLI into one ESM file for the remote GPU machine, which has no node_modules:
- * .gpu-kit/webattn.mjs, with 'webgpu' left external (the kit provides dawn.node). Builds the kit
+ * .gpu-kit/webattn.mjs, with 'webgpu' left external (the kit provides dawn.node), and each GPU
+ * diagnostic of scripts/diagnostics beside it (.gpu-kit/<name>.mjs). Builds the kit
  * itself (Node binary, dawn.node, Vulkan loaders) with ../shared/gpu/make-kit.sh when it is missing.
  * Usage: pnpm gpu:bundle [--fla CHECKOUT]   then, on the GPU machine:
  *   source .gpu-kit/setup.sh && node .gpu-kit/webattn.mjs verify all
@@ -10,7 +11,7 @@
  * GPU machine's Python has no fla of its own.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, rmSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -25,20 +26,28 @@ if (!existsSync(join(kit, 'setup.sh'))) {
     throw new Error(`gpu:bundle: ${makeKit} not found; it builds the kit (Node, dawn.node, loaders)`);
   execFileSync('bash', [makeKit, '.gpu-kit'], { cwd: root, stdio: 'inherit' });
 }
-await build({
-  entryPoints: [join(root, 'packages/bench/src/cli.ts')],
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  external: ['webgpu'],
-  outfile: join(kit, 'webattn.mjs'),
-  // Bundled CommonJS dependencies call require(); give the ESM bundle one.
-  banner: {
-    js: "import { createRequire as __webattnRequire } from 'node:module'; const require = __webattnRequire(import.meta.url);",
-  },
-  logLevel: 'warning',
-});
+/** One ESM file with 'webgpu' left external; bundled CommonJS dependencies get a require(). */
+const bundle = (entry, outfile) =>
+  build({
+    entryPoints: [entry],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    external: ['webgpu'],
+    outfile,
+    banner: {
+      js: "import { createRequire as __webattnRequire } from 'node:module'; const require = __webattnRequire(import.meta.url);",
+    },
+    logLevel: 'warning',
+  });
+await bundle(join(root, 'packages/bench/src/cli.ts'), join(kit, 'webattn.mjs'));
+// The GPU diagnostics (scripts/diagnostics, not the bench) next to it: node .gpu-kit/<name>.mjs.
+// Modules that only serve other diagnostics export and print nothing of their own.
+const diagnostics = join(root, 'scripts', 'diagnostics');
+for (const file of readdirSync(diagnostics).filter((f) => f.endsWith('.ts'))) {
+  await bundle(join(diagnostics, file), join(kit, file.replace(/\.ts$/, '.mjs')));
+}
 copyFileSync(join(root, 'packages/bench/scripts/torch_baseline.py'), join(kit, 'torch_baseline.py'));
 const flaAt = process.argv.indexOf('--fla');
 if (flaAt !== -1) {

@@ -2,8 +2,8 @@
 // causal, f16, n=16384, with one piece of the dK/dV and dQ kernels removed at a time (their WGSL
 // rewritten on its way to the pipeline cache), so that one GPU call shows what their time is spent
 // on. The ablated results are wrong by construction; only their times mean anything.
-// Bundle: npx esbuild scripts/diagnostics/flash-ablations.ts --bundle --platform=node --format=esm \
-//   --external:webgpu --outfile=.gpu-kit/flash-ablations.mjs ; run: node .gpu-kit/flash-ablations.mjs
+// `pnpm gpu:bundle` builds it into .gpu-kit/flash-ablations.mjs; on the GPU machine:
+//   node .gpu-kit/flash-ablations.mjs
 
 import { flashProblem, forwardFlops, kernelTimes } from './flash-problem.js';
 

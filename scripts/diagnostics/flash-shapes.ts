@@ -3,8 +3,8 @@
 // n=16384 with each shape (subgroups, tile, row fragments) that fits, printing per-kernel GPU
 // times, so that one GPU call tells which kernel and shape to make the default. Everything comes
 // from core's sources, so the settings it edits are the ones flash reads.
-// Bundle: npx esbuild scripts/diagnostics/flash-shapes.ts --bundle --platform=node --format=esm \
-//   --external:webgpu --outfile=.gpu-kit/flash-shapes.mjs ; run: node .gpu-kit/flash-shapes.mjs
+// `pnpm gpu:bundle` builds it into .gpu-kit/flash-shapes.mjs; on the GPU machine:
+//   node .gpu-kit/flash-shapes.mjs
 
 import {
   BACKWARD_SHAPES,

@@ -2,8 +2,8 @@
 // bench's order and prints, per timed run, the span the bench reports next to the sum of its
 // kernels, so the idle GPU time inside a call (h=16 and h=12 cells read 3-8 ms over their kernels)
 // shows up, with the kernels by label.
-// Bundle: npx esbuild scripts/diagnostics/lightning-gaps.ts --bundle --platform=node --format=esm \
-//   --external:webgpu --outfile=.gpu-kit/lightning-gaps.mjs ; run: node .gpu-kit/lightning-gaps.mjs
+// `pnpm gpu:bundle` builds it into .gpu-kit/lightning-gaps.mjs; on the GPU machine:
+//   node .gpu-kit/lightning-gaps.mjs
 
 import { createGpu, measure, randomNormal } from '../../packages/core/src/index.js';
 import {

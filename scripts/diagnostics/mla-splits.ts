@@ -1,8 +1,8 @@
 // Diagnostic (not the bench): times the tensor-core MLA decode (MiniCPM3 dims, paged cache, f16) at
 // the bench's shapes with the planner's split count and with forced ones, printing per-kernel GPU
 // times, so that one GPU call tells how many splits the planner should aim for.
-// Bundle: npx esbuild scripts/diagnostics/mla-splits.ts --bundle --platform=node --format=esm \
-//   --external:webgpu --outfile=.gpu-kit/mla-splits.mjs ; run: node .gpu-kit/mla-splits.mjs
+// `pnpm gpu:bundle` builds it into .gpu-kit/mla-splits.mjs; on the GPU machine:
+//   node .gpu-kit/mla-splits.mjs
 
 import { createGpu, measure, randomNormal } from '../../packages/core/src/index.js';
 import { MlaCache, mlaAttentionPaged } from '../../packages/mla/src/index.js';
