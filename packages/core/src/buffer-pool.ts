@@ -24,6 +24,9 @@ export interface PoolStats {
   freeBytes: number;
 }
 
+/** The free list a buffer of this usage and size class goes to. */
+const freeListKey = (usage: GPUBufferUsageFlags, size: number) => `${usage}:${size}`;
+
 /** A free list of GPU buffers keyed by usage and size class. */
 export class BufferPool {
   private readonly free = new Map<string, GPUBuffer[]>();
@@ -48,7 +51,7 @@ export class BufferPool {
   /** A buffer of at least `bytes` with exactly `usage`. Its contents are undefined. */
   acquire(bytes: number, usage: GPUBufferUsageFlags, label?: string): GPUBuffer {
     const size = sizeClass(bytes);
-    const key = `${usage}:${size}`;
+    const key = freeListKey(usage, size);
     const reused = this.free.get(key)?.pop();
     let buffer: GPUBuffer;
     if (reused) {
@@ -67,7 +70,7 @@ export class BufferPool {
   release(buffer: GPUBuffer): void {
     if (!this.live.delete(buffer)) return;
     this.liveBytes -= buffer.size;
-    const key = `${buffer.usage}:${buffer.size}`;
+    const key = freeListKey(buffer.usage, buffer.size);
     const list = this.free.get(key) ?? [];
     list.push(buffer);
     this.free.set(key, list);
@@ -81,7 +84,7 @@ export class BufferPool {
     this.beforeDestroy();
     for (const old of this.released) {
       if (this.freeBytes <= this.maxFreeBytes) break;
-      const list = this.free.get(`${old.usage}:${old.size}`)!;
+      const list = this.free.get(freeListKey(old.usage, old.size))!;
       list.splice(list.indexOf(old), 1);
       this.released.delete(old);
       this.freeBytes -= old.size;

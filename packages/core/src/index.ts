@@ -95,7 +95,14 @@ export {
 export { shapeSize, Tensor, type TensorData } from './tensor.js';
 export { pickTier, tierDtype } from './tiers.js';
 export { type Measurement, type MeasureOptions, measure, type TimeSource, timeOnce } from './timing.js';
-export { enables, type StagingSet, unrolledStagingSetsWgsl, unrolledStagingWgsl, wgslType } from './wgsl.js';
+export {
+  enables,
+  type StagingSet,
+  storeVec4Wgsl,
+  unrolledStagingSetsWgsl,
+  unrolledStagingWgsl,
+  wgslType,
+} from './wgsl.js';
 export {
   alignedWorkgroupLength,
   misalignedWorkgroupVariables,

@@ -16,6 +16,16 @@ export function enables(needs: { f16?: boolean; subgroups?: boolean; subgroupMat
 }
 
 /**
+ * WGSL storing the four lanes of the vec4 `value` to `dest[at]` .. `dest[at + 3u]`: staging loads
+ * vec4s from storage, but a subgroup-matrix load reads workgroup memory only as a scalar array.
+ */
+export function storeVec4Wgsl(dest: string, at: string, value: string): string {
+  return ['x', 'y', 'z', 'w']
+    .map((lane, i) => `${dest}[${at}${i ? ` + ${i}u` : ''}] = ${value}.${lane};`)
+    .join(' ');
+}
+
+/**
  * One set of values a cooperative staging step moves: `count` elements over the step's invocations,
  * invocation `li` taking elements `${index}${k} = li + k · threads`. `load(k, inRange)` declares the
  * values of step k (names suffixed by the index and k, so that sets do not collide) and must put

@@ -1,6 +1,6 @@
 /** WGSL every flash-attention kernel shares: parameters, the sequence table, the mask. */
 import type { ParamLayout } from '../params.js';
-import { type StagingSet, unrolledStagingSetsWgsl } from '../wgsl.js';
+import { type StagingSet, storeVec4Wgsl, unrolledStagingSetsWgsl } from '../wgsl.js';
 
 /** Uniform parameters of the flash kernels. */
 export const FLASH_PARAMS: ParamLayout = [
@@ -162,7 +162,7 @@ export function stageRowsVec4Set(o: StagedRowsVec4, index = 'e'): StagingSet {
     store: (
       k,
     ) => `      let at = ${o.destOffset ? `${o.destOffset}u + ` : ''}(${index}${k} / ${w4}u) * ${stride}u + 4u * (${index}${k} % ${w4}u);
-      ${o.dest}[at] = ${value(k)}.x; ${o.dest}[at + 1u] = ${value(k)}.y; ${o.dest}[at + 2u] = ${value(k)}.z; ${o.dest}[at + 3u] = ${value(k)}.w;`,
+      ${storeVec4Wgsl(o.dest, 'at', value(k))}`,
   };
 }
 

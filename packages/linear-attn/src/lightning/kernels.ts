@@ -106,8 +106,11 @@ export function disposeStates(states: ChunkStates): void {
   for (const t of stateTensors(states)) t.dispose();
 }
 
-/** The scan's `statesSplit` parameter: the first entry of the high part (all entries when not split). */
-function statesSplit(plan: LightningPlan): number {
+/**
+ * The `statesSplit` parameter of the kernels that bind both parts (the scan, the fused state pass):
+ * the first entry of the high part (all entries when not split).
+ */
+export function statesSplit(plan: LightningPlan): number {
   return plan.stateSplitChunk * plan.hq * plan.dk * plan.dv;
 }
 

@@ -12,7 +12,7 @@
  * multiplies instead of adding to every step. Needs dk and dv multiples of 64 (whole tiles: the
  * fragments are stored straight to `states`) and chunks of at most 64 tokens.
  */
-import { enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import { enables, paramsStruct, storeVec4Wgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { STATE_OPERAND_PARAMS } from './chunk-state.wgsl.js';
 import { CHECK_F16_WGSL, DECAY_OF_WGSL, DECAY_POW_WGSL } from './common.wgsl.js';
 
@@ -188,10 +188,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       us[at4 + 1u] = half(uv.y);
       us[at4 + 2u] = half(uv.z);
       us[at4 + 3u] = half(uv.w);
-      ws[at4] = pw${k}.x;
-      ws[at4 + 1u] = pw${k}.y;
-      ws[at4 + 2u] = pw${k}.z;
-      ws[at4 + 3u] = pw${k}.w;
+      ${storeVec4Wgsl('ws', 'at4', `pw${k}`)}
     }`,
       )
       .join('\n    ')}

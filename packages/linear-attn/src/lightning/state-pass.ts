@@ -14,6 +14,7 @@ import {
   type PlanTensors,
   scanStates,
   stateOperandValues,
+  statesSplit,
 } from './kernels.js';
 import type { LightningPlan } from './options.js';
 import {
@@ -108,7 +109,7 @@ export async function scannedStates(
           values: {
             sequences,
             ...stateOperandValues(plan, backward, { aTiles, bTiles }),
-            statesSplit: plan.stateSplitChunk * hq * dk * dv,
+            statesSplit: statesSplit(plan),
             decayTable: plan.decayTable,
           },
         },

@@ -6,7 +6,7 @@
  * in registers while G takes A's place, then accumulates `A ⊙ G`. Every dm entry's sum belongs to
  * one invocation: deterministic, no atomics.
  */
-import { enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import { enables, paramsStruct, storeVec4Wgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { type FusedMatrixConfig, fusedMatrixUnsupported, searchFusedConfig } from './fused-matrix.wgsl.js';
 import { MASKED_PARAMS, TO_F16_WGSL } from './params.js';
 
@@ -80,10 +80,7 @@ export function fusedDmWgsl(c: FusedMatrixConfig): string {
         var val = vec4<f16>();
         if (t < p.n) { val = ${src}[((b * p.n + t) * ${heads} + ${head}) * ${width / 4}u + cv]; }
         let at = rr * ${st.x}u + 4u * cv;
-        Xs[at] = val.x;
-        Xs[at + 1u] = val.y;
-        Xs[at + 2u] = val.z;
-        Xs[at + 3u] = val.w;
+        ${storeVec4Wgsl('Xs', 'at', 'val')}
       }`;
 
   // One product `rows x tile` of `left` rows i0.. by `right` rows j0.. over `dim`, stored to Ss.

@@ -13,7 +13,13 @@
  * A `P` entry beyond the f16 range becomes inf and reaches the output, where the host's non-finite
  * check reports it.
  */
-import { enables, paramsStruct, type SubgroupMatrixConfig, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import {
+  enables,
+  paramsStruct,
+  type SubgroupMatrixConfig,
+  storeVec4Wgsl,
+  WORKGROUP_INDEX_WGSL,
+} from '@webattn/core';
 import { MASK_AT_WGSL, MASKED_PARAMS, TO_F16_WGSL } from './params.js';
 
 /** Generation parameters of the tensor-core product. */
@@ -219,10 +225,7 @@ ${range(R)
       var val = vec4<f16>();
       if (t < p.n) { val = ${src}[((b * p.n + t) * ${heads} + ${head}) * ${width / 4}u + cv]; }
       let at = rr * ${st.x}u + 4u * cv;
-      Xs[at] = val.x;
-      Xs[at + 1u] = val.y;
-      Xs[at + 2u] = val.z;
-      Xs[at + 3u] = val.w;
+      ${storeVec4Wgsl('Xs', 'at', 'val')}
     }`;
 
   return `${enables({ subgroupMatrix: true })}

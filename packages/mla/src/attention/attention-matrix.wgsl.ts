@@ -13,7 +13,13 @@
  * accumulators round-trip through workgroup memory to be rescaled — in practice on the first tile
  * or two. Every split writes its unnormalised accumulator and (max, sum) for the combine kernel.
  */
-import { enables, paramsStruct, unrolledStagingWgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import {
+  enables,
+  paramsStruct,
+  storeVec4Wgsl,
+  unrolledStagingWgsl,
+  WORKGROUP_INDEX_WGSL,
+} from '@webattn/core';
 import { MLA_ATTENTION_PARAMS, type MlaKeySource } from './attention.wgsl.js';
 
 /** Natural-log distance a row's max may fall behind before its accumulator is rescaled. */
@@ -107,10 +113,7 @@ export function mlaAttentionMatrixWgsl(c: MlaMatrixKernelConfig): string {
     (k, inRange) => `    var v${k} = vec4<f16>();
     if (${inRange}t0 + e${k} / ${dk / 4}u < kEnd) { v${k} = loadKey4(b, t0 + e${k} / ${dk / 4}u, e${k} % ${dk / 4}u); }`,
     (k) => `      let at = (e${k} / ${dk / 4}u) * ${st.k}u + (e${k} % ${dk / 4}u) * 4u;
-      Ks[at] = v${k}.x;
-      Ks[at + 1u] = v${k}.y;
-      Ks[at + 2u] = v${k}.z;
-      Ks[at + 3u] = v${k}.w;`,
+      ${storeVec4Wgsl('Ks', 'at', `v${k}`)}`,
   );
   const rescale = acc
     .flatMap((frags, rf) =>
