@@ -8,6 +8,7 @@
 
 import {
   BACKWARD_SHAPES,
+  DKDV_KERNEL,
   FORWARD_SHAPES,
   type MatrixShapeChoice,
 } from '../../packages/core/src/flash/flash.js';
