@@ -1,12 +1,14 @@
-// Diagnostic (not the bench): times core's tensor-core flash backward and forward at b=1, hq=64,
-// hkv=4, d=128, causal, f16, n=16384 with each shape (subgroups, tile, row fragments) that fits,
-// printing per-kernel GPU times, so that one GPU call tells which shape to make the default.
-// Everything comes from core's sources, so the shape lists it edits are the ones flash reads.
+// Diagnostic (not the bench): times core's tensor-core flash backward (its dK/dV kernel with and
+// without the role split, then each shape) and forward at b=1, hq=64, hkv=4, d=128, causal, f16,
+// n=16384 with each shape (subgroups, tile, row fragments) that fits, printing per-kernel GPU
+// times, so that one GPU call tells which kernel and shape to make the default. Everything comes
+// from core's sources, so the settings it edits are the ones flash reads.
 // `pnpm gpu:bundle` builds it into .gpu-kit/flash-shapes.mjs; on the GPU machine:
 //   node .gpu-kit/flash-shapes.mjs
 
 import {
   BACKWARD_SHAPES,
+  DKDV_KERNEL,
   FORWARD_SHAPES,
   type MatrixShapeChoice,
 } from '../../packages/core/src/flash/flash.js';
@@ -39,6 +41,17 @@ async function tryShapes(
   }
   shapes.splice(0, shapes.length, ...original);
 }
+
+// The dK/dV kernel with and without the role split, at the default shape.
+for (const roles of [false, true]) {
+  DKDV_KERNEL.roles = roles;
+  const m = await timeBackward();
+  const tflops = ((2.5 * forwardFlops(n)) / m.median / 1e9).toFixed(1);
+  console.log(
+    `backward, dK/dV roles ${roles}: ${m.median.toFixed(1)} ms (${tflops} TFLOPS) [${kernelTimes(m)}]`,
+  );
+}
+DKDV_KERNEL.roles = true;
 
 const backwardCandidates: MatrixShapeChoice[] = [
   [2, 16, 1],

@@ -8,6 +8,12 @@ import {
   toleranceFor,
 } from '@webattn/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { matrixDkDvSharedBytes } from '../src/flash/backward-matrix.wgsl.js';
+import {
+  flashDkDvRolesMatrixWgsl,
+  matrixDkDvRolesSharedBytes,
+  matrixDkDvRolesUnsupported,
+} from '../src/flash/backward-roles-matrix.wgsl.js';
 import {
   flashAttention,
   flashAttentionBackward,
@@ -390,6 +396,37 @@ describe('flash attention: every variant compiles on the null backend', () => {
       expect(backwards).toBeGreaterThanOrEqual(1);
     });
   }
+
+  it('the role-split dK/dV kernel at the H200 shapes (d = dv) as a shader module, and where it refuses', async () => {
+    // Its 34 KiB of workgroup memory exceed the null backend's 16 KiB: the module must compile; the
+    // pipeline is created on the GPU by `webattn verify flash`.
+    for (const [d, tile] of [
+      [64, 16],
+      [128, 16],
+      [128, 32],
+    ] as const) {
+      const c = {
+        d,
+        dv: d,
+        matrix: { M: 16, N: 16, K: 16 },
+        subgroupSize: 32,
+        pinSubgroupSize: true,
+        subgroups: 2,
+        tile,
+      };
+      expect(matrixDkDvRolesUnsupported(c)).toBeUndefined();
+      expect(matrixDkDvRolesSharedBytes(c)).toBe(matrixDkDvSharedBytes(c));
+      const module = gpu.device.createShaderModule({ code: flashDkDvRolesMatrixWgsl(c) });
+      const info = await module.getCompilationInfo();
+      expect(
+        info.messages.filter((m) => m.type === 'error').map((m) => m.message),
+        `d=${d} tile=${tile}`,
+      ).toEqual([]);
+    }
+    const base = { matrix: { M: 16, N: 16, K: 16 }, subgroupSize: 32, pinSubgroupSize: true, tile: 16 };
+    expect(matrixDkDvRolesUnsupported({ ...base, d: 192, dv: 128, subgroups: 2 })).toMatch(/differ/);
+    expect(matrixDkDvRolesUnsupported({ ...base, d: 128, dv: 128, subgroups: 1 })).toMatch(/built for 2/);
+  });
 
   for (const tier of ['portable', 'subgroups', 'f16'] as const) {
     it(`${tier}: forward and backward kernels for d/dv ${dims.map(([a, b]) => `${a}/${b}`).join(', ')}`, async () => {

@@ -85,14 +85,16 @@ describe('every NSA kernel compiles on the null backend, f32 and f16', () => {
           [`learned ${method}`, learnedActivationWgsl(dtype, method)],
           [`learned ${method} backward`, learnedActivationBackwardWgsl(dtype, method)],
         ]),
-        [
-          'select, 16 heads per KV head, d=128',
-          selectWgsl({ dtype, topN: 16, maxBlocks: 1024, group: 16, dim: 128 }),
-        ],
-        [
-          'select, 3 heads per KV head, d=30 (scalar loads)',
-          selectWgsl({ dtype, topN: 5, maxBlocks: 40, group: 3, dim: 30 }),
-        ],
+        ...([false, true] as const).flatMap((subgroups): [string, string][] => [
+          [
+            `select, 16 heads per KV head, d=128, subgroups ${subgroups}`,
+            selectWgsl({ dtype, topN: 16, maxBlocks: 1024, group: 16, dim: 128, subgroups }),
+          ],
+          [
+            `select, 3 heads per KV head, d=30 (scalar loads), subgroups ${subgroups}`,
+            selectWgsl({ dtype, topN: 5, maxBlocks: 40, group: 3, dim: 30, subgroups }),
+          ],
+        ]),
         ['combine', combineWgsl(dtype, true)],
         ['combine, no compressed branch', combineWgsl(dtype, false)],
         ['combine backward', combineBackwardWgsl(dtype, true)],

@@ -46,12 +46,12 @@ export function matrixBackwardUnsupported(c: MatrixBackwardConfig): string | und
  * a matrix load (or store) start on different banks. Unpadded, a 16-row load of 256-byte rows (d =
  * 128) hits the same banks sixteen times over.
  */
-function strides(c: MatrixBackwardConfig) {
+export function strides(c: MatrixBackwardConfig) {
   return { d: c.d + 8, dv: c.dv + 8, x: Math.max(c.d, c.dv) + 8, s: c.tile + 4, p: c.tile + 8 };
 }
 
 /** Per-subgroup score scratch: f32 rows of `s` (scores, dP) and f16 rows of `p` (P, dS), M rows each. */
-function scratchElements(c: MatrixBackwardConfig) {
+export function scratchElements(c: MatrixBackwardConfig) {
   const st = strides(c);
   return { s: c.subgroups * c.matrix.M * st.s, p: c.subgroups * c.matrix.M * st.p };
 }
@@ -77,12 +77,13 @@ export function matrixDkDvSharedBytes(c: MatrixBackwardConfig): number {
  * for the dQ pass, queries (`q` or `dout`) of head `h` from `i0` for the dK/dV pass; rows of q and
  * k are d wide, of dO and v dv wide, each padded by 16 bytes.
  */
-function tileRows(
+export function tileRows(
   c: MatrixBackwardConfig,
   side: 'keys' | 'queries',
   dest: string,
   src: 'k' | 'v' | 'q' | 'dout',
   index: string,
+  place: { threads?: number; destOffset?: number } = {},
 ): StagingSet {
   const st = strides(c);
   const wide = src === 'k' || src === 'q';
@@ -97,7 +98,8 @@ function tileRows(
         ? { tokenStart: 'sp.kStart', heads: 'p.hkv', head: 'hk', first: 'k0' }
         : { tokenStart: 'sp.qStart', heads: 'p.hq', head: 'h', first: 'i0' }),
       end: 'range.y',
-      threads: c.subgroups * c.subgroupSize,
+      threads: place.threads ?? c.subgroups * c.subgroupSize,
+      ...(place.destOffset !== undefined && { destOffset: place.destOffset }),
     },
     index,
   );
@@ -213,11 +215,13 @@ ${pf.flatMap((f, j) => df.map((a, c2) => `    ${f} = subgroupMatrixMultiplyAccum
 ${sf.map((f, j) => `    subgroupMatrixStore<row_major>(&Ss, ${scratch(j)}, ${f}, SS);`).join('\n')}
 ${pf.map((f, j) => `    subgroupMatrixStore<row_major>(&Dp, ${scratch(j)}, ${f}, SS);`).join('\n')}
     workgroupBarrier();
+    // A tile every row sees whole skips the per-score mask test (it cost a fifth of the kernel).
+    let open = k0 + i32(TILE) <= range.y && blockVisible(sp, first, last, k0, k0 + i32(TILE) - 1);
     for (var jj = part * ${keysPerLane}u; jj < (part + 1u) * ${keysPerLane}u; jj++) {
       let j = k0 + i32(jj);
       let at = sgc * ${M}u * SS + row * SS + jj;
       var ds = 0.0;
-      if (i <= last && j < range.y && visible(sp, i, j)) {
+      if (i <= last && (open || (j < range.y && visible(sp, i, j)))) {
         let prob = exp(Ss[at] * p.scale - rowLse);
         ds = prob * (Dp[at] - rowDelta);
       }
@@ -342,12 +346,14 @@ ${pf.flatMap((f, jq) => Array.from({ length: c.dv / K }, (_, kk) => `      ${f} 
 ${sf.map((f, jq) => `      subgroupMatrixStore<row_major>(&Ss, ${scratch(jq)}, ${f}, SS);`).join('\n')}
 ${pf.map((f, jq) => `      subgroupMatrixStore<row_major>(&Dp, ${scratch(jq)}, ${f}, SS);`).join('\n')}
       workgroupBarrier();
+      // A query tile that sees every key of this one whole skips the per-score mask test.
+      let open = i0 + i32(TILE) <= range.y && blockVisible(sp, i0, i0 + i32(TILE) - 1, first, last);
       for (var qq = part * ${queriesPerLane}u; qq < (part + 1u) * ${queriesPerLane}u; qq++) {
         let ii = i0 + i32(qq);
         let at = sgc * ${M}u * SS + row * SS + qq;
         var prob = 0.0;
         var ds = 0.0;
-        if (j <= last && ii < range.y && visible(sp, ii, j)) {
+        if (j <= last && (open || (ii < range.y && visible(sp, ii, j)))) {
           prob = exp(Ss[at] * p.scale - Lq[qq]);
           ds = prob * (Dp[at] - Dq[qq]);
         }

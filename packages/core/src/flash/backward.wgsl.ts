@@ -120,10 +120,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
         Ds[e] = dl;
       }
       workgroupBarrier();
+      // The tensor-core kernels' fast path, kept here too so that the tests on CPU adapters cover it.
+      let open = i0 + i32(TILE) <= range.y && blockVisible(sp, i0, i0 + i32(TILE) - 1, first, last);
       if (live) {
         for (var ii = 0u; ii < TILE; ii++) {
           let i = i0 + i32(ii);
-          if (i < range.y && visible(sp, i, j)) {
+          if (open || (i < range.y && visible(sp, i, j))) {
             var s = 0.0;
             for (var c = 0u; c < D; c++) { s = fma(Qs[ii * D + c], kr[c], s); }
             let prob = exp(s * p.scale - Ls[ii]);
@@ -191,10 +193,12 @@ ${queryTileWgsl('ROWS')}
     ${stageKeyTileWgsl('Ks', 'k', 'ROWS', 'f32')}
     ${stageKeyTileWgsl('Vs', 'v', 'ROWS', 'f32')}
     workgroupBarrier();
+    // As in the tensor-core kernel: a tile every row sees whole skips the mask test.
+    let open = k0 + i32(TILE) <= range.y && blockVisible(sp, first, last, k0, k0 + i32(TILE) - 1);
     if (live) {
       for (var jj = 0u; jj < TILE; jj++) {
         let j = k0 + i32(jj);
-        if (j < range.y && visible(sp, i, j)) {
+        if (open || (j < range.y && visible(sp, i, j))) {
           var s = 0.0;
           for (var c = 0u; c < D; c++) { s = fma(qr[c], Ks[jj * D + c], s); }
           let prob = exp(s * p.scale - lv);

@@ -75,6 +75,13 @@ fn visible(sp: Span, i: i32, j: i32) -> bool {
   return (p.left < 0 || at >= dgn - p.left) && (p.right < 0 || at <= dgn + p.right);
 }
 
+// Whether every query row of [qFirst, qLast] sees every key of [kFirst, kLast], so that a tile can
+// skip the mask test: the left edge is nearest for the last row's first key, the right edge for the
+// first row's last key.
+fn blockVisible(sp: Span, qFirst: i32, qLast: i32, kFirst: i32, kLast: i32) -> bool {
+  return (p.right < 0 || keyPosition(kLast) <= diagonal(sp, qFirst) + p.right) && (p.left < 0 || keyPosition(kFirst) >= diagonal(sp, qLast) - p.left);
+}
+
 // Keys [lo, hi) any of the query rows [first, last] can see.
 fn keyRange(sp: Span, first: i32, last: i32) -> vec2<i32> {
   var lo = 0;
@@ -130,6 +137,8 @@ export interface StagedRowsVec4 extends Omit<StagedRows, 'type' | 'rows' | 'widt
   threads: number;
   /** Row stride in `dest`, elements, a multiple of 4: the width unless rows are padded against bank conflicts. */
   destStride?: number;
+  /** Element of `dest` the first row starts at (0 by default), a multiple of 4. */
+  destOffset?: number;
 }
 
 /**
@@ -150,7 +159,9 @@ export function stageRowsVec4Set(o: StagedRowsVec4, index = 'e'): StagingSet {
     if (${inRange}${row(k)} < ${o.end}) {
       ${value(k)} = ${o.src}[((${o.tokenStart} + u32(${row(k)})) * ${o.heads} + ${o.head}) * ${w4}u + ${index}${k} % ${w4}u];
     }`,
-    store: (k) => `      let at = (${index}${k} / ${w4}u) * ${stride}u + 4u * (${index}${k} % ${w4}u);
+    store: (
+      k,
+    ) => `      let at = ${o.destOffset ? `${o.destOffset}u + ` : ''}(${index}${k} / ${w4}u) * ${stride}u + 4u * (${index}${k} % ${w4}u);
       ${storeVec4Wgsl(o.dest, 'at', value(k))}`,
   };
 }

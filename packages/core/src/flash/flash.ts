@@ -20,6 +20,7 @@ import {
   matrixDkDvSharedBytes,
   matrixDqSharedBytes,
 } from './backward-matrix.wgsl.js';
+import { flashDkDvRolesMatrixWgsl, matrixDkDvRolesUnsupported } from './backward-roles-matrix.wgsl.js';
 import { FLASH_PARAMS } from './common.wgsl.js';
 import { flashForwardWgsl, type RowKernelConfig } from './forward.wgsl.js';
 import {
@@ -118,6 +119,13 @@ export const BACKWARD_SHAPES: MatrixShapeChoice[] = [
   [4, 16, 1],
   [1, 16, 1],
 ];
+
+/**
+ * Which tensor-core dK/dV kernel runs where both could: the role-split one (four subgroups over the
+ * plain kernel's 32 key rows, half the accumulators each; d = dv) or the plain one. Mutable so that
+ * a diagnostic can time both in one run.
+ */
+export const DKDV_KERNEL: { roles: boolean } = { roles: true };
 
 /**
  * The tensor-core forward's shape for these head dims on this device, or undefined when none fits.
@@ -340,7 +348,11 @@ export async function flashAttentionBackward(
     if (kMeta.tiles > 0) {
       await dispatch(gpu, {
         label: `flash backward dk dv ${label}`,
-        code: matrix ? flashDkDvMatrixWgsl(matrix) : flashDkDvWgsl(config),
+        code: matrix
+          ? DKDV_KERNEL.roles && matrixDkDvRolesUnsupported(matrix) === undefined
+            ? flashDkDvRolesMatrixWgsl(matrix)
+            : flashDkDvMatrixWgsl(matrix)
+          : flashDkDvWgsl(config),
         buffers: [q, k, v, dO, stats, kMetaBuffer, dk, dv],
         params: paramsFor(problem, kMeta, lse.size),
         workgroups: kMeta.tiles * problem.hkv,

@@ -272,7 +272,7 @@ ${WORKGROUP_INDEX_WGSL}
 // Whether every row in [first, last] sees every key of the tile at k0: then no key needs a test.
 fn tileOpen(sp: Span, k0: i32, first: i32, last: i32, end: i32) -> bool {
   let k1 = k0 + i32(TILE) - 1;
-  return k1 < end && (p.right < 0 || keyPosition(k1) <= diagonal(sp, first) + p.right) && (p.left < 0 || keyPosition(k0) >= diagonal(sp, last) - p.left);
+  return k1 < end && blockVisible(sp, first, last, k0, k1);
 }
 
 ${matrixEntryPoint(c)}

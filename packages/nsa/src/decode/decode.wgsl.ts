@@ -12,7 +12,7 @@
 import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { SIGMOID_WGSL } from '../combine/combine.wgsl.js';
 import { groupDotsElement, groupDotsWgsl } from '../group-dots.wgsl.js';
-import { ADD_OVERLAPS_WGSL, SELECT_TOP_N_WGSL } from '../select/select.wgsl.js';
+import { ADD_OVERLAPS_WGSL, selectTopNWgsl } from '../select/select.wgsl.js';
 
 /** Uniform parameters of the decode kernels. */
 export const DECODE_PARAMS = [
@@ -206,7 +206,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     for (var J = i32(li); J <= own; J += i32(THREADS)) { addOverlaps(J, c0, min(blocks, c0 + i32(THREADS))); }
     workgroupBarrier();
   }
-${SELECT_TOP_N_WGSL}
+${selectTopNWgsl({ subgroups: false })}
 }
 `;
 }

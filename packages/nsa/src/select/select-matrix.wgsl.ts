@@ -16,7 +16,7 @@ import {
 } from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
 import { fragmentGrid, groupRowsOf, groupScoresWgsl, loadFragmentsWgsl } from '../matrix.wgsl.js';
-import { ADD_OVERLAPS_WGSL, SELECT_PARAMS, SELECT_TOP_N_WGSL } from './select.wgsl.js';
+import { ADD_OVERLAPS_WGSL, SELECT_PARAMS, selectTopNWgsl } from './select.wgsl.js';
 
 /** Generation parameters of the tensor-core selection (f16 q and compressed keys). */
 export interface SelectMatrixConfig {
@@ -125,7 +125,8 @@ ${ADD_OVERLAPS_WGSL}
 
 @compute @workgroup_size(${threads})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32) {
+        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
+        @builtin(subgroup_invocation_id) sgLane: u32, @builtin(num_subgroups) sgCount: u32) {
   let w = workgroupIndex(wid, nwg);
   if (w >= p.tokens * p.kvHeads) { return; }
   let t = w / p.kvHeads;
@@ -167,7 +168,8 @@ ${scores}
   }
   workgroupBarrier();
 
-${SELECT_TOP_N_WGSL}
+  let sgIndex = sg;
+${selectTopNWgsl({ subgroups: true })}
 }
 `;
 }

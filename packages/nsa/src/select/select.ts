@@ -92,6 +92,7 @@ export async function selectBlocks(
           maxBlocks: layout.maxSelectionBlocks,
           group: config.heads / config.kvHeads,
           dim: config.headDim,
+          subgroups: tier === 'subgroups',
         }),
     buffers: [inputs.q, inputs.cmpK, inputs.cmpLse, inputs.meta, out],
     params: {

@@ -35,6 +35,8 @@ export const SELECT_PARAMS = [
 export interface SelectKernelConfig extends GroupDotsConfig {
   topN: number;
   maxBlocks: number;
+  /** Reduce each pick's arg-max with subgroup operations (the adapter has subgroups). */
+  subgroups: boolean;
 }
 
 /** Invocations per workgroup; each takes every THREADS-th block. */
@@ -44,12 +46,49 @@ export const SELECT_THREADS = 64;
 export const SELECT_CHUNK = 256;
 
 /**
- * The end of both selection kernels, once `score[J]` holds every visible selection block's importance:
- * the forced blocks, then repeated arg-max picks (ties to the lowest index), written to the query's
- * slots with -1 in unused ones. Needs `li`, `t`, `g`, `own`, THREADS, TOPN and the workgroup
- * arrays `score`, `slots`, `bestScore`, `bestBlock` (THREADS entries each for the last two).
+ * The end of the selection kernels, once `score[J]` holds every visible selection block's
+ * importance: the forced blocks, then repeated arg-max picks (ties to the lowest index), written to
+ * the query's slots with -1 in unused ones. Needs `li`, `t`, `g`, `own`, THREADS, TOPN and the
+ * workgroup arrays `score`, `slots`, `bestScore`, `bestBlock` (THREADS entries each for the last
+ * two). With `subgroups`, each pick's arg-max reduces within each subgroup, then over the
+ * subgroups' results (two barriers per pick instead of 1 + log2 THREADS); that needs the builtins
+ * `sgLane` (subgroup_invocation_id), `sgIndex` (subgroup_id) and `sgCount` (num_subgroups).
  */
-export const SELECT_TOP_N_WGSL = `  // Forced blocks first, scored -1 so no pick repeats them.
+export function selectTopNWgsl(o: { subgroups: boolean }): string {
+  const reduce = o.subgroups
+    ? `    // The subgroup's best, ties to the lowest block; then the subgroups' results, the same way.
+    let sgBest = subgroupMax(best);
+    let sgAt = subgroupMin(select(0xffffffffu, u32(at), at >= 0 && best == sgBest));
+    if (sgLane == 0u) {
+      bestScore[sgIndex] = sgBest;
+      bestBlock[sgIndex] = select(i32(sgAt), -1, sgAt == 0xffffffffu);
+    }
+    workgroupBarrier();
+    if (li == 0u) {
+      for (var k = 1u; k < sgCount; k++) {
+        let s = bestScore[k];
+        let b = bestBlock[k];
+        if (s > bestScore[0] || (s == bestScore[0] && b >= 0 && (bestBlock[0] < 0 || b < bestBlock[0]))) {
+          bestScore[0] = s;
+          bestBlock[0] = b;
+        }
+      }
+    }`
+    : `    bestScore[li] = best;
+    bestBlock[li] = at;
+    workgroupBarrier();
+    for (var half = THREADS / 2u; half > 0u; half /= 2u) {
+      if (li < half) {
+        let s = bestScore[li + half];
+        let b = bestBlock[li + half];
+        if (s > bestScore[li] || (s == bestScore[li] && b >= 0 && (bestBlock[li] < 0 || b < bestBlock[li]))) {
+          bestScore[li] = s;
+          bestBlock[li] = b;
+        }
+      }
+      workgroupBarrier();
+    }`;
+  return `  // Forced blocks first, scored -1 so no pick repeats them.
   let used = min(i32(TOPN), own + 1);
   // The first initBlocks blocks up to its own, then localBlocks more ending at its own; the count
   // is computed by every invocation, so it is uniform.
@@ -72,20 +111,7 @@ export const SELECT_TOP_N_WGSL = `  // Forced blocks first, scored -1 so no pick
     for (var J = i32(li); J <= own; J += i32(THREADS)) {
       if (score[J] > best) { best = score[J]; at = J; }
     }
-    bestScore[li] = best;
-    bestBlock[li] = at;
-    workgroupBarrier();
-    for (var half = THREADS / 2u; half > 0u; half /= 2u) {
-      if (li < half) {
-        let s = bestScore[li + half];
-        let b = bestBlock[li + half];
-        if (s > bestScore[li] || (s == bestScore[li] && b >= 0 && (bestBlock[li] < 0 || b < bestBlock[li]))) {
-          bestScore[li] = s;
-          bestBlock[li] = b;
-        }
-      }
-      workgroupBarrier();
-    }
+${reduce}
     if (li == 0u && slot >= forced && slot < used) {
       slots[slot] = bestBlock[0];
       score[bestBlock[0]] = -1.0;
@@ -96,6 +122,7 @@ export const SELECT_TOP_N_WGSL = `  // Forced blocks first, scored -1 so no pick
     selected[(t * p.kvHeads + g) * TOPN + slot] = select(-1, slots[slot], i32(slot) < used);
   }
 `;
+}
 
 /**
  * WGSL of `addOverlaps(J, c0, end)`: adds to `score[J]` the probabilities (`probability[i - c0]`)
@@ -115,7 +142,7 @@ export const ADD_OVERLAPS_WGSL = `fn addOverlaps(J: i32, c0: i32, end: i32) {
 
 /** WGSL of the selection kernel. */
 export function selectWgsl(c: SelectKernelConfig): string {
-  return `${enables({ f16: c.dtype === 'f16' })}
+  return `${enables({ f16: c.dtype === 'f16', subgroups: c.subgroups })}
 ${paramsStruct(SELECT_PARAMS)}
 @group(0) @binding(0) var<storage, read> q: array<${groupDotsElement(c)}>;
 @group(0) @binding(1) var<storage, read> cmpK: array<${groupDotsElement(c)}>;
@@ -153,7 +180,12 @@ fn groupProbability(t: u32, sq: Sequence, g: u32, i: i32) -> f32 {
 }
 
 @compute @workgroup_size(${SELECT_THREADS})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32${
+    c.subgroups
+      ? `,
+        @builtin(subgroup_invocation_id) sgLane: u32, @builtin(subgroup_id) sgIndex: u32, @builtin(num_subgroups) sgCount: u32`
+      : ''
+  }) {
   let w = workgroupIndex(wid, nwg);
   if (w >= p.tokens * p.kvHeads) { return; }
   let t = w / p.kvHeads;
@@ -182,7 +214,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   }
   workgroupBarrier();
 
-${SELECT_TOP_N_WGSL}
+${selectTopNWgsl({ subgroups: c.subgroups })}
 }
 `;
 }

@@ -1,0 +1,202 @@
+/**
+ * The tensor-core dK/dV pass with its work split by role: twice the subgroups of the plain kernel
+ * (flashDkDvMatrixWgsl) over the same key rows, so that each subgroup holds half the accumulators.
+ * Subgroup `half + 2 · role` owns key rows `half · M ..` of the workgroup; role 0 computes the
+ * scores S = K·Qᵀ and accumulates dV += P·dO, role 1 computes dP = V·dOᵀ and accumulates
+ * dK += dS·Q. Every subgroup runs the same code: the role only moves offsets into arrays that hold
+ * both roles' operands (K and V, q and dO, S and dP, P and dS), because a branch on the subgroup
+ * would put the matrix operations and barriers out of uniform control flow. Hence d = dv.
+ *
+ * Why: the plain kernel keeps 2 · d/16 accumulator fragments per subgroup (128 registers per lane at
+ * d = 128) next to its operands, and runs two subgroups per workgroup; its time on the H200 went to
+ * waiting on memory with few warps to hide it. Here a subgroup keeps d/16 and a workgroup runs four.
+ */
+import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
+import { type StagingSet, unrolledStagingSetsWgsl } from '../wgsl.js';
+import { type MatrixBackwardConfig, scratchElements, strides, tileRows } from './backward-matrix.wgsl.js';
+import { backwardInputsWgsl, SEQUENCE_WGSL, stageRowsVec4Set } from './common.wgsl.js';
+import {
+  matrixConstantsWgsl,
+  matrixKernelHeader,
+  matrixShape,
+  fragmentNames as names,
+} from './matrix-kernel.js';
+
+/** Why a shape cannot use the role-split kernel, or undefined when it can. */
+export function matrixDkDvRolesUnsupported(c: MatrixBackwardConfig): string | undefined {
+  if (c.d !== c.dv) return `d = ${c.d} and dv = ${c.dv} differ`;
+  if (c.subgroups !== 2) return `${c.subgroups} row fragments per workgroup; the role split is built for 2`;
+  return undefined;
+}
+
+/** Workgroup memory of the role-split kernel, in bytes: the same arrays as the plain kernel's. */
+export function matrixDkDvRolesSharedBytes(c: MatrixBackwardConfig): number {
+  const rows = c.subgroups * c.matrix.M;
+  const st = strides(c);
+  const scratch = scratchElements(c);
+  return (rows + c.tile) * 2 * st.d * 2 + c.tile * 8 + scratch.s * 8 + scratch.p * 4;
+}
+
+/** WGSL of the role-split dK/dV pass: one workgroup per (key tile, KV head), 2 · subgroups subgroups. */
+export function flashDkDvRolesMatrixWgsl(c: MatrixBackwardConfig): string {
+  const why = matrixDkDvRolesUnsupported(c);
+  if (why) throw new Error(`flashDkDvRolesMatrixWgsl: ${why}`);
+  const { M, N, K, rows, perLane: queriesPerLane, left, right, result } = matrixShape(c);
+  const threads = 2 * c.subgroups * c.subgroupSize;
+  const st = strides(c);
+  const scratch = scratchElements(c);
+  // Offsets of role 1's half of each two-role array (elements).
+  const ownHalf = rows * st.d;
+  const tileHalf = c.tile * st.d;
+  const scoreHalf = scratch.s;
+  const probHalf = scratch.p;
+  const sf = names('sf', c.tile / N);
+  const acc = names('acc', c.d / N);
+  const own = (src: 'k' | 'v', index: string): StagingSet =>
+    stageRowsVec4Set(
+      {
+        dest: 'KV',
+        src,
+        rows,
+        width: c.d,
+        destStride: st.d,
+        destOffset: src === 'k' ? 0 : ownHalf,
+        tokenStart: 'sp.kStart',
+        heads: 'p.hkv',
+        head: 'hk',
+        first: 'first',
+        end: 'last + 1',
+        threads,
+      },
+      index,
+    );
+  const rowStatistics: StagingSet = {
+    count: c.tile,
+    index: 'es',
+    load: (k, inRange) => `    var esv${k} = vec2f(0.0, 0.0);
+    if (${inRange}i0 + i32(es${k}) < range.y) { esv${k} = rowStats(sp, h, i0 + i32(es${k})); }`,
+    store: (k) => `      Lq[es${k}] = esv${k}.x;
+      Dq[es${k}] = esv${k}.y;`,
+  };
+  const stageQueryTile = unrolledStagingSetsWgsl(threads, [
+    tileRows(c, 'queries', 'QO', 'q', 'eq', { threads, destOffset: 0 }),
+    tileRows(c, 'queries', 'QO', 'dout', 'eo', { threads, destOffset: tileHalf }),
+    rowStatistics,
+  ]);
+  // Role 0: S = K·Qᵀ; role 1: dP = V·dOᵀ; each into its half of SD.
+  const scores = sf
+    .flatMap((f, jq) =>
+      Array.from(
+        { length: c.d / K },
+        (_, kk) =>
+          `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&KV, role * ${ownHalf}u + half * ${M * st.d}u + ${kk * K}u, ${st.d}u), subgroupMatrixLoad<${right}, col_major>(&QO, role * ${tileHalf}u + ${jq * N * st.d + kk * K}u, ${st.d}u), ${f});`,
+      ),
+    )
+    .join('\n');
+  const storeScores = sf
+    .map(
+      (f, jq) =>
+        `      subgroupMatrixStore<row_major>(&SD, role * ${scoreHalf}u + half * ${M * st.s}u + ${jq * N}u, ${f}, ${st.s}u);`,
+    )
+    .join('\n');
+  // Role 0: dV += P·dO (dO is role 1's half of QO); role 1: dK += dS·Q (q is role 0's half).
+  const updates = acc
+    .flatMap((f, n) =>
+      Array.from(
+        { length: c.tile / K },
+        (_, kc) =>
+          `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&PD, role * ${probHalf}u + half * ${M * st.p}u + ${kc * K}u, ${st.p}u), subgroupMatrixLoad<${right}, row_major>(&QO, (1u - role) * ${tileHalf}u + ${kc * K * st.d + n * N}u, ${st.d}u), ${f});`,
+      ),
+    )
+    .join('\n');
+  // Each subgroup copies its accumulators out through its part of SD: dV (role 0), dK scaled (role 1).
+  const writeOut = acc
+    .map(
+      (
+        f,
+        n,
+      ) => `  subgroupMatrixStore<row_major>(&SD, role * ${scoreHalf}u + half * ${M * st.s}u, ${f}, ${N}u);
+  workgroupBarrier();
+  for (var e = lane; e < ${M * N}u; e += ${c.subgroupSize}u) {
+    let r = first + i32(half * ${M}u + e / ${N}u);
+    let x = SD[role * ${scoreHalf}u + half * ${M * st.s}u + e];
+    let at = ((sp.kStart + u32(r)) * p.hkv + hk) * D + ${n * N}u + e % ${N}u;
+    if (r <= last && sg < ${2 * c.subgroups}u) {
+      if (role == 0u) { dv[at] = f16(x); } else { dk[at] = f16(x * p.scale); }
+    }
+  }
+  workgroupBarrier();`,
+    )
+    .join('\n');
+  return `${matrixKernelHeader(c)}
+${backwardInputsWgsl('vec4<f16>')}
+@group(0) @binding(6) var<storage, read_write> dk: array<f16>;
+@group(0) @binding(7) var<storage, read_write> dv: array<f16>;
+@group(0) @binding(8) var<uniform> p: Params;
+
+${matrixConstantsWgsl(c)}
+// Both roles' operands: the workgroup's K then V rows, the tile's q then dO rows, S then dP
+// (f32), P then dS (f16); rows padded by 16 bytes.
+var<workgroup> KV: array<f16, ${2 * ownHalf}>;
+var<workgroup> QO: array<f16, ${2 * tileHalf}>;
+var<workgroup> Lq: array<f32, ${c.tile}>;
+var<workgroup> Dq: array<f32, ${c.tile}>;
+var<workgroup> SD: array<f32, ${2 * scoreHalf}>;
+var<workgroup> PD: array<f16, ${2 * probHalf}>;
+
+${SEQUENCE_WGSL}
+
+${WORKGROUP_INDEX_WGSL}
+
+@compute @workgroup_size(${threads})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
+        @builtin(subgroup_invocation_id) lane: u32) {
+  let w = workgroupIndex(wid, nwg);
+  if (w >= p.tiles * p.hkv) { return; }
+  let t = w / p.hkv;
+  let hk = w % p.hkv;
+  let sp = tileSpan(t);
+  let first = tileFirst(t);
+  let last = min(first + i32(ROWS), i32(sp.kLen)) - 1;
+  // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
+  let sgc = min(sg, ${2 * c.subgroups - 1}u);
+  let half = sgc % ${c.subgroups}u;
+  let role = sgc / ${c.subgroups}u;
+  let row = lane % ${M}u;
+  let part = lane / ${M}u;
+  let j = first + i32(half * ${M}u + row);
+  ${unrolledStagingSetsWgsl(threads, [own('k', 'ek'), own('v', 'ev')])}
+${acc.map((f) => `  var ${f} = ${result}();`).join('\n')}
+  let range = queryRange(sp, first, last);
+  for (var g = 0u; g < p.group; g++) {
+    let h = hk * p.group + g;
+    for (var i0 = range.x; i0 < range.y; i0 += i32(TILE)) {
+      workgroupBarrier();
+      ${stageQueryTile}
+      workgroupBarrier();
+${sf.map((f) => `      var ${f} = ${result}();`).join('\n')}
+${scores}
+${storeScores}
+      workgroupBarrier();
+      // Role 0 writes P, role 1 dS = P ∘ (dP - delta), both from S; a query tile that sees every
+      // key of this one whole skips the per-score mask test.
+      let open = i0 + i32(TILE) <= range.y && blockVisible(sp, i0, i0 + i32(TILE) - 1, first, last);
+      for (var qq = part * ${queriesPerLane}u; qq < (part + 1u) * ${queriesPerLane}u; qq++) {
+        let ii = i0 + i32(qq);
+        let at = half * ${M * st.s}u + row * ${st.s}u + qq;
+        var x = 0.0;
+        if (j <= last && (open || (ii < range.y && visible(sp, ii, j)))) {
+          let prob = exp(SD[at] * p.scale - Lq[qq]);
+          x = select(prob, prob * (SD[${scoreHalf}u + at] - Dq[qq]), role == 1u);
+        }
+        PD[role * ${probHalf}u + half * ${M * st.p}u + row * ${st.p}u + qq] = f16(x);
+      }
+      workgroupBarrier();
+${updates}
+    }
+  }
+${writeOut}
+}
+`;
+}
