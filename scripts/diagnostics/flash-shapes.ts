@@ -63,10 +63,10 @@ const backwardCandidates: MatrixShapeChoice[] = [
 await tryShapes('backward', BACKWARD_SHAPES, backwardCandidates, timeBackward, 2.5 * forwardFlops(n));
 const forwardCandidates: MatrixShapeChoice[] = [
   [2, 32, 2],
-  [2, 16, 2],
-  [4, 32, 1],
+  [4, 32, 2],
+  [2, 64, 2],
+  [4, 64, 2],
   [2, 32, 1],
-  [4, 16, 2],
 ];
 await tryShapes('forward', FORWARD_SHAPES, forwardCandidates, timeForward, forwardFlops(n));
 gpu.destroy();

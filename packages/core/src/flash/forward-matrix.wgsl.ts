@@ -10,16 +10,18 @@
  * workgroup with vec4 loads.
  *
  * Subgroup matrices are opaque, so the output accumulator cannot be rescaled row by row as the
- * online softmax would need. The kernel therefore makes two passes over the keys: the first
- * computes S = Q·Kᵀ only, to find each row's max and sum (its lse); the second recomputes S, forms
- * P = exp(S - lse) already normalised, and accumulates P·V into output fragments that never need
- * rescaling. Q·Kᵀ is done twice (1.5x the FLOPs of one pass) in exchange for no round trip of the
- * accumulator through workgroup memory.
+ * online softmax needs at every tile. The running max is lazy instead: a row's max moves only when
+ * a tile's max exceeds it by more than {@link FLASH_LAZY_RESCALE} (base 2), so P = exp2(S − m)
+ * stays below 2^8 and fits f16; only then do the accumulators round-trip through workgroup memory
+ * to be rescaled, which in practice happens on a row's first tile or two (a row's first visible
+ * tile needs none: its accumulator is still zero). The sum is normalised once, at the end. One pass
+ * over the keys, where a max known in advance would need two (Q·Kᵀ twice).
  *
  * Scores reach the lanes through workgroup memory. `lanesPerRow` lanes of a subgroup share a row,
- * each keeping a running max and sum over its part of the subgroup's slice; the lanes combine with
- * shuffles and the subgroups through workgroup memory, once, after the first pass. A lane walks its
- * part starting at an offset given by its row, so the lanes of a subgroup read different banks.
+ * each keeping a running sum over its part of the subgroup's slice; a tile's max is combined with
+ * shuffles over those lanes and through workgroup memory over the subgroups, so every lane of a row
+ * holds the same max. A lane walks its part starting at an offset given by its row, so the lanes of
+ * a subgroup read different banks.
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { MASKED, queryTileWgsl, SEQUENCE_WGSL, stageRowsVec4Wgsl } from './common.wgsl.js';
@@ -66,12 +68,18 @@ function stagingElements(c: MatrixForwardConfig): number {
   return Math.max(c.tile * Math.max(st.k, st.v), matrixForwardRows(c) * st.q);
 }
 
-/** Workgroup memory the kernel declares, in bytes: staging, scores (f32), probabilities (f16), stats. */
+/**
+ * Workgroup memory the kernel declares, in bytes: staging, scores (f32), probabilities (f16), each
+ * subgroup's per-row statistic, each row's scale factor and the rescale flag.
+ */
 export function matrixForwardSharedBytes(c: MatrixForwardConfig): number {
   const rows = matrixForwardRows(c);
   const st = strides(c);
-  return stagingElements(c) * 2 + rows * (st.s * 4 + st.p * 2) + c.subgroups * rows * 8;
+  return stagingElements(c) * 2 + rows * (st.s * 4 + st.p * 2) + c.subgroups * rows * 4 + rows * 4 + 16;
 }
+
+/** Base-2 distance a row's max may fall behind a tile's before its accumulator is rescaled. */
+export const FLASH_LAZY_RESCALE = 8;
 
 const isPowerOfTwo = (x: number) => Number.isInteger(x) && x >= 1 && (x & (x - 1)) === 0;
 
@@ -171,29 +179,41 @@ ${range(perLane)
   )
   .join('\n')}
     }`;
-  const at = (k: number) => `row * ${st.s}u + jj${k}`;
-  // Pass 1: scores in registers, masked ones at MASKED; a masked key adds nothing to the sum.
-  const tileStats = `${range(perLane)
-    .map((k) => `    var x${k} = ${MASKED};`)
-    .join('\n')}
-${eachKey((k, seen) => `      if (${seen}) { x${k} = Ss[${at(k)}] * scale2; }`)}
-    let mNew = max(m, ${range(perLane)
-      .map((k) => `x${k}`)
-      .reduce((a, b) => `max(${a}, ${b})`)});
-    var sum = 0.0;
-${eachKey((k, seen) => `      if (${seen}) { sum += exp2(x${k} - mNew); }`)}
-    l = l * exp2(m - mNew) + sum;
-    m = mNew;`;
-  const probabilities = eachKey(
-    (k, seen) =>
-      `      Ps[row * ${st.p}u + jj${k}] = select(f16(0.0), f16(exp2(Ss[${at(k)}] * scale2 - rowLse2)), ${seen});`,
-  );
-
   // Folds a per-lane value over the lanes sharing a row (lane = row + rows · part).
   const combine = (v: string, fold: (a: string, b: string) => string) =>
     range(Math.log2(lanesPerRow))
       .map((b) => `${v} = ${fold(v, `subgroupShuffleXor(${v}, ${rows * 2 ** b}u)`)};`)
       .join(' ');
+
+  const at = (k: number) => `row * ${st.s}u + jj${k}`;
+  // The tile's scores in registers, masked ones at MASKED; the row's max over the tile, from every
+  // lane and subgroup; the lazy max; then P = exp2(S − m), a masked key's 0.
+  const tileStep = `${range(perLane)
+    .map((k) => `    var x${k} = ${MASKED};`)
+    .join('\n')}
+${eachKey((k, seen) => `      if (${seen}) { x${k} = Ss[${at(k)}] * scale2; }`)}
+    var tileMax = ${range(perLane)
+      .map((k) => `x${k}`)
+      .reduce((a, b) => `max(${a}, ${b})`)};
+    ${combine('tileMax', (a, b) => `max(${a}, ${b})`)}
+    if (part == 0u) { RowPart[sgc * ROWS + row] = tileMax; }
+    workgroupBarrier();
+    for (var g = 0u; g < SUBGROUPS; g++) { tileMax = max(tileMax, RowPart[g * ROWS + row]); }
+    var alpha = 1.0;
+    if (tileMax > m + ${FLASH_LAZY_RESCALE.toFixed(1)}) {
+      alpha = exp2(m - tileMax);
+      // A row that saw keys before holds them in the accumulator, which must follow its max.
+      if (m > ${MASKED}) { rescaleFlag[0] = 1u; }
+      m = tileMax;
+      l *= alpha;
+    }
+    if (sgc == 0u && part == 0u) { RowScale[row] = alpha; }
+${range(perLane)
+  .map(
+    (k) =>
+      `    { let pr = select(0.0, exp2(x${k} - m), x${k} > ${MASKED}); l += pr; Ps[row * ${st.p}u + jj${k}] = f16(pr); }`,
+  )
+  .join('\n')}`;
 
   const products = range(c.tile / K)
     .map((kc) => {
@@ -214,34 +234,61 @@ ${eachKey((k, seen) => `      if (${seen}) { sum += exp2(x${k} - mNew); }`)}
     })
     .join('\n');
 
-  // The output leaves through the subgroup's columns of Ss, `keys` columns at a time.
+  // The accumulator reaches the lanes through the subgroup's columns of Ss, `keys` columns at a
+  // time: to be rescaled (then loaded back), and at the end to be written out.
   const chunkFrags = Math.min(keyFrags, columns / N);
-  const writeOut = range(Math.ceil(columns / N / chunkFrags))
-    .map((chunk) => {
-      const frags = range(chunkFrags).map((f) => chunk * chunkFrags + f);
-      const width = frags.length * N;
-      const stores = range(R).flatMap((r) =>
-        frags.map(
-          (n, f) =>
-            `  subgroupMatrixStore<row_major>(&Ss, ${r * M * st.s}u + sgc * ${keys}u + ${f * N}u, ${o[r]?.[n]}, ${st.s}u);`,
-        ),
-      );
-      return `${stores.join('\n')}
-  workgroupBarrier();
-  if (sg < SUBGROUPS) {
-    for (var e = lane; e < ${(rows * width) / 4}u; e += ${c.subgroupSize}u) {
+  const throughScores = (
+    indent: string,
+    lanes: (chunk: number, width: number) => string,
+    back: boolean,
+  ): string =>
+    range(Math.ceil(columns / N / chunkFrags))
+      .map((chunk) => {
+        const frags = range(chunkFrags).map((f) => chunk * chunkFrags + f);
+        const width = frags.length * N;
+        const to = (r: number, f: number) => `${r * M * st.s}u + sgc * ${keys}u + ${f * N}u`;
+        const stores = range(R).flatMap((r) =>
+          frags.map((n, f) => `subgroupMatrixStore<row_major>(&Ss, ${to(r, f)}, ${o[r]?.[n]}, ${st.s}u);`),
+        );
+        const loads = range(R).flatMap((r) =>
+          frags.map(
+            (n, f) => `${o[r]?.[n]} = subgroupMatrixLoad<${result}, row_major>(&Ss, ${to(r, f)}, ${st.s}u);`,
+          ),
+        );
+        return [
+          ...stores,
+          'workgroupBarrier();',
+          // Narrower subgroups than built for repeat the last one's columns: one of them does the work.
+          `if (sg < SUBGROUPS) {\n${lanes(chunk, width)}\n${indent}}`,
+          'workgroupBarrier();',
+          ...(back ? loads : []),
+        ]
+          .map((line) => `${indent}${line}`)
+          .join('\n');
+      })
+      .join('\n');
+  const rescale = throughScores(
+    '      ',
+    (_, width) => `        for (var e = lane; e < ${rows * width}u; e += ${c.subgroupSize}u) {
+          let at = (e / ${width}u) * ${st.s}u + sg * ${keys}u + e % ${width}u;
+          Ss[at] *= RowScale[e / ${width}u];
+        }`,
+    true,
+  );
+  // RowScale holds each row's 1 / sum by then.
+  const writeOut = throughScores(
+    '  ',
+    (chunk, width) => `    for (var e = lane; e < ${(rows * width) / 4}u; e += ${c.subgroupSize}u) {
       let r = e / ${width / 4}u;
       let at = r * ${st.s}u + sg * ${keys}u + 4u * (e % ${width / 4}u);
       let oi = first + i32(r);
       if (oi <= last) {
         o[((sp.qStart + u32(oi)) * p.hq + h) * ${c.dv / 4}u + sg * ${columns / 4}u + ${(chunk * chunkFrags * N) / 4}u + e % ${width / 4}u] =
-          vec4<f16>(vec4<f32>(Ss[at], Ss[at + 1u], Ss[at + 2u], Ss[at + 3u]));
+          vec4<f16>(vec4<f32>(Ss[at], Ss[at + 1u], Ss[at + 2u], Ss[at + 3u]) * RowScale[r]);
       }
-    }
-  }
-  workgroupBarrier();`;
-    })
-    .join('\n');
+    }`,
+    false,
+  );
 
   return `${matrixKernelHeader(c)}
 @group(0) @binding(0) var<storage, read> q: array<vec4<f16>>;
@@ -262,8 +309,13 @@ const LOG2E = 1.4426950408889634;
 var<workgroup> Xs: array<f16, ${stagingElements(c)}>;
 var<workgroup> Ss: array<f32, ${rows * st.s}>;
 var<workgroup> Ps: array<f16, ${rows * st.p}>;
-// Each subgroup's (max, sum) per row after the first pass, in base 2.
-var<workgroup> Stats: array<vec2<f32>, ${c.subgroups * rows}>;
+// Each subgroup's part of a per-row statistic: a tile's max (base 2), at the end the row's sum.
+var<workgroup> RowPart: array<f32, ${c.subgroups * rows}>;
+// Each row's factor: the rescale of its accumulator in a tile, at the end 1 / its sum.
+var<workgroup> RowScale: array<f32, ${rows}>;
+// Whether some row's accumulator needs rescaling in this tile (a whole 16-byte unit, like every
+// workgroup variable of a subgroup-matrix kernel; see workgroup-alignment.ts).
+var<workgroup> rescaleFlag: array<u32, 4>;
 
 ${SEQUENCE_WGSL}
 
@@ -297,41 +349,39 @@ ${q
   .join('\n')}
   let range = keyRange(sp, first, last);
 
-  // Pass 1: this lane's max and sum of exp2 over its keys of every visible tile.
+  if (li == 0u) { rescaleFlag[0] = 0u; }
+  // This row's lazy max (base 2, the same in every lane of the row) and this lane's part of its sum.
   var m = ${MASKED};
   var l = 0.0;
-  for (var k0 = range.x; k0 < range.y; k0 += i32(TILE)) {
-${scoreTile}
-${tileStats}
-  }
-  // Shuffles need the whole subgroup, so lanes that saw nothing take part with m = MASKED, l = 0.
-  var rowMax = m;
-  ${combine('rowMax', (a, b) => `max(${a}, ${b})`)}
-  l = l * exp2(m - rowMax);
-  ${combine('l', (a, b) => `${a} + ${b}`)}
-  if (part == 0u) { Stats[sgc * ROWS + row] = vec2<f32>(rowMax, l); }
-  workgroupBarrier();
-  m = ${MASKED};
-  for (var g = 0u; g < SUBGROUPS; g++) { m = max(m, Stats[g * ROWS + row].x); }
-  l = 0.0;
-  for (var g = 0u; g < SUBGROUPS; g++) { l += Stats[g * ROWS + row].y * exp2(Stats[g * ROWS + row].x - m); }
-  // A row with no key gets lse = -inf; its probabilities below use a huge offset and come out 0.
-  let rowLse2 = select(3.0e38, m + log2(l), l > 0.0);
-
-  // Pass 2: P = exp2(S - lse), already normalised, accumulated as P·V.
 ${o
   .flat()
   .map((f) => `  var ${f} = ${result}();`)
   .join('\n')}
   for (var k0 = range.x; k0 < range.y; k0 += i32(TILE)) {
 ${scoreTile}
-${probabilities}
+${tileStep}
     ${stage('v')}
+    // A full barrier before the uniform load: workgroupUniformLoad right after the stores has read
+    // stale values on the H200's driver.
     workgroupBarrier();
+    if (workgroupUniformLoad(&rescaleFlag[0]) != 0u) {
+${rescale}
+      if (li == 0u) { rescaleFlag[0] = 0u; }
+    }
 ${products}
   }
-  if (sg == 0u && part == 0u && i <= last) {
-    lse[sp.lseBase + h * p.lseHeadStride + u32(i)] = select(p.negInf, rowLse2 * ${Math.LN2}, l > 0.0);
+  // Shuffles need the whole subgroup, so lanes that saw nothing take part with l = 0.
+  ${combine('l', (a, b) => `${a} + ${b}`)}
+  if (part == 0u) { RowPart[sgc * ROWS + row] = l; }
+  workgroupBarrier();
+  l = 0.0;
+  for (var g = 0u; g < SUBGROUPS; g++) { l += RowPart[g * ROWS + row]; }
+  if (sg == 0u && part == 0u) {
+    RowScale[row] = select(0.0, 1.0 / l, l > 0.0);
+    // A row with no key gets lse = -inf (and an output of 0).
+    if (i <= last) {
+      lse[sp.lseBase + h * p.lseHeadStride + u32(i)] = select(p.negInf, (m + log2(l)) * ${Math.LN2}, l > 0.0);
+    }
   }
 ${writeOut}
 }
