@@ -14,6 +14,7 @@ import {
   matrixDkDvRolesSharedBytes,
   matrixDkDvRolesUnsupported,
 } from '../src/flash/backward-roles-matrix.wgsl.js';
+import { matrixForwardQueryInWorkgroup, matrixForwardSharedBytes } from '../src/flash/forward-matrix.wgsl.js';
 import {
   flashAttention,
   flashAttentionBackward,
@@ -426,6 +427,36 @@ describe('flash attention: every variant compiles on the null backend', () => {
     const base = { matrix: { M: 16, N: 16, K: 16 }, subgroupSize: 32, pinSubgroupSize: true, tile: 16 };
     expect(matrixDkDvRolesUnsupported({ ...base, d: 192, dv: 128, subgroups: 2 })).toMatch(/differ/);
     expect(matrixDkDvRolesUnsupported({ ...base, d: 128, dv: 128, subgroups: 1 })).toMatch(/built for 2/);
+  });
+
+  it('the forward at the H200 shape, Q held in registers (d = 128) or read from workgroup memory (MLA 288/256)', async () => {
+    // Over the null backend's 16 KiB of workgroup memory: the module must compile; the pipeline is
+    // created on the GPU by `webattn verify flash` and MLA's prefill checks in `webattn verify mla`.
+    const base = {
+      matrix: { M: 16, N: 16, K: 16 },
+      subgroupSize: 32,
+      pinSubgroupSize: true,
+      subgroups: 2,
+      tile: 32,
+      rowFragments: 2,
+    };
+    for (const [d, dv, inWorkgroup] of [
+      [128, 128, false],
+      [192, 128, false],
+      [256, 256, true],
+      [288, 256, true],
+    ] as const) {
+      const c = { ...base, d, dv };
+      expect(matrixForwardQueryInWorkgroup(c), `${d}/${dv}`).toBe(inWorkgroup);
+      expect(matrixForwardSharedBytes(c), `${d}/${dv}`).toBeLessThanOrEqual(48 * 1024);
+      const code = flashForwardMatrixWgsl(c);
+      expect(code.includes('var<workgroup> Qs'), `${d}/${dv}`).toBe(inWorkgroup);
+      const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
+      expect(
+        info.messages.filter((m) => m.type === 'error').map((m) => m.message),
+        `${d}/${dv}`,
+      ).toEqual([]);
+    }
   });
 
   for (const tier of ['portable', 'subgroups', 'f16'] as const) {

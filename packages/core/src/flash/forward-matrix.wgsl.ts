@@ -62,20 +62,48 @@ function strides(c: MatrixForwardConfig) {
   return { q: c.d + 8, k: c.d + 8, v: c.dv + 8, s: c.tile + 4, p: c.tile + 8 };
 }
 
-/** f16 elements of the staging area: a tile of keys or of values, or the workgroup's Q rows. */
+/**
+ * 32-bit registers per lane that Q's fragments and the output accumulator take, past which Q stays
+ * in workgroup memory and its fragments are loaded at every use. With d = 128 both fit (64 + 64);
+ * MLA's prefill (d = 288, dv = 256: 144 + 128) spills when Q is held too.
+ */
+const HELD_REGISTERS = 192;
+
+/** Whether Q's fragments are read from workgroup memory at every use instead of held in registers. */
+export function matrixForwardQueryInWorkgroup(c: MatrixForwardConfig): boolean {
+  const { M, N, K } = c.matrix;
+  const query = c.rowFragments * (c.d / K) * ((M * K) / 2 / c.subgroupSize);
+  const output = c.rowFragments * (c.dv / c.subgroups / N) * ((M * N) / c.subgroupSize);
+  return query + output > HELD_REGISTERS;
+}
+
+/** f16 elements of the staging area: a tile of keys or of values, or the workgroup's Q rows when Q is held. */
 function stagingElements(c: MatrixForwardConfig): number {
   const st = strides(c);
-  return Math.max(c.tile * Math.max(st.k, st.v), matrixForwardRows(c) * st.q);
+  const tile = c.tile * Math.max(st.k, st.v);
+  return matrixForwardQueryInWorkgroup(c) ? tile : Math.max(tile, matrixForwardRows(c) * st.q);
+}
+
+/** f16 elements of Q's own workgroup array (none when Q is held in registers). */
+function queryElements(c: MatrixForwardConfig): number {
+  return matrixForwardQueryInWorkgroup(c) ? matrixForwardRows(c) * strides(c).q : 0;
 }
 
 /**
- * Workgroup memory the kernel declares, in bytes: staging, scores (f32), probabilities (f16), each
+ * Workgroup memory the kernel declares, in bytes: staging, Q where it is not held, scores (f32),
+ * probabilities (f16), each
  * subgroup's per-row statistic, each row's scale factor and the rescale flag.
  */
 export function matrixForwardSharedBytes(c: MatrixForwardConfig): number {
   const rows = matrixForwardRows(c);
   const st = strides(c);
-  return stagingElements(c) * 2 + rows * (st.s * 4 + st.p * 2) + c.subgroups * rows * 4 + rows * 4 + 16;
+  return (
+    (stagingElements(c) + queryElements(c)) * 2 +
+    rows * (st.s * 4 + st.p * 2) +
+    c.subgroups * rows * 4 +
+    rows * 4 +
+    16
+  );
 }
 
 /** Base-2 distance a row's max may fall behind a tile's before its accumulator is rescaled. */
@@ -117,6 +145,11 @@ export function flashForwardMatrixWgsl(c: MatrixForwardConfig): string {
   const st = strides(c);
   const keyFrags = keys / N;
   const q = grid('qf', R, c.d / K);
+  const queryInWorkgroup = matrixForwardQueryInWorkgroup(c);
+  const queryFragment = (r: number, kk: number) =>
+    queryInWorkgroup
+      ? `subgroupMatrixLoad<${left}, row_major>(&Qs, ${r * M * st.q + kk * K}u, ${st.q}u)`
+      : q[r]?.[kk];
   const o = grid('of', R, columns / N);
 
   // S = Q·Kᵀ for the subgroup's slice of the staged key tile, stored to its columns of Ss. All of
@@ -128,7 +161,8 @@ export function flashForwardMatrixWgsl(c: MatrixForwardConfig): string {
       range(keyFrags).flatMap((j) => [
         `    { let kf = subgroupMatrixLoad<${right}, col_major>(&Xs, (sgc * ${keyFrags}u + ${j}u) * ${N * st.k}u + ${kk * K}u, ${st.k}u);`,
         ...range(R).map(
-          (r) => `      ${s[r]?.[j]} = subgroupMatrixMultiplyAccumulate(${q[r]?.[kk]}, kf, ${s[r]?.[j]});`,
+          (r) =>
+            `      ${s[r]?.[j]} = subgroupMatrixMultiplyAccumulate(${queryFragment(r, kk)}, kf, ${s[r]?.[j]});`,
         ),
         '    }',
       ]),
@@ -307,6 +341,7 @@ const THREADS = ${c.subgroups * c.subgroupSize}u;
 const SUBGROUPS = ${c.subgroups}u;
 const LOG2E = 1.4426950408889634;
 var<workgroup> Xs: array<f16, ${stagingElements(c)}>;
+${queryInWorkgroup ? `var<workgroup> Qs: array<f16, ${queryElements(c)}>;` : ''}
 var<workgroup> Ss: array<f32, ${rows * st.s}>;
 var<workgroup> Ps: array<f16, ${rows * st.p}>;
 // Each subgroup's part of a per-row statistic: a tile's max (base 2), at the end the row's sum.
@@ -337,16 +372,20 @@ ${queryTileWgsl('ROWS')}
   let i = first + i32(row);
   // Scores in base 2: exp(x) = exp2(x · log2 e).
   let scale2 = p.scale * LOG2E;
-  ${stageRowsVec4Wgsl({ dest: 'Xs', src: 'q', rows, width: c.d, destStride: st.q, tokenStart: 'sp.qStart', heads: 'p.hq', head: 'h', first: 'first', end: 'last + 1', threads: c.subgroups * c.subgroupSize })}
+  ${stageRowsVec4Wgsl({ dest: queryInWorkgroup ? 'Qs' : 'Xs', src: 'q', rows, width: c.d, destStride: st.q, tokenStart: 'sp.qStart', heads: 'p.hq', head: 'h', first: 'first', end: 'last + 1', threads: c.subgroups * c.subgroupSize })}
   workgroupBarrier();
-${q
-  .flatMap((frags, r) =>
-    frags.map(
-      (f, kk) =>
-        `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&Xs, ${r * M * st.q + kk * K}u, ${st.q}u);`,
-    ),
-  )
-  .join('\n')}
+${
+  queryInWorkgroup
+    ? ''
+    : q
+        .flatMap((frags, r) =>
+          frags.map(
+            (f, kk) =>
+              `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&Xs, ${r * M * st.q + kk * K}u, ${st.q}u);`,
+          ),
+        )
+        .join('\n')
+}
   let range = keyRange(sp, first, last);
 
   if (li == 0u) { rescaleFlag[0] = 0u; }
