@@ -5,18 +5,14 @@
 // `pnpm gpu:bundle` builds it into .gpu-kit/flash-ablations.mjs; on the GPU machine:
 //   node .gpu-kit/flash-ablations.mjs
 
+import { type Ablation, ablationsOf, never } from './ablate.js';
 import { flashProblem, forwardFlops, kernelTimes } from './flash-problem.js';
 
 const n = 16384;
 const { gpu, timeBackward } = await flashProblem(n);
 
-/**
- * Each ablation rewrites the backward kernels' WGSL; lines it cannot find leave the kernel as is.
- * A removed load stays in the code behind a condition that never holds: a binding no code reads
- * would drop out of the pipeline's layout and fail the bind group.
- */
-const never = (statement: string) => `if (li > 100000u) { ${statement} }`;
-const ablations: [string, (code: string) => string][] = [
+/** Each ablation rewrites the backward kernels' WGSL; lines it cannot find leave the kernel as is. */
+const ablations: Ablation[] = [
   ['none', (c) => c],
   [
     'row statistics loads',
@@ -45,14 +41,8 @@ const ablations: [string, (code: string) => string][] = [
   ],
 ];
 
-const get = gpu.pipelines.get.bind(gpu.pipelines);
-let ablate: (code: string) => string = (c) => c;
-gpu.pipelines.get = (code, label, entryPoint) =>
-  get(label.startsWith('flash backward') ? ablate(code) : code, label, entryPoint);
-
-for (const [name, rewrite] of ablations) {
-  ablate = rewrite;
-  const m = await timeBackward();
+for (const [name, time] of ablationsOf(gpu, 'flash backward', ablations, timeBackward)) {
+  const m = await time();
   const tflops = ((2.5 * forwardFlops(n)) / m.median / 1e9).toFixed(1);
   console.log(`without ${name}: ${m.median.toFixed(1)} ms (${tflops} TFLOPS) [${kernelTimes(m)}]`);
 }

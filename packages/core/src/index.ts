@@ -30,6 +30,7 @@ export {
 export {
   type StagedRows,
   type StagedRowsVec4,
+  stageRowsVec4Prefetched,
   stageRowsVec4Set,
   stageRowsVec4Wgsl,
 } from './flash/common.wgsl.js';
@@ -97,6 +98,7 @@ export { pickTier, tierDtype } from './tiers.js';
 export { type Measurement, type MeasureOptions, measure, type TimeSource, timeOnce } from './timing.js';
 export {
   enables,
+  prefetchedStagingWgsl,
   type StagingSet,
   storeVec4Wgsl,
   unrolledStagingSetsWgsl,

@@ -47,23 +47,54 @@ export interface StagingSet {
  * last step overhangs `count`. The whole is one block, so that several stagings can share a scope.
  */
 export function unrolledStagingSetsWgsl(threads: number, sets: StagingSet[]): string {
-  const parts = sets.map(({ count, index = 'e', load, store }) => {
-    const steps = Array.from({ length: Math.ceil(count / threads) }, (_, k) => k);
-    const overhangs = (k: number) => (k + 1) * threads > count;
-    return {
-      loads: steps.map(
-        (k) =>
-          `    let ${index}${k} = li + ${k * threads}u;\n${load(k, overhangs(k) ? `${index}${k} < ${count}u && ` : '')}`,
-      ),
-      stores: steps.map(
-        (k) => `    ${overhangs(k) ? `if (${index}${k} < ${count}u) ` : ''}{\n${store(k)}\n    }`,
-      ),
-    };
-  });
+  const parts = sets.map((set) => stagingSteps(threads, set, false));
   return `{
 ${parts.flatMap((p) => p.loads).join('\n')}
 ${parts.flatMap((p) => p.stores).join('\n')}
   }`;
+}
+
+/**
+ * Each step's loads (its index, then `load`) and stores (under the bound where it overhangs) of one
+ * set; `storesNameIndex` where the stores are not in the loads' scope.
+ */
+function stagingSteps(
+  threads: number,
+  { count, index = 'e', load, store }: StagingSet,
+  storesNameIndex: boolean,
+) {
+  const steps = Array.from({ length: Math.ceil(count / threads) }, (_, k) => k);
+  const overhangs = (k: number) => (k + 1) * threads > count;
+  return {
+    steps,
+    loads: steps.map(
+      (k) =>
+        `    let ${index}${k} = li + ${k * threads}u;\n${load(k, overhangs(k) ? `${index}${k} < ${count}u && ` : '')}`,
+    ),
+    stores: steps.map(
+      (k) =>
+        `    ${overhangs(k) ? `if (${storesNameIndex ? `li + ${k * threads}u` : `${index}${k}`} < ${count}u) ` : ''}{\n${storesNameIndex ? `    let ${index}${k} = li + ${k * threads}u;\n` : ''}${store(k)}\n    }`,
+    ),
+  };
+}
+
+/**
+ * A staging step split in two, for a tile prefetched while the previous one is computed:
+ * `declarations` (one `declare(k)` per step, at function scope), `loads` (assigning those values;
+ * `load` must not declare them) and `stores`, each a block of its own that names its indices, so
+ * that the loads can be issued a whole tile before the stores.
+ */
+export function prefetchedStagingWgsl(
+  count: number,
+  threads: number,
+  set: Omit<StagingSet, 'count' | 'index'> & { declare: (k: number) => string },
+): { declarations: string; loads: string; stores: string } {
+  const { steps, loads, stores } = stagingSteps(threads, { count, ...set }, true);
+  return {
+    declarations: steps.map((k) => `  ${set.declare(k)}`).join('\n'),
+    loads: `{\n${loads.join('\n')}\n  }`,
+    stores: `{\n${stores.join('\n')}\n  }`,
+  };
 }
 
 /** {@link unrolledStagingSetsWgsl} of a single set whose indices are named `e`. */

@@ -32,6 +32,7 @@ export {
   mlaPadRowsWgsl,
 } from './attention/attention-matrix.wgsl.js';
 export {
+  MLA_MATRIX_SUBGROUPS,
   MLA_MIN_SPLIT_KEYS,
   MLA_TARGET_WORKGROUPS,
   type MlaLaunchPlan,

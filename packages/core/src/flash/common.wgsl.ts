@@ -1,6 +1,6 @@
 /** WGSL every flash-attention kernel shares: parameters, the sequence table, the mask. */
 import type { ParamLayout } from '../params.js';
-import { type StagingSet, storeVec4Wgsl, unrolledStagingSetsWgsl } from '../wgsl.js';
+import { prefetchedStagingWgsl, type StagingSet, storeVec4Wgsl, unrolledStagingSetsWgsl } from '../wgsl.js';
 
 /** Uniform parameters of the flash kernels. */
 export const FLASH_PARAMS: ParamLayout = [
@@ -148,22 +148,45 @@ export interface StagedRowsVec4 extends Omit<StagedRows, 'type' | 'rows' | 'widt
  * `index` names the set's indices (and prefixes its values) where several sets share a step.
  */
 export function stageRowsVec4Set(o: StagedRowsVec4, index = 'e'): StagingSet {
+  const { load, store } = rowsVec4Steps(o, index);
+  return { count: o.rows * (o.width / 4), index, load: (k, inRange) => load(k, inRange, true), store };
+}
+
+/** The loads and stores of {@link stageRowsVec4Set}; `declare` puts `var` before each loaded value. */
+function rowsVec4Steps(o: StagedRowsVec4, index: string) {
   const w4 = o.width / 4;
   const stride = o.destStride ?? o.width;
   const row = (k: number) => `${o.first} + i32(${index}${k} / ${w4}u)`;
   const value = (k: number) => `${index}x${k}`;
   return {
-    count: o.rows * w4,
-    index,
-    load: (k, inRange) => `    var ${value(k)} = vec4<f16>();
+    value,
+    load: (
+      k: number,
+      inRange: string,
+      declare: boolean,
+    ) => `    ${declare ? 'var ' : ''}${value(k)} = vec4<f16>();
     if (${inRange}${row(k)} < ${o.end}) {
       ${value(k)} = ${o.src}[((${o.tokenStart} + u32(${row(k)})) * ${o.heads} + ${o.head}) * ${w4}u + ${index}${k} % ${w4}u];
     }`,
     store: (
-      k,
+      k: number,
     ) => `      let at = ${o.destOffset ? `${o.destOffset}u + ` : ''}(${index}${k} / ${w4}u) * ${stride}u + 4u * (${index}${k} % ${w4}u);
       ${storeVec4Wgsl(o.dest, 'at', value(k))}`,
   };
+}
+
+/**
+ * {@link stageRowsVec4Set} split for a tile prefetched while the previous one is computed (see
+ * {@link prefetchedStagingWgsl}): the values are declared once, the loads issued a tile ahead (with
+ * `first` naming the tile they are for), the stores made when the tile's turn comes.
+ */
+export function stageRowsVec4Prefetched(o: StagedRowsVec4): ReturnType<typeof prefetchedStagingWgsl> {
+  const { value, load, store } = rowsVec4Steps(o, 'e');
+  return prefetchedStagingWgsl(o.rows * (o.width / 4), o.threads, {
+    declare: (k) => `var ${value(k)}: vec4<f16>;`,
+    load: (k, inRange) => load(k, inRange, false),
+    store,
+  });
 }
 
 /**

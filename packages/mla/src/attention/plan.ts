@@ -114,6 +114,13 @@ export interface MlaMatrixPlan extends MlaPlan {
 }
 
 /**
+ * Subgroups per workgroup of the tensor-core kernel to try, in order: the first that divides the
+ * latent columns into whole fragments and fits wins. Each owns r / subgroups accumulator columns,
+ * so more subgroups hold fewer registers each. Mutable so that a diagnostic can time each.
+ */
+export const MLA_MATRIX_SUBGROUPS: number[] = [8, 4];
+
+/**
  * The tensor-core tiling for a problem on this device, or undefined where the dims or limits do not
  * allow it (the caller falls back to the row kernel). Subgroup size and pinning come from core.
  */
@@ -122,22 +129,22 @@ export function planMlaMatrix(gpu: Gpu, input: MlaPlanInput): MlaMatrixPlan | un
   const { subgroupSize, pinSubgroupSize } = matrixSubgroupSize(gpu.caps);
   const limit = gpu.caps.limits.maxComputeWorkgroupStorageSize;
   const packed = nq * heads;
-  const subgroups = 4;
-  const base = { heads, r, dr, subgroups, subgroupSize, pinSubgroupSize, source: 'dense' as const };
-  let chosen: { rows: number; keyTile: number } | undefined;
-  for (const rows of [Math.min(64, Math.ceil(packed / 16) * 16), 32, 16]) {
-    if (rows > Math.ceil(packed / 16) * 16) continue;
-    for (const keyTile of [32, 16]) {
-      const c = { ...base, rows, keyTile };
-      if (mlaMatrixUnsupported(c) === undefined && mlaMatrixSharedBytes(c) <= limit) {
-        chosen = { rows, keyTile };
-        break;
+  const invocations = gpu.caps.limits.maxComputeInvocationsPerWorkgroup;
+  for (const subgroups of MLA_MATRIX_SUBGROUPS) {
+    if (subgroups * subgroupSize > invocations) continue;
+    const base = { heads, r, dr, subgroups, subgroupSize, pinSubgroupSize, source: 'dense' as const };
+    for (const rows of [Math.min(64, Math.ceil(packed / 16) * 16), 32, 16]) {
+      if (rows > Math.ceil(packed / 16) * 16) continue;
+      for (const keyTile of [32, 16]) {
+        const c = { ...base, rows, keyTile };
+        if (mlaMatrixUnsupported(c) === undefined && mlaMatrixSharedBytes(c) <= limit) {
+          const chosen = { rows, keyTile };
+          return { ...chosen, ...splitKeys(input, chosen), subgroups, subgroupSize, pinSubgroupSize };
+        }
       }
     }
-    if (chosen) break;
   }
-  if (!chosen) return undefined;
-  return { ...chosen, ...splitKeys(input, chosen), subgroups, subgroupSize, pinSubgroupSize };
+  return undefined;
 }
 
 /** The tiling of one launch: the tensor-core plan where it applies, and the plan either way. */

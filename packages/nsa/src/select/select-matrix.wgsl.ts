@@ -11,6 +11,7 @@ import {
   alignedWorkgroupLength,
   enables,
   paramsStruct,
+  stageRowsVec4Prefetched,
   stageRowsVec4Wgsl,
   WORKGROUP_INDEX_WGSL,
 } from '@webattn/core';
@@ -87,6 +88,21 @@ export function selectMatrixWgsl(c: SelectMatrixConfig): string {
       'dest' | 'src' | 'width' | 'threads' | 'destStride'
     >,
   ) => stageRowsVec4Wgsl({ dest: 'Ks', src, width: c.d, destStride: st.k, threads, ...rowsOf });
+  // The compressed keys, prefetched: the next tile's loads are issued before this one is scored (its
+  // staging was half the kernel's time at 65536 tokens when loaded and stored in one step).
+  const keys = stageRowsVec4Prefetched({
+    dest: 'Ks',
+    src: 'cmpK',
+    width: c.d,
+    destStride: st.k,
+    threads,
+    rows: c.tile,
+    tokenStart: 'sq.cmpStart',
+    heads: 'p.kvHeads',
+    head: 'g',
+    first: 'cn',
+    end: 'visibleBlocks',
+  });
   const scores = groupScoresWgsl({ matrix: c.matrix, qf, keyStride: st.k, dest: 'Ss', destStride: st.s });
 
   return `${enables({ subgroupMatrix: true })}
@@ -148,9 +164,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 ${loadFragmentsWgsl(c.matrix, qf, 'Ks', st.k)}
   workgroupBarrier();
   let scale2 = p.scale * LOG2E;
+${keys.declarations}
+  {
+    let cn = 0;
+    ${keys.loads}
+  }
   for (var c0 = 0; c0 < visibleBlocks; c0 += i32(TILE)) {
-    ${stage('cmpK', { rows: c.tile, tokenStart: 'sq.cmpStart', heads: 'p.kvHeads', head: 'g', first: 'c0', end: 'visibleBlocks' })}
+    ${keys.stores}
     workgroupBarrier();
+    {
+      let cn = c0 + i32(TILE);
+      ${keys.loads}
+    }
 ${scores}
     workgroupBarrier();
     if (li < TILE) {

@@ -1,0 +1,85 @@
+// Diagnostic (not the bench): times the tensor-core MLA decode (MiniCPM3 dims, paged cache, f16,
+// batch 32 x 4096 cached tokens, the planner's splits), with each subgroup count the planner may
+// take, and with one piece of its attention kernel removed at a time (the WGSL rewritten on its way
+// to the pipeline cache), so that one GPU call shows where its time goes. The ablated results are
+// wrong by construction; only times count.
+// `pnpm gpu:bundle` builds it into .gpu-kit/mla-ablations.mjs; on the GPU machine:
+//   node .gpu-kit/mla-ablations.mjs
+
+import { createGpu, measure, randomNormal } from '../../packages/core/src/index.js';
+import { MLA_MATRIX_SUBGROUPS, MlaCache, mlaAttentionPaged } from '../../packages/mla/src/index.js';
+import { type Ablation, ablationsOf, never } from './ablate.js';
+
+const gpu = await createGpu({ fast: true, maxPooledBytes: 16 * 2 ** 30 });
+const [batch, n, heads, r, dr, dv] = [32, 4096, 40, 256, 32, 64];
+const cache = new MlaCache(gpu, {
+  kvLoraRank: r,
+  qkRopeHeadDim: dr,
+  pages: batch * Math.ceil(n / 64),
+  dtype: 'f16',
+});
+const ids = Array.from({ length: batch }, () => cache.create());
+{
+  using c = await randomNormal(gpu, [batch, n, r], 1, { dtype: 'f16' });
+  using k = await randomNormal(gpu, [batch, n, dr], 2, { dtype: 'f16' });
+  await cache.append(ids, c, k);
+}
+const q = await randomNormal(gpu, [batch, 1, heads, r], 3, { dtype: 'f16' });
+const qp = await randomNormal(gpu, [batch, 1, heads, dr], 4, { dtype: 'f16' });
+const w = await randomNormal(gpu, [heads, r, dv], 5, { dtype: 'f16' });
+
+const ablations: Ablation[] = [
+  ['none', (c) => c],
+  [
+    'key staging loads',
+    (c) => c.replace(/(v\d+) = (loadKey4\([^;]*\));/g, (_, x, load) => never(`${x} = ${load};`)),
+  ],
+  ['score MMAs', (c) => c.replace(/s = subgroupMatrixMultiplyAccumulate\(qf, kfr, s\);/g, '')],
+  [
+    'softmax statistics',
+    (c) => c.replace(/\/\/ Softmax statistics[\s\S]*?\n {4}\}\n(?= {4}\/\/ A full barrier)/, ''),
+  ],
+  ['update MMAs', (c) => c.replace(/^\s*acc\d+_\d+ = subgroupMatrixMultiplyAccumulate\(.*$/gm, '')],
+];
+/** The decode's time with `subgroups` per workgroup and the planner's (or a forced) split count. */
+function timeDecode(subgroups: number, splits?: number) {
+  MLA_MATRIX_SUBGROUPS.splice(0, MLA_MATRIX_SUBGROUPS.length, subgroups);
+  return measure(
+    gpu,
+    async () => {
+      const o = await mlaAttentionPaged(gpu, q, qp, cache, ids, w, {
+        scale: (64 + dr) ** -0.5,
+        tier: 'subgroup-matrix',
+        ...(splits !== undefined && { splits }),
+      });
+      o.dispose();
+    },
+    { warmup: 1, iters: 5 },
+  );
+}
+const kernelsOf = (m: Awaited<ReturnType<typeof timeDecode>>) =>
+  Object.entries(m.kernels?.[1] ?? {})
+    .map(([label, ms]) => `${label.split(' [')[0]} ${(ms * 1000).toFixed(0)} us`)
+    .join('; ');
+
+const planned = [...MLA_MATRIX_SUBGROUPS];
+for (const subgroups of [4, 8, 16]) {
+  for (const [name, time] of ablationsOf(gpu, 'mla attention matrix', ablations, () =>
+    timeDecode(subgroups),
+  )) {
+    const m = await time();
+    console.log(
+      `${subgroups} subgroups, without ${name}: ${(m.median * 1000).toFixed(0)} us [${kernelsOf(m)}]`,
+    );
+  }
+}
+for (const subgroups of [8, 16]) {
+  for (const splits of [4, 6, 12, 16]) {
+    const m = await timeDecode(subgroups, splits);
+    console.log(
+      `${subgroups} subgroups, ${splits} splits: ${(m.median * 1000).toFixed(0)} us [${kernelsOf(m)}]`,
+    );
+  }
+}
+MLA_MATRIX_SUBGROUPS.splice(0, MLA_MATRIX_SUBGROUPS.length, ...planned);
+gpu.destroy();

@@ -1,0 +1,47 @@
+// Diagnostic (not the bench): times the NSA forward's tensor-core block selection (the bench's
+// reference config, b=1, hq=64, hkv=4, d=128, f16, 65536 tokens) with one piece of the selection
+// kernel removed at a time (the WGSL rewritten on its way to the pipeline cache), so that one GPU
+// call shows where its time goes: staging the compressed keys, the scores, the probability sums,
+// the block overlaps, the top-n. The ablated selections are wrong; only the select time counts.
+// `pnpm gpu:bundle` builds it into .gpu-kit/nsa-select-ablations.mjs; on the GPU machine:
+//   node .gpu-kit/nsa-select-ablations.mjs
+
+import { createGpu, measure, randomNormal } from '../../packages/core/src/index.js';
+import { disposeNsaForward, nsaForward, resolveNsaConfig } from '../../packages/nsa/src/index.js';
+import { type Ablation, ablationsOf, never } from './ablate.js';
+
+const n = Number(process.argv[2] ?? 65536);
+const gpu = await createGpu({ fast: true, maxPooledBytes: 16 * 2 ** 30 });
+const c = resolveNsaConfig({ heads: 64, kvHeads: 4, headDim: 128 });
+const q = await randomNormal(gpu, [1, n, 64, 128], 1, { dtype: 'f16' });
+const k = await randomNormal(gpu, [1, n, 4, 128], 2, { dtype: 'f16' });
+const v = await randomNormal(gpu, [1, n, 4, 128], 3, { dtype: 'f16' });
+const g = await randomNormal(gpu, [1, n, 64, 3], 4, { dtype: 'f16' });
+
+const ablations: Ablation[] = [
+  ['none', (s) => s],
+  ['top-n', (s) => s.replace(/let sgIndex = sg;[\s\S]*$/, `${never('selected[0] = 0;')}\n}\n`)],
+  [
+    'key staging loads',
+    (s) => s.replace(/(ex\d+) = (cmpK\[[^;]*\]);/g, (_, x, load) => never(`${x} = ${load};`)),
+  ],
+  ['score MMAs', (s) => s.replace(/^\s*sf\d+ = subgroupMatrixMultiplyAccumulate\(.*$/gm, '')],
+  ['probability sums', (s) => s.replace(/sum \+= exp2\(Ss\[[^;]*\);/g, '')],
+  ['block overlaps', (s) => s.replace(/\{ addOverlaps\([^;]*\); \}/g, '{ }')],
+];
+for (const [name, time] of ablationsOf(gpu, 'nsa select', ablations, () =>
+  measure(
+    gpu,
+    async () => {
+      disposeNsaForward(await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' }));
+    },
+    { warmup: 1, iters: 3 },
+  ),
+)) {
+  const m = await time();
+  const select = Object.entries(m.kernels?.[1] ?? {}).filter(([label]) => label.startsWith('nsa select'));
+  console.log(
+    `n=${n} without ${name}: forward ${m.median.toFixed(1)} ms, ${select.map(([l, ms]) => `${l.split(' [')[0]} ${ms.toFixed(1)} ms`).join('; ')}`,
+  );
+}
+gpu.destroy();
