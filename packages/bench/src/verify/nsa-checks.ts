@@ -28,6 +28,8 @@ import {
 import type { Check } from './check.js';
 
 interface Shape {
+  /** Sequences of n tokens each (1 by default): their tokens share workgroups across boundaries. */
+  batch?: number;
   n: number;
   hq: number;
   hkv: number;
@@ -39,23 +41,26 @@ interface Shape {
 }
 
 /** A small configuration where every rule shows in a few dozen tokens, and the reference defaults. */
-const SHAPES: Shape[] = [
-  {
-    n: 37,
-    hq: 4,
-    hkv: 2,
-    dqk: 32,
-    dv: 32,
-    config: {
-      kernelSize: 4,
-      stride: 2,
-      selectSize: 8,
-      topN: 5,
-      windowSize: 6,
-      initBlocks: 1,
-      localBlocks: 1,
-    },
+const SMALL: Shape = {
+  n: 37,
+  hq: 4,
+  hkv: 2,
+  dqk: 32,
+  dv: 32,
+  config: {
+    kernelSize: 4,
+    stride: 2,
+    selectSize: 8,
+    topN: 5,
+    windowSize: 6,
+    initBlocks: 1,
+    localBlocks: 1,
   },
+};
+const SHAPES: Shape[] = [
+  SMALL,
+  // Three sequences of 37: a tensor-core selection workgroup of several tokens spans two of them.
+  { ...SMALL, batch: 3, hkv: 1 },
   { n: 300, hq: 4, hkv: 1, dqk: 64, dv: 64, config: { topN: 4, selectSize: 32, windowSize: 40 } },
   ...(['weighted', 'swiglu'] as const).map((compressor) => ({
     n: 41,
@@ -128,11 +133,13 @@ function runShape(s: Shape, tier: Tier) {
       { heads: s.hq, kvHeads: s.hkv, headDim: s.dqk, vHeadDim: s.dv },
       s.config,
     );
-    using q = Tensor.from(device, randn(s.n * s.hq * s.dqk, 41), [1, s.n, s.hq, s.dqk], dtype);
-    using k = Tensor.from(device, randn(s.n * s.hkv * s.dqk, 42), [1, s.n, s.hkv, s.dqk], dtype);
-    using v = Tensor.from(device, randn(s.n * s.hkv * s.dv, 43), [1, s.n, s.hkv, s.dv], dtype);
-    using g = Tensor.from(device, randn(s.n * s.hq * 3, 44), [1, s.n, s.hq, 3], dtype);
-    using dO = Tensor.from(device, randn(s.n * s.hq * s.dv, 45), [1, s.n, s.hq, s.dv], dtype);
+    const b = s.batch ?? 1;
+    const tokens = b * s.n;
+    using q = Tensor.from(device, randn(tokens * s.hq * s.dqk, 41), [b, s.n, s.hq, s.dqk], dtype);
+    using k = Tensor.from(device, randn(tokens * s.hkv * s.dqk, 42), [b, s.n, s.hkv, s.dqk], dtype);
+    using v = Tensor.from(device, randn(tokens * s.hkv * s.dv, 43), [b, s.n, s.hkv, s.dv], dtype);
+    using g = Tensor.from(device, randn(tokens * s.hq * 3, 44), [b, s.n, s.hq, 3], dtype);
+    using dO = Tensor.from(device, randn(tokens * s.hq * s.dv, 45), [b, s.n, s.hq, s.dv], dtype);
     const kParams = s.compressor && (await compressorParams(device, s, config.kernelSize, s.dqk, 46, dtype));
     const vParams = s.compressor && (await compressorParams(device, s, config.kernelSize, s.dv, 48, dtype));
     const owned = [...(kParams?.tensors ?? []), ...(vParams?.tensors ?? [])];
@@ -152,10 +159,10 @@ function runShape(s: Shape, tier: Tier) {
         gates: hg!,
         ...(kParams && vParams && { kCompressor: kParams.reference, vCompressor: vParams.reference }),
       };
-      const options = { batch: 1, n: s.n, hq: s.hq, hkv: s.hkv, dqk: s.dqk, dv: s.dv, ...s.config };
+      const options = { batch: b, n: s.n, hq: s.hq, hkv: s.hkv, dqk: s.dqk, dv: s.dv, ...s.config };
       const own = referenceForward(inputs, options);
       const selection = await readSelection(result.selection);
-      const blocks = own.blockScores.length / (s.n * s.hkv);
+      const blocks = own.blockScores.length / (tokens * s.hkv);
       const given = { ...inputs, selection };
       const ref = referenceForward(given, options);
       const refGrads = referenceBackward(given, hdo!, options);
@@ -255,7 +262,7 @@ export function nsaChecks(gpu: Gpu): Check[] {
   return gpu.caps.tiers.flatMap((tier) => [
     ...SHAPES.map((s) => ({
       suite: 'nsa' as const,
-      name: `nsa forward+backward [${tier}] n=${s.n} hq=${s.hq} hkv=${s.hkv} dqk=${s.dqk} dv=${s.dv} ${JSON.stringify(s.config)}${s.compressor ? ` ${s.compressor} compression` : ''}`,
+      name: `nsa forward+backward [${tier}] ${s.batch ? `b=${s.batch} ` : ''}n=${s.n} hq=${s.hq} hkv=${s.hkv} dqk=${s.dqk} dv=${s.dv} ${JSON.stringify(s.config)}${s.compressor ? ` ${s.compressor} compression` : ''}`,
       tier,
       run: runShape(s, tier),
     })),

@@ -203,7 +203,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
     }
     probability[li] = total;
     workgroupBarrier();
-    for (var J = i32(li); J <= own; J += i32(THREADS)) { addOverlaps(J, c0, min(blocks, c0 + i32(THREADS))); }
+    for (var J = i32(li); J <= own; J += i32(THREADS)) { addOverlaps(0u, 0u, J, c0, min(blocks, c0 + i32(THREADS))); }
     workgroupBarrier();
   }
 ${selectTopNWgsl({ subgroups: false })}

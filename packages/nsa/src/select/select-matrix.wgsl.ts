@@ -1,23 +1,31 @@
 /**
  * Block selection on tensor cores: the same importance and picks as the scalar kernel
- * (select.wgsl.ts), with the compressed-attention scores of the token's G query heads computed as
- * matrix products. One workgroup per (token, KV head): the group's query rows are one or two
- * 16-row fragments kept in registers; each tile of compressed keys is staged once, each subgroup
- * scores a 16-key slice of it, and the probabilities exp(s - lse) are summed over the heads per
- * compressed block. Each tile then adds its blocks to the selection blocks they overlap, weighted
- * by overlap / stride, tile after tile in increasing order (the same sums every run).
+ * (select.wgsl.ts), with the compressed-attention scores of the G query heads computed as matrix
+ * products. One workgroup per (`tokens` consecutive tokens, KV head), so that each staged tile of
+ * compressed keys serves every token of the workgroup (their staging was half the kernel's time
+ * with one token per workgroup): each subgroup owns one 16-row fragment of one token's query rows,
+ * held in registers, and scores it against the whole tile. The probabilities exp(s - lse) are
+ * summed over the heads per (token, compressed block), and each tile adds its blocks to the
+ * selection blocks they overlap, weighted by overlap / stride, tile after tile in increasing order
+ * (the same sums every run). Tokens of one workgroup may belong to different sequences (packed
+ * batches): the keys are walked once per run of tokens sharing a sequence.
+ *
+ * Then each token's picks are made by one subgroup with subgroup operations only, no barrier: the
+ * k-th pick is the best block ordered after the (k-1)-th (score descending, index ascending), which
+ * is the scalar kernel's repeated arg-max with the same ties, without writing anything back.
  */
 import {
   alignedWorkgroupLength,
   enables,
   paramsStruct,
   stageRowsVec4Prefetched,
-  stageRowsVec4Wgsl,
+  stageRowsVec4Set,
+  unrolledStagingSetsWgsl,
   WORKGROUP_INDEX_WGSL,
 } from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
-import { fragmentGrid, groupRowsOf, groupScoresWgsl, loadFragmentsWgsl } from '../matrix.wgsl.js';
-import { ADD_OVERLAPS_WGSL, SELECT_PARAMS, selectTopNWgsl } from './select.wgsl.js';
+import { matrixTypes } from '../matrix.wgsl.js';
+import { ADD_OVERLAPS_WGSL, SELECT_PARAMS } from './select.wgsl.js';
 
 /** Generation parameters of the tensor-core selection (f16 q and compressed keys). */
 export interface SelectMatrixConfig {
@@ -30,14 +38,28 @@ export interface SelectMatrixConfig {
   matrix: { M: number; N: number; K: number };
   subgroupSize: number;
   pinSubgroupSize: boolean;
-  /** Compressed keys per staged tile, one N-wide slice per subgroup. */
+  /** Compressed keys per staged tile, a multiple of N. */
   tile: number;
+  /** Consecutive tokens per workgroup. */
+  tokens: number;
 }
 
 function split(c: SelectMatrixConfig) {
   const fragments = Math.ceil(c.group / c.matrix.M);
-  const subgroups = c.tile / c.matrix.N;
-  return { fragments, rows: fragments * c.matrix.M, subgroups, threads: subgroups * c.subgroupSize };
+  const subgroups = c.tokens * fragments;
+  return {
+    fragments,
+    /** Query rows per token, the group padded to whole fragments. */
+    tokenRows: fragments * c.matrix.M,
+    rows: subgroups * c.matrix.M,
+    subgroups,
+    threads: subgroups * c.subgroupSize,
+  };
+}
+
+/** Invocations per workgroup: one subgroup per row fragment of every token. */
+export function selectMatrixThreads(c: SelectMatrixConfig): number {
+  return split(c).threads;
 }
 
 /** Row strides in elements, padded by 16 bytes against bank conflicts. */
@@ -45,51 +67,74 @@ function strides(c: SelectMatrixConfig) {
   return { k: c.d + 8, s: c.tile + 4 };
 }
 
-/** Workgroup memory in bytes: key tile (or the queries), scores, probabilities, block scores, picks. */
+/** Per token: its scores (one per selection block), then its visible count and own block. */
+const scoreLength = (c: SelectMatrixConfig) => alignedWorkgroupLength(c.maxBlocks, 4);
+
+/**
+ * Workgroup memory in bytes: key tile (or the queries), scores, each (token, compressed block)'s
+ * probability, the heads' lse, each token's block scores and its visible count and own block.
+ */
 export function selectMatrixSharedBytes(c: SelectMatrixConfig): number {
-  const { rows, threads } = split(c);
+  const { rows } = split(c);
   const st = strides(c);
   return (
     Math.max(c.tile, rows) * st.k * 2 +
     rows * st.s * 4 +
-    c.tile * 4 +
+    c.tokens * c.tile * 4 +
     rows * 4 +
-    alignedWorkgroupLength(c.maxBlocks, 4) * 4 +
-    threads * 8 +
-    alignedWorkgroupLength(c.topN, 4) * 4
+    c.tokens * scoreLength(c) * 4 +
+    2 * alignedWorkgroupLength(c.tokens, 4) * 4
   );
 }
 
 /** Why a shape cannot use the kernel, or undefined when it can. */
 export function selectMatrixUnsupported(c: SelectMatrixConfig): string | undefined {
   const { M, N, K } = c.matrix;
-  const { subgroups, threads } = split(c);
   if (M !== N || N !== K) return `matrix shape ${M}x${N}x${K} is not square`;
-  if (!Number.isInteger(subgroups) || subgroups < 1) return `tile ${c.tile} is not a multiple of N = ${N}`;
+  if (c.tile % N !== 0 || c.tile < N) return `tile ${c.tile} is not a multiple of N = ${N}`;
   if (c.d % K !== 0) return `d = ${c.d} is not a multiple of K = ${K}`;
   if (c.group > 2 * M) return `group ${c.group} is more than two fragments of ${M} rows`;
-  if (threads < c.tile) return `${threads} invocations cannot sum ${c.tile} columns`;
-  if ((threads & (threads - 1)) !== 0) return `${threads} invocations are not a power of two`;
+  if (!Number.isInteger(c.tokens) || c.tokens < 1) return `tokens ${c.tokens} is not a positive integer`;
   return undefined;
 }
 
-const _range = (n: number) => Array.from({ length: n }, (_, i) => i);
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** WGSL of the tensor-core selection kernel. */
 export function selectMatrixWgsl(c: SelectMatrixConfig): string {
-  const { K } = c.matrix;
-  const { fragments, rows, subgroups, threads } = split(c);
+  const { M, N, K } = c.matrix;
+  const { left, right, result } = matrixTypes(c.matrix);
+  const { fragments, tokenRows, rows, subgroups, threads } = split(c);
   const st = strides(c);
-  const qf = fragmentGrid('qf', fragments, c.d / K);
-  const stage = (
-    src: string,
-    rowsOf: Omit<
-      Parameters<typeof stageRowsVec4Wgsl>[0],
-      'dest' | 'src' | 'width' | 'threads' | 'destStride'
-    >,
-  ) => stageRowsVec4Wgsl({ dest: 'Ks', src, width: c.d, destStride: st.k, threads, ...rowsOf });
-  // The compressed keys, prefetched: the next tile's loads are issued before this one is scored (its
-  // staging was half the kernel's time at 65536 tokens when loaded and stored in one step).
+  const keyFrags = c.tile / N;
+  const steps = c.d / K;
+  const T = c.tokens;
+
+  // Every token's G query rows at rows u · tokenRows .., zero past the group and past the tokens.
+  const queries = unrolledStagingSetsWgsl(
+    threads,
+    range(T).map((u) =>
+      stageRowsVec4Set(
+        {
+          dest: 'Ks',
+          src: 'q',
+          width: c.d,
+          destStride: st.k,
+          destOffset: u * tokenRows * st.k,
+          threads,
+          rows: tokenRows,
+          tokenStart: `(tFirst + ${u}u) * p.heads + g * GROUP`,
+          heads: '1u',
+          head: '0u',
+          first: '0',
+          end: `select(0, i32(GROUP), ${u}u < count)`,
+        },
+        `q${u}_`,
+      ),
+    ),
+  );
+  // The compressed keys of a run's sequence, prefetched: the next tile's loads are issued before
+  // this one is scored.
   const keys = stageRowsVec4Prefetched({
     dest: 'Ks',
     src: 'cmpK',
@@ -101,9 +146,21 @@ export function selectMatrixWgsl(c: SelectMatrixConfig): string {
     heads: 'p.kvHeads',
     head: 'g',
     first: 'cn',
-    end: 'visibleBlocks',
+    end: 'runVisible',
   });
-  const scores = groupScoresWgsl({ matrix: c.matrix, qf, keyStride: st.k, dest: 'Ss', destStride: st.s });
+  // This subgroup's row fragment against every key fragment of the tile, stored to its rows of Ss.
+  const scores = [
+    ...range(keyFrags).map((j) => `    var sf${j} = ${result}();`),
+    ...range(steps).flatMap((kk) => [
+      ...range(keyFrags).map(
+        (j) =>
+          `    sf${j} = subgroupMatrixMultiplyAccumulate(qf${kk}, subgroupMatrixLoad<${right}, col_major>(&Ks, ${j * N * st.k + kk * K}u, ${st.k}u), sf${j});`,
+      ),
+    ]),
+    ...range(keyFrags).map(
+      (j) => `    subgroupMatrixStore<row_major>(&Ss, sgc * ${M * st.s}u + ${j * N}u, sf${j}, ${st.s}u);`,
+    ),
+  ].join('\n');
 
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
@@ -119,19 +176,20 @@ const THREADS = ${threads}u;
 const TOPN = ${c.topN}u;
 const GROUP = ${c.group}u;
 const TILE = ${c.tile}u;
+const TOKENS = ${T}u;
 const SUBGROUPS = ${subgroups}u;
 const LOG2E = 1.4426950408889634;
 // Every workgroup array is whole 16-byte units (see core's workgroup-alignment.ts).
-// The staged tile of compressed keys (the group's queries before the first).
+// The staged tile of compressed keys (the queries before the first).
 var<workgroup> Ks: array<f16, ${Math.max(c.tile, rows) * st.k}>;
 var<workgroup> Ss: array<f32, ${rows * st.s}>;
-// The group's probability of each compressed block of the tile, and each head's lse in base 2.
-var<workgroup> probability: array<f32, TILE>;
+// Each (token, compressed block of the tile)'s probability summed over the heads, each row's lse in
+// base 2, each token's selection-block scores, visible compressed blocks and own block.
+var<workgroup> probability: array<f32, ${T * c.tile}>;
 var<workgroup> lse2: array<f32, ${rows}>;
-var<workgroup> score: array<f32, ${alignedWorkgroupLength(c.maxBlocks, 4)}>;
-var<workgroup> bestScore: array<f32, THREADS>;
-var<workgroup> bestBlock: array<i32, THREADS>;
-var<workgroup> slots: array<i32, ${alignedWorkgroupLength(c.topN, 4)}>;
+var<workgroup> score: array<f32, ${T * scoreLength(c)}>;
+var<workgroup> tokenVisible: array<i32, ${alignedWorkgroupLength(T, 4)}>;
+var<workgroup> tokenOwn: array<i32, ${alignedWorkgroupLength(T, 4)}>;
 
 ${NSA_SEQUENCE_WGSL}
 
@@ -139,62 +197,156 @@ ${WORKGROUP_INDEX_WGSL}
 
 ${ADD_OVERLAPS_WGSL}
 
+// Compressed blocks token t sees (those whose last token is not after it) and its own block.
+fn tokenBlocks(t: u32) -> vec2<i32> {
+  let sq = sequenceOf(t);
+  let pos = i32(t - sq.start);
+  var visible = 0;
+  if (pos >= p.kernelSize - 1) { visible = min(i32(sq.cmpLength), (pos - p.kernelSize + 1) / p.stride + 1); }
+  return vec2<i32>(visible, pos / p.blockSize);
+}
+
 @compute @workgroup_size(${threads})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
-        @builtin(subgroup_invocation_id) sgLane: u32, @builtin(num_subgroups) sgCount: u32) {
+        @builtin(subgroup_invocation_id) sgLane: u32, @builtin(num_subgroups) sgCount: u32,
+        @builtin(subgroup_size) sgSize: u32) {
   let w = workgroupIndex(wid, nwg);
-  if (w >= p.tokens * p.kvHeads) { return; }
-  let t = w / p.kvHeads;
+  if (w >= ((p.tokens + TOKENS - 1u) / TOKENS) * p.kvHeads) { return; }
+  let tFirst = (w / p.kvHeads) * TOKENS;
   let g = w % p.kvHeads;
-  // Read-only storage at uniform addresses: pos, own and the block counts are uniform.
-  let sq = sequenceOf(t);
-  let pos = i32(t - sq.start);
-  let own = pos / p.blockSize;
+  // Tokens of this workgroup (at least one); uniform, like everything read from read-only storage
+  // at uniform addresses below.
+  let count = min(TOKENS, p.tokens - tFirst);
+  // Narrower subgroups than built for would add subgroups: they repeat the last one's fragment.
   let sgc = min(sg, SUBGROUPS - 1u);
-  // Compressed blocks visible to the token: those whose last token is not after it.
-  var visibleBlocks = 0;
-  if (pos >= p.kernelSize - 1) { visibleBlocks = min(i32(sq.cmpLength), (pos - p.kernelSize + 1) / p.stride + 1); }
-  for (var J = i32(li); J <= own; J += i32(THREADS)) { score[J] = 0.0; }
-  for (var h = li; h < GROUP; h += THREADS) {
-    lse2[h] = lse[sq.lseBase + (g * GROUP + h) * p.lseHeadStride + u32(pos)] * LOG2E;
+  for (var u = li; u < TOKENS; u += THREADS) {
+    var blocks = vec2<i32>(0, -1);
+    if (u < count) { blocks = tokenBlocks(tFirst + u); }
+    tokenVisible[u] = blocks.x;
+    tokenOwn[u] = blocks.y;
   }
-  ${stage('q', groupRowsOf(rows))}
+  for (var e = li; e < ${T * scoreLength(c)}u; e += THREADS) { score[e] = 0.0; }
+  for (var r = li; r < ${rows}u; r += THREADS) {
+    let u = r / ${tokenRows}u;
+    let h = r % ${tokenRows}u;
+    var x = 0.0;
+    if (u < count && h < GROUP) {
+      let sq = sequenceOf(tFirst + u);
+      x = lse[sq.lseBase + (g * GROUP + h) * p.lseHeadStride + tFirst + u - sq.start] * LOG2E;
+    }
+    lse2[r] = x;
+  }
+  ${queries}
   workgroupBarrier();
-${loadFragmentsWgsl(c.matrix, qf, 'Ks', st.k)}
-  workgroupBarrier();
+  // This subgroup's row fragment of the queries, held for the whole walk.
+${range(steps)
+  .map(
+    (kk) =>
+      `  let qf${kk} = subgroupMatrixLoad<${left}, row_major>(&Ks, sgc * ${M * st.k}u + ${kk * K}u, ${st.k}u);`,
+  )
+  .join('\n')}
   let scale2 = p.scale * LOG2E;
 ${keys.declarations}
-  {
-    let cn = 0;
-    ${keys.loads}
-  }
-  for (var c0 = 0; c0 < visibleBlocks; c0 += i32(TILE)) {
-    ${keys.stores}
-    workgroupBarrier();
+
+  // Runs of tokens sharing a sequence: [u0, u1) walks its sequence's compressed keys, as far as its
+  // last token sees.
+  var u0 = 0u;
+  loop {
+    if (u0 >= count) { break; }
+    let sq = sequenceOf(tFirst + u0);
+    var u1 = u0 + 1u;
+    loop {
+      if (u1 >= count) { break; }
+      if (sequenceOf(tFirst + u1).start != sq.start) { break; }
+      u1++;
+    }
+    let runVisible = tokenBlocks(tFirst + u1 - 1u).x;
     {
-      let cn = c0 + i32(TILE);
+      let cn = 0;
       ${keys.loads}
     }
-${scores}
-    workgroupBarrier();
-    if (li < TILE) {
-      var sum = 0.0;
-      if (c0 + i32(li) < visibleBlocks) {
-        for (var h = 0u; h < GROUP; h++) { sum += exp2(Ss[h * ${st.s}u + li] * scale2 - lse2[h]); }
+    for (var c0 = 0; c0 < runVisible; c0 += i32(TILE)) {
+      workgroupBarrier();
+      ${keys.stores}
+      workgroupBarrier();
+      {
+        let cn = c0 + i32(TILE);
+        ${keys.loads}
       }
-      probability[li] = sum;
+${scores}
+      workgroupBarrier();
+      for (var e = li; e < ${T * c.tile}u; e += THREADS) {
+        let u = e / TILE;
+        let i = i32(e % TILE);
+        var sum = 0.0;
+        if (u >= u0 && u < u1 && c0 + i < tokenVisible[u]) {
+          for (var h = 0u; h < GROUP; h++) {
+            let r = u * ${tokenRows}u + h;
+            sum += exp2(Ss[r * ${st.s}u + u32(i)] * scale2 - lse2[r]);
+          }
+        }
+        probability[e] = sum;
+      }
+      workgroupBarrier();
+      // The selection blocks this tile's compressed blocks overlap, per token of the run.
+      let firstJ = (c0 * p.stride) / p.blockSize;
+      let spanJ = u32(((c0 + i32(TILE) - 1) * p.stride + p.kernelSize - 1) / p.blockSize - firstJ + 1);
+      for (var e = li; e < TOKENS * spanJ; e += THREADS) {
+        let u = e / spanJ;
+        let J = firstJ + i32(e % spanJ);
+        if (u >= u0 && u < u1 && J <= tokenOwn[u]) {
+          addOverlaps(u * ${scoreLength(c)}u, u * TILE, J, c0, min(tokenVisible[u], c0 + i32(TILE)));
+        }
+      }
     }
-    workgroupBarrier();
-    // The selection blocks this tile's compressed blocks overlap, one per invocation.
-    let firstJ = (c0 * p.stride) / p.blockSize;
-    let lastJ = min(own, ((c0 + i32(TILE) - 1) * p.stride + p.kernelSize - 1) / p.blockSize);
-    for (var J = firstJ + i32(li); J <= lastJ; J += i32(THREADS)) { addOverlaps(J, c0, min(visibleBlocks, c0 + i32(TILE))); }
+    u0 = u1;
   }
   workgroupBarrier();
 
-  let sgIndex = sg;
-${selectTopNWgsl({ subgroups: true })}
+  // Each token's slots, one subgroup per token: the forced blocks (the first initBlocks up to its
+  // own, then localBlocks more ending at its own), then the picks.
+  for (var round = 0u; round < TOKENS; round++) {
+    if (round * sgCount >= TOKENS) { break; }
+    let u = round * sgCount + sg;
+    let valid = u < count;
+    let uu = min(u, TOKENS - 1u);
+    let own = select(-1, tokenOwn[uu], valid);
+    let used = min(i32(TOPN), own + 1);
+    let initEnd = min(p.initBlocks, own + 1);
+    let localCount = clamp(own + 1 - p.initBlocks, 0, p.localBlocks);
+    let forced = initEnd + localCount;
+    let out = ((tFirst + u) * p.kvHeads + g) * TOPN;
+    if (valid) {
+      for (var s = i32(sgLane); s < i32(TOPN); s += i32(sgSize)) {
+        if (s < forced) { selected[out + u32(s)] = select(own - (s - initEnd), s, s < initEnd); }
+        if (s >= used) { selected[out + u32(s)] = -1; }
+      }
+    }
+    let base = uu * ${scoreLength(c)}u;
+    var lastScore = 3.0e38;
+    var lastBlock = -1;
+    for (var k = 0; k < i32(TOPN); k++) {
+      // This lane's best block after the last pick (it walks its blocks upwards: ties keep the lowest).
+      var best = -2.0;
+      var at = -1;
+      for (var J = i32(sgLane); J <= own; J += i32(sgSize)) {
+        let s = score[base + u32(J)];
+        let forcedBlock = J < initEnd || J > own - localCount;
+        if (!forcedBlock && (s < lastScore || (s == lastScore && J > lastBlock)) && s > best) {
+          best = s;
+          at = J;
+        }
+      }
+      let sgBest = subgroupMax(best);
+      let sgAt = subgroupMin(select(0x7fffffff, at, at >= 0 && best == sgBest));
+      lastScore = sgBest;
+      lastBlock = sgAt;
+      if (valid && sgLane == 0u && forced + k < used) {
+        selected[out + u32(forced + k)] = select(sgAt, -1, sgAt == 0x7fffffff);
+      }
+    }
+  }
 }
 `;
 }

@@ -16,12 +16,19 @@ import { SELECT_CHUNK, SELECT_PARAMS, SELECT_THREADS, selectWgsl } from './selec
 import {
   type SelectMatrixConfig,
   selectMatrixSharedBytes,
+  selectMatrixThreads,
   selectMatrixUnsupported,
   selectMatrixWgsl,
 } from './select-matrix.wgsl.js';
 
-/** Compressed keys per tile of the tensor-core selection: four 16-key slices. */
-const SELECT_MATRIX_TILE = 64;
+/** Compressed keys per tile of the tensor-core selection: two 16-key fragments. */
+const SELECT_MATRIX_TILE = 32;
+
+/**
+ * Tokens per workgroup of the tensor-core selection to try, in order: the first whose block scores
+ * fit the device's workgroup memory wins (four at the reference config up to 65,536 tokens).
+ */
+const SELECT_MATRIX_TOKENS = [4, 2, 1];
 
 /**
  * The tensor-core selection's shape for this config, or undefined when the adapter has no matrix
@@ -35,17 +42,23 @@ export function selectMatrixConfig(
 ): SelectMatrixConfig | undefined {
   const matrix = preferredMatrixConfig(caps) ?? assumeMatrix;
   if (!matrix) return undefined;
-  const c: SelectMatrixConfig = {
-    d: config.headDim,
-    topN: config.topN,
-    group: config.heads / config.kvHeads,
-    maxBlocks,
-    matrix,
-    ...matrixSubgroupSize(caps),
-    tile: SELECT_MATRIX_TILE,
-  };
-  const fits = selectMatrixSharedBytes(c) <= caps.limits.maxComputeWorkgroupStorageSize;
-  return fits && selectMatrixUnsupported(c) === undefined ? c : undefined;
+  for (const tokens of SELECT_MATRIX_TOKENS) {
+    const c: SelectMatrixConfig = {
+      d: config.headDim,
+      topN: config.topN,
+      group: config.heads / config.kvHeads,
+      maxBlocks,
+      matrix,
+      ...matrixSubgroupSize(caps),
+      tile: SELECT_MATRIX_TILE,
+      tokens,
+    };
+    const fits =
+      selectMatrixSharedBytes(c) <= caps.limits.maxComputeWorkgroupStorageSize &&
+      selectMatrixThreads(c) <= caps.limits.maxComputeInvocationsPerWorkgroup;
+    if (fits && selectMatrixUnsupported(c) === undefined) return c;
+  }
+  return undefined;
 }
 
 /** The inputs selection reads: q, the compressed keys and the compressed branch's lse (dummies when there is none). */
@@ -113,7 +126,7 @@ export async function selectBlocks(
         tokenTable: inputs.tokenTable,
       },
     },
-    workgroups: layout.tokens * config.kvHeads,
+    workgroups: Math.ceil(layout.tokens / (matrix?.tokens ?? 1)) * config.kvHeads,
   });
   return out;
 }

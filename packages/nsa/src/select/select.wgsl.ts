@@ -125,19 +125,20 @@ ${reduce}
 }
 
 /**
- * WGSL of `addOverlaps(J, c0, end)`: adds to `score[J]` the probabilities (`probability[i - c0]`)
- * of compressed blocks i in [c0, end) that overlap selection block J, weighted by overlap / stride,
- * in increasing i (the same sum every run). Both selection kernels declare the two arrays.
+ * WGSL of `addOverlaps(at, first, J, c0, end)`: adds to `score[at + J]` the probabilities
+ * (`probability[first + i - c0]`) of compressed blocks i in [c0, end) that overlap selection block J,
+ * weighted by overlap / stride, in increasing i (the same sum every run). `at` and `first` place one
+ * token's arrays where a workgroup holds several. Both selection kernels declare the two arrays.
  */
-export const ADD_OVERLAPS_WGSL = `fn addOverlaps(J: i32, c0: i32, end: i32) {
+export const ADD_OVERLAPS_WGSL = `fn addOverlaps(at: u32, first: u32, J: i32, c0: i32, end: i32) {
   let lo = J * p.blockSize;
   let hi = lo + p.blockSize;
-  var sum = score[J];
+  var sum = score[at + u32(J)];
   for (var i = max(c0, max(0, (lo - p.kernelSize) / p.stride)); i < end && i * p.stride < hi; i++) {
     let overlap = min(i * p.stride + p.kernelSize, hi) - max(i * p.stride, lo);
-    if (overlap > 0) { sum += f32(overlap) / f32(p.stride) * probability[i - c0]; }
+    if (overlap > 0) { sum += f32(overlap) / f32(p.stride) * probability[first + u32(i - c0)]; }
   }
-  score[J] = sum;
+  score[at + u32(J)] = sum;
 }`;
 
 /** WGSL of the selection kernel. */
@@ -209,7 +210,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       probability[ii] = pc;
     }
     workgroupBarrier();
-    for (var J = i32(li); J <= own; J += i32(THREADS)) { addOverlaps(J, c0, min(visibleBlocks, c0 + i32(CHUNK))); }
+    for (var J = i32(li); J <= own; J += i32(THREADS)) { addOverlaps(0u, 0u, J, c0, min(visibleBlocks, c0 + i32(CHUNK))); }
     workgroupBarrier();
   }
   workgroupBarrier();
