@@ -104,7 +104,7 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 export function selectMatrixWgsl(c: SelectMatrixConfig): string {
   const { M, N, K } = c.matrix;
   const { left, right, result } = matrixTypes(c.matrix);
-  const { fragments, tokenRows, rows, subgroups, threads } = split(c);
+  const { tokenRows, rows, subgroups, threads } = split(c);
   const st = strides(c);
   const keyFrags = c.tile / N;
   const steps = c.d / K;
