@@ -51,8 +51,10 @@ export {
 } from './flash/flash.js';
 export { flashForwardWgsl, type RowKernelConfig } from './flash/forward.wgsl.js';
 export {
+  FLASH_LAZY_RESCALE,
   flashForwardMatrixWgsl,
   type MatrixForwardConfig,
+  matrixForwardQueryInWorkgroup,
   matrixForwardSharedBytes,
 } from './flash/forward-matrix.wgsl.js';
 export type { MatrixKernelConfig } from './flash/matrix-kernel.js';
