@@ -10,9 +10,9 @@
  * shuffles); each subgroup multiplies P by its slice of V's columns into fresh accumulators, which
  * leave through workgroup memory to be added, rescaled by the row's correction, to a running output
  * that every invocation keeps for its share of the rows and columns in registers. Matrix fragments
- * are opaque, so this round trip is what rescaling row by row costs; it replaces the second pass
- * over the keys that core's flash forward makes instead, which with G rows per token would cost
- * more than it saves.
+ * are opaque, so this round trip is what rescaling row by row costs. Core's flash forward keeps
+ * its accumulators and rescales them only when a row's max jumps; here that, together with K and V
+ * staged in one step, was slower on the H200 (docs/perf-notes.md, 2026-11-30).
  */
 import { enables, paramsStruct, stageRowsVec4Wgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
