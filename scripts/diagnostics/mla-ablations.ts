@@ -6,27 +6,13 @@
 // `pnpm gpu:bundle` builds it into .gpu-kit/mla-ablations.mjs; on the GPU machine:
 //   node .gpu-kit/mla-ablations.mjs
 
-import { createGpu, measure, randomNormal } from '../../packages/core/src/index.js';
-import { MLA_MATRIX_SUBGROUPS, MlaCache, mlaAttentionPaged } from '../../packages/mla/src/index.js';
+import { createGpu, measure } from '../../packages/core/src/index.js';
+import { MLA_MATRIX_SUBGROUPS, mlaAttentionPaged } from '../../packages/mla/src/index.js';
 import { type Ablation, ablationsOf, never } from './ablate.js';
+import { MLA_SCALE, mlaDecodeProblem } from './mla-problem.js';
 
 const gpu = await createGpu({ fast: true, maxPooledBytes: 16 * 2 ** 30 });
-const [batch, n, heads, r, dr, dv] = [32, 4096, 40, 256, 32, 64];
-const cache = new MlaCache(gpu, {
-  kvLoraRank: r,
-  qkRopeHeadDim: dr,
-  pages: batch * Math.ceil(n / 64),
-  dtype: 'f16',
-});
-const ids = Array.from({ length: batch }, () => cache.create());
-{
-  using c = await randomNormal(gpu, [batch, n, r], 1, { dtype: 'f16' });
-  using k = await randomNormal(gpu, [batch, n, dr], 2, { dtype: 'f16' });
-  await cache.append(ids, c, k);
-}
-const q = await randomNormal(gpu, [batch, 1, heads, r], 3, { dtype: 'f16' });
-const qp = await randomNormal(gpu, [batch, 1, heads, dr], 4, { dtype: 'f16' });
-const w = await randomNormal(gpu, [heads, r, dv], 5, { dtype: 'f16' });
+const { cache, ids, q, qp, w } = await mlaDecodeProblem(gpu, 32, 4096);
 
 const ablations: Ablation[] = [
   ['none', (c) => c],
@@ -48,7 +34,7 @@ function timeDecode(subgroups: number, splits?: number) {
     gpu,
     async () => {
       const o = await mlaAttentionPaged(gpu, q, qp, cache, ids, w, {
-        scale: (64 + dr) ** -0.5,
+        scale: MLA_SCALE,
         tier: 'subgroup-matrix',
         ...(splits !== undefined && { splits }),
       });

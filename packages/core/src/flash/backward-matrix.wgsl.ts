@@ -10,6 +10,7 @@ import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { type StagingSet, unrolledStagingSetsWgsl } from '../wgsl.js';
 import {
   backwardInputsWgsl,
+  keyTileWgsl,
   queryTileWgsl,
   SEQUENCE_WGSL,
   stageRowsVec4Set,
@@ -243,6 +244,21 @@ ${writeFragments(c, gf, 'dq', 'D', 'r <= last', '(sp.qStart + u32(r)) * p.hq + h
 `;
 }
 
+/**
+ * The query tile's lse and delta (into `Lq`, `Dq`), as one set of the dK/dV kernels' query-tile
+ * staging, so that they wait out the same memory latency as its q and dO rows.
+ */
+export function rowStatisticsSet(c: Pick<MatrixKernelConfig, 'tile'>): StagingSet {
+  return {
+    count: c.tile,
+    index: 'es',
+    load: (k, inRange) => `    var esv${k} = vec2f(0.0, 0.0);
+    if (${inRange}i0 + i32(es${k}) < range.y) { esv${k} = rowStats(sp, h, i0 + i32(es${k})); }`,
+    store: (k) => `      Lq[es${k}] = esv${k}.x;
+      Dq[es${k}] = esv${k}.y;`,
+  };
+}
+
 /** WGSL of the tensor-core dK/dV pass: one workgroup per (key tile, KV head), over its group's heads. */
 export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
   const { M, N, K, rows, threads, perLane: queriesPerLane, left, right, result } = matrixShape(c);
@@ -266,15 +282,7 @@ export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
       end: 'last + 1',
       threads,
     });
-  // Each query row's lse and delta, staged with its q and dO rows.
-  const rowStatistics: StagingSet = {
-    count: c.tile,
-    index: 'es',
-    load: (k, inRange) => `    var esv${k} = vec2f(0.0, 0.0);
-    if (${inRange}i0 + i32(es${k}) < range.y) { esv${k} = rowStats(sp, h, i0 + i32(es${k})); }`,
-    store: (k) => `      Lq[es${k}] = esv${k}.x;
-      Dq[es${k}] = esv${k}.y;`,
-  };
+  const rowStatistics = rowStatisticsSet(c);
   // The query tile in one step: q, dO and their statistics wait out one memory latency, not three
   // (staged one after the other, they took half the kernel's time on the H200).
   const stageQueryTile = unrolledStagingSetsWgsl(threads, [
@@ -319,13 +327,7 @@ ${SEQUENCE_WGSL}
 ${WORKGROUP_INDEX_WGSL}
 
 ${matrixEntryPoint(c)}
-  let w = workgroupIndex(wid, nwg);
-  if (w >= p.tiles * p.hkv) { return; }
-  let t = w / p.hkv;
-  let hk = w % p.hkv;
-  let sp = tileSpan(t);
-  let first = tileFirst(t);
-  let last = min(first + i32(ROWS), i32(sp.kLen)) - 1;
+${keyTileWgsl('ROWS')}
   let sgc = min(sg, SUBGROUPS - 1u);
   let row = lane % ${M}u;
   let part = lane / ${M}u;

@@ -13,10 +13,17 @@
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { type StagingSet, unrolledStagingSetsWgsl } from '../wgsl.js';
-import { type MatrixBackwardConfig, scratchElements, strides, tileRows } from './backward-matrix.wgsl.js';
-import { backwardInputsWgsl, SEQUENCE_WGSL, stageRowsVec4Set } from './common.wgsl.js';
+import {
+  type MatrixBackwardConfig,
+  rowStatisticsSet,
+  scratchElements,
+  strides,
+  tileRows,
+} from './backward-matrix.wgsl.js';
+import { backwardInputsWgsl, keyTileWgsl, SEQUENCE_WGSL, stageRowsVec4Set } from './common.wgsl.js';
 import {
   matrixConstantsWgsl,
+  matrixEntryPoint,
   matrixKernelHeader,
   matrixShape,
   fragmentNames as names,
@@ -70,18 +77,10 @@ export function flashDkDvRolesMatrixWgsl(c: MatrixBackwardConfig): string {
       },
       index,
     );
-  const rowStatistics: StagingSet = {
-    count: c.tile,
-    index: 'es',
-    load: (k, inRange) => `    var esv${k} = vec2f(0.0, 0.0);
-    if (${inRange}i0 + i32(es${k}) < range.y) { esv${k} = rowStats(sp, h, i0 + i32(es${k})); }`,
-    store: (k) => `      Lq[es${k}] = esv${k}.x;
-      Dq[es${k}] = esv${k}.y;`,
-  };
   const stageQueryTile = unrolledStagingSetsWgsl(threads, [
     tileRows(c, 'queries', 'QO', 'q', 'eq', { threads, destOffset: 0 }),
     tileRows(c, 'queries', 'QO', 'dout', 'eo', { threads, destOffset: tileHalf }),
-    rowStatistics,
+    rowStatisticsSet(c),
   ]);
   // Role 0: S = K·Qᵀ; role 1: dP = V·dOᵀ; each into its half of SD.
   const scores = sf
@@ -148,17 +147,8 @@ ${SEQUENCE_WGSL}
 
 ${WORKGROUP_INDEX_WGSL}
 
-@compute @workgroup_size(${threads})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
-        @builtin(subgroup_invocation_id) lane: u32) {
-  let w = workgroupIndex(wid, nwg);
-  if (w >= p.tiles * p.hkv) { return; }
-  let t = w / p.hkv;
-  let hk = w % p.hkv;
-  let sp = tileSpan(t);
-  let first = tileFirst(t);
-  let last = min(first + i32(ROWS), i32(sp.kLen)) - 1;
+${matrixEntryPoint({ ...c, subgroups: 2 * c.subgroups })}
+${keyTileWgsl('ROWS')}
   // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
   let sgc = min(sg, ${2 * c.subgroups - 1}u);
   let half = sgc % ${c.subgroups}u;

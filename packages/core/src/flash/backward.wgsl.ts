@@ -10,6 +10,7 @@ import { enables } from '../wgsl.js';
 import {
   backwardInputsWgsl,
   FLASH_PARAMS,
+  keyTileWgsl,
   MASKED,
   queryTileWgsl,
   SEQUENCE_WGSL,
@@ -79,13 +80,7 @@ ${WORKGROUP_INDEX_WGSL}
 
 @compute @workgroup_size(${c.rows})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let w = workgroupIndex(wid, nwg);
-  if (w >= p.tiles * p.hkv) { return; }
-  let t = w / p.hkv;
-  let hk = w % p.hkv;
-  let sp = tileSpan(t);
-  let first = tileFirst(t);
-  let last = min(first + i32(ROWS), i32(sp.kLen)) - 1;
+${keyTileWgsl('ROWS')}
   let j = first + i32(li);
   let live = j <= last;
   var kr: array<f32, ${c.d}>;

@@ -241,6 +241,21 @@ export function queryTileWgsl(rows: string): string {
 }
 
 /**
+ * The start of a kernel over (key tile, KV head) work items (the dK/dV passes): returns past the
+ * launch, then defines the tile `t`, its KV head `hk`, the sequence span `sp` and the tile's key
+ * rows `first..last`.
+ */
+export function keyTileWgsl(rows: string): string {
+  return `  let w = workgroupIndex(wid, nwg);
+  if (w >= p.tiles * p.hkv) { return; }
+  let t = w / p.hkv;
+  let hk = w % p.hkv;
+  let sp = tileSpan(t);
+  let first = tileFirst(t);
+  let last = min(first + i32(${rows}), i32(sp.kLen)) - 1;`;
+}
+
+/**
  * The inputs every backward pass (dQ, dK/dV; row and tensor-core) binds first: q, k, v and dO as
  * `element` arrays, the stats buffer (lse, then delta) and the launch table, with a lookup of one
  * query row's lse (x) and delta (y).

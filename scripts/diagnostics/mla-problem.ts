@@ -1,0 +1,43 @@
+// What the MLA decode diagnostics share: MiniCPM3's dims (h=40, r=256, dr=32, dv=64), a paged f16
+// latent cache of `batch` sequences of `n` tokens, one query per sequence, on random inputs.
+
+import { type Gpu, randomNormal } from '../../packages/core/src/index.js';
+import { MlaCache } from '../../packages/mla/src/index.js';
+
+export const MLA_DIMS = { heads: 40, r: 256, dr: 32, dv: 64 };
+
+/** The softmax scale of MiniCPM3 (nope 64 + rope 32 dims per head). */
+export const MLA_SCALE = (64 + MLA_DIMS.dr) ** -0.5;
+
+/** The cache, its sequences, the queries and W_UV; `dispose` frees them all. */
+export async function mlaDecodeProblem(gpu: Gpu, batch: number, n: number) {
+  const { heads, r, dr, dv } = MLA_DIMS;
+  const cache = new MlaCache(gpu, {
+    kvLoraRank: r,
+    qkRopeHeadDim: dr,
+    pages: batch * Math.ceil(n / 64),
+    dtype: 'f16',
+  });
+  const ids = Array.from({ length: batch }, () => cache.create());
+  {
+    using c = await randomNormal(gpu, [batch, n, r], 1, { dtype: 'f16' });
+    using k = await randomNormal(gpu, [batch, n, dr], 2, { dtype: 'f16' });
+    await cache.append(ids, c, k);
+  }
+  const q = await randomNormal(gpu, [batch, 1, heads, r], 3, { dtype: 'f16' });
+  const qp = await randomNormal(gpu, [batch, 1, heads, dr], 4, { dtype: 'f16' });
+  const w = await randomNormal(gpu, [heads, r, dv], 5, { dtype: 'f16' });
+  return {
+    cache,
+    ids,
+    q,
+    qp,
+    w,
+    /** Latent-cache bytes one decode step reads. */
+    bytes: batch * n * (r + dr) * 2,
+    dispose() {
+      for (const t of [q, qp, w]) t.dispose();
+      cache.dispose();
+    },
+  };
+}
