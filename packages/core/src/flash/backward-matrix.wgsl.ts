@@ -244,6 +244,17 @@ ${writeFragments(c, gf, 'dq', 'D', 'r <= last', '(sp.qStart + u32(r)) * p.hq + h
 `;
 }
 
+/** The opening every tensor-core dK/dV kernel shares: extensions, inputs, dK and dV, constants. */
+export function dkDvHeaderWgsl(c: MatrixKernelConfig): string {
+  return `${matrixKernelHeader(c)}
+${backwardInputsWgsl('vec4<f16>')}
+@group(0) @binding(6) var<storage, read_write> dk: array<f16>;
+@group(0) @binding(7) var<storage, read_write> dv: array<f16>;
+@group(0) @binding(8) var<uniform> p: Params;
+
+${matrixConstantsWgsl(c)}`;
+}
+
 /**
  * The query tile's lse and delta (into `Lq`, `Dq`), as one set of the dK/dV kernels' query-tile
  * staging, so that they wait out the same memory latency as its q and dO rows.
@@ -300,13 +311,7 @@ export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
         ),
       )
       .join('\n');
-  return `${matrixKernelHeader(c)}
-${backwardInputsWgsl('vec4<f16>')}
-@group(0) @binding(6) var<storage, read_write> dk: array<f16>;
-@group(0) @binding(7) var<storage, read_write> dv: array<f16>;
-@group(0) @binding(8) var<uniform> p: Params;
-
-${matrixConstantsWgsl(c)}
+  return `${dkDvHeaderWgsl(c)}
 const KS = ${st.d}u;
 const VS = ${st.dv}u;
 const SS = ${st.s}u;

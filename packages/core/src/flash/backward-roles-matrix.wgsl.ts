@@ -14,20 +14,15 @@
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { type StagingSet, unrolledStagingSetsWgsl } from '../wgsl.js';
 import {
+  dkDvHeaderWgsl,
   type MatrixBackwardConfig,
   rowStatisticsSet,
   scratchElements,
   strides,
   tileRows,
 } from './backward-matrix.wgsl.js';
-import { backwardInputsWgsl, keyTileWgsl, SEQUENCE_WGSL, stageRowsVec4Set } from './common.wgsl.js';
-import {
-  matrixConstantsWgsl,
-  matrixEntryPoint,
-  matrixKernelHeader,
-  matrixShape,
-  fragmentNames as names,
-} from './matrix-kernel.js';
+import { keyTileWgsl, SEQUENCE_WGSL, stageRowsVec4Set } from './common.wgsl.js';
+import { matrixEntryPoint, matrixShape, fragmentNames as names } from './matrix-kernel.js';
 
 /** Why a shape cannot use the role-split kernel, or undefined when it can. */
 export function matrixDkDvRolesUnsupported(c: MatrixBackwardConfig): string | undefined {
@@ -127,13 +122,7 @@ export function flashDkDvRolesMatrixWgsl(c: MatrixBackwardConfig): string {
   workgroupBarrier();`,
     )
     .join('\n');
-  return `${matrixKernelHeader(c)}
-${backwardInputsWgsl('vec4<f16>')}
-@group(0) @binding(6) var<storage, read_write> dk: array<f16>;
-@group(0) @binding(7) var<storage, read_write> dv: array<f16>;
-@group(0) @binding(8) var<uniform> p: Params;
-
-${matrixConstantsWgsl(c)}
+  return `${dkDvHeaderWgsl(c)}
 // Both roles' operands: the workgroup's K then V rows, the tile's q then dO rows, S then dP
 // (f32), P then dS (f16); rows padded by 16 bytes.
 var<workgroup> KV: array<f16, ${2 * ownHalf}>;
