@@ -6,13 +6,13 @@
 // `pnpm gpu:bundle` builds it into .gpu-kit/mla-ablations.mjs; on the GPU machine:
 //   node .gpu-kit/mla-ablations.mjs
 
-import { createGpu, measure } from '../../packages/core/src/index.js';
-import { MLA_MATRIX_SUBGROUPS, mlaAttentionPaged } from '../../packages/mla/src/index.js';
+import { createGpu } from '../../packages/core/src/index.js';
+import { MLA_MATRIX_SUBGROUPS } from '../../packages/mla/src/index.js';
 import { type Ablation, ablationsOf, never } from './ablate.js';
-import { MLA_SCALE, mlaDecodeProblem } from './mla-problem.js';
+import { kernelMicroseconds, mlaDecodeProblem } from './mla-problem.js';
 
 const gpu = await createGpu({ fast: true, maxPooledBytes: 16 * 2 ** 30 });
-const { cache, ids, q, qp, w } = await mlaDecodeProblem(gpu, 32, 4096);
+const problem = await mlaDecodeProblem(gpu, 32, 4096);
 
 const ablations: Ablation[] = [
   ['none', (c) => c],
@@ -30,23 +30,8 @@ const ablations: Ablation[] = [
 /** The decode's time with `subgroups` per workgroup and the planner's (or a forced) split count. */
 function timeDecode(subgroups: number, splits?: number) {
   MLA_MATRIX_SUBGROUPS.splice(0, MLA_MATRIX_SUBGROUPS.length, subgroups);
-  return measure(
-    gpu,
-    async () => {
-      const o = await mlaAttentionPaged(gpu, q, qp, cache, ids, w, {
-        scale: MLA_SCALE,
-        tier: 'subgroup-matrix',
-        ...(splits !== undefined && { splits }),
-      });
-      o.dispose();
-    },
-    { warmup: 1, iters: 5 },
-  );
+  return problem.time(splits);
 }
-const kernelsOf = (m: Awaited<ReturnType<typeof timeDecode>>) =>
-  Object.entries(m.kernels?.[1] ?? {})
-    .map(([label, ms]) => `${label.split(' [')[0]} ${(ms * 1000).toFixed(0)} us`)
-    .join('; ');
 
 const planned = [...MLA_MATRIX_SUBGROUPS];
 for (const subgroups of [4, 8, 16]) {
@@ -55,7 +40,7 @@ for (const subgroups of [4, 8, 16]) {
   )) {
     const m = await time();
     console.log(
-      `${subgroups} subgroups, without ${name}: ${(m.median * 1000).toFixed(0)} us [${kernelsOf(m)}]`,
+      `${subgroups} subgroups, without ${name}: ${(m.median * 1000).toFixed(0)} us [${kernelMicroseconds(m)}]`,
     );
   }
 }
@@ -63,7 +48,7 @@ for (const subgroups of [8, 16]) {
   for (const splits of [4, 6, 12, 16]) {
     const m = await timeDecode(subgroups, splits);
     console.log(
-      `${subgroups} subgroups, ${splits} splits: ${(m.median * 1000).toFixed(0)} us [${kernelsOf(m)}]`,
+      `${subgroups} subgroups, ${splits} splits: ${(m.median * 1000).toFixed(0)} us [${kernelMicroseconds(m)}]`,
     );
   }
 }

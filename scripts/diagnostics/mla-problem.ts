@@ -1,8 +1,8 @@
 // What the MLA decode diagnostics share: MiniCPM3's dims (h=40, r=256, dr=32, dv=64), a paged f16
 // latent cache of `batch` sequences of `n` tokens, one query per sequence, on random inputs.
 
-import { type Gpu, randomNormal } from '../../packages/core/src/index.js';
-import { MlaCache } from '../../packages/mla/src/index.js';
+import { type Gpu, type Measurement, measure, randomNormal } from '../../packages/core/src/index.js';
+import { MlaCache, mlaAttentionPaged } from '../../packages/mla/src/index.js';
 
 export const MLA_DIMS = { heads: 40, r: 256, dr: 32, dv: 64 };
 
@@ -28,6 +28,20 @@ export async function mlaDecodeProblem(gpu: Gpu, batch: number, n: number) {
   const qp = await randomNormal(gpu, [batch, 1, heads, dr], 4, { dtype: 'f16' });
   const w = await randomNormal(gpu, [heads, r, dv], 5, { dtype: 'f16' });
   return {
+    /** One decode step on the tensor-core tier, timed; `splits` forces the split count. */
+    time: (splits?: number) =>
+      measure(
+        gpu,
+        async () => {
+          const o = await mlaAttentionPaged(gpu, q, qp, cache, ids, w, {
+            scale: MLA_SCALE,
+            tier: 'subgroup-matrix',
+            ...(splits !== undefined && { splits }),
+          });
+          o.dispose();
+        },
+        { warmup: 1, iters: 5 },
+      ),
     cache,
     ids,
     q,
@@ -40,4 +54,11 @@ export async function mlaDecodeProblem(gpu: Gpu, batch: number, n: number) {
       cache.dispose();
     },
   };
+}
+
+/** One timed run's kernels, `label us` joined by `; `, labels cut at their tier tag. */
+export function kernelMicroseconds(m: Measurement): string {
+  return Object.entries(m.kernels?.[1] ?? {})
+    .map(([label, ms]) => `${label.split(' [')[0]} ${(ms * 1000).toFixed(0)} us`)
+    .join('; ');
 }

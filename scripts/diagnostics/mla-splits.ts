@@ -4,9 +4,8 @@
 // `pnpm gpu:bundle` builds it into .gpu-kit/mla-splits.mjs; on the GPU machine:
 //   node .gpu-kit/mla-splits.mjs
 
-import { createGpu, measure } from '../../packages/core/src/index.js';
-import { mlaAttentionPaged } from '../../packages/mla/src/index.js';
-import { MLA_SCALE, mlaDecodeProblem } from './mla-problem.js';
+import { createGpu } from '../../packages/core/src/index.js';
+import { kernelMicroseconds, mlaDecodeProblem } from './mla-problem.js';
 
 const gpu = await createGpu({ fast: true, maxPooledBytes: 16 * 2 ** 30 });
 const cases: [number, number][] = [
@@ -15,26 +14,12 @@ const cases: [number, number][] = [
   [64, 4096],
 ];
 for (const [batch, n] of cases) {
-  const { cache, ids, q, qp, w, bytes, dispose } = await mlaDecodeProblem(gpu, batch, n);
+  const problem = await mlaDecodeProblem(gpu, batch, n);
   for (const splits of [undefined, 4, 8, 16, 32, 64]) {
-    const m = await measure(
-      gpu,
-      async () => {
-        const o = await mlaAttentionPaged(gpu, q, qp, cache, ids, w, {
-          scale: MLA_SCALE,
-          tier: 'subgroup-matrix',
-          ...(splits !== undefined && { splits }),
-        });
-        o.dispose();
-      },
-      { warmup: 1, iters: 5 },
-    );
-    const kernels = Object.entries(m.kernels?.[1] ?? {})
-      .map(([label, ms]) => `${label} ${(ms * 1000).toFixed(0)} us`)
-      .join('; ');
+    const m = await problem.time(splits);
     console.log(
-      `batch ${batch} cache ${n} splits ${splits ?? 'planned'}: ${(m.median * 1000).toFixed(0)} us, ${(bytes / m.median / 1e6).toFixed(0)} GB/s [${kernels}]`,
+      `batch ${batch} cache ${n} splits ${splits ?? 'planned'}: ${(m.median * 1000).toFixed(0)} us, ${(problem.bytes / m.median / 1e6).toFixed(0)} GB/s [${kernelMicroseconds(m)}]`,
     );
   }
-  dispose();
+  problem.dispose();
 }

@@ -33,34 +33,39 @@ export async function naiveAttention(
   const heads = Math.min(hq, Math.floor(maxScoreBytes / perHead));
   using scores = Tensor.empty(gpu, [b, heads, n, nk], 'f32');
   const o = Tensor.empty(gpu, [b, n, hq, dv], q.dtype);
-  for (let headBase = 0; headBase < hq; headBase += heads) {
-    const count = Math.min(heads, hq - headBase);
-    const rows = b * count * n;
-    const params = {
-      layout: NAIVE_PARAMS,
-      values: { n, nk, hq, hkv, headBase, heads: count, rows, scale: d ** -0.5, causal: causal ? 1 : 0 },
-    };
-    await dispatch(gpu, {
-      label: 'naive scores',
-      code: naiveScoresWgsl(q.dtype, d),
-      buffers: [q, k, scores],
-      params,
-      workgroups: Math.ceil((rows * nk) / 256),
-    });
-    await dispatch(gpu, {
-      label: 'naive softmax',
-      code: naiveSoftmaxWgsl(),
-      buffers: [scores],
-      params,
-      workgroups: rows,
-    });
-    await dispatch(gpu, {
-      label: 'naive output',
-      code: naiveOutputWgsl(q.dtype, dv),
-      buffers: [scores, v, o],
-      params,
-      workgroups: Math.ceil((rows * dv) / 256),
-    });
+  try {
+    for (let headBase = 0; headBase < hq; headBase += heads) {
+      const count = Math.min(heads, hq - headBase);
+      const rows = b * count * n;
+      const params = {
+        layout: NAIVE_PARAMS,
+        values: { n, nk, hq, hkv, headBase, heads: count, rows, scale: d ** -0.5, causal: causal ? 1 : 0 },
+      };
+      await dispatch(gpu, {
+        label: 'naive scores',
+        code: naiveScoresWgsl(q.dtype, d),
+        buffers: [q, k, scores],
+        params,
+        workgroups: Math.ceil((rows * nk) / 256),
+      });
+      await dispatch(gpu, {
+        label: 'naive softmax',
+        code: naiveSoftmaxWgsl(),
+        buffers: [scores],
+        params,
+        workgroups: rows,
+      });
+      await dispatch(gpu, {
+        label: 'naive output',
+        code: naiveOutputWgsl(q.dtype, dv),
+        buffers: [scores, v, o],
+        params,
+        workgroups: Math.ceil((rows * dv) / 256),
+      });
+    }
+  } catch (error) {
+    o.dispose();
+    throw error;
   }
   return o;
 }

@@ -91,8 +91,8 @@ function queryElements(c: MatrixForwardConfig): number {
 
 /**
  * Workgroup memory the kernel declares, in bytes: staging, Q where it is not held, scores (f32),
- * probabilities (f16), each
- * subgroup's per-row statistic, each row's scale factor and the rescale flag.
+ * probabilities (f16), each subgroup's per-row statistic, each row's scale factor and the rescale
+ * flag.
  */
 export function matrixForwardSharedBytes(c: MatrixForwardConfig): number {
   const rows = matrixForwardRows(c);
