@@ -14,7 +14,15 @@
  * subgroup owns 16 keys. dK and dV are separate kernels so that none
  * binds more than 8 storage buffers.
  */
-import { enables, paramsStruct, stageRowsVec4Wgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import {
+  enables,
+  paramsStruct,
+  type StagingSet,
+  stageRowsVec4Set,
+  stageRowsVec4Wgsl,
+  unrolledStagingSetsWgsl,
+  WORKGROUP_INDEX_WGSL,
+} from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
 import {
   fragmentGrid,
@@ -115,15 +123,42 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 }
 
 /**
- * Loads the statistics of the group's rows of token `t` into `Lse2` (base 2; padding rows get a
- * huge lse so their probabilities are 0) and `Delta`.
+ * The group's lse (base 2) and delta of token t into `Lse2` and `Delta`, as one set of a staging
+ * step (rows past the group get lse +inf and delta 0, so their probabilities are 0).
  */
-function rowStatsWgsl(threads: number, rows: number): string {
-  return `for (var r = li; r < ${rows}u; r += ${threads}u) {
-    let row = t * p.heads + g * GROUP + r;
-    Lse2[r] = select(3.0e38, stats[row] * LOG2E, r < GROUP);
-    Delta[r] = select(0.0, stats[p.tokens * p.heads + row], r < GROUP);
-  }`;
+function rowStatsSet(rows: number): StagingSet {
+  return {
+    count: rows,
+    index: 'es',
+    load: (k, inRange) => `    var esl${k} = 3.0e38;
+    var esd${k} = 0.0;
+    if (${inRange}es${k} < GROUP) {
+      let row = t * p.heads + g * GROUP + es${k};
+      esl${k} = stats[row] * LOG2E;
+      esd${k} = stats[p.tokens * p.heads + row];
+    }`,
+    store: (k) => `      Lse2[es${k}] = esl${k};
+      Delta[es${k}] = esd${k};`,
+  };
+}
+
+/**
+ * Token t's group rows of q and dO (into `qDest`, `oDest`) and their statistics in one unrolled
+ * step: every load of the three before the first store, so that the token waits out the memory
+ * latency once, not three times (the flash backward's dK/dV kernel lost half its time that way).
+ */
+function tokenRowsWgsl(c: SelectedMatrixConfig, qDest: string, oDest: string): string {
+  const { rows, threads } = split(c);
+  const st = strides(c);
+  const groupRows = groupRowsOf(rows);
+  return unrolledStagingSetsWgsl(threads, [
+    stageRowsVec4Set({ dest: qDest, src: 'q', width: c.d, destStride: st.k, threads, ...groupRows }, 'eq'),
+    stageRowsVec4Set(
+      { dest: oDest, src: 'dout', width: c.dv, destStride: st.v, threads, ...groupRows },
+      'eo',
+    ),
+    rowStatsSet(rows),
+  ]);
 }
 
 /** A result fragment to write out: its name, its first row and its first column (a WGSL u32 expression). */
@@ -174,7 +209,6 @@ export function selectedDqMatrixWgsl(c: SelectedMatrixConfig): string {
   const dq = range(fragments).map((r) => range(cols / N).map((n) => `dq${r}_${n}`));
   const stage = (dest: string, src: string, width: number, stride: number, o: RowsOf) =>
     stageRowsVec4Wgsl({ dest, src, width, destStride: stride, threads, ...o });
-  const groupRows = groupRowsOf(rows);
   const keyRows = {
     rows: c.tile,
     tokenStart: 'sq.start',
@@ -217,9 +251,7 @@ ${entry(c, threads)}
   let sq = sequenceOf(t);
   let pos = i32(t - sq.start);
   let sgc = min(sg, SUBGROUPS - 1u);
-  ${rowStatsWgsl(threads, rows)}
-  ${stage('Ks', 'q', c.d, st.k, groupRows)}
-  ${stage('Vs', 'dout', c.dv, st.v, groupRows)}
+  ${tokenRowsWgsl(c, 'Ks', 'Vs')}
   workgroupBarrier();
 ${loadFragmentsWgsl(c.matrix, qf, 'Ks', st.k)}
 ${loadFragmentsWgsl(c.matrix, of, 'Vs', st.v)}
@@ -299,7 +331,6 @@ export function selectedKeysMatrixWgsl(c: SelectedMatrixConfig, grad: 'dk' | 'dv
   const acc = range(width / N).map((n) => `acc${n}`);
   const stage = (dest: string, src: string, w: number, stride: number, o: RowsOf) =>
     stageRowsVec4Wgsl({ dest, src, width: w, destStride: stride, threads, ...o });
-  const groupRows = groupRowsOf(rows);
   const keyRows = {
     rows: c.tile,
     tokenStart: 'sq.start',
@@ -375,9 +406,7 @@ ${acc.map((name) => `  var ${name} = ${result}();`).join('\n')}
     if (pos < k0) { continue; }
       workgroupBarrier();
       let t = sq.start + u32(pos);
-      ${rowStatsWgsl(threads, rows)}
-      ${stage('Qs', 'q', c.d, st.k, groupRows)}
-      ${stage('Os', 'dout', c.dv, st.v, groupRows)}
+      ${tokenRowsWgsl(c, 'Qs', 'Os')}
       workgroupBarrier();
 ${sliceProducts('sf', 'Qs', 'Ks', st.k, c.d / K).join('\n')}
 ${store('sf', 'Ss', '        ')}
