@@ -3,6 +3,7 @@ import { nullGpu, testGpu } from '@webattn/core/testing';
 import { randn } from '@webattn/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchMlaAttention } from '../src/attention/attention.js';
+import { softmaxLanes } from '../src/attention/attention-matrix.wgsl.js';
 import {
   MLA_TARGET_WORKGROUPS,
   MlaCache,
@@ -15,6 +16,7 @@ import {
   mlaEpilogueWgsl,
   mlaGatherKeysWgsl,
   mlaMatrixSharedBytes,
+  mlaMatrixUnsupported,
   mlaPadRowsWgsl,
   planMlaAttention,
   planMlaMatrix,
@@ -137,6 +139,21 @@ describe('the tensor-core kernel compiles on the null backend', () => {
         ).toEqual([]);
       }
     }
+  });
+});
+
+describe("the tensor-core kernel's softmax lanes", () => {
+  it('gives every row the most lanes the invocations allow, and refuses more rows than invocations', () => {
+    const base = { keyTile: 32, subgroupSize: 32 };
+    expect(softmaxLanes({ ...base, rows: 48, subgroups: 4 })).toBe(2);
+    expect(softmaxLanes({ ...base, rows: 48, subgroups: 8 })).toBe(4);
+    expect(softmaxLanes({ ...base, rows: 16, subgroups: 8 })).toBe(16);
+    expect(softmaxLanes({ ...base, keyTile: 16, rows: 16, subgroups: 8 })).toBe(16);
+    expect(softmaxLanes({ ...base, rows: 64, subgroups: 2 })).toBe(1);
+    const c = { heads: 40, r: 256, dr: 32, rows: 64, keyTile: 16, subgroups: 1, subgroupSize: 32 };
+    expect(mlaMatrixUnsupported({ ...c, pinSubgroupSize: true, source: 'dense' })).toMatch(
+      /64 rows exceed the 32 invocations/,
+    );
   });
 });
 

@@ -40,4 +40,5 @@ export {
   nsaForward,
   nsaForwardTensors,
 } from './nsa-forward.js';
+export { SELECTED_KEYS_CHUNK } from './select/inverse.js';
 export { readSelection } from './select/select.js';

@@ -78,7 +78,9 @@ describe('the inverted selection', () => {
         blockTable: ctx.blockTable,
         blocks: ctx.blocks,
       };
-      const inverse = await invertSelection(gpu, forward.selection, tables, ctx.layout, config);
+      // Chunks of 2 tokens, so that lists of 0, 1, 2 and more tokens all occur.
+      const chunk = 2;
+      const inverse = await invertSelection(gpu, forward.selection, tables, ctx.layout, config, chunk);
       const words = new Uint32Array((await inverse.tensor.read()).buffer);
       const expected = expectedInverse(await readSelection(forward.selection), c.lengths, 2, 3, 8);
       expect(inverse.entries).toBe(expected.length + 1);
@@ -87,6 +89,14 @@ describe('the inverted selection', () => {
       );
       expect(got).toEqual(expected);
       expect(words[expected.length]).toBe(expected.flat().length);
+      // Each list's first chunk: max(1, ceil(count / chunk)) chunks per list, in list order.
+      const starts = [0];
+      for (const list of expected) starts.push(starts.at(-1)! + Math.max(1, Math.ceil(list.length / chunk)));
+      expect(
+        Array.from(words.subarray(inverse.chunkStart, inverse.chunkStart + expected.length + 1)),
+      ).toEqual(starts);
+      expect(new Set(expected.map((list) => list.length)).size).toBeGreaterThan(2);
+      expect(inverse.maxChunks).toBeGreaterThanOrEqual(starts.at(-1)!);
       inverse.tensor.dispose();
       disposeNsaForward(forward);
     });

@@ -41,6 +41,7 @@ import {
   selectedDqMatrixWgsl,
   selectedKeysMatrixSharedBytes,
   selectedKeysMatrixWgsl,
+  selectedKeysSumWgsl,
 } from '../src/selected/selected-backward-matrix.wgsl.js';
 import { selectedGroupWgsl } from '../src/selected/selected-group.wgsl.js';
 import {
@@ -156,7 +157,7 @@ describe('the tensor-core selection and selected attention compile on the null b
     { ...base, d: 16, dv: 32, group: 32, blockSize: 64, tile: 16 },
   ];
   for (const c of backwardShapes) {
-    it(`backward d=${c.d} dv=${c.dv} group ${c.group} tile ${c.tile}: dq, dk, dv`, async () => {
+    it(`backward d=${c.d} dv=${c.dv} group ${c.group} tile ${c.tile}: dq, dk, dv and their chunk sums`, async () => {
       expect(selectedBackwardMatrixUnsupported(c)).toBeUndefined();
       const limit = gpu.caps.limits.maxComputeWorkgroupStorageSize;
       expect(selectedDqMatrixSharedBytes(c)).toBeLessThanOrEqual(limit);
@@ -168,6 +169,11 @@ describe('the tensor-core selection and selected attention compile on the null b
       await expect(
         gpu.pipelines.get(selectedKeysMatrixWgsl(c, 'dv'), 'selected dv matrix'),
       ).resolves.toBeDefined();
+      for (const grad of ['dk', 'dv'] as const) {
+        await expect(
+          gpu.pipelines.get(selectedKeysSumWgsl(c, grad), `selected ${grad} sum`),
+        ).resolves.toBeDefined();
+      }
     });
   }
 

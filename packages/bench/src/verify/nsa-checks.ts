@@ -15,6 +15,7 @@ import {
   nsaForward,
   readSelection,
   resolveNsaConfigFromReference,
+  SELECTED_KEYS_CHUNK,
 } from '@webattn/nsa';
 import {
   compare,
@@ -30,6 +31,11 @@ import type { Check } from './check.js';
 interface Shape {
   /** Sequences of n tokens each (1 by default): their tokens share workgroups across boundaries. */
   batch?: number;
+  /**
+   * Tokens per chunk of the tensor-core dK/dV kernels' token lists (SELECTED_KEYS_CHUNK), small so
+   * that lists of many chunks, and their ordered sums, occur at this size.
+   */
+  keyChunk?: number;
   n: number;
   hq: number;
   hkv: number;
@@ -61,6 +67,8 @@ const SHAPES: Shape[] = [
   SMALL,
   // Three sequences of 37: a tensor-core selection workgroup of several tokens spans two of them.
   { ...SMALL, batch: 3, hkv: 1 },
+  // Lists of up to 37 tokens in chunks of 4.
+  { ...SMALL, keyChunk: 4 },
   { n: 300, hq: 4, hkv: 1, dqk: 64, dv: 64, config: { topN: 4, selectSize: 32, windowSize: 40 } },
   ...(['weighted', 'swiglu'] as const).map((compressor) => ({
     n: 41,
@@ -148,8 +156,12 @@ function runShape(s: Shape, tier: Tier) {
       tier,
       ...(compressors && { compressors }),
     });
+    const chunk = SELECTED_KEYS_CHUNK.tokens;
     try {
-      const grads = await nsaBackward(result, dO);
+      if (s.keyChunk) SELECTED_KEYS_CHUNK.tokens = s.keyChunk;
+      const grads = await nsaBackward(result, dO).finally(() => {
+        SELECTED_KEYS_CHUNK.tokens = chunk;
+      });
       // The reference runs on what the GPU holds, so f16 checks measure the kernels, not the rounding of inputs.
       const [hq, hk, hv, hg, hdo] = await Promise.all([q, k, v, g, dO].map((t) => t.read()));
       const inputs = {
@@ -262,7 +274,7 @@ export function nsaChecks(gpu: Gpu): Check[] {
   return gpu.caps.tiers.flatMap((tier) => [
     ...SHAPES.map((s) => ({
       suite: 'nsa' as const,
-      name: `nsa forward+backward [${tier}] ${s.batch ? `b=${s.batch} ` : ''}n=${s.n} hq=${s.hq} hkv=${s.hkv} dqk=${s.dqk} dv=${s.dv} ${JSON.stringify(s.config)}${s.compressor ? ` ${s.compressor} compression` : ''}`,
+      name: `nsa forward+backward [${tier}] ${s.batch ? `b=${s.batch} ` : ''}n=${s.n}${s.keyChunk ? ` key chunks of ${s.keyChunk}` : ''} hq=${s.hq} hkv=${s.hkv} dqk=${s.dqk} dv=${s.dv} ${JSON.stringify(s.config)}${s.compressor ? ` ${s.compressor} compression` : ''}`,
       tier,
       run: runShape(s, tier),
     })),

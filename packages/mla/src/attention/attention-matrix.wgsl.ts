@@ -65,10 +65,26 @@ export function mlaMatrixUnsupported(c: MlaMatrixKernelConfig): string | undefin
   if (c.dr % F !== 0 || c.dr === 0) return `dr = ${c.dr} is not a positive multiple of 16`;
   if (c.rows % F !== 0) return `rows = ${c.rows} is not a multiple of 16`;
   if (c.keyTile % F !== 0) return `keyTile = ${c.keyTile} is not a multiple of 16`;
+  const threads = c.subgroups * c.subgroupSize;
+  if (c.rows > threads) return `${c.rows} rows exceed the ${threads} invocations of the softmax step`;
   return undefined;
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/**
+ * Invocations per softmax row: the largest power of two, at most the key tile, for which every row
+ * of the block has that many (at least one).
+ */
+export function softmaxLanes(
+  c: Pick<MlaMatrixKernelConfig, 'rows' | 'keyTile' | 'subgroups' | 'subgroupSize'>,
+): number {
+  const threads = c.subgroups * c.subgroupSize;
+  let lanes = 1;
+  while (lanes * 2 <= c.keyTile && lanes * 2 <= Math.min(c.subgroupSize, 32) && c.rows * lanes * 2 <= threads)
+    lanes *= 2;
+  return lanes;
+}
 
 /** WGSL of the tensor-core attention kernel (f16 storage; partials in f32 with padded rows). */
 export function mlaAttentionMatrixWgsl(c: MlaMatrixKernelConfig): string {
@@ -115,6 +131,51 @@ export function mlaAttentionMatrixWgsl(c: MlaMatrixKernelConfig): string {
     (k) => `      let at = (e${k} / ${dk / 4}u) * ${st.k}u + (e${k} % ${dk / 4}u) * 4u;
       ${storeVec4Wgsl('Ks', 'at', `v${k}`)}`,
   );
+  // Lanes per softmax row: the most (a power of two, at most the key tile) that every row can have.
+  const lanes = softmaxLanes(c);
+  const perLane = KT / lanes;
+  const fold = (v: string, op: (a: string, b: string) => string) =>
+    range(Math.log2(lanes))
+      .map((b) => `${v} = ${op(v, `subgroupShuffleXor(${v}, ${2 ** b}u)`)};`)
+      .join(' ');
+  const softmax = `    {
+      let row = min(li / ${lanes}u, ${ROWS - 1}u);
+      let part = li % ${lanes}u;
+      let writes = li / ${lanes}u < ${ROWS}u;
+      let visible = visibleKeys(len, rowLo + row);
+      var x: array<f32, ${perLane}>;
+      var tmax = NEG;
+      for (var j = 0u; j < ${perLane}u; j++) {
+        let key = part * ${perLane}u + ((j + row) % ${perLane}u);
+        x[j] = select(NEG, Ss[row * ${st.s}u + key] * p.scale, t0 + key < visible);
+        tmax = max(tmax, x[j]);
+      }
+      ${fold('tmax', (a, b) => `max(${a}, ${b})`)}
+      let mOld = mrow[row];
+      var m = mOld;
+      var alpha = 1.0;
+      if (tmax > mOld + ${MLA_LAZY_RESCALE.toFixed(1)}) {
+        m = tmax;
+        alpha = exp(mOld - m);
+        if (writes && lrow[row] > 0.0) { wflag[0] = 1u; }
+      }
+      var sum = 0.0;
+      for (var j = 0u; j < ${perLane}u; j++) {
+        let key = part * ${perLane}u + ((j + row) % ${perLane}u);
+        let pr = select(0.0, exp(x[j] - m), x[j] > NEG);
+        if (writes) { Ps[row * ${st.p}u + key] = f16(pr); }
+        sum += pr;
+      }
+      ${fold('sum', (a, b) => `${a} + ${b}`)}
+      // Every lane of the row has read mrow and lrow before the barrier-free update below: the
+      // reads above come first in each lane, and only part 0 writes, after its own shuffles.
+      workgroupBarrier();
+      if (writes && part == 0u) {
+        arow[row] = alpha;
+        lrow[row] = lrow[row] * alpha + sum;
+        mrow[row] = m;
+      }
+    }`;
   const rescale = acc
     .flatMap((frags, rf) =>
       frags.map(
@@ -244,31 +305,12 @@ ${staging}
       subgroupMatrixStore<row_major>(&Ss, rf * ${F * st.s}u + kf * ${F}u, s, ${st.s}u);
     }
     workgroupBarrier();
-    // Softmax statistics with a lazy max; invisible keys are selected to probability 0.
-    for (var row = li; row < ${ROWS}u; row += ${THREADS}u) {
-      let visible = visibleKeys(len, rowLo + row);
-      var tmax = NEG;
-      for (var key = 0u; key < ${KT}u; key++) {
-        if (t0 + key < visible) { tmax = max(tmax, Ss[row * ${st.s}u + key] * p.scale); }
-      }
-      let mOld = mrow[row];
-      var m = mOld;
-      var alpha = 1.0;
-      if (tmax > mOld + ${MLA_LAZY_RESCALE.toFixed(1)}) {
-        m = tmax;
-        alpha = exp(mOld - m);
-        if (lrow[row] > 0.0) { wflag[0] = 1u; }
-      }
-      var sum = 0.0;
-      for (var key = 0u; key < ${KT}u; key++) {
-        let pr = select(0.0, exp(Ss[row * ${st.s}u + key] * p.scale - m), t0 + key < visible);
-        Ps[row * ${st.p}u + key] = f16(pr);
-        sum += pr;
-      }
-      arow[row] = alpha;
-      lrow[row] = lrow[row] * alpha + sum;
-      mrow[row] = m;
-    }
+    // Softmax statistics with a lazy max; invisible keys are selected to probability 0. LANES
+    // neighbouring invocations share a row, each taking KT / LANES of its keys (starting at an
+    // offset given by the row, so that a subgroup's lanes read different banks), and combine with
+    // shuffles; every lane of a row reaches the same max. Invocations past the rows take part in
+    // the shuffles on the last row and write nothing.
+${softmax}
     // A full barrier first: workgroupUniformLoad right after the stores has read stale values on
     // the H200's driver.
     workgroupBarrier();

@@ -2,17 +2,38 @@
 import { dispatch, type Gpu, Tensor } from '@webattn/core';
 import type { NsaConfig } from '../config.js';
 import type { NsaLayout } from '../layout.js';
-import { INVERSE_PARAMS, inverseCountWgsl, inverseFillWgsl, inverseOffsetsWgsl } from './inverse.wgsl.js';
+import {
+  INVERSE_PARAMS,
+  inverseChunksWgsl,
+  inverseCountWgsl,
+  inverseFillWgsl,
+  inverseOffsetsWgsl,
+} from './inverse.wgsl.js';
 
-/** The inverted selection: `[offsets (blocks · kvHeads + 1) | entries]` as u32 bits, and where the entries start. */
+/**
+ * Tokens per chunk of a block's token list for the tensor-core dK/dV kernels: a block every token
+ * selects (the first) splits over many workgroups instead of one walking every token. Mutable so
+ * that `webattn verify` can force lists of many chunks at small sizes.
+ */
+export const SELECTED_KEYS_CHUNK: { tokens: number } = { tokens: 1024 };
+
+/**
+ * The inverted selection: `[offsets (blocks · kvHeads + 1) | entries | chunk starts (blocks ·
+ * kvHeads + 1)]` as u32 bits, where the entries and the chunk starts begin, and a bound on the
+ * chunks (the grid of the chunked kernels).
+ */
 export interface InverseSelection {
   tensor: Tensor;
   entries: number;
+  chunkStart: number;
+  /** Tokens per chunk. */
+  chunk: number;
+  maxChunks: number;
 }
 
 /**
  * For every (selection block, KV head), the positions of the tokens whose selection lists it, in
- * token order. `tables` is the sequence table with its block table (see the layout's
+ * token order, and where each list's chunks of `chunk` tokens start. `tables` is the sequence table with its block table (see the layout's
  * sequenceTable).
  */
 export async function invertSelection(
@@ -21,8 +42,12 @@ export async function invertSelection(
   tables: { tensor: Tensor; tokenTable: number; blockTable: number; blocks: number },
   layout: NsaLayout,
   config: NsaConfig,
+  chunk = SELECTED_KEYS_CHUNK.tokens,
 ): Promise<InverseSelection> {
   const slots = tables.blocks * config.kvHeads;
+  // Every (token, KV head) lists at most topN blocks.
+  const maxEntries = layout.tokens * config.kvHeads * config.topN;
+  const chunkStart = slots + 1 + maxEntries;
   const params = {
     layout: INVERSE_PARAMS,
     values: {
@@ -31,11 +56,11 @@ export async function invertSelection(
       blockSize: config.blockSize,
       tokenTable: tables.tokenTable,
       blockTable: tables.blockTable,
+      chunkStart,
     },
   };
   using counts = Tensor.empty(gpu, [slots]);
-  // Every (token, KV head) lists at most topN blocks.
-  const inverse = Tensor.empty(gpu, [slots + 1 + layout.tokens * config.kvHeads * config.topN]);
+  const inverse = Tensor.empty(gpu, [chunkStart + slots + 1]);
   try {
     await dispatch(gpu, {
       label: 'nsa selection count',
@@ -58,9 +83,23 @@ export async function invertSelection(
       params,
       workgroups: slots,
     });
+    await dispatch(gpu, {
+      label: 'nsa selection chunks',
+      code: inverseChunksWgsl(chunk),
+      buffers: [inverse],
+      params,
+      workgroups: 1,
+    });
   } catch (error) {
     inverse.dispose();
     throw error;
   }
-  return { tensor: inverse, entries: slots + 1 };
+  // Each list is max(1, ceil(count / chunk)) chunks: at most one per list plus one per chunk of entries.
+  return {
+    tensor: inverse,
+    entries: slots + 1,
+    chunkStart,
+    chunk,
+    maxChunks: slots + Math.ceil(maxEntries / chunk),
+  };
 }

@@ -4,18 +4,23 @@
  * the sequence). Three deterministic kernels without atomics: one workgroup per (block, KV head)
  * counts its tokens, one workgroup turns the counts into offsets, and one workgroup per (block,
  * KV head) writes its tokens. The tensor-core dK/dV kernels read it at uniform addresses, so the
- * loops over a block's tokens are uniform.
+ * loops over a block's tokens are uniform. A fourth kernel cuts each list into chunks of at most
+ * `chunk` tokens (at least one chunk per list, empty ones included) and writes where each list's
+ * chunks start in the chunk order, after the entries: the tensor-core dK/dV kernels run a
+ * workgroup per chunk, so that a block every token selects (the first) is not one workgroup's
+ * walk over every token.
  */
 import { enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
 
-/** Uniform parameters of the three kernels. */
+/** Uniform parameters of the four kernels (`chunkStart`: where the chunk kernel writes). */
 export const INVERSE_PARAMS = [
   ['blocks', 'u32'],
   ['kvHeads', 'u32'],
   ['blockSize', 'i32'],
   ['tokenTable', 'u32'],
   ['blockTable', 'u32'],
+  ['chunkStart', 'u32'],
 ] as const;
 
 /** Invocations per workgroup of the count and fill kernels, and of the offsets kernel. */
@@ -128,6 +133,40 @@ ${blockPreamble()}
     at += total;
     workgroupBarrier();
   }
+}
+`;
+}
+
+/**
+ * Chunk starts from the offsets: `inverse[chunkStart + i]` = chunks of the lists before i, each
+ * list `max(1, ceil(count / chunk))` chunks, `inverse[chunkStart + n]` the total. Bindings: inverse.
+ */
+export function inverseChunksWgsl(chunk: number): string {
+  return `${header(['read_write> inverse: array<u32>'])}
+var<workgroup> totals: array<u32, ${OFFSETS_THREADS}>;
+
+fn chunksOf(i: u32) -> u32 {
+  return max(1u, (inverse[i + 1u] - inverse[i] + ${chunk - 1}u) / ${chunk}u);
+}
+
+@compute @workgroup_size(${OFFSETS_THREADS})
+fn main(@builtin(local_invocation_index) li: u32) {
+  let n = p.blocks * p.kvHeads;
+  let at = p.chunkStart;
+  let per = (n + ${OFFSETS_THREADS - 1}u) / ${OFFSETS_THREADS}u;
+  let lo = min(li * per, n);
+  let hi = min(lo + per, n);
+  var sum = 0u;
+  for (var i = lo; i < hi; i++) { sum += chunksOf(i); }
+  totals[li] = sum;
+  workgroupBarrier();
+  var before = 0u;
+  for (var j = 0u; j < li; j++) { before += totals[j]; }
+  for (var i = lo; i < hi; i++) {
+    inverse[at + i] = before;
+    before += chunksOf(i);
+  }
+  if (li == ${OFFSETS_THREADS - 1}u) { inverse[at + n] = before; }
 }
 `;
 }

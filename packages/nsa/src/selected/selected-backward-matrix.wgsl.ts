@@ -14,7 +14,15 @@
  * subgroup owns 16 keys. dK and dV are separate kernels so that none
  * binds more than 8 storage buffers.
  */
-import { enables, paramsStruct, stageRowsVec4Wgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import {
+  enables,
+  paramsStruct,
+  type StagingSet,
+  stageRowsVec4Set,
+  stageRowsVec4Wgsl,
+  unrolledStagingSetsWgsl,
+  WORKGROUP_INDEX_WGSL,
+} from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
 import {
   fragmentGrid,
@@ -28,12 +36,19 @@ import {
 import { SELECTED_PARAMS } from './selected.wgsl.js';
 import type { SelectedMatrixConfig } from './selected-matrix.wgsl.js';
 
-/** Uniform parameters of the tensor-core backward: the forward's, where the block table starts, the key tiles of the dK/dV kernels and where the inverted selection's entries start. */
+/**
+ * Uniform parameters of the tensor-core backward: the forward's, where the block table starts, the
+ * key tiles of the dK/dV kernels, where the inverted selection's entries and chunk starts begin,
+ * its lists (blocks · KV heads) and the tokens per chunk.
+ */
 export const SELECTED_MATRIX_BACKWARD_PARAMS = [
   ...SELECTED_PARAMS,
   ['blockTable', 'u32'],
   ['keyTiles', 'u32'],
   ['inverseEntries', 'u32'],
+  ['slots', 'u32'],
+  ['chunkStart', 'u32'],
+  ['keyChunk', 'u32'],
 ] as const;
 
 function split(c: SelectedMatrixConfig) {
@@ -115,15 +130,42 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
 }
 
 /**
- * Loads the statistics of the group's rows of token `t` into `Lse2` (base 2; padding rows get a
- * huge lse so their probabilities are 0) and `Delta`.
+ * The group's lse (base 2) and delta of token t into `Lse2` and `Delta`, as one set of a staging
+ * step (rows past the group get lse +inf and delta 0, so their probabilities are 0).
  */
-function rowStatsWgsl(threads: number, rows: number): string {
-  return `for (var r = li; r < ${rows}u; r += ${threads}u) {
-    let row = t * p.heads + g * GROUP + r;
-    Lse2[r] = select(3.0e38, stats[row] * LOG2E, r < GROUP);
-    Delta[r] = select(0.0, stats[p.tokens * p.heads + row], r < GROUP);
-  }`;
+function rowStatsSet(rows: number): StagingSet {
+  return {
+    count: rows,
+    index: 'es',
+    load: (k, inRange) => `    var esl${k} = 3.0e38;
+    var esd${k} = 0.0;
+    if (${inRange}es${k} < GROUP) {
+      let row = t * p.heads + g * GROUP + es${k};
+      esl${k} = stats[row] * LOG2E;
+      esd${k} = stats[p.tokens * p.heads + row];
+    }`,
+    store: (k) => `      Lse2[es${k}] = esl${k};
+      Delta[es${k}] = esd${k};`,
+  };
+}
+
+/**
+ * Token t's group rows of q and dO (into `qDest`, `oDest`) and their statistics in one unrolled
+ * step: every load of the three before the first store, so that the token waits out the memory
+ * latency once, not three times (the flash backward's dK/dV kernel lost half its time that way).
+ */
+function tokenRowsWgsl(c: SelectedMatrixConfig, qDest: string, oDest: string): string {
+  const { rows, threads } = split(c);
+  const st = strides(c);
+  const groupRows = groupRowsOf(rows);
+  return unrolledStagingSetsWgsl(threads, [
+    stageRowsVec4Set({ dest: qDest, src: 'q', width: c.d, destStride: st.k, threads, ...groupRows }, 'eq'),
+    stageRowsVec4Set(
+      { dest: oDest, src: 'dout', width: c.dv, destStride: st.v, threads, ...groupRows },
+      'eo',
+    ),
+    rowStatsSet(rows),
+  ]);
 }
 
 /** A result fragment to write out: its name, its first row and its first column (a WGSL u32 expression). */
@@ -174,7 +216,6 @@ export function selectedDqMatrixWgsl(c: SelectedMatrixConfig): string {
   const dq = range(fragments).map((r) => range(cols / N).map((n) => `dq${r}_${n}`));
   const stage = (dest: string, src: string, width: number, stride: number, o: RowsOf) =>
     stageRowsVec4Wgsl({ dest, src, width, destStride: stride, threads, ...o });
-  const groupRows = groupRowsOf(rows);
   const keyRows = {
     rows: c.tile,
     tokenStart: 'sq.start',
@@ -217,9 +258,7 @@ ${entry(c, threads)}
   let sq = sequenceOf(t);
   let pos = i32(t - sq.start);
   let sgc = min(sg, SUBGROUPS - 1u);
-  ${rowStatsWgsl(threads, rows)}
-  ${stage('Ks', 'q', c.d, st.k, groupRows)}
-  ${stage('Vs', 'dout', c.dv, st.v, groupRows)}
+  ${tokenRowsWgsl(c, 'Ks', 'Vs')}
   workgroupBarrier();
 ${loadFragmentsWgsl(c.matrix, qf, 'Ks', st.k)}
 ${loadFragmentsWgsl(c.matrix, of, 'Vs', st.v)}
@@ -286,8 +325,10 @@ ${writeFragmentsWgsl(
 }
 
 /**
- * WGSL of the tensor-core dK (`grad = 'dk'`) or dV kernel. Bindings: q, k, v, inverse, tables,
- * dout, stats, dk for dK; q, k, inverse, tables, dout, stats, dv for dV.
+ * WGSL of the tensor-core dK (`grad = 'dk'`) or dV kernel: one workgroup per (chunk of a block's
+ * token list, key tile of the block), each writing its chunk's part of the tile's gradient to
+ * `partials` (f32) for {@link selectedKeysSumWgsl}. Bindings: q, k, v, inverse, tables, dout,
+ * stats, partials for dK; q, k, inverse, tables, dout, stats, partials for dV.
  */
 export function selectedKeysMatrixWgsl(c: SelectedMatrixConfig, grad: 'dk' | 'dv'): string {
   const { M, N, K } = c.matrix;
@@ -299,7 +340,6 @@ export function selectedKeysMatrixWgsl(c: SelectedMatrixConfig, grad: 'dk' | 'dv
   const acc = range(width / N).map((n) => `acc${n}`);
   const stage = (dest: string, src: string, w: number, stride: number, o: RowsOf) =>
     stageRowsVec4Wgsl({ dest, src, width: w, destStride: stride, threads, ...o });
-  const groupRows = groupRowsOf(rows);
   const keyRows = {
     rows: c.tile,
     tokenStart: 'sq.start',
@@ -331,7 +371,7 @@ export function selectedKeysMatrixWgsl(c: SelectedMatrixConfig, grad: 'dk' | 'dv
     'read> tables: array<u32>',
     'read> dout: array<vec4<f16>>',
     'read> stats: array<f32>',
-    `read_write> ${grad}: array<f16>`,
+    'read_write> partials: array<f32>',
   ];
   // The gradient's rows multiply: Q for dK, dO for dV.
   const [xs, xStride] = dk ? ['Qs', st.k] : ['Os', st.v];
@@ -352,32 +392,44 @@ var<workgroup> Delta: array<f32, ${rows}>;
 var<workgroup> Xout: array<f32, ${subgroups * M * st.out}>;
 
 ${entry(c, threads)}
+  // One workgroup per (chunk of a block's token list, key tile of the block); the chunks of all
+  // lists in list order (see inverseChunksWgsl).
   let w = workgroupIndex(wid, nwg);
-  if (w >= p.keyTiles * p.kvHeads) { return; }
-  let g = w % p.kvHeads;
   let tilesPerBlock = u32(p.blockSize) / TILE;
-  // Read-only storage at uniform addresses: the block, its sequence and the tile are uniform.
-  let s0 = tables[p.blockTable + (w / p.kvHeads) / tilesPerBlock];
+  let chunk = w / tilesPerBlock;
+  let tile = w % tilesPerBlock;
+  // Read-only storage at uniform addresses: the chunk's list, block, sequence and tile are uniform.
+  if (chunk >= inverse[p.chunkStart + p.slots]) { return; }
+  // The list whose chunks include this one: the last whose first chunk is not after it.
+  var lo = 0u;
+  var hi = p.slots;
+  loop {
+    if (hi - lo <= 1u) { break; }
+    let mid = (lo + hi) / 2u;
+    if (inverse[p.chunkStart + mid] <= chunk) { lo = mid; } else { hi = mid; }
+  }
+  let slot = lo;
+  let g = slot % p.kvHeads;
+  let s0 = tables[p.blockTable + slot / p.kvHeads];
   let sq = sequenceOf(s0);
   let len = i32(sq.length);
-  let k0 = i32(s0 - sq.start) + i32(((w / p.kvHeads) % tilesPerBlock) * TILE);
+  let k0 = i32(s0 - sq.start) + i32(tile * TILE);
   if (k0 >= len) { return; }
+  let mFirst = inverse[slot] + (chunk - inverse[p.chunkStart + slot]) * p.keyChunk;
+  let mEnd = min(mFirst + p.keyChunk, inverse[slot + 1u]);
   let sgc = min(sg, SUBGROUPS - 1u);
   let scale2 = p.scale * LOG2E;
   ${stage('Ks', 'k', c.d, st.k, keyRows)}
   ${dk ? stage('Vs', 'v', c.dv, st.v, keyRows) : ''}
 ${acc.map((name) => `  var ${name} = ${result}();`).join('\n')}
-  // The tokens that selected the block, in order, from the inverted selection: read-only storage
-  // at uniform addresses, so the loop is uniform. Tokens before k0 cannot see the tile's keys.
-  let slot = ((w / p.kvHeads) / tilesPerBlock) * p.kvHeads + g;
-  for (var m = inverse[slot]; m < inverse[slot + 1u]; m++) {
+  // The chunk's tokens that selected the block, in order, from the inverted selection: read-only
+  // storage at uniform addresses, so the loop is uniform. Tokens before k0 cannot see the tile's keys.
+  for (var m = mFirst; m < mEnd; m++) {
     let pos = i32(inverse[p.inverseEntries + m]);
     if (pos < k0) { continue; }
       workgroupBarrier();
       let t = sq.start + u32(pos);
-      ${rowStatsWgsl(threads, rows)}
-      ${stage('Qs', 'q', c.d, st.k, groupRows)}
-      ${stage('Os', 'dout', c.dv, st.v, groupRows)}
+      ${tokenRowsWgsl(c, 'Qs', 'Os')}
       workgroupBarrier();
 ${sliceProducts('sf', 'Qs', 'Ks', st.k, c.d / K).join('\n')}
 ${store('sf', 'Ss', '        ')}
@@ -411,13 +463,68 @@ ${acc
   )
   .join('\n')}
   }
-${writeFragmentsWgsl(
-  c,
-  acc.map((name, n) => ({ name, row: `sgc * ${N}u`, col: `${n * N}u` })),
-  (row, col) => `${grad}[((sq.start + u32(k0) + ${row}) * p.kvHeads + g) * ${width}u + ${col}]`,
-  (row) => `k0 + i32(${row}) < len`,
-  dk ? 'p.scale' : '1.0',
-)}
+  // The chunk's part of the tile's gradient, f32, summed over the chunks in order (and scaled) by
+  // selectedKeysSumWgsl: [chunk][tile][key][column].
+  let out = ((chunk * tilesPerBlock + tile) * TILE + sgc * ${N}u) * ${width}u;
+${acc.map((name, n) => `  subgroupMatrixStore<row_major>(&partials, out + ${n * N}u, ${name}, ${width}u);`).join('\n')}
+}
+`;
+}
+
+/** Invocations per workgroup of the chunk sum. */
+export const SELECTED_KEYS_SUM_THREADS = 256;
+
+/**
+ * WGSL adding, for every (list, key tile), its chunks' partial gradients in chunk order (the same
+ * sums every run, no atomics) into dK (times the softmax scale) or dV, f16. One workgroup per
+ * (list, key tile), lists in the tensor-core kernel's order. Bindings: inverse, tables, partials,
+ * dk or dv.
+ */
+export function selectedKeysSumWgsl(
+  c: Pick<SelectedMatrixConfig, 'tile' | 'd' | 'dv'>,
+  grad: 'dk' | 'dv',
+): string {
+  const width = grad === 'dk' ? c.d : c.dv;
+  const threads = SELECTED_KEYS_SUM_THREADS;
+  return `${enables({ f16: true })}
+${paramsStruct(SELECTED_MATRIX_BACKWARD_PARAMS)}
+@group(0) @binding(0) var<storage, read> inverse: array<u32>;
+@group(0) @binding(1) var<storage, read> tables: array<u32>;
+@group(0) @binding(2) var<storage, read> partials: array<f32>;
+@group(0) @binding(3) var<storage, read_write> ${grad}: array<f16>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+const TILE = ${c.tile}u;
+
+${NSA_SEQUENCE_WGSL}
+
+${WORKGROUP_INDEX_WGSL}
+
+@compute @workgroup_size(${threads})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let w = workgroupIndex(wid, nwg);
+  let tilesPerBlock = u32(p.blockSize) / TILE;
+  if (w >= p.slots * tilesPerBlock) { return; }
+  let slot = w / tilesPerBlock;
+  let tile = w % tilesPerBlock;
+  let g = slot % p.kvHeads;
+  let s0 = tables[p.blockTable + slot / p.kvHeads];
+  let sq = sequenceOf(s0);
+  let len = i32(sq.length);
+  let k0 = i32(s0 - sq.start) + i32(tile * TILE);
+  if (k0 >= len) { return; }
+  let first = inverse[p.chunkStart + slot];
+  let end = inverse[p.chunkStart + slot + 1u];
+  for (var e = li; e < ${c.tile * width}u; e += ${threads}u) {
+    let r = e / ${width}u;
+    if (k0 + i32(r) < len) {
+      var sum = 0.0;
+      for (var chunk = first; chunk < end; chunk++) {
+        sum += partials[(chunk * tilesPerBlock + tile) * ${c.tile * width}u + e];
+      }
+      ${grad}[((sq.start + u32(k0) + r) * p.kvHeads + g) * ${width}u + e % ${width}u] = f16(sum * ${grad === 'dk' ? 'p.scale' : '1.0'});
+    }
+  }
 }
 `;
 }

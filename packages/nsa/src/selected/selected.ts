@@ -29,6 +29,7 @@ import {
   selectedDqMatrixWgsl,
   selectedKeysMatrixSharedBytes,
   selectedKeysMatrixWgsl,
+  selectedKeysSumWgsl,
 } from './selected-backward-matrix.wgsl.js';
 import { selectedGroupSharedBytes, selectedGroupWgsl } from './selected-group.wgsl.js';
 import {
@@ -220,10 +221,41 @@ export async function selectedAttentionBackward(
   const dkInputs = [q, k, v, inverse.tensor, meta.tensor, dO, stats, dk];
   const dvInputs = [q, k, inverse.tensor, meta.tensor, dO, stats, dv];
   if (matrixKeys) {
-    const keyTiles = meta.blocks * (config.blockSize / matrixKeys.tile);
-    const extra = { keyTiles, inverseEntries: inverse.entries };
-    await matrix('dk', selectedKeysMatrixWgsl(matrixKeys, 'dk'), dkInputs, keyTiles, extra);
-    await matrix('dv', selectedKeysMatrixWgsl(matrixKeys, 'dv'), dvInputs, keyTiles, extra);
+    // A workgroup per (chunk of a block's token list, key tile), each writing its part of the
+    // tile's gradient; then, per (list, key tile), the parts summed in chunk order.
+    const tilesPerBlock = config.blockSize / matrixKeys.tile;
+    const slots = meta.blocks * config.kvHeads;
+    const keyValues = {
+      ...values,
+      blockTable: meta.blockTable,
+      keyTiles: meta.blocks * tilesPerBlock,
+      inverseEntries: inverse.entries,
+      slots,
+      chunkStart: inverse.chunkStart,
+      keyChunk: inverse.chunk,
+    };
+    const params = { layout: SELECTED_MATRIX_BACKWARD_PARAMS, values: keyValues };
+    const width = Math.max(config.headDim, config.vHeadDim);
+    using partials = Tensor.empty(gpu, [inverse.maxChunks * config.blockSize * width]);
+    for (const [grad, inputs, out] of [
+      ['dk', dkInputs, dk],
+      ['dv', dvInputs, dv],
+    ] as const) {
+      await dispatch(gpu, {
+        label: `nsa selected attention ${grad}`,
+        code: selectedKeysMatrixWgsl(matrixKeys, grad),
+        buffers: [...inputs.slice(0, -1), partials],
+        params,
+        workgroups: inverse.maxChunks * tilesPerBlock,
+      });
+      await dispatch(gpu, {
+        label: `nsa selected attention ${grad} sum`,
+        code: selectedKeysSumWgsl(matrixKeys, grad),
+        buffers: [inverse.tensor, meta.tensor, partials, out],
+        params,
+        workgroups: slots * tilesPerBlock,
+      });
+    }
   } else {
     const params = {
       layout: SELECTED_KEYS_PARAMS,
