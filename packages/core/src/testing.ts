@@ -4,6 +4,7 @@
  * selected automatically. There is no silent skip: without an adapter it throws.
  */
 import { existsSync } from 'node:fs';
+import type { Capabilities } from './capabilities.js';
 import { createGpu, type Gpu } from './gpu.js';
 import { SWIFTSHADER_ICD } from './node-instance.js';
 
@@ -31,4 +32,25 @@ export async function testGpu(): Promise<Gpu> {
  */
 export function nullGpu(): Promise<Gpu> {
   return createGpu({ backend: 'null' });
+}
+
+/**
+ * The null backend presented as a tensor-core adapter: it lists no subgroup-matrix shapes, so this
+ * adds the 16x16x16 f16 -> f32 shape and the tier (with 32-wide subgroups, as on NVIDIA). Nothing
+ * runs, but every host path of the tensor-core tier is taken: uniform parameters, bindings,
+ * dispatch sizes and pipeline creation are checked here rather than first on a GPU.
+ */
+export async function nullMatrixGpu(): Promise<Gpu> {
+  const gpu = await nullGpu();
+  const shape = { componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 };
+  const caps: Capabilities = {
+    ...gpu.caps,
+    tiers: [...gpu.caps.tiers.filter((t) => t !== 'subgroup-matrix'), 'subgroup-matrix'],
+    subgroupMinSize: 32,
+    subgroupMaxSize: 32,
+    subgroupMatrixConfigs: [shape],
+    allSubgroupMatrixConfigs: [shape],
+  };
+  (gpu as { caps: Capabilities }).caps = caps;
+  return gpu;
 }

@@ -208,7 +208,16 @@ export async function selectedAttentionBackward(
       buffers,
       params: {
         layout: SELECTED_MATRIX_BACKWARD_PARAMS,
-        values: { ...values, blockTable: meta.blockTable, keyTiles: 0, inverseEntries: 0, ...extra },
+        values: {
+          ...values,
+          blockTable: meta.blockTable,
+          keyTiles: 0,
+          inverseEntries: 0,
+          slots: 0,
+          chunkStart: 0,
+          keyChunk: 0,
+          ...extra,
+        },
       },
       workgroups: groups * config.kvHeads,
     });

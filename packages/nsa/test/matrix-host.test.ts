@@ -1,0 +1,56 @@
+import { type Gpu, Tensor } from '@webattn/core';
+import { nullMatrixGpu } from '@webattn/core/testing';
+import { randn } from '@webattn/reference';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  disposeNsaForward,
+  disposeNsaGradients,
+  nsaBackward,
+  nsaForward,
+  resolveNsaConfig,
+} from '../src/index.js';
+import { selectedMatrixConfig } from '../src/selected/selected.js';
+
+// The null backend compiles and dispatches without computing: running the whole tensor-core
+// forward and backward on it checks the host code around those kernels (uniform parameters,
+// bindings, dispatch sizes) here, which otherwise only `webattn verify nsa` on a GPU reaches.
+describe('the tensor-core forward and backward dispatch on the null backend', () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await nullMatrixGpu();
+  });
+  afterAll(() => gpu.destroy());
+
+  it('every kernel of nsaForward and nsaBackward, selected branch on tensor cores', async () => {
+    const [n, hq, hkv, d] = [200, 16, 1, 16];
+    const config = resolveNsaConfig({
+      heads: hq,
+      kvHeads: hkv,
+      headDim: d,
+      vHeadDim: d,
+      topN: 4,
+      blockSize: 32,
+      windowSize: 40,
+    });
+    // The shapes must take the tensor-core kernels within the null backend's 16 KiB.
+    for (const kernel of ['forward', 'dq', 'keys'] as const) {
+      expect(selectedMatrixConfig(gpu.caps, config, undefined, kernel), kernel).toBeDefined();
+    }
+    const f16 = (size: number, shape: number[], seed: number) =>
+      Tensor.from(gpu, randn(size, seed), shape, 'f16');
+    using q = f16(n * hq * d, [1, n, hq, d], 1);
+    using k = f16(n * hkv * d, [1, n, hkv, d], 2);
+    using v = f16(n * hkv * d, [1, n, hkv, d], 3);
+    using g = f16(n * hq * 3, [1, n, hq, 3], 4);
+    using dO = f16(n * hq * d, [1, n, hq, d], 5);
+    const before = gpu.memory().liveBuffers;
+    const forward = await nsaForward(gpu, config, q, k, v, g, { tier: 'subgroup-matrix' });
+    const grads = await nsaBackward(forward, dO);
+    expect(grads.dq.shape).toEqual(q.shape);
+    expect(grads.dk.shape).toEqual(k.shape);
+    expect(grads.dv.shape).toEqual(v.shape);
+    disposeNsaGradients(grads);
+    disposeNsaForward(forward);
+    expect(gpu.memory().liveBuffers).toBe(before);
+  });
+});
