@@ -1,6 +1,6 @@
 /** Host side of the gated combine. */
 import { dispatch, type Gpu, Tensor } from '@webattn/core';
-import { COMBINE_PARAMS, COMBINE_WORKGROUP, combineWgsl } from './combine.wgsl.js';
+import { COMBINE_PARAMS, COMBINE_WORKGROUP, combineVectorElements, combineWgsl } from './combine.wgsl.js';
 import {
   COMBINE_BACKWARD_PARAMS,
   COMBINE_BACKWARD_ROWS,
@@ -19,9 +19,11 @@ export async function combineBranches(gpu: Gpu, gate: Tensor, branches: NsaBranc
   const o = Tensor.empty(gpu, branches.selected.shape, branches.selected.dtype);
   const dv = branches.selected.shape.at(-1)!;
   const rows = branches.selected.size / dv;
+  const per = combineVectorElements(o.dtype);
+  const vectorized = dv % per === 0;
   await dispatch(gpu, {
     label: 'nsa combine',
-    code: combineWgsl(o.dtype, branches.compressed !== undefined),
+    code: combineWgsl(o.dtype, branches.compressed !== undefined, vectorized),
     buffers: [
       gate,
       branches.selected,
@@ -30,7 +32,7 @@ export async function combineBranches(gpu: Gpu, gate: Tensor, branches: NsaBranc
       ...(branches.compressed ? [branches.compressed] : []),
     ],
     params: { layout: COMBINE_PARAMS, values: { rows, dv } },
-    workgroups: Math.ceil((rows * dv) / COMBINE_WORKGROUP),
+    workgroups: Math.ceil((rows * dv) / (vectorized ? per : 1) / COMBINE_WORKGROUP),
   });
   return o;
 }

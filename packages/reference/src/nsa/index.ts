@@ -4,6 +4,7 @@
  */
 export { type NsaGradients, nsaBackward } from './backward.js';
 export { compressedBlockCount, overlapWeight, selectionBlockCount } from './blocks.js';
+export { type Branches, combineBackward, combineForward } from './combine.js';
 export type {
   LearnedCompressor,
   MeanCompressor,
