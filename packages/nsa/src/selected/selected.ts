@@ -40,6 +40,12 @@ import {
 } from './selected-matrix.wgsl.js';
 
 /**
+ * Key tiles the tensor-core selected kernels try, widest first (the first that fits wins). Mutable
+ * so that the selected-attention diagnostic can time each; not exported from the package.
+ */
+export const SELECTED_MATRIX_TILES: number[] = [64, 32, 16];
+
+/**
  * The shape of a tensor-core kernel (the forward, the backward's dQ or its dK/dV) for this config:
  * the largest key tile that divides the block size and fits the workgroup memory, or undefined
  * when none does. `assumeMatrix` stands in for an
@@ -53,7 +59,7 @@ export function selectedMatrixConfig(
 ): SelectedMatrixConfig | undefined {
   const matrix = preferredMatrixConfig(caps) ?? assumeMatrix;
   if (!matrix) return undefined;
-  for (const tile of [64, 32, 16]) {
+  for (const tile of SELECTED_MATRIX_TILES) {
     const c: SelectedMatrixConfig = {
       d: config.headDim,
       dv: config.vHeadDim,

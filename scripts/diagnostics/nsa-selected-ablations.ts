@@ -1,0 +1,65 @@
+// Diagnostic (not the bench): times the NSA forward's tensor-core selected attention (the bench's
+// reference config, b=1, hq=64, hkv=4, d=128, f16, 65536 tokens) with each key tile that fits,
+// then, at the default tile, with one piece of the kernel removed at a time (the WGSL rewritten on
+// its way to the pipeline cache): the K/V staging loads, the score multiply-accumulates, the
+// softmax's exponentials, the P·V multiply-accumulates, the per-tile output update. The ablated
+// outputs are wrong; only the kernel's time counts. Every ablation leaves the results live (a load
+// behind a never-true condition, a value replaced by a cheap one) so the compiler drops nothing else.
+// `pnpm gpu:bundle` builds it into .gpu-kit/nsa-selected-ablations.mjs; on the GPU machine:
+//   node .gpu-kit/nsa-selected-ablations.mjs
+
+import { createGpu, measure, randomNormal } from '../../packages/core/src/index.js';
+import { disposeNsaForward, nsaForward, resolveNsaConfig } from '../../packages/nsa/src/index.js';
+import { SELECTED_MATRIX_TILES } from '../../packages/nsa/src/selected/selected.js';
+import { type Ablation, ablationsOf, never } from './ablate.js';
+
+const n = Number(process.argv[2] ?? 65536);
+const gpu = await createGpu({ fast: true, maxPooledBytes: 16 * 2 ** 30 });
+const c = resolveNsaConfig({ heads: 64, kvHeads: 4, headDim: 128 });
+const q = await randomNormal(gpu, [1, n, 64, 128], 1, { dtype: 'f16' });
+const k = await randomNormal(gpu, [1, n, 4, 128], 2, { dtype: 'f16' });
+const v = await randomNormal(gpu, [1, n, 4, 128], 3, { dtype: 'f16' });
+const g = await randomNormal(gpu, [1, n, 64, 3], 4, { dtype: 'f16' });
+
+const label = 'nsa selected attention';
+async function timeSelected(name: string) {
+  const m = await measure(
+    gpu,
+    async () => {
+      disposeNsaForward(await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' }));
+    },
+    { warmup: 1, iters: 3 },
+  );
+  const ms = Object.entries(m.kernels?.[1] ?? {}).find(([l]) => l.split(' [')[0] === label)?.[1];
+  console.log(`n=${n} ${name}: forward ${m.median.toFixed(1)} ms, selected attention ${ms?.toFixed(1)} ms`);
+}
+
+const tiles = [...SELECTED_MATRIX_TILES];
+for (const tile of tiles) {
+  SELECTED_MATRIX_TILES.splice(0, Infinity, tile);
+  await timeSelected(`tile ${tile}`);
+}
+SELECTED_MATRIX_TILES.splice(0, Infinity, ...tiles);
+
+const ablations: Ablation[] = [
+  ['none', (s) => s],
+  [
+    'K/V staging loads',
+    (s) => s.replace(/(ex\d+) = ([kv]\[[^;]*\]);/g, (_, x, load) => never(`${x} = ${load};`)),
+  ],
+  ['score MMAs', (s) => s.replace(/^\s*sf\d+ = subgroupMatrixMultiplyAccumulate\(.*$/gm, '')],
+  ['exponentials', (s) => s.replace(/exp2\(x\[j\] - mNew\)/g, '(x[j] - mNew)')],
+  ['P·V MMAs', (s) => s.replace(/^(\s*)of(\d+) = subgroupMatrixMultiplyAccumulate\(.*$/gm, '')],
+  [
+    'output update',
+    (s) => s.replace(/acc\[j\] = acc\[j\] \* Alpha\[r\] \+ Fs\[[^;]*;/g, 'acc[j] += Alpha[r];'),
+  ],
+];
+// The name goes through a variable: the loop's own binding is not yet initialised where the
+// iterable's callback is created.
+let ablated = '';
+for (const [name, time] of ablationsOf(gpu, label, ablations, () => timeSelected(`without ${ablated}`))) {
+  ablated = name;
+  await time();
+}
+gpu.destroy();
