@@ -32,7 +32,7 @@ import {
   Tensor,
   type Tier,
 } from '../src/index.js';
-import { nullGpu, testGpu } from '../src/testing.js';
+import { nullGpu, nullMatrixGpu, testGpu } from '../src/testing.js';
 
 interface DenseCase {
   name: string;
@@ -473,6 +473,61 @@ describe('flash attention: every variant compiles on the null backend', () => {
           await expect(gpu.pipelines.get(code, `${name} ${tier} ${d}/${dv}`)).resolves.toBeDefined();
         }
       }
+    });
+  }
+});
+
+// The null backend compiles and dispatches without computing. Presented as a tensor-core adapter,
+// it takes every host path of the tier (uniforms, bindings, dispatch sizes, the dK/dV kernel
+// choice) that otherwise only `webattn verify flash` reaches on a GPU.
+describe('flash attention: the tensor-core host paths run on the null backend', () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await nullMatrixGpu();
+  });
+  afterAll(() => gpu.destroy());
+
+  for (const [d, dv] of [
+    [64, 64],
+    [96, 64],
+  ] as const) {
+    it(`d=${d} dv=${dv}: forward (windowed, GQA, nk > n, varlen) and backward`, async () => {
+      expect(matrixForwardConfig(gpu.caps, d, dv)).toBeDefined();
+      expect(matrixBackwardConfig(gpu.caps, d, dv)).toBeDefined();
+      const [n, nk, hq, hkv] = [37, 45, 4, 2];
+      const f16 = (shape: number[], seed: number) =>
+        Tensor.from(
+          gpu,
+          randn(
+            shape.reduce((a, b) => a * b),
+            seed,
+          ),
+          shape,
+          'f16',
+        );
+      using q = f16([1, n, hq, d], 1);
+      using k = f16([1, nk, hkv, d], 2);
+      using v = f16([1, nk, hkv, dv], 3);
+      using dO = f16([1, n, hq, dv], 4);
+      const before = gpu.memory().liveBuffers;
+      for (const options of [
+        { causal: true, window: [8, 0] as [number, number] },
+        { causal: false, cuSeqlensQ: [0, 20, 37], cuSeqlensK: [0, 25, 45] },
+      ]) {
+        const packed = 'cuSeqlensQ' in options;
+        using pq = packed ? f16([n, hq, d], 5) : undefined;
+        using pk = packed ? f16([nk, hkv, d], 6) : undefined;
+        using pv = packed ? f16([nk, hkv, dv], 7) : undefined;
+        using pdO = packed ? f16([n, hq, dv], 8) : undefined;
+        const result = await flashAttention(gpu, pq ?? q, pk ?? k, pv ?? v, {
+          ...options,
+          tier: 'subgroup-matrix',
+        });
+        const grads = await flashAttentionBackward(result.ctx, pdO ?? dO);
+        expect(grads.dk.shape).toEqual((pk ?? k).shape);
+        for (const t of [result.o, result.lse, grads.dq, grads.dk, grads.dv]) t.dispose();
+      }
+      expect(gpu.memory().liveBuffers).toBe(before);
     });
   }
 });
