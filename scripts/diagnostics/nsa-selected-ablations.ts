@@ -45,7 +45,7 @@ const ablations: Ablation[] = [
   ['none', (s) => s],
   [
     'K/V staging loads',
-    (s) => s.replace(/(ex\d+) = ([kv]\[[^;]*\]);/g, (_, x, load) => never(`${x} = ${load};`)),
+    (s) => s.replace(/([ef]x\d+) = ([kv]\[[^;]*\]);/g, (_, x, load) => never(`${x} = ${load};`)),
   ],
   ['score MMAs', (s) => s.replace(/^\s*sf\d+ = subgroupMatrixMultiplyAccumulate\(.*$/gm, '')],
   ['exponentials', (s) => s.replace(/exp2\(x\[j\] - mNew\)/g, '(x[j] - mNew)')],

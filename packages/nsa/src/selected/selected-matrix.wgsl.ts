@@ -14,7 +14,14 @@
  * its accumulators and rescales them only when a row's max jumps; here that, together with K and V
  * staged in one step, was slower on the H200 (docs/perf-notes.md, 2026-11-30).
  */
-import { enables, paramsStruct, stageRowsVec4Wgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import {
+  enables,
+  paramsStruct,
+  stageRowsVec4Set,
+  stageRowsVec4Wgsl,
+  unrolledStagingSetsWgsl,
+  WORKGROUP_INDEX_WGSL,
+} from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
 import {
   fragmentGrid,
@@ -117,6 +124,15 @@ export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
   };
   // The group's query rows of token t, zero past the group.
   const queryRows = groupRowsOf(rows);
+  // K and V in one step, every load issued before the first store, so a tile waits out the
+  // memory latency once (K, then V: 71.0 -> 70.1 ms at 65,536 tokens on the H200 with 64-key
+  // tiles, 247.5 -> 150.6 with 16-key tiles).
+  const rowsSet = (dest: string, src: string, width: number, stride: number, index: string) =>
+    stageRowsVec4Set({ dest, src, width, destStride: stride, threads, ...keyRows }, index);
+  const stageKeysAndValues = unrolledStagingSetsWgsl(threads, [
+    rowsSet('Ks', 'k', c.d, st.k, 'e'),
+    rowsSet('Vs', 'v', c.dv, st.v, 'f'),
+  ]);
 
   const scores = groupScoresWgsl({ matrix: c.matrix, qf, keyStride: st.k, dest: 'Fs', destStride: st.s });
 
@@ -215,8 +231,7 @@ ${loadFragmentsWgsl(c.matrix, qf, 'Ks', st.k)}
     let J = selected[(t * p.kvHeads + g) * TOPN + slot];
     if (J < 0) { break; }
     for (var k0 = J * p.blockSize; k0 < (J + 1) * p.blockSize && k0 <= pos; k0 += i32(TILE)) {
-      ${stage('Ks', 'k', c.d, st.k, keyRows)}
-      ${stage('Vs', 'v', c.dv, st.v, keyRows)}
+      ${stageKeysAndValues}
       workgroupBarrier();
 ${scores}
       workgroupBarrier();
