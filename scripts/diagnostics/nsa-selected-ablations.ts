@@ -8,18 +8,13 @@
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-selected-ablations.mjs; on the GPU machine:
 //   node .gpu-kit/nsa-selected-ablations.mjs
 
-import { createGpu, measure, randomNormal } from '../../packages/core/src/index.js';
-import { disposeNsaForward, nsaForward, resolveNsaConfig } from '../../packages/nsa/src/index.js';
+import { measure } from '../../packages/core/src/index.js';
+import { disposeNsaForward, nsaForward } from '../../packages/nsa/src/index.js';
 import { SELECTED_MATRIX_TILES } from '../../packages/nsa/src/selected/selected.js';
 import { type Ablation, ablationsOf, never } from './ablate.js';
+import { nsaProblem } from './nsa-problem.js';
 
-const n = Number(process.argv[2] ?? 65536);
-const gpu = await createGpu({ fast: true, maxPooledBytes: 16 * 2 ** 30 });
-const c = resolveNsaConfig({ heads: 64, kvHeads: 4, headDim: 128 });
-const q = await randomNormal(gpu, [1, n, 64, 128], 1, { dtype: 'f16' });
-const k = await randomNormal(gpu, [1, n, 4, 128], 2, { dtype: 'f16' });
-const v = await randomNormal(gpu, [1, n, 4, 128], 3, { dtype: 'f16' });
-const g = await randomNormal(gpu, [1, n, 64, 3], 4, { dtype: 'f16' });
+const { n, gpu, c, q, k, v, g } = await nsaProblem();
 
 const label = 'nsa selected attention';
 async function timeSelected(name: string) {

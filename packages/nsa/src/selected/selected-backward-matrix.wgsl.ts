@@ -104,6 +104,18 @@ export function selectedBackwardMatrixUnsupported(c: SelectedMatrixConfig): stri
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
+/**
+ * Where key tile `tile` of the inverted selection's list `slot` (a block of one KV head) lies: the
+ * KV head `g`, the block's sequence `sq` and length `len`, the tile's first key `k0` in it; the
+ * workgroup returns when the tile starts past the sequence's end (a short last block).
+ */
+const KEY_TILE_OF_LIST_WGSL = `  let g = slot % p.kvHeads;
+  let s0 = tables[p.blockTable + slot / p.kvHeads];
+  let sq = sequenceOf(s0);
+  let len = i32(sq.length);
+  let k0 = i32(s0 - sq.start) + i32(tile * TILE);
+  if (k0 >= len) { return; }`;
+
 /** Header shared by the three kernels: extensions, params, the sequence lookup, the entry point. */
 function header(c: SelectedMatrixConfig, bindings: string[]): string {
   return `${enables({ subgroupMatrix: true })}
@@ -409,12 +421,7 @@ ${entry(c, threads)}
     if (inverse[p.chunkStart + mid] <= chunk) { lo = mid; } else { hi = mid; }
   }
   let slot = lo;
-  let g = slot % p.kvHeads;
-  let s0 = tables[p.blockTable + slot / p.kvHeads];
-  let sq = sequenceOf(s0);
-  let len = i32(sq.length);
-  let k0 = i32(s0 - sq.start) + i32(tile * TILE);
-  if (k0 >= len) { return; }
+${KEY_TILE_OF_LIST_WGSL}
   let mFirst = inverse[slot] + (chunk - inverse[p.chunkStart + slot]) * p.keyChunk;
   let mEnd = min(mFirst + p.keyChunk, inverse[slot + 1u]);
   let sgc = min(sg, SUBGROUPS - 1u);
@@ -507,12 +514,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   if (w >= p.slots * tilesPerBlock) { return; }
   let slot = w / tilesPerBlock;
   let tile = w % tilesPerBlock;
-  let g = slot % p.kvHeads;
-  let s0 = tables[p.blockTable + slot / p.kvHeads];
-  let sq = sequenceOf(s0);
-  let len = i32(sq.length);
-  let k0 = i32(s0 - sq.start) + i32(tile * TILE);
-  if (k0 >= len) { return; }
+${KEY_TILE_OF_LIST_WGSL}
   let first = inverse[p.chunkStart + slot];
   let end = inverse[p.chunkStart + slot + 1u];
   for (var e = li; e < ${c.tile * width}u; e += ${threads}u) {
