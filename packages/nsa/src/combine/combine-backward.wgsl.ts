@@ -6,7 +6,7 @@
  * each within the storage buffers every adapter allows.
  */
 import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
-import { SIGMOID_WGSL } from './combine.wgsl.js';
+import { combineVectorElements, packVec4uWgsl, SIGMOID_WGSL, unpackVec4uWgsl } from './combine.wgsl.js';
 
 /** Uniform parameters of the combine backward; `branch` is the gate index (0 compressed, 1 selected, 2 window). */
 export const COMBINE_BACKWARD_PARAMS = [
@@ -27,17 +27,38 @@ export const COMBINE_BACKWARD_ROWS = COMBINE_BACKWARD_WORKGROUP / LANES;
 /**
  * WGSL of one branch's combine backward. Bindings: gate, dO, the branch's output, its gradient,
  * the gate gradient (this branch's column written; with no branch output, `withBranch` false, the
- * column is zeroed), then the parameters.
+ * column is zeroed), then the parameters. `vectorized` (dv a multiple of
+ * {@link combineVectorElements}): each lane moves 16 bytes of dO, the branch and its gradient per
+ * step, as the forward does.
  */
-export function combineBackwardWgsl(dtype: Dtype, withBranch: boolean): string {
+export function combineBackwardWgsl(dtype: Dtype, withBranch: boolean, vectorized: boolean): string {
+  const element = vectorized ? 'vec4<u32>' : dtype;
+  const per = vectorized ? combineVectorElements(dtype) : 1;
+  let step: string;
+  if (vectorized) {
+    const g = unpackVec4uWgsl(dtype, 'dout[at]');
+    const b = unpackVec4uWgsl(dtype, 'branch[at]');
+    step = `      let at = row * perRow + e;
+${g.map((x, i) => `      let g${i} = ${x};`).join('\n')}
+      inner += ${g.map((_, i) => `dot(g${i}, ${b[i]})`).join(' + ')};
+      dbranch[at] = ${packVec4uWgsl(
+        dtype,
+        g.map((_, i) => `g${i} * s`),
+      )};`;
+  } else {
+    step = `      let at = row * perRow + e;
+      let g = f32(dout[at]);
+      inner += g * f32(branch[at]);
+      dbranch[at] = ${dtype}(g * s);`;
+  }
   return `${enables({ f16: dtype === 'f16' })}
 ${paramsStruct(COMBINE_BACKWARD_PARAMS)}
 @group(0) @binding(0) var<storage, read> gate: array<${dtype}>;
 ${
   withBranch
-    ? `@group(0) @binding(1) var<storage, read> dout: array<${dtype}>;
-@group(0) @binding(2) var<storage, read> branch: array<${dtype}>;
-@group(0) @binding(3) var<storage, read_write> dbranch: array<${dtype}>;
+    ? `@group(0) @binding(1) var<storage, read> dout: array<${element}>;
+@group(0) @binding(2) var<storage, read> branch: array<${element}>;
+@group(0) @binding(3) var<storage, read_write> dbranch: array<${element}>;
 @group(0) @binding(4) var<storage, read_write> dgate: array<${dtype}>;
 @group(0) @binding(5) var<uniform> p: Params;`
     : `@group(0) @binding(1) var<storage, read_write> dgate: array<${dtype}>;
@@ -59,16 +80,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 ${
   withBranch
     ? `  var s = 0.0;
-  var dot = 0.0;
+  // This lane's part of <dO, branch> (named so as not to hide the builtin dot).
+  var inner = 0.0;
   if (valid) {
     s = sigmoid(f32(gate[row * 3u + p.branch]));
-    for (var e = lane; e < p.dv; e += LANES) {
-      let g = f32(dout[row * p.dv + e]);
-      dot += g * f32(branch[row * p.dv + e]);
-      dbranch[row * p.dv + e] = ${dtype}(g * s);
+    let perRow = p.dv / ${per}u;
+    for (var e = lane; e < perRow; e += LANES) {
+${step}
     }
   }
-  partial[li] = dot;
+  partial[li] = inner;
   workgroupBarrier();
   for (var half = LANES / 2u; half > 0u; half /= 2u) {
     if (lane < half) { partial[li] += partial[li + half]; }

@@ -60,7 +60,7 @@ export async function combineBranchBackward(
   try {
     await dispatch(gpu, {
       label: `nsa combine backward ${BRANCH_INDEX[branch]}`,
-      code: combineBackwardWgsl(dO.dtype, output !== undefined),
+      code: combineBackwardWgsl(dO.dtype, output !== undefined, dv % combineVectorElements(dO.dtype) === 0),
       buffers: output && grad ? [gate, dO, output, grad, dgate] : [gate, dgate],
       params: { layout: COMBINE_BACKWARD_PARAMS, values: { rows, dv, branch: BRANCH_INDEX[branch] } },
       workgroups: Math.ceil(rows / COMBINE_BACKWARD_ROWS),

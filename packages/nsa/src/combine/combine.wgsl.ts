@@ -26,9 +26,26 @@ export function combineVectorElements(dtype: Dtype): number {
 }
 
 /**
+ * The f32 `vec4f`s in `x`, a `vec4<u32>` holding 16 bytes of `dtype`: two for f16 (the xy and zw
+ * halves are a `vec4<f16>` each), one for f32.
+ */
+export function unpackVec4uWgsl(dtype: Dtype, x: string): string[] {
+  return dtype === 'f16'
+    ? ['xy', 'zw'].map((half) => `vec4f(bitcast<vec4<f16>>(${x}.${half}))`)
+    : [`bitcast<vec4f>(${x})`];
+}
+
+/** The `vec4<u32>` holding `parts` (as many `vec4f`s as {@link unpackVec4uWgsl} gives) in `dtype`. */
+export function packVec4uWgsl(dtype: Dtype, parts: string[]): string {
+  return dtype === 'f16'
+    ? `vec4u(${parts.map((v) => `bitcast<vec2u>(vec4<f16>(${v}))`).join(', ')})`
+    : `bitcast<vec4u>(${parts[0]})`;
+}
+
+/**
  * WGSL of the combine. Where `dv` is a multiple of {@link combineVectorElements} (`vectorized`),
  * each invocation moves 16 bytes of each tensor, read as `vec4<u32>` and unpacked to f32 (16-byte
- * loads are what reach the memory's bandwidth; one f16 per invocation reached a quarter of it);
+ * loads are what reach the memory's bandwidth; one f16 per invocation reached a fifth of it);
  * otherwise one invocation per output element. `withCompressed` binds the compressed branch.
  */
 export function combineWgsl(dtype: Dtype, withCompressed: boolean, vectorized: boolean): string {
@@ -45,16 +62,13 @@ ${withCompressed ? `@group(0) @binding(4) var<storage, read> ocmp: array<${eleme
   const gateIndex: Record<string, number> = { cmp: 0, sel: 1, win: 2 };
   const weigh = (value: (output: string) => string) =>
     branches.map((b) => `g${b} * ${value(`o${b}[id]`)}`).join(' + ');
-  let body: string;
-  if (!vectorized) {
-    body = `o[id] = ${dtype}(${weigh((x) => `f32(${x})`)});`;
-  } else if (dtype === 'f16') {
-    // Each vec4<u32> holds eight f16: its xy and zw halves are a vec4<f16> each.
-    const half = (part: string) => weigh((x) => `vec4f(bitcast<vec4<f16>>(${x}.${part}))`);
-    body = `o[id] = vec4u(bitcast<vec2u>(vec4<f16>(${half('xy')})), bitcast<vec2u>(vec4<f16>(${half('zw')})));`;
-  } else {
-    body = `o[id] = bitcast<vec4u>(${weigh((x) => `bitcast<vec4f>(${x})`)});`;
-  }
+  const parts = unpackVec4uWgsl(dtype, '').length;
+  const body = vectorized
+    ? `o[id] = ${packVec4uWgsl(
+        dtype,
+        Array.from({ length: parts }, (_, i) => weigh((x) => unpackVec4uWgsl(dtype, x)[i]!)),
+      )};`
+    : `o[id] = ${dtype}(${weigh((x) => `f32(${x})`)});`;
   return `${enables({ f16: dtype === 'f16' })}
 ${paramsStruct(COMBINE_PARAMS)}
 ${bindings}
