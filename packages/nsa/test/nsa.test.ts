@@ -64,6 +64,9 @@ const CASES: Case[] = [
   },
   { name: 'n just above topN * selectSize', batch: 1, n: 25, hq: 2, hkv: 2, dqk: 16, dv: 16, config: SMALL },
   { name: 'GQA 16, dqk 32 != dv 16', batch: 1, n: 30, hq: 16, hkv: 1, dqk: 32, dv: 16, config: SMALL },
+  // The model head dims: dqk 128 and 192 (a rope part on top of 128) with dv 128.
+  { name: 'dqk 128, dv 128, GQA 2', batch: 1, n: 41, hq: 2, hkv: 1, dqk: 128, dv: 128, config: SMALL },
+  { name: 'dqk 192 != dv 128, GQA 2', batch: 1, n: 41, hq: 2, hkv: 1, dqk: 192, dv: 128, config: SMALL },
   // A head dim off multiples of 4: selection reads q and the keys one element at a time.
   { name: 'GQA 3, dqk 6 (scalar loads)', batch: 1, n: 33, hq: 3, hkv: 1, dqk: 6, dv: 8, config: SMALL },
   // 128 heads' scores overflow 32 KiB of workgroup memory: the selected branch's row kernel runs.
