@@ -62,12 +62,10 @@ ${withCompressed ? `@group(0) @binding(4) var<storage, read> ocmp: array<${eleme
   const gateIndex: Record<string, number> = { cmp: 0, sel: 1, win: 2 };
   const weigh = (value: (output: string) => string) =>
     branches.map((b) => `g${b} * ${value(`o${b}[id]`)}`).join(' + ');
-  const parts = unpackVec4uWgsl(dtype, '').length;
+  // Vectorised: the weighted sum of each vec4f part (one per f32 vector, two per f16 one).
+  const part = (i: number) => weigh((x) => unpackVec4uWgsl(dtype, x)[i]!);
   const body = vectorized
-    ? `o[id] = ${packVec4uWgsl(
-        dtype,
-        Array.from({ length: parts }, (_, i) => weigh((x) => unpackVec4uWgsl(dtype, x)[i]!)),
-      )};`
+    ? `o[id] = ${packVec4uWgsl(dtype, dtype === 'f16' ? [part(0), part(1)] : [part(0)])};`
     : `o[id] = ${dtype}(${weigh((x) => `f32(${x})`)});`;
   return `${enables({ f16: dtype === 'f16' })}
 ${paramsStruct(COMBINE_PARAMS)}
