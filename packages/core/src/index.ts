@@ -102,6 +102,7 @@ export {
   enables,
   prefetchedStagingWgsl,
   type StagingSet,
+  shuffleFoldWgsl,
   storeVec4Wgsl,
   unrolledStagingSetsWgsl,
   unrolledStagingWgsl,

@@ -26,6 +26,22 @@ export function storeVec4Wgsl(dest: string, at: string, value: string): string {
 }
 
 /**
+ * WGSL folding the per-lane `value` over `lanes` lanes (a power of two) of a subgroup with `op`
+ * (e.g. max or +), by shuffles at lane distances `laneStride` · 1, 2, 4 …: afterwards every lane of
+ * the group holds the whole fold. The lanes sharing a row of the tensor-core kernels' softmax.
+ */
+export function shuffleFoldWgsl(
+  value: string,
+  lanes: number,
+  op: (a: string, b: string) => string,
+  laneStride = 1,
+): string {
+  return Array.from({ length: Math.log2(lanes) }, (_, b) => b)
+    .map((b) => `${value} = ${op(value, `subgroupShuffleXor(${value}, ${laneStride * 2 ** b}u)`)};`)
+    .join(' ');
+}
+
+/**
  * One set of values a cooperative staging step moves: `count` elements over the step's invocations,
  * invocation `li` taking elements `${index}${k} = li + k · threads`. `load(k, inRange)` declares the
  * values of step k (names suffixed by the index and k, so that sets do not collide) and must put

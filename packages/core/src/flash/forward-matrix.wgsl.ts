@@ -24,6 +24,7 @@
  * a subgroup read different banks.
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
+import { shuffleFoldWgsl } from '../wgsl.js';
 import { MASKED, queryTileWgsl, SEQUENCE_WGSL, stageRowsVec4Wgsl } from './common.wgsl.js';
 import {
   type MatrixKernelConfig,
@@ -215,9 +216,7 @@ ${range(perLane)
     }`;
   // Folds a per-lane value over the lanes sharing a row (lane = row + rows · part).
   const combine = (v: string, fold: (a: string, b: string) => string) =>
-    range(Math.log2(lanesPerRow))
-      .map((b) => `${v} = ${fold(v, `subgroupShuffleXor(${v}, ${rows * 2 ** b}u)`)};`)
-      .join(' ');
+    shuffleFoldWgsl(v, lanesPerRow, fold, rows);
 
   const at = (k: number) => `row * ${st.s}u + jj${k}`;
   // The tile's scores in registers, masked ones at MASKED; the row's max over the tile, from every

@@ -16,6 +16,7 @@
 import {
   enables,
   paramsStruct,
+  shuffleFoldWgsl,
   storeVec4Wgsl,
   unrolledStagingWgsl,
   WORKGROUP_INDEX_WGSL,
@@ -134,10 +135,7 @@ export function mlaAttentionMatrixWgsl(c: MlaMatrixKernelConfig): string {
   // Lanes per softmax row: the most (a power of two, at most the key tile) that every row can have.
   const lanes = softmaxLanes(c);
   const perLane = KT / lanes;
-  const fold = (v: string, op: (a: string, b: string) => string) =>
-    range(Math.log2(lanes))
-      .map((b) => `${v} = ${op(v, `subgroupShuffleXor(${v}, ${2 ** b}u)`)};`)
-      .join(' ');
+  const fold = (v: string, op: (a: string, b: string) => string) => shuffleFoldWgsl(v, lanes, op);
   const softmax = `    {
       let row = min(li / ${lanes}u, ${ROWS - 1}u);
       let part = li % ${lanes}u;

@@ -17,6 +17,7 @@
 import {
   enables,
   paramsStruct,
+  shuffleFoldWgsl,
   stageRowsVec4Set,
   stageRowsVec4Wgsl,
   unrolledStagingSetsWgsl,
@@ -159,10 +160,7 @@ export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
     })
     .join('\n');
 
-  const fold = (v: string, op: (a: string, b: string) => string) =>
-    range(Math.log2(lanesPerRow))
-      .map((b) => `${v} = ${op(v, `subgroupShuffleXor(${v}, ${2 ** b}u)`)};`)
-      .join(' ');
+  const fold = (v: string, op: (a: string, b: string) => string) => shuffleFoldWgsl(v, lanesPerRow, op);
 
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
