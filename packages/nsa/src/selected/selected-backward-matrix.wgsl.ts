@@ -37,14 +37,13 @@ import { SELECTED_PARAMS } from './selected.wgsl.js';
 import type { SelectedMatrixConfig } from './selected-matrix.wgsl.js';
 
 /**
- * Uniform parameters of the tensor-core backward: the forward's, where the block table starts, the
- * key tiles of the dK/dV kernels, where the inverted selection's entries and chunk starts begin,
- * its lists (blocks · KV heads) and the tokens per chunk.
+ * Uniform parameters of the tensor-core backward: the forward's, where the block table starts,
+ * where the inverted selection's entries and chunk starts begin, its lists (blocks · KV heads)
+ * and the tokens per chunk.
  */
 export const SELECTED_MATRIX_BACKWARD_PARAMS = [
   ...SELECTED_PARAMS,
   ['blockTable', 'u32'],
-  ['keyTiles', 'u32'],
   ['inverseEntries', 'u32'],
   ['slots', 'u32'],
   ['chunkStart', 'u32'],

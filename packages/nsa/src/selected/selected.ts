@@ -177,9 +177,6 @@ export async function selectedAttentionBackward(
   const rows = layout.tokens * config.heads;
   const keyRows = layout.tokens * config.kvHeads;
   using stats = Tensor.empty(gpu, [2, layout.tokens, config.heads]);
-  const dq = Tensor.empty(gpu, q.shape, q.dtype);
-  const dk = Tensor.empty(gpu, k.shape, k.dtype);
-  const dv = Tensor.empty(gpu, v.shape, v.dtype);
   await dispatch(gpu, {
     label: 'nsa selected attention stats',
     code: selectedStatsWgsl(kernel),
@@ -206,83 +203,89 @@ export async function selectedAttentionBackward(
       params,
       workgroups: Math.ceil(invocations / SELECTED_BACKWARD_WORKGROUP),
     });
-  // Tensor-core kernels run a workgroup per (token or key tile, KV head).
-  const matrix = (name: string, code: string, buffers: Tensor[], groups: number, extra: object) =>
-    dispatch(gpu, {
-      label: `nsa selected attention ${name}`,
-      code,
-      buffers,
-      params: {
+  // The tensor-core kernels share one uniform layout; dQ reads none of the inverted selection's.
+  const matrixValues = {
+    ...values,
+    blockTable: meta.blockTable,
+    inverseEntries: 0,
+    slots: 0,
+    chunkStart: 0,
+    keyChunk: 0,
+  };
+  const dq = Tensor.empty(gpu, q.shape, q.dtype);
+  const dk = Tensor.empty(gpu, k.shape, k.dtype);
+  const dv = Tensor.empty(gpu, v.shape, v.dtype);
+  try {
+    const dqInputs = [q, k, v, selection, meta.tensor, dO, stats, dq];
+    if (matrixDq) {
+      // A workgroup per (token, KV head).
+      await dispatch(gpu, {
+        label: 'nsa selected attention dq',
+        code: selectedDqMatrixWgsl(matrixDq),
+        buffers: dqInputs,
+        params: { layout: SELECTED_MATRIX_BACKWARD_PARAMS, values: matrixValues },
+        workgroups: layout.tokens * config.kvHeads,
+      });
+    } else {
+      await scalar('dq', selectedDqWgsl(kernel), dqInputs, rows);
+    }
+    // dK and dV gather, per block of keys, from the tokens that selected it.
+    const inverse = await invertSelection(gpu, selection, meta, layout, config);
+    using _inverse = inverse.tensor;
+    const dkInputs = [q, k, v, inverse.tensor, meta.tensor, dO, stats, dk];
+    const dvInputs = [q, k, inverse.tensor, meta.tensor, dO, stats, dv];
+    if (matrixKeys) {
+      // A workgroup per (chunk of a block's token list, key tile), each writing its part of the
+      // tile's gradient; then, per (list, key tile), the parts summed in chunk order.
+      const tilesPerBlock = config.blockSize / matrixKeys.tile;
+      const slots = meta.blocks * config.kvHeads;
+      const params = {
         layout: SELECTED_MATRIX_BACKWARD_PARAMS,
+        values: {
+          ...matrixValues,
+          inverseEntries: inverse.entries,
+          slots,
+          chunkStart: inverse.chunkStart,
+          keyChunk: inverse.chunk,
+        },
+      };
+      const width = Math.max(config.headDim, config.vHeadDim);
+      using partials = Tensor.empty(gpu, [inverse.maxChunks * config.blockSize * width]);
+      for (const [grad, inputs, out] of [
+        ['dk', dkInputs, dk],
+        ['dv', dvInputs, dv],
+      ] as const) {
+        await dispatch(gpu, {
+          label: `nsa selected attention ${grad}`,
+          code: selectedKeysMatrixWgsl(matrixKeys, grad),
+          buffers: [...inputs.slice(0, -1), partials],
+          params,
+          workgroups: inverse.maxChunks * tilesPerBlock,
+        });
+        await dispatch(gpu, {
+          label: `nsa selected attention ${grad} sum`,
+          code: selectedKeysSumWgsl(matrixKeys, grad),
+          buffers: [inverse.tensor, meta.tensor, partials, out],
+          params,
+          workgroups: slots * tilesPerBlock,
+        });
+      }
+    } else {
+      const params = {
+        layout: SELECTED_KEYS_PARAMS,
         values: {
           ...values,
           blockTable: meta.blockTable,
-          keyTiles: 0,
-          inverseEntries: 0,
-          slots: 0,
-          chunkStart: 0,
-          keyChunk: 0,
-          ...extra,
+          blocks: meta.blocks,
+          inverseEntries: inverse.entries,
         },
-      },
-      workgroups: groups * config.kvHeads,
-    });
-  const dqInputs = [q, k, v, selection, meta.tensor, dO, stats, dq];
-  if (matrixDq) await matrix('dq', selectedDqMatrixWgsl(matrixDq), dqInputs, layout.tokens, {});
-  else await scalar('dq', selectedDqWgsl(kernel), dqInputs, rows);
-  // dK and dV gather, per block of keys, from the tokens that selected it.
-  const inverse = await invertSelection(gpu, selection, meta, layout, config);
-  using _inverse = inverse.tensor;
-  const dkInputs = [q, k, v, inverse.tensor, meta.tensor, dO, stats, dk];
-  const dvInputs = [q, k, inverse.tensor, meta.tensor, dO, stats, dv];
-  if (matrixKeys) {
-    // A workgroup per (chunk of a block's token list, key tile), each writing its part of the
-    // tile's gradient; then, per (list, key tile), the parts summed in chunk order.
-    const tilesPerBlock = config.blockSize / matrixKeys.tile;
-    const slots = meta.blocks * config.kvHeads;
-    const keyValues = {
-      ...values,
-      blockTable: meta.blockTable,
-      keyTiles: meta.blocks * tilesPerBlock,
-      inverseEntries: inverse.entries,
-      slots,
-      chunkStart: inverse.chunkStart,
-      keyChunk: inverse.chunk,
-    };
-    const params = { layout: SELECTED_MATRIX_BACKWARD_PARAMS, values: keyValues };
-    const width = Math.max(config.headDim, config.vHeadDim);
-    using partials = Tensor.empty(gpu, [inverse.maxChunks * config.blockSize * width]);
-    for (const [grad, inputs, out] of [
-      ['dk', dkInputs, dk],
-      ['dv', dvInputs, dv],
-    ] as const) {
-      await dispatch(gpu, {
-        label: `nsa selected attention ${grad}`,
-        code: selectedKeysMatrixWgsl(matrixKeys, grad),
-        buffers: [...inputs.slice(0, -1), partials],
-        params,
-        workgroups: inverse.maxChunks * tilesPerBlock,
-      });
-      await dispatch(gpu, {
-        label: `nsa selected attention ${grad} sum`,
-        code: selectedKeysSumWgsl(matrixKeys, grad),
-        buffers: [inverse.tensor, meta.tensor, partials, out],
-        params,
-        workgroups: slots * tilesPerBlock,
-      });
+      };
+      await scalar('dk', selectedDkWgsl(kernel), dkInputs, keyRows, params);
+      await scalar('dv', selectedDvWgsl(kernel), dvInputs, keyRows, params);
     }
-  } else {
-    const params = {
-      layout: SELECTED_KEYS_PARAMS,
-      values: {
-        ...values,
-        blockTable: meta.blockTable,
-        blocks: meta.blocks,
-        inverseEntries: inverse.entries,
-      },
-    };
-    await scalar('dk', selectedDkWgsl(kernel), dkInputs, keyRows, params);
-    await scalar('dv', selectedDvWgsl(kernel), dvInputs, keyRows, params);
+  } catch (error) {
+    for (const t of [dq, dk, dv]) t.dispose();
+    throw error;
   }
   return { dq, dk, dv };
 }
