@@ -7,6 +7,11 @@ import {
   combineBackwardWgsl,
 } from './combine-backward.wgsl.js';
 
+/** Whether rows of `dv` elements split into whole 16-byte vectors, which the combines then move. */
+function combineVectorized(dtype: Tensor['dtype'], dv: number): boolean {
+  return dv % combineVectorElements(dtype) === 0;
+}
+
 /** The three branch outputs, each `[...tokens, heads, dv]`; `compressed` is absent when no block exists. */
 export interface NsaBranchOutputs {
   compressed?: Tensor;
@@ -19,8 +24,7 @@ export async function combineBranches(gpu: Gpu, gate: Tensor, branches: NsaBranc
   const o = Tensor.empty(gpu, branches.selected.shape, branches.selected.dtype);
   const dv = branches.selected.shape.at(-1)!;
   const rows = branches.selected.size / dv;
-  const per = combineVectorElements(o.dtype);
-  const vectorized = dv % per === 0;
+  const vectorized = combineVectorized(o.dtype, dv);
   await dispatch(gpu, {
     label: 'nsa combine',
     code: combineWgsl(o.dtype, branches.compressed !== undefined, vectorized),
@@ -32,7 +36,9 @@ export async function combineBranches(gpu: Gpu, gate: Tensor, branches: NsaBranc
       ...(branches.compressed ? [branches.compressed] : []),
     ],
     params: { layout: COMBINE_PARAMS, values: { rows, dv } },
-    workgroups: Math.ceil((rows * dv) / (vectorized ? per : 1) / COMBINE_WORKGROUP),
+    workgroups: Math.ceil(
+      (rows * dv) / (vectorized ? combineVectorElements(o.dtype) : 1) / COMBINE_WORKGROUP,
+    ),
   });
   return o;
 }
@@ -60,7 +66,7 @@ export async function combineBranchBackward(
   try {
     await dispatch(gpu, {
       label: `nsa combine backward ${BRANCH_INDEX[branch]}`,
-      code: combineBackwardWgsl(dO.dtype, output !== undefined, dv % combineVectorElements(dO.dtype) === 0),
+      code: combineBackwardWgsl(dO.dtype, output !== undefined, combineVectorized(dO.dtype, dv)),
       buffers: output && grad ? [gate, dO, output, grad, dgate] : [gate, dgate],
       params: { layout: COMBINE_BACKWARD_PARAMS, values: { rows, dv, branch: BRANCH_INDEX[branch] } },
       workgroups: Math.ceil(rows / COMBINE_BACKWARD_ROWS),
