@@ -181,6 +181,32 @@ describe('the tensor-core selection and selected attention compile on the null b
     });
   }
 
+  it('backward at the H200 shape (d = 128, group 16): dQ and dV with 64-key tiles, dK with 32, as shader modules', async () => {
+    // Over the null backend's 16 KiB: the modules must compile; the pipelines are created on the
+    // GPU by `webattn verify nsa`. The tiles are the widest within 48 KiB.
+    const h200 = { ...base, d: 128, dv: 128, group: 16, blockSize: 64 };
+    const limit = 48 * 1024;
+    const fits = (bytes: (c: SelectedMatrixConfig) => number, tile: number) =>
+      bytes({ ...h200, tile }) <= limit;
+    expect([
+      fits(selectedDqMatrixSharedBytes, 64),
+      fits((c) => selectedKeysMatrixSharedBytes(c, 'dv'), 64),
+    ]).toEqual([true, true]);
+    expect([
+      fits((c) => selectedKeysMatrixSharedBytes(c, 'dk'), 64),
+      fits((c) => selectedKeysMatrixSharedBytes(c, 'dk'), 32),
+    ]).toEqual([false, true]);
+    for (const code of [
+      selectedDqMatrixWgsl({ ...h200, tile: 64 }),
+      selectedKeysMatrixWgsl({ ...h200, tile: 64 }, 'dv'),
+      selectedKeysSumWgsl({ ...h200, tile: 64 }, 'dv'),
+      selectedKeysMatrixWgsl({ ...h200, tile: 32 }, 'dk'),
+    ]) {
+      const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
+      expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+    }
+  });
+
   for (const group of [4, 16, 32]) {
     it(`selection, group ${group}, one and two tokens per workgroup`, async () => {
       for (const tokens of [1, 2]) {

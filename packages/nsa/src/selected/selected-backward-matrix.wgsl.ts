@@ -61,14 +61,24 @@ function strides(c: SelectedMatrixConfig) {
   return { k: c.d + 8, v: c.dv + 8, s: c.tile + 4, p: c.tile + 8, out: c.matrix.N + 4 };
 }
 
+/**
+ * Elements of the dQ kernel's value array: the group's dO rows, then each value tile, then (once
+ * dP is taken) the tile's dS. Sharing it keeps 64-key tiles within 48 KiB at d = 128.
+ */
+function dqValuesLength(c: SelectedMatrixConfig): number {
+  const { rows } = split(c);
+  const st = strides(c);
+  return Math.max(Math.max(c.tile, rows) * st.v, rows * st.p);
+}
+
 /** Workgroup memory of the dQ kernel in bytes. */
 export function selectedDqMatrixSharedBytes(c: SelectedMatrixConfig): number {
   const { rows, subgroups } = split(c);
   const st = strides(c);
   return (
-    Math.max(c.tile, rows) * (st.k + st.v) * 2 +
+    Math.max(c.tile, rows) * st.k * 2 +
+    dqValuesLength(c) * 2 +
     2 * rows * st.s * 4 +
-    rows * st.p * 2 +
     rows * 8 +
     subgroups * c.matrix.M * st.out * 4
   );
@@ -250,12 +260,12 @@ export function selectedDqMatrixWgsl(c: SelectedMatrixConfig): string {
     });
   return `${header(c, ['read> q: array<vec4<f16>>', 'read> k: array<vec4<f16>>', 'read> v: array<vec4<f16>>', 'read> selected: array<i32>', 'read> tables: array<u32>', 'read> dout: array<vec4<f16>>', 'read> stats: array<f32>', 'read_write> dq: array<f16>'])}
 const SUBGROUPS = ${subgroups}u;
-// Key and value tiles (the group's q and dO rows before the first).
+// Key and value tiles (the group's q and dO rows before the first); once a tile's dP is taken,
+// its dS [row][key] (row stride ${st.p}) in the value tile's place.
 var<workgroup> Ks: array<f16, ${Math.max(c.tile, rows) * st.k}>;
-var<workgroup> Vs: array<f16, ${Math.max(c.tile, rows) * st.v}>;
+var<workgroup> Vs: array<f16, ${dqValuesLength(c)}>;
 var<workgroup> Ss: array<f32, ${rows * st.s}>;
 var<workgroup> Ds: array<f32, ${rows * st.s}>;
-var<workgroup> DSs: array<f16, ${rows * st.p}>;
 var<workgroup> Lse2: array<f32, ${rows}>;
 var<workgroup> Delta: array<f32, ${rows}>;
 var<workgroup> Xout: array<f32, ${subgroups * M * st.out}>;
@@ -296,7 +306,7 @@ ${store('pf', 'Ds', '      ')}
         let col = e % TILE;
         let at = r * ${st.s}u + col;
         let prob = select(0.0, exp2(Ss[at] * scale2 - Lse2[r]), k0 + i32(col) <= pos);
-        DSs[r * ${st.p}u + col] = f16(prob * (Ds[at] - Delta[r]));
+        Vs[r * ${st.p}u + col] = f16(prob * (Ds[at] - Delta[r]));
       }
       workgroupBarrier();
 ${range(c.tile / K)
@@ -305,7 +315,7 @@ ${range(c.tile / K)
 ${range(fragments)
   .map(
     (r) =>
-      `        let ds${r} = subgroupMatrixLoad<${left}, row_major>(&DSs, ${r * M * st.p + kc * K}u, ${st.p}u);`,
+      `        let ds${r} = subgroupMatrixLoad<${left}, row_major>(&Vs, ${r * M * st.p + kc * K}u, ${st.p}u);`,
   )
   .join('\n')}
 ${range(cols / N)

@@ -55,7 +55,7 @@ export function selectedMatrixConfig(
   caps: Capabilities,
   config: Pick<NsaConfig, 'headDim' | 'vHeadDim' | 'topN' | 'heads' | 'kvHeads' | 'blockSize'>,
   assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
-  kernel: 'forward' | 'dq' | 'keys' = 'forward',
+  kernel: 'forward' | 'dq' | 'dk' | 'dv' = 'forward',
 ): SelectedMatrixConfig | undefined {
   const matrix = preferredMatrixConfig(caps) ?? assumeMatrix;
   if (!matrix) return undefined;
@@ -73,7 +73,8 @@ export function selectedMatrixConfig(
     const bytes = {
       forward: () => selectedMatrixSharedBytes(c),
       dq: () => selectedDqMatrixSharedBytes(c),
-      keys: () => Math.max(selectedKeysMatrixSharedBytes(c, 'dk'), selectedKeysMatrixSharedBytes(c, 'dv')),
+      dk: () => selectedKeysMatrixSharedBytes(c, 'dk'),
+      dv: () => selectedKeysMatrixSharedBytes(c, 'dv'),
     }[kernel]();
     const why = kernel === 'forward' ? selectedMatrixUnsupported(c) : selectedBackwardMatrixUnsupported(c);
     if (bytes <= caps.limits.maxComputeWorkgroupStorageSize && why === undefined) return c;
@@ -186,8 +187,12 @@ export async function selectedAttentionBackward(
   });
   const matrixDq =
     tier === 'subgroup-matrix' ? selectedMatrixConfig(gpu.caps, config, undefined, 'dq') : undefined;
-  const matrixKeys =
-    tier === 'subgroup-matrix' ? selectedMatrixConfig(gpu.caps, config, undefined, 'keys') : undefined;
+  // dK's kernel holds the value tile as well, so dV may fit a wider tile than dK (64 against 32
+  // keys at d = 128 in 48 KiB); tensor cores for both or for neither.
+  const keyConfigs = (['dk', 'dv'] as const).map((grad) =>
+    tier === 'subgroup-matrix' ? selectedMatrixConfig(gpu.caps, config, undefined, grad) : undefined,
+  );
+  const matrixKeys = keyConfigs[0] && keyConfigs[1] ? { dk: keyConfigs[0], dv: keyConfigs[1] } : undefined;
   // The other tiers run an invocation per (token, query head) or (key token, KV head).
   const scalar = (
     name: string,
@@ -237,7 +242,6 @@ export async function selectedAttentionBackward(
     if (matrixKeys) {
       // A workgroup per (chunk of a block's token list, key tile), each writing its part of the
       // tile's gradient; then, per (list, key tile), the parts summed in chunk order.
-      const tilesPerBlock = config.blockSize / matrixKeys.tile;
       const slots = meta.blocks * config.kvHeads;
       const params = {
         layout: SELECTED_MATRIX_BACKWARD_PARAMS,
@@ -255,16 +259,18 @@ export async function selectedAttentionBackward(
         ['dk', dkInputs, dk],
         ['dv', dvInputs, dv],
       ] as const) {
+        const shape = matrixKeys[grad];
+        const tilesPerBlock = config.blockSize / shape.tile;
         await dispatch(gpu, {
           label: `nsa selected attention ${grad}`,
-          code: selectedKeysMatrixWgsl(matrixKeys, grad),
+          code: selectedKeysMatrixWgsl(shape, grad),
           buffers: [...inputs.slice(0, -1), partials],
           params,
           workgroups: inverse.maxChunks * tilesPerBlock,
         });
         await dispatch(gpu, {
           label: `nsa selected attention ${grad} sum`,
-          code: selectedKeysSumWgsl(matrixKeys, grad),
+          code: selectedKeysSumWgsl(shape, grad),
           buffers: [inverse.tensor, meta.tensor, partials, out],
           params,
           workgroups: slots * tilesPerBlock,
