@@ -15,14 +15,14 @@ const { n, gpu, c, q, k, v, g } = await nsaProblem();
 
 const ablations: Ablation[] = [
   ['none', (s) => s],
-  ['top-n', (s) => s.replace(/let sgIndex = sg;[\s\S]*$/, `${never('selected[0] = 0;')}\n}\n`)],
+  ['top-n', (s) => s.replace(/\/\/ Each token's slots[\s\S]*$/, `${never('selected[0] = 0;')}\n}\n`)],
   [
     'key staging loads',
     (s) => s.replace(/(ex\d+) = (cmpK\[[^;]*\]);/g, (_, x, load) => never(`${x} = ${load};`)),
   ],
   ['score MMAs', (s) => s.replace(/^\s*sf\d+ = subgroupMatrixMultiplyAccumulate\(.*$/gm, '')],
   ['probability sums', (s) => s.replace(/sum \+= exp2\(Ss\[[^;]*\);/g, '')],
-  ['block overlaps', (s) => s.replace(/\{ addOverlaps\([^;]*\); \}/g, '{ }')],
+  ['block overlaps', (s) => s.replace(/addOverlaps\(u \*[^;]*\);/g, '')],
 ];
 for (const [name, time] of ablationsOf(gpu, 'nsa select', ablations, () =>
   measure(
