@@ -22,7 +22,7 @@ import { cacheCompressWgsl, cacheWriteWgsl } from '../src/decode/cache.wgsl.js';
 import { decodeAttendWgsl, decodeCompressedWgsl, decodeSelectWgsl } from '../src/decode/decode.wgsl.js';
 import { nsaForward, resolveNsaConfig } from '../src/index.js';
 import { gateInputBackwardWgsl, gateLogitsWgsl, gateParamsBackwardWgsl } from '../src/module/gate.wgsl.js';
-import { selectWgsl } from '../src/select/select.wgsl.js';
+import { type BlockGeometry, selectWgsl } from '../src/select/select.wgsl.js';
 import {
   selectMatrixSharedBytes,
   selectMatrixUnsupported,
@@ -51,6 +51,10 @@ import {
   selectedMatrixWgsl,
 } from '../src/selected/selected-matrix.wgsl.js';
 
+/** The reference config's blocks (kernel 32, stride 16, selection 64), and a geometry off it. */
+const REFERENCE_GEOMETRY: BlockGeometry = { kernelSize: 32, stride: 16, blockSize: 64 };
+const ODD_GEOMETRY: BlockGeometry = { kernelSize: 48, stride: 16, blockSize: 80 };
+
 describe('every NSA kernel compiles on the null backend, f32 and f16', () => {
   let gpu: Gpu;
   beforeAll(async () => {
@@ -72,7 +76,7 @@ describe('every NSA kernel compiles on the null backend, f32 and f16', () => {
         ['cache write', cacheWriteWgsl(dtype)],
         ['cache compress', cacheCompressWgsl(dtype)],
         ...([64, 128, 192] as const).flatMap((d): [string, string][] => {
-          const c = { dtype, d, dv: 128, group: 16, topN: 16, maxBlocks: 2048 };
+          const c = { dtype, d, dv: 128, group: 16, topN: 16, maxBlocks: 2048, geometry: REFERENCE_GEOMETRY };
           return [
             [`decode compressed d=${d}`, decodeCompressedWgsl(c)],
             [`decode select d=${d}`, decodeSelectWgsl(c)],
@@ -89,11 +93,27 @@ describe('every NSA kernel compiles on the null backend, f32 and f16', () => {
         ...([false, true] as const).flatMap((subgroups): [string, string][] => [
           [
             `select, 16 heads per KV head, d=128, subgroups ${subgroups}`,
-            selectWgsl({ dtype, topN: 16, maxBlocks: 1024, group: 16, dim: 128, subgroups }),
+            selectWgsl({
+              dtype,
+              topN: 16,
+              maxBlocks: 1024,
+              group: 16,
+              dim: 128,
+              subgroups,
+              geometry: REFERENCE_GEOMETRY,
+            }),
           ],
           [
             `select, 3 heads per KV head, d=30 (scalar loads), subgroups ${subgroups}`,
-            selectWgsl({ dtype, topN: 5, maxBlocks: 40, group: 3, dim: 30, subgroups }),
+            selectWgsl({
+              dtype,
+              topN: 5,
+              maxBlocks: 40,
+              group: 3,
+              dim: 30,
+              subgroups,
+              geometry: ODD_GEOMETRY,
+            }),
           ],
         ]),
         ['combine', combineWgsl(dtype, true, false)],
@@ -138,6 +158,7 @@ describe('the tensor-core selection and selected attention compile on the null b
   // (one and two row fragments, groups smaller than a fragment, tiles below the block size); the
   // H100-sized ones (45 KiB) differ only in constants and run in webattn verify nsa.
   const base = { topN: 16, matrix: { M: 16, N: 16, K: 16 }, subgroupSize: 32, pinSubgroupSize: true };
+  const selectBase = { ...base, geometry: REFERENCE_GEOMETRY };
   const shapes: SelectedMatrixConfig[] = [
     { ...base, d: 64, dv: 64, group: 2, blockSize: 64, tile: 16 },
     { ...base, d: 64, dv: 64, group: 16, blockSize: 32, tile: 32 },
@@ -210,7 +231,7 @@ describe('the tensor-core selection and selected attention compile on the null b
   for (const group of [4, 16, 32]) {
     it(`selection, group ${group}, one and two tokens per workgroup`, async () => {
       for (const tokens of [1, 2]) {
-        const c = { ...base, d: 32, group, maxBlocks: 256, tile: 32, tokens };
+        const c = { ...selectBase, d: 32, group, maxBlocks: 256, tile: 32, tokens };
         expect(selectMatrixUnsupported(c)).toBeUndefined();
         // Two tokens of group 32 (64 rows) are over the null backend's 16 KiB; one always fits.
         const limit = gpu.caps.limits.maxComputeWorkgroupStorageSize;
@@ -229,7 +250,7 @@ describe('the tensor-core selection and selected attention compile on the null b
   it('selection at the H200 shape (four tokens, d = 128, 1024 blocks) as a shader module', async () => {
     // Its 43 KiB of workgroup memory exceed the null backend's 16 KiB: the module must compile; the
     // pipeline is created on the GPU by `webattn verify nsa`.
-    const c = { ...base, subgroupSize: 32, d: 128, group: 16, maxBlocks: 1024, tile: 32, tokens: 4 };
+    const c = { ...selectBase, d: 128, group: 16, maxBlocks: 1024, tile: 32, tokens: 4 };
     expect(selectMatrixSharedBytes(c)).toBeLessThanOrEqual(48 * 1024);
     const info = await gpu.device.createShaderModule({ code: selectMatrixWgsl(c) }).getCompilationInfo();
     expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
@@ -237,7 +258,7 @@ describe('the tensor-core selection and selected attention compile on the null b
 
   it('says why a shape does not fit', () => {
     expect(
-      selectMatrixUnsupported({ ...base, d: 32, group: 48, maxBlocks: 64, tile: 32, tokens: 1 }),
+      selectMatrixUnsupported({ ...selectBase, d: 32, group: 48, maxBlocks: 64, tile: 32, tokens: 1 }),
     ).toMatch(/two fragments/);
     expect(selectedMatrixUnsupported({ ...shapes[0]!, group: 48 })).toMatch(/two fragments/);
     expect(selectedMatrixUnsupported({ ...shapes[0]!, blockSize: 40 })).toMatch(/multiple of the tile/);

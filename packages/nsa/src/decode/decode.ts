@@ -66,6 +66,7 @@ export async function nsaDecode(gpu: Gpu, cache: NsaCache, q: Tensor, g: Tensor)
     group: config.heads / config.kvHeads,
     topN: config.topN,
     maxBlocks,
+    geometry: config,
   };
   const params = {
     layout: DECODE_PARAMS,

@@ -12,7 +12,7 @@
 import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { SIGMOID_WGSL } from '../combine/combine.wgsl.js';
 import { groupDotsElement, groupDotsWgsl } from '../group-dots.wgsl.js';
-import { ADD_OVERLAPS_WGSL, selectTopNWgsl } from '../select/select.wgsl.js';
+import { addOverlapsWgsl, type BlockGeometry, selectTopNWgsl } from '../select/select.wgsl.js';
 
 /** Uniform parameters of the decode kernels. */
 export const DECODE_PARAMS = [
@@ -42,6 +42,7 @@ export interface DecodeKernelConfig {
   group: number;
   topN: number;
   maxBlocks: number;
+  geometry: BlockGeometry;
 }
 
 /** Invocations per workgroup of the decode kernels; keys per chunk. */
@@ -179,7 +180,7 @@ var<workgroup> bestScore: array<f32, THREADS>;
 var<workgroup> bestBlock: array<i32, THREADS>;
 var<workgroup> slots: array<i32, TOPN>;
 
-${ADD_OVERLAPS_WGSL}
+${addOverlapsWgsl(c.geometry)}
 
 ${groupDotsWgsl(dots)}
 

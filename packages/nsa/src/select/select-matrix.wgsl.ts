@@ -25,12 +25,13 @@ import {
 } from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
 import { matrixTypes } from '../matrix.wgsl.js';
-import { ADD_OVERLAPS_WGSL, SELECT_PARAMS } from './select.wgsl.js';
+import { addOverlapsWgsl, type BlockGeometry, SELECT_PARAMS } from './select.wgsl.js';
 
 /** Generation parameters of the tensor-core selection (f16 q and compressed keys). */
 export interface SelectMatrixConfig {
   d: number;
   topN: number;
+  geometry: BlockGeometry;
   /** Query heads per KV head; padded to whole fragments of M rows. */
   group: number;
   /** The most selection blocks a query can see (the longest sequence's). */
@@ -195,7 +196,7 @@ ${NSA_SEQUENCE_WGSL}
 
 ${WORKGROUP_INDEX_WGSL}
 
-${ADD_OVERLAPS_WGSL}
+${addOverlapsWgsl(c.geometry)}
 
 // Compressed blocks token t sees (those whose last token is not after it) and its own block.
 fn tokenBlocks(t: u32) -> vec2<i32> {

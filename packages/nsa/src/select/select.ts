@@ -36,7 +36,7 @@ const SELECT_MATRIX_TOKENS = [4, 2, 1];
  */
 export function selectMatrixConfig(
   caps: Capabilities,
-  config: Pick<NsaConfig, 'headDim' | 'topN' | 'heads' | 'kvHeads'>,
+  config: Pick<NsaConfig, 'headDim' | 'topN' | 'heads' | 'kvHeads' | 'kernelSize' | 'stride' | 'blockSize'>,
   maxBlocks: number,
   assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
 ): SelectMatrixConfig | undefined {
@@ -46,6 +46,7 @@ export function selectMatrixConfig(
     const c: SelectMatrixConfig = {
       d: config.headDim,
       topN: config.topN,
+      geometry: config,
       group: config.heads / config.kvHeads,
       maxBlocks,
       matrix,
@@ -102,6 +103,7 @@ export async function selectBlocks(
       : selectWgsl({
           dtype: inputs.q.dtype,
           topN: config.topN,
+          geometry: config,
           maxBlocks: layout.maxSelectionBlocks,
           group: config.heads / config.kvHeads,
           dim: config.headDim,

@@ -8,6 +8,7 @@
  * query's `min(topN, J_t + 1)` slots, `J_t` being its own block; unused slots hold -1.
  */
 import { enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import type { NsaConfig } from '../config.js';
 import { type GroupDotsConfig, groupDotsElement, groupDotsWgsl } from '../group-dots.wgsl.js';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
 
@@ -34,6 +35,7 @@ export const SELECT_PARAMS = [
  */
 export interface SelectKernelConfig extends GroupDotsConfig {
   topN: number;
+  geometry: BlockGeometry;
   maxBlocks: number;
   /** Reduce each pick's arg-max with subgroup operations (the adapter has subgroups). */
   subgroups: boolean;
@@ -124,22 +126,36 @@ ${reduce}
 `;
 }
 
+/** Where compressed and selection blocks lie, which fixes their overlaps (config.ts checks it). */
+export type BlockGeometry = Pick<NsaConfig, 'kernelSize' | 'stride' | 'blockSize'>;
+
 /**
  * WGSL of `addOverlaps(at, first, J, c0, end)`: adds to `score[at + J]` the probabilities
  * (`probability[first + i - c0]`) of compressed blocks i in [c0, end) that overlap selection block J,
  * weighted by overlap / stride, in increasing i (the same sum every run). `at` and `first` place one
- * token's arrays where a workgroup holds several. Both selection kernels declare the two arrays.
+ * token's arrays where a workgroup holds several. Every selection kernel declares the two arrays.
+ *
+ * Specialised on the geometry: with R = blockSize / stride and Kr = kernelSize / stride, the blocks
+ * overlapping J are i = J·R - Kr + 1 + m for m in [0, R + Kr - 1), and the m-th overlaps J by
+ * min(m + 1, R) - max(m + 1 - Kr, 0) strides, a whole number; so the terms are unrolled with their
+ * weights as constants. (A loop over a uniform geometry, with its divisions, was a third of the
+ * tensor-core selection's time.)
  */
-export const ADD_OVERLAPS_WGSL = `fn addOverlaps(at: u32, first: u32, J: i32, c0: i32, end: i32) {
-  let lo = J * p.blockSize;
-  let hi = lo + p.blockSize;
+export function addOverlapsWgsl(g: BlockGeometry): string {
+  const R = g.blockSize / g.stride;
+  const Kr = g.kernelSize / g.stride;
+  const terms = Array.from({ length: R + Kr - 1 }, (_, m) => {
+    const weight = Math.min(m + 1, R) - Math.max(m + 1 - Kr, 0);
+    return `  if (i0 + ${m} >= c0 && i0 + ${m} < end) { sum += ${weight}.0 * probability[first + u32(i0 + ${m} - c0)]; }`;
+  });
+  return `fn addOverlaps(at: u32, first: u32, J: i32, c0: i32, end: i32) {
+  // The first compressed block overlapping J; the term for block i0 + m weighs its overlap in strides.
+  let i0 = J * ${R} - ${Kr - 1};
   var sum = score[at + u32(J)];
-  for (var i = max(c0, max(0, (lo - p.kernelSize) / p.stride)); i < end && i * p.stride < hi; i++) {
-    let overlap = min(i * p.stride + p.kernelSize, hi) - max(i * p.stride, lo);
-    if (overlap > 0) { sum += f32(overlap) / f32(p.stride) * probability[first + u32(i - c0)]; }
-  }
+${terms.join('\n')}
   score[at + u32(J)] = sum;
 }`;
+}
 
 /** WGSL of the selection kernel. */
 export function selectWgsl(c: SelectKernelConfig): string {
@@ -166,7 +182,7 @@ ${NSA_SEQUENCE_WGSL}
 
 ${WORKGROUP_INDEX_WGSL}
 
-${ADD_OVERLAPS_WGSL}
+${addOverlapsWgsl(c.geometry)}
 
 ${groupDotsWgsl(c)}
 
