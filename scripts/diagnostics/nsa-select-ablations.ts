@@ -1,17 +1,61 @@
 // Diagnostic (not the bench): times the NSA forward's tensor-core block selection (the bench's
-// reference config, b=1, hq=64, hkv=4, d=128, f16, 65536 tokens) with one piece of the selection
-// kernel removed at a time (the WGSL rewritten on its way to the pipeline cache), so that one GPU
+// reference config, b=1, hq=64, hkv=4, d=128, f16, 65536 tokens) in each shape (keys per staged
+// tile, tokens per workgroup; each shape's picks are checked against the first's, which they must
+// equal bit for bit: the sums keep their order), then with one piece of the selection kernel removed at a time (the WGSL rewritten on its way to the pipeline cache), so that one GPU
 // call shows where its time goes: staging the compressed keys, the scores, the probability sums,
 // the block overlaps, the top-n. The ablated selections are wrong; only the select time counts.
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-select-ablations.mjs; on the GPU machine:
 //   node .gpu-kit/nsa-select-ablations.mjs
 
 import { measure } from '../../packages/core/src/index.js';
-import { disposeNsaForward, nsaForward } from '../../packages/nsa/src/index.js';
+import {
+  disposeNsaForward,
+  nsaForward,
+  readSelection,
+  SELECT_MATRIX_SHAPES,
+} from '../../packages/nsa/src/index.js';
 import { type Ablation, ablationsOf, never } from './ablate.js';
 import { nsaProblem } from './nsa-problem.js';
 
 const { n, gpu, c, q, k, v, g } = await nsaProblem();
+
+const forward = () =>
+  measure(
+    gpu,
+    async () => {
+      disposeNsaForward(await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' }));
+    },
+    { warmup: 1, iters: 3 },
+  );
+/** The selection kernels' times of one measurement, by label. */
+const selectTimes = (m: Awaited<ReturnType<typeof forward>>) =>
+  Object.entries(m.kernels?.[1] ?? {})
+    .filter(([label]) => label.startsWith('nsa select'))
+    .map(([label, ms]) => `${label.split(' [')[0]} ${ms.toFixed(1)} ms`)
+    .join('; ');
+
+// Each shape alone (keys per staged tile, tokens per workgroup), those over 48 KiB left out by the
+// planner; then the pieces of the default shape's kernel.
+const shapes = [...SELECT_MATRIX_SHAPES];
+let firstPicks: Int32Array | undefined;
+for (const shape of [
+  { tile: 32, tokens: 4 },
+  { tile: 32, tokens: 5 },
+  { tile: 32, tokens: 6 },
+  { tile: 48, tokens: 4 },
+]) {
+  SELECT_MATRIX_SHAPES.splice(0, Infinity, shape, { tile: 32, tokens: 1 });
+  const result = await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' });
+  const picks = await readSelection(result.selection);
+  disposeNsaForward(result);
+  firstPicks ??= picks;
+  const differing = picks.reduce((count, block, i) => count + (block === firstPicks?.[i] ? 0 : 1), 0);
+  const m = await forward();
+  console.log(
+    `n=${n} tile ${shape.tile}, ${shape.tokens} tokens: forward ${m.median.toFixed(1)} ms, ${selectTimes(m)}; ${differing} of ${picks.length} slots differ from the first shape's`,
+  );
+}
+SELECT_MATRIX_SHAPES.splice(0, Infinity, ...shapes);
 
 const ablations: Ablation[] = [
   ['none', (s) => s],
@@ -24,19 +68,8 @@ const ablations: Ablation[] = [
   ['probability sums', (s) => s.replace(/sum \+= exp2\(Ss\[[^;]*\);/g, '')],
   ['block overlaps', (s) => s.replace(/addOverlaps\(u \*[^;]*\);/g, '')],
 ];
-for (const [name, time] of ablationsOf(gpu, 'nsa select', ablations, () =>
-  measure(
-    gpu,
-    async () => {
-      disposeNsaForward(await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' }));
-    },
-    { warmup: 1, iters: 3 },
-  ),
-)) {
+for (const [name, time] of ablationsOf(gpu, 'nsa select', ablations, forward)) {
   const m = await time();
-  const select = Object.entries(m.kernels?.[1] ?? {}).filter(([label]) => label.startsWith('nsa select'));
-  console.log(
-    `n=${n} without ${name}: forward ${m.median.toFixed(1)} ms, ${select.map(([l, ms]) => `${l.split(' [')[0]} ${ms.toFixed(1)} ms`).join('; ')}`,
-  );
+  console.log(`n=${n} without ${name}: forward ${m.median.toFixed(1)} ms, ${selectTimes(m)}`);
 }
 gpu.destroy();

@@ -50,6 +50,12 @@ function split(c: SelectMatrixConfig) {
   const subgroups = c.tokens * fragments;
   return {
     fragments,
+    /**
+     * Whether the query fragments load straight from q: when the group fills whole fragments, a
+     * fragment's rows are consecutive heads of one token. Otherwise they are staged, zero-padded,
+     * through the key tile's array first (a fragment read from q would reach past the group).
+     */
+    direct: c.group % c.matrix.M === 0,
     /** Query rows per token, the group padded to whole fragments. */
     tokenRows: fragments * c.matrix.M,
     rows: subgroups * c.matrix.M,
@@ -68,18 +74,24 @@ function strides(c: SelectMatrixConfig) {
   return { k: c.d + 8, s: c.tile + 4 };
 }
 
+/** Elements of the key tile's array, which holds the queries first when they are staged. */
+function keyTileLength(c: SelectMatrixConfig): number {
+  const { direct, rows } = split(c);
+  return (direct ? c.tile : Math.max(c.tile, rows)) * strides(c).k;
+}
+
 /** Per token: its scores (one per selection block), then its visible count and own block. */
 const scoreLength = (c: SelectMatrixConfig) => alignedWorkgroupLength(c.maxBlocks, 4);
 
 /**
- * Workgroup memory in bytes: key tile (or the queries), scores, each (token, compressed block)'s
+ * Workgroup memory in bytes: key tile (or the staged queries), scores, each (token, compressed block)'s
  * probability, the heads' lse, each token's block scores and its visible count and own block.
  */
 export function selectMatrixSharedBytes(c: SelectMatrixConfig): number {
   const { rows } = split(c);
   const st = strides(c);
   return (
-    Math.max(c.tile, rows) * st.k * 2 +
+    keyTileLength(c) * 2 +
     rows * st.s * 4 +
     c.tokens * c.tile * 4 +
     rows * 4 +
@@ -105,35 +117,37 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 export function selectMatrixWgsl(c: SelectMatrixConfig): string {
   const { M, N, K } = c.matrix;
   const { left, right, result } = matrixTypes(c.matrix);
-  const { tokenRows, rows, subgroups, threads } = split(c);
+  const { fragments, direct, tokenRows, rows, subgroups, threads } = split(c);
   const st = strides(c);
   const keyFrags = c.tile / N;
   const steps = c.d / K;
   const T = c.tokens;
 
   // Every token's G query rows at rows u · tokenRows .., zero past the group and past the tokens.
-  const queries = unrolledStagingSetsWgsl(
-    threads,
-    range(T).map((u) =>
-      stageRowsVec4Set(
-        {
-          dest: 'Ks',
-          src: 'q',
-          width: c.d,
-          destStride: st.k,
-          destOffset: u * tokenRows * st.k,
-          threads,
-          rows: tokenRows,
-          tokenStart: `(tFirst + ${u}u) * p.heads + g * GROUP`,
-          heads: '1u',
-          head: '0u',
-          first: '0',
-          end: `select(0, i32(GROUP), ${u}u < count)`,
-        },
-        `q${u}_`,
-      ),
-    ),
-  );
+  const queries = direct
+    ? ''
+    : unrolledStagingSetsWgsl(
+        threads,
+        range(T).map((u) =>
+          stageRowsVec4Set(
+            {
+              dest: 'Ks',
+              src: 'q',
+              width: c.d,
+              destStride: st.k,
+              destOffset: u * tokenRows * st.k,
+              threads,
+              rows: tokenRows,
+              tokenStart: `(tFirst + ${u}u) * p.heads + g * GROUP`,
+              heads: '1u',
+              head: '0u',
+              first: '0',
+              end: `select(0, i32(GROUP), ${u}u < count)`,
+            },
+            `q${u}_`,
+          ),
+        ),
+      );
   // The compressed keys of a run's sequence, prefetched: the next tile's loads are issued before
   // this one is scored.
   const keys = stageRowsVec4Prefetched({
@@ -166,7 +180,7 @@ export function selectMatrixWgsl(c: SelectMatrixConfig): string {
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
 ${paramsStruct(SELECT_PARAMS)}
-@group(0) @binding(0) var<storage, read> q: array<vec4<f16>>;
+@group(0) @binding(0) var<storage, read> q: array<${direct ? 'f16' : 'vec4<f16>'}>;
 @group(0) @binding(1) var<storage, read> cmpK: array<vec4<f16>>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
 @group(0) @binding(3) var<storage, read> tables: array<u32>;
@@ -181,8 +195,8 @@ const TOKENS = ${T}u;
 const SUBGROUPS = ${subgroups}u;
 const LOG2E = 1.4426950408889634;
 // Every workgroup array is whole 16-byte units (see core's workgroup-alignment.ts).
-// The staged tile of compressed keys (the queries before the first).
-var<workgroup> Ks: array<f16, ${Math.max(c.tile, rows) * st.k}>;
+// The staged tile of compressed keys${direct ? '' : ' (the queries before the first)'}.
+var<workgroup> Ks: array<f16, ${keyTileLength(c)}>;
 var<workgroup> Ss: array<f32, ${rows * st.s}>;
 // Each (token, compressed block of the tile)'s probability summed over the heads, each row's lse in
 // base 2, each token's selection-block scores, visible compressed blocks and own block.
@@ -240,11 +254,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   }
   ${queries}
   workgroupBarrier();
-  // This subgroup's row fragment of the queries, held for the whole walk.
-${range(steps)
-  .map(
-    (kk) =>
-      `  let qf${kk} = subgroupMatrixLoad<${left}, row_major>(&Ks, sgc * ${M * st.k}u + ${kk * K}u, ${st.k}u);`,
+  // This subgroup's row fragment of the queries, held for the whole walk; read from q, its token
+  // clamped to the last (the rows of tokens past it are never used), or from the staged queries.
+${direct ? `  let qRow = (min(tFirst + sgc / ${fragments}u, p.tokens - 1u) * p.heads + g * GROUP + (sgc % ${fragments}u) * ${M}u) * ${c.d}u;\n` : ''}${range(
+  steps,
+)
+  .map((kk) =>
+    direct
+      ? `  let qf${kk} = subgroupMatrixLoad<${left}, row_major>(&q, qRow + ${kk * K}u, ${c.d}u);`
+      : `  let qf${kk} = subgroupMatrixLoad<${left}, row_major>(&Ks, sgc * ${M * st.k}u + ${kk * K}u, ${st.k}u);`,
   )
   .join('\n')}
   let scale2 = p.scale * LOG2E;

@@ -21,14 +21,19 @@ import {
   selectMatrixWgsl,
 } from './select-matrix.wgsl.js';
 
-/** Compressed keys per tile of the tensor-core selection: two 16-key fragments. */
-const SELECT_MATRIX_TILE = 32;
-
 /**
- * Tokens per workgroup of the tensor-core selection to try, in order: the first whose block scores
- * fit the device's workgroup memory wins (four at the reference config up to 65,536 tokens).
+ * Shapes of the tensor-core selection to try, in order: compressed keys per staged tile (whole
+ * 16-key fragments) and consecutive tokens per workgroup; the first whose workgroup memory fits the
+ * device wins. Six tokens (47.2 KiB up to 65,536 tokens at the reference config) took the H200's
+ * selection from 46.5 to 37.5 ms at 65,536 tokens; five, or 48-key tiles, changed nothing
+ * (docs/bench/h200-2026-11-30-third). Mutable for the diagnostic that times them (scripts/diagnostics).
  */
-const SELECT_MATRIX_TOKENS = [4, 2, 1];
+export const SELECT_MATRIX_SHAPES: { tile: number; tokens: number }[] = [
+  { tile: 32, tokens: 6 },
+  { tile: 32, tokens: 4 },
+  { tile: 32, tokens: 2 },
+  { tile: 32, tokens: 1 },
+];
 
 /**
  * The tensor-core selection's shape for this config, or undefined when the adapter has no matrix
@@ -42,7 +47,7 @@ export function selectMatrixConfig(
 ): SelectMatrixConfig | undefined {
   const matrix = preferredMatrixConfig(caps) ?? assumeMatrix;
   if (!matrix) return undefined;
-  for (const tokens of SELECT_MATRIX_TOKENS) {
+  for (const { tile, tokens } of SELECT_MATRIX_SHAPES) {
     const c: SelectMatrixConfig = {
       d: config.headDim,
       topN: config.topN,
@@ -51,7 +56,7 @@ export function selectMatrixConfig(
       maxBlocks,
       matrix,
       ...matrixSubgroupSize(caps),
-      tile: SELECT_MATRIX_TILE,
+      tile,
       tokens,
     };
     const fits =
