@@ -122,6 +122,8 @@ export function selectMatrixWgsl(c: SelectMatrixConfig): string {
   const keyFrags = c.tile / N;
   const steps = c.d / K;
   const T = c.tokens;
+  // Blocks per lane the picks keep in registers (32 at the reference config up to 65,536 tokens).
+  const cached = Math.min(Math.ceil(c.maxBlocks / c.subgroupSize), 32);
 
   // Every token's G query rows at rows u · tokenRows .., zero past the group and past the tokens.
   const queries = direct
@@ -219,6 +221,14 @@ fn tokenBlocks(t: u32) -> vec2<i32> {
   var visible = 0;
   if (pos >= p.kernelSize - 1) { visible = min(i32(sq.cmpLength), (pos - p.kernelSize + 1) / p.stride + 1); }
   return vec2<i32>(visible, pos / p.blockSize);
+}
+
+// Block J's score for the picks of the token whose scores start at base, or -3e38 for a block
+// forced into its slots or past its own.
+fn pickable(base: u32, J: u32, own: i32, initEnd: i32, localCount: i32) -> f32 {
+  let j = i32(J);
+  if (j > own || j < initEnd || j > own - localCount) { return -3.0e38; }
+  return score[base + J];
 }
 
 @compute @workgroup_size(${threads})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
@@ -343,16 +353,27 @@ ${scores}
       }
     }
     let base = uu * ${scoreLength(c)}u;
+    // This lane's first ${cached} blocks (J = sgLane + m · sgSize) held in registers for the picks, the
+    // forced ones and those past its own as -3e38, below every score; further blocks are read from
+    // workgroup memory at each pick.
+${range(cached)
+  .map((m) => `    let cs${m} = pickable(base, ${m}u * sgSize + sgLane, own, initEnd, localCount);`)
+  .join('\n')}
     var lastScore = 3.0e38;
     var lastBlock = -1;
     for (var k = 0; k < i32(TOPN); k++) {
       // This lane's best block after the last pick (it walks its blocks upwards: ties keep the lowest).
       var best = -2.0;
       var at = -1;
-      for (var J = i32(sgLane); J <= own; J += i32(sgSize)) {
-        let s = score[base + u32(J)];
-        let forcedBlock = J < initEnd || J > own - localCount;
-        if (!forcedBlock && (s < lastScore || (s == lastScore && J > lastBlock)) && s > best) {
+${range(cached)
+  .map(
+    (m) =>
+      `      { let J = i32(${m}u * sgSize + sgLane); if ((cs${m} < lastScore || (cs${m} == lastScore && J > lastBlock)) && cs${m} > best) { best = cs${m}; at = J; } }`,
+  )
+  .join('\n')}
+      for (var J = i32(${cached}u * sgSize + sgLane); J <= own; J += i32(sgSize)) {
+        let s = pickable(base, u32(J), own, initEnd, localCount);
+        if ((s < lastScore || (s == lastScore && J > lastBlock)) && s > best) {
           best = s;
           at = J;
         }
