@@ -66,7 +66,7 @@ const ablations: Ablation[] = [
   ],
   ['score MMAs', (s) => s.replace(/^\s*sf\d+ = subgroupMatrixMultiplyAccumulate\(.*$/gm, '')],
   ['probability sums', (s) => s.replace(/sum \+= exp2\(Ss\[[^;]*\);/g, '')],
-  ['block overlaps', (s) => s.replace(/addOverlaps\(u \*[^;]*\);/g, '')],
+  ['block overlaps', (s) => s.replace(/addOverlaps\(u \*[^;]*\);/g, '').replace(/total \+= [^;]*;/g, '')],
 ];
 for (const [name, time] of ablationsOf(gpu, 'nsa select', ablations, forward)) {
   const m = await time();

@@ -25,6 +25,7 @@ import { gateInputBackwardWgsl, gateLogitsWgsl, gateParamsBackwardWgsl } from '.
 import { type BlockGeometry, selectWgsl } from '../src/select/select.wgsl.js';
 import {
   selectMatrixSharedBytes,
+  selectMatrixShuffles,
   selectMatrixUnsupported,
   selectMatrixWgsl,
 } from '../src/select/select-matrix.wgsl.js';
@@ -229,10 +230,11 @@ describe('the tensor-core selection and selected attention compile on the null b
   });
 
   for (const group of [4, 16, 32]) {
-    it(`selection, group ${group} (queries ${group % 16 ? 'staged' : 'read from q'}), one to four tokens per workgroup`, async () => {
+    it(`selection, group ${group} (queries ${group % 16 ? 'staged' : 'read from q'}; probabilities ${group > 16 ? 'through workgroup memory' : 'shuffled'}), one to four tokens per workgroup`, async () => {
       for (const tokens of [1, 2, 4]) {
         const c = { ...selectBase, d: 32, group, maxBlocks: 256, tile: 32, tokens };
         expect(selectMatrixUnsupported(c)).toBeUndefined();
+        expect(selectMatrixShuffles(c)).toBe(group <= 16);
         // Shapes over the null backend's 16 KiB of workgroup memory compile as modules; the others
         // as pipelines.
         const code = selectMatrixWgsl(c);
@@ -251,6 +253,9 @@ describe('the tensor-core selection and selected attention compile on the null b
     // pipeline is created on the GPU by `webattn verify nsa`.
     const c = { ...selectBase, d: 128, group: 16, maxBlocks: 1024, ...SELECT_MATRIX_SHAPES[0]! };
     expect(c).toMatchObject({ tile: 32, tokens: 6 });
+    // One pinned 32-lane subgroup per token: the probabilities reach the scores through shuffles.
+    expect(selectMatrixShuffles(c)).toBe(true);
+    expect(selectMatrixShuffles({ ...c, pinSubgroupSize: false })).toBe(false);
     expect(selectMatrixSharedBytes(c)).toBeLessThanOrEqual(48 * 1024);
     const info = await gpu.device.createShaderModule({ code: selectMatrixWgsl(c) }).getCompilationInfo();
     expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);

@@ -7,7 +7,9 @@
  * held in registers, and scores it against the whole tile. The probabilities exp(s - lse) are
  * summed over the heads per (token, compressed block), and each tile adds its blocks to the
  * selection blocks they overlap, weighted by overlap / stride, tile after tile in increasing order
- * (the same sums every run). Tokens of one workgroup may belong to different sequences (packed
+ * (the same sums every run). Where each token has one subgroup with a lane per compressed block of
+ * the tile, the probabilities reach the selection blocks by shuffles within it (no barrier, no
+ * round trip through workgroup memory); otherwise through workgroup memory. Tokens of one workgroup may belong to different sequences (packed
  * batches): the keys are walked once per run of tokens sharing a sequence.
  *
  * Then each token's picks are made by one subgroup with subgroup operations only, no barrier: the
@@ -25,7 +27,7 @@ import {
 } from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
 import { matrixTypes } from '../matrix.wgsl.js';
-import { addOverlapsWgsl, type BlockGeometry, SELECT_PARAMS } from './select.wgsl.js';
+import { addOverlapsWgsl, type BlockGeometry, overlapTerms, SELECT_PARAMS } from './select.wgsl.js';
 
 /** Generation parameters of the tensor-core selection (f16 q and compressed keys). */
 export interface SelectMatrixConfig {
@@ -64,6 +66,18 @@ function split(c: SelectMatrixConfig) {
   };
 }
 
+/**
+ * Whether a tile's probabilities reach the selection blocks through shuffles instead of workgroup
+ * memory: when each token has one subgroup (one row fragment) of exactly one lane per compressed
+ * block of the tile, pinned, and the selection blocks a tile touches fit in a subgroup.
+ */
+export function selectMatrixShuffles(c: SelectMatrixConfig): boolean {
+  const R = c.geometry.blockSize / c.geometry.stride;
+  const Kr = c.geometry.kernelSize / c.geometry.stride;
+  const span = Math.floor((c.tile - 1 + Kr) / R) + 2;
+  return c.pinSubgroupSize && c.subgroupSize === c.tile && split(c).fragments === 1 && span <= c.subgroupSize;
+}
+
 /** Invocations per workgroup: one subgroup per row fragment of every token. */
 export function selectMatrixThreads(c: SelectMatrixConfig): number {
   return split(c).threads;
@@ -85,7 +99,7 @@ const scoreLength = (c: SelectMatrixConfig) => alignedWorkgroupLength(c.maxBlock
 
 /**
  * Workgroup memory in bytes: key tile (or the staged queries), scores, each (token, compressed block)'s
- * probability, the heads' lse, each token's block scores and its visible count and own block.
+ * probability (unless shuffled), the heads' lse, each token's block scores and its visible count and own block.
  */
 export function selectMatrixSharedBytes(c: SelectMatrixConfig): number {
   const { rows } = split(c);
@@ -93,7 +107,7 @@ export function selectMatrixSharedBytes(c: SelectMatrixConfig): number {
   return (
     keyTileLength(c) * 2 +
     rows * st.s * 4 +
-    c.tokens * c.tile * 4 +
+    (selectMatrixShuffles(c) ? 0 : c.tokens * c.tile * 4) +
     rows * 4 +
     c.tokens * scoreLength(c) * 4 +
     2 * alignedWorkgroupLength(c.tokens, 4) * 4
@@ -122,6 +136,7 @@ export function selectMatrixWgsl(c: SelectMatrixConfig): string {
   const keyFrags = c.tile / N;
   const steps = c.d / K;
   const T = c.tokens;
+  const shuffles = selectMatrixShuffles(c);
   // Blocks per lane the picks keep in registers (32 at the reference config up to 65,536 tokens).
   const cached = Math.min(Math.ceil(c.maxBlocks / c.subgroupSize), 32);
 
@@ -179,6 +194,58 @@ export function selectMatrixWgsl(c: SelectMatrixConfig): string {
     ),
   ].join('\n');
 
+  // Each (token, compressed block of the tile)'s probability summed over the heads.
+  const probabilitySum = (u: string, i: string) => `var sum = 0.0;
+        if (${u} >= u0 && ${u} < u1 && c0 + ${i} < tokenVisible[${u}]) {
+          for (var h = 0u; h < GROUP; h++) {
+            let r = ${u} * ${tokenRows}u + h;
+            sum += exp2(Ss[r * ${st.s}u + u32(${i})] * scale2 - lse2[r]);
+          }
+        }`;
+  // The probabilities through workgroup memory, then each (token, selection block the tile
+  // overlaps) adds its terms (addOverlaps).
+  const sharedOverlaps = `      for (var e = li; e < ${T * c.tile}u; e += THREADS) {
+        let u = e / TILE;
+        let i = i32(e % TILE);
+        ${probabilitySum('u', 'i')}
+        probability[e] = sum;
+      }
+      workgroupBarrier();
+      // The selection blocks this tile's compressed blocks overlap, per token of the run.
+      let firstJ = (c0 * p.stride) / p.blockSize;
+      let spanJ = u32(((c0 + i32(TILE) - 1) * p.stride + p.kernelSize - 1) / p.blockSize - firstJ + 1);
+      for (var e = li; e < TOKENS * spanJ; e += THREADS) {
+        let u = e / spanJ;
+        let J = firstJ + i32(e % spanJ);
+        if (u >= u0 && u < u1 && J <= tokenOwn[u]) {
+          addOverlaps(u * ${scoreLength(c)}u, u * TILE, J, c0, min(tokenVisible[u], c0 + i32(TILE)));
+        }
+      }`;
+  // One subgroup per token, one lane per compressed block of the tile: the lane's probability, then
+  // lane L takes the tile's L-th selection block and adds the probabilities of the blocks
+  // overlapping it, shuffled from their lanes, in addOverlaps' order (the same sums) and without
+  // a barrier or a round trip through workgroup memory.
+  const terms = overlapTerms(c.geometry);
+  const shuffledOverlaps = `      {
+        let u = sgc;
+        let i = i32(sgLane);
+        ${probabilitySum('u', 'i')}
+        let J = (c0 * p.stride) / p.blockSize + i;
+        let i0 = ${terms.first('J')};
+        let end = min(tokenVisible[u], c0 + i32(TILE));
+        let adds = u >= u0 && u < u1 && J <= tokenOwn[u] && i0 < end && i0 + ${terms.weights.length - 1} >= c0;
+        var total = 0.0;
+        if (adds) { total = score[u * ${scoreLength(c)}u + u32(J)]; }
+${terms.weights
+  .map(
+    (weight, m) =>
+      `        { let pm = subgroupShuffle(sum, u32(clamp(i0 + ${m} - c0, 0, ${c.tile - 1})));
+          if (adds && i0 + ${m} >= c0 && i0 + ${m} < end) { total += ${weight}.0 * pm; } }`,
+  )
+  .join('\n')}
+        if (adds) { score[u * ${scoreLength(c)}u + u32(J)] = total; }
+      }`;
+
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
 ${paramsStruct(SELECT_PARAMS)}
@@ -202,7 +269,7 @@ var<workgroup> Ks: array<f16, ${keyTileLength(c)}>;
 var<workgroup> Ss: array<f32, ${rows * st.s}>;
 // Each (token, compressed block of the tile)'s probability summed over the heads, each row's lse in
 // base 2, each token's selection-block scores, visible compressed blocks and own block.
-var<workgroup> probability: array<f32, ${T * c.tile}>;
+${shuffles ? '' : `var<workgroup> probability: array<f32, ${T * c.tile}>;`}
 var<workgroup> lse2: array<f32, ${rows}>;
 var<workgroup> score: array<f32, ${T * scoreLength(c)}>;
 var<workgroup> tokenVisible: array<i32, ${alignedWorkgroupLength(T, 4)}>;
@@ -212,7 +279,7 @@ ${NSA_SEQUENCE_WGSL}
 
 ${WORKGROUP_INDEX_WGSL}
 
-${addOverlapsWgsl(c.geometry)}
+${shuffles ? '' : addOverlapsWgsl(c.geometry)}
 
 // Compressed blocks token t sees (those whose last token is not after it) and its own block.
 fn tokenBlocks(t: u32) -> vec2<i32> {
@@ -305,29 +372,7 @@ ${keys.declarations}
       }
 ${scores}
       workgroupBarrier();
-      for (var e = li; e < ${T * c.tile}u; e += THREADS) {
-        let u = e / TILE;
-        let i = i32(e % TILE);
-        var sum = 0.0;
-        if (u >= u0 && u < u1 && c0 + i < tokenVisible[u]) {
-          for (var h = 0u; h < GROUP; h++) {
-            let r = u * ${tokenRows}u + h;
-            sum += exp2(Ss[r * ${st.s}u + u32(i)] * scale2 - lse2[r]);
-          }
-        }
-        probability[e] = sum;
-      }
-      workgroupBarrier();
-      // The selection blocks this tile's compressed blocks overlap, per token of the run.
-      let firstJ = (c0 * p.stride) / p.blockSize;
-      let spanJ = u32(((c0 + i32(TILE) - 1) * p.stride + p.kernelSize - 1) / p.blockSize - firstJ + 1);
-      for (var e = li; e < TOKENS * spanJ; e += THREADS) {
-        let u = e / spanJ;
-        let J = firstJ + i32(e % spanJ);
-        if (u >= u0 && u < u1 && J <= tokenOwn[u]) {
-          addOverlaps(u * ${scoreLength(c)}u, u * TILE, J, c0, min(tokenVisible[u], c0 + i32(TILE)));
-        }
-      }
+${shuffles ? shuffledOverlaps : sharedOverlaps}
     }
     u0 = u1;
   }

@@ -142,19 +142,32 @@ export type BlockGeometry = Pick<NsaConfig, 'kernelSize' | 'stride' | 'blockSize
  * tensor-core selection's time.)
  */
 export function addOverlapsWgsl(g: BlockGeometry): string {
-  const R = g.blockSize / g.stride;
-  const Kr = g.kernelSize / g.stride;
-  const terms = Array.from({ length: R + Kr - 1 }, (_, m) => {
-    const weight = Math.min(m + 1, R) - Math.max(m + 1 - Kr, 0);
-    return `  if (i0 + ${m} >= c0 && i0 + ${m} < end) { sum += ${weight}.0 * probability[first + u32(i0 + ${m} - c0)]; }`;
-  });
+  const { first, weights } = overlapTerms(g);
+  const terms = weights.map(
+    (weight, m) =>
+      `  if (i0 + ${m} >= c0 && i0 + ${m} < end) { sum += ${weight}.0 * probability[first + u32(i0 + ${m} - c0)]; }`,
+  );
   return `fn addOverlaps(at: u32, first: u32, J: i32, c0: i32, end: i32) {
   // The first compressed block overlapping J; the term for block i0 + m weighs its overlap in strides.
-  let i0 = J * ${R} - ${Kr - 1};
+  let i0 = ${first('J')};
   var sum = score[at + u32(J)];
 ${terms.join('\n')}
   score[at + u32(J)] = sum;
 }`;
+}
+
+/**
+ * The compressed blocks overlapping a selection block (see {@link addOverlapsWgsl}): a WGSL
+ * expression of the first one's index for selection block `J`, and the weight (overlap in strides)
+ * of the first, second, ... of them.
+ */
+export function overlapTerms(g: BlockGeometry): { first: (J: string) => string; weights: number[] } {
+  const R = g.blockSize / g.stride;
+  const Kr = g.kernelSize / g.stride;
+  return {
+    first: (J) => `${J} * ${R} - ${Kr - 1}`,
+    weights: Array.from({ length: R + Kr - 1 }, (_, m) => Math.min(m + 1, R) - Math.max(m + 1 - Kr, 0)),
+  };
 }
 
 /** WGSL of the selection kernel. */
