@@ -27,7 +27,8 @@ import {
 } from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
 import { matrixTypes } from '../matrix.wgsl.js';
-import { addOverlapsWgsl, type BlockGeometry, overlapTerms, SELECT_PARAMS } from './select.wgsl.js';
+import { addOverlapsWgsl, type BlockGeometry, SELECT_PARAMS } from './select.wgsl.js';
+import { PICKABLE_WGSL, picksWgsl, tileProbabilitiesWgsl } from './select-matrix-steps.wgsl.js';
 
 /** Generation parameters of the tensor-core selection (f16 q and compressed keys). */
 export interface SelectMatrixConfig {
@@ -194,58 +195,6 @@ export function selectMatrixWgsl(c: SelectMatrixConfig): string {
     ),
   ].join('\n');
 
-  // Each (token, compressed block of the tile)'s probability summed over the heads.
-  const probabilitySum = (u: string, i: string) => `var sum = 0.0;
-        if (${u} >= u0 && ${u} < u1 && c0 + ${i} < tokenVisible[${u}]) {
-          for (var h = 0u; h < GROUP; h++) {
-            let r = ${u} * ${tokenRows}u + h;
-            sum += exp2(Ss[r * ${st.s}u + u32(${i})] * scale2 - lse2[r]);
-          }
-        }`;
-  // The probabilities through workgroup memory, then each (token, selection block the tile
-  // overlaps) adds its terms (addOverlaps).
-  const sharedOverlaps = `      for (var e = li; e < ${T * c.tile}u; e += THREADS) {
-        let u = e / TILE;
-        let i = i32(e % TILE);
-        ${probabilitySum('u', 'i')}
-        probability[e] = sum;
-      }
-      workgroupBarrier();
-      // The selection blocks this tile's compressed blocks overlap, per token of the run.
-      let firstJ = (c0 * p.stride) / p.blockSize;
-      let spanJ = u32(((c0 + i32(TILE) - 1) * p.stride + p.kernelSize - 1) / p.blockSize - firstJ + 1);
-      for (var e = li; e < TOKENS * spanJ; e += THREADS) {
-        let u = e / spanJ;
-        let J = firstJ + i32(e % spanJ);
-        if (u >= u0 && u < u1 && J <= tokenOwn[u]) {
-          addOverlaps(u * ${scoreLength(c)}u, u * TILE, J, c0, min(tokenVisible[u], c0 + i32(TILE)));
-        }
-      }`;
-  // One subgroup per token, one lane per compressed block of the tile: the lane's probability, then
-  // lane L takes the tile's L-th selection block and adds the probabilities of the blocks
-  // overlapping it, shuffled from their lanes, in addOverlaps' order (the same sums) and without
-  // a barrier or a round trip through workgroup memory.
-  const terms = overlapTerms(c.geometry);
-  const shuffledOverlaps = `      {
-        let u = sgc;
-        let i = i32(sgLane);
-        ${probabilitySum('u', 'i')}
-        let J = (c0 * p.stride) / p.blockSize + i;
-        let i0 = ${terms.first('J')};
-        let end = min(tokenVisible[u], c0 + i32(TILE));
-        let adds = u >= u0 && u < u1 && J <= tokenOwn[u] && i0 < end && i0 + ${terms.weights.length - 1} >= c0;
-        var total = 0.0;
-        if (adds) { total = score[u * ${scoreLength(c)}u + u32(J)]; }
-${terms.weights
-  .map(
-    (weight, m) =>
-      `        { let pm = subgroupShuffle(sum, u32(clamp(i0 + ${m} - c0, 0, ${c.tile - 1})));
-          if (adds && i0 + ${m} >= c0 && i0 + ${m} < end) { total += ${weight}.0 * pm; } }`,
-  )
-  .join('\n')}
-        if (adds) { score[u * ${scoreLength(c)}u + u32(J)] = total; }
-      }`;
-
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
 ${paramsStruct(SELECT_PARAMS)}
@@ -290,13 +239,7 @@ fn tokenBlocks(t: u32) -> vec2<i32> {
   return vec2<i32>(visible, pos / p.blockSize);
 }
 
-// Block J's score for the picks of the token whose scores start at base, or -3e38 for a block
-// forced into its slots or past its own.
-fn pickable(base: u32, J: u32, own: i32, initEnd: i32, localCount: i32) -> f32 {
-  let j = i32(J);
-  if (j > own || j < initEnd || j > own - localCount) { return -3.0e38; }
-  return score[base + J];
-}
+${PICKABLE_WGSL}
 
 @compute @workgroup_size(${threads})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -372,66 +315,13 @@ ${keys.declarations}
       }
 ${scores}
       workgroupBarrier();
-${shuffles ? shuffledOverlaps : sharedOverlaps}
+${tileProbabilitiesWgsl({ ...c, tokenRows, scoreStride: st.s, scoreLength: scoreLength(c), shuffles })}
     }
     u0 = u1;
   }
   workgroupBarrier();
 
-  // Each token's slots, one subgroup per token: the forced blocks (the first initBlocks up to its
-  // own, then localBlocks more ending at its own), then the picks.
-  for (var round = 0u; round < TOKENS; round++) {
-    if (round * sgCount >= TOKENS) { break; }
-    let u = round * sgCount + sg;
-    let valid = u < count;
-    let uu = min(u, TOKENS - 1u);
-    let own = select(-1, tokenOwn[uu], valid);
-    let used = min(i32(TOPN), own + 1);
-    let initEnd = min(p.initBlocks, own + 1);
-    let localCount = clamp(own + 1 - p.initBlocks, 0, p.localBlocks);
-    let forced = initEnd + localCount;
-    let out = ((tFirst + u) * p.kvHeads + g) * TOPN;
-    if (valid) {
-      for (var s = i32(sgLane); s < i32(TOPN); s += i32(sgSize)) {
-        if (s < forced) { selected[out + u32(s)] = select(own - (s - initEnd), s, s < initEnd); }
-        if (s >= used) { selected[out + u32(s)] = -1; }
-      }
-    }
-    let base = uu * ${scoreLength(c)}u;
-    // This lane's first ${cached} blocks (J = sgLane + m · sgSize) held in registers for the picks, the
-    // forced ones and those past its own as -3e38, below every score; further blocks are read from
-    // workgroup memory at each pick.
-${range(cached)
-  .map((m) => `    let cs${m} = pickable(base, ${m}u * sgSize + sgLane, own, initEnd, localCount);`)
-  .join('\n')}
-    var lastScore = 3.0e38;
-    var lastBlock = -1;
-    for (var k = 0; k < i32(TOPN); k++) {
-      // This lane's best block after the last pick (it walks its blocks upwards: ties keep the lowest).
-      var best = -2.0;
-      var at = -1;
-${range(cached)
-  .map(
-    (m) =>
-      `      { let J = i32(${m}u * sgSize + sgLane); if ((cs${m} < lastScore || (cs${m} == lastScore && J > lastBlock)) && cs${m} > best) { best = cs${m}; at = J; } }`,
-  )
-  .join('\n')}
-      for (var J = i32(${cached}u * sgSize + sgLane); J <= own; J += i32(sgSize)) {
-        let s = pickable(base, u32(J), own, initEnd, localCount);
-        if ((s < lastScore || (s == lastScore && J > lastBlock)) && s > best) {
-          best = s;
-          at = J;
-        }
-      }
-      let sgBest = subgroupMax(best);
-      let sgAt = subgroupMin(select(0x7fffffff, at, at >= 0 && best == sgBest));
-      lastScore = sgBest;
-      lastBlock = sgAt;
-      if (valid && sgLane == 0u && forced + k < used) {
-        selected[out + u32(forced + k)] = select(sgAt, -1, sgAt == 0x7fffffff);
-      }
-    }
-  }
+${picksWgsl({ scoreLength: scoreLength(c), cached })}
 }
 `;
 }
