@@ -38,9 +38,16 @@ describe('the inverted selection', () => {
   });
   afterAll(() => gpu.destroy());
 
+  // Three slots are read one at a time, four as one vec4.
   const cases = [
-    { name: 'dense batch of 2, n off every block size', lengths: [45, 45], cuSeqlens: undefined },
-    { name: 'packed sequences 1, 29, 70', lengths: [1, 29, 70], cuSeqlens: [0, 1, 30, 100] },
+    { name: 'dense batch of 2, n off every block size', lengths: [45, 45], cuSeqlens: undefined, topN: 3 },
+    { name: 'packed sequences 1, 29, 70', lengths: [1, 29, 70], cuSeqlens: [0, 1, 30, 100], topN: 3 },
+    {
+      name: 'packed sequences 1, 29, 70, four slots',
+      lengths: [1, 29, 70],
+      cuSeqlens: [0, 1, 30, 100],
+      topN: 4,
+    },
   ];
   for (const c of cases) {
     it(`lists every selecting token once, in order: ${c.name}`, async () => {
@@ -51,7 +58,7 @@ describe('the inverted selection', () => {
         kernelSize: 4,
         stride: 2,
         blockSize: 8,
-        topN: 3,
+        topN: c.topN,
         windowSize: 6,
       });
       const total = c.lengths.reduce((a, b) => a + b, 0);
@@ -82,7 +89,7 @@ describe('the inverted selection', () => {
       const chunk = 2;
       const inverse = await invertSelection(gpu, forward.selection, tables, ctx.layout, config, chunk);
       const words = new Uint32Array((await inverse.tensor.read()).buffer);
-      const expected = expectedInverse(await readSelection(forward.selection), c.lengths, 2, 3, 8);
+      const expected = expectedInverse(await readSelection(forward.selection), c.lengths, 2, c.topN, 8);
       expect(inverse.entries).toBe(expected.length + 1);
       const got = expected.map((_, i) =>
         Array.from(words.subarray(inverse.entries + words[i]!, inverse.entries + words[i + 1]!)),

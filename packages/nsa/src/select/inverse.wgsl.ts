@@ -39,13 +39,25 @@ function blockPreamble(): string {
   let first = i32(s0 - sq.start);`;
 }
 
+/**
+ * `lists(sq, pos, g, J)`: whether token position `pos`'s selection for KV head g lists block J.
+ * With slots in fours, four at a time (`selected` bound as vec4<i32>): the count and fill kernels
+ * test every token after a block's first for every block, so these reads are most of their time.
+ */
 function lists(topN: number): string {
+  const width = topN % 4 === 0 ? 4 : 1;
+  const reads = topN / width;
   return `fn lists(sq: Sequence, pos: i32, g: u32, J: i32) -> bool {
-  let row = ((sq.start + u32(pos)) * p.kvHeads + g) * ${topN}u;
+  let row = ((sq.start + u32(pos)) * p.kvHeads + g) * ${reads}u;
   var hit = false;
-  for (var slot = 0u; slot < ${topN}u; slot++) { hit = hit || selected[row + slot] == J; }
+  for (var slot = 0u; slot < ${reads}u; slot++) { hit = hit || ${width === 4 ? 'any(selected[row + slot] == vec4<i32>(J))' : 'selected[row + slot] == J'}; }
   return hit;
 }`;
+}
+
+/** The binding of the selection, read by {@link lists}. */
+function selectionBinding(topN: number): string {
+  return `read> selected: array<${topN % 4 === 0 ? 'vec4<i32>' : 'i32'}>`;
 }
 
 function header(bindings: string[]): string {
@@ -59,7 +71,7 @@ ${WORKGROUP_INDEX_WGSL}`;
 
 /** Tokens per (block, KV head). Bindings: selected, tables, counts. */
 export function inverseCountWgsl(topN: number): string {
-  return `${header(['read> selected: array<i32>', 'read> tables: array<u32>', 'read_write> counts: array<u32>'])}
+  return `${header([selectionBinding(topN), 'read> tables: array<u32>', 'read_write> counts: array<u32>'])}
 ${NSA_SEQUENCE_WGSL}
 ${lists(topN)}
 var<workgroup> partial: array<u32, ${INVERSE_THREADS}>;
@@ -110,7 +122,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
 
 /** Each (block, KV head)'s tokens, in order, after the offsets. Bindings: selected, tables, inverse. */
 export function inverseFillWgsl(topN: number): string {
-  return `${header(['read> selected: array<i32>', 'read> tables: array<u32>', 'read_write> inverse: array<u32>'])}
+  return `${header([selectionBinding(topN), 'read> tables: array<u32>', 'read_write> inverse: array<u32>'])}
 ${NSA_SEQUENCE_WGSL}
 ${lists(topN)}
 var<workgroup> flags: array<u32, ${INVERSE_THREADS}>;
