@@ -8,12 +8,8 @@
 //   node .gpu-kit/nsa-select-ablations.mjs
 
 import { measure } from '../../packages/core/src/index.js';
-import {
-  disposeNsaForward,
-  nsaForward,
-  readSelection,
-  SELECT_MATRIX_SHAPES,
-} from '../../packages/nsa/src/index.js';
+import { disposeNsaForward, nsaForward, readSelection } from '../../packages/nsa/src/index.js';
+import { SELECT_MATRIX_SHAPES } from '../../packages/nsa/src/select/select.js';
 import { type Ablation, ablationsOf, never } from './ablate.js';
 import { nsaProblem } from './nsa-problem.js';
 

@@ -41,4 +41,4 @@ export {
   nsaForwardTensors,
 } from './nsa-forward.js';
 export { SELECTED_KEYS_CHUNK } from './select/inverse.js';
-export { readSelection, SELECT_MATRIX_SHAPES } from './select/select.js';
+export { readSelection } from './select/select.js';

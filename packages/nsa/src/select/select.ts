@@ -24,9 +24,10 @@ import {
 /**
  * Shapes of the tensor-core selection to try, in order: compressed keys per staged tile (whole
  * 16-key fragments) and consecutive tokens per workgroup; the first whose workgroup memory fits the
- * device wins. Six tokens (47.2 KiB up to 65,536 tokens at the reference config) took the H200's
+ * device wins. Six tokens (46.4 KiB up to 65,536 tokens at the reference config) took the H200's
  * selection from 46.5 to 37.5 ms at 65,536 tokens; five, or 48-key tiles, changed nothing
- * (docs/bench/h200-2026-11-30-third). Mutable for the diagnostic that times them (scripts/diagnostics).
+ * (docs/bench/h200-2026-11-30-third). Mutable for the diagnostic that times them
+ * (scripts/diagnostics); not exported from the package.
  */
 export const SELECT_MATRIX_SHAPES: { tile: number; tokens: number }[] = [
   { tile: 32, tokens: 6 },
