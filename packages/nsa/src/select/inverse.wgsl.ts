@@ -94,10 +94,13 @@ ${blockPreamble()}
 `;
 }
 
-/** Offsets from counts: `inverse[i]` = tokens of entries before i, `inverse[n]` the total. Bindings: counts, inverse. */
-export function inverseOffsetsWgsl(): string {
-  return `${header(['read> counts: array<u32>', 'read_write> inverse: array<u32>'])}
-var<workgroup> totals: array<u32, ${OFFSETS_THREADS}>;
+/**
+ * A one-workgroup exclusive scan over the `n = blocks · kvHeads` lists (the offsets and the chunk
+ * starts): `dest(i)` gets the sum of `value(j)` for j < i, and `dest(n)` the total. Each invocation
+ * sums a run of lists, then the runs' totals are added in order.
+ */
+function exclusiveScanWgsl(value: (i: string) => string, dest: (i: string) => string): string {
+  return `var<workgroup> totals: array<u32, ${OFFSETS_THREADS}>;
 
 @compute @workgroup_size(${OFFSETS_THREADS})
 fn main(@builtin(local_invocation_index) li: u32) {
@@ -106,18 +109,27 @@ fn main(@builtin(local_invocation_index) li: u32) {
   let lo = min(li * per, n);
   let hi = min(lo + per, n);
   var sum = 0u;
-  for (var i = lo; i < hi; i++) { sum += counts[i]; }
+  for (var i = lo; i < hi; i++) { sum += ${value('i')}; }
   totals[li] = sum;
   workgroupBarrier();
   var before = 0u;
   for (var j = 0u; j < li; j++) { before += totals[j]; }
   for (var i = lo; i < hi; i++) {
-    inverse[i] = before;
-    before += counts[i];
+    ${dest('i')} = before;
+    before += ${value('i')};
   }
-  if (li == ${OFFSETS_THREADS - 1}u) { inverse[n] = before; }
+  if (li == ${OFFSETS_THREADS - 1}u) { ${dest('n')} = before; }
 }
 `;
+}
+
+/** Offsets from counts: `inverse[i]` = tokens of entries before i, `inverse[n]` the total. Bindings: counts, inverse. */
+export function inverseOffsetsWgsl(): string {
+  return `${header(['read> counts: array<u32>', 'read_write> inverse: array<u32>'])}
+${exclusiveScanWgsl(
+  (i) => `counts[${i}]`,
+  (i) => `inverse[${i}]`,
+)}`;
 }
 
 /** Each (block, KV head)'s tokens, in order, after the offsets. Bindings: selected, tables, inverse. */
@@ -155,30 +167,12 @@ ${blockPreamble()}
  */
 export function inverseChunksWgsl(chunk: number): string {
   return `${header(['read_write> inverse: array<u32>'])}
-var<workgroup> totals: array<u32, ${OFFSETS_THREADS}>;
-
 fn chunksOf(i: u32) -> u32 {
   return max(1u, (inverse[i + 1u] - inverse[i] + ${chunk - 1}u) / ${chunk}u);
 }
 
-@compute @workgroup_size(${OFFSETS_THREADS})
-fn main(@builtin(local_invocation_index) li: u32) {
-  let n = p.blocks * p.kvHeads;
-  let at = p.chunkStart;
-  let per = (n + ${OFFSETS_THREADS - 1}u) / ${OFFSETS_THREADS}u;
-  let lo = min(li * per, n);
-  let hi = min(lo + per, n);
-  var sum = 0u;
-  for (var i = lo; i < hi; i++) { sum += chunksOf(i); }
-  totals[li] = sum;
-  workgroupBarrier();
-  var before = 0u;
-  for (var j = 0u; j < li; j++) { before += totals[j]; }
-  for (var i = lo; i < hi; i++) {
-    inverse[at + i] = before;
-    before += chunksOf(i);
-  }
-  if (li == ${OFFSETS_THREADS - 1}u) { inverse[at + n] = before; }
-}
-`;
+${exclusiveScanWgsl(
+  (i) => `chunksOf(${i})`,
+  (i) => `inverse[p.chunkStart + ${i}]`,
+)}`;
 }
