@@ -1,10 +1,11 @@
 // What the NSA diagnostics share: the bench's reference problem (b=1, hq=64, hkv=4, d=128, f16,
-// the reference config) on a fast device, n tokens from the command line (65536 by default).
+// the reference config) on a fast device, n tokens from the command line (65536 by default), and a
+// timer of its tensor-core forward.
 
-import { createGpu, randomNormal } from '../../packages/core/src/index.js';
-import { resolveNsaConfig } from '../../packages/nsa/src/index.js';
+import { createGpu, measure, randomNormal } from '../../packages/core/src/index.js';
+import { disposeNsaForward, nsaForward, resolveNsaConfig } from '../../packages/nsa/src/index.js';
 
-/** The device, config and inputs of the NSA diagnostics. */
+/** The device, config and inputs of the NSA diagnostics, and `timeForward` (per-kernel times included). */
 export async function nsaProblem() {
   const n = Number(process.argv[2] ?? 65536);
   const gpu = await createGpu({ fast: true, maxPooledBytes: 16 * 2 ** 30 });
@@ -13,5 +14,13 @@ export async function nsaProblem() {
   const k = await randomNormal(gpu, [1, n, 4, 128], 2, { dtype: 'f16' });
   const v = await randomNormal(gpu, [1, n, 4, 128], 3, { dtype: 'f16' });
   const g = await randomNormal(gpu, [1, n, 64, 3], 4, { dtype: 'f16' });
-  return { n, gpu, c, q, k, v, g };
+  const timeForward = () =>
+    measure(
+      gpu,
+      async () => {
+        disposeNsaForward(await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' }));
+      },
+      { warmup: 1, iters: 3 },
+    );
+  return { n, gpu, c, q, k, v, g, timeForward };
 }

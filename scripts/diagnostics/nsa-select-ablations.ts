@@ -7,22 +7,13 @@
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-select-ablations.mjs; on the GPU machine:
 //   node .gpu-kit/nsa-select-ablations.mjs
 
-import { measure } from '../../packages/core/src/index.js';
 import { disposeNsaForward, nsaForward, readSelection } from '../../packages/nsa/src/index.js';
 import { SELECT_MATRIX_SHAPES } from '../../packages/nsa/src/select/select.js';
 import { type Ablation, ablationsOf, never } from './ablate.js';
 import { nsaProblem } from './nsa-problem.js';
 
-const { n, gpu, c, q, k, v, g } = await nsaProblem();
+const { n, gpu, c, q, k, v, g, timeForward: forward } = await nsaProblem();
 
-const forward = () =>
-  measure(
-    gpu,
-    async () => {
-      disposeNsaForward(await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' }));
-    },
-    { warmup: 1, iters: 3 },
-  );
 /** The selection kernels' times of one measurement, by label. */
 const selectTimes = (m: Awaited<ReturnType<typeof forward>>) =>
   Object.entries(m.kernels?.[1] ?? {})

@@ -8,23 +8,15 @@
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-selected-ablations.mjs; on the GPU machine:
 //   node .gpu-kit/nsa-selected-ablations.mjs
 
-import { measure } from '../../packages/core/src/index.js';
-import { disposeNsaForward, nsaForward } from '../../packages/nsa/src/index.js';
 import { SELECTED_MATRIX_TILES } from '../../packages/nsa/src/selected/selected.js';
 import { type Ablation, ablationsOf, never } from './ablate.js';
 import { nsaProblem } from './nsa-problem.js';
 
-const { n, gpu, c, q, k, v, g } = await nsaProblem();
+const { n, gpu, timeForward } = await nsaProblem();
 
 const label = 'nsa selected attention';
 async function timeSelected(name: string) {
-  const m = await measure(
-    gpu,
-    async () => {
-      disposeNsaForward(await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' }));
-    },
-    { warmup: 1, iters: 3 },
-  );
+  const m = await timeForward();
   const ms = Object.entries(m.kernels?.[1] ?? {}).find(([l]) => l.split(' [')[0] === label)?.[1];
   console.log(`n=${n} ${name}: forward ${m.median.toFixed(1)} ms, selected attention ${ms?.toFixed(1)} ms`);
 }
