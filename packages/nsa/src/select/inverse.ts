@@ -33,8 +33,8 @@ export interface InverseSelection {
 
 /**
  * For every (selection block, KV head), the positions of the tokens whose selection lists it, in
- * token order, and where each list's chunks of `chunk` tokens start. `tables` is the sequence table with its block table (see the layout's
- * sequenceTable).
+ * token order, and where each list's chunks of `chunk` tokens start. `tables` is the sequence
+ * table with its block table (see the layout's sequenceTable).
  */
 export async function invertSelection(
   gpu: Gpu,

@@ -9,8 +9,9 @@
  * selection blocks they overlap, weighted by overlap / stride, tile after tile in increasing order
  * (the same sums every run). Where each token has one subgroup with a lane per compressed block of
  * the tile, the probabilities reach the selection blocks by shuffles within it (no barrier, no
- * round trip through workgroup memory); otherwise through workgroup memory. Tokens of one workgroup may belong to different sequences (packed
- * batches): the keys are walked once per run of tokens sharing a sequence.
+ * round trip through workgroup memory); otherwise through workgroup memory. Tokens of one
+ * workgroup may belong to different sequences (packed batches): the keys are walked once per run
+ * of tokens sharing a sequence.
  *
  * Then each token's picks are made by one subgroup with subgroup operations only, no barrier: the
  * k-th pick is the best block ordered after the (k-1)-th (score descending, index ascending), which
@@ -99,8 +100,9 @@ function keyTileLength(c: SelectMatrixConfig): number {
 const scoreLength = (c: SelectMatrixConfig) => alignedWorkgroupLength(c.maxBlocks, 4);
 
 /**
- * Workgroup memory in bytes: key tile (or the staged queries), scores, each (token, compressed block)'s
- * probability (unless shuffled), the heads' lse, each token's block scores and its visible count and own block.
+ * Workgroup memory in bytes: key tile (or the staged queries), scores, each (token, compressed
+ * block)'s probability (unless shuffled), the heads' lse, each token's block scores and its visible
+ * count and own block.
  */
 export function selectMatrixSharedBytes(c: SelectMatrixConfig): number {
   const { rows } = split(c);
