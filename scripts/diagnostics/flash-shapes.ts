@@ -1,5 +1,5 @@
 // Diagnostic (not the bench): times core's tensor-core flash backward (its dK/dV kernel with and
-// without the role split, then each shape) and forward at b=1, hq=64, hkv=4, d=128, causal, f16,
+// without the role split, the role split over 16- and 32-query tiles, then each shape) and forward at b=1, hq=64, hkv=4, d=128, causal, f16,
 // n=16384 with each shape (subgroups, tile, row fragments) that fits, printing per-kernel GPU
 // times, so that one GPU call tells which kernel and shape to make the default. Everything comes
 // from core's sources, so the settings it edits are the ones flash reads.
@@ -52,13 +52,22 @@ for (const roles of [false, true]) {
   );
 }
 DKDV_KERNEL.roles = true;
+// The role-split kernel over query tiles of 16 and 32 rows (the dQ kernel keeps the shape's tile).
+for (const rolesTile of [16, 32]) {
+  DKDV_KERNEL.rolesTile = rolesTile;
+  const m = await timeBackward();
+  const tflops = ((2.5 * forwardFlops(n)) / m.median / 1e9).toFixed(1);
+  console.log(
+    `backward, dK/dV roles over ${rolesTile}-query tiles: ${m.median.toFixed(1)} ms (${tflops} TFLOPS) [${kernelTimes(m)}]`,
+  );
+}
+DKDV_KERNEL.rolesTile = 16;
 
+// [2, 32, 1] and [4, 16, 1] do not fit 48 KiB at d = 128 (the row kernels run: 4.2 s, 2026-11-30).
 const backwardCandidates: MatrixShapeChoice[] = [
   [2, 16, 1],
-  [2, 32, 1],
   [1, 32, 1],
   [1, 16, 1],
-  [4, 16, 1],
 ];
 await tryShapes('backward', BACKWARD_SHAPES, backwardCandidates, timeBackward, 2.5 * forwardFlops(n));
 const forwardCandidates: MatrixShapeChoice[] = [

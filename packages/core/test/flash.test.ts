@@ -400,7 +400,7 @@ describe('flash attention: every variant compiles on the null backend', () => {
   }
 
   it('the role-split dK/dV kernel at the H200 shapes (d = dv) as a shader module, and where it refuses', async () => {
-    // Its 34 KiB of workgroup memory exceed the null backend's 16 KiB: the module must compile; the
+    // Its 26-32 KiB of workgroup memory exceed the null backend's 16 KiB: the module must compile; the
     // pipeline is created on the GPU by `webattn verify flash`.
     for (const [d, tile] of [
       [64, 16],
@@ -417,7 +417,9 @@ describe('flash attention: every variant compiles on the null backend', () => {
         tile,
       };
       expect(matrixDkDvRolesUnsupported(c)).toBeUndefined();
-      expect(matrixDkDvRolesSharedBytes(c)).toBe(matrixDkDvSharedBytes(c));
+      // The own rows are staged through the query tile's array, so the split kernel needs less.
+      expect(matrixDkDvRolesSharedBytes(c)).toBeLessThan(matrixDkDvSharedBytes(c));
+      expect(matrixDkDvRolesSharedBytes(c)).toBeLessThanOrEqual(48 * 1024);
       const module = gpu.device.createShaderModule({ code: flashDkDvRolesMatrixWgsl(c) });
       const info = await module.getCompilationInfo();
       expect(

@@ -10,6 +10,12 @@
  * Why: the plain kernel keeps 2 · d/16 accumulator fragments per subgroup (128 registers per lane at
  * d = 128) next to its operands, and runs two subgroups per workgroup; its time on the H200 went to
  * waiting on memory with few warps to hide it. Here a subgroup keeps d/16 and a workgroup runs four.
+ *
+ * With half the accumulators, a subgroup also has the registers to hold its own rows (K for role 0,
+ * V for role 1: d/16 left fragments, 32 registers per lane at d = 128), so each score
+ * multiply-accumulate loads one operand from workgroup memory instead of two. The own rows are
+ * staged once through the query tile's array, which the first tile then overwrites, so the kernel
+ * declares no array for them.
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { type StagingSet, unrolledStagingSetsWgsl } from '../wgsl.js';
@@ -31,12 +37,15 @@ export function matrixDkDvRolesUnsupported(c: MatrixBackwardConfig): string | un
   return undefined;
 }
 
-/** Workgroup memory of the role-split kernel, in bytes: the same arrays as the plain kernel's. */
+/** f16 elements of the array that stages the own K and V rows, then each tile's q and dO rows. */
+function stagingElements(c: MatrixBackwardConfig): number {
+  return 2 * Math.max(c.subgroups * c.matrix.M, c.tile) * strides(c).d;
+}
+
+/** Workgroup memory of the role-split kernel, in bytes: staging, statistics, scores, probabilities. */
 export function matrixDkDvRolesSharedBytes(c: MatrixBackwardConfig): number {
-  const rows = c.subgroups * c.matrix.M;
-  const st = strides(c);
   const scratch = scratchElements(c);
-  return (rows + c.tile) * 2 * st.d * 2 + c.tile * 8 + scratch.s * 8 + scratch.p * 4;
+  return stagingElements(c) * 2 + c.tile * 8 + scratch.s * 8 + scratch.p * 4;
 }
 
 /** WGSL of the role-split dK/dV pass: one workgroup per (key tile, KV head), 2 · subgroups subgroups. */
@@ -54,10 +63,12 @@ export function flashDkDvRolesMatrixWgsl(c: MatrixBackwardConfig): string {
   const probHalf = scratch.p;
   const sf = names('sf', c.tile / N);
   const acc = names('acc', c.d / N);
+  const ownf = names('ownf', c.d / K);
+  const pdf = names('pdf', c.tile / K);
   const own = (src: 'k' | 'v', index: string): StagingSet =>
     stageRowsVec4Set(
       {
-        dest: 'KV',
+        dest: 'QO',
         src,
         rows,
         width: c.d,
@@ -83,7 +94,7 @@ export function flashDkDvRolesMatrixWgsl(c: MatrixBackwardConfig): string {
       Array.from(
         { length: c.d / K },
         (_, kk) =>
-          `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&KV, role * ${ownHalf}u + half * ${M * st.d}u + ${kk * K}u, ${st.d}u), subgroupMatrixLoad<${right}, col_major>(&QO, role * ${tileHalf}u + ${jq * N * st.d + kk * K}u, ${st.d}u), ${f});`,
+          `      ${f} = subgroupMatrixMultiplyAccumulate(${ownf[kk]}, subgroupMatrixLoad<${right}, col_major>(&QO, role * ${tileHalf}u + ${jq * N * st.d + kk * K}u, ${st.d}u), ${f});`,
       ),
     )
     .join('\n');
@@ -93,16 +104,20 @@ export function flashDkDvRolesMatrixWgsl(c: MatrixBackwardConfig): string {
         `      subgroupMatrixStore<row_major>(&SD, role * ${scoreHalf}u + half * ${M * st.s}u + ${jq * N}u, ${f}, ${st.s}u);`,
     )
     .join('\n');
-  // Role 0: dV += P·dO (dO is role 1's half of QO); role 1: dK += dS·Q (q is role 0's half).
-  const updates = acc
-    .flatMap((f, n) =>
-      Array.from(
-        { length: c.tile / K },
-        (_, kc) =>
-          `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&PD, role * ${probHalf}u + half * ${M * st.p}u + ${kc * K}u, ${st.p}u), subgroupMatrixLoad<${right}, row_major>(&QO, (1u - role) * ${tileHalf}u + ${kc * K * st.d + n * N}u, ${st.d}u), ${f});`,
+  // Role 0: dV += P·dO (dO is role 1's half of QO); role 1: dK += dS·Q (q is role 0's half). Each
+  // P or dS fragment is loaded once and feeds d/16 multiply-accumulates.
+  const updates = [
+    ...pdf.map(
+      (f, kc) =>
+        `      let ${f} = subgroupMatrixLoad<${left}, row_major>(&PD, role * ${probHalf}u + half * ${M * st.p}u + ${kc * K}u, ${st.p}u);`,
+    ),
+    ...acc.flatMap((f, n) =>
+      pdf.map(
+        (pf, kc) =>
+          `      ${f} = subgroupMatrixMultiplyAccumulate(${pf}, subgroupMatrixLoad<${right}, row_major>(&QO, (1u - role) * ${tileHalf}u + ${kc * K * st.d + n * N}u, ${st.d}u), ${f});`,
       ),
-    )
-    .join('\n');
+    ),
+  ].join('\n');
   // Each subgroup copies its accumulators out through its part of SD: dV (role 0), dK scaled (role 1).
   const writeOut = acc
     .map(
@@ -123,10 +138,9 @@ export function flashDkDvRolesMatrixWgsl(c: MatrixBackwardConfig): string {
     )
     .join('\n');
   return `${dkDvHeaderWgsl(c)}
-// Both roles' operands: the workgroup's K then V rows, the tile's q then dO rows, S then dP
-// (f32), P then dS (f16); rows padded by 16 bytes.
-var<workgroup> KV: array<f16, ${2 * ownHalf}>;
-var<workgroup> QO: array<f16, ${2 * tileHalf}>;
+// Both roles' operands: the workgroup's K then V rows (until held), then each tile's q then dO
+// rows; S then dP (f32), P then dS (f16); rows padded by 16 bytes.
+var<workgroup> QO: array<f16, ${stagingElements(c)}>;
 var<workgroup> Lq: array<f32, ${c.tile}>;
 var<workgroup> Dq: array<f32, ${c.tile}>;
 var<workgroup> SD: array<f32, ${2 * scoreHalf}>;
@@ -146,6 +160,8 @@ ${keyTileWgsl('ROWS')}
   let part = lane / ${M}u;
   let j = first + i32(half * ${M}u + row);
   ${unrolledStagingSetsWgsl(threads, [own('k', 'ek'), own('v', 'ev')])}
+  workgroupBarrier();
+${ownf.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&QO, role * ${ownHalf}u + half * ${M * st.d}u + ${kk * K}u, ${st.d}u);`).join('\n')}
 ${acc.map((f) => `  var ${f} = ${result}();`).join('\n')}
   let range = queryRange(sp, first, last);
   for (var g = 0u; g < p.group; g++) {
