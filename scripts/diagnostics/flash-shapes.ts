@@ -61,7 +61,7 @@ for (const rolesTile of [16, 32]) {
     `backward, dK/dV roles over ${rolesTile}-query tiles: ${m.median.toFixed(1)} ms (${tflops} TFLOPS) [${kernelTimes(m)}]`,
   );
 }
-DKDV_KERNEL.rolesTile = 16;
+DKDV_KERNEL.rolesTile = 32;
 
 // [2, 32, 1] and [4, 16, 1] do not fit 48 KiB at d = 128 (the row kernels run: 4.2 s, 2026-11-30).
 const backwardCandidates: MatrixShapeChoice[] = [

@@ -35,6 +35,6 @@ for (const rolesTile of [16, 32]) {
   const kernels = Object.entries(m.kernels?.[1] ?? {}).sort(([, a], [, b]) => b - a);
   for (const [label, ms] of kernels) console.log(`  ${ms.toFixed(2).padStart(8)} ms  ${label}`);
 }
-DKDV_KERNEL.rolesTile = 16;
+DKDV_KERNEL.rolesTile = 32;
 disposeNsaForward(forward);
 gpu.destroy();
