@@ -1,5 +1,5 @@
-// Diagnostic (not the bench): times core's tensor-core flash backward (its dK/dV kernel with and
-// without the role split, the role split over 16- and 32-query tiles, then each shape) and forward at b=1, hq=64, hkv=4, d=128, causal, f16,
+// Diagnostic (not the bench): times core's tensor-core flash backward (each pass with and
+// without its role-split kernel, the split kernels over 16- and 32-row tiles, then each shape) and forward at b=1, hq=64, hkv=4, d=128, causal, f16,
 // n=16384 with each shape (subgroups, tile, row fragments) that fits, printing per-kernel GPU
 // times, so that one GPU call tells which kernel and shape to make the default. Everything comes
 // from core's sources, so the settings it edits are the ones flash reads.
@@ -9,8 +9,10 @@
 import {
   BACKWARD_SHAPES,
   DKDV_KERNEL,
+  DQ_KERNEL,
   FORWARD_SHAPES,
   type MatrixShapeChoice,
+  type RoleSplitChoice,
 } from '../../packages/core/src/flash/flash.js';
 import type { Measurement } from '../../packages/core/src/index.js';
 import { flashProblem, forwardFlops, kernelTimes } from './flash-problem.js';
@@ -42,26 +44,23 @@ async function tryShapes(
   shapes.splice(0, shapes.length, ...original);
 }
 
-// The dK/dV kernel with and without the role split, at the default shape.
-for (const roles of [false, true]) {
-  DKDV_KERNEL.roles = roles;
+// The backward passes with and without their role-split kernels, and the split kernels' tiles.
+const choices: [string, RoleSplitChoice, RoleSplitChoice][] = [
+  ['plain dK/dV, plain dQ', { roles: false, rolesTile: 16 }, { roles: false, rolesTile: 16 }],
+  ['split dK/dV over 32, plain dQ', { roles: true, rolesTile: 32 }, { roles: false, rolesTile: 16 }],
+  ['split dK/dV over 32, split dQ over 16', { roles: true, rolesTile: 32 }, { roles: true, rolesTile: 16 }],
+  ['split dK/dV over 32, split dQ over 32', { roles: true, rolesTile: 32 }, { roles: true, rolesTile: 32 }],
+];
+const defaults = [{ ...DKDV_KERNEL }, { ...DQ_KERNEL }] as const;
+for (const [name, dkDv, dq] of choices) {
+  Object.assign(DKDV_KERNEL, dkDv);
+  Object.assign(DQ_KERNEL, dq);
   const m = await timeBackward();
   const tflops = ((2.5 * forwardFlops(n)) / m.median / 1e9).toFixed(1);
-  console.log(
-    `backward, dK/dV roles ${roles}: ${m.median.toFixed(1)} ms (${tflops} TFLOPS) [${kernelTimes(m)}]`,
-  );
+  console.log(`backward, ${name}: ${m.median.toFixed(1)} ms (${tflops} TFLOPS) [${kernelTimes(m)}]`);
 }
-DKDV_KERNEL.roles = true;
-// The role-split kernel over query tiles of 16 and 32 rows (the dQ kernel keeps the shape's tile).
-for (const rolesTile of [16, 32]) {
-  DKDV_KERNEL.rolesTile = rolesTile;
-  const m = await timeBackward();
-  const tflops = ((2.5 * forwardFlops(n)) / m.median / 1e9).toFixed(1);
-  console.log(
-    `backward, dK/dV roles over ${rolesTile}-query tiles: ${m.median.toFixed(1)} ms (${tflops} TFLOPS) [${kernelTimes(m)}]`,
-  );
-}
-DKDV_KERNEL.rolesTile = 32;
+Object.assign(DKDV_KERNEL, defaults[0]);
+Object.assign(DQ_KERNEL, defaults[1]);
 
 // [2, 32, 1] and [4, 16, 1] do not fit 48 KiB at d = 128 (the row kernels run: 4.2 s, 2026-11-30).
 const backwardCandidates: MatrixShapeChoice[] = [

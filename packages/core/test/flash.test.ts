@@ -14,6 +14,11 @@ import {
   matrixDkDvRolesSharedBytes,
   matrixDkDvRolesUnsupported,
 } from '../src/flash/backward-roles-matrix.wgsl.js';
+import {
+  flashDqRolesMatrixWgsl,
+  matrixDqRolesSharedBytes,
+  matrixDqRolesUnsupported,
+} from '../src/flash/dq-roles-matrix.wgsl.js';
 import { matrixForwardQueryInWorkgroup, matrixForwardSharedBytes } from '../src/flash/forward-matrix.wgsl.js';
 import {
   flashAttention,
@@ -430,6 +435,45 @@ describe('flash attention: every variant compiles on the null backend', () => {
     const base = { matrix: { M: 16, N: 16, K: 16 }, subgroupSize: 32, pinSubgroupSize: true, tile: 16 };
     expect(matrixDkDvRolesUnsupported({ ...base, d: 192, dv: 128, subgroups: 2 })).toMatch(/differ/);
     expect(matrixDkDvRolesUnsupported({ ...base, d: 128, dv: 128, subgroups: 1 })).toMatch(/built for 2/);
+  });
+
+  it('the role-split dQ kernel at the H200 shapes (d = dv) as a shader module, and where it refuses', async () => {
+    // Over the null backend's 16 KiB of workgroup memory at d = 128: the module must compile; the
+    // pipeline is created on the GPU by `webattn verify flash`.
+    for (const [d, tile] of [
+      [64, 16],
+      [128, 16],
+      [128, 32],
+    ] as const) {
+      const c = {
+        d,
+        dv: d,
+        matrix: { M: 16, N: 16, K: 16 },
+        subgroupSize: 32,
+        pinSubgroupSize: true,
+        subgroups: 2,
+        tile,
+      };
+      expect(matrixDqRolesUnsupported(c)).toBeUndefined();
+      expect(matrixDqRolesSharedBytes(c)).toBeLessThanOrEqual(48 * 1024);
+      const code = flashDqRolesMatrixWgsl(c);
+      // Each role holds d/16 fragments of its own rows and accumulates half of dQ's columns.
+      expect(code.match(/let hf\d+ = subgroupMatrixLoad/g)?.length, `d=${d}`).toBe(d / 16);
+      expect(code.match(/var acc\d+ = subgroup_matrix_result/g)?.length, `d=${d}`).toBe(d / 32);
+      const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
+      expect(
+        info.messages.filter((m) => m.type === 'error').map((m) => m.message),
+        `d=${d} tile=${tile}`,
+      ).toEqual([]);
+    }
+    const base = { matrix: { M: 16, N: 16, K: 16 }, subgroupSize: 32, pinSubgroupSize: true, tile: 16 };
+    expect(matrixDqRolesUnsupported({ ...base, d: 192, dv: 128, subgroups: 2 })).toMatch(/differ/);
+    expect(matrixDqRolesUnsupported({ ...base, d: 128, dv: 128, subgroups: 1 })).toMatch(/built for 2/);
+    expect(matrixDqRolesUnsupported({ ...base, d: 48, dv: 48, subgroups: 2 })).toMatch(/two halves/);
+    // 128-lane subgroups share a 16-row fragment's row over 8 lanes: an 8-key tile has too few per role.
+    const wide = { d: 64, dv: 64, subgroups: 2, matrix: { M: 16, N: 8, K: 8 }, subgroupSize: 128 };
+    expect(matrixDqRolesUnsupported({ ...base, ...wide, tile: 8 })).toMatch(/two roles/);
+    expect(matrixDqRolesUnsupported({ ...base, ...wide, tile: 16 })).toBeUndefined();
   });
 
   it('the forward at the H200 shape, Q held in registers (d = 128) or read from workgroup memory (MLA 288/256)', async () => {

@@ -26,6 +26,11 @@ import {
   matrixDkDvRolesUnsupported,
 } from './backward-roles-matrix.wgsl.js';
 import { FLASH_PARAMS } from './common.wgsl.js';
+import {
+  flashDqRolesMatrixWgsl,
+  matrixDqRolesSharedBytes,
+  matrixDqRolesUnsupported,
+} from './dq-roles-matrix.wgsl.js';
 import { flashForwardWgsl, type RowKernelConfig } from './forward.wgsl.js';
 import {
   flashForwardMatrixWgsl,
@@ -124,29 +129,66 @@ export const BACKWARD_SHAPES: MatrixShapeChoice[] = [
   [1, 16, 1],
 ];
 
+/** Whether a tensor-core backward pass runs its role-split kernel where it applies, and over what tile. */
+export interface RoleSplitChoice {
+  roles: boolean;
+  /** Rows of the other side per staged tile, apart from the backward shape's. */
+  rolesTile: number;
+}
+
 /**
  * Which tensor-core dK/dV kernel runs where both could: the role-split one (four subgroups over the
  * plain kernel's 32 key rows, half the accumulators each; d = dv) or the plain one; and the
  * role-split kernel's query tile, apart from the dQ kernel's key tile. With its own rows held in
  * registers, 32-query tiles fit its registers and 48 KiB: 212.1 -> 197.6 ms at n = 16384 on the
- * H200 (d = 128, causal), while the dQ kernel stays fastest at 16-key tiles. Mutable so that a
- * diagnostic can time the choices in one run.
+ * H200 (d = 128, causal). Mutable so that a diagnostic can time the choices in one run.
  */
-export const DKDV_KERNEL: { roles: boolean; rolesTile: number } = { roles: true, rolesTile: 32 };
+export const DKDV_KERNEL: RoleSplitChoice = { roles: true, rolesTile: 32 };
+
+/** The same choice for the dQ pass (its role split: Q and dO held by one role each). */
+export const DQ_KERNEL: RoleSplitChoice = { roles: true, rolesTile: 16 };
+
+/** A backward pass's plain and role-split kernels: WGSL, why the split does not apply, its memory. */
+interface RoleSplitKernels {
+  plain: (c: MatrixBackwardConfig) => string;
+  split: (c: MatrixBackwardConfig) => string;
+  splitUnsupported: (c: MatrixBackwardConfig) => string | undefined;
+  splitSharedBytes: (c: MatrixBackwardConfig) => number;
+}
 
 /**
- * WGSL of the tensor-core dK/dV pass for a backward shape: the role-split kernel where it applies,
- * over query tiles of `DKDV_KERNEL.rolesTile` rows where they fit, else the plain kernel.
+ * WGSL of a tensor-core backward pass for a backward shape: its role-split kernel where that
+ * applies, over tiles of `choice.rolesTile` rows where they fit (else the shape's tile), else the
+ * plain kernel.
  */
-function matrixDkDvWgsl(caps: Capabilities, matrix: MatrixBackwardConfig): string {
-  if (!DKDV_KERNEL.roles || matrixDkDvRolesUnsupported(matrix) !== undefined)
-    return flashDkDvMatrixWgsl(matrix);
-  const own = { ...matrix, tile: DKDV_KERNEL.rolesTile };
+function roleSplitWgsl(
+  caps: Capabilities,
+  matrix: MatrixBackwardConfig,
+  choice: RoleSplitChoice,
+  kernels: RoleSplitKernels,
+): string {
+  if (!choice.roles || kernels.splitUnsupported(matrix) !== undefined) return kernels.plain(matrix);
+  const own = { ...matrix, tile: choice.rolesTile };
   const fits =
     matrixBackwardUnsupported(own) === undefined &&
-    matrixDkDvRolesSharedBytes(own) <= caps.limits.maxComputeWorkgroupStorageSize;
-  return flashDkDvRolesMatrixWgsl(fits ? own : matrix);
+    kernels.splitUnsupported(own) === undefined &&
+    kernels.splitSharedBytes(own) <= caps.limits.maxComputeWorkgroupStorageSize;
+  return kernels.split(fits ? own : matrix);
 }
+
+const DKDV_KERNELS: RoleSplitKernels = {
+  plain: flashDkDvMatrixWgsl,
+  split: flashDkDvRolesMatrixWgsl,
+  splitUnsupported: matrixDkDvRolesUnsupported,
+  splitSharedBytes: matrixDkDvRolesSharedBytes,
+};
+
+const DQ_KERNELS: RoleSplitKernels = {
+  plain: flashDqMatrixWgsl,
+  split: flashDqRolesMatrixWgsl,
+  splitUnsupported: matrixDqRolesUnsupported,
+  splitSharedBytes: matrixDqRolesSharedBytes,
+};
 
 /**
  * The tensor-core forward's shape for these head dims on this device, or undefined when none fits:
@@ -361,7 +403,7 @@ export async function flashAttentionBackward(
       });
       await dispatch(gpu, {
         label: `flash backward dq ${label}`,
-        code: matrix ? flashDqMatrixWgsl(matrix) : flashDqWgsl(config),
+        code: matrix ? roleSplitWgsl(gpu.caps, matrix, DQ_KERNEL, DQ_KERNELS) : flashDqWgsl(config),
         buffers: [q, k, v, dO, stats, qMetaBuffer, dq],
         params: paramsFor(problem, qMeta, lse.size),
         workgroups: qMeta.tiles * problem.hq,
@@ -370,7 +412,7 @@ export async function flashAttentionBackward(
     if (kMeta.tiles > 0) {
       await dispatch(gpu, {
         label: `flash backward dk dv ${label}`,
-        code: matrix ? matrixDkDvWgsl(gpu.caps, matrix) : flashDkDvWgsl(config),
+        code: matrix ? roleSplitWgsl(gpu.caps, matrix, DKDV_KERNEL, DKDV_KERNELS) : flashDkDvWgsl(config),
         buffers: [q, k, v, dO, stats, kMetaBuffer, dk, dv],
         params: paramsFor(problem, kMeta, lse.size),
         workgroups: kMeta.tiles * problem.hkv,
