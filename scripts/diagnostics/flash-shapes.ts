@@ -4,7 +4,7 @@
 // times, so that one GPU call tells which kernel and shape to make the default. Everything comes
 // from core's sources, so the settings it edits are the ones flash reads.
 // `pnpm gpu:bundle` builds it into .gpu-kit/flash-shapes.mjs; on the GPU machine:
-//   node .gpu-kit/flash-shapes.mjs
+//   node .gpu-kit/flash-shapes.mjs [roles]   (roles: the role-split choices only)
 
 import {
   BACKWARD_SHAPES,
@@ -15,10 +15,16 @@ import {
   type RoleSplitChoice,
 } from '../../packages/core/src/flash/flash.js';
 import type { Measurement } from '../../packages/core/src/index.js';
-import { flashProblem, forwardFlops, kernelTimes } from './flash-problem.js';
+import { flashProblem, forwardFlops, gradientDifference, kernelTimes } from './flash-problem.js';
 
 const n = 16384;
-const { gpu, timeForward, timeBackward } = await flashProblem(n);
+const { gpu, timeForward, timeBackward, backwardGradients } = await flashProblem(n);
+const plain: RoleSplitChoice = { roles: false, rolesTile: 16, columnSplits: 1 };
+const split = (rolesTile: number, columnSplits: number): RoleSplitChoice => ({
+  roles: true,
+  rolesTile,
+  columnSplits,
+});
 
 /** Times `time` with each candidate as the only shape in `shapes`, then puts the list back. */
 async function tryShapes(
@@ -44,23 +50,36 @@ async function tryShapes(
   shapes.splice(0, shapes.length, ...original);
 }
 
-// The backward passes with and without their role-split kernels, and the split kernels' tiles.
+// The backward passes with their role-split kernels and without, over several tiles and column
+// splits; each choice's gradients are compared with the plain kernels' (each element is the same
+// multiply-accumulates in the same order, whichever subgroup computes it: expected bit for bit).
 const choices: [string, RoleSplitChoice, RoleSplitChoice][] = [
-  ['plain dK/dV, plain dQ', { roles: false, rolesTile: 16 }, { roles: false, rolesTile: 16 }],
-  ['split dK/dV over 32, plain dQ', { roles: true, rolesTile: 32 }, { roles: false, rolesTile: 16 }],
-  ['split dK/dV over 32, split dQ over 16', { roles: true, rolesTile: 32 }, { roles: true, rolesTile: 16 }],
-  ['split dK/dV over 32, split dQ over 32', { roles: true, rolesTile: 32 }, { roles: true, rolesTile: 32 }],
+  ['plain dK/dV, plain dQ', plain, plain],
+  ['split dK/dV 32x1, split dQ 16x1', split(32, 1), split(16, 1)],
+  ['split dK/dV 32x2, split dQ 16x1', split(32, 2), split(16, 1)],
+  ['split dK/dV 32x1, split dQ 32x2', split(32, 1), split(32, 2)],
+  ['split dK/dV 32x2, split dQ 32x2', split(32, 2), split(32, 2)],
 ];
 const defaults = [{ ...DKDV_KERNEL }, { ...DQ_KERNEL }] as const;
+let reference: Float32Array[] | undefined;
 for (const [name, dkDv, dq] of choices) {
   Object.assign(DKDV_KERNEL, dkDv);
   Object.assign(DQ_KERNEL, dq);
   const m = await timeBackward();
+  const gradients = await backwardGradients();
+  reference ??= gradients;
+  const same = gradientDifference(reference, gradients);
   const tflops = ((2.5 * forwardFlops(n)) / m.median / 1e9).toFixed(1);
-  console.log(`backward, ${name}: ${m.median.toFixed(1)} ms (${tflops} TFLOPS) [${kernelTimes(m)}]`);
+  console.log(
+    `backward, ${name}: ${m.median.toFixed(1)} ms (${tflops} TFLOPS) [${kernelTimes(m)}] ${same ? `differs from plain: ${same}` : 'same bits as plain'}`,
+  );
 }
 Object.assign(DKDV_KERNEL, defaults[0]);
 Object.assign(DQ_KERNEL, defaults[1]);
+if (process.argv[2] === 'roles') {
+  gpu.destroy();
+  process.exit(0);
+}
 
 // [2, 32, 1] and [4, 16, 1] do not fit 48 KiB at d = 128 (the row kernels run: 4.2 s, 2026-11-30).
 const backwardCandidates: MatrixShapeChoice[] = [
