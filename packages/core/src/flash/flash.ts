@@ -143,18 +143,21 @@ export interface RoleSplitChoice {
 
 /**
  * Which tensor-core dK/dV kernel runs where both could: the role-split one (four subgroups over the
- * plain kernel's 32 key rows, half the accumulators each; d = dv) or the plain one; and the
- * role-split kernel's query tile, apart from the dQ kernel's key tile. With its own rows held in
- * registers, 32-query tiles fit its registers and 48 KiB: 212.1 -> 197.6 ms at n = 16384 on the
- * H200 (d = 128, causal). Mutable so that a diagnostic can time the choices in one run.
+ * plain kernel's 32 key rows, half the accumulators each; d = dv) or the plain one; the role-split
+ * kernel's query tile, apart from the dQ kernel's key tile; and its column splits. At n = 16384 on
+ * the H200 (d = 128, causal) the dK/dV pass took 282.7 ms plain, 198.6 split over 32-query tiles
+ * and 130.4 with each role split again over two subgroups by columns (eight subgroups, a quarter
+ * of the accumulators each), its gradients equal bit for bit. Mutable so that a diagnostic can time
+ * the choices in one run.
  */
 export const DKDV_KERNEL: RoleSplitChoice = { roles: true, rolesTile: 32, columnSplits: 2 };
 
 /**
- * The same choice for the dQ pass (its role split: Q and dO held by one role each): 121.0 -> 76.0 ms
- * at n = 16384 on the H200 (d = 128, causal) with 16-key tiles; 119.8 with 32.
+ * The same choice for the dQ pass (its role split: Q and dO held by one role each): at n = 16384 on
+ * the H200 122.1 ms plain, 76.2 split over 16-key tiles, 81.1 over 32-key tiles split again by
+ * columns.
  */
-export const DQ_KERNEL: RoleSplitChoice = { roles: true, rolesTile: 32, columnSplits: 2 };
+export const DQ_KERNEL: RoleSplitChoice = { roles: true, rolesTile: 16, columnSplits: 1 };
 
 /** A backward pass's plain and role-split kernels: WGSL, why the split does not apply, its memory. */
 interface RoleSplitKernels {
