@@ -27,8 +27,9 @@ if (!existsSync(join(kit, 'setup.sh'))) {
   execFileSync('bash', [makeKit, '.gpu-kit'], { cwd: root, stdio: 'inherit' });
 }
 /** One ESM file with 'webgpu' left external; bundled CommonJS dependencies get a require(). */
-const bundle = (entry, outfile) =>
+const bundle = (entry, outfile, alias = {}) =>
   build({
+    alias,
     entryPoints: [entry],
     bundle: true,
     platform: 'node',
@@ -43,10 +44,13 @@ const bundle = (entry, outfile) =>
   });
 await bundle(join(root, 'packages/bench/src/cli.ts'), join(kit, 'webattn.mjs'));
 // The GPU diagnostics (scripts/diagnostics, not the bench) next to it: node .gpu-kit/<name>.mjs.
-// Modules that only serve other diagnostics export and print nothing of their own.
+// Modules that only serve other diagnostics export and print nothing of their own. The diagnostics
+// set core's tuning switches (DQ_KERNEL, FORWARD_SHAPES, ...) through its sources; the family
+// packages must import that same module, not core's built copy, for a switch to reach them.
 const diagnostics = join(root, 'scripts', 'diagnostics');
+const coreSources = { '@webattn/core': join(root, 'packages/core/src/index.ts') };
 for (const file of readdirSync(diagnostics).filter((f) => f.endsWith('.ts'))) {
-  await bundle(join(diagnostics, file), join(kit, file.replace(/\.ts$/, '.mjs')));
+  await bundle(join(diagnostics, file), join(kit, file.replace(/\.ts$/, '.mjs')), coreSources);
 }
 copyFileSync(join(root, 'packages/bench/scripts/torch_baseline.py'), join(kit, 'torch_baseline.py'));
 const flaAt = process.argv.indexOf('--fla');

@@ -27,6 +27,8 @@ export async function flashProblem(n: number): Promise<{
   gpu: Gpu;
   timeForward: () => Promise<Measurement>;
   timeBackward: () => Promise<Measurement>;
+  /** dq, dk and dv of one backward, read back, to compare kernel choices bit for bit. */
+  backwardGradients: () => Promise<Float32Array[]>;
 }> {
   const gpu = await createGpu({ fast: true, maxPooledBytes: 16 * 2 ** 30 });
   const q = await randomNormal(gpu, [1, n, 64, 128], 1, { dtype: 'f16' });
@@ -57,5 +59,37 @@ export async function flashProblem(n: number): Promise<{
         },
         timed,
       ),
+    backwardGradients: async () => {
+      const g = await flashAttentionBackward(held.ctx, dO);
+      try {
+        return await Promise.all([g.dq, g.dk, g.dv].map((t) => t.read()));
+      } finally {
+        for (const t of [g.dq, g.dk, g.dv]) t.dispose();
+      }
+    },
   };
+}
+
+/**
+ * How two runs' gradients differ: undefined when they are equal bit for bit, else the count of
+ * differing elements and the largest difference relative to the tensor's largest magnitude.
+ */
+export function gradientDifference(a: Float32Array[], b: Float32Array[]): string | undefined {
+  const parts: string[] = [];
+  for (const [t, name] of ['dq', 'dk', 'dv'].entries()) {
+    const x = a[t] as Float32Array;
+    const y = b[t] as Float32Array;
+    let count = 0;
+    let largest = 0;
+    let scale = 0;
+    for (let i = 0; i < x.length; i++) {
+      scale = Math.max(scale, Math.abs(x[i] as number));
+      if (Object.is(x[i], y[i])) continue;
+      count++;
+      largest = Math.max(largest, Math.abs((x[i] as number) - (y[i] as number)));
+    }
+    if (count > 0)
+      parts.push(`${name}: ${count} elements, largest ${(largest / scale).toExponential(2)} of max`);
+  }
+  return parts.length > 0 ? parts.join('; ') : undefined;
 }

@@ -1,22 +1,30 @@
-// Diagnostic (not the bench): times core's tensor-core flash backward (its dK/dV kernel with and
-// without the role split, then each shape) and forward at b=1, hq=64, hkv=4, d=128, causal, f16,
+// Diagnostic (not the bench): times core's tensor-core flash backward (each pass with and
+// without its role-split kernel, the split kernels over 16- and 32-row tiles, then each shape) and forward at b=1, hq=64, hkv=4, d=128, causal, f16,
 // n=16384 with each shape (subgroups, tile, row fragments) that fits, printing per-kernel GPU
 // times, so that one GPU call tells which kernel and shape to make the default. Everything comes
 // from core's sources, so the settings it edits are the ones flash reads.
 // `pnpm gpu:bundle` builds it into .gpu-kit/flash-shapes.mjs; on the GPU machine:
-//   node .gpu-kit/flash-shapes.mjs
+//   node .gpu-kit/flash-shapes.mjs [roles]   (roles: the role-split choices only)
 
 import {
   BACKWARD_SHAPES,
   DKDV_KERNEL,
+  DQ_KERNEL,
   FORWARD_SHAPES,
   type MatrixShapeChoice,
+  type RoleSplitChoice,
 } from '../../packages/core/src/flash/flash.js';
 import type { Measurement } from '../../packages/core/src/index.js';
-import { flashProblem, forwardFlops, kernelTimes } from './flash-problem.js';
+import { flashProblem, forwardFlops, gradientDifference, kernelTimes } from './flash-problem.js';
 
 const n = 16384;
-const { gpu, timeForward, timeBackward } = await flashProblem(n);
+const { gpu, timeForward, timeBackward, backwardGradients } = await flashProblem(n);
+const plain: RoleSplitChoice = { roles: false, rolesTile: 16, columnSplits: 1 };
+const split = (rolesTile: number, columnSplits: number): RoleSplitChoice => ({
+  roles: true,
+  rolesTile,
+  columnSplits,
+});
 
 /** Times `time` with each candidate as the only shape in `shapes`, then puts the list back. */
 async function tryShapes(
@@ -42,23 +50,42 @@ async function tryShapes(
   shapes.splice(0, shapes.length, ...original);
 }
 
-// The dK/dV kernel with and without the role split, at the default shape.
-for (const roles of [false, true]) {
-  DKDV_KERNEL.roles = roles;
+// The backward passes with their role-split kernels and without, over several tiles and column
+// splits; each choice's gradients are compared with the plain kernels' (each element is the same
+// multiply-accumulates in the same order, whichever subgroup computes it: expected bit for bit).
+const choices: [string, RoleSplitChoice, RoleSplitChoice][] = [
+  ['plain dK/dV, plain dQ', plain, plain],
+  ['split dK/dV 32x1, split dQ 16x1', split(32, 1), split(16, 1)],
+  ['split dK/dV 32x2, split dQ 16x1', split(32, 2), split(16, 1)],
+  ['split dK/dV 32x1, split dQ 32x2', split(32, 1), split(32, 2)],
+  ['split dK/dV 32x2, split dQ 32x2', split(32, 2), split(32, 2)],
+];
+const defaults = [{ ...DKDV_KERNEL }, { ...DQ_KERNEL }] as const;
+let reference: Float32Array[] | undefined;
+for (const [name, dkDv, dq] of choices) {
+  Object.assign(DKDV_KERNEL, dkDv);
+  Object.assign(DQ_KERNEL, dq);
   const m = await timeBackward();
+  const gradients = await backwardGradients();
+  reference ??= gradients;
+  const same = gradientDifference(reference, gradients);
   const tflops = ((2.5 * forwardFlops(n)) / m.median / 1e9).toFixed(1);
   console.log(
-    `backward, dK/dV roles ${roles}: ${m.median.toFixed(1)} ms (${tflops} TFLOPS) [${kernelTimes(m)}]`,
+    `backward, ${name}: ${m.median.toFixed(1)} ms (${tflops} TFLOPS) [${kernelTimes(m)}] ${same ? `differs from plain: ${same}` : 'same bits as plain'}`,
   );
 }
-DKDV_KERNEL.roles = true;
+Object.assign(DKDV_KERNEL, defaults[0]);
+Object.assign(DQ_KERNEL, defaults[1]);
+if (process.argv[2] === 'roles') {
+  gpu.destroy();
+  process.exit(0);
+}
 
+// [2, 32, 1] and [4, 16, 1] do not fit 48 KiB at d = 128 (the row kernels run: 4.2 s, 2026-11-30).
 const backwardCandidates: MatrixShapeChoice[] = [
   [2, 16, 1],
-  [2, 32, 1],
   [1, 32, 1],
   [1, 16, 1],
-  [4, 16, 1],
 ];
 await tryShapes('backward', BACKWARD_SHAPES, backwardCandidates, timeBackward, 2.5 * forwardFlops(n));
 const forwardCandidates: MatrixShapeChoice[] = [

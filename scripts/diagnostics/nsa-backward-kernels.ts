@@ -2,10 +2,12 @@
 // b=1, hq=64, hkv=4, d=128, f16, 65536 tokens, tensor-core tier), where the bench's stage table
 // only gives branches: which of the selected branch's dQ, dK, dV and chunk sums, and of the
 // compressed branch's flash backward and compression backward, takes the time. Kernels that run
-// more than once (the flash backward of two branches) are summed under their label.
+// more than once (the flash backward of two branches) are summed under their label. Timed with
+// core's plain and role-split dQ kernels (DQ_KERNEL.roles).
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-backward-kernels.mjs; on the GPU machine:
 //   node .gpu-kit/nsa-backward-kernels.mjs
 
+import { DQ_KERNEL } from '../../packages/core/src/flash/flash.js';
 import { measure, randomNormal } from '../../packages/core/src/index.js';
 import {
   disposeNsaForward,
@@ -18,15 +20,21 @@ import { nsaProblem } from './nsa-problem.js';
 const { n, gpu, c, q, k, v, g } = await nsaProblem();
 const dO = await randomNormal(gpu, [1, n, 64, 128], 5, { dtype: 'f16' });
 const forward = await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' });
-const m = await measure(
-  gpu,
-  async () => {
-    disposeNsaGradients(await nsaBackward(forward, dO));
-  },
-  { warmup: 1, iters: 3 },
-);
+for (const roles of [false, true]) {
+  DQ_KERNEL.roles = roles;
+  const m = await measure(
+    gpu,
+    async () => {
+      disposeNsaGradients(await nsaBackward(forward, dO));
+    },
+    { warmup: 1, iters: 3 },
+  );
+  console.log(
+    `n=${n} backward ${m.median.toFixed(1)} ms, ${roles ? 'role-split' : 'plain'} dQ kernel, by kernel (one timed iteration):`,
+  );
+  const kernels = Object.entries(m.kernels?.[1] ?? {}).sort(([, a], [, b]) => b - a);
+  for (const [label, ms] of kernels) console.log(`  ${ms.toFixed(2).padStart(8)} ms  ${label}`);
+}
+DQ_KERNEL.roles = true;
 disposeNsaForward(forward);
-console.log(`n=${n} backward ${m.median.toFixed(1)} ms, by kernel (one timed iteration):`);
-const kernels = Object.entries(m.kernels?.[1] ?? {}).sort(([, a], [, b]) => b - a);
-for (const [label, ms] of kernels) console.log(`  ${ms.toFixed(2).padStart(8)} ms  ${label}`);
 gpu.destroy();

@@ -141,6 +141,7 @@ export function flashDqMatrixWgsl(c: MatrixBackwardConfig): string {
   const sf = names('sf', c.tile / N);
   const pf = names('pf', c.tile / N);
   const gf = names('gf', c.d / N);
+  const dsf = names('dsf', c.tile / K);
   const st = strides(c);
   const scratch = (j: number) => `sgc * ${M * st.s}u + ${j * N}u`;
   const stageQ = (dest: string, src: string, width: number) =>
@@ -229,12 +230,13 @@ ${pf.map((f, j) => `    subgroupMatrixStore<row_major>(&Dp, ${scratch(j)}, ${f},
       Ps[sgc * ${M}u * PS + row * PS + jj] = f16(ds);
     }
     workgroupBarrier();
+    // Each dS fragment is loaded once and feeds d/16 multiply-accumulates.
+${dsf.map((f, kc) => `    let ${f} = subgroupMatrixLoad<${left}, row_major>(&Ps, sgc * ${M * st.p}u + ${kc * K}u, PS);`).join('\n')}
 ${gf
   .flatMap((f, n) =>
-    Array.from(
-      { length: c.tile / K },
-      (_, kc) =>
-        `    ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&Ps, sgc * ${M * st.p}u + ${kc * K}u, PS), subgroupMatrixLoad<${right}, row_major>(&Ks, ${kc * K}u * KS + ${n * N}u, KS), ${f});`,
+    dsf.map(
+      (a, kc) =>
+        `    ${f} = subgroupMatrixMultiplyAccumulate(${a}, subgroupMatrixLoad<${right}, row_major>(&Ks, ${kc * K}u * KS + ${n * N}u, KS), ${f});`,
     ),
   )
   .join('\n')}

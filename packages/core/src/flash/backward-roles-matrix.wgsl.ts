@@ -10,6 +10,17 @@
  * Why: the plain kernel keeps 2 · d/16 accumulator fragments per subgroup (128 registers per lane at
  * d = 128) next to its operands, and runs two subgroups per workgroup; its time on the H200 went to
  * waiting on memory with few warps to hide it. Here a subgroup keeps d/16 and a workgroup runs four.
+ *
+ * With half the accumulators, a subgroup also has the registers to hold its own rows (K for role 0,
+ * V for role 1: d/16 left fragments, 32 registers per lane at d = 128), so each score
+ * multiply-accumulate loads one operand from workgroup memory instead of two. The own rows are
+ * staged once through the query tile's array, which the first tile then overwrites, so the kernel
+ * declares no array for them.
+ *
+ * `columnSplits` splits each role's work again, by columns, over that many subgroups: each computes
+ * its part of the query tile's scores and holds its part of d's accumulator columns (subgroup
+ * `half + 2 · role + 4 · part`), so a subgroup holds fewer registers and a workgroup runs more of
+ * them.
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { type StagingSet, unrolledStagingSetsWgsl } from '../wgsl.js';
@@ -24,27 +35,54 @@ import {
 import { keyTileWgsl, SEQUENCE_WGSL, stageRowsVec4Set } from './common.wgsl.js';
 import { matrixEntryPoint, matrixShape, fragmentNames as names } from './matrix-kernel.js';
 
+/**
+ * The role-split kernel's parameters: a backward shape, and into how many parts each role's work is
+ * split by columns (of the query tile for the scores, of d for the accumulators), one subgroup each.
+ */
+export interface RolesConfig extends MatrixBackwardConfig {
+  columnSplits: number;
+}
+
 /** Why a shape cannot use the role-split kernel, or undefined when it can. */
-export function matrixDkDvRolesUnsupported(c: MatrixBackwardConfig): string | undefined {
+export function matrixDkDvRolesUnsupported(c: RolesConfig): string | undefined {
+  const { M, N } = c.matrix;
+  const lanesPerRow = c.subgroupSize / M;
   if (c.d !== c.dv) return `d = ${c.d} and dv = ${c.dv} differ`;
   if (c.subgroups !== 2) return `${c.subgroups} row fragments per workgroup; the role split is built for 2`;
+  if (c.tile % (c.columnSplits * N) !== 0 || (c.tile / c.columnSplits) % lanesPerRow !== 0) {
+    return `tile ${c.tile} does not split into ${c.columnSplits} parts of N = ${N} columns over ${lanesPerRow} lanes per row`;
+  }
+  if (c.d % (c.columnSplits * N) !== 0)
+    return `d = ${c.d} does not split into ${c.columnSplits} parts of N = ${N}`;
   return undefined;
 }
 
-/** Workgroup memory of the role-split kernel, in bytes: the same arrays as the plain kernel's. */
-export function matrixDkDvRolesSharedBytes(c: MatrixBackwardConfig): number {
-  const rows = c.subgroups * c.matrix.M;
-  const st = strides(c);
-  const scratch = scratchElements(c);
-  return (rows + c.tile) * 2 * st.d * 2 + c.tile * 8 + scratch.s * 8 + scratch.p * 4;
+/** f16 elements of the array that stages the own K and V rows, then each tile's q and dO rows. */
+function stagingElements(c: RolesConfig): number {
+  return 2 * Math.max(c.subgroups * c.matrix.M, c.tile) * strides(c).d;
 }
 
-/** WGSL of the role-split dK/dV pass: one workgroup per (key tile, KV head), 2 · subgroups subgroups. */
-export function flashDkDvRolesMatrixWgsl(c: MatrixBackwardConfig): string {
+/** Workgroup memory of the role-split kernel, in bytes: staging, statistics, scores, probabilities. */
+export function matrixDkDvRolesSharedBytes(c: RolesConfig): number {
+  const scratch = scratchElements(c);
+  return stagingElements(c) * 2 + c.tile * 8 + scratch.s * 8 + scratch.p * 4;
+}
+
+/**
+ * WGSL of the role-split dK/dV pass: one workgroup per (key tile, KV head), of 2 · subgroups ·
+ * columnSplits subgroups.
+ */
+export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
   const why = matrixDkDvRolesUnsupported(c);
   if (why) throw new Error(`flashDkDvRolesMatrixWgsl: ${why}`);
-  const { M, N, K, rows, perLane: queriesPerLane, left, right, result } = matrixShape(c);
-  const threads = 2 * c.subgroups * c.subgroupSize;
+  const { M, N, K, rows, lanesPerRow, left, right, result } = matrixShape(c);
+  const cs = c.columnSplits;
+  const subgroups = 2 * c.subgroups * cs;
+  const threads = subgroups * c.subgroupSize;
+  // This subgroup's part of the query tile's columns and of d, and its lanes' share of the former.
+  const tilePart = c.tile / cs;
+  const dPart = c.d / cs;
+  const queriesPerLane = tilePart / lanesPerRow;
   const st = strides(c);
   const scratch = scratchElements(c);
   // Offsets of role 1's half of each two-role array (elements).
@@ -52,12 +90,14 @@ export function flashDkDvRolesMatrixWgsl(c: MatrixBackwardConfig): string {
   const tileHalf = c.tile * st.d;
   const scoreHalf = scratch.s;
   const probHalf = scratch.p;
-  const sf = names('sf', c.tile / N);
-  const acc = names('acc', c.d / N);
+  const sf = names('sf', tilePart / N);
+  const acc = names('acc', dPart / N);
+  const ownf = names('ownf', c.d / K);
+  const pdf = names('pdf', c.tile / K);
   const own = (src: 'k' | 'v', index: string): StagingSet =>
     stageRowsVec4Set(
       {
-        dest: 'KV',
+        dest: 'QO',
         src,
         rows,
         width: c.d,
@@ -77,45 +117,49 @@ export function flashDkDvRolesMatrixWgsl(c: MatrixBackwardConfig): string {
     tileRows(c, 'queries', 'QO', 'dout', 'eo', { threads, destOffset: tileHalf }),
     rowStatisticsSet(c),
   ]);
-  // Role 0: S = K·Qᵀ; role 1: dP = V·dOᵀ; each into its half of SD.
+  // Role 0: S = K·Qᵀ; role 1: dP = V·dOᵀ; each into its half of SD, its part of the tile's columns.
   const scores = sf
     .flatMap((f, jq) =>
       Array.from(
         { length: c.d / K },
         (_, kk) =>
-          `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&KV, role * ${ownHalf}u + half * ${M * st.d}u + ${kk * K}u, ${st.d}u), subgroupMatrixLoad<${right}, col_major>(&QO, role * ${tileHalf}u + ${jq * N * st.d + kk * K}u, ${st.d}u), ${f});`,
+          `      ${f} = subgroupMatrixMultiplyAccumulate(${ownf[kk]}, subgroupMatrixLoad<${right}, col_major>(&QO, role * ${tileHalf}u + colPart * ${tilePart * st.d}u + ${jq * N * st.d + kk * K}u, ${st.d}u), ${f});`,
       ),
     )
     .join('\n');
   const storeScores = sf
     .map(
       (f, jq) =>
-        `      subgroupMatrixStore<row_major>(&SD, role * ${scoreHalf}u + half * ${M * st.s}u + ${jq * N}u, ${f}, ${st.s}u);`,
+        `      subgroupMatrixStore<row_major>(&SD, role * ${scoreHalf}u + half * ${M * st.s}u + colPart * ${tilePart}u + ${jq * N}u, ${f}, ${st.s}u);`,
     )
     .join('\n');
-  // Role 0: dV += P·dO (dO is role 1's half of QO); role 1: dK += dS·Q (q is role 0's half).
-  const updates = acc
-    .flatMap((f, n) =>
-      Array.from(
-        { length: c.tile / K },
-        (_, kc) =>
-          `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&PD, role * ${probHalf}u + half * ${M * st.p}u + ${kc * K}u, ${st.p}u), subgroupMatrixLoad<${right}, row_major>(&QO, (1u - role) * ${tileHalf}u + ${kc * K * st.d + n * N}u, ${st.d}u), ${f});`,
+  // Role 0: dV += P·dO (dO is role 1's half of QO); role 1: dK += dS·Q (q is role 0's half). Each
+  // P or dS fragment is loaded once and feeds d/16 multiply-accumulates.
+  const updates = [
+    ...pdf.map(
+      (f, kc) =>
+        `      let ${f} = subgroupMatrixLoad<${left}, row_major>(&PD, role * ${probHalf}u + half * ${M * st.p}u + ${kc * K}u, ${st.p}u);`,
+    ),
+    ...acc.flatMap((f, n) =>
+      pdf.map(
+        (pf, kc) =>
+          `      ${f} = subgroupMatrixMultiplyAccumulate(${pf}, subgroupMatrixLoad<${right}, row_major>(&QO, (1u - role) * ${tileHalf}u + colPart * ${dPart}u + ${kc * K * st.d + n * N}u, ${st.d}u), ${f});`,
       ),
-    )
-    .join('\n');
+    ),
+  ].join('\n');
   // Each subgroup copies its accumulators out through its part of SD: dV (role 0), dK scaled (role 1).
+  // Parts of M·N elements fit the M score rows of the subgroup's role and half, as the tile splits
+  // into parts at least N wide.
+  const scratchOf = `role * ${scoreHalf}u + half * ${M * st.s}u + colPart * ${M * N}u`;
   const writeOut = acc
     .map(
-      (
-        f,
-        n,
-      ) => `  subgroupMatrixStore<row_major>(&SD, role * ${scoreHalf}u + half * ${M * st.s}u, ${f}, ${N}u);
+      (f, n) => `  subgroupMatrixStore<row_major>(&SD, ${scratchOf}, ${f}, ${N}u);
   workgroupBarrier();
   for (var e = lane; e < ${M * N}u; e += ${c.subgroupSize}u) {
     let r = first + i32(half * ${M}u + e / ${N}u);
-    let x = SD[role * ${scoreHalf}u + half * ${M * st.s}u + e];
-    let at = ((sp.kStart + u32(r)) * p.hkv + hk) * D + ${n * N}u + e % ${N}u;
-    if (r <= last && sg < ${2 * c.subgroups}u) {
+    let x = SD[${scratchOf} + e];
+    let at = ((sp.kStart + u32(r)) * p.hkv + hk) * D + colPart * ${dPart}u + ${n * N}u + e % ${N}u;
+    if (r <= last && sg < ${subgroups}u) {
       if (role == 0u) { dv[at] = f16(x); } else { dk[at] = f16(x * p.scale); }
     }
   }
@@ -123,10 +167,9 @@ export function flashDkDvRolesMatrixWgsl(c: MatrixBackwardConfig): string {
     )
     .join('\n');
   return `${dkDvHeaderWgsl(c)}
-// Both roles' operands: the workgroup's K then V rows, the tile's q then dO rows, S then dP
-// (f32), P then dS (f16); rows padded by 16 bytes.
-var<workgroup> KV: array<f16, ${2 * ownHalf}>;
-var<workgroup> QO: array<f16, ${2 * tileHalf}>;
+// Both roles' operands: the workgroup's K then V rows (until held), then each tile's q then dO
+// rows; S then dP (f32), P then dS (f16); rows padded by 16 bytes.
+var<workgroup> QO: array<f16, ${stagingElements(c)}>;
 var<workgroup> Lq: array<f32, ${c.tile}>;
 var<workgroup> Dq: array<f32, ${c.tile}>;
 var<workgroup> SD: array<f32, ${2 * scoreHalf}>;
@@ -136,16 +179,19 @@ ${SEQUENCE_WGSL}
 
 ${WORKGROUP_INDEX_WGSL}
 
-${matrixEntryPoint({ ...c, subgroups: 2 * c.subgroups })}
+${matrixEntryPoint({ ...c, subgroups })}
 ${keyTileWgsl('ROWS')}
   // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
-  let sgc = min(sg, ${2 * c.subgroups - 1}u);
+  let sgc = min(sg, ${subgroups - 1}u);
   let half = sgc % ${c.subgroups}u;
-  let role = sgc / ${c.subgroups}u;
+  let role = (sgc / ${c.subgroups}u) % 2u;
+  let colPart = sgc / ${2 * c.subgroups}u;
   let row = lane % ${M}u;
   let part = lane / ${M}u;
   let j = first + i32(half * ${M}u + row);
   ${unrolledStagingSetsWgsl(threads, [own('k', 'ek'), own('v', 'ev')])}
+  workgroupBarrier();
+${ownf.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&QO, role * ${ownHalf}u + half * ${M * st.d}u + ${kk * K}u, ${st.d}u);`).join('\n')}
 ${acc.map((f) => `  var ${f} = ${result}();`).join('\n')}
   let range = queryRange(sp, first, last);
   for (var g = 0u; g < p.group; g++) {
@@ -161,7 +207,8 @@ ${storeScores}
       // Role 0 writes P, role 1 dS = P ∘ (dP - delta), both from S; a query tile that sees every
       // key of this one whole skips the per-score mask test.
       let open = i0 + i32(TILE) <= range.y && blockVisible(sp, i0, i0 + i32(TILE) - 1, first, last);
-      for (var qq = part * ${queriesPerLane}u; qq < (part + 1u) * ${queriesPerLane}u; qq++) {
+      let firstColumn = colPart * ${tilePart}u + part * ${queriesPerLane}u;
+      for (var qq = firstColumn; qq < firstColumn + ${queriesPerLane}u; qq++) {
         let ii = i0 + i32(qq);
         let at = half * ${M * st.s}u + row * ${st.s}u + qq;
         var x = 0.0;

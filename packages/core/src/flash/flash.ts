@@ -20,12 +20,23 @@ import {
   matrixDkDvSharedBytes,
   matrixDqSharedBytes,
 } from './backward-matrix.wgsl.js';
-import { flashDkDvRolesMatrixWgsl, matrixDkDvRolesUnsupported } from './backward-roles-matrix.wgsl.js';
+import {
+  flashDkDvRolesMatrixWgsl,
+  matrixDkDvRolesSharedBytes,
+  matrixDkDvRolesUnsupported,
+  type RolesConfig,
+} from './backward-roles-matrix.wgsl.js';
 import { FLASH_PARAMS } from './common.wgsl.js';
+import {
+  flashDqRolesMatrixWgsl,
+  matrixDqRolesSharedBytes,
+  matrixDqRolesUnsupported,
+} from './dq-roles-matrix.wgsl.js';
 import { flashForwardWgsl, type RowKernelConfig } from './forward.wgsl.js';
 import {
   flashForwardMatrixWgsl,
   type MatrixForwardConfig,
+  matrixForwardQueryInWorkgroup,
   matrixForwardRows,
   matrixForwardSharedBytes,
   matrixForwardUnsupported,
@@ -91,7 +102,6 @@ export function rowKernelConfig(caps: Capabilities, tier: Tier, d: number, dv: n
   return { dtype: tierDtype(tier), d, dv, rows: FLASH_ROWS, tile };
 }
 
-/** The meta table as a tensor; u32 words travel in an f32-typed tensor, only their bits matter. */
 /** The forward kernel a call runs: tensor cores where the tier and head dims allow, else row-per-thread. */
 export type FlashForwardVariant =
   | { kind: 'matrix'; config: MatrixForwardConfig }
@@ -121,15 +131,86 @@ export const BACKWARD_SHAPES: MatrixShapeChoice[] = [
 ];
 
 /**
- * Which tensor-core dK/dV kernel runs where both could: the role-split one (four subgroups over the
- * plain kernel's 32 key rows, half the accumulators each; d = dv) or the plain one. Mutable so that
- * a diagnostic can time both in one run.
+ * Whether a tensor-core backward pass runs its role-split kernel where it applies, over what tile,
+ * and with each role's work split over how many subgroups by columns.
  */
-export const DKDV_KERNEL: { roles: boolean } = { roles: true };
+export interface RoleSplitChoice {
+  roles: boolean;
+  /** Rows of the other side per staged tile, apart from the backward shape's. */
+  rolesTile: number;
+  columnSplits: number;
+}
 
 /**
- * The tensor-core forward's shape for these head dims on this device, or undefined when none fits.
- * `assumeMatrix` stands in for adapters that list no matrix shapes (the null backend compiles them).
+ * Which tensor-core dK/dV kernel runs where both could: the role-split one (four subgroups over the
+ * plain kernel's 32 key rows, half the accumulators each; d = dv) or the plain one; the role-split
+ * kernel's query tile, apart from the dQ kernel's key tile; and its column splits. At n = 16384 on
+ * the H200 (d = 128, causal) the dK/dV pass took 282.7 ms plain, 198.6 split over 32-query tiles
+ * and 130.4 with each role split again over two subgroups by columns (eight subgroups, a quarter
+ * of the accumulators each), its gradients equal bit for bit. Mutable so that a diagnostic can time
+ * the choices in one run.
+ */
+export const DKDV_KERNEL: RoleSplitChoice = { roles: true, rolesTile: 32, columnSplits: 2 };
+
+/**
+ * The same choice for the dQ pass (its role split: Q and dO held by one role each): at n = 16384 on
+ * the H200 122.1 ms plain, 76.2 split over 16-key tiles, 81.1 over 32-key tiles split again by
+ * columns.
+ */
+export const DQ_KERNEL: RoleSplitChoice = { roles: true, rolesTile: 16, columnSplits: 1 };
+
+/** A backward pass's plain and role-split kernels: WGSL, why the split does not apply, its memory. */
+interface RoleSplitKernels {
+  plain: (c: MatrixBackwardConfig) => string;
+  split: (c: RolesConfig) => string;
+  splitUnsupported: (c: RolesConfig) => string | undefined;
+  splitSharedBytes: (c: RolesConfig) => number;
+}
+
+/**
+ * WGSL of a tensor-core backward pass for a backward shape: its role-split kernel as `choice` asks
+ * where that fits the device, else the role-split kernel at the shape's tile without column
+ * splits, else the plain kernel.
+ */
+function roleSplitWgsl(
+  caps: Capabilities,
+  matrix: MatrixBackwardConfig,
+  choice: RoleSplitChoice,
+  kernels: RoleSplitKernels,
+): string {
+  if (!choice.roles) return kernels.plain(matrix);
+  const fits = (c: RolesConfig) =>
+    matrixBackwardUnsupported(c) === undefined &&
+    kernels.splitUnsupported(c) === undefined &&
+    kernels.splitSharedBytes(c) <= caps.limits.maxComputeWorkgroupStorageSize &&
+    2 * c.subgroups * c.columnSplits * c.subgroupSize <= caps.limits.maxComputeInvocationsPerWorkgroup;
+  const split = [
+    { ...matrix, tile: choice.rolesTile, columnSplits: choice.columnSplits },
+    { ...matrix, columnSplits: 1 },
+  ].find(fits);
+  return split ? kernels.split(split) : kernels.plain(matrix);
+}
+
+const DKDV_KERNELS: RoleSplitKernels = {
+  plain: flashDkDvMatrixWgsl,
+  split: flashDkDvRolesMatrixWgsl,
+  splitUnsupported: matrixDkDvRolesUnsupported,
+  splitSharedBytes: matrixDkDvRolesSharedBytes,
+};
+
+const DQ_KERNELS: RoleSplitKernels = {
+  plain: flashDqMatrixWgsl,
+  split: flashDqRolesMatrixWgsl,
+  splitUnsupported: matrixDqRolesUnsupported,
+  splitSharedBytes: matrixDqRolesSharedBytes,
+};
+
+/**
+ * The tensor-core forward's shape for these head dims on this device, or undefined when none fits:
+ * the first of {@link FORWARD_SHAPES} that fits and holds Q in registers, else the first that fits.
+ * At MLA's prefill dims (288/256, 8192 tokens) one row fragment holding Q ran at 33.5 TFLOPS on the
+ * H200 where two reading it from workgroup memory ran at 30.2. `assumeMatrix` stands in for
+ * adapters that list no matrix shapes (the null backend compiles them).
  */
 export function matrixForwardConfig(
   caps: Capabilities,
@@ -137,15 +218,12 @@ export function matrixForwardConfig(
   dv: number,
   assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
 ): MatrixForwardConfig | undefined {
-  return pickMatrixShape(
-    caps,
-    d,
-    dv,
-    FORWARD_SHAPES,
-    matrixForwardUnsupported,
-    [matrixForwardSharedBytes],
-    assumeMatrix,
-  );
+  const pick = (unsupported: (c: MatrixForwardConfig) => string | undefined) =>
+    pickMatrixShape(caps, d, dv, FORWARD_SHAPES, unsupported, [matrixForwardSharedBytes], assumeMatrix);
+  const holdingQuery = (c: MatrixForwardConfig) =>
+    matrixForwardUnsupported(c) ??
+    (matrixForwardQueryInWorkgroup(c) ? 'Q does not fit in registers' : undefined);
+  return pick(holdingQuery) ?? pick(matrixForwardUnsupported);
 }
 
 /** The tensor-core backward's shape (shared by its dQ and dK/dV kernels), or undefined when none fits. */
@@ -209,6 +287,7 @@ export function flashForwardVariantWgsl(variant: FlashForwardVariant): string {
     : flashForwardWgsl(variant.config);
 }
 
+/** The meta table as a tensor; u32 words travel in an f32-typed tensor, only their bits matter. */
 function metaTensor(gpu: Gpu, meta: LaunchMeta): Tensor {
   return Tensor.from(gpu, new Float32Array(meta.words.buffer, meta.words.byteOffset, meta.words.length), [
     meta.words.length,
@@ -339,7 +418,7 @@ export async function flashAttentionBackward(
       });
       await dispatch(gpu, {
         label: `flash backward dq ${label}`,
-        code: matrix ? flashDqMatrixWgsl(matrix) : flashDqWgsl(config),
+        code: matrix ? roleSplitWgsl(gpu.caps, matrix, DQ_KERNEL, DQ_KERNELS) : flashDqWgsl(config),
         buffers: [q, k, v, dO, stats, qMetaBuffer, dq],
         params: paramsFor(problem, qMeta, lse.size),
         workgroups: qMeta.tiles * problem.hq,
@@ -348,11 +427,7 @@ export async function flashAttentionBackward(
     if (kMeta.tiles > 0) {
       await dispatch(gpu, {
         label: `flash backward dk dv ${label}`,
-        code: matrix
-          ? DKDV_KERNEL.roles && matrixDkDvRolesUnsupported(matrix) === undefined
-            ? flashDkDvRolesMatrixWgsl(matrix)
-            : flashDkDvMatrixWgsl(matrix)
-          : flashDkDvWgsl(config),
+        code: matrix ? roleSplitWgsl(gpu.caps, matrix, DKDV_KERNEL, DKDV_KERNELS) : flashDkDvWgsl(config),
         buffers: [q, k, v, dO, stats, kMetaBuffer, dk, dv],
         params: paramsFor(problem, kMeta, lse.size),
         workgroups: kMeta.tiles * problem.hkv,

@@ -1,0 +1,217 @@
+/**
+ * The tensor-core dQ pass with its work split by role, as the dK/dV pass's role split does it:
+ * twice the subgroups of the plain kernel (flashDqMatrixWgsl) over the same query rows. Subgroup
+ * `half + 2 · role` owns query rows `half · M ..` of the workgroup; role 0 holds Q's fragments and
+ * computes S = Q·Kᵀ, role 1 holds dO's and computes dP = dO·Vᵀ; both then turn their half of the
+ * tile's columns into dS = P ∘ (dP − delta), and each accumulates its half of dQ's columns,
+ * dQ += dS·K. Every subgroup runs the same code: the role only moves offsets into arrays that hold
+ * both roles' operands, because a branch on the subgroup would put the matrix operations and
+ * barriers out of uniform control flow. Hence d = dv.
+ *
+ * Why: the plain kernel holds Q and dO (d/8 fragments) and the whole dQ accumulator (d/16) in every
+ * subgroup, 128 registers per lane at d = 128 before any operand of the tile, with two subgroups
+ * per workgroup. Here a subgroup holds half of each: 64.
+ *
+ * `columnSplits` splits each role's work again, by columns, as in the dK/dV kernel: subgroup
+ * `half + 2 · role + 4 · part` computes its part of the tile's scores and holds its part of the
+ * role's dQ columns.
+ */
+import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
+import { unrolledStagingSetsWgsl } from '../wgsl.js';
+import { scratchElements, strides, tileRows } from './backward-matrix.wgsl.js';
+import type { RolesConfig } from './backward-roles-matrix.wgsl.js';
+import { backwardInputsWgsl, queryTileWgsl, SEQUENCE_WGSL, stageRowsVec4Set } from './common.wgsl.js';
+import {
+  matrixConstantsWgsl,
+  matrixEntryPoint,
+  matrixKernelHeader,
+  matrixShape,
+  fragmentNames as names,
+} from './matrix-kernel.js';
+
+/** Why a shape cannot use the role-split dQ kernel, or undefined when it can. */
+export function matrixDqRolesUnsupported(c: RolesConfig): string | undefined {
+  const { M, N } = c.matrix;
+  const parts = 2 * c.columnSplits;
+  if (c.d !== c.dv) return `d = ${c.d} and dv = ${c.dv} differ`;
+  if (c.subgroups !== 2) return `${c.subgroups} row fragments per workgroup; the role split is built for 2`;
+  if (c.d % (parts * N) !== 0) return `d = ${c.d} does not split into ${parts} parts of N = ${N} columns`;
+  if (c.tile % (c.columnSplits * N) !== 0 || c.tile % (parts * (c.subgroupSize / M)) !== 0) {
+    return `tile ${c.tile} does not split into ${parts} parts over ${c.subgroupSize / M} lanes per row`;
+  }
+  return undefined;
+}
+
+/**
+ * f16 elements of the array that stages the own q and dO rows, then each tile's K and V rows
+ * (the tile's rows overwrite the own rows once they are held).
+ */
+function stagingElements(c: RolesConfig): number {
+  return 2 * Math.max(c.subgroups * c.matrix.M, c.tile) * strides(c).d;
+}
+
+/** Workgroup memory of the role-split dQ kernel, in bytes: staging, S then dP (f32), dS (f16). */
+export function matrixDqRolesSharedBytes(c: RolesConfig): number {
+  const scratch = scratchElements(c);
+  return stagingElements(c) * 2 + scratch.s * 8 + scratch.p * 2;
+}
+
+/**
+ * WGSL of the role-split dQ pass: one workgroup per (query tile, head), of 2 · subgroups ·
+ * columnSplits subgroups.
+ */
+export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
+  const why = matrixDqRolesUnsupported(c);
+  if (why) throw new Error(`flashDqRolesMatrixWgsl: ${why}`);
+  const { M, N, K, rows, lanesPerRow, left, right, result } = matrixShape(c);
+  const cs = c.columnSplits;
+  const subgroups = 2 * c.subgroups * cs;
+  const threads = subgroups * c.subgroupSize;
+  // This subgroup's part of the tile's score columns.
+  const tilePart = c.tile / cs;
+  const st = strides(c);
+  const scratch = scratchElements(c);
+  const ownHalf = rows * st.d;
+  const tileHalf = c.tile * st.d;
+  const scoreHalf = scratch.s;
+  // Each (role, part) turns its share of the tile's columns into dS, each lane of a row a part of
+  // that, and accumulates its share of dQ's columns.
+  const dsColumns = c.tile / 2 / cs;
+  const perLane = dsColumns / lanesPerRow;
+  const columns = c.d / 2 / cs;
+  const held = names('hf', c.d / K);
+  const sf = names('sf', tilePart / N);
+  const dsf = names('dsf', c.tile / K);
+  const acc = names('acc', columns / N);
+  const own = (src: 'q' | 'dout', index: string) =>
+    stageRowsVec4Set(
+      {
+        dest: 'X',
+        src,
+        rows,
+        width: c.d,
+        destStride: st.d,
+        destOffset: src === 'q' ? 0 : ownHalf,
+        tokenStart: 'sp.qStart',
+        heads: 'p.hq',
+        head: 'h',
+        first: 'first',
+        end: 'last + 1',
+        threads,
+      },
+      index,
+    );
+  const stageKeyTile = unrolledStagingSetsWgsl(threads, [
+    tileRows(c, 'keys', 'X', 'k', 'ek', { threads, destOffset: 0 }),
+    tileRows(c, 'keys', 'X', 'v', 'ev', { threads, destOffset: tileHalf }),
+  ]);
+  // Role 0: S = Q·Kᵀ (K is role 0's half of X); role 1: dP = dO·Vᵀ (V is role 1's); into SD.
+  const scores = [
+    ...sf.flatMap((f, j) =>
+      held.map(
+        (a, kk) =>
+          `    ${f} = subgroupMatrixMultiplyAccumulate(${a}, subgroupMatrixLoad<${right}, col_major>(&X, role * ${tileHalf}u + colPart * ${tilePart * st.d}u + ${j * N * st.d + kk * K}u, ${st.d}u), ${f});`,
+      ),
+    ),
+    ...sf.map(
+      (f, j) =>
+        `    subgroupMatrixStore<row_major>(&SD, role * ${scoreHalf}u + half * ${M * st.s}u + colPart * ${tilePart}u + ${j * N}u, ${f}, ${st.s}u);`,
+    ),
+  ].join('\n');
+  // The dQ columns this subgroup owns += dS·K; each dS fragment feeds all of them.
+  const updates = [
+    ...dsf.map(
+      (f, kc) =>
+        `    let ${f} = subgroupMatrixLoad<${left}, row_major>(&Ds, half * ${M * st.p}u + ${kc * K}u, ${st.p}u);`,
+    ),
+    ...acc.flatMap((f, n) =>
+      dsf.map(
+        (a, kc) =>
+          `    ${f} = subgroupMatrixMultiplyAccumulate(${a}, subgroupMatrixLoad<${right}, row_major>(&X, ${kc * K * st.d}u + dsPart * ${columns}u + ${n * N}u, ${st.d}u), ${f});`,
+      ),
+    ),
+  ].join('\n');
+  // Each subgroup copies its accumulators out, scaled, through its own part of SD.
+  // Parts of M·N elements fit the M score rows of the subgroup's role and half, as the tile splits
+  // into parts at least N wide.
+  const scratchOf = `role * ${scoreHalf}u + half * ${M * st.s}u + colPart * ${M * N}u`;
+  const writeOut = acc
+    .map(
+      (f, n) => `  subgroupMatrixStore<row_major>(&SD, ${scratchOf}, ${f}, ${N}u);
+  workgroupBarrier();
+  for (var e = lane; e < ${M * N}u; e += ${c.subgroupSize}u) {
+    let r = first + i32(half * ${M}u + e / ${N}u);
+    let x = SD[${scratchOf} + e];
+    if (r <= last && sg < ${subgroups}u) {
+      dq[((sp.qStart + u32(r)) * p.hq + h) * D + dsPart * ${columns}u + ${n * N}u + e % ${N}u] = f16(x * p.scale);
+    }
+  }
+  workgroupBarrier();`,
+    )
+    .join('\n');
+  return `${matrixKernelHeader(c)}
+${backwardInputsWgsl('vec4<f16>')}
+@group(0) @binding(6) var<storage, read_write> dq: array<f16>;
+@group(0) @binding(7) var<uniform> p: Params;
+
+${matrixConstantsWgsl(c)}
+// The workgroup's q then dO rows (until held), then each tile's K then V rows; S then dP (f32);
+// dS (f16); rows padded by 16 bytes.
+var<workgroup> X: array<f16, ${stagingElements(c)}>;
+var<workgroup> SD: array<f32, ${2 * scoreHalf}>;
+var<workgroup> Ds: array<f16, ${scratch.p}>;
+
+${SEQUENCE_WGSL}
+
+${WORKGROUP_INDEX_WGSL}
+
+${matrixEntryPoint({ ...c, subgroups })}
+${queryTileWgsl('ROWS')}
+  // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
+  let sgc = min(sg, ${subgroups - 1}u);
+  let half = sgc % ${c.subgroups}u;
+  let role = (sgc / ${c.subgroups}u) % 2u;
+  let colPart = sgc / ${2 * c.subgroups}u;
+  // This subgroup's share of the dS columns and of dQ's columns.
+  let dsPart = role * ${cs}u + colPart;
+  let row = lane % ${M}u;
+  let part = lane / ${M}u;
+  let i = first + i32(half * ${M}u + row);
+  ${unrolledStagingSetsWgsl(threads, [own('q', 'eq'), own('dout', 'eo')])}
+  workgroupBarrier();
+${held.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&X, role * ${ownHalf}u + half * ${M * st.d}u + ${kk * K}u, ${st.d}u);`).join('\n')}
+  var rowLse = 0.0;
+  var rowDelta = 0.0;
+  if (i <= last) {
+    let stat = rowStats(sp, h, i);
+    rowLse = stat.x;
+    rowDelta = stat.y;
+  }
+${acc.map((f) => `  var ${f} = ${result}();`).join('\n')}
+  let range = keyRange(sp, first, last);
+  for (var k0 = range.x; k0 < range.y; k0 += i32(TILE)) {
+    workgroupBarrier();
+    ${stageKeyTile}
+    workgroupBarrier();
+${sf.map((f) => `    var ${f} = ${result}();`).join('\n')}
+${scores}
+    workgroupBarrier();
+    // A tile every row sees whole skips the per-score mask test.
+    let open = k0 + i32(TILE) <= range.y && blockVisible(sp, first, last, k0, k0 + i32(TILE) - 1);
+    let firstColumn = dsPart * ${dsColumns}u + part * ${perLane}u;
+    for (var jj = firstColumn; jj < firstColumn + ${perLane}u; jj++) {
+      let j = k0 + i32(jj);
+      let at = half * ${M * st.s}u + row * ${st.s}u + jj;
+      var ds = 0.0;
+      if (i <= last && (open || (j < range.y && visible(sp, i, j)))) {
+        ds = exp(SD[at] * p.scale - rowLse) * (SD[${scoreHalf}u + at] - rowDelta);
+      }
+      Ds[half * ${M * st.p}u + row * ${st.p}u + jj] = f16(ds);
+    }
+    workgroupBarrier();
+${updates}
+  }
+${writeOut}
+}
+`;
+}
