@@ -207,7 +207,7 @@ const DQ_KERNELS: RoleSplitKernels = {
 
 /**
  * The tensor-core forward's shape for these head dims on this device, or undefined when none fits:
- * the first of {@link FORWARD_SHAPES} that fits and holds Q in registers, else the first that fits.
+ * the first of `FORWARD_SHAPES` that fits and holds Q in registers, else the first that fits.
  * At MLA's prefill dims (288/256, 8192 tokens) one row fragment holding Q ran at 33.5 TFLOPS on the
  * H200 where two reading it from workgroup memory ran at 30.2. `assumeMatrix` stands in for
  * adapters that list no matrix shapes (the null backend compiles them).
