@@ -404,108 +404,98 @@ describe('flash attention: every variant compiles on the null backend', () => {
     });
   }
 
-  it('the role-split dK/dV kernel at the H200 shapes (d = dv) as a shader module, and where it refuses', async () => {
-    // Its 26-32 KiB of workgroup memory exceed the null backend's 16 KiB: the module must compile; the
-    // pipeline is created on the GPU by `webattn verify flash`.
-    for (const [d, tile, columnSplits] of [
-      [64, 16, 1],
-      [128, 16, 1],
-      [128, 32, 1],
-      [128, 32, 2],
-    ] as const) {
-      const c = {
-        d,
-        dv: d,
+  // The H200 shapes (d = dv, 16- and 32-row tiles, one or two column splits) of each role-split
+  // backward kernel: over the null backend's 16 KiB of workgroup memory at d = 128, so the modules
+  // must compile; the pipelines are created on the GPU by `webattn verify flash`. Each subgroup
+  // holds d/16 fragments of its own rows (K or V; Q or dO) and its share of the accumulators.
+  const roleSplitKernels = [
+    {
+      pass: 'dK/dV',
+      wgsl: flashDkDvRolesMatrixWgsl,
+      unsupported: matrixDkDvRolesUnsupported,
+      sharedBytes: matrixDkDvRolesSharedBytes,
+      held: /let ownf\d+ = subgroupMatrixLoad/g,
+      accumulators: (d: number, columnSplits: number) => d / 16 / columnSplits,
+    },
+    {
+      pass: 'dQ',
+      wgsl: flashDqRolesMatrixWgsl,
+      unsupported: matrixDqRolesUnsupported,
+      sharedBytes: matrixDqRolesSharedBytes,
+      held: /let hf\d+ = subgroupMatrixLoad/g,
+      accumulators: (d: number, columnSplits: number) => d / 32 / columnSplits,
+    },
+  ];
+  for (const kernel of roleSplitKernels) {
+    it(`the role-split ${kernel.pass} kernel at the H200 shapes as a shader module, and where it refuses`, async () => {
+      for (const [d, tile, columnSplits] of [
+        [64, 16, 1],
+        [128, 16, 1],
+        [128, 32, 1],
+        [128, 32, 2],
+      ] as const) {
+        const c = {
+          d,
+          dv: d,
+          matrix: { M: 16, N: 16, K: 16 },
+          subgroupSize: 32,
+          pinSubgroupSize: true,
+          subgroups: 2,
+          tile,
+          columnSplits,
+        };
+        const what = `d=${d} tile=${tile} columnSplits=${columnSplits}`;
+        expect(kernel.unsupported(c), what).toBeUndefined();
+        expect(kernel.sharedBytes(c), what).toBeLessThanOrEqual(48 * 1024);
+        const code = kernel.wgsl(c);
+        expect(code.match(kernel.held)?.length, what).toBe(d / 16);
+        expect(code.match(/var acc\d+ = subgroup_matrix_result/g)?.length, what).toBe(
+          kernel.accumulators(d, columnSplits),
+        );
+        expect(code).toContain(`@workgroup_size(${128 * columnSplits})`);
+        const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
+        expect(
+          info.messages.filter((m) => m.type === 'error').map((m) => m.message),
+          what,
+        ).toEqual([]);
+      }
+      const base = {
         matrix: { M: 16, N: 16, K: 16 },
         subgroupSize: 32,
         pinSubgroupSize: true,
-        subgroups: 2,
-        tile,
-        columnSplits,
+        tile: 16,
+        columnSplits: 1,
       };
-      expect(matrixDkDvRolesUnsupported(c)).toBeUndefined();
-      const code = flashDkDvRolesMatrixWgsl(c);
-      // Each subgroup holds d/16 fragments of its own rows and d/16/columnSplits accumulators.
-      expect(code.match(/let ownf\d+ = subgroupMatrixLoad/g)?.length, `d=${d}`).toBe(d / 16);
-      expect(code.match(/var acc\d+ = subgroup_matrix_result/g)?.length, `d=${d}`).toBe(
-        d / 16 / columnSplits,
+      expect(kernel.unsupported({ ...base, d: 192, dv: 128, subgroups: 2 })).toMatch(/differ/);
+      expect(kernel.unsupported({ ...base, d: 128, dv: 128, subgroups: 1 })).toMatch(/built for 2/);
+      // Two parts of a 16-row tile would be 8 columns wide, narrower than a fragment.
+      expect(kernel.unsupported({ ...base, d: 128, dv: 128, subgroups: 2, columnSplits: 2 })).toMatch(
+        /does not split into \d parts/,
       );
-      expect(code).toContain(`@workgroup_size(${128 * columnSplits})`);
-      // The own rows are staged through the query tile's array, so the split kernel needs less.
-      expect(matrixDkDvRolesSharedBytes(c)).toBeLessThan(matrixDkDvSharedBytes(c));
-      expect(matrixDkDvRolesSharedBytes(c)).toBeLessThanOrEqual(48 * 1024);
-      const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
-      expect(
-        info.messages.filter((m) => m.type === 'error').map((m) => m.message),
-        `d=${d} tile=${tile} columnSplits=${columnSplits}`,
-      ).toEqual([]);
-    }
-    const base = {
-      matrix: { M: 16, N: 16, K: 16 },
-      subgroupSize: 32,
-      pinSubgroupSize: true,
-      tile: 16,
-      columnSplits: 1,
-    };
-    expect(matrixDkDvRolesUnsupported({ ...base, d: 192, dv: 128, subgroups: 2 })).toMatch(/differ/);
-    expect(matrixDkDvRolesUnsupported({ ...base, d: 128, dv: 128, subgroups: 1 })).toMatch(/built for 2/);
-    // Two parts of a 16-query tile would be 8 columns wide, narrower than a fragment.
-    expect(matrixDkDvRolesUnsupported({ ...base, d: 128, dv: 128, subgroups: 2, columnSplits: 2 })).toMatch(
-      /does not split into 2 parts/,
-    );
-  });
+    });
+  }
 
-  it('the role-split dQ kernel at the H200 shapes (d = dv) as a shader module, and where it refuses', async () => {
-    // Over the null backend's 16 KiB of workgroup memory at d = 128: the module must compile; the
-    // pipeline is created on the GPU by `webattn verify flash`.
-    for (const [d, tile, columnSplits] of [
-      [64, 16, 1],
-      [128, 16, 1],
-      [128, 32, 1],
-      [128, 32, 2],
-    ] as const) {
-      const c = {
-        d,
-        dv: d,
-        matrix: { M: 16, N: 16, K: 16 },
-        subgroupSize: 32,
-        pinSubgroupSize: true,
-        subgroups: 2,
-        tile,
-        columnSplits,
-      };
-      expect(matrixDqRolesUnsupported(c)).toBeUndefined();
-      expect(matrixDqRolesSharedBytes(c)).toBeLessThanOrEqual(48 * 1024);
-      const code = flashDqRolesMatrixWgsl(c);
-      // Each role holds d/16 fragments of its own rows; each subgroup accumulates its share of dQ's columns.
-      expect(code.match(/let hf\d+ = subgroupMatrixLoad/g)?.length, `d=${d}`).toBe(d / 16);
-      expect(code.match(/var acc\d+ = subgroup_matrix_result/g)?.length, `d=${d}`).toBe(
-        d / 32 / columnSplits,
-      );
-      expect(code).toContain(`@workgroup_size(${128 * columnSplits})`);
-      const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
-      expect(
-        info.messages.filter((m) => m.type === 'error').map((m) => m.message),
-        `d=${d} tile=${tile} columnSplits=${columnSplits}`,
-      ).toEqual([]);
-    }
-    const base = {
+  it('the role-split kernels need less workgroup memory than the plain dK/dV kernel, and where dQ refuses', () => {
+    const c = {
+      d: 128,
+      dv: 128,
       matrix: { M: 16, N: 16, K: 16 },
       subgroupSize: 32,
       pinSubgroupSize: true,
+      subgroups: 2,
       tile: 16,
       columnSplits: 1,
     };
-    expect(matrixDqRolesUnsupported({ ...base, d: 192, dv: 128, subgroups: 2 })).toMatch(/differ/);
-    expect(matrixDqRolesUnsupported({ ...base, d: 128, dv: 128, subgroups: 1 })).toMatch(/built for 2/);
-    expect(matrixDqRolesUnsupported({ ...base, d: 48, dv: 48, subgroups: 2 })).toMatch(/2 parts/);
-    expect(matrixDqRolesUnsupported({ ...base, d: 96, dv: 96, subgroups: 2, columnSplits: 2 })).toMatch(
+    // The own rows are staged through the tile's array, so the split kernels need less.
+    expect(matrixDkDvRolesSharedBytes(c)).toBeLessThan(matrixDkDvSharedBytes(c));
+    expect(matrixDqRolesUnsupported({ ...c, d: 48, dv: 48 })).toMatch(/2 parts/);
+    expect(matrixDqRolesUnsupported({ ...c, d: 96, dv: 96, tile: 32, columnSplits: 2 })).toMatch(
       /4 parts of N/,
     );
     // 128-lane subgroups share a 16-row fragment's row over 8 lanes: an 8-key tile has too few per role.
-    const wide = { d: 64, dv: 64, subgroups: 2, matrix: { M: 16, N: 8, K: 8 }, subgroupSize: 128 };
-    expect(matrixDqRolesUnsupported({ ...base, ...wide, tile: 8 })).toMatch(/2 parts over 8 lanes/);
-    expect(matrixDqRolesUnsupported({ ...base, ...wide, tile: 16 })).toBeUndefined();
+    const wide = { d: 64, dv: 64, matrix: { M: 16, N: 8, K: 8 }, subgroupSize: 128 };
+    expect(matrixDqRolesUnsupported({ ...c, ...wide, tile: 8 })).toMatch(/2 parts over 8 lanes/);
+    expect(matrixDqRolesUnsupported({ ...c, ...wide, tile: 16 })).toBeUndefined();
   });
 
   it('the forward at the H200 shape, Q held in registers (d = 128) or read from workgroup memory (MLA 288/256)', async () => {

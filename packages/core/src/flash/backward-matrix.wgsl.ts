@@ -133,6 +133,15 @@ function writeFragments(
     .join('\n');
 }
 
+/** The dQ passes' statistics of query row `i` (zero past the tile's last row): rowLse, rowDelta. */
+export const ROW_STATISTICS_WGSL = `  var rowLse = 0.0;
+  var rowDelta = 0.0;
+  if (i <= last) {
+    let st = rowStats(sp, h, i);
+    rowLse = st.x;
+    rowDelta = st.y;
+  }`;
+
 /** WGSL of the tensor-core dQ pass: one workgroup per (query tile, head), like the forward. */
 export function flashDqMatrixWgsl(c: MatrixBackwardConfig): string {
   const { M, N, K, rows, threads, perLane: keysPerLane, left, right, result } = matrixShape(c);
@@ -198,13 +207,7 @@ ${qf.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&Xs, sg
   ${stageQ('Xs', 'dout', c.dv)}
   workgroupBarrier();
 ${df.map((f, c2) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&Xs, sgc * ${M}u * XS + ${c2 * K}u, XS);`).join('\n')}
-  var rowLse = 0.0;
-  var rowDelta = 0.0;
-  if (i <= last) {
-    let st = rowStats(sp, h, i);
-    rowLse = st.x;
-    rowDelta = st.y;
-  }
+${ROW_STATISTICS_WGSL}
 ${gf.map((f) => `  var ${f} = ${result}();`).join('\n')}
   let range = keyRange(sp, first, last);
   for (var k0 = range.x; k0 < range.y; k0 += i32(TILE)) {

@@ -69,6 +69,34 @@ export function matrixDkDvRolesSharedBytes(c: RolesConfig): number {
 }
 
 /**
+ * WGSL that copies a role-split subgroup's accumulators out, fragment by fragment, through its own
+ * part of the score scratch `SD`: M·N elements, which fit the M score rows of its role and half as
+ * the tile splits into parts at least N wide. `write(column)` stores `x`, the element of row `r`
+ * at `column` (the fragment's first column is `firstColumn`), in subgroups that exist.
+ */
+export function roleAccumulatorsOutWgsl(
+  c: RolesConfig,
+  acc: string[],
+  firstColumn: string,
+  write: (column: string) => string,
+): string {
+  const { M, N } = c.matrix;
+  const scratchOf = `role * ${scratchElements(c).s}u + half * ${M * strides(c).s}u + colPart * ${M * N}u`;
+  return acc
+    .map(
+      (f, n) => `  subgroupMatrixStore<row_major>(&SD, ${scratchOf}, ${f}, ${N}u);
+  workgroupBarrier();
+  for (var e = lane; e < ${M * N}u; e += ${c.subgroupSize}u) {
+    let r = first + i32(half * ${M}u + e / ${N}u);
+    let x = SD[${scratchOf} + e];
+    ${write(`${firstColumn} + ${n * N}u + e % ${N}u`)}
+  }
+  workgroupBarrier();`,
+    )
+    .join('\n');
+}
+
+/**
  * WGSL of the role-split dK/dV pass: one workgroup per (key tile, KV head), of 2 · subgroups ·
  * columnSplits subgroups.
  */
@@ -147,25 +175,16 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
       ),
     ),
   ].join('\n');
-  // Each subgroup copies its accumulators out through its part of SD: dV (role 0), dK scaled (role 1).
-  // Parts of M·N elements fit the M score rows of the subgroup's role and half, as the tile splits
-  // into parts at least N wide.
-  const scratchOf = `role * ${scoreHalf}u + half * ${M * st.s}u + colPart * ${M * N}u`;
-  const writeOut = acc
-    .map(
-      (f, n) => `  subgroupMatrixStore<row_major>(&SD, ${scratchOf}, ${f}, ${N}u);
-  workgroupBarrier();
-  for (var e = lane; e < ${M * N}u; e += ${c.subgroupSize}u) {
-    let r = first + i32(half * ${M}u + e / ${N}u);
-    let x = SD[${scratchOf} + e];
-    let at = ((sp.kStart + u32(r)) * p.hkv + hk) * D + colPart * ${dPart}u + ${n * N}u + e % ${N}u;
+  // Each subgroup copies its accumulators out: dV (role 0), dK scaled (role 1).
+  const writeOut = roleAccumulatorsOutWgsl(
+    c,
+    acc,
+    `colPart * ${dPart}u`,
+    (column) => `let at = ((sp.kStart + u32(r)) * p.hkv + hk) * D + ${column};
     if (r <= last && sg < ${subgroups}u) {
       if (role == 0u) { dv[at] = f16(x); } else { dk[at] = f16(x * p.scale); }
-    }
-  }
-  workgroupBarrier();`,
-    )
-    .join('\n');
+    }`,
+  );
   return `${dkDvHeaderWgsl(c)}
 // Both roles' operands: the workgroup's K then V rows (until held), then each tile's q then dO
 // rows; S then dP (f32), P then dS (f16); rows padded by 16 bytes.

@@ -18,8 +18,8 @@
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { unrolledStagingSetsWgsl } from '../wgsl.js';
-import { scratchElements, strides, tileRows } from './backward-matrix.wgsl.js';
-import type { RolesConfig } from './backward-roles-matrix.wgsl.js';
+import { ROW_STATISTICS_WGSL, scratchElements, strides, tileRows } from './backward-matrix.wgsl.js';
+import { type RolesConfig, roleAccumulatorsOutWgsl } from './backward-roles-matrix.wgsl.js';
 import { backwardInputsWgsl, queryTileWgsl, SEQUENCE_WGSL, stageRowsVec4Set } from './common.wgsl.js';
 import {
   matrixConstantsWgsl,
@@ -131,24 +131,15 @@ export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
       ),
     ),
   ].join('\n');
-  // Each subgroup copies its accumulators out, scaled, through its own part of SD.
-  // Parts of M·N elements fit the M score rows of the subgroup's role and half, as the tile splits
-  // into parts at least N wide.
-  const scratchOf = `role * ${scoreHalf}u + half * ${M * st.s}u + colPart * ${M * N}u`;
-  const writeOut = acc
-    .map(
-      (f, n) => `  subgroupMatrixStore<row_major>(&SD, ${scratchOf}, ${f}, ${N}u);
-  workgroupBarrier();
-  for (var e = lane; e < ${M * N}u; e += ${c.subgroupSize}u) {
-    let r = first + i32(half * ${M}u + e / ${N}u);
-    let x = SD[${scratchOf} + e];
-    if (r <= last && sg < ${subgroups}u) {
-      dq[((sp.qStart + u32(r)) * p.hq + h) * D + dsPart * ${columns}u + ${n * N}u + e % ${N}u] = f16(x * p.scale);
-    }
-  }
-  workgroupBarrier();`,
-    )
-    .join('\n');
+  // Each subgroup copies its accumulators out, scaled.
+  const writeOut = roleAccumulatorsOutWgsl(
+    c,
+    acc,
+    `dsPart * ${columns}u`,
+    (column) => `if (r <= last && sg < ${subgroups}u) {
+      dq[((sp.qStart + u32(r)) * p.hq + h) * D + ${column}] = f16(x * p.scale);
+    }`,
+  );
   return `${matrixKernelHeader(c)}
 ${backwardInputsWgsl('vec4<f16>')}
 @group(0) @binding(6) var<storage, read_write> dq: array<f16>;
@@ -180,13 +171,7 @@ ${queryTileWgsl('ROWS')}
   ${unrolledStagingSetsWgsl(threads, [own('q', 'eq'), own('dout', 'eo')])}
   workgroupBarrier();
 ${held.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&X, role * ${ownHalf}u + half * ${M * st.d}u + ${kk * K}u, ${st.d}u);`).join('\n')}
-  var rowLse = 0.0;
-  var rowDelta = 0.0;
-  if (i <= last) {
-    let stat = rowStats(sp, h, i);
-    rowLse = stat.x;
-    rowDelta = stat.y;
-  }
+${ROW_STATISTICS_WGSL}
 ${acc.map((f) => `  var ${f} = ${result}();`).join('\n')}
   let range = keyRange(sp, first, last);
   for (var k0 = range.x; k0 < range.y; k0 += i32(TILE)) {
