@@ -45,6 +45,11 @@ import {
   selectedKeysMatrixWgsl,
   selectedKeysSumWgsl,
 } from '../src/selected/selected-backward-matrix.wgsl.js';
+import {
+  selectedDqRolesMatrixWgsl,
+  selectedDqRolesSharedBytes,
+  selectedDqRolesUnsupported,
+} from '../src/selected/selected-dq-roles-matrix.wgsl.js';
 import { selectedGroupWgsl } from '../src/selected/selected-group.wgsl.js';
 import {
   type SelectedMatrixConfig,
@@ -228,6 +233,30 @@ describe('the tensor-core selection and selected attention compile on the null b
       const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
       expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
     }
+  });
+
+  it('the role-split dQ (d = dv): pipelines within 16 KiB, the H200 shape as a module, and where it refuses', async () => {
+    // Q held by one role's subgroups, dO by the other's; each subgroup owns d / (2 · tile/16) of dQ's columns.
+    for (const c of [
+      { ...base, d: 64, dv: 64, group: 16, blockSize: 64, tile: 32 },
+      { ...base, d: 32, dv: 32, group: 32, blockSize: 32, tile: 16 },
+    ]) {
+      expect(selectedDqRolesUnsupported(c)).toBeUndefined();
+      expect(selectedDqRolesSharedBytes(c)).toBeLessThanOrEqual(
+        gpu.caps.limits.maxComputeWorkgroupStorageSize,
+      );
+      const code = selectedDqRolesMatrixWgsl(c);
+      expect(code).toContain(`@workgroup_size(${2 * (c.tile / 16) * 32})`);
+      await expect(gpu.pipelines.get(code, 'selected dq roles matrix')).resolves.toBeDefined();
+    }
+    const h200 = { ...base, d: 128, dv: 128, group: 16, blockSize: 64, tile: 64 };
+    expect(selectedDqRolesSharedBytes(h200)).toBeLessThanOrEqual(48 * 1024);
+    const info = await gpu.device
+      .createShaderModule({ code: selectedDqRolesMatrixWgsl(h200) })
+      .getCompilationInfo();
+    expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+    expect(selectedDqRolesUnsupported({ ...h200, dv: 64 })).toMatch(/differ/);
+    expect(selectedDqRolesUnsupported({ ...h200, d: 64, dv: 64 })).toMatch(/8 slices/);
   });
 
   for (const group of [4, 16, 32]) {

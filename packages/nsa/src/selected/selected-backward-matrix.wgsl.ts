@@ -50,14 +50,16 @@ export const SELECTED_MATRIX_BACKWARD_PARAMS = [
   ['keyChunk', 'u32'],
 ] as const;
 
-function split(c: SelectedMatrixConfig) {
+/** How the work divides: row fragments and rows (the group, padded), key slices (subgroups), invocations. */
+export function split(c: SelectedMatrixConfig) {
   const fragments = Math.ceil(c.group / c.matrix.M);
   const rows = fragments * c.matrix.M;
   const subgroups = c.tile / c.matrix.N;
   return { fragments, rows, subgroups, threads: subgroups * c.subgroupSize };
 }
 
-function strides(c: SelectedMatrixConfig) {
+/** Row strides of the workgroup arrays in elements, padded by 16 bytes against bank conflicts. */
+export function strides(c: SelectedMatrixConfig) {
   return { k: c.d + 8, v: c.dv + 8, s: c.tile + 4, p: c.tile + 8, out: c.matrix.N + 4 };
 }
 
@@ -126,7 +128,7 @@ const KEY_TILE_OF_LIST_WGSL = `  let g = slot % p.kvHeads;
   if (k0 >= len) { return; }`;
 
 /** Header shared by the three kernels: extensions, params, the sequence lookup, the entry point. */
-function header(c: SelectedMatrixConfig, bindings: string[]): string {
+export function header(c: SelectedMatrixConfig, bindings: string[]): string {
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
 ${paramsStruct(SELECTED_MATRIX_BACKWARD_PARAMS)}
@@ -143,7 +145,7 @@ ${NSA_SEQUENCE_WGSL}
 ${WORKGROUP_INDEX_WGSL}`;
 }
 
-function entry(c: SelectedMatrixConfig, threads: number): string {
+export function entry(c: SelectedMatrixConfig, threads: number): string {
   return `@compute @workgroup_size(${threads})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
@@ -154,7 +156,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
  * The group's lse (base 2) and delta of token t into `Lse2` and `Delta`, as one set of a staging
  * step (rows past the group get lse +inf and delta 0, so their probabilities are 0).
  */
-function rowStatsSet(rows: number): StagingSet {
+export function rowStatsSet(rows: number): StagingSet {
   return {
     count: rows,
     index: 'es',
@@ -190,7 +192,7 @@ function tokenRowsWgsl(c: SelectedMatrixConfig, qDest: string, oDest: string): s
 }
 
 /** A result fragment to write out: its name, its first row and its first column (a WGSL u32 expression). */
-interface OutFragment {
+export interface OutFragment {
   name: string;
   row: string;
   col: string;
@@ -198,27 +200,29 @@ interface OutFragment {
 
 /**
  * Writes result fragments to a storage array of f16, scaled by `factor`, one fragment at a time
- * through the subgroup's slice of `Xout` (fragments are f32 and the storage f16). `target(row, col)`
- * is the element's storage reference, `valid(row)` whether the row exists.
+ * through the subgroup's slice of `scratch` (f32, `Xout` with padded rows unless given; fragments
+ * are f32 and the storage f16). `target(row, col)` is the element's storage reference,
+ * `valid(row)` whether the row exists.
  */
-function writeFragmentsWgsl(
+export function writeFragmentsWgsl(
   c: SelectedMatrixConfig,
   frags: OutFragment[],
   target: (row: string, col: string) => string,
   valid: (row: string) => string,
   factor: string,
+  scratch: { array: string; stride: number } = { array: 'Xout', stride: strides(c).out },
 ): string {
   const { M, N } = c.matrix;
-  const st = strides(c);
-  const base = `sgc * ${M * st.out}u`;
+  const { array, stride } = scratch;
+  const base = `sgc * ${M * stride}u`;
   return frags
     .map(
-      ({ name, row, col }) => `  subgroupMatrixStore<row_major>(&Xout, ${base}, ${name}, ${st.out}u);
+      ({ name, row, col }) => `  subgroupMatrixStore<row_major>(&${array}, ${base}, ${name}, ${stride}u);
   workgroupBarrier();
   for (var e = lane; e < ${M * N}u; e += ${c.subgroupSize}u) {
     let r = ${row} + e / ${N}u;
     let cc = ${col} + e % ${N}u;
-    if (${valid('r')}) { ${target('r', 'cc')} = f16(Xout[${base} + (e / ${N}u) * ${st.out}u + e % ${N}u] * ${factor}); }
+    if (${valid('r')}) { ${target('r', 'cc')} = f16(${array}[${base} + (e / ${N}u) * ${stride}u + e % ${N}u] * ${factor}); }
   }
   workgroupBarrier();`,
     )

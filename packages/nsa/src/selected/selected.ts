@@ -31,6 +31,11 @@ import {
   selectedKeysMatrixWgsl,
   selectedKeysSumWgsl,
 } from './selected-backward-matrix.wgsl.js';
+import {
+  selectedDqRolesMatrixWgsl,
+  selectedDqRolesSharedBytes,
+  selectedDqRolesUnsupported,
+} from './selected-dq-roles-matrix.wgsl.js';
 import { selectedGroupSharedBytes, selectedGroupWgsl } from './selected-group.wgsl.js';
 import {
   type SelectedMatrixConfig,
@@ -46,6 +51,13 @@ import {
 export const SELECTED_MATRIX_TILES: number[] = [64, 32, 16];
 
 /**
+ * Whether the backward's tensor-core dQ runs split by role where it applies (d = dv): Q held by one
+ * role's subgroups, dO by the other's. Mutable so that a diagnostic can time both; not exported
+ * from the package.
+ */
+export const SELECTED_DQ_KERNEL: { roles: boolean } = { roles: true };
+
+/**
  * The shape of a tensor-core kernel (the forward, the backward's dQ or its dK/dV) for this config:
  * the largest key tile that divides the block size and fits the workgroup memory, or undefined
  * when none does. `assumeMatrix` stands in for an
@@ -55,7 +67,7 @@ export function selectedMatrixConfig(
   caps: Capabilities,
   config: Pick<NsaConfig, 'headDim' | 'vHeadDim' | 'topN' | 'heads' | 'kvHeads' | 'blockSize'>,
   assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
-  kernel: 'forward' | 'dq' | 'dk' | 'dv' = 'forward',
+  kernel: 'forward' | 'dq' | 'dq-roles' | 'dk' | 'dv' = 'forward',
 ): SelectedMatrixConfig | undefined {
   const matrix = preferredMatrixConfig(caps) ?? assumeMatrix;
   if (!matrix) return undefined;
@@ -73,10 +85,16 @@ export function selectedMatrixConfig(
     const bytes = {
       forward: () => selectedMatrixSharedBytes(c),
       dq: () => selectedDqMatrixSharedBytes(c),
+      'dq-roles': () => selectedDqRolesSharedBytes(c),
       dk: () => selectedKeysMatrixSharedBytes(c, 'dk'),
       dv: () => selectedKeysMatrixSharedBytes(c, 'dv'),
     }[kernel]();
-    const why = kernel === 'forward' ? selectedMatrixUnsupported(c) : selectedBackwardMatrixUnsupported(c);
+    const why =
+      kernel === 'forward'
+        ? selectedMatrixUnsupported(c)
+        : kernel === 'dq-roles'
+          ? selectedDqRolesUnsupported(c)
+          : selectedBackwardMatrixUnsupported(c);
     if (bytes <= caps.limits.maxComputeWorkgroupStorageSize && why === undefined) return c;
   }
   return undefined;
@@ -185,8 +203,15 @@ export async function selectedAttentionBackward(
     params: { layout: SELECTED_PARAMS, values },
     workgroups: Math.ceil(rows / SELECTED_BACKWARD_WORKGROUP),
   });
-  const matrixDq =
-    tier === 'subgroup-matrix' ? selectedMatrixConfig(gpu.caps, config, undefined, 'dq') : undefined;
+  const dqKernel = (kind: 'dq' | 'dq-roles') =>
+    tier === 'subgroup-matrix' ? selectedMatrixConfig(gpu.caps, config, undefined, kind) : undefined;
+  const dqRoles = SELECTED_DQ_KERNEL.roles ? dqKernel('dq-roles') : undefined;
+  const dqPlain = dqKernel('dq');
+  const matrixDqCode = dqRoles
+    ? selectedDqRolesMatrixWgsl(dqRoles)
+    : dqPlain
+      ? selectedDqMatrixWgsl(dqPlain)
+      : undefined;
   // dK's kernel holds the value tile as well, so dV may fit a wider tile than dK (64 against 32
   // keys at d = 128 in 48 KiB); tensor cores for both or for neither.
   const keyConfigs = (['dk', 'dv'] as const).map((grad) =>
@@ -222,11 +247,11 @@ export async function selectedAttentionBackward(
   const dv = Tensor.empty(gpu, v.shape, v.dtype);
   try {
     const dqInputs = [q, k, v, selection, meta.tensor, dO, stats, dq];
-    if (matrixDq) {
+    if (matrixDqCode) {
       // A workgroup per (token, KV head).
       await dispatch(gpu, {
         label: 'nsa selected attention dq',
-        code: selectedDqMatrixWgsl(matrixDq),
+        code: matrixDqCode,
         buffers: dqInputs,
         params: { layout: SELECTED_MATRIX_BACKWARD_PARAMS, values: matrixValues },
         workgroups: layout.tokens * config.kvHeads,
