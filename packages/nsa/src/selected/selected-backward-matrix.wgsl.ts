@@ -229,10 +229,48 @@ export function writeFragmentsWgsl(
     .join('\n');
 }
 
+/**
+ * dQ += dS·K for the subgroup's `cols` columns of dQ (fragments `dq[r][n]`): per K-step of the
+ * tile, each row fragment's dS loaded once from `ds` (row stride `p`, from `dsOffset`) and each
+ * key fragment of the subgroup's columns once from `keys`.
+ */
+export function dsKeyProductsWgsl(
+  c: SelectedMatrixConfig,
+  o: { ds: string; dsOffset: number; keys: string; cols: number; dq: string[][] },
+): string {
+  const { M, N, K } = c.matrix;
+  const { left, right } = matrixTypes(c.matrix);
+  const st = strides(c);
+  const fragments = o.dq.length;
+  return range(c.tile / K)
+    .map(
+      (kc) => `      {
+${range(fragments)
+  .map(
+    (r) =>
+      `        let ds${r} = subgroupMatrixLoad<${left}, row_major>(&${o.ds}, ${o.dsOffset + r * M * st.p + kc * K}u, ${st.p}u);`,
+  )
+  .join('\n')}
+${range(o.cols / N)
+  .map(
+    (
+      n,
+    ) => `        { let kf = subgroupMatrixLoad<${right}, row_major>(&${o.keys}, ${kc * K * st.k}u + sgc * ${o.cols}u + ${n * N}u, ${st.k}u);
+${range(fragments)
+  .map((r) => `          ${o.dq[r]?.[n]} = subgroupMatrixMultiplyAccumulate(ds${r}, kf, ${o.dq[r]?.[n]});`)
+  .join('\n')}
+        }`,
+  )
+  .join('\n')}
+      }`,
+    )
+    .join('\n');
+}
+
 /** WGSL of the tensor-core dQ kernel. Bindings: q, k, v, selected, tables, dout, stats, dq. */
 export function selectedDqMatrixWgsl(c: SelectedMatrixConfig): string {
   const { M, N, K } = c.matrix;
-  const { left, right, result } = matrixTypes(c.matrix);
+  const { result } = matrixTypes(c.matrix);
   const { fragments, rows, subgroups, threads } = split(c);
   const st = strides(c);
   const qf = fragmentGrid('qf', fragments, c.d / K);
@@ -313,29 +351,7 @@ ${store('pf', 'Ds', '      ')}
         Vs[r * ${st.p}u + col] = f16(prob * (Ds[at] - Delta[r]));
       }
       workgroupBarrier();
-${range(c.tile / K)
-  .map(
-    (kc) => `      {
-${range(fragments)
-  .map(
-    (r) =>
-      `        let ds${r} = subgroupMatrixLoad<${left}, row_major>(&Vs, ${r * M * st.p + kc * K}u, ${st.p}u);`,
-  )
-  .join('\n')}
-${range(cols / N)
-  .map(
-    (
-      n,
-    ) => `        { let kf = subgroupMatrixLoad<${right}, row_major>(&Ks, ${kc * K * st.k}u + sgc * ${cols}u + ${n * N}u, ${st.k}u);
-${range(fragments)
-  .map((r) => `          ${dq[r]?.[n]} = subgroupMatrixMultiplyAccumulate(ds${r}, kf, ${dq[r]?.[n]});`)
-  .join('\n')}
-        }`,
-  )
-  .join('\n')}
-      }`,
-  )
-  .join('\n')}
+${dsKeyProductsWgsl(c, { ds: 'Vs', dsOffset: 0, keys: 'Ks', cols, dq })}
     }
   }
 ${writeFragmentsWgsl(

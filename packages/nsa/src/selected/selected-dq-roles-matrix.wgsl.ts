@@ -16,6 +16,7 @@
 import { stageRowsVec4Set, unrolledStagingSetsWgsl } from '@webattn/core';
 import { fragmentGrid, groupRowsOf, matrixTypes } from '../matrix.wgsl.js';
 import {
+  dsKeyProductsWgsl,
   entry,
   header,
   rowStatsSet,
@@ -110,30 +111,8 @@ export function selectedDqRolesMatrixWgsl(c: SelectedMatrixConfig): string {
         `      subgroupMatrixStore<row_major>(&SD, role * ${scoreHalf}u + ${r * M * st.s}u + slice * ${N}u, ${f}, ${st.s}u);`,
     ),
   ].join('\n');
-  // The subgroup's dQ columns += dS·K; each dS fragment feeds all of them.
-  const updates = range(c.tile / K)
-    .map(
-      (kc) => `      {
-${range(fragments)
-  .map(
-    (r) =>
-      `        let ds${r} = subgroupMatrixLoad<${left}, row_major>(&X, ${half + r * M * st.p + kc * K}u, ${st.p}u);`,
-  )
-  .join('\n')}
-${range(cols / N)
-  .map(
-    (
-      n,
-    ) => `        { let kf = subgroupMatrixLoad<${right}, row_major>(&X, ${kc * K * st.k}u + sgc * ${cols}u + ${n * N}u, ${st.k}u);
-${range(fragments)
-  .map((r) => `          ${dq[r]?.[n]} = subgroupMatrixMultiplyAccumulate(ds${r}, kf, ${dq[r]?.[n]});`)
-  .join('\n')}
-        }`,
-  )
-  .join('\n')}
-      }`,
-    )
-    .join('\n');
+  // The subgroup's dQ columns += dS·K; dS sits in V's place.
+  const updates = dsKeyProductsWgsl(c, { ds: 'X', dsOffset: half, keys: 'X', cols, dq });
   return `${header(c, ['read> q: array<vec4<f16>>', 'read> k: array<vec4<f16>>', 'read> v: array<vec4<f16>>', 'read> selected: array<i32>', 'read> tables: array<u32>', 'read> dout: array<vec4<f16>>', 'read> stats: array<f32>', 'read_write> dq: array<f16>'])}
 const SLICES = ${slices}u;
 // Both roles' operands: the group's q then dO rows (until held), then each tile's K then V rows;
