@@ -127,6 +127,33 @@ const KEY_TILE_OF_LIST_WGSL = `  let g = slot % p.kvHeads;
   let k0 = i32(s0 - sq.start) + i32(tile * TILE);
   if (k0 >= len) { return; }`;
 
+/**
+ * The opening of the dK and dV kernels: one workgroup per (chunk of a block's token list, key tile
+ * of the block), the chunks of all lists in list order (see inverseChunksWgsl). Defines the chunk,
+ * the tile, its list `slot` and what {@link KEY_TILE_OF_LIST_WGSL} defines, and the chunk's range
+ * `mFirst..mEnd` of the list's entries.
+ */
+export const CHUNK_OF_LIST_WGSL = `  // One workgroup per (chunk of a block's token list, key tile of the block); the chunks of all
+  // lists in list order (see inverseChunksWgsl).
+  let w = workgroupIndex(wid, nwg);
+  let tilesPerBlock = u32(p.blockSize) / TILE;
+  let chunk = w / tilesPerBlock;
+  let tile = w % tilesPerBlock;
+  // Read-only storage at uniform addresses: the chunk's list, block, sequence and tile are uniform.
+  if (chunk >= inverse[p.chunkStart + p.slots]) { return; }
+  // The list whose chunks include this one: the last whose first chunk is not after it.
+  var lo = 0u;
+  var hi = p.slots;
+  loop {
+    if (hi - lo <= 1u) { break; }
+    let mid = (lo + hi) / 2u;
+    if (inverse[p.chunkStart + mid] <= chunk) { lo = mid; } else { hi = mid; }
+  }
+  let slot = lo;
+${KEY_TILE_OF_LIST_WGSL}
+  let mFirst = inverse[slot] + (chunk - inverse[p.chunkStart + slot]) * p.keyChunk;
+  let mEnd = min(mFirst + p.keyChunk, inverse[slot + 1u]);`;
+
 /** Header shared by the three kernels: extensions, params, the sequence lookup, the entry point. */
 export function header(c: SelectedMatrixConfig, bindings: string[]): string {
   return `${enables({ subgroupMatrix: true })}
@@ -433,26 +460,7 @@ var<workgroup> Delta: array<f32, ${rows}>;
 var<workgroup> Xout: array<f32, ${subgroups * M * st.out}>;
 
 ${entry(c, threads)}
-  // One workgroup per (chunk of a block's token list, key tile of the block); the chunks of all
-  // lists in list order (see inverseChunksWgsl).
-  let w = workgroupIndex(wid, nwg);
-  let tilesPerBlock = u32(p.blockSize) / TILE;
-  let chunk = w / tilesPerBlock;
-  let tile = w % tilesPerBlock;
-  // Read-only storage at uniform addresses: the chunk's list, block, sequence and tile are uniform.
-  if (chunk >= inverse[p.chunkStart + p.slots]) { return; }
-  // The list whose chunks include this one: the last whose first chunk is not after it.
-  var lo = 0u;
-  var hi = p.slots;
-  loop {
-    if (hi - lo <= 1u) { break; }
-    let mid = (lo + hi) / 2u;
-    if (inverse[p.chunkStart + mid] <= chunk) { lo = mid; } else { hi = mid; }
-  }
-  let slot = lo;
-${KEY_TILE_OF_LIST_WGSL}
-  let mFirst = inverse[slot] + (chunk - inverse[p.chunkStart + slot]) * p.keyChunk;
-  let mEnd = min(mFirst + p.keyChunk, inverse[slot + 1u]);
+${CHUNK_OF_LIST_WGSL}
   let sgc = min(sg, SUBGROUPS - 1u);
   let scale2 = p.scale * LOG2E;
   ${stage('Ks', 'k', c.d, st.k, keyRows)}
