@@ -15,13 +15,22 @@ import {
   nsaForward,
 } from '../../packages/nsa/src/index.js';
 import { SELECTED_ROLE_SPLIT } from '../../packages/nsa/src/selected/selected.js';
+import { tensorsDifference } from './flash-problem.js';
 import { nsaProblem } from './nsa-problem.js';
 
 const { n, gpu, c, q, k, v, g } = await nsaProblem();
 const dO = await randomNormal(gpu, [1, n, 64, 128], 5, { dtype: 'f16' });
 const forward = await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' });
+// Each setting's dq, dk and dv against the first's: the role split computes every element with the
+// same multiply-accumulates in the same order, so they should equal bit for bit.
+let reference: Float32Array[] | undefined;
 for (const roles of [false, true]) {
   SELECTED_ROLE_SPLIT.dk = roles;
+  const grads = await nsaBackward(forward, dO);
+  const values = await Promise.all([grads.dq, grads.dk, grads.dv].map((t) => t.read()));
+  disposeNsaGradients(grads);
+  reference ??= values;
+  const compared = tensorsDifference(reference, values, ['dq', 'dk', 'dv']) ?? 'same bits';
   const m = await measure(
     gpu,
     async () => {
@@ -30,7 +39,7 @@ for (const roles of [false, true]) {
     { warmup: 1, iters: 3 },
   );
   console.log(
-    `n=${n} backward ${m.median.toFixed(1)} ms, ${roles ? 'role-split' : 'plain'} selected dK kernel, by kernel (one timed iteration):`,
+    `n=${n} backward ${m.median.toFixed(1)} ms, ${roles ? 'role-split' : 'plain'} selected dK kernel (${compared} as the first), by kernel (one timed iteration):`,
   );
   const kernels = Object.entries(m.kernels?.[1] ?? {}).sort(([, a], [, b]) => b - a);
   for (const [label, ms] of kernels) console.log(`  ${ms.toFixed(2).padStart(8)} ms  ${label}`);
