@@ -127,6 +127,18 @@ const KEY_TILE_OF_LIST_WGSL = `  let g = slot % p.kvHeads;
   let k0 = i32(s0 - sq.start) + i32(tile * TILE);
   if (k0 >= len) { return; }`;
 
+/**
+ * The opening of the dQ kernels: one workgroup per (token, KV head); defines the token `t`, the KV
+ * head `g`, the token's sequence `sq` and its position `pos` in it.
+ */
+export const TOKEN_OF_WORKGROUP_WGSL = `  let w = workgroupIndex(wid, nwg);
+  if (w >= p.tokens * p.kvHeads) { return; }
+  let t = w / p.kvHeads;
+  let g = w % p.kvHeads;
+  // Read-only storage at uniform addresses: pos and the slots are uniform.
+  let sq = sequenceOf(t);
+  let pos = i32(t - sq.start);`;
+
 /** Header shared by the three kernels: extensions, params, the sequence lookup, the entry point. */
 export function header(c: SelectedMatrixConfig, bindings: string[]): string {
   return `${enables({ subgroupMatrix: true })}
@@ -313,13 +325,7 @@ var<workgroup> Delta: array<f32, ${rows}>;
 var<workgroup> Xout: array<f32, ${subgroups * M * st.out}>;
 
 ${entry(c, threads)}
-  let w = workgroupIndex(wid, nwg);
-  if (w >= p.tokens * p.kvHeads) { return; }
-  let t = w / p.kvHeads;
-  let g = w % p.kvHeads;
-  // Read-only storage at uniform addresses: pos and the slots are uniform.
-  let sq = sequenceOf(t);
-  let pos = i32(t - sq.start);
+${TOKEN_OF_WORKGROUP_WGSL}
   let sgc = min(sg, SUBGROUPS - 1u);
   ${tokenRowsWgsl(c, 'Ks', 'Vs')}
   workgroupBarrier();

@@ -206,7 +206,7 @@ export async function selectedAttentionBackward(
   const dqKernel = (kind: 'dq' | 'dq-roles') =>
     tier === 'subgroup-matrix' ? selectedMatrixConfig(gpu.caps, config, undefined, kind) : undefined;
   const dqRoles = SELECTED_DQ_KERNEL.roles ? dqKernel('dq-roles') : undefined;
-  const dqPlain = dqKernel('dq');
+  const dqPlain = dqRoles ? undefined : dqKernel('dq');
   const matrixDqCode = dqRoles
     ? selectedDqRolesMatrixWgsl(dqRoles)
     : dqPlain
