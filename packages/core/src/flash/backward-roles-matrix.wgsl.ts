@@ -57,15 +57,35 @@ export function matrixDkDvRolesUnsupported(c: RolesConfig): string | undefined {
   return undefined;
 }
 
-/** f16 elements of the array that stages the own K and V rows, then each tile's q and dO rows. */
-function stagingElements(c: RolesConfig): number {
+/** Subgroups of a role-split kernel: two roles over the shape's row fragments, each split by columns. */
+export function roleSubgroups(c: RolesConfig): number {
+  return 2 * c.subgroups * c.columnSplits;
+}
+
+/**
+ * f16 elements of a role-split kernel's staging array: both roles' own rows (K and V, or q and
+ * dO), then, once those are held, both roles' rows of each tile.
+ */
+export function roleStagingElements(c: RolesConfig): number {
   return 2 * Math.max(c.subgroups * c.matrix.M, c.tile) * strides(c).d;
+}
+
+/**
+ * WGSL defining a role-split subgroup's indices: `sgc` (narrower subgroups than built for repeat
+ * the last one's work), its row fragment `half`, its `role` and its column part `colPart`.
+ */
+export function roleIndicesWgsl(c: RolesConfig): string {
+  return `  // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
+  let sgc = min(sg, ${roleSubgroups(c) - 1}u);
+  let half = sgc % ${c.subgroups}u;
+  let role = (sgc / ${c.subgroups}u) % 2u;
+  let colPart = sgc / ${2 * c.subgroups}u;`;
 }
 
 /** Workgroup memory of the role-split kernel, in bytes: staging, statistics, scores, probabilities. */
 export function matrixDkDvRolesSharedBytes(c: RolesConfig): number {
   const scratch = scratchElements(c);
-  return stagingElements(c) * 2 + c.tile * 8 + scratch.s * 8 + scratch.p * 4;
+  return roleStagingElements(c) * 2 + c.tile * 8 + scratch.s * 8 + scratch.p * 4;
 }
 
 /**
@@ -105,7 +125,7 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
   if (why) throw new Error(`flashDkDvRolesMatrixWgsl: ${why}`);
   const { M, N, K, rows, lanesPerRow, left, right, result } = matrixShape(c);
   const cs = c.columnSplits;
-  const subgroups = 2 * c.subgroups * cs;
+  const subgroups = roleSubgroups(c);
   const threads = subgroups * c.subgroupSize;
   // This subgroup's part of the query tile's columns and of d, and its lanes' share of the former.
   const tilePart = c.tile / cs;
@@ -188,7 +208,7 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
   return `${dkDvHeaderWgsl(c)}
 // Both roles' operands: the workgroup's K then V rows (until held), then each tile's q then dO
 // rows; S then dP (f32), P then dS (f16); rows padded by 16 bytes.
-var<workgroup> QO: array<f16, ${stagingElements(c)}>;
+var<workgroup> QO: array<f16, ${roleStagingElements(c)}>;
 var<workgroup> Lq: array<f32, ${c.tile}>;
 var<workgroup> Dq: array<f32, ${c.tile}>;
 var<workgroup> SD: array<f32, ${2 * scoreHalf}>;
@@ -200,11 +220,7 @@ ${WORKGROUP_INDEX_WGSL}
 
 ${matrixEntryPoint({ ...c, subgroups })}
 ${keyTileWgsl('ROWS')}
-  // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
-  let sgc = min(sg, ${subgroups - 1}u);
-  let half = sgc % ${c.subgroups}u;
-  let role = (sgc / ${c.subgroups}u) % 2u;
-  let colPart = sgc / ${2 * c.subgroups}u;
+${roleIndicesWgsl(c)}
   let row = lane % ${M}u;
   let part = lane / ${M}u;
   let j = first + i32(half * ${M}u + row);

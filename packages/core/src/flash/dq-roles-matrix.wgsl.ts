@@ -19,7 +19,13 @@
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { unrolledStagingSetsWgsl } from '../wgsl.js';
 import { ROW_STATISTICS_WGSL, scratchElements, strides, tileRows } from './backward-matrix.wgsl.js';
-import { type RolesConfig, roleAccumulatorsOutWgsl } from './backward-roles-matrix.wgsl.js';
+import {
+  type RolesConfig,
+  roleAccumulatorsOutWgsl,
+  roleIndicesWgsl,
+  roleStagingElements,
+  roleSubgroups,
+} from './backward-roles-matrix.wgsl.js';
 import { backwardInputsWgsl, queryTileWgsl, SEQUENCE_WGSL, stageRowsVec4Set } from './common.wgsl.js';
 import {
   matrixConstantsWgsl,
@@ -42,18 +48,10 @@ export function matrixDqRolesUnsupported(c: RolesConfig): string | undefined {
   return undefined;
 }
 
-/**
- * f16 elements of the array that stages the own q and dO rows, then each tile's K and V rows
- * (the tile's rows overwrite the own rows once they are held).
- */
-function stagingElements(c: RolesConfig): number {
-  return 2 * Math.max(c.subgroups * c.matrix.M, c.tile) * strides(c).d;
-}
-
 /** Workgroup memory of the role-split dQ kernel, in bytes: staging, S then dP (f32), dS (f16). */
 export function matrixDqRolesSharedBytes(c: RolesConfig): number {
   const scratch = scratchElements(c);
-  return stagingElements(c) * 2 + scratch.s * 8 + scratch.p * 2;
+  return roleStagingElements(c) * 2 + scratch.s * 8 + scratch.p * 2;
 }
 
 /**
@@ -65,7 +63,7 @@ export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
   if (why) throw new Error(`flashDqRolesMatrixWgsl: ${why}`);
   const { M, N, K, rows, lanesPerRow, left, right, result } = matrixShape(c);
   const cs = c.columnSplits;
-  const subgroups = 2 * c.subgroups * cs;
+  const subgroups = roleSubgroups(c);
   const threads = subgroups * c.subgroupSize;
   // This subgroup's part of the tile's score columns.
   const tilePart = c.tile / cs;
@@ -148,7 +146,7 @@ ${backwardInputsWgsl('vec4<f16>')}
 ${matrixConstantsWgsl(c)}
 // The workgroup's q then dO rows (until held), then each tile's K then V rows; S then dP (f32);
 // dS (f16); rows padded by 16 bytes.
-var<workgroup> X: array<f16, ${stagingElements(c)}>;
+var<workgroup> X: array<f16, ${roleStagingElements(c)}>;
 var<workgroup> SD: array<f32, ${2 * scoreHalf}>;
 var<workgroup> Ds: array<f16, ${scratch.p}>;
 
@@ -158,11 +156,7 @@ ${WORKGROUP_INDEX_WGSL}
 
 ${matrixEntryPoint({ ...c, subgroups })}
 ${queryTileWgsl('ROWS')}
-  // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
-  let sgc = min(sg, ${subgroups - 1}u);
-  let half = sgc % ${c.subgroups}u;
-  let role = (sgc / ${c.subgroups}u) % 2u;
-  let colPart = sgc / ${2 * c.subgroups}u;
+${roleIndicesWgsl(c)}
   // This subgroup's share of the dS columns and of dQ's columns.
   let dsPart = role * ${cs}u + colPart;
   let row = lane % ${M}u;

@@ -25,6 +25,7 @@ import {
   matrixDkDvRolesSharedBytes,
   matrixDkDvRolesUnsupported,
   type RolesConfig,
+  roleSubgroups,
 } from './backward-roles-matrix.wgsl.js';
 import { FLASH_PARAMS } from './common.wgsl.js';
 import {
@@ -183,7 +184,7 @@ function roleSplitWgsl(
     matrixBackwardUnsupported(c) === undefined &&
     kernels.splitUnsupported(c) === undefined &&
     kernels.splitSharedBytes(c) <= caps.limits.maxComputeWorkgroupStorageSize &&
-    2 * c.subgroups * c.columnSplits * c.subgroupSize <= caps.limits.maxComputeInvocationsPerWorkgroup;
+    roleSubgroups(c) * c.subgroupSize <= caps.limits.maxComputeInvocationsPerWorkgroup;
   const split = [
     { ...matrix, tile: choice.rolesTile, columnSplits: choice.columnSplits },
     { ...matrix, columnSplits: 1 },

@@ -154,6 +154,18 @@ ${KEY_TILE_OF_LIST_WGSL}
   let mFirst = inverse[slot] + (chunk - inverse[p.chunkStart + slot]) * p.keyChunk;
   let mEnd = min(mFirst + p.keyChunk, inverse[slot + 1u]);`;
 
+/**
+ * The opening of the dQ kernels: one workgroup per (token, KV head); defines the token `t`, the KV
+ * head `g`, the token's sequence `sq` and its position `pos` in it.
+ */
+export const TOKEN_OF_WORKGROUP_WGSL = `  let w = workgroupIndex(wid, nwg);
+  if (w >= p.tokens * p.kvHeads) { return; }
+  let t = w / p.kvHeads;
+  let g = w % p.kvHeads;
+  // Read-only storage at uniform addresses: pos and the slots are uniform.
+  let sq = sequenceOf(t);
+  let pos = i32(t - sq.start);`;
+
 /** Header shared by the three kernels: extensions, params, the sequence lookup, the entry point. */
 export function header(c: SelectedMatrixConfig, bindings: string[]): string {
   return `${enables({ subgroupMatrix: true })}
@@ -340,13 +352,7 @@ var<workgroup> Delta: array<f32, ${rows}>;
 var<workgroup> Xout: array<f32, ${subgroups * M * st.out}>;
 
 ${entry(c, threads)}
-  let w = workgroupIndex(wid, nwg);
-  if (w >= p.tokens * p.kvHeads) { return; }
-  let t = w / p.kvHeads;
-  let g = w % p.kvHeads;
-  // Read-only storage at uniform addresses: pos and the slots are uniform.
-  let sq = sequenceOf(t);
-  let pos = i32(t - sq.start);
+${TOKEN_OF_WORKGROUP_WGSL}
   let sgc = min(sg, SUBGROUPS - 1u);
   ${tokenRowsWgsl(c, 'Ks', 'Vs')}
   workgroupBarrier();

@@ -23,6 +23,7 @@ import {
   selectedBackwardMatrixUnsupported,
   split,
   strides,
+  TOKEN_OF_WORKGROUP_WGSL,
   writeFragmentsWgsl,
 } from './selected-backward-matrix.wgsl.js';
 import type { SelectedMatrixConfig } from './selected-matrix.wgsl.js';
@@ -124,13 +125,7 @@ var<workgroup> Lse2: array<f32, ${rows}>;
 var<workgroup> Delta: array<f32, ${rows}>;
 
 ${entry(c, threads)}
-  let w = workgroupIndex(wid, nwg);
-  if (w >= p.tokens * p.kvHeads) { return; }
-  let t = w / p.kvHeads;
-  let g = w % p.kvHeads;
-  // Read-only storage at uniform addresses: pos and the slots are uniform.
-  let sq = sequenceOf(t);
-  let pos = i32(t - sq.start);
+${TOKEN_OF_WORKGROUP_WGSL}
   // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
   let sgc = min(sg, ${subgroups - 1}u);
   let slice = sgc % SLICES;

@@ -215,7 +215,7 @@ export async function selectedAttentionBackward(
   const dqKernel = (kind: 'dq' | 'dq-roles') =>
     tier === 'subgroup-matrix' ? selectedMatrixConfig(gpu.caps, config, undefined, kind) : undefined;
   const dqRoles = SELECTED_ROLE_SPLIT.dq ? dqKernel('dq-roles') : undefined;
-  const dqPlain = dqKernel('dq');
+  const dqPlain = dqRoles ? undefined : dqKernel('dq');
   const matrixDqCode = dqRoles
     ? selectedDqRolesMatrixWgsl(dqRoles)
     : dqPlain
