@@ -3,7 +3,7 @@
 // only gives branches: which of the selected branch's dQ, dK, dV and chunk sums, and of the
 // compressed branch's flash backward and compression backward, takes the time. Kernels that run
 // more than once (the flash backward of two branches) are summed under their label. Timed with
-// the selected branch's plain and role-split tensor-core dQ kernels (SELECTED_DQ_KERNEL.roles).
+// the selected branch's plain and role-split tensor-core dK kernels (SELECTED_ROLE_SPLIT.dk).
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-backward-kernels.mjs; on the GPU machine:
 //   node .gpu-kit/nsa-backward-kernels.mjs
 
@@ -14,14 +14,23 @@ import {
   nsaBackward,
   nsaForward,
 } from '../../packages/nsa/src/index.js';
-import { SELECTED_DQ_KERNEL } from '../../packages/nsa/src/selected/selected.js';
+import { SELECTED_ROLE_SPLIT } from '../../packages/nsa/src/selected/selected.js';
+import { gradientDifference } from './flash-problem.js';
 import { nsaProblem } from './nsa-problem.js';
 
 const { n, gpu, c, q, k, v, g } = await nsaProblem();
 const dO = await randomNormal(gpu, [1, n, 64, 128], 5, { dtype: 'f16' });
 const forward = await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' });
+// Each setting's dq, dk and dv against the first's: the role split computes every element with the
+// same multiply-accumulates in the same order, so they should equal bit for bit.
+let reference: Float32Array[] | undefined;
 for (const roles of [false, true]) {
-  SELECTED_DQ_KERNEL.roles = roles;
+  SELECTED_ROLE_SPLIT.dk = roles;
+  const grads = await nsaBackward(forward, dO);
+  const values = await Promise.all([grads.dq, grads.dk, grads.dv].map((t) => t.read()));
+  disposeNsaGradients(grads);
+  reference ??= values;
+  const compared = gradientDifference(reference, values) ?? 'same bits';
   const m = await measure(
     gpu,
     async () => {
@@ -30,11 +39,11 @@ for (const roles of [false, true]) {
     { warmup: 1, iters: 3 },
   );
   console.log(
-    `n=${n} backward ${m.median.toFixed(1)} ms, ${roles ? 'role-split' : 'plain'} selected dQ kernel, by kernel (one timed iteration):`,
+    `n=${n} backward ${m.median.toFixed(1)} ms, ${roles ? 'role-split' : 'plain'} selected dK kernel (${compared} as the first), by kernel (one timed iteration):`,
   );
   const kernels = Object.entries(m.kernels?.[1] ?? {}).sort(([, a], [, b]) => b - a);
   for (const [label, ms] of kernels) console.log(`  ${ms.toFixed(2).padStart(8)} ms  ${label}`);
 }
-SELECTED_DQ_KERNEL.roles = true;
+SELECTED_ROLE_SPLIT.dk = true;
 disposeNsaForward(forward);
 gpu.destroy();

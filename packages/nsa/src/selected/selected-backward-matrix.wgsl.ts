@@ -128,6 +128,33 @@ const KEY_TILE_OF_LIST_WGSL = `  let g = slot % p.kvHeads;
   if (k0 >= len) { return; }`;
 
 /**
+ * The opening of the dK and dV kernels: one workgroup per (chunk of a block's token list, key tile
+ * of the block), the chunks of all lists in list order (see inverseChunksWgsl). Defines the chunk,
+ * the tile, its list `slot` and what {@link KEY_TILE_OF_LIST_WGSL} defines, and the chunk's range
+ * `mFirst..mEnd` of the list's entries.
+ */
+export const CHUNK_OF_LIST_WGSL = `  // One workgroup per (chunk of a block's token list, key tile of the block); the chunks of all
+  // lists in list order (see inverseChunksWgsl).
+  let w = workgroupIndex(wid, nwg);
+  let tilesPerBlock = u32(p.blockSize) / TILE;
+  let chunk = w / tilesPerBlock;
+  let tile = w % tilesPerBlock;
+  // Read-only storage at uniform addresses: the chunk's list, block, sequence and tile are uniform.
+  if (chunk >= inverse[p.chunkStart + p.slots]) { return; }
+  // The list whose chunks include this one: the last whose first chunk is not after it.
+  var lo = 0u;
+  var hi = p.slots;
+  loop {
+    if (hi - lo <= 1u) { break; }
+    let mid = (lo + hi) / 2u;
+    if (inverse[p.chunkStart + mid] <= chunk) { lo = mid; } else { hi = mid; }
+  }
+  let slot = lo;
+${KEY_TILE_OF_LIST_WGSL}
+  let mFirst = inverse[slot] + (chunk - inverse[p.chunkStart + slot]) * p.keyChunk;
+  let mEnd = min(mFirst + p.keyChunk, inverse[slot + 1u]);`;
+
+/**
  * The opening of the dQ kernels: one workgroup per (token, KV head); defines the token `t`, the KV
  * head `g`, the token's sequence `sq` and its position `pos` in it.
  */
@@ -439,26 +466,7 @@ var<workgroup> Delta: array<f32, ${rows}>;
 var<workgroup> Xout: array<f32, ${subgroups * M * st.out}>;
 
 ${entry(c, threads)}
-  // One workgroup per (chunk of a block's token list, key tile of the block); the chunks of all
-  // lists in list order (see inverseChunksWgsl).
-  let w = workgroupIndex(wid, nwg);
-  let tilesPerBlock = u32(p.blockSize) / TILE;
-  let chunk = w / tilesPerBlock;
-  let tile = w % tilesPerBlock;
-  // Read-only storage at uniform addresses: the chunk's list, block, sequence and tile are uniform.
-  if (chunk >= inverse[p.chunkStart + p.slots]) { return; }
-  // The list whose chunks include this one: the last whose first chunk is not after it.
-  var lo = 0u;
-  var hi = p.slots;
-  loop {
-    if (hi - lo <= 1u) { break; }
-    let mid = (lo + hi) / 2u;
-    if (inverse[p.chunkStart + mid] <= chunk) { lo = mid; } else { hi = mid; }
-  }
-  let slot = lo;
-${KEY_TILE_OF_LIST_WGSL}
-  let mFirst = inverse[slot] + (chunk - inverse[p.chunkStart + slot]) * p.keyChunk;
-  let mEnd = min(mFirst + p.keyChunk, inverse[slot + 1u]);
+${CHUNK_OF_LIST_WGSL}
   let sgc = min(sg, SUBGROUPS - 1u);
   let scale2 = p.scale * LOG2E;
   ${stage('Ks', 'k', c.d, st.k, keyRows)}

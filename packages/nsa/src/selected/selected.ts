@@ -32,6 +32,11 @@ import {
   selectedKeysSumWgsl,
 } from './selected-backward-matrix.wgsl.js';
 import {
+  selectedDkRolesMatrixWgsl,
+  selectedDkRolesSharedBytes,
+  selectedDkRolesUnsupported,
+} from './selected-dk-roles-matrix.wgsl.js';
+import {
   selectedDqRolesMatrixWgsl,
   selectedDqRolesSharedBytes,
   selectedDqRolesUnsupported,
@@ -51,11 +56,12 @@ import {
 export const SELECTED_MATRIX_TILES: number[] = [64, 32, 16];
 
 /**
- * Whether the backward's tensor-core dQ runs split by role where it applies (d = dv): Q held by one
- * role's subgroups, dO by the other's. Mutable so that a diagnostic can time both; not exported
- * from the package.
+ * Whether the backward's tensor-core dQ and dK run split by role where that applies (d = dv): for
+ * dQ, Q held by one role's subgroups and dO by the other's; for dK, S computed by one role and dP
+ * by the other, each accumulating half of dK's columns. Mutable so that a diagnostic can time
+ * both; not exported from the package.
  */
-export const SELECTED_DQ_KERNEL: { roles: boolean } = { roles: true };
+export const SELECTED_ROLE_SPLIT: { dq: boolean; dk: boolean } = { dq: true, dk: true };
 
 /**
  * The shape of a tensor-core kernel (the forward, the backward's dQ or its dK/dV) for this config:
@@ -67,7 +73,7 @@ export function selectedMatrixConfig(
   caps: Capabilities,
   config: Pick<NsaConfig, 'headDim' | 'vHeadDim' | 'topN' | 'heads' | 'kvHeads' | 'blockSize'>,
   assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
-  kernel: 'forward' | 'dq' | 'dq-roles' | 'dk' | 'dv' = 'forward',
+  kernel: 'forward' | 'dq' | 'dq-roles' | 'dk' | 'dk-roles' | 'dv' = 'forward',
 ): SelectedMatrixConfig | undefined {
   const matrix = preferredMatrixConfig(caps) ?? assumeMatrix;
   if (!matrix) return undefined;
@@ -86,6 +92,7 @@ export function selectedMatrixConfig(
       forward: () => selectedMatrixSharedBytes(c),
       dq: () => selectedDqMatrixSharedBytes(c),
       'dq-roles': () => selectedDqRolesSharedBytes(c),
+      'dk-roles': () => selectedDkRolesSharedBytes(c),
       dk: () => selectedKeysMatrixSharedBytes(c, 'dk'),
       dv: () => selectedKeysMatrixSharedBytes(c, 'dv'),
     }[kernel]();
@@ -94,7 +101,9 @@ export function selectedMatrixConfig(
         ? selectedMatrixUnsupported(c)
         : kernel === 'dq-roles'
           ? selectedDqRolesUnsupported(c)
-          : selectedBackwardMatrixUnsupported(c);
+          : kernel === 'dk-roles'
+            ? selectedDkRolesUnsupported(c)
+            : selectedBackwardMatrixUnsupported(c);
     if (bytes <= caps.limits.maxComputeWorkgroupStorageSize && why === undefined) return c;
   }
   return undefined;
@@ -205,7 +214,7 @@ export async function selectedAttentionBackward(
   });
   const dqKernel = (kind: 'dq' | 'dq-roles') =>
     tier === 'subgroup-matrix' ? selectedMatrixConfig(gpu.caps, config, undefined, kind) : undefined;
-  const dqRoles = SELECTED_DQ_KERNEL.roles ? dqKernel('dq-roles') : undefined;
+  const dqRoles = SELECTED_ROLE_SPLIT.dq ? dqKernel('dq-roles') : undefined;
   const dqPlain = dqRoles ? undefined : dqKernel('dq');
   const matrixDqCode = dqRoles
     ? selectedDqRolesMatrixWgsl(dqRoles)
@@ -218,6 +227,11 @@ export async function selectedAttentionBackward(
     tier === 'subgroup-matrix' ? selectedMatrixConfig(gpu.caps, config, undefined, grad) : undefined,
   );
   const matrixKeys = keyConfigs[0] && keyConfigs[1] ? { dk: keyConfigs[0], dv: keyConfigs[1] } : undefined;
+  // dK split by role where it applies (its own tile; the chunk sums follow it).
+  const dkRoles =
+    matrixKeys && SELECTED_ROLE_SPLIT.dk
+      ? selectedMatrixConfig(gpu.caps, config, undefined, 'dk-roles')
+      : undefined;
   // The other tiers run an invocation per (token, query head) or (key token, KV head).
   const scalar = (
     name: string,
@@ -284,11 +298,12 @@ export async function selectedAttentionBackward(
         ['dk', dkInputs, dk],
         ['dv', dvInputs, dv],
       ] as const) {
-        const shape = matrixKeys[grad];
+        const roles = grad === 'dk' ? dkRoles : undefined;
+        const shape = roles ?? matrixKeys[grad];
         const tilesPerBlock = config.blockSize / shape.tile;
         await dispatch(gpu, {
           label: `nsa selected attention ${grad}`,
-          code: selectedKeysMatrixWgsl(shape, grad),
+          code: roles ? selectedDkRolesMatrixWgsl(roles) : selectedKeysMatrixWgsl(shape, grad),
           buffers: [...inputs.slice(0, -1), partials],
           params,
           workgroups: inverse.maxChunks * tilesPerBlock,
