@@ -3,7 +3,8 @@
 // only gives branches: which of the selected branch's dQ, dK, dV and chunk sums, and of the
 // compressed branch's flash backward and compression backward, takes the time. Kernels that run
 // more than once (the flash backward of two branches) are summed under their label. Timed with
-// the selected branch's plain and role-split tensor-core dK kernels (SELECTED_ROLE_SPLIT.dk).
+// the selected branch's separate dK (split by role) and dV kernels, and with its fused dK/dV
+// kernel at one and two column splits (SELECTED_ROLE_SPLIT.dkdvColumnSplits).
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-backward-kernels.mjs; on the GPU machine:
 //   node .gpu-kit/nsa-backward-kernels.mjs
 
@@ -21,11 +22,13 @@ import { nsaProblem } from './nsa-problem.js';
 const { n, gpu, c, q, k, v, g } = await nsaProblem();
 const dO = await randomNormal(gpu, [1, n, 64, 128], 5, { dtype: 'f16' });
 const forward = await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' });
-// Each setting's dq, dk and dv against the first's: the role split computes every element with the
-// same multiply-accumulates in the same order, so they should equal bit for bit.
+// Each setting's dq, dk and dv against the first's: at one column split the fused kernel computes
+// every element with the same multiply-accumulates in the same order as the separate kernels;
+// at two, S and dP are sums of two parts' products, so the bits may differ.
 let reference: Float32Array[] | undefined;
-for (const roles of [false, true]) {
-  SELECTED_ROLE_SPLIT.dk = roles;
+const defaultSplits = SELECTED_ROLE_SPLIT.dkdvColumnSplits;
+for (const splits of [0, 1, 2]) {
+  SELECTED_ROLE_SPLIT.dkdvColumnSplits = splits;
   const grads = await nsaBackward(forward, dO);
   const values = await Promise.all([grads.dq, grads.dk, grads.dv].map((t) => t.read()));
   disposeNsaGradients(grads);
@@ -39,11 +42,11 @@ for (const roles of [false, true]) {
     { warmup: 1, iters: 3 },
   );
   console.log(
-    `n=${n} backward ${m.median.toFixed(1)} ms, ${roles ? 'role-split' : 'plain'} selected dK kernel (${compared} as the first), by kernel (one timed iteration):`,
+    `n=${n} backward ${m.median.toFixed(1)} ms, selected dK/dV ${splits ? `fused at ${splits} column split(s)` : 'separate'} (${compared} as the first), by kernel (one timed iteration):`,
   );
   const kernels = Object.entries(m.kernels?.[1] ?? {}).sort(([, a], [, b]) => b - a);
   for (const [label, ms] of kernels) console.log(`  ${ms.toFixed(2).padStart(8)} ms  ${label}`);
 }
-SELECTED_ROLE_SPLIT.dk = true;
+SELECTED_ROLE_SPLIT.dkdvColumnSplits = defaultSplits;
 disposeNsaForward(forward);
 gpu.destroy();

@@ -51,6 +51,11 @@ import {
   selectedDkRolesUnsupported,
 } from '../src/selected/selected-dk-roles-matrix.wgsl.js';
 import {
+  selectedDkDvRolesMatrixWgsl,
+  selectedDkDvRolesSharedBytes,
+  selectedDkDvRolesUnsupported,
+} from '../src/selected/selected-dkdv-roles-matrix.wgsl.js';
+import {
   selectedDqRolesMatrixWgsl,
   selectedDqRolesSharedBytes,
   selectedDqRolesUnsupported,
@@ -289,6 +294,42 @@ describe('the tensor-core selection and selected attention compile on the null b
     expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
     expect(selectedDkRolesUnsupported({ ...h200, dv: 64 })).toMatch(/differ/);
     expect(selectedDkRolesUnsupported({ ...h200, d: 48, dv: 48, tile: 16 })).toMatch(/two halves/);
+  });
+
+  it('the fused dK/dV split by role (d = dv): pipelines within 16 KiB with their chunk sum, the H200 shape as a module, and where it refuses', async () => {
+    // S by one role, dP by the other; each role split by columns over `columnSplits` subgroups.
+    for (const c of [
+      { ...base, d: 32, dv: 32, group: 16, blockSize: 64, tile: 32, columnSplits: 1 },
+      { ...base, d: 32, dv: 32, group: 16, blockSize: 32, tile: 16, columnSplits: 2 },
+      { ...base, d: 32, dv: 32, group: 32, blockSize: 32, tile: 16, columnSplits: 1 },
+    ]) {
+      expect(selectedDkDvRolesUnsupported(c)).toBeUndefined();
+      expect(selectedDkDvRolesSharedBytes(c)).toBeLessThanOrEqual(
+        gpu.caps.limits.maxComputeWorkgroupStorageSize,
+      );
+      const code = selectedDkDvRolesMatrixWgsl(c);
+      expect(code).toContain(`@workgroup_size(${2 * c.columnSplits * (c.tile / 16) * 32})`);
+      // Each subgroup holds its role's gradient's columns of one key slice: d / columnSplits.
+      expect(code.match(/var acc\d+ = subgroup_matrix_result/g)?.length).toBe(c.d / 16 / c.columnSplits);
+      await expect(gpu.pipelines.get(code, 'selected dk dv roles matrix')).resolves.toBeDefined();
+      const sum = selectedKeysSumWgsl(c, 'dkdv');
+      expect(sum).toContain('f16(sum * p.scale)');
+      await expect(gpu.pipelines.get(sum, 'selected dk dv sum')).resolves.toBeDefined();
+    }
+    // At d = 128 the 32-key tile fits 48 KiB at one or two column splits; 64 keys do not.
+    const h200 = { ...base, d: 128, dv: 128, group: 16, blockSize: 64, tile: 32, columnSplits: 2 };
+    expect(selectedDkDvRolesSharedBytes(h200)).toBeLessThanOrEqual(48 * 1024);
+    expect(selectedDkDvRolesSharedBytes({ ...h200, tile: 64, columnSplits: 1 })).toBeGreaterThan(48 * 1024);
+    for (const columnSplits of [1, 2]) {
+      const info = await gpu.device
+        .createShaderModule({ code: selectedDkDvRolesMatrixWgsl({ ...h200, columnSplits }) })
+        .getCompilationInfo();
+      expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+    }
+    expect(selectedDkDvRolesUnsupported({ ...h200, dv: 64 })).toMatch(/differ/);
+    expect(selectedDkDvRolesUnsupported({ ...h200, columnSplits: 3 })).toMatch(/3 parts/);
+    expect(selectedDkDvRolesUnsupported({ ...h200, columnSplits: 0 })).toMatch(/positive integer/);
+    expect(() => selectedDkDvRolesMatrixWgsl({ ...h200, dv: 64 })).toThrow(/differ/);
   });
 
   for (const group of [4, 16, 32]) {

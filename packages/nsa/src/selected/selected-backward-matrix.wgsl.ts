@@ -526,23 +526,35 @@ export const SELECTED_KEYS_SUM_THREADS = 256;
 
 /**
  * WGSL adding, for every (list, key tile), its chunks' partial gradients in chunk order (the same
- * sums every run, no atomics) into dK (times the softmax scale) or dV, f16. One workgroup per
- * (list, key tile), lists in the tensor-core kernel's order. Bindings: inverse, tables, partials,
- * dk or dv.
+ * sums every run, no atomics) into dK (times the softmax scale) or dV, f16; with `grad = 'dkdv'`,
+ * into both from the fused kernel's rows of dV's then dK's columns (d = dv). One workgroup per
+ * (list, key tile), lists in the tensor-core kernels' order. Bindings: inverse, tables, partials,
+ * then dk or dv, or dv and dk.
  */
 export function selectedKeysSumWgsl(
   c: Pick<SelectedMatrixConfig, 'tile' | 'd' | 'dv'>,
-  grad: 'dk' | 'dv',
+  grad: 'dk' | 'dv' | 'dkdv',
 ): string {
-  const width = grad === 'dk' ? c.d : c.dv;
+  const width = grad === 'dk' ? c.d : grad === 'dv' ? c.dv : 2 * c.d;
   const threads = SELECTED_KEYS_SUM_THREADS;
+  const outputs = grad === 'dkdv' ? ['dv', 'dk'] : [grad];
+  const row = '(sq.start + u32(k0) + r) * p.kvHeads + g';
+  const write =
+    grad === 'dkdv'
+      ? `let col = e % ${width}u;
+      if (col < ${c.d}u) {
+        dv[(${row}) * ${c.d}u + col] = f16(sum);
+      } else {
+        dk[(${row}) * ${c.d}u + col - ${c.d}u] = f16(sum * p.scale);
+      }`
+      : `${grad}[(${row}) * ${width}u + e % ${width}u] = f16(sum * ${grad === 'dk' ? 'p.scale' : '1.0'});`;
   return `${enables({ f16: true })}
 ${paramsStruct(SELECTED_MATRIX_BACKWARD_PARAMS)}
 @group(0) @binding(0) var<storage, read> inverse: array<u32>;
 @group(0) @binding(1) var<storage, read> tables: array<u32>;
 @group(0) @binding(2) var<storage, read> partials: array<f32>;
-@group(0) @binding(3) var<storage, read_write> ${grad}: array<f16>;
-@group(0) @binding(4) var<uniform> p: Params;
+${outputs.map((name, i) => `@group(0) @binding(${3 + i}) var<storage, read_write> ${name}: array<f16>;`).join('\n')}
+@group(0) @binding(${3 + outputs.length}) var<uniform> p: Params;
 
 const TILE = ${c.tile}u;
 
@@ -567,7 +579,7 @@ ${KEY_TILE_OF_LIST_WGSL}
       for (var chunk = first; chunk < end; chunk++) {
         sum += partials[(chunk * tilesPerBlock + tile) * ${c.tile * width}u + e];
       }
-      ${grad}[((sq.start + u32(k0) + r) * p.kvHeads + g) * ${width}u + e % ${width}u] = f16(sum * ${grad === 'dk' ? 'p.scale' : '1.0'});
+      ${write}
     }
   }
 }

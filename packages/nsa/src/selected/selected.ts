@@ -37,6 +37,12 @@ import {
   selectedDkRolesUnsupported,
 } from './selected-dk-roles-matrix.wgsl.js';
 import {
+  type SelectedDkDvRolesConfig,
+  selectedDkDvRolesMatrixWgsl,
+  selectedDkDvRolesSharedBytes,
+  selectedDkDvRolesUnsupported,
+} from './selected-dkdv-roles-matrix.wgsl.js';
+import {
   selectedDqRolesMatrixWgsl,
   selectedDqRolesSharedBytes,
   selectedDqRolesUnsupported,
@@ -58,10 +64,16 @@ export const SELECTED_MATRIX_TILES: number[] = [64, 32, 16];
 /**
  * Whether the backward's tensor-core dQ and dK run split by role where that applies (d = dv): for
  * dQ, Q held by one role's subgroups and dO by the other's; for dK, S computed by one role and dP
- * by the other, each accumulating half of dK's columns. Mutable so that a diagnostic can time
- * both; not exported from the package.
+ * by the other, each accumulating half of dK's columns. `dkdvColumnSplits` above 0 computes dK
+ * and dV in one kernel instead (selectedDkDvRolesMatrixWgsl), each role's work split by columns
+ * over that many subgroups. Mutable so that a diagnostic can time each; not exported from the
+ * package.
  */
-export const SELECTED_ROLE_SPLIT: { dq: boolean; dk: boolean } = { dq: true, dk: true };
+export const SELECTED_ROLE_SPLIT: { dq: boolean; dk: boolean; dkdvColumnSplits: number } = {
+  dq: true,
+  dk: true,
+  dkdvColumnSplits: 2,
+};
 
 /**
  * The shape of a tensor-core kernel (the forward, the backward's dQ or its dK/dV) for this config:
@@ -73,7 +85,7 @@ export function selectedMatrixConfig(
   caps: Capabilities,
   config: Pick<NsaConfig, 'headDim' | 'vHeadDim' | 'topN' | 'heads' | 'kvHeads' | 'blockSize'>,
   assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
-  kernel: 'forward' | 'dq' | 'dq-roles' | 'dk' | 'dk-roles' | 'dv' = 'forward',
+  kernel: 'forward' | 'dq' | 'dq-roles' | 'dk' | 'dk-roles' | 'dkdv-roles' | 'dv' = 'forward',
 ): SelectedMatrixConfig | undefined {
   const matrix = preferredMatrixConfig(caps) ?? assumeMatrix;
   if (!matrix) return undefined;
@@ -93,6 +105,7 @@ export function selectedMatrixConfig(
       dq: () => selectedDqMatrixSharedBytes(c),
       'dq-roles': () => selectedDqRolesSharedBytes(c),
       'dk-roles': () => selectedDkRolesSharedBytes(c),
+      'dkdv-roles': () => selectedDkDvRolesSharedBytes(fused(c)),
       dk: () => selectedKeysMatrixSharedBytes(c, 'dk'),
       dv: () => selectedKeysMatrixSharedBytes(c, 'dv'),
     }[kernel]();
@@ -103,10 +116,17 @@ export function selectedMatrixConfig(
           ? selectedDqRolesUnsupported(c)
           : kernel === 'dk-roles'
             ? selectedDkRolesUnsupported(c)
-            : selectedBackwardMatrixUnsupported(c);
+            : kernel === 'dkdv-roles'
+              ? selectedDkDvRolesUnsupported(fused(c))
+              : selectedBackwardMatrixUnsupported(c);
     if (bytes <= caps.limits.maxComputeWorkgroupStorageSize && why === undefined) return c;
   }
   return undefined;
+}
+
+/** A backward shape as the fused dK/dV kernel's, with the column splits SELECTED_ROLE_SPLIT sets. */
+function fused(c: SelectedMatrixConfig): SelectedDkDvRolesConfig {
+  return { ...c, columnSplits: SELECTED_ROLE_SPLIT.dkdvColumnSplits };
 }
 
 /** The forward kernel a tier runs: tensor cores where they fit, else group-centric or per row. */
@@ -227,9 +247,15 @@ export async function selectedAttentionBackward(
     tier === 'subgroup-matrix' ? selectedMatrixConfig(gpu.caps, config, undefined, grad) : undefined,
   );
   const matrixKeys = keyConfigs[0] && keyConfigs[1] ? { dk: keyConfigs[0], dv: keyConfigs[1] } : undefined;
-  // dK split by role where it applies (its own tile; the chunk sums follow it).
+  // dK and dV in one kernel, or dK split by role, where they apply (each its own tile; the chunk
+  // sums follow it).
+  const dkdvShape =
+    matrixKeys && SELECTED_ROLE_SPLIT.dkdvColumnSplits > 0
+      ? selectedMatrixConfig(gpu.caps, config, undefined, 'dkdv-roles')
+      : undefined;
+  const dkdvRoles = dkdvShape ? fused(dkdvShape) : undefined;
   const dkRoles =
-    matrixKeys && SELECTED_ROLE_SPLIT.dk
+    matrixKeys && !dkdvRoles && SELECTED_ROLE_SPLIT.dk
       ? selectedMatrixConfig(gpu.caps, config, undefined, 'dk-roles')
       : undefined;
   // The other tiers run an invocation per (token, query head) or (key token, KV head).
@@ -292,12 +318,31 @@ export async function selectedAttentionBackward(
           keyChunk: inverse.chunk,
         },
       };
-      const width = Math.max(config.headDim, config.vHeadDim);
+      const width = dkdvRoles ? 2 * config.headDim : Math.max(config.headDim, config.vHeadDim);
       using partials = Tensor.empty(gpu, [inverse.maxChunks * config.blockSize * width]);
-      for (const [grad, inputs, out] of [
-        ['dk', dkInputs, dk],
-        ['dv', dvInputs, dv],
-      ] as const) {
+      if (dkdvRoles) {
+        const tilesPerBlock = config.blockSize / dkdvRoles.tile;
+        await dispatch(gpu, {
+          label: 'nsa selected attention dk dv',
+          code: selectedDkDvRolesMatrixWgsl(dkdvRoles),
+          buffers: [...dkInputs.slice(0, -1), partials],
+          params,
+          workgroups: inverse.maxChunks * tilesPerBlock,
+        });
+        await dispatch(gpu, {
+          label: 'nsa selected attention dk dv sum',
+          code: selectedKeysSumWgsl(dkdvRoles, 'dkdv'),
+          buffers: [inverse.tensor, meta.tensor, partials, dv, dk],
+          params,
+          workgroups: slots * tilesPerBlock,
+        });
+      }
+      for (const [grad, inputs, out] of dkdvRoles
+        ? []
+        : ([
+            ['dk', dkInputs, dk],
+            ['dv', dvInputs, dv],
+          ] as const)) {
         const roles = grad === 'dk' ? dkRoles : undefined;
         const shape = roles ?? matrixKeys[grad];
         const tilesPerBlock = config.blockSize / shape.tile;

@@ -1,0 +1,204 @@
+/**
+ * The selected attention's tensor-core dK and dV in one kernel, its work split by role as core's
+ * flash dK/dV pass splits it: over the same (chunk of a block's token list, key tile) as the
+ * separate kernels, each token's S and dP are computed once for both gradients. Subgroup
+ * `slice + SLICES · (role + 2 · part)` owns key slice `slice` (N keys) of the tile; for each token
+ * of the chunk, role 0 computes S = Q·Kᵀ and accumulates dV += Pᵀ·dO, role 1 computes dP = dO·Vᵀ
+ * and accumulates dK += dSᵀ·Q. `columnSplits` splits each role's work again over that many
+ * subgroups (`part`): each computes its share of d's steps of the slice's S or dP (the parts are
+ * added where P and dS are formed) and holds its share of the gradient's columns. Every subgroup
+ * runs the same code: the role and part only move offsets into arrays that hold both roles'
+ * operands (K then V, q then dO, S then dP, P then dS), because a branch on the subgroup would put
+ * the matrix operations and barriers out of uniform control flow. Hence d = dv.
+ *
+ * Why: the separate dK and dV kernels compute S twice and walk every token list twice; dK's
+ * products are S, dP and dSᵀ·Q, dV's S and Pᵀ·dO, five where this kernel does four.
+ */
+import { stageRowsVec4Set, unrolledStagingSetsWgsl } from '@webattn/core';
+import { groupRowsOf, matrixTypes } from '../matrix.wgsl.js';
+import {
+  CHUNK_OF_LIST_WGSL,
+  entry,
+  header,
+  rowStatsSet,
+  selectedBackwardMatrixUnsupported,
+  split,
+  strides,
+} from './selected-backward-matrix.wgsl.js';
+import type { SelectedMatrixConfig } from './selected-matrix.wgsl.js';
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** The fused kernel's shape: a selected backward shape and its column splits per role. */
+export interface SelectedDkDvRolesConfig extends SelectedMatrixConfig {
+  columnSplits: number;
+}
+
+/** How the work divides: key slices, subgroups (two roles, each split by columns), invocations, columns each. */
+function rolesSplit(c: SelectedDkDvRolesConfig) {
+  const { fragments, rows, subgroups: slices } = split(c);
+  const subgroups = 2 * slices * c.columnSplits;
+  return {
+    fragments,
+    rows,
+    slices,
+    subgroups,
+    threads: subgroups * c.subgroupSize,
+    cols: c.d / c.columnSplits,
+    steps: c.d / c.matrix.K / c.columnSplits,
+  };
+}
+
+/** Why a shape cannot use the fused dK/dV kernel, or undefined when it can. */
+export function selectedDkDvRolesUnsupported(c: SelectedDkDvRolesConfig): string | undefined {
+  const base = selectedBackwardMatrixUnsupported(c);
+  if (base) return base;
+  if (c.d !== c.dv) return `d = ${c.d} and dv = ${c.dv} differ`;
+  if (!Number.isInteger(c.columnSplits) || c.columnSplits < 1)
+    return `columnSplits ${c.columnSplits} is not a positive integer`;
+  if (c.d % (c.columnSplits * c.matrix.N) !== 0 || c.d % (c.columnSplits * c.matrix.K) !== 0)
+    return `d = ${c.d} does not split into ${c.columnSplits} parts of N = ${c.matrix.N}`;
+  return undefined;
+}
+
+/** Workgroup memory of the fused kernel in bytes: K and V, q and dO, each part's S and dP, P and dS, statistics. */
+export function selectedDkDvRolesSharedBytes(c: SelectedDkDvRolesConfig): number {
+  const { rows } = rolesSplit(c);
+  const st = strides(c);
+  return (
+    2 * c.tile * st.k * 2 +
+    2 * rows * st.k * 2 +
+    2 * c.columnSplits * rows * st.s * 4 +
+    2 * rows * st.p * 2 +
+    rows * 8
+  );
+}
+
+/**
+ * WGSL of the fused kernel: each chunk's part of the tile's dV and dK to `partials` (f32), as
+ * rows of 2·d columns (dV's, then dK's unscaled), for selectedKeysSumWgsl(c, 'dkdv'). Bindings: q,
+ * k, v, inverse, tables, dout, stats, partials.
+ */
+export function selectedDkDvRolesMatrixWgsl(c: SelectedDkDvRolesConfig): string {
+  const why = selectedDkDvRolesUnsupported(c);
+  if (why) throw new Error(`selectedDkDvRolesMatrixWgsl: ${why}`);
+  const { M, N, K } = c.matrix;
+  const { left, right, result } = matrixTypes(c.matrix);
+  const { fragments, rows, slices, subgroups, threads, cols, steps } = rolesSplit(c);
+  const st = strides(c);
+  const tileHalf = c.tile * st.k;
+  const rowsHalf = rows * st.k;
+  const scoreSection = rows * st.s;
+  const probHalf = rows * st.p;
+  const sf = range(fragments).map((r) => `sf${r}`);
+  const acc = range(cols / N).map((n) => `acc${n}`);
+  const keyRows = {
+    rows: c.tile,
+    width: c.d,
+    destStride: st.k,
+    threads,
+    tokenStart: 'sq.start',
+    heads: 'p.kvHeads',
+    head: 'g',
+    first: 'k0',
+    end: 'len',
+  };
+  const groupRows = { width: c.d, destStride: st.k, threads, ...groupRowsOf(rows) };
+  // The tile's K and V, and each token's q, dO and statistics: every load of a step before its
+  // first store.
+  const keyTile = unrolledStagingSetsWgsl(threads, [
+    stageRowsVec4Set({ dest: 'KV', src: 'k', ...keyRows }, 'ek'),
+    stageRowsVec4Set({ dest: 'KV', src: 'v', destOffset: tileHalf, ...keyRows }, 'ev'),
+  ]);
+  const tokenRows = unrolledStagingSetsWgsl(threads, [
+    stageRowsVec4Set({ dest: 'QO', src: 'q', ...groupRows }, 'eq'),
+    stageRowsVec4Set({ dest: 'QO', src: 'dout', destOffset: rowsHalf, ...groupRows }, 'eo'),
+    rowStatsSet(rows),
+  ]);
+  // Role 0: S = Q·Kᵀ, role 1: dP = dO·Vᵀ, for the slice's N keys, over the part's d-steps, into the
+  // (role, part) section of SD.
+  const scores = [
+    ...sf.map((f) => `    var ${f} = ${result}();`),
+    ...range(steps).flatMap((kk) => [
+      `    { let kk = part * ${steps * K}u + ${kk * K}u;`,
+      `      let kf = subgroupMatrixLoad<${right}, col_major>(&KV, role * ${tileHalf}u + slice * ${N * st.k}u + kk, ${st.k}u);`,
+      ...sf.map(
+        (f, r) =>
+          `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&QO, role * ${rowsHalf}u + ${r * M * st.k}u + kk, ${st.k}u), kf, ${f});`,
+      ),
+      '    }',
+    ]),
+    ...sf.map(
+      (f, r) =>
+        `    subgroupMatrixStore<row_major>(&SD, (role * ${c.columnSplits}u + part) * ${scoreSection}u + ${r * M * st.s}u + slice * ${N}u, ${f}, ${st.s}u);`,
+    ),
+  ].join('\n');
+  const partSum = (role: number) =>
+    range(c.columnSplits)
+      .map((part) => `SD[${(role * c.columnSplits + part) * scoreSection}u + at]`)
+      .join(' + ');
+  // Role 0: the slice's dV += Pᵀ·dO; role 1: its dK += dSᵀ·Q; the part's columns.
+  const updates = range(fragments)
+    .map(
+      (r) => `    {
+      let lt = subgroupMatrixLoad<${left}, col_major>(&PD, role * ${probHalf}u + ${r * M * st.p}u + slice * ${N}u, ${st.p}u);
+${acc
+  .map(
+    (name, n) =>
+      `      ${name} = subgroupMatrixMultiplyAccumulate(lt, subgroupMatrixLoad<${right}, row_major>(&QO, (1u - role) * ${rowsHalf}u + ${r * M * st.k + n * N}u + part * ${cols}u, ${st.k}u), ${name});`,
+  )
+  .join('\n')}
+    }`,
+    )
+    .join('\n');
+  return `${header(c, ['read> q: array<vec4<f16>>', 'read> k: array<vec4<f16>>', 'read> v: array<vec4<f16>>', 'read> inverse: array<u32>', 'read> tables: array<u32>', 'read> dout: array<vec4<f16>>', 'read> stats: array<f32>', 'read_write> partials: array<f32>'])}
+const SLICES = ${slices}u;
+// Both roles' operands: the tile's K then V rows; the token's q then dO rows; each part's S, then
+// each part's dP (f32); P then dS (f16).
+var<workgroup> KV: array<f16, ${2 * tileHalf}>;
+var<workgroup> QO: array<f16, ${2 * rowsHalf}>;
+var<workgroup> SD: array<f32, ${2 * c.columnSplits * scoreSection}>;
+var<workgroup> PD: array<f16, ${2 * probHalf}>;
+var<workgroup> Lse2: array<f32, ${rows}>;
+var<workgroup> Delta: array<f32, ${rows}>;
+
+${entry(c, threads)}
+${CHUNK_OF_LIST_WGSL}
+  // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
+  let sgc = min(sg, ${subgroups - 1}u);
+  let slice = sgc % SLICES;
+  let role = (sgc / SLICES) % 2u;
+  let part = sgc / (2u * SLICES);
+  let scale2 = p.scale * LOG2E;
+  ${keyTile}
+${acc.map((name) => `  var ${name} = ${result}();`).join('\n')}
+  // The chunk's tokens that selected the block, in order, from the inverted selection: read-only
+  // storage at uniform addresses, so the loop is uniform. Tokens before k0 cannot see the tile's keys.
+  for (var m = mFirst; m < mEnd; m++) {
+    let pos = i32(inverse[p.inverseEntries + m]);
+    if (pos < k0) { continue; }
+    workgroupBarrier();
+    let t = sq.start + u32(pos);
+    ${tokenRows}
+    workgroupBarrier();
+${scores}
+    workgroupBarrier();
+    for (var e = li; e < ${rows * c.tile}u; e += ${threads}u) {
+      let r = e / TILE;
+      let col = e % TILE;
+      let key = k0 + i32(col);
+      let at = r * ${st.s}u + col;
+      let prob = select(0.0, exp2((${partSum(0)}) * scale2 - Lse2[r]), key <= pos && key < len);
+      PD[r * ${st.p}u + col] = f16(prob);
+      PD[${probHalf}u + r * ${st.p}u + col] = f16(prob * ((${partSum(1)}) - Delta[r]));
+    }
+    workgroupBarrier();
+${updates}
+  }
+  // The chunk's part of the tile's dV and dK, f32, summed over the chunks in order (dK scaled) by
+  // selectedKeysSumWgsl: [chunk][tile][key][dV's columns, then dK's].
+  let out = ((chunk * tilesPerBlock + tile) * TILE + slice * ${N}u) * ${2 * c.d}u + role * ${c.d}u + part * ${cols}u;
+${acc.map((name, n) => `  subgroupMatrixStore<row_major>(&partials, out + ${n * N}u, ${name}, ${2 * c.d}u);`).join('\n')}
+}
+`;
+}
