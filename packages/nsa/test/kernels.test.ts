@@ -46,11 +46,6 @@ import {
   selectedKeysSumWgsl,
 } from '../src/selected/selected-backward-matrix.wgsl.js';
 import {
-  selectedDkRolesMatrixWgsl,
-  selectedDkRolesSharedBytes,
-  selectedDkRolesUnsupported,
-} from '../src/selected/selected-dk-roles-matrix.wgsl.js';
-import {
   selectedDkDvRolesMatrixWgsl,
   selectedDkDvRolesSharedBytes,
   selectedDkDvRolesUnsupported,
@@ -267,33 +262,6 @@ describe('the tensor-core selection and selected attention compile on the null b
     expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
     expect(selectedDqRolesUnsupported({ ...h200, dv: 64 })).toMatch(/differ/);
     expect(selectedDqRolesUnsupported({ ...h200, d: 64, dv: 64 })).toMatch(/8 slices/);
-  });
-
-  it('the role-split dK (d = dv): pipelines within 16 KiB, the H200 shape as a module, and where it refuses', async () => {
-    // S computed by one role's subgroups, dP by the other's; each accumulates half of dK's columns.
-    for (const c of [
-      { ...base, d: 32, dv: 32, group: 16, blockSize: 64, tile: 32 },
-      { ...base, d: 32, dv: 32, group: 32, blockSize: 32, tile: 16 },
-    ]) {
-      expect(selectedDkRolesUnsupported(c)).toBeUndefined();
-      expect(selectedDkRolesSharedBytes(c)).toBeLessThanOrEqual(
-        gpu.caps.limits.maxComputeWorkgroupStorageSize,
-      );
-      const code = selectedDkRolesMatrixWgsl(c);
-      expect(code).toContain(`@workgroup_size(${2 * (c.tile / 16) * 32})`);
-      expect(code.match(/var acc\d+ = subgroup_matrix_result/g)?.length).toBe(c.d / 32);
-      await expect(gpu.pipelines.get(code, 'selected dk roles matrix')).resolves.toBeDefined();
-    }
-    // At d = 128 the 32-key tile fits 48 KiB (the plain dK kernel's tile too); 64 keys do not.
-    const h200 = { ...base, d: 128, dv: 128, group: 16, blockSize: 64, tile: 32 };
-    expect(selectedDkRolesSharedBytes(h200)).toBeLessThanOrEqual(48 * 1024);
-    expect(selectedDkRolesSharedBytes({ ...h200, tile: 64 })).toBeGreaterThan(48 * 1024);
-    const info = await gpu.device
-      .createShaderModule({ code: selectedDkRolesMatrixWgsl(h200) })
-      .getCompilationInfo();
-    expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
-    expect(selectedDkRolesUnsupported({ ...h200, dv: 64 })).toMatch(/differ/);
-    expect(selectedDkRolesUnsupported({ ...h200, d: 48, dv: 48, tile: 16 })).toMatch(/two halves/);
   });
 
   it('the fused dK/dV split by role (d = dv): pipelines within 16 KiB with their chunk sum, the H200 shape as a module, and where it refuses', async () => {

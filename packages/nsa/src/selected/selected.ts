@@ -32,11 +32,6 @@ import {
   selectedKeysSumWgsl,
 } from './selected-backward-matrix.wgsl.js';
 import {
-  selectedDkRolesMatrixWgsl,
-  selectedDkRolesSharedBytes,
-  selectedDkRolesUnsupported,
-} from './selected-dk-roles-matrix.wgsl.js';
-import {
   type SelectedDkDvRolesConfig,
   selectedDkDvRolesMatrixWgsl,
   selectedDkDvRolesSharedBytes,
@@ -62,16 +57,15 @@ import {
 export const SELECTED_MATRIX_TILES: number[] = [64, 32, 16];
 
 /**
- * Whether the backward's tensor-core dQ and dK run split by role where that applies (d = dv): for
- * dQ, Q held by one role's subgroups and dO by the other's; for dK, S computed by one role and dP
- * by the other, each accumulating half of dK's columns. `dkdvColumnSplits` above 0 computes dK
- * and dV in one kernel instead (selectedDkDvRolesMatrixWgsl), each role's work split by columns
- * over that many subgroups. Mutable so that a diagnostic can time each; not exported from the
- * package.
+ * How the backward's tensor-core kernels split their work by role where that applies (d = dv):
+ * `dq`, whether dQ runs with Q held by one role's subgroups and dO by the other's;
+ * `dkdvColumnSplits`, above 0, computes dK and dV in one kernel (selectedDkDvRolesMatrixWgsl), S
+ * by one role and dP by the other, each role's work split by columns over that many subgroups; 0
+ * runs the separate dK and dV kernels. Mutable so that a diagnostic can time each; not exported
+ * from the package.
  */
-export const SELECTED_ROLE_SPLIT: { dq: boolean; dk: boolean; dkdvColumnSplits: number } = {
+export const SELECTED_ROLE_SPLIT: { dq: boolean; dkdvColumnSplits: number } = {
   dq: true,
-  dk: true,
   dkdvColumnSplits: 2,
 };
 
@@ -85,7 +79,7 @@ export function selectedMatrixConfig(
   caps: Capabilities,
   config: Pick<NsaConfig, 'headDim' | 'vHeadDim' | 'topN' | 'heads' | 'kvHeads' | 'blockSize'>,
   assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
-  kernel: 'forward' | 'dq' | 'dq-roles' | 'dk' | 'dk-roles' | 'dkdv-roles' | 'dv' = 'forward',
+  kernel: 'forward' | 'dq' | 'dq-roles' | 'dk' | 'dkdv-roles' | 'dv' = 'forward',
 ): SelectedMatrixConfig | undefined {
   const matrix = preferredMatrixConfig(caps) ?? assumeMatrix;
   if (!matrix) return undefined;
@@ -104,7 +98,6 @@ export function selectedMatrixConfig(
       forward: () => selectedMatrixSharedBytes(c),
       dq: () => selectedDqMatrixSharedBytes(c),
       'dq-roles': () => selectedDqRolesSharedBytes(c),
-      'dk-roles': () => selectedDkRolesSharedBytes(c),
       'dkdv-roles': () => selectedDkDvRolesSharedBytes(fused(c)),
       dk: () => selectedKeysMatrixSharedBytes(c, 'dk'),
       dv: () => selectedKeysMatrixSharedBytes(c, 'dv'),
@@ -114,11 +107,9 @@ export function selectedMatrixConfig(
         ? selectedMatrixUnsupported(c)
         : kernel === 'dq-roles'
           ? selectedDqRolesUnsupported(c)
-          : kernel === 'dk-roles'
-            ? selectedDkRolesUnsupported(c)
-            : kernel === 'dkdv-roles'
-              ? selectedDkDvRolesUnsupported(fused(c))
-              : selectedBackwardMatrixUnsupported(c);
+          : kernel === 'dkdv-roles'
+            ? selectedDkDvRolesUnsupported(fused(c))
+            : selectedBackwardMatrixUnsupported(c);
     if (bytes <= caps.limits.maxComputeWorkgroupStorageSize && why === undefined) return c;
   }
   return undefined;
@@ -247,17 +238,12 @@ export async function selectedAttentionBackward(
     tier === 'subgroup-matrix' ? selectedMatrixConfig(gpu.caps, config, undefined, grad) : undefined,
   );
   const matrixKeys = keyConfigs[0] && keyConfigs[1] ? { dk: keyConfigs[0], dv: keyConfigs[1] } : undefined;
-  // dK and dV in one kernel, or dK split by role, where they apply (each its own tile; the chunk
-  // sums follow it).
+  // dK and dV in one kernel where it applies (its own tile; the chunk sum follows it).
   const dkdvShape =
     matrixKeys && SELECTED_ROLE_SPLIT.dkdvColumnSplits > 0
       ? selectedMatrixConfig(gpu.caps, config, undefined, 'dkdv-roles')
       : undefined;
   const dkdvRoles = dkdvShape ? fused(dkdvShape) : undefined;
-  const dkRoles =
-    matrixKeys && !dkdvRoles && SELECTED_ROLE_SPLIT.dk
-      ? selectedMatrixConfig(gpu.caps, config, undefined, 'dk-roles')
-      : undefined;
   // The other tiers run an invocation per (token, query head) or (key token, KV head).
   const scalar = (
     name: string,
@@ -320,43 +306,39 @@ export async function selectedAttentionBackward(
       };
       const width = dkdvRoles ? 2 * config.headDim : Math.max(config.headDim, config.vHeadDim);
       using partials = Tensor.empty(gpu, [inverse.maxChunks * config.blockSize * width]);
-      if (dkdvRoles) {
-        const tilesPerBlock = config.blockSize / dkdvRoles.tile;
+      // One fused pass writing dV's and dK's columns, or a pass per gradient.
+      const passes = dkdvRoles
+        ? [
+            {
+              name: 'dk dv',
+              tile: dkdvRoles.tile,
+              code: selectedDkDvRolesMatrixWgsl(dkdvRoles),
+              inputs: dkInputs,
+              sum: selectedKeysSumWgsl(dkdvRoles, 'dkdv'),
+              outputs: [dv, dk],
+            },
+          ]
+        : (['dk', 'dv'] as const).map((grad) => ({
+            name: grad,
+            tile: matrixKeys[grad].tile,
+            code: selectedKeysMatrixWgsl(matrixKeys[grad], grad),
+            inputs: grad === 'dk' ? dkInputs : dvInputs,
+            sum: selectedKeysSumWgsl(matrixKeys[grad], grad),
+            outputs: [grad === 'dk' ? dk : dv],
+          }));
+      for (const pass of passes) {
+        const tilesPerBlock = config.blockSize / pass.tile;
         await dispatch(gpu, {
-          label: 'nsa selected attention dk dv',
-          code: selectedDkDvRolesMatrixWgsl(dkdvRoles),
-          buffers: [...dkInputs.slice(0, -1), partials],
+          label: `nsa selected attention ${pass.name}`,
+          code: pass.code,
+          buffers: [...pass.inputs.slice(0, -1), partials],
           params,
           workgroups: inverse.maxChunks * tilesPerBlock,
         });
         await dispatch(gpu, {
-          label: 'nsa selected attention dk dv sum',
-          code: selectedKeysSumWgsl(dkdvRoles, 'dkdv'),
-          buffers: [inverse.tensor, meta.tensor, partials, dv, dk],
-          params,
-          workgroups: slots * tilesPerBlock,
-        });
-      }
-      for (const [grad, inputs, out] of dkdvRoles
-        ? []
-        : ([
-            ['dk', dkInputs, dk],
-            ['dv', dvInputs, dv],
-          ] as const)) {
-        const roles = grad === 'dk' ? dkRoles : undefined;
-        const shape = roles ?? matrixKeys[grad];
-        const tilesPerBlock = config.blockSize / shape.tile;
-        await dispatch(gpu, {
-          label: `nsa selected attention ${grad}`,
-          code: roles ? selectedDkRolesMatrixWgsl(roles) : selectedKeysMatrixWgsl(shape, grad),
-          buffers: [...inputs.slice(0, -1), partials],
-          params,
-          workgroups: inverse.maxChunks * tilesPerBlock,
-        });
-        await dispatch(gpu, {
-          label: `nsa selected attention ${grad} sum`,
-          code: selectedKeysSumWgsl(shape, grad),
-          buffers: [inverse.tensor, meta.tensor, partials, out],
+          label: `nsa selected attention ${pass.name} sum`,
+          code: pass.sum,
+          buffers: [inverse.tensor, meta.tensor, partials, ...pass.outputs],
           params,
           workgroups: slots * tilesPerBlock,
         });
