@@ -1,6 +1,6 @@
 // Diagnostic (not the bench): times the NSA forward's tensor-core selected attention (the bench's
-// reference config, b=1, hq=64, hkv=4, d=128, f16, 65536 tokens) with each key tile that fits,
-// then, at the default tile, with one piece of the kernel removed at a time (the WGSL rewritten on
+// reference config, b=1, hq=64, hkv=4, d=128, f16, 65536 tokens) with each key tile that fits and
+// each split of the scores over parts of d (SELECTED_FORWARD_SPLIT), then, at the default shape, with one piece of the kernel removed at a time (the WGSL rewritten on
 // its way to the pipeline cache): the K/V staging loads, the score multiply-accumulates, the
 // softmax's exponentials, the P·V multiply-accumulates, the per-tile output update. The ablated
 // outputs are wrong; only the kernel's time counts. Every ablation leaves the results live (a load
@@ -8,7 +8,7 @@
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-selected-ablations.mjs; on the GPU machine:
 //   node .gpu-kit/nsa-selected-ablations.mjs
 
-import { SELECTED_MATRIX_TILES } from '../../packages/nsa/src/selected/selected.js';
+import { SELECTED_FORWARD_SPLIT, SELECTED_MATRIX_TILES } from '../../packages/nsa/src/selected/selected.js';
 import { type Ablation, ablationsOf, never } from './ablate.js';
 import { nsaProblem } from './nsa-problem.js';
 
@@ -22,11 +22,16 @@ async function timeSelected(name: string) {
 }
 
 const tiles = [...SELECTED_MATRIX_TILES];
-for (const tile of tiles) {
-  SELECTED_MATRIX_TILES.splice(0, Infinity, tile);
-  await timeSelected(`tile ${tile}`);
+const { scoreParts } = SELECTED_FORWARD_SPLIT;
+for (const parts of [1, 2, 4]) {
+  SELECTED_FORWARD_SPLIT.scoreParts = parts;
+  for (const tile of tiles) {
+    SELECTED_MATRIX_TILES.splice(0, Infinity, tile);
+    await timeSelected(`tile ${tile}, scores over ${parts} part(s) of d`);
+  }
 }
 SELECTED_MATRIX_TILES.splice(0, Infinity, ...tiles);
+SELECTED_FORWARD_SPLIT.scoreParts = scoreParts;
 
 const ablations: Ablation[] = [
   ['none', (s) => s],

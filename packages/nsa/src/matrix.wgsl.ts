@@ -52,10 +52,14 @@ export interface SliceProduct {
   steps: number;
   /** The left operand of row fragment r at step kk: a fragment name or a load expression. */
   left: (r: number, kk: number) => string;
-  /** Workgroup array of the staged key rows and its row stride; the subgroup's slice starts at key `sgc · N`. */
+  /** Workgroup array of the staged key rows and its row stride; the subgroup's slice starts at key `slice · N`. */
   keys: string;
   stride: number;
   indent: string;
+  /** The subgroup's key slice, a WGSL u32 expression: `sgc` unless given. */
+  slice?: string;
+  /** The first column of the shared dimension, a WGSL u32 expression: 0 unless given. */
+  firstColumn?: string;
 }
 
 /**
@@ -69,7 +73,7 @@ export function sliceProductWgsl(o: SliceProduct): string[] {
   return [
     ...rows.map((r) => `${o.indent}var ${o.into}${r} = ${result}();`),
     ...Array.from({ length: o.steps }, (_, kk) => [
-      `${o.indent}{ let kf = subgroupMatrixLoad<${right}, col_major>(&${o.keys}, sgc * ${N * o.stride}u + ${kk * K}u, ${o.stride}u);`,
+      `${o.indent}{ let kf = subgroupMatrixLoad<${right}, col_major>(&${o.keys}, ${o.slice ?? 'sgc'} * ${N * o.stride}u + ${o.firstColumn ? `${o.firstColumn} + ` : ''}${kk * K}u, ${o.stride}u);`,
       ...rows.map(
         (r) =>
           `${o.indent}  ${o.into}${r} = subgroupMatrixMultiplyAccumulate(${o.left(r, kk)}, kf, ${o.into}${r});`,
@@ -79,7 +83,10 @@ export function sliceProductWgsl(o: SliceProduct): string[] {
   ];
 }
 
-/** Lines storing each row fragment `${from}${r}` to the subgroup's N columns of `dest` (row-major). */
+/**
+ * Lines storing each row fragment `${from}${r}` to the subgroup's N columns of `dest` (row-major),
+ * those of key slice `slice` (`sgc` unless given) from element `first` (0 unless given).
+ */
 export function storeSliceWgsl(o: {
   matrix: MatrixShape;
   from: string;
@@ -87,11 +94,13 @@ export function storeSliceWgsl(o: {
   dest: string;
   stride: number;
   indent: string;
+  slice?: string;
+  first?: string;
 }): string[] {
   return Array.from(
     { length: o.fragments },
     (_, r) =>
-      `${o.indent}subgroupMatrixStore<row_major>(&${o.dest}, ${r * o.matrix.M * o.stride}u + sgc * ${o.matrix.N}u, ${o.from}${r}, ${o.stride}u);`,
+      `${o.indent}subgroupMatrixStore<row_major>(&${o.dest}, ${o.first ? `${o.first} + ` : ''}${r * o.matrix.M * o.stride}u + ${o.slice ?? 'sgc'} * ${o.matrix.N}u, ${o.from}${r}, ${o.stride}u);`,
   );
 }
 
@@ -102,19 +111,23 @@ export function fragmentGrid(prefix: string, fragments: number, steps: number): 
   );
 }
 
-/** Lines loading a fragment grid (row-major, left operands) from the rows staged in `src`. */
+/**
+ * Lines loading a fragment grid (row-major, left operands) from the rows staged in `src`, from
+ * column `firstColumn` (a WGSL u32 expression; 0 unless given).
+ */
 export function loadFragmentsWgsl(
   matrix: MatrixShape,
   grid: string[][],
   src: string,
   stride: number,
+  firstColumn?: string,
 ): string {
   const { left } = matrixTypes(matrix);
   return grid
     .flatMap((frags, r) =>
       frags.map(
         (f, kk) =>
-          `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&${src}, ${r * matrix.M * stride + kk * matrix.K}u, ${stride}u);`,
+          `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&${src}, ${firstColumn ? `${firstColumn} + ` : ''}${r * matrix.M * stride + kk * matrix.K}u, ${stride}u);`,
       ),
     )
     .join('\n');
@@ -122,7 +135,9 @@ export function loadFragmentsWgsl(
 
 /**
  * The scores of the group's query fragments `qf` against the subgroup's N keys of the tile staged
- * in `Ks` (row stride `keyStride`), stored to the subgroup's columns of `dest`.
+ * in `Ks` (row stride `keyStride`), stored to the subgroup's columns of `dest`. Where the scores
+ * are split over parts of d, `slice` is the subgroup's key slice, `firstColumn` its part's first
+ * column of d and `first` where in `dest` its part's scores go (WGSL u32 expressions).
  */
 export function groupScoresWgsl(o: {
   matrix: MatrixShape;
@@ -130,6 +145,9 @@ export function groupScoresWgsl(o: {
   keyStride: number;
   dest: string;
   destStride: number;
+  slice?: string;
+  firstColumn?: string;
+  first?: string;
 }): string {
   const fragments = o.qf.length;
   return [
@@ -142,6 +160,8 @@ export function groupScoresWgsl(o: {
       keys: 'Ks',
       stride: o.keyStride,
       indent: '    ',
+      slice: o.slice,
+      firstColumn: o.firstColumn,
     }),
     ...storeSliceWgsl({
       matrix: o.matrix,
@@ -150,6 +170,8 @@ export function groupScoresWgsl(o: {
       dest: o.dest,
       stride: o.destStride,
       indent: '    ',
+      slice: o.slice,
+      first: o.first,
     }),
   ].join('\n');
 }

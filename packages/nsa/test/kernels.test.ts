@@ -176,6 +176,9 @@ describe('the tensor-core selection and selected attention compile on the null b
     { ...base, d: 64, dv: 64, group: 16, blockSize: 32, tile: 32 },
     { ...base, d: 32, dv: 32, group: 32, blockSize: 64, tile: 32 },
     { ...base, d: 48, dv: 32, group: 8, blockSize: 64, tile: 32, subgroupSize: 128, pinSubgroupSize: false },
+    // Scores split over two parts of d: one and two row fragments.
+    { ...base, d: 64, dv: 64, group: 16, blockSize: 32, tile: 32, scoreParts: 2 },
+    { ...base, d: 32, dv: 64, group: 32, blockSize: 64, tile: 16, scoreParts: 2 },
   ];
   for (const c of shapes) {
     it(`d=${c.d} dv=${c.dv} group ${c.group} tile ${c.tile}`, async () => {
@@ -186,6 +189,27 @@ describe('the tensor-core selection and selected attention compile on the null b
       await expect(gpu.pipelines.get(selectedMatrixWgsl(c), 'selected matrix')).resolves.toBeDefined();
     });
   }
+
+  it('the forward with its scores split over parts of d: one subgroup per (key slice, part), the H200 shape as a module, and where it refuses', async () => {
+    const h200 = { ...base, d: 128, dv: 128, group: 16, blockSize: 64, tile: 64, scoreParts: 2 };
+    expect(selectedMatrixUnsupported(h200)).toBeUndefined();
+    expect(selectedMatrixSharedBytes(h200)).toBeLessThanOrEqual(48 * 1024);
+    const code = selectedMatrixWgsl(h200);
+    expect(code).toContain('@workgroup_size(256)');
+    // Each subgroup holds its part's Q fragments (4 steps of 16 of d = 128), and the lanes add the parts.
+    expect(code.match(/let qf0_\d+ = /g)?.length).toBe(4);
+    expect(code).toMatch(/\(Fs\[row \* 68u \+ col\] \+ Fs\[1088u \+ row \* 68u \+ col\]\)/);
+    const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
+    expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+    // Whole scores: the same kernel as without the field.
+    expect(selectedMatrixWgsl({ ...h200, scoreParts: 1 })).toBe(
+      selectedMatrixWgsl({ ...h200, scoreParts: undefined }),
+    );
+    expect(selectedMatrixUnsupported({ ...h200, scoreParts: 3 })).toMatch(/3 parts/);
+    expect(selectedMatrixUnsupported({ ...h200, scoreParts: 0 })).toMatch(/positive integer/);
+    // Sixteen subgroups would leave each 8 of dv's columns, less than a fragment.
+    expect(selectedMatrixUnsupported({ ...h200, scoreParts: 4 })).toMatch(/multiples of N/);
+  });
 
   // The backward's kernels hold more: smaller head dims still take every path.
   const backwardShapes: SelectedMatrixConfig[] = [

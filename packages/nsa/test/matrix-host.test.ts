@@ -20,36 +20,44 @@ describe('the tensor-core forward and backward dispatch on the null backend', ()
   });
   afterAll(() => gpu.destroy());
 
-  it('every kernel of nsaForward and nsaBackward, selected branch on tensor cores', async () => {
-    const [n, hq, hkv, d] = [200, 16, 1, 16];
-    const config = resolveNsaConfig({
-      heads: hq,
-      kvHeads: hkv,
-      headDim: d,
-      vHeadDim: d,
-      topN: 4,
-      blockSize: 32,
-      windowSize: 40,
-    });
-    // The shapes must take the tensor-core kernels within the null backend's 16 KiB.
-    for (const kernel of ['forward', 'dq', 'dk', 'dv'] as const) {
-      expect(selectedMatrixConfig(gpu.caps, config, undefined, kernel), kernel).toBeDefined();
-    }
-    // The values never matter here: nothing runs.
-    const f16 = (shape: number[], seed: number) => randomNormal(gpu, shape, seed, { dtype: 'f16' });
-    using q = await f16([1, n, hq, d], 1);
-    using k = await f16([1, n, hkv, d], 2);
-    using v = await f16([1, n, hkv, d], 3);
-    using g = await f16([1, n, hq, 3], 4);
-    using dO = await f16([1, n, hq, d], 5);
-    const before = gpu.memory().liveBuffers;
-    const forward = await nsaForward(gpu, config, q, k, v, g, { tier: 'subgroup-matrix' });
-    const grads = await nsaBackward(forward, dO);
-    expect(grads.dq.shape).toEqual(q.shape);
-    expect(grads.dk.shape).toEqual(k.shape);
-    expect(grads.dv.shape).toEqual(v.shape);
-    disposeNsaGradients(grads);
-    disposeNsaForward(forward);
-    expect(gpu.memory().liveBuffers).toBe(before);
-  });
+  // At d = 16 the forward's scores stay whole and dK and dV run apart; at d = 64 the forward
+  // splits its scores over two parts of d and one kernel computes dK and dV.
+  it.each([16, 64])(
+    'every kernel of nsaForward and nsaBackward, selected branch on tensor cores, d = %i',
+    async (d) => {
+      const [n, hq, hkv] = [200, 16, 1];
+      const config = resolveNsaConfig({
+        heads: hq,
+        kvHeads: hkv,
+        headDim: d,
+        vHeadDim: d,
+        topN: 4,
+        blockSize: 32,
+        windowSize: 40,
+      });
+      // The shapes must take the tensor-core kernels within the null backend's 16 KiB.
+      for (const kernel of ['forward', 'dq', 'dk', 'dv'] as const) {
+        expect(selectedMatrixConfig(gpu.caps, config, undefined, kernel), kernel).toBeDefined();
+      }
+      const split = d === 64;
+      expect(selectedMatrixConfig(gpu.caps, config)?.scoreParts).toBe(split ? 2 : undefined);
+      expect(selectedMatrixConfig(gpu.caps, config, undefined, 'dkdv-roles') !== undefined).toBe(split);
+      // The values never matter here: nothing runs.
+      const f16 = (shape: number[], seed: number) => randomNormal(gpu, shape, seed, { dtype: 'f16' });
+      using q = await f16([1, n, hq, d], 1);
+      using k = await f16([1, n, hkv, d], 2);
+      using v = await f16([1, n, hkv, d], 3);
+      using g = await f16([1, n, hq, 3], 4);
+      using dO = await f16([1, n, hq, d], 5);
+      const before = gpu.memory().liveBuffers;
+      const forward = await nsaForward(gpu, config, q, k, v, g, { tier: 'subgroup-matrix' });
+      const grads = await nsaBackward(forward, dO);
+      expect(grads.dq.shape).toEqual(q.shape);
+      expect(grads.dk.shape).toEqual(k.shape);
+      expect(grads.dv.shape).toEqual(v.shape);
+      disposeNsaGradients(grads);
+      disposeNsaForward(forward);
+      expect(gpu.memory().liveBuffers).toBe(before);
+    },
+  );
 });

@@ -48,18 +48,28 @@ export interface SelectedMatrixConfig {
   pinSubgroupSize: boolean;
   /** Keys per staged tile: the block size, or a part of it; one N-wide slice per subgroup. */
   tile: number;
+  /**
+   * The forward only: over how many parts of d each key slice's scores are split, one subgroup
+   * each (1 unless given). Each such subgroup holds its part's Q fragments and its share of the
+   * output's columns; the lanes add the parts' scores.
+   */
+  scoreParts?: number;
 }
 
-/** How the work divides. */
+/** How the work divides: key slices, each over `parts` of d, one subgroup per (slice, part). */
 function split(c: SelectedMatrixConfig) {
   const fragments = Math.ceil(c.group / c.matrix.M);
   const rows = fragments * c.matrix.M;
-  const subgroups = c.tile / c.matrix.N;
+  const slices = c.tile / c.matrix.N;
+  const parts = c.scoreParts ?? 1;
+  const subgroups = slices * parts;
   const threads = subgroups * c.subgroupSize;
   const lanesPerRow = threads / rows;
   return {
     fragments,
     rows,
+    slices,
+    parts,
     subgroups,
     threads,
     lanesPerRow,
@@ -76,10 +86,10 @@ function strides(c: SelectedMatrixConfig) {
 
 /** Workgroup memory of the kernel in bytes: K and V tiles, scores or outputs (f32), probabilities, stats. */
 export function selectedMatrixSharedBytes(c: SelectedMatrixConfig): number {
-  const { rows } = split(c);
+  const { rows, parts } = split(c);
   const st = strides(c);
   const keys = Math.max(c.tile, rows) * st.k;
-  return keys * 2 + c.tile * st.v * 2 + rows * Math.max(st.s, st.o) * 4 + rows * st.p * 2 + rows * 8;
+  return keys * 2 + c.tile * st.v * 2 + rows * Math.max(parts * st.s, st.o) * 4 + rows * st.p * 2 + rows * 8;
 }
 
 const isPowerOfTwo = (x: number) => Number.isInteger(x) && x >= 1 && (x & (x - 1)) === 0;
@@ -87,11 +97,12 @@ const isPowerOfTwo = (x: number) => Number.isInteger(x) && x >= 1 && (x & (x - 1
 /** Why a shape cannot use the kernel, or undefined when it can. */
 export function selectedMatrixUnsupported(c: SelectedMatrixConfig): string | undefined {
   const { M, N, K } = c.matrix;
-  const { rows, subgroups, lanesPerRow, perLane, columns, outPerThread } = split(c);
+  const { rows, slices, parts, subgroups, lanesPerRow, perLane, columns, outPerThread } = split(c);
   if (M !== N || N !== K) return `matrix shape ${M}x${N}x${K} is not square`;
   if (c.blockSize % c.tile !== 0) return `block size ${c.blockSize} is not a multiple of the tile ${c.tile}`;
-  if (!Number.isInteger(subgroups) || subgroups < 1) return `tile ${c.tile} is not a multiple of N = ${N}`;
-  if (c.d % K !== 0) return `d = ${c.d} is not a multiple of K = ${K}`;
+  if (!Number.isInteger(slices) || slices < 1) return `tile ${c.tile} is not a multiple of N = ${N}`;
+  if (!Number.isInteger(parts) || parts < 1) return `scoreParts ${parts} is not a positive integer`;
+  if (c.d % (parts * K) !== 0) return `d = ${c.d} does not split into ${parts} parts of K = ${K}`;
   if (!Number.isInteger(columns) || columns % N !== 0) {
     return `dv = ${c.dv} does not split into multiples of N = ${N} over ${subgroups} subgroups`;
   }
@@ -110,9 +121,20 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
   const { M, N, K } = c.matrix;
   const { left, right, result } = matrixTypes(c.matrix);
-  const { fragments, rows, subgroups, threads, lanesPerRow, perLane, columns, outPerThread } = split(c);
+  const { fragments, rows, slices, parts, subgroups, threads, lanesPerRow, perLane, columns, outPerThread } =
+    split(c);
   const st = strides(c);
-  const qf = fragmentGrid('qf', fragments, c.d / K);
+  const qf = fragmentGrid('qf', fragments, c.d / K / parts);
+  // Split scores: the subgroup's key slice, its part of d, and where that part's scores go.
+  const partOf =
+    parts > 1
+      ? { slice: 'slice', firstColumn: `dPart * ${c.d / parts}u`, first: `dPart * ${rows * st.s}u` }
+      : {};
+  // The lanes' score at `at`: the parts' sum.
+  const score = (at: string) => {
+    const terms = range(parts).map((part) => `Fs[${part > 0 ? `${part * rows * st.s}u + ` : ''}${at}]`);
+    return terms.length > 1 ? `(${terms.join(' + ')})` : `${terms[0]}`;
+  };
   const stage = (dest: string, src: string, width: number, stride: number, rowsOf: RowsOf) =>
     stageRowsVec4Wgsl({ dest, src, width, destStride: stride, threads, ...rowsOf });
   const keyRows = {
@@ -135,7 +157,14 @@ export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
     rowsSet('Vs', 'v', c.dv, st.v, 'f'),
   ]);
 
-  const scores = groupScoresWgsl({ matrix: c.matrix, qf, keyStride: st.k, dest: 'Fs', destStride: st.s });
+  const scores = groupScoresWgsl({
+    matrix: c.matrix,
+    qf,
+    keyStride: st.k,
+    dest: 'Fs',
+    destStride: st.s,
+    ...partOf,
+  });
 
   const products = range(columns / N)
     .map((n) => {
@@ -186,8 +215,8 @@ const MASKED = -3.0e38;
 // The key tile (the group's queries before the first), the value tile.
 var<workgroup> Ks: array<f16, ${Math.max(c.tile, rows) * st.k}>;
 var<workgroup> Vs: array<f16, ${c.tile * st.v}>;
-// Scores of the tile, then the tile's contribution to the output: [row][column], f32.
-var<workgroup> Fs: array<f32, ${rows * Math.max(st.s, st.o)}>;
+// Scores of the tile${parts > 1 ? " (each part of d's in turn)" : ''}, then the tile's contribution to the output: [row][column], f32.
+var<workgroup> Fs: array<f32, ${rows * Math.max(parts * st.s, st.o)}>;
 var<workgroup> Ps: array<f16, ${rows * st.p}>;
 // Per row: the tile's rescaling of the running output, then the final sum of exponentials.
 var<workgroup> Alpha: array<f32, ROWS>;
@@ -207,13 +236,20 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let g = w % p.kvHeads;
   let sq = sequenceOf(t);
   // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
-  let sgc = min(sg, SUBGROUPS - 1u);
+  let sgc = min(sg, SUBGROUPS - 1u);${
+    parts > 1
+      ? `
+  // The subgroup's key slice and part of d for the scores.
+  let slice = sgc % ${slices}u;
+  let dPart = sgc / ${slices}u;`
+      : ''
+  }
   // The token's position and its slots come from read-only storage at workgroup-uniform
   // addresses, so they are uniform: the loops over them hold barriers and matrix operations.
   let pos = i32(t - sq.start);
   ${stage('Ks', 'q', c.d, st.k, queryRows)}
   workgroupBarrier();
-${loadFragmentsWgsl(c.matrix, qf, 'Ks', st.k)}
+${loadFragmentsWgsl(c.matrix, qf, 'Ks', st.k, partOf.firstColumn)}
   // The key tiles overwrite the queries' staging.
   workgroupBarrier();
   // This invocation's row of the softmax and its part of the row's keys.
@@ -238,7 +274,7 @@ ${scores}
       var tileMax = MASKED;
       for (var j = 0u; j < ${perLane}u; j++) {
         let col = part * ${perLane}u + j;
-        x[j] = select(MASKED, Fs[row * ${st.s}u + col] * scale2, k0 + i32(col) <= pos);
+        x[j] = select(MASKED, ${score(`row * ${st.s}u + col`)} * scale2, k0 + i32(col) <= pos);
         tileMax = max(tileMax, x[j]);
       }
       ${fold('tileMax', (a, b) => `max(${a}, ${b})`)}

@@ -57,6 +57,13 @@ import {
 export const SELECTED_MATRIX_TILES: number[] = [64, 32, 16];
 
 /**
+ * Over how many parts of d the tensor-core forward splits each key slice's scores (one subgroup
+ * per slice and part; SelectedMatrixConfig.scoreParts). Mutable so that a diagnostic can time
+ * each; not exported from the package.
+ */
+export const SELECTED_FORWARD_SPLIT: { scoreParts: number } = { scoreParts: 2 };
+
+/**
  * How the backward's tensor-core kernels split their work by role where that applies (d = dv):
  * `dq`, whether dQ runs with Q held by one role's subgroups and dO by the other's;
  * `dkdvColumnSplits`, above 0, computes dK and dV in one kernel (selectedDkDvRolesMatrixWgsl), S
@@ -83,7 +90,9 @@ export function selectedMatrixConfig(
 ): SelectedMatrixConfig | undefined {
   const matrix = preferredMatrixConfig(caps) ?? assumeMatrix;
   if (!matrix) return undefined;
-  for (const tile of SELECTED_MATRIX_TILES) {
+  // The forward at each tile: its scores split as SELECTED_FORWARD_SPLIT says, else whole.
+  const scoreParts = kernel === 'forward' ? [...new Set([SELECTED_FORWARD_SPLIT.scoreParts, 1])] : [1];
+  for (const [tile, parts] of SELECTED_MATRIX_TILES.flatMap((t) => scoreParts.map((p) => [t, p] as const))) {
     const c: SelectedMatrixConfig = {
       d: config.headDim,
       dv: config.vHeadDim,
@@ -93,6 +102,7 @@ export function selectedMatrixConfig(
       matrix,
       ...matrixSubgroupSize(caps),
       tile,
+      ...(parts > 1 ? { scoreParts: parts } : {}),
     };
     const bytes = {
       forward: () => selectedMatrixSharedBytes(c),
