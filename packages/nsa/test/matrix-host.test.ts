@@ -8,7 +8,7 @@ import {
   nsaForward,
   resolveNsaConfig,
 } from '../src/index.js';
-import { selectedMatrixConfig } from '../src/selected/selected.js';
+import { SELECTED_ROLE_SPLIT, selectedMatrixConfig } from '../src/selected/selected.js';
 
 // The null backend compiles and dispatches without computing: running the whole tensor-core
 // forward and backward on it checks the host code around those kernels (uniform parameters,
@@ -60,4 +60,27 @@ describe('the tensor-core forward and backward dispatch on the null backend', ()
       expect(gpu.memory().liveBuffers).toBe(before);
     },
   );
+
+  it("the fused dK/dV kernel's shape respects the adapter's invocation limit (four column splits: 512)", () => {
+    const config = resolveNsaConfig({ heads: 64, kvHeads: 4, headDim: 128, vHeadDim: 128 });
+    const capsWith = (invocations: number) => ({
+      ...gpu.caps,
+      limits: {
+        ...gpu.caps.limits,
+        maxComputeWorkgroupStorageSize: 48 * 1024,
+        maxComputeInvocationsPerWorkgroup: invocations,
+      },
+    });
+    const splits = SELECTED_ROLE_SPLIT.dkdvColumnSplits;
+    try {
+      SELECTED_ROLE_SPLIT.dkdvColumnSplits = 4;
+      expect(selectedMatrixConfig(capsWith(1024), config, undefined, 'dkdv-roles')?.tile).toBe(32);
+      // 32-key tiles take 512 invocations; 16-key tiles, 256.
+      expect(selectedMatrixConfig(capsWith(256), config, undefined, 'dkdv-roles')?.tile).toBe(16);
+      SELECTED_ROLE_SPLIT.dkdvColumnSplits = 2;
+      expect(selectedMatrixConfig(capsWith(256), config, undefined, 'dkdv-roles')?.tile).toBe(32);
+    } finally {
+      SELECTED_ROLE_SPLIT.dkdvColumnSplits = splits;
+    }
+  });
 });

@@ -49,6 +49,11 @@ function rolesSplit(c: SelectedDkDvRolesConfig) {
   };
 }
 
+/** Invocations per workgroup of the fused kernel. */
+export function selectedDkDvRolesInvocations(c: SelectedDkDvRolesConfig): number {
+  return rolesSplit(c).threads;
+}
+
 /** Why a shape cannot use the fused dK/dV kernel, or undefined when it can. */
 export function selectedDkDvRolesUnsupported(c: SelectedDkDvRolesConfig): string | undefined {
   const base = selectedBackwardMatrixUnsupported(c);

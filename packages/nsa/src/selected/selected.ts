@@ -33,6 +33,7 @@ import {
 } from './selected-backward-matrix.wgsl.js';
 import {
   type SelectedDkDvRolesConfig,
+  selectedDkDvRolesInvocations,
   selectedDkDvRolesMatrixWgsl,
   selectedDkDvRolesSharedBytes,
   selectedDkDvRolesUnsupported,
@@ -118,11 +119,18 @@ export function selectedMatrixConfig(
         : kernel === 'dq-roles'
           ? selectedDqRolesUnsupported(c)
           : kernel === 'dkdv-roles'
-            ? selectedDkDvRolesUnsupported(fused(c))
+            ? (selectedDkDvRolesUnsupported(fused(c)) ?? invocationsUnsupported(fused(c), caps))
             : selectedBackwardMatrixUnsupported(c);
     if (bytes <= caps.limits.maxComputeWorkgroupStorageSize && why === undefined) return c;
   }
   return undefined;
+}
+
+/** Why the fused dK/dV kernel's invocations exceed the adapter's limit (four column splits: 512), or undefined. */
+function invocationsUnsupported(c: SelectedDkDvRolesConfig, caps: Capabilities): string | undefined {
+  const invocations = selectedDkDvRolesInvocations(c);
+  const limit = caps.limits.maxComputeInvocationsPerWorkgroup;
+  return invocations > limit ? `${invocations} invocations exceed the limit of ${limit}` : undefined;
 }
 
 /** A backward shape as the fused dK/dV kernel's, with the column splits SELECTED_ROLE_SPLIT sets. */
