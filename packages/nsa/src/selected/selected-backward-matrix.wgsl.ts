@@ -155,6 +155,38 @@ ${KEY_TILE_OF_LIST_WGSL}
   let mEnd = min(mFirst + p.keyChunk, inverse[slot + 1u]);`;
 
 /**
+ * The head of the dK/dV kernels' loop over their chunk's tokens, its brace left open for the
+ * body: defines the token's position `pos` and index `t`, after a barrier that lets the body
+ * overwrite the previous token's rows.
+ */
+export const CHUNK_TOKENS_LOOP_WGSL = `  // The chunk's tokens that selected the block, in order, from the inverted selection: read-only
+  // storage at uniform addresses, so the loop is uniform. Tokens before k0 cannot see the tile's keys.
+  for (var m = mFirst; m < mEnd; m++) {
+    let pos = i32(inverse[p.inverseEntries + m]);
+    if (pos < k0) { continue; }
+    workgroupBarrier();
+    let t = sq.start + u32(pos);`;
+
+/**
+ * The rows of the key tile for stageRowsVec4Set (d = dv): `c.tile` rows of k or v from key `k0`
+ * of KV head `g`, those before `end` (a WGSL i32 expression) staged, staged by `threads`
+ * invocations.
+ */
+export function keyTileRows(c: SelectedMatrixConfig, threads: number, end: string) {
+  return {
+    rows: c.tile,
+    width: c.d,
+    destStride: strides(c).k,
+    threads,
+    tokenStart: 'sq.start',
+    heads: 'p.kvHeads',
+    head: 'g',
+    first: 'k0',
+    end,
+  };
+}
+
+/**
  * The opening of the dQ kernels: one workgroup per (token, KV head); defines the token `t`, the KV
  * head `g`, the token's sequence `sq` and its position `pos` in it.
  */
@@ -472,13 +504,7 @@ ${CHUNK_OF_LIST_WGSL}
   ${stage('Ks', 'k', c.d, st.k, keyRows)}
   ${dk ? stage('Vs', 'v', c.dv, st.v, keyRows) : ''}
 ${acc.map((name) => `  var ${name} = ${result}();`).join('\n')}
-  // The chunk's tokens that selected the block, in order, from the inverted selection: read-only
-  // storage at uniform addresses, so the loop is uniform. Tokens before k0 cannot see the tile's keys.
-  for (var m = mFirst; m < mEnd; m++) {
-    let pos = i32(inverse[p.inverseEntries + m]);
-    if (pos < k0) { continue; }
-      workgroupBarrier();
-      let t = sq.start + u32(pos);
+${CHUNK_TOKENS_LOOP_WGSL}
       ${tokenRowsWgsl(c, 'Qs', 'Os')}
       workgroupBarrier();
 ${sliceProducts('sf', 'Qs', 'Ks', st.k, c.d / K).join('\n')}

@@ -18,8 +18,10 @@ import { stageRowsVec4Set, unrolledStagingSetsWgsl } from '@webattn/core';
 import { groupRowsOf, matrixTypes } from '../matrix.wgsl.js';
 import {
   CHUNK_OF_LIST_WGSL,
+  CHUNK_TOKENS_LOOP_WGSL,
   entry,
   header,
+  keyTileRows,
   rowStatsSet,
   selectedBackwardMatrixUnsupported,
   split,
@@ -97,17 +99,7 @@ export function selectedDkDvRolesMatrixWgsl(c: SelectedDkDvRolesConfig): string 
   const probHalf = rows * st.p;
   const sf = range(fragments).map((r) => `sf${r}`);
   const acc = range(cols / N).map((n) => `acc${n}`);
-  const keyRows = {
-    rows: c.tile,
-    width: c.d,
-    destStride: st.k,
-    threads,
-    tokenStart: 'sq.start',
-    heads: 'p.kvHeads',
-    head: 'g',
-    first: 'k0',
-    end: 'len',
-  };
+  const keyRows = keyTileRows(c, threads, 'len');
   const groupRows = { width: c.d, destStride: st.k, threads, ...groupRowsOf(rows) };
   // The tile's K and V, and each token's q, dO and statistics: every load of a step before its
   // first store.
@@ -177,13 +169,7 @@ ${CHUNK_OF_LIST_WGSL}
   let scale2 = p.scale * LOG2E;
   ${keyTile}
 ${acc.map((name) => `  var ${name} = ${result}();`).join('\n')}
-  // The chunk's tokens that selected the block, in order, from the inverted selection: read-only
-  // storage at uniform addresses, so the loop is uniform. Tokens before k0 cannot see the tile's keys.
-  for (var m = mFirst; m < mEnd; m++) {
-    let pos = i32(inverse[p.inverseEntries + m]);
-    if (pos < k0) { continue; }
-    workgroupBarrier();
-    let t = sq.start + u32(pos);
+${CHUNK_TOKENS_LOOP_WGSL}
     ${tokenRows}
     workgroupBarrier();
 ${scores}

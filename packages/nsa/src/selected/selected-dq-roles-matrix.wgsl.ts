@@ -19,6 +19,7 @@ import {
   dsKeyProductsWgsl,
   entry,
   header,
+  keyTileRows,
   rowStatsSet,
   selectedBackwardMatrixUnsupported,
   split,
@@ -83,17 +84,7 @@ export function selectedDqRolesMatrixWgsl(c: SelectedMatrixConfig): string {
     ),
     rowStatsSet(rows),
   ]);
-  const keyRows = {
-    rows: c.tile,
-    width: c.d,
-    destStride: st.k,
-    threads,
-    tokenStart: 'sq.start',
-    heads: 'p.kvHeads',
-    head: 'g',
-    first: 'k0',
-    end: 'pos + 1',
-  };
+  const keyRows = keyTileRows(c, threads, 'pos + 1');
   // K and V in one step: every load issued before the first store.
   const keyTile = unrolledStagingSetsWgsl(threads, [
     stageRowsVec4Set({ dest: 'X', src: 'k', ...keyRows }, 'ek'),
