@@ -71,12 +71,17 @@ export async function flashProblem(n: number): Promise<{
 }
 
 /**
- * How two runs' gradients differ: undefined when they are equal bit for bit, else the count of
- * differing elements and the largest difference relative to the tensor's largest magnitude.
+ * How two runs' tensors (named `names`, the gradients dq, dk, dv unless given) differ: undefined
+ * when they are equal bit for bit, else per tensor the count of differing elements and the largest
+ * difference relative to the tensor's largest magnitude.
  */
-export function gradientDifference(a: Float32Array[], b: Float32Array[]): string | undefined {
+export function tensorsDifference(
+  a: Float32Array[],
+  b: Float32Array[],
+  names = ['dq', 'dk', 'dv'],
+): string | undefined {
   const parts: string[] = [];
-  for (const [t, name] of ['dq', 'dk', 'dv'].entries()) {
+  for (const [t, name] of names.entries()) {
     const x = a[t] as Float32Array;
     const y = b[t] as Float32Array;
     let count = 0;

@@ -15,7 +15,7 @@ import {
   type RoleSplitChoice,
 } from '../../packages/core/src/flash/flash.js';
 import type { Measurement } from '../../packages/core/src/index.js';
-import { flashProblem, forwardFlops, gradientDifference, kernelTimes } from './flash-problem.js';
+import { flashProblem, forwardFlops, kernelTimes, tensorsDifference } from './flash-problem.js';
 
 const n = 16384;
 const { gpu, timeForward, timeBackward, backwardGradients } = await flashProblem(n);
@@ -68,7 +68,7 @@ for (const [name, dkDv, dq] of choices) {
   const m = await timeBackward();
   const gradients = await backwardGradients();
   reference ??= gradients;
-  const same = gradientDifference(reference, gradients);
+  const same = tensorsDifference(reference, gradients);
   const tflops = ((2.5 * forwardFlops(n)) / m.median / 1e9).toFixed(1);
   console.log(
     `backward, ${name}: ${m.median.toFixed(1)} ms (${tflops} TFLOPS) [${kernelTimes(m)}] ${same ? `differs from plain: ${same}` : 'same bits as plain'}`,

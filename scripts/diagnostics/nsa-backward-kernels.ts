@@ -3,8 +3,8 @@
 // only gives branches: which of the selected branch's dQ, dK, dV and chunk sums, and of the
 // compressed branch's flash backward and compression backward, takes the time. Kernels that run
 // more than once (the flash backward of two branches) are summed under their label. Timed with
-// the selected branch's fused dK/dV kernel at two and four column splits
-// (SELECTED_ROLE_SPLIT.dkdvColumnSplits; 0 would run the separate dK and dV kernels).
+// the selected branch's role-split dQ and fused dK/dV kernels reading q, k, v and dO 8 and 16
+// bytes per load (SELECTED_ROLE_SPLIT.wideLoads).
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-backward-kernels.mjs; on the GPU machine:
 //   node .gpu-kit/nsa-backward-kernels.mjs
 
@@ -16,23 +16,23 @@ import {
   nsaForward,
 } from '../../packages/nsa/src/index.js';
 import { SELECTED_ROLE_SPLIT } from '../../packages/nsa/src/selected/selected.js';
-import { gradientDifference } from './flash-problem.js';
+import { tensorsDifference } from './flash-problem.js';
 import { nsaProblem } from './nsa-problem.js';
 
 const { n, gpu, c, q, k, v, g } = await nsaProblem();
 const dO = await randomNormal(gpu, [1, n, 64, 128], 5, { dtype: 'f16' });
 const forward = await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' });
-// Each setting's dq, dk and dv against the first's: S and dP are sums of the parts' products, so
-// the bits may differ between column splits (at one split they equal the separate kernels').
+// Each setting's dq, dk and dv against the first's: the loads' width moves no value, so they should
+// equal bit for bit.
 let reference: Float32Array[] | undefined;
-const defaultSplits = SELECTED_ROLE_SPLIT.dkdvColumnSplits;
-for (const splits of [2, 4]) {
-  SELECTED_ROLE_SPLIT.dkdvColumnSplits = splits;
+const defaultWide = SELECTED_ROLE_SPLIT.wideLoads;
+for (const wide of [false, true]) {
+  SELECTED_ROLE_SPLIT.wideLoads = wide;
   const grads = await nsaBackward(forward, dO);
   const values = await Promise.all([grads.dq, grads.dk, grads.dv].map((t) => t.read()));
   disposeNsaGradients(grads);
   reference ??= values;
-  const compared = gradientDifference(reference, values) ?? 'same bits';
+  const compared = tensorsDifference(reference, values) ?? 'same bits';
   const m = await measure(
     gpu,
     async () => {
@@ -41,11 +41,11 @@ for (const splits of [2, 4]) {
     { warmup: 1, iters: 3 },
   );
   console.log(
-    `n=${n} backward ${m.median.toFixed(1)} ms, selected dK/dV ${splits ? `fused at ${splits} column split(s)` : 'separate'} (${compared} as the first), by kernel (one timed iteration):`,
+    `n=${n} backward ${m.median.toFixed(1)} ms, selected dQ and dK/dV with ${wide ? 16 : 8}-byte loads (${compared} as the first), by kernel (one timed iteration):`,
   );
   const kernels = Object.entries(m.kernels?.[1] ?? {}).sort(([, a], [, b]) => b - a);
   for (const [label, ms] of kernels) console.log(`  ${ms.toFixed(2).padStart(8)} ms  ${label}`);
 }
-SELECTED_ROLE_SPLIT.dkdvColumnSplits = defaultSplits;
+SELECTED_ROLE_SPLIT.wideLoads = defaultWide;
 disposeNsaForward(forward);
 gpu.destroy();

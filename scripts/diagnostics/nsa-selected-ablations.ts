@@ -1,18 +1,22 @@
 // Diagnostic (not the bench): times the NSA forward's tensor-core selected attention (the bench's
-// reference config, b=1, hq=64, hkv=4, d=128, f16, 65536 tokens) with each key tile that fits and
-// each split of the scores over parts of d (SELECTED_FORWARD_SPLIT), then, at the default shape, with one piece of the kernel removed at a time (the WGSL rewritten on
-// its way to the pipeline cache): the K/V staging loads, the score multiply-accumulates, the
-// softmax's exponentials, the P·V multiply-accumulates, the per-tile output update. The ablated
-// outputs are wrong; only the kernel's time counts. Every ablation leaves the results live (a load
-// behind a never-true condition, a value replaced by a cheap one) so the compiler drops nothing else.
+// reference config, b=1, hq=64, hkv=4, d=128, f16, 65536 tokens) in several shapes (key tile,
+// parts of d its scores are split over, 8- or 16-byte K/V loads; SELECTED_FORWARD), each shape's
+// output compared with the first's, then, at the default shape, with one piece of the kernel
+// removed at a time (the WGSL rewritten on its way to the pipeline cache): the K/V staging loads,
+// the score multiply-accumulates, the softmax's exponentials, the P·V multiply-accumulates, the
+// per-tile output update. The ablated outputs are wrong; only the kernel's time counts. Every
+// ablation leaves the results live (a load behind a never-true condition, a value replaced by a
+// cheap one) so the compiler drops nothing else.
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-selected-ablations.mjs; on the GPU machine:
 //   node .gpu-kit/nsa-selected-ablations.mjs
 
-import { SELECTED_FORWARD_SPLIT, SELECTED_MATRIX_TILES } from '../../packages/nsa/src/selected/selected.js';
+import { disposeNsaForward, nsaForward } from '../../packages/nsa/src/index.js';
+import { SELECTED_FORWARD, SELECTED_MATRIX_TILES } from '../../packages/nsa/src/selected/selected.js';
 import { type Ablation, ablationsOf, never } from './ablate.js';
+import { tensorsDifference } from './flash-problem.js';
 import { nsaProblem } from './nsa-problem.js';
 
-const { n, gpu, timeForward } = await nsaProblem();
+const { n, gpu, c, q, k, v, g, timeForward } = await nsaProblem();
 
 const label = 'nsa selected attention';
 async function timeSelected(name: string) {
@@ -21,17 +25,31 @@ async function timeSelected(name: string) {
   console.log(`n=${n} ${name}: forward ${m.median.toFixed(1)} ms, selected attention ${ms?.toFixed(1)} ms`);
 }
 
+// [tile, parts of d, 16-byte loads]: a tile whose parts do not fit runs whole.
 const tiles = [...SELECTED_MATRIX_TILES];
-const { scoreParts } = SELECTED_FORWARD_SPLIT;
-for (const parts of [1, 2, 4]) {
-  SELECTED_FORWARD_SPLIT.scoreParts = parts;
-  for (const tile of tiles) {
-    SELECTED_MATRIX_TILES.splice(0, Infinity, tile);
-    await timeSelected(`tile ${tile}, scores over ${parts} part(s) of d`);
-  }
+const defaults = { ...SELECTED_FORWARD };
+let reference: Float32Array[] | undefined;
+for (const [tile, parts, wide] of [
+  [64, 2, false],
+  [64, 2, true],
+  [64, 1, false],
+  [64, 1, true],
+  [32, 4, false],
+  [32, 4, true],
+] as const) {
+  SELECTED_MATRIX_TILES.splice(0, Infinity, tile);
+  Object.assign(SELECTED_FORWARD, { scoreParts: parts, wideLoads: wide });
+  const forward = await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' });
+  const o = [await forward.o.read()];
+  disposeNsaForward(forward);
+  reference ??= o;
+  const compared = tensorsDifference(reference, o, ['o']) ?? 'same bits';
+  await timeSelected(
+    `tile ${tile}, scores over ${parts} part(s) of d, ${wide ? 16 : 8}-byte loads (${compared} as the first)`,
+  );
 }
 SELECTED_MATRIX_TILES.splice(0, Infinity, ...tiles);
-SELECTED_FORWARD_SPLIT.scoreParts = scoreParts;
+Object.assign(SELECTED_FORWARD, defaults);
 
 const ablations: Ablation[] = [
   ['none', (s) => s],

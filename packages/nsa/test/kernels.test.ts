@@ -211,6 +211,30 @@ describe('the tensor-core selection and selected attention compile on the null b
     expect(selectedMatrixUnsupported({ ...h200, scoreParts: 4 })).toMatch(/multiples of N/);
   });
 
+  it('the forward with 16-byte K/V loads: K and V bound as vec4<u32>, eight f16 unpacked per load', async () => {
+    const c = { ...base, d: 64, dv: 64, group: 16, blockSize: 32, tile: 32, scoreParts: 2, wideLoads: true };
+    expect(selectedMatrixUnsupported(c)).toBeUndefined();
+    const code = selectedMatrixWgsl(c);
+    expect(code).toContain('var<storage, read> k: array<vec4<u32>>;');
+    expect(code).toContain('var<storage, read> v: array<vec4<u32>>;');
+    // The queries, staged once per workgroup, keep their 8-byte loads.
+    expect(code).toContain('var<storage, read> q: array<vec4<f16>>;');
+    expect(code).toContain('bitcast<vec2<f16>>');
+    await expect(gpu.pipelines.get(code, 'selected matrix wide')).resolves.toBeDefined();
+    const h200 = {
+      ...base,
+      d: 128,
+      dv: 128,
+      group: 16,
+      blockSize: 64,
+      tile: 64,
+      scoreParts: 2,
+      wideLoads: true,
+    };
+    const info = await gpu.device.createShaderModule({ code: selectedMatrixWgsl(h200) }).getCompilationInfo();
+    expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+  });
+
   // The backward's kernels hold more: smaller head dims still take every path.
   const backwardShapes: SelectedMatrixConfig[] = [
     { ...base, d: 32, dv: 16, group: 16, blockSize: 64, tile: 32 },
@@ -277,13 +301,19 @@ describe('the tensor-core selection and selected attention compile on the null b
       const code = selectedDqRolesMatrixWgsl(c);
       expect(code).toContain(`@workgroup_size(${2 * (c.tile / 16) * 32})`);
       await expect(gpu.pipelines.get(code, 'selected dq roles matrix')).resolves.toBeDefined();
+      // 16-byte loads: q, k, v and dO bound as vec4<u32>.
+      const wide = selectedDqRolesMatrixWgsl({ ...c, wideLoads: true });
+      expect(wide.match(/array<vec4<u32>>/g)?.length).toBe(4);
+      await expect(gpu.pipelines.get(wide, 'selected dq roles matrix wide')).resolves.toBeDefined();
     }
     const h200 = { ...base, d: 128, dv: 128, group: 16, blockSize: 64, tile: 64 };
     expect(selectedDqRolesSharedBytes(h200)).toBeLessThanOrEqual(48 * 1024);
-    const info = await gpu.device
-      .createShaderModule({ code: selectedDqRolesMatrixWgsl(h200) })
-      .getCompilationInfo();
-    expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+    for (const wideLoads of [false, true]) {
+      const info = await gpu.device
+        .createShaderModule({ code: selectedDqRolesMatrixWgsl({ ...h200, wideLoads }) })
+        .getCompilationInfo();
+      expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+    }
     expect(selectedDqRolesUnsupported({ ...h200, dv: 64 })).toMatch(/differ/);
     expect(selectedDqRolesUnsupported({ ...h200, d: 64, dv: 64 })).toMatch(/8 slices/);
   });
@@ -304,6 +334,9 @@ describe('the tensor-core selection and selected attention compile on the null b
       // Each subgroup holds its role's gradient's columns of one key slice: d / columnSplits.
       expect(code.match(/var acc\d+ = subgroup_matrix_result/g)?.length).toBe(c.d / 16 / c.columnSplits);
       await expect(gpu.pipelines.get(code, 'selected dk dv roles matrix')).resolves.toBeDefined();
+      const wide = selectedDkDvRolesMatrixWgsl({ ...c, wideLoads: true });
+      expect(wide.match(/array<vec4<u32>>/g)?.length).toBe(4);
+      await expect(gpu.pipelines.get(wide, 'selected dk dv roles matrix wide')).resolves.toBeDefined();
       const sum = selectedKeysSumWgsl(c, 'dkdv');
       expect(sum).toContain('f16(sum * p.scale)');
       await expect(gpu.pipelines.get(sum, 'selected dk dv sum')).resolves.toBeDefined();
@@ -312,9 +345,13 @@ describe('the tensor-core selection and selected attention compile on the null b
     const h200 = { ...base, d: 128, dv: 128, group: 16, blockSize: 64, tile: 32, columnSplits: 2 };
     expect(selectedDkDvRolesSharedBytes(h200)).toBeLessThanOrEqual(48 * 1024);
     expect(selectedDkDvRolesSharedBytes({ ...h200, tile: 64, columnSplits: 1 })).toBeGreaterThan(48 * 1024);
-    for (const columnSplits of [1, 2]) {
+    for (const [columnSplits, wideLoads] of [
+      [1, false],
+      [2, false],
+      [2, true],
+    ] as const) {
       const info = await gpu.device
-        .createShaderModule({ code: selectedDkDvRolesMatrixWgsl({ ...h200, columnSplits }) })
+        .createShaderModule({ code: selectedDkDvRolesMatrixWgsl({ ...h200, columnSplits, wideLoads }) })
         .getCompilationInfo();
       expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
     }

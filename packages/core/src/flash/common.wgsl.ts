@@ -139,6 +139,11 @@ export interface StagedRowsVec4 extends Omit<StagedRows, 'type' | 'rows' | 'widt
   destStride?: number;
   /** Element of `dest` the first row starts at (0 by default), a multiple of 4. */
   destOffset?: number;
+  /**
+   * Whether `src` is bound as `array<vec4<u32>>`, eight f16 per 16-byte load, where `width` and
+   * `destOffset` are multiples of 8; as `array<vec4<f16>>`, four per load, by default.
+   */
+  wide?: boolean;
 }
 
 /**
@@ -149,12 +154,18 @@ export interface StagedRowsVec4 extends Omit<StagedRows, 'type' | 'rows' | 'widt
  */
 export function stageRowsVec4Set(o: StagedRowsVec4, index = 'e'): StagingSet {
   const { load, store } = rowsVec4Steps(o, index);
-  return { count: o.rows * (o.width / 4), index, load: (k, inRange) => load(k, inRange, true), store };
+  return {
+    count: o.rows * (o.width / (o.wide ? 8 : 4)),
+    index,
+    load: (k, inRange) => load(k, inRange, true),
+    store,
+  };
 }
 
 /** The loads and stores of {@link stageRowsVec4Set}; `declare` puts `var` before each loaded value. */
 function rowsVec4Steps(o: StagedRowsVec4, index: string) {
-  const w4 = o.width / 4;
+  const perLoad = o.wide ? 8 : 4;
+  const w4 = o.width / perLoad;
   const stride = o.destStride ?? o.width;
   const row = (k: number) => `${o.first} + i32(${index}${k} / ${w4}u)`;
   const value = (k: number) => `${index}x${k}`;
@@ -164,15 +175,25 @@ function rowsVec4Steps(o: StagedRowsVec4, index: string) {
       k: number,
       inRange: string,
       declare: boolean,
-    ) => `    ${declare ? 'var ' : ''}${value(k)} = vec4<f16>();
+    ) => `    ${declare ? 'var ' : ''}${value(k)} = vec4<${o.wide ? 'u32' : 'f16'}>();
     if (${inRange}${row(k)} < ${o.end}) {
       ${value(k)} = ${o.src}[((${o.tokenStart} + u32(${row(k)})) * ${o.heads} + ${o.head}) * ${w4}u + ${index}${k} % ${w4}u];
     }`,
     store: (
       k: number,
-    ) => `      let at = ${o.destOffset ? `${o.destOffset}u + ` : ''}(${index}${k} / ${w4}u) * ${stride}u + 4u * (${index}${k} % ${w4}u);
-      ${storeVec4Wgsl(o.dest, 'at', value(k))}`,
+    ) => `      let at = ${o.destOffset ? `${o.destOffset}u + ` : ''}(${index}${k} / ${w4}u) * ${stride}u + ${perLoad}u * (${index}${k} % ${w4}u);
+      ${o.wide ? storeWideWgsl(o.dest, 'at', value(k)) : storeVec4Wgsl(o.dest, 'at', value(k))}`,
   };
+}
+
+/** WGSL storing the eight f16 packed in a `vec4<u32>` to `dest[at ..]`. */
+function storeWideWgsl(dest: string, at: string, value: string): string {
+  return ['x', 'y', 'z', 'w']
+    .map((lane, i) => {
+      const half = `bitcast<vec2<f16>>(${value}.${lane})`;
+      return `${dest}[${at}${i ? ` + ${2 * i}u` : ''}] = ${half}.x; ${dest}[${at} + ${2 * i + 1}u] = ${half}.y;`;
+    })
+    .join(' ');
 }
 
 /**
@@ -182,8 +203,8 @@ function rowsVec4Steps(o: StagedRowsVec4, index: string) {
  */
 export function stageRowsVec4Prefetched(o: StagedRowsVec4): ReturnType<typeof prefetchedStagingWgsl> {
   const { value, load, store } = rowsVec4Steps(o, 'e');
-  return prefetchedStagingWgsl(o.rows * (o.width / 4), o.threads, {
-    declare: (k) => `var ${value(k)}: vec4<f16>;`,
+  return prefetchedStagingWgsl(o.rows * (o.width / (o.wide ? 8 : 4)), o.threads, {
+    declare: (k) => `var ${value(k)}: vec4<${o.wide ? 'u32' : 'f16'}>;`,
     load: (k, inRange) => load(k, inRange, false),
     store,
   });

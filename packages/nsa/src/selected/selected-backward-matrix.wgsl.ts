@@ -170,7 +170,7 @@ export const CHUNK_TOKENS_LOOP_WGSL = `  // The chunk's tokens that selected the
 /**
  * The rows of the key tile for stageRowsVec4Set (d = dv): `c.tile` rows of k or v from key `k0`
  * of KV head `g`, those before `end` (a WGSL i32 expression) staged, staged by `threads`
- * invocations.
+ * invocations, 16 bytes per load where `c.wideLoads`.
  */
 export function keyTileRows(c: SelectedMatrixConfig, threads: number, end: string) {
   return {
@@ -183,6 +183,21 @@ export function keyTileRows(c: SelectedMatrixConfig, threads: number, end: strin
     head: 'g',
     first: 'k0',
     end,
+    wide: c.wideLoads,
+  };
+}
+
+/**
+ * The bindings of q, k, v and dO for the role-split kernels' header: as `vec4<u32>`, eight f16 per
+ * load, where `c.wideLoads`.
+ */
+export function rowBindings(c: SelectedMatrixConfig): Record<'q' | 'k' | 'v' | 'dout', string> {
+  const type = c.wideLoads ? 'array<vec4<u32>>' : 'array<vec4<f16>>';
+  return {
+    q: `read> q: ${type}`,
+    k: `read> k: ${type}`,
+    v: `read> v: ${type}`,
+    dout: `read> dout: ${type}`,
   };
 }
 

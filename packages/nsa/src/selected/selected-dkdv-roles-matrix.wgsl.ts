@@ -22,6 +22,7 @@ import {
   entry,
   header,
   keyTileRows,
+  rowBindings,
   rowStatsSet,
   selectedBackwardMatrixUnsupported,
   split,
@@ -100,7 +101,7 @@ export function selectedDkDvRolesMatrixWgsl(c: SelectedDkDvRolesConfig): string 
   const sf = range(fragments).map((r) => `sf${r}`);
   const acc = range(cols / N).map((n) => `acc${n}`);
   const keyRows = keyTileRows(c, threads, 'len');
-  const groupRows = { width: c.d, destStride: st.k, threads, ...groupRowsOf(rows) };
+  const groupRows = { width: c.d, destStride: st.k, threads, wide: c.wideLoads, ...groupRowsOf(rows) };
   // The tile's K and V, and each token's q, dO and statistics: every load of a step before its
   // first store.
   const keyTile = unrolledStagingSetsWgsl(threads, [
@@ -148,7 +149,8 @@ ${acc
     }`,
     )
     .join('\n');
-  return `${header(c, ['read> q: array<vec4<f16>>', 'read> k: array<vec4<f16>>', 'read> v: array<vec4<f16>>', 'read> inverse: array<u32>', 'read> tables: array<u32>', 'read> dout: array<vec4<f16>>', 'read> stats: array<f32>', 'read_write> partials: array<f32>'])}
+  const b = rowBindings(c);
+  return `${header(c, [b.q, b.k, b.v, 'read> inverse: array<u32>', 'read> tables: array<u32>', b.dout, 'read> stats: array<f32>', 'read_write> partials: array<f32>'])}
 const SLICES = ${slices}u;
 // Both roles' operands: the tile's K then V rows; the token's q then dO rows; each part's S, then
 // each part's dP (f32); P then dS (f16).

@@ -20,6 +20,7 @@ import {
   entry,
   header,
   keyTileRows,
+  rowBindings,
   rowStatsSet,
   selectedBackwardMatrixUnsupported,
   split,
@@ -75,7 +76,7 @@ export function selectedDqRolesMatrixWgsl(c: SelectedMatrixConfig): string {
   const held = fragmentGrid('hf', fragments, c.d / K);
   const sf = range(fragments).map((r) => `sf${r}`);
   const dq = range(fragments).map((r) => range(cols / N).map((n) => `dq${r}_${n}`));
-  const groupRows = groupRowsOf(rows);
+  const groupRows = { ...groupRowsOf(rows), wide: c.wideLoads };
   const ownRows = unrolledStagingSetsWgsl(threads, [
     stageRowsVec4Set({ dest: 'X', src: 'q', width: c.d, destStride: st.k, threads, ...groupRows }, 'eq'),
     stageRowsVec4Set(
@@ -105,7 +106,8 @@ export function selectedDqRolesMatrixWgsl(c: SelectedMatrixConfig): string {
   ].join('\n');
   // The subgroup's dQ columns += dS·K; dS sits in V's place.
   const updates = dsKeyProductsWgsl(c, { ds: 'X', dsOffset: half, keys: 'X', cols, dq });
-  return `${header(c, ['read> q: array<vec4<f16>>', 'read> k: array<vec4<f16>>', 'read> v: array<vec4<f16>>', 'read> selected: array<i32>', 'read> tables: array<u32>', 'read> dout: array<vec4<f16>>', 'read> stats: array<f32>', 'read_write> dq: array<f16>'])}
+  const b = rowBindings(c);
+  return `${header(c, [b.q, b.k, b.v, 'read> selected: array<i32>', 'read> tables: array<u32>', b.dout, 'read> stats: array<f32>', 'read_write> dq: array<f16>'])}
 const SLICES = ${slices}u;
 // Both roles' operands: the group's q then dO rows (until held), then each tile's K then V rows;
 // once a tile's dP is taken, its dS [row][key] (row stride ${st.p}) in V's place.

@@ -54,6 +54,12 @@ export interface SelectedMatrixConfig {
    * output's columns; the lanes add the parts' scores.
    */
   scoreParts?: number;
+  /**
+   * The forward and the role-split backward kernels: whether K and V (and there q and dO) are read
+   * 16 bytes per load (`array<vec4<u32>>`), not 8. d and dv are multiples of 16 wherever the
+   * kernels apply, so every row starts on 16 bytes.
+   */
+  wideLoads?: boolean;
 }
 
 /** How the work divides: key slices, each over `parts` of d, one subgroup per (slice, part). */
@@ -151,7 +157,7 @@ export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
   // memory latency once (K, then V: 71.0 -> 70.1 ms at 65,536 tokens on the H200 with 64-key
   // tiles, 247.5 -> 150.6 with 16-key tiles).
   const rowsSet = (dest: string, src: string, width: number, stride: number, index: string) =>
-    stageRowsVec4Set({ dest, src, width, destStride: stride, threads, ...keyRows }, index);
+    stageRowsVec4Set({ dest, src, width, destStride: stride, threads, wide: c.wideLoads, ...keyRows }, index);
   const stageKeysAndValues = unrolledStagingSetsWgsl(threads, [
     rowsSet('Ks', 'k', c.d, st.k, 'e'),
     rowsSet('Vs', 'v', c.dv, st.v, 'f'),
@@ -190,13 +196,15 @@ export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
     .join('\n');
 
   const fold = (v: string, op: (a: string, b: string) => string) => shuffleFoldWgsl(v, lanesPerRow, op);
+  // K and V as loaded: eight f16 packed in a vec4<u32>, or four as a vec4<f16>.
+  const keyWord = c.wideLoads ? 'u32' : 'f16';
 
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
 ${paramsStruct(SELECTED_PARAMS)}
 @group(0) @binding(0) var<storage, read> q: array<vec4<f16>>;
-@group(0) @binding(1) var<storage, read> k: array<vec4<f16>>;
-@group(0) @binding(2) var<storage, read> v: array<vec4<f16>>;
+@group(0) @binding(1) var<storage, read> k: array<vec4<${keyWord}>>;
+@group(0) @binding(2) var<storage, read> v: array<vec4<${keyWord}>>;
 @group(0) @binding(3) var<storage, read> selected: array<i32>;
 @group(0) @binding(4) var<storage, read> tables: array<u32>;
 @group(0) @binding(5) var<storage, read_write> o: array<f16>;

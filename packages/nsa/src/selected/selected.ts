@@ -58,23 +58,28 @@ import {
 export const SELECTED_MATRIX_TILES: number[] = [64, 32, 16];
 
 /**
- * Over how many parts of d the tensor-core forward splits each key slice's scores (one subgroup
- * per slice and part; SelectedMatrixConfig.scoreParts). Mutable so that a diagnostic can time
- * each; not exported from the package.
+ * The tensor-core forward's shape beyond its tile: over how many parts of d it splits each key
+ * slice's scores (one subgroup per slice and part; SelectedMatrixConfig.scoreParts), and whether
+ * it loads K and V 16 bytes at a time (SelectedMatrixConfig.wideLoads). Mutable so that a
+ * diagnostic can time each; not exported from the package.
  */
-export const SELECTED_FORWARD_SPLIT: { scoreParts: number } = { scoreParts: 2 };
+export const SELECTED_FORWARD: { scoreParts: number; wideLoads: boolean } = {
+  scoreParts: 2,
+  wideLoads: true,
+};
 
 /**
  * How the backward's tensor-core kernels split their work by role where that applies (d = dv):
  * `dq`, whether dQ runs with Q held by one role's subgroups and dO by the other's;
  * `dkdvColumnSplits`, above 0, computes dK and dV in one kernel (selectedDkDvRolesMatrixWgsl), S
  * by one role and dP by the other, each role's work split by columns over that many subgroups; 0
- * runs the separate dK and dV kernels. Mutable so that a diagnostic can time each; not exported
- * from the package.
+ * runs the separate dK and dV kernels; `wideLoads`, whether those kernels read q, k, v and dO 16
+ * bytes per load. Mutable so that a diagnostic can time each; not exported from the package.
  */
-export const SELECTED_ROLE_SPLIT: { dq: boolean; dkdvColumnSplits: number } = {
+export const SELECTED_ROLE_SPLIT: { dq: boolean; dkdvColumnSplits: number; wideLoads: boolean } = {
   dq: true,
   dkdvColumnSplits: 2,
+  wideLoads: true,
 };
 
 /**
@@ -91,8 +96,8 @@ export function selectedMatrixConfig(
 ): SelectedMatrixConfig | undefined {
   const matrix = preferredMatrixConfig(caps) ?? assumeMatrix;
   if (!matrix) return undefined;
-  // The forward at each tile: its scores split as SELECTED_FORWARD_SPLIT says, else whole.
-  const scoreParts = kernel === 'forward' ? [...new Set([SELECTED_FORWARD_SPLIT.scoreParts, 1])] : [1];
+  // The forward at each tile: its scores split as SELECTED_FORWARD says, else whole.
+  const scoreParts = kernel === 'forward' ? [...new Set([SELECTED_FORWARD.scoreParts, 1])] : [1];
   for (const [tile, parts] of SELECTED_MATRIX_TILES.flatMap((t) => scoreParts.map((p) => [t, p] as const))) {
     const c: SelectedMatrixConfig = {
       d: config.headDim,
@@ -104,6 +109,10 @@ export function selectedMatrixConfig(
       ...matrixSubgroupSize(caps),
       tile,
       ...(parts > 1 ? { scoreParts: parts } : {}),
+      ...((kernel === 'forward' && SELECTED_FORWARD.wideLoads) ||
+      ((kernel === 'dq-roles' || kernel === 'dkdv-roles') && SELECTED_ROLE_SPLIT.wideLoads)
+        ? { wideLoads: true }
+        : {}),
     };
     const bytes = {
       forward: () => selectedMatrixSharedBytes(c),
