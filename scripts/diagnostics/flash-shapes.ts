@@ -4,12 +4,14 @@
 // times, so that one GPU call tells which kernel and shape to make the default. Everything comes
 // from core's sources, so the settings it edits are the ones flash reads.
 // `pnpm gpu:bundle` builds it into .gpu-kit/flash-shapes.mjs; on the GPU machine:
-//   node .gpu-kit/flash-shapes.mjs [roles]   (roles: the role-split choices only)
+//   node .gpu-kit/flash-shapes.mjs [roles|loads]   (roles: the role-split choices only; loads:
+//   the forward and backward with 8- and 16-byte loads only, FLASH_WIDE_LOADS)
 
 import {
   BACKWARD_SHAPES,
   DKDV_KERNEL,
   DQ_KERNEL,
+  FLASH_WIDE_LOADS,
   FORWARD_SHAPES,
   type MatrixShapeChoice,
   type RoleSplitChoice,
@@ -48,6 +50,27 @@ async function tryShapes(
     }
   }
   shapes.splice(0, shapes.length, ...original);
+}
+
+if (process.argv[2] === 'loads') {
+  // The same kernels reading q, k, v and dO 8 and 16 bytes per load: the same bits expected.
+  const defaults = { ...FLASH_WIDE_LOADS };
+  let first: Float32Array[] | undefined;
+  for (const wide of [false, true]) {
+    Object.assign(FLASH_WIDE_LOADS, { forward: wide, backward: wide });
+    const forward = await timeForward();
+    const backward = await timeBackward();
+    const gradients = await backwardGradients();
+    first ??= gradients;
+    const same = tensorsDifference(first, gradients) ?? 'same bits';
+    const tflops = (flops: number, m: Measurement) => (flops / m.median / 1e9).toFixed(1);
+    console.log(
+      `${wide ? 16 : 8}-byte loads n=${n}: forward ${forward.median.toFixed(2)} ms (${tflops(forwardFlops(n), forward)} TFLOPS), backward ${backward.median.toFixed(1)} ms (${tflops(2.5 * forwardFlops(n), backward)} TFLOPS) [${kernelTimes(backward)}] gradients: ${same} as the first`,
+    );
+  }
+  Object.assign(FLASH_WIDE_LOADS, defaults);
+  gpu.destroy();
+  process.exit(0);
 }
 
 // The backward passes with their role-split kernels and without, over several tiles and column

@@ -453,11 +453,16 @@ describe('flash attention: every variant compiles on the null backend', () => {
           kernel.accumulators(d, columnSplits),
         );
         expect(code).toContain(`@workgroup_size(${128 * columnSplits})`);
-        const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
-        expect(
-          info.messages.filter((m) => m.type === 'error').map((m) => m.message),
-          what,
-        ).toEqual([]);
+        // With 16-byte loads q, k, v and dO are bound as vec4<u32>, eight f16 per load.
+        const wide = kernel.wgsl({ ...c, wideLoads: true });
+        expect(wide.match(/: array<vec4<u32>>;/g)?.length, what).toBe(4);
+        for (const variant of [code, wide]) {
+          const info = await gpu.device.createShaderModule({ code: variant }).getCompilationInfo();
+          expect(
+            info.messages.filter((m) => m.type === 'error').map((m) => m.message),
+            what,
+          ).toEqual([]);
+        }
       }
       const base = {
         matrix: { M: 16, N: 16, K: 16 },
@@ -520,11 +525,15 @@ describe('flash attention: every variant compiles on the null backend', () => {
       expect(matrixForwardSharedBytes(c), `${d}/${dv}`).toBeLessThanOrEqual(48 * 1024);
       const code = flashForwardMatrixWgsl(c);
       expect(code.includes('var<workgroup> Qs'), `${d}/${dv}`).toBe(inWorkgroup);
-      const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
-      expect(
-        info.messages.filter((m) => m.type === 'error').map((m) => m.message),
-        `${d}/${dv}`,
-      ).toEqual([]);
+      const wide = flashForwardMatrixWgsl({ ...c, wideLoads: true });
+      expect(wide.match(/: array<vec4<u32>>;/g)?.length, `${d}/${dv}`).toBe(3);
+      for (const variant of [code, wide]) {
+        const info = await gpu.device.createShaderModule({ code: variant }).getCompilationInfo();
+        expect(
+          info.messages.filter((m) => m.type === 'error').map((m) => m.message),
+          `${d}/${dv}`,
+        ).toEqual([]);
+      }
     }
   });
 

@@ -23,6 +23,7 @@ import {
   matrixKernelHeader,
   matrixShape,
   fragmentNames as names,
+  rowElement,
 } from './matrix-kernel.js';
 
 /** The backward kernels' parameters: rows of their own side per workgroup, a tile of the other side. */
@@ -100,6 +101,7 @@ export function tileRows(
         : { tokenStart: 'sp.qStart', heads: 'p.hq', head: 'h', first: 'i0' }),
       end: 'range.y',
       threads: place.threads ?? c.subgroups * c.subgroupSize,
+      wide: c.wideLoads,
       ...(place.destOffset !== undefined && { destOffset: place.destOffset }),
     },
     index,
@@ -166,6 +168,7 @@ export function flashDqMatrixWgsl(c: MatrixBackwardConfig): string {
       first: 'first',
       end: 'last + 1',
       threads,
+      wide: c.wideLoads,
     });
   // The tile's keys and values in one step: their loads wait out one latency, not two.
   const stageKeyTile = unrolledStagingSetsWgsl(threads, [
@@ -173,7 +176,7 @@ export function flashDqMatrixWgsl(c: MatrixBackwardConfig): string {
     tileRows(c, 'keys', 'Vs', 'v', 'ev'),
   ]);
   return `${matrixKernelHeader(c)}
-${backwardInputsWgsl('vec4<f16>')}
+${backwardInputsWgsl(rowElement(c))}
 @group(0) @binding(6) var<storage, read_write> dq: array<f16>;
 @group(0) @binding(7) var<uniform> p: Params;
 
@@ -252,7 +255,7 @@ ${writeFragments(c, gf, 'dq', 'D', 'r <= last', '(sp.qStart + u32(r)) * p.hq + h
 /** The opening every tensor-core dK/dV kernel shares: extensions, inputs, dK and dV, constants. */
 export function dkDvHeaderWgsl(c: MatrixKernelConfig): string {
   return `${matrixKernelHeader(c)}
-${backwardInputsWgsl('vec4<f16>')}
+${backwardInputsWgsl(rowElement(c))}
 @group(0) @binding(6) var<storage, read_write> dk: array<f16>;
 @group(0) @binding(7) var<storage, read_write> dv: array<f16>;
 @group(0) @binding(8) var<uniform> p: Params;
@@ -297,6 +300,7 @@ export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
       first: 'first',
       end: 'last + 1',
       threads,
+      wide: c.wideLoads,
     });
   const rowStatistics = rowStatisticsSet(c);
   // The query tile in one step: q, dO and their statistics wait out one memory latency, not three

@@ -157,6 +157,7 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
         first: 'first',
         end: 'last + 1',
         threads,
+        wide: c.wideLoads,
       },
       index,
     );

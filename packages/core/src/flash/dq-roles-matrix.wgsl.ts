@@ -33,6 +33,7 @@ import {
   matrixKernelHeader,
   matrixShape,
   fragmentNames as names,
+  rowElement,
 } from './matrix-kernel.js';
 
 /** Why a shape cannot use the role-split dQ kernel, or undefined when it can. */
@@ -96,6 +97,7 @@ export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
         first: 'first',
         end: 'last + 1',
         threads,
+        wide: c.wideLoads,
       },
       index,
     );
@@ -139,7 +141,7 @@ export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
     }`,
   );
   return `${matrixKernelHeader(c)}
-${backwardInputsWgsl('vec4<f16>')}
+${backwardInputsWgsl(rowElement(c))}
 @group(0) @binding(6) var<storage, read_write> dq: array<f16>;
 @group(0) @binding(7) var<uniform> p: Params;
 

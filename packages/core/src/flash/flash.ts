@@ -160,6 +160,12 @@ export const DKDV_KERNEL: RoleSplitChoice = { roles: true, rolesTile: 32, column
  */
 export const DQ_KERNEL: RoleSplitChoice = { roles: true, rolesTile: 16, columnSplits: 1 };
 
+/**
+ * Whether the tensor-core forward and backward read q, k, v and dO 16 bytes per load
+ * (MatrixKernelConfig.wideLoads). Mutable so that a diagnostic can time both.
+ */
+export const FLASH_WIDE_LOADS: { forward: boolean; backward: boolean } = { forward: true, backward: true };
+
 /** A backward pass's plain and role-split kernels: WGSL, why the split does not apply, its memory. */
 interface RoleSplitKernels {
   plain: (c: MatrixBackwardConfig) => string;
@@ -220,7 +226,16 @@ export function matrixForwardConfig(
   assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
 ): MatrixForwardConfig | undefined {
   const pick = (unsupported: (c: MatrixForwardConfig) => string | undefined) =>
-    pickMatrixShape(caps, d, dv, FORWARD_SHAPES, unsupported, [matrixForwardSharedBytes], assumeMatrix);
+    pickMatrixShape(
+      caps,
+      d,
+      dv,
+      FORWARD_SHAPES,
+      unsupported,
+      [matrixForwardSharedBytes],
+      FLASH_WIDE_LOADS.forward,
+      assumeMatrix,
+    );
   const holdingQuery = (c: MatrixForwardConfig) =>
     matrixForwardUnsupported(c) ??
     (matrixForwardQueryInWorkgroup(c) ? 'Q does not fit in registers' : undefined);
@@ -241,6 +256,7 @@ export function matrixBackwardConfig(
     BACKWARD_SHAPES,
     matrixBackwardUnsupported,
     [matrixDqSharedBytes, matrixDkDvSharedBytes],
+    FLASH_WIDE_LOADS.backward,
     assumeMatrix,
   );
   return config;
@@ -253,13 +269,23 @@ function pickMatrixShape(
   shapes: readonly MatrixShapeChoice[],
   unsupported: (c: MatrixForwardConfig) => string | undefined,
   sharedBytes: readonly ((c: MatrixForwardConfig) => number)[],
+  wideLoads: boolean,
   assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
 ): MatrixForwardConfig | undefined {
   const matrix = preferredMatrixConfig(caps) ?? assumeMatrix;
   if (!matrix) return undefined;
   const subgroup = matrixSubgroupSize(caps);
   for (const [subgroups, tile, rowFragments] of shapes) {
-    const config: MatrixForwardConfig = { d, dv, matrix, ...subgroup, subgroups, tile, rowFragments };
+    const config: MatrixForwardConfig = {
+      d,
+      dv,
+      matrix,
+      ...subgroup,
+      subgroups,
+      tile,
+      rowFragments,
+      ...(wideLoads && { wideLoads }),
+    };
     if (unsupported(config)) continue;
     if (sharedBytes.some((bytes) => bytes(config) > caps.limits.maxComputeWorkgroupStorageSize)) continue;
     if (subgroups * subgroup.subgroupSize > caps.limits.maxComputeInvocationsPerWorkgroup) continue;

@@ -31,6 +31,7 @@ import {
   matrixEntryPoint,
   matrixKernelHeader,
   matrixShape,
+  rowElement,
 } from './matrix-kernel.js';
 
 /**
@@ -189,6 +190,7 @@ export function flashForwardMatrixWgsl(c: MatrixForwardConfig): string {
       first: 'k0',
       end: 'range.y',
       threads: c.subgroups * c.subgroupSize,
+      wide: c.wideLoads,
     });
 
   const scoreTile = `    workgroupBarrier();
@@ -324,9 +326,9 @@ ${range(perLane)
   );
 
   return `${matrixKernelHeader(c)}
-@group(0) @binding(0) var<storage, read> q: array<vec4<f16>>;
-@group(0) @binding(1) var<storage, read> k: array<vec4<f16>>;
-@group(0) @binding(2) var<storage, read> v: array<vec4<f16>>;
+@group(0) @binding(0) var<storage, read> q: array<${rowElement(c)}>;
+@group(0) @binding(1) var<storage, read> k: array<${rowElement(c)}>;
+@group(0) @binding(2) var<storage, read> v: array<${rowElement(c)}>;
 @group(0) @binding(3) var<storage, read> launch: array<u32>;
 @group(0) @binding(4) var<storage, read_write> o: array<vec4<f16>>;
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
@@ -371,7 +373,7 @@ ${queryTileWgsl('ROWS')}
   let i = first + i32(row);
   // Scores in base 2: exp(x) = exp2(x · log2 e).
   let scale2 = p.scale * LOG2E;
-  ${stageRowsVec4Wgsl({ dest: queryInWorkgroup ? 'Qs' : 'Xs', src: 'q', rows, width: c.d, destStride: st.q, tokenStart: 'sp.qStart', heads: 'p.hq', head: 'h', first: 'first', end: 'last + 1', threads: c.subgroups * c.subgroupSize })}
+  ${stageRowsVec4Wgsl({ dest: queryInWorkgroup ? 'Qs' : 'Xs', src: 'q', rows, width: c.d, destStride: st.q, tokenStart: 'sp.qStart', heads: 'p.hq', head: 'h', first: 'first', end: 'last + 1', threads: c.subgroups * c.subgroupSize, wide: c.wideLoads })}
   workgroupBarrier();
 ${
   queryInWorkgroup

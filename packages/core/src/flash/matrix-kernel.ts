@@ -19,6 +19,16 @@ export interface MatrixKernelConfig {
   subgroups: number;
   /** Rows of the other side per staged tile (a multiple of N and K). */
   tile: number;
+  /**
+   * Whether q, k, v and dO are read 16 bytes per load (bound as `vec4<u32>`, eight f16 unpacked
+   * per load) rather than 8 (`vec4<f16>`); d and dv are multiples of 16 wherever the kernels apply.
+   */
+  wideLoads?: boolean;
+}
+
+/** The element type the kernels bind q, k, v and dO as (see {@link MatrixKernelConfig.wideLoads}). */
+export function rowElement(c: Pick<MatrixKernelConfig, 'wideLoads'>): string {
+  return c.wideLoads ? 'vec4<u32>' : 'vec4<f16>';
 }
 
 /** Quantities and WGSL type names derived from a configuration. */
