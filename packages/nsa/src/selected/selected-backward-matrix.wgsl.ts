@@ -258,6 +258,22 @@ export function rowStatsSet(rows: number): StagingSet {
   };
 }
 
+/** The workgroup arrays {@link rowStatsSet} fills: each row's lse (base 2) and delta. */
+export function rowStatsArraysWgsl(rows: number): string {
+  return `var<workgroup> Lse2: array<f32, ${rows}>;
+var<workgroup> Delta: array<f32, ${rows}>;`;
+}
+
+/**
+ * The role-split kernels' subgroup index `sgc` and its key slice `slice` (of `SLICES`), for
+ * `subgroups` subgroups.
+ */
+export function roleSliceWgsl(subgroups: number): string {
+  return `  // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
+  let sgc = min(sg, ${subgroups - 1}u);
+  let slice = sgc % SLICES;`;
+}
+
 /**
  * Token t's group rows of q and dO (into `qDest`, `oDest`) and their statistics in one unrolled
  * step: every load of the three before the first store, so that the token waits out the memory
@@ -394,8 +410,7 @@ var<workgroup> Ks: array<f16, ${Math.max(c.tile, rows) * st.k}>;
 var<workgroup> Vs: array<f16, ${dqValuesLength(c)}>;
 var<workgroup> Ss: array<f32, ${rows * st.s}>;
 var<workgroup> Ds: array<f32, ${rows * st.s}>;
-var<workgroup> Lse2: array<f32, ${rows}>;
-var<workgroup> Delta: array<f32, ${rows}>;
+${rowStatsArraysWgsl(rows)}
 var<workgroup> Xout: array<f32, ${subgroups * M * st.out}>;
 
 ${entry(c, threads)}
@@ -508,8 +523,7 @@ var<workgroup> Ss: array<f32, ${rows * st.s}>;
 ${dk ? `var<workgroup> Ds: array<f32, ${rows * st.s}>;` : ''}
 // P (dV) or dS (dK) of the token's rows against the tile's keys, f16.
 var<workgroup> Ps: array<f16, ${rows * st.p}>;
-var<workgroup> Lse2: array<f32, ${rows}>;
-var<workgroup> Delta: array<f32, ${rows}>;
+${rowStatsArraysWgsl(rows)}
 var<workgroup> Xout: array<f32, ${subgroups * M * st.out}>;
 
 ${entry(c, threads)}

@@ -22,7 +22,9 @@ import {
   entry,
   header,
   keyTileRows,
+  roleSliceWgsl,
   rowBindings,
+  rowStatsArraysWgsl,
   rowStatsSet,
   selectedBackwardMatrixUnsupported,
   split,
@@ -158,14 +160,11 @@ var<workgroup> KV: array<f16, ${2 * tileHalf}>;
 var<workgroup> QO: array<f16, ${2 * rowsHalf}>;
 var<workgroup> SD: array<f32, ${2 * c.columnSplits * scoreSection}>;
 var<workgroup> PD: array<f16, ${2 * probHalf}>;
-var<workgroup> Lse2: array<f32, ${rows}>;
-var<workgroup> Delta: array<f32, ${rows}>;
+${rowStatsArraysWgsl(rows)}
 
 ${entry(c, threads)}
 ${CHUNK_OF_LIST_WGSL}
-  // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
-  let sgc = min(sg, ${subgroups - 1}u);
-  let slice = sgc % SLICES;
+${roleSliceWgsl(subgroups)}
   let role = (sgc / SLICES) % 2u;
   let part = sgc / (2u * SLICES);
   let scale2 = p.scale * LOG2E;

@@ -20,7 +20,9 @@ import {
   entry,
   header,
   keyTileRows,
+  roleSliceWgsl,
   rowBindings,
+  rowStatsArraysWgsl,
   rowStatsSet,
   selectedBackwardMatrixUnsupported,
   split,
@@ -114,14 +116,11 @@ const SLICES = ${slices}u;
 var<workgroup> X: array<f16, ${2 * half}>;
 // S then dP, [row][key]; at the end each subgroup's way out for its dQ fragments.
 var<workgroup> SD: array<f32, ${2 * scoreHalf}>;
-var<workgroup> Lse2: array<f32, ${rows}>;
-var<workgroup> Delta: array<f32, ${rows}>;
+${rowStatsArraysWgsl(rows)}
 
 ${entry(c, threads)}
 ${TOKEN_OF_WORKGROUP_WGSL}
-  // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
-  let sgc = min(sg, ${subgroups - 1}u);
-  let slice = sgc % SLICES;
+${roleSliceWgsl(subgroups)}
   let role = sgc / SLICES;
   ${ownRows}
   workgroupBarrier();
