@@ -104,6 +104,7 @@ export {
   type StagingSet,
   shuffleFoldWgsl,
   storeVec4Wgsl,
+  storeWideWgsl,
   unrolledStagingSetsWgsl,
   unrolledStagingWgsl,
   wgslType,

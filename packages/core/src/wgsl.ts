@@ -25,6 +25,16 @@ export function storeVec4Wgsl(dest: string, at: string, value: string): string {
     .join(' ');
 }
 
+/** WGSL storing the eight f16 packed in a `vec4<u32>` `value` (one 16-byte load) to `dest[at ..]`. */
+export function storeWideWgsl(dest: string, at: string, value: string): string {
+  return ['x', 'y', 'z', 'w']
+    .map((lane, i) => {
+      const half = `bitcast<vec2<f16>>(${value}.${lane})`;
+      return `${dest}[${at}${i ? ` + ${2 * i}u` : ''}] = ${half}.x; ${dest}[${at} + ${2 * i + 1}u] = ${half}.y;`;
+    })
+    .join(' ');
+}
+
 /**
  * WGSL folding the per-lane `value` over `lanes` lanes (a power of two) of a subgroup with `op`
  * (e.g. max or +), by shuffles at lane distances `laneStride` · 1, 2, 4 …: afterwards every lane of
