@@ -4,7 +4,8 @@
  * Every product is a subgroup-matrix multiply-accumulate from workgroup memory; the elementwise
  * steps (P = exp(S·scale - lse), dS = P ∘ (dP - delta), masking) are done by lanes on scores
  * stored to workgroup memory, and the f16 results are loaded back as matrix operands. Inputs are
- * read as vec4<f16>, four elements per load, when staged.
+ * read as vec4<f16>, four elements per load, when staged, or as vec4<u32>, eight per load, where
+ * the config asks for 16-byte loads (`wideLoads`, which the H200 ran faster).
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { type StagingSet, unrolledStagingSetsWgsl } from '../wgsl.js';

@@ -7,7 +7,7 @@
  * registers but only its share of the output accumulator, which keeps enough registers free for
  * the compiler; and every K or V fragment a subgroup loads from workgroup memory feeds one
  * multiply-accumulate per row fragment. Tiles of keys, then of values, are staged once per
- * workgroup with vec4 loads.
+ * workgroup with vec4 loads, of 16 bytes where the config asks (`wideLoads`).
  *
  * Subgroup matrices are opaque, so the output accumulator cannot be rescaled row by row as the
  * online softmax needs at every tile. The running max is lazy instead: a row's max moves only when

@@ -4,8 +4,10 @@
  * selected key and value row is loaded once for the whole group and every load feeds a
  * multiply-accumulate of all G heads.
  *
- * Per tile of keys (a selection block, or a part of one): K and V are staged with vec4 loads;
- * each subgroup computes a 16-key slice of S = Q·Kᵀ from Q fragments it keeps in registers; the
+ * Per tile of keys (a selection block, or a part of one): K and V are staged with vec4 loads (or
+ * 16-byte ones, `wideLoads`); each subgroup computes a 16-key slice of S = Q·Kᵀ from Q fragments
+ * it keeps in registers (with `scoreParts`, its part of d's share of that slice, the lanes adding
+ * the parts: more subgroups, each holding less, over the same workgroup memory); the
  * lanes turn S into probabilities with a one-pass online softmax (lanes sharing a row combine with
  * shuffles); each subgroup multiplies P by its slice of V's columns into fresh accumulators, which
  * leave through workgroup memory to be added, rescaled by the row's correction, to a running output
