@@ -101,6 +101,7 @@ export { type Measurement, type MeasureOptions, measure, type TimeSource, timeOn
 export {
   enables,
   prefetchedStagingWgsl,
+  rowVectorType,
   type StagingSet,
   shuffleFoldWgsl,
   storeVec4Wgsl,

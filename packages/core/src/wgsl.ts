@@ -36,6 +36,15 @@ export function storeWideWgsl(dest: string, at: string, value: string): string {
 }
 
 /**
+ * The vector a row staging loads from a tensor of f16: four halves as a `vec4<f16>` (8 bytes), or
+ * with 16-byte loads (`wide`) eight packed in a `vec4<u32>`. Kernels bind the tensor as an array
+ * of it.
+ */
+export function rowVectorType(wide: boolean | undefined): string {
+  return wide ? 'vec4<u32>' : 'vec4<f16>';
+}
+
+/**
  * WGSL folding the per-lane `value` over `lanes` lanes (a power of two) of a subgroup with `op`
  * (e.g. max or +), by shuffles at lane distances `laneStride` · 1, 2, 4 …: afterwards every lane of
  * the group holds the whole fold. The lanes sharing a row of the tensor-core kernels' softmax.

@@ -4,10 +4,11 @@
  * Every product is a subgroup-matrix multiply-accumulate from workgroup memory; the elementwise
  * steps (P = exp(S·scale - lse), dS = P ∘ (dP - delta), masking) are done by lanes on scores
  * stored to workgroup memory, and the f16 results are loaded back as matrix operands. Inputs are
- * read as vec4<f16>, four elements per load, when staged.
+ * read as vec4<f16>, four elements per load, when staged, or as vec4<u32>, eight per load, where
+ * the config asks for 16-byte loads (`wideLoads`, which the H200 ran faster).
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
-import { type StagingSet, unrolledStagingSetsWgsl } from '../wgsl.js';
+import { rowVectorType, type StagingSet, unrolledStagingSetsWgsl } from '../wgsl.js';
 import {
   backwardInputsWgsl,
   keyTileWgsl,
@@ -23,7 +24,6 @@ import {
   matrixKernelHeader,
   matrixShape,
   fragmentNames as names,
-  rowElement,
 } from './matrix-kernel.js';
 
 /** The backward kernels' parameters: rows of their own side per workgroup, a tile of the other side. */
@@ -74,6 +74,29 @@ export function matrixDkDvSharedBytes(c: MatrixBackwardConfig): number {
   return (rows + c.tile) * (st.d + st.dv) * 2 + c.tile * 8 + scratch.s * 8 + scratch.p * 4;
 }
 
+/** Where a side's rows are in the token-major tensors: keys of KV head `hk`, queries of head `h`. */
+function sideRows(side: 'keys' | 'queries') {
+  return side === 'keys'
+    ? { tokenStart: 'sp.kStart', heads: 'p.hkv', head: 'hk' }
+    : { tokenStart: 'sp.qStart', heads: 'p.hq', head: 'h' };
+}
+
+/**
+ * The workgroup's own rows of a side (`first` .. `last`: keys for the dK/dV pass, queries for the
+ * dQ pass), staged by `threads` invocations, for stageRowsVec4Set or stageRowsVec4Wgsl once the
+ * destination, source and widths are added.
+ */
+export function ownRows(c: MatrixBackwardConfig, side: 'keys' | 'queries', threads: number) {
+  return {
+    rows: matrixShape(c).rows,
+    ...sideRows(side),
+    first: 'first',
+    end: 'last + 1',
+    threads,
+    wide: c.wideLoads,
+  };
+}
+
 /**
  * One tile of the other side's rows as a staging set: keys (`k` or `v`) of KV head `hk` from `k0`
  * for the dQ pass, queries (`q` or `dout`) of head `h` from `i0` for the dK/dV pass; rows of q and
@@ -88,17 +111,16 @@ export function tileRows(
   place: { threads?: number; destOffset?: number } = {},
 ): StagingSet {
   const st = strides(c);
-  const wide = src === 'k' || src === 'q';
+  const ofD = src === 'k' || src === 'q';
   return stageRowsVec4Set(
     {
       dest,
       src,
       rows: c.tile,
-      width: wide ? c.d : c.dv,
-      destStride: wide ? st.d : st.dv,
-      ...(side === 'keys'
-        ? { tokenStart: 'sp.kStart', heads: 'p.hkv', head: 'hk', first: 'k0' }
-        : { tokenStart: 'sp.qStart', heads: 'p.hq', head: 'h', first: 'i0' }),
+      width: ofD ? c.d : c.dv,
+      destStride: ofD ? st.d : st.dv,
+      ...sideRows(side),
+      first: side === 'keys' ? 'k0' : 'i0',
       end: 'range.y',
       threads: place.threads ?? c.subgroups * c.subgroupSize,
       wide: c.wideLoads,
@@ -156,27 +178,14 @@ export function flashDqMatrixWgsl(c: MatrixBackwardConfig): string {
   const st = strides(c);
   const scratch = (j: number) => `sgc * ${M * st.s}u + ${j * N}u`;
   const stageQ = (dest: string, src: string, width: number) =>
-    stageRowsVec4Wgsl({
-      dest,
-      src,
-      rows,
-      width,
-      destStride: st.x,
-      tokenStart: 'sp.qStart',
-      heads: 'p.hq',
-      head: 'h',
-      first: 'first',
-      end: 'last + 1',
-      threads,
-      wide: c.wideLoads,
-    });
+    stageRowsVec4Wgsl({ dest, src, width, destStride: st.x, ...ownRows(c, 'queries', threads) });
   // The tile's keys and values in one step: their loads wait out one latency, not two.
   const stageKeyTile = unrolledStagingSetsWgsl(threads, [
     tileRows(c, 'keys', 'Ks', 'k', 'ek'),
     tileRows(c, 'keys', 'Vs', 'v', 'ev'),
   ]);
   return `${matrixKernelHeader(c)}
-${backwardInputsWgsl(rowElement(c))}
+${backwardInputsWgsl(rowVectorType(c.wideLoads))}
 @group(0) @binding(6) var<storage, read_write> dq: array<f16>;
 @group(0) @binding(7) var<uniform> p: Params;
 
@@ -255,7 +264,7 @@ ${writeFragments(c, gf, 'dq', 'D', 'r <= last', '(sp.qStart + u32(r)) * p.hq + h
 /** The opening every tensor-core dK/dV kernel shares: extensions, inputs, dK and dV, constants. */
 export function dkDvHeaderWgsl(c: MatrixKernelConfig): string {
   return `${matrixKernelHeader(c)}
-${backwardInputsWgsl(rowElement(c))}
+${backwardInputsWgsl(rowVectorType(c.wideLoads))}
 @group(0) @binding(6) var<storage, read_write> dk: array<f16>;
 @group(0) @binding(7) var<storage, read_write> dv: array<f16>;
 @group(0) @binding(8) var<uniform> p: Params;
@@ -288,20 +297,7 @@ export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
   const st = strides(c);
   const scratch = (j: number) => `sgc * ${M * st.s}u + ${j * N}u`;
   const stageOwn = (dest: string, src: string, width: number, destStride: number) =>
-    stageRowsVec4Wgsl({
-      dest,
-      src,
-      rows,
-      width,
-      destStride,
-      tokenStart: 'sp.kStart',
-      heads: 'p.hkv',
-      head: 'hk',
-      first: 'first',
-      end: 'last + 1',
-      threads,
-      wide: c.wideLoads,
-    });
+    stageRowsVec4Wgsl({ dest, src, width, destStride, ...ownRows(c, 'keys', threads) });
   const rowStatistics = rowStatisticsSet(c);
   // The query tile in one step: q, dO and their statistics wait out one memory latency, not three
   // (staged one after the other, they took half the kernel's time on the H200).

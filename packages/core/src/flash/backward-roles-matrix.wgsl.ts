@@ -27,6 +27,7 @@ import { type StagingSet, unrolledStagingSetsWgsl } from '../wgsl.js';
 import {
   dkDvHeaderWgsl,
   type MatrixBackwardConfig,
+  ownRows,
   rowStatisticsSet,
   scratchElements,
   strides,
@@ -147,17 +148,10 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
       {
         dest: 'QO',
         src,
-        rows,
         width: c.d,
         destStride: st.d,
         destOffset: src === 'k' ? 0 : ownHalf,
-        tokenStart: 'sp.kStart',
-        heads: 'p.hkv',
-        head: 'hk',
-        first: 'first',
-        end: 'last + 1',
-        threads,
-        wide: c.wideLoads,
+        ...ownRows(c, 'keys', threads),
       },
       index,
     );

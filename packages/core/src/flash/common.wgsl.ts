@@ -2,6 +2,7 @@
 import type { ParamLayout } from '../params.js';
 import {
   prefetchedStagingWgsl,
+  rowVectorType,
   type StagingSet,
   storeVec4Wgsl,
   storeWideWgsl,
@@ -159,29 +160,30 @@ export interface StagedRowsVec4 extends Omit<StagedRows, 'type' | 'rows' | 'widt
  * `index` names the set's indices (and prefixes its values) where several sets share a step.
  */
 export function stageRowsVec4Set(o: StagedRowsVec4, index = 'e'): StagingSet {
-  const { load, store } = rowsVec4Steps(o, index);
-  return {
-    count: o.rows * (o.width / (o.wide ? 8 : 4)),
-    index,
-    load: (k, inRange) => load(k, inRange, true),
-    store,
-  };
+  const { count, load, store } = rowsVec4Steps(o, index);
+  return { count, index, load: (k, inRange) => load(k, inRange, true), store };
 }
 
-/** The loads and stores of {@link stageRowsVec4Set}; `declare` puts `var` before each loaded value. */
+/**
+ * The loads (`count` of them) and stores of {@link stageRowsVec4Set}; `declare` puts `var` before
+ * each loaded value.
+ */
 function rowsVec4Steps(o: StagedRowsVec4, index: string) {
   const perLoad = o.wide ? 8 : 4;
   const w4 = o.width / perLoad;
+  const vector = rowVectorType(o.wide);
   const stride = o.destStride ?? o.width;
   const row = (k: number) => `${o.first} + i32(${index}${k} / ${w4}u)`;
   const value = (k: number) => `${index}x${k}`;
   return {
+    count: o.rows * w4,
+    vector,
     value,
     load: (
       k: number,
       inRange: string,
       declare: boolean,
-    ) => `    ${declare ? 'var ' : ''}${value(k)} = vec4<${o.wide ? 'u32' : 'f16'}>();
+    ) => `    ${declare ? 'var ' : ''}${value(k)} = ${vector}();
     if (${inRange}${row(k)} < ${o.end}) {
       ${value(k)} = ${o.src}[((${o.tokenStart} + u32(${row(k)})) * ${o.heads} + ${o.head}) * ${w4}u + ${index}${k} % ${w4}u];
     }`,
@@ -198,9 +200,9 @@ function rowsVec4Steps(o: StagedRowsVec4, index: string) {
  * `first` naming the tile they are for), the stores made when the tile's turn comes.
  */
 export function stageRowsVec4Prefetched(o: StagedRowsVec4): ReturnType<typeof prefetchedStagingWgsl> {
-  const { value, load, store } = rowsVec4Steps(o, 'e');
-  return prefetchedStagingWgsl(o.rows * (o.width / (o.wide ? 8 : 4)), o.threads, {
-    declare: (k) => `var ${value(k)}: vec4<${o.wide ? 'u32' : 'f16'}>;`,
+  const { count, vector, value, load, store } = rowsVec4Steps(o, 'e');
+  return prefetchedStagingWgsl(count, o.threads, {
+    declare: (k) => `var ${value(k)}: ${vector};`,
     load: (k, inRange) => load(k, inRange, false),
     store,
   });

@@ -17,8 +17,8 @@
  * role's dQ columns.
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
-import { unrolledStagingSetsWgsl } from '../wgsl.js';
-import { ROW_STATISTICS_WGSL, scratchElements, strides, tileRows } from './backward-matrix.wgsl.js';
+import { rowVectorType, unrolledStagingSetsWgsl } from '../wgsl.js';
+import { ownRows, ROW_STATISTICS_WGSL, scratchElements, strides, tileRows } from './backward-matrix.wgsl.js';
 import {
   type RolesConfig,
   roleAccumulatorsOutWgsl,
@@ -33,7 +33,6 @@ import {
   matrixKernelHeader,
   matrixShape,
   fragmentNames as names,
-  rowElement,
 } from './matrix-kernel.js';
 
 /** Why a shape cannot use the role-split dQ kernel, or undefined when it can. */
@@ -87,17 +86,10 @@ export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
       {
         dest: 'X',
         src,
-        rows,
         width: c.d,
         destStride: st.d,
         destOffset: src === 'q' ? 0 : ownHalf,
-        tokenStart: 'sp.qStart',
-        heads: 'p.hq',
-        head: 'h',
-        first: 'first',
-        end: 'last + 1',
-        threads,
-        wide: c.wideLoads,
+        ...ownRows(c, 'queries', threads),
       },
       index,
     );
@@ -141,7 +133,7 @@ export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
     }`,
   );
   return `${matrixKernelHeader(c)}
-${backwardInputsWgsl(rowElement(c))}
+${backwardInputsWgsl(rowVectorType(c.wideLoads))}
 @group(0) @binding(6) var<storage, read_write> dq: array<f16>;
 @group(0) @binding(7) var<uniform> p: Params;
 

@@ -7,7 +7,7 @@
  * registers but only its share of the output accumulator, which keeps enough registers free for
  * the compiler; and every K or V fragment a subgroup loads from workgroup memory feeds one
  * multiply-accumulate per row fragment. Tiles of keys, then of values, are staged once per
- * workgroup with vec4 loads.
+ * workgroup with vec4 loads, of 16 bytes where the config asks (`wideLoads`).
  *
  * Subgroup matrices are opaque, so the output accumulator cannot be rescaled row by row as the
  * online softmax needs at every tile. The running max is lazy instead: a row's max moves only when
@@ -24,14 +24,13 @@
  * a subgroup read different banks.
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
-import { shuffleFoldWgsl } from '../wgsl.js';
+import { rowVectorType, shuffleFoldWgsl } from '../wgsl.js';
 import { MASKED, queryTileWgsl, SEQUENCE_WGSL, stageRowsVec4Wgsl } from './common.wgsl.js';
 import {
   type MatrixKernelConfig,
   matrixEntryPoint,
   matrixKernelHeader,
   matrixShape,
-  rowElement,
 } from './matrix-kernel.js';
 
 /**
@@ -326,9 +325,9 @@ ${range(perLane)
   );
 
   return `${matrixKernelHeader(c)}
-@group(0) @binding(0) var<storage, read> q: array<${rowElement(c)}>;
-@group(0) @binding(1) var<storage, read> k: array<${rowElement(c)}>;
-@group(0) @binding(2) var<storage, read> v: array<${rowElement(c)}>;
+@group(0) @binding(0) var<storage, read> q: array<${rowVectorType(c.wideLoads)}>;
+@group(0) @binding(1) var<storage, read> k: array<${rowVectorType(c.wideLoads)}>;
+@group(0) @binding(2) var<storage, read> v: array<${rowVectorType(c.wideLoads)}>;
 @group(0) @binding(3) var<storage, read> launch: array<u32>;
 @group(0) @binding(4) var<storage, read_write> o: array<vec4<f16>>;
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;

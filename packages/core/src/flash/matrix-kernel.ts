@@ -26,11 +26,6 @@ export interface MatrixKernelConfig {
   wideLoads?: boolean;
 }
 
-/** The element type the kernels bind q, k, v and dO as (see {@link MatrixKernelConfig.wideLoads}). */
-export function rowElement(c: Pick<MatrixKernelConfig, 'wideLoads'>): string {
-  return c.wideLoads ? 'vec4<u32>' : 'vec4<f16>';
-}
-
 /** Quantities and WGSL type names derived from a configuration. */
 export function matrixShape(c: MatrixKernelConfig) {
   const { M, N, K } = c.matrix;

@@ -16,6 +16,7 @@
 import {
   enables,
   paramsStruct,
+  rowVectorType,
   shuffleFoldWgsl,
   storeVec4Wgsl,
   storeWideWgsl,
@@ -109,7 +110,7 @@ export function mlaAttentionMatrixWgsl(c: MlaMatrixKernelConfig): string {
   // Keys are read four f16 at a time, or eight with 16-byte loads (dk, r and dr are multiples of
   // 16): `loadKey4(b, j, c4)` is columns per·c4 .. per·c4 + per - 1 of key j.
   const per = c.wideLoads ? 8 : 4;
-  const word = c.wideLoads ? 'vec4<u32>' : 'vec4<f16>';
+  const word = rowVectorType(c.wideLoads);
   const loadKey =
     c.source === 'paged'
       ? `fn loadKey4(b: u32, j: u32, c4: u32) -> ${word} {

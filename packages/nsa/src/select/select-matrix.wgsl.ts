@@ -21,6 +21,7 @@ import {
   alignedWorkgroupLength,
   enables,
   paramsStruct,
+  rowVectorType,
   stageRowsVec4Prefetched,
   stageRowsVec4Set,
   unrolledStagingSetsWgsl,
@@ -204,7 +205,7 @@ export function selectMatrixWgsl(c: SelectMatrixConfig): string {
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
 ${paramsStruct(SELECT_PARAMS)}
 @group(0) @binding(0) var<storage, read> q: array<${direct ? 'f16' : 'vec4<f16>'}>;
-@group(0) @binding(1) var<storage, read> cmpK: array<${c.wideLoads ? 'vec4<u32>' : 'vec4<f16>'}>;
+@group(0) @binding(1) var<storage, read> cmpK: array<${rowVectorType(c.wideLoads)}>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
 @group(0) @binding(3) var<storage, read> tables: array<u32>;
 @group(0) @binding(4) var<storage, read_write> selected: array<i32>;

@@ -17,6 +17,7 @@
 import {
   enables,
   paramsStruct,
+  rowVectorType,
   type StagingSet,
   stageRowsVec4Set,
   stageRowsVec4Wgsl,
@@ -34,7 +35,7 @@ import {
   storeSliceWgsl,
 } from '../matrix.wgsl.js';
 import { SELECTED_PARAMS } from './selected.wgsl.js';
-import type { SelectedMatrixConfig } from './selected-matrix.wgsl.js';
+import { SELECTED_KEY_TILES_LOOP_WGSL, type SelectedMatrixConfig } from './selected-matrix.wgsl.js';
 
 /**
  * Uniform parameters of the tensor-core backward: the forward's, where the block table starts,
@@ -192,7 +193,7 @@ export function keyTileRows(c: SelectedMatrixConfig, threads: number, end: strin
  * load, where `c.wideLoads`.
  */
 export function rowBindings(c: SelectedMatrixConfig): Record<'q' | 'k' | 'v' | 'dout', string> {
-  const type = c.wideLoads ? 'array<vec4<u32>>' : 'array<vec4<f16>>';
+  const type = `array<${rowVectorType(c.wideLoads)}>`;
   return {
     q: `read> q: ${type}`,
     k: `read> k: ${type}`,
@@ -425,10 +426,7 @@ ${dq
   .map((name) => `  var ${name} = ${result}();`)
   .join('\n')}
   let scale2 = p.scale * LOG2E;
-  for (var slot = 0u; slot < TOPN; slot++) {
-    let J = selected[(t * p.kvHeads + g) * TOPN + slot];
-    if (J < 0) { break; }
-    for (var k0 = J * p.blockSize; k0 < (J + 1) * p.blockSize && k0 <= pos; k0 += i32(TILE)) {
+${SELECTED_KEY_TILES_LOOP_WGSL}
       workgroupBarrier();
       ${stage('Ks', 'k', c.d, st.k, keyRows)}
       ${stage('Vs', 'v', c.dv, st.v, keyRows)}

@@ -30,7 +30,7 @@ import {
   TOKEN_OF_WORKGROUP_WGSL,
   writeFragmentsWgsl,
 } from './selected-backward-matrix.wgsl.js';
-import type { SelectedMatrixConfig } from './selected-matrix.wgsl.js';
+import { SELECTED_KEY_TILES_LOOP_WGSL, type SelectedMatrixConfig } from './selected-matrix.wgsl.js';
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
@@ -137,10 +137,7 @@ ${dq
   .map((name) => `  var ${name} = ${result}();`)
   .join('\n')}
   let scale2 = p.scale * LOG2E;
-  for (var slot = 0u; slot < TOPN; slot++) {
-    let J = selected[(t * p.kvHeads + g) * TOPN + slot];
-    if (J < 0) { break; }
-    for (var k0 = J * p.blockSize; k0 < (J + 1) * p.blockSize && k0 <= pos; k0 += i32(TILE)) {
+${SELECTED_KEY_TILES_LOOP_WGSL}
       workgroupBarrier();
       ${keyTile}
       workgroupBarrier();

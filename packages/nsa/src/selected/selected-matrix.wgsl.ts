@@ -4,8 +4,10 @@
  * selected key and value row is loaded once for the whole group and every load feeds a
  * multiply-accumulate of all G heads.
  *
- * Per tile of keys (a selection block, or a part of one): K and V are staged with vec4 loads;
- * each subgroup computes a 16-key slice of S = Q·Kᵀ from Q fragments it keeps in registers; the
+ * Per tile of keys (a selection block, or a part of one): K and V are staged with vec4 loads (or
+ * 16-byte ones, `wideLoads`); each subgroup computes a 16-key slice of S = Q·Kᵀ from Q fragments
+ * it keeps in registers (with `scoreParts`, its part of d's share of that slice, the lanes adding
+ * the parts: more subgroups, each holding less, over the same workgroup memory); the
  * lanes turn S into probabilities with a one-pass online softmax (lanes sharing a row combine with
  * shuffles); each subgroup multiplies P by its slice of V's columns into fresh accumulators, which
  * leave through workgroup memory to be added, rescaled by the row's correction, to a running output
@@ -17,6 +19,7 @@
 import {
   enables,
   paramsStruct,
+  rowVectorType,
   shuffleFoldWgsl,
   stageRowsVec4Set,
   stageRowsVec4Wgsl,
@@ -97,6 +100,16 @@ export function selectedMatrixSharedBytes(c: SelectedMatrixConfig): number {
   const keys = Math.max(c.tile, rows) * st.k;
   return keys * 2 + c.tile * st.v * 2 + rows * Math.max(parts * st.s, st.o) * 4 + rows * st.p * 2 + rows * 8;
 }
+
+/**
+ * The head of the tensor-core kernels' loop over token t's selected blocks (for KV head g) and each
+ * block's key tiles up to the token, both braces left open for the body: defines the block `J`
+ * and the tile's first key `k0`.
+ */
+export const SELECTED_KEY_TILES_LOOP_WGSL = `  for (var slot = 0u; slot < TOPN; slot++) {
+    let J = selected[(t * p.kvHeads + g) * TOPN + slot];
+    if (J < 0) { break; }
+    for (var k0 = J * p.blockSize; k0 < (J + 1) * p.blockSize && k0 <= pos; k0 += i32(TILE)) {`;
 
 const isPowerOfTwo = (x: number) => Number.isInteger(x) && x >= 1 && (x & (x - 1)) === 0;
 
@@ -196,15 +209,13 @@ export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
     .join('\n');
 
   const fold = (v: string, op: (a: string, b: string) => string) => shuffleFoldWgsl(v, lanesPerRow, op);
-  // K and V as loaded: eight f16 packed in a vec4<u32>, or four as a vec4<f16>.
-  const keyWord = c.wideLoads ? 'u32' : 'f16';
 
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
 ${paramsStruct(SELECTED_PARAMS)}
 @group(0) @binding(0) var<storage, read> q: array<vec4<f16>>;
-@group(0) @binding(1) var<storage, read> k: array<vec4<${keyWord}>>;
-@group(0) @binding(2) var<storage, read> v: array<vec4<${keyWord}>>;
+@group(0) @binding(1) var<storage, read> k: array<${rowVectorType(c.wideLoads)}>;
+@group(0) @binding(2) var<storage, read> v: array<${rowVectorType(c.wideLoads)}>;
 @group(0) @binding(3) var<storage, read> selected: array<i32>;
 @group(0) @binding(4) var<storage, read> tables: array<u32>;
 @group(0) @binding(5) var<storage, read_write> o: array<f16>;
@@ -269,10 +280,7 @@ ${loadFragmentsWgsl(c.matrix, qf, 'Ks', st.k, partOf.firstColumn)}
   var l = 0.0;
   // The running output: element li + ${threads} · j of the [ROWS][DV] block.
   var acc: array<f32, ${outPerThread}>;
-  for (var slot = 0u; slot < TOPN; slot++) {
-    let J = selected[(t * p.kvHeads + g) * TOPN + slot];
-    if (J < 0) { break; }
-    for (var k0 = J * p.blockSize; k0 < (J + 1) * p.blockSize && k0 <= pos; k0 += i32(TILE)) {
+${SELECTED_KEY_TILES_LOOP_WGSL}
       ${stageKeysAndValues}
       workgroupBarrier();
 ${scores}

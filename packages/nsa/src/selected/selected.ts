@@ -98,6 +98,11 @@ export function selectedMatrixConfig(
   if (!matrix) return undefined;
   // The forward at each tile: its scores split as SELECTED_FORWARD says, else whole.
   const scoreParts = kernel === 'forward' ? [...new Set([SELECTED_FORWARD.scoreParts, 1])] : [1];
+  // 16-byte loads where the kernel reads them (the plain backward kernels do not).
+  const wideLoads =
+    kernel === 'forward'
+      ? SELECTED_FORWARD.wideLoads
+      : (kernel === 'dq-roles' || kernel === 'dkdv-roles') && SELECTED_ROLE_SPLIT.wideLoads;
   for (const [tile, parts] of SELECTED_MATRIX_TILES.flatMap((t) => scoreParts.map((p) => [t, p] as const))) {
     const c: SelectedMatrixConfig = {
       d: config.headDim,
@@ -109,10 +114,7 @@ export function selectedMatrixConfig(
       ...matrixSubgroupSize(caps),
       tile,
       ...(parts > 1 ? { scoreParts: parts } : {}),
-      ...((kernel === 'forward' && SELECTED_FORWARD.wideLoads) ||
-      ((kernel === 'dq-roles' || kernel === 'dkdv-roles') && SELECTED_ROLE_SPLIT.wideLoads)
-        ? { wideLoads: true }
-        : {}),
+      ...(wideLoads && { wideLoads }),
     };
     const bytes = {
       forward: () => selectedMatrixSharedBytes(c),
