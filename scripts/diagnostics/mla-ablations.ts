@@ -1,18 +1,20 @@
 // Diagnostic (not the bench): times the tensor-core MLA decode (MiniCPM3 dims, paged cache, f16,
 // batch 32 x 4096 cached tokens, the planner's splits), with each subgroup count the planner may
-// take, and with one piece of its attention kernel removed at a time (the WGSL rewritten on its way
+// take, with 8- and 16-byte cache loads (MLA_WIDE_LOADS), and with one piece of its attention
+// kernel removed at a time (the WGSL rewritten on its way
 // to the pipeline cache), so that one GPU call shows where its time goes. The ablated results are
 // wrong by construction; only times count.
 // `pnpm gpu:bundle` builds it into .gpu-kit/mla-ablations.mjs; on the GPU machine:
 //   node .gpu-kit/mla-ablations.mjs
 
 import { createGpu } from '../../packages/core/src/index.js';
+import { MLA_WIDE_LOADS } from '../../packages/mla/src/attention/plan.js';
 import { MLA_MATRIX_SUBGROUPS } from '../../packages/mla/src/index.js';
 import { type Ablation, ablationsOf, never } from './ablate.js';
 import { kernelMicroseconds, mlaDecodeProblem } from './mla-problem.js';
 
-/** vec4<f16>s per cached token: MiniCPM3's latent (256) and rope key (32). */
-const KEY_VECTORS = (256 + 32) / 4;
+/** Loads per cached token, MiniCPM3's latent (256) and rope key (32): four or eight f16 each. */
+const keyVectors = () => (256 + 32) / (MLA_WIDE_LOADS.enabled ? 8 : 4);
 const gpu = await createGpu({ fast: true, maxPooledBytes: 16 * 2 ** 30 });
 const problem = await mlaDecodeProblem(gpu, 32, 4096);
 
@@ -31,7 +33,7 @@ const ablations: Ablation[] = [
       c.replace(
         /let page = (table\[[^;]*\]);/,
         (_, read) =>
-          `var page = min(b * p.maxPages + j / p.slots, arrayLength(&cache) / (p.slots * ${KEY_VECTORS}u) - 1u);\n  if (p.batch == 0xffffffffu) { page = ${read}; }`,
+          `var page = min(b * p.maxPages + j / p.slots, arrayLength(&cache) / (p.slots * ${keyVectors()}u) - 1u);\n  if (p.batch == 0xffffffffu) { page = ${read}; }`,
       ),
   ],
   ['score MMAs', (c) => c.replace(/s = subgroupMatrixMultiplyAccumulate\(qf, kfr, s\);/g, '')],
@@ -48,6 +50,14 @@ function timeDecode(subgroups: number, splits?: number) {
 }
 
 const planned = [...MLA_MATRIX_SUBGROUPS];
+// The planned kernel with 8- and 16-byte cache loads.
+const { enabled } = MLA_WIDE_LOADS;
+for (const wide of [false, true]) {
+  MLA_WIDE_LOADS.enabled = wide;
+  const m = await problem.time();
+  console.log(`${wide ? 16 : 8}-byte loads: ${(m.median * 1000).toFixed(0)} us [${kernelMicroseconds(m)}]`);
+}
+MLA_WIDE_LOADS.enabled = enabled;
 for (const subgroups of [4, 8, 16]) {
   for (const [name, time] of ablationsOf(gpu, 'mla attention matrix', ablations, () =>
     timeDecode(subgroups),

@@ -8,7 +8,7 @@
 //   node .gpu-kit/nsa-select-ablations.mjs
 
 import { disposeNsaForward, nsaForward, readSelection } from '../../packages/nsa/src/index.js';
-import { SELECT_MATRIX_SHAPES } from '../../packages/nsa/src/select/select.js';
+import { SELECT_MATRIX_SHAPES, SELECT_WIDE_LOADS } from '../../packages/nsa/src/select/select.js';
 import { type Ablation, ablationsOf, never } from './ablate.js';
 import { nsaProblem } from './nsa-problem.js';
 
@@ -43,6 +43,20 @@ for (const shape of [
   );
 }
 SELECT_MATRIX_SHAPES.splice(0, Infinity, ...shapes);
+// The default shape with 8- and 16-byte compressed-key loads: the same picks expected.
+const { enabled } = SELECT_WIDE_LOADS;
+for (const wide of [false, true]) {
+  SELECT_WIDE_LOADS.enabled = wide;
+  const result = await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' });
+  const picks = await readSelection(result.selection);
+  disposeNsaForward(result);
+  const differing = picks.reduce((count, block, i) => count + (block === firstPicks?.[i] ? 0 : 1), 0);
+  const m = await forward();
+  console.log(
+    `n=${n} ${wide ? 16 : 8}-byte key loads: forward ${m.median.toFixed(1)} ms, ${selectTimes(m)}; ${differing} of ${picks.length} slots differ from the first shape's`,
+  );
+}
+SELECT_WIDE_LOADS.enabled = enabled;
 
 const ablations: Ablation[] = [
   ['none', (s) => s],

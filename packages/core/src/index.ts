@@ -105,6 +105,7 @@ export {
   type StagingSet,
   shuffleFoldWgsl,
   storeVec4Wgsl,
+  storeWideWgsl,
   unrolledStagingSetsWgsl,
   unrolledStagingWgsl,
   wgslType,

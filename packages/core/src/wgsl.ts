@@ -25,6 +25,16 @@ export function storeVec4Wgsl(dest: string, at: string, value: string): string {
     .join(' ');
 }
 
+/** WGSL storing the eight f16 packed in a `vec4<u32>` `value` (one 16-byte load) to `dest[at ..]`. */
+export function storeWideWgsl(dest: string, at: string, value: string): string {
+  return ['x', 'y', 'z', 'w']
+    .map((lane, i) => {
+      const half = `bitcast<vec2<f16>>(${value}.${lane})`;
+      return `${dest}[${at}${i ? ` + ${2 * i}u` : ''}] = ${half}.x; ${dest}[${at} + ${2 * i + 1}u] = ${half}.y;`;
+    })
+    .join(' ');
+}
+
 /**
  * The vector a row staging loads from a tensor of f16: four halves as a `vec4<f16>` (8 bytes), or
  * with 16-byte loads (`wide`) eight packed in a `vec4<u32>`. Kernels bind the tensor as an array

@@ -110,9 +110,14 @@ describe('the tensor-core kernel compiles on the null backend', () => {
       for (const nq of [1, 2, 4]) {
         const plan = planMlaMatrix(gpu, { batch: 2, nq, maxLength: 1000, ...dims });
         expect(plan, `${name} nq=${nq}`).toBeDefined();
+        expect(plan?.wideLoads).toBe(true);
         for (const source of ['dense', 'paged'] as const) {
-          const code = mlaAttentionMatrixWgsl({ ...dims, ...plan!, source });
-          await expect(gpu.pipelines.get(code, `${name} ${source}`)).resolves.toBeDefined();
+          // 16-byte loads as planned (the cache bound as vec4<u32>), and 8-byte loads.
+          for (const wideLoads of [true, false]) {
+            const code = mlaAttentionMatrixWgsl({ ...dims, ...plan!, source, wideLoads });
+            expect(code.includes('array<vec4<u32>>'), `${source} wide ${wideLoads}`).toBe(wideLoads);
+            await expect(gpu.pipelines.get(code, `${name} ${source} ${wideLoads}`)).resolves.toBeDefined();
+          }
         }
       }
     }
@@ -131,12 +136,14 @@ describe('the tensor-core kernel compiles on the null backend', () => {
           continue;
         }
         expect(mlaMatrixSharedBytes(c)).toBeLessThanOrEqual(49152);
-        const module = gpu.device.createShaderModule({ code: mlaAttentionMatrixWgsl(c) });
-        const info = await module.getCompilationInfo();
-        expect(
-          info.messages.filter((m) => m.type === 'error').map((m) => m.message),
-          `${source} r=${dims.r} subgroups=${subgroups}`,
-        ).toEqual([]);
+        for (const wideLoads of [false, true]) {
+          const module = gpu.device.createShaderModule({ code: mlaAttentionMatrixWgsl({ ...c, wideLoads }) });
+          const info = await module.getCompilationInfo();
+          expect(
+            info.messages.filter((m) => m.type === 'error').map((m) => m.message),
+            `${source} r=${dims.r} subgroups=${subgroups} wide ${wideLoads}`,
+          ).toEqual([]);
+        }
       }
     }
   });

@@ -389,8 +389,13 @@ describe('the tensor-core selection and selected attention compile on the null b
     expect(selectMatrixShuffles(c)).toBe(true);
     expect(selectMatrixShuffles({ ...c, pinSubgroupSize: false })).toBe(false);
     expect(selectMatrixSharedBytes(c)).toBeLessThanOrEqual(48 * 1024);
-    const info = await gpu.device.createShaderModule({ code: selectMatrixWgsl(c) }).getCompilationInfo();
-    expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+    // With 8- and 16-byte compressed-key loads (the keys bound as vec4<u32>, prefetched a tile ahead).
+    for (const wideLoads of [false, true]) {
+      const code = selectMatrixWgsl({ ...c, wideLoads });
+      expect(code.includes('cmpK: array<vec4<u32>>'), `wide ${wideLoads}`).toBe(wideLoads);
+      const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
+      expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+    }
   });
 
   it('says why a shape does not fit', () => {

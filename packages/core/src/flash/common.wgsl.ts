@@ -5,6 +5,7 @@ import {
   rowVectorType,
   type StagingSet,
   storeVec4Wgsl,
+  storeWideWgsl,
   unrolledStagingSetsWgsl,
 } from '../wgsl.js';
 
@@ -191,16 +192,6 @@ function rowsVec4Steps(o: StagedRowsVec4, index: string) {
     ) => `      let at = ${o.destOffset ? `${o.destOffset}u + ` : ''}(${index}${k} / ${w4}u) * ${stride}u + ${perLoad}u * (${index}${k} % ${w4}u);
       ${o.wide ? storeWideWgsl(o.dest, 'at', value(k)) : storeVec4Wgsl(o.dest, 'at', value(k))}`,
   };
-}
-
-/** WGSL storing the eight f16 packed in a `vec4<u32>` to `dest[at ..]`. */
-function storeWideWgsl(dest: string, at: string, value: string): string {
-  return ['x', 'y', 'z', 'w']
-    .map((lane, i) => {
-      const half = `bitcast<vec2<f16>>(${value}.${lane})`;
-      return `${dest}[${at}${i ? ` + ${2 * i}u` : ''}] = ${half}.x; ${dest}[${at} + ${2 * i + 1}u] = ${half}.y;`;
-    })
-    .join(' ');
 }
 
 /**

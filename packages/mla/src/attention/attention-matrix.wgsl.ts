@@ -16,8 +16,10 @@
 import {
   enables,
   paramsStruct,
+  rowVectorType,
   shuffleFoldWgsl,
   storeVec4Wgsl,
+  storeWideWgsl,
   unrolledStagingWgsl,
   WORKGROUP_INDEX_WGSL,
 } from '@webattn/core';
@@ -44,6 +46,8 @@ export interface MlaMatrixKernelConfig {
   /** Pin the subgroup size with `@subgroup_size`. */
   pinSubgroupSize: boolean;
   source: MlaKeySource;
+  /** Whether the keys are read 16 bytes per load (bound as `vec4<u32>`, eight f16 each), not 8. */
+  wideLoads?: boolean;
 }
 
 const F = 16;
@@ -103,34 +107,36 @@ export function mlaAttentionMatrixWgsl(c: MlaMatrixKernelConfig): string {
   const right = `subgroup_matrix_right<f16, ${F}, ${F}>`;
   const result = `subgroup_matrix_result<f32, ${F}, ${F}>`;
   const acc = range(RF).map((rf) => range(NF).map((nf) => `acc${rf}_${nf}`));
-  // Keys are read four f16 at a time (dk, r and dr are multiples of 16): `loadKey4(b, j, c4)` is
-  // columns 4·c4 .. 4·c4 + 3 of key j.
+  // Keys are read four f16 at a time, or eight with 16-byte loads (dk, r and dr are multiples of
+  // 16): `loadKey4(b, j, c4)` is columns per·c4 .. per·c4 + per - 1 of key j.
+  const per = c.wideLoads ? 8 : 4;
+  const word = rowVectorType(c.wideLoads);
   const loadKey =
     c.source === 'paged'
-      ? `fn loadKey4(b: u32, j: u32, c4: u32) -> vec4<f16> {
+      ? `fn loadKey4(b: u32, j: u32, c4: u32) -> ${word} {
   let page = table[b * p.maxPages + j / p.slots];
-  return cache[(page * p.slots + j % p.slots) * ${dk / 4}u + c4];
+  return cache[(page * p.slots + j % p.slots) * ${dk / per}u + c4];
 }`
-      : `fn loadKey4(b: u32, j: u32, c4: u32) -> vec4<f16> {
-  if (c4 >= ${r / 4}u) { return kpe[(b * p.slots + j) * ${dr / 4}u + c4 - ${r / 4}u]; }
-  return ckv[(b * p.slots + j) * ${r / 4}u + c4];
+      : `fn loadKey4(b: u32, j: u32, c4: u32) -> ${word} {
+  if (c4 >= ${r / per}u) { return kpe[(b * p.slots + j) * ${dr / per}u + c4 - ${r / per}u]; }
+  return ckv[(b * p.slots + j) * ${r / per}u + c4];
 }`;
   const sourceBindings =
     c.source === 'paged'
-      ? `@group(0) @binding(2) var<storage, read> cache: array<vec4<f16>>;
+      ? `@group(0) @binding(2) var<storage, read> cache: array<${word}>;
 @group(0) @binding(3) var<storage, read> table: array<u32>;`
-      : `@group(0) @binding(2) var<storage, read> ckv: array<vec4<f16>>;
-@group(0) @binding(3) var<storage, read> kpe: array<vec4<f16>>;`;
+      : `@group(0) @binding(2) var<storage, read> ckv: array<${word}>;
+@group(0) @binding(3) var<storage, read> kpe: array<${word}>;`;
   // The key tile's staging, unrolled: every invocation issues all its loads before its first store,
   // so the tile waits out the memory latency once rather than once per element (a loop of
   // load-then-store over 32 x 288 scalars, each behind a page-table read, took ~100 µs per tile).
   const staging = unrolledStagingWgsl(
-    KT * (dk / 4),
+    KT * (dk / per),
     THREADS,
-    (k, inRange) => `    var v${k} = vec4<f16>();
-    if (${inRange}t0 + e${k} / ${dk / 4}u < kEnd) { v${k} = loadKey4(b, t0 + e${k} / ${dk / 4}u, e${k} % ${dk / 4}u); }`,
-    (k) => `      let at = (e${k} / ${dk / 4}u) * ${st.k}u + (e${k} % ${dk / 4}u) * 4u;
-      ${storeVec4Wgsl('Ks', 'at', `v${k}`)}`,
+    (k, inRange) => `    var v${k} = ${word}();
+    if (${inRange}t0 + e${k} / ${dk / per}u < kEnd) { v${k} = loadKey4(b, t0 + e${k} / ${dk / per}u, e${k} % ${dk / per}u); }`,
+    (k) => `      let at = (e${k} / ${dk / per}u) * ${st.k}u + (e${k} % ${dk / per}u) * ${per}u;
+      ${(c.wideLoads ? storeWideWgsl : storeVec4Wgsl)('Ks', 'at', `v${k}`)}`,
   );
   // Lanes per softmax row: the most (a power of two, at most the key tile) that every row can have.
   const lanes = softmaxLanes(c);

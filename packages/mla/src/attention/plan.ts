@@ -114,6 +114,8 @@ export interface MlaMatrixPlan extends MlaPlan {
   /** Subgroup size built for, and whether it is pinned. */
   subgroupSize: number;
   pinSubgroupSize: boolean;
+  /** Whether the latent cache is read 16 bytes per load. */
+  wideLoads: boolean;
 }
 
 /**
@@ -122,6 +124,12 @@ export interface MlaMatrixPlan extends MlaPlan {
  * so more subgroups hold fewer registers each. Mutable so that a diagnostic can time each.
  */
 export const MLA_MATRIX_SUBGROUPS: number[] = [8, 4];
+
+/**
+ * Whether the tensor-core kernel reads the latent cache 16 bytes per load (eight f16) rather than
+ * 8. Mutable so that a diagnostic can time both; not exported from the package.
+ */
+export const MLA_WIDE_LOADS: { enabled: boolean } = { enabled: true };
 
 /**
  * The tensor-core tiling for a problem on this device, or undefined where the dims or limits do not
@@ -142,7 +150,14 @@ export function planMlaMatrix(gpu: Gpu, input: MlaPlanInput): MlaMatrixPlan | un
         const c = { ...base, rows, keyTile };
         if (mlaMatrixUnsupported(c) === undefined && mlaMatrixSharedBytes(c) <= limit) {
           const chosen = { rows, keyTile };
-          return { ...chosen, ...splitKeys(input, chosen), subgroups, subgroupSize, pinSubgroupSize };
+          return {
+            ...chosen,
+            ...splitKeys(input, chosen),
+            subgroups,
+            subgroupSize,
+            pinSubgroupSize,
+            wideLoads: MLA_WIDE_LOADS.enabled,
+          };
         }
       }
     }

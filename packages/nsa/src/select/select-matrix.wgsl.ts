@@ -21,6 +21,7 @@ import {
   alignedWorkgroupLength,
   enables,
   paramsStruct,
+  rowVectorType,
   stageRowsVec4Prefetched,
   stageRowsVec4Set,
   unrolledStagingSetsWgsl,
@@ -47,6 +48,8 @@ export interface SelectMatrixConfig {
   tile: number;
   /** Consecutive tokens per workgroup. */
   tokens: number;
+  /** Whether the compressed keys are read 16 bytes per load (bound as `vec4<u32>`), not 8. */
+  wideLoads?: boolean;
 }
 
 function split(c: SelectMatrixConfig) {
@@ -182,6 +185,7 @@ export function selectMatrixWgsl(c: SelectMatrixConfig): string {
     head: 'g',
     first: 'cn',
     end: 'runVisible',
+    wide: c.wideLoads,
   });
   // This subgroup's row fragment against every key fragment of the tile, stored to its rows of Ss.
   const scores = [
@@ -201,7 +205,7 @@ export function selectMatrixWgsl(c: SelectMatrixConfig): string {
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
 ${paramsStruct(SELECT_PARAMS)}
 @group(0) @binding(0) var<storage, read> q: array<${direct ? 'f16' : 'vec4<f16>'}>;
-@group(0) @binding(1) var<storage, read> cmpK: array<vec4<f16>>;
+@group(0) @binding(1) var<storage, read> cmpK: array<${rowVectorType(c.wideLoads)}>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
 @group(0) @binding(3) var<storage, read> tables: array<u32>;
 @group(0) @binding(4) var<storage, read_write> selected: array<i32>;

@@ -37,6 +37,12 @@ export const SELECT_MATRIX_SHAPES: { tile: number; tokens: number }[] = [
 ];
 
 /**
+ * Whether the tensor-core selection reads the compressed keys 16 bytes per load. Mutable so that a
+ * diagnostic can time both; not exported from the package.
+ */
+export const SELECT_WIDE_LOADS: { enabled: boolean } = { enabled: true };
+
+/**
  * The tensor-core selection's shape for this config, or undefined when the adapter has no matrix
  * shape (`assumeMatrix` stands in for one on the null backend) or the kernel does not fit.
  */
@@ -59,6 +65,7 @@ export function selectMatrixConfig(
       ...matrixSubgroupSize(caps),
       tile,
       tokens,
+      ...(SELECT_WIDE_LOADS.enabled && { wideLoads: true }),
     };
     const fits =
       selectMatrixSharedBytes(c) <= caps.limits.maxComputeWorkgroupStorageSize &&
