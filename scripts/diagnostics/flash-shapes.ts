@@ -4,8 +4,9 @@
 // times, so that one GPU call tells which kernel and shape to make the default. Everything comes
 // from core's sources, so the settings it edits are the ones flash reads.
 // `pnpm gpu:bundle` builds it into .gpu-kit/flash-shapes.mjs; on the GPU machine:
-//   node .gpu-kit/flash-shapes.mjs [roles|loads]   (roles: the role-split choices only; loads:
-//   the forward and backward with 8- and 16-byte loads only, FLASH_WIDE_LOADS)
+//   node .gpu-kit/flash-shapes.mjs [roles|loads|forward]   (roles: the role-split choices only;
+//   loads: the forward and backward with 8- and 16-byte loads only, FLASH_WIDE_LOADS; forward: the
+//   forward's shapes only)
 
 import {
   BACKWARD_SHAPES,
@@ -73,6 +74,20 @@ if (process.argv[2] === 'loads') {
   process.exit(0);
 }
 
+const forwardCandidates: MatrixShapeChoice[] = [
+  [2, 32, 2],
+  [4, 32, 2],
+  [2, 64, 2],
+  [4, 64, 2],
+  [2, 32, 1],
+  [4, 64, 1],
+];
+if (process.argv[2] === 'forward') {
+  await tryShapes('forward', FORWARD_SHAPES, forwardCandidates, timeForward, forwardFlops(n));
+  gpu.destroy();
+  process.exit(0);
+}
+
 // The backward passes with their role-split kernels and without, over several tiles and column
 // splits; each choice's gradients are compared with the plain kernels' (each element is the same
 // multiply-accumulates in the same order, whichever subgroup computes it: expected bit for bit).
@@ -111,12 +126,5 @@ const backwardCandidates: MatrixShapeChoice[] = [
   [1, 16, 1],
 ];
 await tryShapes('backward', BACKWARD_SHAPES, backwardCandidates, timeBackward, 2.5 * forwardFlops(n));
-const forwardCandidates: MatrixShapeChoice[] = [
-  [2, 32, 2],
-  [4, 32, 2],
-  [2, 64, 2],
-  [4, 64, 2],
-  [2, 32, 1],
-];
 await tryShapes('forward', FORWARD_SHAPES, forwardCandidates, timeForward, forwardFlops(n));
 gpu.destroy();

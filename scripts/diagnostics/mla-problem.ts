@@ -42,6 +42,18 @@ export async function mlaDecodeProblem(gpu: Gpu, batch: number, n: number) {
         },
         { warmup: 1, iters: 5 },
       ),
+    /** One decode step's output on the tensor-core tier, read back. */
+    async output(): Promise<Float32Array> {
+      const o = await mlaAttentionPaged(gpu, q, qp, cache, ids, w, {
+        scale: MLA_SCALE,
+        tier: 'subgroup-matrix',
+      });
+      try {
+        return await o.read();
+      } finally {
+        o.dispose();
+      }
+    },
     cache,
     ids,
     q,

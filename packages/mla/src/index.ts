@@ -27,6 +27,7 @@ export {
   MLA_PAD_PARAMS,
   type MlaMatrixKernelConfig,
   mlaAttentionMatrixWgsl,
+  mlaMatrixHoldsQuery,
   mlaMatrixSharedBytes,
   mlaMatrixUnsupported,
   mlaPadRowsWgsl,

@@ -15,6 +15,7 @@ import {
   mlaConcatQueryWgsl,
   mlaEpilogueWgsl,
   mlaGatherKeysWgsl,
+  mlaMatrixHoldsQuery,
   mlaMatrixSharedBytes,
   mlaMatrixUnsupported,
   mlaPadRowsWgsl,
@@ -136,16 +137,39 @@ describe('the tensor-core kernel compiles on the null backend', () => {
           continue;
         }
         expect(mlaMatrixSharedBytes(c)).toBeLessThanOrEqual(49152);
+        // Each load width, with the queries read from storage in every tile and held in registers
+        // (where each subgroup has at most one score fragment per tile).
         for (const wideLoads of [false, true]) {
-          const module = gpu.device.createShaderModule({ code: mlaAttentionMatrixWgsl({ ...c, wideLoads }) });
-          const info = await module.getCompilationInfo();
-          expect(
-            info.messages.filter((m) => m.type === 'error').map((m) => m.message),
-            `${source} r=${dims.r} subgroups=${subgroups} wide ${wideLoads}`,
-          ).toEqual([]);
+          for (const holdQuery of [false, true]) {
+            const config = { ...c, wideLoads, holdQuery };
+            const code = mlaAttentionMatrixWgsl(config);
+            expect(code.includes('let qf0 ='), `holds the queries: ${JSON.stringify(config)}`).toBe(
+              mlaMatrixHoldsQuery(config),
+            );
+            const module = gpu.device.createShaderModule({ code });
+            const info = await module.getCompilationInfo();
+            expect(
+              info.messages.filter((m) => m.type === 'error').map((m) => m.message),
+              `${source} r=${dims.r} subgroups=${subgroups} wide ${wideLoads} hold ${holdQuery}`,
+            ).toEqual([]);
+          }
         }
       }
     }
+  });
+});
+
+describe('the tensor-core kernel holds the queries', () => {
+  it('only where asked and where every subgroup has at most one score fragment per tile', () => {
+    const c = { heads: 40, r: 256, dr: 32, rows: 48, keyTile: 32, subgroupSize: 32, pinSubgroupSize: true };
+    const source = 'paged' as const;
+    expect(mlaMatrixHoldsQuery({ ...c, source, subgroups: 8, holdQuery: true })).toBe(true);
+    expect(mlaMatrixHoldsQuery({ ...c, source, subgroups: 8, holdQuery: false })).toBe(false);
+    // Six score fragments over four subgroups: two of them would hold two row blocks' queries.
+    expect(mlaMatrixHoldsQuery({ ...c, source, subgroups: 4, holdQuery: true })).toBe(false);
+    expect(mlaMatrixHoldsQuery({ ...c, source, rows: 16, keyTile: 32, subgroups: 2, holdQuery: true })).toBe(
+      true,
+    );
   });
 });
 

@@ -48,6 +48,12 @@ export interface MlaMatrixKernelConfig {
   source: MlaKeySource;
   /** Whether the keys are read 16 bytes per load (bound as `vec4<u32>`, eight f16 each), not 8. */
   wideLoads?: boolean;
+  /**
+   * Whether each subgroup holds its score task's query fragments in registers for the whole key
+   * loop, rather than reading them from storage in every tile. Needs at most one score task per
+   * subgroup (`rows / 16 · keyTile / 16 <= subgroups`); see {@link mlaMatrixHoldsQuery}.
+   */
+  holdQuery?: boolean;
 }
 
 const F = 16;
@@ -76,6 +82,14 @@ export function mlaMatrixUnsupported(c: MlaMatrixKernelConfig): string | undefin
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/**
+ * Whether a config holds the queries in registers: asked for, and every subgroup has at most one
+ * score fragment per tile to compute, so the fragments it holds are one row block's.
+ */
+export function mlaMatrixHoldsQuery(c: MlaMatrixKernelConfig): boolean {
+  return c.holdQuery === true && (c.rows / F) * (c.keyTile / F) <= c.subgroups;
+}
 
 /**
  * Invocations per softmax row: the largest power of two, at most the key tile, for which every row
@@ -215,6 +229,52 @@ ${range(RF)
     }`,
     )
     .join('\n');
+  // S = Q·Kᵀ, one 16x16 fragment per task, tasks dealt over the subgroups; each task sums the
+  // latent and the rope parts in one accumulator. Held queries: the subgroup's one task reads the
+  // fragments it loaded before the key loop.
+  const latentSteps = r / F;
+  const querySteps = range(latentSteps + dr / F);
+  const holdQuery = mlaMatrixHoldsQuery(c);
+  const queryAt = (kk: number) =>
+    kk < latentSteps
+      ? `&ql, (qRow0 + rf * ${F}u) * ${r}u + ${kk * F}u, ${r}u`
+      : `&qpe, (qRow0 + rf * ${F}u) * ${dr}u + ${(kk - latentSteps) * F}u, ${dr}u`;
+  const heldQuery = holdQuery
+    ? `  // This subgroup's score task, the same in every tile, and its query fragments.
+  let task = min(sg, ${RF * KF - 1}u);
+  let rf = task / ${KF}u;
+${querySteps.map((kk) => `  let qf${kk} = subgroupMatrixLoad<${left}, row_major>(${queryAt(kk)});`).join('\n')}`
+    : '';
+  const scores = holdQuery
+    ? `    // S = Q·Kᵀ, one 16x16 fragment per subgroup.
+    if (sg < ${RF * KF}u) {
+      let kf = task % ${KF}u;
+      var s = ${result}();
+${querySteps
+  .map(
+    (kk) =>
+      `      s = subgroupMatrixMultiplyAccumulate(qf${kk}, subgroupMatrixLoad<${right}, col_major>(&Ks, kf * ${F * st.k}u + ${kk * F}u, ${st.k}u), s);`,
+  )
+  .join('\n')}
+      subgroupMatrixStore<row_major>(&Ss, rf * ${F * st.s}u + kf * ${F}u, s, ${st.s}u);
+    }`
+    : `    // S = Q·Kᵀ, one 16x16 fragment per task, tasks dealt over the subgroups.
+    for (var t = sg; t < ${RF * KF}u; t += ${SG}u) {
+      let rf = t / ${KF}u;
+      let kf = t % ${KF}u;
+      var s = ${result}();
+      for (var kk = 0u; kk < ${r / F}u; kk++) {
+        let qf = subgroupMatrixLoad<${left}, row_major>(&ql, (qRow0 + rf * ${F}u) * ${r}u + kk * ${F}u, ${r}u);
+        let kfr = subgroupMatrixLoad<${right}, col_major>(&Ks, kf * ${F * st.k}u + kk * ${F}u, ${st.k}u);
+        s = subgroupMatrixMultiplyAccumulate(qf, kfr, s);
+      }
+      for (var kk = 0u; kk < ${dr / F}u; kk++) {
+        let qf = subgroupMatrixLoad<${left}, row_major>(&qpe, (qRow0 + rf * ${F}u) * ${dr}u + kk * ${F}u, ${dr}u);
+        let kfr = subgroupMatrixLoad<${right}, col_major>(&Ks, kf * ${F * st.k}u + ${r}u + kk * ${F}u, ${st.k}u);
+        s = subgroupMatrixMultiplyAccumulate(qf, kfr, s);
+      }
+      subgroupMatrixStore<row_major>(&Ss, rf * ${F * st.s}u + kf * ${F}u, s, ${st.s}u);
+    }`;
   const stores = acc
     .flatMap((frags, rf) =>
       frags.map(
@@ -286,28 +346,13 @@ ${acc
   .join('\n')}
   // The queries come padded to whole row blocks per sequence (see mlaPadRowsWgsl).
   let qRow0 = b * p.rowBlocks * ${ROWS}u + rowLo;
+${heldQuery}
 
   for (var t0 = kStart; t0 < kEnd; t0 += ${KT}u) {
     workgroupBarrier();
 ${staging}
     workgroupBarrier();
-    // S = Q·Kᵀ, one 16x16 fragment per task, tasks dealt over the subgroups.
-    for (var t = sg; t < ${RF * KF}u; t += ${SG}u) {
-      let rf = t / ${KF}u;
-      let kf = t % ${KF}u;
-      var s = ${result}();
-      for (var kk = 0u; kk < ${r / F}u; kk++) {
-        let qf = subgroupMatrixLoad<${left}, row_major>(&ql, (qRow0 + rf * ${F}u) * ${r}u + kk * ${F}u, ${r}u);
-        let kfr = subgroupMatrixLoad<${right}, col_major>(&Ks, kf * ${F * st.k}u + kk * ${F}u, ${st.k}u);
-        s = subgroupMatrixMultiplyAccumulate(qf, kfr, s);
-      }
-      for (var kk = 0u; kk < ${dr / F}u; kk++) {
-        let qf = subgroupMatrixLoad<${left}, row_major>(&qpe, (qRow0 + rf * ${F}u) * ${dr}u + kk * ${F}u, ${dr}u);
-        let kfr = subgroupMatrixLoad<${right}, col_major>(&Ks, kf * ${F * st.k}u + ${r}u + kk * ${F}u, ${st.k}u);
-        s = subgroupMatrixMultiplyAccumulate(qf, kfr, s);
-      }
-      subgroupMatrixStore<row_major>(&Ss, rf * ${F * st.s}u + kf * ${F}u, s, ${st.s}u);
-    }
+${scores}
     workgroupBarrier();
     // Softmax statistics with a lazy max; invisible keys are selected to probability 0. LANES
     // neighbouring invocations share a row, each taking KT / LANES of its keys (starting at an

@@ -116,6 +116,8 @@ export interface MlaMatrixPlan extends MlaPlan {
   pinSubgroupSize: boolean;
   /** Whether the latent cache is read 16 bytes per load. */
   wideLoads: boolean;
+  /** Whether each subgroup holds its score task's query fragments in registers (where it can). */
+  holdQuery: boolean;
 }
 
 /**
@@ -130,6 +132,14 @@ export const MLA_MATRIX_SUBGROUPS: number[] = [8, 4];
  * 8. Mutable so that a diagnostic can time both; not exported from the package.
  */
 export const MLA_WIDE_LOADS: { enabled: boolean } = { enabled: true };
+
+/**
+ * Whether the tensor-core kernel holds each subgroup's query fragments in registers across the
+ * key loop (where every subgroup has at most one score fragment per tile) instead of reading them
+ * from storage in every tile. Mutable so that a diagnostic can time both; not exported from the
+ * package.
+ */
+export const MLA_HOLD_QUERY: { enabled: boolean } = { enabled: false };
 
 /**
  * The tensor-core tiling for a problem on this device, or undefined where the dims or limits do not
@@ -157,6 +167,7 @@ export function planMlaMatrix(gpu: Gpu, input: MlaPlanInput): MlaMatrixPlan | un
             subgroupSize,
             pinSubgroupSize,
             wideLoads: MLA_WIDE_LOADS.enabled,
+            holdQuery: MLA_HOLD_QUERY.enabled,
           };
         }
       }
