@@ -139,7 +139,7 @@ export const MLA_WIDE_LOADS: { enabled: boolean } = { enabled: true };
  * from storage in every tile. Mutable so that a diagnostic can time both; not exported from the
  * package.
  */
-export const MLA_HOLD_QUERY: { enabled: boolean } = { enabled: false };
+export const MLA_HOLD_QUERY: { enabled: boolean } = { enabled: true };
 
 /**
  * The tensor-core tiling for a problem on this device, or undefined where the dims or limits do not
