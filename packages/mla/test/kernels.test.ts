@@ -1,10 +1,11 @@
-import { type Gpu, Tensor } from '@webattn/core';
+import { dispatch, type Gpu, Tensor } from '@webattn/core';
 import { nullGpu, testGpu } from '@webattn/core/testing';
 import { randn } from '@webattn/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchMlaAttention } from '../src/attention/attention.js';
 import { softmaxLanes } from '../src/attention/attention-matrix.wgsl.js';
 import {
+  MLA_COMBINE_PARAMS,
   MLA_TARGET_WORKGROUPS,
   MlaCache,
   mlaAppendWgsl,
@@ -313,4 +314,100 @@ describe('mlaAttention rejects bad input before dispatching, and leaks nothing',
     expect(bits[1]).toBe(bits[2]);
     expect(gpu.memory().liveBuffers).toBe(live);
   });
+});
+
+describe('the split combine', () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await testGpu();
+  });
+  afterAll(() => gpu.destroy());
+
+  /**
+   * The combine's own oracle: per row, the splits' log-sum-exp merge of their partial latents (a
+   * split with sum 0 ignored, whatever its partial holds), then the row's head's W_UV.
+   */
+  function combineOnCpu(
+    c: {
+      batch: number;
+      rows: number;
+      rowStride: number;
+      splits: number;
+      heads: number;
+      r: number;
+      dv: number;
+    },
+    part: Float32Array,
+    stats: Float32Array,
+    wuv: Float32Array,
+  ): Float32Array {
+    const o = new Float32Array(c.batch * c.rows * c.dv);
+    for (let b = 0; b < c.batch; b++) {
+      for (let row = 0; row < c.rows; row++) {
+        const at = (s: number) => (b * c.splits + s) * c.rowStride + row;
+        let m = -3e38;
+        for (let s = 0; s < c.splits; s++) m = Math.max(m, stats[at(s) * 2]!);
+        let l = 0;
+        for (let s = 0; s < c.splits; s++) l += stats[at(s) * 2 + 1]! * Math.exp(stats[at(s) * 2]! - m);
+        const latent = new Float64Array(c.r);
+        for (let s = 0; s < c.splits; s++) {
+          if (!(stats[at(s) * 2 + 1]! > 0)) continue;
+          const w = Math.exp(stats[at(s) * 2]! - m);
+          for (let col = 0; col < c.r; col++) latent[col]! += (w * part[at(s) * c.r + col]!) / l;
+        }
+        const head = row % c.heads;
+        for (let d = 0; d < c.dv; d++) {
+          let sum = 0;
+          for (let col = 0; col < c.r; col++) sum += latent[col]! * wuv[(head * c.r + col) * c.dv + d]!;
+          o[(b * c.rows + row) * c.dv + d] = sum;
+        }
+      }
+    }
+    return o;
+  }
+
+  // 300 splits: more than one workgroup's worth (256) and not a multiple of the four read per step;
+  // r = 256 gives each invocation one latent column, r = 32 leaves most of them without one.
+  for (const dims of [
+    { heads: 40, r: 256, dv: 64, splits: 7 },
+    { heads: 3, r: 32, dv: 8, splits: 300 },
+    { heads: 2, r: 512, dv: 128, splits: 5 },
+  ]) {
+    it(`r = ${dims.r}, dv = ${dims.dv}, ${dims.splits} splits, some empty (NaN partials), one row seeing nothing`, async () => {
+      const c = { batch: 2, rows: dims.heads + 1, rowStride: dims.heads + 3, ...dims };
+      const partSize = c.batch * c.splits * c.rowStride;
+      const part = randn(partSize * c.r, 11);
+      const stats = new Float32Array(partSize * 2);
+      const logits = randn(partSize, 12);
+      const sums = randn(partSize, 13);
+      for (let i = 0; i < partSize; i++) {
+        const row = i % c.rowStride;
+        // Every third split of a row saw no key; row 1 of each sequence saw none at all.
+        const empty = i % 3 === 1 || row === 1;
+        stats[i * 2] = empty ? -3e38 : 4 * logits[i]!;
+        stats[i * 2 + 1] = empty ? 0 : 1 + Math.abs(sums[i]!);
+        if (empty) part.fill(Number.NaN, i * c.r, (i + 1) * c.r);
+      }
+      const wuv = randn(c.heads * c.r * c.dv, 14);
+      using partTensor = Tensor.from(gpu, part, [partSize, c.r]);
+      using statsTensor = Tensor.from(gpu, stats, [partSize, 2]);
+      using wuvTensor = Tensor.from(gpu, wuv, [c.heads, c.r, c.dv]);
+      using o = Tensor.empty(gpu, [c.batch, c.rows, c.dv]);
+      await dispatch(gpu, {
+        label: 'mla combine test',
+        code: mlaCombineWgsl({ dtype: 'f32', heads: c.heads, r: c.r, dv: c.dv }),
+        buffers: [partTensor, statsTensor, wuvTensor, o],
+        params: { layout: MLA_COMBINE_PARAMS, values: c },
+        workgroups: c.batch * c.rows,
+      });
+      const got = await o.read();
+      const want = combineOnCpu(c, part, stats, wuv);
+      let worst = 0;
+      for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
+      expect(got.every(Number.isFinite)).toBe(true);
+      expect(worst).toBeLessThan(1e-3 * Math.sqrt(c.r));
+      // Row 1 saw no key in any split: exactly 0.
+      expect(Array.from(got.subarray(c.dv, 2 * c.dv))).toEqual(new Array(c.dv).fill(0));
+    });
+  }
 });
