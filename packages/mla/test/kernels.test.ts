@@ -144,7 +144,7 @@ describe('the tensor-core kernel compiles on the null backend', () => {
           for (const holdQuery of [false, true]) {
             const config = { ...c, wideLoads, holdQuery };
             const code = mlaAttentionMatrixWgsl(config);
-            expect(code.includes('let qf0 ='), `holds the queries: ${JSON.stringify(config)}`).toBe(
+            expect(code.includes('var qf0 ='), `holds the queries: ${JSON.stringify(config)}`).toBe(
               mlaMatrixHoldsQuery(config),
             );
             const module = gpu.device.createShaderModule({ code });

@@ -3,9 +3,12 @@
  * As in the row kernel, a workgroup owns (sequence, block of packed head×query rows, split of the
  * keys), so the latent cache is read once per row block; here the rows×keys score tile
  * `S = [q_latent | q_pe]·[c_kv | k_pe]ᵀ` and the update `P·c_kv` are matrix multiplies (40 heads
- * pad to 48 rows, three 16-row fragments). The queries are read as fragments straight from storage,
- * padded beforehand to whole row blocks per sequence so that no fragment reads past its sequence;
- * each key tile is staged once in workgroup memory, zeroed past the keys the block may see.
+ * pad to 48 rows, three 16-row fragments). Where each subgroup computes one score fragment per tile
+ * (`holdQuery`), it holds that fragment's query rows in registers, staged once from the unpadded
+ * queries through the key tile's array; otherwise the queries are read as fragments straight from
+ * storage in every tile, padded beforehand to whole row blocks per sequence so that no fragment
+ * reads past its sequence. Each key tile is staged once in workgroup memory, zeroed past the keys
+ * the block may see.
  *
  * The accumulator fragments are opaque, so rows cannot be rescaled where they sit. The running max
  * is lazy instead: a row's max moves only when a tile's max exceeds it by more than
@@ -135,6 +138,11 @@ export function mlaAttentionMatrixWgsl(c: MlaMatrixKernelConfig): string {
   if (c4 >= ${r / per}u) { return kpe[(b * p.slots + j) * ${dr / per}u + c4 - ${r / per}u]; }
   return ckv[(b * p.slots + j) * ${r / per}u + c4];
 }`;
+  // Held queries are read from their unpadded rows: columns per·c4 .. per·c4 + per - 1 of a row.
+  const loadQuery = `fn loadQuery4(b: u32, row: u32, c4: u32) -> ${word} {
+  if (c4 >= ${r / per}u) { return qpe[(b * p.rows + row) * ${dr / per}u + c4 - ${r / per}u]; }
+  return ql[(b * p.rows + row) * ${r / per}u + c4];
+}`;
   const sourceBindings =
     c.source === 'paged'
       ? `@group(0) @binding(2) var<storage, read> cache: array<${word}>;
@@ -235,15 +243,40 @@ ${range(RF)
   const latentSteps = r / F;
   const querySteps = range(latentSteps + dr / F);
   const holdQuery = mlaMatrixHoldsQuery(c);
-  const queryAt = (kk: number) =>
-    kk < latentSteps
-      ? `&ql, (qRow0 + rf * ${F}u) * ${r}u + ${kk * F}u, ${r}u`
-      : `&qpe, (qRow0 + rf * ${F}u) * ${dr}u + ${(kk - latentSteps) * F}u, ${dr}u`;
+  // Held queries are staged from their unpadded rows through the key tile's array, KT rows at a
+  // time (rows past the sequence's as zeros), and each subgroup loads its row block's fragments
+  // from there once, before the key loop.
+  const queryPhases = range(Math.ceil(ROWS / KT));
+  const queryStaging = (phase: number) => {
+    const phaseRows = Math.min(KT, ROWS - phase * KT);
+    return unrolledStagingWgsl(
+      phaseRows * (dk / per),
+      THREADS,
+      (k, inRange) => `    var v${k} = ${word}();
+    let row${k} = rowLo + ${phase * KT}u + e${k} / ${dk / per}u;
+    if (${inRange}row${k} < p.rows) { v${k} = loadQuery4(b, row${k}, e${k} % ${dk / per}u); }`,
+      (k) => `      let at = (e${k} / ${dk / per}u) * ${st.k}u + (e${k} % ${dk / per}u) * ${per}u;
+      ${(c.wideLoads ? storeWideWgsl : storeVec4Wgsl)('Ks', 'at', `v${k}`)}`,
+    );
+  };
   const heldQuery = holdQuery
     ? `  // This subgroup's score task, the same in every tile, and its query fragments.
   let task = min(sg, ${RF * KF - 1}u);
   let rf = task / ${KF}u;
-${querySteps.map((kk) => `  let qf${kk} = subgroupMatrixLoad<${left}, row_major>(${queryAt(kk)});`).join('\n')}`
+${querySteps.map((kk) => `  var qf${kk} = ${left}();`).join('\n')}
+${queryPhases
+  .map(
+    (phase) => `  {
+    workgroupBarrier();
+${queryStaging(phase)}
+    workgroupBarrier();
+    if (rf >= ${(phase * KT) / F}u && rf < ${((phase + 1) * KT) / F}u) {
+      let at = (rf * ${F}u - ${phase * KT}u) * ${st.k}u;
+${querySteps.map((kk) => `      qf${kk} = subgroupMatrixLoad<${left}, row_major>(&Ks, at + ${kk * F}u, ${st.k}u);`).join('\n')}
+    }
+  }`,
+  )
+  .join('\n')}`
     : '';
   const scores = holdQuery
     ? `    // S = Q·Kᵀ, one 16x16 fragment per subgroup.
@@ -286,8 +319,8 @@ ${querySteps
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
 ${paramsStruct(MLA_ATTENTION_PARAMS)}
-@group(0) @binding(0) var<storage, read> ql: array<f16>;
-@group(0) @binding(1) var<storage, read> qpe: array<f16>;
+@group(0) @binding(0) var<storage, read> ql: array<${holdQuery ? word : 'f16'}>;
+@group(0) @binding(1) var<storage, read> qpe: array<${holdQuery ? word : 'f16'}>;
 ${sourceBindings}
 @group(0) @binding(4) var<storage, read> lengths: array<u32>;
 @group(0) @binding(5) var<storage, read_write> part: array<f32>;
@@ -309,6 +342,7 @@ var<workgroup> wflag: array<u32, 4>;
 ${WORKGROUP_INDEX_WGSL}
 
 ${loadKey}
+${holdQuery ? loadQuery : ''}
 
 fn visibleKeys(len: u32, row: u32) -> u32 {
   if (row >= p.rows) { return 0u; }
@@ -345,8 +379,7 @@ ${acc
   .map((f) => `  var ${f} = ${result}();`)
   .join('\n')}
   // The queries come padded to whole row blocks per sequence (see mlaPadRowsWgsl).
-  let qRow0 = b * p.rowBlocks * ${ROWS}u + rowLo;
-${heldQuery}
+${holdQuery ? heldQuery : `  let qRow0 = b * p.rowBlocks * ${ROWS}u + rowLo;`}
 
   for (var t0 = kStart; t0 < kEnd; t0 += ${KT}u) {
     workgroupBarrier();

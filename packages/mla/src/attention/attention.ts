@@ -9,7 +9,12 @@ import {
   mlaAttentionWgsl,
   mlaCombineWgsl,
 } from './attention.wgsl.js';
-import { MLA_PAD_PARAMS, mlaAttentionMatrixWgsl, mlaPadRowsWgsl } from './attention-matrix.wgsl.js';
+import {
+  MLA_PAD_PARAMS,
+  mlaAttentionMatrixWgsl,
+  mlaMatrixHoldsQuery,
+  mlaPadRowsWgsl,
+} from './attention-matrix.wgsl.js';
 import type { MlaLaunch } from './launch-types.js';
 import { planMlaLaunch } from './plan.js';
 
@@ -126,8 +131,9 @@ export async function launchMlaAttention(gpu: Gpu, launch: MlaLaunch): Promise<T
   const { plan, matrix } = planMlaLaunch(gpu, planInput, launch.tier);
   const fused = !matrix && plan.splits === 1;
   const source: MlaKeySource = keys.source;
-  const code = matrix
-    ? mlaAttentionMatrixWgsl({ heads, r, dr, ...matrix, source })
+  const matrixConfig = matrix && { heads, r, dr, ...matrix, source };
+  const code = matrixConfig
+    ? mlaAttentionMatrixWgsl(matrixConfig)
     : mlaAttentionWgsl({ dtype, heads, r, dr, dv, rows: plan.rows, keyTile: plan.keyTile, source, fused });
   const params = {
     layout: MLA_ATTENTION_PARAMS,
@@ -157,13 +163,14 @@ export async function launchMlaAttention(gpu: Gpu, launch: MlaLaunch): Promise<T
       });
       return o;
     }
-    // The tensor-core kernel loads and stores whole 16-row fragments: its queries and partials
-    // have padded row blocks.
+    // The tensor-core kernel loads and stores whole 16-row fragments: its partials have padded
+    // row blocks, and so do its queries unless it stages them itself (held queries).
     const rowStride = matrix ? plan.rowBlocks * plan.rows : rows;
     using part = Tensor.empty(gpu, [batch, plan.splits, rowStride, r], 'f32');
     using stats = Tensor.empty(gpu, [batch, plan.splits, rowStride, 2], 'f32');
-    using qlPadded = matrix ? await padRows(gpu, qLatent, batch, rows, rowStride, r) : undefined;
-    using qpPadded = matrix ? await padRows(gpu, qPe, batch, rows, rowStride, dr) : undefined;
+    const padQueries = matrixConfig !== undefined && !mlaMatrixHoldsQuery(matrixConfig);
+    using qlPadded = padQueries ? await padRows(gpu, qLatent, batch, rows, rowStride, r) : undefined;
+    using qpPadded = padQueries ? await padRows(gpu, qPe, batch, rows, rowStride, dr) : undefined;
     await dispatch(gpu, {
       label,
       code,
