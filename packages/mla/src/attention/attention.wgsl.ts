@@ -17,7 +17,7 @@ import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webatt
 export const MLA_WORKGROUP = 256;
 
 /** Invocations per workgroup of the combine kernel (one output row each). */
-export const MLA_COMBINE_WORKGROUP = 256;
+export const MLA_COMBINE_WORKGROUP = 64;
 
 /** Uniform parameters of the attention kernel. */
 export const MLA_ATTENTION_PARAMS = [
@@ -302,12 +302,13 @@ export interface MlaCombineKernelConfig {
  * WGSL of the split combine with the W_UV epilogue: one workgroup per output row merges the splits'
  * accumulators with log-sum-exp weights (a row no split saw gives 0), then `o = ō · W_UV[h]`.
  *
- * Its work is latency, not bytes (a row's partials are a few KiB), so it spreads every step over
- * the workgroup: the splits' max and sum over the invocations (then a tree in workgroup memory),
- * each split's weight computed once into workgroup memory, a latent column per invocation reading
- * four splits' partials per step, and each output column's dot product over `r` split between
- * `WG / dv` invocations. At batch 1 there are only `heads` rows: a workgroup of 64 invocations
- * walking the splits one by one took 15 to 56 µs (H200, 4 to 128 splits).
+ * Its work is latency, not bytes (a row's partials are a few KiB). The splits' statistics are read
+ * once per chunk of `WG` splits, one per invocation, into workgroup memory, where every invocation
+ * finds the max and then each split's weight; each invocation then merges its latent columns
+ * reading four splits' partials per step. Output column d's dot product over r is split in
+ * `WG / dv` parts where that divides. (On the H200 a workgroup of 64 walking the splits' statistics
+ * one global read at a time took 15 to 56 µs for 4 to 128 splits; with 256 invocations and tree
+ * reductions, 21 to 47: at batch 32 its 1280 workgroups no longer fit one wave.)
  */
 export function mlaCombineWgsl(c: MlaCombineKernelConfig): string {
   const T = c.dtype;
@@ -315,13 +316,21 @@ export function mlaCombineWgsl(c: MlaCombineKernelConfig): string {
   const WG = MLA_COMBINE_WORKGROUP;
   // Invocations per output column's dot product, each over r / dotParts latent columns.
   const dotParts = WG % dv === 0 && r % (WG / dv) === 0 ? WG / dv : 1;
-  const tree = (
-    name: string,
-    op: (a: string, b: string) => string,
-  ) => `  for (var half = ${WG / 2}u; half > 0u; half /= 2u) {
-    if (li < half) { ${name}[li] = ${op(`${name}[li]`, `${name}[li + half]`)}; }
+  const columns = range(Math.ceil(r / WG));
+  const inColumns = (x: number) => (r % WG !== 0 ? `if (li + ${x * WG}u < ${r}u) ` : '');
+  // The splits of this row in chunks of WG: body runs after each chunk's statistics are staged.
+  const chunks = (stage: string, body: string) => `  for (var s0 = 0u; s0 < p.splits; s0 += ${WG}u) {
     workgroupBarrier();
+    if (s0 + li < p.splits) {
+      let at = (first + (s0 + li) * p.rowStride) * 2u;
+${stage}
+    }
+    workgroupBarrier();
+    let count = min(${WG}u, p.splits - s0);
+${body}
   }`;
+  const term = (col: string, j: string) =>
+    `select(0.0, weight[${j}] * part[(first + (s0 + ${j}) * p.rowStride) * ${r}u + ${col}], weight[${j}] > 0.0)`;
   return `${enables({ f16: T === 'f16' })}
 ${paramsStruct(MLA_COMBINE_PARAMS)}
 @group(0) @binding(0) var<storage, read> part: array<f32>;
@@ -331,8 +340,10 @@ ${paramsStruct(MLA_COMBINE_PARAMS)}
 @group(0) @binding(4) var<uniform> p: Params;
 
 var<workgroup> latent: array<f32, ${r}>;
-// Per invocation: a partial max or sum, then a chunk of the splits' weights, then dot products.
-var<workgroup> scratch: array<f32, ${Math.max(WG, dotParts * dv)}>;
+// A chunk of the splits' maxima, then their weights (0 for a split that saw no key), and sums.
+var<workgroup> weight: array<f32, ${WG}>;
+var<workgroup> sums: array<f32, ${WG}>;
+${dotParts > 1 ? `var<workgroup> dots: array<f32, ${dotParts * dv}>;` : ''}
 
 ${WORKGROUP_INDEX_WGSL}
 
@@ -342,65 +353,40 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   if (wg >= p.batch * p.rows) { return; }
   let b = wg / p.rows;
   let row = wg % p.rows;
-  // Split s's statistics and partial row start at split(s) · 2 and split(s) · r.
+  // Split s's statistics and partial row start at (first + s · rowStride) · 2 and · r.
   let first = b * p.splits * p.rowStride + row;
   var m = -3.0e38;
-  for (var s = li; s < p.splits; s += ${WG}u) { m = max(m, stats[(first + s * p.rowStride) * 2u]); }
-  scratch[li] = m;
-  workgroupBarrier();
-${tree('scratch', (a, b) => `max(${a}, ${b})`)}
-  m = scratch[0];
-  workgroupBarrier();
+${chunks('      weight[li] = stats[at];', '    for (var j = 0u; j < count; j++) { m = max(m, weight[j]); }')}
   var l = 0.0;
-  for (var s = li; s < p.splits; s += ${WG}u) {
-    let at = (first + s * p.rowStride) * 2u;
-    l += stats[at + 1u] * exp(stats[at] - m);
-  }
-  scratch[li] = l;
-  workgroupBarrier();
-${tree('scratch', (a, b) => `${a} + ${b}`)}
-  l = scratch[0];
-${range(r / WG > 1 ? Math.ceil(r / WG) : 1)
-  .map((x) => `  var sum${x} = 0.0;`)
-  .join('\n')}
-  for (var s0 = 0u; s0 < p.splits; s0 += ${WG}u) {
-    workgroupBarrier();
-    // A split that saw no key has weight 0, and its partial is not read: nothing can leak in.
-    if (s0 + li < p.splits) {
-      let at = (first + (s0 + li) * p.rowStride) * 2u;
-      scratch[li] = select(0.0, exp(stats[at] - m), stats[at + 1u] > 0.0);
-    }
-    workgroupBarrier();
-    let count = min(${WG}u, p.splits - s0);
-${range(Math.ceil(r / WG))
-  .map((x) => {
-    const col = `li + ${x * WG}u`;
-    const term = (j: string) =>
-      `select(0.0, scratch[${j}] * part[(first + (s0 + ${j}) * p.rowStride) * ${r}u + ${col}], scratch[${j}] > 0.0)`;
-    return `    ${r % WG !== 0 ? `if (${col} < ${r}u) ` : ''}{
+${columns.map((x) => `  var sum${x} = 0.0;`).join('\n')}
+${chunks(
+  `      sums[li] = stats[at + 1u];
+      // A split that saw no key has weight 0, and its partial is not read: nothing can leak in.
+      weight[li] = select(0.0, exp(stats[at] - m), stats[at + 1u] > 0.0);`,
+  `    for (var j = 0u; j < count; j++) { l += sums[j] * weight[j]; }
+${columns
+  .map(
+    (x) => `    ${inColumns(x)}{
       var j = 0u;
       // Four splits' loads in flight per step, added in split order.
       for (; j + 4u <= count; j += 4u) {
-        let x0 = ${term('j')};
-        let x1 = ${term('j + 1u')};
-        let x2 = ${term('j + 2u')};
-        let x3 = ${term('j + 3u')};
+        let x0 = ${term(`li + ${x * WG}u`, 'j')};
+        let x1 = ${term(`li + ${x * WG}u`, 'j + 1u')};
+        let x2 = ${term(`li + ${x * WG}u`, 'j + 2u')};
+        let x3 = ${term(`li + ${x * WG}u`, 'j + 3u')};
         sum${x} = sum${x} + x0 + x1 + x2 + x3;
       }
-      for (; j < count; j++) { sum${x} += ${term('j')}; }
-    }`;
-  })
-  .join('\n')}
-  }
-${range(Math.ceil(r / WG))
-  .map(
-    (x) =>
-      `  ${r % WG !== 0 ? `if (li + ${x * WG}u < ${r}u) ` : ''}{ latent[li + ${x * WG}u] = select(0.0, sum${x} / l, l > 0.0); }`,
+      for (; j < count; j++) { sum${x} += ${term(`li + ${x * WG}u`, 'j')}; }
+    }`,
   )
-  .join('\n')}
+  .join('\n')}`,
+)}
+${columns.map((x) => `  ${inColumns(x)}{ latent[li + ${x * WG}u] = select(0.0, sum${x} / l, l > 0.0); }`).join('\n')}
   workgroupBarrier();
   let head = row % ${heads}u;
-  // Output column d's dot product in ${dotParts} parts of ${r / dotParts} latent columns, added in order.
+${
+  dotParts > 1
+    ? `  // Output column d's dot product in ${dotParts} parts of ${r / dotParts} latent columns, added in order.
   for (var e = li; e < ${dotParts * dv}u; e += ${WG}u) {
     let d = e % ${dv}u;
     let c0 = (e / ${dv}u) * ${r / dotParts}u;
@@ -408,14 +394,22 @@ ${range(Math.ceil(r / WG))
     for (var col = c0; col < c0 + ${r / dotParts}u; col++) {
       sum += latent[col] * f32(wuv[(head * ${r}u + col) * ${dv}u + d]);
     }
-    scratch[e] = sum;
+    dots[e] = sum;
   }
   workgroupBarrier();
   for (var d = li; d < ${dv}u; d += ${WG}u) {
     var sum = 0.0;
-    for (var piece = 0u; piece < ${dotParts}u; piece++) { sum += scratch[piece * ${dv}u + d]; }
+    for (var piece = 0u; piece < ${dotParts}u; piece++) { sum += dots[piece * ${dv}u + d]; }
     o[(b * p.rows + row) * ${dv}u + d] = ${T}(sum);
-  }
+  }`
+    : `  for (var d = li; d < ${dv}u; d += ${WG}u) {
+    var sum = 0.0;
+    for (var col = 0u; col < ${r}u; col++) {
+      sum += latent[col] * f32(wuv[(head * ${r}u + col) * ${dv}u + d]);
+    }
+    o[(b * p.rows + row) * ${dv}u + d] = ${T}(sum);
+  }`
+}
 }
 `;
 }
