@@ -15,6 +15,7 @@ const cases: [number, number][] = [
   [1, 16384],
   [8, 4096],
   [32, 4096],
+  [64, 4096],
 ];
 for (const [batch, n] of cases) {
   const problem = await mlaDecodeProblem(gpu, batch, n);

@@ -404,9 +404,21 @@ ${
   }`
     : `  for (var d = li; d < ${dv}u; d += ${WG}u) {
     var sum = 0.0;
-    for (var col = 0u; col < ${r}u; col++) {
+${
+  r % 8 === 0
+    ? `    // Eight of W_UV's rows in flight per step, added in order.
+    for (var col = 0u; col < ${r}u; col += 8u) {
+${range(8)
+  .map((k) => `      let w${k} = f32(wuv[(head * ${r}u + col + ${k}u) * ${dv}u + d]);`)
+  .join('\n')}
+      sum = sum${range(8)
+        .map((k) => ` + latent[col + ${k}u] * w${k}`)
+        .join('')};
+    }`
+    : `    for (var col = 0u; col < ${r}u; col++) {
       sum += latent[col] * f32(wuv[(head * ${r}u + col) * ${dv}u + d]);
-    }
+    }`
+}
     o[(b * p.rows + row) * ${dv}u + d] = ${T}(sum);
   }`
 }

@@ -4,14 +4,14 @@ import { MLA_WORKGROUP, mlaAttentionSharedBytes, mlaAttentionUnsupported } from 
 import { mlaMatrixSharedBytes, mlaMatrixUnsupported } from './attention-matrix.wgsl.js';
 
 /**
- * Workgroups a launch may reach by splitting keys: two per SM of an H100/H200 (132 SMs), as many as
- * stay resident at once. A split count that overshoots it starts a second, mostly idle wave: on the
- * H200, batch 32 x 4096 keys took 592 µs with 9 splits (288 workgroups) and 485 µs with 8 (256).
- * Measured with four subgroups per workgroup; with eight (H200, 2026-11-30, mla-splits) the same
- * problem took 311-394 µs for 4 to 64 splits and 317 µs with the planned split: close enough to
- * the best that the target stands.
+ * Workgroups a launch may reach by splitting keys: one per SM of an H100/H200 (132 SMs), as many
+ * as the tensor-core kernel keeps resident at once with its queries held in registers. A split
+ * count that overshoots it starts a second wave: on the H200 (mla-splits, 2026-11-30, sixth
+ * session), batch 32 x 4096 keys took 135 µs with 4 splits (128 workgroups) and 140 with 8, batch
+ * 8 x 4096 53 µs with 16 splits and 68 with 32. Before the queries were held, two workgroups fit an
+ * SM and the target was 264.
  */
-export const MLA_TARGET_WORKGROUPS = 264;
+export const MLA_TARGET_WORKGROUPS = 132;
 
 /** Fewest keys a split gets when the planner picks the split count. */
 export const MLA_MIN_SPLIT_KEYS = 256;
