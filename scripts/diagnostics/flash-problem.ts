@@ -29,6 +29,8 @@ export async function flashProblem(n: number): Promise<{
   timeBackward: () => Promise<Measurement>;
   /** dq, dk and dv of one backward, read back, to compare kernel choices bit for bit. */
   backwardGradients: () => Promise<Float32Array[]>;
+  /** o and lse of one forward, read back, likewise. */
+  forwardOutputs: () => Promise<Float32Array[]>;
 }> {
   const gpu = await createGpu({ fast: true, maxPooledBytes: 16 * 2 ** 30 });
   const q = await randomNormal(gpu, [1, n, 64, 128], 1, { dtype: 'f16' });
@@ -59,6 +61,15 @@ export async function flashProblem(n: number): Promise<{
         },
         timed,
       ),
+    forwardOutputs: async () => {
+      const r = await flashAttention(gpu, q, k, v, options);
+      try {
+        return await Promise.all([r.o, r.lse].map((t) => t.read()));
+      } finally {
+        r.o.dispose();
+        r.lse.dispose();
+      }
+    },
     backwardGradients: async () => {
       const g = await flashAttentionBackward(held.ctx, dO);
       try {

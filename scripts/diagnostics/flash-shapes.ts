@@ -4,14 +4,16 @@
 // times, so that one GPU call tells which kernel and shape to make the default. Everything comes
 // from core's sources, so the settings it edits are the ones flash reads.
 // `pnpm gpu:bundle` builds it into .gpu-kit/flash-shapes.mjs; on the GPU machine:
-//   node .gpu-kit/flash-shapes.mjs [roles|loads|forward]   (roles: the role-split choices only;
-//   loads: the forward and backward with 8- and 16-byte loads only, FLASH_WIDE_LOADS; forward: the
-//   forward's shapes only)
+//   node .gpu-kit/flash-shapes.mjs [roles|loads|forward|prefetch]   (roles: the role-split choices
+//   only; loads: the forward and backward with 8- and 16-byte loads only, FLASH_WIDE_LOADS;
+//   forward: the forward's shapes only; prefetch: the forward with its value loads issued before
+//   or after the softmax, FLASH_PREFETCH_VALUES, outputs compared bit for bit)
 
 import {
   BACKWARD_SHAPES,
   DKDV_KERNEL,
   DQ_KERNEL,
+  FLASH_PREFETCH_VALUES,
   FLASH_WIDE_LOADS,
   FORWARD_SHAPES,
   type MatrixShapeChoice,
@@ -21,7 +23,7 @@ import type { Measurement } from '../../packages/core/src/index.js';
 import { flashProblem, forwardFlops, kernelTimes, tensorsDifference } from './flash-problem.js';
 
 const n = 16384;
-const { gpu, timeForward, timeBackward, backwardGradients } = await flashProblem(n);
+const { gpu, timeForward, timeBackward, backwardGradients, forwardOutputs } = await flashProblem(n);
 const plain: RoleSplitChoice = { roles: false, rolesTile: 16, columnSplits: 1 };
 const split = (rolesTile: number, columnSplits: number): RoleSplitChoice => ({
   roles: true,
@@ -51,6 +53,25 @@ async function tryShapes(
     }
   }
   shapes.splice(0, shapes.length, ...original);
+}
+
+if (process.argv[2] === 'prefetch') {
+  // The same loads and stores, only issued earlier: the same bits expected.
+  const defaults = { ...FLASH_PREFETCH_VALUES };
+  let first: Float32Array[] | undefined;
+  for (const prefetch of [false, true, false, true]) {
+    FLASH_PREFETCH_VALUES.forward = prefetch;
+    const forward = await timeForward();
+    const outputs = await forwardOutputs();
+    first ??= outputs;
+    const same = tensorsDifference(first, outputs, ['o', 'lse']) ?? 'same bits';
+    console.log(
+      `values ${prefetch ? 'loaded before the softmax' : 'staged after the softmax'} n=${n}: forward ${forward.median.toFixed(2)} ms (${(forwardFlops(n) / forward.median / 1e9).toFixed(1)} TFLOPS) [${kernelTimes(forward)}] outputs: ${same} as the first`,
+    );
+  }
+  Object.assign(FLASH_PREFETCH_VALUES, defaults);
+  gpu.destroy();
+  process.exit(0);
 }
 
 if (process.argv[2] === 'loads') {

@@ -527,7 +527,11 @@ describe('flash attention: every variant compiles on the null backend', () => {
       expect(code.includes('var<workgroup> Qs'), `${d}/${dv}`).toBe(inWorkgroup);
       const wide = flashForwardMatrixWgsl({ ...c, wideLoads: true });
       expect(wide.match(/: array<vec4<u32>>;/g)?.length, `${d}/${dv}`).toBe(3);
-      for (const variant of [code, wide]) {
+      // The values' loads issued before the softmax: declared once, out of the key loop.
+      const prefetched = flashForwardMatrixWgsl({ ...c, wideLoads: true, prefetchValues: true });
+      expect(prefetched.indexOf('var ex0: vec4<u32>;'), `${d}/${dv}`).toBeGreaterThan(-1);
+      expect(prefetched.indexOf('var ex0: vec4<u32>;')).toBeLessThan(prefetched.indexOf('for (var k0'));
+      for (const variant of [code, wide, prefetched]) {
         const info = await gpu.device.createShaderModule({ code: variant }).getCompilationInfo();
         expect(
           info.messages.filter((m) => m.type === 'error').map((m) => m.message),

@@ -166,6 +166,12 @@ export const DQ_KERNEL: RoleSplitChoice = { roles: true, rolesTile: 16, columnSp
  */
 export const FLASH_WIDE_LOADS: { forward: boolean; backward: boolean } = { forward: true, backward: true };
 
+/**
+ * Whether the tensor-core forward issues each tile's value loads before its softmax and stores
+ * them after (MatrixForwardConfig.prefetchValues). Mutable so that a diagnostic can time both.
+ */
+export const FLASH_PREFETCH_VALUES: { forward: boolean } = { forward: false };
+
 /** A backward pass's plain and role-split kernels: WGSL, why the split does not apply, its memory. */
 interface RoleSplitKernels {
   plain: (c: MatrixBackwardConfig) => string;
@@ -239,7 +245,8 @@ export function matrixForwardConfig(
   const holdingQuery = (c: MatrixForwardConfig) =>
     matrixForwardUnsupported(c) ??
     (matrixForwardQueryInWorkgroup(c) ? 'Q does not fit in registers' : undefined);
-  return pick(holdingQuery) ?? pick(matrixForwardUnsupported);
+  const config = pick(holdingQuery) ?? pick(matrixForwardUnsupported);
+  return config && FLASH_PREFETCH_VALUES.forward ? { ...config, prefetchValues: true } : config;
 }
 
 /** The tensor-core backward's shape (shared by its dQ and dK/dV kernels), or undefined when none fits. */

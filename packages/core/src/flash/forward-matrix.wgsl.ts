@@ -25,7 +25,14 @@
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { rowVectorType, shuffleFoldWgsl } from '../wgsl.js';
-import { MASKED, queryTileWgsl, SEQUENCE_WGSL, stageRowsVec4Wgsl } from './common.wgsl.js';
+import {
+  MASKED,
+  queryTileWgsl,
+  SEQUENCE_WGSL,
+  type StagedRowsVec4,
+  stageRowsVec4Prefetched,
+  stageRowsVec4Wgsl,
+} from './common.wgsl.js';
 import {
   type MatrixKernelConfig,
   matrixEntryPoint,
@@ -40,6 +47,12 @@ import {
 export interface MatrixForwardConfig extends MatrixKernelConfig {
   /** Fragments of M query rows the workgroup owns; every subgroup multiplies all of them. */
   rowFragments: number;
+  /**
+   * Whether each tile's value loads are issued right after its scores, before the softmax, and
+   * stored after it, so that the softmax's work overlaps their latency (at the cost of holding the
+   * loaded values in registers through it).
+   */
+  prefetchValues?: boolean;
 }
 
 /** Query rows of one workgroup. */
@@ -176,26 +189,30 @@ export function flashForwardMatrixWgsl(c: MatrixForwardConfig): string {
     ),
   ].join('\n');
 
-  const stage = (src: 'k' | 'v') =>
-    stageRowsVec4Wgsl({
-      dest: 'Xs',
-      src,
-      rows: c.tile,
-      width: src === 'k' ? c.d : c.dv,
-      destStride: src === 'k' ? st.k : st.v,
-      tokenStart: 'sp.kStart',
-      heads: 'p.hkv',
-      head: 'hk',
-      first: 'k0',
-      end: 'range.y',
-      threads: c.subgroups * c.subgroupSize,
-      wide: c.wideLoads,
-    });
+  const staged = (src: 'k' | 'v'): StagedRowsVec4 => ({
+    dest: 'Xs',
+    src,
+    rows: c.tile,
+    width: src === 'k' ? c.d : c.dv,
+    destStride: src === 'k' ? st.k : st.v,
+    tokenStart: 'sp.kStart',
+    heads: 'p.hkv',
+    head: 'hk',
+    first: 'k0',
+    end: 'range.y',
+    threads: c.subgroups * c.subgroupSize,
+    wide: c.wideLoads,
+  });
+  const stage = (src: 'k' | 'v') => stageRowsVec4Wgsl(staged(src));
+  const values = c.prefetchValues
+    ? stageRowsVec4Prefetched(staged('v'))
+    : { declarations: '', loads: '', stores: stage('v') };
 
   const scoreTile = `    workgroupBarrier();
     ${stage('k')}
     workgroupBarrier();
 ${scores}
+    ${values.loads}
     workgroupBarrier();
     let open = tileOpen(sp, k0, first, last, range.y);
 ${range(perLane)
@@ -396,10 +413,11 @@ ${o
   .flat()
   .map((f) => `  var ${f} = ${result}();`)
   .join('\n')}
+${values.declarations}
   for (var k0 = range.x; k0 < range.y; k0 += i32(TILE)) {
 ${scoreTile}
 ${tileStep}
-    ${stage('v')}
+    ${values.stores}
     // A full barrier before the uniform load: workgroupUniformLoad right after the stores has read
     // stale values on the H200's driver.
     workgroupBarrier();
