@@ -1,7 +1,7 @@
 // Diagnostic (not the bench): times the tensor-core MLA decode (MiniCPM3 dims, paged cache, f16,
 // batch 32 x 4096 cached tokens, the planner's splits), with its queries read in every tile and
-// held in registers (MLA_HOLD_QUERY; the outputs compared bit for bit: the same products in the
-// same order), with each subgroup count the planner may
+// held in registers (MLA_HOLD_QUERY) and its key tiles prefetched (MLA_PREFETCH_KEYS; the outputs
+// compared bit for bit: the same products in the same order), with each subgroup count the planner may
 // take, with 8- and 16-byte cache loads (MLA_WIDE_LOADS), and with one piece of its attention
 // kernel removed at a time (the WGSL rewritten on its way
 // to the pipeline cache), so that one GPU call shows where its time goes. The ablated results are
@@ -10,7 +10,7 @@
 //   node .gpu-kit/mla-ablations.mjs
 
 import { createGpu } from '../../packages/core/src/index.js';
-import { MLA_HOLD_QUERY, MLA_WIDE_LOADS } from '../../packages/mla/src/attention/plan.js';
+import { MLA_HOLD_QUERY, MLA_PREFETCH_KEYS, MLA_WIDE_LOADS } from '../../packages/mla/src/attention/plan.js';
 import { MLA_MATRIX_SUBGROUPS } from '../../packages/mla/src/index.js';
 import { type Ablation, ablationsOf, never } from './ablate.js';
 import { kernelMicroseconds, mlaDecodeProblem } from './mla-problem.js';
@@ -52,27 +52,29 @@ function timeDecode(subgroups: number, splits?: number) {
 }
 
 const planned = [...MLA_MATRIX_SUBGROUPS];
-// The planned kernel with its queries read from storage in every tile, then held in registers.
-const hold = MLA_HOLD_QUERY.enabled;
+// The planned kernel with its queries read from storage in every tile, then held in registers,
+// then also with the next key tile's loads issued before the current tile is computed.
+const defaults = { hold: MLA_HOLD_QUERY.enabled, prefetch: MLA_PREFETCH_KEYS.enabled };
 let firstOutput: Float32Array | undefined;
-for (const held of [false, true]) {
-  MLA_HOLD_QUERY.enabled = held;
+for (const [held, prefetch] of [
+  [false, false],
+  [true, false],
+  [true, true],
+  [true, false],
+  [true, true],
+]) {
+  MLA_HOLD_QUERY.enabled = held as boolean;
+  MLA_PREFETCH_KEYS.enabled = prefetch as boolean;
   const m = await problem.time();
   const output = await problem.output();
   firstOutput ??= output;
   const differing = output.reduce((count, x, i) => count + (Object.is(x, firstOutput?.[i]) ? 0 : 1), 0);
   console.log(
-    `queries ${held ? 'held' : 'read per tile'}: ${(m.median * 1000).toFixed(0)} us [${kernelMicroseconds(m)}]; ${differing} of ${output.length} outputs differ from the first`,
+    `queries ${held ? 'held' : 'read per tile'}, keys ${prefetch ? 'prefetched' : 'staged per tile'}: ${(m.median * 1000).toFixed(0)} us [${kernelMicroseconds(m)}]; ${differing} of ${output.length} outputs differ from the first`,
   );
-  // Held queries take registers, which may change how many workgroups an SM keeps resident.
-  for (const splits of [4, 16]) {
-    const forced = await problem.time(splits);
-    console.log(
-      `queries ${held ? 'held' : 'read per tile'}, ${splits} splits: ${(forced.median * 1000).toFixed(0)} us [${kernelMicroseconds(forced)}]`,
-    );
-  }
 }
-MLA_HOLD_QUERY.enabled = hold;
+MLA_HOLD_QUERY.enabled = defaults.hold;
+MLA_PREFETCH_KEYS.enabled = defaults.prefetch;
 // The planned kernel with 8- and 16-byte cache loads.
 const { enabled } = MLA_WIDE_LOADS;
 for (const wide of [false, true]) {
