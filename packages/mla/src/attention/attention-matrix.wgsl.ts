@@ -19,7 +19,6 @@
 import {
   enables,
   paramsStruct,
-  prefetchedStagingWgsl,
   rowVectorType,
   shuffleFoldWgsl,
   storeVec4Wgsl,
@@ -58,11 +57,6 @@ export interface MlaMatrixKernelConfig {
    * subgroup (`rows / 16 · keyTile / 16 <= subgroups`); see {@link mlaMatrixHoldsQuery}.
    */
   holdQuery?: boolean;
-  /**
-   * Whether the next key tile's loads are issued before the current tile is computed (into
-   * registers, stored at the next tile's start), so that the computation overlaps their latency.
-   */
-  prefetchKeys?: boolean;
 }
 
 const F = 16;
@@ -158,26 +152,14 @@ export function mlaAttentionMatrixWgsl(c: MlaMatrixKernelConfig): string {
   // The key tile's staging, unrolled: every invocation issues all its loads before its first store,
   // so the tile waits out the memory latency once rather than once per element (a loop of
   // load-then-store over 32 x 288 scalars, each behind a page-table read, took ~100 µs per tile).
-  const keyLoad = (value: string, tile: string, k: number, inRange: string) =>
-    `    if (${inRange}${tile} + e${k} / ${dk / per}u < kEnd) { ${value} = loadKey4(b, ${tile} + e${k} / ${dk / per}u, e${k} % ${dk / per}u); }`;
-  const keyStore = (
-    value: string,
-    k: number,
-  ) => `      let at = (e${k} / ${dk / per}u) * ${st.k}u + (e${k} % ${dk / per}u) * ${per}u;
-      ${(c.wideLoads ? storeWideWgsl : storeVec4Wgsl)('Ks', 'at', value)}`;
   const staging = unrolledStagingWgsl(
     KT * (dk / per),
     THREADS,
-    (k, inRange) => `    var v${k} = ${word}();\n${keyLoad(`v${k}`, 't0', k, inRange)}`,
-    (k) => keyStore(`v${k}`, k),
+    (k, inRange) => `    var v${k} = ${word}();
+    if (${inRange}t0 + e${k} / ${dk / per}u < kEnd) { v${k} = loadKey4(b, t0 + e${k} / ${dk / per}u, e${k} % ${dk / per}u); }`,
+    (k) => `      let at = (e${k} / ${dk / per}u) * ${st.k}u + (e${k} % ${dk / per}u) * ${per}u;
+      ${(c.wideLoads ? storeWideWgsl : storeVec4Wgsl)('Ks', 'at', `v${k}`)}`,
   );
-  // Prefetched: the loads of the tile at 'next' go to registers (pv…) while the tile before it is
-  // computed, and are stored at the start of their own tile.
-  const prefetched = prefetchedStagingWgsl(KT * (dk / per), THREADS, {
-    declare: (k) => `var pv${k}: ${word};`,
-    load: (k, inRange) => `    pv${k} = ${word}();\n${keyLoad(`pv${k}`, 'next', k, inRange)}`,
-    store: (k) => keyStore(`pv${k}`, k),
-  });
   // Lanes per softmax row: the most (a power of two, at most the key tile) that every row can have.
   const lanes = softmaxLanes(c);
   const perLane = KT / lanes;
@@ -399,23 +381,9 @@ ${acc
   // The queries come padded to whole row blocks per sequence (see mlaPadRowsWgsl).
 ${holdQuery ? heldQuery : `  let qRow0 = b * p.rowBlocks * ${ROWS}u + rowLo;`}
 
-${
-  c.prefetchKeys
-    ? `  // The first tile's keys in flight before the loop.
-${prefetched.declarations}
-  var next = kStart;
-  ${prefetched.loads}`
-    : ''
-}
   for (var t0 = kStart; t0 < kEnd; t0 += ${KT}u) {
     workgroupBarrier();
-${
-  c.prefetchKeys
-    ? `    ${prefetched.stores}
-    next = t0 + ${KT}u;
-    ${prefetched.loads}`
-    : staging
-}
+${staging}
     workgroupBarrier();
 ${scores}
     workgroupBarrier();

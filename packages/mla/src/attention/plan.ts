@@ -118,8 +118,6 @@ export interface MlaMatrixPlan extends MlaPlan {
   wideLoads: boolean;
   /** Whether each subgroup holds its score task's query fragments in registers (where it can). */
   holdQuery: boolean;
-  /** Whether the next key tile's loads are issued before the current tile is computed. */
-  prefetchKeys: boolean;
 }
 
 /**
@@ -142,12 +140,6 @@ export const MLA_WIDE_LOADS: { enabled: boolean } = { enabled: true };
  * package.
  */
 export const MLA_HOLD_QUERY: { enabled: boolean } = { enabled: true };
-
-/**
- * Whether the tensor-core kernel issues the next key tile's loads before computing the current one.
- * Mutable so that a diagnostic can time both; not exported from the package.
- */
-export const MLA_PREFETCH_KEYS: { enabled: boolean } = { enabled: false };
 
 /**
  * The tensor-core tiling for a problem on this device, or undefined where the dims or limits do not
@@ -176,7 +168,6 @@ export function planMlaMatrix(gpu: Gpu, input: MlaPlanInput): MlaMatrixPlan | un
             pinSubgroupSize,
             wideLoads: MLA_WIDE_LOADS.enabled,
             holdQuery: MLA_HOLD_QUERY.enabled,
-            prefetchKeys: MLA_PREFETCH_KEYS.enabled,
           };
         }
       }
