@@ -56,6 +56,7 @@ export {
   type MatrixForwardConfig,
   matrixForwardQueryInWorkgroup,
   matrixForwardSharedBytes,
+  matrixForwardValueLoads,
 } from './flash/forward-matrix.wgsl.js';
 export type { MatrixKernelConfig } from './flash/matrix-kernel.js';
 export type { FlashProblem, KeyBlocks, MaskSpec, ProblemOptions, SequenceSpan } from './flash/problem.js';

@@ -19,7 +19,11 @@ import {
   matrixDqRolesSharedBytes,
   matrixDqRolesUnsupported,
 } from '../src/flash/dq-roles-matrix.wgsl.js';
-import { matrixForwardQueryInWorkgroup, matrixForwardSharedBytes } from '../src/flash/forward-matrix.wgsl.js';
+import {
+  matrixForwardQueryInWorkgroup,
+  matrixForwardSharedBytes,
+  matrixForwardValueLoads,
+} from '../src/flash/forward-matrix.wgsl.js';
 import {
   flashAttention,
   flashAttentionBackward,
@@ -527,6 +531,8 @@ describe('flash attention: every variant compiles on the null backend', () => {
       expect(code.includes('var<workgroup> Qs'), `${d}/${dv}`).toBe(inWorkgroup);
       const wide = flashForwardMatrixWgsl({ ...c, wideLoads: true });
       expect(wide.match(/: array<vec4<u32>>;/g)?.length, `${d}/${dv}`).toBe(3);
+      // Eight 16-byte value loads per invocation at dv = 128 (prefetched), sixteen at 256 (not).
+      expect(matrixForwardValueLoads({ ...c, wideLoads: true }), `${d}/${dv}`).toBe(dv === 128 ? 8 : 16);
       // The values' loads issued before the softmax: declared once, out of the key loop.
       const prefetched = flashForwardMatrixWgsl({ ...c, wideLoads: true, prefetchValues: true });
       expect(prefetched.indexOf('var ex0: vec4<u32>;'), `${d}/${dv}`).toBeGreaterThan(-1);
@@ -574,7 +580,8 @@ describe('flash attention: the tensor-core host paths run on the null backend', 
     [96, 64],
   ] as const) {
     it(`d=${d} dv=${dv}: forward (windowed, GQA, nk > n, varlen) and backward`, async () => {
-      expect(matrixForwardConfig(gpu.caps, d, dv)).toBeDefined();
+      // Few value loads per invocation at these dims: the forward prefetches them.
+      expect(matrixForwardConfig(gpu.caps, d, dv)?.prefetchValues).toBe(true);
       expect(matrixBackwardConfig(gpu.caps, d, dv)).toBeDefined();
       const [n, nk, hq, hkv] = [37, 45, 4, 2];
       // The values never matter here: nothing runs.

@@ -91,6 +91,14 @@ export function matrixForwardQueryInWorkgroup(c: MatrixForwardConfig): boolean {
   return query + output > HELD_REGISTERS;
 }
 
+/**
+ * Loads each invocation issues to stage a tile of values: with {@link MatrixForwardConfig.prefetchValues}
+ * each holds that many vectors (4 registers each) through the softmax.
+ */
+export function matrixForwardValueLoads(c: MatrixForwardConfig): number {
+  return Math.ceil((c.tile * c.dv) / (c.wideLoads ? 8 : 4) / (c.subgroups * c.subgroupSize));
+}
+
 /** f16 elements of the staging area: a tile of keys or of values, or the workgroup's Q rows when Q is held. */
 function stagingElements(c: MatrixForwardConfig): number {
   const st = strides(c);
