@@ -8,10 +8,7 @@
 // ablation leaves the results live (a load behind a never-true condition, a value replaced by a
 // cheap one) so the compiler drops nothing else.
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-selected-ablations.mjs; on the GPU machine:
-//   node .gpu-kit/nsa-selected-ablations.mjs [prefetch]
-// prefetch: only the default shape with and without the next selected block's loads issued before
-// the current block is computed (SELECTED_FORWARD.prefetchBlocks), timed twice each, then their
-// outputs compared (read back after every timing).
+//   node .gpu-kit/nsa-selected-ablations.mjs
 
 import { disposeNsaForward, nsaForward } from '../../packages/nsa/src/index.js';
 import { SELECTED_FORWARD, SELECTED_MATRIX_TILES } from '../../packages/nsa/src/selected/selected.js';
@@ -26,27 +23,6 @@ async function timeSelected(name: string) {
   const m = await timeForward();
   const ms = Object.entries(m.kernels?.[1] ?? {}).find(([l]) => l.split(' [')[0] === label)?.[1];
   console.log(`n=${n} ${name}: forward ${m.median.toFixed(1)} ms, selected attention ${ms?.toFixed(1)} ms`);
-}
-
-if (process.argv[2] === 'prefetch') {
-  const prefetch = SELECTED_FORWARD.prefetchBlocks;
-  for (const ahead of [false, true, false, true]) {
-    SELECTED_FORWARD.prefetchBlocks = ahead;
-    await timeSelected(ahead ? 'next block prefetched' : 'blocks staged in turn');
-  }
-  const outputs: Float32Array[][] = [];
-  for (const ahead of [false, true]) {
-    SELECTED_FORWARD.prefetchBlocks = ahead;
-    const forward = await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' });
-    outputs.push([await forward.o.read()]);
-    disposeNsaForward(forward);
-  }
-  console.log(
-    `prefetched against staged in turn: ${tensorsDifference(outputs[0] ?? [], outputs[1] ?? [], ['o']) ?? 'same bits'}`,
-  );
-  SELECTED_FORWARD.prefetchBlocks = prefetch;
-  gpu.destroy();
-  process.exit(0);
 }
 
 // [tile, parts of d, 16-byte loads]: a tile whose parts do not fit runs whole.

@@ -122,7 +122,7 @@ function stagingSteps(
 export function prefetchedStagingWgsl(
   count: number,
   threads: number,
-  set: Omit<StagingSet, 'count'> & { declare: (k: number) => string },
+  set: Omit<StagingSet, 'count' | 'index'> & { declare: (k: number) => string },
 ): { declarations: string; loads: string; stores: string } {
   const { steps, loads, stores } = stagingSteps(threads, { count, ...set }, true);
   return {

@@ -61,7 +61,6 @@ import {
   selectedMatrixSharedBytes,
   selectedMatrixUnsupported,
   selectedMatrixWgsl,
-  selectedPrefetchesBlocks,
 } from '../src/selected/selected-matrix.wgsl.js';
 
 /** The reference config's blocks (kernel 32, stride 16, selection 64), and a geometry off it. */
@@ -232,36 +231,6 @@ describe('the tensor-core selection and selected attention compile on the null b
       scoreParts: 2,
       wideLoads: true,
     };
-    const info = await gpu.device.createShaderModule({ code: selectedMatrixWgsl(h200) }).getCompilationInfo();
-    expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
-  });
-
-  it('the forward prefetching the next selected block: only where a tile is a whole block; compiles as pipeline and at the H200 shape', async () => {
-    const c = {
-      ...base,
-      d: 64,
-      dv: 64,
-      group: 16,
-      blockSize: 32,
-      tile: 32,
-      scoreParts: 2,
-      wideLoads: true,
-      prefetchBlocks: true,
-    };
-    expect(selectedPrefetchesBlocks(c)).toBe(true);
-    expect(selectedPrefetchesBlocks({ ...c, tile: 16 })).toBe(false);
-    expect(selectedPrefetchesBlocks({ ...c, prefetchBlocks: false })).toBe(false);
-    const code = selectedMatrixWgsl(c);
-    // K's and V's values declared once, before the loop over the slots.
-    expect(code.indexOf('var ex0: vec4<u32>;')).toBeGreaterThan(-1);
-    expect(code.indexOf('var fx0: vec4<u32>;')).toBeGreaterThan(-1);
-    expect(code.indexOf('var fx0: vec4<u32>;')).toBeLessThan(code.indexOf('for (var slot'));
-    await expect(gpu.pipelines.get(code, 'selected matrix prefetched')).resolves.toBeDefined();
-    // A tile below the block: the plain loop, whatever the field says.
-    expect(selectedMatrixWgsl({ ...c, tile: 16 })).toBe(
-      selectedMatrixWgsl({ ...c, tile: 16, prefetchBlocks: false }),
-    );
-    const h200 = { ...c, d: 128, dv: 128, blockSize: 64, tile: 64 };
     const info = await gpu.device.createShaderModule({ code: selectedMatrixWgsl(h200) }).getCompilationInfo();
     expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
   });

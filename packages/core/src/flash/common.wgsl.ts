@@ -197,16 +197,11 @@ function rowsVec4Steps(o: StagedRowsVec4, index: string) {
 /**
  * {@link stageRowsVec4Set} split for a tile prefetched while the previous one is computed (see
  * {@link prefetchedStagingWgsl}): the values are declared once, the loads issued a tile ahead (with
- * `first` naming the tile they are for), the stores made when the tile's turn comes. `index` names
- * the indices (and prefixes the values) where several such stagings share a scope.
+ * `first` naming the tile they are for), the stores made when the tile's turn comes.
  */
-export function stageRowsVec4Prefetched(
-  o: StagedRowsVec4,
-  index = 'e',
-): ReturnType<typeof prefetchedStagingWgsl> {
-  const { count, vector, value, load, store } = rowsVec4Steps(o, index);
+export function stageRowsVec4Prefetched(o: StagedRowsVec4): ReturnType<typeof prefetchedStagingWgsl> {
+  const { count, vector, value, load, store } = rowsVec4Steps(o, 'e');
   return prefetchedStagingWgsl(count, o.threads, {
-    index,
     declare: (k) => `var ${value(k)}: ${vector};`,
     load: (k, inRange) => load(k, inRange, false),
     store,

@@ -21,7 +21,6 @@ import {
   paramsStruct,
   rowVectorType,
   shuffleFoldWgsl,
-  stageRowsVec4Prefetched,
   stageRowsVec4Set,
   stageRowsVec4Wgsl,
   unrolledStagingSetsWgsl,
@@ -64,12 +63,6 @@ export interface SelectedMatrixConfig {
    * kernels apply, so every row starts on 16 bytes.
    */
   wideLoads?: boolean;
-  /**
-   * The forward only, where the tile is the whole block: whether the next selected block's K and V
-   * loads are issued before the current block is computed (into registers, stored at the next
-   * block's start), so that its computation overlaps their latency.
-   */
-  prefetchBlocks?: boolean;
 }
 
 /** How the work divides: key slices, each over `parts` of d, one subgroup per (slice, part). */
@@ -117,11 +110,6 @@ export const SELECTED_KEY_TILES_LOOP_WGSL = `  for (var slot = 0u; slot < TOPN; 
     let J = selected[(t * p.kvHeads + g) * TOPN + slot];
     if (J < 0) { break; }
     for (var k0 = J * p.blockSize; k0 < (J + 1) * p.blockSize && k0 <= pos; k0 += i32(TILE)) {`;
-
-/** Whether the forward prefetches each next selected block: asked for, and one tile per block. */
-export function selectedPrefetchesBlocks(c: SelectedMatrixConfig): boolean {
-  return c.prefetchBlocks === true && c.tile === c.blockSize;
-}
 
 const isPowerOfTwo = (x: number) => Number.isInteger(x) && x >= 1 && (x & (x - 1)) === 0;
 
@@ -187,47 +175,6 @@ export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
     rowsSet('Ks', 'k', c.d, st.k, 'e'),
     rowsSet('Vs', 'v', c.dv, st.v, 'f'),
   ]);
-
-  // With prefetched blocks: one tile per selected block, the next block's loads issued (for its
-  // first key k0n) before this one is computed, its stores at the top of its own iteration. The
-  // head leaves two braces open, as SELECTED_KEY_TILES_LOOP_WGSL does.
-  const prefetched = (dest: string, src: string, width: number, stride: number, index: string) =>
-    stageRowsVec4Prefetched(
-      { dest, src, width, destStride: stride, threads, wide: c.wideLoads, ...keyRows, first: 'k0n' },
-      index,
-    );
-  const [keysAhead, valuesAhead] = [
-    prefetched('Ks', 'k', c.d, st.k, 'e'),
-    prefetched('Vs', 'v', c.dv, st.v, 'f'),
-  ];
-  const loadBlockAhead = (slotExpression: string) => `{
-    let Jn = selected[slots + ${slotExpression}];
-    k0n = Jn * p.blockSize;
-    if (Jn >= 0 && k0n <= pos) {
-      ${keysAhead.loads}
-      ${valuesAhead.loads}
-    }
-  }`;
-  const blockLoopHead = selectedPrefetchesBlocks(c)
-    ? `  let slots = (t * p.kvHeads + g) * TOPN;
-${keysAhead.declarations}
-${valuesAhead.declarations}
-  var k0n = 0;
-  ${loadBlockAhead('0u')}
-  for (var slot = 0u; slot < TOPN; slot++) {
-    let J = selected[slots + slot];
-    if (J < 0) { break; }
-    let k0 = J * p.blockSize;
-    let seen = k0 <= pos;
-    if (seen) {
-      ${keysAhead.stores}
-      ${valuesAhead.stores}
-    }
-    if (slot + 1u < TOPN) ${loadBlockAhead('slot + 1u')}
-    if (!seen) { continue; }
-    {`
-    : `${SELECTED_KEY_TILES_LOOP_WGSL}
-      ${stageKeysAndValues}`;
 
   const scores = groupScoresWgsl({
     matrix: c.matrix,
@@ -333,7 +280,8 @@ ${loadFragmentsWgsl(c.matrix, qf, 'Ks', st.k, partOf.firstColumn)}
   var l = 0.0;
   // The running output: element li + ${threads} · j of the [ROWS][DV] block.
   var acc: array<f32, ${outPerThread}>;
-${blockLoopHead}
+${SELECTED_KEY_TILES_LOOP_WGSL}
+      ${stageKeysAndValues}
       workgroupBarrier();
 ${scores}
       workgroupBarrier();

@@ -59,16 +59,13 @@ export const SELECTED_MATRIX_TILES: number[] = [64, 32, 16];
 
 /**
  * The tensor-core forward's shape beyond its tile: over how many parts of d it splits each key
- * slice's scores (one subgroup per slice and part; SelectedMatrixConfig.scoreParts), whether it
- * loads K and V 16 bytes at a time (SelectedMatrixConfig.wideLoads), and whether it issues the
- * next selected block's loads before computing the current one where a tile is a whole block
- * (SelectedMatrixConfig.prefetchBlocks). Mutable so that a diagnostic can time each; not exported
- * from the package.
+ * slice's scores (one subgroup per slice and part; SelectedMatrixConfig.scoreParts), and whether
+ * it loads K and V 16 bytes at a time (SelectedMatrixConfig.wideLoads). Mutable so that a
+ * diagnostic can time each; not exported from the package.
  */
-export const SELECTED_FORWARD: { scoreParts: number; wideLoads: boolean; prefetchBlocks: boolean } = {
+export const SELECTED_FORWARD: { scoreParts: number; wideLoads: boolean } = {
   scoreParts: 2,
   wideLoads: true,
-  prefetchBlocks: false,
 };
 
 /**
@@ -118,7 +115,6 @@ export function selectedMatrixConfig(
       tile,
       ...(parts > 1 ? { scoreParts: parts } : {}),
       ...(wideLoads && { wideLoads }),
-      ...(kernel === 'forward' && SELECTED_FORWARD.prefetchBlocks && { prefetchBlocks: true }),
     };
     const bytes = {
       forward: () => selectedMatrixSharedBytes(c),
