@@ -7,7 +7,9 @@
  * registers but only its share of the output accumulator, which keeps enough registers free for
  * the compiler; and every K or V fragment a subgroup loads from workgroup memory feeds one
  * multiply-accumulate per row fragment. Tiles of keys, then of values, are staged once per
- * workgroup with vec4 loads, of 16 bytes where the config asks (`wideLoads`).
+ * workgroup with vec4 loads, of 16 bytes where the config asks (`wideLoads`); with
+ * `prefetchValues` a tile's value loads are issued right after its scores and stored after its
+ * softmax, which then overlaps their latency.
  *
  * Subgroup matrices are opaque, so the output accumulator cannot be rescaled row by row as the
  * online softmax needs at every tile. The running max is lazy instead: a row's max moves only when
