@@ -34,6 +34,7 @@ export {
 } from './attention/attention-matrix.wgsl.js';
 export {
   MLA_MATRIX_SUBGROUPS,
+  MLA_MAX_SPLITS,
   MLA_MIN_SPLIT_KEYS,
   MLA_TARGET_WORKGROUPS,
   type MlaLaunchPlan,

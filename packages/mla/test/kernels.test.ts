@@ -6,6 +6,8 @@ import { launchMlaAttention } from '../src/attention/attention.js';
 import { softmaxLanes } from '../src/attention/attention-matrix.wgsl.js';
 import {
   MLA_COMBINE_PARAMS,
+  MLA_MAX_SPLITS,
+  MLA_MIN_SPLIT_KEYS,
   MLA_TARGET_WORKGROUPS,
   MlaCache,
   mlaAppendWgsl,
@@ -80,15 +82,21 @@ describe('the split planner', () => {
   });
   afterAll(() => gpu.destroy());
 
-  it('splits keys up to one resident wave of workgroups, never past it, at most one split per 256 keys', () => {
+  it('splits keys up to one resident wave of workgroups, never past it, at most one split per 128 keys and 64 in all', () => {
     const workgroups = (batch: number, maxLength: number) => {
       const plan = planMlaAttention(gpu, { batch, nq: 1, maxLength, heads: 40, r: 256, dr: 32 });
       expect(plan.splits * plan.keysPerSplit).toBeGreaterThanOrEqual(maxLength);
-      expect(plan.splits).toBeLessThanOrEqual(Math.ceil(maxLength / 256));
+      expect(plan.splits).toBeLessThanOrEqual(
+        Math.min(Math.ceil(maxLength / MLA_MIN_SPLIT_KEYS), MLA_MAX_SPLITS),
+      );
       return { splits: plan.splits, count: batch * plan.rowBlocks * plan.splits };
     };
     // 132 / 32 is 4.1: 4 splits (128 workgroups), not 5 (160, a second wave).
     expect(workgroups(32, 4096).splits).toBe(4);
+    // One sequence: a split per 128 keys up to 64 splits.
+    expect(workgroups(1, 1024).splits).toBe(8);
+    expect(workgroups(1, 4096).splits).toBe(32);
+    expect(workgroups(1, 16384).splits).toBe(64);
     for (const batch of [1, 7, 32, 64, 100]) {
       for (const n of [1, 300, 4096, 16384]) {
         const { splits, count } = workgroups(batch, n);

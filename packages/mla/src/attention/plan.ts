@@ -13,8 +13,14 @@ import { mlaMatrixSharedBytes, mlaMatrixUnsupported } from './attention-matrix.w
  */
 export const MLA_TARGET_WORKGROUPS = 132;
 
-/** Fewest keys a split gets when the planner picks the split count. */
-export const MLA_MIN_SPLIT_KEYS = 256;
+/**
+ * Fewest keys a split gets when the planner picks the split count, and the most splits it picks:
+ * each split is a combine input, and the combine's time grows with them. At batch 1 on the H200
+ * (mla-splits, 2026-11-30, sixth session): 1024 keys took 47 µs with 4 splits and 39 with 8;
+ * 4096 keys 51 µs with 16 and 45 with 32; 16384 keys 63 µs with 64 and 72 with 128.
+ */
+export const MLA_MIN_SPLIT_KEYS = 128;
+export const MLA_MAX_SPLITS = 64;
 
 /** How one call is tiled. */
 export interface MlaPlan {
@@ -45,8 +51,9 @@ export interface MlaPlanInput {
 
 /**
  * Row blocks and key splits for a tiling: the caller's split count, or as many splits as keep the
- * launch within {@link MLA_TARGET_WORKGROUPS} workgroups (at least one), and at most one split per
- * {@link MLA_MIN_SPLIT_KEYS} keys; each split a whole number of key tiles.
+ * launch within {@link MLA_TARGET_WORKGROUPS} workgroups (at least one), at most one split per
+ * {@link MLA_MIN_SPLIT_KEYS} keys and at most {@link MLA_MAX_SPLITS}; each split a whole number of
+ * key tiles.
  */
 function splitKeys(
   input: MlaPlanInput,
@@ -58,7 +65,11 @@ function splitKeys(
   let splits = input.splits;
   if (splits === undefined) {
     const blocks = Math.max(1, input.batch * rowBlocks);
-    splits = Math.min(Math.floor(MLA_TARGET_WORKGROUPS / blocks), Math.ceil(keys / MLA_MIN_SPLIT_KEYS));
+    splits = Math.min(
+      Math.floor(MLA_TARGET_WORKGROUPS / blocks),
+      Math.ceil(keys / MLA_MIN_SPLIT_KEYS),
+      MLA_MAX_SPLITS,
+    );
   }
   splits = Math.max(1, Math.min(splits, Math.ceil(keys / keyTile)));
   const keysPerSplit = Math.ceil(Math.ceil(keys / splits) / keyTile) * keyTile;
