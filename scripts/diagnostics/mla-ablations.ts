@@ -38,7 +38,8 @@ const ablations: Ablation[] = [
           `var page = min(b * p.maxPages + j / p.slots, arrayLength(&cache) / (p.slots * ${keyVectors()}u) - 1u);\n  if (p.batch == 0xffffffffu) { page = ${read}; }`,
       ),
   ],
-  ['score MMAs', (c) => c.replace(/s = subgroupMatrixMultiplyAccumulate\(qf, kfr, s\);/g, '')],
+  // The score products in either form: queries read per tile (qf, kfr) or held (qf0 .. qf17).
+  ['score MMAs', (c) => c.replace(/s = subgroupMatrixMultiplyAccumulate\(qf\w*, [^;]*, s\);/g, '')],
   [
     'softmax statistics',
     (c) => c.replace(/\/\/ Softmax statistics[\s\S]*?\n {4}\}\n(?= {4}\/\/ A full barrier)/, ''),
