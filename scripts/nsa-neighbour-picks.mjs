@@ -1,4 +1,11 @@
 #!/usr/bin/env node
+// How many selected blocks neighbouring tokens share on the bench's random inputs (standard normal
+// q and k, b=1, hq=64, hkv=4, d=128, the reference config), for 64 tokens near the end of a
+// 65,536-token sequence, with @webattn/reference's selection rule on the CPU (about 20 s). It says
+// how much a selected-attention kernel that stages each block once for several neighbouring tokens
+// could save in the bench: the distinct blocks of T consecutive tokens against their 16·T picks.
+// Usage (after `pnpm build`): node scripts/nsa-neighbour-picks.mjs
+
 import {
   compressedBlockCount,
   compressedKeys,
@@ -7,12 +14,6 @@ import {
 } from '../packages/reference/dist/nsa/blocks.js';
 import { resolveNsaConfig } from '../packages/reference/dist/nsa/config.js';
 import { topNBlocks } from '../packages/reference/dist/nsa/selection.js';
-// How many selected blocks neighbouring tokens share on the bench's random inputs (standard normal
-// q and k, b=1, hq=64, hkv=4, d=128, the reference config), for 64 tokens near the end of a
-// 65,536-token sequence, with @webattn/reference's selection rule on the CPU (about 20 s). It says
-// how much a selected-attention kernel that stages each block once for several neighbouring tokens
-// could save in the bench: the distinct blocks of T consecutive tokens against their 16·T picks.
-// Usage (after `pnpm build`): node scripts/nsa-neighbour-picks.mjs
 import { randn } from '../packages/reference/dist/random.js';
 
 const [n, hq, hkv, d] = [65536, 64, 4, 128];
