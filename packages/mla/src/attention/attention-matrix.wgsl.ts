@@ -149,16 +149,22 @@ export function mlaAttentionMatrixWgsl(c: MlaMatrixKernelConfig): string {
 @group(0) @binding(3) var<storage, read> table: array<u32>;`
       : `@group(0) @binding(2) var<storage, read> ckv: array<${word}>;
 @group(0) @binding(3) var<storage, read> kpe: array<${word}>;`;
+  // A staged row of Ks holds dk / per loaded vectors; element e of a staging is vector e % that
+  // of row e / that. The key tiles and the held queries are both staged there.
+  const rowVectors = dk / per;
+  const storeToKs = (
+    k: number,
+  ) => `      let at = (e${k} / ${rowVectors}u) * ${st.k}u + (e${k} % ${rowVectors}u) * ${per}u;
+      ${(c.wideLoads ? storeWideWgsl : storeVec4Wgsl)('Ks', 'at', `v${k}`)}`;
   // The key tile's staging, unrolled: every invocation issues all its loads before its first store,
   // so the tile waits out the memory latency once rather than once per element (a loop of
   // load-then-store over 32 x 288 scalars, each behind a page-table read, took ~100 µs per tile).
   const staging = unrolledStagingWgsl(
-    KT * (dk / per),
+    KT * rowVectors,
     THREADS,
     (k, inRange) => `    var v${k} = ${word}();
-    if (${inRange}t0 + e${k} / ${dk / per}u < kEnd) { v${k} = loadKey4(b, t0 + e${k} / ${dk / per}u, e${k} % ${dk / per}u); }`,
-    (k) => `      let at = (e${k} / ${dk / per}u) * ${st.k}u + (e${k} % ${dk / per}u) * ${per}u;
-      ${(c.wideLoads ? storeWideWgsl : storeVec4Wgsl)('Ks', 'at', `v${k}`)}`,
+    if (${inRange}t0 + e${k} / ${rowVectors}u < kEnd) { v${k} = loadKey4(b, t0 + e${k} / ${rowVectors}u, e${k} % ${rowVectors}u); }`,
+    storeToKs,
   );
   // Lanes per softmax row: the most (a power of two, at most the key tile) that every row can have.
   const lanes = softmaxLanes(c);
@@ -250,13 +256,12 @@ ${range(RF)
   const queryStaging = (phase: number) => {
     const phaseRows = Math.min(KT, ROWS - phase * KT);
     return unrolledStagingWgsl(
-      phaseRows * (dk / per),
+      phaseRows * rowVectors,
       THREADS,
       (k, inRange) => `    var v${k} = ${word}();
-    let row${k} = rowLo + ${phase * KT}u + e${k} / ${dk / per}u;
-    if (${inRange}row${k} < p.rows) { v${k} = loadQuery4(b, row${k}, e${k} % ${dk / per}u); }`,
-      (k) => `      let at = (e${k} / ${dk / per}u) * ${st.k}u + (e${k} % ${dk / per}u) * ${per}u;
-      ${(c.wideLoads ? storeWideWgsl : storeVec4Wgsl)('Ks', 'at', `v${k}`)}`,
+    let row${k} = rowLo + ${phase * KT}u + e${k} / ${rowVectors}u;
+    if (${inRange}row${k} < p.rows) { v${k} = loadQuery4(b, row${k}, e${k} % ${rowVectors}u); }`,
+      storeToKs,
     );
   };
   const heldQuery = holdQuery
@@ -378,8 +383,12 @@ ${acc
   .flat()
   .map((f) => `  var ${f} = ${result}();`)
   .join('\n')}
-  // The queries come padded to whole row blocks per sequence (see mlaPadRowsWgsl).
-${holdQuery ? heldQuery : `  let qRow0 = b * p.rowBlocks * ${ROWS}u + rowLo;`}
+${
+  holdQuery
+    ? heldQuery
+    : `  // The queries come padded to whole row blocks per sequence (see mlaPadRowsWgsl).
+  let qRow0 = b * p.rowBlocks * ${ROWS}u + rowLo;`
+}
 
   for (var t0 = kStart; t0 < kEnd; t0 += ${KT}u) {
     workgroupBarrier();
