@@ -374,8 +374,8 @@ describe('the split combine', () => {
     return o;
   }
 
-  // 300 splits: more than one workgroup's worth (256) and not a multiple of the four read per step;
-  // r = 256 gives each invocation one latent column, r = 32 leaves most of them without one.
+  // 300 splits: several chunks of the workgroup's 64 and not a multiple of the four read per step;
+  // r = 256 and 512 give each invocation several latent columns, r = 32 leaves most without one.
   for (const dims of [
     { heads: 40, r: 256, dv: 64, splits: 7 },
     { heads: 3, r: 32, dv: 8, splits: 300 },

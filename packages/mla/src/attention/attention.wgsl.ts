@@ -305,17 +305,15 @@ export interface MlaCombineKernelConfig {
  * Its work is latency, not bytes (a row's partials are a few KiB). The splits' statistics are read
  * once per chunk of `WG` splits, one per invocation, into workgroup memory, where every invocation
  * finds the max and then each split's weight; each invocation then merges its latent columns
- * reading four splits' partials per step. Output column d's dot product over r is split in
- * `WG / dv` parts where that divides. (On the H200 a workgroup of 64 walking the splits' statistics
- * one global read at a time took 15 to 56 µs for 4 to 128 splits; with 256 invocations and tree
- * reductions, 21 to 47: at batch 32 its 1280 workgroups no longer fit one wave.)
+ * reading four splits' partials per step. (On the H200 a workgroup of 64 walking the splits'
+ * statistics one global read at a time took 15 to 56 µs for 4 to 128 splits; with 256 invocations
+ * and tree reductions, 21 to 47: at batch 32 its 1280 workgroups no longer fit one wave. Eight of
+ * W_UV's rows read per step in the epilogue changed nothing, 23-24 µs at batch 32 either way.)
  */
 export function mlaCombineWgsl(c: MlaCombineKernelConfig): string {
   const T = c.dtype;
   const { r, dv, heads } = c;
   const WG = MLA_COMBINE_WORKGROUP;
-  // Invocations per output column's dot product, each over r / dotParts latent columns.
-  const dotParts = WG % dv === 0 && r % (WG / dv) === 0 ? WG / dv : 1;
   const columns = range(Math.ceil(r / WG));
   const inColumns = (x: number) => (r % WG !== 0 ? `if (li + ${x * WG}u < ${r}u) ` : '');
   // The splits of this row in chunks of WG: body runs after each chunk's statistics are staged.
@@ -343,7 +341,6 @@ var<workgroup> latent: array<f32, ${r}>;
 // A chunk of the splits' maxima, then their weights (0 for a split that saw no key), and sums.
 var<workgroup> weight: array<f32, ${WG}>;
 var<workgroup> sums: array<f32, ${WG}>;
-${dotParts > 1 ? `var<workgroup> dots: array<f32, ${dotParts * dv}>;` : ''}
 
 ${WORKGROUP_INDEX_WGSL}
 
@@ -384,44 +381,13 @@ ${columns
 ${columns.map((x) => `  ${inColumns(x)}{ latent[li + ${x * WG}u] = select(0.0, sum${x} / l, l > 0.0); }`).join('\n')}
   workgroupBarrier();
   let head = row % ${heads}u;
-${
-  dotParts > 1
-    ? `  // Output column d's dot product in ${dotParts} parts of ${r / dotParts} latent columns, added in order.
-  for (var e = li; e < ${dotParts * dv}u; e += ${WG}u) {
-    let d = e % ${dv}u;
-    let c0 = (e / ${dv}u) * ${r / dotParts}u;
-    var sum = 0.0;
-    for (var col = c0; col < c0 + ${r / dotParts}u; col++) {
-      sum += latent[col] * f32(wuv[(head * ${r}u + col) * ${dv}u + d]);
-    }
-    dots[e] = sum;
-  }
-  workgroupBarrier();
   for (var d = li; d < ${dv}u; d += ${WG}u) {
     var sum = 0.0;
-    for (var piece = 0u; piece < ${dotParts}u; piece++) { sum += dots[piece * ${dv}u + d]; }
-    o[(b * p.rows + row) * ${dv}u + d] = ${T}(sum);
-  }`
-    : `  for (var d = li; d < ${dv}u; d += ${WG}u) {
-    var sum = 0.0;
-${
-  r % 8 === 0
-    ? `    // Eight of W_UV's rows in flight per step, added in order.
-    for (var col = 0u; col < ${r}u; col += 8u) {
-${range(8)
-  .map((k) => `      let w${k} = f32(wuv[(head * ${r}u + col + ${k}u) * ${dv}u + d]);`)
-  .join('\n')}
-      sum = sum${range(8)
-        .map((k) => ` + latent[col + ${k}u] * w${k}`)
-        .join('')};
-    }`
-    : `    for (var col = 0u; col < ${r}u; col++) {
+    for (var col = 0u; col < ${r}u; col++) {
       sum += latent[col] * f32(wuv[(head * ${r}u + col) * ${dv}u + d]);
-    }`
-}
+    }
     o[(b * p.rows + row) * ${dv}u + d] = ${T}(sum);
-  }`
-}
+  }
 }
 `;
 }
