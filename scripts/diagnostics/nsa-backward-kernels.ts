@@ -4,9 +4,11 @@
 // compressed branch's flash backward and compression backward, takes the time. Kernels that run
 // more than once (the flash backward of two branches) are summed under their label. Timed with
 // the selected branch's role-split dQ and fused dK/dV kernels reading q, k, v and dO 8 and 16
-// bytes per load (SELECTED_ROLE_SPLIT.wideLoads).
+// bytes per load (SELECTED_ROLE_SPLIT.wideLoads), or with `order`, with the dQ kernel's
+// workgroups walking the KV heads of one token first, then the tokens of one KV head first
+// (SELECTED_ORDER).
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-backward-kernels.mjs; on the GPU machine:
-//   node .gpu-kit/nsa-backward-kernels.mjs
+//   node .gpu-kit/nsa-backward-kernels.mjs [order] [n]
 
 import { measure, randomNormal } from '../../packages/core/src/index.js';
 import {
@@ -15,19 +17,24 @@ import {
   nsaBackward,
   nsaForward,
 } from '../../packages/nsa/src/index.js';
-import { SELECTED_ROLE_SPLIT } from '../../packages/nsa/src/selected/selected.js';
+import { SELECTED_ORDER, SELECTED_ROLE_SPLIT } from '../../packages/nsa/src/selected/selected.js';
 import { tensorsDifference } from './flash-problem.js';
 import { nsaProblem } from './nsa-problem.js';
 
 const { n, gpu, c, q, k, v, g } = await nsaProblem();
 const dO = await randomNormal(gpu, [1, n, 64, 128], 5, { dtype: 'f16' });
 const forward = await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' });
-// Each setting's dq, dk and dv against the first's: the loads' width moves no value, so they should
-// equal bit for bit.
+// Each setting's dq, dk and dv against the first's: neither the loads' width nor the order of the
+// workgroups moves a value, so they should equal bit for bit.
+const byOrder = process.argv.includes('order');
+const settings = byOrder
+  ? [false, true].map((kvHeadMajor) => ({ wide: true, kvHeadMajor }))
+  : [false, true].map((wide) => ({ wide, kvHeadMajor: SELECTED_ORDER.kvHeadMajor }));
 let reference: Float32Array[] | undefined;
-const defaultWide = SELECTED_ROLE_SPLIT.wideLoads;
-for (const wide of [false, true]) {
+const defaults = { wide: SELECTED_ROLE_SPLIT.wideLoads, kvHeadMajor: SELECTED_ORDER.kvHeadMajor };
+for (const { wide, kvHeadMajor } of settings) {
   SELECTED_ROLE_SPLIT.wideLoads = wide;
+  SELECTED_ORDER.kvHeadMajor = kvHeadMajor;
   const grads = await nsaBackward(forward, dO);
   const values = await Promise.all([grads.dq, grads.dk, grads.dv].map((t) => t.read()));
   disposeNsaGradients(grads);
@@ -40,12 +47,16 @@ for (const wide of [false, true]) {
     },
     { warmup: 1, iters: 3 },
   );
+  const setting = byOrder
+    ? `selected dQ walking ${kvHeadMajor ? 'the tokens of one KV head' : 'the KV heads of one token'} first`
+    : `selected dQ and dK/dV with ${wide ? 16 : 8}-byte loads`;
   console.log(
-    `n=${n} backward ${m.median.toFixed(1)} ms, selected dQ and dK/dV with ${wide ? 16 : 8}-byte loads (${compared} as the first), by kernel (one timed iteration):`,
+    `n=${n} backward ${m.median.toFixed(1)} ms, ${setting} (${compared} as the first), by kernel (one timed iteration):`,
   );
   const kernels = Object.entries(m.kernels?.[1] ?? {}).sort(([, a], [, b]) => b - a);
   for (const [label, ms] of kernels) console.log(`  ${ms.toFixed(2).padStart(8)} ms  ${label}`);
 }
-SELECTED_ROLE_SPLIT.wideLoads = defaultWide;
+SELECTED_ROLE_SPLIT.wideLoads = defaults.wide;
+SELECTED_ORDER.kvHeadMajor = defaults.kvHeadMajor;
 disposeNsaForward(forward);
 gpu.destroy();

@@ -6,12 +6,18 @@
 // the score multiply-accumulates, the softmax's exponentials, the P·V multiply-accumulates, the
 // per-tile output update. The ablated outputs are wrong; only the kernel's time counts. Every
 // ablation leaves the results live (a load behind a never-true condition, a value replaced by a
-// cheap one) so the compiler drops nothing else.
+// cheap one) so the compiler drops nothing else. With `order`, only the default shape with its
+// workgroups walking the KV heads of one token first, then the tokens of one KV head first
+// (SELECTED_ORDER), outputs compared.
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-selected-ablations.mjs; on the GPU machine:
-//   node .gpu-kit/nsa-selected-ablations.mjs
+//   node .gpu-kit/nsa-selected-ablations.mjs [order] [n]
 
 import { disposeNsaForward, nsaForward } from '../../packages/nsa/src/index.js';
-import { SELECTED_FORWARD, SELECTED_MATRIX_TILES } from '../../packages/nsa/src/selected/selected.js';
+import {
+  SELECTED_FORWARD,
+  SELECTED_MATRIX_TILES,
+  SELECTED_ORDER,
+} from '../../packages/nsa/src/selected/selected.js';
 import { type Ablation, ablationsOf, never } from './ablate.js';
 import { tensorsDifference } from './flash-problem.js';
 import { nsaProblem } from './nsa-problem.js';
@@ -25,10 +31,35 @@ async function timeSelected(name: string) {
   console.log(`n=${n} ${name}: forward ${m.median.toFixed(1)} ms, selected attention ${ms?.toFixed(1)} ms`);
 }
 
+let reference: Float32Array[] | undefined;
+/** The forward's output with the settings in force, compared with the first such output. */
+async function outputComparedWithFirst() {
+  const forward = await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' });
+  const o = [await forward.o.read()];
+  disposeNsaForward(forward);
+  reference ??= o;
+  return tensorsDifference(reference, o, ['o']) ?? 'same bits';
+}
+
+if (process.argv.includes('order')) {
+  const defaultOrder = SELECTED_ORDER.kvHeadMajor;
+  // Every variant timed before any readback (a process has been seen to slow down after one).
+  for (const kvHeadMajor of [false, true, false, true]) {
+    SELECTED_ORDER.kvHeadMajor = kvHeadMajor;
+    await timeSelected(kvHeadMajor ? 'tokens of one KV head first' : 'KV heads of one token first');
+  }
+  for (const kvHeadMajor of [false, true]) {
+    SELECTED_ORDER.kvHeadMajor = kvHeadMajor;
+    console.log(`kvHeadMajor ${kvHeadMajor}: ${await outputComparedWithFirst()} as the first`);
+  }
+  SELECTED_ORDER.kvHeadMajor = defaultOrder;
+  gpu.destroy();
+  process.exit(0);
+}
+
 // [tile, parts of d, 16-byte loads]: a tile whose parts do not fit runs whole.
 const tiles = [...SELECTED_MATRIX_TILES];
 const defaults = { ...SELECTED_FORWARD };
-let reference: Float32Array[] | undefined;
 for (const [tile, parts, wide] of [
   [64, 2, false],
   [64, 2, true],
@@ -39,11 +70,7 @@ for (const [tile, parts, wide] of [
 ] as const) {
   SELECTED_MATRIX_TILES.splice(0, Infinity, tile);
   Object.assign(SELECTED_FORWARD, { scoreParts: parts, wideLoads: wide });
-  const forward = await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' });
-  const o = [await forward.o.read()];
-  disposeNsaForward(forward);
-  reference ??= o;
-  const compared = tensorsDifference(reference, o, ['o']) ?? 'same bits';
+  const compared = await outputComparedWithFirst();
   await timeSelected(
     `tile ${tile}, scores over ${parts} part(s) of d, ${wide ? 16 : 8}-byte loads (${compared} as the first)`,
   );

@@ -235,6 +235,28 @@ describe('the tensor-core selection and selected attention compile on the null b
     expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
   });
 
+  it('the forward and dQ kernels walking the tokens of one KV head first: only the opening differs, and it compiles', async () => {
+    const c = { ...base, d: 32, dv: 32, group: 16, blockSize: 32, tile: 16 };
+    const generators = [
+      ['forward', selectedMatrixWgsl],
+      ['dq', selectedDqMatrixWgsl],
+      ['dq roles', selectedDqRolesMatrixWgsl],
+    ] as const;
+    for (const [name, generate] of generators) {
+      const tokenMajor = generate(c);
+      const headMajor = generate({ ...c, kvHeadMajor: true });
+      expect(tokenMajor).toContain('let t = w / p.kvHeads;\n  let g = w % p.kvHeads;');
+      expect(headMajor).toContain('let t = w % p.tokens;\n  let g = w / p.tokens;');
+      expect(
+        headMajor.replace(
+          'let t = w % p.tokens;\n  let g = w / p.tokens;',
+          'let t = w / p.kvHeads;\n  let g = w % p.kvHeads;',
+        ),
+      ).toBe(tokenMajor);
+      await expect(gpu.pipelines.get(headMajor, `selected ${name} kv-head major`)).resolves.toBeDefined();
+    }
+  });
+
   // The backward's kernels hold more: smaller head dims still take every path.
   const backwardShapes: SelectedMatrixConfig[] = [
     { ...base, d: 32, dv: 16, group: 16, blockSize: 64, tile: 32 },

@@ -42,6 +42,11 @@ describe('the tensor-core forward and backward dispatch on the null backend', ()
       const split = d === 64;
       expect(selectedMatrixConfig(gpu.caps, config)?.scoreParts).toBe(split ? 2 : undefined);
       expect(selectedMatrixConfig(gpu.caps, config, undefined, 'dkdv-roles') !== undefined).toBe(split);
+      // The kernels with a workgroup per (token, KV head) walk one KV head's tokens first.
+      for (const kernel of ['forward', 'dq', 'dq-roles', 'dk', 'dv', 'dkdv-roles'] as const) {
+        const c = selectedMatrixConfig(gpu.caps, config, undefined, kernel);
+        if (c) expect(c.kvHeadMajor === true, kernel).toBe(['forward', 'dq', 'dq-roles'].includes(kernel));
+      }
       // The values never matter here: nothing runs.
       const f16 = (shape: number[], seed: number) => randomNormal(gpu, shape, seed, { dtype: 'f16' });
       using q = await f16([1, n, hq, d], 1);

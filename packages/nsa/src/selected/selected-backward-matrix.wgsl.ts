@@ -35,7 +35,11 @@ import {
   storeSliceWgsl,
 } from '../matrix.wgsl.js';
 import { SELECTED_PARAMS } from './selected.wgsl.js';
-import { SELECTED_KEY_TILES_LOOP_WGSL, type SelectedMatrixConfig } from './selected-matrix.wgsl.js';
+import {
+  SELECTED_KEY_TILES_LOOP_WGSL,
+  type SelectedMatrixConfig,
+  tokenOfWorkgroupWgsl,
+} from './selected-matrix.wgsl.js';
 
 /**
  * Uniform parameters of the tensor-core backward: the forward's, where the block table starts,
@@ -201,18 +205,6 @@ export function rowBindings(c: SelectedMatrixConfig): Record<'q' | 'k' | 'v' | '
     dout: `read> dout: ${type}`,
   };
 }
-
-/**
- * The opening of the dQ kernels: one workgroup per (token, KV head); defines the token `t`, the KV
- * head `g`, the token's sequence `sq` and its position `pos` in it.
- */
-export const TOKEN_OF_WORKGROUP_WGSL = `  let w = workgroupIndex(wid, nwg);
-  if (w >= p.tokens * p.kvHeads) { return; }
-  let t = w / p.kvHeads;
-  let g = w % p.kvHeads;
-  // Read-only storage at uniform addresses: pos and the slots are uniform.
-  let sq = sequenceOf(t);
-  let pos = i32(t - sq.start);`;
 
 /** Header shared by the three kernels: extensions, params, the sequence lookup, the entry point. */
 export function header(c: SelectedMatrixConfig, bindings: string[]): string {
@@ -415,7 +407,7 @@ ${rowStatsArraysWgsl(rows)}
 var<workgroup> Xout: array<f32, ${subgroups * M * st.out}>;
 
 ${entry(c, threads)}
-${TOKEN_OF_WORKGROUP_WGSL}
+${tokenOfWorkgroupWgsl(c)}
   let sgc = min(sg, SUBGROUPS - 1u);
   ${tokenRowsWgsl(c, 'Ks', 'Vs')}
   workgroupBarrier();

@@ -27,10 +27,13 @@ import {
   selectedBackwardMatrixUnsupported,
   split,
   strides,
-  TOKEN_OF_WORKGROUP_WGSL,
   writeFragmentsWgsl,
 } from './selected-backward-matrix.wgsl.js';
-import { SELECTED_KEY_TILES_LOOP_WGSL, type SelectedMatrixConfig } from './selected-matrix.wgsl.js';
+import {
+  SELECTED_KEY_TILES_LOOP_WGSL,
+  type SelectedMatrixConfig,
+  tokenOfWorkgroupWgsl,
+} from './selected-matrix.wgsl.js';
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
@@ -119,7 +122,7 @@ var<workgroup> SD: array<f32, ${2 * scoreHalf}>;
 ${rowStatsArraysWgsl(rows)}
 
 ${entry(c, threads)}
-${TOKEN_OF_WORKGROUP_WGSL}
+${tokenOfWorkgroupWgsl(c)}
 ${roleSliceWgsl(subgroups)}
   let role = sgc / SLICES;
   ${ownRows}

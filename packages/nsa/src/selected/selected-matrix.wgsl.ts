@@ -63,6 +63,31 @@ export interface SelectedMatrixConfig {
    * kernels apply, so every row starts on 16 bytes.
    */
   wideLoads?: boolean;
+  /**
+   * The forward and the dQ kernels: whether consecutive workgroups take consecutive tokens of one
+   * KV head (the head outermost), not the KV heads of one token. The workgroups resident at once
+   * then read one head's K and V, a quarter of the bytes at hkv = 4, which L2 can hold.
+   */
+  kvHeadMajor?: boolean;
+}
+
+/**
+ * The opening of the kernels with one workgroup per (token, KV head): defines the token `t`, the
+ * KV head `g`, the token's sequence `sq` and its position `pos` in it.
+ */
+export function tokenOfWorkgroupWgsl(c: Pick<SelectedMatrixConfig, 'kvHeadMajor'>): string {
+  return `  let w = workgroupIndex(wid, nwg);
+  if (w >= p.tokens * p.kvHeads) { return; }
+${
+  c.kvHeadMajor
+    ? `  let t = w % p.tokens;
+  let g = w / p.tokens;`
+    : `  let t = w / p.kvHeads;
+  let g = w % p.kvHeads;`
+}
+  // Read-only storage at uniform addresses: pos and the slots are uniform.
+  let sq = sequenceOf(t);
+  let pos = i32(t - sq.start);`;
 }
 
 /** How the work divides: key slices, each over `parts` of d, one subgroup per (slice, part). */
@@ -249,11 +274,7 @@ ${WORKGROUP_INDEX_WGSL}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
         @builtin(subgroup_invocation_id) lane: u32) {
-  let w = workgroupIndex(wid, nwg);
-  if (w >= p.tokens * p.kvHeads) { return; }
-  let t = w / p.kvHeads;
-  let g = w % p.kvHeads;
-  let sq = sequenceOf(t);
+${tokenOfWorkgroupWgsl(c)}
   // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
   let sgc = min(sg, SUBGROUPS - 1u);${
     parts > 1
@@ -263,9 +284,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let dPart = sgc / ${slices}u;`
       : ''
   }
-  // The token's position and its slots come from read-only storage at workgroup-uniform
-  // addresses, so they are uniform: the loops over them hold barriers and matrix operations.
-  let pos = i32(t - sq.start);
   ${stage('Ks', 'q', c.d, st.k, queryRows)}
   workgroupBarrier();
 ${loadFragmentsWgsl(c.matrix, qf, 'Ks', st.k, partOf.firstColumn)}

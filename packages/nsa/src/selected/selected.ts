@@ -69,6 +69,13 @@ export const SELECTED_FORWARD: { scoreParts: number; wideLoads: boolean } = {
 };
 
 /**
+ * Whether the tensor-core forward and dQ kernels walk the tokens of one KV head before the next
+ * (SelectedMatrixConfig.kvHeadMajor). Mutable so that a diagnostic can time each; not exported
+ * from the package.
+ */
+export const SELECTED_ORDER: { kvHeadMajor: boolean } = { kvHeadMajor: true };
+
+/**
  * How the backward's tensor-core kernels split their work by role where that applies (d = dv):
  * `dq`, whether dQ runs with Q held by one role's subgroups and dO by the other's;
  * `dkdvColumnSplits`, above 0, computes dK and dV in one kernel (selectedDkDvRolesMatrixWgsl), S
@@ -115,6 +122,8 @@ export function selectedMatrixConfig(
       tile,
       ...(parts > 1 ? { scoreParts: parts } : {}),
       ...(wideLoads && { wideLoads }),
+      ...(SELECTED_ORDER.kvHeadMajor &&
+        (kernel === 'forward' || kernel.startsWith('dq')) && { kvHeadMajor: true }),
     };
     const bytes = {
       forward: () => selectedMatrixSharedBytes(c),
