@@ -34,6 +34,8 @@ export class Gpu {
   /** Reused storage and staging buffers. */
   readonly pool: BufferPool;
   private pending: GPUCommandEncoder | null = null;
+  /** Staging buffers of uploads copied in the pending encoder, destroyed once it is submitted. */
+  private uploads: GPUBuffer[] = [];
   private readonly errors: string[] = [];
   private destroyed = false;
   /** Set while a {@link TimestampRecorder} measures; dispatches ask it for timestamp writes. */
@@ -60,17 +62,39 @@ export class Gpu {
     return this.pending;
   }
 
-  /** Sends queued work to the GPU. Reads and uploads call this first, so ordering is kept. */
+  /** Sends queued work to the GPU. Reads call this first, so ordering is kept. */
   submit(): void {
     if (!this.pending) return;
     this.device.queue.submit([this.pending.finish()]);
     this.pending = null;
+    // WebGPU defers a destroy until the submitted work that uses the buffer is done.
+    for (const staging of this.uploads) staging.destroy();
+    this.uploads = [];
   }
 
-  /** Writes host data into a buffer after everything queued before it. */
+  /**
+   * Writes host data into a buffer after everything queued before it. With work queued, the data
+   * goes through a staging buffer copied in the same encoder, after that work: submitting the work
+   * first instead (for the queue's own write) would hand the GPU a few kernels and leave it idle
+   * while the rest is recorded, a gap that kernels a few microseconds long could not cover.
+   */
   write(buffer: GPUBuffer, data: ArrayBufferView, offset = 0): void {
-    this.submit();
-    this.device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, data.byteLength);
+    if (!this.pending) {
+      this.device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, data.byteLength);
+      return;
+    }
+    const staging = this.device.createBuffer({
+      size: data.byteLength,
+      usage: GPUBufferUsage.COPY_SRC,
+      mappedAtCreation: true,
+      label: 'upload',
+    });
+    new Uint8Array(staging.getMappedRange()).set(
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
+    staging.unmap();
+    this.pending.copyBufferToBuffer(staging, 0, buffer, offset, data.byteLength);
+    this.uploads.push(staging);
   }
 
   /** Waits until the GPU has finished all submitted work; throws if any of it raised an error. */
@@ -105,6 +129,8 @@ export class Gpu {
     if (this.destroyed) return;
     this.destroyed = true;
     this.pending = null;
+    for (const staging of this.uploads) staging.destroy();
+    this.uploads = [];
     this.pool.destroy();
     if (this.ownsDevice) this.device.destroy();
   }

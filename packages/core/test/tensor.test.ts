@@ -71,6 +71,31 @@ describe('Tensor on SwiftShader', () => {
     expect(Array.from(await t.read())).toEqual([1, -2, Number.POSITIVE_INFINITY]);
   });
 
+  it('an upload with work queued lands after that work, in the same submission', async () => {
+    using t = Tensor.from(gpu, Float32Array.from([1, 2, 3, 4]), [4]);
+    using copy = Tensor.empty(gpu, [4]);
+    await gpu.sync();
+    // Queued, not submitted: a copy that must see the old values.
+    gpu.encoder().copyBufferToBuffer(t.buffer, 0, copy.buffer, 0, t.byteLength);
+    const submit = gpu.device.queue.submit.bind(gpu.device.queue);
+    let submits = 0;
+    gpu.device.queue.submit = (buffers) => {
+      submits++;
+      submit(buffers);
+    };
+    try {
+      gpu.write(t.buffer, Float32Array.from([5, 6, 7, 8]));
+      expect(submits).toBe(0);
+    } finally {
+      gpu.device.queue.submit = submit;
+    }
+    expect(Array.from(await copy.read())).toEqual([1, 2, 3, 4]);
+    expect(Array.from(await t.read())).toEqual([5, 6, 7, 8]);
+    // With nothing queued the queue writes directly.
+    gpu.write(t.buffer, Float32Array.from([9, 10]), 8);
+    expect(Array.from(await t.read())).toEqual([5, 6, 9, 10]);
+  });
+
   it('zeros() clears a reused buffer', async () => {
     const shape = [64];
     Tensor.from(gpu, new Float32Array(64).fill(7), shape).dispose();

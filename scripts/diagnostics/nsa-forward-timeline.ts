@@ -1,0 +1,73 @@
+// Diagnostic (not the bench): the NSA forward's compute passes on the GPU's clock (the bench's
+// reference config, b=1, hq=64, hkv=4, d=128, f16, 65536 tokens, tensor-core tier): each pass's
+// start and end from the first pass's start, and the gap before it, so that the time the bench's
+// span holds beyond the sum of its kernels (the passes' stage table) can be placed.
+// `pnpm gpu:bundle` builds it into .gpu-kit/nsa-forward-timeline.mjs; on the GPU machine:
+//   node .gpu-kit/nsa-forward-timeline.mjs [n]
+
+import type { TimestampRecorder } from '../../packages/core/src/index.js';
+import { disposeNsaForward, nsaForward } from '../../packages/nsa/src/index.js';
+import { nsaProblem } from './nsa-problem.js';
+
+const { n, gpu, c, q, k, v, g } = await nsaProblem();
+
+/** Every pass's timestamps, in order, with its label. */
+class Timeline implements TimestampRecorder {
+  readonly labels: string[] = [];
+  readonly querySet = gpu.device.createQuerySet({ type: 'timestamp', count: 256, label: 'timeline' });
+  passWrites(label: string): GPUComputePassTimestampWrites | undefined {
+    if (this.labels.length >= 128) return undefined;
+    const i = this.labels.push(label) - 1;
+    return { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
+  }
+  async read(): Promise<bigint[]> {
+    const bytes = this.labels.length * 16;
+    const resolved = gpu.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    const staging = gpu.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    const encoder = gpu.encoder();
+    encoder.resolveQuerySet(this.querySet, 0, this.labels.length * 2, resolved, 0);
+    encoder.copyBufferToBuffer(resolved, 0, staging, 0, bytes);
+    gpu.submit();
+    await staging.mapAsync(GPUMapMode.READ);
+    const stamps = [...new BigUint64Array(staging.getMappedRange().slice(0))];
+    staging.unmap();
+    for (const b of [resolved, staging]) b.destroy();
+    this.querySet.destroy();
+    return stamps;
+  }
+}
+
+const run = async () => disposeNsaForward(await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' }));
+// Warm-up: pipelines compiled, the pool's buffers allocated.
+await run();
+await run();
+await gpu.sync();
+for (let iteration = 0; iteration < 3; iteration++) {
+  const timeline = new Timeline();
+  gpu.recorder = timeline;
+  await run();
+  gpu.recorder = null;
+  gpu.submit();
+  const stamps = await timeline.read();
+  await gpu.sync();
+  const ms = (t: bigint) => Number(t - stamps[0]!) / 1e6;
+  let kernels = 0;
+  const lines = timeline.labels.map((label, i) => {
+    const [start, end] = [stamps[2 * i]!, stamps[2 * i + 1]!];
+    const gap = i > 0 ? ms(start) - ms(stamps[2 * i - 1]!) : 0;
+    kernels += ms(end) - ms(start);
+    return `  ${ms(start).toFixed(3).padStart(9)} -> ${ms(end).toFixed(3).padStart(9)} ms (gap before ${gap.toFixed(3)})  ${label}`;
+  });
+  const span = Math.max(...stamps.map(ms));
+  console.log(
+    `n=${n} forward, iteration ${iteration}: span ${span.toFixed(2)} ms, kernels ${kernels.toFixed(2)} ms`,
+  );
+  console.log(lines.join('\n'));
+}
+gpu.destroy();
