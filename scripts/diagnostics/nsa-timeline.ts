@@ -1,12 +1,14 @@
 // Diagnostic (not the bench): the NSA forward's compute passes on the GPU's clock (the bench's
 // reference config, b=1, hq=64, hkv=4, d=128, f16, 65536 tokens, tensor-core tier): each pass's
 // start and end from the first pass's start, and the gap before it, so that the time the bench's
-// span holds beyond the sum of its kernels (the passes' stage table) can be placed.
-// `pnpm gpu:bundle` builds it into .gpu-kit/nsa-forward-timeline.mjs; on the GPU machine:
-//   node .gpu-kit/nsa-forward-timeline.mjs [n]
+// span holds beyond the sum of its kernels (the passes' stage table) can be placed. With `decode`,
+// the same for one decode step of a batch of 8 sequences of n cached tokens each (the bench's
+// decode table; n = 16384 unless given).
+// `pnpm gpu:bundle` builds it into .gpu-kit/nsa-timeline.mjs; on the GPU machine:
+//   node .gpu-kit/nsa-timeline.mjs [decode] [n]
 
-import type { TimestampRecorder } from '../../packages/core/src/index.js';
-import { disposeNsaForward, nsaForward } from '../../packages/nsa/src/index.js';
+import { randomNormal, type TimestampRecorder } from '../../packages/core/src/index.js';
+import { disposeNsaForward, NsaCache, nsaDecode, nsaForward } from '../../packages/nsa/src/index.js';
 import { nsaProblem } from './nsa-problem.js';
 
 const { n, gpu, c, q, k, v, g } = await nsaProblem();
@@ -43,7 +45,28 @@ class Timeline implements TimestampRecorder {
   }
 }
 
-const run = async () => disposeNsaForward(await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' }));
+const decoding = process.argv.includes('decode');
+/** One decode step for 8 sequences of `cached` tokens each, as the bench's decode table runs it. */
+async function decodeStep(cached: number) {
+  const batch = 8;
+  const f16 = (shape: number[], seed: number) => randomNormal(gpu, shape, seed, { dtype: 'f16' });
+  const cache = NsaCache.create(gpu, c, { batch, capacity: cached, dtype: 'f16' });
+  const keys = await f16([batch * cached, c.kvHeads, c.headDim], 11);
+  const values = await f16([batch * cached, c.kvHeads, c.vHeadDim], 12);
+  await cache.append(keys, values, new Array<number>(batch).fill(cached));
+  const query = await f16([batch, c.heads, c.headDim], 13);
+  const gates = await f16([batch, c.heads, 3], 14);
+  return async () => {
+    const r = await nsaDecode(gpu, cache, query, gates);
+    r.o.dispose();
+    r.selection.dispose();
+  };
+}
+// Cached tokens per sequence of the decode step: n where given, else the bench's 16384.
+const cached = process.argv.some((a) => /^\d+$/.test(a)) ? n : 16384;
+const run = decoding
+  ? await decodeStep(cached)
+  : async () => disposeNsaForward(await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' }));
 // Warm-up: pipelines compiled, the pool's buffers allocated.
 await run();
 await run();
@@ -66,7 +89,7 @@ for (let iteration = 0; iteration < 3; iteration++) {
   });
   const span = Math.max(...stamps.map(ms));
   console.log(
-    `n=${n} forward, iteration ${iteration}: span ${span.toFixed(2)} ms, kernels ${kernels.toFixed(2)} ms`,
+    `${decoding ? `decode step, batch 8 x ${cached}` : `n=${n} forward`}, iteration ${iteration}: span ${span.toFixed(2)} ms, kernels ${kernels.toFixed(2)} ms`,
   );
   console.log(lines.join('\n'));
 }
