@@ -41,6 +41,17 @@ const CASES: Case[] = [
     settings: SMALL,
   },
   {
+    // Over THREADS (64) compressed blocks and window keys: the online softmax across chunks; d not
+    // a multiple of the unrolled step (8): the loops' remainders.
+    name: 'sequences of 300 and 151 tokens, a window of 70, d = 20, GQA 4',
+    lengths: [300, 151],
+    hq: 4,
+    hkv: 1,
+    d: 20,
+    dv: 8,
+    settings: { ...SMALL, windowSize: 70 },
+  },
+  {
     name: 'the reference defaults, 100 tokens and 7 (no compressed block yet), GQA 16',
     lengths: [100, 7],
     hq: 16,
