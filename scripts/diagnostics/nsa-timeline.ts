@@ -7,43 +7,12 @@
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-timeline.mjs; on the GPU machine:
 //   node .gpu-kit/nsa-timeline.mjs [decode] [n]
 
-import { randomNormal, type TimestampRecorder } from '../../packages/core/src/index.js';
+import { randomNormal } from '../../packages/core/src/index.js';
+import { PassTimestamps } from '../../packages/core/src/timing.js';
 import { disposeNsaForward, NsaCache, nsaDecode, nsaForward } from '../../packages/nsa/src/index.js';
 import { nsaProblem } from './nsa-problem.js';
 
 const { n, gpu, c, q, k, v, g } = await nsaProblem();
-
-/** Every pass's timestamps, in order, with its label. */
-class Timeline implements TimestampRecorder {
-  readonly labels: string[] = [];
-  readonly querySet = gpu.device.createQuerySet({ type: 'timestamp', count: 256, label: 'timeline' });
-  passWrites(label: string): GPUComputePassTimestampWrites | undefined {
-    if (this.labels.length >= 128) return undefined;
-    const i = this.labels.push(label) - 1;
-    return { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
-  }
-  async read(): Promise<bigint[]> {
-    const bytes = this.labels.length * 16;
-    const resolved = gpu.device.createBuffer({
-      size: bytes,
-      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
-    });
-    const staging = gpu.device.createBuffer({
-      size: bytes,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
-    const encoder = gpu.encoder();
-    encoder.resolveQuerySet(this.querySet, 0, this.labels.length * 2, resolved, 0);
-    encoder.copyBufferToBuffer(resolved, 0, staging, 0, bytes);
-    gpu.submit();
-    await staging.mapAsync(GPUMapMode.READ);
-    const stamps = [...new BigUint64Array(staging.getMappedRange().slice(0))];
-    staging.unmap();
-    for (const b of [resolved, staging]) b.destroy();
-    this.querySet.destroy();
-    return stamps;
-  }
-}
 
 const decoding = process.argv.includes('decode');
 /** One decode step for 8 sequences of `cached` tokens each, as the bench's decode table runs it. */
@@ -72,24 +41,22 @@ await run();
 await run();
 await gpu.sync();
 for (let iteration = 0; iteration < 3; iteration++) {
-  const timeline = new Timeline();
-  gpu.recorder = timeline;
+  const timestamps = new PassTimestamps(gpu);
+  gpu.recorder = timestamps;
   await run();
   gpu.recorder = null;
   gpu.submit();
-  const stamps = await timeline.read();
+  const timed = await timestamps.span();
   await gpu.sync();
-  const ms = (t: bigint) => Number(t - stamps[0]!) / 1e6;
+  if (!timed) throw new Error('nsa-timeline: no pass was timed (timestamps missing?)');
   let kernels = 0;
-  const lines = timeline.labels.map((label, i) => {
-    const [start, end] = [stamps[2 * i]!, stamps[2 * i + 1]!];
-    const gap = i > 0 ? ms(start) - ms(stamps[2 * i - 1]!) : 0;
-    kernels += ms(end) - ms(start);
-    return `  ${ms(start).toFixed(3).padStart(9)} -> ${ms(end).toFixed(3).padStart(9)} ms (gap before ${gap.toFixed(3)})  ${label}`;
+  const lines = timed.passes.map(({ label, start, end }, i) => {
+    const gap = i > 0 ? start - timed.passes[i - 1]!.end : 0;
+    kernels += end - start;
+    return `  ${start.toFixed(3).padStart(9)} -> ${end.toFixed(3).padStart(9)} ms (gap before ${gap.toFixed(3)})  ${label}`;
   });
-  const span = Math.max(...stamps.map(ms));
   console.log(
-    `${decoding ? `decode step, batch 8 x ${cached}` : `n=${n} forward`}, iteration ${iteration}: span ${span.toFixed(2)} ms, kernels ${kernels.toFixed(2)} ms`,
+    `${decoding ? `decode step, batch 8 x ${cached}` : `n=${n} forward`}, iteration ${iteration}: span ${timed.ms.toFixed(2)} ms, kernels ${kernels.toFixed(2)} ms`,
   );
   console.log(lines.join('\n'));
 }

@@ -40,8 +40,18 @@ export interface MeasureOptions {
 // WebGPU caps a query set at 4096 queries: two per pass.
 const MAX_PASSES = 2048;
 
-/** Timestamp slots for one timed run; reports first-begin to last-end in ms. */
-class PassTimestamps implements TimestampRecorder {
+/** One compute pass of a timed run: its label, start and end in ms from the first pass's start. */
+export interface PassTime {
+  label: string;
+  start: number;
+  end: number;
+}
+
+/**
+ * Timestamp slots for one timed run; reports first-begin to last-end in ms, and each pass (for the
+ * diagnostics that lay a call's passes out on the GPU's clock).
+ */
+export class PassTimestamps implements TimestampRecorder {
   private readonly querySet: GPUQuerySet;
   private passes = 0;
   private readonly labels: string[] = [];
@@ -62,10 +72,10 @@ class PassTimestamps implements TimestampRecorder {
   }
 
   /**
-   * Resolves the queries: the span from the first pass's start to the last one's end, and each
-   * label's summed pass time, in ms; undefined when nothing was recorded.
+   * Resolves the queries: the span from the first pass's start to the last one's end, each label's
+   * summed pass time and each pass in order, in ms; undefined when nothing was recorded.
    */
-  async span(): Promise<{ ms: number; kernels: Record<string, number> } | undefined> {
+  async span(): Promise<{ ms: number; kernels: Record<string, number>; passes: PassTime[] } | undefined> {
     const gpu = this.gpu;
     const count = this.passes * 2;
     if (count === 0 || this.overflowed) return undefined;
@@ -95,7 +105,13 @@ class PassTimestamps implements TimestampRecorder {
         const label = this.labels[i / 2]!;
         kernels[label] = (kernels[label] ?? 0) + Number(stamps[i + 1]! - stamps[i]!) / 1e6;
       }
-      return { ms: Number(last - first) / 1e6, kernels };
+      const since = (stamp: bigint) => Number(stamp - first) / 1e6;
+      const passes = this.labels.map((label, i) => ({
+        label,
+        start: since(stamps[2 * i]!),
+        end: since(stamps[2 * i + 1]!),
+      }));
+      return { ms: Number(last - first) / 1e6, kernels, passes };
     } finally {
       resolved.destroy();
       staging.destroy();

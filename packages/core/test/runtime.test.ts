@@ -10,6 +10,7 @@ import {
   WORKGROUP_INDEX_WGSL,
 } from '../src/index.js';
 import { testGpu } from '../src/testing.js';
+import { PassTimestamps } from '../src/timing.js';
 
 describe('workgroup splitting', () => {
   it('keeps counts within the per-dimension limit and covers every workgroup', () => {
@@ -72,6 +73,33 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) 
     for (let i = 0; i < count; i++) if (bits[i] !== i + 1) wrong++;
     expect(wrong).toBe(0);
     expect(Array.from(bits.subarray(count))).toEqual(new Array(8).fill(0)); // nothing past the count
+  });
+
+  it('lays out each timed pass in order on the GPU clock', async () => {
+    expect(gpu.caps.timestamps).toBe(true);
+    using out = Tensor.zeros(gpu, [1024]);
+    const launch = (label: string) =>
+      dispatch(gpu, {
+        label,
+        code,
+        buffers: [out],
+        params: { layout, values: { count: 1024 } },
+        workgroups: 1024,
+      });
+    await gpu.sync();
+    const timestamps = new PassTimestamps(gpu);
+    gpu.recorder = timestamps;
+    await launch('first');
+    await launch('second');
+    gpu.recorder = null;
+    const timed = await timestamps.span();
+    expect(timed?.passes.map((pass) => pass.label)).toEqual(['first', 'second']);
+    const [first, second] = timed!.passes;
+    expect(first!.start).toBe(0);
+    expect(first!.end).toBeGreaterThan(first!.start);
+    expect(second!.start).toBeGreaterThanOrEqual(first!.end);
+    expect(second!.end).toBeCloseTo(timed!.ms, 9);
+    expect(timed!.kernels.first).toBeCloseTo(first!.end - first!.start, 9);
   });
 
   it('measures with GPU timestamps where the adapter has them', async () => {
