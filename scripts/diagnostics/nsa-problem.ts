@@ -1,13 +1,13 @@
 // What the NSA diagnostics share: the bench's reference problem (b=1, hq=64, hkv=4, d=128, f16,
 // the reference config) on a fast device, n tokens from the command line (the first numeric
-// argument; 65536 by default), and a timer of its tensor-core forward.
+// argument; `defaultTokens`, 65536 unless given, otherwise), and a timer of its tensor-core forward.
 
 import { createGpu, measure, randomNormal } from '../../packages/core/src/index.js';
 import { disposeNsaForward, nsaForward, resolveNsaConfig } from '../../packages/nsa/src/index.js';
 
 /** The device, config and inputs of the NSA diagnostics, and `timeForward` (per-kernel times included). */
-export async function nsaProblem() {
-  const n = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 65536);
+export async function nsaProblem(defaultTokens = 65536) {
+  const n = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? defaultTokens);
   const gpu = await createGpu({ fast: true, maxPooledBytes: 16 * 2 ** 30 });
   const c = resolveNsaConfig({ heads: 64, kvHeads: 4, headDim: 128 });
   const q = await randomNormal(gpu, [1, n, 64, 128], 1, { dtype: 'f16' });
