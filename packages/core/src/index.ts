@@ -34,6 +34,7 @@ export {
   stageRowsVec4Set,
   stageRowsVec4Wgsl,
 } from './flash/common.wgsl.js';
+export { FLASH_DECODE_GROUPS } from './flash/decode-groups.js';
 export {
   FLASH_ROWS,
   type FlashAttentionContext,
@@ -43,6 +44,7 @@ export {
   type FlashForwardVariant,
   flashAttention,
   flashAttentionBackward,
+  flashForwardRows,
   flashForwardVariant,
   flashForwardVariantWgsl,
   matrixBackwardConfig,
@@ -60,6 +62,12 @@ export {
 } from './flash/forward-matrix.wgsl.js';
 export type { MatrixKernelConfig } from './flash/matrix-kernel.js';
 export type { FlashProblem, KeyBlocks, MaskSpec, ProblemOptions, SequenceSpan } from './flash/problem.js';
+export {
+  FLASH_SPLIT_KV,
+  type KeySplits,
+  planKeySplits,
+  type SplitKvSettings,
+} from './flash/split-kv.js';
 export { type CreateGpuOptions, createGpu, Gpu, type TimestampRecorder } from './gpu.js';
 export {
   launchMatmul,

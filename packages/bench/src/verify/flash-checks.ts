@@ -22,10 +22,18 @@ interface Shape {
   window?: [number, number];
 }
 
-/** Small shapes with ragged lengths, GQA, d != dv, bottom-right alignment and a window. */
+/**
+ * Small shapes with ragged lengths, GQA, d != dv, bottom-right alignment and a window; then three
+ * with few queries over many keys, which the forward splits over its keys (split-kv.ts): a GQA
+ * decode batch (run grouped, decode-groups.ts), a decode batch without GQA, and a chunk of 3
+ * queries at MLA's unabsorbed head dims.
+ */
 const SHAPES: Shape[] = [
   { b: 1, n: 37, nk: 37, hq: 4, hkv: 2, d: 64, dv: 64, causal: true },
   { b: 2, n: 20, nk: 45, hq: 4, hkv: 1, d: 128, dv: 64, causal: true, window: [8, 0] },
+  { b: 4, n: 1, nk: 3000, hq: 8, hkv: 2, d: 128, dv: 128, causal: true },
+  { b: 3, n: 1, nk: 2000, hq: 4, hkv: 4, d: 64, dv: 64, causal: true },
+  { b: 2, n: 3, nk: 1500, hq: 4, hkv: 4, d: 96, dv: 64, causal: true },
 ];
 
 /** The flash checks for every tier `gpu` can run. */

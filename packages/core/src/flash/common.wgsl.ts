@@ -31,6 +31,15 @@ export const FLASH_PARAMS: ParamLayout = [
   /** Key j stands for tokens [j·keyStride, j·keyStride + keySize); both 1 for plain keys. */
   ['keyStride', 'i32'],
   ['keySize', 'i32'],
+  /**
+   * Split-KV forward (split-kv.ts): the parts each query tile's keys are cut into, keys per part,
+   * and the distance between parts' outputs in query tokens and in lse entries. 1, 0, 0, 0 for
+   * every launch that does not split.
+   */
+  ['splits', 'u32'],
+  ['splitKeys', 'i32'],
+  ['splitRows', 'u32'],
+  ['lseSplit', 'u32'],
 ];
 
 /**
@@ -97,6 +106,14 @@ fn keyRange(sp: Span, first: i32, last: i32) -> vec2<i32> {
   if (p.left >= 0) { lo = max(lo, floorDiv(diagonal(sp, first) - p.left - p.keySize + 1 + p.keyStride - 1, p.keyStride)); }
   if (p.right >= 0) { hi = min(hi, floorDiv(diagonal(sp, last) + p.right - p.keySize + 1, p.keyStride) + 1); }
   return vec2<i32>(lo, max(lo, hi));
+}
+
+// One part of a key range, for a forward split over the keys: p.splitKeys keys from the range's
+// start on, empty past its end; the whole range when the launch does not split.
+fn splitRange(range: vec2<i32>, split: u32) -> vec2<i32> {
+  if (p.splits == 1u) { return range; }
+  let lo = min(range.x + i32(split) * p.splitKeys, range.y);
+  return vec2<i32>(lo, min(range.y, lo + p.splitKeys));
 }
 
 // Query rows [lo, hi) that can see any of the keys [first, last].
@@ -247,10 +264,19 @@ export function stageKeyTileWgsl(dest: string, src: 'k' | 'v', threads: string, 
 /**
  * The start of a kernel over (query tile, query head) work items: returns past the launch, then
  * defines the head `h`, its KV head `hk`, the sequence span `sp` and the tile's rows `first..last`.
+ * A forward kernel (`splits`) runs `p.splits` parts of each work item's keys, the slowest index,
+ * and defines the part, `split`, too.
  */
-export function queryTileWgsl(rows: string): string {
-  return `  let w = workgroupIndex(wid, nwg);
-  if (w >= p.tiles * p.hq) { return; }
+export function queryTileWgsl(rows: string, splits = false): string {
+  const items = 'p.tiles * p.hq';
+  const head = splits
+    ? `  let wAll = workgroupIndex(wid, nwg);
+  if (wAll >= ${items} * p.splits) { return; }
+  let split = wAll / (${items});
+  let w = wAll % (${items});`
+    : `  let w = workgroupIndex(wid, nwg);
+  if (w >= ${items}) { return; }`;
+  return `${head}
   let t = w / p.hq;
   let h = w % p.hq;
   let hk = h / p.group;

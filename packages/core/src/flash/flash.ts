@@ -28,6 +28,7 @@ import {
   roleSubgroups,
 } from './backward-roles-matrix.wgsl.js';
 import { FLASH_PARAMS } from './common.wgsl.js';
+import { groupedDecodeProblem, groupQueries, isGroupedDecode, ungroupOutputs } from './decode-groups.js';
 import {
   flashDqRolesMatrixWgsl,
   matrixDqRolesSharedBytes,
@@ -51,6 +52,7 @@ import {
   launchMeta,
   type ProblemOptions,
 } from './problem.js';
+import { combineSplits, planKeySplits, splitOutputs, splitParams } from './split-kv.js';
 
 /** Options of {@link flashAttention}. */
 export interface FlashAttentionOptions extends ProblemOptions {
@@ -328,6 +330,11 @@ export function flashForwardVariant(
     : { kind: 'row', config: rowKernelConfig(caps, tier, d, dv) };
 }
 
+/** Query rows per workgroup of a forward variant: the rows of one of its launch's query tiles. */
+export function flashForwardRows(variant: FlashForwardVariant): number {
+  return variant.kind === 'matrix' ? matrixForwardRows(variant.config) : variant.config.rows;
+}
+
 /** WGSL of a forward variant. */
 export function flashForwardVariantWgsl(variant: FlashForwardVariant): string {
   return variant.kind === 'matrix'
@@ -342,7 +349,7 @@ function metaTensor(gpu: Gpu, meta: LaunchMeta): Tensor {
   ]);
 }
 
-function paramsFor(p: FlashProblem, meta: LaunchMeta, statsDelta = 0) {
+function paramsFor(p: FlashProblem, meta: LaunchMeta, statsDelta = 0, split = NO_SPLIT_PARAMS) {
   return {
     layout: FLASH_PARAMS,
     values: {
@@ -359,9 +366,13 @@ function paramsFor(p: FlashProblem, meta: LaunchMeta, statsDelta = 0) {
       negInf: Number.NEGATIVE_INFINITY,
       keyStride: p.keyBlocks.stride,
       keySize: p.keyBlocks.size,
+      ...split,
     },
   };
 }
+
+/** The split-KV parameters of every launch that does not split (all but the split forward's). */
+const NO_SPLIT_PARAMS = { splits: 1, splitKeys: 0, splitRows: 0, lseSplit: 0 };
 
 function checkFits(gpu: Gpu, what: string, elements: number, bytesPer: number): void {
   const bytes = elements * bytesPer;
@@ -396,8 +407,6 @@ export async function flashAttention(
 ): Promise<FlashAttentionResult> {
   const problem = flashProblem(q, k, v, options);
   const tier = pickTier(gpu.caps, q.dtype, options.tier, 'flashAttention');
-  const variant = flashForwardVariant(gpu.caps, tier, problem.d, problem.dv);
-  const rows = variant.kind === 'matrix' ? matrixForwardRows(variant.config) : variant.config.rows;
   for (const [name, t] of [
     ['q', q],
     ['k', k],
@@ -406,18 +415,18 @@ export async function flashAttention(
     checkFits(gpu, name, t.size, bytesPerElement(t.dtype));
   const o = Tensor.empty(gpu, problem.oShape, q.dtype);
   const lse = Tensor.empty(gpu, problem.lseShape, 'f32');
-  const meta = launchMeta(problem, rows, 'q');
-  // Released to the pool when this returns; the queued pass is ordered before any reuse.
-  using metaBuffer = metaTensor(gpu, meta);
   try {
-    if (meta.tiles > 0) {
-      await dispatch(gpu, {
-        label: `flash forward ${variant.kind} [${tier}] d=${problem.d} dv=${problem.dv}${keyBlocksLabel(problem)}`,
-        code: flashForwardVariantWgsl(variant),
-        buffers: [q, k, v, metaBuffer, o, lse],
-        params: paramsFor(problem, meta),
-        workgroups: meta.tiles * problem.hq,
-      });
+    if (isGroupedDecode(problem)) {
+      // The group's query heads share a tile and its key reads (decode-groups.ts).
+      const grouped = groupedDecodeProblem(problem);
+      using groupedQ = Tensor.empty(gpu, [grouped.totalQ, grouped.hq, grouped.d], q.dtype);
+      using groupedO = Tensor.empty(gpu, grouped.oShape, q.dtype);
+      using groupedLse = Tensor.empty(gpu, grouped.lseShape, 'f32');
+      await groupQueries(gpu, problem, q, groupedQ);
+      await launchForward(gpu, grouped, tier, { q: groupedQ, k, v, o: groupedO, lse: groupedLse });
+      await ungroupOutputs(gpu, problem, { o: groupedO, lse: groupedLse }, o, lse);
+    } else {
+      await launchForward(gpu, problem, tier, { q, k, v, o, lse });
     }
   } catch (error) {
     o.dispose();
@@ -425,6 +434,35 @@ export async function flashAttention(
     throw error;
   }
   return { o, lse, ctx: { gpu, q, k, v, o, lse, problem, tier } };
+}
+
+/**
+ * Queues the forward of `problem` into `o` and `lse`: one launch of the tier's kernel, or, with few
+ * work items, a launch split over the keys and the merge of its parts (split-kv.ts).
+ */
+async function launchForward(
+  gpu: Gpu,
+  problem: FlashProblem,
+  tier: Tier,
+  t: { q: Tensor; k: Tensor; v: Tensor; o: Tensor; lse: Tensor },
+): Promise<void> {
+  const variant = flashForwardVariant(gpu.caps, tier, problem.d, problem.dv);
+  const rows = flashForwardRows(variant);
+  const meta = launchMeta(problem, rows, 'q');
+  if (meta.tiles === 0) return;
+  const split = planKeySplits(problem, rows);
+  // Released to the pool when this returns; the queued pass is ordered before any reuse.
+  using metaBuffer = metaTensor(gpu, meta);
+  // A split launch's parts write their own outputs, merged into o and lse after.
+  using parts = split.splits > 1 ? splitOutputs(gpu, t.o, t.lse, split) : undefined;
+  await dispatch(gpu, {
+    label: `flash forward ${variant.kind} [${tier}] d=${problem.d} dv=${problem.dv}${keyBlocksLabel(problem)}${parts ? ` split-KV ${split.splits}x${split.splitKeys}` : ''}`,
+    code: flashForwardVariantWgsl(variant),
+    buffers: [t.q, t.k, t.v, metaBuffer, parts?.o ?? t.o, parts?.lse ?? t.lse],
+    params: paramsFor(problem, meta, 0, splitParams(problem, t.lse.size, split)),
+    workgroups: meta.tiles * problem.hq * split.splits,
+  });
+  if (parts) await combineSplits(gpu, problem, parts, t.o, t.lse, split);
 }
 
 /**

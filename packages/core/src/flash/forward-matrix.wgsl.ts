@@ -344,7 +344,7 @@ ${range(perLane)
       let at = r * ${st.s}u + sg * ${keys}u + 4u * (e % ${width / 4}u);
       let oi = first + i32(r);
       if (oi <= last) {
-        o[((sp.qStart + u32(oi)) * p.hq + h) * ${c.dv / 4}u + sg * ${columns / 4}u + ${(chunk * chunkFrags * N) / 4}u + e % ${width / 4}u] =
+        o[((sp.qStart + u32(oi) + split * p.splitRows) * p.hq + h) * ${c.dv / 4}u + sg * ${columns / 4}u + ${(chunk * chunkFrags * N) / 4}u + e % ${width / 4}u] =
           vec4<f16>(vec4<f32>(Ss[at], Ss[at + 1u], Ss[at + 2u], Ss[at + 3u]) * RowScale[r]);
       }
     }`,
@@ -390,7 +390,7 @@ fn tileOpen(sp: Span, k0: i32, first: i32, last: i32, end: i32) -> bool {
 }
 
 ${matrixEntryPoint(c)}
-${queryTileWgsl('ROWS')}
+${queryTileWgsl('ROWS', true)}
   // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
   let sgc = min(sg, SUBGROUPS - 1u);
   // This lane's row, and its part of the subgroup's slice of each tile.
@@ -413,7 +413,7 @@ ${
         )
         .join('\n')
 }
-  let range = keyRange(sp, first, last);
+  let range = splitRange(keyRange(sp, first, last), split);
 
   if (li == 0u) { rescaleFlag[0] = 0u; }
   // This row's lazy max (base 2, the same in every lane of the row) and this lane's part of its sum.
@@ -447,7 +447,7 @@ ${products}
     RowScale[row] = select(0.0, 1.0 / l, l > 0.0);
     // A row with no key gets lse = -inf (and an output of 0).
     if (i <= last) {
-      lse[sp.lseBase + h * p.lseHeadStride + u32(i)] = select(p.negInf, (m + log2(l)) * ${Math.LN2}, l > 0.0);
+      lse[split * p.lseSplit + sp.lseBase + h * p.lseHeadStride + u32(i)] = select(p.negInf, (m + log2(l)) * ${Math.LN2}, l > 0.0);
     }
   }
 ${writeOut}

@@ -54,7 +54,7 @@ ${WORKGROUP_INDEX_WGSL}
 
 @compute @workgroup_size(${c.rows})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-${queryTileWgsl('ROWS')}
+${queryTileWgsl('ROWS', true)}
   let i = first + i32(li);
   let live = i <= last;
   var qr: array<f32, ${c.d}>;
@@ -66,7 +66,7 @@ ${queryTileWgsl('ROWS')}
   }
   var m = ${MASKED};
   var l = 0.0;
-  let range = keyRange(sp, first, last);
+  let range = splitRange(keyRange(sp, first, last), split);
   for (var k0 = range.x; k0 < range.y; k0 += i32(TILE)) {
     workgroupBarrier();
     ${stageKeyTileWgsl('Ks', 'k', 'ROWS', 'f32')}
@@ -100,11 +100,11 @@ ${queryTileWgsl('ROWS')}
     }
   }
   if (live) {
-    let base = ((sp.qStart + u32(i)) * p.hq + h) * DV;
+    let base = ((sp.qStart + u32(i) + split * p.splitRows) * p.hq + h) * DV;
     // A row that sees no key: o = 0, lse = -inf (never 0/0).
     let inv = select(0.0, 1.0 / l, l > 0.0);
     for (var c = 0u; c < DV; c++) { o[base + c] = ${T}(acc[c] * inv); }
-    lse[sp.lseBase + h * p.lseHeadStride + u32(i)] = select(p.negInf, m + log(l), l > 0.0);
+    lse[split * p.lseSplit + sp.lseBase + h * p.lseHeadStride + u32(i)] = select(p.negInf, m + log(l), l > 0.0);
   }
 }
 `;

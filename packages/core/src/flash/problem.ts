@@ -281,3 +281,21 @@ export function launchMeta(p: FlashProblem, tile: number, of: 'q' | 'k'): Launch
     tiles: (words.length - tileBase) / 2,
   };
 }
+
+const floorDiv = (a: number, b: number) => Math.floor(a / b);
+
+/**
+ * How many keys the query rows `[first, last]` of sequence `s` can see at most: the length of the
+ * kernels' `keyRange` (common.wgsl.ts), on the host.
+ */
+export function keyRangeLength(p: FlashProblem, s: SequenceSpan, first: number, last: number): number {
+  const { left, right } = p.mask;
+  const { size, stride } = p.keyBlocks;
+  const blocks = size !== 1 || stride !== 1;
+  const offset = blocks ? 0 : s.kLen - s.qLen;
+  let lo = 0;
+  let hi = s.kLen;
+  if (left >= 0) lo = Math.max(lo, floorDiv(first + offset - left - size + stride, stride));
+  if (right >= 0) hi = Math.min(hi, floorDiv(last + offset + right - size + 1, stride) + 1);
+  return Math.max(0, hi - lo);
+}

@@ -1,0 +1,191 @@
+import {
+  attentionBackward,
+  attentionForward,
+  attentionVarlen,
+  compare,
+  randn,
+  toleranceFor,
+} from '@webattn/reference';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { groupedDecodeProblem, groupPermuteWgsl, isGroupedDecode } from '../src/flash/decode-groups.js';
+import { flashProblem } from '../src/flash/problem.js';
+import { flashAttention, flashAttentionBackward, type Gpu, Tensor, type Tier } from '../src/index.js';
+import { nullGpu, testGpu } from '../src/testing.js';
+
+const expectClose = (label: string, want: Float32Array, got: Float32Array, magnitude = 1) => {
+  const result = compare(want, got, toleranceFor('f32', magnitude));
+  expect(result.ok, `${label}: ${JSON.stringify(result)}`).toBe(true);
+};
+
+describe('grouped decode: which problems take it', () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await nullGpu();
+  });
+  afterAll(() => gpu.destroy());
+
+  const problem = (n: number, hq: number, hkv: number, options: Parameters<typeof flashProblem>[3]) => {
+    using q = Tensor.empty(gpu, [2, n, hq, 16]);
+    using k = Tensor.empty(gpu, [2, 100, hkv, 16]);
+    using v = Tensor.empty(gpu, [2, 100, hkv, 16]);
+    return flashProblem(q, k, v, options);
+  };
+
+  it('takes one query per sequence with GQA, under any mask', () => {
+    expect(isGroupedDecode(problem(1, 8, 2, { causal: true }))).toBe(true);
+    expect(isGroupedDecode(problem(1, 8, 2, {}))).toBe(true);
+    expect(isGroupedDecode(problem(1, 8, 2, { window: [20, 3] }))).toBe(true);
+  });
+
+  it('leaves two queries, no GQA, and key blocks', () => {
+    expect(isGroupedDecode(problem(2, 8, 2, { causal: true }))).toBe(false);
+    expect(isGroupedDecode(problem(1, 4, 4, { causal: true }))).toBe(false);
+    expect(isGroupedDecode(problem(1, 8, 2, { keyBlocks: { size: 4, stride: 4 } }))).toBe(false);
+  });
+
+  it('gives the grouped queries the keys the query sees: the last left + 1 under a window', () => {
+    const grouped = groupedDecodeProblem(problem(1, 8, 2, { window: [20, 0] }));
+    expect(grouped.hq).toBe(2);
+    expect(grouped.mask).toEqual({ left: -1, right: -1 });
+    expect(grouped.sequences.map((s) => [s.qStart, s.qLen, s.kStart, s.kLen])).toEqual([
+      [0, 4, 79, 21],
+      [4, 4, 179, 21],
+    ]);
+    const whole = groupedDecodeProblem(problem(1, 8, 2, { window: [500, 0] }));
+    expect(whole.sequences.map((s) => [s.kStart, s.kLen])).toEqual([
+      [0, 100],
+      [100, 100],
+    ]);
+  });
+
+  it('compiles the f16 permutations on the null backend', async () => {
+    for (const toGrouped of [true, false]) {
+      const code = groupPermuteWgsl({ dtype: 'f16', width: 128, toGrouped });
+      await expect(gpu.pipelines.get(code, `group permute ${toGrouped}`)).resolves.toBeDefined();
+    }
+  });
+});
+
+describe('grouped decode on SwiftShader against the reference', () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await testGpu();
+  });
+  afterAll(() => gpu.destroy());
+
+  // GQA 4 and 16, with and without the causal flag, windows short of the first key and reaching
+  // it, and enough keys (700) that the grouped launch also splits over its keys.
+  const CASES: {
+    name: string;
+    b: number;
+    nk: number;
+    hq: number;
+    hkv: number;
+    d: number;
+    dv: number;
+    options: { causal?: boolean; window?: [number, number] };
+    tier: Tier;
+  }[] = [
+    {
+      name: 'GQA 4, causal',
+      b: 3,
+      nk: 77,
+      hq: 8,
+      hkv: 2,
+      d: 64,
+      dv: 32,
+      options: { causal: true },
+      tier: 'portable',
+    },
+    {
+      name: 'GQA 16, not causal',
+      b: 2,
+      nk: 40,
+      hq: 16,
+      hkv: 1,
+      d: 32,
+      dv: 32,
+      options: {},
+      tier: 'subgroups',
+    },
+    {
+      name: 'GQA 4, window [20, 0] short of the first key',
+      b: 2,
+      nk: 90,
+      hq: 8,
+      hkv: 2,
+      d: 32,
+      dv: 32,
+      options: { window: [20, 0] },
+      tier: 'portable',
+    },
+    {
+      name: 'GQA 4, window reaching the first key, split over 700 keys',
+      b: 2,
+      nk: 700,
+      hq: 4,
+      hkv: 1,
+      d: 64,
+      dv: 64,
+      options: { window: [800, 0] },
+      tier: 'subgroups',
+    },
+  ];
+
+  for (const c of CASES) {
+    it(`${c.name} [${c.tier}]: o, lse, and the backward from them`, async () => {
+      using q = Tensor.from(gpu, randn(c.b * c.hq * c.d, 31), [c.b, 1, c.hq, c.d]);
+      using k = Tensor.from(gpu, randn(c.b * c.nk * c.hkv * c.d, 32), [c.b, c.nk, c.hkv, c.d]);
+      using v = Tensor.from(gpu, randn(c.b * c.nk * c.hkv * c.dv, 33), [c.b, c.nk, c.hkv, c.dv]);
+      using dO = Tensor.from(gpu, randn(c.b * c.hq * c.dv, 34), [c.b, 1, c.hq, c.dv]);
+      expect(isGroupedDecode(flashProblem(q, k, v, c.options))).toBe(true);
+      const { o, lse, ctx } = await flashAttention(gpu, q, k, v, { ...c.options, tier: c.tier });
+      using _o = o;
+      using _lse = lse;
+      const [qa, ka, va, da] = await Promise.all([q.read(), k.read(), v.read(), dO.read()]);
+      const shape = { batch: c.b, n: 1, nk: c.nk, hq: c.hq, hkv: c.hkv, d: c.d, dv: c.dv, ...c.options };
+      const ref = attentionForward(qa, ka, va, shape);
+      expectClose('o', ref.o, await o.read());
+      expectClose('lse', ref.lse, await lse.read());
+      const grads = await flashAttentionBackward(ctx, dO);
+      using dq = grads.dq;
+      using dk = grads.dk;
+      using dv = grads.dv;
+      const refGrads = attentionBackward(qa, ka, va, ref.o, ref.lse, da, shape);
+      expectClose('dq', refGrads.dq, await dq.read(), 4);
+      expectClose('dk', refGrads.dk, await dk.read(), 4);
+      expectClose('dv', refGrads.dv, await dv.read(), 4);
+    });
+  }
+
+  it('packed sequences of 1..300 keys, one with none, GQA 8', async () => {
+    const kLens = [1, 300, 0, 45];
+    const cuK = [0, ...kLens.map((_, i) => kLens.slice(0, i + 1).reduce((a, b) => a + b, 0))];
+    const cuQ = kLens.map((_, i) => i).concat(kLens.length);
+    const [totalQ, totalK, hq, hkv, d, dv] = [kLens.length, cuK.at(-1)!, 8, 1, 32, 16];
+    const qa = randn(totalQ * hq * d, 35);
+    const ka = randn(totalK * hkv * d, 36);
+    const va = randn(totalK * hkv * dv, 37);
+    using q = Tensor.from(gpu, qa, [totalQ, hq, d]);
+    using k = Tensor.from(gpu, ka, [totalK, hkv, d]);
+    using v = Tensor.from(gpu, va, [totalK, hkv, dv]);
+    const options = { causal: true, cuSeqlensQ: cuQ, cuSeqlensK: cuK };
+    expect(isGroupedDecode(flashProblem(q, k, v, options))).toBe(true);
+    const { o, lse } = await flashAttention(gpu, q, k, v, { ...options, tier: 'portable' });
+    using _o = o;
+    using _lse = lse;
+    const ref = attentionVarlen(qa, ka, va, Int32Array.from(cuQ), Int32Array.from(cuK), {
+      hq,
+      hkv,
+      d,
+      dv,
+      causal: true,
+    });
+    const [go, glse] = [await o.read(), await lse.read()];
+    expectClose('o', ref.o, go);
+    expectClose('lse', ref.lse, glse);
+    // The sequence with no keys: o = 0 and lse = -inf for every head.
+    for (let h = 0; h < hq; h++) expect(glse[h * totalQ + 2]).toBe(Number.NEGATIVE_INFINITY);
+    expect(go.subarray(2 * hq * dv, 3 * hq * dv).every((x) => x === 0)).toBe(true);
+  });
+});
