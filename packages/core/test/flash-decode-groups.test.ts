@@ -2,6 +2,7 @@ import {
   attentionBackward,
   attentionForward,
   attentionVarlen,
+  attentionVarlenBackward,
   compare,
   randn,
   toleranceFor,
@@ -187,5 +188,105 @@ describe('grouped decode on SwiftShader against the reference', () => {
     // The sequence with no keys: o = 0 and lse = -inf for every head.
     for (let h = 0; h < hq; h++) expect(glse[h * totalQ + 2]).toBe(Number.NEGATIVE_INFINITY);
     expect(go.subarray(2 * hq * dv, 3 * hq * dv).every((x) => x === 0)).toBe(true);
+  });
+});
+
+describe('a dense cache with per-sequence lengths (cacheSeqlens) on SwiftShader', () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await testGpu();
+  });
+  afterAll(() => gpu.destroy());
+
+  const [capacity, hq, hkv, d, dv] = [90, 4, 2, 32, 16];
+  const lengths = [90, 37, 0];
+  const batch = lengths.length;
+  /** Random rows, NaN past each sequence's length: a kernel that reads them poisons its output. */
+  const cacheRows = (width: number, seed: number) => {
+    const x = randn(batch * capacity * hkv * width, seed);
+    lengths.forEach((len, b) =>
+      x.fill(Number.NaN, (b * capacity + len) * hkv * width, (b + 1) * capacity * hkv * width),
+    );
+    return x;
+  };
+  /** The first `lengths[b]` rows of each sequence, packed. */
+  const packed = (x: Float32Array, width: number) =>
+    Float32Array.from(
+      lengths.flatMap((len, b) =>
+        Array.from(x.subarray(b * capacity * hkv * width, (b * capacity + len) * hkv * width)),
+      ),
+    );
+  const cuK = [0, ...lengths.map((_, i) => lengths.slice(0, i + 1).reduce((a, b) => a + b, 0))];
+
+  // One query per sequence (a grouped decode) and three (a chunk at the end of each sequence; the
+  // empty sequence's rows see nothing).
+  for (const n of [1, 3]) {
+    it(`n = ${n}: o, lse and dq, dk, dv match the packed reference, the rows past each length unread and given no gradient`, async () => {
+      const qa = randn(batch * n * hq * d, 41);
+      const ka = cacheRows(d, 42);
+      const va = cacheRows(dv, 43);
+      const da = randn(batch * n * hq * dv, 44);
+      using q = Tensor.from(gpu, qa, [batch, n, hq, d]);
+      using k = Tensor.from(gpu, ka, [batch, capacity, hkv, d]);
+      using v = Tensor.from(gpu, va, [batch, capacity, hkv, dv]);
+      using dO = Tensor.from(gpu, da, [batch, n, hq, dv]);
+      const options = { causal: true, cacheSeqlens: lengths };
+      expect(isGroupedDecode(flashProblem(q, k, v, options))).toBe(n === 1);
+      const { o, lse, ctx } = await flashAttention(gpu, q, k, v, { ...options, tier: 'portable' });
+      using _o = o;
+      using _lse = lse;
+      const cuQ = lengths.map((_, b) => b * n).concat(batch * n);
+      const shape = { hq, hkv, d, dv, causal: true };
+      const [pk, pv] = [packed(ka, d), packed(va, dv)];
+      const ref = attentionVarlen(qa, pk, pv, Int32Array.from(cuQ), Int32Array.from(cuK), shape);
+      expectClose('o', ref.o, await o.read());
+      // Dense lse [b, hq, n] against packed [hq, b·n].
+      const glse = await lse.read();
+      const wantLse = new Float32Array(glse.length);
+      for (let b = 0; b < batch; b++)
+        for (let h = 0; h < hq; h++)
+          for (let i = 0; i < n; i++) wantLse[(b * hq + h) * n + i] = ref.lse[h * batch * n + b * n + i]!;
+      expectClose('lse', wantLse, glse);
+      const grads = await flashAttentionBackward(ctx, dO);
+      using dq = grads.dq;
+      using dk = grads.dk;
+      using dvT = grads.dv;
+      const refGrads = attentionVarlenBackward(
+        qa,
+        pk,
+        pv,
+        ref.o,
+        ref.lse,
+        da,
+        Int32Array.from(cuQ),
+        Int32Array.from(cuK),
+        shape,
+      );
+      expectClose('dq', refGrads.dq, await dq.read(), 4);
+      const [gk, gv] = [await dk.read(), await dvT.read()];
+      expectClose('dk', refGrads.dk, packed(gk, d), 4);
+      expectClose('dv', refGrads.dv, packed(gv, dv), 4);
+      lengths.forEach((len, b) => {
+        const past = gk.subarray((b * capacity + len) * hkv * d, (b + 1) * capacity * hkv * d);
+        expect(past.every((x) => x === 0)).toBe(true);
+      });
+    });
+  }
+
+  it('refuses cache lengths of the wrong count, past the capacity, or with cuSeqlens', () => {
+    using q = Tensor.empty(gpu, [batch, 1, hq, d]);
+    using k = Tensor.empty(gpu, [batch, capacity, hkv, d]);
+    using v = Tensor.empty(gpu, [batch, capacity, hkv, dv]);
+    expect(() => flashProblem(q, k, v, { cacheSeqlens: [1, 2] })).toThrow(/cacheSeqlens: expected 3 entries/);
+    expect(() => flashProblem(q, k, v, { cacheSeqlens: [1, 91, 2] })).toThrow(
+      /cacheSeqlens\[1\]: expected an integer in \[0, 90\].*got 91/,
+    );
+    using pq = Tensor.empty(gpu, [3, hq, d]);
+    using pk = Tensor.empty(gpu, [3, hkv, d]);
+    using pv = Tensor.empty(gpu, [3, hkv, dv]);
+    const cu = [0, 1, 2, 3];
+    expect(() =>
+      flashProblem(pq, pk, pv, { cuSeqlensQ: cu, cuSeqlensK: cu, cacheSeqlens: [1, 1, 1] }),
+    ).toThrow(/cacheSeqlens: expected no cache lengths/);
   });
 });

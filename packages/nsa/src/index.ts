@@ -21,7 +21,7 @@ export {
   selectionBlockCount,
 } from './config.js';
 export { NsaCache, type NsaCacheOptions } from './decode/cache.js';
-export { type NsaDecodeResult, nsaDecode } from './decode/decode.js';
+export { type NsaDecodeOptions, type NsaDecodeResult, nsaDecode } from './decode/decode.js';
 export { type NsaLayout, type NsaSequence, nsaLayout } from './layout.js';
 export {
   disposeNsaAttentionGradients,

@@ -80,8 +80,11 @@ describe('NsaCache and nsaDecode on SwiftShader against the reference', () => {
   });
   afterAll(() => gpu.destroy());
 
-  for (const c of CASES) {
-    it(`the newest token of each sequence, the cache grown in two steps: ${c.name}`, async () => {
+  // The tier reaches the compressed and window attention, core's flash forward.
+  for (const [c, tier] of CASES.flatMap((c) =>
+    (['portable', 'subgroups'] as const).map((t) => [c, t] as const),
+  )) {
+    it(`the newest token of each sequence, the cache grown in two steps: ${c.name} [${tier}]`, async () => {
       const { lengths, hq, hkv, d, dv } = c;
       const config = configOf(c);
       const batch = lengths.length;
@@ -111,7 +114,7 @@ describe('NsaCache and nsaDecode on SwiftShader against the reference', () => {
       expect(cache.lengths).toEqual(lengths);
       const tq = Tensor.from(gpu, q, [batch, hq, d]);
       const tg = Tensor.from(gpu, gates, [batch, hq, 3]);
-      const result = await nsaDecode(gpu, cache, tq, tg);
+      const result = await nsaDecode(gpu, cache, tq, tg, { tier });
       const options = { hq, hkv, dqk: d, dv, ...c.settings };
       const own = referenceDecode({ q, k, v, gates }, cu, options);
       const selection = await readSelection(result.selection);

@@ -19,7 +19,12 @@ import {
   transposeWgsl,
 } from '../src/compress/learned.wgsl.js';
 import { cacheCompressWgsl, cacheWriteWgsl } from '../src/decode/cache.wgsl.js';
-import { decodeAttendWgsl, decodeCompressedWgsl, decodeSelectWgsl } from '../src/decode/decode.wgsl.js';
+import {
+  decodeCombineWgsl,
+  decodeProbabilitiesWgsl,
+  decodeSelectedWgsl,
+  decodeSelectWgsl,
+} from '../src/decode/decode.wgsl.js';
 import { nsaForward, resolveNsaConfig } from '../src/index.js';
 import { gateInputBackwardWgsl, gateLogitsWgsl, gateParamsBackwardWgsl } from '../src/module/gate.wgsl.js';
 import { SELECT_MATRIX_SHAPES } from '../src/select/select.js';
@@ -90,9 +95,10 @@ describe('every NSA kernel compiles on the null backend, f32 and f16', () => {
         ...([64, 128, 192] as const).flatMap((d): [string, string][] => {
           const c = { dtype, d, dv: 128, group: 16, topN: 16, maxBlocks: 2048, geometry: REFERENCE_GEOMETRY };
           return [
-            [`decode compressed d=${d}`, decodeCompressedWgsl(c)],
+            [`decode probabilities d=${d}`, decodeProbabilitiesWgsl(c)],
             [`decode select d=${d}`, decodeSelectWgsl(c)],
-            [`decode selected and window d=${d}`, decodeAttendWgsl(c)],
+            [`decode selected d=${d}`, decodeSelectedWgsl(c)],
+            [`decode combine d=${d}`, decodeCombineWgsl(c)],
           ];
         }),
         ['learned compressor rows', blockRowsWgsl(dtype)],

@@ -37,7 +37,7 @@ function nsaDecodeColumn(c: NsaConfig, batch: number, tier: Tier): Implementatio
       return {
         async run() {
           free();
-          last = await nsaDecode(gpu, cache, x.q, x.g);
+          last = await nsaDecode(gpu, cache, x.q, x.g, { tier });
         },
         dispose: () => {
           free();

@@ -246,7 +246,7 @@ function runDecode(tier: Tier) {
     try {
       // The packed prefixes in one call, sequence by sequence.
       await cache.append(k, v, lengths);
-      const result = await nsaDecode(device, cache, q, g);
+      const result = await nsaDecode(device, cache, q, g, { tier });
       const [hk, hv, hq2, hg] = await Promise.all([k, v, q, g].map((t) => t.read()));
       const inputs = { q: hq2!, k: hk!, v: hv!, gates: hg! };
       const cu = [0, 1, 31, 108];

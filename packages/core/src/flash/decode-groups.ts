@@ -62,6 +62,7 @@ export function groupedDecodeProblem(p: FlashProblem): FlashProblem {
     oShape: [totalQ, p.hkv, p.dv],
     lseShape: [p.hkv, totalQ],
     varlen: true,
+    partialKeys: true,
   };
 }
 

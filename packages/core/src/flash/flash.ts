@@ -485,8 +485,10 @@ export async function flashAttentionBackward(
     tier === 'subgroup-matrix' ? matrixBackwardConfig(gpu.caps, problem.d, problem.dv) : undefined;
   const rows = matrix ? matrixShape(matrix).rows : config.rows;
   const dq = Tensor.empty(gpu, q.shape, q.dtype);
-  const dk = Tensor.empty(gpu, k.shape, k.dtype);
-  const dv = Tensor.empty(gpu, v.shape, v.dtype);
+  // Key rows of no sequence (a cache's past its lengths) get no gradient from the kernels: zero.
+  const keyGradient = problem.partialKeys ? Tensor.zeros : Tensor.empty;
+  const dk = keyGradient(gpu, k.shape, k.dtype);
+  const dv = keyGradient(gpu, v.shape, v.dtype);
   using stats = Tensor.empty(gpu, [2, lse.size], 'f32');
   const qMeta = launchMeta(problem, rows, 'q');
   const kMeta = launchMeta(problem, rows, 'k');

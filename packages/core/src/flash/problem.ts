@@ -56,6 +56,8 @@ export interface FlashProblem {
   oShape: number[];
   lseShape: number[];
   varlen: boolean;
+  /** Whether some key rows belong to no sequence (a cache's rows past its lengths). */
+  partialKeys: boolean;
 }
 
 /** Options that shape the problem. */
@@ -67,6 +69,12 @@ export interface ProblemOptions {
   cuSeqlensK?: ArrayLike<number>;
   /** Keys are blocks of tokens (NSA's compressed keys); see {@link KeyBlocks}. */
   keyBlocks?: KeyBlocks;
+  /**
+   * Keys each sequence of a dense batch holds, when k and v are a cache `[b, capacity, hkv, d]`:
+   * sequence b sees its first `cacheSeqlens[b]` rows, its queries aligned to the end of those
+   * (bottom-right), and the rows past them are never read. Not with `cuSeqlensQ`/`cuSeqlensK`.
+   */
+  cacheSeqlens?: ArrayLike<number>;
 }
 
 const shapeText = (t: Tensor) => `[${t.shape.join(', ')}]`;
@@ -187,6 +195,11 @@ export function flashProblem(q: Tensor, k: Tensor, v: Tensor, options: ProblemOp
   const sequences: SequenceSpan[] = [];
   if (varlen) {
     check(
+      options.cacheSeqlens === undefined,
+      'invalid-argument',
+      () => 'options.cacheSeqlens: expected no cache lengths with cuSeqlensQ/cuSeqlensK, got both',
+    );
+    check(
       options.cuSeqlensQ !== undefined && options.cuSeqlensK !== undefined,
       'invalid-argument',
       () => 'options: expected both cuSeqlensQ and cuSeqlensK for a packed batch, got only one',
@@ -219,14 +232,16 @@ export function flashProblem(q: Tensor, k: Tensor, v: Tensor, options: ProblemOp
       keyBlocks,
       sequences,
       varlen,
+      partialKeys: false,
       ...packedLayout(totalQ, totalK, [totalQ, hq, dv], [hq, totalQ], totalQ),
     };
   }
   const [batch, n] = q.shape as [number, number];
   const [kb, nk] = k.shape as [number, number];
   check(kb === batch, 'shape-mismatch', () => `k: expected batch ${batch} (q's), got ${kb}`);
+  const held = checkCacheSeqlens(options.cacheSeqlens, batch, nk);
   for (let b = 0; b < batch; b++)
-    sequences.push({ qStart: b * n, qLen: n, kStart: b * nk, kLen: nk, lseBase: b * hq * n });
+    sequences.push({ qStart: b * n, qLen: n, kStart: b * nk, kLen: held[b]!, lseBase: b * hq * n });
   return {
     hq,
     hkv,
@@ -237,8 +252,28 @@ export function flashProblem(q: Tensor, k: Tensor, v: Tensor, options: ProblemOp
     keyBlocks,
     sequences,
     varlen,
+    partialKeys: held.some((len) => len < nk),
     ...packedLayout(batch * n, batch * nk, [batch, n, hq, dv], [batch, hq, n], n),
   };
+}
+
+/** Each sequence's key count: `cacheSeqlens`, checked against the batch and the cache's capacity, or all. */
+function checkCacheSeqlens(cache: ArrayLike<number> | undefined, batch: number, capacity: number): number[] {
+  if (cache === undefined) return new Array<number>(batch).fill(capacity);
+  const values = Array.from(cache);
+  check(
+    values.length === batch,
+    'shape-mismatch',
+    () => `options.cacheSeqlens: expected ${batch} entries (q's batch), got ${values.length}`,
+  );
+  values.forEach((v, b) => {
+    check(
+      Number.isSafeInteger(v) && v >= 0 && v <= capacity,
+      'invalid-argument',
+      () => `options.cacheSeqlens[${b}]: expected an integer in [0, ${capacity}] (k's capacity), got ${v}`,
+    );
+  });
+  return values;
 }
 
 /** The layout fields of a problem: token totals, output shapes and the lse head stride. */

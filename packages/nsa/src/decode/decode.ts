@@ -1,15 +1,22 @@
 /** One NSA decode step over an {@link NsaCache} (see decode.wgsl.ts). */
-import { check, dispatch, type Gpu, Tensor } from '@webattn/core';
-import { selectionBlockCount } from '../config.js';
+import { check, dispatch, flashAttention, type Gpu, Tensor, type Tier } from '@webattn/core';
+import { compressedBlockCount, selectionBlockCount } from '../config.js';
 import { wordsTensor } from '../layout.js';
 import type { NsaCache } from './cache.js';
 import {
   DECODE_PARAMS,
   DECODE_THREADS,
-  decodeAttendWgsl,
-  decodeCompressedWgsl,
+  decodeCombineWgsl,
+  decodeProbabilitiesWgsl,
+  decodeSelectedWgsl,
   decodeSelectWgsl,
 } from './decode.wgsl.js';
+
+/** Options of {@link nsaDecode}. */
+export interface NsaDecodeOptions {
+  /** Tier of the compressed and window attention (core's flash forward); the fastest by default. */
+  tier?: Tier;
+}
 
 /** What {@link nsaDecode} returns; the caller owns both tensors. */
 export interface NsaDecodeResult {
@@ -24,7 +31,13 @@ export interface NsaDecodeResult {
  * `[batch, heads, headDim]` and gate logits g `[batch, heads, 3]` of those tokens. Equals the last
  * row of the full forward over each sequence (mean compression, the cache's).
  */
-export async function nsaDecode(gpu: Gpu, cache: NsaCache, q: Tensor, g: Tensor): Promise<NsaDecodeResult> {
+export async function nsaDecode(
+  gpu: Gpu,
+  cache: NsaCache,
+  q: Tensor,
+  g: Tensor,
+  options: NsaDecodeOptions = {},
+): Promise<NsaDecodeResult> {
   const { config } = cache;
   const expected: [string, Tensor, number][] = [
     ['q', q, config.headDim],
@@ -86,31 +99,60 @@ export async function nsaDecode(gpu: Gpu, cache: NsaCache, q: Tensor, g: Tensor)
       windowSize: config.windowSize,
     },
   };
-  const rows = cache.batch * config.heads;
+  const { batch } = cache;
+  const rows = batch * config.heads;
+  const heads = [batch, config.heads];
+  // q as one query per sequence, for core's flash forward over the cache's rows.
+  const query = Tensor.wrap(gpu, q.buffer, [batch, 1, config.heads, config.headDim], q.dtype);
+  const attention = { scale: config.scale, causal: true, ...(options.tier && { tier: options.tier }) };
   using lengthTensor = wordsTensor(gpu, Uint32Array.from(lengths));
-  using oCmp = Tensor.empty(gpu, [cache.batch, config.heads, config.vHeadDim], q.dtype);
-  using lse = Tensor.empty(gpu, [cache.batch, config.heads]);
-  const selection = Tensor.empty(gpu, [cache.batch, config.kvHeads, config.topN]);
-  const o = Tensor.empty(gpu, [cache.batch, config.heads, config.vHeadDim], q.dtype);
+  using probabilities = Tensor.empty(gpu, [batch, config.kvHeads, cache.cmpCapacity]);
+  using blockO = Tensor.empty(gpu, [rows, config.topN, config.vHeadDim]);
+  using blockLse = Tensor.empty(gpu, [rows, config.topN]);
+  const selection = Tensor.empty(gpu, [batch, config.kvHeads, config.topN]);
+  const o = Tensor.empty(gpu, [...heads, config.vHeadDim], q.dtype);
   try {
+    // The cached compressed blocks all end at or before the newest token: each sequence sees all
+    // of its own. A sequence with none gets o = 0 (and lse -inf, which nothing reads).
+    const compressed = await flashAttention(gpu, query, cache.cmpK, cache.cmpV, {
+      ...attention,
+      cacheSeqlens: lengths.map((n) => compressedBlockCount(n, config)),
+    });
+    using oCmp = compressed.o;
+    using lse = compressed.lse;
     await dispatch(gpu, {
-      label: 'nsa decode compressed',
-      code: decodeCompressedWgsl(kernel),
-      buffers: [q, cache.cmpK, cache.cmpV, lengthTensor, oCmp, lse],
+      label: 'nsa decode probabilities',
+      code: decodeProbabilitiesWgsl(kernel),
+      buffers: [q, cache.cmpK, lse, lengthTensor, probabilities],
       params,
-      workgroups: rows,
+      workgroups: batch * config.kvHeads * Math.ceil(cache.cmpCapacity / DECODE_THREADS),
     });
     await dispatch(gpu, {
       label: 'nsa decode select',
       code: decodeSelectWgsl(kernel),
-      buffers: [q, cache.cmpK, lse, lengthTensor, selection],
+      buffers: [probabilities, lengthTensor, selection],
       params,
-      workgroups: cache.batch * config.kvHeads,
+      workgroups: batch * config.kvHeads,
     });
     await dispatch(gpu, {
-      label: 'nsa decode selected and window',
-      code: decodeAttendWgsl(kernel),
-      buffers: [q, cache.k, cache.v, selection, lengthTensor, g, oCmp, o],
+      label: 'nsa decode selected',
+      code: decodeSelectedWgsl(kernel),
+      buffers: [q, cache.k, cache.v, selection, lengthTensor, blockO, blockLse],
+      params,
+      workgroups: batch * config.kvHeads * config.topN,
+    });
+    // Keys [t - windowSize, t] of each sequence's newest token t.
+    const window = await flashAttention(gpu, query, cache.k, cache.v, {
+      ...attention,
+      window: [config.windowSize, 0],
+      cacheSeqlens: lengths,
+    });
+    using oWin = window.o;
+    window.lse.dispose();
+    await dispatch(gpu, {
+      label: 'nsa decode combine',
+      code: decodeCombineWgsl(kernel),
+      buffers: [blockO, blockLse, lengthTensor, g, oCmp, oWin, o],
       params,
       workgroups: rows,
     });

@@ -1,13 +1,16 @@
 /**
- * One decode step of NSA (spec section 11) over an {@link NsaCache}'s keys: the newest token of each
- * sequence attends its prefix. Three kernels, all plain (every tier), f32 arithmetic:
- * - compressed attention, one workgroup per (sequence, query head), over the cached compressed
- *   blocks, which all end at or before the token, writing o and lse;
- * - selection, one workgroup per (sequence, KV head): the group's compressed probabilities spread
- *   over the selection blocks, then the forward's forced blocks and picks (shared WGSL);
- * - selected and window attention and the gated combine, one workgroup per (sequence, query head).
- * Attention walks its keys in chunks of THREADS: each invocation scores one key, one invocation
- * updates the online softmax, and each invocation accumulates its share of the output columns.
+ * The plain kernels of one NSA decode step (spec section 11) over an {@link NsaCache}'s keys: the
+ * newest token of each sequence attends its prefix. The compressed and the window attention are
+ * core's flash forward (decode.ts), which runs each KV head's query heads as one tile's rows and
+ * splits the keys; around them, all plain (every tier), f32 arithmetic:
+ * - the compressed probabilities, one invocation per (sequence, KV head, compressed block): the
+ *   group's exp(s − lse) summed, from the compressed attention's lse;
+ * - selection, one workgroup per (sequence, KV head): those probabilities spread over the
+ *   selection blocks, then the forward's forced blocks and picks (shared WGSL);
+ * - selected attention, one workgroup per (sequence, KV head, selected block) for the whole query
+ *   group, each writing every head's normalised output and log-sum-exp over its block;
+ * - the combine, one workgroup per (sequence, query head): the blocks merged by their log-sum-exps
+ *   in slot order, then the gated sum of the three branches.
  */
 import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { SIGMOID_WGSL } from '../combine/combine.wgsl.js';
@@ -74,106 +77,45 @@ fn compressedBlocks(b: u32) -> i32 {
 }
 
 /**
- * Online softmax attention of query row `qRow` (of q) over keys `first .. last` (inclusive) of
- * `keys`/`values` rows `base + j` (times kvHeads, plus g), into the state named `state`
- * (`${state}Acc` per invocation, `${state}Max`/`${state}Sum` in workgroup memory).
+ * The compressed probabilities the selection scores from: for every (sequence t, KV head g,
+ * compressed block i) the group's `exp(q_h·k_i · scale − lse_h)` summed, 0 past the sequence's
+ * blocks. Bindings: q, cmpK, lse (the compressed attention's, `[batch, heads]`), lengths,
+ * probabilities (f32 `[batch, kvHeads, cmpCapacity]`). Workgroups: batch · kvHeads · ⌈cmpCapacity / THREADS⌉.
  */
-function attendWgsl(
-  state: string,
-  keys: string,
-  values: string,
-  base: string,
-  first: string,
-  last: string,
-): string {
-  return `  for (var k0 = ${first}; k0 <= ${last}; k0 += i32(THREADS)) {
-    let count = min(i32(THREADS), ${last} - k0 + 1);
-    var s = ${MASKED};
-    if (i32(li) < count) {
-      let key = ((${base} + u32(k0) + li) * p.kvHeads + g) * D;
-      s = 0.0;
-      for (var e = 0u; e < D; e++) { s += qv[e] * f32(${keys}[key + e]); }
-      s *= p.scale;
-    }
-    chunk[li] = s;
-    workgroupBarrier();
-    if (li == 0u) {
-      var m = ${state}Max;
-      for (var j = 0; j < count; j++) { m = max(m, chunk[j]); }
-      var sum = 0.0;
-      for (var j = 0; j < count; j++) {
-        let prob = exp(chunk[j] - m);
-        chunk[j] = prob;
-        sum += prob;
-      }
-      rescale = exp(${state}Max - m);
-      ${state}Sum = ${state}Sum * rescale + sum;
-      ${state}Max = m;
-    }
-    workgroupBarrier();
-    for (var c = 0u; c < COLUMNS; c++) {
-      let e = li + THREADS * c;
-      if (e < DV) {
-        var add = 0.0;
-        for (var j = 0; j < count; j++) {
-          add += chunk[j] * f32(${values}[((${base} + u32(k0 + j)) * p.kvHeads + g) * DV + e]);
-        }
-        ${state}Acc[c] = ${state}Acc[c] * rescale + add;
-      }
-    }
-    workgroupBarrier();
-  }`;
-}
+export function decodeProbabilitiesWgsl(c: DecodeKernelConfig): string {
+  const dots = { dtype: c.dtype, group: c.group, dim: c.d };
+  return `${header(c, [`read> q: array<${groupDotsElement(dots)}>`, `read> cmpK: array<${groupDotsElement(dots)}>`, 'read> lse: array<f32>', 'read> lengths: array<u32>', 'read_write> probabilities: array<f32>'])}
 
-const STATE_DECLARATIONS = (states: string[]) =>
-  `var<workgroup> chunk: array<f32, ${DECODE_THREADS}>;
-var<workgroup> rescale: f32;
-${states.map((s) => `var<workgroup> ${s}Max: f32;\nvar<workgroup> ${s}Sum: f32;`).join('\n')}`;
-
-// The (sequence, query head) of the workgroup, its KV head and its query row in registers.
-const ROW_PREAMBLE = `  let w = workgroupIndex(wid, nwg);
-  if (w >= p.batch * p.heads) { return; }
-  let b = w / p.heads;
-  let h = w % p.heads;
-  let g = h / p.group;
-  var qv: array<f32, D>;
-  for (var e = 0u; e < D; e++) { qv[e] = f32(q[w * D + e]); }`;
-
-function initState(states: string[]): string {
-  return `  if (li == 0u) { ${states.map((s) => `${s}Max = ${MASKED}; ${s}Sum = 0.0;`).join(' ')} }
-${states.map((s) => `  var ${s}Acc: array<f32, COLUMNS>;`).join('\n')}
-  workgroupBarrier();`;
-}
-
-/** Compressed attention. Bindings: q, cmpK, cmpV, lengths, oCmp `[batch, heads, dv]`, lse `[batch, heads]`. */
-export function decodeCompressedWgsl(c: DecodeKernelConfig): string {
-  return `${header(c, ['read> q: array<DTYPE>', 'read> cmpK: array<DTYPE>', 'read> cmpV: array<DTYPE>', 'read> lengths: array<u32>', 'read_write> oCmp: array<DTYPE>', 'read_write> lse: array<f32>'])}
-${STATE_DECLARATIONS(['cmp'])}
+${groupDotsWgsl(dots)}
 
 @compute @workgroup_size(${DECODE_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-${ROW_PREAMBLE}
-${initState(['cmp'])}
-  let blocks = compressedBlocks(b);
-${attendWgsl('cmp', 'cmpK', 'cmpV', 'b * p.cmpCapacity', '0', 'blocks - 1')}
-  // No compressed block yet: output 0 (and lse -inf, which selection never reads).
-  let inv = select(0.0, 1.0 / cmpSum, cmpSum > 0.0);
-  for (var c = 0u; c < COLUMNS; c++) {
-    let e = li + THREADS * c;
-    if (e < DV) { oCmp[w * DV + e] = ${c.dtype}(cmpAcc[c] * inv); }
+  let chunks = (p.cmpCapacity + THREADS - 1u) / THREADS;
+  let w = workgroupIndex(wid, nwg);
+  if (w >= p.batch * p.kvHeads * chunks) { return; }
+  // The (sequence, KV head) pair, and this invocation's compressed block.
+  let pair = w / chunks;
+  let t = pair / p.kvHeads;
+  let g = pair % p.kvHeads;
+  let i = (w % chunks) * THREADS + li;
+  if (i >= p.cmpCapacity) { return; }
+  var total = 0.0;
+  if (i32(i) < compressedBlocks(t)) {
+    let first = t * p.heads + g * p.group;
+    let dots = groupDots(first, (t * p.cmpCapacity + i) * p.kvHeads + g);
+    for (var hh = 0u; hh < p.group; hh++) { total += exp(dots[hh] * p.scale - lse[first + hh]); }
   }
-  if (li == 0u) { lse[w] = select(-3.0e38, cmpMax + log(cmpSum), cmpSum > 0.0); }
+  probabilities[pair * p.cmpCapacity + i] = total;
 }
 `;
 }
 
 /**
- * Selection for the newest token of each sequence. Bindings: q, cmpK, lse, lengths, selected
- * (i32 `[batch, kvHeads, topN]`, -1 in unused slots).
+ * Selection for the newest token of each sequence, from the compressed probabilities. Bindings:
+ * probabilities, lengths, selected (i32 `[batch, kvHeads, topN]`, -1 in unused slots).
  */
 export function decodeSelectWgsl(c: DecodeKernelConfig): string {
-  const dots = { dtype: c.dtype, group: c.group, dim: c.d };
-  return `${header(c, [`read> q: array<${groupDotsElement(dots)}>`, `read> cmpK: array<${groupDotsElement(dots)}>`, 'read> lse: array<f32>', 'read> lengths: array<u32>', 'read_write> selected: array<i32>'])}
+  return `${header(c, ['read> probabilities: array<f32>', 'read> lengths: array<u32>', 'read_write> selected: array<i32>'])}
 var<workgroup> score: array<f32, ${c.maxBlocks}>;
 var<workgroup> probability: array<f32, THREADS>;
 var<workgroup> bestScore: array<f32, THREADS>;
@@ -181,8 +123,6 @@ var<workgroup> bestBlock: array<i32, THREADS>;
 var<workgroup> slots: array<i32, TOPN>;
 
 ${addOverlapsWgsl(c.geometry)}
-
-${groupDotsWgsl(dots)}
 
 @compute @workgroup_size(${DECODE_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -196,13 +136,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   workgroupBarrier();
   for (var c0 = 0; c0 < blocks; c0 += i32(THREADS)) {
     let i = c0 + i32(li);
-    var total = 0.0;
-    if (i < blocks) {
-      let first = t * p.heads + g * p.group;
-      let dots = groupDots(first, (t * p.cmpCapacity + u32(i)) * p.kvHeads + g);
-      for (var hh = 0u; hh < p.group; hh++) { total += exp(dots[hh] * p.scale - lse[first + hh]); }
-    }
-    probability[li] = total;
+    probability[li] = select(0.0, probabilities[w * p.cmpCapacity + u32(min(i, blocks - 1))], i < blocks);
     workgroupBarrier();
     for (var J = i32(li); J <= own; J += i32(THREADS)) { addOverlaps(0u, 0u, J, c0, min(blocks, c0 + i32(THREADS))); }
     workgroupBarrier();
@@ -213,38 +147,123 @@ ${selectTopNWgsl({ subgroups: false })}
 }
 
 /**
- * Selected and window attention and the gated combine. Bindings: q, k, v (the cache's tokens),
- * selected, lengths, gate, oCmp, o `[batch, heads, dv]`.
+ * Selected attention, one workgroup per (sequence, KV head, slot) over the block in that slot, for
+ * the whole query group: each invocation scores one key for every head of the group (the key read
+ * once), each head's online softmax is kept by one invocation, and each invocation accumulates its
+ * output columns for every head. Writes each head's normalised output and log-sum-exp for the
+ * block, or lse MASKED for an unused slot. Bindings: q, k (the cache's keys, as the group dot
+ * products read them), v, selected, lengths, blockO (f32 `[batch, heads, topN, dv]`), blockLse (f32
+ * `[batch, heads, topN]`).
  */
-export function decodeAttendWgsl(c: DecodeKernelConfig): string {
-  return `${header(c, ['read> q: array<DTYPE>', 'read> k: array<DTYPE>', 'read> v: array<DTYPE>', 'read> selected: array<i32>', 'read> lengths: array<u32>', 'read> gate: array<DTYPE>', 'read> oCmp: array<DTYPE>', 'read_write> o: array<DTYPE>'])}
-${STATE_DECLARATIONS(['sel', 'win'])}
+export function decodeSelectedWgsl(c: DecodeKernelConfig): string {
+  const dots = { dtype: c.dtype, group: c.group, dim: c.d, keys: 'k' };
+  const G = c.group;
+  return `${header(c, [`read> q: array<${groupDotsElement(dots)}>`, `read> k: array<${groupDotsElement(dots)}>`, 'read> v: array<DTYPE>', 'read> selected: array<i32>', 'read> lengths: array<u32>', 'read_write> blockO: array<f32>', 'read_write> blockLse: array<f32>'])}
+const G = ${G}u;
+// Each head's scores, then probabilities, for the keys of a chunk: [G][THREADS].
+var<workgroup> chunkP: array<f32, ${G * DECODE_THREADS}>;
+var<workgroup> headMax: array<f32, G>;
+var<workgroup> headSum: array<f32, G>;
+var<workgroup> headRescale: array<f32, G>;
+
+${groupDotsWgsl(dots)}
+
+@compute @workgroup_size(${DECODE_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let w = workgroupIndex(wid, nwg);
+  if (w >= p.batch * p.kvHeads * TOPN) { return; }
+  // The (sequence, KV head) pair, the slot, and the group's first query row.
+  let pair = w / TOPN;
+  let slot = w % TOPN;
+  let b = pair / p.kvHeads;
+  let g = pair % p.kvHeads;
+  let qRow = b * p.heads + g * G;
+  let J = selected[pair * TOPN + slot];
+  if (J < 0) {
+    for (var h = li; h < G; h += THREADS) { blockLse[(qRow + h) * TOPN + slot] = ${MASKED}; }
+    return;
+  }
+  for (var h = li; h < G; h += THREADS) { headMax[h] = ${MASKED}; headSum[h] = 0.0; }
+  var acc: array<f32, ${G * Math.ceil(c.dv / DECODE_THREADS)}>;
+  workgroupBarrier();
+  let first = J * p.blockSize;
+  let last = min(first + p.blockSize - 1, position(b));
+  for (var k0 = first; k0 <= last; k0 += i32(THREADS)) {
+    let count = min(i32(THREADS), last - k0 + 1);
+    if (i32(li) < count) {
+      let scores = groupDots(qRow, (b * p.capacity + u32(k0) + li) * p.kvHeads + g);
+      for (var h = 0u; h < G; h++) { chunkP[h * THREADS + li] = scores[h] * p.scale; }
+    }
+    workgroupBarrier();
+    for (var h = li; h < G; h += THREADS) {
+      var m = headMax[h];
+      for (var j = 0; j < count; j++) { m = max(m, chunkP[h * THREADS + u32(j)]); }
+      var sum = 0.0;
+      for (var j = 0; j < count; j++) {
+        let prob = exp(chunkP[h * THREADS + u32(j)] - m);
+        chunkP[h * THREADS + u32(j)] = prob;
+        sum += prob;
+      }
+      headRescale[h] = exp(headMax[h] - m);
+      headSum[h] = headSum[h] * headRescale[h] + sum;
+      headMax[h] = m;
+    }
+    workgroupBarrier();
+    for (var c = 0u; c < COLUMNS; c++) {
+      let e = li + THREADS * c;
+      if (e < DV) {
+        for (var h = 0u; h < G; h++) { acc[h * COLUMNS + c] *= headRescale[h]; }
+        for (var j = 0; j < count; j++) {
+          let x = f32(v[((b * p.capacity + u32(k0 + j)) * p.kvHeads + g) * DV + e]);
+          for (var h = 0u; h < G; h++) { acc[h * COLUMNS + c] += chunkP[h * THREADS + u32(j)] * x; }
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var c = 0u; c < COLUMNS; c++) {
+    let e = li + THREADS * c;
+    if (e < DV) {
+      for (var h = 0u; h < G; h++) { blockO[((qRow + h) * TOPN + slot) * DV + e] = acc[h * COLUMNS + c] / headSum[h]; }
+    }
+  }
+  for (var h = li; h < G; h += THREADS) { blockLse[(qRow + h) * TOPN + slot] = headMax[h] + log(headSum[h]); }
+}
+`;
+}
+
+/**
+ * The selected blocks merged by their log-sum-exps in slot order, and the gated sum of the three
+ * branches. Bindings: blockO, blockLse, gate, oCmp, oWin, o `[batch, heads, dv]`.
+ */
+export function decodeCombineWgsl(c: DecodeKernelConfig): string {
+  return `${header(c, ['read> blockO: array<f32>', 'read> blockLse: array<f32>', 'read> lengths: array<u32>', 'read> gate: array<DTYPE>', 'read> oCmp: array<DTYPE>', 'read> oWin: array<DTYPE>', 'read_write> o: array<DTYPE>'])}
 
 ${SIGMOID_WGSL}
 
 @compute @workgroup_size(${DECODE_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-${ROW_PREAMBLE}
-${initState(['sel', 'win'])}
-  let pos = position(b);
-  let base = b * p.capacity;
-  for (var slot = 0u; slot < TOPN; slot++) {
-    let J = selected[(b * p.kvHeads + g) * TOPN + slot];
-    if (J < 0) { break; }
-    let first = J * p.blockSize;
-    let last = min(first + p.blockSize - 1, pos);
-${attendWgsl('sel', 'k', 'v', 'base', 'first', 'last')}
+  _ = &lengths;
+  let row = workgroupIndex(wid, nwg);
+  if (row >= p.batch * p.heads) { return; }
+  var m = ${MASKED};
+  for (var s = 0u; s < TOPN; s++) { m = max(m, blockLse[row * TOPN + s]); }
+  var total = 0.0;
+  for (var s = 0u; s < TOPN; s++) {
+    let x = blockLse[row * TOPN + s];
+    total += select(0.0, exp(x - m), x > ${MASKED});
   }
-  let windowFirst = max(0, pos - p.windowSize);
-${attendWgsl('win', 'k', 'v', 'base', 'windowFirst', 'pos')}
-  let gc = sigmoid(f32(gate[w * 3u]));
-  let gs = sigmoid(f32(gate[w * 3u + 1u]));
-  let gw = sigmoid(f32(gate[w * 3u + 2u]));
-  for (var c = 0u; c < COLUMNS; c++) {
-    let e = li + THREADS * c;
-    if (e < DV) {
-      o[w * DV + e] = ${c.dtype}(gc * f32(oCmp[w * DV + e]) + gs * selAcc[c] / selSum + gw * winAcc[c] / winSum);
+  let inv = select(0.0, 1.0 / total, total > 0.0);
+  let gc = sigmoid(f32(gate[row * 3u]));
+  let gs = sigmoid(f32(gate[row * 3u + 1u]));
+  let gw = sigmoid(f32(gate[row * 3u + 2u]));
+  for (var e = li; e < DV; e += THREADS) {
+    var selected = 0.0;
+    for (var s = 0u; s < TOPN; s++) {
+      let x = blockLse[row * TOPN + s];
+      if (x > ${MASKED}) { selected += exp(x - m) * blockO[(row * TOPN + s) * DV + e]; }
     }
+    o[row * DV + e] = ${c.dtype}(gc * f32(oCmp[row * DV + e]) + gs * selected * inv + gw * f32(oWin[row * DV + e]));
   }
 }
 `;
