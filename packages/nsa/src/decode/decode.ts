@@ -7,7 +7,9 @@ import {
   DECODE_PARAMS,
   DECODE_THREADS,
   decodeCombineWgsl,
+  decodeHeadsPerPart,
   decodeProbabilitiesWgsl,
+  decodeProbabilitiesWorkgroups,
   decodeSelectedWgsl,
   decodeSelectWgsl,
 } from './decode.wgsl.js';
@@ -125,7 +127,7 @@ export async function nsaDecode(
       code: decodeProbabilitiesWgsl(kernel),
       buffers: [q, cache.cmpK, lse, lengthTensor, probabilities],
       params,
-      workgroups: batch * config.kvHeads * Math.ceil(cache.cmpCapacity / DECODE_THREADS),
+      workgroups: decodeProbabilitiesWorkgroups(kernel, batch * config.kvHeads, cache.cmpCapacity),
     });
     await dispatch(gpu, {
       label: 'nsa decode select',
@@ -139,7 +141,7 @@ export async function nsaDecode(
       code: decodeSelectedWgsl(kernel),
       buffers: [q, cache.k, cache.v, selection, lengthTensor, blockO, blockLse],
       params,
-      workgroups: batch * config.kvHeads * config.topN,
+      workgroups: (rows * config.topN) / decodeHeadsPerPart(kernel.group),
     });
     // Keys [t - windowSize, t] of each sequence's newest token t.
     const window = await flashAttention(gpu, query, cache.k, cache.v, {

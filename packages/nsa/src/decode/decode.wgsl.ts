@@ -51,6 +51,26 @@ export interface DecodeKernelConfig {
 /** Invocations per workgroup of the decode kernels; keys per chunk. */
 export const DECODE_THREADS = 64;
 
+/**
+ * Query heads of a group that one workgroup of the selected attention, or one invocation of the
+ * compressed probabilities, takes: the largest divisor of the group up to 4. A whole group of 16
+ * per workgroup left the selected attention at 512 workgroups at batch 8, each invocation walking
+ * 16 heads' products one after another.
+ */
+export function decodeHeadsPerPart(group: number): number {
+  return [4, 3, 2, 1].find((h) => group % h === 0)!;
+}
+
+/** Workgroups of the compressed probabilities for a batch: ⌈cmpCapacity / blocks per workgroup⌉ per (sequence, KV head). */
+export function decodeProbabilitiesWorkgroups(
+  c: { group: number },
+  pairs: number,
+  cmpCapacity: number,
+): number {
+  const parts = c.group / decodeHeadsPerPart(c.group);
+  return pairs * Math.ceil(cmpCapacity / Math.floor(DECODE_THREADS / parts));
+}
+
 const MASKED = '-3.0e38';
 
 function header(c: DecodeKernelConfig, bindings: string[]): string {
@@ -79,45 +99,61 @@ fn compressedBlocks(b: u32) -> i32 {
 /**
  * The compressed probabilities the selection scores from: for every (sequence t, KV head g,
  * compressed block i) the group's `exp(q_h·k_i · scale − lse_h)` summed, 0 past the sequence's
- * blocks. Bindings: q, cmpK, lse (the compressed attention's, `[batch, heads]`), lengths,
- * probabilities (f32 `[batch, kvHeads, cmpCapacity]`). Workgroups: batch · kvHeads · ⌈cmpCapacity / THREADS⌉.
+ * blocks. Each invocation takes one block and a part of the group's heads
+ * ({@link decodeHeadsPerPart}); the parts are summed in order. Bindings: q, cmpK, lse (the
+ * compressed attention's, `[batch, heads]`), lengths, probabilities (f32
+ * `[batch, kvHeads, cmpCapacity]`). Workgroups: {@link decodeProbabilitiesWorkgroups}.
  */
 export function decodeProbabilitiesWgsl(c: DecodeKernelConfig): string {
-  const dots = { dtype: c.dtype, group: c.group, dim: c.d };
+  const H = decodeHeadsPerPart(c.group);
+  const parts = c.group / H;
+  const dots = { dtype: c.dtype, group: H, dim: c.d };
   return `${header(c, [`read> q: array<${groupDotsElement(dots)}>`, `read> cmpK: array<${groupDotsElement(dots)}>`, 'read> lse: array<f32>', 'read> lengths: array<u32>', 'read_write> probabilities: array<f32>'])}
+const PARTS = ${parts}u;
+const H = ${H}u;
+const CHUNK = ${Math.floor(DECODE_THREADS / parts)}u;
+var<workgroup> partial: array<f32, THREADS>;
 
 ${groupDotsWgsl(dots)}
 
 @compute @workgroup_size(${DECODE_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let chunks = (p.cmpCapacity + THREADS - 1u) / THREADS;
+  let chunks = (p.cmpCapacity + CHUNK - 1u) / CHUNK;
   let w = workgroupIndex(wid, nwg);
   if (w >= p.batch * p.kvHeads * chunks) { return; }
-  // The (sequence, KV head) pair, and this invocation's compressed block.
+  // The (sequence, KV head) pair; this invocation's compressed block and part of the group.
   let pair = w / chunks;
   let t = pair / p.kvHeads;
   let g = pair % p.kvHeads;
-  let i = (w % chunks) * THREADS + li;
-  if (i >= p.cmpCapacity) { return; }
+  let local = li / PARTS;
+  let i = (w % chunks) * CHUNK + local;
+  let heads = t * p.heads + g * p.group + (li % PARTS) * H;
   var total = 0.0;
-  if (i32(i) < compressedBlocks(t)) {
-    let first = t * p.heads + g * p.group;
-    let dots = groupDots(first, (t * p.cmpCapacity + i) * p.kvHeads + g);
-    for (var hh = 0u; hh < p.group; hh++) { total += exp(dots[hh] * p.scale - lse[first + hh]); }
+  if (local < CHUNK && i32(i) < compressedBlocks(t)) {
+    let dots = groupDots(heads, (t * p.cmpCapacity + i) * p.kvHeads + g);
+    for (var hh = 0u; hh < H; hh++) { total += exp(dots[hh] * p.scale - lse[heads + hh]); }
   }
-  probabilities[pair * p.cmpCapacity + i] = total;
+  partial[li] = total;
+  workgroupBarrier();
+  if (li % PARTS == 0u && local < CHUNK && i < p.cmpCapacity) {
+    var sum = 0.0;
+    for (var part = 0u; part < PARTS; part++) { sum += partial[li + part]; }
+    probabilities[pair * p.cmpCapacity + i] = sum;
+  }
 }
 `;
 }
 
 /**
- * Selection for the newest token of each sequence, from the compressed probabilities. Bindings:
- * probabilities, lengths, selected (i32 `[batch, kvHeads, topN]`, -1 in unused slots).
+ * Selection for the newest token of each sequence, from the compressed probabilities: each
+ * selection block's score is its overlapping blocks' probabilities, read from storage (the shared
+ * addOverlaps, over the binding named `probability`), then the forward's forced blocks and picks.
+ * Bindings: probability (the compressed probabilities), lengths, selected (i32
+ * `[batch, kvHeads, topN]`, -1 in unused slots).
  */
 export function decodeSelectWgsl(c: DecodeKernelConfig): string {
-  return `${header(c, ['read> probabilities: array<f32>', 'read> lengths: array<u32>', 'read_write> selected: array<i32>'])}
+  return `${header(c, ['read> probability: array<f32>', 'read> lengths: array<u32>', 'read_write> selected: array<i32>'])}
 var<workgroup> score: array<f32, ${c.maxBlocks}>;
-var<workgroup> probability: array<f32, THREADS>;
 var<workgroup> bestScore: array<f32, THREADS>;
 var<workgroup> bestBlock: array<i32, THREADS>;
 var<workgroup> slots: array<i32, TOPN>;
@@ -132,34 +168,32 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let g = w % p.kvHeads;
   let own = position(t) / p.blockSize;
   let blocks = compressedBlocks(t);
-  for (var J = i32(li); J <= own; J += i32(THREADS)) { score[J] = 0.0; }
-  workgroupBarrier();
-  for (var c0 = 0; c0 < blocks; c0 += i32(THREADS)) {
-    let i = c0 + i32(li);
-    probability[li] = select(0.0, probabilities[w * p.cmpCapacity + u32(min(i, blocks - 1))], i < blocks);
-    workgroupBarrier();
-    for (var J = i32(li); J <= own; J += i32(THREADS)) { addOverlaps(0u, 0u, J, c0, min(blocks, c0 + i32(THREADS))); }
-    workgroupBarrier();
+  for (var J = i32(li); J <= own; J += i32(THREADS)) {
+    score[J] = 0.0;
+    addOverlaps(0u, w * p.cmpCapacity, J, 0, blocks);
   }
+  workgroupBarrier();
 ${selectTopNWgsl({ subgroups: false })}
 }
 `;
 }
 
 /**
- * Selected attention, one workgroup per (sequence, KV head, slot) over the block in that slot, for
- * the whole query group: each invocation scores one key for every head of the group (the key read
- * once), each head's online softmax is kept by one invocation, and each invocation accumulates its
- * output columns for every head. Writes each head's normalised output and log-sum-exp for the
+ * Selected attention, one workgroup per (sequence, KV head, slot, part of the group) over the block
+ * in that slot, for the part's {@link decodeHeadsPerPart} query heads: each invocation scores one
+ * key for every head of the part (the key read once), each head's online softmax is kept by one
+ * invocation, and each invocation accumulates its output columns for every head. Writes each head's normalised output and log-sum-exp for the
  * block, or lse MASKED for an unused slot. Bindings: q, k (the cache's keys, as the group dot
  * products read them), v, selected, lengths, blockO (f32 `[batch, heads, topN, dv]`), blockLse (f32
  * `[batch, heads, topN]`).
  */
 export function decodeSelectedWgsl(c: DecodeKernelConfig): string {
-  const dots = { dtype: c.dtype, group: c.group, dim: c.d, keys: 'k' };
-  const G = c.group;
+  const G = decodeHeadsPerPart(c.group);
+  const dots = { dtype: c.dtype, group: G, dim: c.d, keys: 'k' };
   return `${header(c, [`read> q: array<${groupDotsElement(dots)}>`, `read> k: array<${groupDotsElement(dots)}>`, 'read> v: array<DTYPE>', 'read> selected: array<i32>', 'read> lengths: array<u32>', 'read_write> blockO: array<f32>', 'read_write> blockLse: array<f32>'])}
+// Heads per workgroup, and the group's parts.
 const G = ${G}u;
+const PARTS = ${c.group / G}u;
 // Each head's scores, then probabilities, for the keys of a chunk: [G][THREADS].
 var<workgroup> chunkP: array<f32, ${G * DECODE_THREADS}>;
 var<workgroup> headMax: array<f32, G>;
@@ -171,13 +205,13 @@ ${groupDotsWgsl(dots)}
 @compute @workgroup_size(${DECODE_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let w = workgroupIndex(wid, nwg);
-  if (w >= p.batch * p.kvHeads * TOPN) { return; }
-  // The (sequence, KV head) pair, the slot, and the group's first query row.
-  let pair = w / TOPN;
-  let slot = w % TOPN;
+  if (w >= p.batch * p.kvHeads * TOPN * PARTS) { return; }
+  // The (sequence, KV head) pair, the slot, and the part's first query row.
+  let pair = w / (TOPN * PARTS);
+  let slot = (w / PARTS) % TOPN;
   let b = pair / p.kvHeads;
   let g = pair % p.kvHeads;
-  let qRow = b * p.heads + g * G;
+  let qRow = b * p.heads + g * p.group + (w % PARTS) * G;
   let J = selected[pair * TOPN + slot];
   if (J < 0) {
     for (var h = li; h < G; h += THREADS) { blockLse[(qRow + h) * TOPN + slot] = ${MASKED}; }
