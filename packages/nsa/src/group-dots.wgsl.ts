@@ -15,6 +15,12 @@ export interface GroupDotsConfig {
 /** The binding the dot products read keys from: the compressed keys unless named otherwise. */
 export interface GroupDotsKeys {
   keys?: string;
+  /**
+   * Whether every load of the key is issued before the first product, the loop unrolled: one wait
+   * for memory per key instead of one per load, for kernels whose invocations have nothing else
+   * to overlap it with (decode).
+   */
+  unrolled?: boolean;
 }
 
 /** Elements per load: four where the head dim allows. */
@@ -39,6 +45,7 @@ export function groupDotsWgsl(c: GroupDotsConfig & GroupDotsKeys): string {
   const keys = c.keys ?? 'cmpK';
   const width = loadWidth(c);
   const loads = c.dim / width;
+  if (c.unrolled) return unrolledGroupDotsWgsl(c, keys, width, loads);
   return `fn groupDots(qRow: u32, kRow: u32) -> array<f32, ${c.group}> {
   var dots: array<f32, ${c.group}>;
   for (var e = 0u; e < ${loads}u; e++) {
@@ -47,6 +54,23 @@ export function groupDotsWgsl(c: GroupDotsConfig & GroupDotsKeys): string {
       let qe = q[(qRow + hh) * ${loads}u + e];
       dots[hh] += ${width === 4 ? 'dot(vec4f(qe), ke)' : 'f32(qe) * ke'};
     }
+  }
+  return dots;
+}`;
+}
+
+/** {@link groupDotsWgsl} with the key's loads issued first, then each head's sum in one expression. */
+function unrolledGroupDotsWgsl(c: GroupDotsConfig, keys: string, width: 1 | 4, loads: number): string {
+  const convert = width === 4 ? 'vec4f' : 'f32';
+  const steps = Array.from({ length: loads }, (_, e) => e);
+  const product = (e: number) =>
+    width === 4 ? `dot(vec4f(q[at + ${e}u]), k${e})` : `f32(q[at + ${e}u]) * k${e}`;
+  return `fn groupDots(qRow: u32, kRow: u32) -> array<f32, ${c.group}> {
+  var dots: array<f32, ${c.group}>;
+${steps.map((e) => `  let k${e} = ${convert}(${keys}[kRow * ${loads}u + ${e}u]);`).join('\n')}
+  for (var hh = 0u; hh < ${c.group}u; hh++) {
+    let at = (qRow + hh) * ${loads}u;
+    dots[hh] = ${steps.map(product).join(' + ')};
   }
   return dots;
 }`;

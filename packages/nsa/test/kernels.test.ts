@@ -93,11 +93,20 @@ describe('every NSA kernel compiles on the null backend, f32 and f16', () => {
         ['cache write', cacheWriteWgsl(dtype)],
         ['cache compress', cacheCompressWgsl(dtype)],
         ...([64, 128, 192] as const).flatMap((d): [string, string][] => {
-          const c = { dtype, d, dv: 128, group: 16, topN: 16, maxBlocks: 2048, geometry: REFERENCE_GEOMETRY };
+          const c = {
+            dtype,
+            d,
+            dv: 128,
+            group: 16,
+            topN: 16,
+            maxBlocks: 2048,
+            geometry: REFERENCE_GEOMETRY,
+            windowParts: 9,
+          };
           return [
             [`decode probabilities d=${d}`, decodeProbabilitiesWgsl(c)],
             [`decode select d=${d}`, decodeSelectWgsl(c)],
-            [`decode selected d=${d}`, decodeSelectedWgsl(c)],
+            [`decode selected and window d=${d}`, decodeSelectedWgsl(c)],
             [`decode combine d=${d}`, decodeCombineWgsl(c)],
           ];
         }),

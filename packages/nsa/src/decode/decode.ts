@@ -82,7 +82,9 @@ export async function nsaDecode(
     topN: config.topN,
     maxBlocks,
     geometry: config,
+    windowParts: Math.ceil((config.windowSize + 1) / DECODE_THREADS),
   };
+  const slots = config.topN + kernel.windowParts;
   const params = {
     layout: DECODE_PARAMS,
     values: {
@@ -109,8 +111,8 @@ export async function nsaDecode(
   const attention = { scale: config.scale, causal: true, ...(options.tier && { tier: options.tier }) };
   using lengthTensor = wordsTensor(gpu, Uint32Array.from(lengths));
   using probabilities = Tensor.empty(gpu, [batch, config.kvHeads, cache.cmpCapacity]);
-  using blockO = Tensor.empty(gpu, [rows, config.topN, config.vHeadDim]);
-  using blockLse = Tensor.empty(gpu, [rows, config.topN]);
+  using blockO = Tensor.empty(gpu, [rows, slots, config.vHeadDim]);
+  using blockLse = Tensor.empty(gpu, [rows, slots]);
   const selection = Tensor.empty(gpu, [batch, config.kvHeads, config.topN]);
   const o = Tensor.empty(gpu, [...heads, config.vHeadDim], q.dtype);
   try {
@@ -137,24 +139,16 @@ export async function nsaDecode(
       workgroups: batch * config.kvHeads,
     });
     await dispatch(gpu, {
-      label: 'nsa decode selected',
+      label: 'nsa decode selected and window',
       code: decodeSelectedWgsl(kernel),
       buffers: [q, cache.k, cache.v, selection, lengthTensor, blockO, blockLse],
       params,
-      workgroups: (rows * config.topN) / decodeHeadsPerPart(kernel.group),
+      workgroups: (rows * slots) / decodeHeadsPerPart(kernel.group),
     });
-    // Keys [t - windowSize, t] of each sequence's newest token t.
-    const window = await flashAttention(gpu, query, cache.k, cache.v, {
-      ...attention,
-      window: [config.windowSize, 0],
-      cacheSeqlens: lengths,
-    });
-    using oWin = window.o;
-    window.lse.dispose();
     await dispatch(gpu, {
       label: 'nsa decode combine',
       code: decodeCombineWgsl(kernel),
-      buffers: [blockO, blockLse, lengthTensor, g, oCmp, oWin, o],
+      buffers: [blockO, blockLse, lengthTensor, g, oCmp, o],
       params,
       workgroups: rows,
     });

@@ -1,16 +1,17 @@
 /**
  * The plain kernels of one NSA decode step (spec section 11) over an {@link NsaCache}'s keys: the
- * newest token of each sequence attends its prefix. The compressed and the window attention are
- * core's flash forward (decode.ts), which runs each KV head's query heads as one tile's rows and
- * splits the keys; around them, all plain (every tier), f32 arithmetic:
+ * newest token of each sequence attends its prefix. The compressed attention is core's flash
+ * forward (decode.ts), which runs each KV head's query heads as one tile's rows and splits the
+ * keys; around it, all plain (every tier), f32 arithmetic:
  * - the compressed probabilities, one invocation per (sequence, KV head, compressed block): the
  *   group's exp(s − lse) summed, from the compressed attention's lse;
  * - selection, one workgroup per (sequence, KV head): those probabilities spread over the
  *   selection blocks, then the forward's forced blocks and picks (shared WGSL);
- * - selected attention, one workgroup per (sequence, KV head, selected block) for the whole query
- *   group, each writing every head's normalised output and log-sum-exp over its block;
- * - the combine, one workgroup per (sequence, query head): the blocks merged by their log-sum-exps
- *   in slot order, then the gated sum of the three branches.
+ * - selected and window attention, one workgroup per (sequence, KV head, slot, part of the group),
+ *   a slot being a selected block or a part of the window, each writing its heads' normalised
+ *   outputs and log-sum-exps over the slot's keys;
+ * - the combine, one workgroup per (sequence, query head): each branch's slots merged by their
+ *   log-sum-exps in order, then the gated sum of the three branches.
  */
 import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { SIGMOID_WGSL } from '../combine/combine.wgsl.js';
@@ -46,10 +47,17 @@ export interface DecodeKernelConfig {
   topN: number;
   maxBlocks: number;
   geometry: BlockGeometry;
+  /** Parts of THREADS keys the window is cut into: ⌈(windowSize + 1) / THREADS⌉. */
+  windowParts: number;
 }
 
 /** Invocations per workgroup of the decode kernels; keys per chunk. */
 export const DECODE_THREADS = 64;
+
+/** Keys whose values the selected attention loads together, before using any. */
+const VALUE_BATCH = 8;
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /**
  * Query heads of a group that one workgroup of the selected attention, or one invocation of the
@@ -82,6 +90,8 @@ ${bindings.map((b, i) => `@group(0) @binding(${i}) var<storage, ${b.replaceAll('
 const D = ${c.d}u;
 const DV = ${c.dv}u;
 const TOPN = ${c.topN}u;
+// A row's attention parts: its selected blocks, then its window's parts of THREADS keys.
+const SLOTS = ${c.topN + c.windowParts}u;
 const THREADS = ${DECODE_THREADS}u;
 const COLUMNS = ${Math.ceil(c.dv / DECODE_THREADS)}u;
 
@@ -107,7 +117,7 @@ fn compressedBlocks(b: u32) -> i32 {
 export function decodeProbabilitiesWgsl(c: DecodeKernelConfig): string {
   const H = decodeHeadsPerPart(c.group);
   const parts = c.group / H;
-  const dots = { dtype: c.dtype, group: H, dim: c.d };
+  const dots = { dtype: c.dtype, group: H, dim: c.d, unrolled: true };
   return `${header(c, [`read> q: array<${groupDotsElement(dots)}>`, `read> cmpK: array<${groupDotsElement(dots)}>`, 'read> lse: array<f32>', 'read> lengths: array<u32>', 'read_write> probabilities: array<f32>'])}
 const PARTS = ${parts}u;
 const H = ${H}u;
@@ -179,17 +189,18 @@ ${selectTopNWgsl({ subgroups: false })}
 }
 
 /**
- * Selected attention, one workgroup per (sequence, KV head, slot, part of the group) over the block
- * in that slot, for the part's {@link decodeHeadsPerPart} query heads: each invocation scores one
- * key for every head of the part (the key read once), each head's online softmax is kept by one
- * invocation, and each invocation accumulates its output columns for every head. Writes each head's normalised output and log-sum-exp for the
- * block, or lse MASKED for an unused slot. Bindings: q, k (the cache's keys, as the group dot
- * products read them), v, selected, lengths, blockO (f32 `[batch, heads, topN, dv]`), blockLse (f32
- * `[batch, heads, topN]`).
+ * Selected and window attention, one workgroup per (sequence, KV head, slot, part of the group)
+ * over the slot's keys (a selected block, or a part of THREADS keys of the window), for the part's
+ * {@link decodeHeadsPerPart} query heads: each invocation scores one key for every head of the
+ * part (the key read once), each head's online softmax is kept by one invocation, and each
+ * invocation accumulates its output columns for every head. Writes each head's normalised output
+ * and log-sum-exp over the slot, or lse MASKED for an unused slot. Bindings: q, k (the cache's
+ * keys, as the group dot products read them), v, selected, lengths, blockO (f32
+ * `[batch, heads, slots, dv]`), blockLse (f32 `[batch, heads, slots]`).
  */
 export function decodeSelectedWgsl(c: DecodeKernelConfig): string {
   const G = decodeHeadsPerPart(c.group);
-  const dots = { dtype: c.dtype, group: G, dim: c.d, keys: 'k' };
+  const dots = { dtype: c.dtype, group: G, dim: c.d, keys: 'k', unrolled: true };
   return `${header(c, [`read> q: array<${groupDotsElement(dots)}>`, `read> k: array<${groupDotsElement(dots)}>`, 'read> v: array<DTYPE>', 'read> selected: array<i32>', 'read> lengths: array<u32>', 'read_write> blockO: array<f32>', 'read_write> blockLse: array<f32>'])}
 // Heads per workgroup, and the group's parts.
 const G = ${G}u;
@@ -205,37 +216,47 @@ ${groupDotsWgsl(dots)}
 @compute @workgroup_size(${DECODE_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let w = workgroupIndex(wid, nwg);
-  if (w >= p.batch * p.kvHeads * TOPN * PARTS) { return; }
+  if (w >= p.batch * p.kvHeads * SLOTS * PARTS) { return; }
   // The (sequence, KV head) pair, the slot, and the part's first query row.
-  let pair = w / (TOPN * PARTS);
-  let slot = (w / PARTS) % TOPN;
+  let pair = w / (SLOTS * PARTS);
+  let slot = (w / PARTS) % SLOTS;
   let b = pair / p.kvHeads;
   let g = pair % p.kvHeads;
   let qRow = b * p.heads + g * p.group + (w % PARTS) * G;
-  let J = selected[pair * TOPN + slot];
-  if (J < 0) {
-    for (var h = li; h < G; h += THREADS) { blockLse[(qRow + h) * TOPN + slot] = ${MASKED}; }
+  let pos = position(b);
+  // The slot's keys [first, last]: a selected block, or a part of the window [pos - windowSize, pos].
+  var first = max(0, pos - p.windowSize) + i32(slot - TOPN) * i32(THREADS);
+  var last = min(first + i32(THREADS) - 1, pos);
+  if (slot < TOPN) {
+    let J = selected[pair * TOPN + slot];
+    first = select(pos + 1, J * p.blockSize, J >= 0);
+    last = min(first + p.blockSize - 1, pos);
+  }
+  if (first > last) {
+    for (var h = li; h < G; h += THREADS) { blockLse[(qRow + h) * SLOTS + slot] = ${MASKED}; }
     return;
   }
   for (var h = li; h < G; h += THREADS) { headMax[h] = ${MASKED}; headSum[h] = 0.0; }
   var acc: array<f32, ${G * Math.ceil(c.dv / DECODE_THREADS)}>;
   workgroupBarrier();
-  let first = J * p.blockSize;
-  let last = min(first + p.blockSize - 1, position(b));
   for (var k0 = first; k0 <= last; k0 += i32(THREADS)) {
     let count = min(i32(THREADS), last - k0 + 1);
+    // Keys past the block's end score MASKED, so that their probability is 0.
+    var scores: array<f32, G>;
+    for (var h = 0u; h < G; h++) { scores[h] = ${MASKED}; }
     if (i32(li) < count) {
-      let scores = groupDots(qRow, (b * p.capacity + u32(k0) + li) * p.kvHeads + g);
-      for (var h = 0u; h < G; h++) { chunkP[h * THREADS + li] = scores[h] * p.scale; }
+      scores = groupDots(qRow, (b * p.capacity + u32(k0) + li) * p.kvHeads + g);
+      for (var h = 0u; h < G; h++) { scores[h] *= p.scale; }
     }
+    for (var h = 0u; h < G; h++) { chunkP[h * THREADS + li] = scores[h]; }
     workgroupBarrier();
     for (var h = li; h < G; h += THREADS) {
       var m = headMax[h];
-      for (var j = 0; j < count; j++) { m = max(m, chunkP[h * THREADS + u32(j)]); }
+      for (var j = 0u; j < THREADS; j++) { m = max(m, chunkP[h * THREADS + j]); }
       var sum = 0.0;
-      for (var j = 0; j < count; j++) {
-        let prob = exp(chunkP[h * THREADS + u32(j)] - m);
-        chunkP[h * THREADS + u32(j)] = prob;
+      for (var j = 0u; j < THREADS; j++) {
+        let prob = select(0.0, exp(chunkP[h * THREADS + j] - m), chunkP[h * THREADS + j] > ${MASKED});
+        chunkP[h * THREADS + j] = prob;
         sum += prob;
       }
       headRescale[h] = exp(headMax[h] - m);
@@ -247,9 +268,21 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
       let e = li + THREADS * c;
       if (e < DV) {
         for (var h = 0u; h < G; h++) { acc[h * COLUMNS + c] *= headRescale[h]; }
-        for (var j = 0; j < count; j++) {
-          let x = f32(v[((b * p.capacity + u32(k0 + j)) * p.kvHeads + g) * DV + e]);
-          for (var h = 0u; h < G; h++) { acc[h * COLUMNS + c] += chunkP[h * THREADS + u32(j)] * x; }
+        // ${VALUE_BATCH} keys' values loaded before any is used; a key past the block's end reads
+        // the last one and weighs 0.
+        for (var j0 = 0; j0 < count; j0 += ${VALUE_BATCH}) {
+${range(VALUE_BATCH)
+  .map(
+    (j) =>
+      `          let x${j} = f32(v[((b * p.capacity + u32(k0 + min(j0 + ${j}, count - 1))) * p.kvHeads + g) * DV + e]);`,
+  )
+  .join('\n')}
+          for (var h = 0u; h < G; h++) {
+            let at = h * THREADS + u32(j0);
+            acc[h * COLUMNS + c] += ${range(VALUE_BATCH)
+              .map((j) => `chunkP[at + ${j}u] * x${j}`)
+              .join(' + ')};
+          }
         }
       }
     }
@@ -258,46 +291,64 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   for (var c = 0u; c < COLUMNS; c++) {
     let e = li + THREADS * c;
     if (e < DV) {
-      for (var h = 0u; h < G; h++) { blockO[((qRow + h) * TOPN + slot) * DV + e] = acc[h * COLUMNS + c] / headSum[h]; }
+      for (var h = 0u; h < G; h++) { blockO[((qRow + h) * SLOTS + slot) * DV + e] = acc[h * COLUMNS + c] / headSum[h]; }
     }
   }
-  for (var h = li; h < G; h += THREADS) { blockLse[(qRow + h) * TOPN + slot] = headMax[h] + log(headSum[h]); }
+  for (var h = li; h < G; h += THREADS) { blockLse[(qRow + h) * SLOTS + slot] = headMax[h] + log(headSum[h]); }
 }
 `;
 }
 
 /**
- * The selected blocks merged by their log-sum-exps in slot order, and the gated sum of the three
- * branches. Bindings: blockO, blockLse, gate, oCmp, oWin, o `[batch, heads, dv]`.
+ * Each row's selected blocks and window parts merged by their log-sum-exps, each branch in slot
+ * order, and the gated sum of the three branches. Bindings: blockO, blockLse, lengths, gate, oCmp,
+ * o `[batch, heads, dv]`.
  */
 export function decodeCombineWgsl(c: DecodeKernelConfig): string {
-  return `${header(c, ['read> blockO: array<f32>', 'read> blockLse: array<f32>', 'read> lengths: array<u32>', 'read> gate: array<DTYPE>', 'read> oCmp: array<DTYPE>', 'read> oWin: array<DTYPE>', 'read_write> o: array<DTYPE>'])}
+  return `${header(c, ['read> blockO: array<f32>', 'read> blockLse: array<f32>', 'read> lengths: array<u32>', 'read> gate: array<DTYPE>', 'read> oCmp: array<DTYPE>', 'read_write> o: array<DTYPE>'])}
 
 ${SIGMOID_WGSL}
+
+// The max over the slots [lo, hi) of a row's parts, and the parts' weights' sum against it.
+fn partsMax(row: u32, lo: u32, hi: u32) -> f32 {
+  var m = ${MASKED};
+  for (var s = lo; s < hi; s++) { m = max(m, blockLse[row * SLOTS + s]); }
+  return m;
+}
+fn partsTotal(row: u32, lo: u32, hi: u32, m: f32) -> f32 {
+  var total = 0.0;
+  for (var s = lo; s < hi; s++) {
+    let x = blockLse[row * SLOTS + s];
+    total += select(0.0, exp(x - m), x > ${MASKED});
+  }
+  return total;
+}
+// Column e of the merged output of the slots [lo, hi), unnormalised.
+fn partsColumn(row: u32, lo: u32, hi: u32, m: f32, e: u32) -> f32 {
+  var sum = 0.0;
+  for (var s = lo; s < hi; s++) {
+    let x = blockLse[row * SLOTS + s];
+    if (x > ${MASKED}) { sum += exp(x - m) * blockO[(row * SLOTS + s) * DV + e]; }
+  }
+  return sum;
+}
 
 @compute @workgroup_size(${DECODE_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   _ = &lengths;
   let row = workgroupIndex(wid, nwg);
   if (row >= p.batch * p.heads) { return; }
-  var m = ${MASKED};
-  for (var s = 0u; s < TOPN; s++) { m = max(m, blockLse[row * TOPN + s]); }
-  var total = 0.0;
-  for (var s = 0u; s < TOPN; s++) {
-    let x = blockLse[row * TOPN + s];
-    total += select(0.0, exp(x - m), x > ${MASKED});
-  }
-  let inv = select(0.0, 1.0 / total, total > 0.0);
+  let mSel = partsMax(row, 0u, TOPN);
+  let mWin = partsMax(row, TOPN, SLOTS);
+  let totalSel = partsTotal(row, 0u, TOPN, mSel);
+  let totalWin = partsTotal(row, TOPN, SLOTS, mWin);
   let gc = sigmoid(f32(gate[row * 3u]));
-  let gs = sigmoid(f32(gate[row * 3u + 1u]));
-  let gw = sigmoid(f32(gate[row * 3u + 2u]));
+  let gs = sigmoid(f32(gate[row * 3u + 1u])) * select(0.0, 1.0 / totalSel, totalSel > 0.0);
+  let gw = sigmoid(f32(gate[row * 3u + 2u])) * select(0.0, 1.0 / totalWin, totalWin > 0.0);
   for (var e = li; e < DV; e += THREADS) {
-    var selected = 0.0;
-    for (var s = 0u; s < TOPN; s++) {
-      let x = blockLse[row * TOPN + s];
-      if (x > ${MASKED}) { selected += exp(x - m) * blockO[(row * TOPN + s) * DV + e]; }
-    }
-    o[row * DV + e] = ${c.dtype}(gc * f32(oCmp[row * DV + e]) + gs * selected * inv + gw * f32(oWin[row * DV + e]));
+    let selected = partsColumn(row, 0u, TOPN, mSel, e);
+    let window = partsColumn(row, TOPN, SLOTS, mWin, e);
+    o[row * DV + e] = ${c.dtype}(gc * f32(oCmp[row * DV + e]) + gs * selected + gw * window);
   }
 }
 `;
