@@ -117,7 +117,9 @@ fn compressedBlocks(b: u32) -> i32 {
 export function decodeProbabilitiesWgsl(c: DecodeKernelConfig): string {
   const H = decodeHeadsPerPart(c.group);
   const parts = c.group / H;
-  const dots = { dtype: c.dtype, group: H, dim: c.d, unrolled: true };
+  // The dot products' loads issued one at a time: at batch 8 on the H200 the unrolled form took
+  // 35 / 110 us at 16,384 / 65,536 cached tokens against 30 / 93.
+  const dots = { dtype: c.dtype, group: H, dim: c.d };
   return `${header(c, [`read> q: array<${groupDotsElement(dots)}>`, `read> cmpK: array<${groupDotsElement(dots)}>`, 'read> lse: array<f32>', 'read> lengths: array<u32>', 'read_write> probabilities: array<f32>'])}
 const PARTS = ${parts}u;
 const H = ${H}u;
