@@ -204,9 +204,9 @@ describe('a dense cache with per-sequence lengths (cacheSeqlens) on SwiftShader'
   /** Random rows, NaN past each sequence's length: a kernel that reads them poisons its output. */
   const cacheRows = (width: number, seed: number) => {
     const x = randn(batch * capacity * hkv * width, seed);
-    lengths.forEach((len, b) =>
-      x.fill(Number.NaN, (b * capacity + len) * hkv * width, (b + 1) * capacity * hkv * width),
-    );
+    lengths.forEach((len, b) => {
+      x.fill(Number.NaN, (b * capacity + len) * hkv * width, (b + 1) * capacity * hkv * width);
+    });
     return x;
   };
   /** The first `lengths[b]` rows of each sequence, packed. */
