@@ -1,22 +1,19 @@
-import {
-  attentionBackward,
-  attentionForward,
-  attentionVarlen,
-  attentionVarlenBackward,
-  compare,
-  randn,
-  toleranceFor,
-} from '@webattn/reference';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attentionVarlen, attentionVarlenBackward, randn } from '@webattn/reference';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { groupedDecodeProblem, groupPermuteWgsl, isGroupedDecode } from '../src/flash/decode-groups.js';
 import { flashProblem } from '../src/flash/problem.js';
-import { flashAttention, flashAttentionBackward, type Gpu, Tensor, type Tier } from '../src/index.js';
+import {
+  FLASH_SPLIT_KV,
+  flashAttention,
+  flashAttentionBackward,
+  type Gpu,
+  planKeySplits,
+  type SplitKvSettings,
+  Tensor,
+  type Tier,
+} from '../src/index.js';
 import { nullGpu, testGpu } from '../src/testing.js';
-
-const expectClose = (label: string, want: Float32Array, got: Float32Array, magnitude = 1) => {
-  const result = compare(want, got, toleranceFor('f32', magnitude));
-  expect(result.ok, `${label}: ${JSON.stringify(result)}`).toBe(true);
-};
+import { checkDenseCase, type DenseCase, expectClose } from './dense-cases.js';
 
 describe('grouped decode: which problems take it', () => {
   let gpu: Gpu;
@@ -69,97 +66,64 @@ describe('grouped decode: which problems take it', () => {
 
 describe('grouped decode on SwiftShader against the reference', () => {
   let gpu: Gpu;
+  const defaults: SplitKvSettings = { ...FLASH_SPLIT_KV };
   beforeAll(async () => {
     gpu = await testGpu();
   });
   afterAll(() => gpu.destroy());
+  afterEach(() => Object.assign(FLASH_SPLIT_KV, defaults));
 
   // GQA 4 and 16, with and without the causal flag, windows short of the first key and reaching
   // it, and enough keys (700) that the grouped launch also splits over its keys.
-  const CASES: {
-    name: string;
-    b: number;
-    nk: number;
-    hq: number;
-    hkv: number;
-    d: number;
-    dv: number;
-    options: { causal?: boolean; window?: [number, number] };
-    tier: Tier;
-  }[] = [
+  const CASES: (DenseCase & { tier: Tier })[] = [
     {
       name: 'GQA 4, causal',
       b: 3,
+      n: 1,
       nk: 77,
       hq: 8,
       hkv: 2,
       d: 64,
       dv: 32,
-      options: { causal: true },
+      causal: true,
       tier: 'portable',
     },
-    {
-      name: 'GQA 16, not causal',
-      b: 2,
-      nk: 40,
-      hq: 16,
-      hkv: 1,
-      d: 32,
-      dv: 32,
-      options: {},
-      tier: 'subgroups',
-    },
+    { name: 'GQA 16, not causal', b: 2, n: 1, nk: 40, hq: 16, hkv: 1, d: 32, dv: 32, tier: 'subgroups' },
     {
       name: 'GQA 4, window [20, 0] short of the first key',
       b: 2,
+      n: 1,
       nk: 90,
       hq: 8,
       hkv: 2,
       d: 32,
       dv: 32,
-      options: { window: [20, 0] },
+      window: [20, 0],
       tier: 'portable',
     },
     {
       name: 'GQA 4, window reaching the first key, split over 700 keys',
       b: 2,
+      n: 1,
       nk: 700,
       hq: 4,
       hkv: 1,
       d: 64,
       dv: 64,
-      options: { window: [800, 0] },
+      window: [800, 0],
       tier: 'subgroups',
     },
   ];
 
   for (const c of CASES) {
     it(`${c.name} [${c.tier}]: o, lse, and the backward from them`, async () => {
-      using q = Tensor.from(gpu, randn(c.b * c.hq * c.d, 31), [c.b, 1, c.hq, c.d]);
-      using k = Tensor.from(gpu, randn(c.b * c.nk * c.hkv * c.d, 32), [c.b, c.nk, c.hkv, c.d]);
-      using v = Tensor.from(gpu, randn(c.b * c.nk * c.hkv * c.dv, 33), [c.b, c.nk, c.hkv, c.dv]);
-      using dO = Tensor.from(gpu, randn(c.b * c.hq * c.dv, 34), [c.b, 1, c.hq, c.dv]);
-      expect(isGroupedDecode(flashProblem(q, k, v, c.options))).toBe(true);
-      const { o, lse, ctx } = await flashAttention(gpu, q, k, v, { ...c.options, tier: c.tier });
-      using _o = o;
-      using _lse = lse;
-      const [qa, ka, va, da] = await Promise.all([q.read(), k.read(), v.read(), dO.read()]);
-      const shape = { batch: c.b, n: 1, nk: c.nk, hq: c.hq, hkv: c.hkv, d: c.d, dv: c.dv, ...c.options };
-      const ref = attentionForward(qa, ka, va, shape);
-      expectClose('o', ref.o, await o.read());
-      expectClose('lse', ref.lse, await lse.read());
-      const grads = await flashAttentionBackward(ctx, dO);
-      using dq = grads.dq;
-      using dk = grads.dk;
-      using dv = grads.dv;
-      const refGrads = attentionBackward(qa, ka, va, ref.o, ref.lse, da, shape);
-      expectClose('dq', refGrads.dq, await dq.read(), 4);
-      expectClose('dk', refGrads.dk, await dk.read(), 4);
-      expectClose('dv', refGrads.dv, await dv.read(), 4);
+      const run = await checkDenseCase(gpu, c, c.tier, { seed: 31 });
+      expect(isGroupedDecode(run.problem)).toBe(true);
     });
   }
 
-  it('packed sequences of 1..300 keys, one with none, GQA 8', async () => {
+  it('packed sequences of 1..300 keys, one with none, GQA 8, split in parts of 16', async () => {
+    Object.assign(FLASH_SPLIT_KV, { minSplitKeys: 16, keyAlign: 16 });
     const kLens = [1, 300, 0, 45];
     const cuK = [0, ...kLens.map((_, i) => kLens.slice(0, i + 1).reduce((a, b) => a + b, 0))];
     const cuQ = kLens.map((_, i) => i).concat(kLens.length);
@@ -188,6 +152,7 @@ describe('grouped decode on SwiftShader against the reference', () => {
     // The sequence with no keys: o = 0 and lse = -inf for every head.
     for (let h = 0; h < hq; h++) expect(glse[h * totalQ + 2]).toBe(Number.NEGATIVE_INFINITY);
     expect(go.subarray(2 * hq * dv, 3 * hq * dv).every((x) => x === 0)).toBe(true);
+    expect(planKeySplits(groupedDecodeProblem(flashProblem(q, k, v, options)), 32).splits).toBeGreaterThan(1);
   });
 });
 

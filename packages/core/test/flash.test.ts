@@ -3,9 +3,7 @@ import {
   attentionForward,
   attentionVarlen,
   attentionVarlenBackward,
-  compare,
   randn,
-  toleranceFor,
 } from '@webattn/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { matrixDkDvSharedBytes } from '../src/flash/backward-matrix.wgsl.js';
@@ -43,20 +41,7 @@ import {
   type Tier,
 } from '../src/index.js';
 import { nullGpu, nullMatrixGpu, testGpu } from '../src/testing.js';
-
-interface DenseCase {
-  name: string;
-  b: number;
-  n: number;
-  nk: number;
-  hq: number;
-  hkv: number;
-  d: number;
-  dv: number;
-  causal?: boolean;
-  window?: [number, number];
-  scale?: number;
-}
+import { checkDenseCase, type DenseCase, expectClose } from './dense-cases.js';
 
 // The edges: a single token; lengths off every tile size; more keys than queries (bottom-right
 // alignment) and fewer (rows that see nothing); windows inside and beyond the sequence; GQA groups
@@ -112,26 +97,6 @@ const CASES: DenseCase[] = [
   { name: 'd=192 dv=128, custom scale', b: 1, n: 33, nk: 47, hq: 2, hkv: 1, d: 192, dv: 128, scale: 0.3 },
 ];
 
-function referenceOptions(c: DenseCase) {
-  return {
-    batch: c.b,
-    n: c.n,
-    nk: c.nk,
-    hq: c.hq,
-    hkv: c.hkv,
-    d: c.d,
-    dv: c.dv,
-    ...(c.scale !== undefined && { scale: c.scale }),
-    ...(c.causal !== undefined && { causal: c.causal }),
-    ...(c.window !== undefined && { window: c.window }),
-  };
-}
-
-function expectClose(label: string, expected: Float32Array, actual: Float32Array, magnitude = 1) {
-  const result = compare(expected, actual, toleranceFor('f32', magnitude));
-  expect(result.ok, `${label}: ${JSON.stringify(result)}`).toBe(true);
-}
-
 describe('flash attention on SwiftShader against the reference', () => {
   let gpu: Gpu;
   beforeAll(async () => {
@@ -144,43 +109,7 @@ describe('flash attention on SwiftShader against the reference', () => {
       c.name === 'n=1' || c.name.startsWith('causal GQA') ? ['portable', 'subgroups'] : ['portable'];
     for (const tier of tiers) {
       it(`${c.name} [${tier}]: o, lse, dq, dk, dv`, async () => {
-        const q = randn(c.b * c.n * c.hq * c.d, 1);
-        const k = randn(c.b * c.nk * c.hkv * c.d, 2);
-        const v = randn(c.b * c.nk * c.hkv * c.dv, 3);
-        const dO = randn(c.b * c.n * c.hq * c.dv, 4);
-        using tq = Tensor.from(gpu, q, [c.b, c.n, c.hq, c.d]);
-        using tk = Tensor.from(gpu, k, [c.b, c.nk, c.hkv, c.d]);
-        using tv = Tensor.from(gpu, v, [c.b, c.nk, c.hkv, c.dv]);
-        using tdo = Tensor.from(gpu, dO, [c.b, c.n, c.hq, c.dv]);
-        const { o, lse, ctx } = await flashAttention(gpu, tq, tk, tv, {
-          tier,
-          ...(c.scale !== undefined && { scale: c.scale }),
-          ...(c.causal !== undefined && { causal: c.causal }),
-          ...(c.window !== undefined && { window: c.window }),
-        });
-        using _o = o;
-        using _lse = lse;
-        expect(o.shape).toEqual([c.b, c.n, c.hq, c.dv]);
-        expect(lse.shape).toEqual([c.b, c.hq, c.n]);
-        const ref = attentionForward(q, k, v, referenceOptions(c));
-        const [go, glse] = [await o.read(), await lse.read()];
-        expectClose('o', ref.o, go);
-        expectClose('lse', ref.lse, glse);
-        const grads = await flashAttentionBackward(ctx, tdo);
-        using dq = grads.dq;
-        using dk = grads.dk;
-        using dv = grads.dv;
-        const refGrads = attentionBackward(q, k, v, ref.o, ref.lse, dO, referenceOptions(c));
-        // Gradients sum over many keys and heads: compare relative to their size.
-        expectClose('dq', refGrads.dq, await dq.read(), 4);
-        expectClose('dk', refGrads.dk, await dk.read(), 4);
-        expectClose('dv', refGrads.dv, await dv.read(), 4);
-        if (c.nk < c.n && c.causal) {
-          // Rows before the aligned diagonal reaches key 0 see nothing: o = 0 and lse = -inf, never NaN.
-          const blind = c.n - c.nk;
-          for (let i = 0; i < blind; i++) expect(glse[i]).toBe(Number.NEGATIVE_INFINITY);
-          expect(go.subarray(0, blind * c.hq * c.dv).every((x) => x === 0)).toBe(true);
-        }
+        await checkDenseCase(gpu, c, tier);
       });
     }
   }
