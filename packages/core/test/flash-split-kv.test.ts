@@ -55,6 +55,14 @@ describe('split-KV planning', () => {
     expect(planKeySplits(p, 32)).toEqual({ splits: 2, splitKeys: 320 });
   });
 
+  it("splits no further than the parts' outputs fit one binding", () => {
+    const p = problemOf(gpu, { b: 1, n: 1, nk: 16384, hq: 8, hkv: 8, d: 64 });
+    const limits = (parts: number) => ({ outputBytes: 1000, maxBindingBytes: parts * 1000 + 999 });
+    expect(planKeySplits(p, 32, FLASH_SPLIT_KV, limits(5)).splits).toBe(5);
+    expect(planKeySplits(p, 32, FLASH_SPLIT_KV, limits(1))).toEqual(UNSPLIT);
+    expect(planKeySplits(p, 32).splits).toBe(DEFAULTS.maxSplits);
+  });
+
   it('caps the parts at maxSplits', () => {
     const p = problemOf(gpu, { b: 1, n: 1, nk: 1 << 19, hq: 1, hkv: 1, d: 16 });
     const plan = planKeySplits(p, 32);

@@ -52,7 +52,7 @@ import {
   launchMeta,
   type ProblemOptions,
 } from './problem.js';
-import { combineSplits, planKeySplits, splitOutputs, splitParams } from './split-kv.js';
+import { combineSplits, FLASH_SPLIT_KV, planKeySplits, splitOutputs, splitParams } from './split-kv.js';
 
 /** Options of {@link flashAttention}. */
 export interface FlashAttentionOptions extends ProblemOptions {
@@ -450,7 +450,10 @@ async function launchForward(
   const rows = flashForwardRows(variant);
   const meta = launchMeta(problem, rows, 'q');
   if (meta.tiles === 0) return;
-  const split = planKeySplits(problem, rows);
+  const split = planKeySplits(problem, rows, FLASH_SPLIT_KV, {
+    outputBytes: t.o.byteLength,
+    maxBindingBytes: gpu.caps.limits.maxStorageBufferBindingSize,
+  });
   // Released to the pool when this returns; the queued pass is ordered before any reuse.
   using metaBuffer = metaTensor(gpu, meta);
   // A split launch's parts write their own outputs, merged into o and lse after.

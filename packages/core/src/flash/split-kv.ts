@@ -45,12 +45,14 @@ export const UNSPLIT: KeySplits = { splits: 1, splitKeys: 0 };
 /**
  * The split of a forward launch over `rows`-row query tiles: none when the launch has enough work
  * items or its longest key range is too short, else as many parts as bring the work items up to
- * the target, within the settings' bounds.
+ * the target, within the settings' bounds and so that the parts' outputs, `outputBytes` each (o's
+ * size), fit one binding of `maxBindingBytes`.
  */
 export function planKeySplits(
   p: FlashProblem,
   rows: number,
   settings: SplitKvSettings = FLASH_SPLIT_KV,
+  binding: { outputBytes: number; maxBindingBytes: number } = { outputBytes: 0, maxBindingBytes: 1 },
 ): KeySplits {
   const tiles = p.sequences.reduce((sum, s) => sum + Math.ceil(s.qLen / rows), 0);
   const items = tiles * p.hq;
@@ -65,6 +67,7 @@ export function planKeySplits(
     settings.maxSplits,
     Math.ceil(settings.targetWorkgroups / items),
     Math.floor(longest / settings.minSplitKeys),
+    binding.outputBytes > 0 ? Math.floor(binding.maxBindingBytes / binding.outputBytes) : Infinity,
   );
   if (wanted < 2) return UNSPLIT;
   const align = settings.keyAlign;
