@@ -1,7 +1,9 @@
 /**
  * Dense FlashAttention-2 (causal, sliding window, GQA, bottom-right alignment, packed variable-length
- * batches), forward and backward. The kernels never materialise the n x n scores; the backward
- * recomputes probabilities from the saved log-sum-exp.
+ * batches, a dense KV cache read to each sequence's length), forward and backward. The kernels
+ * never materialise the n x n scores; the backward recomputes probabilities from the saved
+ * log-sum-exp. A GQA decode runs with the group's heads as one tile's rows (decode-groups.ts), and
+ * a launch of few work items splits its keys over more workgroups (split-kv.ts).
  */
 import type { Capabilities, SubgroupMatrixConfig, Tier } from '../capabilities.js';
 import { dispatch } from '../dispatch.js';
