@@ -127,6 +127,15 @@ fn queryRange(sp: Span, first: i32, last: i32) -> vec2<i32> {
 }`;
 
 /**
+ * WGSL of `lseIndex(t, h, hq, headStride)`: where the lse of query token t (counted over the call's
+ * packed queries) and head h sits, in a dense `[b, hq, n]` layout (headStride n) or a packed
+ * `[hq, totalQ]` one (headStride totalQ): `(t / S)·hq·S + h·S + t mod S`.
+ */
+export const LSE_INDEX_WGSL = `fn lseIndex(t: u32, h: u32, hq: u32, headStride: u32) -> u32 {
+  return (t / headStride) * hq * headStride + h * headStride + t % headStride;
+}`;
+
+/**
  * The score of a masked key. Finite on purpose: WGSL lets implementations assume no infinities in
  * arithmetic, so -inf only ever passes through (the lse of a row with no key, from `p.negInf`).
  */

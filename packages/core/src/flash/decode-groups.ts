@@ -14,7 +14,8 @@ import type { Gpu } from '../gpu.js';
 import { type ParamLayout, paramsStruct } from '../params.js';
 import type { Tensor } from '../tensor.js';
 import { enables } from '../wgsl.js';
-import type { FlashProblem } from './problem.js';
+import { LSE_INDEX_WGSL } from './common.wgsl.js';
+import { type FlashProblem, hasKeyBlocks } from './problem.js';
 
 /** Invocations per workgroup of the permutations. */
 const WORKGROUP = 256;
@@ -29,7 +30,7 @@ export const FLASH_DECODE_GROUPS: { enabled: boolean } = { enabled: true };
 export function isGroupedDecode(p: FlashProblem): boolean {
   if (!FLASH_DECODE_GROUPS.enabled) return false;
   if (p.hq === p.hkv || p.sequences.length === 0) return false;
-  if (p.keyBlocks.size !== 1 || p.keyBlocks.stride !== 1) return false;
+  if (hasKeyBlocks(p)) return false;
   return p.sequences.every((s) => s.qLen === 1);
 }
 
@@ -73,9 +74,8 @@ const GROUP_PARAMS: ParamLayout = [
   ['hkv', 'u32'],
   /** Query heads per KV head. */
   ['group', 'u32'],
-  /** The original lse's layout: entry of (sequence b, head h) at b · lseBatch + h · lseHead. */
-  ['lseBatch', 'u32'],
-  ['lseHead', 'u32'],
+  /** The original lse's head stride (common.wgsl.ts, lseIndex). */
+  ['lseHeadStride', 'u32'],
 ];
 
 /**
@@ -100,6 +100,8 @@ ${lse}
 
 ${WORKGROUP_INDEX_WGSL}
 
+${LSE_INDEX_WGSL}
+
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let id = workgroupIndex(wid, nwg) * ${WORKGROUP}u + li;
@@ -114,24 +116,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let original = row;
   let grouped = (b * p.group + g) * p.hkv + k;
   dst[${to} * ${c.width}u + col] = src[${from} * ${c.width}u + col];
-  ${c.toGrouped ? '' : `if (col == 0u) { lse[b * p.lseBatch + (k * p.group + g) * p.lseHead] = groupedLse[k * p.batch * p.group + b * p.group + g]; }`}
+  // Sequence b's one query is token b of the original problem, token b·G + g of the grouped one.
+  ${c.toGrouped ? '' : 'if (col == 0u) { lse[lseIndex(b, k * p.group + g, hq, p.lseHeadStride)] = groupedLse[lseIndex(b * p.group + g, k, p.hkv, p.batch * p.group)]; }'}
 }
 `;
 }
 
 function groupParams(p: FlashProblem) {
-  const first = p.sequences[0]!;
-  // Dense lse [b, hq, 1] puts sequence b at b·hq; packed [hq, B] at b.
-  const lseBatch = p.sequences.length > 1 ? p.sequences[1]!.lseBase - first.lseBase : 0;
   return {
     layout: GROUP_PARAMS,
-    values: {
-      batch: p.sequences.length,
-      hkv: p.hkv,
-      group: p.hq / p.hkv,
-      lseBatch,
-      lseHead: p.lseHeadStride,
-    },
+    values: { batch: p.sequences.length, hkv: p.hkv, group: p.hq / p.hkv, lseHeadStride: p.lseHeadStride },
   };
 }
 

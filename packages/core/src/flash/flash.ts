@@ -50,11 +50,19 @@ import { matrixShape } from './matrix-kernel.js';
 import {
   type FlashProblem,
   flashProblem,
+  hasKeyBlocks,
   type LaunchMeta,
   launchMeta,
   type ProblemOptions,
 } from './problem.js';
-import { combineSplits, FLASH_SPLIT_KV, planKeySplits, splitOutputs, splitParams } from './split-kv.js';
+import {
+  combineSplits,
+  FLASH_SPLIT_KV,
+  planKeySplits,
+  splitOutputs,
+  splitParams,
+  UNSPLIT_PARAMS,
+} from './split-kv.js';
 
 /** Options of {@link flashAttention}. */
 export interface FlashAttentionOptions extends ProblemOptions {
@@ -351,7 +359,7 @@ function metaTensor(gpu: Gpu, meta: LaunchMeta): Tensor {
   ]);
 }
 
-function paramsFor(p: FlashProblem, meta: LaunchMeta, statsDelta = 0, split = NO_SPLIT_PARAMS) {
+function paramsFor(p: FlashProblem, meta: LaunchMeta, statsDelta = 0, split = UNSPLIT_PARAMS) {
   return {
     layout: FLASH_PARAMS,
     values: {
@@ -373,9 +381,6 @@ function paramsFor(p: FlashProblem, meta: LaunchMeta, statsDelta = 0, split = NO
   };
 }
 
-/** The split-KV parameters of every launch that does not split (all but the split forward's). */
-const NO_SPLIT_PARAMS = { splits: 1, splitKeys: 0, splitRows: 0, lseSplit: 0 };
-
 function checkFits(gpu: Gpu, what: string, elements: number, bytesPer: number): void {
   const bytes = elements * bytesPer;
   const limit = gpu.caps.limits.maxStorageBufferBindingSize;
@@ -391,7 +396,7 @@ function checkFits(gpu: Gpu, what: string, elements: number, bytesPer: number): 
  * per-kernel timings can tell it from plain attention: " key blocks", or nothing.
  */
 function keyBlocksLabel(problem: FlashProblem): string {
-  return problem.keyBlocks.size > 1 || problem.keyBlocks.stride > 1 ? ' key blocks' : '';
+  return hasKeyBlocks(problem) ? ' key blocks' : '';
 }
 
 /**

@@ -123,6 +123,11 @@ function checkMask(options: ProblemOptions): MaskSpec {
 
 const PLAIN_KEYS: KeyBlocks = { size: 1, stride: 1 };
 
+/** Whether a problem's keys are blocks of tokens (NSA's compressed keys) rather than tokens. */
+export function hasKeyBlocks(p: Pick<FlashProblem, 'keyBlocks'>): boolean {
+  return p.keyBlocks.size !== 1 || p.keyBlocks.stride !== 1;
+}
+
 function checkKeyBlocks(options: ProblemOptions): KeyBlocks {
   const blocks = options.keyBlocks;
   if (!blocks) return PLAIN_KEYS;
@@ -326,8 +331,7 @@ const floorDiv = (a: number, b: number) => Math.floor(a / b);
 export function keyRangeLength(p: FlashProblem, s: SequenceSpan, first: number, last: number): number {
   const { left, right } = p.mask;
   const { size, stride } = p.keyBlocks;
-  const blocks = size !== 1 || stride !== 1;
-  const offset = blocks ? 0 : s.kLen - s.qLen;
+  const offset = hasKeyBlocks(p) ? 0 : s.kLen - s.qLen;
   let lo = 0;
   let hi = s.kLen;
   if (left >= 0) lo = Math.max(lo, floorDiv(first + offset - left - size + stride, stride));

@@ -11,7 +11,7 @@ import type { Dtype } from '../dtype.js';
 import type { ParamLayout } from '../params.js';
 import { paramsStruct } from '../params.js';
 import { enables } from '../wgsl.js';
-import { MASKED } from './common.wgsl.js';
+import { LSE_INDEX_WGSL, MASKED } from './common.wgsl.js';
 
 /** Invocations per workgroup of the merge. */
 export const SPLIT_COMBINE_WORKGROUP = 64;
@@ -45,15 +45,14 @@ const DV = ${c.dv}u;
 
 ${WORKGROUP_INDEX_WGSL}
 
+${LSE_INDEX_WGSL}
+
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let row = workgroupIndex(wid, nwg);
   if (row >= p.rows) { return; }
-  // Row (t, h) of o is row t·hq + h; its lse sits at (t / S)·hq·S + h·S + t mod S for stride S.
-  let t = row / p.hq;
-  let h = row % p.hq;
-  let stride = p.lseHeadStride;
-  let at = (t / stride) * p.hq * stride + h * stride + t % stride;
+  // Row (t, h) of o is row t·hq + h.
+  let at = lseIndex(row / p.hq, row % p.hq, p.hq, p.lseHeadStride);
   var m = ${MASKED};
   for (var s = 0u; s < p.splits; s++) { m = max(m, partLse[s * p.lseSize + at]); }
   var total = 0.0;

@@ -52,7 +52,7 @@ export function planKeySplits(
   p: FlashProblem,
   rows: number,
   settings: SplitKvSettings = FLASH_SPLIT_KV,
-  binding: { outputBytes: number; maxBindingBytes: number } = { outputBytes: 0, maxBindingBytes: 1 },
+  binding?: { outputBytes: number; maxBindingBytes: number },
 ): KeySplits {
   const tiles = p.sequences.reduce((sum, s) => sum + Math.ceil(s.qLen / rows), 0);
   const items = tiles * p.hq;
@@ -67,7 +67,7 @@ export function planKeySplits(
     settings.maxSplits,
     Math.ceil(settings.targetWorkgroups / items),
     Math.floor(longest / settings.minSplitKeys),
-    binding.outputBytes > 0 ? Math.floor(binding.maxBindingBytes / binding.outputBytes) : Infinity,
+    binding ? Math.floor(binding.maxBindingBytes / binding.outputBytes) : Number.POSITIVE_INFINITY,
   );
   if (wanted < 2) return UNSPLIT;
   const align = settings.keyAlign;
@@ -76,15 +76,13 @@ export function planKeySplits(
   return splits < 2 ? UNSPLIT : { splits, splitKeys };
 }
 
-/** The uniform values a forward launch adds for its split (all zero but `splits` when unsplit). */
+/** The split-KV uniform values of a launch that does not split: every launch but a split forward's. */
+export const UNSPLIT_PARAMS = { splits: 1, splitKeys: 0, splitRows: 0, lseSplit: 0 };
+
+/** The uniform values a forward launch adds for its split: the parts' strides in o and lse. */
 export function splitParams(p: FlashProblem, lseSize: number, split: KeySplits) {
-  const parted = split.splits > 1;
-  return {
-    splits: split.splits,
-    splitKeys: split.splitKeys,
-    splitRows: parted ? p.totalQ : 0,
-    lseSplit: parted ? lseSize : 0,
-  };
+  if (split.splits <= 1) return UNSPLIT_PARAMS;
+  return { splits: split.splits, splitKeys: split.splitKeys, splitRows: p.totalQ, lseSplit: lseSize };
 }
 
 /** Where the parts of a split launch write: every part's o and lse, one after another. */
