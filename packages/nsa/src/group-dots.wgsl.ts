@@ -17,8 +17,8 @@ export interface GroupDotsKeys {
   keys?: string;
   /**
    * Whether every load of the key is issued before the first product, the loop unrolled: one wait
-   * for memory per key instead of one per load, for kernels whose invocations have nothing else
-   * to overlap it with (decode).
+   * for memory per key instead of one per load. Decode's selected attention uses it; in decode's
+   * compressed probabilities it was slower on the H200 (35 / 110 against 30 / 93 us).
    */
   unrolled?: boolean;
 }

@@ -3,8 +3,8 @@
  * newest token of each sequence attends its prefix. The compressed attention is core's flash
  * forward (decode.ts), which runs each KV head's query heads as one tile's rows and splits the
  * keys; around it, all plain (every tier), f32 arithmetic:
- * - the compressed probabilities, one invocation per (sequence, KV head, compressed block): the
- *   group's exp(s − lse) summed, from the compressed attention's lse;
+ * - the compressed probabilities, one invocation per (sequence, KV head, compressed block, part
+ *   of the group): the group's exp(s − lse) summed, from the compressed attention's lse;
  * - selection, one workgroup per (sequence, KV head): those probabilities spread over the
  *   selection blocks, then the forward's forced blocks and picks (shared WGSL);
  * - selected and window attention, one workgroup per (sequence, KV head, slot, part of the group),
@@ -61,12 +61,18 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /**
  * Query heads of a group that one workgroup of the selected attention, or one invocation of the
- * compressed probabilities, takes: the largest divisor of the group up to 4. A whole group of 16
- * per workgroup left the selected attention at 512 workgroups at batch 8, each invocation walking
- * 16 heads' products one after another.
+ * compressed probabilities, takes: the largest divisor of the group up to 4. On the H200 at batch
+ * 8 x 16,384 (group 16) four heads per invocation took the compressed probabilities from 46 to
+ * 30 us; the selected attention took 127 us with four heads per workgroup against 112 with the
+ * whole group, before its loads were issued together, and was not timed with the whole group after.
  */
 export function decodeHeadsPerPart(group: number): number {
   return [4, 3, 2, 1].find((h) => group % h === 0)!;
+}
+
+/** Compressed blocks one workgroup of the compressed probabilities takes: one per part of the group's invocations. */
+function probabilityBlocksPerWorkgroup(group: number): number {
+  return Math.floor(DECODE_THREADS / (group / decodeHeadsPerPart(group)));
 }
 
 /** Workgroups of the compressed probabilities for a batch: ⌈cmpCapacity / blocks per workgroup⌉ per (sequence, KV head). */
@@ -75,8 +81,7 @@ export function decodeProbabilitiesWorkgroups(
   pairs: number,
   cmpCapacity: number,
 ): number {
-  const parts = c.group / decodeHeadsPerPart(c.group);
-  return pairs * Math.ceil(cmpCapacity / Math.floor(DECODE_THREADS / parts));
+  return pairs * Math.ceil(cmpCapacity / probabilityBlocksPerWorkgroup(c.group));
 }
 
 const MASKED = '-3.0e38';
@@ -123,7 +128,7 @@ export function decodeProbabilitiesWgsl(c: DecodeKernelConfig): string {
   return `${header(c, [`read> q: array<${groupDotsElement(dots)}>`, `read> cmpK: array<${groupDotsElement(dots)}>`, 'read> lse: array<f32>', 'read> lengths: array<u32>', 'read_write> probabilities: array<f32>'])}
 const PARTS = ${parts}u;
 const H = ${H}u;
-const CHUNK = ${Math.floor(DECODE_THREADS / parts)}u;
+const CHUNK = ${probabilityBlocksPerWorkgroup(c.group)}u;
 var<workgroup> partial: array<f32, THREADS>;
 
 ${groupDotsWgsl(dots)}
