@@ -47,7 +47,7 @@ const SETTINGS: [string, Partial<SplitKvSettings>, boolean][] = [
   ['ungrouped, unsplit', { targetWorkgroups: 0 }, false],
   ['ungrouped, target 4096', {}, false],
   ['unsplit', { targetWorkgroups: 0 }, true],
-  ['target 1024', { targetWorkgroups: 1024 }],
+  ['target 1024', { targetWorkgroups: 1024 }, true],
   ['target 2048', { targetWorkgroups: 2048 }, true],
   ['target 4096 (default)', {}, true],
   ['target 8192', { targetWorkgroups: 8192 }, true],
