@@ -22,6 +22,13 @@ export interface DenseCase {
   scale?: number;
 }
 
+/** The boundaries `[0, l0, l0 + l1, ...]` of packed sequences of these lengths (cuSeqlens). */
+export function cumulativeLengths(lengths: readonly number[]): number[] {
+  const bounds = [0];
+  for (const len of lengths) bounds.push(bounds.at(-1)! + len);
+  return bounds;
+}
+
 /** The mask and scale options of a case, for flashAttention and the reference alike. */
 export function maskOptions(c: DenseCase) {
   return {

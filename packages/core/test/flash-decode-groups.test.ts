@@ -13,7 +13,7 @@ import {
   type Tier,
 } from '../src/index.js';
 import { nullGpu, testGpu } from '../src/testing.js';
-import { checkDenseCase, type DenseCase, expectClose } from './dense-cases.js';
+import { checkDenseCase, cumulativeLengths, type DenseCase, expectClose } from './dense-cases.js';
 
 describe('grouped decode: which problems take it', () => {
   let gpu: Gpu;
@@ -125,7 +125,7 @@ describe('grouped decode on SwiftShader against the reference', () => {
   it('packed sequences of 1..300 keys, one with none, GQA 8, split in parts of 16', async () => {
     Object.assign(FLASH_SPLIT_KV, { minSplitKeys: 16, keyAlign: 16 });
     const kLens = [1, 300, 0, 45];
-    const cuK = [0, ...kLens.map((_, i) => kLens.slice(0, i + 1).reduce((a, b) => a + b, 0))];
+    const cuK = cumulativeLengths(kLens);
     const cuQ = kLens.map((_, i) => i).concat(kLens.length);
     const [totalQ, totalK, hq, hkv, d, dv] = [kLens.length, cuK.at(-1)!, 8, 1, 32, 16];
     const qa = randn(totalQ * hq * d, 35);
@@ -181,7 +181,7 @@ describe('a dense cache with per-sequence lengths (cacheSeqlens) on SwiftShader'
         Array.from(x.subarray(b * capacity * hkv * width, (b * capacity + len) * hkv * width)),
       ),
     );
-  const cuK = [0, ...lengths.map((_, i) => lengths.slice(0, i + 1).reduce((a, b) => a + b, 0))];
+  const cuK = cumulativeLengths(lengths);
 
   // One query per sequence (a grouped decode) and three (a chunk at the end of each sequence; the
   // empty sequence's rows see nothing).

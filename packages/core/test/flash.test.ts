@@ -41,7 +41,7 @@ import {
   type Tier,
 } from '../src/index.js';
 import { nullGpu, nullMatrixGpu, testGpu } from '../src/testing.js';
-import { checkDenseCase, type DenseCase, expectClose } from './dense-cases.js';
+import { checkDenseCase, cumulativeLengths, type DenseCase, expectClose } from './dense-cases.js';
 
 // The edges: a single token; lengths off every tile size; more keys than queries (bottom-right
 // alignment) and fewer (rows that see nothing); windows inside and beyond the sequence; GQA groups
@@ -117,8 +117,7 @@ describe('flash attention on SwiftShader against the reference', () => {
   it('packed variable-length batches, lengths 1..300, forward and backward', async () => {
     const qLens = [1, 300, 17, 64];
     const kLens = [1, 300, 40, 64];
-    const cuQ = [0, ...qLens.map((_, i) => qLens.slice(0, i + 1).reduce((a, b) => a + b, 0))];
-    const cuK = [0, ...kLens.map((_, i) => kLens.slice(0, i + 1).reduce((a, b) => a + b, 0))];
+    const [cuQ, cuK] = [cumulativeLengths(qLens), cumulativeLengths(kLens)];
     const [totalQ, totalK, hq, hkv, d, dv] = [cuQ.at(-1)!, cuK.at(-1)!, 4, 2, 64, 64];
     const q = randn(totalQ * hq * d, 5);
     const k = randn(totalK * hkv * d, 6);
