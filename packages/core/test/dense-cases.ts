@@ -22,6 +22,18 @@ export interface DenseCase {
   scale?: number;
 }
 
+/** The problem a dense call of these shapes makes (d = dv), for the planners: only shapes are read. */
+export function problemOf(
+  gpu: Gpu,
+  shape: { b: number; n: number; nk: number; hq: number; hkv: number; d: number },
+  options: Parameters<typeof flashProblem>[3] = {},
+): FlashProblem {
+  using q = Tensor.empty(gpu, [shape.b, shape.n, shape.hq, shape.d]);
+  using k = Tensor.empty(gpu, [shape.b, shape.nk, shape.hkv, shape.d]);
+  using v = Tensor.empty(gpu, [shape.b, shape.nk, shape.hkv, shape.d]);
+  return flashProblem(q, k, v, options);
+}
+
 /** The boundaries `[0, l0, l0 + l1, ...]` of packed sequences of these lengths (cuSeqlens). */
 export function cumulativeLengths(lengths: readonly number[]): number[] {
   const bounds = [0];

@@ -13,7 +13,7 @@ import {
   type Tier,
 } from '../src/index.js';
 import { nullGpu, testGpu } from '../src/testing.js';
-import { checkDenseCase, cumulativeLengths, type DenseCase, expectClose } from './dense-cases.js';
+import { checkDenseCase, cumulativeLengths, type DenseCase, expectClose, problemOf } from './dense-cases.js';
 
 describe('grouped decode: which problems take it', () => {
   let gpu: Gpu;
@@ -22,12 +22,8 @@ describe('grouped decode: which problems take it', () => {
   });
   afterAll(() => gpu.destroy());
 
-  const problem = (n: number, hq: number, hkv: number, options: Parameters<typeof flashProblem>[3]) => {
-    using q = Tensor.empty(gpu, [2, n, hq, 16]);
-    using k = Tensor.empty(gpu, [2, 100, hkv, 16]);
-    using v = Tensor.empty(gpu, [2, 100, hkv, 16]);
-    return flashProblem(q, k, v, options);
-  };
+  const problem = (n: number, hq: number, hkv: number, options: Parameters<typeof flashProblem>[3]) =>
+    problemOf(gpu, { b: 2, n, nk: 100, hq, hkv, d: 16 }, options);
 
   it('takes one query per sequence with GQA, under any mask', () => {
     expect(isGroupedDecode(problem(1, 8, 2, { causal: true }))).toBe(true);

@@ -1,6 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { groupedDecodeProblem, isGroupedDecode } from '../src/flash/decode-groups.js';
-import { flashProblem } from '../src/flash/problem.js';
 import { splitCombineWgsl } from '../src/flash/split-combine.wgsl.js';
 import { UNSPLIT } from '../src/flash/split-kv.js';
 import {
@@ -10,25 +9,12 @@ import {
   type Gpu,
   planKeySplits,
   type SplitKvSettings,
-  Tensor,
   type Tier,
 } from '../src/index.js';
 import { nullGpu, testGpu } from '../src/testing.js';
-import { checkDenseCase, type DenseCase } from './dense-cases.js';
+import { checkDenseCase, type DenseCase, problemOf } from './dense-cases.js';
 
 const DEFAULTS: SplitKvSettings = { ...FLASH_SPLIT_KV };
-
-/** Shapes only: the planner reads the tensors' shapes, never their data. */
-function problemOf(
-  gpu: Gpu,
-  shape: { b: number; n: number; nk: number; hq: number; hkv: number; d: number },
-  options: Parameters<typeof flashProblem>[3] = {},
-) {
-  using q = Tensor.empty(gpu, [shape.b, shape.n, shape.hq, shape.d]);
-  using k = Tensor.empty(gpu, [shape.b, shape.nk, shape.hkv, shape.d]);
-  using v = Tensor.empty(gpu, [shape.b, shape.nk, shape.hkv, shape.d]);
-  return flashProblem(q, k, v, options);
-}
 
 describe('split-KV planning', () => {
   let gpu: Gpu;
