@@ -4,16 +4,18 @@
 // times, so that one GPU call tells which kernel and shape to make the default. Everything comes
 // from core's sources, so the settings it edits are the ones flash reads.
 // `pnpm gpu:bundle` builds it into .gpu-kit/flash-shapes.mjs; on the GPU machine:
-//   node .gpu-kit/flash-shapes.mjs [roles|loads|forward|prefetch]   (roles: the role-split choices
-//   only; loads: the forward and backward with 8- and 16-byte loads only, FLASH_WIDE_LOADS;
+//   node .gpu-kit/flash-shapes.mjs [roles|loads|forward|prefetch|vectors]   (roles: the role-split
+//   choices only; loads: the forward and backward with 8- and 16-byte loads only, FLASH_WIDE_LOADS;
 //   forward: the forward's shapes only; prefetch: the forward with its value loads issued before
-//   or after the softmax, FLASH_PREFETCH_VALUES, outputs compared bit for bit)
+//   or after the softmax, FLASH_PREFETCH_VALUES; vectors: the forward with its workgroup arrays of
+//   scalars or of vectors, FLASH_VECTORS; outputs compared bit for bit in the last two)
 
 import {
   BACKWARD_SHAPES,
   DKDV_KERNEL,
   DQ_KERNEL,
   FLASH_PREFETCH_VALUES,
+  FLASH_VECTORS,
   FLASH_WIDE_LOADS,
   FORWARD_SHAPES,
   type MatrixShapeChoice,
@@ -55,23 +57,44 @@ async function tryShapes(
   shapes.splice(0, shapes.length, ...original);
 }
 
-if (process.argv[2] === 'prefetch') {
-  // The same loads and stores, only issued earlier: the same bits expected.
-  const defaults = { ...FLASH_PREFETCH_VALUES };
+/**
+ * Times the forward under each setting, twice over, comparing its outputs with the first
+ * setting's, then exits.
+ */
+async function forwardSettings(settings: [name: string, apply: () => void][]) {
   let first: Float32Array[] | undefined;
-  for (const prefetch of [false, true, false, true]) {
-    FLASH_PREFETCH_VALUES.forward = prefetch;
+  for (const [name, apply] of [...settings, ...settings]) {
+    apply();
     const forward = await timeForward();
     const outputs = await forwardOutputs();
     first ??= outputs;
     const same = tensorsDifference(first, outputs, ['o', 'lse']) ?? 'same bits';
     console.log(
-      `values ${prefetch ? 'loaded before the softmax' : 'staged after the softmax'} n=${n}: forward ${forward.median.toFixed(2)} ms (${(forwardFlops(n) / forward.median / 1e9).toFixed(1)} TFLOPS) [${kernelTimes(forward)}] outputs: ${same} as the first`,
+      `${name} n=${n}: forward ${forward.median.toFixed(2)} ms (${(forwardFlops(n) / forward.median / 1e9).toFixed(1)} TFLOPS) [${kernelTimes(forward)}] outputs: ${same} as the first`,
     );
   }
-  Object.assign(FLASH_PREFETCH_VALUES, defaults);
   gpu.destroy();
   process.exit(0);
+}
+
+if (process.argv[2] === 'prefetch') {
+  // The same loads and stores, only issued earlier: the same bits expected.
+  await forwardSettings([
+    ['values staged after the softmax', () => Object.assign(FLASH_PREFETCH_VALUES, { forward: false })],
+    ['values loaded before the softmax', () => Object.assign(FLASH_PREFETCH_VALUES, { forward: true })],
+  ]);
+}
+if (process.argv[2] === 'vectors') {
+  // Staging as vectors moves the same values (same bits); vector scores add a lane's
+  // probabilities in another order of keys.
+  await forwardSettings([
+    ['scalar arrays', () => Object.assign(FLASH_VECTORS, { staging: false, scores: false })],
+    ['staged as vec4<f16>', () => Object.assign(FLASH_VECTORS, { staging: true, scores: false })],
+    [
+      'staged, scores and probabilities as vectors',
+      () => Object.assign(FLASH_VECTORS, { staging: true, scores: true }),
+    ],
+  ]);
 }
 
 if (process.argv[2] === 'loads') {

@@ -25,6 +25,17 @@ export function storeVec4Wgsl(dest: string, at: string, value: string): string {
     .join(' ');
 }
 
+/**
+ * WGSL storing a loaded row vector whole into `dest`, an `array<vec4<f16>>`, at vector `at`: a
+ * `vec4<f16>` as it is, the eight f16 of a `vec4<u32>` (`wide`) as two. One or two stores where
+ * an f16 array takes four or eight.
+ */
+export function storeVectorsWgsl(dest: string, at: string, value: string, wide: boolean | undefined): string {
+  return wide
+    ? `${dest}[${at}] = bitcast<vec4<f16>>(${value}.xy); ${dest}[${at} + 1u] = bitcast<vec4<f16>>(${value}.zw);`
+    : `${dest}[${at}] = ${value};`;
+}
+
 /** WGSL storing the eight f16 packed in a `vec4<u32>` `value` (one 16-byte load) to `dest[at ..]`. */
 export function storeWideWgsl(dest: string, at: string, value: string): string {
   return ['x', 'y', 'z', 'w']

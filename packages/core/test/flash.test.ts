@@ -465,7 +465,28 @@ describe('flash attention: every variant compiles on the null backend', () => {
       const prefetched = flashForwardMatrixWgsl({ ...c, wideLoads: true, prefetchValues: true });
       expect(prefetched.indexOf('var ex0: vec4<u32>;'), `${d}/${dv}`).toBeGreaterThan(-1);
       expect(prefetched.indexOf('var ex0: vec4<u32>;')).toBeLessThan(prefetched.indexOf('for (var k0'));
-      for (const variant of [code, wide, prefetched]) {
+      // Staged as vectors: each 16-byte load stored as two vec4<f16>, 8-byte ones as one.
+      const vectors = flashForwardMatrixWgsl({
+        ...c,
+        wideLoads: true,
+        prefetchValues: true,
+        vectorStaging: true,
+      });
+      expect(vectors, `${d}/${dv}`).toContain('var<workgroup> Xs: array<vec4<f16>,');
+      expect(vectors, `${d}/${dv}`).toContain('= bitcast<vec4<f16>>(ex0.zw);');
+      const narrowVectors = flashForwardMatrixWgsl({ ...c, vectorStaging: true });
+      expect(narrowVectors, `${d}/${dv}`).toMatch(/Xs\[at\] = ex0;/);
+      // Scores and probabilities as vectors too: a lane reads four scores and writes four
+      // probabilities at once.
+      const vectorScores = flashForwardMatrixWgsl({
+        ...c,
+        wideLoads: true,
+        vectorStaging: true,
+        vectorScores: true,
+      });
+      expect(vectorScores, `${d}/${dv}`).toContain('var<workgroup> Ss: array<vec4<f32>,');
+      expect(vectorScores, `${d}/${dv}`).toContain('vec4<f16>(vec4<f32>(pr0, pr1, pr2, pr3))');
+      for (const variant of [code, wide, prefetched, vectors, narrowVectors, vectorScores]) {
         const info = await gpu.device.createShaderModule({ code: variant }).getCompilationInfo();
         expect(
           info.messages.filter((m) => m.type === 'error').map((m) => m.message),
@@ -508,8 +529,12 @@ describe('flash attention: the tensor-core host paths run on the null backend', 
     [96, 64],
   ] as const) {
     it(`d=${d} dv=${dv}: forward (windowed, GQA, nk > n, varlen) and backward`, async () => {
-      // Few value loads per invocation at these dims: the forward prefetches them.
-      expect(matrixForwardConfig(gpu.caps, d, dv)?.prefetchValues).toBe(true);
+      // Few value loads per invocation at these dims: the forward prefetches them, and stages vectors.
+      expect(matrixForwardConfig(gpu.caps, d, dv)).toMatchObject({
+        prefetchValues: true,
+        vectorStaging: true,
+        vectorScores: true,
+      });
       expect(matrixBackwardConfig(gpu.caps, d, dv)).toBeDefined();
       const [n, nk, hq, hkv] = [37, 45, 4, 2];
       // The values never matter here: nothing runs.

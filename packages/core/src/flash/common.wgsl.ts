@@ -5,6 +5,7 @@ import {
   rowVectorType,
   type StagingSet,
   storeVec4Wgsl,
+  storeVectorsWgsl,
   storeWideWgsl,
   unrolledStagingSetsWgsl,
 } from '../wgsl.js';
@@ -177,6 +178,12 @@ export interface StagedRowsVec4 extends Omit<StagedRows, 'type' | 'rows' | 'widt
    * `destOffset` are multiples of 8; as `array<vec4<f16>>`, four per load, by default.
    */
   wide?: boolean;
+  /**
+   * Whether `dest` is an `array<vec4<f16>>` (subgroup-matrix loads read such arrays, offsets and
+   * strides counting vectors), each loaded vector stored whole; `destStride` and `destOffset`
+   * still count f16.
+   */
+  vectorDest?: boolean;
 }
 
 /**
@@ -213,10 +220,17 @@ function rowsVec4Steps(o: StagedRowsVec4, index: string) {
     if (${inRange}${row(k)} < ${o.end}) {
       ${value(k)} = ${o.src}[((${o.tokenStart} + u32(${row(k)})) * ${o.heads} + ${o.head}) * ${w4}u + ${index}${k} % ${w4}u];
     }`,
-    store: (
-      k: number,
-    ) => `      let at = ${o.destOffset ? `${o.destOffset}u + ` : ''}(${index}${k} / ${w4}u) * ${stride}u + ${perLoad}u * (${index}${k} % ${w4}u);
-      ${o.wide ? storeWideWgsl(o.dest, 'at', value(k)) : storeVec4Wgsl(o.dest, 'at', value(k))}`,
+    store: (k: number) => {
+      // Vector destinations count vectors of four f16.
+      const unit = o.vectorDest ? 4 : 1;
+      const at = `${o.destOffset ? `${o.destOffset / unit}u + ` : ''}(${index}${k} / ${w4}u) * ${stride / unit}u + ${perLoad / unit}u * (${index}${k} % ${w4}u)`;
+      const stores = o.vectorDest
+        ? storeVectorsWgsl(o.dest, 'at', value(k), o.wide)
+        : o.wide
+          ? storeWideWgsl(o.dest, 'at', value(k))
+          : storeVec4Wgsl(o.dest, 'at', value(k));
+      return `      let at = ${at};\n      ${stores}`;
+    },
   };
 }
 

@@ -189,6 +189,15 @@ export const FLASH_WIDE_LOADS: { forward: boolean; backward: boolean } = { forwa
 export const FLASH_PREFETCH_VALUES: { forward: boolean } = { forward: true };
 
 /**
+ * Whether the tensor-core forward's workgroup arrays hold vectors: its staging (`vec4<f16>`, one
+ * or two stores per load instead of four or eight; MatrixForwardConfig.vectorStaging) and its
+ * scores and probabilities (four keys per access; vectorScores, where the shape allows). On the
+ * H200 at n = 16384 the staging took the forward from 36.73 / 37.00 to 34.49 / 34.80 ms, the same
+ * bits (flash-shapes vectors). Mutable so that a diagnostic can time each.
+ */
+export const FLASH_VECTORS: { staging: boolean; scores: boolean } = { staging: true, scores: true };
+
+/**
  * Most value loads per invocation the forward holds through its softmax: 32 registers. MLA's
  * prefill (dv = 256, 16 per invocation) would hold 64 next to its 136 of Q and accumulator.
  */
@@ -268,11 +277,18 @@ export function matrixForwardConfig(
     matrixForwardUnsupported(c) ??
     (matrixForwardQueryInWorkgroup(c) ? 'Q does not fit in registers' : undefined);
   const config = pick(holdingQuery) ?? pick(matrixForwardUnsupported);
+  if (!config) return undefined;
   const prefetch =
-    config !== undefined &&
-    FLASH_PREFETCH_VALUES.forward &&
-    matrixForwardValueLoads(config) <= PREFETCH_MAX_VALUE_LOADS;
-  return prefetch ? { ...config, prefetchValues: true } : config;
+    FLASH_PREFETCH_VALUES.forward && matrixForwardValueLoads(config) <= PREFETCH_MAX_VALUE_LOADS;
+  const chosen: MatrixForwardConfig = {
+    ...config,
+    ...(prefetch && { prefetchValues: true }),
+    ...(FLASH_VECTORS.staging && { vectorStaging: true }),
+  };
+  const withVectorScores = { ...chosen, vectorScores: true };
+  return FLASH_VECTORS.scores && matrixForwardUnsupported(withVectorScores) === undefined
+    ? withVectorScores
+    : chosen;
 }
 
 /** The tensor-core backward's shape (shared by its dQ and dK/dV kernels), or undefined when none fits. */
