@@ -8,11 +8,14 @@
 // ablation leaves the results live (a load behind a never-true condition, a value replaced by a
 // cheap one) so the compiler drops nothing else. With `order`, only the default shape with its
 // workgroups walking the KV heads of one token first, then the tokens of one KV head first
-// (SELECTED_ORDER), outputs compared.
+// (SELECTED_ORDER), outputs compared. With `vectors`, the forward with the selected attention's
+// and the selection's workgroup arrays of scalars, then of vectors (SELECTED_FORWARD.vectorArrays,
+// SELECT_VECTOR_STAGING), outputs compared.
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-selected-ablations.mjs; on the GPU machine:
-//   node .gpu-kit/nsa-selected-ablations.mjs [order] [n]
+//   node .gpu-kit/nsa-selected-ablations.mjs [order|vectors] [n]
 
 import { disposeNsaForward, nsaForward } from '../../packages/nsa/src/index.js';
+import { SELECT_VECTOR_STAGING } from '../../packages/nsa/src/select/select.js';
 import {
   SELECTED_FORWARD,
   SELECTED_MATRIX_TILES,
@@ -27,8 +30,11 @@ const { n, gpu, c, q, k, v, g, timeForward } = await nsaProblem();
 const label = 'nsa selected attention';
 async function timeSelected(name: string) {
   const m = await timeForward();
-  const ms = Object.entries(m.kernels?.[1] ?? {}).find(([l]) => l.split(' [')[0] === label)?.[1];
-  console.log(`n=${n} ${name}: forward ${m.median.toFixed(1)} ms, selected attention ${ms?.toFixed(1)} ms`);
+  const kernel = (l: string) =>
+    Object.entries(m.kernels?.[1] ?? {}).find(([label]) => label.split(' [')[0] === l)?.[1];
+  console.log(
+    `n=${n} ${name}: forward ${m.median.toFixed(1)} ms, selected attention ${kernel(label)?.toFixed(1)} ms, select ${kernel('nsa select')?.toFixed(1)} ms`,
+  );
 }
 
 let reference: Float32Array[] | undefined;
@@ -53,6 +59,25 @@ if (process.argv.includes('order')) {
     console.log(`kvHeadMajor ${kvHeadMajor}: ${await outputComparedWithFirst()} as the first`);
   }
   SELECTED_ORDER.kvHeadMajor = defaultOrder;
+  gpu.destroy();
+  process.exit(0);
+}
+
+if (process.argv.includes('vectors')) {
+  const defaults = [SELECTED_FORWARD.vectorArrays, SELECT_VECTOR_STAGING.enabled] as const;
+  const set = (on: boolean) => {
+    SELECTED_FORWARD.vectorArrays = on;
+    SELECT_VECTOR_STAGING.enabled = on;
+  };
+  for (const on of [false, true, false, true]) {
+    set(on);
+    await timeSelected(on ? 'arrays of vectors' : 'arrays of scalars');
+  }
+  for (const on of [false, true]) {
+    set(on);
+    console.log(`vectors ${on}: ${await outputComparedWithFirst()} as the first`);
+  }
+  [SELECTED_FORWARD.vectorArrays, SELECT_VECTOR_STAGING.enabled] = defaults;
   gpu.destroy();
   process.exit(0);
 }

@@ -58,8 +58,13 @@ export interface SliceProduct {
   indent: string;
   /** The subgroup's key slice, a WGSL u32 expression: `sgc` unless given. */
   slice?: string;
-  /** The first column of the shared dimension, a WGSL u32 expression: 0 unless given. */
+  /** The first column of the shared dimension, a WGSL u32 expression in `unit`s: 0 unless given. */
   firstColumn?: string;
+  /**
+   * Elements per entry of the keys' array: 4 where it holds `vec4<f16>` (subgroup-matrix loads then
+   * count offsets and strides in vectors), 1 by default. `stride` still counts elements.
+   */
+  unit?: number;
 }
 
 /**
@@ -70,10 +75,11 @@ export function sliceProductWgsl(o: SliceProduct): string[] {
   const { N, K } = o.matrix;
   const { result, right } = matrixTypes(o.matrix);
   const rows = Array.from({ length: o.fragments }, (_, r) => r);
+  const unit = o.unit ?? 1;
   return [
     ...rows.map((r) => `${o.indent}var ${o.into}${r} = ${result}();`),
     ...Array.from({ length: o.steps }, (_, kk) => [
-      `${o.indent}{ let kf = subgroupMatrixLoad<${right}, col_major>(&${o.keys}, ${o.slice ?? 'sgc'} * ${N * o.stride}u + ${o.firstColumn ? `${o.firstColumn} + ` : ''}${kk * K}u, ${o.stride}u);`,
+      `${o.indent}{ let kf = subgroupMatrixLoad<${right}, col_major>(&${o.keys}, ${o.slice ?? 'sgc'} * ${(N * o.stride) / unit}u + ${o.firstColumn ? `${o.firstColumn} + ` : ''}${(kk * K) / unit}u, ${o.stride / unit}u);`,
       ...rows.map(
         (r) =>
           `${o.indent}  ${o.into}${r} = subgroupMatrixMultiplyAccumulate(${o.left(r, kk)}, kf, ${o.into}${r});`,
@@ -85,7 +91,8 @@ export function sliceProductWgsl(o: SliceProduct): string[] {
 
 /**
  * Lines storing each row fragment `${from}${r}` to the subgroup's N columns of `dest` (row-major),
- * those of key slice `slice` (`sgc` unless given) from element `first` (0 unless given).
+ * those of key slice `slice` (`sgc` unless given) from entry `first` (0 unless given). `unit`:
+ * elements per entry of `dest` (4 for an array of vectors; `stride` still counts elements).
  */
 export function storeSliceWgsl(o: {
   matrix: MatrixShape;
@@ -96,11 +103,13 @@ export function storeSliceWgsl(o: {
   indent: string;
   slice?: string;
   first?: string;
+  unit?: number;
 }): string[] {
+  const unit = o.unit ?? 1;
   return Array.from(
     { length: o.fragments },
     (_, r) =>
-      `${o.indent}subgroupMatrixStore<row_major>(&${o.dest}, ${o.first ? `${o.first} + ` : ''}${r * o.matrix.M * o.stride}u + ${o.slice ?? 'sgc'} * ${o.matrix.N}u, ${o.from}${r}, ${o.stride}u);`,
+      `${o.indent}subgroupMatrixStore<row_major>(&${o.dest}, ${o.first ? `${o.first} + ` : ''}${(r * o.matrix.M * o.stride) / unit}u + ${o.slice ?? 'sgc'} * ${o.matrix.N / unit}u, ${o.from}${r}, ${o.stride / unit}u);`,
   );
 }
 
@@ -113,7 +122,8 @@ export function fragmentGrid(prefix: string, fragments: number, steps: number): 
 
 /**
  * Lines loading a fragment grid (row-major, left operands) from the rows staged in `src`, from
- * column `firstColumn` (a WGSL u32 expression; 0 unless given).
+ * column `firstColumn` (a WGSL u32 expression in `unit`s; 0 unless given). `unit`: elements per
+ * entry of `src` (4 for an array of vectors; `stride` still counts elements).
  */
 export function loadFragmentsWgsl(
   matrix: MatrixShape,
@@ -121,13 +131,14 @@ export function loadFragmentsWgsl(
   src: string,
   stride: number,
   firstColumn?: string,
+  unit = 1,
 ): string {
   const { left } = matrixTypes(matrix);
   return grid
     .flatMap((frags, r) =>
       frags.map(
         (f, kk) =>
-          `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&${src}, ${firstColumn ? `${firstColumn} + ` : ''}${r * matrix.M * stride + kk * matrix.K}u, ${stride}u);`,
+          `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&${src}, ${firstColumn ? `${firstColumn} + ` : ''}${(r * matrix.M * stride + kk * matrix.K) / unit}u, ${stride / unit}u);`,
       ),
     )
     .join('\n');
@@ -148,6 +159,9 @@ export function groupScoresWgsl(o: {
   slice?: string;
   firstColumn?: string;
   first?: string;
+  /** Elements per entry of `Ks` and of `dest` (4 where they hold vectors; see sliceProductWgsl). */
+  keyUnit?: number;
+  destUnit?: number;
 }): string {
   const fragments = o.qf.length;
   return [
@@ -162,6 +176,7 @@ export function groupScoresWgsl(o: {
       indent: '    ',
       slice: o.slice,
       firstColumn: o.firstColumn,
+      unit: o.keyUnit,
     }),
     ...storeSliceWgsl({
       matrix: o.matrix,
@@ -172,6 +187,7 @@ export function groupScoresWgsl(o: {
       indent: '    ',
       slice: o.slice,
       first: o.first,
+      unit: o.destUnit,
     }),
   ].join('\n');
 }

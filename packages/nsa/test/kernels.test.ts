@@ -250,6 +250,44 @@ describe('the tensor-core selection and selected attention compile on the null b
     expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
   });
 
+  it('the forward with arrays of vectors: staged loads stored whole, four scores, probabilities and outputs per access', async () => {
+    const h200 = {
+      ...base,
+      d: 128,
+      dv: 128,
+      group: 16,
+      blockSize: 64,
+      tile: 64,
+      scoreParts: 2,
+      wideLoads: true,
+      vectorArrays: true,
+    };
+    expect(selectedMatrixUnsupported(h200)).toBeUndefined();
+    const code = selectedMatrixWgsl(h200);
+    expect(code).toContain('var<workgroup> Ks: array<vec4<f16>,');
+    expect(code).toContain('var<workgroup> Fs: array<vec4<f32>,');
+    expect(code).toContain('var<storage, read_write> o: array<vec4<f16>>;');
+    expect(code).toContain('= bitcast<vec4<f16>>(ex0.zw);');
+    // The two parts' scores added four at a time.
+    expect(code).toMatch(/\(Fs\[row \* 17u \+ col \/ 4u\] \+ Fs\[272u \+ row \* 17u \+ col \/ 4u\]\)/);
+    const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
+    expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+    // Smaller shapes, one and two row fragments, 8-byte loads, as pipelines on the null backend.
+    for (const c of [
+      { ...base, d: 64, dv: 64, group: 16, blockSize: 32, tile: 32, scoreParts: 2, vectorArrays: true },
+      { ...base, d: 32, dv: 64, group: 32, blockSize: 64, tile: 16, vectorArrays: true },
+    ]) {
+      expect(selectedMatrixUnsupported(c)).toBeUndefined();
+      await expect(
+        gpu.pipelines.get(selectedMatrixWgsl(c), 'selected matrix vectors'),
+      ).resolves.toBeDefined();
+    }
+    // Sixteen lanes per row of a 32-key tile leave each two keys: not a vector.
+    const narrow = { ...base, d: 64, dv: 128, group: 16, blockSize: 32, tile: 32, scoreParts: 4 };
+    expect(selectedMatrixUnsupported(narrow)).toBeUndefined();
+    expect(selectedMatrixUnsupported({ ...narrow, vectorArrays: true })).toMatch(/in fours/);
+  });
+
   it('the forward and dQ kernels walking the tokens of one KV head first: only the opening differs, and it compiles', async () => {
     const c = { ...base, d: 32, dv: 32, group: 16, blockSize: 32, tile: 16 };
     const generators = [
@@ -400,8 +438,12 @@ describe('the tensor-core selection and selected attention compile on the null b
 
   for (const group of [4, 16, 32]) {
     it(`selection, group ${group} (queries ${group % 16 ? 'staged' : 'read from q'}; probabilities ${group > 16 ? 'through workgroup memory' : 'shuffled'}), one to four tokens per workgroup`, async () => {
-      for (const tokens of [1, 2, 4]) {
-        const c = { ...selectBase, d: 32, group, maxBlocks: 256, tile: 32, tokens };
+      for (const [tokens, vectorStaging] of [
+        [1, false],
+        [2, true],
+        [4, false],
+      ] as const) {
+        const c = { ...selectBase, d: 32, group, maxBlocks: 256, tile: 32, tokens, vectorStaging };
         expect(selectMatrixUnsupported(c)).toBeUndefined();
         expect(selectMatrixShuffles(c)).toBe(group <= 16);
         // Shapes over the null backend's 16 KiB of workgroup memory compile as modules; the others
@@ -426,10 +468,19 @@ describe('the tensor-core selection and selected attention compile on the null b
     expect(selectMatrixShuffles(c)).toBe(true);
     expect(selectMatrixShuffles({ ...c, pinSubgroupSize: false })).toBe(false);
     expect(selectMatrixSharedBytes(c)).toBeLessThanOrEqual(48 * 1024);
-    // With 8- and 16-byte compressed-key loads (the keys bound as vec4<u32>, prefetched a tile ahead).
-    for (const wideLoads of [false, true]) {
-      const code = selectMatrixWgsl({ ...c, wideLoads });
+    // With 8- and 16-byte compressed-key loads (the keys bound as vec4<u32>, prefetched a tile
+    // ahead), staged into f16 or vec4<f16> arrays.
+    for (const [wideLoads, vectorStaging] of [
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ]) {
+      const code = selectMatrixWgsl({ ...c, wideLoads, vectorStaging });
       expect(code.includes('cmpK: array<vec4<u32>>'), `wide ${wideLoads}`).toBe(wideLoads);
+      expect(code.includes('var<workgroup> Ks: array<vec4<f16>,'), `vectors ${vectorStaging}`).toBe(
+        vectorStaging,
+      );
       const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
       expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
     }

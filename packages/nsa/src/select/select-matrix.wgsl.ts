@@ -50,6 +50,12 @@ export interface SelectMatrixConfig {
   tokens: number;
   /** Whether the compressed keys are read 16 bytes per load (bound as `vec4<u32>`), not 8. */
   wideLoads?: boolean;
+  /**
+   * Whether the key tile's array holds `vec4<f16>` (subgroup-matrix loads count its offsets and
+   * strides in vectors), so that each loaded vector is stored whole: one or two stores per load
+   * where f16 elements take four or eight.
+   */
+  vectorStaging?: boolean;
 }
 
 function split(c: SelectMatrixConfig) {
@@ -143,6 +149,9 @@ export function selectMatrixWgsl(c: SelectMatrixConfig): string {
   const steps = c.d / K;
   const T = c.tokens;
   const shuffles = selectMatrixShuffles(c);
+  // The key tile's entries: f16, or vectors of four (offsets and strides divided by 4).
+  const unit = c.vectorStaging ? 4 : 1;
+  const ks = (elements: number) => elements / unit;
   // Blocks per lane the picks keep in registers (32 at the reference config up to 65,536 tokens).
   const cached = Math.min(Math.ceil(c.maxBlocks / c.subgroupSize), 32);
 
@@ -155,6 +164,7 @@ export function selectMatrixWgsl(c: SelectMatrixConfig): string {
           stageRowsVec4Set(
             {
               dest: 'Ks',
+              vectorDest: c.vectorStaging,
               src: 'q',
               width: c.d,
               destStride: st.k,
@@ -175,6 +185,7 @@ export function selectMatrixWgsl(c: SelectMatrixConfig): string {
   // this one is scored.
   const keys = stageRowsVec4Prefetched({
     dest: 'Ks',
+    vectorDest: c.vectorStaging,
     src: 'cmpK',
     width: c.d,
     destStride: st.k,
@@ -193,7 +204,7 @@ export function selectMatrixWgsl(c: SelectMatrixConfig): string {
     ...range(steps).flatMap((kk) => [
       ...range(keyFrags).map(
         (j) =>
-          `    sf${j} = subgroupMatrixMultiplyAccumulate(qf${kk}, subgroupMatrixLoad<${right}, col_major>(&Ks, ${j * N * st.k + kk * K}u, ${st.k}u), sf${j});`,
+          `    sf${j} = subgroupMatrixMultiplyAccumulate(qf${kk}, subgroupMatrixLoad<${right}, col_major>(&Ks, ${ks(j * N * st.k + kk * K)}u, ${ks(st.k)}u), sf${j});`,
       ),
     ]),
     ...range(keyFrags).map(
@@ -220,7 +231,7 @@ const SUBGROUPS = ${subgroups}u;
 const LOG2E = 1.4426950408889634;
 // Every workgroup array is whole 16-byte units (see core's workgroup-alignment.ts).
 // The staged tile of compressed keys${direct ? '' : ' (the queries before the first)'}.
-var<workgroup> Ks: array<f16, ${keyTileLength(c)}>;
+var<workgroup> Ks: array<${c.vectorStaging ? 'vec4<f16>' : 'f16'}, ${ks(keyTileLength(c))}>;
 var<workgroup> Ss: array<f32, ${rows * st.s}>;
 // Each (token, compressed block of the tile)'s probability summed over the heads, each row's lse in
 // base 2, each token's selection-block scores, visible compressed blocks and own block.
@@ -288,7 +299,7 @@ ${direct ? `  let qRow = (min(tFirst + sgc / ${fragments}u, p.tokens - 1u) * p.h
   .map((kk) =>
     direct
       ? `  let qf${kk} = subgroupMatrixLoad<${left}, row_major>(&q, qRow + ${kk * K}u, ${c.d}u);`
-      : `  let qf${kk} = subgroupMatrixLoad<${left}, row_major>(&Ks, sgc * ${M * st.k}u + ${kk * K}u, ${st.k}u);`,
+      : `  let qf${kk} = subgroupMatrixLoad<${left}, row_major>(&Ks, sgc * ${ks(M * st.k)}u + ${ks(kk * K)}u, ${ks(st.k)}u);`,
   )
   .join('\n')}
   let scale2 = p.scale * LOG2E;

@@ -43,6 +43,13 @@ export const SELECT_MATRIX_SHAPES: { tile: number; tokens: number }[] = [
 export const SELECT_WIDE_LOADS: { enabled: boolean } = { enabled: true };
 
 /**
+ * Whether the tensor-core selection stages its compressed keys into an array of `vec4<f16>`
+ * (SelectMatrixConfig.vectorStaging). Mutable so that a diagnostic can time both; not exported
+ * from the package.
+ */
+export const SELECT_VECTOR_STAGING: { enabled: boolean } = { enabled: true };
+
+/**
  * The tensor-core selection's shape for this config, or undefined when the adapter has no matrix
  * shape (`assumeMatrix` stands in for one on the null backend) or the kernel does not fit.
  */
@@ -66,6 +73,7 @@ export function selectMatrixConfig(
       tile,
       tokens,
       ...(SELECT_WIDE_LOADS.enabled && { wideLoads: true }),
+      ...(SELECT_VECTOR_STAGING.enabled && { vectorStaging: true }),
     };
     const fits =
       selectMatrixSharedBytes(c) <= caps.limits.maxComputeWorkgroupStorageSize &&

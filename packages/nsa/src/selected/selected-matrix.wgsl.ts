@@ -69,6 +69,13 @@ export interface SelectedMatrixConfig {
    * then read one head's K and V, a quarter of the bytes at hkv = 4, which L2 can hold.
    */
   kvHeadMajor?: boolean;
+  /**
+   * The forward only: whether its workgroup arrays hold vectors (`vec4<f16>`, `vec4<f32>`; the
+   * subgroup-matrix loads and stores count their offsets and strides in vectors), so that a staged
+   * load is stored whole and a lane reads four scores, writes four probabilities and updates four
+   * outputs per access. Needs four keys per lane (or a multiple) and outputs in fours.
+   */
+  vectorArrays?: boolean;
 }
 
 /**
@@ -156,6 +163,9 @@ export function selectedMatrixUnsupported(c: SelectedMatrixConfig): string | und
   }
   if (!Number.isInteger(perLane)) return `${c.tile} keys do not split over ${lanesPerRow} lanes`;
   if (!Number.isInteger(outPerThread)) return `${rows}x${c.dv} outputs do not split over the invocations`;
+  if (c.vectorArrays && (perLane % 4 !== 0 || outPerThread % 4 !== 0)) {
+    return `vector arrays need keys per lane (${perLane}) and outputs per invocation (${outPerThread}) in fours`;
+  }
   return undefined;
 }
 
@@ -169,18 +179,22 @@ export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
     split(c);
   const st = strides(c);
   const qf = fragmentGrid('qf', fragments, c.d / K / parts);
+  // Entries of the workgroup arrays: elements, or vectors of four (offsets and strides divided by 4).
+  const vectors = c.vectorArrays === true;
+  const unit = vectors ? 4 : 1;
+  const u = (elements: number) => elements / unit;
   // Split scores: the subgroup's key slice, its part of d, and where that part's scores go.
   const partOf =
     parts > 1
-      ? { slice: 'slice', firstColumn: `dPart * ${c.d / parts}u`, first: `dPart * ${rows * st.s}u` }
+      ? { slice: 'slice', firstColumn: `dPart * ${u(c.d / parts)}u`, first: `dPart * ${u(rows * st.s)}u` }
       : {};
-  // The lanes' score at `at`: the parts' sum.
+  // The lanes' score (or four) at entry `at`: the parts' sum.
   const score = (at: string) => {
-    const terms = range(parts).map((part) => `Fs[${part > 0 ? `${part * rows * st.s}u + ` : ''}${at}]`);
+    const terms = range(parts).map((part) => `Fs[${part > 0 ? `${u(part * rows * st.s)}u + ` : ''}${at}]`);
     return terms.length > 1 ? `(${terms.join(' + ')})` : `${terms[0]}`;
   };
   const stage = (dest: string, src: string, width: number, stride: number, rowsOf: RowsOf) =>
-    stageRowsVec4Wgsl({ dest, src, width, destStride: stride, threads, ...rowsOf });
+    stageRowsVec4Wgsl({ dest, src, width, destStride: stride, threads, vectorDest: vectors, ...rowsOf });
   const keyRows = {
     rows: c.tile,
     tokenStart: 'sq.start',
@@ -195,7 +209,10 @@ export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
   // memory latency once (K, then V: 71.0 -> 70.1 ms at 65,536 tokens on the H200 with 64-key
   // tiles, 247.5 -> 150.6 with 16-key tiles).
   const rowsSet = (dest: string, src: string, width: number, stride: number, index: string) =>
-    stageRowsVec4Set({ dest, src, width, destStride: stride, threads, wide: c.wideLoads, ...keyRows }, index);
+    stageRowsVec4Set(
+      { dest, src, width, destStride: stride, threads, wide: c.wideLoads, vectorDest: vectors, ...keyRows },
+      index,
+    );
   const stageKeysAndValues = unrolledStagingSetsWgsl(threads, [
     rowsSet('Ks', 'k', c.d, st.k, 'e'),
     rowsSet('Vs', 'v', c.dv, st.v, 'f'),
@@ -208,6 +225,8 @@ export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
     dest: 'Fs',
     destStride: st.s,
     ...partOf,
+    keyUnit: unit,
+    destUnit: unit,
   });
 
   const products = range(columns / N)
@@ -215,10 +234,10 @@ export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
       const lines = range(fragments).map((r) => `    var of${r} = ${result}();`);
       for (let kc = 0; kc < c.tile / K; kc++) {
         lines.push(
-          `    { let vf = subgroupMatrixLoad<${right}, row_major>(&Vs, ${kc * K * st.v}u + sgc * ${columns}u + ${n * N}u, ${st.v}u);`,
+          `    { let vf = subgroupMatrixLoad<${right}, row_major>(&Vs, ${u(kc * K * st.v)}u + sgc * ${u(columns)}u + ${u(n * N)}u, ${u(st.v)}u);`,
           ...range(fragments).map(
             (r) =>
-              `      of${r} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&Ps, ${r * M * st.p + kc * K}u, ${st.p}u), vf, of${r});`,
+              `      of${r} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&Ps, ${u(r * M * st.p + kc * K)}u, ${u(st.p)}u), vf, of${r});`,
           ),
           '    }',
         );
@@ -226,7 +245,7 @@ export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
       lines.push(
         ...range(fragments).map(
           (r) =>
-            `    subgroupMatrixStore<row_major>(&Fs, ${r * M * st.o}u + sgc * ${columns}u + ${n * N}u, of${r}, ${st.o}u);`,
+            `    subgroupMatrixStore<row_major>(&Fs, ${u(r * M * st.o)}u + sgc * ${u(columns)}u + ${u(n * N)}u, of${r}, ${u(st.o)}u);`,
         ),
       );
       return `    {\n${lines.join('\n')}\n    }`;
@@ -234,6 +253,43 @@ export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
     .join('\n');
 
   const fold = (v: string, op: (a: string, b: string) => string) => shuffleFoldWgsl(v, lanesPerRow, op);
+
+  // The row's part of the tile: scores (masked past the token), and after the max, probabilities
+  // stored and summed; one key per step, or four per access.
+  const softmaxScores = vectors
+    ? `      for (var j4 = 0u; j4 < ${perLane / 4}u; j4++) {
+        let col = part * ${perLane}u + 4u * j4;
+        let s4 = ${score(`row * ${u(st.s)}u + col / 4u`)} * scale2;
+        for (var i = 0u; i < 4u; i++) {
+          x[4u * j4 + i] = select(MASKED, s4[i], k0 + i32(col + i) <= pos);
+          tileMax = max(tileMax, x[4u * j4 + i]);
+        }
+      }`
+    : `      for (var j = 0u; j < ${perLane}u; j++) {
+        let col = part * ${perLane}u + j;
+        x[j] = select(MASKED, ${score(`row * ${st.s}u + col`)} * scale2, k0 + i32(col) <= pos);
+        tileMax = max(tileMax, x[j]);
+      }`;
+  const probability = (j: string) => `select(0.0, exp2(x[${j}] - mNew), x[${j}] > MASKED)`;
+  const softmaxProbabilities = vectors
+    ? `      for (var j4 = 0u; j4 < ${perLane / 4}u; j4++) {
+        var p4 = vec4<f32>();
+        for (var i = 0u; i < 4u; i++) {
+          p4[i] = ${probability('4u * j4 + i')};
+          sum += p4[i];
+        }
+        Ps[row * ${u(st.p)}u + part * ${perLane / 4}u + j4] = vec4<f16>(p4);
+      }`
+    : `      for (var j = 0u; j < ${perLane}u; j++) {
+        let prob = ${probability('j')};
+        sum += prob;
+        Ps[row * ${st.p}u + part * ${perLane}u + j] = f16(prob);
+      }`;
+  // The running output: this invocation's entries li + threads · j of the [ROWS][DV] block (of its
+  // vectors of four columns, with vector arrays).
+  const entries = outPerThread / unit;
+  const rowEntries = c.dv / unit;
+  const element = vectors ? 'vec4<f32>' : 'f32';
 
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
@@ -243,7 +299,7 @@ ${paramsStruct(SELECTED_PARAMS)}
 @group(0) @binding(2) var<storage, read> v: array<${rowVectorType(c.wideLoads)}>;
 @group(0) @binding(3) var<storage, read> selected: array<i32>;
 @group(0) @binding(4) var<storage, read> tables: array<u32>;
-@group(0) @binding(5) var<storage, read_write> o: array<f16>;
+@group(0) @binding(5) var<storage, read_write> o: array<${vectors ? 'vec4<f16>' : 'f16'}>;
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(7) var<uniform> p: Params;
 
@@ -257,11 +313,11 @@ const LOG2E = 1.4426950408889634;
 const MASKED = -3.0e38;
 
 // The key tile (the group's queries before the first), the value tile.
-var<workgroup> Ks: array<f16, ${Math.max(c.tile, rows) * st.k}>;
-var<workgroup> Vs: array<f16, ${c.tile * st.v}>;
+var<workgroup> Ks: array<${vectors ? 'vec4<f16>' : 'f16'}, ${u(Math.max(c.tile, rows) * st.k)}>;
+var<workgroup> Vs: array<${vectors ? 'vec4<f16>' : 'f16'}, ${u(c.tile * st.v)}>;
 // Scores of the tile${parts > 1 ? " (each part of d's in turn)" : ''}, then the tile's contribution to the output: [row][column], f32.
-var<workgroup> Fs: array<f32, ${rows * Math.max(parts * st.s, st.o)}>;
-var<workgroup> Ps: array<f16, ${rows * st.p}>;
+var<workgroup> Fs: array<${element}, ${u(rows * Math.max(parts * st.s, st.o))}>;
+var<workgroup> Ps: array<${vectors ? 'vec4<f16>' : 'f16'}, ${u(rows * st.p)}>;
 // Per row: the tile's rescaling of the running output, then the final sum of exponentials.
 var<workgroup> Alpha: array<f32, ROWS>;
 var<workgroup> Sums: array<f32, ROWS>;
@@ -286,7 +342,7 @@ ${tokenOfWorkgroupWgsl(c)}
   }
   ${stage('Ks', 'q', c.d, st.k, queryRows)}
   workgroupBarrier();
-${loadFragmentsWgsl(c.matrix, qf, 'Ks', st.k, partOf.firstColumn)}
+${loadFragmentsWgsl(c.matrix, qf, 'Ks', st.k, partOf.firstColumn, unit)}
   // The key tiles overwrite the queries' staging.
   workgroupBarrier();
   // This invocation's row of the softmax and its part of the row's keys.
@@ -296,8 +352,7 @@ ${loadFragmentsWgsl(c.matrix, qf, 'Ks', st.k, partOf.firstColumn)}
   let scale2 = p.scale * LOG2E;
   var m = MASKED;
   var l = 0.0;
-  // The running output: element li + ${threads} · j of the [ROWS][DV] block.
-  var acc: array<f32, ${outPerThread}>;
+  var acc: array<${element}, ${entries}>;
 ${SELECTED_KEY_TILES_LOOP_WGSL}
       ${stageKeysAndValues}
       workgroupBarrier();
@@ -306,19 +361,11 @@ ${scores}
       // One-pass online softmax of the row's part of the tile; keys after the token are masked.
       var x: array<f32, ${perLane}>;
       var tileMax = MASKED;
-      for (var j = 0u; j < ${perLane}u; j++) {
-        let col = part * ${perLane}u + j;
-        x[j] = select(MASKED, ${score(`row * ${st.s}u + col`)} * scale2, k0 + i32(col) <= pos);
-        tileMax = max(tileMax, x[j]);
-      }
+${softmaxScores}
       ${fold('tileMax', (a, b) => `max(${a}, ${b})`)}
       let mNew = max(m, tileMax);
       var sum = 0.0;
-      for (var j = 0u; j < ${perLane}u; j++) {
-        let prob = select(0.0, exp2(x[j] - mNew), x[j] > MASKED);
-        sum += prob;
-        Ps[row * ${st.p}u + part * ${perLane}u + j] = f16(prob);
-      }
+${softmaxProbabilities}
       ${fold('sum', (a, b) => `${a} + ${b}`)}
       let alpha = exp2(m - mNew);
       l = l * alpha + sum;
@@ -327,21 +374,23 @@ ${scores}
       workgroupBarrier();
 ${products}
       workgroupBarrier();
-      for (var j = 0u; j < ${outPerThread}u; j++) {
+      for (var j = 0u; j < ${entries}u; j++) {
         let e = li + ${threads}u * j;
-        let r = e / DV;
-        acc[j] = acc[j] * Alpha[r] + Fs[r * ${st.o}u + e % DV];
+        let r = e / ${rowEntries}u;
+        acc[j] = acc[j] * Alpha[r] + Fs[r * ${u(st.o)}u + e % ${rowEntries}u];
       }
     }
   }
   if (part == 0u) { Sums[row] = l; }
   workgroupBarrier();
   let firstRow = t * p.heads + g * GROUP;
-  for (var j = 0u; j < ${outPerThread}u; j++) {
+  for (var j = 0u; j < ${entries}u; j++) {
     let e = li + ${threads}u * j;
-    let r = e / DV;
+    let r = e / ${rowEntries}u;
     // Every token selects its own block, so the sum is positive; the guard keeps a corrupt selection finite.
-    if (r < GROUP) { o[(firstRow + r) * DV + e % DV] = f16(select(0.0, acc[j] / Sums[r], Sums[r] > 0.0)); }
+    if (r < GROUP) {
+      o[(firstRow + r) * ${rowEntries}u + e % ${rowEntries}u] = ${vectors ? 'vec4<f16>' : 'f16'}(select(${element}(0.0), acc[j] / Sums[r], Sums[r] > 0.0));
+    }
   }
   if (part == 0u && row < GROUP) { lse[firstRow + row] = (m + log2(l)) * ${Math.LN2}; }
 }

@@ -59,13 +59,15 @@ export const SELECTED_MATRIX_TILES: number[] = [64, 32, 16];
 
 /**
  * The tensor-core forward's shape beyond its tile: over how many parts of d it splits each key
- * slice's scores (one subgroup per slice and part; SelectedMatrixConfig.scoreParts), and whether
- * it loads K and V 16 bytes at a time (SelectedMatrixConfig.wideLoads). Mutable so that a
- * diagnostic can time each; not exported from the package.
+ * slice's scores (one subgroup per slice and part; SelectedMatrixConfig.scoreParts), whether
+ * it loads K and V 16 bytes at a time (SelectedMatrixConfig.wideLoads), and whether its workgroup
+ * arrays hold vectors where the shape allows (SelectedMatrixConfig.vectorArrays). Mutable so that
+ * a diagnostic can time each; not exported from the package.
  */
-export const SELECTED_FORWARD: { scoreParts: number; wideLoads: boolean } = {
+export const SELECTED_FORWARD: { scoreParts: number; wideLoads: boolean; vectorArrays: boolean } = {
   scoreParts: 2,
   wideLoads: true,
+  vectorArrays: true,
 };
 
 /**
@@ -111,7 +113,7 @@ export function selectedMatrixConfig(
       ? SELECTED_FORWARD.wideLoads
       : (kernel === 'dq-roles' || kernel === 'dkdv-roles') && SELECTED_ROLE_SPLIT.wideLoads;
   for (const [tile, parts] of SELECTED_MATRIX_TILES.flatMap((t) => scoreParts.map((p) => [t, p] as const))) {
-    const c: SelectedMatrixConfig = {
+    const plain: SelectedMatrixConfig = {
       d: config.headDim,
       dv: config.vHeadDim,
       topN: config.topN,
@@ -125,6 +127,14 @@ export function selectedMatrixConfig(
       ...(SELECTED_ORDER.kvHeadMajor &&
         (kernel === 'forward' || kernel.startsWith('dq')) && { kvHeadMajor: true }),
     };
+    // The forward's arrays of vectors where its shape allows them (the same bytes either way).
+    const vectors: SelectedMatrixConfig = { ...plain, vectorArrays: true };
+    const c =
+      kernel === 'forward' &&
+      SELECTED_FORWARD.vectorArrays &&
+      selectedMatrixUnsupported(vectors) === undefined
+        ? vectors
+        : plain;
     const bytes = {
       forward: () => selectedMatrixSharedBytes(c),
       dq: () => selectedDqMatrixSharedBytes(c),
