@@ -5,12 +5,13 @@
 // take, with 8- and 16-byte cache loads (MLA_WIDE_LOADS), and with one piece of its attention
 // kernel removed at a time (the WGSL rewritten on its way
 // to the pipeline cache), so that one GPU call shows where its time goes. The ablated results are
-// wrong by construction; only times count.
+// wrong by construction; only times count. With `vectors`, only the planned kernel staging into
+// an f16 array, then into a vec4<f16> one (MLA_VECTOR_STAGING), outputs compared bit for bit.
 // `pnpm gpu:bundle` builds it into .gpu-kit/mla-ablations.mjs; on the GPU machine:
-//   node .gpu-kit/mla-ablations.mjs
+//   node .gpu-kit/mla-ablations.mjs [vectors]
 
 import { createGpu } from '../../packages/core/src/index.js';
-import { MLA_HOLD_QUERY, MLA_WIDE_LOADS } from '../../packages/mla/src/attention/plan.js';
+import { MLA_HOLD_QUERY, MLA_VECTOR_STAGING, MLA_WIDE_LOADS } from '../../packages/mla/src/attention/plan.js';
 import { MLA_MATRIX_SUBGROUPS } from '../../packages/mla/src/index.js';
 import { type Ablation, ablationsOf, never } from './ablate.js';
 import { kernelMicroseconds, mlaDecodeProblem } from './mla-problem.js';
@@ -19,6 +20,29 @@ import { kernelMicroseconds, mlaDecodeProblem } from './mla-problem.js';
 const keyVectors = () => (256 + 32) / (MLA_WIDE_LOADS.enabled ? 8 : 4);
 const gpu = await createGpu({ fast: true, maxPooledBytes: 16 * 2 ** 30 });
 const problem = await mlaDecodeProblem(gpu, 32, 4096);
+
+if (process.argv.includes('vectors')) {
+  // Every variant timed before any readback (see below).
+  for (const vectors of [false, true, false, true]) {
+    MLA_VECTOR_STAGING.enabled = vectors;
+    const m = await problem.time();
+    console.log(
+      `staged as ${vectors ? 'vec4<f16>' : 'f16'}: ${(m.median * 1000).toFixed(0)} us [${kernelMicroseconds(m)}]`,
+    );
+  }
+  let first: Float32Array | undefined;
+  for (const vectors of [false, true]) {
+    MLA_VECTOR_STAGING.enabled = vectors;
+    const output = await problem.output();
+    first ??= output;
+    const differing = output.reduce((count, x, i) => count + (Object.is(x, first?.[i]) ? 0 : 1), 0);
+    console.log(
+      `staged as ${vectors ? 'vec4<f16>' : 'f16'}: ${differing} of ${output.length} outputs differ from the first`,
+    );
+  }
+  gpu.destroy();
+  process.exit(0);
+}
 
 const ablations: Ablation[] = [
   ['none', (c) => c],

@@ -114,6 +114,7 @@ export {
   type StagingSet,
   shuffleFoldWgsl,
   storeVec4Wgsl,
+  storeVectorsWgsl,
   storeWideWgsl,
   unrolledStagingSetsWgsl,
   unrolledStagingWgsl,

@@ -120,7 +120,7 @@ describe('the tensor-core kernel compiles on the null backend', () => {
       for (const nq of [1, 2, 4]) {
         const plan = planMlaMatrix(gpu, { batch: 2, nq, maxLength: 1000, ...dims });
         expect(plan, `${name} nq=${nq}`).toBeDefined();
-        expect(plan?.wideLoads).toBe(true);
+        expect(plan).toMatchObject({ wideLoads: true, vectorStaging: true });
         for (const source of ['dense', 'paged'] as const) {
           // 16-byte loads as planned (the cache bound as vec4<u32>), and 8-byte loads.
           for (const wideLoads of [true, false]) {
@@ -150,11 +150,14 @@ describe('the tensor-core kernel compiles on the null backend', () => {
         // (where each subgroup has at most one score fragment per tile).
         for (const wideLoads of [false, true]) {
           for (const holdQuery of [false, true]) {
-            const config = { ...c, wideLoads, holdQuery };
+            // Staged into an f16 array, or one of vec4<f16> (each loaded vector stored whole).
+            const vectorStaging = wideLoads === holdQuery;
+            const config = { ...c, wideLoads, holdQuery, vectorStaging };
             const code = mlaAttentionMatrixWgsl(config);
             expect(code.includes('var qf0 ='), `holds the queries: ${JSON.stringify(config)}`).toBe(
               mlaMatrixHoldsQuery(config),
             );
+            expect(code.includes('var<workgroup> Ks: array<vec4<f16>,')).toBe(vectorStaging);
             const module = gpu.device.createShaderModule({ code });
             const info = await module.getCompilationInfo();
             expect(

@@ -22,6 +22,7 @@ import {
   rowVectorType,
   shuffleFoldWgsl,
   storeVec4Wgsl,
+  storeVectorsWgsl,
   storeWideWgsl,
   unrolledStagingWgsl,
   WORKGROUP_INDEX_WGSL,
@@ -57,6 +58,12 @@ export interface MlaMatrixKernelConfig {
    * subgroup (`rows / 16 · keyTile / 16 <= subgroups`); see {@link mlaMatrixHoldsQuery}.
    */
   holdQuery?: boolean;
+  /**
+   * Whether the key tile's array holds `vec4<f16>` (subgroup-matrix loads count its offsets and
+   * strides in vectors), so that each loaded vector is stored whole: one or two stores per load
+   * where f16 elements take four or eight.
+   */
+  vectorStaging?: boolean;
 }
 
 const F = 16;
@@ -152,10 +159,16 @@ export function mlaAttentionMatrixWgsl(c: MlaMatrixKernelConfig): string {
   // A staged row of Ks holds dk / per loaded vectors; element e of a staging is vector e % that
   // of row e / that. The key tiles and the held queries are both staged there.
   const rowVectors = dk / per;
-  const storeToKs = (
-    k: number,
-  ) => `      let at = (e${k} / ${rowVectors}u) * ${st.k}u + (e${k} % ${rowVectors}u) * ${per}u;
-      ${(c.wideLoads ? storeWideWgsl : storeVec4Wgsl)('Ks', 'at', `v${k}`)}`;
+  // Ks's entries: f16, or vectors of four (`ks` divides offsets and strides into it by 4).
+  const unit = c.vectorStaging ? 4 : 1;
+  const ks = (elements: number) => elements / unit;
+  const storeToKs = (k: number) => {
+    const stores = c.vectorStaging
+      ? storeVectorsWgsl('Ks', 'at', `v${k}`, c.wideLoads)
+      : (c.wideLoads ? storeWideWgsl : storeVec4Wgsl)('Ks', 'at', `v${k}`);
+    return `      let at = (e${k} / ${rowVectors}u) * ${ks(st.k)}u + (e${k} % ${rowVectors}u) * ${ks(per)}u;
+      ${stores}`;
+  };
   // The key tile's staging, unrolled: every invocation issues all its loads before its first store,
   // so the tile waits out the memory latency once rather than once per element (a loop of
   // load-then-store over 32 x 288 scalars, each behind a page-table read, took ~100 µs per tile).
@@ -233,7 +246,7 @@ ${range(NF)
   .map(
     (
       nf,
-    ) => `      { let vf = subgroupMatrixLoad<${right}, row_major>(&Ks, ${kc * F * st.k}u + colBase + ${nf * F}u, ${st.k}u);
+    ) => `      { let vf = subgroupMatrixLoad<${right}, row_major>(&Ks, ${ks(kc * F * st.k)}u + sg * ${ks(cols)}u + ${ks(nf * F)}u, ${ks(st.k)}u);
 ${range(RF)
   .map((rf) => `        ${acc[rf]![nf]} = subgroupMatrixMultiplyAccumulate(pf${rf}, vf, ${acc[rf]![nf]});`)
   .join('\n')}
@@ -276,8 +289,8 @@ ${queryPhases
 ${queryStaging(phase)}
     workgroupBarrier();
     if (rf >= ${(phase * KT) / F}u && rf < ${((phase + 1) * KT) / F}u) {
-      let at = (rf * ${F}u - ${phase * KT}u) * ${st.k}u;
-${querySteps.map((kk) => `      qf${kk} = subgroupMatrixLoad<${left}, row_major>(&Ks, at + ${kk * F}u, ${st.k}u);`).join('\n')}
+      let at = (rf * ${F}u - ${phase * KT}u) * ${ks(st.k)}u;
+${querySteps.map((kk) => `      qf${kk} = subgroupMatrixLoad<${left}, row_major>(&Ks, at + ${ks(kk * F)}u, ${ks(st.k)}u);`).join('\n')}
     }
   }`,
   )
@@ -291,7 +304,7 @@ ${querySteps.map((kk) => `      qf${kk} = subgroupMatrixLoad<${left}, row_major>
 ${querySteps
   .map(
     (kk) =>
-      `      s = subgroupMatrixMultiplyAccumulate(qf${kk}, subgroupMatrixLoad<${right}, col_major>(&Ks, kf * ${F * st.k}u + ${kk * F}u, ${st.k}u), s);`,
+      `      s = subgroupMatrixMultiplyAccumulate(qf${kk}, subgroupMatrixLoad<${right}, col_major>(&Ks, kf * ${ks(F * st.k)}u + ${ks(kk * F)}u, ${ks(st.k)}u), s);`,
   )
   .join('\n')}
       subgroupMatrixStore<row_major>(&Ss, rf * ${F * st.s}u + kf * ${F}u, s, ${st.s}u);
@@ -303,12 +316,12 @@ ${querySteps
       var s = ${result}();
       for (var kk = 0u; kk < ${r / F}u; kk++) {
         let qf = subgroupMatrixLoad<${left}, row_major>(&ql, (qRow0 + rf * ${F}u) * ${r}u + kk * ${F}u, ${r}u);
-        let kfr = subgroupMatrixLoad<${right}, col_major>(&Ks, kf * ${F * st.k}u + kk * ${F}u, ${st.k}u);
+        let kfr = subgroupMatrixLoad<${right}, col_major>(&Ks, kf * ${ks(F * st.k)}u + kk * ${ks(F)}u, ${ks(st.k)}u);
         s = subgroupMatrixMultiplyAccumulate(qf, kfr, s);
       }
       for (var kk = 0u; kk < ${dr / F}u; kk++) {
         let qf = subgroupMatrixLoad<${left}, row_major>(&qpe, (qRow0 + rf * ${F}u) * ${dr}u + kk * ${F}u, ${dr}u);
-        let kfr = subgroupMatrixLoad<${right}, col_major>(&Ks, kf * ${F * st.k}u + ${r}u + kk * ${F}u, ${st.k}u);
+        let kfr = subgroupMatrixLoad<${right}, col_major>(&Ks, kf * ${ks(F * st.k)}u + ${ks(r)}u + kk * ${ks(F)}u, ${ks(st.k)}u);
         s = subgroupMatrixMultiplyAccumulate(qf, kfr, s);
       }
       subgroupMatrixStore<row_major>(&Ss, rf * ${F * st.s}u + kf * ${F}u, s, ${st.s}u);
@@ -334,7 +347,7 @@ ${sourceBindings}
 
 const NEG = -3.0e38;
 
-var<workgroup> Ks: array<f16, ${KT * st.k}>;
+var<workgroup> Ks: array<${c.vectorStaging ? 'vec4<f16>' : 'f16'}, ${ks(KT * st.k)}>;
 var<workgroup> Ss: array<f32, ${ROWS * st.s}>;
 var<workgroup> Ps: array<f16, ${ROWS * st.p}>;
 var<workgroup> Sc: array<f32, ${SG * F * F}>;

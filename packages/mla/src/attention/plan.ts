@@ -129,6 +129,8 @@ export interface MlaMatrixPlan extends MlaPlan {
   wideLoads: boolean;
   /** Whether each subgroup holds its score task's query fragments in registers (where it can). */
   holdQuery: boolean;
+  /** Whether the key tile's array holds vectors of four f16, each loaded vector stored whole. */
+  vectorStaging: boolean;
 }
 
 /**
@@ -151,6 +153,13 @@ export const MLA_WIDE_LOADS: { enabled: boolean } = { enabled: true };
  * package.
  */
 export const MLA_HOLD_QUERY: { enabled: boolean } = { enabled: true };
+
+/**
+ * Whether the tensor-core kernel stages its key tiles (and held queries) into an array of
+ * `vec4<f16>` rather than of f16. Mutable so that a diagnostic can time both; not exported from
+ * the package.
+ */
+export const MLA_VECTOR_STAGING: { enabled: boolean } = { enabled: true };
 
 /**
  * The tensor-core tiling for a problem on this device, or undefined where the dims or limits do not
@@ -179,6 +188,7 @@ export function planMlaMatrix(gpu: Gpu, input: MlaPlanInput): MlaMatrixPlan | un
             pinSubgroupSize,
             wideLoads: MLA_WIDE_LOADS.enabled,
             holdQuery: MLA_HOLD_QUERY.enabled,
+            vectorStaging: MLA_VECTOR_STAGING.enabled,
           };
         }
       }
