@@ -4,11 +4,13 @@
 // times, so that one GPU call tells which kernel and shape to make the default. Everything comes
 // from core's sources, so the settings it edits are the ones flash reads.
 // `pnpm gpu:bundle` builds it into .gpu-kit/flash-shapes.mjs; on the GPU machine:
-//   node .gpu-kit/flash-shapes.mjs [roles|loads|forward|prefetch|vectors]   (roles: the role-split
-//   choices only; loads: the forward and backward with 8- and 16-byte loads only, FLASH_WIDE_LOADS;
-//   forward: the forward's shapes only; prefetch: the forward with its value loads issued before
-//   or after the softmax, FLASH_PREFETCH_VALUES; vectors: the forward with its workgroup arrays of
-//   scalars or of vectors, FLASH_VECTORS; outputs compared bit for bit in the last two)
+//   node .gpu-kit/flash-shapes.mjs [roles|loads|forward|prefetch|vectors|backward-vectors]
+//   (roles: the role-split choices only; loads: the forward and backward with 8- and 16-byte loads
+//   only, FLASH_WIDE_LOADS; forward: the forward's shapes only; prefetch: the forward with its
+//   value loads issued before or after the softmax, FLASH_PREFETCH_VALUES; vectors: the forward,
+//   then the backward, with their workgroup arrays of scalars or of vectors, FLASH_VECTORS;
+//   backward-vectors: the backward's part of that only; outputs and gradients compared bit for bit
+//   in the last three)
 
 import {
   BACKWARD_SHAPES,
@@ -57,11 +59,11 @@ async function tryShapes(
   shapes.splice(0, shapes.length, ...original);
 }
 
-/**
- * Times the forward under each setting, twice over, comparing its outputs with the first
- * setting's, then exits.
- */
-async function forwardSettings(settings: [name: string, apply: () => void][]) {
+/** A setting to time: its name, and what it sets. */
+type Setting = [name: string, apply: () => void];
+
+/** Times the forward under each setting, twice over, comparing its outputs with the first setting's. */
+async function forwardSettings(settings: Setting[]) {
   let first: Float32Array[] | undefined;
   for (const [name, apply] of [...settings, ...settings]) {
     apply();
@@ -73,6 +75,24 @@ async function forwardSettings(settings: [name: string, apply: () => void][]) {
       `${name} n=${n}: forward ${forward.median.toFixed(2)} ms (${(forwardFlops(n) / forward.median / 1e9).toFixed(1)} TFLOPS) [${kernelTimes(forward)}] outputs: ${same} as the first`,
     );
   }
+}
+
+/** The same for the backward, comparing its gradients. */
+async function backwardSettings(settings: Setting[]) {
+  let first: Float32Array[] | undefined;
+  for (const [name, apply] of [...settings, ...settings]) {
+    apply();
+    const backward = await timeBackward();
+    const gradients = await backwardGradients();
+    first ??= gradients;
+    const same = tensorsDifference(first, gradients) ?? 'same bits';
+    console.log(
+      `${name} n=${n}: backward ${backward.median.toFixed(1)} ms (${((2.5 * forwardFlops(n)) / backward.median / 1e9).toFixed(1)} TFLOPS) [${kernelTimes(backward)}] gradients: ${same} as the first`,
+    );
+  }
+}
+
+function exit(): never {
   gpu.destroy();
   process.exit(0);
 }
@@ -83,6 +103,7 @@ if (process.argv[2] === 'prefetch') {
     ['values staged after the softmax', () => Object.assign(FLASH_PREFETCH_VALUES, { forward: false })],
     ['values loaded before the softmax', () => Object.assign(FLASH_PREFETCH_VALUES, { forward: true })],
   ]);
+  exit();
 }
 if (process.argv[2] === 'vectors') {
   // Staging as vectors moves the same values (same bits); vector scores add a lane's
@@ -95,6 +116,25 @@ if (process.argv[2] === 'vectors') {
       () => Object.assign(FLASH_VECTORS, { staging: true, scores: true }),
     ],
   ]);
+}
+if (process.argv[2] === 'vectors' || process.argv[2] === 'backward-vectors') {
+  // The backward's elementwise step sums nothing: each P and dS is the same arithmetic on the same
+  // values whether a lane reads one column or four, so the same bits are expected throughout.
+  await backwardSettings([
+    [
+      'backward scalar arrays',
+      () => Object.assign(FLASH_VECTORS, { backwardStaging: false, backwardScores: false }),
+    ],
+    [
+      'backward staged as vec4<f16>',
+      () => Object.assign(FLASH_VECTORS, { backwardStaging: true, backwardScores: false }),
+    ],
+    [
+      'backward staged, S, dP, P and dS as vectors',
+      () => Object.assign(FLASH_VECTORS, { backwardStaging: true, backwardScores: true }),
+    ],
+  ]);
+  exit();
 }
 
 if (process.argv[2] === 'loads') {

@@ -6,7 +6,11 @@ import {
   randn,
 } from '@webattn/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { matrixDkDvSharedBytes } from '../src/flash/backward-matrix.wgsl.js';
+import {
+  matrixBackwardUnsupported,
+  matrixDkDvSharedBytes,
+  matrixDqSharedBytes,
+} from '../src/flash/backward-matrix.wgsl.js';
 import {
   flashDkDvRolesMatrixWgsl,
   matrixDkDvRolesSharedBytes,
@@ -287,6 +291,18 @@ describe('flash attention on SwiftShader against the reference', () => {
   });
 });
 
+/** Bytes of the workgroup arrays a kernel declares. */
+function declaredBytes(code: string): number {
+  const bytes: Record<string, number> = { f16: 2, f32: 4, 'vec4<f16>': 8, 'vec4<f32>': 16 };
+  let total = 0;
+  for (const [, type, count] of code.matchAll(
+    /var<workgroup> \w+: array<(f16|f32|vec4<f16>|vec4<f32>), (\d+)>;/g,
+  )) {
+    total += (bytes[type as string] as number) * Number(count);
+  }
+  return total;
+}
+
 describe('flash attention: every variant compiles on the null backend', () => {
   let gpu: Gpu;
   beforeAll(async () => {
@@ -322,12 +338,20 @@ describe('flash attention: every variant compiles on the null backend', () => {
         }
         const backward = matrixBackwardConfig(gpu.caps, d, dv, matrix);
         if (backward) {
-          await expect(
-            gpu.pipelines.get(flashDqMatrixWgsl(backward), `matrix dq ${d}/${dv}`),
-          ).resolves.toBeDefined();
-          await expect(
-            gpu.pipelines.get(flashDkDvMatrixWgsl(backward), `matrix dkdv ${d}/${dv}`),
-          ).resolves.toBeDefined();
+          // Vector arrays as chosen, and scalar ones.
+          expect(backward.vectorStaging, `${d}/${dv}`).toBe(true);
+          const scalars = { ...backward, vectorStaging: false, vectorScores: false };
+          for (const [what, c] of [
+            ['', backward],
+            [' scalar arrays', scalars],
+          ] as const) {
+            await expect(
+              gpu.pipelines.get(flashDqMatrixWgsl(c), `matrix dq ${d}/${dv}${what}`),
+            ).resolves.toBeDefined();
+            await expect(
+              gpu.pipelines.get(flashDkDvMatrixWgsl(c), `matrix dkdv ${d}/${dv}${what}`),
+            ).resolves.toBeDefined();
+          }
           backwards++;
         }
       }
@@ -348,6 +372,10 @@ describe('flash attention: every variant compiles on the null backend', () => {
       sharedBytes: matrixDkDvRolesSharedBytes,
       held: /let ownf\d+ = subgroupMatrixLoad/g,
       accumulators: (d: number, columnSplits: number) => d / 16 / columnSplits,
+      staging: 'QO',
+      scores: 'SD',
+      // Role 0's P or role 1's dS, four queries at once.
+      vectorStore: /PD\[[^\]]+\] = vec4<f16>\(x\);/,
     },
     {
       pass: 'dQ',
@@ -356,6 +384,10 @@ describe('flash attention: every variant compiles on the null backend', () => {
       sharedBytes: matrixDqRolesSharedBytes,
       held: /let hf\d+ = subgroupMatrixLoad/g,
       accumulators: (d: number, columnSplits: number) => d / 32 / columnSplits,
+      staging: 'X',
+      scores: 'SD',
+      // dS, four keys at once.
+      vectorStore: /Ds\[[^\]]+\] = vec4<f16>\(ds\);/,
     },
   ];
   for (const kernel of roleSplitKernels) {
@@ -388,7 +420,26 @@ describe('flash attention: every variant compiles on the null backend', () => {
         // With 16-byte loads q, k, v and dO are bound as vec4<u32>, eight f16 per load.
         const wide = kernel.wgsl({ ...c, wideLoads: true });
         expect(wide.match(/: array<vec4<u32>>;/g)?.length, what).toBe(4);
-        for (const variant of [code, wide]) {
+        // Staged as vectors: each 16-byte load stored as two vec4<f16>, 8-byte ones as one.
+        const vectors = { vectorStaging: true, vectorScores: true };
+        expect(kernel.unsupported({ ...c, ...vectors }), what).toBeUndefined();
+        const wideVectors = kernel.wgsl({ ...c, wideLoads: true, ...vectors });
+        expect(wideVectors, what).toContain(`var<workgroup> ${kernel.staging}: array<vec4<f16>,`);
+        expect(wideVectors, what).toContain(`${kernel.staging}[at + 1u] = bitcast<vec4<f16>>(`);
+        // Scores and dP read, P or dS written, four columns per access.
+        expect(wideVectors, what).toContain(`var<workgroup> ${kernel.scores}: array<vec4<f32>,`);
+        expect(wideVectors, what).toMatch(kernel.vectorStore);
+        expect(code, what).not.toMatch(kernel.vectorStore);
+        const narrowVectors = kernel.wgsl({ ...c, ...vectors });
+        expect(narrowVectors, what).toMatch(new RegExp(`${kernel.staging}\\[at\\] = e[a-z]x0;`));
+        const stagedOnly = kernel.wgsl({ ...c, wideLoads: true, vectorStaging: true });
+        expect(stagedOnly, what).toContain(`var<workgroup> ${kernel.scores}: array<f32,`);
+        // The same workgroup memory whichever arrays hold vectors.
+        for (const variant of [wideVectors, narrowVectors, stagedOnly]) {
+          expect(declaredBytes(variant), what).toBe(declaredBytes(code));
+        }
+        expect(declaredBytes(code), what).toBe(kernel.sharedBytes(c));
+        for (const variant of [code, wide, wideVectors, narrowVectors, stagedOnly]) {
           const info = await gpu.device.createShaderModule({ code: variant }).getCompilationInfo();
           expect(
             info.messages.filter((m) => m.type === 'error').map((m) => m.message),
@@ -433,6 +484,62 @@ describe('flash attention: every variant compiles on the null backend', () => {
     const wide = { d: 64, dv: 64, matrix: { M: 16, N: 8, K: 8 }, subgroupSize: 128 };
     expect(matrixDqRolesUnsupported({ ...c, ...wide, tile: 8 })).toMatch(/2 parts over 8 lanes/);
     expect(matrixDqRolesUnsupported({ ...c, ...wide, tile: 16 })).toBeUndefined();
+    // There a lane has one key of a 16-key tile's half, too few for vector scores, and the plain
+    // kernels' lane two; the dK/dV kernel's, two of a 32-query tile's quarter.
+    expect(matrixDqRolesUnsupported({ ...c, ...wide, tile: 16, vectorScores: true })).toMatch(
+      /need 4 keys per lane or more, not 1/,
+    );
+    expect(matrixBackwardUnsupported({ ...c, ...wide, tile: 16, vectorScores: true })).toMatch(
+      /need 4 columns per lane or more, not 2/,
+    );
+    expect(
+      matrixDkDvRolesUnsupported({ ...c, tile: 32, columnSplits: 2, vectorScores: true }),
+    ).toBeUndefined();
+    expect(
+      matrixDkDvRolesUnsupported({ ...c, ...wide, tile: 32, columnSplits: 2, vectorScores: true }),
+    ).toMatch(/need 4 queries per lane or more, not 2/);
+  });
+
+  it('the plain backward kernels at the H200 shape with vector arrays (d = dv, and d != dv where only they run)', async () => {
+    // Over the null backend's 16 KiB of workgroup memory at d = 128: the modules must compile.
+    const base = {
+      matrix: { M: 16, N: 16, K: 16 },
+      subgroupSize: 32,
+      pinSubgroupSize: true,
+      subgroups: 2,
+      tile: 16,
+      wideLoads: true,
+    };
+    for (const [d, dv] of [
+      [64, 64],
+      [128, 128],
+      [192, 128],
+    ] as const) {
+      const what = `${d}/${dv}`;
+      const c = { ...base, d, dv };
+      const vectors = { ...c, vectorStaging: true, vectorScores: true };
+      expect(matrixBackwardUnsupported(vectors), what).toBeUndefined();
+      for (const [kernel, wgsl, sharedBytes, staging, stores] of [
+        ['dq', flashDqMatrixWgsl, matrixDqSharedBytes, 'Xs', /Ps\[[^\]]+\] = vec4<f16>\(ds\);/],
+        ['dkdv', flashDkDvMatrixWgsl, matrixDkDvSharedBytes, 'Kown', /Dt\[pat\] = vec4<f16>\(ds\);/],
+      ] as const) {
+        const code = wgsl(c);
+        const vector = wgsl(vectors);
+        expect(vector, `${kernel} ${what}`).toContain(`var<workgroup> ${staging}: array<vec4<f16>,`);
+        expect(vector, `${kernel} ${what}`).toContain('var<workgroup> Ss: array<vec4<f32>,');
+        expect(vector, `${kernel} ${what}`).toMatch(stores);
+        expect(code, `${kernel} ${what}`).not.toMatch(stores);
+        expect(declaredBytes(code), `${kernel} ${what}`).toBe(sharedBytes(c));
+        expect(declaredBytes(vector), `${kernel} ${what}`).toBe(sharedBytes(c));
+        for (const variant of [code, vector, wgsl({ ...c, vectorStaging: true })]) {
+          const info = await gpu.device.createShaderModule({ code: variant }).getCompilationInfo();
+          expect(
+            info.messages.filter((m) => m.type === 'error').map((m) => m.message),
+            `${kernel} ${what}`,
+          ).toEqual([]);
+        }
+      }
+    }
   });
 
   it('the forward at the H200 shape, Q held in registers (d = 128) or read from workgroup memory (MLA 288/256)', async () => {
@@ -535,7 +642,12 @@ describe('flash attention: the tensor-core host paths run on the null backend', 
         vectorStaging: true,
         vectorScores: true,
       });
-      expect(matrixBackwardConfig(gpu.caps, d, dv)).toBeDefined();
+      // The backward's arrays hold vectors too (the role-split kernels at d = dv, the plain ones
+      // at 96/64).
+      expect(matrixBackwardConfig(gpu.caps, d, dv)).toMatchObject({
+        vectorStaging: true,
+        vectorScores: true,
+      });
       const [n, nk, hq, hkv] = [37, 45, 4, 2];
       // The values never matter here: nothing runs.
       const f16 = (shape: number[], seed: number) => randomNormal(gpu, shape, seed, { dtype: 'f16' });

@@ -6,6 +6,11 @@
  * stored to workgroup memory, and the f16 results are loaded back as matrix operands. Inputs are
  * read as vec4<f16>, four elements per load, when staged, or as vec4<u32>, eight per load, where
  * the config asks for 16-byte loads (`wideLoads`, which the H200 ran faster).
+ *
+ * Every workgroup array may hold vectors, as in the forward (`vectorStaging`, `vectorScores`):
+ * subgroup-matrix loads and stores read them with offsets and strides counted in vectors, the
+ * staging stores each loaded vector whole, and a lane's elementwise step reads and writes four
+ * consecutive columns of its row per access.
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { rowVectorType, type StagingSet, unrolledStagingSetsWgsl } from '../wgsl.js';
@@ -27,7 +32,22 @@ import {
 } from './matrix-kernel.js';
 
 /** The backward kernels' parameters: rows of their own side per workgroup, a tile of the other side. */
-export type MatrixBackwardConfig = MatrixKernelConfig;
+export interface MatrixBackwardConfig extends MatrixKernelConfig {
+  /**
+   * Whether the staging arrays (the own rows, each tile's rows) hold vectors of four f16
+   * (`array<vec4<f16>>`, which subgroup-matrix loads read with offsets and strides in vectors), so
+   * that each loaded vector is stored whole: one or two stores per load where an f16 array takes
+   * four or eight.
+   */
+  vectorStaging?: boolean;
+  /**
+   * Whether the scores and dP (f32) and the probabilities and dS (f16) are arrays of vectors too
+   * (`vec4<f32>`, `vec4<f16>`), a lane reading and writing four consecutive columns of its row at
+   * once: a quarter of the workgroup-memory accesses of the elementwise step. Needs columns per
+   * lane in multiples of 4, which each kernel's unsupported check tests for its own split.
+   */
+  vectorScores?: boolean;
+}
 
 /** Why a shape cannot use the tensor-core backward kernels, or undefined when it can. */
 export function matrixBackwardUnsupported(c: MatrixBackwardConfig): string | undefined {
@@ -40,6 +60,9 @@ export function matrixBackwardUnsupported(c: MatrixBackwardConfig): string | und
     return `subgroup size ${c.subgroupSize} is not a power-of-two multiple of M = ${M}`;
   }
   if (c.tile % lanesPerRow !== 0) return `tile ${c.tile} does not split over ${lanesPerRow} lanes per row`;
+  // The plain kernels' lanes: a row's tile split over its lanes.
+  if (c.vectorScores && (c.tile / lanesPerRow) % 4 !== 0)
+    return `vector scores need 4 columns per lane or more, not ${c.tile / lanesPerRow}`;
   return undefined;
 }
 
@@ -56,6 +79,38 @@ export function strides(c: MatrixBackwardConfig) {
 export function scratchElements(c: MatrixBackwardConfig) {
   const st = strides(c);
   return { s: c.subgroups * c.matrix.M * st.s, p: c.subgroups * c.matrix.M * st.p };
+}
+
+/**
+ * The workgroup arrays' elements: `x` turns f16 offsets and strides into the staging arrays' own
+ * (vectors of four with vectorStaging), `s` those into the scores' and probabilities' (vectors of
+ * four with vectorScores); with the arrays' element types. Every offset and stride the kernels
+ * take is a multiple of 4 elements: rows are padded to multiples of 4 and 8, fragments are 8 or 16
+ * wide. The memory is the same bytes either way.
+ */
+export function vectorUnits(c: MatrixBackwardConfig) {
+  const per = (vectors: boolean | undefined) => (elements: number) => {
+    if (vectors && elements % 4 !== 0) throw new Error(`${elements} elements are not whole vectors of 4`);
+    return vectors ? elements / 4 : elements;
+  };
+  return {
+    x: per(c.vectorStaging),
+    s: per(c.vectorScores),
+    staged: c.vectorStaging ? 'vec4<f16>' : 'f16',
+    scores: c.vectorScores ? 'vec4<f32>' : 'f32',
+    probabilities: c.vectorScores ? 'vec4<f16>' : 'f16',
+  };
+}
+
+/** The four components of a vector, in order. */
+export const COMPONENTS = ['x', 'y', 'z', 'w'] as const;
+
+/**
+ * One f32 of a scratch array of scores at `base + e` (`base` in the array's elements, `e` in
+ * scalars): with vector scores, component e % 4 of the vector e / 4 past `base`.
+ */
+export function scratchScalarWgsl(c: MatrixBackwardConfig, array: string, base: string, e: string): string {
+  return c.vectorScores ? `${array}[${base} + ${e} / 4u][${e} % 4u]` : `${array}[${base} + ${e}]`;
 }
 
 /** Workgroup memory of the dQ kernel, in bytes. */
@@ -94,6 +149,7 @@ export function ownRows(c: MatrixBackwardConfig, side: 'keys' | 'queries', threa
     end: 'last + 1',
     threads,
     wide: c.wideLoads,
+    vectorDest: c.vectorStaging,
   };
 }
 
@@ -124,6 +180,7 @@ export function tileRows(
       end: 'range.y',
       threads: place.threads ?? c.subgroups * c.subgroupSize,
       wide: c.wideLoads,
+      vectorDest: c.vectorStaging,
       ...(place.destOffset !== undefined && { destOffset: place.destOffset }),
     },
     index,
@@ -142,14 +199,16 @@ function writeFragments(
 ): string {
   const { M, N } = c.matrix;
   const st = strides(c);
+  const u = vectorUnits(c);
+  const x = scratchScalarWgsl(c, 'Ss', `sg * ${u.s(M * st.s)}u`, 'e');
   return frags
     .map(
-      (f, n) => `  subgroupMatrixStore<row_major>(&Ss, sgc * ${M * st.s}u, ${f}, ${N}u);
+      (f, n) => `  subgroupMatrixStore<row_major>(&Ss, sgc * ${u.s(M * st.s)}u, ${f}, ${u.s(N)}u);
   workgroupBarrier();
   if (sg < SUBGROUPS) {
     for (var e = lane; e < ${M * N}u; e += ${c.subgroupSize}u) {
       let r = first + i32(sg * ${M}u + e / ${N}u);
-      if (${rowValid}) { ${dest}[(${rowIndex}) * ${width} + ${n * N}u + e % ${N}u] = f16(Ss[sg * ${M * st.s}u + e] * ${factor}); }
+      if (${rowValid}) { ${dest}[(${rowIndex}) * ${width} + ${n * N}u + e % ${N}u] = f16(${x} * ${factor}); }
     }
   }
   workgroupBarrier();`,
@@ -176,7 +235,8 @@ export function flashDqMatrixWgsl(c: MatrixBackwardConfig): string {
   const gf = names('gf', c.d / N);
   const dsf = names('dsf', c.tile / K);
   const st = strides(c);
-  const scratch = (j: number) => `sgc * ${M * st.s}u + ${j * N}u`;
+  const u = vectorUnits(c);
+  const scratch = (j: number) => `sgc * ${u.s(M * st.s)}u + ${u.s(j * N)}u`;
   const stageQ = (dest: string, src: string, width: number) =>
     stageRowsVec4Wgsl({ dest, src, width, destStride: st.x, ...ownRows(c, 'queries', threads) });
   // The tile's keys and values in one step: their loads wait out one latency, not two.
@@ -184,23 +244,54 @@ export function flashDqMatrixWgsl(c: MatrixBackwardConfig): string {
     tileRows(c, 'keys', 'Ks', 'k', 'ek'),
     tileRows(c, 'keys', 'Vs', 'v', 'ev'),
   ]);
+  // dS = P ∘ (dP − delta), P = exp(S · scale − lse), over the lane's keys of its row: one at a
+  // time, or four (vectors `jv` of the row; each key still masked on its own).
+  const seen = (j: string) => `i <= last && (open || (${j} < range.y && visible(sp, i, ${j})))`;
+  const dsStep = c.vectorScores
+    ? `    for (var jv = part * ${keysPerLane / 4}u; jv < (part + 1u) * ${keysPerLane / 4}u; jv++) {
+      let at = sgc * ${M}u * SS + row * SS + jv;
+      let sv = Ss[at];
+      let dpv = Dp[at];
+      var ds = vec4<f32>(0.0);
+${COMPONENTS.map(
+  (x, k) => `      {
+        let j = k0 + i32(4u * jv + ${k}u);
+        if (${seen('j')}) {
+          let prob = exp(sv.${x} * p.scale - rowLse);
+          ds.${x} = prob * (dpv.${x} - rowDelta);
+        }
+      }`,
+).join('\n')}
+      Ps[sgc * ${M}u * PS + row * PS + jv] = vec4<f16>(ds);
+    }`
+    : `    for (var jj = part * ${keysPerLane}u; jj < (part + 1u) * ${keysPerLane}u; jj++) {
+      let j = k0 + i32(jj);
+      let at = sgc * ${M}u * SS + row * SS + jj;
+      var ds = 0.0;
+      if (${seen('j')}) {
+        let prob = exp(Ss[at] * p.scale - rowLse);
+        ds = prob * (Dp[at] - rowDelta);
+      }
+      Ps[sgc * ${M}u * PS + row * PS + jj] = f16(ds);
+    }`;
   return `${matrixKernelHeader(c)}
 ${backwardInputsWgsl(rowVectorType(c.wideLoads))}
 @group(0) @binding(6) var<storage, read_write> dq: array<f16>;
 @group(0) @binding(7) var<uniform> p: Params;
 
 ${matrixConstantsWgsl(c)}
-const XS = ${st.x}u;
-const KS = ${st.d}u;
-const VS = ${st.dv}u;
-const SS = ${st.s}u;
-const PS = ${st.p}u;
-var<workgroup> Xs: array<f16, ${rows * st.x}>;
-var<workgroup> Ks: array<f16, ${c.tile * st.d}>;
-var<workgroup> Vs: array<f16, ${c.tile * st.dv}>;
-var<workgroup> Ss: array<f32, ${scratchElements(c).s}>;
-var<workgroup> Dp: array<f32, ${scratchElements(c).s}>;
-var<workgroup> Ps: array<f16, ${scratchElements(c).p}>;
+// Row strides in each array's elements.
+const XS = ${u.x(st.x)}u;
+const KS = ${u.x(st.d)}u;
+const VS = ${u.x(st.dv)}u;
+const SS = ${u.s(st.s)}u;
+const PS = ${u.s(st.p)}u;
+var<workgroup> Xs: array<${u.staged}, ${u.x(rows * st.x)}>;
+var<workgroup> Ks: array<${u.staged}, ${u.x(c.tile * st.d)}>;
+var<workgroup> Vs: array<${u.staged}, ${u.x(c.tile * st.dv)}>;
+var<workgroup> Ss: array<${u.scores}, ${u.s(scratchElements(c).s)}>;
+var<workgroup> Dp: array<${u.scores}, ${u.s(scratchElements(c).s)}>;
+var<workgroup> Ps: array<${u.probabilities}, ${u.s(scratchElements(c).p)}>;
 
 ${SEQUENCE_WGSL}
 
@@ -214,11 +305,11 @@ ${queryTileWgsl('ROWS')}
   let i = first + i32(sgc * ${M}u + row);
   ${stageQ('Xs', 'q', c.d)}
   workgroupBarrier();
-${qf.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&Xs, sgc * ${M}u * XS + ${kk * K}u, XS);`).join('\n')}
+${qf.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&Xs, sgc * ${M}u * XS + ${u.x(kk * K)}u, XS);`).join('\n')}
   workgroupBarrier();
   ${stageQ('Xs', 'dout', c.dv)}
   workgroupBarrier();
-${df.map((f, c2) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&Xs, sgc * ${M}u * XS + ${c2 * K}u, XS);`).join('\n')}
+${df.map((f, c2) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&Xs, sgc * ${M}u * XS + ${u.x(c2 * K)}u, XS);`).join('\n')}
 ${ROW_STATISTICS_WGSL}
 ${gf.map((f) => `  var ${f} = ${result}();`).join('\n')}
   let range = keyRange(sp, first, last);
@@ -227,31 +318,22 @@ ${gf.map((f) => `  var ${f} = ${result}();`).join('\n')}
     ${stageKeyTile}
     workgroupBarrier();
 ${[...sf, ...pf].map((f) => `    var ${f} = ${result}();`).join('\n')}
-${sf.flatMap((f, j) => qf.map((a, kk) => `    ${f} = subgroupMatrixMultiplyAccumulate(${a}, subgroupMatrixLoad<${right}, col_major>(&Ks, ${j * N}u * KS + ${kk * K}u, KS), ${f});`)).join('\n')}
-${pf.flatMap((f, j) => df.map((a, c2) => `    ${f} = subgroupMatrixMultiplyAccumulate(${a}, subgroupMatrixLoad<${right}, col_major>(&Vs, ${j * N}u * VS + ${c2 * K}u, VS), ${f});`)).join('\n')}
+${sf.flatMap((f, j) => qf.map((a, kk) => `    ${f} = subgroupMatrixMultiplyAccumulate(${a}, subgroupMatrixLoad<${right}, col_major>(&Ks, ${j * N}u * KS + ${u.x(kk * K)}u, KS), ${f});`)).join('\n')}
+${pf.flatMap((f, j) => df.map((a, c2) => `    ${f} = subgroupMatrixMultiplyAccumulate(${a}, subgroupMatrixLoad<${right}, col_major>(&Vs, ${j * N}u * VS + ${u.x(c2 * K)}u, VS), ${f});`)).join('\n')}
 ${sf.map((f, j) => `    subgroupMatrixStore<row_major>(&Ss, ${scratch(j)}, ${f}, SS);`).join('\n')}
 ${pf.map((f, j) => `    subgroupMatrixStore<row_major>(&Dp, ${scratch(j)}, ${f}, SS);`).join('\n')}
     workgroupBarrier();
     // A tile every row sees whole skips the per-score mask test (it cost a fifth of the kernel).
     let open = k0 + i32(TILE) <= range.y && blockVisible(sp, first, last, k0, k0 + i32(TILE) - 1);
-    for (var jj = part * ${keysPerLane}u; jj < (part + 1u) * ${keysPerLane}u; jj++) {
-      let j = k0 + i32(jj);
-      let at = sgc * ${M}u * SS + row * SS + jj;
-      var ds = 0.0;
-      if (i <= last && (open || (j < range.y && visible(sp, i, j)))) {
-        let prob = exp(Ss[at] * p.scale - rowLse);
-        ds = prob * (Dp[at] - rowDelta);
-      }
-      Ps[sgc * ${M}u * PS + row * PS + jj] = f16(ds);
-    }
+${dsStep}
     workgroupBarrier();
     // Each dS fragment is loaded once and feeds d/16 multiply-accumulates.
-${dsf.map((f, kc) => `    let ${f} = subgroupMatrixLoad<${left}, row_major>(&Ps, sgc * ${M * st.p}u + ${kc * K}u, PS);`).join('\n')}
+${dsf.map((f, kc) => `    let ${f} = subgroupMatrixLoad<${left}, row_major>(&Ps, sgc * ${u.s(M * st.p)}u + ${u.s(kc * K)}u, PS);`).join('\n')}
 ${gf
   .flatMap((f, n) =>
     dsf.map(
       (a, kc) =>
-        `    ${f} = subgroupMatrixMultiplyAccumulate(${a}, subgroupMatrixLoad<${right}, row_major>(&Ks, ${kc * K}u * KS + ${n * N}u, KS), ${f});`,
+        `    ${f} = subgroupMatrixMultiplyAccumulate(${a}, subgroupMatrixLoad<${right}, row_major>(&Ks, ${kc * K}u * KS + ${u.x(n * N)}u, KS), ${f});`,
     ),
   )
   .join('\n')}
@@ -274,17 +356,27 @@ ${matrixConstantsWgsl(c)}`;
 
 /**
  * The query tile's lse and delta (into `Lq`, `Dq`), as one set of the dK/dV kernels' query-tile
- * staging, so that they wait out the same memory latency as its q and dO rows.
+ * staging, so that they wait out the same memory latency as its q and dO rows. With vector scores
+ * the arrays hold vectors of four queries (a lane reads its four columns' statistics at once), and
+ * each row's go to their components.
  */
-export function rowStatisticsSet(c: Pick<MatrixKernelConfig, 'tile'>): StagingSet {
+export function rowStatisticsSet(c: Pick<MatrixBackwardConfig, 'tile' | 'vectorScores'>): StagingSet {
+  const at = (k: number) => (c.vectorScores ? `[es${k} / 4u][es${k} % 4u]` : `[es${k}]`);
   return {
     count: c.tile,
     index: 'es',
     load: (k, inRange) => `    var esv${k} = vec2f(0.0, 0.0);
     if (${inRange}i0 + i32(es${k}) < range.y) { esv${k} = rowStats(sp, h, i0 + i32(es${k})); }`,
-    store: (k) => `      Lq[es${k}] = esv${k}.x;
-      Dq[es${k}] = esv${k}.y;`,
+    store: (k) => `      Lq${at(k)} = esv${k}.x;
+      Dq${at(k)} = esv${k}.y;`,
   };
+}
+
+/** The dK/dV kernels' arrays of the query tile's lse and delta, which {@link rowStatisticsSet} stages. */
+export function rowStatisticsArraysWgsl(c: Pick<MatrixBackwardConfig, 'tile' | 'vectorScores'>): string {
+  const type = c.vectorScores ? `vec4<f32>, ${c.tile / 4}` : `f32, ${c.tile}`;
+  return `var<workgroup> Lq: array<${type}>;
+var<workgroup> Dq: array<${type}>;`;
 }
 
 /** WGSL of the tensor-core dK/dV pass: one workgroup per (key tile, KV head), over its group's heads. */
@@ -295,7 +387,8 @@ export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
   const kAcc = names('kacc', c.d / N);
   const vAcc = names('vacc', c.dv / N);
   const st = strides(c);
-  const scratch = (j: number) => `sgc * ${M * st.s}u + ${j * N}u`;
+  const u = vectorUnits(c);
+  const scratch = (j: number) => `sgc * ${u.s(M * st.s)}u + ${u.s(j * N)}u`;
   const stageOwn = (dest: string, src: string, width: number, destStride: number) =>
     stageRowsVec4Wgsl({ dest, src, width, destStride, ...ownRows(c, 'keys', threads) });
   const rowStatistics = rowStatisticsSet(c);
@@ -312,25 +405,64 @@ export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
         Array.from(
           { length: c.tile / K },
           (_, kc) =>
-            `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&${from}, sgc * ${M * st.p}u + ${kc * K}u, PS), subgroupMatrixLoad<${right}, row_major>(&${operand}, ${kc * K}u * ${width} + ${n * N}u, ${width}), ${f});`,
+            `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&${from}, sgc * ${u.s(M * st.p)}u + ${u.s(kc * K)}u, PS), subgroupMatrixLoad<${right}, row_major>(&${operand}, ${kc * K}u * ${width} + ${u.x(n * N)}u, ${width}), ${f});`,
         ),
       )
       .join('\n');
+  // P = exp(S · scale − lse) and dS = P ∘ (dP − delta) over the lane's queries of its row: one at
+  // a time, or four (vectors `qv` of the row and of the statistics; each query still masked on its
+  // own).
+  const seen = (ii: string) => `j <= last && (open || (${ii} < range.y && visible(sp, ${ii}, j)))`;
+  const elementwise = c.vectorScores
+    ? `      for (var qv = part * ${queriesPerLane / 4}u; qv < (part + 1u) * ${queriesPerLane / 4}u; qv++) {
+        let at = sgc * ${M}u * SS + row * SS + qv;
+        let sv = Ss[at];
+        let dpv = Dp[at];
+        let lsev = Lq[qv];
+        let deltav = Dq[qv];
+        var prob = vec4<f32>(0.0);
+        var ds = vec4<f32>(0.0);
+${COMPONENTS.map(
+  (x, k) => `        {
+          let ii = i0 + i32(4u * qv + ${k}u);
+          if (${seen('ii')}) {
+            prob.${x} = exp(sv.${x} * p.scale - lsev.${x});
+            ds.${x} = prob.${x} * (dpv.${x} - deltav.${x});
+          }
+        }`,
+).join('\n')}
+        let pat = sgc * ${M}u * PS + row * PS + qv;
+        Pt[pat] = vec4<f16>(prob);
+        Dt[pat] = vec4<f16>(ds);
+      }`
+    : `      for (var qq = part * ${queriesPerLane}u; qq < (part + 1u) * ${queriesPerLane}u; qq++) {
+        let ii = i0 + i32(qq);
+        let at = sgc * ${M}u * SS + row * SS + qq;
+        var prob = 0.0;
+        var ds = 0.0;
+        if (${seen('ii')}) {
+          prob = exp(Ss[at] * p.scale - Lq[qq]);
+          ds = prob * (Dp[at] - Dq[qq]);
+        }
+        let pat = sgc * ${M}u * PS + row * PS + qq;
+        Pt[pat] = f16(prob);
+        Dt[pat] = f16(ds);
+      }`;
   return `${dkDvHeaderWgsl(c)}
-const KS = ${st.d}u;
-const VS = ${st.dv}u;
-const SS = ${st.s}u;
-const PS = ${st.p}u;
-var<workgroup> Kown: array<f16, ${rows * st.d}>;
-var<workgroup> Vown: array<f16, ${rows * st.dv}>;
-var<workgroup> Qs: array<f16, ${c.tile * st.d}>;
-var<workgroup> Os: array<f16, ${c.tile * st.dv}>;
-var<workgroup> Lq: array<f32, ${c.tile}>;
-var<workgroup> Dq: array<f32, ${c.tile}>;
-var<workgroup> Ss: array<f32, ${scratchElements(c).s}>;
-var<workgroup> Dp: array<f32, ${scratchElements(c).s}>;
-var<workgroup> Pt: array<f16, ${scratchElements(c).p}>;
-var<workgroup> Dt: array<f16, ${scratchElements(c).p}>;
+// Row strides in each array's elements.
+const KS = ${u.x(st.d)}u;
+const VS = ${u.x(st.dv)}u;
+const SS = ${u.s(st.s)}u;
+const PS = ${u.s(st.p)}u;
+var<workgroup> Kown: array<${u.staged}, ${u.x(rows * st.d)}>;
+var<workgroup> Vown: array<${u.staged}, ${u.x(rows * st.dv)}>;
+var<workgroup> Qs: array<${u.staged}, ${u.x(c.tile * st.d)}>;
+var<workgroup> Os: array<${u.staged}, ${u.x(c.tile * st.dv)}>;
+${rowStatisticsArraysWgsl(c)}
+var<workgroup> Ss: array<${u.scores}, ${u.s(scratchElements(c).s)}>;
+var<workgroup> Dp: array<${u.scores}, ${u.s(scratchElements(c).s)}>;
+var<workgroup> Pt: array<${u.probabilities}, ${u.s(scratchElements(c).p)}>;
+var<workgroup> Dt: array<${u.probabilities}, ${u.s(scratchElements(c).p)}>;
 
 ${SEQUENCE_WGSL}
 
@@ -353,26 +485,14 @@ ${[...kAcc, ...vAcc].map((f) => `  var ${f} = ${result}();`).join('\n')}
       ${stageQueryTile}
       workgroupBarrier();
 ${[...sf, ...pf].map((f) => `      var ${f} = ${result}();`).join('\n')}
-${sf.flatMap((f, jq) => Array.from({ length: c.d / K }, (_, kk) => `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&Kown, sgc * ${M}u * KS + ${kk * K}u, KS), subgroupMatrixLoad<${right}, col_major>(&Qs, ${jq * N}u * KS + ${kk * K}u, KS), ${f});`)).join('\n')}
-${pf.flatMap((f, jq) => Array.from({ length: c.dv / K }, (_, kk) => `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&Vown, sgc * ${M}u * VS + ${kk * K}u, VS), subgroupMatrixLoad<${right}, col_major>(&Os, ${jq * N}u * VS + ${kk * K}u, VS), ${f});`)).join('\n')}
+${sf.flatMap((f, jq) => Array.from({ length: c.d / K }, (_, kk) => `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&Kown, sgc * ${M}u * KS + ${u.x(kk * K)}u, KS), subgroupMatrixLoad<${right}, col_major>(&Qs, ${jq * N}u * KS + ${u.x(kk * K)}u, KS), ${f});`)).join('\n')}
+${pf.flatMap((f, jq) => Array.from({ length: c.dv / K }, (_, kk) => `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&Vown, sgc * ${M}u * VS + ${u.x(kk * K)}u, VS), subgroupMatrixLoad<${right}, col_major>(&Os, ${jq * N}u * VS + ${u.x(kk * K)}u, VS), ${f});`)).join('\n')}
 ${sf.map((f, jq) => `      subgroupMatrixStore<row_major>(&Ss, ${scratch(jq)}, ${f}, SS);`).join('\n')}
 ${pf.map((f, jq) => `      subgroupMatrixStore<row_major>(&Dp, ${scratch(jq)}, ${f}, SS);`).join('\n')}
       workgroupBarrier();
       // A query tile that sees every key of this one whole skips the per-score mask test.
       let open = i0 + i32(TILE) <= range.y && blockVisible(sp, i0, i0 + i32(TILE) - 1, first, last);
-      for (var qq = part * ${queriesPerLane}u; qq < (part + 1u) * ${queriesPerLane}u; qq++) {
-        let ii = i0 + i32(qq);
-        let at = sgc * ${M}u * SS + row * SS + qq;
-        var prob = 0.0;
-        var ds = 0.0;
-        if (j <= last && (open || (ii < range.y && visible(sp, ii, j)))) {
-          prob = exp(Ss[at] * p.scale - Lq[qq]);
-          ds = prob * (Dp[at] - Dq[qq]);
-        }
-        let pat = sgc * ${M}u * PS + row * PS + qq;
-        Pt[pat] = f16(prob);
-        Dt[pat] = f16(ds);
-      }
+${elementwise}
       workgroupBarrier();
 ${products(vAcc, 'Pt', 'Os', 'VS')}
 ${products(kAcc, 'Dt', 'Qs', 'KS')}

@@ -21,17 +21,27 @@
  * its part of the query tile's scores and holds its part of d's accumulator columns (subgroup
  * `half + 2 · role + 4 · part`), so a subgroup holds fewer registers and a workgroup runs more of
  * them.
+ *
+ * Its arrays may hold vectors (`vectorStaging`, `vectorScores`, as the plain kernels'): QO as
+ * `vec4<f16>`, each staged load stored whole; SD, PD and the query statistics as vectors, each
+ * lane reading S, dP, lse and delta and writing P or dS for four consecutive queries at once. Its
+ * rows of SD, 36 or 20 words apart (tile + 4), put the 16-byte reads of eight lanes on different
+ * banks.
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { type StagingSet, unrolledStagingSetsWgsl } from '../wgsl.js';
 import {
+  COMPONENTS,
   dkDvHeaderWgsl,
   type MatrixBackwardConfig,
   ownRows,
+  rowStatisticsArraysWgsl,
   rowStatisticsSet,
   scratchElements,
+  scratchScalarWgsl,
   strides,
   tileRows,
+  vectorUnits,
 } from './backward-matrix.wgsl.js';
 import { keyTileWgsl, SEQUENCE_WGSL, stageRowsVec4Set } from './common.wgsl.js';
 import { matrixEntryPoint, matrixShape, fragmentNames as names } from './matrix-kernel.js';
@@ -55,6 +65,9 @@ export function matrixDkDvRolesUnsupported(c: RolesConfig): string | undefined {
   }
   if (c.d % (c.columnSplits * N) !== 0)
     return `d = ${c.d} does not split into ${c.columnSplits} parts of N = ${N}`;
+  const queriesPerLane = c.tile / c.columnSplits / lanesPerRow;
+  if (c.vectorScores && queriesPerLane % 4 !== 0)
+    return `vector scores need 4 queries per lane or more, not ${queriesPerLane}`;
   return undefined;
 }
 
@@ -65,7 +78,8 @@ export function roleSubgroups(c: RolesConfig): number {
 
 /**
  * f16 elements of a role-split kernel's staging array: both roles' own rows (K and V, or q and
- * dO), then, once those are held, both roles' rows of each tile.
+ * dO), then, once those are held, both roles' rows of each tile (a quarter as many vectors with
+ * vectorStaging).
  */
 export function roleStagingElements(c: RolesConfig): number {
   return 2 * Math.max(c.subgroups * c.matrix.M, c.tile) * strides(c).d;
@@ -102,14 +116,15 @@ export function roleAccumulatorsOutWgsl(
   write: (column: string) => string,
 ): string {
   const { M, N } = c.matrix;
-  const scratchOf = `role * ${scratchElements(c).s}u + half * ${M * strides(c).s}u + colPart * ${M * N}u`;
+  const u = vectorUnits(c);
+  const scratchOf = `role * ${u.s(scratchElements(c).s)}u + half * ${u.s(M * strides(c).s)}u + colPart * ${u.s(M * N)}u`;
   return acc
     .map(
-      (f, n) => `  subgroupMatrixStore<row_major>(&SD, ${scratchOf}, ${f}, ${N}u);
+      (f, n) => `  subgroupMatrixStore<row_major>(&SD, ${scratchOf}, ${f}, ${u.s(N)}u);
   workgroupBarrier();
   for (var e = lane; e < ${M * N}u; e += ${c.subgroupSize}u) {
     let r = first + i32(half * ${M}u + e / ${N}u);
-    let x = SD[${scratchOf} + e];
+    let x = ${scratchScalarWgsl(c, 'SD', scratchOf, 'e')};
     ${write(`${firstColumn} + ${n * N}u + e % ${N}u`)}
   }
   workgroupBarrier();`,
@@ -134,6 +149,10 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
   const queriesPerLane = tilePart / lanesPerRow;
   const st = strides(c);
   const scratch = scratchElements(c);
+  // Offsets and strides below count f16 or f32 elements, `x` and `s` turning them into the
+  // arrays' own (vectors of four where they hold vectors).
+  const u = vectorUnits(c);
+  const { x, s } = u;
   // Offsets of role 1's half of each two-role array (elements).
   const ownHalf = rows * st.d;
   const tileHalf = c.tile * st.d;
@@ -166,14 +185,14 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
       Array.from(
         { length: c.d / K },
         (_, kk) =>
-          `      ${f} = subgroupMatrixMultiplyAccumulate(${ownf[kk]}, subgroupMatrixLoad<${right}, col_major>(&QO, role * ${tileHalf}u + colPart * ${tilePart * st.d}u + ${jq * N * st.d + kk * K}u, ${st.d}u), ${f});`,
+          `      ${f} = subgroupMatrixMultiplyAccumulate(${ownf[kk]}, subgroupMatrixLoad<${right}, col_major>(&QO, role * ${x(tileHalf)}u + colPart * ${x(tilePart * st.d)}u + ${x(jq * N * st.d + kk * K)}u, ${x(st.d)}u), ${f});`,
       ),
     )
     .join('\n');
   const storeScores = sf
     .map(
       (f, jq) =>
-        `      subgroupMatrixStore<row_major>(&SD, role * ${scoreHalf}u + half * ${M * st.s}u + colPart * ${tilePart}u + ${jq * N}u, ${f}, ${st.s}u);`,
+        `      subgroupMatrixStore<row_major>(&SD, role * ${s(scoreHalf)}u + half * ${s(M * st.s)}u + colPart * ${s(tilePart)}u + ${s(jq * N)}u, ${f}, ${s(st.s)}u);`,
     )
     .join('\n');
   // Role 0: dV += P·dO (dO is role 1's half of QO); role 1: dK += dS·Q (q is role 0's half). Each
@@ -181,12 +200,12 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
   const updates = [
     ...pdf.map(
       (f, kc) =>
-        `      let ${f} = subgroupMatrixLoad<${left}, row_major>(&PD, role * ${probHalf}u + half * ${M * st.p}u + ${kc * K}u, ${st.p}u);`,
+        `      let ${f} = subgroupMatrixLoad<${left}, row_major>(&PD, role * ${s(probHalf)}u + half * ${s(M * st.p)}u + ${s(kc * K)}u, ${s(st.p)}u);`,
     ),
     ...acc.flatMap((f, n) =>
       pdf.map(
         (pf, kc) =>
-          `      ${f} = subgroupMatrixMultiplyAccumulate(${pf}, subgroupMatrixLoad<${right}, row_major>(&QO, (1u - role) * ${tileHalf}u + colPart * ${dPart}u + ${kc * K * st.d + n * N}u, ${st.d}u), ${f});`,
+          `      ${f} = subgroupMatrixMultiplyAccumulate(${pf}, subgroupMatrixLoad<${right}, row_major>(&QO, (1u - role) * ${x(tileHalf)}u + colPart * ${x(dPart)}u + ${x(kc * K * st.d + n * N)}u, ${x(st.d)}u), ${f});`,
       ),
     ),
   ].join('\n');
@@ -200,14 +219,47 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
       if (role == 0u) { dv[at] = f16(x); } else { dk[at] = f16(x * p.scale); }
     }`,
   );
+  // The lane's queries of its row, one at a time, or four (vectors `qv` of the row and of the
+  // statistics; each query still masked on its own).
+  const seen = (ii: string) => `j <= last && (open || (${ii} < range.y && visible(sp, ${ii}, j)))`;
+  const elementwise = c.vectorScores
+    ? `      let firstGroup = colPart * ${tilePart / 4}u + part * ${queriesPerLane / 4}u;
+      for (var qv = firstGroup; qv < firstGroup + ${queriesPerLane / 4}u; qv++) {
+        let at = half * ${s(M * st.s)}u + row * ${s(st.s)}u + qv;
+        let sv = SD[at];
+        let dpv = SD[${s(scoreHalf)}u + at];
+        let lsev = Lq[qv];
+        let deltav = Dq[qv];
+        var x = vec4<f32>(0.0);
+${COMPONENTS.map(
+  (c4, k) => `        {
+          let ii = i0 + i32(4u * qv + ${k}u);
+          if (${seen('ii')}) {
+            let prob = exp(sv.${c4} * p.scale - lsev.${c4});
+            x.${c4} = select(prob, prob * (dpv.${c4} - deltav.${c4}), role == 1u);
+          }
+        }`,
+).join('\n')}
+        PD[role * ${s(probHalf)}u + half * ${s(M * st.p)}u + row * ${s(st.p)}u + qv] = vec4<f16>(x);
+      }`
+    : `      let firstColumn = colPart * ${tilePart}u + part * ${queriesPerLane}u;
+      for (var qq = firstColumn; qq < firstColumn + ${queriesPerLane}u; qq++) {
+        let ii = i0 + i32(qq);
+        let at = half * ${M * st.s}u + row * ${st.s}u + qq;
+        var x = 0.0;
+        if (${seen('ii')}) {
+          let prob = exp(SD[at] * p.scale - Lq[qq]);
+          x = select(prob, prob * (SD[${scoreHalf}u + at] - Dq[qq]), role == 1u);
+        }
+        PD[role * ${probHalf}u + half * ${M * st.p}u + row * ${st.p}u + qq] = f16(x);
+      }`;
   return `${dkDvHeaderWgsl(c)}
 // Both roles' operands: the workgroup's K then V rows (until held), then each tile's q then dO
 // rows; S then dP (f32), P then dS (f16); rows padded by 16 bytes.
-var<workgroup> QO: array<f16, ${roleStagingElements(c)}>;
-var<workgroup> Lq: array<f32, ${c.tile}>;
-var<workgroup> Dq: array<f32, ${c.tile}>;
-var<workgroup> SD: array<f32, ${2 * scoreHalf}>;
-var<workgroup> PD: array<f16, ${2 * probHalf}>;
+var<workgroup> QO: array<${u.staged}, ${x(roleStagingElements(c))}>;
+${rowStatisticsArraysWgsl(c)}
+var<workgroup> SD: array<${u.scores}, ${s(2 * scoreHalf)}>;
+var<workgroup> PD: array<${u.probabilities}, ${s(2 * probHalf)}>;
 
 ${SEQUENCE_WGSL}
 
@@ -221,7 +273,7 @@ ${roleIndicesWgsl(c)}
   let j = first + i32(half * ${M}u + row);
   ${unrolledStagingSetsWgsl(threads, [own('k', 'ek'), own('v', 'ev')])}
   workgroupBarrier();
-${ownf.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&QO, role * ${ownHalf}u + half * ${M * st.d}u + ${kk * K}u, ${st.d}u);`).join('\n')}
+${ownf.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&QO, role * ${x(ownHalf)}u + half * ${x(M * st.d)}u + ${x(kk * K)}u, ${x(st.d)}u);`).join('\n')}
 ${acc.map((f) => `  var ${f} = ${result}();`).join('\n')}
   let range = queryRange(sp, first, last);
   for (var g = 0u; g < p.group; g++) {
@@ -237,17 +289,7 @@ ${storeScores}
       // Role 0 writes P, role 1 dS = P ∘ (dP - delta), both from S; a query tile that sees every
       // key of this one whole skips the per-score mask test.
       let open = i0 + i32(TILE) <= range.y && blockVisible(sp, i0, i0 + i32(TILE) - 1, first, last);
-      let firstColumn = colPart * ${tilePart}u + part * ${queriesPerLane}u;
-      for (var qq = firstColumn; qq < firstColumn + ${queriesPerLane}u; qq++) {
-        let ii = i0 + i32(qq);
-        let at = half * ${M * st.s}u + row * ${st.s}u + qq;
-        var x = 0.0;
-        if (j <= last && (open || (ii < range.y && visible(sp, ii, j)))) {
-          let prob = exp(SD[at] * p.scale - Lq[qq]);
-          x = select(prob, prob * (SD[${scoreHalf}u + at] - Dq[qq]), role == 1u);
-        }
-        PD[role * ${probHalf}u + half * ${M * st.p}u + row * ${st.p}u + qq] = f16(x);
-      }
+${elementwise}
       workgroupBarrier();
 ${updates}
     }

@@ -15,10 +15,22 @@
  * `columnSplits` splits each role's work again, by columns, as in the dK/dV kernel: subgroup
  * `half + 2 · role + 4 · part` computes its part of the tile's scores and holds its part of the
  * role's dQ columns.
+ *
+ * Its arrays may hold vectors (`vectorStaging`, `vectorScores`), as the dK/dV kernel's do: X as
+ * `vec4<f16>`, SD and Ds as vectors, each lane reading S and dP and writing dS for four
+ * consecutive keys at once.
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { rowVectorType, unrolledStagingSetsWgsl } from '../wgsl.js';
-import { ownRows, ROW_STATISTICS_WGSL, scratchElements, strides, tileRows } from './backward-matrix.wgsl.js';
+import {
+  COMPONENTS,
+  ownRows,
+  ROW_STATISTICS_WGSL,
+  scratchElements,
+  strides,
+  tileRows,
+  vectorUnits,
+} from './backward-matrix.wgsl.js';
 import {
   type RolesConfig,
   roleAccumulatorsOutWgsl,
@@ -45,6 +57,9 @@ export function matrixDqRolesUnsupported(c: RolesConfig): string | undefined {
   if (c.tile % (c.columnSplits * N) !== 0 || c.tile % (parts * (c.subgroupSize / M)) !== 0) {
     return `tile ${c.tile} does not split into ${parts} parts over ${c.subgroupSize / M} lanes per row`;
   }
+  const keysPerLane = c.tile / parts / (c.subgroupSize / M);
+  if (c.vectorScores && keysPerLane % 4 !== 0)
+    return `vector scores need 4 keys per lane or more, not ${keysPerLane}`;
   return undefined;
 }
 
@@ -69,6 +84,10 @@ export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
   const tilePart = c.tile / cs;
   const st = strides(c);
   const scratch = scratchElements(c);
+  // Offsets and strides below count f16 or f32 elements, `x` and `s` turning them into the
+  // arrays' own (vectors of four where they hold vectors).
+  const u = vectorUnits(c);
+  const { x, s } = u;
   const ownHalf = rows * st.d;
   const tileHalf = c.tile * st.d;
   const scoreHalf = scratch.s;
@@ -102,24 +121,24 @@ export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
     ...sf.flatMap((f, j) =>
       held.map(
         (a, kk) =>
-          `    ${f} = subgroupMatrixMultiplyAccumulate(${a}, subgroupMatrixLoad<${right}, col_major>(&X, role * ${tileHalf}u + colPart * ${tilePart * st.d}u + ${j * N * st.d + kk * K}u, ${st.d}u), ${f});`,
+          `    ${f} = subgroupMatrixMultiplyAccumulate(${a}, subgroupMatrixLoad<${right}, col_major>(&X, role * ${x(tileHalf)}u + colPart * ${x(tilePart * st.d)}u + ${x(j * N * st.d + kk * K)}u, ${x(st.d)}u), ${f});`,
       ),
     ),
     ...sf.map(
       (f, j) =>
-        `    subgroupMatrixStore<row_major>(&SD, role * ${scoreHalf}u + half * ${M * st.s}u + colPart * ${tilePart}u + ${j * N}u, ${f}, ${st.s}u);`,
+        `    subgroupMatrixStore<row_major>(&SD, role * ${s(scoreHalf)}u + half * ${s(M * st.s)}u + colPart * ${s(tilePart)}u + ${s(j * N)}u, ${f}, ${s(st.s)}u);`,
     ),
   ].join('\n');
   // The dQ columns this subgroup owns += dS·K; each dS fragment feeds all of them.
   const updates = [
     ...dsf.map(
       (f, kc) =>
-        `    let ${f} = subgroupMatrixLoad<${left}, row_major>(&Ds, half * ${M * st.p}u + ${kc * K}u, ${st.p}u);`,
+        `    let ${f} = subgroupMatrixLoad<${left}, row_major>(&Ds, half * ${s(M * st.p)}u + ${s(kc * K)}u, ${s(st.p)}u);`,
     ),
     ...acc.flatMap((f, n) =>
       dsf.map(
         (a, kc) =>
-          `    ${f} = subgroupMatrixMultiplyAccumulate(${a}, subgroupMatrixLoad<${right}, row_major>(&X, ${kc * K * st.d}u + dsPart * ${columns}u + ${n * N}u, ${st.d}u), ${f});`,
+          `    ${f} = subgroupMatrixMultiplyAccumulate(${a}, subgroupMatrixLoad<${right}, row_major>(&X, ${x(kc * K * st.d)}u + dsPart * ${x(columns)}u + ${x(n * N)}u, ${x(st.d)}u), ${f});`,
       ),
     ),
   ].join('\n');
@@ -132,6 +151,36 @@ export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
       dq[((sp.qStart + u32(r)) * p.hq + h) * D + ${column}] = f16(x * p.scale);
     }`,
   );
+  // dS = P ∘ (dP − delta), P = exp(S · scale − lse), over the lane's keys of its row: one at a
+  // time, or four (vectors `jv` of the row; each key still masked on its own).
+  const seen = (j: string) => `i <= last && (open || (${j} < range.y && visible(sp, i, ${j})))`;
+  const dsStep = c.vectorScores
+    ? `    let firstGroup = dsPart * ${dsColumns / 4}u + part * ${perLane / 4}u;
+    for (var jv = firstGroup; jv < firstGroup + ${perLane / 4}u; jv++) {
+      let at = half * ${s(M * st.s)}u + row * ${s(st.s)}u + jv;
+      let sv = SD[at];
+      let dpv = SD[${s(scoreHalf)}u + at];
+      var ds = vec4<f32>(0.0);
+${COMPONENTS.map(
+  (c4, k) => `      {
+        let j = k0 + i32(4u * jv + ${k}u);
+        if (${seen('j')}) {
+          ds.${c4} = exp(sv.${c4} * p.scale - rowLse) * (dpv.${c4} - rowDelta);
+        }
+      }`,
+).join('\n')}
+      Ds[half * ${s(M * st.p)}u + row * ${s(st.p)}u + jv] = vec4<f16>(ds);
+    }`
+    : `    let firstColumn = dsPart * ${dsColumns}u + part * ${perLane}u;
+    for (var jj = firstColumn; jj < firstColumn + ${perLane}u; jj++) {
+      let j = k0 + i32(jj);
+      let at = half * ${M * st.s}u + row * ${st.s}u + jj;
+      var ds = 0.0;
+      if (${seen('j')}) {
+        ds = exp(SD[at] * p.scale - rowLse) * (SD[${scoreHalf}u + at] - rowDelta);
+      }
+      Ds[half * ${M * st.p}u + row * ${st.p}u + jj] = f16(ds);
+    }`;
   return `${matrixKernelHeader(c)}
 ${backwardInputsWgsl(rowVectorType(c.wideLoads))}
 @group(0) @binding(6) var<storage, read_write> dq: array<f16>;
@@ -140,9 +189,9 @@ ${backwardInputsWgsl(rowVectorType(c.wideLoads))}
 ${matrixConstantsWgsl(c)}
 // The workgroup's q then dO rows (until held), then each tile's K then V rows; S then dP (f32);
 // dS (f16); rows padded by 16 bytes.
-var<workgroup> X: array<f16, ${roleStagingElements(c)}>;
-var<workgroup> SD: array<f32, ${2 * scoreHalf}>;
-var<workgroup> Ds: array<f16, ${scratch.p}>;
+var<workgroup> X: array<${u.staged}, ${x(roleStagingElements(c))}>;
+var<workgroup> SD: array<${u.scores}, ${s(2 * scoreHalf)}>;
+var<workgroup> Ds: array<${u.probabilities}, ${s(scratch.p)}>;
 
 ${SEQUENCE_WGSL}
 
@@ -158,7 +207,7 @@ ${roleIndicesWgsl(c)}
   let i = first + i32(half * ${M}u + row);
   ${unrolledStagingSetsWgsl(threads, [own('q', 'eq'), own('dout', 'eo')])}
   workgroupBarrier();
-${held.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&X, role * ${ownHalf}u + half * ${M * st.d}u + ${kk * K}u, ${st.d}u);`).join('\n')}
+${held.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&X, role * ${x(ownHalf)}u + half * ${x(M * st.d)}u + ${x(kk * K)}u, ${x(st.d)}u);`).join('\n')}
 ${ROW_STATISTICS_WGSL}
 ${acc.map((f) => `  var ${f} = ${result}();`).join('\n')}
   let range = keyRange(sp, first, last);
@@ -171,16 +220,7 @@ ${scores}
     workgroupBarrier();
     // A tile every row sees whole skips the per-score mask test.
     let open = k0 + i32(TILE) <= range.y && blockVisible(sp, first, last, k0, k0 + i32(TILE) - 1);
-    let firstColumn = dsPart * ${dsColumns}u + part * ${perLane}u;
-    for (var jj = firstColumn; jj < firstColumn + ${perLane}u; jj++) {
-      let j = k0 + i32(jj);
-      let at = half * ${M * st.s}u + row * ${st.s}u + jj;
-      var ds = 0.0;
-      if (i <= last && (open || (j < range.y && visible(sp, i, j)))) {
-        ds = exp(SD[at] * p.scale - rowLse) * (SD[${scoreHalf}u + at] - rowDelta);
-      }
-      Ds[half * ${M * st.p}u + row * ${st.p}u + jj] = f16(ds);
-    }
+${dsStep}
     workgroupBarrier();
 ${updates}
   }

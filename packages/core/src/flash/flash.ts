@@ -193,9 +193,19 @@ export const FLASH_PREFETCH_VALUES: { forward: boolean } = { forward: true };
  * or two stores per load instead of four or eight; MatrixForwardConfig.vectorStaging) and its
  * scores and probabilities (four keys per access; vectorScores, where the shape allows). On the
  * H200 at n = 16384 the staging took the forward from 36.73 / 37.00 to 34.49 / 34.80 ms, the same
- * bits (flash-shapes vectors). Mutable so that a diagnostic can time each.
+ * bits, and the vector scores to 32.01 / 32.37 (flash-shapes vectors). `backwardStaging` and
+ * `backwardScores` ask the same of the backward kernels (MatrixBackwardConfig.vectorStaging,
+ * vectorScores, each kernel's scores where its split of the tile allows): their staged q, k, v and
+ * dO rows, and their S, dP, P and dS with the query statistics; the backward went from 202.3 /
+ * 203.1 to 170.1 / 169.4 ms, the same bits (flash-shapes backward-vectors). Mutable so that a
+ * diagnostic can time each.
  */
-export const FLASH_VECTORS: { staging: boolean; scores: boolean } = { staging: true, scores: true };
+export const FLASH_VECTORS: {
+  staging: boolean;
+  scores: boolean;
+  backwardStaging: boolean;
+  backwardScores: boolean;
+} = { staging: true, scores: true, backwardStaging: true, backwardScores: true };
 
 /**
  * Most value loads per invocation the forward holds through its softmax: 32 registers. MLA's
@@ -228,10 +238,14 @@ function roleSplitWgsl(
     kernels.splitUnsupported(c) === undefined &&
     kernels.splitSharedBytes(c) <= caps.limits.maxComputeWorkgroupStorageSize &&
     roleSubgroups(c) * c.subgroupSize <= caps.limits.maxComputeInvocationsPerWorkgroup;
+  // Each split with vector scores where the backward shape has them, then without them (for a
+  // split that leaves a lane fewer than four columns).
   const split = [
     { ...matrix, tile: choice.rolesTile, columnSplits: choice.columnSplits },
     { ...matrix, columnSplits: 1 },
-  ].find(fits);
+  ]
+    .flatMap((c) => (c.vectorScores ? [c, { ...c, vectorScores: false }] : [c]))
+    .find(fits);
   return split ? kernels.split(split) : kernels.plain(matrix);
 }
 
@@ -291,7 +305,11 @@ export function matrixForwardConfig(
     : chosen;
 }
 
-/** The tensor-core backward's shape (shared by its dQ and dK/dV kernels), or undefined when none fits. */
+/**
+ * The tensor-core backward's shape (shared by its dQ and dK/dV kernels), or undefined when none
+ * fits; its arrays of vectors as FLASH_VECTORS asks, vector scores where the plain kernels' lanes
+ * have four columns or more (the role-split kernels drop them where theirs do not).
+ */
 export function matrixBackwardConfig(
   caps: Capabilities,
   d: number,
@@ -308,7 +326,15 @@ export function matrixBackwardConfig(
     FLASH_WIDE_LOADS.backward,
     assumeMatrix,
   );
-  return config;
+  if (!config) return undefined;
+  const chosen: MatrixBackwardConfig = {
+    ...config,
+    ...(FLASH_VECTORS.backwardStaging && { vectorStaging: true }),
+  };
+  const withVectorScores = { ...chosen, vectorScores: true };
+  return FLASH_VECTORS.backwardScores && matrixBackwardUnsupported(withVectorScores) === undefined
+    ? withVectorScores
+    : chosen;
 }
 
 function pickMatrixShape(
