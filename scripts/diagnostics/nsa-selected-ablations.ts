@@ -10,12 +10,13 @@
 // workgroups walking the KV heads of one token first, then the tokens of one KV head first
 // (SELECTED_ORDER), outputs compared. With `vectors`, the forward with the selected attention's
 // and the selection's workgroup arrays of scalars, then of vectors (SELECTED_FORWARD.vectorArrays,
-// SELECT_VECTOR_STAGING), outputs compared.
+// SELECT_VECTOR_STAGING), then with the selection's scores head-major too (SELECT_HEAD_MAJOR),
+// outputs compared.
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-selected-ablations.mjs; on the GPU machine:
 //   node .gpu-kit/nsa-selected-ablations.mjs [order|vectors] [n]
 
 import { disposeNsaForward, nsaForward } from '../../packages/nsa/src/index.js';
-import { SELECT_VECTOR_STAGING } from '../../packages/nsa/src/select/select.js';
+import { SELECT_HEAD_MAJOR, SELECT_VECTOR_STAGING } from '../../packages/nsa/src/select/select.js';
 import {
   SELECTED_FORWARD,
   SELECTED_MATRIX_TILES,
@@ -64,20 +65,24 @@ if (process.argv.includes('order')) {
 }
 
 if (process.argv.includes('vectors')) {
-  const defaults = [SELECTED_FORWARD.vectorArrays, SELECT_VECTOR_STAGING.enabled] as const;
-  const set = (on: boolean) => {
-    SELECTED_FORWARD.vectorArrays = on;
-    SELECT_VECTOR_STAGING.enabled = on;
+  const settings: [string, boolean, boolean][] = [
+    ['arrays of scalars', false, false],
+    ['arrays of vectors', true, false],
+    ['arrays of vectors, head-major selection scores', true, true],
+  ];
+  const set = ([, vectors, headMajor]: [string, boolean, boolean]) => {
+    SELECTED_FORWARD.vectorArrays = vectors;
+    SELECT_VECTOR_STAGING.enabled = vectors;
+    SELECT_HEAD_MAJOR.enabled = headMajor;
   };
-  for (const on of [false, true, false, true]) {
-    set(on);
-    await timeSelected(on ? 'arrays of vectors' : 'arrays of scalars');
+  for (const setting of [...settings, ...settings]) {
+    set(setting);
+    await timeSelected(setting[0]);
   }
-  for (const on of [false, true]) {
-    set(on);
-    console.log(`vectors ${on}: ${await outputComparedWithFirst()} as the first`);
+  for (const setting of settings) {
+    set(setting);
+    console.log(`${setting[0]}: ${await outputComparedWithFirst()} as the first`);
   }
-  [SELECTED_FORWARD.vectorArrays, SELECT_VECTOR_STAGING.enabled] = defaults;
   gpu.destroy();
   process.exit(0);
 }

@@ -443,8 +443,15 @@ describe('the tensor-core selection and selected attention compile on the null b
         [2, true],
         [4, false],
       ] as const) {
-        const c = { ...selectBase, d: 32, group, maxBlocks: 256, tile: 32, tokens, vectorStaging };
+        const plain = { ...selectBase, d: 32, group, maxBlocks: 256, tile: 32, tokens, vectorStaging };
+        // Head-major scores wherever each token has one subgroup (groups of 16 or fewer).
+        const c = { ...plain, headMajorScores: group <= 16 };
         expect(selectMatrixUnsupported(c)).toBeUndefined();
+        if (group > 16) {
+          expect(selectMatrixUnsupported({ ...plain, headMajorScores: true })).toMatch(
+            /one subgroup per token/,
+          );
+        }
         expect(selectMatrixShuffles(c)).toBe(group <= 16);
         // Shapes over the null backend's 16 KiB of workgroup memory compile as modules; the others
         // as pipelines.
@@ -468,6 +475,9 @@ describe('the tensor-core selection and selected attention compile on the null b
     expect(selectMatrixShuffles(c)).toBe(true);
     expect(selectMatrixShuffles({ ...c, pinSubgroupSize: false })).toBe(false);
     expect(selectMatrixSharedBytes(c)).toBeLessThanOrEqual(48 * 1024);
+    // Head-major scores take 16 more bytes per block row and still fit six tokens.
+    expect(selectMatrixSharedBytes({ ...c, headMajorScores: true })).toBeLessThanOrEqual(48 * 1024);
+    expect(selectMatrixUnsupported({ ...c, headMajorScores: true })).toBeUndefined();
     // With 8- and 16-byte compressed-key loads (the keys bound as vec4<u32>, prefetched a tile
     // ahead), staged into f16 or vec4<f16> arrays.
     for (const [wideLoads, vectorStaging] of [
@@ -476,7 +486,11 @@ describe('the tensor-core selection and selected attention compile on the null b
       [false, true],
       [true, true],
     ]) {
-      const code = selectMatrixWgsl({ ...c, wideLoads, vectorStaging });
+      // Head-major scores with vector staging (the planner's choice), row-major without.
+      const code = selectMatrixWgsl({ ...c, wideLoads, vectorStaging, headMajorScores: vectorStaging });
+      expect(code.includes('subgroupMatrixStore<col_major>(&Ss'), `head-major ${vectorStaging}`).toBe(
+        vectorStaging,
+      );
       expect(code.includes('cmpK: array<vec4<u32>>'), `wide ${wideLoads}`).toBe(wideLoads);
       expect(code.includes('var<workgroup> Ks: array<vec4<f16>,'), `vectors ${vectorStaging}`).toBe(
         vectorStaging,

@@ -19,6 +19,12 @@ export interface TileProbabilitiesShape {
   scoreLength: number;
   /** Pass the probabilities by shuffles (see selectMatrixShuffles) rather than workgroup memory. */
   shuffles: boolean;
+  /**
+   * Whether the scores are head-major (`Ss` and `lse2` arrays of vec4<f32>: a compressed block's
+   * heads consecutive, `scoreStride` f32 apart per block), read four heads at a time, for a
+   * group of `group` heads; row-major (`Ss[row][block]`, scalars) otherwise.
+   */
+  headMajor?: { group: number };
 }
 
 /**
@@ -29,12 +35,26 @@ export interface TileProbabilitiesShape {
  */
 export function tileProbabilitiesWgsl(o: TileProbabilitiesShape): string {
   // Each (token, compressed block of the tile)'s probability summed over the heads.
-  const probabilitySum = (u: string, i: string) => `var sum = 0.0;
-        if (${u} >= u0 && ${u} < u1 && c0 + ${i} < tokenVisible[${u}]) {
-          for (var h = 0u; h < GROUP; h++) {
+  // Head-major, a block's heads are read four at a time, the terms added in the same order of heads.
+  const headMajor = o.headMajor;
+  const sumOverHeads = headMajor
+    ? (u: string, i: string) =>
+        Array.from({ length: o.tokenRows / 4 }, (_, hv) => {
+          const heads = Array.from({ length: 4 }, (_, c) => 4 * hv + c).filter((h) => h < headMajor.group);
+          if (heads.length === 0) return '';
+          return `          { let s4 = Ss[(${u} * TILE + u32(${i})) * ${o.scoreStride / 4}u + ${hv}u] * scale2;
+            let l4 = lse2[${u} * ${o.tokenRows / 4}u + ${hv}u];
+${heads.map((h) => `            sum += exp2(s4.${'xyzw'[h % 4]} - l4.${'xyzw'[h % 4]});`).join('\n')} }`;
+        })
+          .filter((line) => line !== '')
+          .join('\n')
+    : (u: string, i: string) => `          for (var h = 0u; h < GROUP; h++) {
             let r = ${u} * ${o.tokenRows}u + h;
             sum += exp2(Ss[r * ${o.scoreStride}u + u32(${i})] * scale2 - lse2[r]);
-          }
+          }`;
+  const probabilitySum = (u: string, i: string) => `var sum = 0.0;
+        if (${u} >= u0 && ${u} < u1 && c0 + ${i} < tokenVisible[${u}]) {
+${sumOverHeads(u, i)}
         }`;
   // The probabilities through workgroup memory, then each (token, selection block the tile
   // overlaps) adds its terms (addOverlaps).

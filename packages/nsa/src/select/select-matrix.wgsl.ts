@@ -56,6 +56,12 @@ export interface SelectMatrixConfig {
    * where f16 elements take four or eight.
    */
   vectorStaging?: boolean;
+  /**
+   * Whether each compressed block's scores of a token's heads are consecutive (Sᵀ stored
+   * column-major into an array of vec4<f32>), so that the lane of a block reads its heads four at
+   * a time, and the heads' lse with them: a quarter of the reads of the row-major scores.
+   */
+  headMajorScores?: boolean;
 }
 
 function split(c: SelectMatrixConfig) {
@@ -94,9 +100,19 @@ export function selectMatrixThreads(c: SelectMatrixConfig): number {
   return split(c).threads;
 }
 
-/** Row strides in elements, padded by 16 bytes against bank conflicts. */
+/**
+ * Row strides in elements (scores f32, keys f16), padded by 16 bytes against bank conflicts: the
+ * scores' rows are a token's heads when head-major (20 words apart, the 16-byte reads of eight
+ * lanes land on different banks), the tile's blocks otherwise.
+ */
 function strides(c: SelectMatrixConfig) {
-  return { k: c.d + 8, s: c.tile + 4 };
+  return { k: c.d + 8, s: (c.headMajorScores ? split(c).tokenRows : c.tile) + 4 };
+}
+
+/** f32 entries of the scores' array: a row per (token, block) when head-major, per (token, head) otherwise. */
+function scoreElements(c: SelectMatrixConfig): number {
+  const { rows } = split(c);
+  return (c.headMajorScores ? c.tokens * c.tile : rows) * strides(c).s;
 }
 
 /** Elements of the key tile's array, which holds the queries first when they are staged. */
@@ -115,10 +131,9 @@ const scoreLength = (c: SelectMatrixConfig) => alignedWorkgroupLength(c.maxBlock
  */
 export function selectMatrixSharedBytes(c: SelectMatrixConfig): number {
   const { rows } = split(c);
-  const st = strides(c);
   return (
     keyTileLength(c) * 2 +
-    rows * st.s * 4 +
+    scoreElements(c) * 4 +
     (selectMatrixShuffles(c) ? 0 : c.tokens * c.tile * 4) +
     rows * 4 +
     c.tokens * scoreLength(c) * 4 +
@@ -134,6 +149,9 @@ export function selectMatrixUnsupported(c: SelectMatrixConfig): string | undefin
   if (c.d % K !== 0) return `d = ${c.d} is not a multiple of K = ${K}`;
   if (c.group > 2 * M) return `group ${c.group} is more than two fragments of ${M} rows`;
   if (!Number.isInteger(c.tokens) || c.tokens < 1) return `tokens ${c.tokens} is not a positive integer`;
+  if (c.headMajorScores && !selectMatrixShuffles(c)) {
+    return 'head-major scores need one subgroup per token with a lane per compressed block';
+  }
   return undefined;
 }
 
@@ -149,6 +167,7 @@ export function selectMatrixWgsl(c: SelectMatrixConfig): string {
   const steps = c.d / K;
   const T = c.tokens;
   const shuffles = selectMatrixShuffles(c);
+  const lseUnit = c.headMajorScores ? 4 : 1;
   // The key tile's entries: f16, or vectors of four (offsets and strides divided by 4).
   const unit = c.vectorStaging ? 4 : 1;
   const ks = (elements: number) => elements / unit;
@@ -207,8 +226,10 @@ export function selectMatrixWgsl(c: SelectMatrixConfig): string {
           `    sf${j} = subgroupMatrixMultiplyAccumulate(qf${kk}, subgroupMatrixLoad<${right}, col_major>(&Ks, ${ks(j * N * st.k + kk * K)}u, ${ks(st.k)}u), sf${j});`,
       ),
     ]),
-    ...range(keyFrags).map(
-      (j) => `    subgroupMatrixStore<row_major>(&Ss, sgc * ${M * st.s}u + ${j * N}u, sf${j}, ${st.s}u);`,
+    ...range(keyFrags).map((j) =>
+      c.headMajorScores
+        ? `    subgroupMatrixStore<col_major>(&Ss, sgc * ${(c.tile * st.s) / 4}u + ${(j * N * st.s) / 4}u, sf${j}, ${st.s / 4}u);`
+        : `    subgroupMatrixStore<row_major>(&Ss, sgc * ${M * st.s}u + ${j * N}u, sf${j}, ${st.s}u);`,
     ),
   ].join('\n');
 
@@ -232,11 +253,11 @@ const LOG2E = 1.4426950408889634;
 // Every workgroup array is whole 16-byte units (see core's workgroup-alignment.ts).
 // The staged tile of compressed keys${direct ? '' : ' (the queries before the first)'}.
 var<workgroup> Ks: array<${c.vectorStaging ? 'vec4<f16>' : 'f16'}, ${ks(keyTileLength(c))}>;
-var<workgroup> Ss: array<f32, ${rows * st.s}>;
+var<workgroup> Ss: array<${c.headMajorScores ? `vec4<f32>, ${scoreElements(c) / 4}` : `f32, ${scoreElements(c)}`}>;
 // Each (token, compressed block of the tile)'s probability summed over the heads, each row's lse in
 // base 2, each token's selection-block scores, visible compressed blocks and own block.
 ${shuffles ? '' : `var<workgroup> probability: array<f32, ${T * c.tile}>;`}
-var<workgroup> lse2: array<f32, ${rows}>;
+var<workgroup> lse2: array<${c.headMajorScores ? `vec4<f32>, ${rows / 4}` : `f32, ${rows}`}>;
 var<workgroup> score: array<f32, ${T * scoreLength(c)}>;
 var<workgroup> tokenVisible: array<i32, ${alignedWorkgroupLength(T, 4)}>;
 var<workgroup> tokenOwn: array<i32, ${alignedWorkgroupLength(T, 4)}>;
@@ -279,15 +300,19 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     tokenOwn[u] = blocks.y;
   }
   for (var e = li; e < ${T * scoreLength(c)}u; e += THREADS) { score[e] = 0.0; }
-  for (var r = li; r < ${rows}u; r += THREADS) {
-    let u = r / ${tokenRows}u;
-    let h = r % ${tokenRows}u;
-    var x = 0.0;
-    if (u < count && h < GROUP) {
-      let sq = sequenceOf(tFirst + u);
-      x = lse[sq.lseBase + (g * GROUP + h) * p.lseHeadStride + tFirst + u - sq.start] * LOG2E;
+  // Each row's lse in base 2 (0 past the group and the tokens): four rows per entry when head-major.
+  for (var e = li; e < ${rows / lseUnit}u; e += THREADS) {
+    var x = ${c.headMajorScores ? 'vec4<f32>()' : '0.0'};
+    for (var k = 0u; k < ${lseUnit}u; k++) {
+      let r = e * ${lseUnit}u + k;
+      let u = r / ${tokenRows}u;
+      let h = r % ${tokenRows}u;
+      if (u < count && h < GROUP) {
+        let sq = sequenceOf(tFirst + u);
+        x${c.headMajorScores ? '[k]' : ''} = lse[sq.lseBase + (g * GROUP + h) * p.lseHeadStride + tFirst + u - sq.start] * LOG2E;
+      }
     }
-    lse2[r] = x;
+    lse2[e] = x;
   }
   ${queries}
   workgroupBarrier();
@@ -332,7 +357,14 @@ ${keys.declarations}
       }
 ${scores}
       workgroupBarrier();
-${tileProbabilitiesWgsl({ ...c, tokenRows, scoreStride: st.s, scoreLength: scoreLength(c), shuffles })}
+${tileProbabilitiesWgsl({
+  ...c,
+  tokenRows,
+  scoreStride: st.s,
+  scoreLength: scoreLength(c),
+  shuffles,
+  ...(c.headMajorScores && { headMajor: { group: c.group } }),
+})}
     }
     u0 = u1;
   }

@@ -50,6 +50,13 @@ export const SELECT_WIDE_LOADS: { enabled: boolean } = { enabled: true };
 export const SELECT_VECTOR_STAGING: { enabled: boolean } = { enabled: true };
 
 /**
+ * Whether the tensor-core selection stores its scores head-major, read four heads at a time
+ * (SelectMatrixConfig.headMajorScores), where it gives each token one subgroup. Mutable so that a
+ * diagnostic can time both; not exported from the package.
+ */
+export const SELECT_HEAD_MAJOR: { enabled: boolean } = { enabled: true };
+
+/**
  * The tensor-core selection's shape for this config, or undefined when the adapter has no matrix
  * shape (`assumeMatrix` stands in for one on the null backend) or the kernel does not fit.
  */
@@ -75,10 +82,14 @@ export function selectMatrixConfig(
       ...(SELECT_WIDE_LOADS.enabled && { wideLoads: true }),
       ...(SELECT_VECTOR_STAGING.enabled && { vectorStaging: true }),
     };
-    const fits =
-      selectMatrixSharedBytes(c) <= caps.limits.maxComputeWorkgroupStorageSize &&
-      selectMatrixThreads(c) <= caps.limits.maxComputeInvocationsPerWorkgroup;
-    if (fits && selectMatrixUnsupported(c) === undefined) return c;
+    // Head-major scores where the shape allows them and they fit, else row-major.
+    const headMajor: SelectMatrixConfig = { ...c, headMajorScores: true };
+    const fits = (x: SelectMatrixConfig) =>
+      selectMatrixSharedBytes(x) <= caps.limits.maxComputeWorkgroupStorageSize &&
+      selectMatrixThreads(x) <= caps.limits.maxComputeInvocationsPerWorkgroup &&
+      selectMatrixUnsupported(x) === undefined;
+    if (SELECT_HEAD_MAJOR.enabled && fits(headMajor)) return headMajor;
+    if (fits(c)) return c;
   }
   return undefined;
 }
