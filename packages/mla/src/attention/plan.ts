@@ -156,10 +156,12 @@ export const MLA_HOLD_QUERY: { enabled: boolean } = { enabled: true };
 
 /**
  * Whether the tensor-core kernel stages its key tiles (and held queries) into an array of
- * `vec4<f16>` rather than of f16. Mutable so that a diagnostic can time both; not exported from
- * the package.
+ * `vec4<f16>` rather than of f16. Off until timed: its one measurement so far (mla-ablations
+ * vectors, H200) fell in a process that ran every kernel three times slower from its second
+ * measurement on, the unchanged combine included; the outputs were the same bits. Mutable so that
+ * a diagnostic can time both; not exported from the package.
  */
-export const MLA_VECTOR_STAGING: { enabled: boolean } = { enabled: true };
+export const MLA_VECTOR_STAGING: { enabled: boolean } = { enabled: false };
 
 /**
  * The tensor-core tiling for a problem on this device, or undefined where the dims or limits do not
