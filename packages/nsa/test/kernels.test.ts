@@ -226,6 +226,18 @@ describe('the tensor-core selection and selected attention compile on the null b
     expect(selectedMatrixUnsupported({ ...h200, scoreParts: 4 })).toMatch(/multiples of N/);
   });
 
+  // The forward's shape on the H200: 64-key tiles, scores over two parts of d, 16-byte loads.
+  const selectedH200 = {
+    ...base,
+    d: 128,
+    dv: 128,
+    group: 16,
+    blockSize: 64,
+    tile: 64,
+    scoreParts: 2,
+    wideLoads: true,
+  };
+
   it('the forward with 16-byte K/V loads: K and V bound as vec4<u32>, eight f16 unpacked per load', async () => {
     const c = { ...base, d: 64, dv: 64, group: 16, blockSize: 32, tile: 32, scoreParts: 2, wideLoads: true };
     expect(selectedMatrixUnsupported(c)).toBeUndefined();
@@ -236,32 +248,14 @@ describe('the tensor-core selection and selected attention compile on the null b
     expect(code).toContain('var<storage, read> q: array<vec4<f16>>;');
     expect(code).toContain('bitcast<vec2<f16>>');
     await expect(gpu.pipelines.get(code, 'selected matrix wide')).resolves.toBeDefined();
-    const h200 = {
-      ...base,
-      d: 128,
-      dv: 128,
-      group: 16,
-      blockSize: 64,
-      tile: 64,
-      scoreParts: 2,
-      wideLoads: true,
-    };
-    const info = await gpu.device.createShaderModule({ code: selectedMatrixWgsl(h200) }).getCompilationInfo();
+    const info = await gpu.device
+      .createShaderModule({ code: selectedMatrixWgsl(selectedH200) })
+      .getCompilationInfo();
     expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
   });
 
   it('the forward with arrays of vectors: staged loads stored whole, four scores, probabilities and outputs per access', async () => {
-    const h200 = {
-      ...base,
-      d: 128,
-      dv: 128,
-      group: 16,
-      blockSize: 64,
-      tile: 64,
-      scoreParts: 2,
-      wideLoads: true,
-      vectorArrays: true,
-    };
+    const h200 = { ...selectedH200, vectorArrays: true };
     expect(selectedMatrixUnsupported(h200)).toBeUndefined();
     const code = selectedMatrixWgsl(h200);
     expect(code).toContain('var<workgroup> Ks: array<vec4<f16>,');

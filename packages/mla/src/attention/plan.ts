@@ -156,10 +156,11 @@ export const MLA_HOLD_QUERY: { enabled: boolean } = { enabled: true };
 
 /**
  * Whether the tensor-core kernel stages its key tiles (and held queries) into an array of
- * `vec4<f16>` rather than of f16. Off until timed: its one measurement so far (mla-ablations
- * vectors, H200) fell in a process that ran every kernel three times slower from its second
- * measurement on, the unchanged combine included; the outputs were the same bits. Mutable so that
- * a diagnostic can time both; not exported from the package.
+ * `vec4<f16>` rather than of f16: one or two stores per load instead of four or eight, which took
+ * core's flash forward from 36.7 to 34.5 ms. Here it changed nothing measurable (H200, batch 32 x
+ * 4096, mla-ablations vectors in a fresh process: 136 / 138 us against 137 / 141, the same bits):
+ * this kernel waits on its key loads, not on its stores. Off, so the bench's figures are the f16
+ * staging's. Mutable so that a diagnostic can time both; not exported from the package.
  */
 export const MLA_VECTOR_STAGING: { enabled: boolean } = { enabled: false };
 
