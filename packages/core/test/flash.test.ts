@@ -44,7 +44,7 @@ import {
   Tensor,
   type Tier,
 } from '../src/index.js';
-import { nullGpu, nullMatrixGpu, testGpu } from '../src/testing.js';
+import { declaredWorkgroupBytes, nullGpu, nullMatrixGpu, testGpu } from '../src/testing.js';
 import { checkDenseCase, cumulativeLengths, type DenseCase, expectClose } from './dense-cases.js';
 
 // The edges: a single token; lengths off every tile size; more keys than queries (bottom-right
@@ -291,18 +291,6 @@ describe('flash attention on SwiftShader against the reference', () => {
   });
 });
 
-/** Bytes of the workgroup arrays a kernel declares. */
-function declaredBytes(code: string): number {
-  const bytes: Record<string, number> = { f16: 2, f32: 4, 'vec4<f16>': 8, 'vec4<f32>': 16 };
-  let total = 0;
-  for (const [, type, count] of code.matchAll(
-    /var<workgroup> \w+: array<(f16|f32|vec4<f16>|vec4<f32>), (\d+)>;/g,
-  )) {
-    total += (bytes[type as string] as number) * Number(count);
-  }
-  return total;
-}
-
 describe('flash attention: every variant compiles on the null backend', () => {
   let gpu: Gpu;
   beforeAll(async () => {
@@ -436,9 +424,9 @@ describe('flash attention: every variant compiles on the null backend', () => {
         expect(stagedOnly, what).toContain(`var<workgroup> ${kernel.scores}: array<f32,`);
         // The same workgroup memory whichever arrays hold vectors.
         for (const variant of [wideVectors, narrowVectors, stagedOnly]) {
-          expect(declaredBytes(variant), what).toBe(declaredBytes(code));
+          expect(declaredWorkgroupBytes(variant), what).toBe(declaredWorkgroupBytes(code));
         }
-        expect(declaredBytes(code), what).toBe(kernel.sharedBytes(c));
+        expect(declaredWorkgroupBytes(code), what).toBe(kernel.sharedBytes(c));
         for (const variant of [code, wide, wideVectors, narrowVectors, stagedOnly]) {
           const info = await gpu.device.createShaderModule({ code: variant }).getCompilationInfo();
           expect(
@@ -529,8 +517,8 @@ describe('flash attention: every variant compiles on the null backend', () => {
         expect(vector, `${kernel} ${what}`).toContain('var<workgroup> Ss: array<vec4<f32>,');
         expect(vector, `${kernel} ${what}`).toMatch(stores);
         expect(code, `${kernel} ${what}`).not.toMatch(stores);
-        expect(declaredBytes(code), `${kernel} ${what}`).toBe(sharedBytes(c));
-        expect(declaredBytes(vector), `${kernel} ${what}`).toBe(sharedBytes(c));
+        expect(declaredWorkgroupBytes(code), `${kernel} ${what}`).toBe(sharedBytes(c));
+        expect(declaredWorkgroupBytes(vector), `${kernel} ${what}`).toBe(sharedBytes(c));
         for (const variant of [code, vector, wgsl({ ...c, vectorStaging: true })]) {
           const info = await gpu.device.createShaderModule({ code: variant }).getCompilationInfo();
           expect(

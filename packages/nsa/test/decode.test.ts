@@ -1,7 +1,8 @@
 import { type Gpu, Tensor } from '@webattn/core';
-import { testGpu } from '@webattn/core/testing';
+import { declaredWorkgroupBytes, testGpu } from '@webattn/core/testing';
 import { compare, randn, nsaDecode as referenceDecode, toleranceFor } from '@webattn/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeSelectSharedBytes, decodeSelectWgsl } from '../src/decode/decode.wgsl.js';
 import {
   NsaCache,
   type NsaReferenceSettings,
@@ -153,5 +154,41 @@ describe('NsaCache and nsaDecode on SwiftShader against the reference', () => {
     expect(() => NsaCache.create(gpu, config, { batch: 0, capacity: 4 })).toThrow(
       /options.batch: expected a positive integer, got 0/,
     );
+  });
+
+  it("checks the selection's workgroup memory against what its kernel declares, and refuses a cache that exceeds it", async () => {
+    const config = configOf(CASES[0]!);
+    for (const maxBlocks of [1, 37, 1024]) {
+      const c = {
+        dtype: 'f32' as const,
+        d: config.headDim,
+        dv: config.vHeadDim,
+        group: config.heads / config.kvHeads,
+        topN: config.topN,
+        maxBlocks,
+        geometry: config,
+        windowParts: 1,
+      };
+      expect(declaredWorkgroupBytes(decodeSelectWgsl(c)), `${maxBlocks} blocks`).toBe(
+        decodeSelectSharedBytes(c),
+      );
+    }
+    // A sequence with more selection blocks than the device's workgroup memory holds is refused.
+    const limit = gpu.caps.limits.maxComputeWorkgroupStorageSize;
+    const blocks = limit / 4;
+    const tokens = blocks * config.blockSize;
+    using cache = {
+      c: NsaCache.create(gpu, config, { batch: 1, capacity: tokens }),
+      [Symbol.dispose]() {
+        this.c.dispose();
+      },
+    };
+    const [hkv, d, dv] = [config.kvHeads, config.headDim, config.vHeadDim];
+    using k = Tensor.zeros(gpu, [tokens, hkv, d]);
+    using v = Tensor.zeros(gpu, [tokens, hkv, dv]);
+    await cache.c.append(k, v, [tokens]);
+    using q = Tensor.zeros(gpu, [1, config.heads, d]);
+    using g = Tensor.zeros(gpu, [1, config.heads, 3]);
+    await expect(nsaDecode(gpu, cache.c, q, g)).rejects.toThrow(/bytes of workgroup storage for selection/);
   });
 });

@@ -11,6 +11,7 @@ import {
   decodeProbabilitiesWgsl,
   decodeProbabilitiesWorkgroups,
   decodeSelectedWgsl,
+  decodeSelectSharedBytes,
   decodeSelectWgsl,
 } from './decode.wgsl.js';
 
@@ -67,7 +68,7 @@ export async function nsaDecode(
     );
   });
   const maxBlocks = selectionBlockCount(Math.max(...lengths), config);
-  const scratch = (maxBlocks + 3 * DECODE_THREADS + config.topN) * 4;
+  const scratch = decodeSelectSharedBytes({ maxBlocks, topN: config.topN });
   check(
     scratch <= gpu.caps.limits.maxComputeWorkgroupStorageSize,
     'limit-exceeded',

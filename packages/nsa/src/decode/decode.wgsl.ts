@@ -162,6 +162,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 }
 
 /**
+ * Workgroup memory of {@link decodeSelectWgsl} in bytes: a score per selection block the longest
+ * sequence has, each invocation's best score and block, the slots.
+ */
+export function decodeSelectSharedBytes(c: Pick<DecodeKernelConfig, 'maxBlocks' | 'topN'>): number {
+  return (c.maxBlocks + 2 * DECODE_THREADS + c.topN) * 4;
+}
+
+/**
  * Selection for the newest token of each sequence, from the compressed probabilities: each
  * selection block's score is its overlapping blocks' probabilities, read from storage (the shared
  * addOverlaps, over the binding named `probability`), then the forward's forced blocks and picks.
