@@ -1,5 +1,5 @@
 import { dispatch, type Gpu, Tensor } from '@webattn/core';
-import { nullGpu, testGpu } from '@webattn/core/testing';
+import { declaredWorkgroupBytes, nullGpu, testGpu } from '@webattn/core/testing';
 import { randn } from '@webattn/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchMlaAttention } from '../src/attention/attention.js';
@@ -158,6 +158,9 @@ describe('the tensor-core kernel compiles on the null backend', () => {
               mlaMatrixHoldsQuery(config),
             );
             expect(code.includes('var<workgroup> Ks: array<vec4<f16>,')).toBe(vectorStaging);
+            expect(declaredWorkgroupBytes(code), 'the bytes the planner checks').toBe(
+              mlaMatrixSharedBytes(config),
+            );
             const module = gpu.device.createShaderModule({ code });
             const info = await module.getCompilationInfo();
             expect(

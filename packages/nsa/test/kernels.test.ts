@@ -1,5 +1,5 @@
 import { type Gpu, Tensor } from '@webattn/core';
-import { nullGpu, testGpu } from '@webattn/core/testing';
+import { declaredWorkgroupBytes, nullGpu, testGpu } from '@webattn/core/testing';
 import { randn } from '@webattn/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sumWgsl } from '../src/backward/sum.wgsl.js';
@@ -258,6 +258,9 @@ describe('the tensor-core selection and selected attention compile on the null b
     const h200 = { ...selectedH200, vectorArrays: true };
     expect(selectedMatrixUnsupported(h200)).toBeUndefined();
     const code = selectedMatrixWgsl(h200);
+    // The same bytes as the scalar arrays, and what the host checks.
+    expect(declaredWorkgroupBytes(code)).toBe(selectedMatrixSharedBytes(h200));
+    expect(declaredWorkgroupBytes(selectedMatrixWgsl(selectedH200))).toBe(selectedMatrixSharedBytes(h200));
     expect(code).toContain('var<workgroup> Ks: array<vec4<f16>,');
     expect(code).toContain('var<workgroup> Fs: array<vec4<f32>,');
     expect(code).toContain('var<storage, read_write> o: array<vec4<f16>>;');
@@ -471,6 +474,10 @@ describe('the tensor-core selection and selected attention compile on the null b
     expect(selectMatrixSharedBytes(c)).toBeLessThanOrEqual(48 * 1024);
     // Head-major scores take 16 more bytes per block row and still fit six tokens.
     expect(selectMatrixSharedBytes({ ...c, headMajorScores: true })).toBeLessThanOrEqual(48 * 1024);
+    // What the host checks against the device is what each variant declares.
+    for (const variant of [c, { ...c, vectorStaging: true, headMajorScores: true }]) {
+      expect(declaredWorkgroupBytes(selectMatrixWgsl(variant))).toBe(selectMatrixSharedBytes(variant));
+    }
     expect(selectMatrixUnsupported({ ...c, headMajorScores: true })).toBeUndefined();
     // With 8- and 16-byte compressed-key loads (the keys bound as vec4<u32>, prefetched a tile
     // ahead), staged into f16 or vec4<f16> arrays.
