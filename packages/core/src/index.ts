@@ -28,6 +28,7 @@ export {
   type MatrixBackwardConfig,
 } from './flash/backward-matrix.wgsl.js';
 export {
+  MASKED,
   type StagedRows,
   type StagedRowsVec4,
   stageRowsVec4Prefetched,

@@ -149,7 +149,7 @@ export async function nsaDecode(
     await dispatch(gpu, {
       label: 'nsa decode combine',
       code: decodeCombineWgsl(kernel),
-      buffers: [blockO, blockLse, lengthTensor, g, oCmp, o],
+      buffers: [blockO, blockLse, g, oCmp, o],
       params,
       workgroups: rows,
     });

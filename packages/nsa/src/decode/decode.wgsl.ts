@@ -13,7 +13,7 @@
  * - the combine, one workgroup per (sequence, query head): each branch's slots merged by their
  *   log-sum-exps in order, then the gated sum of the three branches.
  */
-import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import { type Dtype, enables, MASKED, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { SIGMOID_WGSL } from '../combine/combine.wgsl.js';
 import { groupDotsElement, groupDotsWgsl } from '../group-dots.wgsl.js';
 import { addOverlapsWgsl, type BlockGeometry, selectTopNWgsl } from '../select/select.wgsl.js';
@@ -84,8 +84,6 @@ export function decodeProbabilitiesWorkgroups(
   return pairs * Math.ceil(cmpCapacity / probabilityBlocksPerWorkgroup(c.group));
 }
 
-const MASKED = '-3.0e38';
-
 function header(c: DecodeKernelConfig, bindings: string[]): string {
   return `${enables({ f16: c.dtype === 'f16' })}
 ${paramsStruct(DECODE_PARAMS)}
@@ -101,15 +99,19 @@ const THREADS = ${DECODE_THREADS}u;
 const COLUMNS = ${Math.ceil(c.dv / DECODE_THREADS)}u;
 
 ${WORKGROUP_INDEX_WGSL}
+${bindings.some((b) => b.includes(' lengths:')) ? LENGTH_HELPERS_WGSL : ''}`;
+}
 
-// The newest token's position in sequence b and its number of compressed blocks (read-only
-// storage at a uniform address: uniform).
+/**
+ * The newest token's position in sequence b and its number of compressed blocks, for the kernels
+ * that bind the cache's `lengths` (read-only storage at a uniform address: uniform).
+ */
+const LENGTH_HELPERS_WGSL = `
 fn position(b: u32) -> i32 { return i32(lengths[b]) - 1; }
 fn compressedBlocks(b: u32) -> i32 {
   let len = i32(lengths[b]);
   return select(0, (len - p.kernelSize) / p.stride + 1, len >= p.kernelSize);
 }`;
-}
 
 /**
  * The compressed probabilities the selection scores from: for every (sequence t, KV head g,
@@ -316,11 +318,11 @@ ${range(VALUE_BATCH)
 
 /**
  * Each row's selected blocks and window parts merged by their log-sum-exps, each branch in slot
- * order, and the gated sum of the three branches. Bindings: blockO, blockLse, lengths, gate, oCmp,
- * o `[batch, heads, dv]`.
+ * order, and the gated sum of the three branches. Bindings: blockO, blockLse, gate, oCmp, o
+ * `[batch, heads, dv]`.
  */
 export function decodeCombineWgsl(c: DecodeKernelConfig): string {
-  return `${header(c, ['read> blockO: array<f32>', 'read> blockLse: array<f32>', 'read> lengths: array<u32>', 'read> gate: array<DTYPE>', 'read> oCmp: array<DTYPE>', 'read_write> o: array<DTYPE>'])}
+  return `${header(c, ['read> blockO: array<f32>', 'read> blockLse: array<f32>', 'read> gate: array<DTYPE>', 'read> oCmp: array<DTYPE>', 'read_write> o: array<DTYPE>'])}
 
 ${SIGMOID_WGSL}
 
@@ -350,7 +352,6 @@ fn partsColumn(row: u32, lo: u32, hi: u32, m: f32, e: u32) -> f32 {
 
 @compute @workgroup_size(${DECODE_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  _ = &lengths;
   let row = workgroupIndex(wid, nwg);
   if (row >= p.batch * p.heads) { return; }
   let mSel = partsMax(row, 0u, TOPN);
