@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import type { Capabilities } from './capabilities.js';
 import { createGpu, type Gpu } from './gpu.js';
 import { SWIFTSHADER_ICD } from './node-instance.js';
+import { workgroupVariables } from './workgroup-alignment.js';
 
 export { SWIFTSHADER_ICD };
 
@@ -55,36 +56,16 @@ export async function nullMatrixGpu(): Promise<Gpu> {
   return gpu;
 }
 
-/** Bytes of each element type a workgroup array may hold. */
-const ELEMENT_BYTES: Record<string, number> = {
-  f16: 2,
-  f32: 4,
-  i32: 4,
-  u32: 4,
-  'vec2<f16>': 4,
-  'vec4<f16>': 8,
-  'vec4<f32>': 16,
-  'vec4<u32>': 16,
-};
-
 /**
- * Bytes of the workgroup arrays a kernel's WGSL declares, their lengths literal or named by a
- * module constant (`const NAME = 64u;`), so that tests can hold a kernel's shared-bytes function
+ * Bytes of the workgroup variables a kernel's WGSL declares (workgroupVariables, array lengths
+ * literal or named by a module constant), so that tests can hold a kernel's shared-bytes function
  * (what the host checks against the device's limit) to what the kernel really declares.
  */
 export function declaredWorkgroupBytes(code: string): number {
-  const constants = new Map<string, number>();
-  for (const [, name, value] of code.matchAll(/^const (\w+) = (\d+)u?;/gm)) {
-    constants.set(name as string, Number(value));
-  }
   let total = 0;
-  for (const [, name, type, count] of code.matchAll(/var<workgroup> (\w+): array<([\w<>]+), (\w+)>;/g)) {
-    const bytes = ELEMENT_BYTES[type as string];
-    const length = /^\d+$/.test(count as string) ? Number(count) : constants.get(count as string);
-    if (bytes === undefined || length === undefined) {
-      throw new Error(`declaredWorkgroupBytes: cannot size ${name}: array<${type}, ${count}>`);
-    }
-    total += bytes * length;
+  for (const { name, type, bytes } of workgroupVariables(code)) {
+    if (bytes === undefined) throw new Error(`declaredWorkgroupBytes: cannot size ${name}: ${type}`);
+    total += bytes;
   }
   return total;
 }

@@ -32,27 +32,45 @@ const ELEMENT_BYTES: Record<string, number> = {
   'vec4<i32>': 16,
 };
 
+/** A workgroup variable of a kernel's source: its name, its type, its size (undefined where unreadable). */
+export interface WorkgroupVariable {
+  name: string;
+  type: string;
+  bytes: number | undefined;
+}
+
 /**
- * The workgroup variables of `code` whose size is not a whole number of 16-byte units (or cannot
- * be read from the source), each as `name: type (why)`. Array lengths may be literals or
- * module-scope integer constants.
+ * The workgroup variables `code` declares, each with its size in bytes where the source gives it:
+ * array lengths may be literals or module-scope integer constants.
  */
-export function misalignedWorkgroupVariables(code: string): string[] {
+export function workgroupVariables(code: string): WorkgroupVariable[] {
   const constants = new Map<string, number>();
   for (const m of code.matchAll(/\bconst\s+(\w+)\s*=\s*(\d+)u?\s*;/g)) constants.set(m[1]!, Number(m[2]));
-  const problems: string[] = [];
-  for (const m of code.matchAll(/var<workgroup>\s+(\w+)\s*:\s*([^;]+);/g)) {
+  return [...code.matchAll(/var<workgroup>\s+(\w+)\s*:\s*([^;]+);/g)].map((m) => {
     const [, name, type] = m as unknown as [string, string, string];
     const array = /^array<\s*(.+?)\s*,\s*(\w+)u?\s*>$/.exec(type.trim());
     const element = (array ? array[1]! : type.trim()).replace(/\s+/g, '');
     const length = array ? (/^\d+$/.test(array[2]!) ? Number(array[2]) : constants.get(array[2]!)) : 1;
-    const bytes = ELEMENT_BYTES[element];
-    if (bytes === undefined || length === undefined) {
+    const elementBytes = ELEMENT_BYTES[element];
+    return {
+      name,
+      type,
+      bytes: elementBytes === undefined || length === undefined ? undefined : elementBytes * length,
+    };
+  });
+}
+
+/**
+ * The workgroup variables of `code` whose size is not a whole number of 16-byte units (or cannot
+ * be read from the source), each as `name: type (why)`.
+ */
+export function misalignedWorkgroupVariables(code: string): string[] {
+  const problems: string[] = [];
+  for (const { name, type, bytes } of workgroupVariables(code)) {
+    if (bytes === undefined) {
       problems.push(`${name}: ${type} (size not readable from the source)`);
-    } else if ((bytes * length) % WORKGROUP_ALIGNMENT_BYTES !== 0) {
-      problems.push(
-        `${name}: ${type} (${bytes * length} bytes, not a multiple of ${WORKGROUP_ALIGNMENT_BYTES})`,
-      );
+    } else if (bytes % WORKGROUP_ALIGNMENT_BYTES !== 0) {
+      problems.push(`${name}: ${type} (${bytes} bytes, not a multiple of ${WORKGROUP_ALIGNMENT_BYTES})`);
     }
   }
   return problems;
