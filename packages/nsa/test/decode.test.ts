@@ -2,7 +2,7 @@ import { type Gpu, Tensor } from '@webattn/core';
 import { declaredWorkgroupBytes, testGpu } from '@webattn/core/testing';
 import { compare, randn, nsaDecode as referenceDecode, toleranceFor } from '@webattn/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeSelectSharedBytes, decodeSelectWgsl } from '../src/decode/decode.wgsl.js';
+import { decodeKernelConfig, decodeSelectSharedBytes, decodeSelectWgsl } from '../src/decode/decode.wgsl.js';
 import {
   NsaCache,
   type NsaReferenceSettings,
@@ -159,16 +159,7 @@ describe('NsaCache and nsaDecode on SwiftShader against the reference', () => {
   it("checks the selection's workgroup memory against what its kernel declares, and refuses a cache that exceeds it", async () => {
     const config = configOf(CASES[0]!);
     for (const maxBlocks of [1, 37, 1024]) {
-      const c = {
-        dtype: 'f32' as const,
-        d: config.headDim,
-        dv: config.vHeadDim,
-        group: config.heads / config.kvHeads,
-        topN: config.topN,
-        maxBlocks,
-        geometry: config,
-        windowParts: 1,
-      };
+      const c = decodeKernelConfig(config, 'f32', maxBlocks);
       expect(declaredWorkgroupBytes(decodeSelectWgsl(c)), `${maxBlocks} blocks`).toBe(
         decodeSelectSharedBytes(c),
       );

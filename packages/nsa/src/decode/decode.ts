@@ -5,9 +5,9 @@ import { wordsTensor } from '../layout.js';
 import type { NsaCache } from './cache.js';
 import {
   DECODE_PARAMS,
-  DECODE_THREADS,
   decodeCombineWgsl,
   decodeHeadsPerPart,
+  decodeKernelConfig,
   decodeProbabilitiesWgsl,
   decodeProbabilitiesWorkgroups,
   decodeSelectedWgsl,
@@ -68,23 +68,14 @@ export async function nsaDecode(
     );
   });
   const maxBlocks = selectionBlockCount(Math.max(...lengths), config);
-  const scratch = decodeSelectSharedBytes({ maxBlocks, topN: config.topN });
+  const kernel = decodeKernelConfig(config, q.dtype, maxBlocks);
+  const scratch = decodeSelectSharedBytes(kernel);
   check(
     scratch <= gpu.caps.limits.maxComputeWorkgroupStorageSize,
     'limit-exceeded',
     () =>
       `cache: ${maxBlocks} selection blocks need ${scratch} bytes of workgroup storage for selection; this device has ${gpu.caps.limits.maxComputeWorkgroupStorageSize}`,
   );
-  const kernel = {
-    dtype: q.dtype,
-    d: config.headDim,
-    dv: config.vHeadDim,
-    group: config.heads / config.kvHeads,
-    topN: config.topN,
-    maxBlocks,
-    geometry: config,
-    windowParts: Math.ceil((config.windowSize + 1) / DECODE_THREADS),
-  };
   const slots = config.topN + kernel.windowParts;
   const params = {
     layout: DECODE_PARAMS,

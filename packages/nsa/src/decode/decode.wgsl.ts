@@ -15,6 +15,7 @@
  */
 import { type Dtype, enables, MASKED, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
 import { SIGMOID_WGSL } from '../combine/combine.wgsl.js';
+import type { NsaConfig } from '../config.js';
 import { groupDotsElement, groupDotsWgsl } from '../group-dots.wgsl.js';
 import { addOverlapsWgsl, type BlockGeometry, selectTopNWgsl } from '../select/select.wgsl.js';
 
@@ -53,6 +54,25 @@ export interface DecodeKernelConfig {
 
 /** Invocations per workgroup of the decode kernels; keys per chunk. */
 export const DECODE_THREADS = 64;
+
+/** The decode kernels' config for an NSA config, a storage dtype and the longest sequence's selection blocks. */
+export function decodeKernelConfig(
+  config: Pick<NsaConfig, 'headDim' | 'vHeadDim' | 'heads' | 'kvHeads' | 'topN' | 'windowSize'> &
+    BlockGeometry,
+  dtype: Dtype,
+  maxBlocks: number,
+): DecodeKernelConfig {
+  return {
+    dtype,
+    d: config.headDim,
+    dv: config.vHeadDim,
+    group: config.heads / config.kvHeads,
+    topN: config.topN,
+    maxBlocks,
+    geometry: config,
+    windowParts: Math.ceil((config.windowSize + 1) / DECODE_THREADS),
+  };
+}
 
 /** Keys whose values the selected attention loads together, before using any. */
 const VALUE_BATCH = 8;
