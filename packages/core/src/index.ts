@@ -109,6 +109,7 @@ export { shapeSize, Tensor, type TensorData } from './tensor.js';
 export { pickTier, tierDtype } from './tiers.js';
 export { type Measurement, type MeasureOptions, measure, type TimeSource, timeOnce } from './timing.js';
 export {
+  COMPONENTS,
   enables,
   prefetchedStagingWgsl,
   rowVectorType,

@@ -36,6 +36,9 @@ export function storeVectorsWgsl(dest: string, at: string, value: string, wide: 
     : `${dest}[${at}] = ${value};`;
 }
 
+/** The four components of a WGSL vector, in order. */
+export const COMPONENTS = ['x', 'y', 'z', 'w'] as const;
+
 /** WGSL storing the eight f16 packed in a `vec4<u32>` `value` (one 16-byte load) to `dest[at ..]`. */
 export function storeWideWgsl(dest: string, at: string, value: string): string {
   return ['x', 'y', 'z', 'w']

@@ -13,7 +13,7 @@
  * consecutive columns of its row per access.
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
-import { rowVectorType, type StagingSet, unrolledStagingSetsWgsl } from '../wgsl.js';
+import { COMPONENTS, rowVectorType, type StagingSet, unrolledStagingSetsWgsl } from '../wgsl.js';
 import {
   backwardInputsWgsl,
   keyTileWgsl,
@@ -101,9 +101,6 @@ export function vectorUnits(c: MatrixBackwardConfig) {
     probabilities: c.vectorScores ? 'vec4<f16>' : 'f16',
   };
 }
-
-/** The four components of a vector, in order. */
-export const COMPONENTS = ['x', 'y', 'z', 'w'] as const;
 
 /**
  * One f32 of a scratch array of scores at `base + e` (`base` in the array's elements, `e` in

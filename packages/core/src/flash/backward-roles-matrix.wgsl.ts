@@ -29,9 +29,8 @@
  * banks.
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
-import { type StagingSet, unrolledStagingSetsWgsl } from '../wgsl.js';
+import { COMPONENTS, type StagingSet, unrolledStagingSetsWgsl } from '../wgsl.js';
 import {
-  COMPONENTS,
   dkDvHeaderWgsl,
   type MatrixBackwardConfig,
   ownRows,

@@ -21,9 +21,8 @@
  * consecutive keys at once.
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
-import { rowVectorType, unrolledStagingSetsWgsl } from '../wgsl.js';
+import { COMPONENTS, rowVectorType, unrolledStagingSetsWgsl } from '../wgsl.js';
 import {
-  COMPONENTS,
   ownRows,
   ROW_STATISTICS_WGSL,
   scratchElements,

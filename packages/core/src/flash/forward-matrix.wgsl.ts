@@ -31,7 +31,7 @@
  * H200, flash-shapes vectors).
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
-import { rowVectorType, shuffleFoldWgsl } from '../wgsl.js';
+import { COMPONENTS, rowVectorType, shuffleFoldWgsl } from '../wgsl.js';
 import {
   MASKED,
   queryTileWgsl,
@@ -204,7 +204,7 @@ export function flashForwardMatrixWgsl(c: MatrixForwardConfig): string {
   const sUnit = vectorScores ? 4 : 1;
   const sv = (elements: number) => elements / sUnit;
   const groups = perLane / 4;
-  const component = (k: number) => 'xyzw'[k % 4];
+  const component = (k: number) => COMPONENTS[k % 4];
 
   // S = Q·Kᵀ for the subgroup's slice of the staged key tile, stored to its columns of Ss. All of
   // its score fragments are computed together: independent accumulators hide the latency.

@@ -3,6 +3,7 @@
  * tile of compressed keys adds to its tokens' selection-block scores once its scores are stored,
  * and the picks once every tile has been added.
  */
+import { COMPONENTS } from '@webattn/core';
 import { type BlockGeometry, overlapTerms } from './select.wgsl.js';
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -44,7 +45,7 @@ export function tileProbabilitiesWgsl(o: TileProbabilitiesShape): string {
           if (heads.length === 0) return '';
           return `          { let s4 = Ss[(${u} * TILE + u32(${i})) * ${o.scoreStride / 4}u + ${hv}u] * scale2;
             let l4 = lse2[${u} * ${o.tokenRows / 4}u + ${hv}u];
-${heads.map((h) => `            sum += exp2(s4.${'xyzw'[h % 4]} - l4.${'xyzw'[h % 4]});`).join('\n')} }`;
+${heads.map((h) => `            sum += exp2(s4.${COMPONENTS[h % 4]} - l4.${COMPONENTS[h % 4]});`).join('\n')} }`;
         })
           .filter((line) => line !== '')
           .join('\n')
