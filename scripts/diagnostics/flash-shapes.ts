@@ -4,13 +4,15 @@
 // times, so that one GPU call tells which kernel and shape to make the default. Everything comes
 // from core's sources, so the settings it edits are the ones flash reads.
 // `pnpm gpu:bundle` builds it into .gpu-kit/flash-shapes.mjs; on the GPU machine:
-//   node .gpu-kit/flash-shapes.mjs [roles|loads|forward|prefetch|vectors|backward-vectors]
+//   node .gpu-kit/flash-shapes.mjs [roles|loads|forward|prefetch|vectors|backward-vectors|backward-prefetch]
 //   (roles: the role-split choices only; loads: the forward and backward with 8- and 16-byte loads
 //   only, FLASH_WIDE_LOADS; forward: the forward's shapes only; prefetch: the forward with its
 //   value loads issued before or after the softmax, FLASH_PREFETCH_VALUES; vectors: the forward,
 //   then the backward, with their workgroup arrays of scalars or of vectors, FLASH_VECTORS;
 //   backward-vectors: the backward's part of that only; outputs and gradients compared bit for bit
-//   in the last three)
+//   in the last three; backward-prefetch: the backward with each role-split kernel loading its
+//   tiles during the tile before or not, RoleSplitChoice.prefetchTiles, gradients compared bit for
+//   bit)
 
 import {
   BACKWARD_SHAPES,
@@ -102,6 +104,20 @@ if (process.argv[2] === 'prefetch') {
   await forwardSettings([
     ['values staged after the softmax', () => Object.assign(FLASH_PREFETCH_VALUES, { forward: false })],
     ['values loaded before the softmax', () => Object.assign(FLASH_PREFETCH_VALUES, { forward: true })],
+  ]);
+  exit();
+}
+if (process.argv[2] === 'backward-prefetch') {
+  // The same loads and stores, issued a tile earlier: the same bits expected.
+  const prefetch = (dkDv: boolean, dq: boolean) => () => {
+    DKDV_KERNEL.prefetchTiles = dkDv;
+    DQ_KERNEL.prefetchTiles = dq;
+  };
+  await backwardSettings([
+    ['tiles staged in their turn', prefetch(false, false)],
+    ['dK/dV query tiles prefetched', prefetch(true, false)],
+    ['dQ key tiles prefetched', prefetch(false, true)],
+    ['both prefetched', prefetch(true, true)],
   ]);
   exit();
 }

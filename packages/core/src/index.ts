@@ -111,7 +111,8 @@ export { type Measurement, type MeasureOptions, measure, type TimeSource, timeOn
 export {
   COMPONENTS,
   enables,
-  prefetchedStagingWgsl,
+  type PrefetchedStaging,
+  prefetchedStagingSetsWgsl,
   rowVectorType,
   type StagingSet,
   shuffleFoldWgsl,

@@ -79,13 +79,16 @@ export function shuffleFoldWgsl(
  * invocation `li` taking elements `${index}${k} = li + k · threads`. `load(k, inRange)` declares the
  * values of step k (names suffixed by the index and k, so that sets do not collide) and must put
  * `inRange` (empty, or `${index}${k} < count && `) in front of its condition; `store(k)` writes them.
+ * A set that can be prefetched (see {@link prefetchedStagingSetsWgsl}) also has `declare(k)`, the
+ * declaration alone, and then assigns without declaring when `load` is called with `declare` false.
  */
 export interface StagingSet {
   count: number;
   /** Name of the set's element indices, `e` by default. */
   index?: string;
-  load: (k: number, inRange: string) => string;
+  load: (k: number, inRange: string, declare?: boolean) => string;
   store: (k: number) => string;
+  declare?: (k: number) => string;
 }
 
 /**
@@ -127,22 +130,30 @@ function stagingSteps(
   };
 }
 
+/** A staging step split in two: see {@link prefetchedStagingSetsWgsl}. */
+export interface PrefetchedStaging {
+  declarations: string;
+  loads: string;
+  stores: string;
+}
+
 /**
- * A staging step split in two, for a tile prefetched while the previous one is computed:
- * `declarations` (one `declare(k)` per step, at function scope), `loads` (assigning those values;
- * `load` must not declare them) and `stores`, each a block of its own that names its indices, so
- * that the loads can be issued a whole tile before the stores.
+ * A staging step of one or more sets split in two, for a tile prefetched while the previous one is
+ * computed: `declarations` (each set's `declare(k)` per step, at function scope), `loads`
+ * (assigning those values) and `stores`, each a block of its own that names its indices, so that
+ * the loads can be issued a whole tile before the stores.
  */
-export function prefetchedStagingWgsl(
-  count: number,
-  threads: number,
-  set: Omit<StagingSet, 'count' | 'index'> & { declare: (k: number) => string },
-): { declarations: string; loads: string; stores: string } {
-  const { steps, loads, stores } = stagingSteps(threads, { count, ...set }, true);
+export function prefetchedStagingSetsWgsl(threads: number, sets: StagingSet[]): PrefetchedStaging {
+  const parts = sets.map((set) => {
+    const { declare } = set;
+    if (!declare) throw new Error('prefetchedStagingSetsWgsl: a set without declare() cannot be prefetched');
+    const load = (k: number, inRange: string) => set.load(k, inRange, false);
+    return { declare, ...stagingSteps(threads, { ...set, load }, true) };
+  });
   return {
-    declarations: steps.map((k) => `  ${set.declare(k)}`).join('\n'),
-    loads: `{\n${loads.join('\n')}\n  }`,
-    stores: `{\n${stores.join('\n')}\n  }`,
+    declarations: parts.flatMap((p) => p.steps.map((k) => `  ${p.declare(k)}`)).join('\n'),
+    loads: `{\n${parts.flatMap((p) => p.loads).join('\n')}\n  }`,
+    stores: `{\n${parts.flatMap((p) => p.stores).join('\n')}\n  }`,
   };
 }
 

@@ -362,6 +362,8 @@ describe('flash attention: every variant compiles on the null backend', () => {
       accumulators: (d: number, columnSplits: number) => d / 16 / columnSplits,
       staging: 'QO',
       scores: 'SD',
+      // The first query tile's loads, issued before the walk over the group's heads and tiles.
+      prefetchOpening: /if \(steps > 0u\) \{/,
       // Role 0's P or role 1's dS, four queries at once.
       vectorStore: /PD\[[^\]]+\] = vec4<f16>\(x\);/,
     },
@@ -374,6 +376,8 @@ describe('flash attention: every variant compiles on the null backend', () => {
       accumulators: (d: number, columnSplits: number) => d / 32 / columnSplits,
       staging: 'X',
       scores: 'SD',
+      // The first key tile's loads, issued before the loop over the key tiles.
+      prefetchOpening: /if \(range\.x < range\.y\) \{\s+let k0 = range\.x;/,
       // dS, four keys at once.
       vectorStore: /Ds\[[^\]]+\] = vec4<f16>\(ds\);/,
     },
@@ -427,7 +431,20 @@ describe('flash attention: every variant compiles on the null backend', () => {
           expect(declaredWorkgroupBytes(variant), what).toBe(declaredWorkgroupBytes(code));
         }
         expect(declaredWorkgroupBytes(code), what).toBe(kernel.sharedBytes(c));
-        for (const variant of [code, wide, wideVectors, narrowVectors, stagedOnly]) {
+        // Each tile loaded during the one before: its values declared once, out of the loop, the
+        // first tile's loads before it, every later tile's inside it after the stores.
+        const prefetched = kernel.wgsl({ ...c, wideLoads: true, ...vectors, prefetchTiles: true });
+        expect(wideVectors, what).not.toMatch(kernel.prefetchOpening);
+        expect(prefetched, what).toMatch(kernel.prefetchOpening);
+        const loop = prefetched.indexOf('for (var ', prefetched.search(kernel.prefetchOpening));
+        const declared = prefetched.search(/var e[a-z]x0: vec4<u32>;/);
+        expect(declared, what).toBeGreaterThan(-1);
+        expect(declared, what).toBeLessThan(loop);
+        expect(prefetched.slice(loop), what).toContain('// The next');
+        // Both sets of rows (q and dO, or K and V) loaded once in the loop: the next tile.
+        expect(prefetched.slice(loop).match(/ e[a-z]x0 = [a-z]+\[/g)?.length, what).toBe(2);
+        expect(declaredWorkgroupBytes(prefetched), what).toBe(declaredWorkgroupBytes(wideVectors));
+        for (const variant of [code, wide, wideVectors, narrowVectors, stagedOnly, prefetched]) {
           const info = await gpu.device.createShaderModule({ code: variant }).getCompilationInfo();
           expect(
             info.messages.filter((m) => m.type === 'error').map((m) => m.message),

@@ -362,8 +362,9 @@ export function rowStatisticsSet(c: Pick<MatrixBackwardConfig, 'tile' | 'vectorS
   return {
     count: c.tile,
     index: 'es',
-    load: (k, inRange) => `    var esv${k} = vec2f(0.0, 0.0);
+    load: (k, inRange, declare = true) => `    ${declare ? 'var ' : ''}esv${k} = vec2f(0.0, 0.0);
     if (${inRange}i0 + i32(es${k}) < range.y) { esv${k} = rowStats(sp, h, i0 + i32(es${k})); }`,
+    declare: (k) => `var esv${k}: vec2f;`,
     store: (k) => `      Lq${at(k)} = esv${k}.x;
       Dq${at(k)} = esv${k}.y;`,
   };

@@ -29,7 +29,13 @@
  * banks.
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
-import { COMPONENTS, type StagingSet, unrolledStagingSetsWgsl } from '../wgsl.js';
+import {
+  COMPONENTS,
+  type PrefetchedStaging,
+  prefetchedStagingSetsWgsl,
+  type StagingSet,
+  unrolledStagingSetsWgsl,
+} from '../wgsl.js';
 import {
   dkDvHeaderWgsl,
   type MatrixBackwardConfig,
@@ -51,6 +57,13 @@ import { matrixEntryPoint, matrixShape, fragmentNames as names } from './matrix-
  */
 export interface RolesConfig extends MatrixBackwardConfig {
   columnSplits: number;
+  /**
+   * Whether each tile of the other side's rows is loaded while the one before it is worked on:
+   * its loads issued right after that tile is staged, held in registers through its products,
+   * stored when its own turn comes, so that a workgroup waits on global memory once per launch
+   * instead of once per tile.
+   */
+  prefetchTiles?: boolean;
 }
 
 /** Why a shape cannot use the role-split kernel, or undefined when it can. */
@@ -173,11 +186,26 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
       },
       index,
     );
-  const stageQueryTile = unrolledStagingSetsWgsl(threads, [
+  const queryTileSets = [
     tileRows(c, 'queries', 'QO', 'q', 'eq', { threads, destOffset: 0 }),
     tileRows(c, 'queries', 'QO', 'dout', 'eo', { threads, destOffset: tileHalf }),
     rowStatisticsSet(c),
-  ]);
+  ];
+  // The walk over the group's heads and each head's query tiles: nested loops, or with prefetched
+  // tiles one loop over their steps, each step issuing the next step's loads.
+  const walk = c.prefetchTiles
+    ? prefetchedWalkWgsl(prefetchedStagingSetsWgsl(threads, queryTileSets))
+    : {
+        before: '',
+        open: `  for (var g = 0u; g < p.group; g++) {
+    let h = hk * p.group + g;
+    for (var i0 = range.x; i0 < range.y; i0 += i32(TILE)) {
+      workgroupBarrier();
+      ${unrolledStagingSetsWgsl(threads, queryTileSets)}
+      workgroupBarrier();`,
+        close: `    }
+  }`,
+      };
   // Role 0: S = K·Qᵀ; role 1: dP = V·dOᵀ; each into its half of SD, its part of the tile's columns.
   const scores = sf
     .flatMap((f, jq) =>
@@ -275,12 +303,7 @@ ${roleIndicesWgsl(c)}
 ${ownf.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&QO, role * ${x(ownHalf)}u + half * ${x(M * st.d)}u + ${x(kk * K)}u, ${x(st.d)}u);`).join('\n')}
 ${acc.map((f) => `  var ${f} = ${result}();`).join('\n')}
   let range = queryRange(sp, first, last);
-  for (var g = 0u; g < p.group; g++) {
-    let h = hk * p.group + g;
-    for (var i0 = range.x; i0 < range.y; i0 += i32(TILE)) {
-      workgroupBarrier();
-      ${stageQueryTile}
-      workgroupBarrier();
+${walk.before}${walk.open}
 ${sf.map((f) => `      var ${f} = ${result}();`).join('\n')}
 ${scores}
 ${storeScores}
@@ -291,9 +314,41 @@ ${storeScores}
 ${elementwise}
       workgroupBarrier();
 ${updates}
-    }
-  }
+${walk.close}
 ${writeOut}
 }
 `;
+}
+
+/**
+ * The dK/dV walk with prefetched query tiles: one loop over (head of the group, query tile) steps,
+ * the first step's loads issued before it, each step storing its loaded tile and then issuing the
+ * next step's loads. Defines `h` and `i0` in the loop body like the nested loops it replaces.
+ */
+function prefetchedWalkWgsl(tile: PrefetchedStaging): { before: string; open: string; close: string } {
+  const at = (walk: string) => `let h = hk * p.group + ${walk} / tilesPerHead;
+      let i0 = range.x + i32(${walk} % tilesPerHead) * i32(TILE);`;
+  return {
+    before: `  // Query tiles per head, and the walk's steps: every tile of every head of the group.
+  let tilesPerHead = u32(range.y - range.x + i32(TILE) - 1) / TILE;
+  let steps = p.group * tilesPerHead;
+${tile.declarations}
+  if (steps > 0u) {
+      ${at('0u')}
+      ${tile.loads}
+  }
+`,
+    open: `  for (var walk = 0u; walk < steps; walk++) {
+      ${at('walk')}
+      workgroupBarrier();
+      ${tile.stores}
+      workgroupBarrier();
+      // The next step's loads (its h and i0 shadowing this step's), in flight through this step's work.
+      if (walk + 1u < steps) {
+        let next = walk + 1u;
+        ${at('next')}
+        ${tile.loads}
+      }`,
+    close: '  }',
+  };
 }

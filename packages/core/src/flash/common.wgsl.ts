@@ -1,7 +1,8 @@
 /** WGSL every flash-attention kernel shares: parameters, the sequence table, the mask. */
 import type { ParamLayout } from '../params.js';
 import {
-  prefetchedStagingWgsl,
+  type PrefetchedStaging,
+  prefetchedStagingSetsWgsl,
   rowVectorType,
   type StagingSet,
   storeVec4Wgsl,
@@ -193,8 +194,14 @@ export interface StagedRowsVec4 extends Omit<StagedRows, 'type' | 'rows' | 'widt
  * `index` names the set's indices (and prefixes its values) where several sets share a step.
  */
 export function stageRowsVec4Set(o: StagedRowsVec4, index = 'e'): StagingSet {
-  const { count, load, store } = rowsVec4Steps(o, index);
-  return { count, index, load: (k, inRange) => load(k, inRange, true), store };
+  const { count, vector, value, load, store } = rowsVec4Steps(o, index);
+  return {
+    count,
+    index,
+    load: (k, inRange, declare = true) => load(k, inRange, declare),
+    store,
+    declare: (k) => `var ${value(k)}: ${vector};`,
+  };
 }
 
 /**
@@ -236,16 +243,11 @@ function rowsVec4Steps(o: StagedRowsVec4, index: string) {
 
 /**
  * {@link stageRowsVec4Set} split for a tile prefetched while the previous one is computed (see
- * {@link prefetchedStagingWgsl}): the values are declared once, the loads issued a tile ahead (with
- * `first` naming the tile they are for), the stores made when the tile's turn comes.
+ * {@link prefetchedStagingSetsWgsl}): the values are declared once, the loads issued a tile ahead
+ * (with `first` naming the tile they are for), the stores made when the tile's turn comes.
  */
-export function stageRowsVec4Prefetched(o: StagedRowsVec4): ReturnType<typeof prefetchedStagingWgsl> {
-  const { count, vector, value, load, store } = rowsVec4Steps(o, 'e');
-  return prefetchedStagingWgsl(count, o.threads, {
-    declare: (k) => `var ${value(k)}: ${vector};`,
-    load: (k, inRange) => load(k, inRange, false),
-    store,
-  });
+export function stageRowsVec4Prefetched(o: StagedRowsVec4): PrefetchedStaging {
+  return prefetchedStagingSetsWgsl(o.threads, [stageRowsVec4Set(o, 'e')]);
 }
 
 /**

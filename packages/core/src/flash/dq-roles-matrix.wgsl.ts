@@ -21,7 +21,7 @@
  * consecutive keys at once.
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
-import { COMPONENTS, rowVectorType, unrolledStagingSetsWgsl } from '../wgsl.js';
+import { COMPONENTS, prefetchedStagingSetsWgsl, rowVectorType, unrolledStagingSetsWgsl } from '../wgsl.js';
 import {
   ownRows,
   ROW_STATISTICS_WGSL,
@@ -111,10 +111,32 @@ export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
       },
       index,
     );
-  const stageKeyTile = unrolledStagingSetsWgsl(threads, [
+  const keyTileSets = [
     tileRows(c, 'keys', 'X', 'k', 'ek', { threads, destOffset: 0 }),
     tileRows(c, 'keys', 'X', 'v', 'ev', { threads, destOffset: tileHalf }),
-  ]);
+  ];
+  // Each key tile staged in its turn, or (prefetchTiles) loaded during the tile before it: the
+  // first tile's loads issued before the loop, each tile's stores then the next tile's loads.
+  const prefetched = c.prefetchTiles ? prefetchedStagingSetsWgsl(threads, keyTileSets) : undefined;
+  const stageKeyTile = prefetched
+    ? `${prefetched.stores}
+    workgroupBarrier();
+    // The next tile's loads, in flight through this tile's work.
+    if (k0 + i32(TILE) < range.y) {
+      let kNext = k0 + i32(TILE);
+      let k0 = kNext;
+      ${prefetched.loads}
+    }`
+    : `${unrolledStagingSetsWgsl(threads, keyTileSets)}
+    workgroupBarrier();`;
+  const beforeKeyTiles = prefetched
+    ? `${prefetched.declarations}
+  if (range.x < range.y) {
+    let k0 = range.x;
+    ${prefetched.loads}
+  }
+`
+    : '';
   // Role 0: S = Q·Kᵀ (K is role 0's half of X); role 1: dP = dO·Vᵀ (V is role 1's); into SD.
   const scores = [
     ...sf.flatMap((f, j) =>
@@ -210,10 +232,9 @@ ${held.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&X, r
 ${ROW_STATISTICS_WGSL}
 ${acc.map((f) => `  var ${f} = ${result}();`).join('\n')}
   let range = keyRange(sp, first, last);
-  for (var k0 = range.x; k0 < range.y; k0 += i32(TILE)) {
+${beforeKeyTiles}  for (var k0 = range.x; k0 < range.y; k0 += i32(TILE)) {
     workgroupBarrier();
     ${stageKeyTile}
-    workgroupBarrier();
 ${sf.map((f) => `    var ${f} = ${result}();`).join('\n')}
 ${scores}
     workgroupBarrier();
