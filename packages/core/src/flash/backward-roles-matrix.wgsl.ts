@@ -60,8 +60,9 @@ export interface RolesConfig extends MatrixBackwardConfig {
   /**
    * Whether each tile of the other side's rows is loaded while the one before it is worked on:
    * its loads issued right after that tile is staged, held in registers through its products,
-   * stored when its own turn comes, so that a workgroup waits on global memory once per launch
-   * instead of once per tile.
+   * stored when its own turn comes, so that their latency passes during that work instead of
+   * stalling the workgroup at every tile (on the H200 at n = 16384, d = 128: dK/dV 105.3 -> 87.5
+   * ms, dQ 63.2 -> 51.4, the same bits; with two or four workgroups per SM, little else covers it).
    */
   prefetchTiles?: boolean;
 }
