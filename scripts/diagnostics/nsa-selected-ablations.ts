@@ -11,14 +11,23 @@
 // (SELECTED_ORDER), outputs compared. With `vectors`, the forward with the selected attention's
 // and the selection's workgroup arrays of scalars, then of vectors (SELECTED_FORWARD.vectorArrays,
 // SELECT_VECTOR_STAGING), then with the selection's scores head-major too (SELECT_HEAD_MAJOR),
-// outputs compared.
+// outputs compared. With `ahead`, the forward and then the backward with each selected block (or
+// listing token) read when its turn comes, then one step ahead (SELECTED_INDEX_AHEAD), outputs
+// and gradients compared.
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-selected-ablations.mjs; on the GPU machine:
-//   node .gpu-kit/nsa-selected-ablations.mjs [order|vectors] [n]
+//   node .gpu-kit/nsa-selected-ablations.mjs [order|vectors|ahead] [n]
 
-import { disposeNsaForward, nsaForward } from '../../packages/nsa/src/index.js';
+import { measure, randomNormal } from '../../packages/core/src/index.js';
+import {
+  disposeNsaForward,
+  disposeNsaGradients,
+  nsaBackward,
+  nsaForward,
+} from '../../packages/nsa/src/index.js';
 import { SELECT_HEAD_MAJOR, SELECT_VECTOR_STAGING } from '../../packages/nsa/src/select/select.js';
 import {
   SELECTED_FORWARD,
+  SELECTED_INDEX_AHEAD,
   SELECTED_MATRIX_TILES,
   SELECTED_ORDER,
 } from '../../packages/nsa/src/selected/selected.js';
@@ -60,6 +69,44 @@ if (process.argv.includes('order')) {
     console.log(`kvHeadMajor ${kvHeadMajor}: ${await outputComparedWithFirst()} as the first`);
   }
   SELECTED_ORDER.kvHeadMajor = defaultOrder;
+  gpu.destroy();
+  process.exit(0);
+}
+
+if (process.argv.includes('ahead')) {
+  const defaultAhead = SELECTED_INDEX_AHEAD.enabled;
+  const forward = await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' });
+  const dO = await randomNormal(gpu, [1, n, 64, 128], 5, { dtype: 'f16' });
+  const name = (ahead: boolean) => (ahead ? 'indices read a step ahead' : 'indices read in turn');
+  // Every variant timed before any readback; the same loads from the same addresses, so the same
+  // bits expected.
+  for (const ahead of [false, true, false, true]) {
+    SELECTED_INDEX_AHEAD.enabled = ahead;
+    await timeSelected(name(ahead));
+    const m = await measure(gpu, async () => disposeNsaGradients(await nsaBackward(forward, dO)), {
+      warmup: 1,
+      iters: 3,
+    });
+    const selected = Object.entries(m.kernels?.[1] ?? {})
+      .filter(([label]) => label.startsWith('nsa selected attention d'))
+      .map(([label, ms]) => `${label.split(' [')[0]} ${ms.toFixed(1)} ms`)
+      .join('; ');
+    console.log(`n=${n} ${name(ahead)}: backward ${m.median.toFixed(1)} ms [${selected}]`);
+  }
+  let first: Float32Array[] | undefined;
+  for (const ahead of [false, true]) {
+    SELECTED_INDEX_AHEAD.enabled = ahead;
+    const o = await outputComparedWithFirst();
+    const grads = await nsaBackward(forward, dO);
+    const values = await Promise.all([grads.dq, grads.dk, grads.dv].map((t) => t.read()));
+    disposeNsaGradients(grads);
+    first ??= values;
+    console.log(
+      `${name(ahead)}: o ${o}, gradients ${tensorsDifference(first, values) ?? 'same bits'} as the first`,
+    );
+  }
+  SELECTED_INDEX_AHEAD.enabled = defaultAhead;
+  disposeNsaForward(forward);
   gpu.destroy();
   process.exit(0);
 }

@@ -285,6 +285,46 @@ describe('the tensor-core selection and selected attention compile on the null b
     expect(selectedMatrixUnsupported({ ...narrow, vectorArrays: true })).toMatch(/in fours/);
   });
 
+  it('every kernel walking a list with its indices read a step ahead: only the walk differs, and it compiles', async () => {
+    const small = { ...base, d: 32, dv: 32, group: 16, blockSize: 32, tile: 16 };
+    const kernels = [
+      ['forward', (c: SelectedMatrixConfig) => selectedMatrixWgsl(c), 'nextBlock'],
+      ['dq', (c: SelectedMatrixConfig) => selectedDqMatrixWgsl(c), 'nextBlock'],
+      ['dq roles', (c: SelectedMatrixConfig) => selectedDqRolesMatrixWgsl(c), 'nextBlock'],
+      ['dk', (c: SelectedMatrixConfig) => selectedKeysMatrixWgsl(c, 'dk'), 'nextPos'],
+      [
+        'dk dv roles',
+        (c: SelectedMatrixConfig) => selectedDkDvRolesMatrixWgsl({ ...c, columnSplits: 1 }),
+        'nextPos',
+      ],
+    ] as const;
+    for (const [name, generate, index] of kernels) {
+      const inTurn = generate(small);
+      const ahead = generate({ ...small, indexAhead: true });
+      expect(inTurn, name).not.toContain(index);
+      // The next index read once before the walk and once in each step, under its bound.
+      expect(ahead.match(new RegExp(`${index} = (selected|i32\\(inverse)\\[`, 'g'))?.length, name).toBe(2);
+      expect(declaredWorkgroupBytes(ahead), name).toBe(declaredWorkgroupBytes(inTurn));
+      await expect(gpu.pipelines.get(ahead, `selected ${name} index ahead`)).resolves.toBeDefined();
+    }
+    // The H200 shapes as modules.
+    for (const code of [
+      selectedMatrixWgsl({ ...selectedH200, vectorArrays: true, indexAhead: true }),
+      selectedDqRolesMatrixWgsl({ ...selectedH200, scoreParts: 1, wideLoads: true, indexAhead: true }),
+      selectedDkDvRolesMatrixWgsl({
+        ...selectedH200,
+        scoreParts: 1,
+        tile: 32,
+        columnSplits: 2,
+        wideLoads: true,
+        indexAhead: true,
+      }),
+    ]) {
+      const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
+      expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+    }
+  });
+
   it('the forward and dQ kernels walking the tokens of one KV head first: only the opening differs, and it compiles', async () => {
     const c = { ...base, d: 32, dv: 32, group: 16, blockSize: 32, tile: 16 };
     const generators = [

@@ -36,8 +36,8 @@ import {
 } from '../matrix.wgsl.js';
 import { SELECTED_PARAMS } from './selected.wgsl.js';
 import {
-  SELECTED_KEY_TILES_LOOP_WGSL,
   type SelectedMatrixConfig,
+  selectedKeyTilesLoopWgsl,
   tokenOfWorkgroupWgsl,
 } from './selected-matrix.wgsl.js';
 
@@ -162,15 +162,29 @@ ${KEY_TILE_OF_LIST_WGSL}
 /**
  * The head of the dK/dV kernels' loop over their chunk's tokens, its brace left open for the
  * body: defines the token's position `pos` and index `t`, after a barrier that lets the body
- * overwrite the previous token's rows.
+ * overwrite the previous token's rows. With `indexAhead` each token's position is read during the
+ * token before.
  */
-export const CHUNK_TOKENS_LOOP_WGSL = `  // The chunk's tokens that selected the block, in order, from the inverted selection: read-only
-  // storage at uniform addresses, so the loop is uniform. Tokens before k0 cannot see the tile's keys.
-  for (var m = mFirst; m < mEnd; m++) {
-    let pos = i32(inverse[p.inverseEntries + m]);
-    if (pos < k0) { continue; }
+export function chunkTokensLoopWgsl(c: Pick<SelectedMatrixConfig, 'indexAhead'>): string {
+  const comment = `  // The chunk's tokens that selected the block, in order, from the inverted selection: read-only
+  // storage at uniform addresses, so the loop is uniform. Tokens before k0 cannot see the tile's keys.`;
+  const body = `    if (pos < k0) { continue; }
     workgroupBarrier();
     let t = sq.start + u32(pos);`;
+  return c.indexAhead
+    ? `${comment}
+  // Each token's position read during the token before: its rows' loads need not wait for it.
+  var nextPos = 0;
+  if (mFirst < mEnd) { nextPos = i32(inverse[p.inverseEntries + mFirst]); }
+  for (var m = mFirst; m < mEnd; m++) {
+    let pos = nextPos;
+    if (m + 1u < mEnd) { nextPos = i32(inverse[p.inverseEntries + m + 1u]); }
+${body}`
+    : `${comment}
+  for (var m = mFirst; m < mEnd; m++) {
+    let pos = i32(inverse[p.inverseEntries + m]);
+${body}`;
+}
 
 /**
  * The rows of the key tile for stageRowsVec4Set (d = dv): `c.tile` rows of k or v from key `k0`
@@ -418,7 +432,7 @@ ${dq
   .map((name) => `  var ${name} = ${result}();`)
   .join('\n')}
   let scale2 = p.scale * LOG2E;
-${SELECTED_KEY_TILES_LOOP_WGSL}
+${selectedKeyTilesLoopWgsl(c)}
       workgroupBarrier();
       ${stage('Ks', 'k', c.d, st.k, keyRows)}
       ${stage('Vs', 'v', c.dv, st.v, keyRows)}
@@ -523,7 +537,7 @@ ${CHUNK_OF_LIST_WGSL}
   ${stage('Ks', 'k', c.d, st.k, keyRows)}
   ${dk ? stage('Vs', 'v', c.dv, st.v, keyRows) : ''}
 ${acc.map((name) => `  var ${name} = ${result}();`).join('\n')}
-${CHUNK_TOKENS_LOOP_WGSL}
+${chunkTokensLoopWgsl(c)}
       ${tokenRowsWgsl(c, 'Qs', 'Os')}
       workgroupBarrier();
 ${sliceProducts('sf', 'Qs', 'Ks', st.k, c.d / K).join('\n')}

@@ -18,7 +18,7 @@ import { stageRowsVec4Set, unrolledStagingSetsWgsl } from '@webattn/core';
 import { groupRowsOf, matrixTypes } from '../matrix.wgsl.js';
 import {
   CHUNK_OF_LIST_WGSL,
-  CHUNK_TOKENS_LOOP_WGSL,
+  chunkTokensLoopWgsl,
   entry,
   header,
   keyTileRows,
@@ -170,7 +170,7 @@ ${roleSliceWgsl(subgroups)}
   let scale2 = p.scale * LOG2E;
   ${keyTile}
 ${acc.map((name) => `  var ${name} = ${result}();`).join('\n')}
-${CHUNK_TOKENS_LOOP_WGSL}
+${chunkTokensLoopWgsl(c)}
     ${tokenRows}
     workgroupBarrier();
 ${scores}

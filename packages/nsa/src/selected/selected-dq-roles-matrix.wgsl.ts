@@ -30,8 +30,8 @@ import {
   writeFragmentsWgsl,
 } from './selected-backward-matrix.wgsl.js';
 import {
-  SELECTED_KEY_TILES_LOOP_WGSL,
   type SelectedMatrixConfig,
+  selectedKeyTilesLoopWgsl,
   tokenOfWorkgroupWgsl,
 } from './selected-matrix.wgsl.js';
 
@@ -140,7 +140,7 @@ ${dq
   .map((name) => `  var ${name} = ${result}();`)
   .join('\n')}
   let scale2 = p.scale * LOG2E;
-${SELECTED_KEY_TILES_LOOP_WGSL}
+${selectedKeyTilesLoopWgsl(c)}
       workgroupBarrier();
       ${keyTile}
       workgroupBarrier();

@@ -76,6 +76,12 @@ export interface SelectedMatrixConfig {
    * outputs per access. Needs four keys per lane (or a multiple) and outputs in fours.
    */
   vectorArrays?: boolean;
+  /**
+   * Whether the kernels that walk a token's selected blocks (or a block's listing tokens) read each
+   * next index one step ahead, so that a tile's loads, whose addresses it gives, do not first wait
+   * for that read from global memory.
+   */
+  indexAhead?: boolean;
 }
 
 /**
@@ -136,12 +142,25 @@ export function selectedMatrixSharedBytes(c: SelectedMatrixConfig): number {
 /**
  * The head of the tensor-core kernels' loop over token t's selected blocks (for KV head g) and each
  * block's key tiles up to the token, both braces left open for the body: defines the block `J`
- * and the tile's first key `k0`.
+ * and the tile's first key `k0`. With `indexAhead` each slot's block is read during the slot
+ * before.
  */
-export const SELECTED_KEY_TILES_LOOP_WGSL = `  for (var slot = 0u; slot < TOPN; slot++) {
-    let J = selected[(t * p.kvHeads + g) * TOPN + slot];
+export function selectedKeyTilesLoopWgsl(c: Pick<SelectedMatrixConfig, 'indexAhead'>): string {
+  const slotBlock = (slot: string) => `selected[(t * p.kvHeads + g) * TOPN + ${slot}]`;
+  const tiles = `    for (var k0 = J * p.blockSize; k0 < (J + 1) * p.blockSize && k0 <= pos; k0 += i32(TILE)) {`;
+  return c.indexAhead
+    ? `  // Each slot's block read during the slot before: its tiles' loads need not wait for it.
+  var nextBlock = ${slotBlock('0u')};
+  for (var slot = 0u; slot < TOPN; slot++) {
+    let J = nextBlock;
     if (J < 0) { break; }
-    for (var k0 = J * p.blockSize; k0 < (J + 1) * p.blockSize && k0 <= pos; k0 += i32(TILE)) {`;
+    if (slot + 1u < TOPN) { nextBlock = ${slotBlock('slot + 1u')}; }
+${tiles}`
+    : `  for (var slot = 0u; slot < TOPN; slot++) {
+    let J = ${slotBlock('slot')};
+    if (J < 0) { break; }
+${tiles}`;
+}
 
 const isPowerOfTwo = (x: number) => Number.isInteger(x) && x >= 1 && (x & (x - 1)) === 0;
 
@@ -353,7 +372,7 @@ ${loadFragmentsWgsl(c.matrix, qf, 'Ks', st.k, partOf.firstColumn, unit)}
   var m = MASKED;
   var l = 0.0;
   var acc: array<${element}, ${entries}>;
-${SELECTED_KEY_TILES_LOOP_WGSL}
+${selectedKeyTilesLoopWgsl(c)}
       ${stageKeysAndValues}
       workgroupBarrier();
 ${scores}

@@ -71,6 +71,13 @@ export const SELECTED_FORWARD: { scoreParts: number; wideLoads: boolean; vectorA
 };
 
 /**
+ * Whether the tensor-core kernels read each next selected block (the forward and dQ) or listing
+ * token (dK/dV) one step ahead (SelectedMatrixConfig.indexAhead). Mutable so that a diagnostic can
+ * time both; not exported from the package.
+ */
+export const SELECTED_INDEX_AHEAD: { enabled: boolean } = { enabled: false };
+
+/**
  * Whether the tensor-core forward and dQ kernels walk the tokens of one KV head before the next
  * (SelectedMatrixConfig.kvHeadMajor). Mutable so that a diagnostic can time each; not exported
  * from the package.
@@ -126,6 +133,7 @@ export function selectedMatrixConfig(
       ...(wideLoads && { wideLoads }),
       ...(SELECTED_ORDER.kvHeadMajor &&
         (kernel === 'forward' || kernel.startsWith('dq')) && { kvHeadMajor: true }),
+      ...(SELECTED_INDEX_AHEAD.enabled && { indexAhead: true }),
     };
     // The forward's arrays of vectors where its shape allows them (the same bytes either way).
     const vectors: SelectedMatrixConfig = { ...plain, vectorArrays: true };
