@@ -1,5 +1,6 @@
 /** Dense softmax attention backward, by the textbook formulas and in f64. */
 
+import { addRowGradients, type RowKey } from './attention-row-gradients.js';
 import { maskedScoreRow } from './attention-scores.js';
 import type { AttentionOptions } from './attention-shape.js';
 import { checkLength, resolveAttention, tokenOffset } from './attention-shape.js';
@@ -47,9 +48,16 @@ export function attentionBackward(
   checkLength('o', o, [batch, n, hq, dv]);
   checkLength('lse', lse, [batch, hq, n]);
   checkLength('dO', dO, [batch, n, hq, dv]);
-  const dq = new Float64Array(q.length);
-  const dk = new Float64Array(k.length);
-  const dvSum = new Float64Array(v.length);
+  const sums = {
+    q,
+    k,
+    v,
+    o,
+    dO,
+    dq: new Float64Array(q.length),
+    dk: new Float64Array(k.length),
+    dv: new Float64Array(v.length),
+  };
   for (let b = 0; b < batch; b++) {
     for (let h = 0; h < hq; h++) {
       const kvHead = Math.floor(h / group);
@@ -57,29 +65,21 @@ export function attentionBackward(
         const rowLse = lse[(b * hq + h) * n + i]!;
         if (rowLse === Number.NEGATIVE_INFINITY) continue;
         const scores = maskedScoreRow(q, k, shape, b, h, i);
-        const qBase = tokenOffset(b, i, h, n, hq, d);
-        const oBase = tokenOffset(b, i, h, n, hq, dv);
-        // rowsum(dO ∘ O) = Σ_j P_ij dP_ij: the softmax Jacobian's shared term.
-        let delta = 0;
-        for (let c = 0; c < dv; c++) delta += dO[oBase + c]! * o[oBase + c]!;
+        // Masked keys (p = 0) add nothing.
+        const keys: RowKey[] = [];
         for (let j = 0; j < nk; j++) {
           const p = Math.exp(scores[j]! - rowLse);
           if (p === 0) continue;
-          const kBase = tokenOffset(b, j, kvHead, nk, hkv, d);
-          const vBase = tokenOffset(b, j, kvHead, nk, hkv, dv);
-          let dp = 0;
-          for (let c = 0; c < dv; c++) {
-            dp += dO[oBase + c]! * v[vBase + c]!;
-            dvSum[vBase + c]! += p * dO[oBase + c]!;
-          }
-          const dsScaled = p * (dp - delta) * scale;
-          for (let c = 0; c < d; c++) {
-            dq[qBase + c]! += dsScaled * k[kBase + c]!;
-            dk[kBase + c]! += dsScaled * q[qBase + c]!;
-          }
+          keys.push({
+            kBase: tokenOffset(b, j, kvHead, nk, hkv, d),
+            vBase: tokenOffset(b, j, kvHead, nk, hkv, dv),
+            p,
+          });
         }
+        const row = { qBase: tokenOffset(b, i, h, n, hq, d), oBase: tokenOffset(b, i, h, n, hq, dv) };
+        addRowGradients(sums, row, keys, { d, dv, scale });
       }
     }
   }
-  return { dq: Float32Array.from(dq), dk: Float32Array.from(dk), dv: Float32Array.from(dvSum) };
+  return { dq: Float32Array.from(sums.dq), dk: Float32Array.from(sums.dk), dv: Float32Array.from(sums.dv) };
 }

@@ -3,6 +3,8 @@
  * behind NSA's three branches, which differ only in their keys (compressed blocks, selected tokens,
  * the window). Forward and backward in f64, by the same formulas as the dense reference.
  */
+
+import { addRowGradients } from '../attention-row-gradients.js';
 import { logSumExp } from '../attention-scores.js';
 import { tokenOffset } from '../attention-shape.js';
 import type { KeySet } from './blocks.js';
@@ -116,9 +118,16 @@ export function keySetAttentionBackward(
 ): { dq: Float64Array; dk: Float64Array; dv: Float64Array } {
   const { batch, nq, nk, hq, hkv, dqk, dv, scale, firstQuery } = sizes;
   const group = hq / hkv;
-  const dq = new Float64Array(q.length);
-  const dk = new Float64Array(k.length);
-  const dvSum = new Float64Array(v.length);
+  const sums = {
+    q,
+    k,
+    v,
+    o,
+    dO,
+    dq: new Float64Array(q.length),
+    dk: new Float64Array(k.length),
+    dv: new Float64Array(v.length),
+  };
   for (let b = 0; b < batch; b++) {
     for (let h = 0; h < hq; h++) {
       const kvHead = Math.floor(h / group);
@@ -126,28 +135,15 @@ export function keySetAttentionBackward(
         const keys = keySet(b, kvHead, firstQuery + i);
         const scores = scoreRow(q, k, sizes, b, h, i, keys);
         const rowLse = lse[(b * hq + h) * nq + i]!;
-        const qBase = tokenOffset(b, i, h, nq, hq, dqk);
-        const oBase = tokenOffset(b, i, h, nq, hq, dv);
-        // rowsum(dO ∘ O) = Σ_j P_ij dP_ij: the softmax Jacobian's shared term.
-        let delta = 0;
-        for (let c = 0; c < dv; c++) delta += dO[oBase + c]! * o[oBase + c]!;
-        keys.forEach((key, j) => {
-          const p = Math.exp(scores[j]! - rowLse);
-          const kBase = tokenOffset(b, key, kvHead, nk, hkv, dqk);
-          const vBase = tokenOffset(b, key, kvHead, nk, hkv, dv);
-          let dp = 0;
-          for (let c = 0; c < dv; c++) {
-            dp += dO[oBase + c]! * v[vBase + c]!;
-            dvSum[vBase + c]! += p * dO[oBase + c]!;
-          }
-          const dsScaled = p * (dp - delta) * scale;
-          for (let c = 0; c < dqk; c++) {
-            dq[qBase + c]! += dsScaled * k[kBase + c]!;
-            dk[kBase + c]! += dsScaled * q[qBase + c]!;
-          }
-        });
+        const row = { qBase: tokenOffset(b, i, h, nq, hq, dqk), oBase: tokenOffset(b, i, h, nq, hq, dv) };
+        const rowKeys = keys.map((key, j) => ({
+          kBase: tokenOffset(b, key, kvHead, nk, hkv, dqk),
+          vBase: tokenOffset(b, key, kvHead, nk, hkv, dv),
+          p: Math.exp(scores[j]! - rowLse),
+        }));
+        addRowGradients(sums, row, rowKeys, { d: dqk, dv, scale });
       }
     }
   }
-  return { dq, dk, dv: dvSum };
+  return { dq: sums.dq, dk: sums.dk, dv: sums.dv };
 }
