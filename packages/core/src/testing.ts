@@ -69,3 +69,12 @@ export function declaredWorkgroupBytes(code: string): number {
   }
   return total;
 }
+
+/**
+ * The errors the WGSL compiler reports for `code`, compiled as a shader module only (no pipeline:
+ * the null backend's limits would refuse kernels built for a GPU's): empty when it compiles.
+ */
+export async function moduleErrors(gpu: Gpu, code: string): Promise<string[]> {
+  const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
+  return info.messages.filter((m) => m.type === 'error').map((m) => m.message);
+}

@@ -44,7 +44,7 @@ import {
   Tensor,
   type Tier,
 } from '../src/index.js';
-import { declaredWorkgroupBytes, nullGpu, nullMatrixGpu, testGpu } from '../src/testing.js';
+import { declaredWorkgroupBytes, moduleErrors, nullGpu, nullMatrixGpu, testGpu } from '../src/testing.js';
 import { checkDenseCase, cumulativeLengths, type DenseCase, expectClose } from './dense-cases.js';
 
 // The edges: a single token; lengths off every tile size; more keys than queries (bottom-right
@@ -445,11 +445,7 @@ describe('flash attention: every variant compiles on the null backend', () => {
         expect(prefetched.slice(loop).match(/ e[a-z]x0 = [a-z]+\[/g)?.length, what).toBe(2);
         expect(declaredWorkgroupBytes(prefetched), what).toBe(declaredWorkgroupBytes(wideVectors));
         for (const variant of [code, wide, wideVectors, narrowVectors, stagedOnly, prefetched]) {
-          const info = await gpu.device.createShaderModule({ code: variant }).getCompilationInfo();
-          expect(
-            info.messages.filter((m) => m.type === 'error').map((m) => m.message),
-            what,
-          ).toEqual([]);
+          expect(await moduleErrors(gpu, variant), what).toEqual([]);
         }
       }
       const base = {
@@ -537,11 +533,7 @@ describe('flash attention: every variant compiles on the null backend', () => {
         expect(declaredWorkgroupBytes(code), `${kernel} ${what}`).toBe(sharedBytes(c));
         expect(declaredWorkgroupBytes(vector), `${kernel} ${what}`).toBe(sharedBytes(c));
         for (const variant of [code, vector, wgsl({ ...c, vectorStaging: true })]) {
-          const info = await gpu.device.createShaderModule({ code: variant }).getCompilationInfo();
-          expect(
-            info.messages.filter((m) => m.type === 'error').map((m) => m.message),
-            `${kernel} ${what}`,
-          ).toEqual([]);
+          expect(await moduleErrors(gpu, variant), `${kernel} ${what}`).toEqual([]);
         }
       }
     }
@@ -599,11 +591,7 @@ describe('flash attention: every variant compiles on the null backend', () => {
       expect(vectorScores, `${d}/${dv}`).toContain('var<workgroup> Ss: array<vec4<f32>,');
       expect(vectorScores, `${d}/${dv}`).toContain('vec4<f16>(vec4<f32>(pr0, pr1, pr2, pr3))');
       for (const variant of [code, wide, prefetched, vectors, narrowVectors, vectorScores]) {
-        const info = await gpu.device.createShaderModule({ code: variant }).getCompilationInfo();
-        expect(
-          info.messages.filter((m) => m.type === 'error').map((m) => m.message),
-          `${d}/${dv}`,
-        ).toEqual([]);
+        expect(await moduleErrors(gpu, variant), `${d}/${dv}`).toEqual([]);
       }
     }
   });

@@ -1,5 +1,5 @@
 import { Gpu, Tensor, WebAttnError } from '@webattn/core';
-import { nullGpu, testGpu } from '@webattn/core/testing';
+import { moduleErrors, nullGpu, testGpu } from '@webattn/core/testing';
 import { randn } from '@webattn/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maskedLinearAttention, maskedLinearAttentionBackward } from '../src/index.js';
@@ -107,18 +107,12 @@ describe('every masked kernel compiles on the null backend', () => {
       const c = fusedMatrixConfig(dk, dv, MATRIX, 32, true, 49152);
       expect(c, `${dk}/${dv}`).toBeDefined();
       for (const kvOutput of [false, true]) {
-        const module = gpu.device.createShaderModule({ code: fusedMatrixWgsl({ ...c!, kvOutput }) });
-        const info = await module.getCompilationInfo();
-        const errors = info.messages.filter((m) => m.type === 'error').map((m) => m.message);
+        const errors = await moduleErrors(gpu, fusedMatrixWgsl({ ...c!, kvOutput }));
         expect(errors, `${dk}/${dv} kv ${kvOutput}`).toEqual([]);
       }
       const dm = fusedDmConfig(dk, dv, MATRIX, 32, true, 49152);
       expect(dm, `dm ${dk}/${dv}`).toBeDefined();
-      const info = await gpu.device.createShaderModule({ code: fusedDmWgsl(dm!) }).getCompilationInfo();
-      expect(
-        info.messages.filter((m) => m.type === 'error').map((m) => m.message),
-        `dm ${dk}/${dv}`,
-      ).toEqual([]);
+      expect(await moduleErrors(gpu, fusedDmWgsl(dm!)), `dm ${dk}/${dv}`).toEqual([]);
     }
   });
 

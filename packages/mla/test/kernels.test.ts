@@ -1,5 +1,5 @@
 import { dispatch, type Gpu, Tensor } from '@webattn/core';
-import { declaredWorkgroupBytes, nullGpu, testGpu } from '@webattn/core/testing';
+import { declaredWorkgroupBytes, moduleErrors, nullGpu, testGpu } from '@webattn/core/testing';
 import { randn } from '@webattn/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchMlaAttention } from '../src/attention/attention.js';
@@ -161,10 +161,8 @@ describe('the tensor-core kernel compiles on the null backend', () => {
             expect(declaredWorkgroupBytes(code), 'the bytes the planner checks').toBe(
               mlaMatrixSharedBytes(config),
             );
-            const module = gpu.device.createShaderModule({ code });
-            const info = await module.getCompilationInfo();
             expect(
-              info.messages.filter((m) => m.type === 'error').map((m) => m.message),
+              await moduleErrors(gpu, code),
               `${source} r=${dims.r} subgroups=${subgroups} wide ${wideLoads} hold ${holdQuery}`,
             ).toEqual([]);
           }

@@ -1,5 +1,5 @@
 import { type Gpu, Tensor } from '@webattn/core';
-import { declaredWorkgroupBytes, nullGpu, testGpu } from '@webattn/core/testing';
+import { declaredWorkgroupBytes, moduleErrors, nullGpu, testGpu } from '@webattn/core/testing';
 import { randn } from '@webattn/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sumWgsl } from '../src/backward/sum.wgsl.js';
@@ -214,8 +214,7 @@ describe('the tensor-core selection and selected attention compile on the null b
     // Each subgroup holds its part's Q fragments (4 steps of 16 of d = 128), and the lanes add the parts.
     expect(code.match(/let qf0_\d+ = /g)?.length).toBe(4);
     expect(code).toMatch(/\(Fs\[row \* 68u \+ col\] \+ Fs\[1088u \+ row \* 68u \+ col\]\)/);
-    const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
-    expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+    expect(await moduleErrors(gpu, code)).toEqual([]);
     // Whole scores: the same kernel as without the field.
     expect(selectedMatrixWgsl({ ...h200, scoreParts: 1 })).toBe(
       selectedMatrixWgsl({ ...h200, scoreParts: undefined }),
@@ -248,10 +247,7 @@ describe('the tensor-core selection and selected attention compile on the null b
     expect(code).toContain('var<storage, read> q: array<vec4<f16>>;');
     expect(code).toContain('bitcast<vec2<f16>>');
     await expect(gpu.pipelines.get(code, 'selected matrix wide')).resolves.toBeDefined();
-    const info = await gpu.device
-      .createShaderModule({ code: selectedMatrixWgsl(selectedH200) })
-      .getCompilationInfo();
-    expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+    expect(await moduleErrors(gpu, selectedMatrixWgsl(selectedH200))).toEqual([]);
   });
 
   it('the forward with arrays of vectors: staged loads stored whole, four scores, probabilities and outputs per access', async () => {
@@ -267,8 +263,7 @@ describe('the tensor-core selection and selected attention compile on the null b
     expect(code).toContain('= bitcast<vec4<f16>>(ex0.zw);');
     // The two parts' scores added four at a time.
     expect(code).toMatch(/\(Fs\[row \* 17u \+ col \/ 4u\] \+ Fs\[272u \+ row \* 17u \+ col \/ 4u\]\)/);
-    const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
-    expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+    expect(await moduleErrors(gpu, code)).toEqual([]);
     // Smaller shapes, one and two row fragments, 8-byte loads, as pipelines on the null backend.
     for (const c of [
       { ...base, d: 64, dv: 64, group: 16, blockSize: 32, tile: 32, scoreParts: 2, vectorArrays: true },
@@ -320,8 +315,7 @@ describe('the tensor-core selection and selected attention compile on the null b
         indexAhead: true,
       }),
     ]) {
-      const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
-      expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+      expect(await moduleErrors(gpu, code)).toEqual([]);
     }
   });
 
@@ -395,8 +389,7 @@ describe('the tensor-core selection and selected attention compile on the null b
       selectedKeysSumWgsl({ ...h200, tile: 64 }, 'dv'),
       selectedKeysMatrixWgsl({ ...h200, tile: 32 }, 'dk'),
     ]) {
-      const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
-      expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+      expect(await moduleErrors(gpu, code)).toEqual([]);
     }
   });
 
@@ -421,10 +414,7 @@ describe('the tensor-core selection and selected attention compile on the null b
     const h200 = { ...base, d: 128, dv: 128, group: 16, blockSize: 64, tile: 64 };
     expect(selectedDqRolesSharedBytes(h200)).toBeLessThanOrEqual(48 * 1024);
     for (const wideLoads of [false, true]) {
-      const info = await gpu.device
-        .createShaderModule({ code: selectedDqRolesMatrixWgsl({ ...h200, wideLoads }) })
-        .getCompilationInfo();
-      expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+      expect(await moduleErrors(gpu, selectedDqRolesMatrixWgsl({ ...h200, wideLoads }))).toEqual([]);
     }
     expect(selectedDqRolesUnsupported({ ...h200, dv: 64 })).toMatch(/differ/);
     expect(selectedDqRolesUnsupported({ ...h200, d: 64, dv: 64 })).toMatch(/8 slices/);
@@ -462,10 +452,9 @@ describe('the tensor-core selection and selected attention compile on the null b
       [2, false],
       [2, true],
     ] as const) {
-      const info = await gpu.device
-        .createShaderModule({ code: selectedDkDvRolesMatrixWgsl({ ...h200, columnSplits, wideLoads }) })
-        .getCompilationInfo();
-      expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+      expect(
+        await moduleErrors(gpu, selectedDkDvRolesMatrixWgsl({ ...h200, columnSplits, wideLoads })),
+      ).toEqual([]);
     }
     expect(selectedDkDvRolesUnsupported({ ...h200, dv: 64 })).toMatch(/differ/);
     expect(selectedDkDvRolesUnsupported({ ...h200, columnSplits: 3 })).toMatch(/3 parts/);
@@ -494,8 +483,7 @@ describe('the tensor-core selection and selected attention compile on the null b
         // as pipelines.
         const code = selectMatrixWgsl(c);
         if (selectMatrixSharedBytes(c) > gpu.caps.limits.maxComputeWorkgroupStorageSize) {
-          const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
-          expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+          expect(await moduleErrors(gpu, code)).toEqual([]);
         } else {
           await expect(gpu.pipelines.get(code, `select matrix x${tokens}`)).resolves.toBeDefined();
         }
@@ -536,8 +524,7 @@ describe('the tensor-core selection and selected attention compile on the null b
       expect(code.includes('var<workgroup> Ks: array<vec4<f16>,'), `vectors ${vectorStaging}`).toBe(
         vectorStaging,
       );
-      const info = await gpu.device.createShaderModule({ code }).getCompilationInfo();
-      expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+      expect(await moduleErrors(gpu, code)).toEqual([]);
     }
   });
 
