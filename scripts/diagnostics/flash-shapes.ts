@@ -64,32 +64,38 @@ async function tryShapes(
 /** A setting to time: its name, and what it sets. */
 type Setting = [name: string, apply: () => void];
 
-/** Times the forward under each setting, twice over, comparing its outputs with the first setting's. */
-async function forwardSettings(settings: Setting[]) {
-  let first: Float32Array[] | undefined;
-  for (const [name, apply] of [...settings, ...settings]) {
-    apply();
-    const forward = await timeForward();
-    const outputs = await forwardOutputs();
-    first ??= outputs;
-    const same = tensorsDifference(first, outputs, ['o', 'lse']) ?? 'same bits';
-    console.log(
-      `${name} n=${n}: forward ${forward.median.toFixed(2)} ms (${(forwardFlops(n) / forward.median / 1e9).toFixed(1)} TFLOPS) [${kernelTimes(forward)}] outputs: ${same} as the first`,
-    );
-  }
-}
+/** How each pass is timed, read back for comparison, and reported. */
+const passes = {
+  forward: {
+    time: timeForward,
+    results: forwardOutputs,
+    names: ['o', 'lse'],
+    flops: forwardFlops(n),
+    digits: 2,
+    what: 'outputs',
+  },
+  backward: {
+    time: timeBackward,
+    results: backwardGradients,
+    names: undefined,
+    flops: 2.5 * forwardFlops(n),
+    digits: 1,
+    what: 'gradients',
+  },
+} as const;
 
-/** The same for the backward, comparing its gradients. */
-async function backwardSettings(settings: Setting[]) {
+/** Times a pass under each setting, twice over, comparing its results with the first setting's. */
+async function timeSettings(pass: keyof typeof passes, settings: Setting[]) {
+  const { time, results, names, flops, digits, what } = passes[pass];
   let first: Float32Array[] | undefined;
   for (const [name, apply] of [...settings, ...settings]) {
     apply();
-    const backward = await timeBackward();
-    const gradients = await backwardGradients();
-    first ??= gradients;
-    const same = tensorsDifference(first, gradients) ?? 'same bits';
+    const m = await time();
+    const values = await results();
+    first ??= values;
+    const same = tensorsDifference(first, values, names ? [...names] : undefined) ?? 'same bits';
     console.log(
-      `${name} n=${n}: backward ${backward.median.toFixed(1)} ms (${((2.5 * forwardFlops(n)) / backward.median / 1e9).toFixed(1)} TFLOPS) [${kernelTimes(backward)}] gradients: ${same} as the first`,
+      `${name} n=${n}: ${pass} ${m.median.toFixed(digits)} ms (${(flops / m.median / 1e9).toFixed(1)} TFLOPS) [${kernelTimes(m)}] ${what}: ${same} as the first`,
     );
   }
 }
@@ -101,7 +107,7 @@ function exit(): never {
 
 if (process.argv[2] === 'prefetch') {
   // The same loads and stores, only issued earlier: the same bits expected.
-  await forwardSettings([
+  await timeSettings('forward', [
     ['values staged after the softmax', () => Object.assign(FLASH_PREFETCH_VALUES, { forward: false })],
     ['values loaded before the softmax', () => Object.assign(FLASH_PREFETCH_VALUES, { forward: true })],
   ]);
@@ -113,7 +119,7 @@ if (process.argv[2] === 'backward-prefetch') {
     DKDV_KERNEL.prefetchTiles = dkDv;
     DQ_KERNEL.prefetchTiles = dq;
   };
-  await backwardSettings([
+  await timeSettings('backward', [
     ['tiles staged in their turn', prefetch(false, false)],
     ['dK/dV query tiles prefetched', prefetch(true, false)],
     ['dQ key tiles prefetched', prefetch(false, true)],
@@ -124,7 +130,7 @@ if (process.argv[2] === 'backward-prefetch') {
 if (process.argv[2] === 'vectors') {
   // Staging as vectors moves the same values (same bits); vector scores add a lane's
   // probabilities in another order of keys.
-  await forwardSettings([
+  await timeSettings('forward', [
     ['scalar arrays', () => Object.assign(FLASH_VECTORS, { staging: false, scores: false })],
     ['staged as vec4<f16>', () => Object.assign(FLASH_VECTORS, { staging: true, scores: false })],
     [
@@ -136,7 +142,7 @@ if (process.argv[2] === 'vectors') {
 if (process.argv[2] === 'vectors' || process.argv[2] === 'backward-vectors') {
   // The backward's elementwise step sums nothing: each P and dS is the same arithmetic on the same
   // values whether a lane reads one column or four, so the same bits are expected throughout.
-  await backwardSettings([
+  await timeSettings('backward', [
     [
       'backward scalar arrays',
       () => Object.assign(FLASH_VECTORS, { backwardStaging: false, backwardScores: false }),
