@@ -291,6 +291,9 @@ describe('flash attention on SwiftShader against the reference', () => {
   });
 });
 
+/** The H200's tensor-core kernel basics: 16x16x16 fragments, subgroups pinned to 32 lanes. */
+const H200_MATRIX = { matrix: { M: 16, N: 16, K: 16 }, subgroupSize: 32, pinSubgroupSize: true };
+
 describe('flash attention: every variant compiles on the null backend', () => {
   let gpu: Gpu;
   beforeAll(async () => {
@@ -393,9 +396,7 @@ describe('flash attention: every variant compiles on the null backend', () => {
         const c = {
           d,
           dv: d,
-          matrix: { M: 16, N: 16, K: 16 },
-          subgroupSize: 32,
-          pinSubgroupSize: true,
+          ...H200_MATRIX,
           subgroups: 2,
           tile,
           columnSplits,
@@ -449,9 +450,7 @@ describe('flash attention: every variant compiles on the null backend', () => {
         }
       }
       const base = {
-        matrix: { M: 16, N: 16, K: 16 },
-        subgroupSize: 32,
-        pinSubgroupSize: true,
+        ...H200_MATRIX,
         tile: 16,
         columnSplits: 1,
       };
@@ -468,9 +467,7 @@ describe('flash attention: every variant compiles on the null backend', () => {
     const c = {
       d: 128,
       dv: 128,
-      matrix: { M: 16, N: 16, K: 16 },
-      subgroupSize: 32,
-      pinSubgroupSize: true,
+      ...H200_MATRIX,
       subgroups: 2,
       tile: 16,
       columnSplits: 1,
@@ -504,9 +501,7 @@ describe('flash attention: every variant compiles on the null backend', () => {
   it('the plain backward kernels at the H200 shape with vector arrays (d = dv, and d != dv where only they run)', async () => {
     // Over the null backend's 16 KiB of workgroup memory at d = 128: the modules must compile.
     const base = {
-      matrix: { M: 16, N: 16, K: 16 },
-      subgroupSize: 32,
-      pinSubgroupSize: true,
+      ...H200_MATRIX,
       subgroups: 2,
       tile: 16,
       wideLoads: true,
@@ -543,9 +538,7 @@ describe('flash attention: every variant compiles on the null backend', () => {
     // Over the null backend's 16 KiB of workgroup memory: the module must compile; the pipeline is
     // created on the GPU by `webattn verify flash` and MLA's prefill checks in `webattn verify mla`.
     const base = {
-      matrix: { M: 16, N: 16, K: 16 },
-      subgroupSize: 32,
-      pinSubgroupSize: true,
+      ...H200_MATRIX,
       subgroups: 2,
       tile: 32,
       rowFragments: 2,
