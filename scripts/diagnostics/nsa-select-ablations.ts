@@ -66,7 +66,8 @@ const ablations: Ablation[] = [
     (s) => s.replace(/(ex\d+) = (cmpK\[[^;]*\]);/g, (_, x, load) => never(`${x} = ${load};`)),
   ],
   ['score MMAs', (s) => s.replace(/^\s*sf\d+ = subgroupMatrixMultiplyAccumulate\(.*$/gm, '')],
-  ['probability sums', (s) => s.replace(/sum \+= exp2\(Ss\[[^;]*\);/g, '')],
+  ['probability sums', (s) => s.replace(/sum \+= exp2\([^;]*\);/g, '')],
+  ['lse reads', (s) => s.replace(/let l4 = lse2\[[^;]*\];/g, 'let l4 = vec4<f32>(1.0);')],
   ['block overlaps', (s) => s.replace(/addOverlaps\(u \*[^;]*\);/g, '').replace(/total \+= [^;]*;/g, '')],
 ];
 for (const [name, time] of ablationsOf(gpu, 'nsa select', ablations, forward)) {

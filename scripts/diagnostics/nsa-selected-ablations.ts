@@ -14,8 +14,10 @@
 // outputs compared. With `ahead`, the forward and then the backward with each selected block (or
 // listing token) read when its turn comes, then one step ahead (SELECTED_INDEX_AHEAD), outputs
 // and gradients compared.
+// With `lazy`, the forward with the wide kernel and then the flash-shaped one
+// (SELECTED_FORWARD.lazyTile) at 32- and 64-key tiles, outputs compared.
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-selected-ablations.mjs; on the GPU machine:
-//   node .gpu-kit/nsa-selected-ablations.mjs [order|vectors|ahead] [n]
+//   node .gpu-kit/nsa-selected-ablations.mjs [order|vectors|ahead|lazy] [n]
 
 import { measure, randomNormal } from '../../packages/core/src/index.js';
 import {
@@ -111,6 +113,26 @@ if (process.argv.includes('ahead')) {
   process.exit(0);
 }
 
+if (process.argv.includes('lazy')) {
+  // The flash-shaped kernel (accumulators in fragments, lazy max) at 32- and 64-key tiles against
+  // the wide kernel (lazyTile 0); every variant timed before any readback.
+  const defaultTile = SELECTED_FORWARD.lazyTile;
+  const tiles = [0, 32, 64];
+  for (const tile of [...tiles, ...tiles]) {
+    SELECTED_FORWARD.lazyTile = tile;
+    await timeSelected(
+      tile ? `flash-shaped, ${tile}-key tiles` : 'wide workgroups, output through workgroup memory',
+    );
+  }
+  for (const tile of tiles) {
+    SELECTED_FORWARD.lazyTile = tile;
+    console.log(`lazyTile ${tile}: ${await outputComparedWithFirst()} as the first`);
+  }
+  SELECTED_FORWARD.lazyTile = defaultTile;
+  gpu.destroy();
+  process.exit(0);
+}
+
 if (process.argv.includes('vectors')) {
   const settings: [string, boolean, boolean][] = [
     ['arrays of scalars', false, false],
@@ -134,6 +156,8 @@ if (process.argv.includes('vectors')) {
   process.exit(0);
 }
 
+// The shapes and ablations below are the wide kernel's (the flash-shaped one has its own mode).
+SELECTED_FORWARD.lazyTile = 0;
 // [tile, parts of d, 16-byte loads]: a tile whose parts do not fit runs whole.
 const tiles = [...SELECTED_MATRIX_TILES];
 const defaults = { ...SELECTED_FORWARD };
@@ -162,11 +186,23 @@ const ablations: Ablation[] = [
     (s) => s.replace(/([ef]x\d+) = ([kv]\[[^;]*\]);/g, (_, x, load) => never(`${x} = ${load};`)),
   ],
   ['score MMAs', (s) => s.replace(/^\s*sf\d+ = subgroupMatrixMultiplyAccumulate\(.*$/gm, '')],
-  ['exponentials', (s) => s.replace(/exp2\(x\[j\] - mNew\)/g, '(x[j] - mNew)')],
+  ['exponentials', (s) => s.replace(/exp2\((x\[[^\]]*\]) - mNew\)/g, '($1 - mNew)')],
   ['P·V MMAs', (s) => s.replace(/^(\s*)of(\d+) = subgroupMatrixMultiplyAccumulate\(.*$/gm, '')],
   [
     'output update',
     (s) => s.replace(/acc\[j\] = acc\[j\] \* Alpha\[r\] \+ Fs\[[^;]*;/g, 'acc[j] += Alpha[r];'),
+  ],
+  [
+    // The products' store to Fs kept behind a uniform condition that never holds: the P·V
+    // products stay live, the round trip of their result goes.
+    'output round trip',
+    (s) =>
+      s
+        .replace(
+          /(subgroupMatrixStore<row_major>\(&Fs, [^;]*of\d+[^;]*\);)/g,
+          'if (p.tokens > 0x7fffffffu) { $1 }',
+        )
+        .replace(/acc\[j\] = acc\[j\] \* Alpha\[r\] \+ Fs\[[^;]*;/g, 'acc[j] += Alpha[r];'),
   ],
 ];
 // The name goes through a variable: the loop's own binding is not yet initialised where the

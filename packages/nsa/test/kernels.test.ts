@@ -62,6 +62,12 @@ import {
 } from '../src/selected/selected-dq-roles-matrix.wgsl.js';
 import { selectedGroupWgsl } from '../src/selected/selected-group.wgsl.js';
 import {
+  selectedLazyMatrixWgsl,
+  selectedLazySharedBytes,
+  selectedLazyThreads,
+  selectedLazyUnsupported,
+} from '../src/selected/selected-lazy-matrix.wgsl.js';
+import {
   type SelectedMatrixConfig,
   selectedMatrixSharedBytes,
   selectedMatrixUnsupported,
@@ -223,6 +229,51 @@ describe('the tensor-core selection and selected attention compile on the null b
     expect(selectedMatrixUnsupported({ ...h200, scoreParts: 0 })).toMatch(/positive integer/);
     // Sixteen subgroups would leave each 8 of dv's columns, less than a fragment.
     expect(selectedMatrixUnsupported({ ...h200, scoreParts: 4 })).toMatch(/multiples of N/);
+  });
+
+  // The flash-shaped forward: one N-key slice of scores per subgroup, the accumulators in fragments.
+  const lazyShapes = [
+    { ...base, d: 64, dv: 64, group: 16, blockSize: 64, tile: 32 },
+    { ...base, d: 64, dv: 64, group: 16, blockSize: 64, tile: 64 },
+    { ...base, d: 32, dv: 32, group: 32, blockSize: 32, tile: 32 },
+    { ...base, d: 64, dv: 32, group: 2, blockSize: 64, tile: 32, wideLoads: true, indexAhead: true },
+    { ...base, d: 48, dv: 64, group: 8, blockSize: 64, tile: 16, kvHeadMajor: true },
+  ];
+  for (const c of lazyShapes) {
+    it(`the flash-shaped forward, d=${c.d} dv=${c.dv} group ${c.group} tile ${c.tile}`, async () => {
+      expect(selectedLazyUnsupported(c)).toBeUndefined();
+      const code = selectedLazyMatrixWgsl(c);
+      expect(declaredWorkgroupBytes(code)).toBe(selectedLazySharedBytes(c));
+      expect(code).toContain(`@workgroup_size(${selectedLazyThreads(c)})`);
+      await expect(gpu.pipelines.get(code, 'selected lazy matrix')).resolves.toBeDefined();
+    });
+  }
+
+  it('the flash-shaped forward at the H200 shape as a module: two subgroups, accumulators rescaled only when a max jumps', async () => {
+    const c = {
+      ...base,
+      d: 128,
+      dv: 128,
+      group: 16,
+      blockSize: 64,
+      tile: 32,
+      wideLoads: true,
+      kvHeadMajor: true,
+      indexAhead: true,
+    };
+    expect(selectedLazyUnsupported(c)).toBeUndefined();
+    expect(selectedLazyThreads(c)).toBe(64);
+    const code = selectedLazyMatrixWgsl(c);
+    expect(await moduleErrors(gpu, code)).toEqual([]);
+    // Q held (8 steps of 16 of d = 128), four accumulators of 16 columns per subgroup, kept across tiles.
+    expect(code.match(/let qf0_\d+ = /g)?.length).toBe(8);
+    expect(code.match(/^ {2}var of0_\d+ = /gm)?.length).toBe(4);
+    expect(code).toContain('if (workgroupUniformLoad(&rescaleFlag[0]) != 0u)');
+    expect(selectedLazyUnsupported({ ...c, tile: 48 })).toMatch(/block size 64/);
+    expect(selectedLazyUnsupported({ ...c, dv: 64, tile: 128, blockSize: 128 })).toMatch(
+      /multiples of N = 16 over 8/,
+    );
+    expect(selectedLazyUnsupported({ ...c, group: 64 })).toMatch(/power-of-two multiple/);
   });
 
   // The forward's shape on the H200: 64-key tiles, scores over two parts of d, 16-byte loads.

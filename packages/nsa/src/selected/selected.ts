@@ -45,6 +45,13 @@ import {
 } from './selected-dq-roles-matrix.wgsl.js';
 import { selectedGroupSharedBytes, selectedGroupWgsl } from './selected-group.wgsl.js';
 import {
+  type SelectedLazyConfig,
+  selectedLazyMatrixWgsl,
+  selectedLazySharedBytes,
+  selectedLazyThreads,
+  selectedLazyUnsupported,
+} from './selected-lazy-matrix.wgsl.js';
+import {
   type SelectedMatrixConfig,
   selectedMatrixSharedBytes,
   selectedMatrixUnsupported,
@@ -64,10 +71,16 @@ export const SELECTED_MATRIX_TILES: number[] = [64, 32, 16];
  * arrays hold vectors where the shape allows (SelectedMatrixConfig.vectorArrays). Mutable so that
  * a diagnostic can time each; not exported from the package.
  */
-export const SELECTED_FORWARD: { scoreParts: number; wideLoads: boolean; vectorArrays: boolean } = {
+export const SELECTED_FORWARD: {
+  scoreParts: number;
+  wideLoads: boolean;
+  vectorArrays: boolean;
+  lazyTile: number;
+} = {
   scoreParts: 2,
   wideLoads: true,
   vectorArrays: true,
+  lazyTile: 32,
 };
 
 /**
@@ -178,8 +191,42 @@ function fused(c: SelectedMatrixConfig): SelectedDkDvRolesConfig {
   return { ...c, columnSplits: SELECTED_ROLE_SPLIT.dkdvColumnSplits };
 }
 
+/**
+ * The flash-shaped tensor-core forward's shape (selected-lazy-matrix.wgsl.ts) at the tile
+ * SELECTED_FORWARD.lazyTile, or undefined when that is 0, the adapter has no matrix shape
+ * (`assumeMatrix` stands in for one) or the kernel does not fit.
+ */
+export function selectedLazyConfig(
+  caps: Capabilities,
+  config: Pick<NsaConfig, 'headDim' | 'vHeadDim' | 'topN' | 'heads' | 'kvHeads' | 'blockSize'>,
+  assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
+): SelectedLazyConfig | undefined {
+  const matrix = preferredMatrixConfig(caps) ?? assumeMatrix;
+  if (!matrix || SELECTED_FORWARD.lazyTile === 0) return undefined;
+  const c: SelectedLazyConfig = {
+    d: config.headDim,
+    dv: config.vHeadDim,
+    topN: config.topN,
+    group: config.heads / config.kvHeads,
+    blockSize: config.blockSize,
+    matrix,
+    ...matrixSubgroupSize(caps),
+    tile: SELECTED_FORWARD.lazyTile,
+    ...(SELECTED_FORWARD.wideLoads && { wideLoads: true }),
+    ...(SELECTED_ORDER.kvHeadMajor && { kvHeadMajor: true }),
+    ...(SELECTED_INDEX_AHEAD.enabled && { indexAhead: true }),
+  };
+  const fits =
+    selectedLazyUnsupported(c) === undefined &&
+    selectedLazySharedBytes(c) <= caps.limits.maxComputeWorkgroupStorageSize &&
+    selectedLazyThreads(c) <= caps.limits.maxComputeInvocationsPerWorkgroup;
+  return fits ? c : undefined;
+}
+
 /** The forward kernel a tier runs: tensor cores where they fit, else group-centric or per row. */
 function selectedForwardKernel(gpu: Gpu, config: NsaConfig, tier: Tier, dtype: Tensor['dtype']) {
+  const lazy = tier === 'subgroup-matrix' ? selectedLazyConfig(gpu.caps, config) : undefined;
+  if (lazy) return { code: selectedLazyMatrixWgsl(lazy), groupCentric: true };
   const matrix = tier === 'subgroup-matrix' ? selectedMatrixConfig(gpu.caps, config) : undefined;
   if (matrix) return { code: selectedMatrixWgsl(matrix), groupCentric: true };
   const kernel = {
