@@ -15,7 +15,8 @@
 // listing token) read when its turn comes, then one step ahead (SELECTED_INDEX_AHEAD), outputs
 // and gradients compared.
 // With `lazy`, the forward with the wide kernel and then the flash-shaped one
-// (SELECTED_FORWARD.lazyTile) at 32- and 64-key tiles, outputs compared.
+// (SELECTED_FORWARD.lazyTile, lazySubgroups) at 32- and 64-key tiles over one to four subgroups,
+// outputs compared.
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-selected-ablations.mjs; on the GPU machine:
 //   node .gpu-kit/nsa-selected-ablations.mjs [order|vectors|ahead|lazy] [n]
 
@@ -114,21 +115,32 @@ if (process.argv.includes('ahead')) {
 }
 
 if (process.argv.includes('lazy')) {
-  // The flash-shaped kernel (accumulators in fragments, lazy max) at 32- and 64-key tiles against
-  // the wide kernel (lazyTile 0); every variant timed before any readback.
-  const defaultTile = SELECTED_FORWARD.lazyTile;
-  const tiles = [0, 32, 64];
-  for (const tile of [...tiles, ...tiles]) {
-    SELECTED_FORWARD.lazyTile = tile;
-    await timeSelected(
-      tile ? `flash-shaped, ${tile}-key tiles` : 'wide workgroups, output through workgroup memory',
-    );
+  // The flash-shaped kernel (accumulators in fragments, lazy max) in several shapes against the
+  // wide kernel; every variant timed before any readback.
+  const defaults = { ...SELECTED_FORWARD };
+  // [tile, subgroups (0: one 16-key slice each)]; tile 0 is the wide kernel.
+  const shapes = [
+    [0, 0],
+    [32, 0],
+    [64, 0],
+    [64, 2],
+    [32, 1],
+  ] as const;
+  const set = ([tile, subgroups]: readonly [number, number]) =>
+    Object.assign(SELECTED_FORWARD, { lazyTile: tile, lazySubgroups: subgroups });
+  const name = ([tile, subgroups]: readonly [number, number]) =>
+    tile
+      ? `flash-shaped, ${tile}-key tiles over ${subgroups || tile / 16} subgroups`
+      : 'wide workgroups, output through workgroup memory';
+  for (const shape of [...shapes, ...shapes]) {
+    set(shape);
+    await timeSelected(name(shape));
   }
-  for (const tile of tiles) {
-    SELECTED_FORWARD.lazyTile = tile;
-    console.log(`lazyTile ${tile}: ${await outputComparedWithFirst()} as the first`);
+  for (const shape of shapes) {
+    set(shape);
+    console.log(`${name(shape)}: ${await outputComparedWithFirst()} as the first`);
   }
-  SELECTED_FORWARD.lazyTile = defaultTile;
+  Object.assign(SELECTED_FORWARD, defaults);
   gpu.destroy();
   process.exit(0);
 }

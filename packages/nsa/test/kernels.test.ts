@@ -238,9 +238,12 @@ describe('the tensor-core selection and selected attention compile on the null b
     { ...base, d: 32, dv: 32, group: 32, blockSize: 32, tile: 32 },
     { ...base, d: 64, dv: 32, group: 2, blockSize: 64, tile: 32, wideLoads: true, indexAhead: true },
     { ...base, d: 48, dv: 64, group: 8, blockSize: 64, tile: 16, kvHeadMajor: true },
+    // Several key fragments per subgroup: the output leaves through Ss two fragments at a time.
+    { ...base, d: 64, dv: 64, group: 16, blockSize: 64, tile: 64, subgroups: 2 },
+    { ...base, d: 32, dv: 64, group: 32, blockSize: 32, tile: 32, subgroups: 1 },
   ];
   for (const c of lazyShapes) {
-    it(`the flash-shaped forward, d=${c.d} dv=${c.dv} group ${c.group} tile ${c.tile}`, async () => {
+    it(`the flash-shaped forward, d=${c.d} dv=${c.dv} group ${c.group} tile ${c.tile}, ${selectedLazyThreads(c) / 32} subgroups`, async () => {
       expect(selectedLazyUnsupported(c)).toBeUndefined();
       const code = selectedLazyMatrixWgsl(c);
       expect(declaredWorkgroupBytes(code)).toBe(selectedLazySharedBytes(c));

@@ -28,13 +28,7 @@ import {
   WORKGROUP_INDEX_WGSL,
 } from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
-import {
-  fragmentGrid,
-  groupRowsOf,
-  groupScoresWgsl,
-  loadFragmentsWgsl,
-  matrixTypes,
-} from '../matrix.wgsl.js';
+import { fragmentGrid, groupRowsOf, loadFragmentsWgsl, matrixTypes } from '../matrix.wgsl.js';
 import { SELECTED_PARAMS } from './selected.wgsl.js';
 import {
   type SelectedMatrixConfig,
@@ -44,9 +38,10 @@ import {
 
 /**
  * Generation parameters of the flash-shaped selected attention: the tensor-core selected kernels'
- * shape, with `tile = subgroups · N` (one N-key slice of scores per subgroup).
+ * shape, and `subgroups`, over which each tile's keys (tile / subgroups each, whole fragments) and
+ * the output's columns split; one N-key slice per subgroup unless given.
  */
-export type SelectedLazyConfig = Pick<
+export type SelectedLazyConfig = { subgroups?: number } & Pick<
   SelectedMatrixConfig,
   | 'd'
   | 'dv'
@@ -66,16 +61,18 @@ export type SelectedLazyConfig = Pick<
 function split(c: SelectedLazyConfig) {
   const fragments = Math.ceil(c.group / c.matrix.M);
   const rows = fragments * c.matrix.M;
-  const subgroups = c.tile / c.matrix.N;
+  const subgroups = c.subgroups ?? c.tile / c.matrix.N;
+  const keys = c.tile / subgroups;
   const lanesPerRow = c.subgroupSize / rows;
   return {
     fragments,
     rows,
     subgroups,
     threads: subgroups * c.subgroupSize,
+    keys,
     columns: c.dv / subgroups,
     lanesPerRow,
-    perLane: c.matrix.N / lanesPerRow,
+    perLane: keys / lanesPerRow,
   };
 }
 
@@ -107,10 +104,14 @@ const isPowerOfTwo = (x: number) => Number.isInteger(x) && x >= 1 && (x & (x - 1
 /** Why a shape cannot use the kernel, or undefined when it can. */
 export function selectedLazyUnsupported(c: SelectedLazyConfig): string | undefined {
   const { M, N, K } = c.matrix;
-  const { subgroups, columns, lanesPerRow, perLane } = split(c);
+  const { subgroups, keys, columns, lanesPerRow, perLane } = split(c);
   if (M !== N || N !== K) return `matrix shape ${M}x${N}x${K} is not square`;
   if (c.blockSize % c.tile !== 0) return `block size ${c.blockSize} is not a multiple of the tile ${c.tile}`;
-  if (!Number.isInteger(subgroups) || subgroups < 1) return `tile ${c.tile} is not a multiple of N = ${N}`;
+  if (!Number.isInteger(subgroups) || subgroups < 1)
+    return `${subgroups} subgroups is not a positive integer`;
+  if (!Number.isInteger(keys) || keys % N !== 0) {
+    return `tile ${c.tile} does not split into multiples of N = ${N} over ${subgroups} subgroups`;
+  }
   if (c.d % K !== 0) return `d = ${c.d} is not a multiple of K = ${K}`;
   if (!Number.isInteger(columns) || columns % N !== 0) {
     return `dv = ${c.dv} does not split into multiples of N = ${N} over ${subgroups} subgroups`;
@@ -118,7 +119,7 @@ export function selectedLazyUnsupported(c: SelectedLazyConfig): string | undefin
   if (!isPowerOfTwo(lanesPerRow))
     return `subgroup size ${c.subgroupSize} is not a power-of-two multiple of the rows`;
   if (!Number.isInteger(perLane) || perLane % 4 !== 0) {
-    return `${N} keys per subgroup do not split into fours over ${lanesPerRow} lanes`;
+    return `${keys} keys per subgroup do not split into fours over ${lanesPerRow} lanes`;
   }
   return undefined;
 }
@@ -129,7 +130,8 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 export function selectedLazyMatrixWgsl(c: SelectedLazyConfig): string {
   const { M, N, K } = c.matrix;
   const { left, right, result } = matrixTypes(c.matrix);
-  const { fragments, rows, subgroups, threads, columns, lanesPerRow, perLane } = split(c);
+  const { fragments, rows, subgroups, threads, keys, columns, lanesPerRow, perLane } = split(c);
+  const keyFrags = keys / N;
   const st = strides(c);
   const qf = fragmentGrid('qf', fragments, c.d / K);
   const of = fragmentGrid('of', fragments, columns / N);
@@ -154,20 +156,33 @@ export function selectedLazyMatrixWgsl(c: SelectedLazyConfig): string {
   });
   // V's values named apart from K's staging (f, not e).
   const values = prefetchedStagingSetsWgsl(threads, [stageRowsVec4Set(staged('v'), 'f')]);
-  const scores = groupScoresWgsl({
-    matrix: c.matrix,
-    qf,
-    keyStride: st.k,
-    dest: 'Ss',
-    destStride: st.s,
-    keyUnit: 4,
-    destUnit: 4,
-  });
+  // S = Q·Kᵀ for the subgroup's keys of the tile, all its fragments together (independent
+  // accumulators hide the latency), stored to its columns of Ss.
+  const sf = fragmentGrid('sf', fragments, keyFrags);
+  const scores = [
+    ...sf.flat().map((f) => `      var ${f} = ${result}();`),
+    ...range(c.d / K).flatMap((kk) =>
+      range(keyFrags).flatMap((j) => [
+        `      { let kf = subgroupMatrixLoad<${right}, col_major>(&Ks, (sgc * ${keyFrags}u + ${j}u) * ${u(N * st.k)}u + ${u(kk * K)}u, ${u(st.k)}u);`,
+        ...range(fragments).map(
+          (r) =>
+            `        ${sf[r]?.[j]} = subgroupMatrixMultiplyAccumulate(${qf[r]?.[kk]}, kf, ${sf[r]?.[j]});`,
+        ),
+        '      }',
+      ]),
+    ),
+    ...range(fragments).flatMap((r) =>
+      range(keyFrags).map(
+        (j) =>
+          `      subgroupMatrixStore<row_major>(&Ss, ${u(r * M * st.s)}u + sgc * ${u(keys)}u + ${u(j * N)}u, ${sf[r]?.[j]}, ${u(st.s)}u);`,
+      ),
+    ),
+  ].join('\n');
   const fold = (v: string, op: (a: string, b: string) => string) => shuffleFoldWgsl(v, lanesPerRow, op, rows);
 
   // This lane's keys of the subgroup's slice, four per vector: the vector's index in a row.
   const keyVectors = range(groups)
-    .map((j) => `      let jv${j} = sgc * ${N / 4}u + part * ${groups}u + ${j}u;`)
+    .map((j) => `      let jv${j} = sgc * ${keys / 4}u + part * ${groups}u + ${j}u;`)
     .join('\n');
   const tileScores = range(groups)
     .map(
@@ -214,24 +229,31 @@ ${range(4)
     })
     .join('\n');
 
-  // The accumulators reach the lanes through the subgroup's N columns of Ss, one column fragment at
-  // a time: to be rescaled by RowScale (then loaded back), or at the end to be written out.
-  const throughScores = (indent: string, lanes: (n: number) => string, back: boolean): string =>
-    range(columns / N)
-      .map((n) => {
-        const at = (r: number) => `${u(r * M * st.s)}u + sgc * ${u(N)}u`;
+  // The accumulators reach the lanes through the subgroup's columns of Ss, `keys` columns at a time:
+  // to be rescaled by RowScale (then loaded back), or at the end to be written out.
+  const chunkFrags = Math.min(keyFrags, columns / N);
+  const width = chunkFrags * N;
+  const throughScores = (indent: string, lanes: (chunk: number) => string, back: boolean): string =>
+    range(columns / N / chunkFrags)
+      .map((chunk) => {
+        const frags = range(chunkFrags).map((f) => [chunk * chunkFrags + f, f] as const);
+        const at = (r: number, f: number) => `${u(r * M * st.s)}u + sgc * ${u(keys)}u + ${u(f * N)}u`;
         return [
-          ...range(fragments).map(
-            (r) => `subgroupMatrixStore<row_major>(&Ss, ${at(r)}, ${of[r]?.[n]}, ${u(st.s)}u);`,
+          ...range(fragments).flatMap((r) =>
+            frags.map(
+              ([n, f]) => `subgroupMatrixStore<row_major>(&Ss, ${at(r, f)}, ${of[r]?.[n]}, ${u(st.s)}u);`,
+            ),
           ),
           'workgroupBarrier();',
           // Narrower subgroups than built for repeat the last one's columns: one of them does the work.
-          `if (sg < SUBGROUPS) {\n${lanes(n)}\n${indent}}`,
+          `if (sg < SUBGROUPS) {\n${lanes(chunk)}\n${indent}}`,
           'workgroupBarrier();',
           ...(back
-            ? range(fragments).map(
-                (r) =>
-                  `${of[r]?.[n]} = subgroupMatrixLoad<${result}, row_major>(&Ss, ${at(r)}, ${u(st.s)}u);`,
+            ? range(fragments).flatMap((r) =>
+                frags.map(
+                  ([n, f]) =>
+                    `${of[r]?.[n]} = subgroupMatrixLoad<${result}, row_major>(&Ss, ${at(r, f)}, ${u(st.s)}u);`,
+                ),
               )
             : []),
         ]
@@ -241,19 +263,19 @@ ${range(4)
       .join('\n');
   const rescale = throughScores(
     '        ',
-    () => `          for (var e = lane; e < ${u(rows * N)}u; e += ${c.subgroupSize}u) {
-            let at = (e / ${u(N)}u) * ${u(st.s)}u + sg * ${u(N)}u + e % ${u(N)}u;
-            Ss[at] *= RowScale[e / ${u(N)}u];
+    () => `          for (var e = lane; e < ${u(rows * width)}u; e += ${c.subgroupSize}u) {
+            let at = (e / ${u(width)}u) * ${u(st.s)}u + sg * ${u(keys)}u + e % ${u(width)}u;
+            Ss[at] *= RowScale[e / ${u(width)}u];
           }`,
     true,
   );
   const writeOut = throughScores(
     '  ',
-    (n) => `    for (var e = lane; e < ${u(rows * N)}u; e += ${c.subgroupSize}u) {
-      let r = e / ${u(N)}u;
+    (chunk) => `    for (var e = lane; e < ${u(rows * width)}u; e += ${c.subgroupSize}u) {
+      let r = e / ${u(width)}u;
       if (r < GROUP) {
-        o[(firstRow + r) * ${u(c.dv)}u + sg * ${u(columns)}u + ${u(n * N)}u + e % ${u(N)}u] =
-          vec4<f16>(Ss[r * ${u(st.s)}u + sg * ${u(N)}u + e % ${u(N)}u] * RowScale[r]);
+        o[(firstRow + r) * ${u(c.dv)}u + sg * ${u(columns)}u + ${u(chunk * width)}u + e % ${u(width)}u] =
+          vec4<f16>(Ss[r * ${u(st.s)}u + sg * ${u(keys)}u + e % ${u(width)}u] * RowScale[r]);
       }
     }`,
     false,

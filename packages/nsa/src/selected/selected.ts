@@ -65,22 +65,28 @@ import {
 export const SELECTED_MATRIX_TILES: number[] = [64, 32, 16];
 
 /**
- * The tensor-core forward's shape beyond its tile: over how many parts of d it splits each key
- * slice's scores (one subgroup per slice and part; SelectedMatrixConfig.scoreParts), whether
- * it loads K and V 16 bytes at a time (SelectedMatrixConfig.wideLoads), and whether its workgroup
- * arrays hold vectors where the shape allows (SelectedMatrixConfig.vectorArrays). Mutable so that
- * a diagnostic can time each; not exported from the package.
+ * The tensor-core forward's shape. `lazyTile`, above 0, runs the flash-shaped kernel
+ * (selected-lazy-matrix.wgsl.ts) over tiles of that many keys, split over `lazySubgroups`
+ * subgroups (0: one 16-key slice each); on the H200 at 65,536 tokens (nsa-selected-ablations lazy)
+ * it took the selected attention from 43.4 to 28.2 ms with 32-key tiles and 26.5 with 64. With
+ * `lazyTile` 0, the wide kernel (selected-matrix.wgsl.ts) at the widest of SELECTED_MATRIX_TILES
+ * that fits: over how many parts of d it splits each key slice's scores (one subgroup per slice
+ * and part; SelectedMatrixConfig.scoreParts), and whether its workgroup arrays hold vectors where
+ * the shape allows (SelectedMatrixConfig.vectorArrays). Both load K and V 16 bytes at a time with
+ * `wideLoads`. Mutable so that a diagnostic can time each; not exported from the package.
  */
 export const SELECTED_FORWARD: {
   scoreParts: number;
   wideLoads: boolean;
   vectorArrays: boolean;
   lazyTile: number;
+  lazySubgroups: number;
 } = {
   scoreParts: 2,
   wideLoads: true,
   vectorArrays: true,
-  lazyTile: 32,
+  lazyTile: 64,
+  lazySubgroups: 0,
 };
 
 /**
@@ -212,6 +218,7 @@ export function selectedLazyConfig(
     matrix,
     ...matrixSubgroupSize(caps),
     tile: SELECTED_FORWARD.lazyTile,
+    ...(SELECTED_FORWARD.lazySubgroups > 0 && { subgroups: SELECTED_FORWARD.lazySubgroups }),
     ...(SELECTED_FORWARD.wideLoads && { wideLoads: true }),
     ...(SELECTED_ORDER.kvHeadMajor && { kvHeadMajor: true }),
     ...(SELECTED_INDEX_AHEAD.enabled && { indexAhead: true }),
