@@ -54,13 +54,25 @@ export {
 } from './flash/flash.js';
 export { flashForwardWgsl, type RowKernelConfig } from './flash/forward.wgsl.js';
 export {
-  FLASH_LAZY_RESCALE,
   flashForwardMatrixWgsl,
   type MatrixForwardConfig,
   matrixForwardQueryInWorkgroup,
   matrixForwardSharedBytes,
   matrixForwardValueLoads,
 } from './flash/forward-matrix.wgsl.js';
+export {
+  FLASH_LAZY_RESCALE,
+  type ForwardTileShape,
+  fragmentGridNames,
+  lazyRescaleWgsl,
+  lazyRowArraysWgsl,
+  lazyTileMaxWgsl,
+  rowSumWgsl,
+  throughScoresWgsl,
+  tileScoresWgsl,
+  valueProductsWgsl,
+  vectorProbabilitiesWgsl,
+} from './flash/forward-tile.wgsl.js';
 export type { MatrixKernelConfig } from './flash/matrix-kernel.js';
 export type { FlashProblem, KeyBlocks, MaskSpec, ProblemOptions, SequenceSpan } from './flash/problem.js';
 export {

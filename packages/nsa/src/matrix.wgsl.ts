@@ -42,6 +42,11 @@ export function groupRowsOf(rows: number): RowsOf {
   };
 }
 
+/** The key rows of the tile at `k0` of token t's sequence for KV head `g`, zero from `end` on. */
+export function keyRowsOf(rows: number, end = 'pos + 1'): RowsOf {
+  return { rows, tokenStart: 'sq.start', heads: 'p.kvHeads', head: 'g', first: 'k0', end };
+}
+
 /** What {@link sliceProductWgsl} multiplies. */
 export interface SliceProduct {
   matrix: MatrixShape;
@@ -110,13 +115,6 @@ export function storeSliceWgsl(o: {
     { length: o.fragments },
     (_, r) =>
       `${o.indent}subgroupMatrixStore<row_major>(&${o.dest}, ${o.first ? `${o.first} + ` : ''}${(r * o.matrix.M * o.stride) / unit}u + ${o.slice ?? 'sgc'} * ${o.matrix.N / unit}u, ${o.from}${r}, ${o.stride / unit}u);`,
-  );
-}
-
-/** Names of a grid of row fragments: `${prefix}${r}_${kk}` for row fragment r and step kk. */
-export function fragmentGrid(prefix: string, fragments: number, steps: number): string[][] {
-  return Array.from({ length: fragments }, (_, r) =>
-    Array.from({ length: steps }, (_, kk) => `${prefix}${r}_${kk}`),
   );
 }
 

@@ -13,7 +13,7 @@
  *
  * Subgroup matrices are opaque, so the output accumulator cannot be rescaled row by row as the
  * online softmax needs at every tile. The running max is lazy instead: a row's max moves only when
- * a tile's max exceeds it by more than {@link FLASH_LAZY_RESCALE} (base 2), so P = exp2(S − m)
+ * a tile's max exceeds it by more than FLASH_LAZY_RESCALE (base 2; forward-tile.wgsl.ts), so P = exp2(S − m)
  * stays below 2^8 and fits f16; only then do the accumulators round-trip through workgroup memory
  * to be rescaled, which in practice happens on a row's first tile or two (a row's first visible
  * tile needs none: its accumulator is still zero). The sum is normalised once, at the end. One pass
@@ -31,7 +31,7 @@
  * H200, flash-shapes vectors).
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
-import { COMPONENTS, rowVectorType, shuffleFoldWgsl } from '../wgsl.js';
+import { COMPONENTS, rowVectorType } from '../wgsl.js';
 import {
   MASKED,
   queryTileWgsl,
@@ -40,6 +40,19 @@ import {
   stageRowsVec4Prefetched,
   stageRowsVec4Wgsl,
 } from './common.wgsl.js';
+import {
+  type ForwardTileShape,
+  fragmentGridNames,
+  lazyRescaleWgsl,
+  lazyRowArraysWgsl,
+  lazyTileMaxWgsl,
+  probabilityWgsl,
+  rowSumWgsl,
+  throughScoresWgsl,
+  tileScoresWgsl,
+  valueProductsWgsl,
+  vectorProbabilitiesWgsl,
+} from './forward-tile.wgsl.js';
 import {
   type MatrixKernelConfig,
   matrixEntryPoint,
@@ -147,9 +160,6 @@ export function matrixForwardSharedBytes(c: MatrixForwardConfig): number {
   );
 }
 
-/** Base-2 distance a row's max may fall behind a tile's before its accumulator is rescaled. */
-export const FLASH_LAZY_RESCALE = 8;
-
 const isPowerOfTwo = (x: number) => Number.isInteger(x) && x >= 1 && (x & (x - 1)) === 0;
 
 /** Why a shape cannot use the tensor-core forward, or undefined when it can. */
@@ -173,11 +183,6 @@ export function matrixForwardUnsupported(c: MatrixForwardConfig): string | undef
   return undefined;
 }
 
-/** Names of a grid of fragments: `prefix{r}_{j}`. */
-function grid(prefix: string, rows: number, cols: number): string[][] {
-  return Array.from({ length: rows }, (_, r) => Array.from({ length: cols }, (_, j) => `${prefix}${r}_${j}`));
-}
-
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** WGSL of the tensor-core forward (f16 q, k, v, o; f32 lse). */
@@ -186,14 +191,13 @@ export function flashForwardMatrixWgsl(c: MatrixForwardConfig): string {
   const { rows, keys, columns, lanesPerRow, perLane } = split(c);
   const R = c.rowFragments;
   const st = strides(c);
-  const keyFrags = keys / N;
-  const q = grid('qf', R, c.d / K);
+  const q = fragmentGridNames('qf', R, c.d / K);
   const queryInWorkgroup = matrixForwardQueryInWorkgroup(c);
   const queryFragment = (r: number, kk: number) =>
     queryInWorkgroup
       ? `subgroupMatrixLoad<${left}, row_major>(&Qs, ${r * M * st.q + kk * K}u, ${st.q}u)`
       : q[r]?.[kk];
-  const o = grid('of', R, columns / N);
+  const o = fragmentGridNames('of', R, columns / N);
   // The staging array's element: f16, or vectors of four (offsets and strides into it divided by 4).
   const unit = c.vectorStaging ? 4 : 1;
   const xs = (f16Elements: number) => f16Elements / unit;
@@ -206,28 +210,26 @@ export function flashForwardMatrixWgsl(c: MatrixForwardConfig): string {
   const groups = perLane / 4;
   const component = (k: number) => COMPONENTS[k % 4];
 
-  // S = Q·Kᵀ for the subgroup's slice of the staged key tile, stored to its columns of Ss. All of
-  // its score fragments are computed together: independent accumulators hide the latency.
-  const s = grid('sf', R, keyFrags);
-  const scores = [
-    ...s.flat().map((f) => `    var ${f} = ${result}();`),
-    ...range(c.d / K).flatMap((kk) =>
-      range(keyFrags).flatMap((j) => [
-        `    { let kf = subgroupMatrixLoad<${right}, col_major>(&Xs, (sgc * ${keyFrags}u + ${j}u) * ${xs(N * st.k)}u + ${xs(kk * K)}u, ${xs(st.k)}u);`,
-        ...range(R).map(
-          (r) =>
-            `      ${s[r]?.[j]} = subgroupMatrixMultiplyAccumulate(${queryFragment(r, kk)}, kf, ${s[r]?.[j]});`,
-        ),
-        '    }',
-      ]),
-    ),
-    ...range(R).flatMap((r) =>
-      range(keyFrags).map(
-        (j) =>
-          `    subgroupMatrixStore<row_major>(&Ss, ${sv(r * M * st.s)}u + sgc * ${sv(keys)}u + ${sv(j * N)}u, ${s[r]?.[j]}, ${sv(st.s)}u);`,
-      ),
-    ),
-  ].join('\n');
+  // The steps of a key tile that other walks share (forward-tile.wgsl.ts), in this kernel's shape.
+  const tile: ForwardTileShape = {
+    matrix: c.matrix,
+    rowFragments: R,
+    keys,
+    columns,
+    lanesPerRow,
+    perLane,
+    staging: 'Xs',
+    keyStride: st.k,
+    valueStride: st.v,
+    stagingUnit: unit,
+    scoreStride: st.s,
+    probabilityStride: st.p,
+    scoreUnit: sUnit,
+    accumulators: o,
+    types: { left, right, result },
+  };
+  // S = Q·Kᵀ for the subgroup's slice of the staged key tile, stored to its columns of Ss.
+  const scores = tileScoresWgsl(tile, c.d / K, queryFragment, '    ');
 
   const staged = (src: 'k' | 'v'): StagedRowsVec4 => ({
     dest: 'Xs',
@@ -286,28 +288,15 @@ ${range(perLane)
   )
   .join('\n')}
     }`;
-  // Folds a per-lane value over the lanes sharing a row (lane = row + rows · part).
-  const combine = (v: string, fold: (a: string, b: string) => string) =>
-    shuffleFoldWgsl(v, lanesPerRow, fold, rows);
 
   // A key's score: from the lane's vector of four loaded before, or from its own element.
   const score = (k: number) =>
     vectorScores ? `sv${Math.floor(k / 4)}.${component(k)}` : `Ss[row * ${st.s}u + jj${k}]`;
   // P = exp2(S − m), a masked key's 0, added to the lane's sum in key order and stored.
-  const probability = (k: number) => `select(0.0, exp2(x${k} - m), x${k} > ${MASKED})`;
   const probabilities = vectorScores
-    ? range(groups)
-        .map(
-          (g) => `    {
-${range(4)
-  .map((i) => `      let pr${i} = ${probability(4 * g + i)}; l += pr${i};`)
-  .join('\n')}
-      Ps[row * ${st.p / 4}u + jv${g}] = vec4<f16>(vec4<f32>(pr0, pr1, pr2, pr3));
-    }`,
-        )
-        .join('\n')
+    ? vectorProbabilitiesWgsl(tile, '    ')
     : range(perLane)
-        .map((k) => `    { let pr = ${probability(k)}; l += pr; Ps[row * ${st.p}u + jj${k}] = f16(pr); }`)
+        .map((k) => `    { let pr = ${probabilityWgsl(k)}; l += pr; Ps[row * ${st.p}u + jj${k}] = f16(pr); }`)
         .join('\n');
   // The tile's scores in registers, masked ones at MASKED; the row's max over the tile, from every
   // lane and subgroup; the lazy max; then the probabilities.
@@ -322,96 +311,23 @@ ${
     : ''
 }
 ${eachKey((k, seen) => `      if (${seen}) { x${k} = ${score(k)} * scale2; }`)}
-    var tileMax = ${range(perLane)
-      .map((k) => `x${k}`)
-      .reduce((a, b) => `max(${a}, ${b})`)};
-    ${combine('tileMax', (a, b) => `max(${a}, ${b})`)}
-    if (part == 0u) { RowPart[sgc * ROWS + row] = tileMax; }
-    workgroupBarrier();
-    for (var g = 0u; g < SUBGROUPS; g++) { tileMax = max(tileMax, RowPart[g * ROWS + row]); }
-    var alpha = 1.0;
-    if (tileMax > m + ${FLASH_LAZY_RESCALE.toFixed(1)}) {
-      alpha = exp2(m - tileMax);
-      // A row that saw keys before holds them in the accumulator, which must follow its max.
-      if (m > ${MASKED}) { rescaleFlag[0] = 1u; }
-      m = tileMax;
-      l *= alpha;
-    }
-    if (sgc == 0u && part == 0u) { RowScale[row] = alpha; }
+${lazyTileMaxWgsl(tile, rows, '    ')}
 ${probabilities}`;
 
-  const products = range(c.tile / K)
-    .map((kc) => {
-      const lines = range(R).map(
-        (r) =>
-          `    let pf${r} = subgroupMatrixLoad<${left}, row_major>(&Ps, ${sv(r * M * st.p + kc * K)}u, ${sv(st.p)}u);`,
-      );
-      for (let n = 0; n < columns / N; n++) {
-        lines.push(
-          `    { let vf = subgroupMatrixLoad<${right}, row_major>(&Xs, ${xs(kc * K * st.v)}u + sgc * ${xs(columns)}u + ${xs(n * N)}u, ${xs(st.v)}u);`,
-          ...range(R).map(
-            (r) => `      ${o[r]?.[n]} = subgroupMatrixMultiplyAccumulate(pf${r}, vf, ${o[r]?.[n]});`,
-          ),
-          '    }',
-        );
-      }
-      return `    {\n${lines.join('\n')}\n    }`;
-    })
-    .join('\n');
+  const products = valueProductsWgsl(tile, c.tile, '    ');
 
   // The accumulator reaches the lanes through the subgroup's columns of Ss, `keys` columns at a
   // time: to be rescaled (then loaded back), and at the end to be written out.
-  const chunkFrags = Math.min(keyFrags, columns / N);
-  const throughScores = (
-    indent: string,
-    lanes: (chunk: number, width: number) => string,
-    back: boolean,
-  ): string =>
-    range(Math.ceil(columns / N / chunkFrags))
-      .map((chunk) => {
-        const frags = range(chunkFrags).map((f) => chunk * chunkFrags + f);
-        const width = frags.length * N;
-        const to = (r: number, f: number) => `${sv(r * M * st.s)}u + sgc * ${sv(keys)}u + ${sv(f * N)}u`;
-        const stores = range(R).flatMap((r) =>
-          frags.map(
-            (n, f) => `subgroupMatrixStore<row_major>(&Ss, ${to(r, f)}, ${o[r]?.[n]}, ${sv(st.s)}u);`,
-          ),
-        );
-        const loads = range(R).flatMap((r) =>
-          frags.map(
-            (n, f) =>
-              `${o[r]?.[n]} = subgroupMatrixLoad<${result}, row_major>(&Ss, ${to(r, f)}, ${sv(st.s)}u);`,
-          ),
-        );
-        return [
-          ...stores,
-          'workgroupBarrier();',
-          // Narrower subgroups than built for repeat the last one's columns: one of them does the work.
-          `if (sg < SUBGROUPS) {\n${lanes(chunk, width)}\n${indent}}`,
-          'workgroupBarrier();',
-          ...(back ? loads : []),
-        ]
-          .map((line) => `${indent}${line}`)
-          .join('\n');
-      })
-      .join('\n');
-  const rescale = throughScores(
-    '      ',
-    (_, width) => `        for (var e = lane; e < ${sv(rows * width)}u; e += ${c.subgroupSize}u) {
-          let at = (e / ${sv(width)}u) * ${sv(st.s)}u + sg * ${sv(keys)}u + e % ${sv(width)}u;
-          Ss[at] *= RowScale[e / ${sv(width)}u];
-        }`,
-    true,
-  );
   // RowScale holds each row's 1 / sum by then.
-  const writeOut = throughScores(
+  const writeOut = throughScoresWgsl(
+    tile,
     '  ',
     (chunk, width) => `    for (var e = lane; e < ${(rows * width) / 4}u; e += ${c.subgroupSize}u) {
       let r = e / ${width / 4}u;
       let at = r * ${sv(st.s)}u + sg * ${sv(keys)}u + ${vectorScores ? '' : '4u * '}(e % ${width / 4}u);
       let oi = first + i32(r);
       if (oi <= last) {
-        o[((sp.qStart + u32(oi) + split * p.splitRows) * p.hq + h) * ${c.dv / 4}u + sg * ${columns / 4}u + ${(chunk * chunkFrags * N) / 4}u + e % ${width / 4}u] =
+        o[((sp.qStart + u32(oi) + split * p.splitRows) * p.hq + h) * ${c.dv / 4}u + sg * ${columns / 4}u + ${(chunk * width) / 4}u + e % ${width / 4}u] =
           vec4<f16>(${vectorScores ? 'Ss[at]' : 'vec4<f32>(Ss[at], Ss[at + 1u], Ss[at + 2u], Ss[at + 3u])'} * RowScale[r]);
       }
     }`,
@@ -438,13 +354,7 @@ var<workgroup> Xs: array<${c.vectorStaging ? 'vec4<f16>' : 'f16'}, ${xs(stagingE
 ${queryInWorkgroup ? `var<workgroup> Qs: array<f16, ${queryElements(c)}>;` : ''}
 var<workgroup> Ss: array<${vectorScores ? 'vec4<f32>' : 'f32'}, ${sv(rows * st.s)}>;
 var<workgroup> Ps: array<${vectorScores ? 'vec4<f16>' : 'f16'}, ${sv(rows * st.p)}>;
-// Each subgroup's part of a per-row statistic: a tile's max (base 2), at the end the row's sum.
-var<workgroup> RowPart: array<f32, ${c.subgroups * rows}>;
-// Each row's factor: the rescale of its accumulator in a tile, at the end 1 / its sum.
-var<workgroup> RowScale: array<f32, ${rows}>;
-// Whether some row's accumulator needs rescaling in this tile (a whole 16-byte unit, like every
-// workgroup variable of a subgroup-matrix kernel; see workgroup-alignment.ts).
-var<workgroup> rescaleFlag: array<u32, 4>;
+${lazyRowArraysWgsl(c.subgroups, rows)}
 
 ${SEQUENCE_WGSL}
 
@@ -495,21 +405,10 @@ ${values.declarations}
 ${scoreTile}
 ${tileStep}
     ${values.stores}
-    // A full barrier before the uniform load: workgroupUniformLoad right after the stores has read
-    // stale values on the H200's driver.
-    workgroupBarrier();
-    if (workgroupUniformLoad(&rescaleFlag[0]) != 0u) {
-${rescale}
-      if (li == 0u) { rescaleFlag[0] = 0u; }
-    }
+${lazyRescaleWgsl(tile, rows, c.subgroupSize, '    ')}
 ${products}
   }
-  // Shuffles need the whole subgroup, so lanes that saw nothing take part with l = 0.
-  ${combine('l', (a, b) => `${a} + ${b}`)}
-  if (part == 0u) { RowPart[sgc * ROWS + row] = l; }
-  workgroupBarrier();
-  l = 0.0;
-  for (var g = 0u; g < SUBGROUPS; g++) { l += RowPart[g * ROWS + row]; }
+${rowSumWgsl(tile, rows)}
   if (sg == 0u && part == 0u) {
     RowScale[row] = select(0.0, 1.0 / l, l > 0.0);
     // A row with no key gets lse = -inf (and an output of 0).

@@ -16,6 +16,7 @@
  */
 import {
   enables,
+  fragmentGridNames,
   paramsStruct,
   rowVectorType,
   type StagingSet,
@@ -26,8 +27,8 @@ import {
 } from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
 import {
-  fragmentGrid,
   groupRowsOf,
+  keyRowsOf,
   loadFragmentsWgsl,
   matrixTypes,
   type RowsOf,
@@ -37,6 +38,7 @@ import {
 import { SELECTED_PARAMS } from './selected.wgsl.js';
 import {
   type SelectedMatrixConfig,
+  selectedEntryWgsl,
   selectedKeyTilesLoopWgsl,
   tokenOfWorkgroupWgsl,
 } from './selected-matrix.wgsl.js';
@@ -192,18 +194,7 @@ ${body}`;
  * invocations, 16 bytes per load where `c.wideLoads`.
  */
 export function keyTileRows(c: SelectedMatrixConfig, threads: number, end: string) {
-  return {
-    rows: c.tile,
-    width: c.d,
-    destStride: strides(c).k,
-    threads,
-    tokenStart: 'sq.start',
-    heads: 'p.kvHeads',
-    head: 'g',
-    first: 'k0',
-    end,
-    wide: c.wideLoads,
-  };
+  return { ...keyRowsOf(c.tile, end), width: c.d, destStride: strides(c).k, threads, wide: c.wideLoads };
 }
 
 /**
@@ -236,13 +227,6 @@ const LOG2E = 1.4426950408889634;
 ${NSA_SEQUENCE_WGSL}
 
 ${WORKGROUP_INDEX_WGSL}`;
-}
-
-export function entry(c: SelectedMatrixConfig, threads: number): string {
-  return `@compute @workgroup_size(${threads})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
-        @builtin(subgroup_invocation_id) lane: u32) {`;
 }
 
 /**
@@ -382,20 +366,13 @@ export function selectedDqMatrixWgsl(c: SelectedMatrixConfig): string {
   const { result } = matrixTypes(c.matrix);
   const { fragments, rows, subgroups, threads } = split(c);
   const st = strides(c);
-  const qf = fragmentGrid('qf', fragments, c.d / K);
-  const of = fragmentGrid('of', fragments, c.dv / K);
+  const qf = fragmentGridNames('qf', fragments, c.d / K);
+  const of = fragmentGridNames('of', fragments, c.dv / K);
   const cols = c.d / subgroups;
   const dq = range(fragments).map((r) => range(cols / N).map((n) => `dq${r}_${n}`));
   const stage = (dest: string, src: string, width: number, stride: number, o: RowsOf) =>
     stageRowsVec4Wgsl({ dest, src, width, destStride: stride, threads, ...o });
-  const keyRows = {
-    rows: c.tile,
-    tokenStart: 'sq.start',
-    heads: 'p.kvHeads',
-    head: 'g',
-    first: 'k0',
-    end: 'pos + 1',
-  };
+  const keyRows = keyRowsOf(c.tile);
   const store = (from: string, dest: string, indent: string) =>
     storeSliceWgsl({ matrix: c.matrix, from, fragments, dest, stride: st.s, indent }).join('\n');
   const products = (into: string, frags: string[][], keys: string, stride: number, steps: number) =>
@@ -420,7 +397,7 @@ var<workgroup> Ds: array<f32, ${rows * st.s}>;
 ${rowStatsArraysWgsl(rows)}
 var<workgroup> Xout: array<f32, ${subgroups * M * st.out}>;
 
-${entry(c, threads)}
+${selectedEntryWgsl(c, threads)}
 ${tokenOfWorkgroupWgsl(c)}
   let sgc = min(sg, SUBGROUPS - 1u);
   ${tokenRowsWgsl(c, 'Ks', 'Vs')}
@@ -480,14 +457,7 @@ export function selectedKeysMatrixWgsl(c: SelectedMatrixConfig, grad: 'dk' | 'dv
   const acc = range(width / N).map((n) => `acc${n}`);
   const stage = (dest: string, src: string, w: number, stride: number, o: RowsOf) =>
     stageRowsVec4Wgsl({ dest, src, width: w, destStride: stride, threads, ...o });
-  const keyRows = {
-    rows: c.tile,
-    tokenStart: 'sq.start',
-    heads: 'p.kvHeads',
-    head: 'g',
-    first: 'k0',
-    end: 'len',
-  };
+  const keyRows = keyRowsOf(c.tile, 'len');
   const store = (from: string, dest: string, indent: string) =>
     storeSliceWgsl({ matrix: c.matrix, from, fragments, dest, stride: st.s, indent }).join('\n');
   // S (or dP) for the subgroup's 16 keys: the group's rows of `rowsArray` times the keys of `keys`.
@@ -530,7 +500,7 @@ var<workgroup> Ps: array<f16, ${rows * st.p}>;
 ${rowStatsArraysWgsl(rows)}
 var<workgroup> Xout: array<f32, ${subgroups * M * st.out}>;
 
-${entry(c, threads)}
+${selectedEntryWgsl(c, threads)}
 ${CHUNK_OF_LIST_WGSL}
   let sgc = min(sg, SUBGROUPS - 1u);
   let scale2 = p.scale * LOG2E;

@@ -19,7 +19,6 @@ import { groupRowsOf, matrixTypes } from '../matrix.wgsl.js';
 import {
   CHUNK_OF_LIST_WGSL,
   chunkTokensLoopWgsl,
-  entry,
   header,
   keyTileRows,
   roleSliceWgsl,
@@ -31,6 +30,7 @@ import {
   strides,
 } from './selected-backward-matrix.wgsl.js';
 import type { SelectedMatrixConfig } from './selected-matrix.wgsl.js';
+import { selectedEntryWgsl } from './selected-matrix.wgsl.js';
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
@@ -162,7 +162,7 @@ var<workgroup> SD: array<f32, ${2 * c.columnSplits * scoreSection}>;
 var<workgroup> PD: array<f16, ${2 * probHalf}>;
 ${rowStatsArraysWgsl(rows)}
 
-${entry(c, threads)}
+${selectedEntryWgsl(c, threads)}
 ${CHUNK_OF_LIST_WGSL}
 ${roleSliceWgsl(subgroups)}
   let role = (sgc / SLICES) % 2u;

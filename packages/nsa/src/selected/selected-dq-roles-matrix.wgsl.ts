@@ -13,11 +13,10 @@
  * d = 128) in every subgroup next to its share of dQ; here a subgroup holds half of them, and with
  * twice the invocations the tile's K and V are staged in one step.
  */
-import { stageRowsVec4Set, unrolledStagingSetsWgsl } from '@webattn/core';
-import { fragmentGrid, groupRowsOf, matrixTypes } from '../matrix.wgsl.js';
+import { fragmentGridNames, stageRowsVec4Set, unrolledStagingSetsWgsl } from '@webattn/core';
+import { groupRowsOf, matrixTypes } from '../matrix.wgsl.js';
 import {
   dsKeyProductsWgsl,
-  entry,
   header,
   keyTileRows,
   roleSliceWgsl,
@@ -31,6 +30,7 @@ import {
 } from './selected-backward-matrix.wgsl.js';
 import {
   type SelectedMatrixConfig,
+  selectedEntryWgsl,
   selectedKeyTilesLoopWgsl,
   tokenOfWorkgroupWgsl,
 } from './selected-matrix.wgsl.js';
@@ -78,7 +78,7 @@ export function selectedDqRolesMatrixWgsl(c: SelectedMatrixConfig): string {
   const st = strides(c);
   const half = halfElements(c);
   const scoreHalf = rows * st.s;
-  const held = fragmentGrid('hf', fragments, c.d / K);
+  const held = fragmentGridNames('hf', fragments, c.d / K);
   const sf = range(fragments).map((r) => `sf${r}`);
   const dq = range(fragments).map((r) => range(cols / N).map((n) => `dq${r}_${n}`));
   const groupRows = { ...groupRowsOf(rows), wide: c.wideLoads };
@@ -121,7 +121,7 @@ var<workgroup> X: array<f16, ${2 * half}>;
 var<workgroup> SD: array<f32, ${2 * scoreHalf}>;
 ${rowStatsArraysWgsl(rows)}
 
-${entry(c, threads)}
+${selectedEntryWgsl(c, threads)}
 ${tokenOfWorkgroupWgsl(c)}
 ${roleSliceWgsl(subgroups)}
   let role = sgc / SLICES;

@@ -18,6 +18,7 @@
  */
 import {
   enables,
+  fragmentGridNames,
   paramsStruct,
   rowVectorType,
   shuffleFoldWgsl,
@@ -28,9 +29,9 @@ import {
 } from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
 import {
-  fragmentGrid,
   groupRowsOf,
   groupScoresWgsl,
+  keyRowsOf,
   loadFragmentsWgsl,
   matrixTypes,
   type RowsOf,
@@ -101,6 +102,38 @@ ${
   // Read-only storage at uniform addresses: pos and the slots are uniform.
   let sq = sequenceOf(t);
   let pos = i32(t - sq.start);`;
+}
+
+/**
+ * The opening of the forward kernels up to their bindings: q, k and v (16 bytes per load with
+ * `wideLoads`), the selection, the sequence tables, o (of `output` elements) and lse.
+ */
+export function selectedForwardHeaderWgsl(
+  c: Pick<SelectedMatrixConfig, 'pinSubgroupSize' | 'wideLoads'>,
+  output: string,
+): string {
+  return `${enables({ subgroupMatrix: true })}
+${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
+${paramsStruct(SELECTED_PARAMS)}
+@group(0) @binding(0) var<storage, read> q: array<vec4<f16>>;
+@group(0) @binding(1) var<storage, read> k: array<${rowVectorType(c.wideLoads)}>;
+@group(0) @binding(2) var<storage, read> v: array<${rowVectorType(c.wideLoads)}>;
+@group(0) @binding(3) var<storage, read> selected: array<i32>;
+@group(0) @binding(4) var<storage, read> tables: array<u32>;
+@group(0) @binding(5) var<storage, read_write> o: array<${output}>;
+@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(7) var<uniform> p: Params;`;
+}
+
+/** The entry point of the kernels with one workgroup per (token, KV head), up to its opening brace. */
+export function selectedEntryWgsl(
+  c: Pick<SelectedMatrixConfig, 'pinSubgroupSize' | 'subgroupSize'>,
+  threads: number,
+): string {
+  return `@compute @workgroup_size(${threads})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
+        @builtin(subgroup_invocation_id) lane: u32) {`;
 }
 
 /** How the work divides: key slices, each over `parts` of d, one subgroup per (slice, part). */
@@ -197,7 +230,7 @@ export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
   const { fragments, rows, slices, parts, subgroups, threads, lanesPerRow, perLane, columns, outPerThread } =
     split(c);
   const st = strides(c);
-  const qf = fragmentGrid('qf', fragments, c.d / K / parts);
+  const qf = fragmentGridNames('qf', fragments, c.d / K / parts);
   // Entries of the workgroup arrays: elements, or vectors of four (offsets and strides divided by 4).
   const vectors = c.vectorArrays === true;
   const unit = vectors ? 4 : 1;
@@ -214,14 +247,7 @@ export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
   };
   const stage = (dest: string, src: string, width: number, stride: number, rowsOf: RowsOf) =>
     stageRowsVec4Wgsl({ dest, src, width, destStride: stride, threads, vectorDest: vectors, ...rowsOf });
-  const keyRows = {
-    rows: c.tile,
-    tokenStart: 'sq.start',
-    heads: 'p.kvHeads',
-    head: 'g',
-    first: 'k0',
-    end: 'pos + 1',
-  };
+  const keyRows = keyRowsOf(c.tile);
   // The group's query rows of token t, zero past the group.
   const queryRows = groupRowsOf(rows);
   // K and V in one step, every load issued before the first store, so a tile waits out the
@@ -310,17 +336,7 @@ export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
   const rowEntries = c.dv / unit;
   const element = vectors ? 'vec4<f32>' : 'f32';
 
-  return `${enables({ subgroupMatrix: true })}
-${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
-${paramsStruct(SELECTED_PARAMS)}
-@group(0) @binding(0) var<storage, read> q: array<vec4<f16>>;
-@group(0) @binding(1) var<storage, read> k: array<${rowVectorType(c.wideLoads)}>;
-@group(0) @binding(2) var<storage, read> v: array<${rowVectorType(c.wideLoads)}>;
-@group(0) @binding(3) var<storage, read> selected: array<i32>;
-@group(0) @binding(4) var<storage, read> tables: array<u32>;
-@group(0) @binding(5) var<storage, read_write> o: array<${vectors ? 'vec4<f16>' : 'f16'}>;
-@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(7) var<uniform> p: Params;
+  return `${selectedForwardHeaderWgsl(c, vectors ? 'vec4<f16>' : 'f16')}
 
 const DV = ${c.dv}u;
 const TOPN = ${c.topN}u;
@@ -345,10 +361,7 @@ ${NSA_SEQUENCE_WGSL}
 
 ${WORKGROUP_INDEX_WGSL}
 
-@compute @workgroup_size(${threads})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
-        @builtin(subgroup_invocation_id) lane: u32) {
+${selectedEntryWgsl(c, threads)}
 ${tokenOfWorkgroupWgsl(c)}
   // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
   let sgc = min(sg, SUBGROUPS - 1u);${

@@ -119,6 +119,23 @@ export const SELECTED_ROLE_SPLIT: { dq: boolean; dkdvColumnSplits: number; wideL
   wideLoads: true,
 };
 
+/** What every tensor-core selected kernel's shape takes from the config and the adapter. */
+function selectedShape(
+  caps: Capabilities,
+  config: Pick<NsaConfig, 'headDim' | 'vHeadDim' | 'topN' | 'heads' | 'kvHeads' | 'blockSize'>,
+  matrix: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
+) {
+  return {
+    d: config.headDim,
+    dv: config.vHeadDim,
+    topN: config.topN,
+    group: config.heads / config.kvHeads,
+    blockSize: config.blockSize,
+    matrix,
+    ...matrixSubgroupSize(caps),
+  };
+}
+
 /**
  * The shape of a tensor-core kernel (the forward, the backward's dQ or its dK/dV) for this config:
  * the largest key tile that divides the block size and fits the workgroup memory, or undefined
@@ -142,13 +159,7 @@ export function selectedMatrixConfig(
       : (kernel === 'dq-roles' || kernel === 'dkdv-roles') && SELECTED_ROLE_SPLIT.wideLoads;
   for (const [tile, parts] of SELECTED_MATRIX_TILES.flatMap((t) => scoreParts.map((p) => [t, p] as const))) {
     const plain: SelectedMatrixConfig = {
-      d: config.headDim,
-      dv: config.vHeadDim,
-      topN: config.topN,
-      group: config.heads / config.kvHeads,
-      blockSize: config.blockSize,
-      matrix,
-      ...matrixSubgroupSize(caps),
+      ...selectedShape(caps, config, matrix),
       tile,
       ...(parts > 1 ? { scoreParts: parts } : {}),
       ...(wideLoads && { wideLoads }),
@@ -210,13 +221,7 @@ export function selectedLazyConfig(
   const matrix = preferredMatrixConfig(caps) ?? assumeMatrix;
   if (!matrix || SELECTED_FORWARD.lazyTile === 0) return undefined;
   const c: SelectedLazyConfig = {
-    d: config.headDim,
-    dv: config.vHeadDim,
-    topN: config.topN,
-    group: config.heads / config.kvHeads,
-    blockSize: config.blockSize,
-    matrix,
-    ...matrixSubgroupSize(caps),
+    ...selectedShape(caps, config, matrix),
     tile: SELECTED_FORWARD.lazyTile,
     ...(SELECTED_FORWARD.lazySubgroups > 0 && { subgroups: SELECTED_FORWARD.lazySubgroups }),
     ...(SELECTED_FORWARD.wideLoads && { wideLoads: true }),
