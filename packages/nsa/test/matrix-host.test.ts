@@ -8,7 +8,7 @@ import {
   nsaForward,
   resolveNsaConfig,
 } from '../src/index.js';
-import { SELECTED_ROLE_SPLIT, selectedMatrixConfig } from '../src/selected/selected.js';
+import { SELECTED_ROLE_SPLIT, selectedLazyConfig, selectedMatrixConfig } from '../src/selected/selected.js';
 
 // The null backend compiles and dispatches without computing: running the whole tensor-core
 // forward and backward on it checks the host code around those kernels (uniform parameters,
@@ -40,6 +40,9 @@ describe('the tensor-core forward and backward dispatch on the null backend', ()
         expect(selectedMatrixConfig(gpu.caps, config, undefined, kernel), kernel).toBeDefined();
       }
       const split = d === 64;
+      // The forward runs the flash-shaped kernel at the widest tile that divides the 32-key blocks
+      // and splits dv into whole fragments: 32 keys over two subgroups at d = 64, 16 over one at 16.
+      expect(selectedLazyConfig(gpu.caps, config)?.tile).toBe(split ? 32 : 16);
       expect(selectedMatrixConfig(gpu.caps, config)?.scoreParts).toBe(split ? 2 : undefined);
       expect(selectedMatrixConfig(gpu.caps, config, undefined, 'dkdv-roles') !== undefined).toBe(split);
       // The kernels with a workgroup per (token, KV head) walk one KV head's tokens first.

@@ -70,6 +70,9 @@ const SHAPES: Shape[] = [
   // Lists of up to 37 tokens in chunks of 4.
   { ...SMALL, keyChunk: 4 },
   { n: 300, hq: 4, hkv: 1, dqk: 64, dv: 64, config: { topN: 4, selectSize: 32, windowSize: 40 } },
+  // The reference config (blocks of 64) with a group of 16 heads at d = 128: the tensor-core
+  // forward's shape on the H200 (64-key tiles over four subgroups).
+  { n: 300, hq: 16, hkv: 1, dqk: 128, dv: 128, config: { topN: 4, windowSize: 40 } },
   // The model head dims: dqk 192 (128 plus a rope part) with dv 128, a group of 16 heads.
   { n: 200, hq: 16, hkv: 1, dqk: 192, dv: 128, config: { topN: 4, selectSize: 32, windowSize: 40 } },
   ...(['weighted', 'swiglu'] as const).map((compressor) => ({

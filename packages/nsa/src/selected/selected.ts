@@ -209,9 +209,10 @@ function fused(c: SelectedMatrixConfig): SelectedDkDvRolesConfig {
 }
 
 /**
- * The flash-shaped tensor-core forward's shape (selected-lazy-matrix.wgsl.ts) at the tile
- * SELECTED_FORWARD.lazyTile, or undefined when that is 0, the adapter has no matrix shape
- * (`assumeMatrix` stands in for one) or the kernel does not fit.
+ * The flash-shaped tensor-core forward's shape (selected-lazy-matrix.wgsl.ts): at the tile
+ * SELECTED_FORWARD.lazyTile, or the widest of its halves (down to N keys) that divides the block
+ * size and fits; undefined when that is 0, the adapter has no matrix shape (`assumeMatrix` stands
+ * in for one) or no tile fits.
  */
 export function selectedLazyConfig(
   caps: Capabilities,
@@ -219,20 +220,23 @@ export function selectedLazyConfig(
   assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
 ): SelectedLazyConfig | undefined {
   const matrix = preferredMatrixConfig(caps) ?? assumeMatrix;
-  if (!matrix || SELECTED_FORWARD.lazyTile === 0) return undefined;
-  const c: SelectedLazyConfig = {
-    ...selectedShape(caps, config, matrix),
-    tile: SELECTED_FORWARD.lazyTile,
-    ...(SELECTED_FORWARD.lazySubgroups > 0 && { subgroups: SELECTED_FORWARD.lazySubgroups }),
-    ...(SELECTED_FORWARD.wideLoads && { wideLoads: true }),
-    ...(SELECTED_ORDER.kvHeadMajor && { kvHeadMajor: true }),
-    ...(SELECTED_INDEX_AHEAD.enabled && { indexAhead: true }),
-  };
-  const fits =
-    selectedLazyUnsupported(c) === undefined &&
-    selectedLazySharedBytes(c) <= caps.limits.maxComputeWorkgroupStorageSize &&
-    selectedLazyThreads(c) <= caps.limits.maxComputeInvocationsPerWorkgroup;
-  return fits ? c : undefined;
+  if (!matrix) return undefined;
+  for (let tile = SELECTED_FORWARD.lazyTile; tile >= matrix.N; tile /= 2) {
+    const c: SelectedLazyConfig = {
+      ...selectedShape(caps, config, matrix),
+      tile,
+      ...(SELECTED_FORWARD.lazySubgroups > 0 && { subgroups: SELECTED_FORWARD.lazySubgroups }),
+      ...(SELECTED_FORWARD.wideLoads && { wideLoads: true }),
+      ...(SELECTED_ORDER.kvHeadMajor && { kvHeadMajor: true }),
+      ...(SELECTED_INDEX_AHEAD.enabled && { indexAhead: true }),
+    };
+    const fits =
+      selectedLazyUnsupported(c) === undefined &&
+      selectedLazySharedBytes(c) <= caps.limits.maxComputeWorkgroupStorageSize &&
+      selectedLazyThreads(c) <= caps.limits.maxComputeInvocationsPerWorkgroup;
+    if (fits) return c;
+  }
+  return undefined;
 }
 
 /** The forward kernel a tier runs: tensor cores where they fit, else group-centric or per row. */
