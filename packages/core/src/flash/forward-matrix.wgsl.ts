@@ -13,10 +13,10 @@
  *
  * Subgroup matrices are opaque, so the output accumulator cannot be rescaled row by row as the
  * online softmax needs at every tile. The running max is lazy instead: a row's max moves only when
- * a tile's max exceeds it by more than FLASH_LAZY_RESCALE (base 2; forward-tile.wgsl.ts), so P = exp2(S − m)
- * stays below 2^8 and fits f16; only then do the accumulators round-trip through workgroup memory
- * to be rescaled, which in practice happens on a row's first tile or two (a row's first visible
- * tile needs none: its accumulator is still zero). The sum is normalised once, at the end. One pass
+ * a tile's max exceeds it by more than FLASH_LAZY_RESCALE (base 2; forward-tile.wgsl.ts), so
+ * P = exp2(S − m) stays below 2^8 and fits f16; only then do the accumulators round-trip through
+ * workgroup memory to be rescaled, which in practice happens on a row's first tile or two (a row's
+ * first visible tile needs none: its accumulator is still zero). The sum is normalised once, at the end. One pass
  * over the keys, where a max known in advance would need two (Q·Kᵀ twice).
  *
  * Scores reach the lanes through workgroup memory. `lanesPerRow` lanes of a subgroup share a row,
@@ -311,7 +311,7 @@ ${
     : ''
 }
 ${eachKey((k, seen) => `      if (${seen}) { x${k} = ${score(k)} * scale2; }`)}
-${lazyTileMaxWgsl(tile, rows, '    ')}
+${lazyTileMaxWgsl(tile, '    ')}
 ${probabilities}`;
 
   const products = valueProductsWgsl(tile, c.tile, '    ');
@@ -405,10 +405,10 @@ ${values.declarations}
 ${scoreTile}
 ${tileStep}
     ${values.stores}
-${lazyRescaleWgsl(tile, rows, c.subgroupSize, '    ')}
+${lazyRescaleWgsl(tile, '    ')}
 ${products}
   }
-${rowSumWgsl(tile, rows)}
+${rowSumWgsl(tile)}
   if (sg == 0u && part == 0u) {
     RowScale[row] = select(0.0, 1.0 / l, l > 0.0);
     // A row with no key gets lse = -inf (and an output of 0).

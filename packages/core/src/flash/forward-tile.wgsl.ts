@@ -44,6 +44,9 @@ export interface ForwardTileShape {
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
+/** Query rows of the workgroup: its row fragments of M rows. */
+const rowsOf = (s: ForwardTileShape) => s.rowFragments * s.matrix.M;
+
 /** Names of a grid of fragments: `prefix{r}_{j}`. */
 export function fragmentGridNames(prefix: string, rows: number, cols: number): string[][] {
   return Array.from({ length: rows }, (_, r) => Array.from({ length: cols }, (_, j) => `${prefix}${r}_${j}`));
@@ -103,12 +106,12 @@ export function tileScoresWgsl(
  * max moves only past {@link FLASH_LAZY_RESCALE}, raising the rescale flag where the row's
  * accumulator already holds keys; `RowScale` gets each row's factor.
  */
-export function lazyTileMaxWgsl(s: ForwardTileShape, rows: number, indent: string): string {
+export function lazyTileMaxWgsl(s: ForwardTileShape, indent: string): string {
   const g = s.counter ?? 'g';
   return `${indent}var tileMax = ${range(s.perLane)
     .map((k) => `x${k}`)
     .reduce((a, b) => `max(${a}, ${b})`)};
-${indent}${shuffleFoldWgsl('tileMax', s.lanesPerRow, (a, b) => `max(${a}, ${b})`, rows)}
+${indent}${shuffleFoldWgsl('tileMax', s.lanesPerRow, (a, b) => `max(${a}, ${b})`, rowsOf(s))}
 ${indent}if (part == 0u) { RowPart[sgc * ROWS + row] = tileMax; }
 ${indent}workgroupBarrier();
 ${indent}for (var ${g} = 0u; ${g} < SUBGROUPS; ${g}++) { tileMax = max(tileMax, RowPart[${g} * ROWS + row]); }
@@ -222,12 +225,10 @@ export function throughScoresWgsl(
  * scaled by its row's `RowScale` through `Ss`. `indent` is the block's; its body is indented two
  * more.
  */
-export function lazyRescaleWgsl(
-  s: ForwardTileShape,
-  rows: number,
-  subgroupSize: number,
-  indent: string,
-): string {
+export function lazyRescaleWgsl(s: ForwardTileShape, indent: string): string {
+  const rows = rowsOf(s);
+  // A subgroup's lanes: those sharing each of the rows.
+  const subgroupSize = s.lanesPerRow * rows;
   const sv = (elements: number) => elements / s.scoreUnit;
   const inner = `${indent}  `;
   const rescale = throughScoresWgsl(
@@ -249,10 +250,10 @@ ${indent}}`;
 }
 
 /** After the walk: each row's sum from its lanes and subgroups, in `l` of every lane of the row. */
-export function rowSumWgsl(s: ForwardTileShape, rows: number): string {
+export function rowSumWgsl(s: ForwardTileShape): string {
   const g = s.counter ?? 'g';
   return `  // Shuffles need the whole subgroup, so lanes that saw nothing take part with l = 0.
-  ${shuffleFoldWgsl('l', s.lanesPerRow, (a, b) => `${a} + ${b}`, rows)}
+  ${shuffleFoldWgsl('l', s.lanesPerRow, (a, b) => `${a} + ${b}`, rowsOf(s))}
   if (part == 0u) { RowPart[sgc * ROWS + row] = l; }
   workgroupBarrier();
   l = 0.0;

@@ -258,14 +258,14 @@ ${range(perLane)
   .map((k) => `      var x${k} = ${MASKED};`)
   .join('\n')}
 ${tileScores}
-${lazyTileMaxWgsl(tile, rows, '      ')}
+${lazyTileMaxWgsl(tile, '      ')}
 ${vectorProbabilitiesWgsl(tile, '      ')}
       ${values.stores}
-${lazyRescaleWgsl(tile, rows, c.subgroupSize, '      ')}
+${lazyRescaleWgsl(tile, '      ')}
 ${valueProductsWgsl(tile, c.tile, '      ')}
     }
   }
-${rowSumWgsl(tile, rows)}
+${rowSumWgsl(tile)}
   let firstRow = t * p.heads + g * GROUP;
   if (sg == 0u && part == 0u) {
     // Every token selects its own block, so the sum is positive; the guard keeps a corrupt selection finite.
