@@ -16,9 +16,11 @@
 // and gradients compared.
 // With `lazy`, the forward with the wide kernel and then the flash-shaped one
 // (SELECTED_FORWARD.lazyTile, lazySubgroups) at 32- and 64-key tiles over one to four subgroups,
-// outputs compared.
+// outputs compared. With `lazy-prefetch`, the flash-shaped kernel with each tile's keys loaded in
+// its tile, then during the tile before (SELECTED_FORWARD.lazyPrefetchKeys), outputs compared; with
+// `lazy-ablations`, that kernel with one piece removed at a time.
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-selected-ablations.mjs; on the GPU machine:
-//   node .gpu-kit/nsa-selected-ablations.mjs [order|vectors|ahead|lazy] [n]
+//   node .gpu-kit/nsa-selected-ablations.mjs [order|vectors|ahead|lazy|lazy-prefetch|lazy-ablations] [n]
 
 import { measure, randomNormal } from '../../packages/core/src/index.js';
 import {
@@ -141,6 +143,51 @@ if (process.argv.includes('lazy')) {
     console.log(`${name(shape)}: ${await outputComparedWithFirst()} as the first`);
   }
   Object.assign(SELECTED_FORWARD, defaults);
+  gpu.destroy();
+  process.exit(0);
+}
+
+if (process.argv.includes('lazy-prefetch')) {
+  // The same loads from the same addresses, issued a tile earlier: the same bits expected.
+  const defaultPrefetch = SELECTED_FORWARD.lazyPrefetchKeys;
+  const name = (on: boolean) => (on ? 'keys loaded a tile ahead' : 'keys loaded in their tile');
+  for (const on of [false, true, false, true]) {
+    SELECTED_FORWARD.lazyPrefetchKeys = on;
+    await timeSelected(name(on));
+  }
+  for (const on of [false, true]) {
+    SELECTED_FORWARD.lazyPrefetchKeys = on;
+    console.log(`${name(on)}: ${await outputComparedWithFirst()} as the first`);
+  }
+  SELECTED_FORWARD.lazyPrefetchKeys = defaultPrefetch;
+}
+
+if (process.argv.includes('lazy-ablations')) {
+  // The flash-shaped kernel at its default shape with one piece removed at a time.
+  const lazyAblations: Ablation[] = [
+    ['none', (s) => s],
+    [
+      'K staging loads',
+      (s) => s.replace(/(ex\d+) = (k\[[^;]*\]);/g, (_, x, load) => never(`${x} = ${load};`)),
+    ],
+    [
+      'V staging loads',
+      (s) => s.replace(/(fx\d+) = (v\[[^;]*\]);/g, (_, x, load) => never(`${x} = ${load};`)),
+    ],
+    ['score MMAs', (s) => s.replace(/^\s*sf[\d_]+ = subgroupMatrixMultiplyAccumulate\(.*$/gm, '')],
+    ['exponentials', (s) => s.replace(/exp2\((x\d+) - m\)/g, '($1 - m)')],
+    ['P·V MMAs', (s) => s.replace(/^\s*of[\d_]+ = subgroupMatrixMultiplyAccumulate\(.*$/gm, '')],
+  ];
+  let lazyAblated = '';
+  for (const [name, time] of ablationsOf(gpu, label, lazyAblations, () =>
+    timeSelected(`without ${lazyAblated}`),
+  )) {
+    lazyAblated = name;
+    await time();
+  }
+}
+
+if (process.argv.includes('lazy-prefetch') || process.argv.includes('lazy-ablations')) {
   gpu.destroy();
   process.exit(0);
 }

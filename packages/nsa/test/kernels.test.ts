@@ -241,6 +241,9 @@ describe('the tensor-core selection and selected attention compile on the null b
     // Several key fragments per subgroup: the output leaves through Ss two fragments at a time.
     { ...base, d: 64, dv: 64, group: 16, blockSize: 64, tile: 64, subgroups: 2 },
     { ...base, d: 32, dv: 64, group: 32, blockSize: 32, tile: 32, subgroups: 1 },
+    // Each tile's keys loaded during the tile before (one tile per block).
+    { ...base, d: 64, dv: 64, group: 16, blockSize: 64, tile: 64, wideLoads: true, prefetchKeys: true },
+    { ...base, d: 64, dv: 32, group: 2, blockSize: 32, tile: 32, prefetchKeys: true, kvHeadMajor: true },
   ];
   for (const c of lazyShapes) {
     it(`the flash-shaped forward, d=${c.d} dv=${c.dv} group ${c.group} tile ${c.tile}, ${selectedLazyThreads(c) / 32} subgroups`, async () => {
@@ -273,6 +276,7 @@ describe('the tensor-core selection and selected attention compile on the null b
     expect(code.match(/^ {2}var of0_\d+ = /gm)?.length).toBe(4);
     expect(code).toContain('if (workgroupUniformLoad(&rescaleFlag[0]) != 0u)');
     expect(selectedLazyUnsupported({ ...c, tile: 48 })).toMatch(/block size 64/);
+    expect(selectedLazyUnsupported({ ...c, prefetchKeys: true })).toMatch(/one tile per block, not 2/);
     expect(selectedLazyUnsupported({ ...c, dv: 64, tile: 128, blockSize: 128 })).toMatch(
       /multiples of N = 16 over 8/,
     );

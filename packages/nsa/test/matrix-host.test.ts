@@ -43,6 +43,8 @@ describe('the tensor-core forward and backward dispatch on the null backend', ()
       // The forward runs the flash-shaped kernel at the widest tile that divides the 32-key blocks
       // and splits dv into whole fragments: 32 keys over two subgroups at d = 64, 16 over one at 16.
       expect(selectedLazyConfig(gpu.caps, config)?.tile).toBe(split ? 32 : 16);
+      // Where a tile is a whole block, each tile's keys are loaded during the tile before.
+      expect(selectedLazyConfig(gpu.caps, config)?.prefetchKeys).toBe(split ? true : undefined);
       expect(selectedMatrixConfig(gpu.caps, config)?.scoreParts).toBe(split ? 2 : undefined);
       expect(selectedMatrixConfig(gpu.caps, config, undefined, 'dkdv-roles') !== undefined).toBe(split);
       // The kernels with a workgroup per (token, KV head) walk one KV head's tokens first.

@@ -11,7 +11,10 @@
  *
  * Per tile: K staged (16-byte loads), S = Q·Kᵀ by slices into workgroup memory, V's loads issued
  * before the softmax and stored after it, P = exp2(S − m) in f16, then P·V into the accumulators.
- * Keys after the token are masked; K and V rows past it are not loaded.
+ * With `prefetchKeys` (a block is one tile), the next tile's K loads are issued right after this
+ * tile's K is stored and held in registers through its products: the kernel's registers are few
+ * enough (16 rows of Q, a quarter of the output per subgroup) that this pays here, where it lost
+ * in core's forward. Keys after the token are masked; K and V rows past it are not loaded.
  */
 import {
   COMPONENTS,
@@ -39,6 +42,7 @@ import {
   selectedEntryWgsl,
   selectedForwardHeaderWgsl,
   selectedKeyTilesLoopWgsl,
+  slotBlockWgsl,
   tokenOfWorkgroupWgsl,
 } from './selected-matrix.wgsl.js';
 
@@ -47,7 +51,14 @@ import {
  * shape, and `subgroups`, over which each tile's keys (tile / subgroups each, whole fragments) and
  * the output's columns split; one N-key slice per subgroup unless given.
  */
-export type SelectedLazyConfig = { subgroups?: number } & Pick<
+export type SelectedLazyConfig = {
+  subgroups?: number;
+  /**
+   * Whether each tile's key loads are issued during the tile before (held in registers through
+   * its scores, softmax and P·V) and stored when its turn comes. Needs one tile per block.
+   */
+  prefetchKeys?: boolean;
+} & Pick<
   SelectedMatrixConfig,
   | 'd'
   | 'dv'
@@ -127,10 +138,37 @@ export function selectedLazyUnsupported(c: SelectedLazyConfig): string | undefin
   if (!Number.isInteger(perLane) || perLane % 4 !== 0) {
     return `${keys} keys per subgroup do not split into fours over ${lanesPerRow} lanes`;
   }
+  if (c.prefetchKeys && c.tile !== c.blockSize) {
+    return `keys loaded a tile ahead need one tile per block, not ${c.blockSize / c.tile}`;
+  }
   return undefined;
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/**
+ * The walk over the token's selected blocks, one tile each, when each tile's keys are loaded during
+ * the tile before: the slots' blocks are read two ahead (`nextBlock`, `thenBlock`), so that the
+ * next block's key loads wait on no index read, and the first block's keys are loaded before the
+ * walk. Opens two scopes, `k0` the tile's first key, like selectedKeyTilesLoopWgsl.
+ */
+function keyPrefetchLoopWgsl(keyLoads: string): string {
+  return `  var nextBlock = ${slotBlockWgsl('0u')};
+  var thenBlock = -1;
+  if (TOPN > 1u) { thenBlock = ${slotBlockWgsl('1u')}; }
+  if (nextBlock >= 0) {
+    let k0 = nextBlock * p.blockSize;
+    ${keyLoads}
+  }
+  for (var slot = 0u; slot < TOPN; slot++) {
+    let J = nextBlock;
+    if (J < 0) { break; }
+    nextBlock = thenBlock;
+    thenBlock = -1;
+    if (slot + 2u < TOPN) { thenBlock = ${slotBlockWgsl('slot + 2u')}; }
+    {
+      let k0 = J * p.blockSize;`;
+}
 
 /** WGSL of the flash-shaped selected attention: f16 q, k, v, o; f32 lse `[tokens, heads]`. */
 export function selectedLazyMatrixWgsl(c: SelectedLazyConfig): string {
@@ -173,6 +211,7 @@ export function selectedLazyMatrixWgsl(c: SelectedLazyConfig): string {
   });
   // V's values named apart from K's staging (f, not e).
   const values = prefetchedStagingSetsWgsl(threads, [stageRowsVec4Set(staged('v'), 'f')]);
+  const keyLoads = prefetchedStagingSetsWgsl(threads, [stageRowsVec4Set(staged('k'), 'e')]);
 
   // This lane's keys of the subgroup's slice, four per vector: the vector's index in a row.
   const keyVectors = range(groups)
@@ -245,11 +284,25 @@ ${tile.accumulators
   .map((f) => `  var ${f} = ${tile.types.result}();`)
   .join('\n')}
 ${values.declarations}
-${selectedKeyTilesLoopWgsl(c)}
+${
+  c.prefetchKeys
+    ? `${keyLoads.declarations}
+${keyPrefetchLoopWgsl(keyLoads.loads)}
+      // The last tile's products (and at first the query fragments' loads) are done with Ks.
+      workgroupBarrier();
+      ${keyLoads.stores}
+      workgroupBarrier();
+      // The next block's keys, loaded through this tile.
+      if (nextBlock >= 0) {
+        let k0 = nextBlock * p.blockSize;
+        ${keyLoads.loads}
+      }`
+    : `${selectedKeyTilesLoopWgsl(c)}
       // The last tile's products (and at first the query fragments' loads) are done with Ks.
       workgroupBarrier();
       ${stageRowsVec4Wgsl(staged('k'))}
-      workgroupBarrier();
+      workgroupBarrier();`
+}
 ${tileScoresWgsl(tile, c.d / K, (r, kk) => qf[r]?.[kk], '      ')}
       ${values.loads}
       workgroupBarrier();

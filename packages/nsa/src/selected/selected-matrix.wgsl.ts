@@ -172,6 +172,9 @@ export function selectedMatrixSharedBytes(c: SelectedMatrixConfig): number {
   return keys * 2 + c.tile * st.v * 2 + rows * Math.max(parts * st.s, st.o) * 4 + rows * st.p * 2 + rows * 8;
 }
 
+/** The block the token's selection lists in `slot` (a WGSL u32 expression), -1 past its last. */
+export const slotBlockWgsl = (slot: string) => `selected[(t * p.kvHeads + g) * TOPN + ${slot}]`;
+
 /**
  * The head of the tensor-core kernels' loop over token t's selected blocks (for KV head g) and each
  * block's key tiles up to the token, both braces left open for the body: defines the block `J`
@@ -179,18 +182,17 @@ export function selectedMatrixSharedBytes(c: SelectedMatrixConfig): number {
  * before.
  */
 export function selectedKeyTilesLoopWgsl(c: Pick<SelectedMatrixConfig, 'indexAhead'>): string {
-  const slotBlock = (slot: string) => `selected[(t * p.kvHeads + g) * TOPN + ${slot}]`;
   const tiles = `    for (var k0 = J * p.blockSize; k0 < (J + 1) * p.blockSize && k0 <= pos; k0 += i32(TILE)) {`;
   return c.indexAhead
     ? `  // Each slot's block read during the slot before: its tiles' loads need not wait for it.
-  var nextBlock = ${slotBlock('0u')};
+  var nextBlock = ${slotBlockWgsl('0u')};
   for (var slot = 0u; slot < TOPN; slot++) {
     let J = nextBlock;
     if (J < 0) { break; }
-    if (slot + 1u < TOPN) { nextBlock = ${slotBlock('slot + 1u')}; }
+    if (slot + 1u < TOPN) { nextBlock = ${slotBlockWgsl('slot + 1u')}; }
 ${tiles}`
     : `  for (var slot = 0u; slot < TOPN; slot++) {
-    let J = ${slotBlock('slot')};
+    let J = ${slotBlockWgsl('slot')};
     if (J < 0) { break; }
 ${tiles}`;
 }

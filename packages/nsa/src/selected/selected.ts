@@ -73,7 +73,11 @@ export const SELECTED_MATRIX_TILES: number[] = [64, 32, 16];
  * that fits: over how many parts of d it splits each key slice's scores (one subgroup per slice
  * and part; SelectedMatrixConfig.scoreParts), and whether its workgroup arrays hold vectors where
  * the shape allows (SelectedMatrixConfig.vectorArrays). Both load K and V 16 bytes at a time with
- * `wideLoads`. Mutable so that a diagnostic can time each; not exported from the package.
+ * `wideLoads`. `lazyPrefetchKeys` loads each tile's keys during the tile before in the
+ * flash-shaped kernel where a block is one tile (SelectedLazyConfig.prefetchKeys): 26.7 -> 24.3 ms
+ * on the H200 at 65,536 tokens, the same bits (nsa-selected-ablations lazy-prefetch; issuing the
+ * values' loads before the scores as well, 27.1 / 26.8, lost). Mutable so that a diagnostic can
+ * time each; not exported from the package.
  */
 export const SELECTED_FORWARD: {
   scoreParts: number;
@@ -81,12 +85,14 @@ export const SELECTED_FORWARD: {
   vectorArrays: boolean;
   lazyTile: number;
   lazySubgroups: number;
+  lazyPrefetchKeys: boolean;
 } = {
   scoreParts: 2,
   wideLoads: true,
   vectorArrays: true,
   lazyTile: 64,
   lazySubgroups: 0,
+  lazyPrefetchKeys: true,
 };
 
 /**
@@ -229,6 +235,7 @@ export function selectedLazyConfig(
       ...(SELECTED_FORWARD.wideLoads && { wideLoads: true }),
       ...(SELECTED_ORDER.kvHeadMajor && { kvHeadMajor: true }),
       ...(SELECTED_INDEX_AHEAD.enabled && { indexAhead: true }),
+      ...(SELECTED_FORWARD.lazyPrefetchKeys && tile === config.blockSize && { prefetchKeys: true }),
     };
     const fits =
       selectedLazyUnsupported(c) === undefined &&
