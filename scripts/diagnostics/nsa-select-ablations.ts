@@ -21,6 +21,15 @@ const selectTimes = (m: Awaited<ReturnType<typeof forward>>) =>
     .map(([label, ms]) => `${label.split(' [')[0]} ${ms.toFixed(1)} ms`)
     .join('; ');
 
+/** The selection with the settings in force, and how many slots differ from `first`'s. */
+async function picksAgainst(first: Int32Array | undefined) {
+  const result = await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' });
+  const picks = await readSelection(result.selection);
+  disposeNsaForward(result);
+  const differing = picks.reduce((count, block, i) => count + (block === (first ?? picks)[i] ? 0 : 1), 0);
+  return { picks, differing };
+}
+
 // Each shape alone (keys per staged tile, tokens per workgroup), those over 48 KiB left out by the
 // planner; then the pieces of the default shape's kernel.
 const shapes = [...SELECT_MATRIX_SHAPES];
@@ -32,11 +41,8 @@ for (const shape of [
   { tile: 48, tokens: 4 },
 ]) {
   SELECT_MATRIX_SHAPES.splice(0, Infinity, shape, { tile: 32, tokens: 1 });
-  const result = await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' });
-  const picks = await readSelection(result.selection);
-  disposeNsaForward(result);
+  const { picks, differing } = await picksAgainst(firstPicks);
   firstPicks ??= picks;
-  const differing = picks.reduce((count, block, i) => count + (block === firstPicks?.[i] ? 0 : 1), 0);
   const m = await forward();
   console.log(
     `n=${n} tile ${shape.tile}, ${shape.tokens} tokens: forward ${m.median.toFixed(1)} ms, ${selectTimes(m)}; ${differing} of ${picks.length} slots differ from the first shape's`,
@@ -47,10 +53,7 @@ SELECT_MATRIX_SHAPES.splice(0, Infinity, ...shapes);
 const { enabled } = SELECT_WIDE_LOADS;
 for (const wide of [false, true]) {
   SELECT_WIDE_LOADS.enabled = wide;
-  const result = await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' });
-  const picks = await readSelection(result.selection);
-  disposeNsaForward(result);
-  const differing = picks.reduce((count, block, i) => count + (block === firstPicks?.[i] ? 0 : 1), 0);
+  const { picks, differing } = await picksAgainst(firstPicks);
   const m = await forward();
   console.log(
     `n=${n} ${wide ? 16 : 8}-byte key loads: forward ${m.median.toFixed(1)} ms, ${selectTimes(m)}; ${differing} of ${picks.length} slots differ from the first shape's`,

@@ -73,6 +73,16 @@ const SHAPES: Shape[] = [
   // The reference config (blocks of 64) with a group of 16 heads at d = 128: the tensor-core
   // forward's shape on the H200 (64-key tiles over four subgroups).
   { n: 300, hq: 16, hkv: 1, dqk: 128, dv: 128, config: { topN: 4, windowSize: 40 } },
+  // 1100 selection blocks of one token: more than the tensor-core selection's picks hold in
+  // registers (32 per lane of 32), so the last are read from workgroup memory.
+  {
+    n: 1100,
+    hq: 4,
+    hkv: 1,
+    dqk: 16,
+    dv: 16,
+    config: { kernelSize: 1, stride: 1, selectSize: 1, topN: 8, windowSize: 16 },
+  },
   // The model head dims: dqk 192 (128 plus a rope part) with dv 128, a group of 16 heads.
   { n: 200, hq: 16, hkv: 1, dqk: 192, dv: 128, config: { topN: 4, selectSize: 32, windowSize: 40 } },
   ...(['weighted', 'swiglu'] as const).map((compressor) => ({
