@@ -172,7 +172,7 @@ if (process.argv.includes('lazy-ablations')) {
     ],
     [
       'V staging loads',
-      (s) => s.replace(/(fx\d+) = (v\[[^;]*\]);/g, (_, x, load) => never(`${x} = ${load};`)),
+      (s) => s.replace(/(evx\d+) = (v\[[^;]*\]);/g, (_, x, load) => never(`${x} = ${load};`)),
     ],
     ['score MMAs', (s) => s.replace(/^\s*sf[\d_]+ = subgroupMatrixMultiplyAccumulate\(.*$/gm, '')],
     ['exponentials', (s) => s.replace(/exp2\((x\d+) - m\)/g, '($1 - m)')],

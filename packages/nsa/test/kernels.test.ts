@@ -244,6 +244,8 @@ describe('the tensor-core selection and selected attention compile on the null b
     // Each tile's keys loaded during the tile before (one tile per block).
     { ...base, d: 64, dv: 64, group: 16, blockSize: 64, tile: 64, wideLoads: true, prefetchKeys: true },
     { ...base, d: 64, dv: 32, group: 2, blockSize: 32, tile: 32, prefetchKeys: true, kvHeadMajor: true },
+    // Thirty-two 8-byte value loads per invocation: their indices run past 16.
+    { ...base, d: 32, dv: 256, group: 16, blockSize: 16, tile: 16 },
   ];
   for (const c of lazyShapes) {
     it(`the flash-shaped forward, d=${c.d} dv=${c.dv} group ${c.group} tile ${c.tile}, ${selectedLazyThreads(c) / 32} subgroups`, async () => {

@@ -209,8 +209,8 @@ export function selectedLazyMatrixWgsl(c: SelectedLazyConfig): string {
     wide: c.wideLoads,
     ...keyRowsOf(c.tile),
   });
-  // V's values named apart from K's staging (f, not e).
-  const values = prefetchedStagingSetsWgsl(threads, [stageRowsVec4Set(staged('v'), 'f')]);
+  // V's values named apart from K's staging (ev, not e; an index f16 would name the type).
+  const values = prefetchedStagingSetsWgsl(threads, [stageRowsVec4Set(staged('v'), 'ev')]);
   const keyLoads = prefetchedStagingSetsWgsl(threads, [stageRowsVec4Set(staged('k'), 'e')]);
 
   // This lane's keys of the subgroup's slice, four per vector: the vector's index in a row.
