@@ -2,14 +2,16 @@
 // causal, f16, n=16384, with one piece of the dK/dV and dQ kernels removed at a time (their WGSL
 // rewritten on its way to the pipeline cache), so that one GPU call shows what their time is spent
 // on. The ablated results are wrong by construction; only their times mean anything.
+// With `forward`, the forward's kernel instead: its key and value loads, score and P·V
+// multiply-accumulates, exponentials, and the exchange of the subgroups' tile maxima.
 // `pnpm gpu:bundle` builds it into .gpu-kit/flash-ablations.mjs; on the GPU machine:
-//   node .gpu-kit/flash-ablations.mjs
+//   node .gpu-kit/flash-ablations.mjs [forward]
 
 import { type Ablation, ablationsOf, never } from './ablate.js';
 import { flashProblem, forwardFlops, kernelTimes } from './flash-problem.js';
 
 const n = 16384;
-const { gpu, timeBackward } = await flashProblem(n);
+const { gpu, timeForward, timeBackward } = await flashProblem(n);
 
 /** Each ablation rewrites the backward kernels' WGSL; lines it cannot find leave the kernel as is. */
 const ablations: Ablation[] = [
@@ -40,6 +42,33 @@ const ablations: Ablation[] = [
     (c) => c.replace(/^\s*(kacc|vacc|gf)\d+ = subgroupMatrixMultiplyAccumulate\(.*$/gm, ''),
   ],
 ];
+
+/** The forward's pieces, one removed at a time (`forward` on the command line). */
+const forwardAblations: Ablation[] = [
+  ['none', (c) => c],
+  ['key loads', (c) => c.replace(/(ex\d+) = (k\[[^;]*\]);/g, (_, x, load) => never(`${x} = ${load};`))],
+  ['value loads', (c) => c.replace(/(ex\d+) = (v\[[^;]*\]);/g, (_, x, load) => never(`${x} = ${load};`))],
+  ['score MMAs', (c) => c.replace(/^\s*sf[\d_]+ = subgroupMatrixMultiplyAccumulate\(.*$/gm, '')],
+  ['P·V MMAs', (c) => c.replace(/^\s*of[\d_]+ = subgroupMatrixMultiplyAccumulate\(.*$/gm, '')],
+  ['exponentials', (c) => c.replace(/exp2\((x\d+) - m\)/g, '($1 - m)')],
+  [
+    // The subgroups' tile maxima no longer combined, and the barrier before it gone.
+    'max exchange',
+    (c) =>
+      c
+        .replace(/(if \(part == 0u\) \{ RowPart\[[^}]*\})\s*workgroupBarrier\(\);/, '$1')
+        .replace(/for \(var g = 0u; g < SUBGROUPS; g\+\+\) \{ tileMax = max\(tileMax, RowPart\[[^}]*\}/, ''),
+  ],
+];
+if (process.argv.includes('forward')) {
+  for (const [name, time] of ablationsOf(gpu, 'flash forward', forwardAblations, timeForward)) {
+    const m = await time();
+    const tflops = (forwardFlops(n) / m.median / 1e9).toFixed(1);
+    console.log(`forward without ${name}: ${m.median.toFixed(2)} ms (${tflops} TFLOPS) [${kernelTimes(m)}]`);
+  }
+  gpu.destroy();
+  process.exit(0);
+}
 
 for (const [name, time] of ablationsOf(gpu, 'flash backward', ablations, timeBackward)) {
   const m = await time();
