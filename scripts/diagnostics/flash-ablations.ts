@@ -3,9 +3,12 @@
 // rewritten on its way to the pipeline cache), so that one GPU call shows what their time is spent
 // on. The ablated results are wrong by construction; only their times mean anything.
 // With `forward`, the forward's kernel instead: its key and value loads, score and P·V
-// multiply-accumulates, exponentials, and the exchange of the subgroups' tile maxima.
+// multiply-accumulates, exponentials, and the exchange of the subgroups' tile maxima. With
+// `shared`, the forward with 0 to 32 KiB more workgroup memory declared and nothing else changed:
+// whether the declared size alone moves its time (V staged in an array of its own, 8.7 KiB more,
+// ran 2.3x slower; 2026-11-30, twelfth session).
 // `pnpm gpu:bundle` builds it into .gpu-kit/flash-ablations.mjs; on the GPU machine:
-//   node .gpu-kit/flash-ablations.mjs [forward]
+//   node .gpu-kit/flash-ablations.mjs [forward|shared]
 
 import { type Ablation, ablationsOf, never } from './ablate.js';
 import { flashProblem, forwardFlops, kernelTimes } from './flash-problem.js';
@@ -60,6 +63,39 @@ const forwardAblations: Ablation[] = [
         .replace(/for \(var g = 0u; g < SUBGROUPS; g\+\+\) \{ tileMax = max\(tileMax, RowPart\[[^}]*\}/, ''),
   ],
 ];
+/**
+ * The forward with its declared workgroup memory padded by `bytes`: an array it never touches but
+ * keeps live (stored to behind a condition no launch meets), so that only the declared size
+ * changes.
+ */
+const padded = (bytes: number): Ablation => [
+  `${bytes} more bytes of workgroup memory declared`,
+  (c) =>
+    bytes === 0
+      ? c
+      : c
+          .replace(
+            /(var<workgroup> Xs: [^\n]*\n)/,
+            `$1var<workgroup> Pad: array<vec4<f32>, ${bytes / 16}>;\n`,
+          )
+          .replace(
+            /(\n\s*let range = splitRange\()/,
+            `\n  if (p.splits > 0x7fffffffu) { Pad[li % ${bytes / 16}u] = vec4<f32>(0.0); }$1`,
+          ),
+];
+if (process.argv.includes('shared')) {
+  // Each size twice, smallest first then largest first, so that no size is only timed late in the
+  // process (some pipelines have been seen to run slower later in one).
+  const sizes = [0, 4096, 8192, 16384, 24576, 32768];
+  const order = [...sizes, ...[...sizes].reverse()];
+  for (const [name, time] of ablationsOf(gpu, 'flash forward', order.map(padded), timeForward)) {
+    const m = await time();
+    const tflops = (forwardFlops(n) / m.median / 1e9).toFixed(1);
+    console.log(`forward with ${name}: ${m.median.toFixed(2)} ms (${tflops} TFLOPS) [${kernelTimes(m)}]`);
+  }
+  gpu.destroy();
+  process.exit(0);
+}
 if (process.argv.includes('forward')) {
   for (const [name, time] of ablationsOf(gpu, 'flash forward', forwardAblations, timeForward)) {
     const m = await time();
