@@ -244,14 +244,7 @@ ${range(4)
     false,
   );
 
-  return `${selectedForwardHeaderWgsl(c, 'vec4<f16>')}
-
-const TOPN = ${c.topN}u;
-const GROUP = ${c.group}u;
-const ROWS = ${rows}u;
-const TILE = ${c.tile}u;
-const SUBGROUPS = ${subgroups}u;
-const LOG2E = 1.4426950408889634;
+  return `${selectedForwardHeaderWgsl(c, 'vec4<f16>', { rows, subgroups })}
 
 // The group's query rows, then each tile's keys, then its values.
 var<workgroup> Ks: array<vec4<f16>, ${u(stagingElements(c))}>;

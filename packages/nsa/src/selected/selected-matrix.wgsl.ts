@@ -105,12 +105,14 @@ ${
 }
 
 /**
- * The opening of the forward kernels up to their bindings: q, k and v (16 bytes per load with
- * `wideLoads`), the selection, the sequence tables, o (of `output` elements) and lse.
+ * The opening of the forward kernels up to their shape's constants: q, k and v (16 bytes per load
+ * with `wideLoads`), the selection, the sequence tables, o (of `output` elements) and lse, then
+ * TOPN, GROUP, TILE, and the workgroup's ROWS and SUBGROUPS.
  */
 export function selectedForwardHeaderWgsl(
-  c: Pick<SelectedMatrixConfig, 'pinSubgroupSize' | 'wideLoads'>,
+  c: Pick<SelectedMatrixConfig, 'pinSubgroupSize' | 'wideLoads' | 'topN' | 'group' | 'tile'>,
   output: string,
+  workgroup: { rows: number; subgroups: number },
 ): string {
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
@@ -122,7 +124,14 @@ ${paramsStruct(SELECTED_PARAMS)}
 @group(0) @binding(4) var<storage, read> tables: array<u32>;
 @group(0) @binding(5) var<storage, read_write> o: array<${output}>;
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(7) var<uniform> p: Params;`;
+@group(0) @binding(7) var<uniform> p: Params;
+
+const TOPN = ${c.topN}u;
+const GROUP = ${c.group}u;
+const ROWS = ${workgroup.rows}u;
+const TILE = ${c.tile}u;
+const SUBGROUPS = ${workgroup.subgroups}u;
+const LOG2E = 1.4426950408889634;`;
 }
 
 /** The entry point of the kernels with one workgroup per (token, KV head), up to its opening brace. */
@@ -338,15 +347,8 @@ export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
   const rowEntries = c.dv / unit;
   const element = vectors ? 'vec4<f32>' : 'f32';
 
-  return `${selectedForwardHeaderWgsl(c, vectors ? 'vec4<f16>' : 'f16')}
-
+  return `${selectedForwardHeaderWgsl(c, vectors ? 'vec4<f16>' : 'f16', { rows, subgroups })}
 const DV = ${c.dv}u;
-const TOPN = ${c.topN}u;
-const GROUP = ${c.group}u;
-const ROWS = ${rows}u;
-const TILE = ${c.tile}u;
-const SUBGROUPS = ${subgroups}u;
-const LOG2E = 1.4426950408889634;
 const MASKED = -3.0e38;
 
 // The key tile (the group's queries before the first), the value tile.
