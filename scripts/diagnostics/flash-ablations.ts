@@ -83,28 +83,23 @@ const padded = (bytes: number): Ablation => [
             `\n  if (p.splits > 0x7fffffffu) { Pad[li % ${bytes / 16}u] = vec4<f32>(0.0); }$1`,
           ),
 ];
+/** Times the forward under each rewrite in turn, printing `forward <how> <name>`, then exits. */
+async function timeForwardRewrites(how: string, rewrites: Ablation[]): Promise<never> {
+  for (const [name, time] of ablationsOf(gpu, 'flash forward', rewrites, timeForward)) {
+    const m = await time();
+    const tflops = (forwardFlops(n) / m.median / 1e9).toFixed(1);
+    console.log(`forward ${how} ${name}: ${m.median.toFixed(2)} ms (${tflops} TFLOPS) [${kernelTimes(m)}]`);
+  }
+  gpu.destroy();
+  process.exit(0);
+}
 if (process.argv.includes('shared')) {
   // Each size twice, smallest first then largest first, so that no size is only timed late in the
   // process (some pipelines have been seen to run slower later in one).
   const sizes = [0, 4096, 8192, 16384, 24576, 32768];
-  const order = [...sizes, ...[...sizes].reverse()];
-  for (const [name, time] of ablationsOf(gpu, 'flash forward', order.map(padded), timeForward)) {
-    const m = await time();
-    const tflops = (forwardFlops(n) / m.median / 1e9).toFixed(1);
-    console.log(`forward with ${name}: ${m.median.toFixed(2)} ms (${tflops} TFLOPS) [${kernelTimes(m)}]`);
-  }
-  gpu.destroy();
-  process.exit(0);
+  await timeForwardRewrites('with', [...sizes, ...[...sizes].reverse()].map(padded));
 }
-if (process.argv.includes('forward')) {
-  for (const [name, time] of ablationsOf(gpu, 'flash forward', forwardAblations, timeForward)) {
-    const m = await time();
-    const tflops = (forwardFlops(n) / m.median / 1e9).toFixed(1);
-    console.log(`forward without ${name}: ${m.median.toFixed(2)} ms (${tflops} TFLOPS) [${kernelTimes(m)}]`);
-  }
-  gpu.destroy();
-  process.exit(0);
-}
+if (process.argv.includes('forward')) await timeForwardRewrites('without', forwardAblations);
 
 for (const [name, time] of ablationsOf(gpu, 'flash backward', ablations, timeBackward)) {
   const m = await time();
