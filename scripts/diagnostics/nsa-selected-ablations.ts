@@ -62,18 +62,30 @@ async function outputComparedWithFirst() {
   return tensorsDifference(reference, o, ['o']) ?? 'same bits';
 }
 
+/**
+ * Times the forward with a switch off and on, twice over, then compares each setting's output with
+ * the first; every variant is timed before any readback (a process has been seen to slow down
+ * after one). `set` turns the switch and returns what it was.
+ */
+async function timeSwitch(names: [off: string, on: string], set: (on: boolean) => boolean) {
+  const initial = set(false);
+  for (const on of [false, true, false, true]) {
+    set(on);
+    await timeSelected(names[Number(on)]);
+  }
+  for (const on of [false, true]) {
+    set(on);
+    console.log(`${names[Number(on)]}: ${await outputComparedWithFirst()} as the first`);
+  }
+  set(initial);
+}
+
 if (process.argv.includes('order')) {
-  const defaultOrder = SELECTED_ORDER.kvHeadMajor;
-  // Every variant timed before any readback (a process has been seen to slow down after one).
-  for (const kvHeadMajor of [false, true, false, true]) {
-    SELECTED_ORDER.kvHeadMajor = kvHeadMajor;
-    await timeSelected(kvHeadMajor ? 'tokens of one KV head first' : 'KV heads of one token first');
-  }
-  for (const kvHeadMajor of [false, true]) {
-    SELECTED_ORDER.kvHeadMajor = kvHeadMajor;
-    console.log(`kvHeadMajor ${kvHeadMajor}: ${await outputComparedWithFirst()} as the first`);
-  }
-  SELECTED_ORDER.kvHeadMajor = defaultOrder;
+  await timeSwitch(['KV heads of one token first', 'tokens of one KV head first'], (on) => {
+    const was = SELECTED_ORDER.kvHeadMajor;
+    SELECTED_ORDER.kvHeadMajor = on;
+    return was;
+  });
   gpu.destroy();
   process.exit(0);
 }
@@ -149,17 +161,11 @@ if (process.argv.includes('lazy')) {
 
 if (process.argv.includes('lazy-prefetch')) {
   // The same loads from the same addresses, issued a tile earlier: the same bits expected.
-  const defaultPrefetch = SELECTED_FORWARD.lazyPrefetchKeys;
-  const name = (on: boolean) => (on ? 'keys loaded a tile ahead' : 'keys loaded in their tile');
-  for (const on of [false, true, false, true]) {
+  await timeSwitch(['keys loaded in their tile', 'keys loaded a tile ahead'], (on) => {
+    const was = SELECTED_FORWARD.lazyPrefetchKeys;
     SELECTED_FORWARD.lazyPrefetchKeys = on;
-    await timeSelected(name(on));
-  }
-  for (const on of [false, true]) {
-    SELECTED_FORWARD.lazyPrefetchKeys = on;
-    console.log(`${name(on)}: ${await outputComparedWithFirst()} as the first`);
-  }
-  SELECTED_FORWARD.lazyPrefetchKeys = defaultPrefetch;
+    return was;
+  });
 }
 
 if (process.argv.includes('lazy-ablations')) {
