@@ -35,3 +35,28 @@ export function* ablationsOf<T>(
     gpu.pipelines.get = get;
   }
 }
+
+/**
+ * A kernel with `bytes` more workgroup memory declared and nothing else changed: an array it keeps
+ * live through a store behind a condition no invocation meets (local index past 100000), so that
+ * only the declared size moves. On the H200 the declared size alone sets a kernel's speed in steps
+ * (core's forward, flash-ablations shared, 2026-12-01).
+ */
+export const workgroupPadding = (bytes: number): Ablation => [
+  `${bytes} more bytes of workgroup memory declared`,
+  (code) => {
+    if (bytes === 0) return code;
+    const index = /@builtin\(local_invocation_index\)\s+(\w+)/.exec(code)?.[1];
+    const id = /@builtin\(local_invocation_id\)\s+(\w+)/.exec(code)?.[1];
+    const invocation = index ?? (id && `${id}.x`);
+    if (!invocation) throw new Error('workgroupPadding: the entry point names no local invocation');
+    const lastDeclaration = [...code.matchAll(/var<workgroup>[^\n]*\n/g)].at(-1);
+    if (!lastDeclaration) throw new Error('workgroupPadding: the kernel declares no workgroup memory');
+    const at = lastDeclaration.index + lastDeclaration[0].length;
+    const declared = `${code.slice(0, at)}var<workgroup> WorkgroupPadding: array<vec4<f32>, ${bytes / 16}>;\n${code.slice(at)}`;
+    return declared.replace(
+      /(@compute[^{]*\{)/,
+      `$1\n  if (${invocation} > 100000u) { WorkgroupPadding[${invocation} % ${bytes / 16}u] = vec4<f32>(0.0); }`,
+    );
+  },
+];

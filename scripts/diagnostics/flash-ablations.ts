@@ -8,9 +8,9 @@
 // whether the declared size alone moves its time (V staged in an array of its own, 8.7 KiB more,
 // ran 2.3x slower; 2026-11-30, twelfth session).
 // `pnpm gpu:bundle` builds it into .gpu-kit/flash-ablations.mjs; on the GPU machine:
-//   node .gpu-kit/flash-ablations.mjs [forward|shared]
+//   node .gpu-kit/flash-ablations.mjs [forward|shared [BYTES]]
 
-import { type Ablation, ablationsOf, never } from './ablate.js';
+import { type Ablation, ablationsOf, never, workgroupPadding } from './ablate.js';
 import { flashProblem, forwardFlops, kernelTimes } from './flash-problem.js';
 
 const n = 16384;
@@ -63,26 +63,6 @@ const forwardAblations: Ablation[] = [
         .replace(/for \(var g = 0u; g < SUBGROUPS; g\+\+\) \{ tileMax = max\(tileMax, RowPart\[[^}]*\}/, ''),
   ],
 ];
-/**
- * The forward with its declared workgroup memory padded by `bytes`: an array it never touches but
- * keeps live (stored to behind a condition no launch meets), so that only the declared size
- * changes.
- */
-const padded = (bytes: number): Ablation => [
-  `${bytes} more bytes of workgroup memory declared`,
-  (c) =>
-    bytes === 0
-      ? c
-      : c
-          .replace(
-            /(var<workgroup> Xs: [^\n]*\n)/,
-            `$1var<workgroup> Pad: array<vec4<f32>, ${bytes / 16}>;\n`,
-          )
-          .replace(
-            /(\n\s*let range = splitRange\()/,
-            `\n  if (p.splits > 0x7fffffffu) { Pad[li % ${bytes / 16}u] = vec4<f32>(0.0); }$1`,
-          ),
-];
 /** Times the forward under each rewrite in turn, printing `forward <how> <name>`, then exits. */
 async function timeForwardRewrites(how: string, rewrites: Ablation[]): Promise<never> {
   for (const [name, time] of ablationsOf(gpu, 'flash forward', rewrites, timeForward)) {
@@ -96,8 +76,11 @@ async function timeForwardRewrites(how: string, rewrites: Ablation[]): Promise<n
 if (process.argv.includes('shared')) {
   // Each size twice, smallest first then largest first, so that no size is only timed late in the
   // process (some pipelines have been seen to run slower later in one).
+  // With a size after it (`shared 8192`), that size alone, first in its own process.
+  const only = Number(process.argv[process.argv.indexOf('shared') + 1]);
   const sizes = [0, 4096, 8192, 16384, 24576, 32768];
-  await timeForwardRewrites('with', [...sizes, ...[...sizes].reverse()].map(padded));
+  const order = Number.isInteger(only) ? [only] : [...sizes, ...[...sizes].reverse()];
+  await timeForwardRewrites('with', order.map(workgroupPadding));
 }
 if (process.argv.includes('forward')) await timeForwardRewrites('without', forwardAblations);
 

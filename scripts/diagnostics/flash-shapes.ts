@@ -4,9 +4,9 @@
 // times, so that one GPU call tells which kernel and shape to make the default. Everything comes
 // from core's sources, so the settings it edits are the ones flash reads.
 // `pnpm gpu:bundle` builds it into .gpu-kit/flash-shapes.mjs; on the GPU machine:
-//   node .gpu-kit/flash-shapes.mjs [roles|loads|forward|prefetch|vectors|backward-vectors|backward-prefetch]
+//   node .gpu-kit/flash-shapes.mjs [roles|loads|forward [S,T,R]|prefetch|vectors|backward-vectors|backward-prefetch]
 //   (roles: the role-split choices only; loads: the forward and backward with 8- and 16-byte loads
-//   only, FLASH_WIDE_LOADS; forward: the forward's shapes only; prefetch: the forward with its
+//   only, FLASH_WIDE_LOADS; forward: the forward's shapes only, or the one shape given; prefetch: the forward with its
 //   value loads issued before or after the softmax, FLASH_PREFETCH_VALUES; vectors: the forward,
 //   then the backward, with their workgroup arrays of scalars or of vectors, FLASH_VECTORS;
 //   backward-vectors: the backward's part of that only; outputs and gradients compared bit for bit
@@ -189,7 +189,10 @@ const forwardCandidates: MatrixShapeChoice[] = [
   [4, 64, 1],
 ];
 if (process.argv[2] === 'forward') {
-  await tryShapes('forward', FORWARD_SHAPES, forwardCandidates, timeForward, forwardFlops(n));
+  // With a shape after it (`forward 4,64,2`) that shape alone, first in its own process: later in
+  // a process some pipelines have run 2-3x slower (2026-11-30, twelfth session).
+  const only = process.argv[3]?.split(',').map(Number) as MatrixShapeChoice | undefined;
+  await tryShapes('forward', FORWARD_SHAPES, only ? [only] : forwardCandidates, timeForward, forwardFlops(n));
   gpu.destroy();
   process.exit(0);
 }

@@ -5,7 +5,7 @@
 // call shows where its time goes: staging the compressed keys, the scores, the probability sums,
 // the block overlaps, the top-n. The ablated selections are wrong; only the select time counts.
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-select-ablations.mjs; on the GPU machine:
-//   node .gpu-kit/nsa-select-ablations.mjs
+//   node .gpu-kit/nsa-select-ablations.mjs [TOKENS] [shape TILE,TOKENS]
 
 import { disposeNsaForward, nsaForward, readSelection } from '../../packages/nsa/src/index.js';
 import { SELECT_MATRIX_SHAPES, SELECT_WIDE_LOADS } from '../../packages/nsa/src/select/select.js';
@@ -28,6 +28,19 @@ async function picksAgainst(first: Int32Array | undefined) {
   disposeNsaForward(result);
   const differing = picks.reduce((count, block, i) => count + (block === (first ?? picks)[i] ? 0 : 1), 0);
   return { picks, differing };
+}
+
+// With `shape TILE,TOKENS`, that shape alone, timed first in its own process (later in a process
+// some pipelines have run 2-3x slower), then exit.
+const shapeAt = process.argv.indexOf('shape');
+if (shapeAt !== -1) {
+  const [tile, tokens] = (process.argv[shapeAt + 1] ?? '').split(',').map(Number);
+  if (!tile || !tokens) throw new Error('nsa-select-ablations: shape TILE,TOKENS');
+  SELECT_MATRIX_SHAPES.splice(0, Infinity, { tile, tokens }, { tile: 32, tokens: 1 });
+  const m = await forward();
+  console.log(`n=${n} tile ${tile}, ${tokens} tokens: forward ${m.median.toFixed(1)} ms, ${selectTimes(m)}`);
+  gpu.destroy();
+  process.exit(0);
 }
 
 // Each shape alone (keys per staged tile, tokens per workgroup), those over 48 KiB left out by the

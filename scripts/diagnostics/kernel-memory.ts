@@ -1,0 +1,63 @@
+// Diagnostic (not the bench): the workgroup memory each tensor-core kernel of the bench's problems
+// declares, as the pipeline cache receives it: core's flash forward and backward and the NSA
+// forward and backward (b=1, hq=64, hkv=4, d=128, 4096 tokens), the MLA decode (batch 32 x 4096)
+// and prefill (1024 tokens). On the H200 the declared size alone sets a kernel's speed in steps:
+// core's forward (15.9 KiB) ran 1.3x slower with 4-8 KiB more declared and 2.4x slower with 16-32
+// KiB more (flash-ablations shared, 2026-12-01), so every kernel's size is worth knowing.
+// `pnpm gpu:bundle` builds it into .gpu-kit/kernel-memory.mjs; on the GPU machine:
+//   node .gpu-kit/kernel-memory.mjs
+
+import {
+  createGpu,
+  flashAttention,
+  flashAttentionBackward,
+  randomNormal,
+} from '../../packages/core/src/index.js';
+import { declaredWorkgroupBytes } from '../../packages/core/src/testing.js';
+import { mlaAttention } from '../../packages/mla/src/index.js';
+import { nsaBackward, nsaForward, resolveNsaConfig } from '../../packages/nsa/src/index.js';
+import { MLA_DIMS, MLA_SCALE, mlaDecodeProblem } from './mla-problem.js';
+
+const gpu = await createGpu({ fast: true });
+const declared = new Map<string, number>();
+const get = gpu.pipelines.get.bind(gpu.pipelines);
+gpu.pipelines.get = (code, name, entryPoint) => {
+  if (!declared.has(name)) declared.set(name, declaredWorkgroupBytes(code));
+  return get(code, name, entryPoint);
+};
+
+const n = 4096;
+const f16 = (shape: number[], seed: number) => randomNormal(gpu, shape, seed, { dtype: 'f16' });
+const q = await f16([1, n, 64, 128], 1);
+const k = await f16([1, n, 4, 128], 2);
+const v = await f16([1, n, 4, 128], 3);
+const dO = await f16([1, n, 64, 128], 4);
+const g = await f16([1, n, 64, 3], 5);
+const tier = 'subgroup-matrix' as const;
+
+const flash = await flashAttention(gpu, q, k, v, { causal: true, tier });
+await flashAttentionBackward(flash.ctx, dO);
+const nsa = await nsaForward(gpu, resolveNsaConfig({ heads: 64, kvHeads: 4, headDim: 128 }), q, k, v, g, {
+  tier,
+});
+await nsaBackward(nsa, dO);
+const decode = await mlaDecodeProblem(gpu, 32, 4096);
+await decode.time();
+const { heads, r, dr, dv } = MLA_DIMS;
+const m = 1024;
+await mlaAttention(
+  gpu,
+  await f16([1, m, heads, r], 6),
+  await f16([1, m, heads, dr], 7),
+  await f16([1, m, r], 8),
+  await f16([1, m, dr], 9),
+  await f16([heads, r, dv], 10),
+  [m],
+  { scale: MLA_SCALE, tier },
+);
+await gpu.device.queue.onSubmittedWorkDone();
+
+for (const [name, bytes] of declared) {
+  console.log(`${String(bytes).padStart(6)} B ${(bytes / 1024).toFixed(1).padStart(5)} KiB  ${name}`);
+}
+gpu.destroy();
