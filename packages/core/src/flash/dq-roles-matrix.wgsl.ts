@@ -34,7 +34,6 @@ import {
   type RolesConfig,
   roleAccumulatorsOutWgsl,
   roleIndicesWgsl,
-  roleStagingElements,
   roleSubgroups,
 } from './backward-roles-matrix.wgsl.js';
 import { backwardInputsWgsl, queryTileWgsl, SEQUENCE_WGSL, stageRowsVec4Set } from './common.wgsl.js';
@@ -62,10 +61,21 @@ export function matrixDqRolesUnsupported(c: RolesConfig): string | undefined {
   return undefined;
 }
 
+/**
+ * f16 elements of the staging array: the workgroup's q rows, then its dO rows, each in its turn
+ * (each role holds one of them from then on), then each tile's K and V rows. Staging q and dO one
+ * after the other, rather than side by side, keeps the kernel within 16 KiB at d = 128 (15.0
+ * against 23.5): on the H200 the forward ran 1.3x slower with 16 bytes more than 16 KiB declared,
+ * and this kernel 1.75x slower at 32.5 KiB than at 23.5 (workgroup-padding, 2026-12-01).
+ */
+function dqStagingElements(c: RolesConfig): number {
+  return Math.max(c.subgroups * c.matrix.M, 2 * c.tile) * strides(c).d;
+}
+
 /** Workgroup memory of the role-split dQ kernel, in bytes: staging, S then dP (f32), dS (f16). */
 export function matrixDqRolesSharedBytes(c: RolesConfig): number {
   const scratch = scratchElements(c);
-  return roleStagingElements(c) * 2 + scratch.s * 8 + scratch.p * 2;
+  return dqStagingElements(c) * 2 + scratch.s * 8 + scratch.p * 2;
 }
 
 /**
@@ -87,7 +97,6 @@ export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
   // arrays' own (vectors of four where they hold vectors).
   const u = vectorUnits(c);
   const { x, s } = u;
-  const ownHalf = rows * st.d;
   const tileHalf = c.tile * st.d;
   const scoreHalf = scratch.s;
   // Each (role, part) turns its share of the tile's columns into dS, each lane of a row a part of
@@ -106,7 +115,7 @@ export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
         src,
         width: c.d,
         destStride: st.d,
-        destOffset: src === 'q' ? 0 : ownHalf,
+        destOffset: 0,
         ...ownRows(c, 'queries', threads),
       },
       index,
@@ -208,9 +217,9 @@ ${backwardInputsWgsl(rowVectorType(c.wideLoads))}
 @group(0) @binding(7) var<uniform> p: Params;
 
 ${matrixConstantsWgsl(c)}
-// The workgroup's q then dO rows (until held), then each tile's K then V rows; S then dP (f32);
-// dS (f16); rows padded by 16 bytes.
-var<workgroup> X: array<${u.staged}, ${x(roleStagingElements(c))}>;
+// The workgroup's q rows, then its dO rows (until held), then each tile's K then V rows; S then
+// dP (f32); dS (f16); rows padded by 16 bytes.
+var<workgroup> X: array<${u.staged}, ${x(dqStagingElements(c))}>;
 var<workgroup> SD: array<${u.scores}, ${s(2 * scoreHalf)}>;
 var<workgroup> Ds: array<${u.probabilities}, ${s(scratch.p)}>;
 
@@ -226,9 +235,18 @@ ${roleIndicesWgsl(c)}
   let row = lane % ${M}u;
   let part = lane / ${M}u;
   let i = first + i32(half * ${M}u + row);
-  ${unrolledStagingSetsWgsl(threads, [own('q', 'eq'), own('dout', 'eo')])}
+  // Role 0 holds its rows of Q, role 1 its rows of dO, each staged in its turn.
+${held.map((f) => `  var ${f} = ${left}();`).join('\n')}
+${(['q', 'dout'] as const)
+  .map(
+    (src, role) => `  ${unrolledStagingSetsWgsl(threads, [own(src, src === 'q' ? 'eq' : 'eo')])}
   workgroupBarrier();
-${held.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&X, role * ${x(ownHalf)}u + half * ${x(M * st.d)}u + ${x(kk * K)}u, ${x(st.d)}u);`).join('\n')}
+  if (role == ${role}u) {
+${held.map((f, kk) => `    ${f} = subgroupMatrixLoad<${left}, row_major>(&X, half * ${x(M * st.d)}u + ${x(kk * K)}u, ${x(st.d)}u);`).join('\n')}
+  }`,
+  )
+  // dO's staging waits for Q's loads; the key loop's first barrier waits for dO's.
+  .join('\n  workgroupBarrier();\n')}
 ${ROW_STATISTICS_WGSL}
 ${acc.map((f) => `  var ${f} = ${result}();`).join('\n')}
   let range = keyRange(sp, first, last);
