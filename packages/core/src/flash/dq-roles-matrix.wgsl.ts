@@ -85,7 +85,7 @@ export function matrixDqRolesSharedBytes(c: RolesConfig): number {
 export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
   const why = matrixDqRolesUnsupported(c);
   if (why) throw new Error(`flashDqRolesMatrixWgsl: ${why}`);
-  const { M, N, K, rows, lanesPerRow, left, right, result } = matrixShape(c);
+  const { M, N, K, lanesPerRow, left, right, result } = matrixShape(c);
   const cs = c.columnSplits;
   const subgroups = roleSubgroups(c);
   const threads = subgroups * c.subgroupSize;
