@@ -14,4 +14,4 @@ export { type MatmulOptions, matmul } from './matmul.js';
 export * from './mla/index.js';
 export * from './nsa/index.js';
 export { randn, randu, seededUniform } from './random.js';
-export { type Dtype, TOLERANCES, type Tolerance, toleranceFor } from './tolerance.js';
+export { type Dtype, magnitudeOf, TOLERANCES, type Tolerance, toleranceFor } from './tolerance.js';

@@ -47,3 +47,13 @@ export function toleranceFor(dtype: Dtype, magnitude = 1): Tolerance {
   const base = TOLERANCES[dtype];
   return { rmsRel: base.rmsRel, maxAbs: base.maxAbs * magnitude };
 }
+
+/**
+ * The `magnitude` for {@link toleranceFor} of a reference output: its largest absolute value, at
+ * least 1, so that outputs of O(1) keep the plain bound and larger ones scale it with their size.
+ */
+export function magnitudeOf(x: ArrayLike<number>): number {
+  let m = 1;
+  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]!));
+  return m;
+}

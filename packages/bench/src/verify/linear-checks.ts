@@ -15,6 +15,7 @@ import {
 import {
   type Comparison,
   compare,
+  magnitudeOf,
   randn,
   lightningAttentionBackward as referenceBackward,
   lightningAttentionDecode as referenceDecode,
@@ -90,12 +91,6 @@ const CPU_SHAPES: Shape[] = [
     stateBindingChunks: 3,
   },
 ];
-
-const magnitudeOf = (x: ArrayLike<number>) => {
-  let m = 1;
-  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]!));
-  return m;
-};
 
 function describe(s: Shape): string {
   return `b=${s.batch} n=${s.n} hq=${s.hq} hkv=${s.hkv} dk=${s.dk} dv=${s.dv}${s.cuSeqlens ? ` cuSeqlens=[${s.cuSeqlens.join(',')}]` : ''}${s.chunkSize ? ` chunk=${s.chunkSize}` : ''}${s.stateBindingChunks ? ` states split after ${s.stateBindingChunks} chunks` : ''}`;

@@ -11,6 +11,7 @@ import {
 } from '@webattn/linear-attn';
 import {
   compare,
+  magnitudeOf,
   randn,
   maskedLinearAttentionBackward as referenceBackward,
   maskedLinearAttention as referenceForward,
@@ -73,12 +74,6 @@ function maskValues(s: Shape): Float32Array {
   }
   return m;
 }
-
-const magnitudeOf = (x: ArrayLike<number>) => {
-  let m = 1;
-  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]!));
-  return m;
-};
 
 function runShape(s: Shape, tier: Tier, implementation: MaskedImplementation) {
   return async (gpu: Gpu) => {

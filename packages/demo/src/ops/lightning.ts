@@ -1,8 +1,14 @@
 /** @webattn/linear-attn's lightningAttention: chunkwise decayed linear attention with GQA. */
 import { Tensor, tierDtype } from '@webattn/core';
 import { disposeLightningContext, lightningAttention } from '@webattn/linear-attn';
-import { compare, randn, lightningAttention as referenceLightning, toleranceFor } from '@webattn/reference';
-import { type DemoOp, disposeAll, magnitudeOf, readAll } from './op.js';
+import {
+  compare,
+  magnitudeOf,
+  randn,
+  lightningAttention as referenceLightning,
+  toleranceFor,
+} from '@webattn/reference';
+import { type DemoOp, disposeAll, readAll } from './op.js';
 
 const S = { batch: 2, n: 45, hq: 4, hkv: 2, dk: 16, dv: 16, decays: [0.999, 0.99, 0.9, 0.5] };
 

@@ -1,8 +1,14 @@
 /** @webattn/linear-attn's maskedLinearAttention: the fused kernel under a per-head causal 0/1 mask. */
 import { Tensor, tierDtype } from '@webattn/core';
 import { maskedLinearAttention } from '@webattn/linear-attn';
-import { compare, randn, maskedLinearAttention as referenceMasked, toleranceFor } from '@webattn/reference';
-import { type DemoOp, disposeAll, magnitudeOf, readAll } from './op.js';
+import {
+  compare,
+  magnitudeOf,
+  randn,
+  maskedLinearAttention as referenceMasked,
+  toleranceFor,
+} from '@webattn/reference';
+import { type DemoOp, disposeAll, readAll } from './op.js';
 
 const S = { batch: 1, n: 30, hq: 4, hkv: 2, d: 16 };
 

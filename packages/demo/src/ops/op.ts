@@ -32,13 +32,6 @@ export interface DemoOp {
   setup(gpu: Gpu, tier: Tier): OpCase;
 }
 
-/** The largest |x|, at least 1: the magnitude the max-abs bound of `toleranceFor` is scaled by. */
-export function magnitudeOf(x: ArrayLike<number>): number {
-  let m = 1;
-  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]!));
-  return m;
-}
-
 /** Product of a shape's extents. */
 export function sizeOf(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
