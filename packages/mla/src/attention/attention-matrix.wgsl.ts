@@ -72,12 +72,20 @@ function strides(c: MlaMatrixKernelConfig) {
   return { k: c.r + c.dr + 8, s: c.keyTile + 4, p: c.keyTile + 8 };
 }
 
+/**
+ * f32 entries of the scores' array, which also holds each subgroup's accumulator fragment while it
+ * is rescaled (the scores are dead by then: the softmax has read them). Sharing it keeps the
+ * MiniCPM3 decode within 32 KiB (30.8 against 37.6): on the H200 a kernel's declared workgroup
+ * memory alone sets its speed in steps at 16 and 32 KiB (workgroup-padding, 2026-12-01).
+ */
+function scoreElements(c: MlaMatrixKernelConfig): number {
+  return Math.max(c.rows * strides(c).s, c.subgroups * F * F);
+}
+
 /** Workgroup bytes of the tensor-core kernel. */
 export function mlaMatrixSharedBytes(c: MlaMatrixKernelConfig): number {
   const st = strides(c);
-  return (
-    c.keyTile * st.k * 2 + c.rows * st.s * 4 + c.rows * st.p * 2 + c.subgroups * F * F * 4 + 12 * c.rows + 16
-  );
+  return c.keyTile * st.k * 2 + scoreElements(c) * 4 + c.rows * st.p * 2 + 12 * c.rows + 16;
 }
 
 /** Why a config cannot use the tensor-core kernel, or undefined. */
@@ -224,11 +232,11 @@ export function mlaAttentionMatrixWgsl(c: MlaMatrixKernelConfig): string {
   const rescale = acc
     .flatMap((frags, rf) =>
       frags.map(
-        (f) => `      subgroupMatrixStore<row_major>(&Sc, sg * ${F * F}u, ${f}, ${F}u);
+        (f) => `      subgroupMatrixStore<row_major>(&Ss, sg * ${F * F}u, ${f}, ${F}u);
       workgroupBarrier();
-      for (var e = lane; e < ${F * F}u; e += ${c.subgroupSize}u) { Sc[sg * ${F * F}u + e] *= arow[${rf * F}u + e / ${F}u]; }
+      for (var e = lane; e < ${F * F}u; e += ${c.subgroupSize}u) { Ss[sg * ${F * F}u + e] *= arow[${rf * F}u + e / ${F}u]; }
       workgroupBarrier();
-      ${f} = subgroupMatrixLoad<${result}, row_major>(&Sc, sg * ${F * F}u, ${F}u);
+      ${f} = subgroupMatrixLoad<${result}, row_major>(&Ss, sg * ${F * F}u, ${F}u);
       workgroupBarrier();`,
       ),
     )
@@ -348,9 +356,9 @@ ${sourceBindings}
 const NEG = -3.0e38;
 
 var<workgroup> Ks: array<${c.vectorStaging ? 'vec4<f16>' : 'f16'}, ${ks(KT * st.k)}>;
-var<workgroup> Ss: array<f32, ${ROWS * st.s}>;
+// The tile's scores; while a rescale runs, each subgroup's accumulator fragment in turn.
+var<workgroup> Ss: array<f32, ${scoreElements(c)}>;
 var<workgroup> Ps: array<f16, ${ROWS * st.p}>;
-var<workgroup> Sc: array<f32, ${SG * F * F}>;
 var<workgroup> mrow: array<f32, ${ROWS}>;
 var<workgroup> lrow: array<f32, ${ROWS}>;
 var<workgroup> arow: array<f32, ${ROWS}>;
