@@ -6,9 +6,11 @@
 // the selected branch's role-split dQ and fused dK/dV kernels reading q, k, v and dO 8 and 16
 // bytes per load (SELECTED_ROLE_SPLIT.wideLoads), or with `order`, with the dQ kernel's
 // workgroups walking the KV heads of one token first, then the tokens of one KV head first
-// (SELECTED_ORDER).
+// (SELECTED_ORDER). With `tiles 32,16`, once, with the selected kernels' key tiles limited to
+// those (SELECTED_MATRIX_TILES; first in its own process: the tile sets the kernels' workgroup
+// memory, and with it a step of the H200's occupancy at 16 and 32 KiB).
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-backward-kernels.mjs; on the GPU machine:
-//   node .gpu-kit/nsa-backward-kernels.mjs [order] [n]
+//   node .gpu-kit/nsa-backward-kernels.mjs [order | tiles T,T] [n]
 
 import { measure, randomNormal } from '../../packages/core/src/index.js';
 import {
@@ -17,7 +19,11 @@ import {
   nsaBackward,
   nsaForward,
 } from '../../packages/nsa/src/index.js';
-import { SELECTED_ORDER, SELECTED_ROLE_SPLIT } from '../../packages/nsa/src/selected/selected.js';
+import {
+  SELECTED_MATRIX_TILES,
+  SELECTED_ORDER,
+  SELECTED_ROLE_SPLIT,
+} from '../../packages/nsa/src/selected/selected.js';
 import { tensorsDifference } from './flash-problem.js';
 import { nsaProblem } from './nsa-problem.js';
 
@@ -27,9 +33,16 @@ const forward = await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' }
 // Each setting's dq, dk and dv against the first's: neither the loads' width nor the order of the
 // workgroups moves a value, so they should equal bit for bit.
 const byOrder = process.argv.includes('order');
+const tilesAt = process.argv.indexOf('tiles');
+if (tilesAt !== -1) {
+  const tiles = (process.argv[tilesAt + 1] ?? '').split(',').map(Number);
+  SELECTED_MATRIX_TILES.splice(0, Infinity, ...tiles);
+}
 const settings = byOrder
   ? [false, true].map((kvHeadMajor) => ({ wide: true, kvHeadMajor }))
-  : [false, true].map((wide) => ({ wide, kvHeadMajor: SELECTED_ORDER.kvHeadMajor }));
+  : tilesAt !== -1
+    ? [{ wide: true, kvHeadMajor: SELECTED_ORDER.kvHeadMajor }]
+    : [false, true].map((wide) => ({ wide, kvHeadMajor: SELECTED_ORDER.kvHeadMajor }));
 let reference: Float32Array[] | undefined;
 const defaults = { wide: SELECTED_ROLE_SPLIT.wideLoads, kvHeadMajor: SELECTED_ORDER.kvHeadMajor };
 for (const { wide, kvHeadMajor } of settings) {
@@ -49,7 +62,9 @@ for (const { wide, kvHeadMajor } of settings) {
   );
   const setting = byOrder
     ? `selected dQ walking ${kvHeadMajor ? 'the tokens of one KV head' : 'the KV heads of one token'} first`
-    : `selected dQ and dK/dV with ${wide ? 16 : 8}-byte loads`;
+    : tilesAt !== -1
+      ? `selected kernels' key tiles ${SELECTED_MATRIX_TILES.join(', ')}`
+      : `selected dQ and dK/dV with ${wide ? 16 : 8}-byte loads`;
   console.log(
     `n=${n} backward ${m.median.toFixed(1)} ms, ${setting} (${compared} as the first), by kernel (one timed iteration):`,
   );

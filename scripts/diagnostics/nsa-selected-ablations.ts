@@ -20,7 +20,7 @@
 // its tile, then during the tile before (SELECTED_FORWARD.lazyPrefetchKeys), outputs compared; with
 // `lazy-ablations`, that kernel with one piece removed at a time.
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-selected-ablations.mjs; on the GPU machine:
-//   node .gpu-kit/nsa-selected-ablations.mjs [order|vectors|ahead|lazy|lazy-prefetch|lazy-ablations] [n]
+//   node .gpu-kit/nsa-selected-ablations.mjs [order|vectors|ahead|lazy|lazy-shape T,S|lazy-prefetch|lazy-ablations] [n]
 
 import { measure, randomNormal } from '../../packages/core/src/index.js';
 import {
@@ -124,6 +124,18 @@ if (process.argv.includes('ahead')) {
   }
   SELECTED_INDEX_AHEAD.enabled = defaultAhead;
   disposeNsaForward(forward);
+  gpu.destroy();
+  process.exit(0);
+}
+
+// With `lazy-shape TILE,SUBGROUPS`, the flash-shaped kernel in that one shape, timed first in its
+// own process (later in a process some pipelines have run 2-3x slower), then exit.
+const lazyShapeAt = process.argv.indexOf('lazy-shape');
+if (lazyShapeAt !== -1) {
+  const [tile, subgroups] = (process.argv[lazyShapeAt + 1] ?? '').split(',').map(Number);
+  if (!tile || subgroups === undefined) throw new Error('nsa-selected-ablations: lazy-shape TILE,SUBGROUPS');
+  Object.assign(SELECTED_FORWARD, { lazyTile: tile, lazySubgroups: subgroups });
+  await timeSelected(`flash-shaped, ${tile}-key tiles over ${subgroups || tile / 16} subgroups`);
   gpu.destroy();
   process.exit(0);
 }

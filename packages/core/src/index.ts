@@ -140,3 +140,4 @@ export {
   misalignedWorkgroupVariables,
   WORKGROUP_ALIGNMENT_BYTES,
 } from './workgroup-alignment.js';
+export { WORKGROUP_MEMORY_STEPS, withinWorkgroupMemorySteps } from './workgroup-memory-steps.js';

@@ -8,7 +8,12 @@ import {
   nsaForward,
   resolveNsaConfig,
 } from '../src/index.js';
-import { SELECTED_ROLE_SPLIT, selectedLazyConfig, selectedMatrixConfig } from '../src/selected/selected.js';
+import {
+  SELECTED_MATRIX_TILES,
+  SELECTED_ROLE_SPLIT,
+  selectedLazyConfig,
+  selectedMatrixConfig,
+} from '../src/selected/selected.js';
 
 // The null backend compiles and dispatches without computing: running the whole tensor-core
 // forward and backward on it checks the host code around those kernels (uniform parameters,
@@ -82,15 +87,33 @@ describe('the tensor-core forward and backward dispatch on the null backend', ()
       },
     });
     const splits = SELECTED_ROLE_SPLIT.dkdvColumnSplits;
+    const tiles = [...SELECTED_MATRIX_TILES];
     try {
+      // 32-key tiles alone, so that only the invocations decide: four column splits take 512.
+      SELECTED_MATRIX_TILES.splice(0, Infinity, 32);
       SELECTED_ROLE_SPLIT.dkdvColumnSplits = 4;
       expect(selectedMatrixConfig(capsWith(1024), config, undefined, 'dkdv-roles')?.tile).toBe(32);
-      // 32-key tiles take 512 invocations; 16-key tiles, 256.
-      expect(selectedMatrixConfig(capsWith(256), config, undefined, 'dkdv-roles')?.tile).toBe(16);
+      expect(selectedMatrixConfig(capsWith(256), config, undefined, 'dkdv-roles')).toBeUndefined();
       SELECTED_ROLE_SPLIT.dkdvColumnSplits = 2;
       expect(selectedMatrixConfig(capsWith(256), config, undefined, 'dkdv-roles')?.tile).toBe(32);
+      // Every tile: 16 keys (15.1 KiB) under the 16 KiB step win over 32 (28.6 KiB).
+      SELECTED_MATRIX_TILES.splice(0, Infinity, ...tiles);
+      expect(selectedMatrixConfig(capsWith(1024), config, undefined, 'dkdv-roles')?.tile).toBe(16);
+      // With four splits, 16 keys take 256 invocations.
+      SELECTED_ROLE_SPLIT.dkdvColumnSplits = 4;
+      expect(selectedMatrixConfig(capsWith(128), config, undefined, 'dkdv-roles')).toBeUndefined();
     } finally {
       SELECTED_ROLE_SPLIT.dkdvColumnSplits = splits;
+      SELECTED_MATRIX_TILES.splice(0, Infinity, ...tiles);
     }
+  });
+
+  it('the backward kernels take the widest tile under the lowest step of workgroup memory', () => {
+    const config = resolveNsaConfig({ heads: 64, kvHeads: 4, headDim: 128, vHeadDim: 128 });
+    const caps = { ...gpu.caps, limits: { ...gpu.caps.limits, maxComputeWorkgroupStorageSize: 48 * 1024 } };
+    // The role-split dQ kernel: 64 keys take 42.6 KiB, 32 keys 21.6, 16 keys 11.1.
+    expect(selectedMatrixConfig(caps, config, undefined, 'dq-roles')?.tile).toBe(16);
+    // The forward keeps the widest tile that fits.
+    expect(selectedMatrixConfig(caps, config, undefined, 'forward')?.tile).toBe(64);
   });
 });

@@ -13,6 +13,13 @@
  *
  * Why: the separate dK and dV kernels compute S twice and walk every token list twice; dK's
  * products are S, dP and dSᵀ·Q, dV's S and Pᵀ·dO, five where this kernel does four.
+ *
+ * The key tile is the same for every token of the chunk, so each subgroup loads its K or V
+ * fragments once, after the tile is staged, and holds them (16 registers per lane at d = 128 over
+ * two column splits, 32 over one); the tile's array then takes each token's q and dO rows. At
+ * d = 128 over two column splits that keeps 32-key tiles within 32 KiB (28.6 against 37.1) and
+ * 16-key tiles within 16 KiB (15.1): on the H200 a kernel's declared workgroup memory alone sets
+ * its speed in steps at 16 and 32 KiB (core's workgroup-memory-steps.ts).
  */
 import { stageRowsVec4Set, unrolledStagingSetsWgsl } from '@webattn/core';
 import { groupRowsOf, matrixTypes } from '../matrix.wgsl.js';
@@ -71,13 +78,15 @@ export function selectedDkDvRolesUnsupported(c: SelectedDkDvRolesConfig): string
   return undefined;
 }
 
-/** Workgroup memory of the fused kernel in bytes: K and V, q and dO, each part's S and dP, P and dS, statistics. */
+/**
+ * Workgroup memory of the fused kernel in bytes: K and V until held, then q and dO; each part's S
+ * and dP, P and dS, statistics.
+ */
 export function selectedDkDvRolesSharedBytes(c: SelectedDkDvRolesConfig): number {
   const { rows } = rolesSplit(c);
   const st = strides(c);
   return (
-    2 * c.tile * st.k * 2 +
-    2 * rows * st.k * 2 +
+    2 * Math.max(c.tile, rows) * st.k * 2 +
     2 * c.columnSplits * rows * st.s * 4 +
     2 * rows * st.p * 2 +
     rows * 8
@@ -102,17 +111,19 @@ export function selectedDkDvRolesMatrixWgsl(c: SelectedDkDvRolesConfig): string 
   const probHalf = rows * st.p;
   const sf = range(fragments).map((r) => `sf${r}`);
   const acc = range(cols / N).map((n) => `acc${n}`);
+  // This subgroup's K (role 0) or V (role 1) fragments of its slice and part, one per d-step.
+  const held = range(steps).map((kk) => `kv${kk}`);
   const keyRows = keyTileRows(c, threads, 'len');
   const groupRows = { width: c.d, destStride: st.k, threads, wide: c.wideLoads, ...groupRowsOf(rows) };
   // The tile's K and V, and each token's q, dO and statistics: every load of a step before its
   // first store.
   const keyTile = unrolledStagingSetsWgsl(threads, [
-    stageRowsVec4Set({ dest: 'KV', src: 'k', ...keyRows }, 'ek'),
-    stageRowsVec4Set({ dest: 'KV', src: 'v', destOffset: tileHalf, ...keyRows }, 'ev'),
+    stageRowsVec4Set({ dest: 'X', src: 'k', ...keyRows }, 'ek'),
+    stageRowsVec4Set({ dest: 'X', src: 'v', destOffset: tileHalf, ...keyRows }, 'ev'),
   ]);
   const tokenRows = unrolledStagingSetsWgsl(threads, [
-    stageRowsVec4Set({ dest: 'QO', src: 'q', ...groupRows }, 'eq'),
-    stageRowsVec4Set({ dest: 'QO', src: 'dout', destOffset: rowsHalf, ...groupRows }, 'eo'),
+    stageRowsVec4Set({ dest: 'X', src: 'q', ...groupRows }, 'eq'),
+    stageRowsVec4Set({ dest: 'X', src: 'dout', destOffset: rowsHalf, ...groupRows }, 'eo'),
     rowStatsSet(rows),
   ]);
   // Role 0: S = Q·Kᵀ, role 1: dP = dO·Vᵀ, for the slice's N keys, over the part's d-steps, into the
@@ -121,10 +132,9 @@ export function selectedDkDvRolesMatrixWgsl(c: SelectedDkDvRolesConfig): string 
     ...sf.map((f) => `    var ${f} = ${result}();`),
     ...range(steps).flatMap((kk) => [
       `    { let kk = part * ${steps * K}u + ${kk * K}u;`,
-      `      let kf = subgroupMatrixLoad<${right}, col_major>(&KV, role * ${tileHalf}u + slice * ${N * st.k}u + kk, ${st.k}u);`,
       ...sf.map(
         (f, r) =>
-          `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&QO, role * ${rowsHalf}u + ${r * M * st.k}u + kk, ${st.k}u), kf, ${f});`,
+          `      ${f} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<${left}, row_major>(&X, role * ${rowsHalf}u + ${r * M * st.k}u + kk, ${st.k}u), ${held[kk]}, ${f});`,
       ),
       '    }',
     ]),
@@ -145,7 +155,7 @@ export function selectedDkDvRolesMatrixWgsl(c: SelectedDkDvRolesConfig): string 
 ${acc
   .map(
     (name, n) =>
-      `      ${name} = subgroupMatrixMultiplyAccumulate(lt, subgroupMatrixLoad<${right}, row_major>(&QO, (1u - role) * ${rowsHalf}u + ${r * M * st.k + n * N}u + part * ${cols}u, ${st.k}u), ${name});`,
+      `      ${name} = subgroupMatrixMultiplyAccumulate(lt, subgroupMatrixLoad<${right}, row_major>(&X, (1u - role) * ${rowsHalf}u + ${r * M * st.k + n * N}u + part * ${cols}u, ${st.k}u), ${name});`,
   )
   .join('\n')}
     }`,
@@ -154,10 +164,9 @@ ${acc
   const b = rowBindings(c);
   return `${header(c, [b.q, b.k, b.v, 'read> inverse: array<u32>', 'read> tables: array<u32>', b.dout, 'read> stats: array<f32>', 'read_write> partials: array<f32>'])}
 const SLICES = ${slices}u;
-// Both roles' operands: the tile's K then V rows; the token's q then dO rows; each part's S, then
-// each part's dP (f32); P then dS (f16).
-var<workgroup> KV: array<f16, ${2 * tileHalf}>;
-var<workgroup> QO: array<f16, ${2 * rowsHalf}>;
+// Both roles' operands: the tile's K then V rows until each subgroup holds its fragments, then
+// each token's q then dO rows; each part's S, then each part's dP (f32); P then dS (f16).
+var<workgroup> X: array<f16, ${2 * Math.max(tileHalf, rowsHalf)}>;
 var<workgroup> SD: array<f32, ${2 * c.columnSplits * scoreSection}>;
 var<workgroup> PD: array<f16, ${2 * probHalf}>;
 ${rowStatsArraysWgsl(rows)}
@@ -169,6 +178,8 @@ ${roleSliceWgsl(subgroups)}
   let part = sgc / (2u * SLICES);
   let scale2 = p.scale * LOG2E;
   ${keyTile}
+  workgroupBarrier();
+${held.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${right}, col_major>(&X, role * ${tileHalf}u + slice * ${N * st.k}u + part * ${steps * K}u + ${kk * K}u, ${st.k}u);`).join('\n')}
 ${acc.map((name) => `  var ${name} = ${result}();`).join('\n')}
 ${chunkTokensLoopWgsl(c)}
     ${tokenRows}

@@ -9,6 +9,7 @@ import {
   type SubgroupMatrixConfig,
   Tensor,
   type Tier,
+  withinWorkgroupMemorySteps,
 } from '@webattn/core';
 import type { NsaConfig } from '../config.js';
 import type { NsaLayout } from '../layout.js';
@@ -144,8 +145,9 @@ function selectedShape(
 
 /**
  * The shape of a tensor-core kernel (the forward, the backward's dQ or its dK/dV) for this config:
- * the largest key tile that divides the block size and fits the workgroup memory, or undefined
- * when none does. `assumeMatrix` stands in for an
+ * for the forward the largest key tile that divides the block size and fits the workgroup memory,
+ * for the backward's kernels the largest within the lowest step of WORKGROUP_MEMORY_STEPS any
+ * tile fits; undefined when none fits. `assumeMatrix` stands in for an
  * adapter that lists no matrix shape (the null backend, which compiles them all).
  */
 export function selectedMatrixConfig(
@@ -163,6 +165,7 @@ export function selectedMatrixConfig(
     kernel === 'forward'
       ? SELECTED_FORWARD.wideLoads
       : (kernel === 'dq-roles' || kernel === 'dkdv-roles') && SELECTED_ROLE_SPLIT.wideLoads;
+  const candidates: { c: SelectedMatrixConfig; bytes: number }[] = [];
   for (const [tile, parts] of SELECTED_MATRIX_TILES.flatMap((t) => scoreParts.map((p) => [t, p] as const))) {
     const plain: SelectedMatrixConfig = {
       ...selectedShape(caps, config, matrix),
@@ -197,9 +200,18 @@ export function selectedMatrixConfig(
           : kernel === 'dkdv-roles'
             ? (selectedDkDvRolesUnsupported(fused(c)) ?? invocationsUnsupported(fused(c), caps))
             : selectedBackwardMatrixUnsupported(c);
-    if (bytes <= caps.limits.maxComputeWorkgroupStorageSize && why === undefined) return c;
+    if (why === undefined) candidates.push({ c, bytes });
   }
-  return undefined;
+  const limit = caps.limits.maxComputeWorkgroupStorageSize;
+  // The backward kernels take a narrower tile under a step of the workgroup memory an SM holds
+  // over a wider one above it: at 65,536 tokens on the H200 the role-split dQ kernel ran at 46.7 ms
+  // with 64-key tiles (42.6 KiB), 40.1 with 32 (21.6) and 36.6 with 16 (11.1); the fused dK/dV
+  // kernel at 68.9 with 32 (28.6 KiB) and 50.0 with 16 (15.1) (nsa-backward-kernels tiles).
+  const chosen =
+    kernel === 'forward'
+      ? candidates.find((x) => x.bytes <= limit)
+      : withinWorkgroupMemorySteps(candidates, (x) => x.bytes, limit);
+  return chosen?.c;
 }
 
 /** Why the fused dK/dV kernel's invocations exceed the adapter's limit (four column splits: 512), or undefined. */
