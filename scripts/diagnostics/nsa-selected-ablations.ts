@@ -134,8 +134,13 @@ const lazyShapeAt = process.argv.indexOf('lazy-shape');
 if (lazyShapeAt !== -1) {
   const [tile, subgroups] = (process.argv[lazyShapeAt + 1] ?? '').split(',').map(Number);
   if (!tile || subgroups === undefined) throw new Error('nsa-selected-ablations: lazy-shape TILE,SUBGROUPS');
+  const defaults = { ...SELECTED_FORWARD };
   Object.assign(SELECTED_FORWARD, { lazyTile: tile, lazySubgroups: subgroups });
   await timeSelected(`flash-shaped, ${tile}-key tiles over ${subgroups || tile / 16} subgroups`);
+  // Then its output against the default shape's (after the timing, which stays first).
+  await outputComparedWithFirst();
+  Object.assign(SELECTED_FORWARD, defaults);
+  console.log(`the default shape's output: ${await outputComparedWithFirst()} as this shape's`);
   gpu.destroy();
   process.exit(0);
 }
