@@ -3,16 +3,23 @@
 // its own process, so that one can tell on which side of a step of the H200's occupancy each
 // kernel sits and what trimming its memory could gain. Problems: `nsa` (the NSA forward at the
 // bench's reference problem, 65,536 tokens unless a count is given), `flash-forward` and
-// `flash-backward` (core's, 16,384 tokens), `mla-decode` (batch 32 x 4096). Prints every kernel's
-// time of the measurement.
+// `flash-backward` (core's, 16,384 tokens), `mla-decode` (batch 32 x 4096), `mla-prefill` (one
+// sequence of 8192 tokens). Prints every kernel's time of the measurement.
 // `pnpm gpu:bundle` builds it into .gpu-kit/workgroup-padding.mjs; on the GPU machine:
 //   node .gpu-kit/workgroup-padding.mjs nsa [TOKENS] 'nsa select' 8192
 //   node .gpu-kit/workgroup-padding.mjs flash-backward 'flash backward dq' 0
 
-import { createGpu, type Gpu, type Measurement } from '../../packages/core/src/index.js';
+import {
+  createGpu,
+  type Gpu,
+  type Measurement,
+  measure,
+  randomNormal,
+} from '../../packages/core/src/index.js';
+import { mlaAttention } from '../../packages/mla/src/index.js';
 import { ablationsOf, workgroupPadding } from './ablate.js';
 import { flashProblem } from './flash-problem.js';
-import { kernelMicroseconds, mlaDecodeProblem } from './mla-problem.js';
+import { kernelMicroseconds, MLA_DIMS, MLA_SCALE, mlaDecodeProblem } from './mla-problem.js';
 import { nsaProblem } from './nsa-problem.js';
 
 const [problem, ...rest] = process.argv.slice(2);
@@ -38,6 +45,29 @@ async function timer(): Promise<{ gpu: Gpu; time(): Promise<Measurement> }> {
     const gpu = await createGpu({ fast: true });
     const decode = await mlaDecodeProblem(gpu, 32, 4096);
     return { gpu, time: () => decode.time() };
+  }
+  if (problem === 'mla-prefill') {
+    // One sequence of 8192 tokens at MiniCPM3's dims, as the bench's prefill table.
+    const gpu = await createGpu({ fast: true });
+    const { heads, r, dr, dv } = MLA_DIMS;
+    const n = 8192;
+    const f16 = (shape: number[], seed: number) => randomNormal(gpu, shape, seed, { dtype: 'f16' });
+    const x = [
+      await f16([1, n, heads, r], 1),
+      await f16([1, n, heads, dr], 2),
+      await f16([1, n, r], 3),
+      await f16([1, n, dr], 4),
+      await f16([heads, r, dv], 5),
+    ] as const;
+    const time = () =>
+      measure(
+        gpu,
+        async () => {
+          (await mlaAttention(gpu, ...x, [n], { scale: MLA_SCALE, tier: 'subgroup-matrix' })).dispose();
+        },
+        { warmup: 1, iters: 3 },
+      );
+    return { gpu, time };
   }
   throw new Error(`workgroup-padding: unknown problem ${problem}`);
 }

@@ -21,6 +21,7 @@ import {
   matrixDqRolesSharedBytes,
   matrixDqRolesUnsupported,
 } from '../src/flash/dq-roles-matrix.wgsl.js';
+import { DKDV_KERNEL, DQ_KERNEL } from '../src/flash/flash.js';
 import {
   matrixForwardQueryInWorkgroup,
   matrixForwardSharedBytes,
@@ -45,6 +46,7 @@ import {
   type Tier,
 } from '../src/index.js';
 import { declaredWorkgroupBytes, moduleErrors, nullGpu, nullMatrixGpu, testGpu } from '../src/testing.js';
+import { WORKGROUP_MEMORY_STEPS } from '../src/workgroup-memory-steps.js';
 import { checkDenseCase, cumulativeLengths, type DenseCase, expectClose } from './dense-cases.js';
 
 // The edges: a single token; lengths off every tile size; more keys than queries (bottom-right
@@ -386,6 +388,29 @@ describe('flash attention: every variant compiles on the null backend', () => {
       vectorStore: /Ds\[[^\]]+\] = vec4<f16>\(ds\);/,
     },
   ];
+  it("the kernels the planner picks at d = 128 on the H200's limits stay under its workgroup-memory steps", async () => {
+    // A kernel just past a step runs like one at the next (the forward 1.3x slower at 16,400 bytes
+    // than at 16,384): a new workgroup variable must not push these over unnoticed.
+    const gpu = await nullMatrixGpu();
+    try {
+      const limits = { ...gpu.caps.limits, maxComputeWorkgroupStorageSize: 48 * 1024 };
+      const caps = { ...gpu.caps, limits };
+      const [first, second] = WORKGROUP_MEMORY_STEPS as [number, number];
+      const forward = matrixForwardConfig(caps, 128, 128);
+      expect(forward).toMatchObject({ subgroups: 2, tile: 32, rowFragments: 2 });
+      expect(matrixForwardSharedBytes(forward!)).toBeLessThanOrEqual(first);
+      const backward = matrixBackwardConfig(caps, 128, 128)!;
+      const dq = { ...backward, tile: DQ_KERNEL.rolesTile, columnSplits: DQ_KERNEL.columnSplits };
+      expect(matrixDqRolesUnsupported(dq)).toBeUndefined();
+      expect(matrixDqRolesSharedBytes(dq)).toBeLessThanOrEqual(first);
+      const dkdv = { ...backward, tile: DKDV_KERNEL.rolesTile, columnSplits: DKDV_KERNEL.columnSplits };
+      expect(matrixDkDvRolesUnsupported(dkdv)).toBeUndefined();
+      expect(matrixDkDvRolesSharedBytes(dkdv)).toBeLessThanOrEqual(second);
+    } finally {
+      gpu.destroy();
+    }
+  });
+
   it('the role-split dQ kernel stages q and dO one after the other, within 16 KiB at d = 128', () => {
     // On the H200 a kernel's declared workgroup memory alone sets its speed in steps, one of them
     // at 16 KiB: staged side by side, q and dO took the kernel to 23.5 KiB.
