@@ -13,8 +13,9 @@ export type Ablation = [name: string, rewrite: (code: string) => string];
 export const never = (statement: string) => `if (li > 100000u) { ${statement} }`;
 
 /**
- * Routes the pipelines whose label starts with `label` through each ablation in turn: yields the
- * ablation's name and `time`, to be called while that ablation is in force.
+ * Routes the pipelines whose label starts with `label` (or, where it ends in `$`, equals the rest)
+ * through each ablation in turn: yields the ablation's name and `time`, to be called while that
+ * ablation is in force.
  */
 export function* ablationsOf<T>(
   gpu: Gpu,
@@ -24,8 +25,10 @@ export function* ablationsOf<T>(
 ): Generator<[string, () => Promise<T>]> {
   const get = gpu.pipelines.get.bind(gpu.pipelines);
   let rewrite: (code: string) => string = (c) => c;
-  gpu.pipelines.get = (code, name, entryPoint) =>
-    get(name.startsWith(label) ? rewrite(code) : code, name, entryPoint);
+  const matches = label.endsWith('$')
+    ? (name: string) => name === label.slice(0, -1)
+    : (name: string) => name.startsWith(label);
+  gpu.pipelines.get = (code, name, entryPoint) => get(matches(name) ? rewrite(code) : code, name, entryPoint);
   try {
     for (const [name, ablation] of ablations) {
       rewrite = ablation;

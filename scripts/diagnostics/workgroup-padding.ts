@@ -6,7 +6,7 @@
 // `flash-backward` (core's, 16,384 tokens), `mla-decode` (batch 32 x 4096), `mla-prefill` (one
 // sequence of 8192 tokens). Prints every kernel's time of the measurement.
 // `pnpm gpu:bundle` builds it into .gpu-kit/workgroup-padding.mjs; on the GPU machine:
-//   node .gpu-kit/workgroup-padding.mjs nsa [TOKENS] 'nsa select' 8192
+//   node .gpu-kit/workgroup-padding.mjs nsa [TOKENS] 'nsa select$' 8192   ($: that label exactly)
 //   node .gpu-kit/workgroup-padding.mjs flash-backward 'flash backward dq' 0
 
 import {
