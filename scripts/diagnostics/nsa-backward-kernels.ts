@@ -8,7 +8,7 @@
 // workgroups walking the KV heads of one token first, then the tokens of one KV head first
 // (SELECTED_ORDER). With `tiles 32,16`, once, with the selected kernels' key tiles limited to
 // those (SELECTED_MATRIX_TILES; first in its own process: the tile sets the kernels' workgroup
-// memory, and with it a step of the H200's occupancy at 16 and 32 KiB).
+// memory, and with it a step of the H200's occupancy: core's workgroup-memory-steps.ts).
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-backward-kernels.mjs; on the GPU machine:
 //   node .gpu-kit/nsa-backward-kernels.mjs [order | tiles T,T] [n]
 

@@ -2,17 +2,21 @@
  * Workgroup memory and occupancy on the H200's Vulkan driver (measured 2026-12-01).
  *
  * A kernel's declared workgroup memory alone sets its speed in steps. Core's tensor-core flash
- * forward (15.9 KiB, 64 invocations) ran at 31.6 ms at n = 16384 with up to 16384 bytes declared,
- * at 41 ms with 16 bytes more and up to 24.6 KiB, and at 76 ms from 32.6 KiB on, nothing else
- * changed (an array kept live behind a condition no invocation meets; scripts/diagnostics
- * workgroup-padding and flash-ablations shared). The dQ kernel ran 1.75x slower at 32.5 KiB than
- * at 23.5. Kernels limited by how many workgroups an SM holds therefore gain from staying within
- * 16 or 32 KiB, even at the cost of narrower tiles; kernels limited by registers (the MLA decode,
- * one workgroup per SM) do not move.
+ * forward (15.9 KiB, 64 invocations) at n = 16384, nothing changed but an array it never reads
+ * (scripts/diagnostics workgroup-padding and flash-ablations shared): 31.6 ms with up to 16,384
+ * bytes declared, 41.9 ms at 16,400 and 41 ms up to 24,464, 76 ms at 32,656 and up to 48 KiB. The
+ * first step is at 16 KiB; the second lies somewhere above 24,464 bytes and at most at 32,656.
+ * Core's dQ kernel ran 1.75x slower at 32.5 KiB than at 23.5. Kernels whose workgroups per SM are
+ * bounded by that memory therefore gain from staying under a step, even at the cost of narrower
+ * tiles.
  */
 
-/** Declared workgroup-memory sizes past which the H200 runs fewer workgroups per SM. */
-export const WORKGROUP_MEMORY_STEPS: readonly number[] = [16 * 1024, 32 * 1024];
+/**
+ * Declared workgroup-memory sizes, in bytes, up to which the H200 was measured to run as fast as
+ * with less: 16 KiB (16,400 bytes ran 1.3x slower), and 24,464, the largest size measured under the
+ * second step.
+ */
+export const WORKGROUP_MEMORY_STEPS: readonly number[] = [16 * 1024, 24_464];
 
 /**
  * The first of `candidates` (in order of preference) within the lowest step of

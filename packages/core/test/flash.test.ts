@@ -21,7 +21,7 @@ import {
   matrixDqRolesSharedBytes,
   matrixDqRolesUnsupported,
 } from '../src/flash/dq-roles-matrix.wgsl.js';
-import { DKDV_KERNEL, DQ_KERNEL } from '../src/flash/flash.js';
+import { DQ_KERNEL } from '../src/flash/flash.js';
 import {
   matrixForwardQueryInWorkgroup,
   matrixForwardSharedBytes,
@@ -388,14 +388,14 @@ describe('flash attention: every variant compiles on the null backend', () => {
       vectorStore: /Ds\[[^\]]+\] = vec4<f16>\(ds\);/,
     },
   ];
-  it("the kernels the planner picks at d = 128 on the H200's limits stay under its workgroup-memory steps", async () => {
-    // A kernel just past a step runs like one at the next (the forward 1.3x slower at 16,400 bytes
-    // than at 16,384): a new workgroup variable must not push these over unnoticed.
+  it("the forward and dQ kernels the planner picks at d = 128 on the H200's limits stay within 16 KiB", async () => {
+    // A kernel just past the H200's first workgroup-memory step runs slower (the forward 1.3x at
+    // 16,400 bytes against 16,384): a new workgroup variable must not push these over unnoticed.
     const gpu = await nullMatrixGpu();
     try {
       const limits = { ...gpu.caps.limits, maxComputeWorkgroupStorageSize: 48 * 1024 };
       const caps = { ...gpu.caps, limits };
-      const [first, second] = WORKGROUP_MEMORY_STEPS as [number, number];
+      const [first] = WORKGROUP_MEMORY_STEPS as [number];
       const forward = matrixForwardConfig(caps, 128, 128);
       expect(forward).toMatchObject({ subgroups: 2, tile: 32, rowFragments: 2 });
       expect(matrixForwardSharedBytes(forward!)).toBeLessThanOrEqual(first);
@@ -403,9 +403,6 @@ describe('flash attention: every variant compiles on the null backend', () => {
       const dq = { ...backward, tile: DQ_KERNEL.rolesTile, columnSplits: DQ_KERNEL.columnSplits };
       expect(matrixDqRolesUnsupported(dq)).toBeUndefined();
       expect(matrixDqRolesSharedBytes(dq)).toBeLessThanOrEqual(first);
-      const dkdv = { ...backward, tile: DKDV_KERNEL.rolesTile, columnSplits: DKDV_KERNEL.columnSplits };
-      expect(matrixDkDvRolesUnsupported(dkdv)).toBeUndefined();
-      expect(matrixDkDvRolesSharedBytes(dkdv)).toBeLessThanOrEqual(second);
     } finally {
       gpu.destroy();
     }

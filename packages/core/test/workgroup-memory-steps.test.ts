@@ -6,8 +6,8 @@ describe('withinWorkgroupMemorySteps', () => {
   const pick = (sizes: number[], limit = kib(48)) =>
     withinWorkgroupMemorySteps(sizes, (bytes) => bytes, limit);
 
-  it('steps at 16 and 32 KiB', () => {
-    expect(WORKGROUP_MEMORY_STEPS).toEqual([kib(16), kib(32)]);
+  it('steps at 16 KiB and 24,464 bytes, the sizes measured under them', () => {
+    expect(WORKGROUP_MEMORY_STEPS).toEqual([16384, 24464]);
   });
 
   it('takes a narrower candidate under a step over a wider one above it', () => {
@@ -16,12 +16,12 @@ describe('withinWorkgroupMemorySteps', () => {
     expect(pick([43648, 22144])).toBe(22144);
     // Within one step the order of preference decides.
     expect(pick([kib(15), kib(10)])).toBe(kib(15));
-    expect(pick([kib(30), kib(20)])).toBe(kib(30));
+    expect(pick([kib(23), kib(20)])).toBe(kib(23));
   });
 
   it('counts a step inclusively: 16384 bytes are under the first step, 16400 are not', () => {
     expect(pick([16400, 16384])).toBe(16384);
-    expect(pick([kib(40), kib(32)])).toBe(kib(32));
+    expect(pick([kib(30), 24464])).toBe(24464);
   });
 
   it('falls back to the device limit, and to nothing past it', () => {

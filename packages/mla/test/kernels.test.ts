@@ -142,9 +142,8 @@ describe('the tensor-core kernel compiles on the null backend', () => {
       for (const subgroups of [4, 8]) {
         const c = { ...dims, subgroups, subgroupSize: 32, pinSubgroupSize: true, source };
         expect(mlaMatrixSharedBytes(c)).toBeLessThanOrEqual(49152);
-        // The rescale's scratch shares the scores' array: MiniCPM3's eight-subgroup kernel stays
-        // within 32 KiB, a step of the H200's occupancy.
-        if (dims.r === 256 && subgroups === 8) expect(mlaMatrixSharedBytes(c)).toBeLessThanOrEqual(32768);
+        // The rescale's scratch shares the scores' array: 30.8 KiB for MiniCPM3's eight subgroups.
+        if (dims.r === 256 && subgroups === 8) expect(mlaMatrixSharedBytes(c)).toBe(31568);
         // Each load width, with the queries read from storage in every tile and held in registers
         // (where each subgroup has at most one score fragment per tile).
         for (const wideLoads of [false, true]) {

@@ -74,9 +74,9 @@ function strides(c: MlaMatrixKernelConfig) {
 
 /**
  * f32 entries of the scores' array, which also holds each subgroup's accumulator fragment while it
- * is rescaled (the scores are dead by then: the softmax has read them). Sharing it keeps the
- * MiniCPM3 decode within 32 KiB (30.8 against 37.6): on the H200 a kernel's declared workgroup
- * memory alone sets its speed in steps at 16 and 32 KiB (workgroup-padding, 2026-12-01).
+ * is rescaled (the scores are dead by then: the softmax has read them). Sharing it takes the
+ * MiniCPM3 decode from 37.6 to 30.8 KiB of workgroup memory (core's workgroup-memory-steps.ts);
+ * on the H200 its time did not move (2026-12-01).
  */
 function scoreElements(c: MlaMatrixKernelConfig): number {
   return Math.max(c.rows * strides(c).s, c.subgroups * F * F);

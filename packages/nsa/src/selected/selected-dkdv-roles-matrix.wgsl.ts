@@ -17,9 +17,8 @@
  * The key tile is the same for every token of the chunk, so each subgroup loads its K or V
  * fragments once, after the tile is staged, and holds them (16 registers per lane at d = 128 over
  * two column splits, 32 over one); the tile's array then takes each token's q and dO rows. At
- * d = 128 over two column splits that keeps 32-key tiles within 32 KiB (28.6 against 37.1) and
- * 16-key tiles within 16 KiB (15.1): on the H200 a kernel's declared workgroup memory alone sets
- * its speed in steps at 16 and 32 KiB (core's workgroup-memory-steps.ts).
+ * d = 128 over two column splits that takes 32-key tiles from 37.1 to 28.6 KiB of workgroup
+ * memory and 16-key tiles to 15.1, under the H200's first step (core's workgroup-memory-steps.ts).
  */
 import { stageRowsVec4Set, unrolledStagingSetsWgsl } from '@webattn/core';
 import { groupRowsOf, matrixTypes } from '../matrix.wgsl.js';
