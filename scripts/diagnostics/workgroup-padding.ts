@@ -1,10 +1,11 @@
 // Diagnostic (not the bench): times one problem with the kernels whose label starts with a prefix
 // declaring more workgroup memory and nothing else changed (ablate.ts, workgroupPadding), first in
 // its own process, so that one can tell on which side of a step of the H200's occupancy each
-// kernel sits and what trimming its memory could gain. Problems: `nsa` (the NSA forward at the
-// bench's reference problem, 65,536 tokens unless a count is given), `flash-forward` and
-// `flash-backward` (core's, 16,384 tokens), `mla-decode` (batch 32 x 4096), `mla-prefill` (one
-// sequence of 8192 tokens). Prints every kernel's time of the measurement.
+// kernel sits and what trimming its memory could gain. Problems: `nsa` and `nsa-backward` (the
+// NSA forward, or its backward, at the bench's reference problem, 65,536 tokens unless a count is
+// given), `flash-forward` and `flash-backward` (core's, 16,384 tokens), `mla-decode` (batch 32 x
+// 4096), `mla-prefill` (one sequence of 8192 tokens). Prints every kernel's time of the
+// measurement.
 // `pnpm gpu:bundle` builds it into .gpu-kit/workgroup-padding.mjs; on the GPU machine:
 //   node .gpu-kit/workgroup-padding.mjs nsa [TOKENS] 'nsa select$' 8192   ($: that label exactly)
 //   node .gpu-kit/workgroup-padding.mjs flash-backward 'flash backward dq' 0
@@ -17,6 +18,7 @@ import {
   randomNormal,
 } from '../../packages/core/src/index.js';
 import { mlaAttention } from '../../packages/mla/src/index.js';
+import { disposeNsaGradients, nsaBackward, nsaForward } from '../../packages/nsa/src/index.js';
 import { ablationsOf, workgroupPadding } from './ablate.js';
 import { flashProblem } from './flash-problem.js';
 import { kernelMicroseconds, MLA_DIMS, MLA_SCALE, mlaDecodeProblem } from './mla-problem.js';
@@ -36,6 +38,20 @@ async function timer(): Promise<{ gpu: Gpu; time(): Promise<Measurement> }> {
   if (problem === 'nsa') {
     const { gpu, timeForward } = await nsaProblem();
     return { gpu, time: timeForward };
+  }
+  if (problem === 'nsa-backward') {
+    const { n, gpu, c, q, k, v, g } = await nsaProblem();
+    const dO = await randomNormal(gpu, [1, n, 64, 128], 5, { dtype: 'f16' });
+    const forward = await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' });
+    const time = () =>
+      measure(
+        gpu,
+        async () => {
+          disposeNsaGradients(await nsaBackward(forward, dO));
+        },
+        { warmup: 1, iters: 3 },
+      );
+    return { gpu, time };
   }
   if (problem === 'flash-forward' || problem === 'flash-backward') {
     const { gpu, timeForward, timeBackward } = await flashProblem(16384);

@@ -8,7 +8,9 @@
  * first step is at 16 KiB; the second lies somewhere above 24,464 bytes and at most at 32,656.
  * Core's dQ kernel ran 1.75x slower at 32.5 KiB than at 23.5. Kernels whose workgroups per SM are
  * bounded by that memory therefore gain from staying under a step, even at the cost of narrower
- * tiles.
+ * tiles. Every measurement so far fits an SM that gives its workgroups 48 KiB in all, so that it
+ * holds floor(48 KiB / declared) of them (steps at 24 KiB, 16, 12, ...); the steps listed here are
+ * the sizes measured under them (docs/perf-notes.md, 2026-12-01).
  */
 
 /**
