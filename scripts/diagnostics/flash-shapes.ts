@@ -4,7 +4,7 @@
 // times, so that one GPU call tells which kernel and shape to make the default. Everything comes
 // from core's sources, so the settings it edits are the ones flash reads.
 // `pnpm gpu:bundle` builds it into .gpu-kit/flash-shapes.mjs; on the GPU machine:
-//   node .gpu-kit/flash-shapes.mjs [roles|loads|forward [S,T,R]|prefetch|vectors|backward-vectors|backward-prefetch]
+//   node .gpu-kit/flash-shapes.mjs [roles|loads|forward [S,T,R]|prefetch|vectors|backward-vectors|backward-prefetch|dkdv-steps]
 //   (roles: the role-split choices only; loads: the forward and backward with 8- and 16-byte loads
 //   only, FLASH_WIDE_LOADS; forward: the forward's shapes only, or the one shape given; prefetch: the forward with its
 //   value loads issued before or after the softmax, FLASH_PREFETCH_VALUES; vectors: the forward,
@@ -12,7 +12,8 @@
 //   backward-vectors: the backward's part of that only; outputs and gradients compared bit for bit
 //   in the last three; backward-prefetch: the backward with each role-split kernel loading its
 //   tiles during the tile before or not, RoleSplitChoice.prefetchTiles, gradients compared bit for
-//   bit)
+//   bit; dkdv-steps: the dK/dV kernel over 16-key tiles with its parts splitting d-steps, then the
+//   default, gradients compared)
 
 import {
   BACKWARD_SHAPES,
@@ -138,6 +139,25 @@ if (process.argv[2] === 'vectors') {
       () => Object.assign(FLASH_VECTORS, { staging: true, scores: true }),
     ],
   ]);
+}
+if (process.argv[2] === 'dkdv-steps') {
+  // The dK/dV kernel over 16-key tiles with its two parts splitting d-steps (RolesConfig.splitSteps,
+  // 22.1 KiB at d = 128), timed first in this process, then the default (32-key tiles, two column
+  // parts, 31.3 KiB). The parts' partial scores are added in another grouping: close, not the same
+  // bits.
+  const defaults = { ...DKDV_KERNEL };
+  Object.assign(DKDV_KERNEL, { rolesTile: 16, columnSplits: 2, splitSteps: true });
+  await timeSettings('backward', [
+    [
+      'dK/dV 16-key tiles, parts by d-steps',
+      () => Object.assign(DKDV_KERNEL, { rolesTile: 16, columnSplits: 2, splitSteps: true }),
+    ],
+    [
+      'dK/dV 32-key tiles, parts by columns (the default)',
+      () => Object.assign(DKDV_KERNEL, defaults, { splitSteps: false }),
+    ],
+  ]);
+  exit();
 }
 if (process.argv[2] === 'vectors' || process.argv[2] === 'backward-vectors') {
   // The backward's elementwise step sums nothing: each P and dS is the same arithmetic on the same

@@ -408,6 +408,43 @@ describe('flash attention: every variant compiles on the null backend', () => {
     }
   });
 
+  it('the role-split dK/dV kernel with its parts splitting d-steps: 16-key tiles over two parts, under 24 KiB', async () => {
+    const gpu = await nullGpu();
+    try {
+      const c = {
+        d: 128,
+        dv: 128,
+        ...H200_MATRIX,
+        subgroups: 2,
+        tile: 16,
+        columnSplits: 2,
+        splitSteps: true,
+        wideLoads: true,
+        prefetchTiles: true,
+      };
+      // Split by columns, a 16-key tile's parts would be narrower than a fragment.
+      expect(matrixDkDvRolesUnsupported({ ...c, splitSteps: false })).toMatch(/does not split/);
+      for (const vectors of [false, true]) {
+        const v = { ...c, vectorStaging: vectors, vectorScores: vectors };
+        expect(matrixDkDvRolesUnsupported(v)).toBeUndefined();
+        const code = flashDkDvRolesMatrixWgsl(v);
+        expect(await moduleErrors(gpu, code), `vectors ${vectors}`).toEqual([]);
+        expect(declaredWorkgroupBytes(code)).toBe(matrixDkDvRolesSharedBytes(v));
+        // Under the H200's second step (24,464 bytes measured under it): 22,144 bytes.
+        expect(matrixDkDvRolesSharedBytes(v)).toBe(22144);
+        // K and V rows staged in turn, each role loading its part's four d-steps.
+        expect(code.match(/^ {2}var ownf\d+ = subgroup_matrix_left/gm)?.length).toBe(4);
+        expect(code.match(/^ {2}if \(role == [01]u\) \{$/gm)?.length).toBe(2);
+        // One score fragment over four steps; the parts' partial scores added where P and dS form.
+        expect(code.match(/sf0 = subgroupMatrixMultiplyAccumulate/g)?.length).toBe(4);
+        expect(code).toMatch(/\(SD\[\d+u \+ at\] \+ SD\[\d+u \+ at\]\)/);
+        expect(code.match(/var acc\d+ = subgroup_matrix_result/g)?.length).toBe(4);
+      }
+    } finally {
+      gpu.destroy();
+    }
+  });
+
   it('the role-split dQ kernel stages q and dO one after the other, within 16 KiB at d = 128', () => {
     // On the H200 a kernel's declared workgroup memory alone sets its speed in steps, one of them
     // at 16 KiB: staged side by side, q and dO took the kernel to 23.5 KiB.

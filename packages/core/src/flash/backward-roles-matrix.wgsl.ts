@@ -65,6 +65,15 @@ export interface RolesConfig extends MatrixBackwardConfig {
    * ms, dQ 63.2 -> 51.4, the same bits; with two or four workgroups per SM, little else covers it).
    */
   prefetchTiles?: boolean;
+  /**
+   * Whether the dK/dV kernel's column parts split each score's d-steps instead of the query tile's
+   * columns: every part computes a partial S or dP over its share of d for the whole tile, the
+   * partials added (in part order) where P and dS are formed, and holds its share of the own rows'
+   * fragments. So a 16-key tile splits over two parts, where splitting its columns would leave a
+   * part narrower than a fragment: at d = 128 about 22 KiB of workgroup memory against 31 for
+   * 32-key tiles over two column parts, under the H200's second step (workgroup-memory-steps.ts).
+   */
+  splitSteps?: boolean;
 }
 
 /** Why a shape cannot use the role-split kernel, or undefined when it can. */
@@ -73,11 +82,15 @@ export function matrixDkDvRolesUnsupported(c: RolesConfig): string | undefined {
   const lanesPerRow = c.subgroupSize / M;
   if (c.d !== c.dv) return `d = ${c.d} and dv = ${c.dv} differ`;
   if (c.subgroups !== 2) return `${c.subgroups} row fragments per workgroup; the role split is built for 2`;
-  if (c.tile % (c.columnSplits * N) !== 0 || (c.tile / c.columnSplits) % lanesPerRow !== 0) {
+  // The scores split by columns need whole fragments per part; split by d-steps, whole fragments.
+  const scoreColumns = c.splitSteps ? N : c.columnSplits * N;
+  if (c.tile % scoreColumns !== 0 || (c.tile / c.columnSplits) % lanesPerRow !== 0) {
     return `tile ${c.tile} does not split into ${c.columnSplits} parts of N = ${N} columns over ${lanesPerRow} lanes per row`;
   }
   if (c.d % (c.columnSplits * N) !== 0)
     return `d = ${c.d} does not split into ${c.columnSplits} parts of N = ${N}`;
+  if (c.splitSteps && c.d % (c.columnSplits * c.matrix.K) !== 0)
+    return `d = ${c.d} does not split into ${c.columnSplits} parts of K = ${c.matrix.K} steps`;
   const queriesPerLane = c.tile / c.columnSplits / lanesPerRow;
   if (c.vectorScores && queriesPerLane % 4 !== 0)
     return `vector scores need 4 queries per lane or more, not ${queriesPerLane}`;
@@ -90,12 +103,27 @@ export function roleSubgroups(c: RolesConfig): number {
 }
 
 /**
- * f16 elements of a role-split kernel's staging array: both roles' own rows (K and V, or q and
- * dO), then, once those are held, both roles' rows of each tile (a quarter as many vectors with
+ * Whether the dK/dV kernel stages its own K and V rows one after the other (each role loading its
+ * fragments in its turn) rather than side by side: with its parts splitting d-steps, where the
+ * tile is narrower than the own rows, so that the array need only hold a tile of q and one of dO.
+ */
+function ownRowsInTurn(c: RolesConfig): boolean {
+  return c.splitSteps === true && c.tile < c.subgroups * c.matrix.M;
+}
+
+/**
+ * f16 elements of the dK/dV kernel's staging array: both roles' own rows (K and V, side by side or
+ * in turn), then, once those are held, both roles' rows of each tile (a quarter as many vectors with
  * vectorStaging).
  */
 export function roleStagingElements(c: RolesConfig): number {
-  return 2 * Math.max(c.subgroups * c.matrix.M, c.tile) * strides(c).d;
+  const rows = c.subgroups * c.matrix.M;
+  return (ownRowsInTurn(c) ? Math.max(rows, 2 * c.tile) : 2 * Math.max(rows, c.tile)) * strides(c).d;
+}
+
+/** The dK/dV kernel's score sections (f32, scratch.s elements each): S then dP, each per step part. */
+function scoreSections(c: RolesConfig): number {
+  return 2 * (c.splitSteps ? c.columnSplits : 1);
 }
 
 /**
@@ -113,7 +141,7 @@ export function roleIndicesWgsl(c: RolesConfig): string {
 /** Workgroup memory of the role-split kernel, in bytes: staging, statistics, scores, probabilities. */
 export function matrixDkDvRolesSharedBytes(c: RolesConfig): number {
   const scratch = scratchElements(c);
-  return roleStagingElements(c) * 2 + c.tile * 8 + scratch.s * 8 + scratch.p * 4;
+  return roleStagingElements(c) * 2 + c.tile * 8 + scratch.s * 4 * scoreSections(c) + scratch.p * 4;
 }
 
 /**
@@ -130,7 +158,11 @@ export function roleAccumulatorsOutWgsl(
 ): string {
   const { M, N } = c.matrix;
   const u = vectorUnits(c);
-  const scratchOf = `role * ${u.s(scratchElements(c).s)}u + half * ${u.s(M * strides(c).s)}u + colPart * ${u.s(M * N)}u`;
+  // Parts split by d-steps each have a score section of their own (the rows of a half may be
+  // narrower than the parts' fragments side by side).
+  const scratchOf = c.splitSteps
+    ? `(role * ${c.columnSplits}u + colPart) * ${u.s(scratchElements(c).s)}u + half * ${u.s(M * strides(c).s)}u`
+    : `role * ${u.s(scratchElements(c).s)}u + half * ${u.s(M * strides(c).s)}u + colPart * ${u.s(M * N)}u`;
   return acc
     .map(
       (f, n) => `  subgroupMatrixStore<row_major>(&SD, ${scratchOf}, ${f}, ${u.s(N)}u);
@@ -159,6 +191,12 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
   // This subgroup's part of the query tile's columns and of d, and its lanes' share of the former.
   const tilePart = c.tile / cs;
   const dPart = c.d / cs;
+  // Split by d-steps, a part scores the whole tile over its steps of d (and holds those steps' own
+  // fragments); split by columns, its columns of the tile over every step.
+  const splitSteps = c.splitSteps === true;
+  const scoredColumns = splitSteps ? c.tile : tilePart;
+  const ownSteps = splitSteps ? c.d / K / cs : c.d / K;
+  const inTurn = ownRowsInTurn(c);
   const queriesPerLane = tilePart / lanesPerRow;
   const st = strides(c);
   const scratch = scratchElements(c);
@@ -171,9 +209,9 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
   const tileHalf = c.tile * st.d;
   const scoreHalf = scratch.s;
   const probHalf = scratch.p;
-  const sf = names('sf', tilePart / N);
+  const sf = names('sf', scoredColumns / N);
   const acc = names('acc', dPart / N);
-  const ownf = names('ownf', c.d / K);
+  const ownf = names('ownf', ownSteps);
   const pdf = names('pdf', c.tile / K);
   const own = (src: 'k' | 'v', index: string): StagingSet =>
     stageRowsVec4Set(
@@ -182,7 +220,7 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
         src,
         width: c.d,
         destStride: st.d,
-        destOffset: src === 'k' ? 0 : ownHalf,
+        destOffset: src === 'k' || inTurn ? 0 : ownHalf,
         ...ownRows(c, 'keys', threads),
       },
       index,
@@ -208,21 +246,34 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
   }`,
       };
   // Role 0: S = K·Qᵀ; role 1: dP = V·dOᵀ; each into its half of SD, its part of the tile's columns.
+  const partColumns = splitSteps ? `colPart * ${x(ownSteps * K)}u` : `colPart * ${x(tilePart * st.d)}u`;
   const scores = sf
     .flatMap((f, jq) =>
       Array.from(
-        { length: c.d / K },
+        { length: ownSteps },
         (_, kk) =>
-          `      ${f} = subgroupMatrixMultiplyAccumulate(${ownf[kk]}, subgroupMatrixLoad<${right}, col_major>(&QO, role * ${x(tileHalf)}u + colPart * ${x(tilePart * st.d)}u + ${x(jq * N * st.d + kk * K)}u, ${x(st.d)}u), ${f});`,
+          `      ${f} = subgroupMatrixMultiplyAccumulate(${ownf[kk]}, subgroupMatrixLoad<${right}, col_major>(&QO, role * ${x(tileHalf)}u + ${partColumns} + ${x(jq * N * st.d + kk * K)}u, ${x(st.d)}u), ${f});`,
       ),
     )
     .join('\n');
+  // Split by d-steps, each (role, part) has a section of SD; split by columns, each role has one.
+  const scoreAt = (jq: number) =>
+    splitSteps
+      ? `(role * ${cs}u + colPart) * ${s(scoreHalf)}u + half * ${s(M * st.s)}u + ${s(jq * N)}u`
+      : `role * ${s(scoreHalf)}u + half * ${s(M * st.s)}u + colPart * ${s(tilePart)}u + ${s(jq * N)}u`;
   const storeScores = sf
-    .map(
-      (f, jq) =>
-        `      subgroupMatrixStore<row_major>(&SD, role * ${s(scoreHalf)}u + half * ${s(M * st.s)}u + colPart * ${s(tilePart)}u + ${s(jq * N)}u, ${f}, ${s(st.s)}u);`,
-    )
+    .map((f, jq) => `      subgroupMatrixStore<row_major>(&SD, ${scoreAt(jq)}, ${f}, ${s(st.s)}u);`)
     .join('\n');
+  // A score of the tile at `at` (in SD's elements, within a section): S (role 0) or dP (role 1),
+  // its parts added in order where they split d.
+  const scoreOf = (role: number, at: string) => {
+    if (!splitSteps) return `SD[${role === 0 ? '' : `${s(scoreHalf)}u + `}${at}]`;
+    const parts = Array.from(
+      { length: cs },
+      (_, part) => `SD[${s((role * cs + part) * scoreHalf)}u + ${at}]`,
+    );
+    return `(${parts.join(' + ')})`;
+  };
   // Role 0: dV += P·dO (dO is role 1's half of QO); role 1: dK += dS·Q (q is role 0's half). Each
   // P or dS fragment is loaded once and feeds d/16 multiply-accumulates.
   const updates = [
@@ -254,8 +305,8 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
     ? `      let firstGroup = colPart * ${tilePart / 4}u + part * ${queriesPerLane / 4}u;
       for (var qv = firstGroup; qv < firstGroup + ${queriesPerLane / 4}u; qv++) {
         let at = half * ${s(M * st.s)}u + row * ${s(st.s)}u + qv;
-        let sv = SD[at];
-        let dpv = SD[${s(scoreHalf)}u + at];
+        let sv = ${scoreOf(0, 'at')};
+        let dpv = ${scoreOf(1, 'at')};
         let lsev = Lq[qv];
         let deltav = Dq[qv];
         var x = vec4<f32>(0.0);
@@ -276,17 +327,35 @@ ${COMPONENTS.map(
         let at = half * ${M * st.s}u + row * ${st.s}u + qq;
         var x = 0.0;
         if (${seen('ii')}) {
-          let prob = exp(SD[at] * p.scale - Lq[qq]);
-          x = select(prob, prob * (SD[${scoreHalf}u + at] - Dq[qq]), role == 1u);
+          let prob = exp(${scoreOf(0, 'at')} * p.scale - Lq[qq]);
+          x = select(prob, prob * (${scoreOf(1, 'at')} - Dq[qq]), role == 1u);
         }
         PD[role * ${probHalf}u + half * ${M * st.p}u + row * ${st.p}u + qq] = f16(x);
       }`;
+  // This subgroup's own fragments (K for role 0, V for role 1), its part's d-steps where the parts
+  // split them.
+  const ownStep = (kk: number) => `${splitSteps ? `colPart * ${x(ownSteps * K)}u + ` : ''}${x(kk * K)}u`;
+  const ownRowsSideBySideWgsl = () => `  ${unrolledStagingSetsWgsl(threads, [own('k', 'ek'), own('v', 'ev')])}
+  workgroupBarrier();
+${ownf.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&QO, role * ${x(ownHalf)}u + half * ${x(M * st.d)}u + ${ownStep(kk)}, ${x(st.d)}u);`).join('\n')}`;
+  // K rows, role 0 loads its fragments, a barrier, V rows, role 1 loads; the walk's first barrier
+  // waits for those loads before a tile overwrites the rows.
+  const ownRowsInTurnWgsl = () => `${ownf.map((f) => `  var ${f} = ${left}();`).join('\n')}
+${(['k', 'v'] as const)
+  .map(
+    (src, role) => `  ${unrolledStagingSetsWgsl(threads, [own(src, src === 'k' ? 'ek' : 'ev')])}
+  workgroupBarrier();
+  if (role == ${role}u) {
+${ownf.map((f, kk) => `    ${f} = subgroupMatrixLoad<${left}, row_major>(&QO, half * ${x(M * st.d)}u + ${ownStep(kk)}, ${x(st.d)}u);`).join('\n')}
+  }`,
+  )
+  .join('\n  workgroupBarrier();\n')}`;
   return `${dkDvHeaderWgsl(c)}
 // Both roles' operands: the workgroup's K then V rows (until held), then each tile's q then dO
 // rows; S then dP (f32), P then dS (f16); rows padded by 16 bytes.
 var<workgroup> QO: array<${u.staged}, ${x(roleStagingElements(c))}>;
 ${rowStatisticsArraysWgsl(c)}
-var<workgroup> SD: array<${u.scores}, ${s(2 * scoreHalf)}>;
+var<workgroup> SD: array<${u.scores}, ${s(scoreSections(c) * scoreHalf)}>;
 var<workgroup> PD: array<${u.probabilities}, ${s(2 * probHalf)}>;
 
 ${SEQUENCE_WGSL}
@@ -299,9 +368,7 @@ ${roleIndicesWgsl(c)}
   let row = lane % ${M}u;
   let part = lane / ${M}u;
   let j = first + i32(half * ${M}u + row);
-  ${unrolledStagingSetsWgsl(threads, [own('k', 'ek'), own('v', 'ev')])}
-  workgroupBarrier();
-${ownf.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&QO, role * ${x(ownHalf)}u + half * ${x(M * st.d)}u + ${x(kk * K)}u, ${x(st.d)}u);`).join('\n')}
+${inTurn ? ownRowsInTurnWgsl() : ownRowsSideBySideWgsl()}
 ${acc.map((f) => `  var ${f} = ${result}();`).join('\n')}
   let range = queryRange(sp, first, last);
 ${walk.before}${walk.open}

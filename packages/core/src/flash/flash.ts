@@ -155,6 +155,12 @@ export interface RoleSplitChoice {
   columnSplits: number;
   /** Whether the role-split kernel loads each tile during the one before (RolesConfig.prefetchTiles). */
   prefetchTiles?: boolean;
+  /**
+   * Whether the dK/dV kernel's column splits split each score's d-steps instead of the tile's
+   * columns (RolesConfig.splitSteps), so that 16-key tiles split too. Not the default: not yet
+   * measured on a GPU.
+   */
+  splitSteps?: boolean;
 }
 
 /**
@@ -254,8 +260,9 @@ function roleSplitWgsl(
   // Each split with vector scores where the backward shape has them, then without them (for a
   // split that leaves a lane fewer than four columns).
   const prefetch = choice.prefetchTiles === true && { prefetchTiles: true };
+  const steps = choice.splitSteps === true && { splitSteps: true };
   const split = [
-    { ...matrix, tile: choice.rolesTile, columnSplits: choice.columnSplits, ...prefetch },
+    { ...matrix, tile: choice.rolesTile, columnSplits: choice.columnSplits, ...prefetch, ...steps },
     { ...matrix, columnSplits: 1, ...prefetch },
   ]
     .flatMap((c) => (c.vectorScores ? [c, { ...c, vectorScores: false }] : [c]))
