@@ -295,6 +295,8 @@ describe('flash attention on SwiftShader against the reference', () => {
 
 /** The H200's tensor-core kernel basics: 16x16x16 fragments, subgroups pinned to 32 lanes. */
 const H200_MATRIX = { matrix: { M: 16, N: 16, K: 16 }, subgroupSize: 32, pinSubgroupSize: true };
+/** The role-split kernels' shape at d = 128 on the H200, before its tile and column splits. */
+const H200_ROLES_128 = { d: 128, dv: 128, ...H200_MATRIX, subgroups: 2 };
 
 describe('flash attention: every variant compiles on the null backend', () => {
   let gpu: Gpu;
@@ -412,10 +414,7 @@ describe('flash attention: every variant compiles on the null backend', () => {
     const gpu = await nullGpu();
     try {
       const c = {
-        d: 128,
-        dv: 128,
-        ...H200_MATRIX,
-        subgroups: 2,
+        ...H200_ROLES_128,
         tile: 16,
         columnSplits: 2,
         splitSteps: true,
@@ -448,7 +447,7 @@ describe('flash attention: every variant compiles on the null backend', () => {
   it('the role-split dQ kernel stages q and dO one after the other, within 16 KiB at d = 128', () => {
     // On the H200 a kernel's declared workgroup memory alone sets its speed in steps, one of them
     // at 16 KiB: staged side by side, q and dO took the kernel to 23.5 KiB.
-    const c = { d: 128, dv: 128, ...H200_MATRIX, subgroups: 2, tile: 16, columnSplits: 1 };
+    const c = { ...H200_ROLES_128, tile: 16, columnSplits: 1 };
     for (const vectors of [false, true]) {
       const v = { ...c, wideLoads: true, vectorStaging: vectors, vectorScores: vectors, prefetchTiles: true };
       const code = flashDqRolesMatrixWgsl(v);
@@ -539,14 +538,7 @@ describe('flash attention: every variant compiles on the null backend', () => {
   }
 
   it('the role-split kernels need less workgroup memory than the plain dK/dV kernel, and where dQ refuses', () => {
-    const c = {
-      d: 128,
-      dv: 128,
-      ...H200_MATRIX,
-      subgroups: 2,
-      tile: 16,
-      columnSplits: 1,
-    };
+    const c = { ...H200_ROLES_128, tile: 16, columnSplits: 1 };
     // The own rows are staged through the tile's array, so the split kernels need less.
     expect(matrixDkDvRolesSharedBytes(c)).toBeLessThan(matrixDkDvSharedBytes(c));
     expect(matrixDqRolesUnsupported({ ...c, d: 48, dv: 48 })).toMatch(/2 parts/);
