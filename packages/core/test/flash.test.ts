@@ -24,7 +24,9 @@ import {
 import { DQ_KERNEL } from '../src/flash/flash.js';
 import {
   matrixForwardQueryInWorkgroup,
+  matrixForwardRows,
   matrixForwardSharedBytes,
+  matrixForwardUnsupported,
   matrixForwardValueLoads,
 } from '../src/flash/forward-matrix.wgsl.js';
 import {
@@ -410,37 +412,90 @@ describe('flash attention: every variant compiles on the null backend', () => {
     }
   });
 
+  /**
+   * A kernel config with scalar and with vector arrays: each supported, compiling as a module and
+   * declaring the bytes its function gives; their WGSL and bytes, for the caller's own checks.
+   */
+  async function scalarAndVectorKernels<C extends object>(
+    c: C,
+    unsupported: (v: C) => string | undefined,
+    wgsl: (v: C) => string,
+    sharedBytes: (v: C) => number,
+  ): Promise<{ code: string; bytes: number }[]> {
+    const kernels: { code: string; bytes: number }[] = [];
+    for (const vectors of [false, true]) {
+      const v = { ...c, vectorStaging: vectors, vectorScores: vectors };
+      expect(unsupported(v), `vectors ${vectors}`).toBeUndefined();
+      const code = wgsl(v);
+      expect(await moduleErrors(gpu, code), `vectors ${vectors}`).toEqual([]);
+      expect(declaredWorkgroupBytes(code)).toBe(sharedBytes(v));
+      kernels.push({ code, bytes: sharedBytes(v) });
+    }
+    return kernels;
+  }
+
+  it('the forward with two row groups sharing each staged tile: 64 rows, four subgroups, under 24 KiB', async () => {
+    const c = {
+      d: 128,
+      dv: 128,
+      ...H200_MATRIX,
+      subgroups: 2,
+      tile: 32,
+      rowFragments: 2,
+      rowGroups: 2,
+      wideLoads: true,
+      prefetchValues: true,
+    };
+    expect(matrixForwardRows(c)).toBe(64);
+    const kernels = await scalarAndVectorKernels(
+      c,
+      matrixForwardUnsupported,
+      flashForwardMatrixWgsl,
+      matrixForwardSharedBytes,
+    );
+    for (const { code, bytes } of kernels) {
+      // The staging array holds one group's Q rows or one tile, as with one group.
+      expect(bytes).toBeLessThanOrEqual(24464);
+      expect(code).toContain('@workgroup_size(128)');
+      // Each group's Q staged in its turn, its subgroups loading their fragments from it.
+      expect(code.match(/^ {2}if \(rowBase == (0|32)u\) \{$/gm)?.length).toBe(2);
+      expect(code.match(/^ {2}var qf\d+_\d+ = subgroup_matrix_left/gm)?.length).toBe(16);
+      // Scores, probabilities and the accumulators' round trips at the group's rows.
+      expect(code).toMatch(/subgroupMatrixStore<row_major>\(&Ss, rowBase \* \d+u \+ /);
+      expect(code).toMatch(/subgroupMatrixLoad<[^>]+>, row_major>\(&Ps, rowBase \* \d+u \+ /);
+    }
+    // Q read from workgroup memory (MLA's prefill dims) has no row groups.
+    expect(matrixForwardUnsupported({ ...c, d: 288, dv: 256, rowFragments: 2 })).toMatch(/held in registers/);
+    expect(matrixForwardUnsupported({ ...c, rowGroups: 0 })).toMatch(/positive integer/);
+  });
+
   it('the role-split dK/dV kernel with its parts splitting d-steps: 16-key tiles over two parts, under 24 KiB', async () => {
-    const gpu = await nullGpu();
-    try {
-      const c = {
-        ...H200_ROLES_128,
-        tile: 16,
-        columnSplits: 2,
-        splitSteps: true,
-        wideLoads: true,
-        prefetchTiles: true,
-      };
-      // Split by columns, a 16-key tile's parts would be narrower than a fragment.
-      expect(matrixDkDvRolesUnsupported({ ...c, splitSteps: false })).toMatch(/does not split/);
-      for (const vectors of [false, true]) {
-        const v = { ...c, vectorStaging: vectors, vectorScores: vectors };
-        expect(matrixDkDvRolesUnsupported(v)).toBeUndefined();
-        const code = flashDkDvRolesMatrixWgsl(v);
-        expect(await moduleErrors(gpu, code), `vectors ${vectors}`).toEqual([]);
-        expect(declaredWorkgroupBytes(code)).toBe(matrixDkDvRolesSharedBytes(v));
-        // Under the H200's second step (24,464 bytes measured under it): 22,144 bytes.
-        expect(matrixDkDvRolesSharedBytes(v)).toBe(22144);
-        // K and V rows staged in turn, each role loading its part's four d-steps.
-        expect(code.match(/^ {2}var ownf\d+ = subgroup_matrix_left/gm)?.length).toBe(4);
-        expect(code.match(/^ {2}if \(role == [01]u\) \{$/gm)?.length).toBe(2);
-        // One score fragment over four steps; the parts' partial scores added where P and dS form.
-        expect(code.match(/sf0 = subgroupMatrixMultiplyAccumulate/g)?.length).toBe(4);
-        expect(code).toMatch(/\(SD\[\d+u \+ at\] \+ SD\[\d+u \+ at\]\)/);
-        expect(code.match(/var acc\d+ = subgroup_matrix_result/g)?.length).toBe(4);
-      }
-    } finally {
-      gpu.destroy();
+    const c = {
+      ...H200_ROLES_128,
+      tile: 16,
+      columnSplits: 2,
+      splitSteps: true,
+      wideLoads: true,
+      prefetchTiles: true,
+    };
+    // Split by columns, a 16-key tile's parts would be narrower than a fragment.
+    expect(matrixDkDvRolesUnsupported({ ...c, splitSteps: false })).toMatch(/does not split/);
+    const kernels = await scalarAndVectorKernels(
+      c,
+      matrixDkDvRolesUnsupported,
+      flashDkDvRolesMatrixWgsl,
+      matrixDkDvRolesSharedBytes,
+    );
+    for (const { code, bytes } of kernels) {
+      // Under the H200's second step (24,464 bytes measured under it): 22,144 bytes.
+      expect(bytes).toBe(22144);
+      // K and V rows staged in turn, each role loading its part's four d-steps.
+      expect(code.match(/^ {2}var ownf\d+ = subgroup_matrix_left/gm)?.length).toBe(4);
+      expect(code.match(/^ {2}if \(role == [01]u\) \{$/gm)?.length).toBe(2);
+      // One score fragment over four steps; the parts' partial scores added where P and dS form.
+      expect(code.match(/sf0 = subgroupMatrixMultiplyAccumulate/g)?.length).toBe(4);
+      expect(code).toMatch(/\(SD\[\d+u \+ at\] \+ SD\[\d+u \+ at\]\)/);
+      expect(code.match(/var acc\d+ = subgroup_matrix_result/g)?.length).toBe(4);
     }
   });
 

@@ -121,8 +121,17 @@ export type FlashForwardVariant =
   | { kind: 'matrix'; config: MatrixForwardConfig }
   | { kind: 'row'; config: RowKernelConfig };
 
-/** A tensor-core shape to try: subgroups per workgroup, keys per tile, fragments of query rows (forward). */
-export type MatrixShapeChoice = readonly [subgroups: number, tile: number, rowFragments: number];
+/**
+ * A tensor-core shape to try: subgroups per workgroup (per row group), keys per tile, fragments of
+ * query rows (per row group), and for the forward its row groups (MatrixForwardConfig.rowGroups,
+ * 1 unless given).
+ */
+export type MatrixShapeChoice = readonly [
+  subgroups: number,
+  tile: number,
+  rowFragments: number,
+  rowGroups?: number,
+];
 
 /**
  * Shapes of the tensor-core forward to try, in order; the first that fits the device's limits wins.
@@ -371,7 +380,7 @@ function pickMatrixShape(
   const matrix = preferredMatrixConfig(caps) ?? assumeMatrix;
   if (!matrix) return undefined;
   const subgroup = matrixSubgroupSize(caps);
-  for (const [subgroups, tile, rowFragments] of shapes) {
+  for (const [subgroups, tile, rowFragments, rowGroups = 1] of shapes) {
     const config: MatrixForwardConfig = {
       d,
       dv,
@@ -380,11 +389,13 @@ function pickMatrixShape(
       subgroups,
       tile,
       rowFragments,
+      ...(rowGroups > 1 && { rowGroups }),
       ...(wideLoads && { wideLoads }),
     };
     if (unsupported(config)) continue;
     if (sharedBytes.some((bytes) => bytes(config) > caps.limits.maxComputeWorkgroupStorageSize)) continue;
-    if (subgroups * subgroup.subgroupSize > caps.limits.maxComputeInvocationsPerWorkgroup) continue;
+    if (rowGroups * subgroups * subgroup.subgroupSize > caps.limits.maxComputeInvocationsPerWorkgroup)
+      continue;
     return config;
   }
   return undefined;

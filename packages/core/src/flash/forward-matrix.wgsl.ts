@@ -85,19 +85,38 @@ export interface MatrixForwardConfig extends MatrixKernelConfig {
    * workgroup-memory accesses of its softmax. Needs keys per lane in multiples of 4.
    */
   vectorScores?: boolean;
+  /**
+   * Groups of `rowFragments` fragments each, the workgroup's rows: every group has `subgroups`
+   * subgroups of its own (so `rowGroups · subgroups` in all), and all share each staged key and
+   * value tile, which is staged once for `rowGroups` times the rows. Q is staged a group at a
+   * time. 1 (the default): one group.
+   */
+  rowGroups?: number;
 }
 
-/** Query rows of one workgroup. */
+/** Row groups of a workgroup (MatrixForwardConfig.rowGroups). */
+const groupsOf = (c: MatrixForwardConfig) => c.rowGroups ?? 1;
+
+/** Query rows of one workgroup: every row group's. */
 export function matrixForwardRows(c: MatrixForwardConfig): number {
-  return c.rowFragments * c.matrix.M;
+  return groupsOf(c) * c.rowFragments * c.matrix.M;
 }
 
-/** How the work divides: keys and output columns per subgroup, lanes per row, keys per lane. */
+/** Subgroups of one workgroup: every row group's. */
+export function matrixForwardSubgroups(c: MatrixForwardConfig): number {
+  return groupsOf(c) * c.subgroups;
+}
+
+/**
+ * How the work divides: rows (the workgroup's, and one row group's), keys and output columns per
+ * subgroup, lanes per row, keys per lane.
+ */
 function split(c: MatrixForwardConfig) {
   const rows = matrixForwardRows(c);
+  const groupRows = c.rowFragments * c.matrix.M;
   const keys = c.tile / c.subgroups;
-  const lanesPerRow = c.subgroupSize / rows;
-  return { rows, keys, columns: c.dv / c.subgroups, lanesPerRow, perLane: keys / lanesPerRow };
+  const lanesPerRow = c.subgroupSize / groupRows;
+  return { rows, groupRows, keys, columns: c.dv / c.subgroups, lanesPerRow, perLane: keys / lanesPerRow };
 }
 
 /**
@@ -131,11 +150,14 @@ export function matrixForwardValueLoads(c: MatrixForwardConfig): number {
   return Math.ceil((c.tile * c.dv) / (c.wideLoads ? 8 : 4) / (c.subgroups * c.subgroupSize));
 }
 
-/** f16 elements of the staging area: a tile of keys or of values, or the workgroup's Q rows when Q is held. */
+/**
+ * f16 elements of the staging area: a tile of keys or of values, or a row group's Q rows when Q is
+ * held (staged a group at a time).
+ */
 function stagingElements(c: MatrixForwardConfig): number {
   const st = strides(c);
   const tile = c.tile * Math.max(st.k, st.v);
-  return matrixForwardQueryInWorkgroup(c) ? tile : Math.max(tile, matrixForwardRows(c) * st.q);
+  return matrixForwardQueryInWorkgroup(c) ? tile : Math.max(tile, split(c).groupRows * st.q);
 }
 
 /** f16 elements of Q's own workgroup array (none when Q is held in registers). */
@@ -165,7 +187,7 @@ const isPowerOfTwo = (x: number) => Number.isInteger(x) && x >= 1 && (x & (x - 1
 /** Why a shape cannot use the tensor-core forward, or undefined when it can. */
 export function matrixForwardUnsupported(c: MatrixForwardConfig): string | undefined {
   const { N, K } = c.matrix;
-  const { rows, keys, columns, lanesPerRow, perLane } = split(c);
+  const { groupRows: rows, keys, columns, lanesPerRow, perLane } = split(c);
   if (c.d % K !== 0) return `d = ${c.d} is not a multiple of the matrix K = ${K}`;
   if (c.tile % K !== 0) return `tile ${c.tile} is not a multiple of the matrix K = ${K}`;
   if (!Number.isInteger(keys) || keys % N !== 0) {
@@ -180,6 +202,9 @@ export function matrixForwardUnsupported(c: MatrixForwardConfig): string | undef
     return `${keys} keys do not split into a power of two per lane over ${lanesPerRow} lanes`;
   if (c.vectorScores && perLane % 4 !== 0)
     return `vector scores need 4 keys per lane or more, not ${perLane}`;
+  const groups = groupsOf(c);
+  if (!Number.isInteger(groups) || groups < 1) return `rowGroups ${groups} is not a positive integer`;
+  if (groups > 1 && matrixForwardQueryInWorkgroup(c)) return 'row groups need Q held in registers';
   return undefined;
 }
 
@@ -188,8 +213,14 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 /** WGSL of the tensor-core forward (f16 q, k, v, o; f32 lse). */
 export function flashForwardMatrixWgsl(c: MatrixForwardConfig): string {
   const { M, N, K, left, right, result } = matrixShape(c);
-  const { rows, keys, columns, lanesPerRow, perLane } = split(c);
+  const { rows, groupRows, keys, columns, lanesPerRow, perLane } = split(c);
   const R = c.rowFragments;
+  // Row groups: each subgroup's slice of the keys and columns (`sgc`) within its group, and the
+  // group's first row (`rowBase`); one group keeps the kernel's text as it was.
+  const rowGroups = groupsOf(c);
+  const grouped = rowGroups > 1;
+  const allSubgroups = matrixForwardSubgroups(c);
+  const threads = allSubgroups * c.subgroupSize;
   const st = strides(c);
   const q = fragmentGridNames('qf', R, c.d / K);
   const queryInWorkgroup = matrixForwardQueryInWorkgroup(c);
@@ -227,6 +258,7 @@ export function flashForwardMatrixWgsl(c: MatrixForwardConfig): string {
     scoreUnit: sUnit,
     accumulators: o,
     types: { left, right, result },
+    ...(grouped && { rowGroup: { rowBase: 'rowBase', subgroups: `${allSubgroups}u` } }),
   };
   // S = Q·Kᵀ for the subgroup's slice of the staged key tile, stored to its columns of Ss.
   const scores = tileScoresWgsl(tile, c.d / K, queryFragment, '    ');
@@ -242,7 +274,7 @@ export function flashForwardMatrixWgsl(c: MatrixForwardConfig): string {
     head: 'hk',
     first: 'k0',
     end: 'range.y',
-    threads: c.subgroups * c.subgroupSize,
+    threads,
     wide: c.wideLoads,
     vectorDest: c.vectorStaging,
   });
@@ -318,22 +350,77 @@ ${probabilities}`;
 
   // The accumulator reaches the lanes through the subgroup's columns of Ss, `keys` columns at a
   // time: to be rescaled (then loaded back), and at the end to be written out.
-  // RowScale holds each row's 1 / sum by then.
+  // RowScale holds each row's 1 / sum by then. Where rows are grouped, a subgroup's columns are its
+  // slice's and its rows its group's.
+  const slice = grouped ? 'sgc' : 'sg';
   const writeOut = throughScoresWgsl(
     tile,
     '  ',
-    (chunk, width) => `    for (var e = lane; e < ${(rows * width) / 4}u; e += ${c.subgroupSize}u) {
-      let r = e / ${width / 4}u;
-      let at = r * ${sv(st.s)}u + sg * ${sv(keys)}u + ${vectorScores ? '' : '4u * '}(e % ${width / 4}u);
+    (chunk, width) => `    for (var e = lane; e < ${(groupRows * width) / 4}u; e += ${c.subgroupSize}u) {
+      let r = ${grouped ? 'rowBase + ' : ''}e / ${width / 4}u;
+      let at = r * ${sv(st.s)}u + ${slice} * ${sv(keys)}u + ${vectorScores ? '' : '4u * '}(e % ${width / 4}u);
       let oi = first + i32(r);
       if (oi <= last) {
-        o[((sp.qStart + u32(oi) + split * p.splitRows) * p.hq + h) * ${c.dv / 4}u + sg * ${columns / 4}u + ${(chunk * width) / 4}u + e % ${width / 4}u] =
+        o[((sp.qStart + u32(oi) + split * p.splitRows) * p.hq + h) * ${c.dv / 4}u + ${slice} * ${columns / 4}u + ${(chunk * width) / 4}u + e % ${width / 4}u] =
           vec4<f16>(${vectorScores ? 'Ss[at]' : 'vec4<f32>(Ss[at], Ss[at + 1u], Ss[at + 2u], Ss[at + 3u])'} * RowScale[r]);
       }
     }`,
     false,
   );
 
+  // Q's rows into the staging array (or Qs), then each subgroup's fragments held from there.
+  const queryStaging = (rowsStaged: number, first: string) =>
+    stageRowsVec4Wgsl({
+      dest: queryInWorkgroup ? 'Qs' : 'Xs',
+      src: 'q',
+      rows: rowsStaged,
+      width: c.d,
+      destStride: st.q,
+      tokenStart: 'sp.qStart',
+      heads: 'p.hq',
+      head: 'h',
+      first,
+      end: 'last + 1',
+      threads,
+      wide: c.wideLoads,
+      vectorDest: !queryInWorkgroup && c.vectorStaging,
+    });
+  const queryWgsl = () => `  ${queryStaging(rows, 'first')}
+  workgroupBarrier();
+${
+  queryInWorkgroup
+    ? ''
+    : q
+        .flatMap((frags, r) =>
+          frags.map(
+            (f, kk) =>
+              `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&Xs, ${xs(r * M * st.q + kk * K)}u, ${xs(st.q)}u);`,
+          ),
+        )
+        .join('\n')
+}`;
+  // Grouped: one group's rows at a time through the staging array, the group's subgroups loading
+  // their fragments in its turn.
+  const groupedQueryWgsl = () => `${q
+    .flat()
+    .map((f) => `  var ${f} = ${left}();`)
+    .join('\n')}
+${range(rowGroups)
+  .map(
+    (g) => `  ${queryStaging(groupRows, `first + ${g * groupRows}`)}
+  workgroupBarrier();
+  if (rowBase == ${g * groupRows}u) {
+${q
+  .flatMap((frags, r) =>
+    frags.map(
+      (f, kk) =>
+        `    ${f} = subgroupMatrixLoad<${left}, row_major>(&Xs, ${xs(r * M * st.q + kk * K)}u, ${xs(st.q)}u);`,
+    ),
+  )
+  .join('\n')}
+  }`,
+  )
+  .join('\n  workgroupBarrier();\n')}`;
   return `${matrixKernelHeader(c)}
 @group(0) @binding(0) var<storage, read> q: array<${rowVectorType(c.wideLoads)}>;
 @group(0) @binding(1) var<storage, read> k: array<${rowVectorType(c.wideLoads)}>;
@@ -347,7 +434,7 @@ const D = ${c.d}u;
 const DV = ${c.dv}u;
 const ROWS = ${rows}u;
 const TILE = ${c.tile}u;
-const THREADS = ${c.subgroups * c.subgroupSize}u;
+const THREADS = ${threads}u;
 const SUBGROUPS = ${c.subgroups}u;
 const LOG2E = 1.4426950408889634;
 var<workgroup> Xs: array<${c.vectorStaging ? 'vec4<f16>' : 'f16'}, ${xs(stagingElements(c))}>;
@@ -366,30 +453,28 @@ fn tileOpen(sp: Span, k0: i32, first: i32, last: i32, end: i32) -> bool {
   return k1 < end && blockVisible(sp, first, last, k0, k1);
 }
 
-${matrixEntryPoint(c)}
+${matrixEntryPoint({ ...c, subgroups: allSubgroups })}
 ${queryTileWgsl('ROWS', true)}
-  // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
+${
+  grouped
+    ? `  // Narrower subgroups than built for would add subgroups: they repeat the last one's work. The
+  // subgroup's slice of the keys and columns in its row group, and the group's first row.
+  let sgAll = min(sg, ${allSubgroups - 1}u);
+  let sgc = sgAll % SUBGROUPS;
+  let rowBase = (sgAll / SUBGROUPS) * ${groupRows}u;
+  // This lane's row of the workgroup, and its part of the subgroup's slice of each tile.
+  let row = rowBase + lane % ${groupRows}u;
+  let part = lane / ${groupRows}u;`
+    : `  // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
   let sgc = min(sg, SUBGROUPS - 1u);
   // This lane's row, and its part of the subgroup's slice of each tile.
   let row = lane % ROWS;
-  let part = lane / ROWS;
+  let part = lane / ROWS;`
+}
   let i = first + i32(row);
   // Scores in base 2: exp(x) = exp2(x · log2 e).
   let scale2 = p.scale * LOG2E;
-  ${stageRowsVec4Wgsl({ dest: queryInWorkgroup ? 'Qs' : 'Xs', src: 'q', rows, width: c.d, destStride: st.q, tokenStart: 'sp.qStart', heads: 'p.hq', head: 'h', first: 'first', end: 'last + 1', threads: c.subgroups * c.subgroupSize, wide: c.wideLoads, vectorDest: !queryInWorkgroup && c.vectorStaging })}
-  workgroupBarrier();
-${
-  queryInWorkgroup
-    ? ''
-    : q
-        .flatMap((frags, r) =>
-          frags.map(
-            (f, kk) =>
-              `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&Xs, ${xs(r * M * st.q + kk * K)}u, ${xs(st.q)}u);`,
-          ),
-        )
-        .join('\n')
-}
+${grouped ? groupedQueryWgsl() : queryWgsl()}
   let range = splitRange(keyRange(sp, first, last), split);
 
   if (li == 0u) { rescaleFlag[0] = 0u; }
@@ -409,7 +494,7 @@ ${lazyRescaleWgsl(tile, '    ')}
 ${products}
   }
 ${rowSumWgsl(tile)}
-  if (sg == 0u && part == 0u) {
+  if (${grouped ? `sgc == 0u && sg < ${allSubgroups}u` : 'sg == 0u'} && part == 0u) {
     RowScale[row] = select(0.0, 1.0 / l, l > 0.0);
     // A row with no key gets lse = -inf (and an output of 0).
     if (i <= last) {

@@ -40,12 +40,24 @@ export interface ForwardTileShape {
   types: { left: string; right: string; result: string };
   /** The loop variable over subgroups in the row statistics (`g` unless given). */
   counter?: string;
+  /**
+   * Where the workgroup's rows are split into groups, each with subgroups of its own sharing the
+   * staged tiles: this subgroup's first row (a WGSL expression) and the workgroup's subgroups (in
+   * place of `SUBGROUPS`, which then counts one group's: its slices of the keys and columns, `sgc`
+   * the subgroup's slice). `row` is then the lane's row in the workgroup and `ROWS` the
+   * workgroup's rows; `rowFragments` counts one group's. Absent: every subgroup over every row.
+   */
+  rowGroup?: { rowBase: string; subgroups: string };
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
-/** Query rows of the workgroup: its row fragments of M rows. */
+/** Query rows of the workgroup, or of one of its row groups: its row fragments of M rows. */
 const rowsOf = (s: ForwardTileShape) => s.rowFragments * s.matrix.M;
+
+/** The offset of the subgroup's first row in an array of rows `stride` entries apart, with ` + `. */
+const rowBaseOffset = (s: ForwardTileShape, stride: number) =>
+  s.rowGroup ? `${s.rowGroup.rowBase} * ${stride}u + ` : '';
 
 /** Names of a grid of fragments: `prefix{r}_{j}`. */
 export function fragmentGridNames(prefix: string, rows: number, cols: number): string[][] {
@@ -94,7 +106,7 @@ export function tileScoresWgsl(
     ...range(s.rowFragments).flatMap((r) =>
       range(keyFrags).map(
         (j) =>
-          `${indent}subgroupMatrixStore<row_major>(&Ss, ${sv(r * M * s.scoreStride)}u + sgc * ${sv(s.keys)}u + ${sv(j * N)}u, ${sf[r]?.[j]}, ${sv(s.scoreStride)}u);`,
+          `${indent}subgroupMatrixStore<row_major>(&Ss, ${rowBaseOffset(s, sv(s.scoreStride))}${sv(r * M * s.scoreStride)}u + sgc * ${sv(s.keys)}u + ${sv(j * N)}u, ${sf[r]?.[j]}, ${sv(s.scoreStride)}u);`,
       ),
     ),
   ].join('\n');
@@ -157,7 +169,7 @@ export function valueProductsWgsl(s: ForwardTileShape, tile: number, indent: str
     .map((kc) => {
       const lines = range(s.rowFragments).map(
         (r) =>
-          `${indent}let pf${r} = subgroupMatrixLoad<${s.types.left}, row_major>(&Ps, ${sv(r * M * s.probabilityStride + kc * K)}u, ${sv(s.probabilityStride)}u);`,
+          `${indent}let pf${r} = subgroupMatrixLoad<${s.types.left}, row_major>(&Ps, ${rowBaseOffset(s, sv(s.probabilityStride))}${sv(r * M * s.probabilityStride + kc * K)}u, ${sv(s.probabilityStride)}u);`,
       );
       for (let n = 0; n < s.columns / N; n++) {
         lines.push(
@@ -194,7 +206,7 @@ export function throughScoresWgsl(
       const frags = range(chunkFrags).map((f) => chunk * chunkFrags + f);
       const width = frags.length * N;
       const to = (r: number, f: number) =>
-        `${sv(r * M * s.scoreStride)}u + sgc * ${sv(s.keys)}u + ${sv(f * N)}u`;
+        `${rowBaseOffset(s, sv(s.scoreStride))}${sv(r * M * s.scoreStride)}u + sgc * ${sv(s.keys)}u + ${sv(f * N)}u`;
       const stores = range(s.rowFragments).flatMap((r) =>
         frags.map(
           (n, f) =>
@@ -210,7 +222,7 @@ export function throughScoresWgsl(
       return [
         ...stores,
         'workgroupBarrier();',
-        `if (sg < SUBGROUPS) {\n${lanes(chunk, width)}\n${indent}}`,
+        `if (sg < ${s.rowGroup?.subgroups ?? 'SUBGROUPS'}) {\n${lanes(chunk, width)}\n${indent}}`,
         'workgroupBarrier();',
         ...(back ? loads : []),
       ]
@@ -234,10 +246,14 @@ export function lazyRescaleWgsl(s: ForwardTileShape, indent: string): string {
   const rescale = throughScoresWgsl(
     s,
     inner,
-    (_, width) => `${inner}  for (var e = lane; e < ${sv(rows * width)}u; e += ${subgroupSize}u) {
-${inner}    let at = (e / ${sv(width)}u) * ${sv(s.scoreStride)}u + sg * ${sv(s.keys)}u + e % ${sv(width)}u;
-${inner}    Ss[at] *= RowScale[e / ${sv(width)}u];
-${inner}  }`,
+    (_, width) => {
+      // The subgroup's rows and columns: from its row group's first row, its slice's columns.
+      const [first, slice] = s.rowGroup ? [`${s.rowGroup.rowBase} + `, 'sgc'] : ['', 'sg'];
+      return `${inner}  for (var e = lane; e < ${sv(rows * width)}u; e += ${subgroupSize}u) {
+${inner}    let at = (${first}e / ${sv(width)}u) * ${sv(s.scoreStride)}u + ${slice} * ${sv(s.keys)}u + e % ${sv(width)}u;
+${inner}    Ss[at] *= RowScale[${first}e / ${sv(width)}u];
+${inner}  }`;
+    },
     true,
   );
   return `${indent}// A full barrier before the uniform load: workgroupUniformLoad right after the stores has read
