@@ -4,10 +4,11 @@
 // times, so that one GPU call tells which kernel and shape to make the default. Everything comes
 // from core's sources, so the settings it edits are the ones flash reads.
 // `pnpm gpu:bundle` builds it into .gpu-kit/flash-shapes.mjs; on the GPU machine:
-//   node .gpu-kit/flash-shapes.mjs [roles|loads|forward [S,T,R]|prefetch|vectors|backward-vectors|backward-prefetch|dkdv-steps]
+//   node .gpu-kit/flash-shapes.mjs [roles|loads|forward [S,T,R[,G]]|prefetch|vectors|backward-vectors|backward-prefetch|dkdv-steps]
 //   (roles: the role-split choices only; loads: the forward and backward with 8- and 16-byte loads
-//   only, FLASH_WIDE_LOADS; forward: the forward's shapes only, or the one shape given; prefetch: the forward with its
-//   value loads issued before or after the softmax, FLASH_PREFETCH_VALUES; vectors: the forward,
+//   only, FLASH_WIDE_LOADS; forward: the forward's shapes only, or the one shape given (a fourth
+//   number: its row groups), its outputs then compared with the default shape's; prefetch: the
+//   forward with its value loads issued before or after the softmax, FLASH_PREFETCH_VALUES; vectors: the forward,
 //   then the backward, with their workgroup arrays of scalars or of vectors, FLASH_VECTORS;
 //   backward-vectors: the backward's part of that only; outputs and gradients compared bit for bit
 //   in the last three; backward-prefetch: the backward with each role-split kernel loading its
@@ -211,8 +212,18 @@ const forwardCandidates: MatrixShapeChoice[] = [
 if (process.argv[2] === 'forward') {
   // With a shape after it (`forward 4,64,2`) that shape alone, first in its own process: later in
   // a process some pipelines have run 2-3x slower (2026-11-30, twelfth session).
+  // A fourth number asks for row groups (`forward 2,32,2,2`). The one shape's outputs are then
+  // compared with the default shape's, after its timing.
   const only = process.argv[3]?.split(',').map(Number) as MatrixShapeChoice | undefined;
   await tryShapes('forward', FORWARD_SHAPES, only ? [only] : forwardCandidates, timeForward, forwardFlops(n));
+  if (only) {
+    const original = [...FORWARD_SHAPES];
+    FORWARD_SHAPES.splice(0, FORWARD_SHAPES.length, only);
+    const shaped = await forwardOutputs();
+    FORWARD_SHAPES.splice(0, FORWARD_SHAPES.length, ...original);
+    const same = tensorsDifference(shaped, await forwardOutputs(), ['o', 'lse']) ?? 'same bits';
+    console.log(`forward shape [${only.join(', ')}] outputs against the default shape's: ${same}`);
+  }
   gpu.destroy();
   process.exit(0);
 }
