@@ -147,7 +147,7 @@ export function matrixForwardQueryInWorkgroup(c: MatrixForwardConfig): boolean {
  * each holds that many vectors (4 registers each) through the softmax.
  */
 export function matrixForwardValueLoads(c: MatrixForwardConfig): number {
-  return Math.ceil((c.tile * c.dv) / (c.wideLoads ? 8 : 4) / (c.subgroups * c.subgroupSize));
+  return Math.ceil((c.tile * c.dv) / (c.wideLoads ? 8 : 4) / (matrixForwardSubgroups(c) * c.subgroupSize));
 }
 
 /**
