@@ -1,13 +1,41 @@
 // Diagnostic (not the bench): times the tensor-core MLA decode (MiniCPM3 dims, paged cache, f16) at
 // the bench's shapes with the planner's split count and with forced ones, printing per-kernel GPU
-// times, so that one GPU call tells how many splits the planner should aim for.
+// times, so that one GPU call tells how many splits the planner should aim for. With `key-tiles
+// 16`, instead: batch 32 x 4096 with the tensor-core kernel's key tiles limited to those given
+// (MLA_MATRIX_KEY_TILES; 16-key tiles declare 20.1 KiB against 30.8), first in this process, then
+// with the default tiles, outputs compared.
 // `pnpm gpu:bundle` builds it into .gpu-kit/mla-splits.mjs; on the GPU machine:
-//   node .gpu-kit/mla-splits.mjs
+//   node .gpu-kit/mla-splits.mjs [key-tiles T,T]
 
 import { createGpu } from '../../packages/core/src/index.js';
+import { MLA_MATRIX_KEY_TILES } from '../../packages/mla/src/attention/plan.js';
+import { tensorsDifference } from './flash-problem.js';
 import { kernelMicroseconds, mlaDecodeProblem } from './mla-problem.js';
 
 const gpu = await createGpu({ fast: true, maxPooledBytes: 16 * 2 ** 30 });
+const tilesAt = process.argv.indexOf('key-tiles');
+if (tilesAt !== -1) {
+  const tiles = (process.argv[tilesAt + 1] ?? '').split(',').map(Number);
+  const defaults = [...MLA_MATRIX_KEY_TILES];
+  const problem = await mlaDecodeProblem(gpu, 32, 4096);
+  const outputs: Float32Array[] = [];
+  for (const [name, order] of [
+    [`key tiles ${tiles.join(', ')}`, tiles],
+    [`key tiles ${defaults.join(', ')} (the default)`, defaults],
+  ] as const) {
+    MLA_MATRIX_KEY_TILES.splice(0, Infinity, ...order);
+    const m = await problem.time();
+    outputs.push(await problem.output());
+    console.log(
+      `batch 32 cache 4096 ${name}: ${(m.median * 1000).toFixed(0)} us, ${(problem.bytes / m.median / 1e6).toFixed(0)} GB/s [${kernelMicroseconds(m)}]`,
+    );
+  }
+  const [first, second] = outputs as [Float32Array, Float32Array];
+  console.log(`outputs: ${tensorsDifference([first], [second], ['o']) ?? 'same bits'}`);
+  problem.dispose();
+  gpu.destroy();
+  process.exit(0);
+}
 // Batch 1 first: a single sequence's decode has the fewest workgroups to spread.
 const cases: [number, number][] = [
   [1, 1024],

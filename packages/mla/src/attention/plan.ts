@@ -141,6 +141,15 @@ export interface MlaMatrixPlan extends MlaPlan {
 export const MLA_MATRIX_SUBGROUPS: number[] = [8, 4];
 
 /**
+ * Keys per staged tile of the tensor-core kernel to try, in order, for each subgroup count and row
+ * block: the first that fits wins. At MiniCPM3's dims 32-key tiles declare 30.8 KiB and 16-key
+ * tiles 20.1, which under the 48 KiB pattern (core's docs/perf-notes.md, 2026-12-01) would let an
+ * SM hold two workgroups where it holds one, if their registers allow. Mutable so that a
+ * diagnostic can time each; not exported from the package.
+ */
+export const MLA_MATRIX_KEY_TILES: number[] = [32, 16];
+
+/**
  * Whether the tensor-core kernel reads the latent cache 16 bytes per load (eight f16) rather than
  * 8. Mutable so that a diagnostic can time both; not exported from the package.
  */
@@ -179,7 +188,7 @@ export function planMlaMatrix(gpu: Gpu, input: MlaPlanInput): MlaMatrixPlan | un
     const base = { heads, r, dr, subgroups, subgroupSize, pinSubgroupSize, source: 'dense' as const };
     for (const rows of [Math.min(64, Math.ceil(packed / 16) * 16), 32, 16]) {
       if (rows > Math.ceil(packed / 16) * 16) continue;
-      for (const keyTile of [32, 16]) {
+      for (const keyTile of MLA_MATRIX_KEY_TILES) {
         const c = { ...base, rows, keyTile };
         if (mlaMatrixUnsupported(c) === undefined && mlaMatrixSharedBytes(c) <= limit) {
           const chosen = { rows, keyTile };
