@@ -48,7 +48,7 @@ import {
   tileRows,
   vectorUnits,
 } from './backward-matrix.wgsl.js';
-import { keyTileWgsl, SEQUENCE_WGSL, stageRowsVec4Set } from './common.wgsl.js';
+import { heldInTurnsWgsl, keyTileWgsl, SEQUENCE_WGSL, stageRowsVec4Set } from './common.wgsl.js';
 import { matrixEntryPoint, matrixShape, fragmentNames as names } from './matrix-kernel.js';
 
 /**
@@ -340,16 +340,18 @@ ${COMPONENTS.map(
 ${ownf.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&QO, role * ${x(ownHalf)}u + half * ${x(M * st.d)}u + ${ownStep(kk)}, ${x(st.d)}u);`).join('\n')}`;
   // K rows, role 0 loads its fragments, a barrier, V rows, role 1 loads; the walk's first barrier
   // waits for those loads before a tile overwrites the rows.
-  const ownRowsInTurnWgsl = () => `${ownf.map((f) => `  var ${f} = ${left}();`).join('\n')}
-${(['k', 'v'] as const)
-  .map(
-    (src, role) => `  ${unrolledStagingSetsWgsl(threads, [own(src, src === 'k' ? 'ek' : 'ev')])}
-  workgroupBarrier();
-  if (role == ${role}u) {
-${ownf.map((f, kk) => `    ${f} = subgroupMatrixLoad<${left}, row_major>(&QO, half * ${x(M * st.d)}u + ${ownStep(kk)}, ${x(st.d)}u);`).join('\n')}
-  }`,
-  )
-  .join('\n  workgroupBarrier();\n')}`;
+  const ownRowsInTurnWgsl = () =>
+    heldInTurnsWgsl(
+      ownf.map((name, kk) => ({
+        name,
+        load: `subgroupMatrixLoad<${left}, row_major>(&QO, half * ${x(M * st.d)}u + ${ownStep(kk)}, ${x(st.d)}u)`,
+      })),
+      left,
+      (['k', 'v'] as const).map((src, role) => ({
+        staging: unrolledStagingSetsWgsl(threads, [own(src, src === 'k' ? 'ek' : 'ev')]),
+        when: `role == ${role}u`,
+      })),
+    );
   return `${dkDvHeaderWgsl(c)}
 // Both roles' operands: the workgroup's K then V rows (until held), then each tile's q then dO
 // rows; S then dP (f32), P then dS (f16); rows padded by 16 bytes.

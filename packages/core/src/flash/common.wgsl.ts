@@ -259,6 +259,30 @@ export function stageRowsVec4Wgsl(o: StagedRowsVec4): string {
   return unrolledStagingSetsWgsl(o.threads, [stageRowsVec4Set(o)]);
 }
 
+/**
+ * WGSL that stages rows through one workgroup array a turn at a time, the subgroups of each turn
+ * loading from it the fragments they hold: the fragments declared (zero) first, then per turn its
+ * `staging` (a statement), a barrier and, under `when` (subgroup-uniform), every fragment's `load`,
+ * with a barrier before the next turn's staging overwrites the array. The caller's next barrier
+ * must come before anything else overwrites it after the last turn.
+ */
+export function heldInTurnsWgsl(
+  held: readonly { name: string; load: string }[],
+  type: string,
+  turns: readonly { staging: string; when: string }[],
+): string {
+  return `${held.map(({ name }) => `  var ${name} = ${type}();`).join('\n')}
+${turns
+  .map(
+    ({ staging, when }) => `  ${staging}
+  workgroupBarrier();
+  if (${when}) {
+${held.map(({ name, load }) => `    ${name} = ${load};`).join('\n')}
+  }`,
+  )
+  .join('\n  workgroupBarrier();\n')}`;
+}
+
 /** WGSL of a cooperative loop (over `li`) that stages rows into workgroup memory, zero-padded. */
 export function stageRowsWgsl(o: StagedRows): string {
   return `for (var e = li; e < ${o.rows} * ${o.width}; e += ${o.threads}) {

@@ -36,7 +36,13 @@ import {
   roleIndicesWgsl,
   roleSubgroups,
 } from './backward-roles-matrix.wgsl.js';
-import { backwardInputsWgsl, queryTileWgsl, SEQUENCE_WGSL, stageRowsVec4Set } from './common.wgsl.js';
+import {
+  backwardInputsWgsl,
+  heldInTurnsWgsl,
+  queryTileWgsl,
+  SEQUENCE_WGSL,
+  stageRowsVec4Set,
+} from './common.wgsl.js';
 import {
   matrixConstantsWgsl,
   matrixEntryPoint,
@@ -236,17 +242,18 @@ ${roleIndicesWgsl(c)}
   let part = lane / ${M}u;
   let i = first + i32(half * ${M}u + row);
   // Role 0 holds its rows of Q, role 1 its rows of dO, each staged in its turn.
-${held.map((f) => `  var ${f} = ${left}();`).join('\n')}
-${(['q', 'dout'] as const)
-  .map(
-    (src, role) => `  ${unrolledStagingSetsWgsl(threads, [own(src, src === 'q' ? 'eq' : 'eo')])}
-  workgroupBarrier();
-  if (role == ${role}u) {
-${held.map((f, kk) => `    ${f} = subgroupMatrixLoad<${left}, row_major>(&X, half * ${x(M * st.d)}u + ${x(kk * K)}u, ${x(st.d)}u);`).join('\n')}
-  }`,
-  )
-  // dO's staging waits for Q's loads; the key loop's first barrier waits for dO's.
-  .join('\n  workgroupBarrier();\n')}
+${heldInTurnsWgsl(
+  held.map((name, kk) => ({
+    name,
+    load: `subgroupMatrixLoad<${left}, row_major>(&X, half * ${x(M * st.d)}u + ${x(kk * K)}u, ${x(st.d)}u)`,
+  })),
+  left,
+  // The key loop's first barrier waits for dO's loads.
+  (['q', 'dout'] as const).map((src, role) => ({
+    staging: unrolledStagingSetsWgsl(threads, [own(src, src === 'q' ? 'eq' : 'eo')]),
+    when: `role == ${role}u`,
+  })),
+)}
 ${ROW_STATISTICS_WGSL}
 ${acc.map((f) => `  var ${f} = ${result}();`).join('\n')}
   let range = keyRange(sp, first, last);

@@ -33,6 +33,7 @@
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { COMPONENTS, rowVectorType } from '../wgsl.js';
 import {
+  heldInTurnsWgsl,
   MASKED,
   queryTileWgsl,
   SEQUENCE_WGSL,
@@ -401,26 +402,20 @@ ${
 }`;
   // Grouped: one group's rows at a time through the staging array, the group's subgroups loading
   // their fragments in its turn.
-  const groupedQueryWgsl = () => `${q
-    .flat()
-    .map((f) => `  var ${f} = ${left}();`)
-    .join('\n')}
-${range(rowGroups)
-  .map(
-    (g) => `  ${queryStaging(groupRows, `first + ${g * groupRows}`)}
-  workgroupBarrier();
-  if (rowBase == ${g * groupRows}u) {
-${q
-  .flatMap((frags, r) =>
-    frags.map(
-      (f, kk) =>
-        `    ${f} = subgroupMatrixLoad<${left}, row_major>(&Xs, ${xs(r * M * st.q + kk * K)}u, ${xs(st.q)}u);`,
-    ),
-  )
-  .join('\n')}
-  }`,
-  )
-  .join('\n  workgroupBarrier();\n')}`;
+  const groupedQueryWgsl = () =>
+    heldInTurnsWgsl(
+      q.flatMap((frags, r) =>
+        frags.map((name, kk) => ({
+          name,
+          load: `subgroupMatrixLoad<${left}, row_major>(&Xs, ${xs(r * M * st.q + kk * K)}u, ${xs(st.q)}u)`,
+        })),
+      ),
+      left,
+      range(rowGroups).map((g) => ({
+        staging: queryStaging(groupRows, `first + ${g * groupRows}`),
+        when: `rowBase == ${g * groupRows}u`,
+      })),
+    );
   return `${matrixKernelHeader(c)}
 @group(0) @binding(0) var<storage, read> q: array<${rowVectorType(c.wideLoads)}>;
 @group(0) @binding(1) var<storage, read> k: array<${rowVectorType(c.wideLoads)}>;
