@@ -49,6 +49,7 @@ import {
   lazyTileMaxWgsl,
   probabilityWgsl,
   rowSumWgsl,
+  subgroupPlace,
   throughScoresWgsl,
   tileScoresWgsl,
   valueProductsWgsl,
@@ -353,12 +354,12 @@ ${probabilities}`;
   // time: to be rescaled (then loaded back), and at the end to be written out.
   // RowScale holds each row's 1 / sum by then. Where rows are grouped, a subgroup's columns are its
   // slice's and its rows its group's.
-  const slice = grouped ? 'sgc' : 'sg';
+  const { firstRow, slice } = subgroupPlace(tile);
   const writeOut = throughScoresWgsl(
     tile,
     '  ',
     (chunk, width) => `    for (var e = lane; e < ${(groupRows * width) / 4}u; e += ${c.subgroupSize}u) {
-      let r = ${grouped ? 'rowBase + ' : ''}e / ${width / 4}u;
+      let r = ${firstRow}e / ${width / 4}u;
       let at = r * ${sv(st.s)}u + ${slice} * ${sv(keys)}u + ${vectorScores ? '' : '4u * '}(e % ${width / 4}u);
       let oi = first + i32(r);
       if (oi <= last) {

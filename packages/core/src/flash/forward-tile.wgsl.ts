@@ -59,6 +59,15 @@ const rowsOf = (s: ForwardTileShape) => s.rowFragments * s.matrix.M;
 const rowBaseOffset = (s: ForwardTileShape, stride: number) =>
   s.rowGroup ? `${s.rowGroup.rowBase} * ${stride}u + ` : '';
 
+/**
+ * Where a subgroup's lanes work on what throughScoresWgsl hands them: the row its rows start at (a
+ * WGSL prefix ending in ` + `, empty without row groups) and its slice of the columns (`sg`, or
+ * within a row group `sgc`).
+ */
+export function subgroupPlace(s: ForwardTileShape): { firstRow: string; slice: string } {
+  return s.rowGroup ? { firstRow: `${s.rowGroup.rowBase} + `, slice: 'sgc' } : { firstRow: '', slice: 'sg' };
+}
+
 /** Names of a grid of fragments: `prefix{r}_{j}`. */
 export function fragmentGridNames(prefix: string, rows: number, cols: number): string[][] {
   return Array.from({ length: rows }, (_, r) => Array.from({ length: cols }, (_, j) => `${prefix}${r}_${j}`));
@@ -247,11 +256,10 @@ export function lazyRescaleWgsl(s: ForwardTileShape, indent: string): string {
     s,
     inner,
     (_, width) => {
-      // The subgroup's rows and columns: from its row group's first row, its slice's columns.
-      const [first, slice] = s.rowGroup ? [`${s.rowGroup.rowBase} + `, 'sgc'] : ['', 'sg'];
+      const { firstRow, slice } = subgroupPlace(s);
       return `${inner}  for (var e = lane; e < ${sv(rows * width)}u; e += ${subgroupSize}u) {
-${inner}    let at = (${first}e / ${sv(width)}u) * ${sv(s.scoreStride)}u + ${slice} * ${sv(s.keys)}u + e % ${sv(width)}u;
-${inner}    Ss[at] *= RowScale[${first}e / ${sv(width)}u];
+${inner}    let at = (${firstRow}e / ${sv(width)}u) * ${sv(s.scoreStride)}u + ${slice} * ${sv(s.keys)}u + e % ${sv(width)}u;
+${inner}    Ss[at] *= RowScale[${firstRow}e / ${sv(width)}u];
 ${inner}  }`;
     },
     true,
