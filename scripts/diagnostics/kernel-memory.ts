@@ -15,9 +15,8 @@ import {
   randomNormal,
 } from '../../packages/core/src/index.js';
 import { declaredWorkgroupBytes } from '../../packages/core/src/testing.js';
-import { mlaAttention } from '../../packages/mla/src/index.js';
 import { nsaBackward, nsaForward, resolveNsaConfig } from '../../packages/nsa/src/index.js';
-import { MLA_DIMS, MLA_SCALE, mlaDecodeProblem } from './mla-problem.js';
+import { mlaDecodeProblem, mlaPrefillProblem } from './mla-problem.js';
 
 const gpu = await createGpu({ fast: true });
 const declared = new Map<string, number>();
@@ -44,18 +43,7 @@ const nsa = await nsaForward(gpu, resolveNsaConfig({ heads: 64, kvHeads: 4, head
 await nsaBackward(nsa, dO);
 const decode = await mlaDecodeProblem(gpu, 32, 4096);
 await decode.time();
-const { heads, r, dr, dv } = MLA_DIMS;
-const m = 1024;
-await mlaAttention(
-  gpu,
-  await f16([1, m, heads, r], 6),
-  await f16([1, m, heads, dr], 7),
-  await f16([1, m, r], 8),
-  await f16([1, m, dr], 9),
-  await f16([heads, r, dv], 10),
-  [m],
-  { scale: MLA_SCALE, tier },
-);
+await (await mlaPrefillProblem(gpu, 1024)).run();
 await gpu.device.queue.onSubmittedWorkDone();
 
 // Workgroups per SM if each SM gives its workgroups 48 KiB in all, as every measurement so far fits

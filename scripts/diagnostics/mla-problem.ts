@@ -1,8 +1,9 @@
-// What the MLA decode diagnostics share: MiniCPM3's dims (h=40, r=256, dr=32, dv=64), a paged f16
-// latent cache of `batch` sequences of `n` tokens, one query per sequence, on random inputs.
+// What the MLA diagnostics share: MiniCPM3's dims (h=40, r=256, dr=32, dv=64), a paged f16 latent
+// cache of `batch` sequences of `n` tokens with one query per sequence, and a prefill of one
+// sequence, on random inputs.
 
 import { type Gpu, type Measurement, measure, randomNormal } from '../../packages/core/src/index.js';
-import { MlaCache, mlaAttentionPaged } from '../../packages/mla/src/index.js';
+import { MlaCache, mlaAttention, mlaAttentionPaged } from '../../packages/mla/src/index.js';
 
 export const MLA_DIMS = { heads: 40, r: 256, dr: 32, dv: 64 };
 
@@ -66,6 +67,26 @@ export async function mlaDecodeProblem(gpu: Gpu, batch: number, n: number) {
       cache.dispose();
     },
   };
+}
+
+/**
+ * One sequence of `n` tokens prefilled over a dense latent cache at MiniCPM3's dims (the bench's
+ * prefill table), on the tensor-core tier: one run, and a timer of it.
+ */
+export async function mlaPrefillProblem(gpu: Gpu, n: number) {
+  const { heads, r, dr, dv } = MLA_DIMS;
+  const f16 = (shape: number[], seed: number) => randomNormal(gpu, shape, seed, { dtype: 'f16' });
+  const x = [
+    await f16([1, n, heads, r], 1),
+    await f16([1, n, heads, dr], 2),
+    await f16([1, n, r], 3),
+    await f16([1, n, dr], 4),
+    await f16([heads, r, dv], 5),
+  ] as const;
+  const run = async () => {
+    (await mlaAttention(gpu, ...x, [n], { scale: MLA_SCALE, tier: 'subgroup-matrix' })).dispose();
+  };
+  return { run, time: () => measure(gpu, run, { warmup: 1, iters: 3 }) };
 }
 
 /** One timed run's kernels, `label us` joined by `; `, labels cut at their tier tag. */

@@ -12,24 +12,18 @@
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-backward-kernels.mjs; on the GPU machine:
 //   node .gpu-kit/nsa-backward-kernels.mjs [order | tiles T,T] [n]
 
-import { measure, randomNormal } from '../../packages/core/src/index.js';
-import {
-  disposeNsaForward,
-  disposeNsaGradients,
-  nsaBackward,
-  nsaForward,
-} from '../../packages/nsa/src/index.js';
+import { disposeNsaForward, disposeNsaGradients, nsaBackward } from '../../packages/nsa/src/index.js';
 import {
   SELECTED_MATRIX_TILES,
   SELECTED_ORDER,
   SELECTED_ROLE_SPLIT,
 } from '../../packages/nsa/src/selected/selected.js';
 import { tensorsDifference } from './flash-problem.js';
-import { nsaProblem } from './nsa-problem.js';
+import { nsaBackwardProblem, nsaProblem } from './nsa-problem.js';
 
-const { n, gpu, c, q, k, v, g } = await nsaProblem();
-const dO = await randomNormal(gpu, [1, n, 64, 128], 5, { dtype: 'f16' });
-const forward = await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' });
+const problem = await nsaProblem();
+const { n, gpu } = problem;
+const { dO, forward, timeBackward } = await nsaBackwardProblem(problem);
 // Each setting's dq, dk and dv against the first's: neither the loads' width nor the order of the
 // workgroups moves a value, so they should equal bit for bit.
 const byOrder = process.argv.includes('order');
@@ -53,13 +47,7 @@ for (const { wide, kvHeadMajor } of settings) {
   disposeNsaGradients(grads);
   reference ??= values;
   const compared = tensorsDifference(reference, values) ?? 'same bits';
-  const m = await measure(
-    gpu,
-    async () => {
-      disposeNsaGradients(await nsaBackward(forward, dO));
-    },
-    { warmup: 1, iters: 3 },
-  );
+  const m = await timeBackward();
   const setting = byOrder
     ? `selected dQ walking ${kvHeadMajor ? 'the tokens of one KV head' : 'the KV heads of one token'} first`
     : tilesAt !== -1

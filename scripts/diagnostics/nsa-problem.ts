@@ -3,7 +3,13 @@
 // argument; `defaultTokens`, 65536 unless given, otherwise), and a timer of its tensor-core forward.
 
 import { createGpu, measure, randomNormal } from '../../packages/core/src/index.js';
-import { disposeNsaForward, nsaForward, resolveNsaConfig } from '../../packages/nsa/src/index.js';
+import {
+  disposeNsaForward,
+  disposeNsaGradients,
+  nsaBackward,
+  nsaForward,
+  resolveNsaConfig,
+} from '../../packages/nsa/src/index.js';
 
 /** The device, config and inputs of the NSA diagnostics, and `timeForward` (per-kernel times included). */
 export async function nsaProblem(defaultTokens = 65536) {
@@ -23,4 +29,23 @@ export async function nsaProblem(defaultTokens = 65536) {
       { warmup: 1, iters: 3 },
     );
   return { n, gpu, c, q, k, v, g, timeForward };
+}
+
+/**
+ * The problem's backward: an upstream gradient dO, one forward held on the tensor-core tier, and a
+ * timer of the backward from it (per-kernel times included).
+ */
+export async function nsaBackwardProblem(problem: Awaited<ReturnType<typeof nsaProblem>>) {
+  const { n, gpu, c, q, k, v, g } = problem;
+  const dO = await randomNormal(gpu, [1, n, 64, 128], 5, { dtype: 'f16' });
+  const forward = await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' });
+  const timeBackward = () =>
+    measure(
+      gpu,
+      async () => {
+        disposeNsaGradients(await nsaBackward(forward, dO));
+      },
+      { warmup: 1, iters: 3 },
+    );
+  return { dO, forward, timeBackward };
 }

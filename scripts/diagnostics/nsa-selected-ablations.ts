@@ -22,7 +22,6 @@
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-selected-ablations.mjs; on the GPU machine:
 //   node .gpu-kit/nsa-selected-ablations.mjs [order|vectors|ahead|lazy|lazy-shape T,S|lazy-prefetch|lazy-ablations] [n]
 
-import { measure, randomNormal } from '../../packages/core/src/index.js';
 import {
   disposeNsaForward,
   disposeNsaGradients,
@@ -38,9 +37,10 @@ import {
 } from '../../packages/nsa/src/selected/selected.js';
 import { type Ablation, ablationsOf, never } from './ablate.js';
 import { tensorsDifference } from './flash-problem.js';
-import { nsaProblem } from './nsa-problem.js';
+import { nsaBackwardProblem, nsaProblem } from './nsa-problem.js';
 
-const { n, gpu, c, q, k, v, g, timeForward } = await nsaProblem();
+const problem = await nsaProblem();
+const { n, gpu, c, q, k, v, g, timeForward } = problem;
 
 const label = 'nsa selected attention';
 async function timeSelected(name: string) {
@@ -92,18 +92,14 @@ if (process.argv.includes('order')) {
 
 if (process.argv.includes('ahead')) {
   const defaultAhead = SELECTED_INDEX_AHEAD.enabled;
-  const forward = await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' });
-  const dO = await randomNormal(gpu, [1, n, 64, 128], 5, { dtype: 'f16' });
+  const { dO, forward, timeBackward } = await nsaBackwardProblem(problem);
   const name = (ahead: boolean) => (ahead ? 'indices read a step ahead' : 'indices read in turn');
   // Every variant timed before any readback; the same loads from the same addresses, so the same
   // bits expected.
   for (const ahead of [false, true, false, true]) {
     SELECTED_INDEX_AHEAD.enabled = ahead;
     await timeSelected(name(ahead));
-    const m = await measure(gpu, async () => disposeNsaGradients(await nsaBackward(forward, dO)), {
-      warmup: 1,
-      iters: 3,
-    });
+    const m = await timeBackward();
     const selected = Object.entries(m.kernels?.[1] ?? {})
       .filter(([label]) => label.startsWith('nsa selected attention d'))
       .map(([label, ms]) => `${label.split(' [')[0]} ${ms.toFixed(1)} ms`)

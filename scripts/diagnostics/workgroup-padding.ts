@@ -10,19 +10,11 @@
 //   node .gpu-kit/workgroup-padding.mjs nsa [TOKENS] 'nsa select$' 8192   ($: that label exactly)
 //   node .gpu-kit/workgroup-padding.mjs flash-backward 'flash backward dq' 0
 
-import {
-  createGpu,
-  type Gpu,
-  type Measurement,
-  measure,
-  randomNormal,
-} from '../../packages/core/src/index.js';
-import { mlaAttention } from '../../packages/mla/src/index.js';
-import { disposeNsaGradients, nsaBackward, nsaForward } from '../../packages/nsa/src/index.js';
+import { createGpu, type Gpu, type Measurement } from '../../packages/core/src/index.js';
 import { ablationsOf, workgroupPadding } from './ablate.js';
 import { flashProblem } from './flash-problem.js';
-import { kernelMicroseconds, MLA_DIMS, MLA_SCALE, mlaDecodeProblem } from './mla-problem.js';
-import { nsaProblem } from './nsa-problem.js';
+import { kernelMicroseconds, mlaDecodeProblem, mlaPrefillProblem } from './mla-problem.js';
+import { nsaBackwardProblem, nsaProblem } from './nsa-problem.js';
 
 const [problem, ...rest] = process.argv.slice(2);
 const label = rest.find((a) => !/^\d+$/.test(a));
@@ -40,18 +32,9 @@ async function timer(): Promise<{ gpu: Gpu; time(): Promise<Measurement> }> {
     return { gpu, time: timeForward };
   }
   if (problem === 'nsa-backward') {
-    const { n, gpu, c, q, k, v, g } = await nsaProblem();
-    const dO = await randomNormal(gpu, [1, n, 64, 128], 5, { dtype: 'f16' });
-    const forward = await nsaForward(gpu, c, q, k, v, g, { tier: 'subgroup-matrix' });
-    const time = () =>
-      measure(
-        gpu,
-        async () => {
-          disposeNsaGradients(await nsaBackward(forward, dO));
-        },
-        { warmup: 1, iters: 3 },
-      );
-    return { gpu, time };
+    const nsa = await nsaProblem();
+    const { timeBackward } = await nsaBackwardProblem(nsa);
+    return { gpu: nsa.gpu, time: timeBackward };
   }
   if (problem === 'flash-forward' || problem === 'flash-backward') {
     const { gpu, timeForward, timeBackward } = await flashProblem(16384);
@@ -63,27 +46,10 @@ async function timer(): Promise<{ gpu: Gpu; time(): Promise<Measurement> }> {
     return { gpu, time: () => decode.time() };
   }
   if (problem === 'mla-prefill') {
-    // One sequence of 8192 tokens at MiniCPM3's dims, as the bench's prefill table.
+    // One sequence of 8192 tokens, as the bench's prefill table.
     const gpu = await createGpu({ fast: true });
-    const { heads, r, dr, dv } = MLA_DIMS;
-    const n = 8192;
-    const f16 = (shape: number[], seed: number) => randomNormal(gpu, shape, seed, { dtype: 'f16' });
-    const x = [
-      await f16([1, n, heads, r], 1),
-      await f16([1, n, heads, dr], 2),
-      await f16([1, n, r], 3),
-      await f16([1, n, dr], 4),
-      await f16([heads, r, dv], 5),
-    ] as const;
-    const time = () =>
-      measure(
-        gpu,
-        async () => {
-          (await mlaAttention(gpu, ...x, [n], { scale: MLA_SCALE, tier: 'subgroup-matrix' })).dispose();
-        },
-        { warmup: 1, iters: 3 },
-      );
-    return { gpu, time };
+    const prefill = await mlaPrefillProblem(gpu, 8192);
+    return { gpu, time: prefill.time };
   }
   throw new Error(`workgroup-padding: unknown problem ${problem}`);
 }
