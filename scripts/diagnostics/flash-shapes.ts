@@ -147,7 +147,6 @@ if (process.argv[2] === 'dkdv-steps') {
   // parts, 31.3 KiB). The parts' partial scores are added in another grouping: close, not the same
   // bits.
   const defaults = { ...DKDV_KERNEL };
-  Object.assign(DKDV_KERNEL, { rolesTile: 16, columnSplits: 2, splitSteps: true });
   await timeSettings('backward', [
     [
       'dK/dV 16-key tiles, parts by d-steps',
