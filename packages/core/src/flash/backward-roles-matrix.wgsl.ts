@@ -117,8 +117,16 @@ function ownRowsInTurn(c: RolesConfig): boolean {
  * vectorStaging).
  */
 export function roleStagingElements(c: RolesConfig): number {
-  const rows = c.subgroups * c.matrix.M;
-  return (ownRowsInTurn(c) ? Math.max(rows, 2 * c.tile) : 2 * Math.max(rows, c.tile)) * strides(c).d;
+  if (ownRowsInTurn(c)) return stagingInTurnElements(c);
+  return 2 * Math.max(c.subgroups * c.matrix.M, c.tile) * strides(c).d;
+}
+
+/**
+ * f16 elements of a role-split kernel's staging array where its own rows are staged one role's at
+ * a time (heldInTurnsWgsl): one role's own rows, or both roles' rows of a tile.
+ */
+export function stagingInTurnElements(c: RolesConfig): number {
+  return Math.max(c.subgroups * c.matrix.M, 2 * c.tile) * strides(c).d;
 }
 
 /** The dK/dV kernel's score sections (f32, scratch.s elements each): S then dP, each per step part. */

@@ -35,6 +35,7 @@ import {
   roleAccumulatorsOutWgsl,
   roleIndicesWgsl,
   roleSubgroups,
+  stagingInTurnElements,
 } from './backward-roles-matrix.wgsl.js';
 import {
   backwardInputsWgsl,
@@ -68,20 +69,15 @@ export function matrixDqRolesUnsupported(c: RolesConfig): string | undefined {
 }
 
 /**
- * f16 elements of the staging array: the workgroup's q rows, then its dO rows, each in its turn
- * (each role holds one of them from then on), then each tile's K and V rows. Staging q and dO one
- * after the other, rather than side by side, keeps the kernel within 16 KiB at d = 128 (15.0
- * against 23.5): on the H200 the forward ran 1.3x slower with 16 bytes more than 16 KiB declared,
- * and this kernel 1.75x slower at 32.5 KiB than at 23.5 (workgroup-padding, 2026-12-01).
+ * Workgroup memory of the role-split dQ kernel, in bytes: staging, S then dP (f32), dS (f16). The
+ * workgroup's q rows, then its dO rows, are staged in turn (each role holds one of them from then
+ * on), then each tile's K and V rows: staged side by side, q and dO took the kernel to 23.5 KiB at
+ * d = 128, past the 16 KiB under which the H200 runs more of its workgroups per SM (15.0 in turn;
+ * the dQ pass 51.4 -> 40.9 ms, workgroup-padding, 2026-12-01).
  */
-function dqStagingElements(c: RolesConfig): number {
-  return Math.max(c.subgroups * c.matrix.M, 2 * c.tile) * strides(c).d;
-}
-
-/** Workgroup memory of the role-split dQ kernel, in bytes: staging, S then dP (f32), dS (f16). */
 export function matrixDqRolesSharedBytes(c: RolesConfig): number {
   const scratch = scratchElements(c);
-  return dqStagingElements(c) * 2 + scratch.s * 8 + scratch.p * 2;
+  return stagingInTurnElements(c) * 2 + scratch.s * 8 + scratch.p * 2;
 }
 
 /**
@@ -225,7 +221,7 @@ ${backwardInputsWgsl(rowVectorType(c.wideLoads))}
 ${matrixConstantsWgsl(c)}
 // The workgroup's q rows, then its dO rows (until held), then each tile's K then V rows; S then
 // dP (f32); dS (f16); rows padded by 16 bytes.
-var<workgroup> X: array<${u.staged}, ${x(dqStagingElements(c))}>;
+var<workgroup> X: array<${u.staged}, ${x(stagingInTurnElements(c))}>;
 var<workgroup> SD: array<${u.scores}, ${s(2 * scoreHalf)}>;
 var<workgroup> Ds: array<${u.probabilities}, ${s(scratch.p)}>;
 
