@@ -140,4 +140,9 @@ export {
   misalignedWorkgroupVariables,
   WORKGROUP_ALIGNMENT_BYTES,
 } from './workgroup-alignment.js';
-export { WORKGROUP_MEMORY_STEPS, withinWorkgroupMemorySteps } from './workgroup-memory-steps.js';
+export {
+  SM_WORKGROUP_MEMORY,
+  WORKGROUP_MEMORY_STEPS,
+  withinWorkgroupMemorySteps,
+  workgroupsPerSm,
+} from './workgroup-memory-steps.js';

@@ -1,24 +1,30 @@
 /**
  * Workgroup memory and occupancy on the H200's Vulkan driver (measured 2026-12-01).
  *
- * A kernel's declared workgroup memory alone sets its speed in steps. Core's tensor-core flash
- * forward (15.9 KiB, 64 invocations) at n = 16384, nothing changed but an array it never reads
- * (scripts/diagnostics workgroup-padding and flash-ablations shared): 31.6 ms with up to 16,384
- * bytes declared, 41.9 ms at 16,400 and 41 ms up to 24,464, 76 ms at 32,656 and up to 48 KiB. The
- * first step is at 16 KiB; the second lies somewhere above 24,464 bytes and at most at 32,656.
- * Core's dQ kernel ran 1.75x slower at 32.5 KiB than at 23.5. Kernels whose workgroups per SM are
+ * A kernel's declared workgroup memory alone sets its speed in steps: an SM gives its workgroups
+ * 48 KiB in all, so it holds floor(48 KiB / declared) of them. Core's tensor-core flash forward
+ * (15.9 KiB, 64 invocations) at n = 16384, nothing changed but an array it never reads
+ * (scripts/diagnostics flash-ablations shared): 31.6 ms up to 16,384 bytes declared (three
+ * workgroups per SM), 41.9 ms from 16,400 to 24,576 (two), 79.0 ms at 24,592 and up to 48 KiB
+ * (one). The NSA selected backward's dQ kernel (11.1 KiB) at 65,536 tokens (workgroup-padding):
+ * 36.6 ms at 12,288 bytes (four), 42.4 at 12,304 (three). Kernels whose workgroups per SM are
  * bounded by that memory therefore gain from staying under a step, even at the cost of narrower
- * tiles. Every measurement so far fits an SM that gives its workgroups 48 KiB in all, so that it
- * holds floor(48 KiB / declared) of them (steps at 24 KiB, 16, 12, ...); the steps listed here are
- * the sizes measured under them (docs/perf-notes.md, 2026-12-01).
+ * tiles (docs/perf-notes.md, 2026-12-01 and 2026-12-02).
  */
 
+/** Workgroup memory an H200 SM shares among its resident workgroups, in bytes. */
+export const SM_WORKGROUP_MEMORY = 48 * 1024;
+
 /**
- * Declared workgroup-memory sizes, in bytes, up to which the H200 was measured to run as fast as
- * with less: 16 KiB (16,400 bytes ran 1.3x slower), and 24,464, the largest size measured under the
- * second step.
+ * Declared workgroup-memory sizes, in bytes, at which the H200 holds one workgroup fewer per SM
+ * just above: 16 KiB (three up to it, two above) and 24 KiB (two up to it, one above).
  */
-export const WORKGROUP_MEMORY_STEPS: readonly number[] = [16 * 1024, 24_464];
+export const WORKGROUP_MEMORY_STEPS: readonly number[] = [SM_WORKGROUP_MEMORY / 3, SM_WORKGROUP_MEMORY / 2];
+
+/** Workgroups of a kernel declaring `bytes` of workgroup memory that an H200 SM holds at once. */
+export function workgroupsPerSm(bytes: number): number {
+  return Math.floor(SM_WORKGROUP_MEMORY / Math.max(bytes, 1));
+}
 
 /**
  * The first of `candidates` (in order of preference) within the lowest step of

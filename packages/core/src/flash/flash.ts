@@ -13,6 +13,7 @@ import type { Gpu } from '../gpu.js';
 import { matrixSubgroupSize, preferredMatrixConfig } from '../matmul/matmul.js';
 import { Tensor } from '../tensor.js';
 import { pickTier, tierDtype } from '../tiers.js';
+import { workgroupsPerSm } from '../workgroup-memory-steps.js';
 import { flashDeltaWgsl, flashDkDvWgsl, flashDqWgsl } from './backward.wgsl.js';
 import {
   flashDkDvMatrixWgsl,
@@ -43,6 +44,7 @@ import {
   matrixForwardQueryInWorkgroup,
   matrixForwardRows,
   matrixForwardSharedBytes,
+  matrixForwardSubgroups,
   matrixForwardUnsupported,
   matrixForwardValueLoads,
 } from './forward-matrix.wgsl.js';
@@ -134,10 +136,15 @@ export type MatrixShapeChoice = readonly [
 ];
 
 /**
- * Shapes of the tensor-core forward to try, in order; the first that fits the device's limits wins.
- * Each subgroup owning two row fragments halves the workgroup-memory loads per multiply-accumulate.
+ * Shapes of the tensor-core forward to try, in order; the first that fits the device's limits wins,
+ * a shape with row groups only where they hold more subgroups per SM than the same shape without
+ * (forwardRowGroupsPay). Each subgroup owning two row fragments halves the workgroup-memory loads
+ * per multiply-accumulate. At d = 128 on the H200 (n = 16384, causal) two row groups sharing each
+ * staged tile (23,824 bytes: two workgroups of four subgroups per SM) ran at 24.2 ms where one
+ * (16,272 bytes: three of two) ran at 31.3, the same bits (flash-shapes forward 2,32,2,2).
  */
 export const FORWARD_SHAPES: MatrixShapeChoice[] = [
+  [2, 32, 2, 2],
   [2, 32, 2],
   [2, 32, 1],
   [1, 16, 1],
@@ -166,8 +173,7 @@ export interface RoleSplitChoice {
   prefetchTiles?: boolean;
   /**
    * Whether the dK/dV kernel's column splits split each score's d-steps instead of the tile's
-   * columns (RolesConfig.splitSteps), so that 16-key tiles split too. Not the default: not yet
-   * measured on a GPU.
+   * columns (RolesConfig.splitSteps), so that 16-key tiles split too.
    */
   splitSteps?: boolean;
 }
@@ -180,13 +186,16 @@ export interface RoleSplitChoice {
  * and 130.4 with each role split again over two subgroups by columns (eight subgroups, a quarter
  * of the accumulators each), its gradients equal bit for bit. Each query tile loaded during the
  * tile before it (prefetchTiles): 105.3 -> 87.5 ms, the same bits (flash-shapes backward-prefetch).
- * Mutable so that a diagnostic can time the choices in one run.
+ * Over 16-query tiles with the two parts splitting each score's d-steps (22,144 bytes, two
+ * workgroups per SM, where 32-query tiles split by columns declare 32,000: one): 87.0 -> 69.5 ms
+ * (flash-shapes dkdv-steps). Mutable so that a diagnostic can time the choices in one run.
  */
 export const DKDV_KERNEL: RoleSplitChoice = {
   roles: true,
-  rolesTile: 32,
+  rolesTile: 16,
   columnSplits: 2,
   prefetchTiles: true,
+  splitSteps: true,
 };
 
 /**
@@ -317,10 +326,10 @@ export function matrixForwardConfig(
       FLASH_WIDE_LOADS.forward,
       assumeMatrix,
     );
+  const usable = (c: MatrixForwardConfig) => matrixForwardUnsupported(c) ?? rowGroupsWithoutGain(c);
   const holdingQuery = (c: MatrixForwardConfig) =>
-    matrixForwardUnsupported(c) ??
-    (matrixForwardQueryInWorkgroup(c) ? 'Q does not fit in registers' : undefined);
-  const config = pick(holdingQuery) ?? pick(matrixForwardUnsupported);
+    usable(c) ?? (matrixForwardQueryInWorkgroup(c) ? 'Q does not fit in registers' : undefined);
+  const config = pick(holdingQuery) ?? pick(usable);
   if (!config) return undefined;
   const prefetch =
     FLASH_PREFETCH_VALUES.forward && matrixForwardValueLoads(config) <= PREFETCH_MAX_VALUE_LOADS;
@@ -333,6 +342,22 @@ export function matrixForwardConfig(
   return FLASH_VECTORS.scores && matrixForwardUnsupported(withVectorScores) === undefined
     ? withVectorScores
     : chosen;
+}
+
+/**
+ * Why a forward shape's row groups do not pay, or undefined: they share each staged tile, but the
+ * larger array can leave an H200 SM as few subgroups as the same shape without groups (at d = 64,
+ * 19.7 KiB for two groups of two subgroups, two workgroups per SM, against 11.9 KiB for one: four).
+ */
+function rowGroupsWithoutGain(c: MatrixForwardConfig): string | undefined {
+  const groups = c.rowGroups ?? 1;
+  if (groups === 1) return undefined;
+  const perSm = (x: MatrixForwardConfig) =>
+    workgroupsPerSm(matrixForwardSharedBytes(x)) * matrixForwardSubgroups(x);
+  const { rowGroups: _, ...ungrouped } = c;
+  return perSm(c) > perSm(ungrouped)
+    ? undefined
+    : `${groups} row groups hold ${perSm(c)} subgroups per SM, no more than ${perSm(ungrouped)} without`;
 }
 
 /**
