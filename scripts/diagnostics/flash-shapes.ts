@@ -4,7 +4,7 @@
 // times, so that one GPU call tells which kernel and shape to make the default. Everything comes
 // from core's sources, so the settings it edits are the ones flash reads.
 // `pnpm gpu:bundle` builds it into .gpu-kit/flash-shapes.mjs; on the GPU machine:
-//   node .gpu-kit/flash-shapes.mjs [roles|loads|forward [S,T,R[,G]]|prefetch|vectors|backward-vectors|backward-prefetch|dkdv-steps]
+//   node .gpu-kit/flash-shapes.mjs [roles|loads|forward [S,T,R[,G]]|prefetch|vectors|backward-vectors|backward-prefetch|dkdv-steps|dq-groups]
 //   (roles: the role-split choices only; loads: the forward and backward with 8- and 16-byte loads
 //   only, FLASH_WIDE_LOADS; forward: the forward's shapes only, or the one shape given (a fourth
 //   number: its row groups), its outputs then compared with the default shape's; prefetch: the
@@ -14,7 +14,8 @@
 //   in the last three; backward-prefetch: the backward with each role-split kernel loading its
 //   tiles during the tile before or not, RoleSplitChoice.prefetchTiles, gradients compared bit for
 //   bit; dkdv-steps: the dK/dV kernel over 16-key tiles with its parts splitting d-steps (the
-//   default), then over 32-key tiles split by columns, gradients compared)
+//   default), then over 32-key tiles split by columns, gradients compared; dq-groups: the dQ kernel
+//   with two row groups (the default), then one, gradients compared)
 
 import {
   BACKWARD_SHAPES,
@@ -33,13 +34,20 @@ import { flashProblem, forwardFlops, kernelTimes, tensorsDifference } from './fl
 const n = 16384;
 const { gpu, timeForward, timeBackward, backwardGradients, forwardOutputs } = await flashProblem(n);
 // Column splits by the tile's columns (not d-steps, the dK/dV kernel's default), so that every
-// choice below computes each element in the same order.
-const plain: RoleSplitChoice = { roles: false, rolesTile: 16, columnSplits: 1, splitSteps: false };
+// choice below computes each element in the same order; one row group each.
+const plain: RoleSplitChoice = {
+  roles: false,
+  rolesTile: 16,
+  columnSplits: 1,
+  splitSteps: false,
+  rowGroups: 1,
+};
 const split = (rolesTile: number, columnSplits: number): RoleSplitChoice => ({
   roles: true,
   rolesTile,
   columnSplits,
   splitSteps: false,
+  rowGroups: 1,
 });
 
 /** Times `time` with each candidate as the only shape in `shapes`, then puts the list back. */
@@ -156,6 +164,18 @@ if (process.argv[2] === 'dkdv-steps') {
       'dK/dV 32-key tiles, parts by columns',
       () => Object.assign(DKDV_KERNEL, { rolesTile: 32, columnSplits: 2, splitSteps: false }),
     ],
+  ]);
+  exit();
+}
+if (process.argv[2] === 'dq-groups') {
+  // The dQ kernel with two row groups sharing each key tile (RolesConfig.rowGroups, 21.5 KiB at
+  // d = 128: two workgroups of eight subgroups per SM; the default), timed first in this process,
+  // then with one (15.0 KiB: three of four). Rows past a group's causal range add masked zeros:
+  // the same bits.
+  const defaults = { ...DQ_KERNEL };
+  await timeSettings('backward', [
+    ['dQ two row groups (the default)', () => Object.assign(DQ_KERNEL, defaults)],
+    ['dQ one row group', () => Object.assign(DQ_KERNEL, { rowGroups: 1 })],
   ]);
   exit();
 }

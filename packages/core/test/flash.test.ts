@@ -18,7 +18,9 @@ import {
 } from '../src/flash/backward-roles-matrix.wgsl.js';
 import {
   flashDqRolesMatrixWgsl,
+  matrixDqRolesRows,
   matrixDqRolesSharedBytes,
+  matrixDqRolesSubgroups,
   matrixDqRolesUnsupported,
 } from '../src/flash/dq-roles-matrix.wgsl.js';
 import { DKDV_KERNEL, DQ_KERNEL } from '../src/flash/flash.js';
@@ -408,9 +410,17 @@ describe('flash attention: every variant compiles on the null backend', () => {
       expect(forward).toMatchObject({ subgroups: 2, tile: 32, rowFragments: 2, rowGroups: 2 });
       expect(matrixForwardSharedBytes(forward)).toBeLessThanOrEqual(second);
       const backward = matrixBackwardConfig(caps, 128, 128)!;
-      const dq = { ...backward, tile: DQ_KERNEL.rolesTile, columnSplits: DQ_KERNEL.columnSplits };
+      // The dQ kernel's two row groups: two workgroups of eight subgroups, where one holds three of four.
+      const dq = {
+        ...backward,
+        tile: DQ_KERNEL.rolesTile,
+        columnSplits: DQ_KERNEL.columnSplits,
+        rowGroups: DQ_KERNEL.rowGroups,
+      };
+      expect(dq.rowGroups).toBe(2);
       expect(matrixDqRolesUnsupported(dq)).toBeUndefined();
-      expect(matrixDqRolesSharedBytes(dq)).toBeLessThanOrEqual(first);
+      expect(matrixDqRolesSharedBytes(dq)).toBeLessThanOrEqual(second);
+      expect(matrixDqRolesSharedBytes({ ...dq, rowGroups: 1 })).toBeLessThanOrEqual(first);
       const dkDv = {
         ...backward,
         tile: DKDV_KERNEL.rolesTile,
@@ -549,6 +559,40 @@ describe('flash attention: every variant compiles on the null backend', () => {
       expect(code.match(/^\s+hf\d+ = subgroupMatrixLoad/gm)?.length).toBe(2 * (128 / 16));
     }
   });
+  it('the role-split dQ kernel with two row groups sharing each key tile: 64 rows, eight subgroups, under 24 KiB', async () => {
+    const c = {
+      ...H200_ROLES_128,
+      tile: 16,
+      columnSplits: 1,
+      rowGroups: 2,
+      wideLoads: true,
+      prefetchTiles: true,
+    };
+    expect(matrixDqRolesRows(c)).toBe(64);
+    expect(matrixDqRolesSubgroups(c)).toBe(8);
+    const kernels = await scalarAndVectorKernels(
+      c,
+      matrixDqRolesUnsupported,
+      flashDqRolesMatrixWgsl,
+      matrixDqRolesSharedBytes,
+    );
+    for (const { code, bytes } of kernels) {
+      // The staging array as with one group (a group's rows or a tile), scores per group: 22,016
+      // bytes, two workgroups of eight subgroups per SM where one group holds three of four.
+      expect(bytes).toBe(22016);
+      expect(code).toContain('@workgroup_size(256)');
+      expect(code).toContain('const ROWS = 64u;');
+      // Each group's q, then its dO, staged in its turn, its role's subgroups loading from it.
+      for (const group of [0, 1]) {
+        for (const role of [0, 1]) expect(code).toContain(`if (group == ${group}u && role == ${role}u) {`);
+      }
+      expect(code).toContain('let r = groupFirst + i32(half * 16u');
+      expect(code).toMatch(/subgroupMatrixStore<row_major>\(&SD, group \* \d+u \+ role/);
+      expect(code).toMatch(/subgroupMatrixLoad<[^>]+>, row_major>\(&Ds, group \* \d+u \+ half/);
+    }
+    expect(matrixDqRolesUnsupported({ ...c, rowGroups: 0 })).toMatch(/positive integer/);
+  });
+
   for (const kernel of roleSplitKernels) {
     it(`the role-split ${kernel.pass} kernel at the H200 shapes as a shader module, and where it refuses`, async () => {
       for (const [d, tile, columnSplits] of [

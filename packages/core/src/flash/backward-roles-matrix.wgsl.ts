@@ -74,6 +74,13 @@ export interface RolesConfig extends MatrixBackwardConfig {
    * 32-key tiles over two column parts, under the H200's second step (workgroup-memory-steps.ts).
    */
   splitSteps?: boolean;
+  /**
+   * The dQ kernel's groups of query rows (1 unless given): each group has the role-split kernel's
+   * subgroups and rows of its own (its own rows staged, held, scored and written apart), and all
+   * share each staged key tile, as the forward's row groups share theirs
+   * (MatrixForwardConfig.rowGroups). Only the dQ kernel has them.
+   */
+  rowGroups?: number;
 }
 
 /** Why a shape cannot use the role-split kernel, or undefined when it can. */
@@ -139,11 +146,23 @@ function scoreSections(c: RolesConfig): number {
  * the last one's work), its row fragment `half`, its `role` and its column part `colPart`.
  */
 export function roleIndicesWgsl(c: RolesConfig): string {
-  return `  // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
-  let sgc = min(sg, ${roleSubgroups(c) - 1}u);
+  const groups = c.rowGroups ?? 1;
+  const perGroup = roleSubgroups(c);
+  if (groups === 1) {
+    return `  // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
+  let sgc = min(sg, ${perGroup - 1}u);
   let half = sgc % ${c.subgroups}u;
   let role = (sgc / ${c.subgroups}u) % 2u;
   let colPart = sgc / ${2 * c.subgroups}u;`;
+  }
+  // With row groups, `group` picks the rows and `sgr` the subgroup within them.
+  return `  // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
+  let sgc = min(sg, ${groups * perGroup - 1}u);
+  let group = sgc / ${perGroup}u;
+  let sgr = sgc % ${perGroup}u;
+  let half = sgr % ${c.subgroups}u;
+  let role = (sgr / ${c.subgroups}u) % 2u;
+  let colPart = sgr / ${2 * c.subgroups}u;`;
 }
 
 /** Workgroup memory of the role-split kernel, in bytes: staging, statistics, scores, probabilities. */
@@ -156,27 +175,32 @@ export function matrixDkDvRolesSharedBytes(c: RolesConfig): number {
  * WGSL that copies a role-split subgroup's accumulators out, fragment by fragment, through its own
  * part of the score scratch `SD`: M·N elements, which fit the M score rows of its role and half as
  * the tile splits into parts at least N wide. `write(column)` stores `x`, the element of row `r`
- * at `column` (the fragment's first column is `firstColumn`), in subgroups that exist.
+ * at `column` (the fragment's first column is `firstColumn`), in subgroups that exist. With row
+ * groups (`group`: each group's scratch elements), `group`'s scratch and rows from `groupFirst`.
  */
 export function roleAccumulatorsOutWgsl(
   c: RolesConfig,
   acc: string[],
   firstColumn: string,
   write: (column: string) => string,
+  group?: { scratch: number },
 ): string {
   const { M, N } = c.matrix;
   const u = vectorUnits(c);
   // Parts split by d-steps each have a score section of their own (the rows of a half may be
-  // narrower than the parts' fragments side by side).
+  // narrower than the parts' fragments side by side). A row group's scratch and rows follow the
+  // groups before it.
+  const groupScratch = group ? `group * ${u.s(group.scratch)}u + ` : '';
   const scratchOf = c.splitSteps
-    ? `(role * ${c.columnSplits}u + colPart) * ${u.s(scratchElements(c).s)}u + half * ${u.s(M * strides(c).s)}u`
-    : `role * ${u.s(scratchElements(c).s)}u + half * ${u.s(M * strides(c).s)}u + colPart * ${u.s(M * N)}u`;
+    ? `${groupScratch}(role * ${c.columnSplits}u + colPart) * ${u.s(scratchElements(c).s)}u + half * ${u.s(M * strides(c).s)}u`
+    : `${groupScratch}role * ${u.s(scratchElements(c).s)}u + half * ${u.s(M * strides(c).s)}u + colPart * ${u.s(M * N)}u`;
+  const firstRow = group ? `groupFirst` : 'first';
   return acc
     .map(
       (f, n) => `  subgroupMatrixStore<row_major>(&SD, ${scratchOf}, ${f}, ${u.s(N)}u);
   workgroupBarrier();
   for (var e = lane; e < ${M * N}u; e += ${c.subgroupSize}u) {
-    let r = first + i32(half * ${M}u + e / ${N}u);
+    let r = ${firstRow} + i32(half * ${M}u + e / ${N}u);
     let x = ${scratchScalarWgsl(c, 'SD', scratchOf, 'e')};
     ${write(`${firstColumn} + ${n * N}u + e % ${N}u`)}
   }

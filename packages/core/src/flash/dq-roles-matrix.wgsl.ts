@@ -19,6 +19,10 @@
  * Its arrays may hold vectors (`vectorStaging`, `vectorScores`), as the dK/dV kernel's do: X as
  * `vec4<f16>`, SD and Ds as vectors, each lane reading S and dP and writing dS for four
  * consecutive keys at once.
+ *
+ * `rowGroups` stacks groups of such subgroups over consecutive query rows, each with its own
+ * scores and probabilities, all sharing each staged key tile (the forward's row groups do the
+ * same): the tile's loads and barriers serve twice the rows.
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { COMPONENTS, prefetchedStagingSetsWgsl, rowVectorType, unrolledStagingSetsWgsl } from '../wgsl.js';
@@ -65,32 +69,58 @@ export function matrixDqRolesUnsupported(c: RolesConfig): string | undefined {
   const keysPerLane = c.tile / parts / (c.subgroupSize / M);
   if (c.vectorScores && keysPerLane % 4 !== 0)
     return `vector scores need 4 keys per lane or more, not ${keysPerLane}`;
+  const groups = groupsOf(c);
+  if (!Number.isInteger(groups) || groups < 1) return `rowGroups ${groups} is not a positive integer`;
   return undefined;
 }
 
+/** Row groups of the dQ kernel (RolesConfig.rowGroups). */
+const groupsOf = (c: RolesConfig) => c.rowGroups ?? 1;
+
+/** Query rows of one workgroup of the role-split dQ kernel: every row group's. */
+export function matrixDqRolesRows(c: RolesConfig): number {
+  return groupsOf(c) * c.subgroups * c.matrix.M;
+}
+
+/** Subgroups of one workgroup of the role-split dQ kernel: every row group's. */
+export function matrixDqRolesSubgroups(c: RolesConfig): number {
+  return groupsOf(c) * roleSubgroups(c);
+}
+
+/** f32 and f16 scratch elements of one row group: S then dP (f32), dS (f16). */
+function groupScratch(c: RolesConfig) {
+  const scratch = scratchElements(c);
+  return { s: 2 * scratch.s, p: scratch.p };
+}
+
 /**
- * Workgroup memory of the role-split dQ kernel, in bytes: staging, S then dP (f32), dS (f16). The
- * workgroup's q rows, then its dO rows, are staged in turn (each role holds one of them from then
+ * Workgroup memory of the role-split dQ kernel, in bytes: staging, and each row group's S then dP
+ * (f32) and dS (f16). Each row group's q rows, then its dO rows, are staged in turn (each role holds one of them from then
  * on), then each tile's K and V rows: staged side by side, q and dO took the kernel to 23.5 KiB at
  * d = 128, past the 16 KiB under which the H200 runs more of its workgroups per SM (15.0 in turn;
  * the dQ pass 51.4 -> 40.9 ms, workgroup-padding, 2026-12-01).
  */
 export function matrixDqRolesSharedBytes(c: RolesConfig): number {
-  const scratch = scratchElements(c);
-  return stagingInTurnElements(c) * 2 + scratch.s * 8 + scratch.p * 2;
+  const scratch = groupScratch(c);
+  return stagingInTurnElements(c) * 2 + groupsOf(c) * (scratch.s * 4 + scratch.p * 2);
 }
 
 /**
  * WGSL of the role-split dQ pass: one workgroup per (query tile, head), of 2 · subgroups ·
- * columnSplits subgroups.
+ * columnSplits subgroups per row group.
  */
 export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
   const why = matrixDqRolesUnsupported(c);
   if (why) throw new Error(`flashDqRolesMatrixWgsl: ${why}`);
   const { M, N, K, lanesPerRow, left, right, result } = matrixShape(c);
   const cs = c.columnSplits;
-  const subgroups = roleSubgroups(c);
+  const groups = groupsOf(c);
+  const grouped = groups > 1;
+  const subgroups = matrixDqRolesSubgroups(c);
   const threads = subgroups * c.subgroupSize;
+  // A row group's rows, and its scratch after the groups' before it (none without groups).
+  const groupRows = c.subgroups * M;
+  const perGroup = groupScratch(c);
   // This subgroup's part of the tile's score columns.
   const tilePart = c.tile / cs;
   const st = strides(c);
@@ -110,7 +140,8 @@ export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
   const sf = names('sf', tilePart / N);
   const dsf = names('dsf', c.tile / K);
   const acc = names('acc', columns / N);
-  const own = (src: 'q' | 'dout', index: string) =>
+  // A row group's own rows of q or dO (the workgroup's, without groups).
+  const own = (src: 'q' | 'dout', index: string, group: number) =>
     stageRowsVec4Set(
       {
         dest: 'X',
@@ -119,9 +150,13 @@ export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
         destStride: st.d,
         destOffset: 0,
         ...ownRows(c, 'queries', threads),
+        ...(grouped && { first: `first + ${group * groupRows}` }),
       },
       index,
     );
+  // Offsets into SD and Ds past the row groups before this subgroup's.
+  const sdOf = (offset: string) => (grouped ? `group * ${s(perGroup.s)}u + ${offset}` : offset);
+  const dsOf = (offset: string) => (grouped ? `group * ${s(perGroup.p)}u + ${offset}` : offset);
   const keyTileSets = [
     tileRows(c, 'keys', 'X', 'k', 'ek', { threads, destOffset: 0 }),
     tileRows(c, 'keys', 'X', 'v', 'ev', { threads, destOffset: tileHalf }),
@@ -158,14 +193,14 @@ export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
     ),
     ...sf.map(
       (f, j) =>
-        `    subgroupMatrixStore<row_major>(&SD, role * ${s(scoreHalf)}u + half * ${s(M * st.s)}u + colPart * ${s(tilePart)}u + ${s(j * N)}u, ${f}, ${s(st.s)}u);`,
+        `    subgroupMatrixStore<row_major>(&SD, ${sdOf(`role * ${s(scoreHalf)}u + half * ${s(M * st.s)}u + colPart * ${s(tilePart)}u + ${s(j * N)}u`)}, ${f}, ${s(st.s)}u);`,
     ),
   ].join('\n');
   // The dQ columns this subgroup owns += dS·K; each dS fragment feeds all of them.
   const updates = [
     ...dsf.map(
       (f, kc) =>
-        `    let ${f} = subgroupMatrixLoad<${left}, row_major>(&Ds, half * ${s(M * st.p)}u + ${s(kc * K)}u, ${s(st.p)}u);`,
+        `    let ${f} = subgroupMatrixLoad<${left}, row_major>(&Ds, ${dsOf(`half * ${s(M * st.p)}u + ${s(kc * K)}u`)}, ${s(st.p)}u);`,
     ),
     ...acc.flatMap((f, n) =>
       dsf.map(
@@ -182,6 +217,7 @@ export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
     (column) => `if (r <= last && sg < ${subgroups}u) {
       dq[((sp.qStart + u32(r)) * p.hq + h) * D + ${column}] = f16(x * p.scale);
     }`,
+    grouped ? { scratch: perGroup.s } : undefined,
   );
   // dS = P ∘ (dP − delta), P = exp(S · scale − lse), over the lane's keys of its row: one at a
   // time, or four (vectors `jv` of the row; each key still masked on its own).
@@ -189,7 +225,7 @@ export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
   const dsStep = c.vectorScores
     ? `    let firstGroup = dsPart * ${dsColumns / 4}u + part * ${perLane / 4}u;
     for (var jv = firstGroup; jv < firstGroup + ${perLane / 4}u; jv++) {
-      let at = half * ${s(M * st.s)}u + row * ${s(st.s)}u + jv;
+      let at = ${sdOf(`half * ${s(M * st.s)}u + row * ${s(st.s)}u + jv`)};
       let sv = SD[at];
       let dpv = SD[${s(scoreHalf)}u + at];
       var ds = vec4<f32>(0.0);
@@ -201,29 +237,29 @@ ${COMPONENTS.map(
         }
       }`,
 ).join('\n')}
-      Ds[half * ${s(M * st.p)}u + row * ${s(st.p)}u + jv] = vec4<f16>(ds);
+      Ds[${dsOf(`half * ${s(M * st.p)}u + row * ${s(st.p)}u + jv`)}] = vec4<f16>(ds);
     }`
     : `    let firstColumn = dsPart * ${dsColumns}u + part * ${perLane}u;
     for (var jj = firstColumn; jj < firstColumn + ${perLane}u; jj++) {
       let j = k0 + i32(jj);
-      let at = half * ${M * st.s}u + row * ${st.s}u + jj;
+      let at = ${sdOf(`half * ${M * st.s}u + row * ${st.s}u + jj`)};
       var ds = 0.0;
       if (${seen('j')}) {
         ds = exp(SD[at] * p.scale - rowLse) * (SD[${scoreHalf}u + at] - rowDelta);
       }
-      Ds[half * ${M * st.p}u + row * ${st.p}u + jj] = f16(ds);
+      Ds[${dsOf(`half * ${M * st.p}u + row * ${st.p}u + jj`)}] = f16(ds);
     }`;
   return `${matrixKernelHeader(c)}
 ${backwardInputsWgsl(rowVectorType(c.wideLoads))}
 @group(0) @binding(6) var<storage, read_write> dq: array<f16>;
 @group(0) @binding(7) var<uniform> p: Params;
 
-${matrixConstantsWgsl(c)}
-// The workgroup's q rows, then its dO rows (until held), then each tile's K then V rows; S then
-// dP (f32); dS (f16); rows padded by 16 bytes.
+${matrixConstantsWgsl(grouped ? { ...c, subgroups: groups * c.subgroups } : c)}
+// ${grouped ? "Each row group's" : "The workgroup's"} q rows, then its dO rows (until held), then each tile's K then V rows; S then
+// dP (f32)${grouped ? ' per row group' : ''}; dS (f16)${grouped ? ' per row group' : ''}; rows padded by 16 bytes.
 var<workgroup> X: array<${u.staged}, ${x(stagingInTurnElements(c))}>;
-var<workgroup> SD: array<${u.scores}, ${s(2 * scoreHalf)}>;
-var<workgroup> Ds: array<${u.probabilities}, ${s(scratch.p)}>;
+var<workgroup> SD: array<${u.scores}, ${s(groups * perGroup.s)}>;
+var<workgroup> Ds: array<${u.probabilities}, ${s(groups * perGroup.p)}>;
 
 ${SEQUENCE_WGSL}
 
@@ -236,19 +272,26 @@ ${roleIndicesWgsl(c)}
   let dsPart = role * ${cs}u + colPart;
   let row = lane % ${M}u;
   let part = lane / ${M}u;
-  let i = first + i32(half * ${M}u + row);
-  // Role 0 holds its rows of Q, role 1 its rows of dO, each staged in its turn.
+${
+  grouped
+    ? `  let groupFirst = first + i32(group * ${groupRows}u);
+`
+    : ''
+}  let i = ${grouped ? 'groupFirst' : 'first'} + i32(half * ${M}u + row);
+  // Role 0 holds its rows of Q, role 1 its rows of dO, each staged in its turn${grouped ? ", a row group's at a time" : ''}.
 ${heldInTurnsWgsl(
   held.map((name, kk) => ({
     name,
     load: `subgroupMatrixLoad<${left}, row_major>(&X, half * ${x(M * st.d)}u + ${x(kk * K)}u, ${x(st.d)}u)`,
   })),
   left,
-  // The key loop's first barrier waits for dO's loads.
-  (['q', 'dout'] as const).map((src, role) => ({
-    staging: unrolledStagingSetsWgsl(threads, [own(src, src === 'q' ? 'eq' : 'eo')]),
-    when: `role == ${role}u`,
-  })),
+  // The key loop's first barrier waits for the last turn's loads.
+  Array.from({ length: groups }, (_, group) =>
+    (['q', 'dout'] as const).map((src, role) => ({
+      staging: unrolledStagingSetsWgsl(threads, [own(src, src === 'q' ? 'eq' : 'eo', group)]),
+      when: grouped ? `group == ${group}u && role == ${role}u` : `role == ${role}u`,
+    })),
+  ).flat(),
 )}
 ${ROW_STATISTICS_WGSL}
 ${acc.map((f) => `  var ${f} = ${result}();`).join('\n')}

@@ -34,7 +34,9 @@ import { FLASH_PARAMS } from './common.wgsl.js';
 import { groupedDecodeProblem, groupQueries, isGroupedDecode, ungroupOutputs } from './decode-groups.js';
 import {
   flashDqRolesMatrixWgsl,
+  matrixDqRolesRows,
   matrixDqRolesSharedBytes,
+  matrixDqRolesSubgroups,
   matrixDqRolesUnsupported,
 } from './dq-roles-matrix.wgsl.js';
 import { flashForwardWgsl, type RowKernelConfig } from './forward.wgsl.js';
@@ -176,6 +178,11 @@ export interface RoleSplitChoice {
    * columns (RolesConfig.splitSteps), so that 16-key tiles split too.
    */
   splitSteps?: boolean;
+  /**
+   * The dQ kernel's groups of query rows sharing each staged key tile (RolesConfig.rowGroups);
+   * 1 unless given.
+   */
+  rowGroups?: number;
 }
 
 /**
@@ -201,13 +208,17 @@ export const DKDV_KERNEL: RoleSplitChoice = {
 /**
  * The same choice for the dQ pass (its role split: Q and dO held by one role each): at n = 16384 on
  * the H200 122.1 ms plain, 76.2 split over 16-key tiles, 81.1 over 32-key tiles split again by
- * columns; each key tile loaded during the tile before it, 63.2 -> 51.4 ms, the same bits.
+ * columns; each key tile loaded during the tile before it, 63.2 -> 51.4 ms, the same bits. Two
+ * row groups sharing each key tile (22,016 bytes: two workgroups of eight subgroups per SM, where
+ * one group's 15,360 bytes hold three of four): 40.9 -> 34.1 ms, the same bits (flash-shapes
+ * dq-groups).
  */
 export const DQ_KERNEL: RoleSplitChoice = {
   roles: true,
   rolesTile: 16,
   columnSplits: 1,
   prefetchTiles: true,
+  rowGroups: 2,
 };
 
 /**
@@ -250,42 +261,59 @@ export const FLASH_VECTORS: {
  */
 const PREFETCH_MAX_VALUE_LOADS = 8;
 
-/** A backward pass's plain and role-split kernels: WGSL, why the split does not apply, its memory. */
+/**
+ * A backward pass's plain and role-split kernels: WGSL, why the split does not apply, its memory,
+ * its subgroups and its rows of its own side per workgroup.
+ */
 interface RoleSplitKernels {
   plain: (c: MatrixBackwardConfig) => string;
   split: (c: RolesConfig) => string;
   splitUnsupported: (c: RolesConfig) => string | undefined;
   splitSharedBytes: (c: RolesConfig) => number;
+  splitSubgroups: (c: RolesConfig) => number;
+  splitRows: (c: RolesConfig) => number;
+}
+
+/** A tensor-core backward pass's kernel: its WGSL and the rows of its own side per workgroup. */
+interface BackwardKernel {
+  code: string;
+  rows: number;
 }
 
 /**
- * WGSL of a tensor-core backward pass for a backward shape: its role-split kernel as `choice` asks
- * where that fits the device, else the role-split kernel at the shape's tile without column
- * splits, else the plain kernel.
+ * A tensor-core backward pass's kernel for a backward shape: its role-split kernel as `choice`
+ * asks where that fits the device (without row groups where those do not fit), else the
+ * role-split kernel at the shape's tile without column splits, else the plain kernel.
  */
-function roleSplitWgsl(
+function roleSplitKernel(
   caps: Capabilities,
   matrix: MatrixBackwardConfig,
   choice: RoleSplitChoice,
   kernels: RoleSplitKernels,
-): string {
-  if (!choice.roles) return kernels.plain(matrix);
+): BackwardKernel {
+  const plain = { code: kernels.plain(matrix), rows: matrixShape(matrix).rows };
+  if (!choice.roles) return plain;
   const fits = (c: RolesConfig) =>
     matrixBackwardUnsupported(c) === undefined &&
     kernels.splitUnsupported(c) === undefined &&
     kernels.splitSharedBytes(c) <= caps.limits.maxComputeWorkgroupStorageSize &&
-    roleSubgroups(c) * c.subgroupSize <= caps.limits.maxComputeInvocationsPerWorkgroup;
+    kernels.splitSubgroups(c) * c.subgroupSize <= caps.limits.maxComputeInvocationsPerWorkgroup;
   // Each split with vector scores where the backward shape has them, then without them (for a
   // split that leaves a lane fewer than four columns).
   const prefetch = choice.prefetchTiles === true && { prefetchTiles: true };
   const steps = choice.splitSteps === true && { splitSteps: true };
-  const split = [
-    { ...matrix, tile: choice.rolesTile, columnSplits: choice.columnSplits, ...prefetch, ...steps },
-    { ...matrix, columnSplits: 1, ...prefetch },
-  ]
+  const chosen: RolesConfig = {
+    ...matrix,
+    tile: choice.rolesTile,
+    columnSplits: choice.columnSplits,
+    ...prefetch,
+    ...steps,
+  };
+  const groups = (choice.rowGroups ?? 1) > 1 ? [{ ...chosen, rowGroups: choice.rowGroups }] : [];
+  const split = [...groups, chosen, { ...matrix, columnSplits: 1, ...prefetch }]
     .flatMap((c) => (c.vectorScores ? [c, { ...c, vectorScores: false }] : [c]))
     .find(fits);
-  return split ? kernels.split(split) : kernels.plain(matrix);
+  return split ? { code: kernels.split(split), rows: kernels.splitRows(split) } : plain;
 }
 
 const DKDV_KERNELS: RoleSplitKernels = {
@@ -293,6 +321,8 @@ const DKDV_KERNELS: RoleSplitKernels = {
   split: flashDkDvRolesMatrixWgsl,
   splitUnsupported: matrixDkDvRolesUnsupported,
   splitSharedBytes: matrixDkDvRolesSharedBytes,
+  splitSubgroups: roleSubgroups,
+  splitRows: (c) => matrixShape(c).rows,
 };
 
 const DQ_KERNELS: RoleSplitKernels = {
@@ -300,6 +330,8 @@ const DQ_KERNELS: RoleSplitKernels = {
   split: flashDqRolesMatrixWgsl,
   splitUnsupported: matrixDqRolesUnsupported,
   splitSharedBytes: matrixDqRolesSharedBytes,
+  splitSubgroups: matrixDqRolesSubgroups,
+  splitRows: matrixDqRolesRows,
 };
 
 /**
@@ -599,10 +631,19 @@ export async function flashAttentionBackward(
   const dk = keyGradient(gpu, k.shape, k.dtype);
   const dv = keyGradient(gpu, v.shape, v.dtype);
   using stats = Tensor.empty(gpu, [2, lse.size], 'f32');
+  const dqKernel = matrix
+    ? roleSplitKernel(gpu.caps, matrix, DQ_KERNEL, DQ_KERNELS)
+    : { code: flashDqWgsl(config), rows };
+  const dkDvKernel = matrix
+    ? roleSplitKernel(gpu.caps, matrix, DKDV_KERNEL, DKDV_KERNELS)
+    : { code: flashDkDvWgsl(config), rows };
   const qMeta = launchMeta(problem, rows, 'q');
-  const kMeta = launchMeta(problem, rows, 'k');
+  const kMeta = launchMeta(problem, dkDvKernel.rows, 'k');
+  // The dQ kernel's query tiles, where its row groups make them taller than the delta pass's.
+  const dqMeta = dqKernel.rows === rows ? qMeta : launchMeta(problem, dqKernel.rows, 'q');
   using qMetaBuffer = metaTensor(gpu, qMeta);
   using kMetaBuffer = metaTensor(gpu, kMeta);
+  using dqMetaBuffer = dqMeta === qMeta ? undefined : metaTensor(gpu, dqMeta);
   const label = `${matrix ? 'matrix' : 'row'} [${tier}] d=${problem.d} dv=${problem.dv}${keyBlocksLabel(problem)}`;
   try {
     if (qMeta.tiles > 0) {
@@ -615,16 +656,16 @@ export async function flashAttentionBackward(
       });
       await dispatch(gpu, {
         label: `flash backward dq ${label}`,
-        code: matrix ? roleSplitWgsl(gpu.caps, matrix, DQ_KERNEL, DQ_KERNELS) : flashDqWgsl(config),
-        buffers: [q, k, v, dO, stats, qMetaBuffer, dq],
-        params: paramsFor(problem, qMeta, lse.size),
-        workgroups: qMeta.tiles * problem.hq,
+        code: dqKernel.code,
+        buffers: [q, k, v, dO, stats, dqMetaBuffer ?? qMetaBuffer, dq],
+        params: paramsFor(problem, dqMeta, lse.size),
+        workgroups: dqMeta.tiles * problem.hq,
       });
     }
     if (kMeta.tiles > 0) {
       await dispatch(gpu, {
         label: `flash backward dk dv ${label}`,
-        code: matrix ? roleSplitWgsl(gpu.caps, matrix, DKDV_KERNEL, DKDV_KERNELS) : flashDkDvWgsl(config),
+        code: dkDvKernel.code,
         buffers: [q, k, v, dO, stats, kMetaBuffer, dk, dv],
         params: paramsFor(problem, kMeta, lse.size),
         workgroups: kMeta.tiles * problem.hkv,
