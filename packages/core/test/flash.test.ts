@@ -42,6 +42,8 @@ import {
   flashDqMatrixWgsl,
   flashDqWgsl,
   flashForwardMatrixWgsl,
+  flashForwardRows,
+  flashForwardVariant,
   flashForwardWgsl,
   type Gpu,
   matrixBackwardConfig,
@@ -429,6 +431,27 @@ describe('flash attention: every variant compiles on the null backend', () => {
       };
       expect(matrixDkDvRolesUnsupported(dkDv)).toBeUndefined();
       expect(matrixDkDvRolesSharedBytes(dkDv)).toBeLessThanOrEqual(second);
+    } finally {
+      gpu.destroy();
+    }
+  });
+
+  it('the forward drops its row groups where one group covers every sequence (decode)', async () => {
+    const gpu = await nullMatrixGpu();
+    try {
+      const limits = { ...gpu.caps.limits, maxComputeWorkgroupStorageSize: 48 * 1024 };
+      const caps = { ...gpu.caps, limits };
+      const groupsAt = (longest?: number) => {
+        const variant = flashForwardVariant(caps, 'subgroup-matrix', 128, 128, longest);
+        if (variant.kind !== 'matrix') throw new Error('expected the tensor-core forward');
+        return [variant.config.rowGroups ?? 1, flashForwardRows(variant)];
+      };
+      expect(groupsAt()).toEqual([2, 64]);
+      expect(groupsAt(33)).toEqual([2, 64]);
+      // A GQA group of 16 heads decoding one token each: one group of 32 rows holds them.
+      expect(groupsAt(32)).toEqual([1, 32]);
+      expect(groupsAt(16)).toEqual([1, 32]);
+      expect(groupsAt(1)).toEqual([1, 32]);
     } finally {
       gpu.destroy();
     }

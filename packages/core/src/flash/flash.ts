@@ -458,17 +458,28 @@ function pickMatrixShape(
   return undefined;
 }
 
-/** The forward kernel {@link flashAttention} runs for a tier and head dims. */
+/**
+ * The forward kernel {@link flashAttention} runs for a tier and head dims, where no sequence has
+ * more than `longestQuery` query rows. The tensor-core kernel drops its row groups where one group
+ * covers every sequence's rows: a decode step (one query per head, or a GQA group's heads as rows)
+ * would leave the other groups idle and launch half the workgroups (the dense decode at batch 8
+ * over 16,384 cached tokens ran at 0.235 ms with them, 0.195 without, on the H200).
+ */
 export function flashForwardVariant(
   caps: Capabilities,
   tier: Tier,
   d: number,
   dv: number,
+  longestQuery = Number.POSITIVE_INFINITY,
 ): FlashForwardVariant {
   const matrix = tier === 'subgroup-matrix' ? matrixForwardConfig(caps, d, dv) : undefined;
-  return matrix
-    ? { kind: 'matrix', config: matrix }
-    : { kind: 'row', config: rowKernelConfig(caps, tier, d, dv) };
+  if (!matrix) return { kind: 'row', config: rowKernelConfig(caps, tier, d, dv) };
+  const groups = matrix.rowGroups ?? 1;
+  if (groups > 1 && longestQuery <= matrixForwardRows(matrix) / groups) {
+    const { rowGroups: _, ...ungrouped } = matrix;
+    return { kind: 'matrix', config: ungrouped };
+  }
+  return { kind: 'matrix', config: matrix };
 }
 
 /** Query rows per workgroup of a forward variant: the rows of one of its launch's query tiles. */
@@ -584,7 +595,8 @@ async function launchForward(
   tier: Tier,
   t: { q: Tensor; k: Tensor; v: Tensor; o: Tensor; lse: Tensor },
 ): Promise<void> {
-  const variant = flashForwardVariant(gpu.caps, tier, problem.d, problem.dv);
+  const longestQuery = problem.sequences.reduce((most, s) => Math.max(most, s.qLen), 0);
+  const variant = flashForwardVariant(gpu.caps, tier, problem.d, problem.dv, longestQuery);
   const rows = flashForwardRows(variant);
   const meta = launchMeta(problem, rows, 'q');
   if (meta.tiles === 0) return;
