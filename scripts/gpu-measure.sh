@@ -42,7 +42,7 @@ for name in "$@"; do
       if [ -d .gpu-kit/python/fla ]; then fla=(--fla-path .gpu-kit/python); fi
       part torch 300 python3 .gpu-kit/torch_baseline.py --out "$out/torch.json" --iters 5 --warmup 2 "${fla[@]}"
       ;;
-    verify) part verify 300 "${webattn[@]}" verify all ;;
+    verify) part verify 420 "${webattn[@]}" verify all ;;
     nsa) part nsa 420 "${webattn[@]}" bench nsa $(torch_columns) --sizes 16384,65536 "${tensor_core[@]}" --json "$out/nsa.json" ;;
     linear) part linear 420 "${webattn[@]}" bench linear $(torch_columns) --sizes 4096,16384,65536 "${tensor_core[@]}" --json "$out/linear.json" ;;
     mla) part mla 300 "${webattn[@]}" bench mla --dtype f16 --iters 3 --warmup 1 --no-progress --json "$out/mla.json" ;;
