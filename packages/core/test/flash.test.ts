@@ -582,6 +582,7 @@ describe('flash attention: every variant compiles on the null backend', () => {
       expect(code.match(/^\s+hf\d+ = subgroupMatrixLoad/gm)?.length).toBe(2 * (128 / 16));
     }
   });
+
   it('the role-split dQ kernel with two row groups sharing each key tile: 64 rows, eight subgroups, under 24 KiB', async () => {
     const c = {
       ...H200_ROLES_128,

@@ -143,26 +143,20 @@ function scoreSections(c: RolesConfig): number {
 
 /**
  * WGSL defining a role-split subgroup's indices: `sgc` (narrower subgroups than built for repeat
- * the last one's work), its row fragment `half`, its `role` and its column part `colPart`.
+ * the last one's work), its row fragment `half`, its `role` and its column part `colPart`; with
+ * row groups also its `group` and its index `sgr` within the group.
  */
 export function roleIndicesWgsl(c: RolesConfig): string {
   const groups = c.rowGroups ?? 1;
   const perGroup = roleSubgroups(c);
-  if (groups === 1) {
-    return `  // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
-  let sgc = min(sg, ${perGroup - 1}u);
-  let half = sgc % ${c.subgroups}u;
-  let role = (sgc / ${c.subgroups}u) % 2u;
-  let colPart = sgc / ${2 * c.subgroups}u;`;
-  }
   // With row groups, `group` picks the rows and `sgr` the subgroup within them.
+  const within = groups > 1 ? 'sgr' : 'sgc';
+  const grouping = groups > 1 ? `\n  let group = sgc / ${perGroup}u;\n  let sgr = sgc % ${perGroup}u;` : '';
   return `  // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
-  let sgc = min(sg, ${groups * perGroup - 1}u);
-  let group = sgc / ${perGroup}u;
-  let sgr = sgc % ${perGroup}u;
-  let half = sgr % ${c.subgroups}u;
-  let role = (sgr / ${c.subgroups}u) % 2u;
-  let colPart = sgr / ${2 * c.subgroups}u;`;
+  let sgc = min(sg, ${groups * perGroup - 1}u);${grouping}
+  let half = ${within} % ${c.subgroups}u;
+  let role = (${within} / ${c.subgroups}u) % 2u;
+  let colPart = ${within} / ${2 * c.subgroups}u;`;
 }
 
 /** Workgroup memory of the role-split kernel, in bytes: staging, statistics, scores, probabilities. */
@@ -194,7 +188,7 @@ export function roleAccumulatorsOutWgsl(
   const scratchOf = c.splitSteps
     ? `${groupScratch}(role * ${c.columnSplits}u + colPart) * ${u.s(scratchElements(c).s)}u + half * ${u.s(M * strides(c).s)}u`
     : `${groupScratch}role * ${u.s(scratchElements(c).s)}u + half * ${u.s(M * strides(c).s)}u + colPart * ${u.s(M * N)}u`;
-  const firstRow = group ? `groupFirst` : 'first';
+  const firstRow = group ? 'groupFirst' : 'first';
   return acc
     .map(
       (f, n) => `  subgroupMatrixStore<row_major>(&SD, ${scratchOf}, ${f}, ${u.s(N)}u);
