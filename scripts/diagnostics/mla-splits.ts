@@ -3,9 +3,11 @@
 // times, so that one GPU call tells how many splits the planner should aim for. With `key-tiles
 // 16`, instead: batch 32 x 4096 with the tensor-core kernel's key tiles limited to those given
 // (MLA_MATRIX_KEY_TILES; 16-key tiles declare 20.1 KiB against 30.8), first in this process, then
-// with the default tiles, outputs compared.
+// with the default tiles, outputs compared; with `splits S,S` after them, each at those split
+// counts as well (16-key tiles leave room for two workgroups per SM, which 128 workgroups cannot
+// fill).
 // `pnpm gpu:bundle` builds it into .gpu-kit/mla-splits.mjs; on the GPU machine:
-//   node .gpu-kit/mla-splits.mjs [key-tiles T,T]
+//   node .gpu-kit/mla-splits.mjs [key-tiles T,T [splits S,S]]
 
 import { createGpu } from '../../packages/core/src/index.js';
 import { MLA_MATRIX_KEY_TILES } from '../../packages/mla/src/attention/plan.js';
@@ -16,6 +18,13 @@ const gpu = await createGpu({ fast: true, maxPooledBytes: 16 * 2 ** 30 });
 const tilesAt = process.argv.indexOf('key-tiles');
 if (tilesAt !== -1) {
   const tiles = (process.argv[tilesAt + 1] ?? '').split(',').map(Number);
+  // With `splits S,S` after them, each tile order at those split counts too (the planner aims
+  // for one workgroup per SM; 16-key tiles might hold two).
+  const splitsAt = process.argv.indexOf('splits');
+  const splitCounts = [
+    undefined,
+    ...(splitsAt === -1 ? [] : (process.argv[splitsAt + 1] ?? '').split(',').map(Number)),
+  ];
   const defaults = [...MLA_MATRIX_KEY_TILES];
   const problem = await mlaDecodeProblem(gpu, 32, 4096);
   const outputs: Float32Array[] = [];
@@ -24,11 +33,13 @@ if (tilesAt !== -1) {
     [`key tiles ${defaults.join(', ')} (the default)`, defaults],
   ] as const) {
     MLA_MATRIX_KEY_TILES.splice(0, Infinity, ...order);
-    const m = await problem.time();
-    outputs.push(await problem.output());
-    console.log(
-      `batch 32 cache 4096 ${name}: ${(m.median * 1000).toFixed(0)} us, ${(problem.bytes / m.median / 1e6).toFixed(0)} GB/s [${kernelMicroseconds(m)}]`,
-    );
+    for (const splits of splitCounts) {
+      const m = await problem.time(splits);
+      if (splits === undefined) outputs.push(await problem.output());
+      console.log(
+        `batch 32 cache 4096 ${name}, splits ${splits ?? 'planned'}: ${(m.median * 1000).toFixed(0)} us, ${(problem.bytes / m.median / 1e6).toFixed(0)} GB/s [${kernelMicroseconds(m)}]`,
+      );
+    }
   }
   const [first, second] = outputs as [Float32Array, Float32Array];
   console.log(`outputs: ${tensorsDifference([first], [second], ['o']) ?? 'same bits'}`);

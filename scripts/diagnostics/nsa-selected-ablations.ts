@@ -71,7 +71,7 @@ async function timeSwitch(names: [off: string, on: string], set: (on: boolean) =
   const initial = set(false);
   for (const on of [false, true, false, true]) {
     set(on);
-    await timeSelected(names[Number(on)]);
+    await timeSelected(on ? names[1] : names[0]);
   }
   for (const on of [false, true]) {
     set(on);
