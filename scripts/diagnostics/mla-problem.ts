@@ -71,7 +71,7 @@ export async function mlaDecodeProblem(gpu: Gpu, batch: number, n: number) {
 
 /**
  * One sequence of `n` tokens prefilled over a dense latent cache at MiniCPM3's dims (the bench's
- * prefill table), on the tensor-core tier: one run, and a timer of it.
+ * prefill table), on the tensor-core tier: one run, a timer of it, and its output read back.
  */
 export async function mlaPrefillProblem(gpu: Gpu, n: number) {
   const { heads, r, dr, dv } = MLA_DIMS;
@@ -83,10 +83,22 @@ export async function mlaPrefillProblem(gpu: Gpu, n: number) {
     await f16([1, n, dr], 4),
     await f16([heads, r, dv], 5),
   ] as const;
+  const prefill = () => mlaAttention(gpu, ...x, [n], { scale: MLA_SCALE, tier: 'subgroup-matrix' });
   const run = async () => {
-    (await mlaAttention(gpu, ...x, [n], { scale: MLA_SCALE, tier: 'subgroup-matrix' })).dispose();
+    (await prefill()).dispose();
   };
-  return { run, time: () => measure(gpu, run, { warmup: 1, iters: 3 }) };
+  return {
+    run,
+    time: () => measure(gpu, run, { warmup: 1, iters: 3 }),
+    async output(): Promise<Float32Array> {
+      const o = await prefill();
+      try {
+        return await o.read();
+      } finally {
+        o.dispose();
+      }
+    },
+  };
 }
 
 /** One timed run's kernels, `label us` joined by `; `, labels cut at their tier tag. */

@@ -537,6 +537,32 @@ describe('flash attention: every variant compiles on the null backend', () => {
     expect(matrixForwardUnsupported({ ...c, rowGroups: 0 })).toMatch(/positive integer/);
   });
 
+  it("the forward with three row groups at MLA's prefill dims (288/256): Q held, 48 rows per staged tile", async () => {
+    // For scripts/diagnostics mla-prefill-shapes: one workgroup of six subgroups per H200 SM.
+    const c = {
+      d: 288,
+      dv: 256,
+      ...H200_MATRIX,
+      subgroups: 2,
+      tile: 32,
+      rowFragments: 1,
+      rowGroups: 3,
+      wideLoads: true,
+    };
+    expect(matrixForwardQueryInWorkgroup(c)).toBe(false);
+    expect(matrixForwardRows(c)).toBe(48);
+    const kernels = await scalarAndVectorKernels(
+      c,
+      matrixForwardUnsupported,
+      flashForwardMatrixWgsl,
+      matrixForwardSharedBytes,
+    );
+    for (const { code, bytes } of kernels) {
+      expect(bytes).toBe(30288);
+      expect(code).toContain('@workgroup_size(192)');
+    }
+  });
+
   it('the role-split dK/dV kernel with its parts splitting d-steps: 16-key tiles over two parts, under 24 KiB', async () => {
     const c = {
       ...H200_ROLES_128,
