@@ -9,7 +9,7 @@
  * (one). The NSA selected backward's dQ kernel (11.1 KiB) at 65,536 tokens (workgroup-padding):
  * 36.6 ms at 12,288 bytes (four), 42.4 at 12,304 (three). Kernels whose workgroups per SM are
  * bounded by that memory therefore gain from staying under a step, even at the cost of narrower
- * tiles (docs/perf-notes.md, 2026-12-01 and 2026-12-02).
+ * tiles (docs/perf-notes.md, the two 2026-12-01 sections).
  */
 
 /** Workgroup memory an H200 SM shares among its resident workgroups, in bytes. */

@@ -49,7 +49,7 @@ import {
   vectorUnits,
 } from './backward-matrix.wgsl.js';
 import { heldInTurnsWgsl, keyTileWgsl, SEQUENCE_WGSL, stageRowsVec4Set } from './common.wgsl.js';
-import { matrixEntryPoint, matrixShape, fragmentNames as names } from './matrix-kernel.js';
+import { matrixEntryPoint, matrixShape, fragmentNames as names, rowGroupsOf } from './matrix-kernel.js';
 
 /**
  * The role-split kernel's parameters: a backward shape, and into how many parts each role's work is
@@ -147,7 +147,7 @@ function scoreSections(c: RolesConfig): number {
  * row groups also its `group` and its index `sgr` within the group.
  */
 export function roleIndicesWgsl(c: RolesConfig): string {
-  const groups = c.rowGroups ?? 1;
+  const groups = rowGroupsOf(c);
   const perGroup = roleSubgroups(c);
   // With row groups, `group` picks the rows and `sgr` the subgroup within them.
   const within = groups > 1 ? 'sgr' : 'sgc';

@@ -54,6 +54,8 @@ import {
   matrixKernelHeader,
   matrixShape,
   fragmentNames as names,
+  rowGroupsOf,
+  rowGroupsUnsupported,
 } from './matrix-kernel.js';
 
 /** Why a shape cannot use the role-split dQ kernel, or undefined when it can. */
@@ -69,22 +71,17 @@ export function matrixDqRolesUnsupported(c: RolesConfig): string | undefined {
   const keysPerLane = c.tile / parts / (c.subgroupSize / M);
   if (c.vectorScores && keysPerLane % 4 !== 0)
     return `vector scores need 4 keys per lane or more, not ${keysPerLane}`;
-  const groups = groupsOf(c);
-  if (!Number.isInteger(groups) || groups < 1) return `rowGroups ${groups} is not a positive integer`;
-  return undefined;
+  return rowGroupsUnsupported(c);
 }
-
-/** Row groups of the dQ kernel (RolesConfig.rowGroups). */
-const groupsOf = (c: RolesConfig) => c.rowGroups ?? 1;
 
 /** Query rows of one workgroup of the role-split dQ kernel: every row group's. */
 export function matrixDqRolesRows(c: RolesConfig): number {
-  return groupsOf(c) * c.subgroups * c.matrix.M;
+  return rowGroupsOf(c) * c.subgroups * c.matrix.M;
 }
 
 /** Subgroups of one workgroup of the role-split dQ kernel: every row group's. */
 export function matrixDqRolesSubgroups(c: RolesConfig): number {
-  return groupsOf(c) * roleSubgroups(c);
+  return rowGroupsOf(c) * roleSubgroups(c);
 }
 
 /** f32 and f16 scratch elements of one row group: S then dP (f32), dS (f16). */
@@ -95,14 +92,14 @@ function groupScratch(c: RolesConfig) {
 
 /**
  * Workgroup memory of the role-split dQ kernel, in bytes: staging, and each row group's S then dP
- * (f32) and dS (f16). Each row group's q rows, then its dO rows, are staged in turn (each role holds one of them from then
- * on), then each tile's K and V rows: staged side by side, q and dO took the kernel to 23.5 KiB at
- * d = 128, past the 16 KiB under which the H200 runs more of its workgroups per SM (15.0 in turn;
- * the dQ pass 51.4 -> 40.9 ms, workgroup-padding, 2026-12-01).
+ * (f32) and dS (f16). Each row group's q rows, then its dO rows, are staged in turn (each role
+ * holds one of them from then on), then each tile's K and V rows: staged side by side, q and dO
+ * took the kernel to 23.5 KiB at d = 128, past the 16 KiB under which the H200 runs more of its
+ * workgroups per SM (15.0 in turn; the dQ pass 51.4 -> 40.9 ms, workgroup-padding, 2026-12-01).
  */
 export function matrixDqRolesSharedBytes(c: RolesConfig): number {
   const scratch = groupScratch(c);
-  return stagingInTurnElements(c) * 2 + groupsOf(c) * (scratch.s * 4 + scratch.p * 2);
+  return stagingInTurnElements(c) * 2 + rowGroupsOf(c) * (scratch.s * 4 + scratch.p * 2);
 }
 
 /**
@@ -114,7 +111,7 @@ export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
   if (why) throw new Error(`flashDqRolesMatrixWgsl: ${why}`);
   const { M, N, K, lanesPerRow, left, right, result } = matrixShape(c);
   const cs = c.columnSplits;
-  const groups = groupsOf(c);
+  const groups = rowGroupsOf(c);
   const grouped = groups > 1;
   const subgroups = matrixDqRolesSubgroups(c);
   const threads = subgroups * c.subgroupSize;

@@ -50,7 +50,7 @@ import {
   matrixForwardUnsupported,
   matrixForwardValueLoads,
 } from './forward-matrix.wgsl.js';
-import { matrixShape } from './matrix-kernel.js';
+import { matrixShape, rowGroupsOf, withoutRowGroups } from './matrix-kernel.js';
 import {
   type FlashProblem,
   flashProblem,
@@ -140,7 +140,7 @@ export type MatrixShapeChoice = readonly [
 /**
  * Shapes of the tensor-core forward to try, in order; the first that fits the device's limits wins,
  * a shape with row groups only where they hold more subgroups per SM than the same shape without
- * (forwardRowGroupsPay). Each subgroup owning two row fragments halves the workgroup-memory loads
+ * (rowGroupsWithoutGain). Each subgroup owning two row fragments halves the workgroup-memory loads
  * per multiply-accumulate. At d = 128 on the H200 (n = 16384, causal) two row groups sharing each
  * staged tile (23,824 bytes: two workgroups of four subgroups per SM) ran at 24.2 ms where one
  * (16,272 bytes: three of two) ran at 31.3, the same bits (flash-shapes forward 2,32,2,2).
@@ -309,7 +309,7 @@ function roleSplitKernel(
     ...prefetch,
     ...steps,
   };
-  const groups = (choice.rowGroups ?? 1) > 1 ? [{ ...chosen, rowGroups: choice.rowGroups }] : [];
+  const groups = rowGroupsOf(choice) > 1 ? [{ ...chosen, rowGroups: choice.rowGroups }] : [];
   const split = [...groups, chosen, { ...matrix, columnSplits: 1, ...prefetch }]
     .flatMap((c) => (c.vectorScores ? [c, { ...c, vectorScores: false }] : [c]))
     .find(fits);
@@ -382,11 +382,11 @@ export function matrixForwardConfig(
  * 19.7 KiB for two groups of two subgroups, two workgroups per SM, against 11.9 KiB for one: four).
  */
 function rowGroupsWithoutGain(c: MatrixForwardConfig): string | undefined {
-  const groups = c.rowGroups ?? 1;
+  const groups = rowGroupsOf(c);
   if (groups === 1) return undefined;
   const perSm = (x: MatrixForwardConfig) =>
     workgroupsPerSm(matrixForwardSharedBytes(x)) * matrixForwardSubgroups(x);
-  const { rowGroups: _, ...ungrouped } = c;
+  const ungrouped = withoutRowGroups(c);
   return perSm(c) > perSm(ungrouped)
     ? undefined
     : `${groups} row groups hold ${perSm(c)} subgroups per SM, no more than ${perSm(ungrouped)} without`;
@@ -474,12 +474,9 @@ export function flashForwardVariant(
 ): FlashForwardVariant {
   const matrix = tier === 'subgroup-matrix' ? matrixForwardConfig(caps, d, dv) : undefined;
   if (!matrix) return { kind: 'row', config: rowKernelConfig(caps, tier, d, dv) };
-  const groups = matrix.rowGroups ?? 1;
-  if (groups > 1 && longestQuery <= matrixForwardRows(matrix) / groups) {
-    const { rowGroups: _, ...ungrouped } = matrix;
-    return { kind: 'matrix', config: ungrouped };
-  }
-  return { kind: 'matrix', config: matrix };
+  const groups = rowGroupsOf(matrix);
+  const idleGroups = groups > 1 && longestQuery <= matrixForwardRows(matrix) / groups;
+  return { kind: 'matrix', config: idleGroups ? withoutRowGroups(matrix) : matrix };
 }
 
 /** Query rows per workgroup of a forward variant: the rows of one of its launch's query tiles. */

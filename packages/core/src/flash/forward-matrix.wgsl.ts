@@ -60,6 +60,8 @@ import {
   matrixEntryPoint,
   matrixKernelHeader,
   matrixShape,
+  rowGroupsOf,
+  rowGroupsUnsupported,
 } from './matrix-kernel.js';
 
 /**
@@ -96,17 +98,14 @@ export interface MatrixForwardConfig extends MatrixKernelConfig {
   rowGroups?: number;
 }
 
-/** Row groups of a workgroup (MatrixForwardConfig.rowGroups). */
-const groupsOf = (c: MatrixForwardConfig) => c.rowGroups ?? 1;
-
 /** Query rows of one workgroup: every row group's. */
 export function matrixForwardRows(c: MatrixForwardConfig): number {
-  return groupsOf(c) * c.rowFragments * c.matrix.M;
+  return rowGroupsOf(c) * c.rowFragments * c.matrix.M;
 }
 
 /** Subgroups of one workgroup: every row group's. */
 export function matrixForwardSubgroups(c: MatrixForwardConfig): number {
-  return groupsOf(c) * c.subgroups;
+  return rowGroupsOf(c) * c.subgroups;
 }
 
 /**
@@ -204,9 +203,9 @@ export function matrixForwardUnsupported(c: MatrixForwardConfig): string | undef
     return `${keys} keys do not split into a power of two per lane over ${lanesPerRow} lanes`;
   if (c.vectorScores && perLane % 4 !== 0)
     return `vector scores need 4 keys per lane or more, not ${perLane}`;
-  const groups = groupsOf(c);
-  if (!Number.isInteger(groups) || groups < 1) return `rowGroups ${groups} is not a positive integer`;
-  if (groups > 1 && matrixForwardQueryInWorkgroup(c)) return 'row groups need Q held in registers';
+  const groups = rowGroupsUnsupported(c);
+  if (groups) return groups;
+  if (rowGroupsOf(c) > 1 && matrixForwardQueryInWorkgroup(c)) return 'row groups need Q held in registers';
   return undefined;
 }
 
@@ -219,7 +218,7 @@ export function flashForwardMatrixWgsl(c: MatrixForwardConfig): string {
   const R = c.rowFragments;
   // Row groups: each subgroup's slice of the keys and columns (`sgc`) within its group, and the
   // group's first row (`rowBase`); one group keeps the kernel's text as it was.
-  const rowGroups = groupsOf(c);
+  const rowGroups = rowGroupsOf(c);
   const grouped = rowGroups > 1;
   const allSubgroups = matrixForwardSubgroups(c);
   const threads = allSubgroups * c.subgroupSize;

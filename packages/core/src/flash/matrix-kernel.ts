@@ -58,6 +58,28 @@ ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
 ${paramsStruct(FLASH_PARAMS)}`;
 }
 
+/**
+ * A kernel's groups of rows sharing each staged tile (the forward's and the dQ kernel's
+ * `rowGroups`): 1 unless given.
+ */
+export function rowGroupsOf(c: { rowGroups?: number }): number {
+  return c.rowGroups ?? 1;
+}
+
+/** Why a config's row groups are not a positive integer, or undefined. */
+export function rowGroupsUnsupported(c: { rowGroups?: number }): string | undefined {
+  const groups = rowGroupsOf(c);
+  return Number.isInteger(groups) && groups >= 1
+    ? undefined
+    : `rowGroups ${groups} is not a positive integer`;
+}
+
+/** A config as it is without row groups (one group). */
+export function withoutRowGroups<C extends { rowGroups?: number }>(c: C): Omit<C, 'rowGroups'> {
+  const { rowGroups: _, ...ungrouped } = c;
+  return ungrouped;
+}
+
 /** The constants the kernel bodies use: head dims, rows per workgroup, tile, invocations, subgroups. */
 export function matrixConstantsWgsl(c: MatrixKernelConfig): string {
   const { rows, threads } = matrixShape(c);
