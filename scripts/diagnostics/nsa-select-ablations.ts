@@ -5,10 +5,15 @@
 // call shows where its time goes: staging the compressed keys, the scores, the probability sums,
 // the block overlaps, the top-n. The ablated selections are wrong; only the select time counts.
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-select-ablations.mjs; on the GPU machine:
-//   node .gpu-kit/nsa-select-ablations.mjs [TOKENS] [shape TILE,TOKENS]
+//   node .gpu-kit/nsa-select-ablations.mjs [TOKENS] [shape TILE,TOKENS] [plain]
+// `plain` turns off the top-n kept while walking (the score array in workgroup memory instead).
 
 import { disposeNsaForward, nsaForward, readSelection } from '../../packages/nsa/src/index.js';
-import { SELECT_MATRIX_SHAPES, SELECT_WIDE_LOADS } from '../../packages/nsa/src/select/select.js';
+import {
+  SELECT_MATRIX_SHAPES,
+  SELECT_STREAMING_PICKS,
+  SELECT_WIDE_LOADS,
+} from '../../packages/nsa/src/select/select.js';
 import { type Ablation, ablationsOf, never } from './ablate.js';
 import { nsaProblem } from './nsa-problem.js';
 
@@ -32,36 +37,45 @@ async function picksAgainst(first: Int32Array | undefined) {
 
 // With `shape TILE,TOKENS`, that shape alone, timed first in its own process (later in a process
 // some pipelines have run 2-3x slower), then exit.
+if (process.argv.includes('plain')) SELECT_STREAMING_PICKS.enabled = false;
+const keeping = () => (SELECT_STREAMING_PICKS.enabled ? 'top-n kept while walking' : 'score array');
 const shapeAt = process.argv.indexOf('shape');
 if (shapeAt !== -1) {
   const [tile, tokens] = (process.argv[shapeAt + 1] ?? '').split(',').map(Number);
   if (!tile || !tokens) throw new Error('nsa-select-ablations: shape TILE,TOKENS');
   SELECT_MATRIX_SHAPES.splice(0, Infinity, { tile, tokens }, { tile: 32, tokens: 1 });
   const m = await forward();
-  console.log(`n=${n} tile ${tile}, ${tokens} tokens: forward ${m.median.toFixed(1)} ms, ${selectTimes(m)}`);
+  console.log(
+    `n=${n} tile ${tile}, ${tokens} tokens, ${keeping()}: forward ${m.median.toFixed(1)} ms, ${selectTimes(m)}`,
+  );
   gpu.destroy();
   process.exit(0);
 }
 
 // Each shape alone (keys per staged tile, tokens per workgroup), those over 48 KiB left out by the
-// planner; then the pieces of the default shape's kernel.
+// planner, with the score array and with the top-n kept while walking (the same picks expected,
+// bit for bit); then the pieces of the default shape's kernel.
 const shapes = [...SELECT_MATRIX_SHAPES];
+const { enabled: streaming } = SELECT_STREAMING_PICKS;
 let firstPicks: Int32Array | undefined;
-for (const shape of [
-  { tile: 32, tokens: 4 },
-  { tile: 32, tokens: 5 },
-  { tile: 32, tokens: 6 },
-  { tile: 48, tokens: 4 },
-]) {
+for (const [shape, kept] of [
+  [{ tile: 32, tokens: 6 }, false],
+  [{ tile: 32, tokens: 6 }, true],
+  [{ tile: 32, tokens: 5 }, true],
+  [{ tile: 32, tokens: 4 }, true],
+  [{ tile: 48, tokens: 4 }, false],
+] as const) {
   SELECT_MATRIX_SHAPES.splice(0, Infinity, shape, { tile: 32, tokens: 1 });
+  SELECT_STREAMING_PICKS.enabled = kept;
   const { picks, differing } = await picksAgainst(firstPicks);
   firstPicks ??= picks;
   const m = await forward();
   console.log(
-    `n=${n} tile ${shape.tile}, ${shape.tokens} tokens: forward ${m.median.toFixed(1)} ms, ${selectTimes(m)}; ${differing} of ${picks.length} slots differ from the first shape's`,
+    `n=${n} tile ${shape.tile}, ${shape.tokens} tokens, ${keeping()}: forward ${m.median.toFixed(1)} ms, ${selectTimes(m)}; ${differing} of ${picks.length} slots differ from the first shape's`,
   );
 }
 SELECT_MATRIX_SHAPES.splice(0, Infinity, ...shapes);
+SELECT_STREAMING_PICKS.enabled = streaming;
 // The default shape with 8- and 16-byte compressed-key loads: the same picks expected.
 const { enabled } = SELECT_WIDE_LOADS;
 for (const wide of [false, true]) {
@@ -77,6 +91,7 @@ SELECT_WIDE_LOADS.enabled = enabled;
 const ablations: Ablation[] = [
   ['none', (s) => s],
   ['top-n', (s) => s.replace(/\/\/ Each token's slots[\s\S]*$/, `${never('selected[0] = 0;')}\n}\n`)],
+  ['offers', (s) => s.replace(/var pending = subgroupBallot\([^;]*;/g, 'var pending = 0u;')],
   [
     'key staging loads',
     (s) => s.replace(/(ex\d+) = (cmpK\[[^;]*\]);/g, (_, x, load) => never(`${x} = ${load};`)),

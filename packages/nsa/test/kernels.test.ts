@@ -549,11 +549,19 @@ describe('the tensor-core selection and selected attention compile on the null b
         expect(selectMatrixShuffles(c)).toBe(group <= 16);
         // Shapes over the null backend's 16 KiB of workgroup memory compile as modules; the others
         // as pipelines.
-        const code = selectMatrixWgsl(c);
-        if (selectMatrixSharedBytes(c) > gpu.caps.limits.maxComputeWorkgroupStorageSize) {
-          expect(await moduleErrors(gpu, code)).toEqual([]);
-        } else {
-          await expect(gpu.pipelines.get(code, `select matrix x${tokens}`)).resolves.toBeDefined();
+        // The top-n kept while walking wherever the probabilities are shuffled.
+        const streaming = { ...c, streamingPicks: true };
+        expect(selectMatrixUnsupported(streaming)).toEqual(
+          group <= 16 ? undefined : expect.stringMatching(/one subgroup per token/),
+        );
+        for (const variant of group <= 16 ? [c, streaming] : [c]) {
+          const code = selectMatrixWgsl(variant);
+          expect(code.includes('subgroupBallot'), 'streaming').toBe(variant.streamingPicks === true);
+          if (selectMatrixSharedBytes(variant) > gpu.caps.limits.maxComputeWorkgroupStorageSize) {
+            expect(await moduleErrors(gpu, code)).toEqual([]);
+          } else {
+            await expect(gpu.pipelines.get(code, `select matrix x${tokens}`)).resolves.toBeDefined();
+          }
         }
       }
     });
@@ -575,6 +583,14 @@ describe('the tensor-core selection and selected attention compile on the null b
       expect(declaredWorkgroupBytes(selectMatrixWgsl(variant))).toBe(selectMatrixSharedBytes(variant));
     }
     expect(selectMatrixUnsupported({ ...c, headMajorScores: true })).toBeUndefined();
+    // The top-n kept while walking drops the score per selection block, so that the planner's
+    // six tokens fit 24 KiB: two workgroups per H200 SM where 48 KiB held one (specs/webgpu.md).
+    const planned = { ...c, wideLoads: true, vectorStaging: true, headMajorScores: true };
+    const streaming = { ...planned, streamingPicks: true };
+    expect(selectMatrixSharedBytes(planned)).toBeGreaterThan(24 * 1024);
+    expect(selectMatrixSharedBytes(streaming)).toBeLessThanOrEqual(24 * 1024);
+    expect(declaredWorkgroupBytes(selectMatrixWgsl(streaming))).toBe(selectMatrixSharedBytes(streaming));
+    expect(await moduleErrors(gpu, selectMatrixWgsl(streaming))).toEqual([]);
     // With 8- and 16-byte compressed-key loads (the keys bound as vec4<u32>, prefetched a tile
     // ahead), staged into f16 or vec4<f16> arrays.
     for (const [wideLoads, vectorStaging] of [
@@ -600,6 +616,23 @@ describe('the tensor-core selection and selected attention compile on the null b
     expect(
       selectMatrixUnsupported({ ...selectBase, d: 32, group: 48, maxBlocks: 64, tile: 32, tokens: 1 }),
     ).toMatch(/two fragments/);
+    const streaming = {
+      ...selectBase,
+      d: 32,
+      group: 16,
+      maxBlocks: 64,
+      tile: 32,
+      tokens: 2,
+      headMajorScores: true,
+      streamingPicks: true,
+    };
+    expect(selectMatrixUnsupported(streaming)).toBeUndefined();
+    expect(selectMatrixUnsupported({ ...streaming, topN: 33 })).toMatch(/topN = 33 blocks in 32 lanes/);
+    // 80-token selection blocks are five strides: a 32-block tile does not hold whole ones.
+    expect(
+      selectMatrixUnsupported({ ...streaming, geometry: { ...REFERENCE_GEOMETRY, blockSize: 80 } }),
+    ).toMatch(/whole selection blocks of 5 strides/);
+    expect(() => selectMatrixWgsl({ ...streaming, topN: 33 })).toThrow(/topN = 33/);
     expect(selectedMatrixUnsupported({ ...shapes[0]!, group: 48 })).toMatch(/two fragments/);
     expect(selectedMatrixUnsupported({ ...shapes[0]!, blockSize: 40 })).toMatch(/multiple of the tile/);
     expect(selectedMatrixUnsupported({ ...shapes[0]!, dv: 40, tile: 64 })).toMatch(/dv = 40/);

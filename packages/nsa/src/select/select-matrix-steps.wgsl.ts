@@ -5,6 +5,7 @@
  */
 import { COMPONENTS } from '@webattn/core';
 import { type BlockGeometry, overlapTerms } from './select.wgsl.js';
+import { carriedScoreWgsl, offerFinalBlocksWgsl } from './select-streaming.wgsl.js';
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
@@ -20,6 +21,11 @@ export interface TileProbabilitiesShape {
   scoreLength: number;
   /** Pass the probabilities by shuffles (see selectMatrixShuffles) rather than workgroup memory. */
   shuffles: boolean;
+  /**
+   * Offer each selection block to the token's kept top-n once final (select-streaming.wgsl.ts)
+   * instead of adding to a score array; needs `shuffles`, whose lanes carry the partial scores.
+   */
+  streaming?: boolean;
   /**
    * Whether the scores are head-major (`Ss` and `lse2` arrays of vec4<f32>: a compressed block's
    * heads consecutive, `scoreStride` f32 apart per block), read four heads at a time, for a
@@ -81,6 +87,8 @@ ${sumOverHeads(u, i)}
   // overlapping it, shuffled from their lanes, in addOverlaps' order (the same sums) and without
   // a barrier or a round trip through workgroup memory.
   const terms = overlapTerms(o.geometry);
+  const R = o.geometry.blockSize / o.geometry.stride;
+  const streaming = o.streaming === true;
   const shuffledOverlaps = `      {
         let u = sgc;
         let i = i32(sgLane);
@@ -88,9 +96,13 @@ ${sumOverHeads(u, i)}
         let J = (c0 * p.stride) / p.blockSize + i;
         let i0 = ${terms.first('J')};
         let end = min(tokenVisible[u], c0 + i32(TILE));
-        let adds = u >= u0 && u < u1 && J <= tokenOwn[u] && i0 < end && i0 + ${terms.weights.length - 1} >= c0;
-        var total = 0.0;
-        if (adds) { total = score[u * ${o.scoreLength}u + u32(J)]; }
+        ${streaming ? 'let inRun = u >= u0 && u < u1;\n        let adds = inRun' : 'let adds = u >= u0 && u < u1'} && J <= tokenOwn[u] && i0 < end && i0 + ${terms.weights.length - 1} >= c0;
+        ${
+          streaming
+            ? carriedScoreWgsl({ shift: o.tile / R, subgroupSize: o.tile })
+            : `var total = 0.0;
+        if (adds) { total = score[u * ${o.scoreLength}u + u32(J)]; }`
+        }
 ${terms.weights
   .map(
     (weight, m) =>
@@ -98,7 +110,7 @@ ${terms.weights
           if (adds && i0 + ${m} >= c0 && i0 + ${m} < end) { total += ${weight}.0 * pm; } }`,
   )
   .join('\n')}
-        if (adds) { score[u * ${o.scoreLength}u + u32(J)] = total; }
+${streaming ? offerFinalBlocksWgsl({ blockStrides: R }) : `        if (adds) { score[u * ${o.scoreLength}u + u32(J)] = total; }`}
       }`;
   return o.shuffles ? shuffledOverlaps : sharedOverlaps;
 }

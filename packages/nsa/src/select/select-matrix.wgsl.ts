@@ -31,6 +31,7 @@ import { NSA_SEQUENCE_WGSL } from '../layout.js';
 import { matrixTypes } from '../matrix.wgsl.js';
 import { addOverlapsWgsl, type BlockGeometry, SELECT_PARAMS } from './select.wgsl.js';
 import { PICKABLE_WGSL, picksWgsl, tileProbabilitiesWgsl } from './select-matrix-steps.wgsl.js';
+import { STREAMING_DIAGNOSTIC, streamingPicksWgsl, streamingStateWgsl } from './select-streaming.wgsl.js';
 
 /** Generation parameters of the tensor-core selection (f16 q and compressed keys). */
 export interface SelectMatrixConfig {
@@ -62,6 +63,13 @@ export interface SelectMatrixConfig {
    * a time, and the heads' lse with them: a quarter of the reads of the row-major scores.
    */
   headMajorScores?: boolean;
+  /**
+   * Whether each token keeps its top-n in registers while walking, offering each selection block
+   * once its score is final (select-streaming.wgsl.ts), instead of holding a score per selection
+   * block in workgroup memory until the walk ends. Needs the shuffled probabilities, tiles of whole
+   * selection blocks' strides and a top-n that fits the subgroup's lanes.
+   */
+  streamingPicks?: boolean;
 }
 
 function split(c: SelectMatrixConfig) {
@@ -121,8 +129,8 @@ function keyTileLength(c: SelectMatrixConfig): number {
   return (direct ? c.tile : Math.max(c.tile, rows)) * strides(c).k;
 }
 
-/** Per token: its scores (one per selection block), then its visible count and own block. */
-const scoreLength = (c: SelectMatrixConfig) => alignedWorkgroupLength(c.maxBlocks, 4);
+/** Per token: its scores (one per selection block), none where the top-n is kept while walking. */
+const scoreLength = (c: SelectMatrixConfig) => (c.streamingPicks ? 0 : alignedWorkgroupLength(c.maxBlocks, 4));
 
 /**
  * Workgroup memory in bytes: key tile (or the staged queries), scores, each (token, compressed
@@ -152,6 +160,13 @@ export function selectMatrixUnsupported(c: SelectMatrixConfig): string | undefin
   if (c.headMajorScores && !selectMatrixShuffles(c)) {
     return 'head-major scores need one subgroup per token with a lane per compressed block';
   }
+  if (c.streamingPicks) {
+    const R = c.geometry.blockSize / c.geometry.stride;
+    if (!selectMatrixShuffles(c)) return 'streaming picks need one subgroup per token with a lane per compressed block';
+    if (c.subgroupSize > 32) return `streaming picks need subgroups of at most 32 lanes, not ${c.subgroupSize}`;
+    if (c.topN > c.subgroupSize) return `streaming picks keep topN = ${c.topN} blocks in ${c.subgroupSize} lanes`;
+    if (c.tile % R !== 0) return `streaming picks need tile ${c.tile} to hold whole selection blocks of ${R} strides`;
+  }
   return undefined;
 }
 
@@ -167,6 +182,9 @@ export function selectMatrixWgsl(c: SelectMatrixConfig): string {
   const steps = c.d / K;
   const T = c.tokens;
   const shuffles = selectMatrixShuffles(c);
+  const streaming = c.streamingPicks === true;
+  const unsupported = selectMatrixUnsupported(c);
+  if (unsupported) throw new Error(`selectMatrixWgsl: ${unsupported}`);
   const lseUnit = c.headMajorScores ? 4 : 1;
   // The key tile's entries: f16, or vectors of four (offsets and strides divided by 4).
   const unit = c.vectorStaging ? 4 : 1;
@@ -235,7 +253,7 @@ export function selectMatrixWgsl(c: SelectMatrixConfig): string {
 
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
-${paramsStruct(SELECT_PARAMS)}
+${streaming ? `${STREAMING_DIAGNOSTIC}\n` : ''}${paramsStruct(SELECT_PARAMS)}
 @group(0) @binding(0) var<storage, read> q: array<${direct ? 'f16' : 'vec4<f16>'}>;
 @group(0) @binding(1) var<storage, read> cmpK: array<${rowVectorType(c.wideLoads)}>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
@@ -258,8 +276,8 @@ var<workgroup> Ss: array<${c.headMajorScores ? `vec4<f32>, ${scoreElements(c) / 
 // base 2, each token's selection-block scores, visible compressed blocks and own block.
 ${shuffles ? '' : `var<workgroup> probability: array<f32, ${T * c.tile}>;`}
 var<workgroup> lse2: array<${c.headMajorScores ? `vec4<f32>, ${rows / 4}` : `f32, ${rows}`}>;
-var<workgroup> score: array<f32, ${T * scoreLength(c)}>;
-var<workgroup> tokenVisible: array<i32, ${alignedWorkgroupLength(T, 4)}>;
+${streaming ? '' : `var<workgroup> score: array<f32, ${T * scoreLength(c)}>;
+`}var<workgroup> tokenVisible: array<i32, ${alignedWorkgroupLength(T, 4)}>;
 var<workgroup> tokenOwn: array<i32, ${alignedWorkgroupLength(T, 4)}>;
 
 ${NSA_SEQUENCE_WGSL}
@@ -277,7 +295,7 @@ fn tokenBlocks(t: u32) -> vec2<i32> {
   return vec2<i32>(visible, pos / p.blockSize);
 }
 
-${PICKABLE_WGSL}
+${streaming ? '' : PICKABLE_WGSL}
 
 @compute @workgroup_size(${threads})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -299,8 +317,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     tokenVisible[u] = blocks.x;
     tokenOwn[u] = blocks.y;
   }
-  for (var e = li; e < ${T * scoreLength(c)}u; e += THREADS) { score[e] = 0.0; }
-  // Each row's lse in base 2 (0 past the group and the tokens): four rows per entry when head-major.
+${streaming ? '' : `  for (var e = li; e < ${T * scoreLength(c)}u; e += THREADS) { score[e] = 0.0; }
+`}  // Each row's lse in base 2 (0 past the group and the tokens): four rows per entry when head-major.
   for (var e = li; e < ${rows / lseUnit}u; e += THREADS) {
     var x = ${c.headMajorScores ? 'vec4<f32>()' : '0.0'};
     for (var k = 0u; k < ${lseUnit}u; k++) {
@@ -329,7 +347,7 @@ ${direct ? `  let qRow = (min(tFirst + sgc / ${fragments}u, p.tokens - 1u) * p.h
   .join('\n')}
   let scale2 = p.scale * LOG2E;
 ${keys.declarations}
-
+${streaming ? `${streamingStateWgsl()}\n` : ''}
   // Runs of tokens sharing a sequence: [u0, u1) walks its sequence's compressed keys, as far as its
   // last token sees.
   var u0 = 0u;
@@ -363,6 +381,7 @@ ${tileProbabilitiesWgsl({
   scoreStride: st.s,
   scoreLength: scoreLength(c),
   shuffles,
+  streaming,
   ...(c.headMajorScores && { headMajor: { group: c.group } }),
 })}
     }
@@ -370,7 +389,7 @@ ${tileProbabilitiesWgsl({
   }
   workgroupBarrier();
 
-${picksWgsl({ scoreLength: scoreLength(c), cached })}
+${streaming ? streamingPicksWgsl() : picksWgsl({ scoreLength: scoreLength(c), cached })}
 }
 `;
 }

@@ -57,6 +57,14 @@ export const SELECT_VECTOR_STAGING: { enabled: boolean } = { enabled: true };
 export const SELECT_HEAD_MAJOR: { enabled: boolean } = { enabled: true };
 
 /**
+ * Whether the tensor-core selection keeps each token's top-n in registers while walking
+ * (SelectMatrixConfig.streamingPicks) where the shape allows it: it drops the score per selection
+ * block that each token held in workgroup memory. Mutable so that a diagnostic can time both; not
+ * exported from the package.
+ */
+export const SELECT_STREAMING_PICKS: { enabled: boolean } = { enabled: true };
+
+/**
  * The tensor-core selection's shape for this config, or undefined when the adapter has no matrix
  * shape (`assumeMatrix` stands in for one on the null backend) or the kernel does not fit.
  */
@@ -82,14 +90,18 @@ export function selectMatrixConfig(
       ...(SELECT_WIDE_LOADS.enabled && { wideLoads: true }),
       ...(SELECT_VECTOR_STAGING.enabled && { vectorStaging: true }),
     };
-    // Head-major scores where the shape allows them and they fit, else row-major.
+    // Head-major scores where the shape allows them and they fit, else row-major; each with the
+    // top-n kept while walking where it can be.
     const headMajor: SelectMatrixConfig = { ...c, headMajorScores: true };
     const fits = (x: SelectMatrixConfig) =>
       selectMatrixSharedBytes(x) <= caps.limits.maxComputeWorkgroupStorageSize &&
       selectMatrixThreads(x) <= caps.limits.maxComputeInvocationsPerWorkgroup &&
       selectMatrixUnsupported(x) === undefined;
-    if (SELECT_HEAD_MAJOR.enabled && fits(headMajor)) return headMajor;
-    if (fits(c)) return c;
+    for (const x of SELECT_HEAD_MAJOR.enabled ? [headMajor, c] : [c]) {
+      const streaming: SelectMatrixConfig = { ...x, streamingPicks: true };
+      if (SELECT_STREAMING_PICKS.enabled && fits(streaming)) return streaming;
+      if (fits(x)) return x;
+    }
   }
   return undefined;
 }
