@@ -1,6 +1,8 @@
 // What the flash diagnostics share: the seed's problem (b=1, hq=64, hkv=4, d=128, causal, f16,
 // tensor-core tier) on random inputs, timers for its forward and backward, and a one-line listing
 // of a measurement's kernels. Not the bench: per-kernel GPU times to decide what to change.
+// An argument `d=256` (anywhere on the command line) runs the problem at another head dim, for q, k
+// and v alike.
 
 import {
   createGpu,
@@ -12,8 +14,11 @@ import {
   randomNormal,
 } from '../../packages/core/src/index.js';
 
+/** The problem's head dim: 128, the seed's, unless an argument `d=N` gives another. */
+const d = Number(process.argv.find((arg) => /^d=\d+$/.test(arg))?.slice(2) ?? 128);
+
 /** Causal forward FLOPs of the problem at n tokens (the backward counts 2.5x these). */
-export const forwardFlops = (n: number) => ((2 * 2 * (n * n)) / 2) * 128 * 64;
+export const forwardFlops = (n: number) => ((2 * 2 * (n * n)) / 2) * d * 64;
 
 /** One timed run's kernels, `label ms` joined by `; ` (labels cut at their tier tag). */
 export function kernelTimes(m: Measurement): string {
@@ -33,10 +38,10 @@ export async function flashProblem(n: number): Promise<{
   forwardOutputs: () => Promise<Float32Array[]>;
 }> {
   const gpu = await createGpu({ fast: true, maxPooledBytes: 16 * 2 ** 30 });
-  const q = await randomNormal(gpu, [1, n, 64, 128], 1, { dtype: 'f16' });
-  const k = await randomNormal(gpu, [1, n, 4, 128], 2, { dtype: 'f16' });
-  const v = await randomNormal(gpu, [1, n, 4, 128], 3, { dtype: 'f16' });
-  const dO = await randomNormal(gpu, [1, n, 64, 128], 4, { dtype: 'f16', scale: 0.1 });
+  const q = await randomNormal(gpu, [1, n, 64, d], 1, { dtype: 'f16' });
+  const k = await randomNormal(gpu, [1, n, 4, d], 2, { dtype: 'f16' });
+  const v = await randomNormal(gpu, [1, n, 4, d], 3, { dtype: 'f16' });
+  const dO = await randomNormal(gpu, [1, n, 64, d], 4, { dtype: 'f16', scale: 0.1 });
   const options = { causal: true, tier: 'subgroup-matrix' as const };
   const held = await flashAttention(gpu, q, k, v, options);
   const timed = { warmup: 1, iters: 3 };

@@ -4,7 +4,8 @@
 // times, so that one GPU call tells which kernel and shape to make the default. Everything comes
 // from core's sources, so the settings it edits are the ones flash reads.
 // `pnpm gpu:bundle` builds it into .gpu-kit/flash-shapes.mjs; on the GPU machine:
-//   node .gpu-kit/flash-shapes.mjs [roles|loads|forward [S,T,R[,G]]|prefetch|vectors|backward-vectors|backward-prefetch|dkdv-steps|dq-groups]
+//   node .gpu-kit/flash-shapes.mjs [roles|loads|forward [S,T,R[,G]]|prefetch|vectors|backward-vectors|backward-prefetch|dkdv-steps|dq-groups] [d=N]
+//   (d=N: the problem at head dim N, flash-problem.ts)
 //   (roles: the role-split choices only; loads: the forward and backward with 8- and 16-byte loads
 //   only, FLASH_WIDE_LOADS; forward: the forward's shapes only, or the one shape given (a fourth
 //   number: its row groups), its outputs then compared with the default shape's; prefetch: the

@@ -1,10 +1,10 @@
 // Diagnostic (not the bench): times the MLA prefill (one sequence of 8192 tokens at MiniCPM3's
 // dims, tensor-core tier, as the bench's prefill table) with core's forward shape given first in
-// FORWARD_SHAPES, then with the default shapes, outputs compared. At 288/256 the default forward
-// ([2, 32, 1]: 16 query rows per workgroup, 22,736 bytes) holds two workgroups of two subgroups per
-// H200 SM, each 32-key tile (19 KiB of keys) serving 16 rows; three row groups ([2, 32, 1, 3],
-// 30,288 bytes) would hold one workgroup of six subgroups, each tile serving 48 rows. Run one shape
-// per process: later in a process some pipelines have run 2-3x slower.
+// FORWARD_SHAPES, then with the default shapes, outputs compared. At 288/256 the default forward is
+// [2, 32, 1, 4] (four row groups of one fragment, 34,064 bytes: one workgroup of eight subgroups per
+// H200 SM, each 32-key tile serving 64 rows); [2, 32, 1] (16 rows, 22,736 bytes, two workgroups of
+// two subgroups) ran 21.7 ms against 9.9 (2026-12-01). Run one shape per process: later in a process
+// some pipelines have run 2-3x slower.
 // `pnpm gpu:bundle` builds it into .gpu-kit/mla-prefill-shapes.mjs; on the GPU machine:
 //   node .gpu-kit/mla-prefill-shapes.mjs 2,32,1,3
 

@@ -23,7 +23,7 @@ import {
   matrixDqRolesSubgroups,
   matrixDqRolesUnsupported,
 } from '../src/flash/dq-roles-matrix.wgsl.js';
-import { DKDV_KERNEL, DQ_KERNEL } from '../src/flash/flash.js';
+import { DKDV_KERNEL, DQ_KERNEL, FORWARD_SHAPES } from '../src/flash/flash.js';
 import {
   type MatrixForwardConfig,
   matrixForwardQueryInWorkgroup,
@@ -457,24 +457,52 @@ describe('flash attention: every variant compiles on the null backend', () => {
     }
   });
 
-  it('the forward takes row groups only where they hold more subgroups per SM than one group', async () => {
+  it('the forward takes the shape with the most rows per SM, row groups only where they hold more subgroups', async () => {
     const gpu = await nullMatrixGpu();
     try {
       const limits = { ...gpu.caps.limits, maxComputeWorkgroupStorageSize: 48 * 1024 };
       const caps = { ...gpu.caps, limits };
       const perSm = (c: MatrixForwardConfig) =>
         workgroupsPerSm(matrixForwardSharedBytes(c)) * matrixForwardSubgroups(c);
+      const rowsPerSm = (c: MatrixForwardConfig) =>
+        workgroupsPerSm(matrixForwardSharedBytes(c)) * matrixForwardRows(c);
+      const shapeOf = (c: MatrixForwardConfig) => [c.subgroups, c.tile, c.rowFragments, c.rowGroups ?? 1];
+      // What each head dim runs on the H200 (flash.ts, FORWARD_SHAPES, gives the timings).
+      const picks: [number, number, number[]][] = [
+        [64, 64, [2, 32, 1, 3]],
+        [96, 96, [2, 32, 2, 2]],
+        [128, 128, [2, 32, 2, 2]],
+        [192, 128, [2, 32, 1, 3]],
+        [256, 256, [2, 32, 1, 4]],
+        [288, 256, [2, 32, 1, 4]],
+      ];
+      for (const [d, dv, shape] of picks) {
+        const c = matrixForwardConfig(caps, d, dv)!;
+        expect(shapeOf(c), `d = ${d}`).toEqual(shape);
+        // No other shape that holds Q and shares its tiles with two fragments of rows has more rows per SM.
+        for (const [subgroups, tile, rowFragments, rowGroups = 1] of FORWARD_SHAPES) {
+          const other = { ...c, subgroups, tile, rowFragments, rowGroups };
+          if (matrixForwardUnsupported(other) || matrixForwardQueryInWorkgroup(other)) continue;
+          if (matrixForwardRows(other) < 32) continue;
+          expect(
+            rowsPerSm(other),
+            `d = ${d} [${subgroups}, ${tile}, ${rowFragments}, ${rowGroups}]`,
+          ).toBeLessThanOrEqual(rowsPerSm(c));
+        }
+      }
       // d = 96: 21.3 KiB grouped, two workgroups of four subgroups, against three of two.
       const d96 = matrixForwardConfig(caps, 96, 96)!;
-      expect(d96.rowGroups).toBe(2);
       const { rowGroups: _, ...ungrouped } = d96;
       expect([perSm(d96), perSm(ungrouped)]).toEqual([8, 6]);
-      // d = 64 (eight either way) and d = 192 (four either way): no groups.
-      for (const d of [64, 192]) {
-        const c = matrixForwardConfig(caps, d, d)!;
-        expect(c.rowGroups, `d = ${d}`).toBeUndefined();
-        expect(perSm(c), `d = ${d}`).toBeGreaterThanOrEqual(perSm({ ...c, rowGroups: 2 }));
-      }
+      // d = 64: two groups of two fragments hold eight subgroups, as one group does: not taken,
+      // though they count as many rows per SM as [2, 32, 2].
+      const d64 = matrixForwardConfig(caps, 64, 64)!;
+      const twoGroups = { ...d64, rowFragments: 2, rowGroups: 2 };
+      expect(perSm(twoGroups)).toBe(perSm({ ...twoGroups, rowGroups: 1 }));
+      // The MLA prefill's dims: two fragments would read Q from workgroup memory; four groups of one hold it.
+      const mla = matrixForwardConfig(caps, 288, 256)!;
+      expect(matrixForwardQueryInWorkgroup({ ...mla, rowFragments: 2 })).toBe(true);
+      expect(matrixForwardSharedBytes(mla)).toBeLessThanOrEqual(limits.maxComputeWorkgroupStorageSize);
     } finally {
       gpu.destroy();
     }

@@ -138,16 +138,24 @@ export type MatrixShapeChoice = readonly [
 ];
 
 /**
- * Shapes of the tensor-core forward to try, in order; the first that fits the device's limits wins,
- * a shape with row groups only where they hold more subgroups per SM than the same shape without
- * (rowGroupsWithoutGain). Each subgroup owning two row fragments halves the workgroup-memory loads
- * per multiply-accumulate. At d = 128 on the H200 (n = 16384, causal) two row groups sharing each
- * staged tile (23,824 bytes: two workgroups of four subgroups per SM) ran at 24.2 ms where one
- * (16,272 bytes: three of two) ran at 31.3, the same bits (flash-shapes forward 2,32,2,2).
+ * Shapes of the tensor-core forward to try. Of those that fit the device's limits and hold Q in
+ * registers, the one with the most query rows per H200 SM wins (matrixForwardConfig), ties to the
+ * earlier here; a shape with row groups only where they hold more subgroups per SM than the same
+ * shape without (rowGroupsWithoutGain). Each subgroup owning two row fragments halves the
+ * workgroup-memory loads per multiply-accumulate: at the same rows per SM they were faster (d = 128:
+ * [2, 32, 2, 2] 24.0 ms against [2, 32, 1, 4] 26.8; d = 96: 22.9 against 24.4). Where two
+ * fragments do not hold Q, groups of one fragment do: at d = 256, [2, 32, 1, 4] (32,016 bytes, 64
+ * rows per SM) ran 62.8 ms against [2, 32, 1] 168.3 (two workgroups of 16 rows); at d = 192,
+ * [2, 32, 1, 3] (24,144 bytes, two of 48 rows) 42.6 against [2, 32, 2] 114.6; the MLA prefill's
+ * forward (288/256) 9.9 against 21.7 ms. More than four groups were slower there ([2, 32, 1, 5]:
+ * 12.1 ms). All H200, n = 16384 (MLA: 8192), causal, the same bits per shape family
+ * (flash-shapes forward with FLASH_D, mla-prefill-shapes).
  */
 export const FORWARD_SHAPES: MatrixShapeChoice[] = [
   [2, 32, 2, 2],
   [2, 32, 2],
+  [2, 32, 1, 4],
+  [2, 32, 1, 3],
   [2, 32, 1],
   [1, 16, 1],
 ];
@@ -336,10 +344,11 @@ const DQ_KERNELS: RoleSplitKernels = {
 
 /**
  * The tensor-core forward's shape for these head dims on this device, or undefined when none fits:
- * the first of `FORWARD_SHAPES` that fits and holds Q in registers, else the first that fits.
- * At MLA's prefill dims (288/256, 8192 tokens) one row fragment holding Q ran at 33.5 TFLOPS on the
- * H200 where two reading it from workgroup memory ran at 30.2. `assumeMatrix` stands in for
- * adapters that list no matrix shapes (the null backend compiles them).
+ * of `FORWARD_SHAPES` that fit and hold Q in registers, the one with the most query rows per H200
+ * SM (ties to the earlier), else the first that fits. At MLA's prefill dims (288/256, 8192 tokens)
+ * one row fragment holding Q ran at 33.5 TFLOPS on the H200 where two reading it from workgroup
+ * memory ran at 30.2. `assumeMatrix` stands in for adapters that list no matrix shapes (the null
+ * backend compiles them).
  */
 export function matrixForwardConfig(
   caps: Capabilities,
@@ -347,22 +356,35 @@ export function matrixForwardConfig(
   dv: number,
   assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
 ): MatrixForwardConfig | undefined {
-  const pick = (unsupported: (c: MatrixForwardConfig) => string | undefined) =>
-    pickMatrixShape(
-      caps,
-      d,
-      dv,
-      FORWARD_SHAPES,
-      unsupported,
-      [matrixForwardSharedBytes],
-      FLASH_WIDE_LOADS.forward,
-      assumeMatrix,
-    );
   const usable = (c: MatrixForwardConfig) => matrixForwardUnsupported(c) ?? rowGroupsWithoutGain(c);
-  const holdingQuery = (c: MatrixForwardConfig) =>
-    usable(c) ?? (matrixForwardQueryInWorkgroup(c) ? 'Q does not fit in registers' : undefined);
-  const config = pick(holdingQuery) ?? pick(usable);
-  if (!config) return undefined;
+  const fitting = fittingMatrixShapes(
+    caps,
+    d,
+    dv,
+    FORWARD_SHAPES,
+    usable,
+    [matrixForwardSharedBytes],
+    FLASH_WIDE_LOADS.forward,
+    assumeMatrix,
+  ).map(withForwardOptions);
+  const rowsPerSm = (c: MatrixForwardConfig) =>
+    workgroupsPerSm(matrixForwardSharedBytes(c)) * matrixForwardRows(c);
+  const holding = fitting.filter((c) => !matrixForwardQueryInWorkgroup(c));
+  // The most rows per SM among shapes whose staged tiles serve two row fragments or more; reduce
+  // keeps the earlier of equals. One fragment per workgroup is the fallback for small workgroup
+  // memory: its many small workgroups count more rows per SM than they run ([1, 16, 1] would count
+  // 160 at d = 64, against 128 for [2, 32, 2]).
+  const best = holding
+    .filter((c) => matrixForwardRows(c) >= 2 * c.matrix.M)
+    .reduce<MatrixForwardConfig | undefined>(
+      (kept, c) => (kept === undefined || rowsPerSm(c) > rowsPerSm(kept) ? c : kept),
+      undefined,
+    );
+  return best ?? holding[0] ?? fitting[0];
+}
+
+/** A forward shape with the options the planner adds: prefetched values, vector arrays. */
+function withForwardOptions(config: MatrixForwardConfig): MatrixForwardConfig {
   const prefetch =
     FLASH_PREFETCH_VALUES.forward && matrixForwardValueLoads(config) <= PREFETCH_MAX_VALUE_LOADS;
   const chosen: MatrixForwardConfig = {
@@ -403,7 +425,7 @@ export function matrixBackwardConfig(
   dv: number,
   assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
 ): MatrixBackwardConfig | undefined {
-  const config = pickMatrixShape(
+  const [config] = fittingMatrixShapes(
     caps,
     d,
     dv,
@@ -424,7 +446,11 @@ export function matrixBackwardConfig(
     : chosen;
 }
 
-function pickMatrixShape(
+/**
+ * The shapes, in their order, that the kernel supports at these head dims and that fit the device's
+ * workgroup memory (every one of `sharedBytes`) and invocations.
+ */
+function fittingMatrixShapes(
   caps: Capabilities,
   d: number,
   dv: number,
@@ -433,10 +459,11 @@ function pickMatrixShape(
   sharedBytes: readonly ((c: MatrixForwardConfig) => number)[],
   wideLoads: boolean,
   assumeMatrix?: Pick<SubgroupMatrixConfig, 'M' | 'N' | 'K'>,
-): MatrixForwardConfig | undefined {
+): MatrixForwardConfig[] {
   const matrix = preferredMatrixConfig(caps) ?? assumeMatrix;
-  if (!matrix) return undefined;
+  if (!matrix) return [];
   const subgroup = matrixSubgroupSize(caps);
+  const fitting: MatrixForwardConfig[] = [];
   for (const [subgroups, tile, rowFragments, rowGroups = 1] of shapes) {
     const config: MatrixForwardConfig = {
       d,
@@ -453,9 +480,9 @@ function pickMatrixShape(
     if (sharedBytes.some((bytes) => bytes(config) > caps.limits.maxComputeWorkgroupStorageSize)) continue;
     if (rowGroups * subgroups * subgroup.subgroupSize > caps.limits.maxComputeInvocationsPerWorkgroup)
       continue;
-    return config;
+    fitting.push(config);
   }
-  return undefined;
+  return fitting;
 }
 
 /**

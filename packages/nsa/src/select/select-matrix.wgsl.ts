@@ -130,7 +130,8 @@ function keyTileLength(c: SelectMatrixConfig): number {
 }
 
 /** Per token: its scores (one per selection block), none where the top-n is kept while walking. */
-const scoreLength = (c: SelectMatrixConfig) => (c.streamingPicks ? 0 : alignedWorkgroupLength(c.maxBlocks, 4));
+const scoreLength = (c: SelectMatrixConfig) =>
+  c.streamingPicks ? 0 : alignedWorkgroupLength(c.maxBlocks, 4);
 
 /**
  * Workgroup memory in bytes: key tile (or the staged queries), scores, each (token, compressed
@@ -162,10 +163,14 @@ export function selectMatrixUnsupported(c: SelectMatrixConfig): string | undefin
   }
   if (c.streamingPicks) {
     const R = c.geometry.blockSize / c.geometry.stride;
-    if (!selectMatrixShuffles(c)) return 'streaming picks need one subgroup per token with a lane per compressed block';
-    if (c.subgroupSize > 32) return `streaming picks need subgroups of at most 32 lanes, not ${c.subgroupSize}`;
-    if (c.topN > c.subgroupSize) return `streaming picks keep topN = ${c.topN} blocks in ${c.subgroupSize} lanes`;
-    if (c.tile % R !== 0) return `streaming picks need tile ${c.tile} to hold whole selection blocks of ${R} strides`;
+    if (!selectMatrixShuffles(c))
+      return 'streaming picks need one subgroup per token with a lane per compressed block';
+    if (c.subgroupSize > 32)
+      return `streaming picks need subgroups of at most 32 lanes, not ${c.subgroupSize}`;
+    if (c.topN > c.subgroupSize)
+      return `streaming picks keep topN = ${c.topN} blocks in ${c.subgroupSize} lanes`;
+    if (c.tile % R !== 0)
+      return `streaming picks need tile ${c.tile} to hold whole selection blocks of ${R} strides`;
   }
   return undefined;
 }
@@ -185,6 +190,11 @@ export function selectMatrixWgsl(c: SelectMatrixConfig): string {
   const streaming = c.streamingPicks === true;
   const unsupported = selectMatrixUnsupported(c);
   if (unsupported) throw new Error(`selectMatrixWgsl: ${unsupported}`);
+  // Each token's score per selection block, unless its top-n is kept while walking.
+  const scoreArray = streaming ? '' : `var<workgroup> score: array<f32, ${T * scoreLength(c)}>;\n`;
+  const scoreZeroing = streaming
+    ? ''
+    : `  for (var e = li; e < ${T * scoreLength(c)}u; e += THREADS) { score[e] = 0.0; }\n`;
   const lseUnit = c.headMajorScores ? 4 : 1;
   // The key tile's entries: f16, or vectors of four (offsets and strides divided by 4).
   const unit = c.vectorStaging ? 4 : 1;
@@ -276,8 +286,7 @@ var<workgroup> Ss: array<${c.headMajorScores ? `vec4<f32>, ${scoreElements(c) / 
 // base 2, each token's selection-block scores, visible compressed blocks and own block.
 ${shuffles ? '' : `var<workgroup> probability: array<f32, ${T * c.tile}>;`}
 var<workgroup> lse2: array<${c.headMajorScores ? `vec4<f32>, ${rows / 4}` : `f32, ${rows}`}>;
-${streaming ? '' : `var<workgroup> score: array<f32, ${T * scoreLength(c)}>;
-`}var<workgroup> tokenVisible: array<i32, ${alignedWorkgroupLength(T, 4)}>;
+${scoreArray}var<workgroup> tokenVisible: array<i32, ${alignedWorkgroupLength(T, 4)}>;
 var<workgroup> tokenOwn: array<i32, ${alignedWorkgroupLength(T, 4)}>;
 
 ${NSA_SEQUENCE_WGSL}
@@ -317,8 +326,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
     tokenVisible[u] = blocks.x;
     tokenOwn[u] = blocks.y;
   }
-${streaming ? '' : `  for (var e = li; e < ${T * scoreLength(c)}u; e += THREADS) { score[e] = 0.0; }
-`}  // Each row's lse in base 2 (0 past the group and the tokens): four rows per entry when head-major.
+${scoreZeroing}  // Each row's lse in base 2 (0 past the group and the tokens): four rows per entry when head-major.
   for (var e = li; e < ${rows / lseUnit}u; e += THREADS) {
     var x = ${c.headMajorScores ? 'vec4<f32>()' : '0.0'};
     for (var k = 0u; k < ${lseUnit}u; k++) {
