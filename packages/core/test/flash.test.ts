@@ -23,7 +23,7 @@ import {
   matrixDqRolesSubgroups,
   matrixDqRolesUnsupported,
 } from '../src/flash/dq-roles-matrix.wgsl.js';
-import { DKDV_KERNEL, DQ_KERNEL, FORWARD_SHAPES } from '../src/flash/flash.js';
+import { DKDV_KERNEL, DQ_KERNEL, FORWARD_SHAPES, matrixBackwardKernels } from '../src/flash/flash.js';
 import {
   type MatrixForwardConfig,
   matrixForwardQueryInWorkgroup,
@@ -452,6 +452,26 @@ describe('flash attention: every variant compiles on the null backend', () => {
       expect(groupsAt(32)).toEqual([1, 32]);
       expect(groupsAt(16)).toEqual([1, 32]);
       expect(groupsAt(1)).toEqual([1, 32]);
+    } finally {
+      gpu.destroy();
+    }
+  });
+
+  it("the dQ kernel drops its row groups where one group's rows cover every sequence", async () => {
+    const gpu = await nullMatrixGpu();
+    try {
+      const limits = { ...gpu.caps.limits, maxComputeWorkgroupStorageSize: 48 * 1024 };
+      const caps = { ...gpu.caps, limits };
+      const backward = matrixBackwardConfig(caps, 128, 128)!;
+      const dqRows = (longest?: number) => matrixBackwardKernels(caps, backward, longest).dq.rows;
+      // Two groups of 32 query rows at d = 128: 64 rows per workgroup for sequences longer than 32.
+      expect(dqRows()).toBe(64);
+      expect(dqRows(33)).toBe(64);
+      expect(dqRows(32)).toBe(32);
+      expect(dqRows(1)).toBe(32);
+      // The dK/dV kernel has no row groups: its rows do not depend on the queries.
+      const dkDvRows = matrixBackwardKernels(caps, backward, 1).dkDv.rows;
+      expect(matrixBackwardKernels(caps, backward).dkDv.rows).toBe(dkDvRows);
     } finally {
       gpu.destroy();
     }

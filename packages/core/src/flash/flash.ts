@@ -57,6 +57,7 @@ import {
   hasKeyBlocks,
   type LaunchMeta,
   launchMeta,
+  longestQueryRows,
   type ProblemOptions,
 } from './problem.js';
 import {
@@ -283,21 +284,25 @@ interface RoleSplitKernels {
 }
 
 /** A tensor-core backward pass's kernel: its WGSL and the rows of its own side per workgroup. */
-interface BackwardKernel {
+export interface BackwardKernel {
   code: string;
   rows: number;
 }
 
 /**
  * A tensor-core backward pass's kernel for a backward shape: its role-split kernel as `choice`
- * asks where that fits the device (without row groups where those do not fit), else the
- * role-split kernel at the shape's tile without column splits, else the plain kernel.
+ * asks where that fits the device, else the role-split kernel at the shape's tile without column
+ * splits, else the plain kernel. Row groups are dropped where they do not fit, where one group's
+ * rows cover every sequence's `longestRows` (the others would idle, as the forward's do in decode:
+ * flashForwardVariant), and where they hold no more subgroups per H200 SM than one group
+ * (rowGroupsWithoutGain's rule for the forward).
  */
 function roleSplitKernel(
   caps: Capabilities,
   matrix: MatrixBackwardConfig,
   choice: RoleSplitChoice,
   kernels: RoleSplitKernels,
+  longestRows = Number.POSITIVE_INFINITY,
 ): BackwardKernel {
   const plain = { code: kernels.plain(matrix), rows: matrixShape(matrix).rows };
   if (!choice.roles) return plain;
@@ -317,11 +322,33 @@ function roleSplitKernel(
     ...prefetch,
     ...steps,
   };
-  const groups = rowGroupsOf(choice) > 1 ? [{ ...chosen, rowGroups: choice.rowGroups }] : [];
+  const grouped = { ...chosen, rowGroups: rowGroupsOf(choice) };
+  const subgroupsPerSm = (c: RolesConfig) =>
+    workgroupsPerSm(kernels.splitSharedBytes(c)) * kernels.splitSubgroups(c);
+  const groupsPay =
+    grouped.rowGroups > 1 &&
+    longestRows > kernels.splitRows(chosen) &&
+    subgroupsPerSm(grouped) > subgroupsPerSm(chosen);
+  const groups = groupsPay ? [grouped] : [];
   const split = [...groups, chosen, { ...matrix, columnSplits: 1, ...prefetch }]
     .flatMap((c) => (c.vectorScores ? [c, { ...c, vectorScores: false }] : [c]))
     .find(fits);
   return split ? { code: kernels.split(split), rows: kernels.splitRows(split) } : plain;
+}
+
+/**
+ * The tensor-core backward's dQ and dK/dV kernels for a backward shape, where no sequence has more
+ * than `longestQuery` query rows (the dQ kernel's row groups depend on it).
+ */
+export function matrixBackwardKernels(
+  caps: Capabilities,
+  matrix: MatrixBackwardConfig,
+  longestQuery = Number.POSITIVE_INFINITY,
+): { dq: BackwardKernel; dkDv: BackwardKernel } {
+  return {
+    dq: roleSplitKernel(caps, matrix, DQ_KERNEL, DQ_KERNELS, longestQuery),
+    dkDv: roleSplitKernel(caps, matrix, DKDV_KERNEL, DKDV_KERNELS),
+  };
 }
 
 const DKDV_KERNELS: RoleSplitKernels = {
@@ -619,8 +646,7 @@ async function launchForward(
   tier: Tier,
   t: { q: Tensor; k: Tensor; v: Tensor; o: Tensor; lse: Tensor },
 ): Promise<void> {
-  const longestQuery = problem.sequences.reduce((most, s) => Math.max(most, s.qLen), 0);
-  const variant = flashForwardVariant(gpu.caps, tier, problem.d, problem.dv, longestQuery);
+  const variant = flashForwardVariant(gpu.caps, tier, problem.d, problem.dv, longestQueryRows(problem));
   const rows = flashForwardRows(variant);
   const meta = launchMeta(problem, rows, 'q');
   if (meta.tiles === 0) return;
@@ -667,12 +693,9 @@ export async function flashAttentionBackward(
   const dk = keyGradient(gpu, k.shape, k.dtype);
   const dv = keyGradient(gpu, v.shape, v.dtype);
   using stats = Tensor.empty(gpu, [2, lse.size], 'f32');
-  const dqKernel = matrix
-    ? roleSplitKernel(gpu.caps, matrix, DQ_KERNEL, DQ_KERNELS)
-    : { code: flashDqWgsl(config), rows };
-  const dkDvKernel = matrix
-    ? roleSplitKernel(gpu.caps, matrix, DKDV_KERNEL, DKDV_KERNELS)
-    : { code: flashDkDvWgsl(config), rows };
+  const { dq: dqKernel, dkDv: dkDvKernel } = matrix
+    ? matrixBackwardKernels(gpu.caps, matrix, longestQueryRows(problem))
+    : { dq: { code: flashDqWgsl(config), rows }, dkDv: { code: flashDkDvWgsl(config), rows } };
   const qMeta = launchMeta(problem, rows, 'q');
   const kMeta = launchMeta(problem, dkDvKernel.rows, 'k');
   // The dQ kernel's query tiles, where its row groups make them taller than the delta pass's.

@@ -123,6 +123,11 @@ function checkMask(options: ProblemOptions): MaskSpec {
 
 const PLAIN_KEYS: KeyBlocks = { size: 1, stride: 1 };
 
+/** The most query rows of one sequence (per head), 0 for a problem without sequences. */
+export function longestQueryRows(p: Pick<FlashProblem, 'sequences'>): number {
+  return p.sequences.reduce((most, s) => Math.max(most, s.qLen), 0);
+}
+
 /** Whether a problem's keys are blocks of tokens (NSA's compressed keys) rather than tokens. */
 export function hasKeyBlocks(p: Pick<FlashProblem, 'keyBlocks'>): boolean {
   return p.keyBlocks.size !== 1 || p.keyBlocks.stride !== 1;
