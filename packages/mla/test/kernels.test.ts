@@ -25,6 +25,11 @@ import {
   planMlaAttention,
   planMlaMatrix,
 } from '../src/index.js';
+import {
+  mlaEpilogueMatrixUnsupported,
+  mlaEpilogueMatrixWgsl,
+  mlaEpilogueMatrixWorkgroups,
+} from '../src/prefill/epilogue-matrix.wgsl.js';
 import { u32Tensor } from '../src/u32.js';
 
 describe('every MLA kernel compiles on the null backend, f32 and f16', () => {
@@ -166,6 +171,38 @@ describe('the tensor-core kernel compiles on the null backend', () => {
           }
         }
       }
+    }
+  });
+});
+
+describe("the prefill's tensor-core epilogue", () => {
+  it('compiles for MiniCPM3 and DeepSeek-V2 dims, pinned and not, and refuses dims of partial fragments', async () => {
+    const gpu = await nullGpu();
+    try {
+      for (const dims of [
+        { heads: 40, r: 256, dv: 64 },
+        { heads: 16, r: 512, dv: 128 },
+      ]) {
+        for (const [subgroupSize, pinSubgroupSize] of [
+          [32, true],
+          [64, false],
+        ] as const) {
+          const c = { ...dims, subgroupSize, pinSubgroupSize };
+          expect(mlaEpilogueMatrixUnsupported(c)).toBeUndefined();
+          const code = mlaEpilogueMatrixWgsl(c);
+          expect(code.includes('@subgroup_size(32)')).toBe(pinSubgroupSize);
+          expect(await moduleErrors(gpu, code), JSON.stringify(c)).toEqual([]);
+        }
+      }
+      // One workgroup per head and 64 tokens: 8192 tokens of 40 heads take 5120.
+      expect(mlaEpilogueMatrixWorkgroups({ heads: 40 }, 8192)).toBe(5120);
+      expect(mlaEpilogueMatrixWorkgroups({ heads: 40 }, 65)).toBe(80);
+      const c = { heads: 3, r: 32, dv: 8, subgroupSize: 32, pinSubgroupSize: true };
+      expect(mlaEpilogueMatrixUnsupported(c)).toMatch(/dv = 8 is not a multiple of 16/);
+      expect(mlaEpilogueMatrixUnsupported({ ...c, dv: 16, r: 40 })).toMatch(/r = 40/);
+      expect(() => mlaEpilogueMatrixWgsl(c)).toThrow(/dv = 8/);
+    } finally {
+      gpu.destroy();
     }
   });
 });

@@ -3,9 +3,23 @@
  * as MQA with one KV head of dims `d = r + dr`, `dv = r`, over packed sequences whose keys are
  * exactly each sequence's valid ones, bottom-right causal, then the W_UV epilogue.
  */
-import { dispatch, flashAttention, type Gpu, Tensor } from '@webattn/core';
+import {
+  dispatch,
+  flashAttention,
+  type Gpu,
+  matrixSubgroupSize,
+  preferredMatrixConfig,
+  Tensor,
+} from '@webattn/core';
 import type { MlaLaunch } from '../attention/launch-types.js';
 import { u32Tensor } from '../u32.js';
+import {
+  MLA_EPILOGUE_MATRIX_PARAMS,
+  type MlaEpilogueMatrixConfig,
+  mlaEpilogueMatrixUnsupported,
+  mlaEpilogueMatrixWgsl,
+  mlaEpilogueMatrixWorkgroups,
+} from './epilogue-matrix.wgsl.js';
 import {
   MLA_CONCAT_Q_PARAMS,
   MLA_EPILOGUE_PARAMS,
@@ -15,6 +29,23 @@ import {
   mlaEpilogueWgsl,
   mlaGatherKeysWgsl,
 } from './prefill.wgsl.js';
+
+/**
+ * The tensor-core epilogue's config where it applies: the adapter's 16×16×16 f16 matrices, dims of
+ * whole fragments and at least one block of 16 tokens; else undefined (the scalar epilogue).
+ */
+function epilogueMatrixConfig(
+  gpu: Gpu,
+  heads: number,
+  r: number,
+  dv: number,
+  tokens: number,
+): MlaEpilogueMatrixConfig | undefined {
+  const matrix = preferredMatrixConfig(gpu.caps);
+  if (matrix?.M !== 16 || matrix.N !== 16 || matrix.K !== 16 || tokens < 16) return undefined;
+  const config = { heads, r, dv, ...matrixSubgroupSize(gpu.caps) };
+  return mlaEpilogueMatrixUnsupported(config) === undefined ? config : undefined;
+}
 
 /** The cache slot of key j of sequence b, for the gather. */
 export type MlaSlotOf = (b: number, j: number) => number;
@@ -77,13 +108,26 @@ export async function launchMlaFlashPrefill(gpu: Gpu, launch: MlaLaunch, slotOf:
       latent = Tensor.zeros(gpu, [batch * nq, heads, r], dtype);
     }
     using _latent = latent;
-    await dispatch(gpu, {
-      label: 'mla epilogue',
-      code: mlaEpilogueWgsl({ dtype, heads, r, dv }),
-      buffers: [latent, wUv, o],
-      params: { layout: MLA_EPILOGUE_PARAMS, values: { rows } },
-      workgroups: rows,
-    });
+    const matrix =
+      tier === 'subgroup-matrix' ? epilogueMatrixConfig(gpu, heads, r, dv, batch * nq) : undefined;
+    await dispatch(
+      gpu,
+      matrix
+        ? {
+            label: 'mla epilogue matrix',
+            code: mlaEpilogueMatrixWgsl(matrix),
+            buffers: [latent, wUv, o],
+            params: { layout: MLA_EPILOGUE_MATRIX_PARAMS, values: { tokens: batch * nq } },
+            workgroups: mlaEpilogueMatrixWorkgroups(matrix, batch * nq),
+          }
+        : {
+            label: 'mla epilogue',
+            code: mlaEpilogueWgsl({ dtype, heads, r, dv }),
+            buffers: [latent, wUv, o],
+            params: { layout: MLA_EPILOGUE_PARAMS, values: { rows } },
+            workgroups: rows,
+          },
+    );
     return o;
   } catch (error) {
     o.dispose();
