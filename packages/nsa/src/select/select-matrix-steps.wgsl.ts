@@ -89,6 +89,18 @@ ${sumOverHeads(u, i)}
   const terms = overlapTerms(o.geometry);
   const R = o.geometry.blockSize / o.geometry.stride;
   const streaming = o.streaming === true;
+  // Whether the token walks this tile, then the block's score so far and what follows the tile's
+  // terms: from and back to the score array, or carried in a register to the offers of the
+  // streaming top-n (select-streaming.wgsl.ts; one lane per compressed block of the tile).
+  const inRun = 'u >= u0 && u < u1';
+  const adds = streaming ? `let inRun = ${inRun};\n        let adds = inRun` : `let adds = ${inRun}`;
+  const scoreSoFar = streaming
+    ? carriedScoreWgsl({ shift: o.tile / R, subgroupSize: o.tile })
+    : `var total = 0.0;
+        if (adds) { total = score[u * ${o.scoreLength}u + u32(J)]; }`;
+  const afterTerms = streaming
+    ? offerFinalBlocksWgsl({ blockStrides: R })
+    : `        if (adds) { score[u * ${o.scoreLength}u + u32(J)] = total; }`;
   const shuffledOverlaps = `      {
         let u = sgc;
         let i = i32(sgLane);
@@ -96,13 +108,8 @@ ${sumOverHeads(u, i)}
         let J = (c0 * p.stride) / p.blockSize + i;
         let i0 = ${terms.first('J')};
         let end = min(tokenVisible[u], c0 + i32(TILE));
-        ${streaming ? 'let inRun = u >= u0 && u < u1;\n        let adds = inRun' : 'let adds = u >= u0 && u < u1'} && J <= tokenOwn[u] && i0 < end && i0 + ${terms.weights.length - 1} >= c0;
-        ${
-          streaming
-            ? carriedScoreWgsl({ shift: o.tile / R, subgroupSize: o.tile })
-            : `var total = 0.0;
-        if (adds) { total = score[u * ${o.scoreLength}u + u32(J)]; }`
-        }
+        ${adds} && J <= tokenOwn[u] && i0 < end && i0 + ${terms.weights.length - 1} >= c0;
+        ${scoreSoFar}
 ${terms.weights
   .map(
     (weight, m) =>
@@ -110,7 +117,7 @@ ${terms.weights
           if (adds && i0 + ${m} >= c0 && i0 + ${m} < end) { total += ${weight}.0 * pm; } }`,
   )
   .join('\n')}
-${streaming ? offerFinalBlocksWgsl({ blockStrides: R }) : `        if (adds) { score[u * ${o.scoreLength}u + u32(J)] = total; }`}
+${afterTerms}
       }`;
   return o.shuffles ? shuffledOverlaps : sharedOverlaps;
 }
