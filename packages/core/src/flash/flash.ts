@@ -148,9 +148,11 @@ export type MatrixShapeChoice = readonly [
  * fragments do not hold Q, groups of one fragment do: at d = 256, [2, 32, 1, 4] (32,016 bytes, 64
  * rows per SM) ran 62.8 ms against [2, 32, 1] 168.3 (two workgroups of 16 rows); at d = 192,
  * [2, 32, 1, 3] (24,144 bytes, two of 48 rows) 42.6 against [2, 32, 2] 114.6; the MLA prefill's
- * forward (288/256) 9.9 against 21.7 ms. More than four groups were slower there ([2, 32, 1, 5]:
- * 12.1 ms). All H200, n = 16384 (MLA: 8192), causal, the same bits per shape family
- * (flash-shapes forward with FLASH_D, mla-prefill-shapes).
+ * forward (288/256) 9.9 against 21.7 ms; at d = 64, [2, 32, 1, 3] (144 rows per SM) 18.8 against
+ * [2, 32, 2] (128) 18.9. More than four groups were slower at 288/256 ([2, 32, 1, 5]: 12.1 ms). All
+ * H200, n = 16384 (MLA: 8192), causal; the same bits where the row fragments per subgroup stay,
+ * within 1.3e-4 of the largest output where they change (flash-shapes forward S,T,R,G d=N,
+ * mla-prefill-shapes).
  */
 export const FORWARD_SHAPES: MatrixShapeChoice[] = [
   [2, 32, 2, 2],
