@@ -297,7 +297,7 @@ export interface BackwardKernel {
  * splits, else the plain kernel. Row groups are dropped where they do not fit, where one group's
  * rows cover every sequence's `longestRows` (the others would idle, as the forward's do in decode:
  * flashForwardVariant), and where they hold no more subgroups per H200 SM than one group
- * (rowGroupsWithoutGain's rule for the forward).
+ * (rowGroupsGainSubgroups, the forward's rule too).
  */
 function roleSplitKernel(
   caps: Capabilities,
@@ -325,12 +325,10 @@ function roleSplitKernel(
     ...steps,
   };
   const grouped = { ...chosen, rowGroups: rowGroupsOf(choice) };
-  const subgroupsPerSm = (c: RolesConfig) =>
-    workgroupsPerSm(kernels.splitSharedBytes(c)) * kernels.splitSubgroups(c);
   const groupsPay =
     grouped.rowGroups > 1 &&
     longestRows > kernels.splitRows(chosen) &&
-    subgroupsPerSm(grouped) > subgroupsPerSm(chosen);
+    rowGroupsGainSubgroups(grouped, chosen, kernels.splitSharedBytes, kernels.splitSubgroups);
   const groups = groupsPay ? [grouped] : [];
   const split = [...groups, chosen, { ...matrix, columnSplits: 1, ...prefetch }]
     .flatMap((c) => (c.vectorScores ? [c, { ...c, vectorScores: false }] : [c]))
@@ -435,12 +433,30 @@ function withForwardOptions(config: MatrixForwardConfig): MatrixForwardConfig {
 function rowGroupsWithoutGain(c: MatrixForwardConfig): string | undefined {
   const groups = rowGroupsOf(c);
   if (groups === 1) return undefined;
-  const perSm = (x: MatrixForwardConfig) =>
-    workgroupsPerSm(matrixForwardSharedBytes(x)) * matrixForwardSubgroups(x);
   const ungrouped = withoutRowGroups(c);
-  return perSm(c) > perSm(ungrouped)
-    ? undefined
-    : `${groups} row groups hold ${perSm(c)} subgroups per SM, no more than ${perSm(ungrouped)} without`;
+  if (rowGroupsGainSubgroups(c, ungrouped, matrixForwardSharedBytes, matrixForwardSubgroups))
+    return undefined;
+  const perSm = (x: MatrixForwardConfig) =>
+    subgroupsPerSm(x, matrixForwardSharedBytes, matrixForwardSubgroups);
+  return `${groups} row groups hold ${perSm(c)} subgroups per SM, no more than ${perSm(ungrouped)} without`;
+}
+
+/** Subgroups of a kernel config that an H200 SM holds at once, by its workgroup memory. */
+function subgroupsPerSm<C>(c: C, sharedBytes: (c: C) => number, subgroups: (c: C) => number): number {
+  return workgroupsPerSm(sharedBytes(c)) * subgroups(c);
+}
+
+/**
+ * Whether a kernel's row groups (`grouped`) hold more subgroups per H200 SM than the same kernel
+ * with one group (`ungrouped`): the rule the forward's and the dQ kernel's row groups both follow.
+ */
+function rowGroupsGainSubgroups<C>(
+  grouped: C,
+  ungrouped: C,
+  sharedBytes: (c: C) => number,
+  subgroups: (c: C) => number,
+): boolean {
+  return subgroupsPerSm(grouped, sharedBytes, subgroups) > subgroupsPerSm(ungrouped, sharedBytes, subgroups);
 }
 
 /**
