@@ -69,9 +69,11 @@ export async function launchMlaFlashPrefill(gpu: Gpu, launch: MlaLaunch, slotOf:
     cuQ.push((b + 1) * nq);
   }
   const tokens = slots.length;
-  const rows = batch * nq * heads;
+  // Query tokens over the batch, and their (token, head) rows.
+  const queries = batch * nq;
+  const rows = queries * heads;
   try {
-    using q = Tensor.empty(gpu, [batch * nq, heads, dk], dtype);
+    using q = Tensor.empty(gpu, [queries, heads, dk], dtype);
     await dispatch(gpu, {
       label: 'mla prefill concat q',
       code: mlaConcatQueryWgsl({ dtype, r, dr }),
@@ -105,11 +107,10 @@ export async function launchMlaFlashPrefill(gpu: Gpu, launch: MlaLaunch, slotOf:
       result.lse.dispose();
       latent = result.o;
     } else {
-      latent = Tensor.zeros(gpu, [batch * nq, heads, r], dtype);
+      latent = Tensor.zeros(gpu, [queries, heads, r], dtype);
     }
     using _latent = latent;
-    const matrix =
-      tier === 'subgroup-matrix' ? epilogueMatrixConfig(gpu, heads, r, dv, batch * nq) : undefined;
+    const matrix = tier === 'subgroup-matrix' ? epilogueMatrixConfig(gpu, heads, r, dv, queries) : undefined;
     await dispatch(
       gpu,
       matrix
@@ -117,8 +118,8 @@ export async function launchMlaFlashPrefill(gpu: Gpu, launch: MlaLaunch, slotOf:
             label: 'mla epilogue matrix',
             code: mlaEpilogueMatrixWgsl(matrix),
             buffers: [latent, wUv, o],
-            params: { layout: MLA_EPILOGUE_MATRIX_PARAMS, values: { tokens: batch * nq } },
-            workgroups: mlaEpilogueMatrixWorkgroups(matrix, batch * nq),
+            params: { layout: MLA_EPILOGUE_MATRIX_PARAMS, values: { tokens: queries } },
+            workgroups: mlaEpilogueMatrixWorkgroups(matrix, queries),
           }
         : {
             label: 'mla epilogue',
