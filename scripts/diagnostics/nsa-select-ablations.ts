@@ -90,8 +90,10 @@ SELECT_WIDE_LOADS.enabled = enabled;
 
 const ablations: Ablation[] = [
   ['none', (s) => s],
+  // The picks after the walk: the score array's kernel only (`plain`); the streaming top-n offers
+  // its blocks during the walk, and without the offers the scores would go unused (and their sums
+  // with them), so it has no ablation here.
   ['top-n', (s) => s.replace(/\/\/ Each token's slots[\s\S]*$/, `${never('selected[0] = 0;')}\n}\n`)],
-  ['offers', (s) => s.replace(/var pending = subgroupBallot\([^;]*;/g, 'var pending = 0u;')],
   [
     'key staging loads',
     (s) => s.replace(/(ex\d+) = (cmpK\[[^;]*\]);/g, (_, x, load) => never(`${x} = ${load};`)),
