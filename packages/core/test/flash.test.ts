@@ -13,7 +13,9 @@ import {
 } from '../src/flash/backward-matrix.wgsl.js';
 import {
   flashDkDvRolesMatrixWgsl,
+  matrixDkDvRolesRows,
   matrixDkDvRolesSharedBytes,
+  matrixDkDvRolesSubgroups,
   matrixDkDvRolesUnsupported,
 } from '../src/flash/backward-roles-matrix.wgsl.js';
 import {
@@ -428,6 +430,7 @@ describe('flash attention: every variant compiles on the null backend', () => {
         tile: DKDV_KERNEL.rolesTile,
         columnSplits: DKDV_KERNEL.columnSplits,
         splitSteps: DKDV_KERNEL.splitSteps,
+        rowGroups: DKDV_KERNEL.rowGroups,
       };
       expect(matrixDkDvRolesUnsupported(dkDv)).toBeUndefined();
       expect(matrixDkDvRolesSharedBytes(dkDv)).toBeLessThanOrEqual(second);
@@ -639,6 +642,46 @@ describe('flash attention: every variant compiles on the null backend', () => {
       expect(code).toMatch(/\(SD\[\d+u \+ at\] \+ SD\[\d+u \+ at\]\)/);
       expect(code.match(/var acc\d+ = subgroup_matrix_result/g)?.length).toBe(4);
     }
+  });
+
+  it('the role-split dK/dV kernel with two row groups sharing each query tile: 64 key rows, eight subgroups, under 24 KiB', async () => {
+    const c = {
+      ...H200_ROLES_128,
+      tile: 16,
+      columnSplits: 1,
+      rowGroups: 2,
+      wideLoads: true,
+      prefetchTiles: true,
+    };
+    expect(matrixDkDvRolesRows(c)).toBe(64);
+    expect(matrixDkDvRolesSubgroups(c)).toBe(8);
+    const kernels = await scalarAndVectorKernels(
+      c,
+      matrixDkDvRolesUnsupported,
+      flashDkDvRolesMatrixWgsl,
+      matrixDkDvRolesSharedBytes,
+    );
+    for (const { code, bytes } of kernels) {
+      // A group's rows or a tile of q and dO staged (8,704 bytes), the statistics (128), and per
+      // group S and dP (5,120) and P and dS at 8 bytes of padding (2,560): 24,192 bytes, under the
+      // H200's second step, two workgroups of eight subgroups per SM.
+      expect(bytes).toBe(24192);
+      expect(code).toContain('@workgroup_size(256)');
+      expect(code).toContain('const ROWS = 64u;');
+      // Each group's K, then its V, staged in its turn, its role's subgroups loading all eight steps.
+      for (const group of [0, 1]) {
+        for (const role of [0, 1]) expect(code).toContain(`if (group == ${group}u && role == ${role}u) {`);
+      }
+      expect(code.match(/^ {2}var ownf\d+ = subgroup_matrix_left/gm)?.length).toBe(8);
+      expect(code).toContain('let j = groupFirst + i32(half * 16u + row);');
+      expect(code).toContain('let r = groupFirst + i32(half * 16u');
+      expect(code).toMatch(/subgroupMatrixStore<row_major>\(&SD, group \* \d+u \+ role/);
+      expect(code).toMatch(/subgroupMatrixLoad<[^>]+>, row_major>\(&PD, group \* \d+u \+ role/);
+      expect(code.match(/var acc\d+ = subgroup_matrix_result/g)?.length).toBe(8);
+    }
+    // One group keeps the backward kernels' 16 bytes of padding and stages K and V side by side.
+    expect(matrixDkDvRolesSharedBytes({ ...c, rowGroups: 1 })).toBe(25728);
+    expect(matrixDkDvRolesUnsupported({ ...c, rowGroups: 0 })).toMatch(/positive integer/);
   });
 
   it('the role-split dQ kernel stages q and dO one after the other, within 16 KiB at d = 128', () => {

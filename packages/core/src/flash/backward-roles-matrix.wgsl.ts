@@ -49,7 +49,13 @@ import {
   vectorUnits,
 } from './backward-matrix.wgsl.js';
 import { heldInTurnsWgsl, keyTileWgsl, SEQUENCE_WGSL, stageRowsVec4Set } from './common.wgsl.js';
-import { matrixEntryPoint, matrixShape, fragmentNames as names, rowGroupsOf } from './matrix-kernel.js';
+import {
+  matrixEntryPoint,
+  matrixShape,
+  fragmentNames as names,
+  rowGroupsOf,
+  rowGroupsUnsupported,
+} from './matrix-kernel.js';
 
 /**
  * The role-split kernel's parameters: a backward shape, and into how many parts each role's work is
@@ -75,10 +81,10 @@ export interface RolesConfig extends MatrixBackwardConfig {
    */
   splitSteps?: boolean;
   /**
-   * The dQ kernel's groups of query rows (1 unless given): each group has the role-split kernel's
+   * Groups of the kernel's own rows (1 unless given): each group has the role-split kernel's
    * subgroups and rows of its own (its own rows staged, held, scored and written apart), and all
-   * share each staged key tile, as the forward's row groups share theirs
-   * (MatrixForwardConfig.rowGroups). Only the dQ kernel has them.
+   * share each staged tile of the other side, as the forward's row groups share theirs
+   * (MatrixForwardConfig.rowGroups): the tile's loads and barriers serve that many times the rows.
    */
   rowGroups?: number;
 }
@@ -101,7 +107,7 @@ export function matrixDkDvRolesUnsupported(c: RolesConfig): string | undefined {
   const queriesPerLane = c.tile / c.columnSplits / lanesPerRow;
   if (c.vectorScores && queriesPerLane % 4 !== 0)
     return `vector scores need 4 queries per lane or more, not ${queriesPerLane}`;
-  return undefined;
+  return rowGroupsUnsupported(c);
 }
 
 /** Subgroups of a role-split kernel: two roles over the shape's row fragments, each split by columns. */
@@ -109,13 +115,24 @@ export function roleSubgroups(c: RolesConfig): number {
   return 2 * c.subgroups * c.columnSplits;
 }
 
+/** Key rows of one workgroup of the role-split dK/dV kernel: every row group's. */
+export function matrixDkDvRolesRows(c: RolesConfig): number {
+  return rowGroupsOf(c) * c.subgroups * c.matrix.M;
+}
+
+/** Subgroups of one workgroup of the role-split dK/dV kernel: every row group's. */
+export function matrixDkDvRolesSubgroups(c: RolesConfig): number {
+  return rowGroupsOf(c) * roleSubgroups(c);
+}
+
 /**
- * Whether the dK/dV kernel stages its own K and V rows one after the other (each role loading its
- * fragments in its turn) rather than side by side: with its parts splitting d-steps, where the
- * tile is narrower than the own rows, so that the array need only hold a tile of q and one of dO.
+ * Whether the dK/dV kernel stages its own K and V rows one after the other (each role, and each
+ * row group, loading its fragments in its turn) rather than side by side: with row groups, and
+ * with its parts splitting d-steps where the tile is narrower than the own rows, so that the array
+ * need only hold a tile of q and one of dO.
  */
 function ownRowsInTurn(c: RolesConfig): boolean {
-  return c.splitSteps === true && c.tile < c.subgroups * c.matrix.M;
+  return rowGroupsOf(c) > 1 || (c.splitSteps === true && c.tile < c.subgroups * c.matrix.M);
 }
 
 /**
@@ -142,6 +159,25 @@ function scoreSections(c: RolesConfig): number {
 }
 
 /**
+ * The dK/dV kernel's row stride of P and dS (f16 elements): the backward kernels' 16 bytes of
+ * padding, or with row groups 8 (their P and dS per group take two groups at d = 128, 16-query
+ * tiles, from 25,216 bytes to 24,192, under the H200's second step: workgroup-memory-steps.ts).
+ * Each subgroup loads one fragment of them per tile, so the bank conflicts of the narrower padding
+ * cost little.
+ */
+function probabilityStride(c: RolesConfig): number {
+  return rowGroupsOf(c) > 1 ? c.tile + 4 : strides(c).p;
+}
+
+/** One row group's scratch elements: its score sections (f32), then its P and dS (f16). */
+function dkDvGroupScratch(c: RolesConfig) {
+  return {
+    s: scoreSections(c) * scratchElements(c).s,
+    p: 2 * c.subgroups * c.matrix.M * probabilityStride(c),
+  };
+}
+
+/**
  * WGSL defining a role-split subgroup's indices: `sgc` (narrower subgroups than built for repeat
  * the last one's work), its row fragment `half`, its `role` and its column part `colPart`; with
  * row groups also its `group` and its index `sgr` within the group.
@@ -159,10 +195,13 @@ export function roleIndicesWgsl(c: RolesConfig): string {
   let colPart = ${within} / ${2 * c.subgroups}u;`;
 }
 
-/** Workgroup memory of the role-split kernel, in bytes: staging, statistics, scores, probabilities. */
+/**
+ * Workgroup memory of the role-split kernel, in bytes: staging, statistics, and each row group's
+ * scores and probabilities.
+ */
 export function matrixDkDvRolesSharedBytes(c: RolesConfig): number {
-  const scratch = scratchElements(c);
-  return roleStagingElements(c) * 2 + c.tile * 8 + scratch.s * 4 * scoreSections(c) + scratch.p * 4;
+  const scratch = dkDvGroupScratch(c);
+  return roleStagingElements(c) * 2 + c.tile * 8 + rowGroupsOf(c) * (scratch.s * 4 + scratch.p * 2);
 }
 
 /**
@@ -205,14 +244,16 @@ export function roleAccumulatorsOutWgsl(
 
 /**
  * WGSL of the role-split dK/dV pass: one workgroup per (key tile, KV head), of 2 · subgroups ·
- * columnSplits subgroups.
+ * columnSplits subgroups per row group.
  */
 export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
   const why = matrixDkDvRolesUnsupported(c);
   if (why) throw new Error(`flashDkDvRolesMatrixWgsl: ${why}`);
   const { M, N, K, rows, lanesPerRow, left, right, result } = matrixShape(c);
   const cs = c.columnSplits;
-  const subgroups = roleSubgroups(c);
+  const groups = rowGroupsOf(c);
+  const grouped = groups > 1;
+  const subgroups = matrixDkDvRolesSubgroups(c);
   const threads = subgroups * c.subgroupSize;
   // This subgroup's part of the query tile's columns and of d, and its lanes' share of the former.
   const tilePart = c.tile / cs;
@@ -230,16 +271,22 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
   // arrays' own (vectors of four where they hold vectors).
   const u = vectorUnits(c);
   const { x, s } = u;
-  // Offsets of role 1's half of each two-role array (elements).
+  // Offsets of role 1's half of each two-role array (elements); `rows` are one row group's.
   const ownHalf = rows * st.d;
   const tileHalf = c.tile * st.d;
   const scoreHalf = scratch.s;
-  const probHalf = scratch.p;
+  const pStride = probabilityStride(c);
+  const probHalf = rows * pStride;
+  // Offsets into SD and PD past the row groups before this subgroup's.
+  const perGroup = dkDvGroupScratch(c);
+  const sdOf = (offset: string) => (grouped ? `group * ${s(perGroup.s)}u + ${offset}` : offset);
+  const pdOf = (offset: string) => (grouped ? `group * ${s(perGroup.p)}u + ${offset}` : offset);
   const sf = names('sf', scoredColumns / N);
   const acc = names('acc', dPart / N);
   const ownf = names('ownf', ownSteps);
   const pdf = names('pdf', c.tile / K);
-  const own = (src: 'k' | 'v', index: string): StagingSet =>
+  // A row group's own rows of K or V (the workgroup's, without groups).
+  const own = (src: 'k' | 'v', index: string, group = 0): StagingSet =>
     stageRowsVec4Set(
       {
         dest: 'QO',
@@ -248,6 +295,7 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
         destStride: st.d,
         destOffset: src === 'k' || inTurn ? 0 : ownHalf,
         ...ownRows(c, 'keys', threads),
+        ...(grouped && { first: `first + ${group * rows}` }),
       },
       index,
     );
@@ -284,9 +332,11 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
     .join('\n');
   // Split by d-steps, each (role, part) has a section of SD; split by columns, each role has one.
   const scoreAt = (jq: number) =>
-    splitSteps
-      ? `(role * ${cs}u + colPart) * ${s(scoreHalf)}u + half * ${s(M * st.s)}u + ${s(jq * N)}u`
-      : `role * ${s(scoreHalf)}u + half * ${s(M * st.s)}u + colPart * ${s(tilePart)}u + ${s(jq * N)}u`;
+    sdOf(
+      splitSteps
+        ? `(role * ${cs}u + colPart) * ${s(scoreHalf)}u + half * ${s(M * st.s)}u + ${s(jq * N)}u`
+        : `role * ${s(scoreHalf)}u + half * ${s(M * st.s)}u + colPart * ${s(tilePart)}u + ${s(jq * N)}u`,
+    );
   const storeScores = sf
     .map((f, jq) => `      subgroupMatrixStore<row_major>(&SD, ${scoreAt(jq)}, ${f}, ${s(st.s)}u);`)
     .join('\n');
@@ -305,7 +355,7 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
   const updates = [
     ...pdf.map(
       (f, kc) =>
-        `      let ${f} = subgroupMatrixLoad<${left}, row_major>(&PD, role * ${s(probHalf)}u + half * ${s(M * st.p)}u + ${s(kc * K)}u, ${s(st.p)}u);`,
+        `      let ${f} = subgroupMatrixLoad<${left}, row_major>(&PD, ${pdOf(`role * ${s(probHalf)}u + half * ${s(M * pStride)}u + ${s(kc * K)}u`)}, ${s(pStride)}u);`,
     ),
     ...acc.flatMap((f, n) =>
       pdf.map(
@@ -323,6 +373,7 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
     if (r <= last && sg < ${subgroups}u) {
       if (role == 0u) { dv[at] = f16(x); } else { dk[at] = f16(x * p.scale); }
     }`,
+    grouped ? { scratch: perGroup.s } : undefined,
   );
   // The lane's queries of its row, one at a time, or four (vectors `qv` of the row and of the
   // statistics; each query still masked on its own).
@@ -330,7 +381,7 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
   const elementwise = c.vectorScores
     ? `      let firstGroup = colPart * ${tilePart / 4}u + part * ${queriesPerLane / 4}u;
       for (var qv = firstGroup; qv < firstGroup + ${queriesPerLane / 4}u; qv++) {
-        let at = half * ${s(M * st.s)}u + row * ${s(st.s)}u + qv;
+        let at = ${sdOf(`half * ${s(M * st.s)}u + row * ${s(st.s)}u + qv`)};
         let sv = ${scoreOf(0, 'at')};
         let dpv = ${scoreOf(1, 'at')};
         let lsev = Lq[qv];
@@ -345,18 +396,18 @@ ${COMPONENTS.map(
           }
         }`,
 ).join('\n')}
-        PD[role * ${s(probHalf)}u + half * ${s(M * st.p)}u + row * ${s(st.p)}u + qv] = vec4<f16>(x);
+        PD[${pdOf(`role * ${s(probHalf)}u + half * ${s(M * pStride)}u + row * ${s(pStride)}u + qv`)}] = vec4<f16>(x);
       }`
     : `      let firstColumn = colPart * ${tilePart}u + part * ${queriesPerLane}u;
       for (var qq = firstColumn; qq < firstColumn + ${queriesPerLane}u; qq++) {
         let ii = i0 + i32(qq);
-        let at = half * ${M * st.s}u + row * ${st.s}u + qq;
+        let at = ${sdOf(`half * ${M * st.s}u + row * ${st.s}u + qq`)};
         var x = 0.0;
         if (${seen('ii')}) {
           let prob = exp(${scoreOf(0, 'at')} * p.scale - Lq[qq]);
           x = select(prob, prob * (${scoreOf(1, 'at')} - Dq[qq]), role == 1u);
         }
-        PD[role * ${probHalf}u + half * ${M * st.p}u + row * ${st.p}u + qq] = f16(x);
+        PD[${pdOf(`role * ${probHalf}u + half * ${M * pStride}u + row * ${pStride}u + qq`)}] = f16(x);
       }`;
   // This subgroup's own fragments (K for role 0, V for role 1), its part's d-steps where the parts
   // split them.
@@ -364,8 +415,8 @@ ${COMPONENTS.map(
   const ownRowsSideBySideWgsl = () => `  ${unrolledStagingSetsWgsl(threads, [own('k', 'ek'), own('v', 'ev')])}
   workgroupBarrier();
 ${ownf.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&QO, role * ${x(ownHalf)}u + half * ${x(M * st.d)}u + ${ownStep(kk)}, ${x(st.d)}u);`).join('\n')}`;
-  // K rows, role 0 loads its fragments, a barrier, V rows, role 1 loads; the walk's first barrier
-  // waits for those loads before a tile overwrites the rows.
+  // K rows, role 0 loads its fragments, a barrier, V rows, role 1 loads (a row group's at a time);
+  // the walk's first barrier waits for the last loads before a tile overwrites the rows.
   const ownRowsInTurnWgsl = () =>
     heldInTurnsWgsl(
       ownf.map((name, kk) => ({
@@ -373,18 +424,20 @@ ${ownf.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${left}, row_major>(&QO, 
         load: `subgroupMatrixLoad<${left}, row_major>(&QO, half * ${x(M * st.d)}u + ${ownStep(kk)}, ${x(st.d)}u)`,
       })),
       left,
-      (['k', 'v'] as const).map((src, role) => ({
-        staging: unrolledStagingSetsWgsl(threads, [own(src, src === 'k' ? 'ek' : 'ev')]),
-        when: `role == ${role}u`,
-      })),
+      Array.from({ length: groups }, (_, group) =>
+        (['k', 'v'] as const).map((src, role) => ({
+          staging: unrolledStagingSetsWgsl(threads, [own(src, src === 'k' ? 'ek' : 'ev', group)]),
+          when: grouped ? `group == ${group}u && role == ${role}u` : `role == ${role}u`,
+        })),
+      ).flat(),
     );
-  return `${dkDvHeaderWgsl(c)}
-// Both roles' operands: the workgroup's K then V rows (until held), then each tile's q then dO
-// rows; S then dP (f32), P then dS (f16); rows padded by 16 bytes.
+  return `${dkDvHeaderWgsl(grouped ? { ...c, subgroups: groups * c.subgroups } : c)}
+// Both roles' operands: ${grouped ? "each row group's" : "the workgroup's"} K then V rows (until held), then each tile's q then
+// dO rows; S then dP (f32)${grouped ? ' per row group' : ''}, P then dS (f16)${grouped ? ' per row group' : ''}; rows padded.
 var<workgroup> QO: array<${u.staged}, ${x(roleStagingElements(c))}>;
 ${rowStatisticsArraysWgsl(c)}
-var<workgroup> SD: array<${u.scores}, ${s(scoreSections(c) * scoreHalf)}>;
-var<workgroup> PD: array<${u.probabilities}, ${s(2 * probHalf)}>;
+var<workgroup> SD: array<${u.scores}, ${s(groups * perGroup.s)}>;
+var<workgroup> PD: array<${u.probabilities}, ${s(groups * perGroup.p)}>;
 
 ${SEQUENCE_WGSL}
 
@@ -395,7 +448,12 @@ ${keyTileWgsl('ROWS')}
 ${roleIndicesWgsl(c)}
   let row = lane % ${M}u;
   let part = lane / ${M}u;
-  let j = first + i32(half * ${M}u + row);
+${
+  grouped
+    ? `  let groupFirst = first + i32(group * ${rows}u);
+`
+    : ''
+}  let j = ${grouped ? 'groupFirst' : 'first'} + i32(half * ${M}u + row);
 ${inTurn ? ownRowsInTurnWgsl() : ownRowsSideBySideWgsl()}
 ${acc.map((f) => `  var ${f} = ${result}();`).join('\n')}
   let range = queryRange(sp, first, last);

@@ -25,10 +25,11 @@ import {
 } from './backward-matrix.wgsl.js';
 import {
   flashDkDvRolesMatrixWgsl,
+  matrixDkDvRolesRows,
   matrixDkDvRolesSharedBytes,
+  matrixDkDvRolesSubgroups,
   matrixDkDvRolesUnsupported,
   type RolesConfig,
-  roleSubgroups,
 } from './backward-roles-matrix.wgsl.js';
 import { FLASH_PARAMS } from './common.wgsl.js';
 import { groupedDecodeProblem, groupQueries, isGroupedDecode, ungroupOutputs } from './decode-groups.js';
@@ -57,6 +58,7 @@ import {
   hasKeyBlocks,
   type LaunchMeta,
   launchMeta,
+  longestKeyRows,
   longestQueryRows,
   type ProblemOptions,
 } from './problem.js';
@@ -206,7 +208,10 @@ export interface RoleSplitChoice {
  * tile before it (prefetchTiles): 105.3 -> 87.5 ms, the same bits (flash-shapes backward-prefetch).
  * Over 16-query tiles with the two parts splitting each score's d-steps (22,144 bytes, two
  * workgroups per SM, where 32-query tiles split by columns declare 32,000: one): 87.0 -> 69.5 ms
- * (flash-shapes dkdv-steps). Mutable so that a diagnostic can time the choices in one run.
+ * (flash-shapes dkdv-steps). Two row groups of one part sharing each 16-query tile (24,192 bytes:
+ * two workgroups of eight subgroups, 128 key rows, per SM) ran slower, 80.4 against 69.4 ms: each
+ * subgroup then holds all eight of its K or V fragments and a whole accumulator (flash-shapes
+ * dkdv-groups). Mutable so that a diagnostic can time the choices in one run.
  */
 export const DKDV_KERNEL: RoleSplitChoice = {
   roles: true,
@@ -214,6 +219,7 @@ export const DKDV_KERNEL: RoleSplitChoice = {
   columnSplits: 2,
   prefetchTiles: true,
   splitSteps: true,
+  rowGroups: 1,
 };
 
 /**
@@ -338,16 +344,17 @@ function roleSplitKernel(
 
 /**
  * The tensor-core backward's dQ and dK/dV kernels for a backward shape, where no sequence has more
- * than `longestQuery` query rows (the dQ kernel's row groups depend on it).
+ * than `longestQuery` query rows and `longestKey` key rows (their row groups depend on them).
  */
 export function matrixBackwardKernels(
   caps: Capabilities,
   matrix: MatrixBackwardConfig,
   longestQuery = Number.POSITIVE_INFINITY,
+  longestKey = Number.POSITIVE_INFINITY,
 ): { dq: BackwardKernel; dkDv: BackwardKernel } {
   return {
     dq: roleSplitKernel(caps, matrix, DQ_KERNEL, DQ_KERNELS, longestQuery),
-    dkDv: roleSplitKernel(caps, matrix, DKDV_KERNEL, DKDV_KERNELS),
+    dkDv: roleSplitKernel(caps, matrix, DKDV_KERNEL, DKDV_KERNELS, longestKey),
   };
 }
 
@@ -356,8 +363,8 @@ const DKDV_KERNELS: RoleSplitKernels = {
   split: flashDkDvRolesMatrixWgsl,
   splitUnsupported: matrixDkDvRolesUnsupported,
   splitSharedBytes: matrixDkDvRolesSharedBytes,
-  splitSubgroups: roleSubgroups,
-  splitRows: (c) => matrixShape(c).rows,
+  splitSubgroups: matrixDkDvRolesSubgroups,
+  splitRows: matrixDkDvRolesRows,
 };
 
 const DQ_KERNELS: RoleSplitKernels = {
@@ -712,7 +719,7 @@ export async function flashAttentionBackward(
   const dv = keyGradient(gpu, v.shape, v.dtype);
   using stats = Tensor.empty(gpu, [2, lse.size], 'f32');
   const { dq: dqKernel, dkDv: dkDvKernel } = matrix
-    ? matrixBackwardKernels(gpu.caps, matrix, longestQueryRows(problem))
+    ? matrixBackwardKernels(gpu.caps, matrix, longestQueryRows(problem), longestKeyRows(problem))
     : { dq: { code: flashDqWgsl(config), rows }, dkDv: { code: flashDkDvWgsl(config), rows } };
   const qMeta = launchMeta(problem, rows, 'q');
   const kMeta = launchMeta(problem, dkDvKernel.rows, 'k');

@@ -128,6 +128,11 @@ export function longestQueryRows(p: Pick<FlashProblem, 'sequences'>): number {
   return p.sequences.reduce((most, s) => Math.max(most, s.qLen), 0);
 }
 
+/** The most key rows of one sequence (per KV head), 0 for a problem without sequences. */
+export function longestKeyRows(p: Pick<FlashProblem, 'sequences'>): number {
+  return p.sequences.reduce((most, s) => Math.max(most, s.kLen), 0);
+}
+
 /** Whether a problem's keys are blocks of tokens (NSA's compressed keys) rather than tokens. */
 export function hasKeyBlocks(p: Pick<FlashProblem, 'keyBlocks'>): boolean {
   return p.keyBlocks.size !== 1 || p.keyBlocks.stride !== 1;
