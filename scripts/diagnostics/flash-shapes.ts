@@ -4,7 +4,7 @@
 // times, so that one GPU call tells which kernel and shape to make the default. Everything comes
 // from core's sources, so the settings it edits are the ones flash reads.
 // `pnpm gpu:bundle` builds it into .gpu-kit/flash-shapes.mjs; on the GPU machine:
-//   node .gpu-kit/flash-shapes.mjs [roles|loads|forward [S,T,R[,G]]|prefetch|vectors|backward-vectors|backward-prefetch|dkdv-steps|dkdv-groups|dq-groups] [d=N]
+//   node .gpu-kit/flash-shapes.mjs [roles|loads|forward [S,T,R[,G]]|prefetch|vectors|backward-vectors|backward-prefetch|dkdv-steps|dkdv JSON...|dq-groups] [d=N]
 //   (d=N: the problem at head dim N, flash-problem.ts)
 //   (roles: the role-split choices only; loads: the forward and backward with 8- and 16-byte loads
 //   only, FLASH_WIDE_LOADS; forward: the forward's shapes only, or the one shape given (a fourth
@@ -15,8 +15,8 @@
 //   in the last three; backward-prefetch: the backward with each role-split kernel loading its
 //   tiles during the tile before or not, RoleSplitChoice.prefetchTiles, gradients compared bit for
 //   bit; dkdv-steps: the dK/dV kernel over 16-key tiles with its parts splitting d-steps (the
-//   default), then over 32-key tiles split by columns, gradients compared; dkdv-groups: the dK/dV
-//   kernel with one row group split by d-steps (the default), then two groups of one part; dq-groups: the dQ kernel
+//   default), then over 32-key tiles split by columns, gradients compared; dkdv: the dK/dV
+//   kernel as it is, then with each JSON object of RoleSplitChoice fields given merged over it; dq-groups: the dQ kernel
 //   with two row groups (the default), then one, gradients compared)
 
 import {
@@ -169,19 +169,20 @@ if (process.argv[2] === 'dkdv-steps') {
   ]);
   exit();
 }
-if (process.argv[2] === 'dkdv-groups') {
-  // The dK/dV kernel with one row group of two parts splitting d-steps (22,144 bytes at d = 128: two
-  // workgroups of eight subgroups, 64 key rows, per SM; the default), timed first in this process,
-  // then two row groups of 32 key rows sharing each 16-query tile, one part each
-  // (RolesConfig.rowGroups, 24,192 bytes: two of eight, 128 rows). The scores add their d-steps
-  // in another grouping: close, not the same bits.
+if (process.argv[2] === 'dkdv') {
+  // The dK/dV kernel as it is (DKDV_KERNEL), timed first in this process, then with each JSON
+  // object given merged over it: e.g. '{"columnSplits":1,"splitSteps":false,"rowGroups":2}' (two
+  // row groups of one part).
   const defaults = { ...DKDV_KERNEL };
+  const others = process.argv.slice(3).filter((a) => a.startsWith('{'));
+  // Each setting replaces the whole choice, so that no field one adds outlives it.
+  const choose = (json: string) => () => {
+    for (const key of Object.keys(DKDV_KERNEL)) delete DKDV_KERNEL[key as keyof RoleSplitChoice];
+    Object.assign(DKDV_KERNEL, defaults, JSON.parse(json));
+  };
   await timeSettings('backward', [
-    ['dK/dV one row group, parts by d-steps (the default)', () => Object.assign(DKDV_KERNEL, defaults)],
-    [
-      'dK/dV two row groups, one part',
-      () => Object.assign(DKDV_KERNEL, { columnSplits: 1, splitSteps: false, rowGroups: 2 }),
-    ],
+    ['dK/dV as it is', choose('{}')],
+    ...others.map((json): Setting => [`dK/dV ${json}`, choose(json)]),
   ]);
   exit();
 }

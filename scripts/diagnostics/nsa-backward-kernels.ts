@@ -9,10 +9,10 @@
 // (SELECTED_ORDER). With `tiles 32,16`, once, with the selected kernels' key tiles limited to
 // those (SELECTED_MATRIX_TILES; first in its own process: the tile sets the kernels' workgroup
 // memory, and with it a step of the H200's occupancy: core's workgroup-memory-steps.ts).
-// With `dkdv-groups`, with core's dK/dV kernel as it is (DKDV_KERNEL), then with two row groups of
-// one part (RolesConfig.rowGroups; the gradients then differ in their last bits).
+// With `dkdv JSON`, with core's dK/dV kernel as it is (DKDV_KERNEL), then with the JSON object's
+// RoleSplitChoice fields merged over it: e.g. '{"columnSplits":1,"splitSteps":false,"rowGroups":2}'.
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-backward-kernels.mjs; on the GPU machine:
-//   node .gpu-kit/nsa-backward-kernels.mjs [order | tiles T,T | dkdv-groups] [n]
+//   node .gpu-kit/nsa-backward-kernels.mjs [order | tiles T,T | dkdv JSON] [n]
 
 import { DKDV_KERNEL, type RoleSplitChoice } from '../../packages/core/src/flash/flash.js';
 import { disposeNsaForward, disposeNsaGradients, nsaBackward } from '../../packages/nsa/src/index.js';
@@ -30,30 +30,33 @@ const { dO, forward, timeBackward } = await nsaBackwardProblem(problem);
 // Each setting's dq, dk and dv against the first's: neither the loads' width nor the order of the
 // workgroups moves a value, so they should equal bit for bit.
 const byOrder = process.argv.includes('order');
-const byGroups = process.argv.includes('dkdv-groups');
+const dkDvAt = process.argv.indexOf('dkdv');
 const dkDvDefault = { ...DKDV_KERNEL };
-const dkDvGrouped: RoleSplitChoice = { ...dkDvDefault, columnSplits: 1, splitSteps: false, rowGroups: 2 };
+const dkDvJson = process.argv[dkDvAt + 1] ?? '{}';
+const dkDvOther: RoleSplitChoice = { ...dkDvDefault, ...JSON.parse(dkDvAt === -1 ? '{}' : dkDvJson) };
 const tilesAt = process.argv.indexOf('tiles');
 if (tilesAt !== -1) {
   const tiles = (process.argv[tilesAt + 1] ?? '').split(',').map(Number);
   SELECTED_MATRIX_TILES.splice(0, Infinity, ...tiles);
 }
-const settings = byGroups
-  ? [dkDvDefault, dkDvGrouped].map((dkDv) => ({
-      wide: true,
-      kvHeadMajor: SELECTED_ORDER.kvHeadMajor,
-      dkDv,
-    }))
-  : byOrder
-    ? [false, true].map((kvHeadMajor) => ({ wide: true, kvHeadMajor }))
-    : tilesAt !== -1
-      ? [{ wide: true, kvHeadMajor: SELECTED_ORDER.kvHeadMajor }]
-      : [false, true].map((wide) => ({ wide, kvHeadMajor: SELECTED_ORDER.kvHeadMajor }));
+const settings =
+  dkDvAt !== -1
+    ? [dkDvDefault, dkDvOther].map((dkDv) => ({
+        wide: true,
+        kvHeadMajor: SELECTED_ORDER.kvHeadMajor,
+        dkDv,
+      }))
+    : byOrder
+      ? [false, true].map((kvHeadMajor) => ({ wide: true, kvHeadMajor }))
+      : tilesAt !== -1
+        ? [{ wide: true, kvHeadMajor: SELECTED_ORDER.kvHeadMajor }]
+        : [false, true].map((wide) => ({ wide, kvHeadMajor: SELECTED_ORDER.kvHeadMajor }));
 let reference: Float32Array[] | undefined;
 const defaults = { wide: SELECTED_ROLE_SPLIT.wideLoads, kvHeadMajor: SELECTED_ORDER.kvHeadMajor };
 for (const { wide, kvHeadMajor, dkDv = dkDvDefault } of settings) {
   SELECTED_ROLE_SPLIT.wideLoads = wide;
   SELECTED_ORDER.kvHeadMajor = kvHeadMajor;
+  for (const key of Object.keys(DKDV_KERNEL)) delete DKDV_KERNEL[key as keyof RoleSplitChoice];
   Object.assign(DKDV_KERNEL, dkDv);
   const grads = await nsaBackward(forward, dO);
   const values = await Promise.all([grads.dq, grads.dk, grads.dv].map((t) => t.read()));
@@ -61,13 +64,14 @@ for (const { wide, kvHeadMajor, dkDv = dkDvDefault } of settings) {
   reference ??= values;
   const compared = tensorsDifference(reference, values) ?? 'same bits';
   const m = await timeBackward();
-  const setting = byGroups
-    ? `core's dK/dV with ${dkDv.rowGroups ?? 1} row groups of ${dkDv.columnSplits} parts${dkDv.splitSteps ? ' splitting d-steps' : ''}`
-    : byOrder
-      ? `selected dQ walking ${kvHeadMajor ? 'the tokens of one KV head' : 'the KV heads of one token'} first`
-      : tilesAt !== -1
-        ? `selected kernels' key tiles ${SELECTED_MATRIX_TILES.join(', ')}`
-        : `selected dQ and dK/dV with ${wide ? 16 : 8}-byte loads`;
+  const setting =
+    dkDvAt !== -1
+      ? `core's dK/dV ${dkDv === dkDvDefault ? 'as it is' : dkDvJson}`
+      : byOrder
+        ? `selected dQ walking ${kvHeadMajor ? 'the tokens of one KV head' : 'the KV heads of one token'} first`
+        : tilesAt !== -1
+          ? `selected kernels' key tiles ${SELECTED_MATRIX_TILES.join(', ')}`
+          : `selected dQ and dK/dV with ${wide ? 16 : 8}-byte loads`;
   console.log(
     `n=${n} backward ${m.median.toFixed(1)} ms, ${setting} (${compared} as the first), by kernel (one timed iteration):`,
   );
@@ -76,6 +80,7 @@ for (const { wide, kvHeadMajor, dkDv = dkDvDefault } of settings) {
 }
 SELECTED_ROLE_SPLIT.wideLoads = defaults.wide;
 SELECTED_ORDER.kvHeadMajor = defaults.kvHeadMajor;
+for (const key of Object.keys(DKDV_KERNEL)) delete DKDV_KERNEL[key as keyof RoleSplitChoice];
 Object.assign(DKDV_KERNEL, dkDvDefault);
 disposeNsaForward(forward);
 gpu.destroy();

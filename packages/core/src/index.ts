@@ -124,6 +124,7 @@ export {
   COMPONENTS,
   enables,
   type PrefetchedStaging,
+  packVec4uWgsl,
   prefetchedStagingSetsWgsl,
   rowVectorType,
   type StagingSet,
@@ -131,8 +132,10 @@ export {
   storeVec4Wgsl,
   storeVectorsWgsl,
   storeWideWgsl,
+  unpackVec4uWgsl,
   unrolledStagingSetsWgsl,
   unrolledStagingWgsl,
+  vec4uElements,
   wgslType,
 } from './wgsl.js';
 export {

@@ -166,3 +166,29 @@ export function unrolledStagingWgsl(
 ): string {
   return unrolledStagingSetsWgsl(threads, [{ count, load, store }]);
 }
+
+/**
+ * Elements of `dtype` in 16 bytes: what an invocation of a memory-bound kernel moves per
+ * `vec4<u32>` access (16-byte accesses are what reach the memory's bandwidth; one f16 per
+ * invocation reached a fifth of it).
+ */
+export function vec4uElements(dtype: Dtype): number {
+  return dtype === 'f16' ? 8 : 4;
+}
+
+/**
+ * The f32 `vec4f`s in `x`, a `vec4<u32>` holding 16 bytes of `dtype`: two for f16 (the xy and zw
+ * halves are a `vec4<f16>` each), one for f32.
+ */
+export function unpackVec4uWgsl(dtype: Dtype, x: string): string[] {
+  return dtype === 'f16'
+    ? ['xy', 'zw'].map((half) => `vec4f(bitcast<vec4<f16>>(${x}.${half}))`)
+    : [`bitcast<vec4f>(${x})`];
+}
+
+/** The `vec4<u32>` holding `parts` (as many `vec4f`s as {@link unpackVec4uWgsl} gives) in `dtype`. */
+export function packVec4uWgsl(dtype: Dtype, parts: string[]): string {
+  return dtype === 'f16'
+    ? `vec4u(${parts.map((v) => `bitcast<vec2u>(vec4<f16>(${v}))`).join(', ')})`
+    : `bitcast<vec4u>(${parts[0]})`;
+}

@@ -61,7 +61,7 @@ import { checkDenseCase, cumulativeLengths, type DenseCase, expectClose } from '
 
 // The edges: a single token; lengths off every tile size; more keys than queries (bottom-right
 // alignment) and fewer (rows that see nothing); windows inside and beyond the sequence; GQA groups
-// 1, 4 and 16; head dims 64, 128, 192 with d != dv.
+// 1, 4 and 16; head dims 64, 128, 192 with d != dv, and a dv off the 16-byte vectors.
 const CASES: DenseCase[] = [
   { name: 'n=1', b: 1, n: 1, nk: 1, hq: 1, hkv: 1, d: 64, dv: 64 },
   { name: 'causal GQA 4, n off the tiles', b: 2, n: 77, nk: 77, hq: 4, hkv: 1, d: 64, dv: 64, causal: true },
@@ -111,6 +111,8 @@ const CASES: DenseCase[] = [
     window: [16, 8],
   },
   { name: 'd=192 dv=128, custom scale', b: 1, n: 33, nk: 47, hq: 2, hkv: 1, d: 192, dv: 128, scale: 0.3 },
+  // dv off the 16-byte vectors: the delta pass reads one element at a time.
+  { name: 'd=16 dv=6, causal', b: 1, n: 37, nk: 37, hq: 2, hkv: 1, d: 16, dv: 6, causal: true },
 ];
 
 describe('flash attention on SwiftShader against the reference', () => {

@@ -1,9 +1,8 @@
-import { type Gpu, Tensor } from '@webattn/core';
+import { type Gpu, Tensor, vec4uElements } from '@webattn/core';
 import { testGpu } from '@webattn/core/testing';
 import { combineBackward, combineForward, compare, randn, toleranceFor } from '@webattn/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BRANCH_INDEX, combineBranchBackward, combineBranches } from '../src/combine/combine.js';
-import { combineVectorElements } from '../src/combine/combine.wgsl.js';
 
 // The whole-module tests run head dims that are multiples of four, all on the vectorised path:
 // here both paths, forward and backward, with and without the compressed branch, on a row count
@@ -18,7 +17,7 @@ describe('the gated combine on SwiftShader against the reference', () => {
   const rows = 37;
   for (const dv of [4, 6, 8, 20]) {
     for (const withCompressed of [true, false]) {
-      const path = dv % combineVectorElements('f32') === 0 ? '16-byte vectors' : 'one element each';
+      const path = dv % vec4uElements('f32') === 0 ? '16-byte vectors' : 'one element each';
       it(`dv ${dv}, ${withCompressed ? 'three branches' : 'no compressed branch'} (${path})`, async () => {
         const gates = randn(rows * 3, 1);
         const outputs = [0, 1, 2].map((i) => randn(rows * dv, 2 + i));

@@ -160,6 +160,8 @@ describe('every NSA kernel compiles on the null backend, f32 and f16', () => {
         ['compress backward', compressBackwardWgsl(dtype, false)],
         ['sum of 2', sumWgsl(dtype, 2)],
         ['sum of 3', sumWgsl(dtype, 3)],
+        ['sum of 2, 16-byte vectors', sumWgsl(dtype, 2, true)],
+        ['sum of 3, 16-byte vectors', sumWgsl(dtype, 3, true)],
         ...([64, 128, 192] as const).map((d): [string, string] => [
           `selected d=${d}`,
           selectedAttentionWgsl({ dtype, d, dv: 128, topN: 16 }),

@@ -6,7 +6,7 @@
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { paramsStruct } from '../params.js';
-import { enables } from '../wgsl.js';
+import { enables, unpackVec4uWgsl, vec4uElements } from '../wgsl.js';
 import {
   backwardInputsWgsl,
   FLASH_PARAMS,
@@ -19,43 +19,99 @@ import {
 } from './common.wgsl.js';
 import { type RowKernelConfig, rowKernelDeclarations } from './forward.wgsl.js';
 
+/** Invocations of a delta workgroup, and the f32 elements of o (and of dO) it stages per chunk. */
+const DELTA_THREADS = 256;
+const DELTA_CHUNK_ELEMENTS = 1024;
+
 /**
- * WGSL computing delta[row] = Σ_c dO[row, c] · O[row, c], one thread per (row, head). It writes a
- * stats buffer holding a copy of lse then delta, so the later passes bind one buffer for both and
- * stay within 8 storage buffers (the WebGPU default limit).
+ * WGSL computing delta[row] = Σ_c dO[row, c] · O[row, c] for each (row, head) of a tile of `rows`
+ * rows. It writes a stats buffer holding a copy of lse then delta, so the later passes bind one
+ * buffer for both and stay within 8 storage buffers (the WebGPU default limit).
+ *
+ * The pass streams o and dO once (2 GiB each at NSA's reference config, 65,536 tokens), so it is
+ * built for bandwidth: all DELTA_THREADS invocations stage the tile's rows chunk by chunk of
+ * columns into workgroup memory, reading 16 bytes per load where dv is a whole number of such
+ * vectors (one element otherwise), the loads of neighbouring invocations side by side in memory;
+ * then one invocation per row adds its chunk in column order. Every row's sum is the fma chain
+ * over c = 0 .. dv - 1 it always was, so the bits are those of one invocation per row reading one
+ * element at a time, which reached about a sixth of the H200's bandwidth.
  */
 export function flashDeltaWgsl(c: Pick<RowKernelConfig, 'dtype' | 'dv' | 'rows'>): string {
   const T = c.dtype;
+  const vectors = c.dv % vec4uElements(T) === 0;
+  const per = vectors ? vec4uElements(T) : 1;
+  // Columns per chunk: a whole number of loads, at most dv.
+  const chunk = Math.min(c.dv, Math.max(per, Math.floor(DELTA_CHUNK_ELEMENTS / c.rows / per) * per));
+  const loads = chunk / per;
+  const stride = chunk + 1;
+  if (c.rows > DELTA_THREADS)
+    throw new Error(`flashDeltaWgsl: ${c.rows} rows exceed ${DELTA_THREADS} invocations`);
+  const element = vectors ? 'vec4<u32>' : T;
+  // A load's elements as f32, into the staged rows at `at`.
+  const stage = (array: string, tensor: string) =>
+    vectors
+      ? unpackVec4uWgsl(T, `${tensor}[src]`)
+          .map((x, half) =>
+            ['x', 'y', 'z', 'w']
+              .map((lane, k) => `${array}[at + ${4 * half + k}u] = ${x}.${lane};`)
+              .join(' '),
+          )
+          .join('\n        ')
+      : `${array}[at] = f32(${tensor}[src]);`;
   return `${enables({ f16: T === 'f16' })}
 ${paramsStruct(FLASH_PARAMS)}
-@group(0) @binding(0) var<storage, read> o: array<${T}>;
-@group(0) @binding(1) var<storage, read> dout: array<${T}>;
+@group(0) @binding(0) var<storage, read> o: array<${element}>;
+@group(0) @binding(1) var<storage, read> dout: array<${element}>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
 @group(0) @binding(3) var<storage, read> launch: array<u32>;
 @group(0) @binding(4) var<storage, read_write> stats: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
 
 const DV = ${c.dv}u;
+const ROWS = ${c.rows}u;
+// Columns per staged chunk, loads per row of a chunk (${per} elements each), staged row stride.
+const CHUNK = ${chunk}u;
+const LOADS = ${loads}u;
+const STRIDE = ${stride}u;
+var<workgroup> so: array<f32, ${c.rows * stride}>;
+var<workgroup> sdo: array<f32, ${c.rows * stride}>;
 
 ${SEQUENCE_WGSL}
 
 ${WORKGROUP_INDEX_WGSL}
 
-@compute @workgroup_size(${c.rows})
+@compute @workgroup_size(${DELTA_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let w = workgroupIndex(wid, nwg);
   if (w >= p.tiles * p.hq) { return; }
   let t = w / p.hq;
   let h = w % p.hq;
   let sp = tileSpan(t);
-  let i = u32(tileFirst(t)) + li;
-  if (i >= sp.qLen) { return; }
-  let base = ((sp.qStart + i) * p.hq + h) * DV;
+  let first = u32(tileFirst(t));
   var sum = 0.0;
-  for (var c = 0u; c < DV; c++) { sum = fma(f32(dout[base + c]), f32(o[base + c]), sum); }
-  let row = sp.lseBase + h * p.lseHeadStride + i;
-  stats[row] = lse[row];
-  stats[p.statsDelta + row] = sum;
+  for (var c0 = 0u; c0 < DV; c0 += CHUNK) {
+    workgroupBarrier();
+    for (var item = li; item < ROWS * LOADS; item += ${DELTA_THREADS}u) {
+      let r = item / LOADS;
+      let col = c0 + (item % LOADS) * ${per}u;
+      if (first + r < sp.qLen && col < DV) {
+        let src = ((sp.qStart + first + r) * p.hq + h) * ${c.dv / per}u + col / ${per}u;
+        let at = r * STRIDE + col - c0;
+        ${stage('so', 'o')}
+        ${stage('sdo', 'dout')}
+      }
+    }
+    workgroupBarrier();
+    if (li < ROWS) {
+      for (var c = 0u; c < min(CHUNK, DV - c0); c++) { sum = fma(sdo[li * STRIDE + c], so[li * STRIDE + c], sum); }
+    }
+  }
+  let i = first + li;
+  if (li < ROWS && i < sp.qLen) {
+    let row = sp.lseBase + h * p.lseHeadStride + i;
+    stats[row] = lse[row];
+    stats[p.statsDelta + row] = sum;
+  }
 }
 `;
 }

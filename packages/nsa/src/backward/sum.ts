@@ -1,18 +1,24 @@
 /** Host side of the gradient sum. */
-import { dispatch, type Gpu, Tensor } from '@webattn/core';
+import { dispatch, type Gpu, Tensor, vec4uElements } from '@webattn/core';
 import { SUM_PARAMS, SUM_WORKGROUP, sumWgsl } from './sum.wgsl.js';
 
-/** The elementwise sum of same-shaped tensors (one is returned as is), as a new tensor. */
+/**
+ * The elementwise sum of same-shaped tensors, as a new tensor: 16-byte vectors of each where their
+ * size is a whole number of them, else one element per invocation.
+ */
 export async function sumTensors(gpu: Gpu, terms: readonly Tensor[]): Promise<Tensor> {
   const [first] = terms;
   if (!first) throw new Error('sumTensors: no terms');
   const out = Tensor.empty(gpu, first.shape, first.dtype);
+  const width = vec4uElements(first.dtype);
+  const vectors = first.size % width === 0;
+  const count = vectors ? first.size / width : first.size;
   await dispatch(gpu, {
     label: 'nsa gradient sum',
-    code: sumWgsl(first.dtype, terms.length),
+    code: sumWgsl(first.dtype, terms.length, vectors),
     buffers: [...terms, out],
-    params: { layout: SUM_PARAMS, values: { count: first.size } },
-    workgroups: Math.ceil(first.size / SUM_WORKGROUP),
+    params: { layout: SUM_PARAMS, values: { count } },
+    workgroups: Math.ceil(count / SUM_WORKGROUP),
   });
   return out;
 }

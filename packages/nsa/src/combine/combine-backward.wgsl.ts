@@ -5,8 +5,16 @@
  * parts of the dot product in a fixed tree (the same bits every run). One launch per branch keeps
  * each within the storage buffers every adapter allows.
  */
-import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
-import { combineVectorElements, packVec4uWgsl, SIGMOID_WGSL, unpackVec4uWgsl } from './combine.wgsl.js';
+import {
+  type Dtype,
+  enables,
+  packVec4uWgsl,
+  paramsStruct,
+  unpackVec4uWgsl,
+  vec4uElements,
+  WORKGROUP_INDEX_WGSL,
+} from '@webattn/core';
+import { SIGMOID_WGSL } from './combine.wgsl.js';
 
 /** Uniform parameters of the combine backward; `branch` is the gate index (0 compressed, 1 selected, 2 window). */
 export const COMBINE_BACKWARD_PARAMS = [
@@ -28,12 +36,12 @@ export const COMBINE_BACKWARD_ROWS = COMBINE_BACKWARD_WORKGROUP / LANES;
  * WGSL of one branch's combine backward. Bindings: gate, dO, the branch's output, its gradient,
  * the gate gradient (this branch's column written; with no branch output, `withBranch` false, the
  * column is zeroed), then the parameters. `vectorized` (dv a multiple of
- * {@link combineVectorElements}): each lane moves 16 bytes of dO, the branch and its gradient per
+ * {@link vec4uElements}): each lane moves 16 bytes of dO, the branch and its gradient per
  * step, as the forward does.
  */
 export function combineBackwardWgsl(dtype: Dtype, withBranch: boolean, vectorized: boolean): string {
   const element = vectorized ? 'vec4<u32>' : dtype;
-  const per = vectorized ? combineVectorElements(dtype) : 1;
+  const per = vectorized ? vec4uElements(dtype) : 1;
   let step: string;
   if (vectorized) {
     const g = unpackVec4uWgsl(dtype, 'dout[at]');

@@ -1,6 +1,6 @@
 /** Host side of the gated combine. */
-import { dispatch, type Gpu, Tensor } from '@webattn/core';
-import { COMBINE_PARAMS, COMBINE_WORKGROUP, combineVectorElements, combineWgsl } from './combine.wgsl.js';
+import { dispatch, type Gpu, Tensor, vec4uElements } from '@webattn/core';
+import { COMBINE_PARAMS, COMBINE_WORKGROUP, combineWgsl } from './combine.wgsl.js';
 import {
   COMBINE_BACKWARD_PARAMS,
   COMBINE_BACKWARD_ROWS,
@@ -9,7 +9,7 @@ import {
 
 /** Whether rows of `dv` elements split into whole 16-byte vectors, which the combines then move. */
 function combineVectorized(dtype: Tensor['dtype'], dv: number): boolean {
-  return dv % combineVectorElements(dtype) === 0;
+  return dv % vec4uElements(dtype) === 0;
 }
 
 /** The three branch outputs, each `[...tokens, heads, dv]`; `compressed` is absent when no block exists. */
@@ -36,9 +36,7 @@ export async function combineBranches(gpu: Gpu, gate: Tensor, branches: NsaBranc
       ...(branches.compressed ? [branches.compressed] : []),
     ],
     params: { layout: COMBINE_PARAMS, values: { rows, dv } },
-    workgroups: Math.ceil(
-      (rows * dv) / (vectorized ? combineVectorElements(o.dtype) : 1) / COMBINE_WORKGROUP,
-    ),
+    workgroups: Math.ceil((rows * dv) / (vectorized ? vec4uElements(o.dtype) : 1) / COMBINE_WORKGROUP),
   });
   return o;
 }

@@ -3,7 +3,15 @@
  * sigmoids and sums in f32, the result in the inputs' dtype. A missing compressed branch (no
  * sequence long enough for a block) contributes 0.
  */
-import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import {
+  type Dtype,
+  enables,
+  packVec4uWgsl,
+  paramsStruct,
+  unpackVec4uWgsl,
+  vec4uElements,
+  WORKGROUP_INDEX_WGSL,
+} from '@webattn/core';
 
 /** Uniform parameters of the combine kernel. */
 export const COMBINE_PARAMS = [
@@ -20,37 +28,15 @@ export const SIGMOID_WGSL = `fn sigmoid(x: f32) -> f32 {
   return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
 }`;
 
-/** Elements in 16 bytes of `dtype`: what one invocation of the vectorised combine moves per tensor. */
-export function combineVectorElements(dtype: Dtype): number {
-  return dtype === 'f16' ? 8 : 4;
-}
-
 /**
- * The f32 `vec4f`s in `x`, a `vec4<u32>` holding 16 bytes of `dtype`: two for f16 (the xy and zw
- * halves are a `vec4<f16>` each), one for f32.
- */
-export function unpackVec4uWgsl(dtype: Dtype, x: string): string[] {
-  return dtype === 'f16'
-    ? ['xy', 'zw'].map((half) => `vec4f(bitcast<vec4<f16>>(${x}.${half}))`)
-    : [`bitcast<vec4f>(${x})`];
-}
-
-/** The `vec4<u32>` holding `parts` (as many `vec4f`s as {@link unpackVec4uWgsl} gives) in `dtype`. */
-export function packVec4uWgsl(dtype: Dtype, parts: string[]): string {
-  return dtype === 'f16'
-    ? `vec4u(${parts.map((v) => `bitcast<vec2u>(vec4<f16>(${v}))`).join(', ')})`
-    : `bitcast<vec4u>(${parts[0]})`;
-}
-
-/**
- * WGSL of the combine. Where `dv` is a multiple of {@link combineVectorElements} (`vectorized`),
+ * WGSL of the combine. Where `dv` is a multiple of {@link vec4uElements} (`vectorized`),
  * each invocation moves 16 bytes of each tensor, read as `vec4<u32>` and unpacked to f32 (16-byte
  * loads are what reach the memory's bandwidth; one f16 per invocation reached a fifth of it);
  * otherwise one invocation per output element. `withCompressed` binds the compressed branch.
  */
 export function combineWgsl(dtype: Dtype, withCompressed: boolean, vectorized: boolean): string {
   const element = vectorized ? 'vec4<u32>' : dtype;
-  const per = vectorized ? combineVectorElements(dtype) : 1;
+  const per = vectorized ? vec4uElements(dtype) : 1;
   const bindings = `@group(0) @binding(0) var<storage, read> gate: array<${dtype}>;
 @group(0) @binding(1) var<storage, read> osel: array<${element}>;
 @group(0) @binding(2) var<storage, read> owin: array<${element}>;
