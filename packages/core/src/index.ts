@@ -21,7 +21,13 @@ export {
 export { assertDtype, bytesPerElement, DTYPES, type Dtype } from './dtype.js';
 export { check, WebAttnError, type WebAttnErrorCode } from './errors.js';
 export { f16BitsToF32, f32ToF16Bits, fromBf16Bits, fromF16Bits, roundToF16, toF16Bits } from './f16.js';
-export { flashDeltaWgsl, flashDkDvWgsl, flashDqWgsl } from './flash/backward.wgsl.js';
+export {
+  flashDeltaWgsl,
+  flashDkDvWgsl,
+  flashDqWgsl,
+  ROW_DOT_THREADS,
+  rowDotWgsl,
+} from './flash/backward.wgsl.js';
 export {
   flashDkDvMatrixWgsl,
   flashDqMatrixWgsl,

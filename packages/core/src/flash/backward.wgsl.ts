@@ -5,8 +5,9 @@
  * query-major pass for dQ. Row-per-thread like the forward.
  */
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
+import type { Dtype } from '../dtype.js';
 import { paramsStruct } from '../params.js';
-import { enables, unpackVec4uWgsl, vec4uElements } from '../wgsl.js';
+import { COMPONENTS, enables, unpackVec4uWgsl, vec4uElements } from '../wgsl.js';
 import {
   backwardInputsWgsl,
   FLASH_PARAMS,
@@ -19,68 +20,120 @@ import {
 } from './common.wgsl.js';
 import { type RowKernelConfig, rowKernelDeclarations } from './forward.wgsl.js';
 
-/** Invocations of a delta workgroup, and the f32 elements of o (and of dO) it stages per chunk. */
-const DELTA_THREADS = 256;
-const DELTA_CHUNK_ELEMENTS = 1024;
+/** Invocations of a staged row-dot workgroup, and the f32 elements of each tensor it stages per chunk. */
+export const ROW_DOT_THREADS = 256;
+const ROW_DOT_CHUNK_ELEMENTS = 1024;
 
 /**
- * WGSL computing delta[row] = Σ_c dO[row, c] · O[row, c] for each (row, head) of a tile of `rows`
- * rows. It writes a stats buffer holding a copy of lse then delta, so the later passes bind one
- * buffer for both and stay within 8 storage buffers (the WebGPU default limit).
+ * Rows of `width` elements of two tensors `a` and `b` (bound as `array<{element}>`), dotted row by
+ * row: Σ_c a[row, c] · b[row, c], for the `rows` rows of a workgroup of ROW_DOT_THREADS
+ * invocations. Such a pass streams its tensors once (o and dO, 2 GiB each at NSA's reference
+ * config, 65,536 tokens), so it is built for bandwidth: all invocations stage the rows chunk by
+ * chunk of columns into workgroup memory, reading 16 bytes per load where the width is a whole
+ * number of such vectors (one element otherwise), neighbouring invocations' loads side by side in
+ * memory; then one invocation per row adds its chunk in column order. Every row's sum is the
+ * chain `step` over c = 0 .. width - 1, so the bits are those of one invocation per row reading
+ * one element at a time, which reached about a sixth of the H200's bandwidth.
  *
- * The pass streams o and dO once (2 GiB each at NSA's reference config, 65,536 tokens), so it is
- * built for bandwidth: all DELTA_THREADS invocations stage the tile's rows chunk by chunk of
- * columns into workgroup memory, reading 16 bytes per load where dv is a whole number of such
- * vectors (one element otherwise), the loads of neighbouring invocations side by side in memory;
- * then one invocation per row adds its chunk in column order. Every row's sum is the fma chain
- * over c = 0 .. dv - 1 it always was, so the bits are those of one invocation per row reading one
- * element at a time, which reached about a sixth of the H200's bandwidth.
+ * `declarations` go at module scope; `sum(source, valid)` is a statement block leaving invocation
+ * `li`'s row sum (rows `li < ROW_DOT_ROWS`) in `var sum`, where `source(r)` is the first element
+ * (or vector) of row r of the workgroup and `valid(r)` whether that row exists. `step(sum, a, b)`
+ * adds one product as the kernel always did (an fma, or `sum + a * b`).
  */
-export function flashDeltaWgsl(c: Pick<RowKernelConfig, 'dtype' | 'dv' | 'rows'>): string {
+export function rowDotWgsl(c: {
+  dtype: Dtype;
+  width: number;
+  rows: number;
+  a: string;
+  b: string;
+  step: (sum: string, a: string, b: string) => string;
+}): {
+  element: string;
+  declarations: string;
+  sum: (source: (r: string) => string, valid: (r: string) => string) => string;
+} {
   const T = c.dtype;
-  const vectors = c.dv % vec4uElements(T) === 0;
+  const vectors = c.width % vec4uElements(T) === 0;
   const per = vectors ? vec4uElements(T) : 1;
-  // Columns per chunk: a whole number of loads, at most dv.
-  const chunk = Math.min(c.dv, Math.max(per, Math.floor(DELTA_CHUNK_ELEMENTS / c.rows / per) * per));
-  const loads = chunk / per;
+  if (c.rows > ROW_DOT_THREADS)
+    throw new Error(`rowDotWgsl: ${c.rows} rows exceed ${ROW_DOT_THREADS} invocations`);
+  // Columns per chunk: a whole number of loads, at most the width.
+  const chunk = Math.min(c.width, Math.max(per, Math.floor(ROW_DOT_CHUNK_ELEMENTS / c.rows / per) * per));
   const stride = chunk + 1;
-  if (c.rows > DELTA_THREADS)
-    throw new Error(`flashDeltaWgsl: ${c.rows} rows exceed ${DELTA_THREADS} invocations`);
-  const element = vectors ? 'vec4<u32>' : T;
   // A load's elements as f32, into the staged rows at `at`.
   const stage = (array: string, tensor: string) =>
     vectors
       ? unpackVec4uWgsl(T, `${tensor}[src]`)
           .map((x, half) =>
-            ['x', 'y', 'z', 'w']
-              .map((lane, k) => `${array}[at + ${4 * half + k}u] = ${x}.${lane};`)
-              .join(' '),
+            COMPONENTS.map((lane, k) => `${array}[at + ${4 * half + k}u] = ${x}.${lane};`).join(' '),
           )
           .join('\n        ')
       : `${array}[at] = f32(${tensor}[src]);`;
-  return `${enables({ f16: T === 'f16' })}
+  return {
+    element: vectors ? 'vec4<u32>' : T,
+    declarations: `// The row dot's rows, columns per staged chunk, loads per row of a chunk (${per} elements each),
+// staged row stride, and its staged chunks of ${c.a} and ${c.b}.
+const ROW_DOT_ROWS = ${c.rows}u;
+const ROW_DOT_CHUNK = ${chunk}u;
+const ROW_DOT_LOADS = ${chunk / per}u;
+const ROW_DOT_STRIDE = ${stride}u;
+var<workgroup> stagedA: array<f32, ${c.rows * stride}>;
+var<workgroup> stagedB: array<f32, ${c.rows * stride}>;`,
+    sum: (source, valid) => `  var sum = 0.0;
+  for (var c0 = 0u; c0 < ${c.width}u; c0 += ROW_DOT_CHUNK) {
+    workgroupBarrier();
+    for (var item = li; item < ROW_DOT_ROWS * ROW_DOT_LOADS; item += ${ROW_DOT_THREADS}u) {
+      let r = item / ROW_DOT_LOADS;
+      let col = c0 + (item % ROW_DOT_LOADS) * ${per}u;
+      if (${valid('r')} && col < ${c.width}u) {
+        let src = ${source('r')} + col / ${per}u;
+        let at = r * ROW_DOT_STRIDE + col - c0;
+        ${stage('stagedA', c.a)}
+        ${stage('stagedB', c.b)}
+      }
+    }
+    workgroupBarrier();
+    if (li < ROW_DOT_ROWS) {
+      for (var c = 0u; c < min(ROW_DOT_CHUNK, ${c.width}u - c0); c++) {
+        ${c.step('sum', 'stagedA[li * ROW_DOT_STRIDE + c]', 'stagedB[li * ROW_DOT_STRIDE + c]')}
+      }
+    }
+  }`,
+  };
+}
+
+/**
+ * WGSL computing delta[row] = Σ_c dO[row, c] · O[row, c] for each (row, head) of a tile of `rows`
+ * rows, staged for bandwidth ({@link rowDotWgsl}). It writes a stats buffer holding a copy of lse
+ * then delta, so the later passes bind one buffer for both and stay within 8 storage buffers (the
+ * WebGPU default limit).
+ */
+export function flashDeltaWgsl(c: Pick<RowKernelConfig, 'dtype' | 'dv' | 'rows'>): string {
+  const dot = rowDotWgsl({
+    dtype: c.dtype,
+    width: c.dv,
+    rows: c.rows,
+    a: 'dout',
+    b: 'o',
+    step: (sum, a, b) => `${sum} = fma(${a}, ${b}, ${sum});`,
+  });
+  const perRow = dot.element === 'vec4<u32>' ? c.dv / vec4uElements(c.dtype) : c.dv;
+  return `${enables({ f16: c.dtype === 'f16' })}
 ${paramsStruct(FLASH_PARAMS)}
-@group(0) @binding(0) var<storage, read> o: array<${element}>;
-@group(0) @binding(1) var<storage, read> dout: array<${element}>;
+@group(0) @binding(0) var<storage, read> o: array<${dot.element}>;
+@group(0) @binding(1) var<storage, read> dout: array<${dot.element}>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
 @group(0) @binding(3) var<storage, read> launch: array<u32>;
 @group(0) @binding(4) var<storage, read_write> stats: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
 
-const DV = ${c.dv}u;
-const ROWS = ${c.rows}u;
-// Columns per staged chunk, loads per row of a chunk (${per} elements each), staged row stride.
-const CHUNK = ${chunk}u;
-const LOADS = ${loads}u;
-const STRIDE = ${stride}u;
-var<workgroup> so: array<f32, ${c.rows * stride}>;
-var<workgroup> sdo: array<f32, ${c.rows * stride}>;
+${dot.declarations}
 
 ${SEQUENCE_WGSL}
 
 ${WORKGROUP_INDEX_WGSL}
 
-@compute @workgroup_size(${DELTA_THREADS})
+@compute @workgroup_size(${ROW_DOT_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let w = workgroupIndex(wid, nwg);
   if (w >= p.tiles * p.hq) { return; }
@@ -88,26 +141,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let h = w % p.hq;
   let sp = tileSpan(t);
   let first = u32(tileFirst(t));
-  var sum = 0.0;
-  for (var c0 = 0u; c0 < DV; c0 += CHUNK) {
-    workgroupBarrier();
-    for (var item = li; item < ROWS * LOADS; item += ${DELTA_THREADS}u) {
-      let r = item / LOADS;
-      let col = c0 + (item % LOADS) * ${per}u;
-      if (first + r < sp.qLen && col < DV) {
-        let src = ((sp.qStart + first + r) * p.hq + h) * ${c.dv / per}u + col / ${per}u;
-        let at = r * STRIDE + col - c0;
-        ${stage('so', 'o')}
-        ${stage('sdo', 'dout')}
-      }
-    }
-    workgroupBarrier();
-    if (li < ROWS) {
-      for (var c = 0u; c < min(CHUNK, DV - c0); c++) { sum = fma(sdo[li * STRIDE + c], so[li * STRIDE + c], sum); }
-    }
-  }
+${dot.sum(
+  (r) => `((sp.qStart + first + ${r}) * p.hq + h) * ${perRow}u`,
+  (r) => `first + ${r} < sp.qLen`,
+)}
   let i = first + li;
-  if (li < ROWS && i < sp.qLen) {
+  if (li < ROW_DOT_ROWS && i < sp.qLen) {
     let row = sp.lseBase + h * p.lseHeadStride + i;
     stats[row] = lse[row];
     stats[p.statsDelta + row] = sum;

@@ -8,7 +8,15 @@
  * sequence. dK and dV are separate kernels so that none binds more than the 8 storage buffers
  * every adapter allows. No gradient flows through the selection itself.
  */
-import { type Dtype, enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import {
+  type Dtype,
+  enables,
+  paramsStruct,
+  ROW_DOT_THREADS,
+  rowDotWgsl,
+  vec4uElements,
+  WORKGROUP_INDEX_WGSL,
+} from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
 import { SELECTED_PARAMS } from './selected.wgsl.js';
 
@@ -20,7 +28,7 @@ export interface SelectedBackwardConfig {
   topN: number;
 }
 
-/** Invocations per workgroup of every kernel here. */
+/** Invocations per workgroup of every kernel here but the stats kernel. */
 export const SELECTED_BACKWARD_WORKGROUP = 64;
 
 /** Uniform parameters of the dK and dV kernels: where the block table and the inverted selection's entries start. */
@@ -83,22 +91,51 @@ ${body}
 `;
 }
 
-/** `stats = [lse | delta]`, one invocation per row. Bindings: o, dout, lse, stats. */
+/** Rows of a workgroup of the stats kernel. */
+export const SELECTED_STATS_ROWS = 64;
+
+/**
+ * `stats = [lse | delta]`, `delta = <dO, o>` per row, its workgroups' rows staged for bandwidth
+ * (core's rowDotWgsl: o and dO are 1 GiB each at the reference config). Bindings: o, dout, lse,
+ * stats.
+ */
 export function selectedStatsWgsl(c: SelectedBackwardConfig): string {
-  return kernel(
-    c,
-    [
-      ['o', 'read', 'dtype'],
-      ['dout', 'read', 'dtype'],
-      ['lse', 'read', 'f32'],
-      ['stats', 'read_write', 'f32'],
-    ],
-    `  if (id >= p.tokens * p.heads) { return; }
-  var delta = 0.0;
-  for (var e = 0u; e < DV; e++) { delta += f32(dout[id * DV + e]) * f32(o[id * DV + e]); }
-  stats[id] = lse[id];
-  stats[p.tokens * p.heads + id] = delta;`,
-  );
+  const dot = rowDotWgsl({
+    dtype: c.dtype,
+    width: c.dv,
+    rows: SELECTED_STATS_ROWS,
+    a: 'dout',
+    b: 'o',
+    step: (sum, a, b) => `${sum} += ${a} * ${b};`,
+  });
+  const perRow = dot.element === 'vec4<u32>' ? c.dv / vec4uElements(c.dtype) : c.dv;
+  return `${enables({ f16: c.dtype === 'f16' })}
+${paramsStruct(SELECTED_PARAMS)}
+@group(0) @binding(0) var<storage, read> o: array<${dot.element}>;
+@group(0) @binding(1) var<storage, read> dout: array<${dot.element}>;
+@group(0) @binding(2) var<storage, read> lse: array<f32>;
+@group(0) @binding(3) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+${dot.declarations}
+
+${WORKGROUP_INDEX_WGSL}
+
+@compute @workgroup_size(${ROW_DOT_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let first = workgroupIndex(wid, nwg) * ROW_DOT_ROWS;
+  let rows = p.tokens * p.heads;
+${dot.sum(
+  (r) => `(first + ${r}) * ${perRow}u`,
+  (r) => `first + ${r} < rows`,
+)}
+  let id = first + li;
+  if (li < ROW_DOT_ROWS && id < rows) {
+    stats[id] = lse[id];
+    stats[rows + id] = sum;
+  }
+}
+`;
 }
 
 // The keys a query row attends, for a body that uses \`key\` (the K/V row index) and \`j\`.

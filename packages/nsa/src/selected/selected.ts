@@ -18,6 +18,7 @@ import { SELECTED_PARAMS, SELECTED_WORKGROUP, selectedAttentionWgsl } from './se
 import {
   SELECTED_BACKWARD_WORKGROUP,
   SELECTED_KEYS_PARAMS,
+  SELECTED_STATS_ROWS,
   selectedDkWgsl,
   selectedDqWgsl,
   selectedDvWgsl,
@@ -361,7 +362,7 @@ export async function selectedAttentionBackward(
     code: selectedStatsWgsl(kernel),
     buffers: [o, dO, lse, stats],
     params: { layout: SELECTED_PARAMS, values },
-    workgroups: Math.ceil(rows / SELECTED_BACKWARD_WORKGROUP),
+    workgroups: Math.ceil(rows / SELECTED_STATS_ROWS),
   });
   const dqKernel = (kind: 'dq' | 'dq-roles') =>
     tier === 'subgroup-matrix' ? selectedMatrixConfig(gpu.caps, config, undefined, kind) : undefined;
