@@ -159,8 +159,8 @@ export async function nsaForward(
   const compressors = options.compressors ?? {};
   if (compressors.k) checkCompression('k', compressors.k, k, config);
   if (compressors.v) checkCompression('v', compressors.v, v, config);
-  checkSelectionFits(gpu, layout, config);
   const tier = pickTier(gpu.caps, q.dtype, options.tier, 'nsaForward');
+  checkSelectionFits(gpu, layout, config, tier);
   const packed = layout.cuSeqlens ? { cuSeqlensQ: layout.cuSeqlens, cuSeqlensK: layout.cuSeqlens } : {};
   const table = sequenceTable(layout, config.blockSize);
   const owned: Tensor[] = [];

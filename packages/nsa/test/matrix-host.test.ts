@@ -1,4 +1,4 @@
-import { type Gpu, randomNormal } from '@webattn/core';
+import { type Gpu, randomNormal, WebAttnError } from '@webattn/core';
 import { nullMatrixGpu } from '@webattn/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -8,6 +8,8 @@ import {
   nsaForward,
   resolveNsaConfig,
 } from '../src/index.js';
+import type { NsaLayout } from '../src/layout.js';
+import { checkSelectionFits, selectMatrixConfig } from '../src/select/select.js';
 import {
   SELECTED_MATRIX_TILES,
   SELECTED_ROLE_SPLIT,
@@ -115,5 +117,45 @@ describe('the tensor-core forward and backward dispatch on the null backend', ()
     expect(selectedMatrixConfig(caps, config, undefined, 'dq-roles')?.tile).toBe(16);
     // The forward keeps the widest tile that fits.
     expect(selectedMatrixConfig(caps, config, undefined, 'forward')?.tile).toBe(64);
+  });
+});
+
+describe('the selection length limit', () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await nullMatrixGpu();
+  });
+  afterAll(() => gpu.destroy());
+
+  // The scalar selection holds a score per selection block of the longest sequence in workgroup
+  // memory; the tensor-core one keeps its top-n in registers, so its length is not capped there.
+  it('caps the scalar selection only: a million tokens fit the tensor-core selection under 48 KiB', () => {
+    const limits = { ...gpu.caps.limits, maxComputeWorkgroupStorageSize: 48 * 1024 };
+    const caps = { ...gpu.caps, limits };
+    const device = { caps } as Gpu;
+    const config = resolveNsaConfig({ heads: 64, kvHeads: 4, headDim: 128, vHeadDim: 128 });
+    const blocks = (1 << 20) / config.blockSize;
+    const layout = { maxSelectionBlocks: blocks } as NsaLayout;
+    expect(selectMatrixConfig(caps, config, blocks)?.streamingPicks).toBe(true);
+    expect(() => checkSelectionFits(device, layout, config, 'subgroup-matrix')).not.toThrow();
+    for (const tier of ['portable', 'subgroups', 'f16'] as const) {
+      let error: unknown;
+      try {
+        checkSelectionFits(device, layout, config, tier);
+      } catch (e) {
+        error = e;
+      }
+      expect(error, tier).toBeInstanceOf(WebAttnError);
+      expect((error as WebAttnError).code).toBe('limit-exceeded');
+      expect((error as WebAttnError).message).toContain(`${blocks} selection blocks`);
+    }
+    // Without matrix shapes the tensor-core tier would run the scalar kernel: capped.
+    const plain = { caps: { ...caps, subgroupMatrixConfigs: [] } } as unknown as Gpu;
+    expect(() => checkSelectionFits(plain, layout, config, 'subgroup-matrix')).toThrow(/selection blocks/);
+    // A sequence within the scalar kernel's memory passes on every tier.
+    const short = { maxSelectionBlocks: 1024 } as NsaLayout;
+    for (const tier of ['portable', 'subgroups', 'f16', 'subgroup-matrix'] as const) {
+      expect(() => checkSelectionFits(device, short, config, tier), tier).not.toThrow();
+    }
   });
 });

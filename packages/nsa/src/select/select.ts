@@ -115,14 +115,20 @@ export interface SelectInputs {
   tokenTable: number;
 }
 
-/** Checks that selection's scratch (one score per selection block of the longest sequence) fits the device. */
-export function checkSelectionFits(gpu: Gpu, layout: NsaLayout, config: NsaConfig): void {
+/**
+ * Checks that the selection kernel `tier` runs fits the device: the tensor-core one, where it
+ * applies, keeps each token's top-n in registers and fits by construction (selectMatrixConfig
+ * takes only shapes that fit); the scalar one holds a score per selection block of the longest
+ * sequence in workgroup memory, which caps the sequence's length.
+ */
+export function checkSelectionFits(gpu: Gpu, layout: NsaLayout, config: NsaConfig, tier: Tier): void {
+  if (tier === 'subgroup-matrix' && selectMatrixConfig(gpu.caps, config, layout.maxSelectionBlocks)) return;
   const scratch = (layout.maxSelectionBlocks + SELECT_CHUNK) * 4 + SELECT_THREADS * 8 + config.topN * 4;
   check(
     scratch <= gpu.caps.limits.maxComputeWorkgroupStorageSize,
     'limit-exceeded',
     () =>
-      `q: ${layout.maxSelectionBlocks} selection blocks in the longest sequence need ${scratch} bytes of workgroup storage for block selection; this device has ${gpu.caps.limits.maxComputeWorkgroupStorageSize}`,
+      `q: ${layout.maxSelectionBlocks} selection blocks in the longest sequence need ${scratch} bytes of workgroup storage for block selection on the ${tier} tier; this device has ${gpu.caps.limits.maxComputeWorkgroupStorageSize}`,
   );
 }
 
