@@ -50,6 +50,7 @@ import {
   type Gpu,
   matrixBackwardConfig,
   matrixForwardConfig,
+  ROW_DOT_THREADS,
   randomNormal,
   rowKernelConfig,
   Tensor,
@@ -931,6 +932,24 @@ describe('flash attention: every variant compiles on the null backend', () => {
         expect(await moduleErrors(gpu, variant), `${d}/${dv}`).toEqual([]);
       }
     }
+  });
+
+  it('the staged delta pass within 16 KiB for every tile height, one element per load off the 16-byte vectors', async () => {
+    for (const rows of [16, 32, 64, 128]) {
+      for (const [dtype, dv] of [
+        ['f16', 128],
+        ['f32', 128],
+        ['f32', 6],
+      ] as const) {
+        const code = flashDeltaWgsl({ dtype, dv, rows });
+        expect(declaredWorkgroupBytes(code), `${rows} rows ${dtype} dv ${dv}`).toBeLessThanOrEqual(16384);
+        expect(code).toContain(`@workgroup_size(${ROW_DOT_THREADS})`);
+        expect(code).toContain(`array<${dv % 4 === 0 ? 'vec4<u32>' : dtype}>`);
+        await expect(gpu.pipelines.get(code, `delta ${rows} ${dtype} ${dv}`)).resolves.toBeDefined();
+      }
+    }
+    // Taller tiles would not fit their chunks of 8 f16 columns.
+    expect(() => flashDeltaWgsl({ dtype: 'f16', dv: 128, rows: 256 })).toThrow(/exceed 16384 bytes/);
   });
 
   for (const tier of ['portable', 'subgroups', 'f16'] as const) {

@@ -20,9 +20,13 @@ import {
 } from './common.wgsl.js';
 import { type RowKernelConfig, rowKernelDeclarations } from './forward.wgsl.js';
 
-/** Invocations of a staged row-dot workgroup, and the f32 elements of each tensor it stages per chunk. */
+/**
+ * Invocations of a staged row-dot workgroup, the f32 elements of each tensor it stages per chunk
+ * (about), and the most workgroup memory it may declare (WebGPU's default limit).
+ */
 export const ROW_DOT_THREADS = 256;
 const ROW_DOT_CHUNK_ELEMENTS = 1024;
+const ROW_DOT_MAX_BYTES = 16384;
 
 /**
  * Rows of `width` elements of two tensors `a` and `b` (bound as `array<{element}>`), dotted row by
@@ -35,9 +39,10 @@ const ROW_DOT_CHUNK_ELEMENTS = 1024;
  * chain `step` over c = 0 .. width - 1, so the bits are those of one invocation per row reading
  * one element at a time, which reached about a sixth of the H200's bandwidth.
  *
- * `declarations` go at module scope; `sum(source, valid)` is a statement block leaving invocation
- * `li`'s row sum (rows `li < ROW_DOT_ROWS`) in `var sum`, where `source(r)` is the first element
- * (or vector) of row r of the workgroup and `valid(r)` whether that row exists. `step(sum, a, b)`
+ * The tensors are bound as arrays of `element` (`vec4<u32>` or the dtype), `rowUnits` of them per
+ * row; `declarations` go at module scope; `sum(source, valid)` is a statement block leaving
+ * invocation `li`'s row sum (rows `li < ROW_DOT_ROWS`) in `var sum`, where `source(r)` is the
+ * first unit of row r of the workgroup and `valid(r)` whether that row exists. `step(sum, a, b)`
  * adds one product as the kernel always did (an fma, or `sum + a * b`).
  */
 export function rowDotWgsl(c: {
@@ -49,6 +54,7 @@ export function rowDotWgsl(c: {
   step: (sum: string, a: string, b: string) => string;
 }): {
   element: string;
+  rowUnits: number;
   declarations: string;
   sum: (source: (r: string) => string, valid: (r: string) => string) => string;
 } {
@@ -60,6 +66,8 @@ export function rowDotWgsl(c: {
   // Columns per chunk: a whole number of loads, at most the width.
   const chunk = Math.min(c.width, Math.max(per, Math.floor(ROW_DOT_CHUNK_ELEMENTS / c.rows / per) * per));
   const stride = chunk + 1;
+  if (2 * c.rows * stride * 4 > ROW_DOT_MAX_BYTES)
+    throw new Error(`rowDotWgsl: ${c.rows} rows of ${chunk}-column chunks exceed ${ROW_DOT_MAX_BYTES} bytes`);
   // A load's elements as f32, into the staged rows at `at`.
   const stage = (array: string, tensor: string) =>
     vectors
@@ -71,6 +79,7 @@ export function rowDotWgsl(c: {
       : `${array}[at] = f32(${tensor}[src]);`;
   return {
     element: vectors ? 'vec4<u32>' : T,
+    rowUnits: c.width / per,
     declarations: `// The row dot's rows, columns per staged chunk, loads per row of a chunk (${per} elements each),
 // staged row stride, and its staged chunks of ${c.a} and ${c.b}.
 const ROW_DOT_ROWS = ${c.rows}u;
@@ -117,7 +126,6 @@ export function flashDeltaWgsl(c: Pick<RowKernelConfig, 'dtype' | 'dv' | 'rows'>
     b: 'o',
     step: (sum, a, b) => `${sum} = fma(${a}, ${b}, ${sum});`,
   });
-  const perRow = dot.element === 'vec4<u32>' ? c.dv / vec4uElements(c.dtype) : c.dv;
   return `${enables({ f16: c.dtype === 'f16' })}
 ${paramsStruct(FLASH_PARAMS)}
 @group(0) @binding(0) var<storage, read> o: array<${dot.element}>;
@@ -142,7 +150,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let sp = tileSpan(t);
   let first = u32(tileFirst(t));
 ${dot.sum(
-  (r) => `((sp.qStart + first + ${r}) * p.hq + h) * ${perRow}u`,
+  (r) => `((sp.qStart + first + ${r}) * p.hq + h) * ${dot.rowUnits}u`,
   (r) => `first + ${r} < sp.qLen`,
 )}
   let i = first + li;

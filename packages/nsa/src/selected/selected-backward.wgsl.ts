@@ -14,7 +14,6 @@ import {
   paramsStruct,
   ROW_DOT_THREADS,
   rowDotWgsl,
-  vec4uElements,
   WORKGROUP_INDEX_WGSL,
 } from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
@@ -108,7 +107,6 @@ export function selectedStatsWgsl(c: SelectedBackwardConfig): string {
     b: 'o',
     step: (sum, a, b) => `${sum} += ${a} * ${b};`,
   });
-  const perRow = dot.element === 'vec4<u32>' ? c.dv / vec4uElements(c.dtype) : c.dv;
   return `${enables({ f16: c.dtype === 'f16' })}
 ${paramsStruct(SELECTED_PARAMS)}
 @group(0) @binding(0) var<storage, read> o: array<${dot.element}>;
@@ -126,7 +124,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let first = workgroupIndex(wid, nwg) * ROW_DOT_ROWS;
   let rows = p.tokens * p.heads;
 ${dot.sum(
-  (r) => `(first + ${r}) * ${perRow}u`,
+  (r) => `(first + ${r}) * ${dot.rowUnits}u`,
   (r) => `first + ${r} < rows`,
 )}
   let id = first + li;
