@@ -13,16 +13,14 @@ import {
 } from '../src/flash/backward-matrix.wgsl.js';
 import {
   flashDkDvRolesMatrixWgsl,
-  matrixDkDvRolesRows,
   matrixDkDvRolesSharedBytes,
-  matrixDkDvRolesSubgroups,
   matrixDkDvRolesUnsupported,
+  roleSplitRows,
+  roleSplitSubgroups,
 } from '../src/flash/backward-roles-matrix.wgsl.js';
 import {
   flashDqRolesMatrixWgsl,
-  matrixDqRolesRows,
   matrixDqRolesSharedBytes,
-  matrixDqRolesSubgroups,
   matrixDqRolesUnsupported,
 } from '../src/flash/dq-roles-matrix.wgsl.js';
 import { DKDV_KERNEL, DQ_KERNEL, FORWARD_SHAPES, matrixBackwardKernels } from '../src/flash/flash.js';
@@ -656,8 +654,8 @@ describe('flash attention: every variant compiles on the null backend', () => {
       wideLoads: true,
       prefetchTiles: true,
     };
-    expect(matrixDkDvRolesRows(c)).toBe(64);
-    expect(matrixDkDvRolesSubgroups(c)).toBe(8);
+    expect(roleSplitRows(c)).toBe(64);
+    expect(roleSplitSubgroups(c)).toBe(8);
     const kernels = await scalarAndVectorKernels(
       c,
       matrixDkDvRolesUnsupported,
@@ -712,8 +710,8 @@ describe('flash attention: every variant compiles on the null backend', () => {
       wideLoads: true,
       prefetchTiles: true,
     };
-    expect(matrixDqRolesRows(c)).toBe(64);
-    expect(matrixDqRolesSubgroups(c)).toBe(8);
+    expect(roleSplitRows(c)).toBe(64);
+    expect(roleSplitSubgroups(c)).toBe(8);
     const kernels = await scalarAndVectorKernels(
       c,
       matrixDqRolesUnsupported,

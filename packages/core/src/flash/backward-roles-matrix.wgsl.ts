@@ -115,13 +115,16 @@ export function roleSubgroups(c: RolesConfig): number {
   return 2 * c.subgroups * c.columnSplits;
 }
 
-/** Key rows of one workgroup of the role-split dK/dV kernel: every row group's. */
-export function matrixDkDvRolesRows(c: RolesConfig): number {
+/**
+ * Own rows of one workgroup of a role-split kernel (key rows of the dK/dV kernel, query rows of the
+ * dQ kernel): every row group's.
+ */
+export function roleSplitRows(c: RolesConfig): number {
   return rowGroupsOf(c) * c.subgroups * c.matrix.M;
 }
 
-/** Subgroups of one workgroup of the role-split dK/dV kernel: every row group's. */
-export function matrixDkDvRolesSubgroups(c: RolesConfig): number {
+/** Subgroups of one workgroup of a role-split kernel (dK/dV or dQ): every row group's. */
+export function roleSplitSubgroups(c: RolesConfig): number {
   return rowGroupsOf(c) * roleSubgroups(c);
 }
 
@@ -253,7 +256,7 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
   const cs = c.columnSplits;
   const groups = rowGroupsOf(c);
   const grouped = groups > 1;
-  const subgroups = matrixDkDvRolesSubgroups(c);
+  const subgroups = roleSplitSubgroups(c);
   const threads = subgroups * c.subgroupSize;
   // This subgroup's part of the query tile's columns and of d, and its lanes' share of the former.
   const tilePart = c.tile / cs;

@@ -38,7 +38,7 @@ import {
   type RolesConfig,
   roleAccumulatorsOutWgsl,
   roleIndicesWgsl,
-  roleSubgroups,
+  roleSplitSubgroups,
   stagingInTurnElements,
 } from './backward-roles-matrix.wgsl.js';
 import {
@@ -74,16 +74,6 @@ export function matrixDqRolesUnsupported(c: RolesConfig): string | undefined {
   return rowGroupsUnsupported(c);
 }
 
-/** Query rows of one workgroup of the role-split dQ kernel: every row group's. */
-export function matrixDqRolesRows(c: RolesConfig): number {
-  return rowGroupsOf(c) * c.subgroups * c.matrix.M;
-}
-
-/** Subgroups of one workgroup of the role-split dQ kernel: every row group's. */
-export function matrixDqRolesSubgroups(c: RolesConfig): number {
-  return rowGroupsOf(c) * roleSubgroups(c);
-}
-
 /** f32 and f16 scratch elements of one row group: S then dP (f32), dS (f16). */
 function groupScratch(c: RolesConfig) {
   const scratch = scratchElements(c);
@@ -113,7 +103,7 @@ export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
   const cs = c.columnSplits;
   const groups = rowGroupsOf(c);
   const grouped = groups > 1;
-  const subgroups = matrixDqRolesSubgroups(c);
+  const subgroups = roleSplitSubgroups(c);
   const threads = subgroups * c.subgroupSize;
   // A row group's rows, and its scratch after the groups' before it (none without groups).
   const groupRows = c.subgroups * M;

@@ -25,19 +25,17 @@ import {
 } from './backward-matrix.wgsl.js';
 import {
   flashDkDvRolesMatrixWgsl,
-  matrixDkDvRolesRows,
   matrixDkDvRolesSharedBytes,
-  matrixDkDvRolesSubgroups,
   matrixDkDvRolesUnsupported,
   type RolesConfig,
+  roleSplitRows,
+  roleSplitSubgroups,
 } from './backward-roles-matrix.wgsl.js';
 import { FLASH_PARAMS } from './common.wgsl.js';
 import { groupedDecodeProblem, groupQueries, isGroupedDecode, ungroupOutputs } from './decode-groups.js';
 import {
   flashDqRolesMatrixWgsl,
-  matrixDqRolesRows,
   matrixDqRolesSharedBytes,
-  matrixDqRolesSubgroups,
   matrixDqRolesUnsupported,
 } from './dq-roles-matrix.wgsl.js';
 import { flashForwardWgsl, type RowKernelConfig } from './forward.wgsl.js';
@@ -363,8 +361,8 @@ const DKDV_KERNELS: RoleSplitKernels = {
   split: flashDkDvRolesMatrixWgsl,
   splitUnsupported: matrixDkDvRolesUnsupported,
   splitSharedBytes: matrixDkDvRolesSharedBytes,
-  splitSubgroups: matrixDkDvRolesSubgroups,
-  splitRows: matrixDkDvRolesRows,
+  splitSubgroups: roleSplitSubgroups,
+  splitRows: roleSplitRows,
 };
 
 const DQ_KERNELS: RoleSplitKernels = {
@@ -372,8 +370,8 @@ const DQ_KERNELS: RoleSplitKernels = {
   split: flashDqRolesMatrixWgsl,
   splitUnsupported: matrixDqRolesUnsupported,
   splitSharedBytes: matrixDqRolesSharedBytes,
-  splitSubgroups: matrixDqRolesSubgroups,
-  splitRows: matrixDqRolesRows,
+  splitSubgroups: roleSplitSubgroups,
+  splitRows: roleSplitRows,
 };
 
 /**

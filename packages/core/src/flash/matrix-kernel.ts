@@ -59,8 +59,8 @@ ${paramsStruct(FLASH_PARAMS)}`;
 }
 
 /**
- * A kernel's groups of rows sharing each staged tile (the forward's and the dQ kernel's
- * `rowGroups`): 1 unless given.
+ * A kernel's groups of rows sharing each staged tile (the forward's and the role-split backward
+ * kernels' `rowGroups`): 1 unless given.
  */
 export function rowGroupsOf(c: { rowGroups?: number }): number {
   return c.rowGroups ?? 1;
