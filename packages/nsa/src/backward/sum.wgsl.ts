@@ -11,7 +11,6 @@ import {
   packVec4uWgsl,
   paramsStruct,
   unpackVec4uWgsl,
-  type vec4uElements,
   WORKGROUP_INDEX_WGSL,
 } from '@webattn/core';
 
@@ -24,16 +23,15 @@ export const SUM_WORKGROUP = 256;
 /** The stored element type, and the sum of `names`' element `id` stored as it. */
 function sumOf(dtype: Dtype, names: string[], vectors: boolean): { type: string; value: string } {
   if (!vectors) return { type: dtype, value: `${dtype}(${names.map((n) => `f32(${n}[id])`).join(' + ')})` };
-  // Each vec4f part of the terms' vectors (two per f16 vector, one per f32), added in order.
-  const parts = unpackVec4uWgsl(dtype, 'x').map((_, i) =>
-    names.map((n) => unpackVec4uWgsl(dtype, `${n}[id]`)[i]!).join(' + '),
-  );
+  // Each vec4f part of the terms' vectors (two per f16 vector, one per f32), the terms added in order.
+  const terms = names.map((n) => unpackVec4uWgsl(dtype, `${n}[id]`));
+  const parts = terms[0]!.map((_, i) => terms.map((t) => t[i]).join(' + '));
   return { type: 'vec4<u32>', value: packVec4uWgsl(dtype, parts) };
 }
 
 /**
  * WGSL summing `terms` (2 or 3) arrays into `out`: one element per invocation, or one 16-byte
- * vector (`vectors`, {@link vec4uElements} elements) of each.
+ * vector (`vectors`: eight f16 or four f32) of each.
  */
 export function sumWgsl(dtype: Dtype, terms: number, vectors = false): string {
   const names = Array.from({ length: terms }, (_, i) => `x${i}`);
