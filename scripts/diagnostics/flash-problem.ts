@@ -20,6 +20,15 @@ const d = Number(process.argv.find((arg) => /^d=\d+$/.test(arg))?.slice(2) ?? 12
 /** Causal forward FLOPs of the problem at n tokens (the backward counts 2.5x these). */
 export const forwardFlops = (n: number) => ((2 * 2 * (n * n)) / 2) * d * 64;
 
+/**
+ * Replaces every field of one of core's mutable tuning choices (DKDV_KERNEL, ...) with `choice`'s,
+ * so that no field an earlier setting added outlives it (Object.assign alone would keep it).
+ */
+export function replaceChoice<T extends object>(target: T, choice: T): void {
+  for (const key of Object.keys(target)) delete target[key as keyof T];
+  Object.assign(target, choice);
+}
+
 /** One timed run's kernels, `label ms` joined by `; ` (labels cut at their tier tag). */
 export function kernelTimes(m: Measurement): string {
   return Object.entries(m.kernels?.[1] ?? m.kernels?.[0] ?? {})

@@ -31,7 +31,13 @@ import {
   type RoleSplitChoice,
 } from '../../packages/core/src/flash/flash.js';
 import type { Measurement } from '../../packages/core/src/index.js';
-import { flashProblem, forwardFlops, kernelTimes, tensorsDifference } from './flash-problem.js';
+import {
+  flashProblem,
+  forwardFlops,
+  kernelTimes,
+  replaceChoice,
+  tensorsDifference,
+} from './flash-problem.js';
 
 const n = 16384;
 const { gpu, timeForward, timeBackward, backwardGradients, forwardOutputs } = await flashProblem(n);
@@ -176,10 +182,7 @@ if (process.argv[2] === 'dkdv') {
   const defaults = { ...DKDV_KERNEL };
   const others = process.argv.slice(3).filter((a) => a.startsWith('{'));
   // Each setting replaces the whole choice, so that no field one adds outlives it.
-  const choose = (json: string) => () => {
-    for (const key of Object.keys(DKDV_KERNEL)) delete DKDV_KERNEL[key as keyof RoleSplitChoice];
-    Object.assign(DKDV_KERNEL, defaults, JSON.parse(json));
-  };
+  const choose = (json: string) => () => replaceChoice(DKDV_KERNEL, { ...defaults, ...JSON.parse(json) });
   await timeSettings('backward', [
     ['dK/dV as it is', choose('{}')],
     ...others.map((json): Setting => [`dK/dV ${json}`, choose(json)]),

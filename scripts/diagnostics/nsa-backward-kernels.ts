@@ -21,7 +21,7 @@ import {
   SELECTED_ORDER,
   SELECTED_ROLE_SPLIT,
 } from '../../packages/nsa/src/selected/selected.js';
-import { tensorsDifference } from './flash-problem.js';
+import { replaceChoice, tensorsDifference } from './flash-problem.js';
 import { nsaBackwardProblem, nsaProblem } from './nsa-problem.js';
 
 const problem = await nsaProblem();
@@ -32,14 +32,14 @@ const { dO, forward, timeBackward } = await nsaBackwardProblem(problem);
 const byOrder = process.argv.includes('order');
 const dkDvAt = process.argv.indexOf('dkdv');
 const dkDvDefault = { ...DKDV_KERNEL };
-const dkDvJson = process.argv[dkDvAt + 1] ?? '{}';
-const dkDvOther: RoleSplitChoice = { ...dkDvDefault, ...JSON.parse(dkDvAt === -1 ? '{}' : dkDvJson) };
+const dkDvJson = dkDvAt === -1 ? '{}' : (process.argv[dkDvAt + 1] ?? '{}');
+const dkDvOther: RoleSplitChoice = { ...dkDvDefault, ...JSON.parse(dkDvJson) };
 const tilesAt = process.argv.indexOf('tiles');
 if (tilesAt !== -1) {
   const tiles = (process.argv[tilesAt + 1] ?? '').split(',').map(Number);
   SELECTED_MATRIX_TILES.splice(0, Infinity, ...tiles);
 }
-const settings =
+const settings: { wide: boolean; kvHeadMajor: boolean; dkDv?: RoleSplitChoice }[] =
   dkDvAt !== -1
     ? [dkDvDefault, dkDvOther].map((dkDv) => ({
         wide: true,
@@ -56,8 +56,7 @@ const defaults = { wide: SELECTED_ROLE_SPLIT.wideLoads, kvHeadMajor: SELECTED_OR
 for (const { wide, kvHeadMajor, dkDv = dkDvDefault } of settings) {
   SELECTED_ROLE_SPLIT.wideLoads = wide;
   SELECTED_ORDER.kvHeadMajor = kvHeadMajor;
-  for (const key of Object.keys(DKDV_KERNEL)) delete DKDV_KERNEL[key as keyof RoleSplitChoice];
-  Object.assign(DKDV_KERNEL, dkDv);
+  replaceChoice(DKDV_KERNEL, dkDv);
   const grads = await nsaBackward(forward, dO);
   const values = await Promise.all([grads.dq, grads.dk, grads.dv].map((t) => t.read()));
   disposeNsaGradients(grads);
@@ -80,7 +79,6 @@ for (const { wide, kvHeadMajor, dkDv = dkDvDefault } of settings) {
 }
 SELECTED_ROLE_SPLIT.wideLoads = defaults.wide;
 SELECTED_ORDER.kvHeadMajor = defaults.kvHeadMajor;
-for (const key of Object.keys(DKDV_KERNEL)) delete DKDV_KERNEL[key as keyof RoleSplitChoice];
-Object.assign(DKDV_KERNEL, dkDvDefault);
+replaceChoice(DKDV_KERNEL, dkDvDefault);
 disposeNsaForward(forward);
 gpu.destroy();
