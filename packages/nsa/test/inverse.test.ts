@@ -3,7 +3,9 @@ import { testGpu } from '@webattn/core/testing';
 import { randn } from '@webattn/reference';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { disposeNsaForward, nsaForward, readSelection, resolveNsaConfig } from '../src/index.js';
+import { nsaLayout, sequenceTable, wordsTensor } from '../src/layout.js';
 import { invertSelection } from '../src/select/inverse.js';
+import { INVERSE_GROUP, INVERSE_THREADS } from '../src/select/inverse.wgsl.js';
 
 // The tokens of every (selection block, KV head), in token order, straight from the selection.
 function expectedInverse(
@@ -108,4 +110,75 @@ describe('the inverted selection', () => {
       disposeNsaForward(forward);
     });
   }
+  // A selection written here rather than by a forward: sequences long enough for several steps of
+  // the kernels' token walk and several groups of blocks per workgroup, so that every mask set is
+  // used, cleared and used again, and groups straddle sequences.
+  it('lists every selecting token once, in order, over many steps and block groups', async () => {
+    const blockSize = 8;
+    const topN = 4;
+    const kvHeads = 2;
+    const lengths = [3 * INVERSE_THREADS + 37, 5, 2 * INVERSE_GROUP * blockSize + 3 * INVERSE_THREADS + 11];
+    const cuSeqlens = [0];
+    for (const n of lengths) cuSeqlens.push(cuSeqlens.at(-1)! + n);
+    const total = cuSeqlens.at(-1)!;
+    const config = resolveNsaConfig({
+      heads: 2,
+      kvHeads,
+      headDim: 16,
+      kernelSize: 4,
+      stride: 2,
+      blockSize,
+      topN,
+      windowSize: 6,
+    });
+    // Each token picks distinct blocks at or before its own (the first always, as init blocks are),
+    // the rest of its slots -1, from a fixed generator.
+    let state = 12345;
+    const next = () => {
+      // xorshift32
+      state ^= state << 13;
+      state ^= state >>> 17;
+      state ^= state << 5;
+      return state >>> 0;
+    };
+    const selection = new Int32Array(total * kvHeads * topN).fill(-1);
+    let start = 0;
+    for (const length of lengths) {
+      for (let pos = 0; pos < length; pos++) {
+        for (let g = 0; g < kvHeads; g++) {
+          const own = Math.floor(pos / blockSize);
+          const picks = new Set([0]);
+          const wanted = Math.min(own + 1, 1 + (next() % topN));
+          while (picks.size < wanted) picks.add(next() % (own + 1));
+          selection.set([...picks], ((start + pos) * kvHeads + g) * topN);
+        }
+      }
+      start += length;
+    }
+    using q = Tensor.zeros(gpu, [total, 2, 16]);
+    const layout = nsaLayout(q, config, cuSeqlens);
+    const table = sequenceTable(layout, blockSize);
+    using tables = wordsTensor(gpu, table.words);
+    using picks = Tensor.from(gpu, new Float32Array(selection.buffer), [total, kvHeads, topN]);
+    const inverse = await invertSelection(
+      gpu,
+      picks,
+      { tensor: tables, tokenTable: table.tokenTable, blockTable: table.blockTable, blocks: table.blocks },
+      layout,
+      config,
+    );
+    const words = new Uint32Array((await inverse.tensor.read()).buffer);
+    const expected = expectedInverse(selection, lengths, kvHeads, topN, blockSize);
+    expect(table.blocks).toBeGreaterThan(2 * INVERSE_GROUP);
+    expect(inverse.entries).toBe(expected.length + 1);
+    const got = expected.map((_, i) =>
+      Array.from(words.subarray(inverse.entries + words[i]!, inverse.entries + words[i + 1]!)),
+    );
+    expect(got).toEqual(expected);
+    // The first block's list runs over every step of its sequence's walk; later blocks have lists
+    // of many lengths.
+    expect(expected[0]!.length).toBe(lengths[0]);
+    expect(new Set(expected.map((list) => list.length)).size).toBeGreaterThan(20);
+    inverse.tensor.dispose();
+  });
 });

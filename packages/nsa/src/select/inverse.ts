@@ -8,6 +8,7 @@ import {
   inverseCountWgsl,
   inverseFillWgsl,
   inverseOffsetsWgsl,
+  inverseWorkgroups,
 } from './inverse.wgsl.js';
 
 /**
@@ -67,7 +68,7 @@ export async function invertSelection(
       code: inverseCountWgsl(config.topN),
       buffers: [selection, tables.tensor, counts],
       params,
-      workgroups: slots,
+      workgroups: inverseWorkgroups(tables.blocks, config.kvHeads),
     });
     await dispatch(gpu, {
       label: 'nsa selection offsets',
@@ -81,7 +82,7 @@ export async function invertSelection(
       code: inverseFillWgsl(config.topN),
       buffers: [selection, tables.tensor, inverse],
       params,
-      workgroups: slots,
+      workgroups: inverseWorkgroups(tables.blocks, config.kvHeads),
     });
     await dispatch(gpu, {
       label: 'nsa selection chunks',
