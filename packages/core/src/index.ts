@@ -48,6 +48,7 @@ export {
   type FlashAttentionGrads,
   type FlashAttentionOptions,
   type FlashAttentionResult,
+  type FlashBackwardOptions,
   type FlashForwardVariant,
   flashAttention,
   flashAttentionBackward,

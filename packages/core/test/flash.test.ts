@@ -270,6 +270,47 @@ describe('flash attention on SwiftShader against the reference', () => {
     expect(gpu.memory().liveBuffers).toBe(before);
   });
 
+  it("takes a caller's delta in place of its own pass, and checks it", async () => {
+    const [n, hq, hkv, d] = [50, 8, 2, 32];
+    using q = Tensor.from(gpu, randn(n * hq * d, 21), [1, n, hq, d]);
+    using k = Tensor.from(gpu, randn(n * hkv * d, 22), [1, n, hkv, d]);
+    using v = Tensor.from(gpu, randn(n * hkv * d, 23), [1, n, hkv, d]);
+    using dO = Tensor.from(gpu, randn(n * hq * d, 24), [1, n, hq, d]);
+    const { o, lse, ctx } = await flashAttention(gpu, q, k, v, { causal: true });
+    using _o = o;
+    using _lse = lse;
+    const own = await flashAttentionBackward(ctx, dO);
+    // rowsum(dO ∘ o) per (head, token): the lse layout of a dense batch.
+    const [oh, dOh] = await Promise.all([o.read(), dO.read()]);
+    const rows = new Float32Array(hq * n);
+    for (let t = 0; t < n; t++) {
+      for (let h = 0; h < hq; h++) {
+        let sum = 0;
+        for (let e = 0; e < d; e++) sum += oh[(t * hq + h) * d + e]! * dOh[(t * hq + h) * d + e]!;
+        rows[h * n + t] = sum;
+      }
+    }
+    using delta = Tensor.from(gpu, rows, lse.shape);
+    const given = await flashAttentionBackward(ctx, dO, { delta });
+    for (const name of ['dq', 'dk', 'dv'] as const) {
+      expectClose(name, await own[name].read(), await given[name].read());
+    }
+    // A wrong delta moves dq: the given one is what the kernels read.
+    using zeros = Tensor.zeros(gpu, lse.shape);
+    const wrong = await flashAttentionBackward(ctx, dO, { delta: zeros });
+    const [dq, dqWrong] = await Promise.all([own.dq.read(), wrong.dq.read()]);
+    expect(Math.max(...dq.map((x, i) => Math.abs(x - dqWrong[i]!)))).toBeGreaterThan(1e-2);
+    for (const g of [own, given, wrong]) for (const t of Object.values(g)) t.dispose();
+    using flat = Tensor.zeros(gpu, [hq * n]);
+    await expect(flashAttentionBackward(ctx, dO, { delta: flat })).rejects.toThrow(
+      /options.delta: expected shape \[1, 8, 50\] \(lse's\), got \[400\]/,
+    );
+    using half = Tensor.zeros(gpu, lse.shape, 'f16');
+    await expect(flashAttentionBackward(ctx, dO, { delta: half })).rejects.toThrow(
+      /options.delta: expected dtype f32, got f16/,
+    );
+  });
+
   it('rejects bad input before dispatching, naming the argument', async () => {
     using q = Tensor.from(gpu, randn(2 * 4 * 8, 1), [1, 2, 4, 8]);
     using k = Tensor.from(gpu, randn(2 * 3 * 8, 1), [1, 2, 3, 8]);

@@ -71,11 +71,31 @@ export async function nsaBackward(forward: NsaForwardResult, dO: Tensor): Promis
   try {
     const dgate = Tensor.empty(gpu, ctx.gate.shape, ctx.gate.dtype);
     outputs.push(dgate);
-    const upstream = async (branch: 'compressed' | 'selected' | 'window', output: Tensor | undefined) => {
-      const grad = await combineBranchBackward(gpu, ctx.gate, dO, branch, output, dgate);
-      return grad && part(grad);
+    // Each branch's upstream gradient, and its delta = <dBranch, branch> per row for the branch's
+    // backward, which the combine's backward adds up as it writes the gradient: in the flash lse
+    // layout for the compressed and window branches, token-major for the selected one.
+    const upstream = async (
+      branch: 'compressed' | 'selected' | 'window',
+      output: { o: Tensor; lse: Tensor } | undefined,
+    ) => {
+      if (!output) {
+        await combineBranchBackward(gpu, ctx.gate, dO, branch, undefined, dgate);
+        return undefined;
+      }
+      const delta = part(Tensor.empty(gpu, output.lse.shape));
+      const stride = branch === 'selected' ? 1 : layout.lseHeadStride;
+      const grad = await combineBranchBackward(
+        gpu,
+        ctx.gate,
+        dO,
+        branch,
+        { o: output.o, delta: { tensor: delta, stride } },
+        dgate,
+      );
+      return { grad: part(grad!), delta };
     };
-    const dSelected = (await upstream('selected', forward.selected.o))!;
+    const selectedUpstream = (await upstream('selected', forward.selected))!;
+    const dSelected = selectedUpstream.grad;
     const selected = await selectedAttentionBackward(
       gpu,
       {
@@ -86,6 +106,7 @@ export async function nsaBackward(forward: NsaForwardResult, dO: Tensor): Promis
         o: forward.selected.o,
         lse: forward.selected.lse,
         dO: dSelected,
+        delta: selectedUpstream.delta,
       },
       tables,
       layout,
@@ -93,6 +114,7 @@ export async function nsaBackward(forward: NsaForwardResult, dO: Tensor): Promis
       ctx.tier,
     );
     dSelected.dispose();
+    selectedUpstream.delta.dispose();
     // Each input's gradient is summed branch by branch, so only one branch's dq waits beside it.
     const sums = {
       dq: part(selected.dq),
@@ -105,9 +127,12 @@ export async function nsaBackward(forward: NsaForwardResult, dO: Tensor): Promis
       term.dispose();
       sums[name] = sum;
     };
-    const dWindow = (await upstream('window', forward.window.o))!;
-    const window = await flashAttentionBackward(ctx.window, dWindow);
-    dWindow.dispose();
+    const windowUpstream = (await upstream('window', forward.window))!;
+    const window = await flashAttentionBackward(ctx.window, windowUpstream.grad, {
+      delta: windowUpstream.delta,
+    });
+    windowUpstream.grad.dispose();
+    windowUpstream.delta.dispose();
     await add('dq', part(window.dq));
     await add('dk', part(window.dk));
     await add('dv', part(window.dv));
@@ -119,10 +144,13 @@ export async function nsaBackward(forward: NsaForwardResult, dO: Tensor): Promis
     });
     const tablesWithStarts = { ...tables, starts: ctx.blockStarts };
     // Without compressed blocks this only zeroes the branch's gate column.
-    const dCompressed = await upstream('compressed', forward.compressed?.o);
-    if (ctx.compressed && dCompressed) {
-      const cmp = await flashAttentionBackward(ctx.compressed, dCompressed);
-      dCompressed.dispose();
+    const compressedUpstream = await upstream('compressed', forward.compressed);
+    if (ctx.compressed && compressedUpstream) {
+      const cmp = await flashAttentionBackward(ctx.compressed, compressedUpstream.grad, {
+        delta: compressedUpstream.delta,
+      });
+      compressedUpstream.grad.dispose();
+      compressedUpstream.delta.dispose();
       await add('dq', part(cmp.dq));
       part(cmp.dk);
       part(cmp.dv);

@@ -38,24 +38,49 @@ describe('the gated combine on SwiftShader against the reference', () => {
       });
 
       it(`backward: dv ${dv}, ${withCompressed ? 'three branches' : 'no compressed branch'} (${path})`, async () => {
+        // 39 tokens of 2 heads: a dense batch of 3 x 13 as far as the deltas' layouts go.
+        const [tokens, heads] = [39, 2];
+        const rows = tokens * heads;
         const gates = randn(rows * 3, 5);
         const outputs = [0, 1, 2].map((i) => randn(rows * dv, 6 + i));
         const dO = randn(rows * dv, 9);
         if (!withCompressed) outputs[0]!.fill(0);
-        using gate = Tensor.from(gpu, gates, [rows, 3]);
-        using tdO = Tensor.from(gpu, dO, [rows, dv]);
-        using dgate = Tensor.zeros(gpu, [rows, 3]);
+        using gate = Tensor.from(gpu, gates, [tokens, heads, 3]);
+        using tdO = Tensor.from(gpu, dO, [tokens, heads, dv]);
+        using dgate = Tensor.zeros(gpu, [tokens, heads, 3]);
         const [c, s, w] = outputs.map((x) => Float64Array.from(x));
         const expected = combineBackward([c!, s!, w!], gates, dO, dv);
+        // Each branch's delta in a layout of its own: the flash lse layout of a dense batch of 3 x
+        // 13 (stride 13), token-major rows (1), the packed lse layout (39).
+        const strides = { compressed: 13, selected: 1, window: tokens };
         for (const branch of ['compressed', 'selected', 'window'] as const) {
           const i = BRANCH_INDEX[branch];
           const present = branch !== 'compressed' || withCompressed;
-          using output = present ? Tensor.from(gpu, outputs[i]!, [rows, dv]) : undefined;
-          using grad = await combineBranchBackward(gpu, gate, tdO, branch, output, dgate);
+          using output = present ? Tensor.from(gpu, outputs[i]!, [tokens, heads, dv]) : undefined;
+          using delta = Tensor.zeros(gpu, [rows]);
+          const stride = strides[branch];
+          using grad = await combineBranchBackward(
+            gpu,
+            gate,
+            tdO,
+            branch,
+            output && { o: output, delta: { tensor: delta, stride } },
+            dgate,
+          );
           expect(grad === undefined, branch).toBe(!present);
           if (grad) {
             const result = compare(expected.dBranches[i]!, await grad.read(), toleranceFor('f32'));
             expect(result.ok, `d${branch}: ${JSON.stringify(result)}`).toBe(true);
+            const deltas = new Float64Array(rows);
+            for (let row = 0; row < rows; row++) {
+              const [t, h] = [Math.floor(row / heads), row % heads];
+              let sum = 0;
+              for (let e = 0; e < dv; e++)
+                sum += expected.dBranches[i]![row * dv + e]! * outputs[i]![row * dv + e]!;
+              deltas[(Math.floor(t / stride) * heads + h) * stride + (t % stride)] = sum;
+            }
+            const deltaResult = compare(deltas, await delta.read(), toleranceFor('f32'));
+            expect(deltaResult.ok, `${branch} delta: ${JSON.stringify(deltaResult)}`).toBe(true);
           }
         }
         // Without a compressed branch the reference's zero output gives its gate a zero gradient too.

@@ -691,6 +691,17 @@ async function launchForward(
   if (parts) await combineSplits(gpu, problem, parts, t.o, t.lse, split);
 }
 
+/** Options of {@link flashAttentionBackward}. */
+export interface FlashBackwardOptions {
+  /**
+   * Each query row's `delta = rowsum(dO ∘ o)` (f32, shaped and laid out like the forward's lse),
+   * where the caller has it already: the backward then skips its own pass over o and dO. A caller
+   * that forms dO from o's consumer (a gated sum of attention branches, say) can add the products
+   * as it writes dO, for the cost of no extra read.
+   */
+  delta?: Tensor;
+}
+
 /**
  * Gradients of the forward that produced `ctx`, given dO (o's shape and dtype): dq, dk, dv, with dk
  * and dv summed over each GQA group. Deterministic: no atomics, the same bits every run.
@@ -698,6 +709,7 @@ async function launchForward(
 export async function flashAttentionBackward(
   ctx: FlashAttentionContext,
   dO: Tensor,
+  options: FlashBackwardOptions = {},
 ): Promise<FlashAttentionGrads> {
   const { gpu, q, k, v, o, lse, problem, tier } = ctx;
   check(
@@ -706,6 +718,20 @@ export async function flashAttentionBackward(
     () => `dO: expected shape [${o.shape.join(', ')}] (o's), got [${dO.shape.join(', ')}]`,
   );
   check(dO.dtype === o.dtype, 'dtype-mismatch', () => `dO: expected dtype ${o.dtype} (o's), got ${dO.dtype}`);
+  const { delta } = options;
+  if (delta) {
+    check(
+      delta.shape.join() === lse.shape.join(),
+      'shape-mismatch',
+      () =>
+        `options.delta: expected shape [${lse.shape.join(', ')}] (lse's), got [${delta.shape.join(', ')}]`,
+    );
+    check(
+      delta.dtype === 'f32',
+      'dtype-mismatch',
+      () => `options.delta: expected dtype f32, got ${delta.dtype}`,
+    );
+  }
   const config = rowKernelConfig(gpu.caps, tier, problem.d, problem.dv);
   const matrix =
     tier === 'subgroup-matrix' ? matrixBackwardConfig(gpu.caps, problem.d, problem.dv) : undefined;
@@ -729,13 +755,20 @@ export async function flashAttentionBackward(
   const label = `${matrix ? 'matrix' : 'row'} [${tier}] d=${problem.d} dv=${problem.dv}${keyBlocksLabel(problem)}`;
   try {
     if (qMeta.tiles > 0) {
-      await dispatch(gpu, {
-        label: `flash backward delta ${label}`,
-        code: flashDeltaWgsl({ ...config, rows }),
-        buffers: [o, dO, lse, qMetaBuffer, stats],
-        params: paramsFor(problem, qMeta, lse.size),
-        workgroups: qMeta.tiles * problem.hq,
-      });
+      if (delta) {
+        // The kernels read [lse | delta] from one binding.
+        const encoder = gpu.encoder();
+        encoder.copyBufferToBuffer(lse.buffer, 0, stats.buffer, 0, lse.byteLength);
+        encoder.copyBufferToBuffer(delta.buffer, 0, stats.buffer, lse.byteLength, delta.byteLength);
+      } else {
+        await dispatch(gpu, {
+          label: `flash backward delta ${label}`,
+          code: flashDeltaWgsl({ ...config, rows }),
+          buffers: [o, dO, lse, qMetaBuffer, stats],
+          params: paramsFor(problem, qMeta, lse.size),
+          workgroups: qMeta.tiles * problem.hq,
+        });
+      }
       await dispatch(gpu, {
         label: `flash backward dq ${label}`,
         code: dqKernel.code,

@@ -45,28 +45,42 @@ export async function combineBranches(gpu: Gpu, gate: Tensor, branches: NsaBranc
 export const BRANCH_INDEX = { compressed: 0, selected: 1, window: 2 } as const;
 
 /**
+ * Where {@link combineBranchBackward} writes a branch's `delta = <dBranch, branch>` per (token,
+ * head) row: an f32 tensor, row (t, h) at `((t / stride) · heads + h) · stride + t % stride`
+ * (stride 1: token-major; the flash lse layout's head stride: that layout).
+ */
+export interface BranchDelta {
+  tensor: Tensor;
+  stride: number;
+}
+
+/**
  * One branch's part of the backward of {@link combineBranches} given dO: writes the branch's column
- * of `dgate` and returns the branch's upstream gradient `σ(g_i) · dO` (or, with no branch output,
- * zeroes the column and returns undefined). One branch at a time, so a caller can free each
- * gradient, as large as q, before it asks for the next.
+ * of `dgate`, the branch's delta (for its attention backward), and returns the branch's upstream
+ * gradient `σ(g_i) · dO` (or, with no branch output, zeroes the column and returns undefined). One
+ * branch at a time, so a caller can free each gradient, as large as q, before it asks for the next.
  */
 export async function combineBranchBackward(
   gpu: Gpu,
   gate: Tensor,
   dO: Tensor,
   branch: keyof typeof BRANCH_INDEX,
-  output: Tensor | undefined,
+  output: { o: Tensor; delta: BranchDelta } | undefined,
   dgate: Tensor,
 ): Promise<Tensor | undefined> {
   const dv = dO.shape.at(-1)!;
+  const heads = dO.shape.at(-2)!;
   const rows = dO.size / dv;
   const grad = output && Tensor.empty(gpu, dO.shape, dO.dtype);
   try {
     await dispatch(gpu, {
       label: `nsa combine backward ${BRANCH_INDEX[branch]}`,
       code: combineBackwardWgsl(dO.dtype, output !== undefined, combineVectorized(dO.dtype, dv)),
-      buffers: output && grad ? [gate, dO, output, grad, dgate] : [gate, dgate],
-      params: { layout: COMBINE_BACKWARD_PARAMS, values: { rows, dv, branch: BRANCH_INDEX[branch] } },
+      buffers: output && grad ? [gate, dO, output.o, grad, dgate, output.delta.tensor] : [gate, dgate],
+      params: {
+        layout: COMBINE_BACKWARD_PARAMS,
+        values: { rows, dv, branch: BRANCH_INDEX[branch], heads, deltaStride: output?.delta.stride ?? 1 },
+      },
       workgroups: Math.ceil(rows / COMBINE_BACKWARD_ROWS),
     });
   } catch (error) {

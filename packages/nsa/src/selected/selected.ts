@@ -1,6 +1,7 @@
 /** Host side of selected-block attention. */
 import {
   type Capabilities,
+  check,
   type DispatchSpec,
   dispatch,
   type Gpu,
@@ -342,28 +343,53 @@ export interface SelectedTables {
   blocks: number;
 }
 
-/** Backward of {@link selectedAttention} given its output, lse and upstream gradient. */
+/**
+ * Backward of {@link selectedAttention} given its output, lse and upstream gradient, and where
+ * the caller has it, each row's `delta = <dO, o>` (f32 `[tokens, heads]`, as the combine's
+ * backward writes it), which then takes the place of the statistics pass over o and dO.
+ */
 export async function selectedAttentionBackward(
   gpu: Gpu,
-  inputs: { q: Tensor; k: Tensor; v: Tensor; selection: Tensor; o: Tensor; lse: Tensor; dO: Tensor },
+  inputs: {
+    q: Tensor;
+    k: Tensor;
+    v: Tensor;
+    selection: Tensor;
+    o: Tensor;
+    lse: Tensor;
+    dO: Tensor;
+    delta?: Tensor;
+  },
   meta: SelectedTables,
   layout: NsaLayout,
   config: NsaConfig,
   tier: Tier,
 ): Promise<SelectedGradients> {
-  const { q, k, v, selection, o, lse, dO } = inputs;
+  const { q, k, v, selection, o, lse, dO, delta } = inputs;
   const kernel = { dtype: q.dtype, d: config.headDim, dv: config.vHeadDim, topN: config.topN };
   const values = selectedParamValues(layout, config, meta);
   const rows = layout.tokens * config.heads;
   const keyRows = layout.tokens * config.kvHeads;
   using stats = Tensor.empty(gpu, [2, layout.tokens, config.heads]);
-  await dispatch(gpu, {
-    label: 'nsa selected attention stats',
-    code: selectedStatsWgsl(kernel),
-    buffers: [o, dO, lse, stats],
-    params: { layout: SELECTED_PARAMS, values },
-    workgroups: Math.ceil(rows / SELECTED_STATS_ROWS),
-  });
+  if (delta) {
+    check(
+      delta.size === rows && delta.dtype === 'f32',
+      'shape-mismatch',
+      () =>
+        `delta: expected ${rows} f32 rows [tokens, heads], got [${delta.shape.join(', ')}] ${delta.dtype}`,
+    );
+    const encoder = gpu.encoder();
+    encoder.copyBufferToBuffer(lse.buffer, 0, stats.buffer, 0, lse.byteLength);
+    encoder.copyBufferToBuffer(delta.buffer, 0, stats.buffer, lse.byteLength, delta.byteLength);
+  } else {
+    await dispatch(gpu, {
+      label: 'nsa selected attention stats',
+      code: selectedStatsWgsl(kernel),
+      buffers: [o, dO, lse, stats],
+      params: { layout: SELECTED_PARAMS, values },
+      workgroups: Math.ceil(rows / SELECTED_STATS_ROWS),
+    });
+  }
   const dqKernel = (kind: 'dq' | 'dq-roles') =>
     tier === 'subgroup-matrix' ? selectedMatrixConfig(gpu.caps, config, undefined, kind) : undefined;
   const dqRoles = SELECTED_ROLE_SPLIT.dq ? dqKernel('dq-roles') : undefined;
