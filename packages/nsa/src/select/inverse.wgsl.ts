@@ -206,6 +206,10 @@ ${groupPreamble()}
   for (var b = 0u; b < GROUP; b++) {
     if (b0 + b < p.blocks) { at[b] = entries + inverse[(b0 + b) * p.kvHeads + g]; }
   }
+  // Every set starts clear: workgroup memory is not zeroed where the device skips its
+  // initialisation (core's fast mode, which the bench uses).
+  for (var e = li; e < ${3 * set}u; e += ${INVERSE_THREADS}u) { atomicStore(&masks[e], 0u); }
+  workgroupBarrier();
   let word = li / 32u;
   let bit = 1u << (li % 32u);
   var step = 0u;
