@@ -3,8 +3,8 @@
 // only gives branches: which of the selected branch's dQ, dK, dV and chunk sums, and of the
 // compressed branch's flash backward and compression backward, takes the time. Kernels that run
 // more than once (the flash backward of two branches) are summed under their label. Timed with
-// the selected branch's role-split dQ and fused dK/dV kernels reading q, k, v and dO 8 and 16
-// bytes per load (SELECTED_ROLE_SPLIT.wideLoads), or with `order`, with the dQ kernel's
+// the selected branch's role-split dQ and fused dK/dV kernels reading q, k, v and dO 8 bytes per
+// load, then 16, then as the defaults say (SELECTED_ROLE_SPLIT.wideLoads), or with `order`, with the dQ kernel's
 // workgroups walking the KV heads of one token first, then the tokens of one KV head first
 // (SELECTED_ORDER). With `tiles 32,16`, once, with the selected kernels' key tiles limited to
 // those (SELECTED_MATRIX_TILES; first in its own process: the tile sets the kernels' workgroup
@@ -39,22 +39,27 @@ if (tilesAt !== -1) {
   const tiles = (process.argv[tilesAt + 1] ?? '').split(',').map(Number);
   SELECTED_MATRIX_TILES.splice(0, Infinity, ...tiles);
 }
-const settings: { wide: boolean; kvHeadMajor: boolean; dkDv?: RoleSplitChoice }[] =
+type Wide = typeof SELECTED_ROLE_SPLIT.wideLoads;
+const defaults = { wide: { ...SELECTED_ROLE_SPLIT.wideLoads }, kvHeadMajor: SELECTED_ORDER.kvHeadMajor };
+const settings: { wide: Wide; kvHeadMajor: boolean; dkDv?: RoleSplitChoice }[] =
   dkDvAt !== -1
     ? [dkDvDefault, dkDvOther].map((dkDv) => ({
-        wide: true,
+        wide: defaults.wide,
         kvHeadMajor: SELECTED_ORDER.kvHeadMajor,
         dkDv,
       }))
     : byOrder
-      ? [false, true].map((kvHeadMajor) => ({ wide: true, kvHeadMajor }))
+      ? [false, true].map((kvHeadMajor) => ({ wide: defaults.wide, kvHeadMajor }))
       : tilesAt !== -1
-        ? [{ wide: true, kvHeadMajor: SELECTED_ORDER.kvHeadMajor }]
-        : [false, true].map((wide) => ({ wide, kvHeadMajor: SELECTED_ORDER.kvHeadMajor }));
+        ? [{ wide: defaults.wide, kvHeadMajor: SELECTED_ORDER.kvHeadMajor }]
+        : [{ dq: false, dkdv: false }, { dq: true, dkdv: true }, defaults.wide].map((wide) => ({
+            wide,
+            kvHeadMajor: SELECTED_ORDER.kvHeadMajor,
+          }));
 let reference: Float32Array[] | undefined;
-const defaults = { wide: SELECTED_ROLE_SPLIT.wideLoads, kvHeadMajor: SELECTED_ORDER.kvHeadMajor };
+const bytes = (wide: boolean) => (wide ? 16 : 8);
 for (const { wide, kvHeadMajor, dkDv = dkDvDefault } of settings) {
-  SELECTED_ROLE_SPLIT.wideLoads = wide;
+  SELECTED_ROLE_SPLIT.wideLoads = { ...wide };
   SELECTED_ORDER.kvHeadMajor = kvHeadMajor;
   replaceChoice(DKDV_KERNEL, dkDv);
   const grads = await nsaBackward(forward, dO);
@@ -70,14 +75,14 @@ for (const { wide, kvHeadMajor, dkDv = dkDvDefault } of settings) {
         ? `selected dQ walking ${kvHeadMajor ? 'the tokens of one KV head' : 'the KV heads of one token'} first`
         : tilesAt !== -1
           ? `selected kernels' key tiles ${SELECTED_MATRIX_TILES.join(', ')}`
-          : `selected dQ and dK/dV with ${wide ? 16 : 8}-byte loads`;
+          : `selected dQ with ${bytes(wide.dq)}-byte loads, dK/dV with ${bytes(wide.dkdv)}-byte loads`;
   console.log(
     `n=${n} backward ${m.median.toFixed(1)} ms, ${setting} (${compared} as the first), by kernel (one timed iteration):`,
   );
   const kernels = Object.entries(m.kernels?.[1] ?? {}).sort(([, a], [, b]) => b - a);
   for (const [label, ms] of kernels) console.log(`  ${ms.toFixed(2).padStart(8)} ms  ${label}`);
 }
-SELECTED_ROLE_SPLIT.wideLoads = defaults.wide;
+SELECTED_ROLE_SPLIT.wideLoads = { ...defaults.wide };
 SELECTED_ORDER.kvHeadMajor = defaults.kvHeadMajor;
 replaceChoice(DKDV_KERNEL, dkDvDefault);
 disposeNsaForward(forward);

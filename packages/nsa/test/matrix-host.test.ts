@@ -110,6 +110,23 @@ describe('the tensor-core forward and backward dispatch on the null backend', ()
     }
   });
 
+  it('the role-split dQ and dK/dV kernels take their own load widths (SELECTED_ROLE_SPLIT.wideLoads)', () => {
+    const config = resolveNsaConfig({ heads: 64, kvHeads: 4, headDim: 128, vHeadDim: 128 });
+    const caps = { ...gpu.caps, limits: { ...gpu.caps.limits, maxComputeWorkgroupStorageSize: 48 * 1024 } };
+    const matrix = { M: 16, N: 16, K: 16 };
+    const widths = { ...SELECTED_ROLE_SPLIT.wideLoads };
+    const wide = (kernel: 'dq-roles' | 'dkdv-roles') =>
+      selectedMatrixConfig(caps, config, matrix, kernel)?.wideLoads === true;
+    try {
+      // The defaults: 16 bytes for dQ, 8 for dK/dV (faster each on the H200).
+      expect([wide('dq-roles'), wide('dkdv-roles')]).toEqual([true, false]);
+      SELECTED_ROLE_SPLIT.wideLoads = { dq: false, dkdv: true };
+      expect([wide('dq-roles'), wide('dkdv-roles')]).toEqual([false, true]);
+    } finally {
+      SELECTED_ROLE_SPLIT.wideLoads = widths;
+    }
+  });
+
   it('the backward kernels take the widest tile under the lowest step of workgroup memory', () => {
     const config = resolveNsaConfig({ heads: 64, kvHeads: 4, headDim: 128, vHeadDim: 128 });
     const caps = { ...gpu.caps, limits: { ...gpu.caps.limits, maxComputeWorkgroupStorageSize: 48 * 1024 } };

@@ -119,13 +119,20 @@ export const SELECTED_ORDER: { kvHeadMajor: boolean } = { kvHeadMajor: true };
  * `dq`, whether dQ runs with Q held by one role's subgroups and dO by the other's;
  * `dkdvColumnSplits`, above 0, computes dK and dV in one kernel (selectedDkDvRolesMatrixWgsl), S
  * by one role and dP by the other, each role's work split by columns over that many subgroups; 0
- * runs the separate dK and dV kernels; `wideLoads`, whether those kernels read q, k, v and dO 16
- * bytes per load. Mutable so that a diagnostic can time each; not exported from the package.
+ * runs the separate dK and dV kernels; `wideLoads`, whether the role-split dQ and dK/dV kernels
+ * read q, k, v and dO 16 bytes per load (else 8). On the H200 at 65,536 tokens 16-byte loads took
+ * the dQ kernel from 37.4 to 36.6 ms and the dK/dV kernel from 46.1 to 49.6 (two sessions alike,
+ * the same bits; nsa-backward-kernels), so each kernel has its own. Mutable so that a diagnostic
+ * can time each; not exported from the package.
  */
-export const SELECTED_ROLE_SPLIT: { dq: boolean; dkdvColumnSplits: number; wideLoads: boolean } = {
+export const SELECTED_ROLE_SPLIT: {
+  dq: boolean;
+  dkdvColumnSplits: number;
+  wideLoads: { dq: boolean; dkdv: boolean };
+} = {
   dq: true,
   dkdvColumnSplits: 2,
-  wideLoads: true,
+  wideLoads: { dq: true, dkdv: false },
 };
 
 /** What every tensor-core selected kernel's shape takes from the config and the adapter. */
@@ -166,7 +173,9 @@ export function selectedMatrixConfig(
   const wideLoads =
     kernel === 'forward'
       ? SELECTED_FORWARD.wideLoads
-      : (kernel === 'dq-roles' || kernel === 'dkdv-roles') && SELECTED_ROLE_SPLIT.wideLoads;
+      : kernel === 'dq-roles'
+        ? SELECTED_ROLE_SPLIT.wideLoads.dq
+        : kernel === 'dkdv-roles' && SELECTED_ROLE_SPLIT.wideLoads.dkdv;
   const candidates: { c: SelectedMatrixConfig; bytes: number }[] = [];
   for (const [tile, parts] of SELECTED_MATRIX_TILES.flatMap((t) => scoreParts.map((p) => [t, p] as const))) {
     const plain: SelectedMatrixConfig = {
