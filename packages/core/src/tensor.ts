@@ -125,6 +125,36 @@ export class Tensor {
     return this.gpuBuffer === null;
   }
 
+  /**
+   * Copies the data of `sources` into this tensor one after the other from its start, on the
+   * device and in order with the work queued before (a kernel's inputs gathered into one binding,
+   * say). Their dtypes must be this tensor's, and together they must fit it.
+   */
+  copyFrom(sources: readonly Tensor[]): void {
+    let offset = 0;
+    for (const [i, source] of sources.entries()) {
+      if (source.dtype !== this.dtype) {
+        throw new WebAttnError(
+          'dtype-mismatch',
+          `sources[${i}]: expected dtype ${this.dtype} (the destination's), got ${source.dtype}`,
+        );
+      }
+      offset += source.byteLength;
+    }
+    if (offset > this.byteLength) {
+      throw new WebAttnError(
+        'shape-mismatch',
+        `sources: expected at most ${this.byteLength} bytes (the destination's), got ${offset}`,
+      );
+    }
+    const encoder = this.gpu.encoder();
+    offset = 0;
+    for (const source of sources) {
+      encoder.copyBufferToBuffer(source.buffer, 0, this.buffer, offset, source.byteLength);
+      offset += source.byteLength;
+    }
+  }
+
   /** Copies the data back to the host as f32 (f16 values are widened exactly). */
   async read(): Promise<Float32Array> {
     const gpu = this.gpu;

@@ -130,6 +130,22 @@ describe('Tensor on SwiftShader', () => {
     ).toThrow(/shape \[4\] f32 needs 16 bytes, the buffer has 8/);
   });
 
+  it('copyFrom gathers tensors one after the other, in order with queued work', async () => {
+    using a = Tensor.from(gpu, [1, 2, 3], [3]);
+    using b = Tensor.from(gpu, [4, 5], [2]);
+    using dest = Tensor.from(gpu, [9, 9, 9, 9, 9, 9], [6]);
+    dest.copyFrom([a, b]);
+    // The last element stays: the sources cover five of six.
+    expect(Array.from(await dest.read())).toEqual([1, 2, 3, 4, 5, 9]);
+    using half = Tensor.from(gpu, [1], [1], 'f16');
+    expect(() => dest.copyFrom([a, half])).toThrow(
+      /sources\[1\]: expected dtype f32 \(the destination's\), got f16/,
+    );
+    expect(() => dest.copyFrom([a, b, b])).toThrow(
+      /sources: expected at most 24 bytes \(the destination's\), got 28/,
+    );
+  });
+
   it('rejects bad shapes, data and dtypes with WebAttnError', () => {
     expect(() => Tensor.from(gpu, [1, 2, 3], [2, 2])).toThrow(
       /data: expected 4 elements for shape \[2, 2\], got 3/,

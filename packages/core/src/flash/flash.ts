@@ -757,9 +757,7 @@ export async function flashAttentionBackward(
     if (qMeta.tiles > 0) {
       if (delta) {
         // The kernels read [lse | delta] from one binding.
-        const encoder = gpu.encoder();
-        encoder.copyBufferToBuffer(lse.buffer, 0, stats.buffer, 0, lse.byteLength);
-        encoder.copyBufferToBuffer(delta.buffer, 0, stats.buffer, lse.byteLength, delta.byteLength);
+        stats.copyFrom([lse, delta]);
       } else {
         await dispatch(gpu, {
           label: `flash backward delta ${label}`,

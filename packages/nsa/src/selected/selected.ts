@@ -382,14 +382,13 @@ export async function selectedAttentionBackward(
   using stats = Tensor.empty(gpu, [2, layout.tokens, config.heads]);
   if (delta) {
     check(
-      delta.size === rows && delta.dtype === 'f32',
+      delta.shape.join() === lse.shape.join(),
       'shape-mismatch',
-      () =>
-        `delta: expected ${rows} f32 rows [tokens, heads], got [${delta.shape.join(', ')}] ${delta.dtype}`,
+      () => `delta: expected shape [${lse.shape.join(', ')}] (lse's), got [${delta.shape.join(', ')}]`,
     );
-    const encoder = gpu.encoder();
-    encoder.copyBufferToBuffer(lse.buffer, 0, stats.buffer, 0, lse.byteLength);
-    encoder.copyBufferToBuffer(delta.buffer, 0, stats.buffer, lse.byteLength, delta.byteLength);
+    check(delta.dtype === 'f32', 'dtype-mismatch', () => `delta: expected dtype f32, got ${delta.dtype}`);
+    // The kernels read [lse | delta] from one binding.
+    stats.copyFrom([lse, delta]);
   } else {
     await dispatch(gpu, {
       label: 'nsa selected attention stats',
