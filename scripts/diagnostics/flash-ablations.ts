@@ -1,7 +1,7 @@
 // Diagnostic (not the bench): times core's tensor-core flash backward at b=1, hq=64, hkv=4, d=128,
-// causal, f16, n=16384, with one piece of the dK/dV and dQ kernels removed at a time (their WGSL
-// rewritten on its way to the pipeline cache), so that one GPU call shows what their time is spent
-// on. The ablated results are wrong by construction; only their times mean anything.
+// causal, f16, n=16384, with one piece of the role-split dK/dV and dQ kernels removed at a time
+// (their WGSL rewritten on its way to the pipeline cache), so that one GPU call shows what their
+// time is spent on. The ablated results are wrong by construction; only their times mean anything.
 // With `forward`, the forward's kernel instead: its key and value loads, score and P·V
 // multiply-accumulates, exponentials, and the exchange of the subgroups' tile maxima. With
 // `shared`, the forward with 0 to 32 KiB more workgroup memory declared and nothing else changed:
@@ -12,39 +12,10 @@
 
 import { type Ablation, ablationsOf, never, workgroupPadding } from './ablate.js';
 import { flashProblem, forwardFlops, kernelTimes } from './flash-problem.js';
+import { roleSplitAblations } from './role-split-ablations.js';
 
 const n = 16384;
 const { gpu, timeForward, timeBackward } = await flashProblem(n);
-
-/** Each ablation rewrites the backward kernels' WGSL; lines it cannot find leave the kernel as is. */
-const ablations: Ablation[] = [
-  ['none', (c) => c],
-  [
-    'row statistics loads',
-    (c) =>
-      c.replace(
-        /let st = rowStats\(sp, h, (ii|i)\);/g,
-        (_, row) => `var st = vec2f(0.0, 0.0); ${never(`st = rowStats(sp, h, ${row});`)}`,
-      ),
-  ],
-  [
-    'elementwise exp',
-    (c) =>
-      c
-        .replace(/prob = exp\([^;]*\);/g, 'prob = Ss[at];')
-        .replace(/let prob = exp\([^;]*\);/g, 'let prob = Ss[at];'),
-  ],
-  ['visibility test', (c) => c.replace(/ && visible\(sp, (ii|i), j\)/g, '')],
-  [
-    'tile staging loads',
-    (c) => c.replace(/(x\d+) = ((q|dout|k|v)\[[^\]]*\]);/g, (_, x, load) => `${never(`${x} = ${load};`)}`),
-  ],
-  ['score MMAs (S, dP)', (c) => c.replace(/^\s*(sf|pf)\d+ = subgroupMatrixMultiplyAccumulate\(.*$/gm, '')],
-  [
-    'update MMAs (dK, dV / dQ)',
-    (c) => c.replace(/^\s*(kacc|vacc|gf)\d+ = subgroupMatrixMultiplyAccumulate\(.*$/gm, ''),
-  ],
-];
 
 /** The forward's pieces, one removed at a time (`forward` on the command line). */
 const forwardAblations: Ablation[] = [
@@ -84,7 +55,7 @@ if (process.argv.includes('shared')) {
 }
 if (process.argv.includes('forward')) await timeForwardRewrites('without', forwardAblations);
 
-for (const [name, time] of ablationsOf(gpu, 'flash backward', ablations, timeBackward)) {
+for (const [name, time] of ablationsOf(gpu, 'flash backward', roleSplitAblations, timeBackward)) {
   const m = await time();
   const tflops = ((2.5 * forwardFlops(n)) / m.median / 1e9).toFixed(1);
   console.log(`without ${name}: ${m.median.toFixed(1)} ms (${tflops} TFLOPS) [${kernelTimes(m)}]`);
