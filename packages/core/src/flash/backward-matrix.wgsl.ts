@@ -17,6 +17,7 @@ import { COMPONENTS, rowVectorType, type StagingSet, unrolledStagingSetsWgsl } f
 import {
   backwardInputsWgsl,
   keyTileWgsl,
+  openOrMaskedWgsl,
   queryTileWgsl,
   SEQUENCE_WGSL,
   stageRowsVec4Set,
@@ -243,9 +244,11 @@ export function flashDqMatrixWgsl(c: MatrixBackwardConfig): string {
   ]);
   // dS = P ∘ (dP − delta), P = exp(S · scale − lse), over the lane's keys of its row: one at a
   // time, or four (vectors `jv` of the row; each key still masked on its own).
-  const seen = (j: string) => `i <= last && (open || (${j} < range.y && visible(sp, i, ${j})))`;
-  const dsStep = c.vectorScores
-    ? `    for (var jv = part * ${keysPerLane / 4}u; jv < (part + 1u) * ${keysPerLane / 4}u; jv++) {
+  const seen = (j: string, masked: boolean) =>
+    masked ? `i <= last && ${j} < range.y && visible(sp, i, ${j})` : 'i <= last';
+  const dsStep = (masked: boolean) =>
+    c.vectorScores
+      ? `    for (var jv = part * ${keysPerLane / 4}u; jv < (part + 1u) * ${keysPerLane / 4}u; jv++) {
       let at = sgc * ${M}u * SS + row * SS + jv;
       let sv = Ss[at];
       let dpv = Dp[at];
@@ -253,7 +256,7 @@ export function flashDqMatrixWgsl(c: MatrixBackwardConfig): string {
 ${COMPONENTS.map(
   (x, k) => `      {
         let j = k0 + i32(4u * jv + ${k}u);
-        if (${seen('j')}) {
+        if (${seen('j', masked)}) {
           let prob = exp(sv.${x} * p.scale - rowLse);
           ds.${x} = prob * (dpv.${x} - rowDelta);
         }
@@ -261,11 +264,11 @@ ${COMPONENTS.map(
 ).join('\n')}
       Ps[sgc * ${M}u * PS + row * PS + jv] = vec4<f16>(ds);
     }`
-    : `    for (var jj = part * ${keysPerLane}u; jj < (part + 1u) * ${keysPerLane}u; jj++) {
+      : `    for (var jj = part * ${keysPerLane}u; jj < (part + 1u) * ${keysPerLane}u; jj++) {
       let j = k0 + i32(jj);
       let at = sgc * ${M}u * SS + row * SS + jj;
       var ds = 0.0;
-      if (${seen('j')}) {
+      if (${seen('j', masked)}) {
         let prob = exp(Ss[at] * p.scale - rowLse);
         ds = prob * (Dp[at] - rowDelta);
       }
@@ -322,7 +325,7 @@ ${pf.map((f, j) => `    subgroupMatrixStore<row_major>(&Dp, ${scratch(j)}, ${f},
     workgroupBarrier();
     // A tile every row sees whole skips the per-score mask test (it cost a fifth of the kernel).
     let open = k0 + i32(TILE) <= range.y && blockVisible(sp, first, last, k0, k0 + i32(TILE) - 1);
-${dsStep}
+${openOrMaskedWgsl(dsStep, '    ')}
     workgroupBarrier();
     // Each dS fragment is loaded once and feeds d/16 multiply-accumulates.
 ${dsf.map((f, kc) => `    let ${f} = subgroupMatrixLoad<${left}, row_major>(&Ps, sgc * ${u.s(M * st.p)}u + ${u.s(kc * K)}u, PS);`).join('\n')}
@@ -410,9 +413,11 @@ export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
   // P = exp(S · scale − lse) and dS = P ∘ (dP − delta) over the lane's queries of its row: one at
   // a time, or four (vectors `qv` of the row and of the statistics; each query still masked on its
   // own).
-  const seen = (ii: string) => `j <= last && (open || (${ii} < range.y && visible(sp, ${ii}, j)))`;
-  const elementwise = c.vectorScores
-    ? `      for (var qv = part * ${queriesPerLane / 4}u; qv < (part + 1u) * ${queriesPerLane / 4}u; qv++) {
+  const seen = (ii: string, masked: boolean) =>
+    masked ? `j <= last && ${ii} < range.y && visible(sp, ${ii}, j)` : 'j <= last';
+  const elementwise = (masked: boolean) =>
+    c.vectorScores
+      ? `      for (var qv = part * ${queriesPerLane / 4}u; qv < (part + 1u) * ${queriesPerLane / 4}u; qv++) {
         let at = sgc * ${M}u * SS + row * SS + qv;
         let sv = Ss[at];
         let dpv = Dp[at];
@@ -423,7 +428,7 @@ export function flashDkDvMatrixWgsl(c: MatrixBackwardConfig): string {
 ${COMPONENTS.map(
   (x, k) => `        {
           let ii = i0 + i32(4u * qv + ${k}u);
-          if (${seen('ii')}) {
+          if (${seen('ii', masked)}) {
             prob.${x} = exp(sv.${x} * p.scale - lsev.${x});
             ds.${x} = prob.${x} * (dpv.${x} - deltav.${x});
           }
@@ -433,12 +438,12 @@ ${COMPONENTS.map(
         Pt[pat] = vec4<f16>(prob);
         Dt[pat] = vec4<f16>(ds);
       }`
-    : `      for (var qq = part * ${queriesPerLane}u; qq < (part + 1u) * ${queriesPerLane}u; qq++) {
+      : `      for (var qq = part * ${queriesPerLane}u; qq < (part + 1u) * ${queriesPerLane}u; qq++) {
         let ii = i0 + i32(qq);
         let at = sgc * ${M}u * SS + row * SS + qq;
         var prob = 0.0;
         var ds = 0.0;
-        if (${seen('ii')}) {
+        if (${seen('ii', masked)}) {
           prob = exp(Ss[at] * p.scale - Lq[qq]);
           ds = prob * (Dp[at] - Dq[qq]);
         }
@@ -490,7 +495,7 @@ ${pf.map((f, jq) => `      subgroupMatrixStore<row_major>(&Dp, ${scratch(jq)}, $
       workgroupBarrier();
       // A query tile that sees every key of this one whole skips the per-score mask test.
       let open = i0 + i32(TILE) <= range.y && blockVisible(sp, i0, i0 + i32(TILE) - 1, first, last);
-${elementwise}
+${openOrMaskedWgsl(elementwise, '      ')}
       workgroupBarrier();
 ${products(vAcc, 'Pt', 'Os', 'VS')}
 ${products(kAcc, 'Dt', 'Qs', 'KS')}

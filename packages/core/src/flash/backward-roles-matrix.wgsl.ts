@@ -48,7 +48,13 @@ import {
   tileRows,
   vectorUnits,
 } from './backward-matrix.wgsl.js';
-import { heldInTurnsWgsl, keyTileWgsl, SEQUENCE_WGSL, stageRowsVec4Set } from './common.wgsl.js';
+import {
+  heldInTurnsWgsl,
+  keyTileWgsl,
+  openOrMaskedWgsl,
+  SEQUENCE_WGSL,
+  stageRowsVec4Set,
+} from './common.wgsl.js';
 import {
   matrixEntryPoint,
   matrixShape,
@@ -380,9 +386,11 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
   );
   // The lane's queries of its row, one at a time, or four (vectors `qv` of the row and of the
   // statistics; each query still masked on its own).
-  const seen = (ii: string) => `j <= last && (open || (${ii} < range.y && visible(sp, ${ii}, j)))`;
-  const elementwise = c.vectorScores
-    ? `      let firstGroup = colPart * ${tilePart / 4}u + part * ${queriesPerLane / 4}u;
+  const seen = (ii: string, masked: boolean) =>
+    masked ? `j <= last && ${ii} < range.y && visible(sp, ${ii}, j)` : 'j <= last';
+  const elementwise = (masked: boolean) =>
+    c.vectorScores
+      ? `      let firstGroup = colPart * ${tilePart / 4}u + part * ${queriesPerLane / 4}u;
       for (var qv = firstGroup; qv < firstGroup + ${queriesPerLane / 4}u; qv++) {
         let at = ${sdOf(`half * ${s(M * st.s)}u + row * ${s(st.s)}u + qv`)};
         let sv = ${scoreOf(0, 'at')};
@@ -393,7 +401,7 @@ export function flashDkDvRolesMatrixWgsl(c: RolesConfig): string {
 ${COMPONENTS.map(
   (c4, k) => `        {
           let ii = i0 + i32(4u * qv + ${k}u);
-          if (${seen('ii')}) {
+          if (${seen('ii', masked)}) {
             let prob = exp(sv.${c4} * p.scale - lsev.${c4});
             x.${c4} = select(prob, prob * (dpv.${c4} - deltav.${c4}), role == 1u);
           }
@@ -401,12 +409,12 @@ ${COMPONENTS.map(
 ).join('\n')}
         PD[${pdOf(`role * ${s(probHalf)}u + half * ${s(M * pStride)}u + row * ${s(pStride)}u + qv`)}] = vec4<f16>(x);
       }`
-    : `      let firstColumn = colPart * ${tilePart}u + part * ${queriesPerLane}u;
+      : `      let firstColumn = colPart * ${tilePart}u + part * ${queriesPerLane}u;
       for (var qq = firstColumn; qq < firstColumn + ${queriesPerLane}u; qq++) {
         let ii = i0 + i32(qq);
         let at = ${sdOf(`half * ${M * st.s}u + row * ${st.s}u + qq`)};
         var x = 0.0;
-        if (${seen('ii')}) {
+        if (${seen('ii', masked)}) {
           let prob = exp(${scoreOf(0, 'at')} * p.scale - Lq[qq]);
           x = select(prob, prob * (${scoreOf(1, 'at')} - Dq[qq]), role == 1u);
         }
@@ -468,7 +476,7 @@ ${storeScores}
       // Role 0 writes P, role 1 dS = P ∘ (dP - delta), both from S; a query tile that sees every
       // key of this one whole skips the per-score mask test.
       let open = i0 + i32(TILE) <= range.y && blockVisible(sp, i0, i0 + i32(TILE) - 1, first, last);
-${elementwise}
+${openOrMaskedWgsl(elementwise, '      ')}
       workgroupBarrier();
 ${updates}
 ${walk.close}

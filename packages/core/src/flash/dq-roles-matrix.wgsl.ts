@@ -44,6 +44,7 @@ import {
 import {
   backwardInputsWgsl,
   heldInTurnsWgsl,
+  openOrMaskedWgsl,
   queryTileWgsl,
   SEQUENCE_WGSL,
   stageRowsVec4Set,
@@ -208,9 +209,11 @@ export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
   );
   // dS = P ∘ (dP − delta), P = exp(S · scale − lse), over the lane's keys of its row: one at a
   // time, or four (vectors `jv` of the row; each key still masked on its own).
-  const seen = (j: string) => `i <= last && (open || (${j} < range.y && visible(sp, i, ${j})))`;
-  const dsStep = c.vectorScores
-    ? `    let firstGroup = dsPart * ${dsColumns / 4}u + part * ${perLane / 4}u;
+  const seen = (j: string, masked: boolean) =>
+    masked ? `i <= last && ${j} < range.y && visible(sp, i, ${j})` : 'i <= last';
+  const dsStep = (masked: boolean) =>
+    c.vectorScores
+      ? `    let firstGroup = dsPart * ${dsColumns / 4}u + part * ${perLane / 4}u;
     for (var jv = firstGroup; jv < firstGroup + ${perLane / 4}u; jv++) {
       let at = ${sdOf(`half * ${s(M * st.s)}u + row * ${s(st.s)}u + jv`)};
       let sv = SD[at];
@@ -219,19 +222,19 @@ export function flashDqRolesMatrixWgsl(c: RolesConfig): string {
 ${COMPONENTS.map(
   (c4, k) => `      {
         let j = k0 + i32(4u * jv + ${k}u);
-        if (${seen('j')}) {
+        if (${seen('j', masked)}) {
           ds.${c4} = exp(sv.${c4} * p.scale - rowLse) * (dpv.${c4} - rowDelta);
         }
       }`,
 ).join('\n')}
       Ds[${dsOf(`half * ${s(M * st.p)}u + row * ${s(st.p)}u + jv`)}] = vec4<f16>(ds);
     }`
-    : `    let firstColumn = dsPart * ${dsColumns}u + part * ${perLane}u;
+      : `    let firstColumn = dsPart * ${dsColumns}u + part * ${perLane}u;
     for (var jj = firstColumn; jj < firstColumn + ${perLane}u; jj++) {
       let j = k0 + i32(jj);
       let at = ${sdOf(`half * ${M * st.s}u + row * ${st.s}u + jj`)};
       var ds = 0.0;
-      if (${seen('j')}) {
+      if (${seen('j', masked)}) {
         ds = exp(SD[at] * p.scale - rowLse) * (SD[${scoreHalf}u + at] - rowDelta);
       }
       Ds[${dsOf(`half * ${M * st.p}u + row * ${st.p}u + jj`)}] = f16(ds);
@@ -291,7 +294,7 @@ ${scores}
     workgroupBarrier();
     // A tile every row sees whole skips the per-score mask test.
     let open = k0 + i32(TILE) <= range.y && blockVisible(sp, first, last, k0, k0 + i32(TILE) - 1);
-${dsStep}
+${openOrMaskedWgsl(dsStep, '    ')}
     workgroupBarrier();
 ${updates}
   }
