@@ -1,7 +1,9 @@
 // The role-split backward kernels' pieces, one removed at a time (flash-ablations' default run):
 // rewrites of the WGSL that core's defaults generate for flashDkDvRolesMatrixWgsl and
-// flashDqRolesMatrixWgsl. Apart from the diagnostic so that a test can hold each rewrite to
-// changing those kernels and leaving WGSL that compiles.
+// flashDqRolesMatrixWgsl. Apart from the diagnostic so that each rewrite can be tried on those
+// kernels' WGSL without a GPU: no test of the project runs them (scripts/diagnostics has none), so
+// a rewrite whose lines stop matching after a kernel change only shows as a line of the
+// diagnostic's output with the first line's times.
 
 import { type Ablation, never } from './ablate.js';
 
