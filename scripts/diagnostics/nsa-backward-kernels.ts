@@ -9,10 +9,12 @@
 // (SELECTED_ORDER). With `tiles 32,16`, once, with the selected kernels' key tiles limited to
 // those (SELECTED_MATRIX_TILES; first in its own process: the tile sets the kernels' workgroup
 // memory, and with it a step of the H200's occupancy: core's workgroup-memory-steps.ts).
-// With `dkdv JSON`, with core's dK/dV kernel as it is (DKDV_KERNEL), then with the JSON object's
+// With `dkdv-tiles 16:2,32:1`, with the selected kernels' key tile and the fused dK/dV kernel's column
+// splits (SELECTED_ROLE_SPLIT.dkdvColumnSplits) set to each pair in turn, all timed first, then the
+// gradients compared. With `dkdv JSON`, with core's dK/dV kernel as it is (DKDV_KERNEL), then with the JSON object's
 // RoleSplitChoice fields merged over it: e.g. '{"columnSplits":1,"splitSteps":false,"rowGroups":2}'.
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-backward-kernels.mjs; on the GPU machine:
-//   node .gpu-kit/nsa-backward-kernels.mjs [order | tiles T,T | dkdv JSON] [n]
+//   node .gpu-kit/nsa-backward-kernels.mjs [order | tiles T,T | dkdv-tiles T:C,T:C | dkdv JSON] [n]
 
 import { DKDV_KERNEL, type RoleSplitChoice } from '../../packages/core/src/flash/flash.js';
 import { disposeNsaForward, disposeNsaGradients, nsaBackward } from '../../packages/nsa/src/index.js';
@@ -35,6 +37,43 @@ const dkDvDefault = { ...DKDV_KERNEL };
 const dkDvJson = dkDvAt === -1 ? '{}' : (process.argv[dkDvAt + 1] ?? '{}');
 const dkDvOther: RoleSplitChoice = { ...dkDvDefault, ...JSON.parse(dkDvJson) };
 const tilesAt = process.argv.indexOf('tiles');
+const dkDvTilesAt = process.argv.indexOf('dkdv-tiles');
+if (dkDvTilesAt !== -1) {
+  // Every setting timed before any gradient is read back (a readback has slowed later kernels of a
+  // process on this machine: docs/perf-notes.md), then each setting's gradients against the first's.
+  const tiles = [...SELECTED_MATRIX_TILES];
+  const columnSplits = SELECTED_ROLE_SPLIT.dkdvColumnSplits;
+  const shapes = (process.argv[dkDvTilesAt + 1] ?? '16:2').split(',').map((s) => s.split(':').map(Number));
+  const use = ([tile, splits]: number[]) => {
+    SELECTED_MATRIX_TILES.splice(0, Infinity, tile ?? 16);
+    SELECTED_ROLE_SPLIT.dkdvColumnSplits = splits ?? columnSplits;
+    return `selected key tiles of ${tile}, dK/dV over ${splits} column splits`;
+  };
+  for (const shape of shapes) {
+    const setting = use(shape);
+    const m = await timeBackward();
+    const kernels = Object.entries(m.kernels?.[1] ?? {}).filter(([label]) =>
+      label.startsWith('nsa selected'),
+    );
+    console.log(
+      `n=${n} backward ${m.median.toFixed(1)} ms, ${setting}: ${kernels.map(([l, ms]) => `${l} ${ms.toFixed(2)}`).join('; ')}`,
+    );
+  }
+  let first: Float32Array[] | undefined;
+  for (const shape of shapes) {
+    const setting = use(shape);
+    const grads = await nsaBackward(forward, dO);
+    const values = await Promise.all([grads.dq, grads.dk, grads.dv].map((t) => t.read()));
+    disposeNsaGradients(grads);
+    first ??= values;
+    console.log(`${setting}: ${tensorsDifference(first, values) ?? 'same bits'} as the first`);
+  }
+  SELECTED_MATRIX_TILES.splice(0, Infinity, ...tiles);
+  SELECTED_ROLE_SPLIT.dkdvColumnSplits = columnSplits;
+  disposeNsaForward(forward);
+  gpu.destroy();
+  process.exit(0);
+}
 if (tilesAt !== -1) {
   const tiles = (process.argv[tilesAt + 1] ?? '').split(',').map(Number);
   SELECTED_MATRIX_TILES.splice(0, Infinity, ...tiles);

@@ -505,18 +505,36 @@ describe('the tensor-core selection and selected attention compile on the null b
       expect(sum).toContain('f16(sum * p.scale)');
       await expect(gpu.pipelines.get(sum, 'selected dk dv sum')).resolves.toBeDefined();
     }
-    // At d = 128 over two column splits each subgroup holds its K or V fragments and their array
-    // takes q and dO: 32-key tiles declare 28.6 KiB (37.1 with arrays apart), 16-key tiles 15.1,
-    // under the H200's first step of 16 KiB. 64 keys over two splits do not fit 48 KiB.
-    const h200 = { ...base, d: 128, dv: 128, group: 16, blockSize: 64, tile: 32, columnSplits: 2 };
-    expect(selectedDkDvRolesSharedBytes(h200)).toBe(29312);
-    expect(selectedDkDvRolesSharedBytes({ ...h200, tile: 16 })).toBeLessThanOrEqual(16 * 1024);
-    expect(selectedDkDvRolesSharedBytes({ ...h200, tile: 64 })).toBeGreaterThan(48 * 1024);
+    // At d = 128 each subgroup holds its K or V fragments and their array takes q and dO; where the
+    // tile is taller than the group's 16 rows, K and V are staged in turn through one tile's place.
+    // The default, 32-key tiles over one column split, declares 16,000 bytes, under the H200's
+    // first step of 16 KiB (two splits: 20.1 KiB, 28.6 with K and V side by side); 64-key tiles fit
+    // 48 KiB (38.6 KiB over two splits, 55.6 side by side).
+    const h200 = { ...base, d: 128, dv: 128, group: 16, blockSize: 64, tile: 32, columnSplits: 1 };
+    expect(selectedDkDvRolesSharedBytes(h200)).toBe(16000);
+    expect(selectedDkDvRolesSharedBytes({ ...h200, columnSplits: 2 })).toBe(20608);
+    expect(selectedDkDvRolesSharedBytes({ ...h200, tile: 16, columnSplits: 2 })).toBeLessThanOrEqual(
+      16 * 1024,
+    );
+    expect(selectedDkDvRolesSharedBytes({ ...h200, tile: 64, columnSplits: 2 })).toBe(39552);
+    for (const c of [h200, { ...h200, tile: 64, columnSplits: 2 }, { ...h200, tile: 16, columnSplits: 2 }]) {
+      const code = selectedDkDvRolesMatrixWgsl(c);
+      expect(declaredWorkgroupBytes(code)).toBe(selectedDkDvRolesSharedBytes(c));
+      expect(await moduleErrors(gpu, code)).toEqual([]);
+    }
+    // One fragment per d-step of the subgroup's part (128 / 16), loaded once, before the walk: K's
+    // by role 0 once K is staged, V's by role 1 once V has taken its place.
     const held = selectedDkDvRolesMatrixWgsl(h200);
-    expect(declaredWorkgroupBytes(held)).toBe(selectedDkDvRolesSharedBytes(h200));
-    // One fragment per d-step of the subgroup's part (128 / 16 / 2), loaded once, before the walk.
-    expect(held.match(/let kv\d+ = subgroupMatrixLoad/g)?.length).toBe(4);
-    expect(held.indexOf('let kv3 = ')).toBeLessThan(held.indexOf('for (var m = '));
+    expect(held.match(/kv\d+ = subgroupMatrixLoad/g)?.length).toBe(16);
+    const at = (text: string) => held.indexOf(text);
+    expect(at('= k[')).toBeLessThan(at('if (role == 0u)'));
+    expect(at('if (role == 0u)')).toBeLessThan(at('= v['));
+    expect(at('= v[')).toBeLessThan(at('if (role == 1u)'));
+    expect(at('if (role == 1u)')).toBeLessThan(at('for (var m = '));
+    // 16-key tiles (no taller than the group) stage K and V side by side, as before.
+    const sideBySide = selectedDkDvRolesMatrixWgsl({ ...h200, tile: 16, columnSplits: 2 });
+    expect(sideBySide.match(/let kv\d+ = subgroupMatrixLoad/g)?.length).toBe(4);
+    expect(sideBySide).not.toContain('if (role == 0u)');
     for (const [columnSplits, wideLoads] of [
       [1, false],
       [2, false],

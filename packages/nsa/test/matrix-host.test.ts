@@ -27,17 +27,21 @@ describe('the tensor-core forward and backward dispatch on the null backend', ()
   });
   afterAll(() => gpu.destroy());
 
-  // At d = 16 the forward's scores stay whole and dK and dV run apart; at d = 64 the forward
-  // splits its scores over two parts of d and one kernel computes dK and dV.
-  it.each([16, 64])(
-    'every kernel of nsaForward and nsaBackward, selected branch on tensor cores, d = %i',
-    async (d) => {
+  // At d = 16 (dv = 32) the forward's scores stay whole and dK and dV run apart (the fused kernel
+  // needs d = dv); at d = 64 the forward splits its scores over two parts of d and one kernel
+  // computes dK and dV.
+  it.each([
+    [16, 32],
+    [64, 64],
+  ])(
+    'every kernel of nsaForward and nsaBackward, selected branch on tensor cores, d = %i, dv = %i',
+    async (d, dv) => {
       const [n, hq, hkv] = [200, 16, 1];
       const config = resolveNsaConfig({
         heads: hq,
         kvHeads: hkv,
         headDim: d,
-        vHeadDim: d,
+        vHeadDim: dv,
         topN: 4,
         blockSize: 32,
         windowSize: 40,
@@ -48,10 +52,10 @@ describe('the tensor-core forward and backward dispatch on the null backend', ()
       }
       const split = d === 64;
       // The forward runs the flash-shaped kernel at the widest tile that divides the 32-key blocks
-      // and splits dv into whole fragments: 32 keys over two subgroups at d = 64, 16 over one at 16.
-      expect(selectedLazyConfig(gpu.caps, config)?.tile).toBe(split ? 32 : 16);
+      // and splits dv into whole fragments: 32 keys over two subgroups (dv = 32 and 64).
+      expect(selectedLazyConfig(gpu.caps, config)?.tile).toBe(32);
       // Where a tile is a whole block, each tile's keys are loaded during the tile before.
-      expect(selectedLazyConfig(gpu.caps, config)?.prefetchKeys).toBe(split ? true : undefined);
+      expect(selectedLazyConfig(gpu.caps, config)?.prefetchKeys).toBe(true);
       expect(selectedMatrixConfig(gpu.caps, config)?.scoreParts).toBe(split ? 2 : undefined);
       expect(selectedMatrixConfig(gpu.caps, config, undefined, 'dkdv-roles') !== undefined).toBe(split);
       // The kernels with a workgroup per (token, KV head) walk one KV head's tokens first.
@@ -63,9 +67,9 @@ describe('the tensor-core forward and backward dispatch on the null backend', ()
       const f16 = (shape: number[], seed: number) => randomNormal(gpu, shape, seed, { dtype: 'f16' });
       using q = await f16([1, n, hq, d], 1);
       using k = await f16([1, n, hkv, d], 2);
-      using v = await f16([1, n, hkv, d], 3);
+      using v = await f16([1, n, hkv, dv], 3);
       using g = await f16([1, n, hq, 3], 4);
-      using dO = await f16([1, n, hq, d], 5);
+      using dO = await f16([1, n, hq, dv], 5);
       const before = gpu.memory().liveBuffers;
       const forward = await nsaForward(gpu, config, q, k, v, g, { tier: 'subgroup-matrix' });
       const grads = await nsaBackward(forward, dO);

@@ -78,18 +78,31 @@ export function selectedDkDvRolesUnsupported(c: SelectedDkDvRolesConfig): string
 }
 
 /**
+ * Whether the kernel stages its key tile's K and V one after the other through one tile's place
+ * (each role loading its fragments in turn), rather than side by side: where the tile has more rows
+ * than the group, so that the operand array needs only a tile's rows, or q's and dO's. At d = 128
+ * that takes 32-key tiles from 28.6 to 20.1 KiB (two workgroups per SM on the H200, not one) and
+ * 64-key tiles from 48.3 to 38.6 KiB (within the device's 48 KiB).
+ */
+function stagesKeysApart(c: SelectedDkDvRolesConfig): boolean {
+  return c.tile > rolesSplit(c).rows;
+}
+
+/** f16 elements of the operand array: K and V (together or in turn), then each token's q and dO. */
+function operandElements(c: SelectedDkDvRolesConfig): number {
+  const { rows } = rolesSplit(c);
+  const { k } = strides(c);
+  return stagesKeysApart(c) ? Math.max(c.tile, 2 * rows) * k : 2 * Math.max(c.tile, rows) * k;
+}
+
+/**
  * Workgroup memory of the fused kernel in bytes: K and V until held, then q and dO; each part's S
  * and dP, P and dS, statistics.
  */
 export function selectedDkDvRolesSharedBytes(c: SelectedDkDvRolesConfig): number {
   const { rows } = rolesSplit(c);
   const st = strides(c);
-  return (
-    2 * Math.max(c.tile, rows) * st.k * 2 +
-    2 * c.columnSplits * rows * st.s * 4 +
-    2 * rows * st.p * 2 +
-    rows * 8
-  );
+  return operandElements(c) * 2 + 2 * c.columnSplits * rows * st.s * 4 + 2 * rows * st.p * 2 + rows * 8;
 }
 
 /**
@@ -116,10 +129,32 @@ export function selectedDkDvRolesMatrixWgsl(c: SelectedDkDvRolesConfig): string 
   const groupRows = { width: c.d, destStride: st.k, threads, wide: c.wideLoads, ...groupRowsOf(rows) };
   // The tile's K and V, and each token's q, dO and statistics: every load of a step before its
   // first store.
-  const keyTile = unrolledStagingSetsWgsl(threads, [
-    stageRowsVec4Set({ dest: 'X', src: 'k', ...keyRows }, 'ek'),
-    stageRowsVec4Set({ dest: 'X', src: 'v', destOffset: tileHalf, ...keyRows }, 'ev'),
-  ]);
+  const apart = stagesKeysApart(c);
+  const stageK = stageRowsVec4Set({ dest: 'X', src: 'k', ...keyRows }, 'ek');
+  const stageV = stageRowsVec4Set(
+    { dest: 'X', src: 'v', ...(!apart && { destOffset: tileHalf }), ...keyRows },
+    'ev',
+  );
+  // This subgroup's held fragment for d-step kk, of the K or V rows staged at `offset`.
+  const heldFragment = (kk: number, offset: string) =>
+    `subgroupMatrixLoad<${right}, col_major>(&X, ${offset} + slice * ${N * st.k}u + part * ${steps * K}u + ${kk * K}u, ${st.k}u)`;
+  // Each subgroup loads its fragments once: K and V staged side by side, or K, then V in its place.
+  const heldFragments = apart
+    ? `  ${unrolledStagingSetsWgsl(threads, [stageK])}
+  workgroupBarrier();
+${held.map((f) => `  var ${f} = ${right}();`).join('\n')}
+  if (role == 0u) {
+${held.map((f, kk) => `    ${f} = ${heldFragment(kk, '0u')};`).join('\n')}
+  }
+  workgroupBarrier();
+  ${unrolledStagingSetsWgsl(threads, [stageV])}
+  workgroupBarrier();
+  if (role == 1u) {
+${held.map((f, kk) => `    ${f} = ${heldFragment(kk, '0u')};`).join('\n')}
+  }`
+    : `  ${unrolledStagingSetsWgsl(threads, [stageK, stageV])}
+  workgroupBarrier();
+${held.map((f, kk) => `  let ${f} = ${heldFragment(kk, `role * ${tileHalf}u`)};`).join('\n')}`;
   const tokenRows = unrolledStagingSetsWgsl(threads, [
     stageRowsVec4Set({ dest: 'X', src: 'q', ...groupRows }, 'eq'),
     stageRowsVec4Set({ dest: 'X', src: 'dout', destOffset: rowsHalf, ...groupRows }, 'eo'),
@@ -163,9 +198,10 @@ ${acc
   const b = rowBindings(c);
   return `${header(c, [b.q, b.k, b.v, 'read> inverse: array<u32>', 'read> tables: array<u32>', b.dout, 'read> stats: array<f32>', 'read_write> partials: array<f32>'])}
 const SLICES = ${slices}u;
-// Both roles' operands: the tile's K then V rows until each subgroup holds its fragments, then
+// Both roles' operands: the tile's K and V rows (side by side or in turn) until each subgroup
+// holds its fragments, then
 // each token's q then dO rows; each part's S, then each part's dP (f32); P then dS (f16).
-var<workgroup> X: array<f16, ${2 * Math.max(tileHalf, rowsHalf)}>;
+var<workgroup> X: array<f16, ${operandElements(c)}>;
 var<workgroup> SD: array<f32, ${2 * c.columnSplits * scoreSection}>;
 var<workgroup> PD: array<f16, ${2 * probHalf}>;
 ${rowStatsArraysWgsl(rows)}
@@ -176,9 +212,7 @@ ${roleSliceWgsl(subgroups)}
   let role = (sgc / SLICES) % 2u;
   let part = sgc / (2u * SLICES);
   let scale2 = p.scale * LOG2E;
-  ${keyTile}
-  workgroupBarrier();
-${held.map((f, kk) => `  let ${f} = subgroupMatrixLoad<${right}, col_major>(&X, role * ${tileHalf}u + slice * ${N * st.k}u + part * ${steps * K}u + ${kk * K}u, ${st.k}u);`).join('\n')}
+${heldFragments}
 ${acc.map((name) => `  var ${name} = ${result}();`).join('\n')}
 ${chunkTokensLoopWgsl(c)}
     ${tokenRows}

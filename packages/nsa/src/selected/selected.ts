@@ -122,8 +122,13 @@ export const SELECTED_ORDER: { kvHeadMajor: boolean } = { kvHeadMajor: true };
  * runs the separate dK and dV kernels; `wideLoads`, whether the role-split dQ and dK/dV kernels
  * read q, k, v and dO 16 bytes per load (else 8). On the H200 at 65,536 tokens 16-byte loads took
  * the dQ kernel from 37.4 to 36.6 ms and the dK/dV kernel from 46.1 to 49.6 (two sessions alike,
- * the same bits; nsa-backward-kernels), so each kernel has its own. Mutable so that a diagnostic
- * can time each; not exported from the package.
+ * the same bits; nsa-backward-kernels), so each kernel has its own. One column split in dK/dV: its
+ * 32-key tiles then declare 16,000 bytes (K and V staged in turn), three workgroups of four
+ * subgroups per H200 SM as the 16-key tiles over two splits had, each token's q and dO now staged
+ * once per 32 keys instead of 16: 46.8 -> 32.5 ms at 65,536 tokens (nsa-backward-kernels
+ * dkdv-tiles; 32 keys over two splits 39.9, 64 over one or two 45.9 / 44.8, 16 over one 54.1;
+ * within 1.8e-4 of the largest gradient of two splits' sums). Mutable so that a diagnostic can
+ * time each; not exported from the package.
  */
 export const SELECTED_ROLE_SPLIT: {
   dq: boolean;
@@ -131,7 +136,7 @@ export const SELECTED_ROLE_SPLIT: {
   wideLoads: { dq: boolean; dkdv: boolean };
 } = {
   dq: true,
-  dkdvColumnSplits: 2,
+  dkdvColumnSplits: 1,
   wideLoads: { dq: true, dkdv: false },
 };
 
@@ -217,7 +222,9 @@ export function selectedMatrixConfig(
   // The backward kernels take a narrower tile under a step of the workgroup memory an SM holds
   // over a wider one above it: at 65,536 tokens on the H200 the role-split dQ kernel ran at 46.7 ms
   // with 64-key tiles (42.6 KiB), 40.1 with 32 (21.6) and 36.6 with 16 (11.1); the fused dK/dV
-  // kernel at 68.9 with 32 (28.6 KiB) and 50.0 with 16 (15.1) (nsa-backward-kernels tiles).
+  // kernel, over two column splits with K and V side by side, at 68.9 with 32 (28.6 KiB) and 50.0
+  // with 16 (15.1) (nsa-backward-kernels tiles); over one split, with K and V in turn, 32-key tiles
+  // fit under the first step (SELECTED_ROLE_SPLIT).
   const chosen =
     kernel === 'forward'
       ? candidates.find((x) => x.bytes <= limit)
@@ -407,18 +414,20 @@ export async function selectedAttentionBackward(
     : dqPlain
       ? selectedDqMatrixWgsl(dqPlain)
       : undefined;
-  // dK's kernel holds the value tile as well, so dV may fit a wider tile than dK (64 against 32
-  // keys at d = 128 in 48 KiB); tensor cores for both or for neither.
-  const keyConfigs = (['dk', 'dv'] as const).map((grad) =>
-    tier === 'subgroup-matrix' ? selectedMatrixConfig(gpu.caps, config, undefined, grad) : undefined,
-  );
-  const matrixKeys = keyConfigs[0] && keyConfigs[1] ? { dk: keyConfigs[0], dv: keyConfigs[1] } : undefined;
   // dK and dV in one kernel where it applies (its own tile; the chunk sum follows it).
   const dkdvShape =
-    matrixKeys && SELECTED_ROLE_SPLIT.dkdvColumnSplits > 0
+    tier === 'subgroup-matrix' && SELECTED_ROLE_SPLIT.dkdvColumnSplits > 0
       ? selectedMatrixConfig(gpu.caps, config, undefined, 'dkdv-roles')
       : undefined;
   const dkdvRoles = dkdvShape ? fused(dkdvShape) : undefined;
+  // Otherwise a kernel per gradient. dK's kernel holds the value tile as well, so dV may fit a wider
+  // tile than dK (64 against 32 keys at d = 128 in 48 KiB); tensor cores for both or for neither.
+  const keyConfigs = (['dk', 'dv'] as const).map((grad) =>
+    tier === 'subgroup-matrix' && !dkdvRoles
+      ? selectedMatrixConfig(gpu.caps, config, undefined, grad)
+      : undefined,
+  );
+  const matrixKeys = keyConfigs[0] && keyConfigs[1] ? { dk: keyConfigs[0], dv: keyConfigs[1] } : undefined;
   // The other tiers run an invocation per (token, query head) or (key token, KV head).
   const scalar = (
     name: string,
@@ -465,7 +474,7 @@ export async function selectedAttentionBackward(
     using _inverse = inverse.tensor;
     const dkInputs = [q, k, v, inverse.tensor, meta.tensor, dO, stats, dk];
     const dvInputs = [q, k, inverse.tensor, meta.tensor, dO, stats, dv];
-    if (matrixKeys) {
+    if (dkdvRoles || matrixKeys) {
       // A workgroup per (chunk of a block's token list, key tile), each writing its part of the
       // tile's gradient; then, per (list, key tile), the parts summed in chunk order.
       const slots = meta.blocks * config.kvHeads;
@@ -493,14 +502,16 @@ export async function selectedAttentionBackward(
               outputs: [dv, dk],
             },
           ]
-        : (['dk', 'dv'] as const).map((grad) => ({
-            name: grad,
-            tile: matrixKeys[grad].tile,
-            code: selectedKeysMatrixWgsl(matrixKeys[grad], grad),
-            inputs: grad === 'dk' ? dkInputs : dvInputs,
-            sum: selectedKeysSumWgsl(matrixKeys[grad], grad),
-            outputs: [grad === 'dk' ? dk : dv],
-          }));
+        : matrixKeys
+          ? (['dk', 'dv'] as const).map((grad) => ({
+              name: grad,
+              tile: matrixKeys[grad].tile,
+              code: selectedKeysMatrixWgsl(matrixKeys[grad], grad),
+              inputs: grad === 'dk' ? dkInputs : dvInputs,
+              sum: selectedKeysSumWgsl(matrixKeys[grad], grad),
+              outputs: [grad === 'dk' ? dk : dv],
+            }))
+          : [];
       for (const pass of passes) {
         const tilesPerBlock = config.blockSize / pass.tile;
         await dispatch(gpu, {
