@@ -13,8 +13,10 @@
 // splits (SELECTED_ROLE_SPLIT.dkdvColumnSplits) set to each pair in turn, all timed first, then the
 // gradients compared. With `dkdv JSON`, with core's dK/dV kernel as it is (DKDV_KERNEL), then with the JSON object's
 // RoleSplitChoice fields merged over it: e.g. '{"columnSplits":1,"splitSteps":false,"rowGroups":2}'.
+// With `prefetch`, with the selected dQ kernel's key tiles loaded in their turn, then a tile ahead
+// (SELECTED_ROLE_SPLIT.prefetchDqTiles), timed first, then the gradients compared.
 // `pnpm gpu:bundle` builds it into .gpu-kit/nsa-backward-kernels.mjs; on the GPU machine:
-//   node .gpu-kit/nsa-backward-kernels.mjs [order | tiles T,T | dkdv-tiles T:C,T:C | dkdv JSON] [n]
+//   node .gpu-kit/nsa-backward-kernels.mjs [order | tiles T,T | dkdv-tiles T:C,T:C | dkdv JSON | prefetch] [n]
 
 import { DKDV_KERNEL, type RoleSplitChoice } from '../../packages/core/src/flash/flash.js';
 import { disposeNsaForward, disposeNsaGradients, nsaBackward } from '../../packages/nsa/src/index.js';
@@ -38,41 +40,68 @@ const dkDvJson = dkDvAt === -1 ? '{}' : (process.argv[dkDvAt + 1] ?? '{}');
 const dkDvOther: RoleSplitChoice = { ...dkDvDefault, ...JSON.parse(dkDvJson) };
 const tilesAt = process.argv.indexOf('tiles');
 const dkDvTilesAt = process.argv.indexOf('dkdv-tiles');
-if (dkDvTilesAt !== -1) {
-  // Every setting timed before any gradient is read back (a readback has slowed later kernels of a
-  // process on this machine: docs/perf-notes.md), then each setting's gradients against the first's.
-  const tiles = [...SELECTED_MATRIX_TILES];
-  const columnSplits = SELECTED_ROLE_SPLIT.dkdvColumnSplits;
-  const shapes = (process.argv[dkDvTilesAt + 1] ?? '16:2').split(',').map((s) => s.split(':').map(Number));
-  const use = ([tile, splits]: number[]) => {
-    SELECTED_MATRIX_TILES.splice(0, Infinity, tile ?? 16);
-    SELECTED_ROLE_SPLIT.dkdvColumnSplits = splits ?? columnSplits;
-    return `selected key tiles of ${tile}, dK/dV over ${splits} column splits`;
-  };
-  for (const shape of shapes) {
-    const setting = use(shape);
+const prefetchAt = process.argv.indexOf('prefetch');
+
+/**
+ * Times the selected kernels under each setting (`use` applies it and names it), all before any
+ * gradient is read back (a readback has slowed later kernels of a process on this machine:
+ * docs/perf-notes.md), then compares each setting's gradients against the first's; exits.
+ */
+async function timeSelectedSettings<T>(settings: T[], use: (setting: T) => string, restore: () => void) {
+  for (const setting of settings) {
+    const name = use(setting);
     const m = await timeBackward();
     const kernels = Object.entries(m.kernels?.[1] ?? {}).filter(([label]) =>
       label.startsWith('nsa selected'),
     );
     console.log(
-      `n=${n} backward ${m.median.toFixed(1)} ms, ${setting}: ${kernels.map(([l, ms]) => `${l} ${ms.toFixed(2)}`).join('; ')}`,
+      `n=${n} backward ${m.median.toFixed(1)} ms, ${name}: ${kernels.map(([l, ms]) => `${l} ${ms.toFixed(2)}`).join('; ')}`,
     );
   }
   let first: Float32Array[] | undefined;
-  for (const shape of shapes) {
-    const setting = use(shape);
+  for (const setting of settings) {
+    const name = use(setting);
     const grads = await nsaBackward(forward, dO);
     const values = await Promise.all([grads.dq, grads.dk, grads.dv].map((t) => t.read()));
     disposeNsaGradients(grads);
     first ??= values;
-    console.log(`${setting}: ${tensorsDifference(first, values) ?? 'same bits'} as the first`);
+    console.log(`${name}: ${tensorsDifference(first, values) ?? 'same bits'} as the first`);
   }
-  SELECTED_MATRIX_TILES.splice(0, Infinity, ...tiles);
-  SELECTED_ROLE_SPLIT.dkdvColumnSplits = columnSplits;
+  restore();
   disposeNsaForward(forward);
   gpu.destroy();
   process.exit(0);
+}
+
+if (dkDvTilesAt !== -1) {
+  const tiles = [...SELECTED_MATRIX_TILES];
+  const columnSplits = SELECTED_ROLE_SPLIT.dkdvColumnSplits;
+  const shapes = (process.argv[dkDvTilesAt + 1] ?? '16:2').split(',').map((s) => s.split(':').map(Number));
+  await timeSelectedSettings(
+    shapes,
+    ([tile, splits]) => {
+      SELECTED_MATRIX_TILES.splice(0, Infinity, tile ?? 16);
+      SELECTED_ROLE_SPLIT.dkdvColumnSplits = splits ?? columnSplits;
+      return `selected key tiles of ${tile}, dK/dV over ${splits} column splits`;
+    },
+    () => {
+      SELECTED_MATRIX_TILES.splice(0, Infinity, ...tiles);
+      SELECTED_ROLE_SPLIT.dkdvColumnSplits = columnSplits;
+    },
+  );
+}
+if (prefetchAt !== -1) {
+  const prefetch = SELECTED_ROLE_SPLIT.prefetchDqTiles;
+  await timeSelectedSettings(
+    [false, true],
+    (setting) => {
+      SELECTED_ROLE_SPLIT.prefetchDqTiles = setting;
+      return `selected dQ key tiles loaded ${setting ? 'a tile ahead' : 'in turn'}`;
+    },
+    () => {
+      SELECTED_ROLE_SPLIT.prefetchDqTiles = prefetch;
+    },
+  );
 }
 if (tilesAt !== -1) {
   const tiles = (process.argv[tilesAt + 1] ?? '').split(',').map(Number);

@@ -381,6 +381,26 @@ describe('the tensor-core selection and selected attention compile on the null b
     }
   });
 
+  it('the role-split dQ kernel loading each key tile a step ahead: the same workgroup memory, and it compiles', async () => {
+    const small = { ...base, d: 32, dv: 32, group: 16, blockSize: 32, tile: 16, indexAhead: true };
+    const inTurn = selectedDqRolesMatrixWgsl(small);
+    const prefetched = selectedDqRolesMatrixWgsl({ ...small, prefetchTiles: true });
+    expect(inTurn).not.toContain('aheadK0');
+    // The first tile's loads before the walk, each next tile's after the tile's stores: two copies
+    // of K's loads, one of its stores, the barriers unchanged in number.
+    const keyLoads = (code: string) => code.match(/= k\[/g)?.length ?? 0;
+    expect(keyLoads(inTurn)).toBeGreaterThan(0);
+    expect(keyLoads(prefetched)).toBe(2 * keyLoads(inTurn));
+    expect(prefetched.match(/workgroupBarrier\(\)/g)?.length).toBe(
+      inTurn.match(/workgroupBarrier\(\)/g)?.length,
+    );
+    expect(declaredWorkgroupBytes(prefetched)).toBe(declaredWorkgroupBytes(inTurn));
+    await expect(gpu.pipelines.get(prefetched, 'selected dq roles prefetched')).resolves.toBeDefined();
+    // The H200 shape as a module.
+    const h200 = { ...selectedH200, tile: 16, scoreParts: 1, indexAhead: true, prefetchTiles: true };
+    expect(await moduleErrors(gpu, selectedDqRolesMatrixWgsl(h200))).toEqual([]);
+  });
+
   it('the forward and dQ kernels walking the tokens of one KV head first: only the opening differs, and it compiles', async () => {
     const c = { ...base, d: 32, dv: 32, group: 16, blockSize: 32, tile: 16 };
     const generators = [

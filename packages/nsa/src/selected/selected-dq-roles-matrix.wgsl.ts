@@ -13,7 +13,12 @@
  * d = 128) in every subgroup next to its share of dQ; here a subgroup holds half of them, and with
  * twice the invocations the tile's K and V are staged in one step.
  */
-import { fragmentGridNames, stageRowsVec4Set, unrolledStagingSetsWgsl } from '@webattn/core';
+import {
+  fragmentGridNames,
+  prefetchedStagingSetsWgsl,
+  stageRowsVec4Set,
+  unrolledStagingSetsWgsl,
+} from '@webattn/core';
 import { groupRowsOf, matrixTypes } from '../matrix.wgsl.js';
 import {
   dsKeyProductsWgsl,
@@ -32,6 +37,7 @@ import {
   type SelectedMatrixConfig,
   selectedEntryWgsl,
   selectedKeyTilesLoopWgsl,
+  selectedPrefetchedKeyTilesLoopWgsl,
   tokenOfWorkgroupWgsl,
 } from './selected-matrix.wgsl.js';
 
@@ -91,11 +97,17 @@ export function selectedDqRolesMatrixWgsl(c: SelectedMatrixConfig): string {
     rowStatsSet(rows),
   ]);
   const keyRows = keyTileRows(c, threads, 'pos + 1');
-  // K and V in one step: every load issued before the first store.
-  const keyTile = unrolledStagingSetsWgsl(threads, [
+  // K and V in one step: every load issued before the first store; with prefetchTiles a tile ahead.
+  const keyTileSets = [
     stageRowsVec4Set({ dest: 'X', src: 'k', ...keyRows }, 'ek'),
     stageRowsVec4Set({ dest: 'X', src: 'v', destOffset: half, ...keyRows }, 'ev'),
-  ]);
+  ];
+  const tilesLoop = c.prefetchTiles
+    ? selectedPrefetchedKeyTilesLoopWgsl(prefetchedStagingSetsWgsl(threads, keyTileSets))
+    : `${selectedKeyTilesLoopWgsl(c)}
+      workgroupBarrier();
+      ${unrolledStagingSetsWgsl(threads, keyTileSets)}
+      workgroupBarrier();`;
   // Role 0: S = Q·Kᵀ, role 1: dP = dO·Vᵀ, for the slice's N keys, into the role's half of SD.
   const scores = [
     ...sf.map((f) => `      var ${f} = ${result}();`),
@@ -140,10 +152,7 @@ ${dq
   .map((name) => `  var ${name} = ${result}();`)
   .join('\n')}
   let scale2 = p.scale * LOG2E;
-${selectedKeyTilesLoopWgsl(c)}
-      workgroupBarrier();
-      ${keyTile}
-      workgroupBarrier();
+${tilesLoop}
 ${scores}
       workgroupBarrier();
       for (var e = li; e < ${rows * c.tile}u; e += ${threads}u) {

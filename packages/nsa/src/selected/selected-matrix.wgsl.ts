@@ -19,6 +19,7 @@
 import {
   enables,
   fragmentGridNames,
+  type PrefetchedStaging,
   paramsStruct,
   rowVectorType,
   shuffleFoldWgsl,
@@ -83,6 +84,13 @@ export interface SelectedMatrixConfig {
    * for that read from global memory.
    */
   indexAhead?: boolean;
+  /**
+   * The role-split dQ kernel: whether each key tile's K and V are loaded during the tile before:
+   * their loads issued right after that tile is staged, held in registers through its products,
+   * stored when their turn comes, so that their latency passes during that work instead of
+   * stalling the workgroup at every tile (core's RolesConfig.prefetchTiles).
+   */
+  prefetchTiles?: boolean;
 }
 
 /**
@@ -204,6 +212,53 @@ ${tiles}`
     let J = ${slotBlockWgsl('slot')};
     if (J < 0) { break; }
 ${tiles}`;
+}
+
+/**
+ * The loop over token t's selected blocks (for KV head g) and their key tiles with each tile's rows
+ * loaded a tile ahead (SelectedMatrixConfig.prefetchTiles): one loop over the tiles, both braces
+ * left open for the body as in {@link selectedKeyTilesLoopWgsl}, defining `J` and `k0` and storing
+ * the tile (`tile.stores`, between barriers) before issuing the next tile's loads. It visits the
+ * tiles that loop does, in its order: each block's tiles up to the token, the blocks until a slot
+ * lists -1.
+ */
+export function selectedPrefetchedKeyTilesLoopWgsl(tile: PrefetchedStaging): string {
+  // The first slot from `from` whose block has a tile at or before the token (-1 where a slot
+  // lists -1 first, or none is left), into aheadSlot and aheadBlock.
+  const seek = (from: string) => `aheadBlock = -1;
+    for (aheadSlot = ${from}; aheadSlot < TOPN; aheadSlot++) {
+      let b = ${slotBlockWgsl('aheadSlot')};
+      if (b < 0 || b * p.blockSize <= pos) { aheadBlock = b; break; }
+    }`;
+  return `  // The tile whose rows are in flight: its slot, block (-1: none) and first key.
+  var aheadSlot = 0u;
+  var aheadBlock = -1;
+  ${seek('0u')}
+  var aheadK0 = aheadBlock * p.blockSize;
+${tile.declarations}
+  if (aheadBlock >= 0) {
+    let k0 = aheadK0;
+    ${tile.loads}
+  }
+  loop {
+    let J = aheadBlock;
+    if (J < 0) { break; }
+    let k0 = aheadK0;
+    // The tile after this one: the block's next up to the token, else the next slot's first.
+    aheadK0 = k0 + i32(TILE);
+    if (aheadK0 >= (J + 1) * p.blockSize || aheadK0 > pos) {
+      ${seek('aheadSlot + 1u')}
+      aheadK0 = aheadBlock * p.blockSize;
+    }
+    {
+      // The last tile's products are done with the staged rows.
+      workgroupBarrier();
+      ${tile.stores}
+      workgroupBarrier();
+      if (aheadBlock >= 0) {
+        let k0 = aheadK0;
+        ${tile.loads}
+      }`;
 }
 
 const isPowerOfTwo = (x: number) => Number.isInteger(x) && x >= 1 && (x & (x - 1)) === 0;

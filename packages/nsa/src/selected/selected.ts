@@ -127,17 +127,21 @@ export const SELECTED_ORDER: { kvHeadMajor: boolean } = { kvHeadMajor: true };
  * subgroups per H200 SM as the 16-key tiles over two splits had, each token's q and dO now staged
  * once per 32 keys instead of 16: 46.8 -> 32.5 ms at 65,536 tokens (nsa-backward-kernels
  * dkdv-tiles; 32 keys over two splits 39.9, 64 over one or two 45.9 / 44.8, 16 over one 54.1;
- * within 1.8e-4 of the largest gradient of two splits' sums). Mutable so that a diagnostic can
- * time each; not exported from the package.
+ * within 1.8e-4 of the largest gradient of two splits' sums). `prefetchDqTiles`, whether the dQ
+ * kernel loads each key tile during the tile before (SelectedMatrixConfig.prefetchTiles): 36.9 ->
+ * 36.3-36.7 ms at 65,536 tokens, the same bits (nsa-backward-kernels prefetch, two runs). Mutable
+ * so that a diagnostic can time each; not exported from the package.
  */
 export const SELECTED_ROLE_SPLIT: {
   dq: boolean;
   dkdvColumnSplits: number;
   wideLoads: { dq: boolean; dkdv: boolean };
+  prefetchDqTiles: boolean;
 } = {
   dq: true,
   dkdvColumnSplits: 1,
   wideLoads: { dq: true, dkdv: false },
+  prefetchDqTiles: true,
 };
 
 /** What every tensor-core selected kernel's shape takes from the config and the adapter. */
@@ -181,6 +185,7 @@ export function selectedMatrixConfig(
       : kernel === 'dq-roles'
         ? SELECTED_ROLE_SPLIT.wideLoads.dq
         : kernel === 'dkdv-roles' && SELECTED_ROLE_SPLIT.wideLoads.dkdv;
+  const prefetchTiles = kernel === 'dq-roles' && SELECTED_ROLE_SPLIT.prefetchDqTiles;
   const candidates: { c: SelectedMatrixConfig; bytes: number }[] = [];
   for (const [tile, parts] of SELECTED_MATRIX_TILES.flatMap((t) => scoreParts.map((p) => [t, p] as const))) {
     const plain: SelectedMatrixConfig = {
@@ -191,6 +196,7 @@ export function selectedMatrixConfig(
       ...(SELECTED_ORDER.kvHeadMajor &&
         (kernel === 'forward' || kernel.startsWith('dq')) && { kvHeadMajor: true }),
       ...(SELECTED_INDEX_AHEAD.enabled && { indexAhead: true }),
+      ...(prefetchTiles && { prefetchTiles }),
     };
     // The forward's arrays of vectors where its shape allows them (the same bytes either way).
     const vectors: SelectedMatrixConfig = { ...plain, vectorArrays: true };
