@@ -88,7 +88,9 @@ export interface SelectedMatrixConfig {
    * The role-split dQ kernel: whether each key tile's K and V are loaded during the tile before:
    * their loads issued right after that tile is staged, held in registers through its products,
    * stored when their turn comes, so that their latency passes during that work instead of
-   * stalling the workgroup at every tile (core's RolesConfig.prefetchTiles).
+   * stalling the workgroup at every tile (core's RolesConfig.prefetchTiles). Its walk
+   * (selectedPrefetchedKeyTilesLoopWgsl) reads each next slot's block as it issues that tile's
+   * loads, so `indexAhead` does not apply to it.
    */
   prefetchTiles?: boolean;
 }
