@@ -129,6 +129,7 @@ export { pickTier, tierDtype } from './tiers.js';
 export { type Measurement, type MeasureOptions, measure, type TimeSource, timeOnce } from './timing.js';
 export {
   COMPONENTS,
+  computeAttributesWgsl,
   enables,
   type PrefetchedStaging,
   packVec4uWgsl,
@@ -139,6 +140,8 @@ export {
   storeVec4Wgsl,
   storeVectorsWgsl,
   storeWideWgsl,
+  subgroupMainWgsl,
+  subgroupMatrixTypes,
   unpackVec4uWgsl,
   unrolledStagingSetsWgsl,
   unrolledStagingWgsl,

@@ -16,6 +16,49 @@ export function enables(needs: { f16?: boolean; subgroups?: boolean; subgroupMat
 }
 
 /**
+ * The `@compute` attributes of a kernel of `threads` invocations, with `@subgroup_size` where the
+ * kernel is built for one subgroup size and pins it (`pinSubgroupSize`: core's matrixSubgroupSize).
+ */
+export function computeAttributesWgsl(
+  threads: number,
+  subgroup: { subgroupSize: number; pinSubgroupSize: boolean },
+): string {
+  const pin = subgroup.pinSubgroupSize ? ` @subgroup_size(${subgroup.subgroupSize})` : '';
+  return `@compute @workgroup_size(${threads})${pin}`;
+}
+
+/**
+ * The entry point of a subgroup kernel of `threads` invocations (computeAttributesWgsl), up to its
+ * opening brace, with the builtins most of them take: `wid` and `nwg` (for workgroupIndex), `li`,
+ * the subgroup `sg` and the invocation's `lane` within it.
+ */
+export function subgroupMainWgsl(
+  threads: number,
+  subgroup: { subgroupSize: number; pinSubgroupSize: boolean },
+): string {
+  return `${computeAttributesWgsl(threads, subgroup)}
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
+        @builtin(subgroup_invocation_id) lane: u32) {`;
+}
+
+/**
+ * WGSL type names of a subgroup-matrix shape's fragments, as every tensor-core kernel here uses
+ * them: f16 left (K x M) and right (N x K) operands, an f32 result (N x M).
+ */
+export function subgroupMatrixTypes(m: { M: number; N: number; K: number }): {
+  left: string;
+  right: string;
+  result: string;
+} {
+  return {
+    left: `subgroup_matrix_left<f16, ${m.K}, ${m.M}>`,
+    right: `subgroup_matrix_right<f16, ${m.N}, ${m.K}>`,
+    result: `subgroup_matrix_result<f32, ${m.N}, ${m.M}>`,
+  };
+}
+
+/**
  * WGSL storing the four lanes of the vec4 `value` to `dest[at]` .. `dest[at + 3u]`: staging loads
  * vec4s from storage, but a subgroup-matrix load reads workgroup memory only as a scalar array.
  */

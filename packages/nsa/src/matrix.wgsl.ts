@@ -1,23 +1,15 @@
 /**
- * Pieces of WGSL the NSA tensor-core kernels share: the fragment types, the staging of a token's
- * group of query rows, and the product of the group's rows with a subgroup's 16-key slice of a
- * staged key tile (S = Q·Kᵀ, or dP = dO·Vᵀ).
+ * Pieces of WGSL the NSA tensor-core kernels share: the staging of a token's group of query rows,
+ * and the product of the group's rows with a subgroup's 16-key slice of a staged key tile
+ * (S = Q·Kᵀ, or dP = dO·Vᵀ).
  */
+import { subgroupMatrixTypes } from '@webattn/core';
 
 /** The fragment shape of a kernel. */
 export interface MatrixShape {
   M: number;
   N: number;
   K: number;
-}
-
-/** WGSL type names of the left (f16), right (f16) and result (f32) fragments. */
-export function matrixTypes(m: MatrixShape) {
-  return {
-    left: `subgroup_matrix_left<f16, ${m.K}, ${m.M}>`,
-    right: `subgroup_matrix_right<f16, ${m.N}, ${m.K}>`,
-    result: `subgroup_matrix_result<f32, ${m.N}, ${m.M}>`,
-  };
 }
 
 /** Which rows a staging copies: see core's stageRowsVec4Wgsl. */
@@ -78,7 +70,7 @@ export interface SliceProduct {
  */
 export function sliceProductWgsl(o: SliceProduct): string[] {
   const { N, K } = o.matrix;
-  const { result, right } = matrixTypes(o.matrix);
+  const { result, right } = subgroupMatrixTypes(o.matrix);
   const rows = Array.from({ length: o.fragments }, (_, r) => r);
   const unit = o.unit ?? 1;
   return [
@@ -131,7 +123,7 @@ export function loadFragmentsWgsl(
   firstColumn?: string,
   unit = 1,
 ): string {
-  const { left } = matrixTypes(matrix);
+  const { left } = subgroupMatrixTypes(matrix);
   return grid
     .flatMap((frags, r) =>
       frags.map(

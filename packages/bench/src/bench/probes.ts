@@ -4,11 +4,13 @@
  * and streaming bandwidth (read + write).
  */
 import {
+  computeAttributesWgsl,
   dispatch,
   type Gpu,
   matrixSubgroupSize,
   measure,
   preferredMatrixConfig,
+  subgroupMatrixTypes,
   Tensor,
 } from '@webattn/core';
 
@@ -26,16 +28,17 @@ export function tensorCoreProbeWgsl(
   m: { M: number; N: number; K: number },
   subgroup: { subgroupSize: number; pinSubgroupSize: boolean },
 ): string {
+  const { left, right, result } = subgroupMatrixTypes(m);
   return `enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
 ${subgroup.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
-@compute @workgroup_size(${MMA_SUBGROUPS * subgroup.subgroupSize})${subgroup.pinSubgroupSize ? ` @subgroup_size(${subgroup.subgroupSize})` : ''}
+${computeAttributesWgsl(MMA_SUBGROUPS * subgroup.subgroupSize, subgroup)}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_id) sg: u32) {
-  let a = subgroup_matrix_left<f16, ${m.K}, ${m.M}>(f16(0.001));
-  let b = subgroup_matrix_right<f16, ${m.N}, ${m.K}>(f16(0.001));
-  var c0 = subgroup_matrix_result<f32, ${m.N}, ${m.M}>();
+  let a = ${left}(f16(0.001));
+  let b = ${right}(f16(0.001));
+  var c0 = ${result}();
   var c1 = c0; var c2 = c0; var c3 = c0;
   for (var i = 0u; i < ${MMA_ITERS}u; i++) {
     c0 = subgroupMatrixMultiplyAccumulate(a, b, c0);

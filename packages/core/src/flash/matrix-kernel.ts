@@ -4,7 +4,7 @@
  */
 import type { SubgroupMatrixConfig } from '../capabilities.js';
 import { paramsStruct } from '../params.js';
-import { enables } from '../wgsl.js';
+import { enables, subgroupMainWgsl, subgroupMatrixTypes } from '../wgsl.js';
 import { FLASH_PARAMS } from './common.wgsl.js';
 
 /** Generation parameters shared by the tensor-core flash kernels. */
@@ -40,9 +40,7 @@ export function matrixShape(c: MatrixKernelConfig) {
     lanesPerRow,
     /** Tile columns each of those lanes handles. */
     perLane: c.tile / lanesPerRow,
-    left: `subgroup_matrix_left<f16, ${K}, ${M}>`,
-    right: `subgroup_matrix_right<f16, ${N}, ${K}>`,
-    result: `subgroup_matrix_result<f32, ${N}, ${M}>`,
+    ...subgroupMatrixTypes(c.matrix),
   };
 }
 
@@ -93,8 +91,5 @@ const SUBGROUPS = ${c.subgroups}u;`;
 
 /** The entry point's attributes and builtins, up to its opening brace. */
 export function matrixEntryPoint(c: MatrixKernelConfig): string {
-  return `@compute @workgroup_size(${c.subgroups * c.subgroupSize})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
-        @builtin(subgroup_invocation_id) lane: u32) {`;
+  return subgroupMainWgsl(c.subgroups * c.subgroupSize, c);
 }

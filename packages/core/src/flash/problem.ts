@@ -208,6 +208,8 @@ export function flashProblem(q: Tensor, k: Tensor, v: Tensor, options: ProblemOp
   const mask = checkMask(options);
   const keyBlocks = checkKeyBlocks(options);
   const sequences: SequenceSpan[] = [];
+  // What both layouts share; the spans are pushed below.
+  const common = { hq, hkv, d, dv, scale, mask, keyBlocks, sequences, varlen };
   if (varlen) {
     check(
       options.cacheSeqlens === undefined,
@@ -238,15 +240,7 @@ export function flashProblem(q: Tensor, k: Tensor, v: Tensor, options: ProblemOp
       });
     }
     return {
-      hq,
-      hkv,
-      d,
-      dv,
-      scale,
-      mask,
-      keyBlocks,
-      sequences,
-      varlen,
+      ...common,
       partialKeys: false,
       ...packedLayout(totalQ, totalK, [totalQ, hq, dv], [hq, totalQ], totalQ),
     };
@@ -258,15 +252,7 @@ export function flashProblem(q: Tensor, k: Tensor, v: Tensor, options: ProblemOp
   for (let b = 0; b < batch; b++)
     sequences.push({ qStart: b * n, qLen: n, kStart: b * nk, kLen: held[b]!, lseBase: b * hq * n });
   return {
-    hq,
-    hkv,
-    d,
-    dv,
-    scale,
-    mask,
-    keyBlocks,
-    sequences,
-    varlen,
+    ...common,
     partialKeys: held.some((len) => len < nk),
     ...packedLayout(batch * n, batch * nk, [batch, n, hq, dv], [batch, hq, n], n),
   };

@@ -9,7 +9,7 @@
 import type { SubgroupMatrixConfig } from '../capabilities.js';
 import { WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import { paramsStruct } from '../params.js';
-import { enables } from '../wgsl.js';
+import { computeAttributesWgsl, enables, subgroupMatrixTypes } from '../wgsl.js';
 import { bIndex, MATMUL_PARAMS, MATMUL_TILE_WGSL } from './layout.js';
 
 /** Generation parameters of {@link subgroupMatrixMatmulWgsl}. */
@@ -40,9 +40,7 @@ export function subgroupMatrixMatmulWgsl(config: SubgroupMatrixMatmulConfig): st
   const { rows: TM, cols: TN } = subgroupMatrixTile(config.matrix);
   const TK = 2 * K;
   const threads = SUBGROUPS * config.subgroupSize;
-  const left = `subgroup_matrix_left<f16, ${K}, ${M}>`;
-  const right = `subgroup_matrix_right<f16, ${N}, ${K}>`;
-  const result = `subgroup_matrix_result<f32, ${N}, ${M}>`;
+  const { left, right, result } = subgroupMatrixTypes(config.matrix);
   const frags: [number, number][] = [];
   for (let i = 0; i < FRAGMENTS; i++) for (let j = 0; j < FRAGMENTS; j++) frags.push([i, j]);
   const declare = frags.map(([i, j]) => `  var acc${i}${j} = ${result}();`).join('\n');
@@ -97,7 +95,7 @@ fn writeFragment(sg: u32, lane: u32, sgSize: u32, r0: u32, c0: u32, cBase: u32) 
   }
 }
 
-@compute @workgroup_size(${threads})${config.pinSubgroupSize ? ` @subgroup_size(${config.subgroupSize})` : ''}
+${computeAttributesWgsl(threads, config)}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
         @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgSize: u32) {

@@ -11,9 +11,17 @@
  * the chunk's f32 state rounded to f16 16 rows at a time. Workgroup memory: 13 KiB. Every rounding to f16 is checked against f16's range when `checkFinite` (an
  * oversized state or score raises the overflow flag instead of turning silently into inf).
  */
-import { type Dtype, enables, paramsStruct, unrolledStagingWgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import {
+  type Dtype,
+  enables,
+  paramsStruct,
+  subgroupMainWgsl,
+  subgroupMatrixTypes,
+  unrolledStagingWgsl,
+  WORKGROUP_INDEX_WGSL,
+} from '@webattn/core';
 import { CHUNK_OUTPUT_PARAMS } from './chunk-output.wgsl.js';
-import { CHECK_F16_WGSL, DECAY_OF_WGSL, DECAY_POW_WGSL, storeWgsl } from './common.wgsl.js';
+import { CHECK_F16_WGSL, DECAY_OF_WGSL, DECAY_POW_WGSL, halfWgsl, storeWgsl } from './common.wgsl.js';
 
 /** Chunk length of the tensor-core kernel. */
 export const MATRIX_CHUNK = 64;
@@ -49,9 +57,7 @@ function live(reverse: boolean, j: number): string {
 /** WGSL of the tensor-core chunk output kernel. */
 export function chunkOutputMatrixWgsl(c: ChunkOutputMatrixConfig): string {
   const T = c.dtype;
-  const L = 'subgroup_matrix_left<f16, 16, 16>';
-  const R = 'subgroup_matrix_right<f16, 16, 16>';
-  const A = 'subgroup_matrix_result<f32, 16, 16>';
+  const { left: L, right: R, result: A } = subgroupMatrixTypes({ M: 16, N: 16, K: 16 });
   const frag = [0, 1, 2, 3];
   const valid = c.reverse ? 'col >= row' : 'col <= row';
   const distance = c.reverse ? 'col - row' : 'row - col';
@@ -61,9 +67,6 @@ export function chunkOutputMatrixWgsl(c: ChunkOutputMatrixConfig): string {
   // consecutive elements run along M's rows in memory, along a when M is read transposed.
   const stateRow = (e: string) => (c.transposeState ? `${e} % 16u` : `${e} / 64u`);
   const stateColumn = (e: string) => (c.transposeState ? `${e} / 16u` : `${e} % 64u`);
-  const toHalf = c.checkFinite
-    ? 'fn half(x: f32) -> f16 { checkF16(x); return f16(x); }'
-    : 'fn half(x: f32) -> f16 { return f16(x); }';
   const threads = 4 * c.subgroupSize;
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
@@ -89,12 +92,9 @@ ${WORKGROUP_INDEX_WGSL}
 ${DECAY_POW_WGSL}
 ${DECAY_OF_WGSL}
 ${c.checkFinite ? CHECK_F16_WGSL : ''}
-${toHalf}
+${halfWgsl(c.checkFinite)}
 
-@compute @workgroup_size(${4 * c.subgroupSize})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
-        @builtin(subgroup_invocation_id) lane: u32) {
+${subgroupMainWgsl(4 * c.subgroupSize, c)}
   let wg = workgroupIndex(wid, nwg);
   if (wg >= p.chunks * p.outHeads * p.zTiles) { return; }
   let zt = wg % p.zTiles;

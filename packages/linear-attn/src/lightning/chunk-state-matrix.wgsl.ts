@@ -5,9 +5,16 @@
  * and its w are staged 32 tokens at a time as f16 (u token-major, loaded column-major as the left
  * operand uᵀ); four subgroups each own 16 rows of the tile and its four 16-column fragments.
  */
-import { enables, paramsStruct, unrolledStagingWgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
-import { CHUNK_STATE_PARAMS } from './chunk-state.wgsl.js';
-import { CHECK_F16_WGSL, DECAY_OF_WGSL, DECAY_POW_WGSL } from './common.wgsl.js';
+import {
+  enables,
+  paramsStruct,
+  subgroupMainWgsl,
+  subgroupMatrixTypes,
+  unrolledStagingWgsl,
+  WORKGROUP_INDEX_WGSL,
+} from '@webattn/core';
+import { CHUNK_STATE_PARAMS, CHUNK_STATE_WORKGROUP_WGSL } from './chunk-state.wgsl.js';
+import { CHECK_F16_WGSL, DECAY_OF_WGSL, DECAY_POW_WGSL, halfWgsl } from './common.wgsl.js';
 
 /** State entries per tile side of the tensor-core chunk-state kernel. */
 export const MATRIX_STATE_TILE = 64;
@@ -34,13 +41,8 @@ export function chunkStateMatrixSharedBytes(): number {
 /** WGSL of the tensor-core chunk-state kernel (f16 storage). */
 export function chunkStateMatrixWgsl(c: ChunkStateMatrixConfig): string {
   const exponent = c.backward ? 'j + 1u' : 'len - 1u - j';
-  const L = 'subgroup_matrix_left<f16, 16, 16>';
-  const R = 'subgroup_matrix_right<f16, 16, 16>';
-  const A = 'subgroup_matrix_result<f32, 16, 16>';
+  const { left: L, right: R, result: A } = subgroupMatrixTypes({ M: 16, N: 16, K: 16 });
   const frag = [0, 1, 2, 3];
-  const toHalf = c.checkFinite
-    ? 'fn half(x: f32) -> f16 { checkF16(x); return f16(x); }'
-    : 'fn half(x: f32) -> f16 { return f16(x); }';
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
 ${paramsStruct(CHUNK_STATE_PARAMS)}
@@ -60,24 +62,10 @@ ${WORKGROUP_INDEX_WGSL}
 ${DECAY_POW_WGSL}
 ${DECAY_OF_WGSL}
 ${c.checkFinite ? CHECK_F16_WGSL : ''}
-${toHalf}
+${halfWgsl(c.checkFinite)}
 
-@compute @workgroup_size(${4 * c.subgroupSize})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
-        @builtin(subgroup_invocation_id) lane: u32) {
-  let wg = workgroupIndex(wid, nwg);
-  if (wg >= p.chunks * p.hq * p.aTiles * p.bTiles) { return; }
-  let bt = wg % p.bTiles;
-  var r = wg / p.bTiles;
-  let at = r % p.aTiles;
-  r = r / p.aTiles;
-  let h = r % p.hq;
-  let chunk = p.chunkBase + r / p.hq;
-  let start = table[p.chunkTable + 2u * chunk];
-  let len = table[p.chunkTable + 2u * chunk + 1u];
-  let lam = decayOf(h);
-  let head = h / p.headDiv;
+${subgroupMainWgsl(4 * c.subgroupSize, c)}
+${CHUNK_STATE_WORKGROUP_WGSL}
   ${frag.map((f) => `var acc${f} = ${A}();`).join('\n  ')}
   for (var j0 = 0u; j0 < ${c.chunkSize}u; j0 += 32u) {
     ${unrolledStagingWgsl(

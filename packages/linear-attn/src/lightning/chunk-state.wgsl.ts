@@ -39,6 +39,24 @@ export const CHUNK_STATE_PARAMS = [
 /** State entries per tile side. */
 export const STATE_TILE = 32;
 
+/**
+ * The start of both chunk-state kernels' entry points (scalar and tensor-core): the workgroup's
+ * tile of the state (`at`, `bt`), query head `h` and its decay `lam`, chunk and its `start` and
+ * `len`, and `head`, the head the inputs are read from.
+ */
+export const CHUNK_STATE_WORKGROUP_WGSL = `  let wg = workgroupIndex(wid, nwg);
+  if (wg >= p.chunks * p.hq * p.aTiles * p.bTiles) { return; }
+  let bt = wg % p.bTiles;
+  var r = wg / p.bTiles;
+  let at = r % p.aTiles;
+  r = r / p.aTiles;
+  let h = r % p.hq;
+  let chunk = p.chunkBase + r / p.hq;
+  let start = table[p.chunkTable + 2u * chunk];
+  let len = table[p.chunkTable + 2u * chunk + 1u];
+  let lam = decayOf(h);
+  let head = h / p.headDiv;`;
+
 /** Generation parameters of the chunk-state kernel. */
 export interface ChunkStateConfig {
   /** Storage dtype of u and w. */
@@ -69,18 +87,7 @@ ${DECAY_OF_WGSL}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let wg = workgroupIndex(wid, nwg);
-  if (wg >= p.chunks * p.hq * p.aTiles * p.bTiles) { return; }
-  let bt = wg % p.bTiles;
-  var r = wg / p.bTiles;
-  let at = r % p.aTiles;
-  r = r / p.aTiles;
-  let h = r % p.hq;
-  let chunk = p.chunkBase + r / p.hq;
-  let start = table[p.chunkTable + 2u * chunk];
-  let len = table[p.chunkTable + 2u * chunk + 1u];
-  let lam = decayOf(h);
-  let head = h / p.headDiv;
+${CHUNK_STATE_WORKGROUP_WGSL}
   let tx = li % 16u;
   let ty = li / 16u;
   var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);

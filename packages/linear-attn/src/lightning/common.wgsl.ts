@@ -27,6 +27,13 @@ export const CHECK_F16_WGSL = `fn checkF16(x: f32) {
   if ((bitcast<u32>(x) & 0x7fffffffu) > 0x477fefffu) { atomicOr(&overflow[0], 1u); }
 }`;
 
+/** `half(x)`: x as f16, checked first (CHECK_F16_WGSL, which must be in the module) when `checkFinite`. */
+export function halfWgsl(checkFinite: boolean | undefined): string {
+  return checkFinite
+    ? 'fn half(x: f32) -> f16 { checkF16(x); return f16(x); }'
+    : 'fn half(x: f32) -> f16 { return f16(x); }';
+}
+
 /** The store of one output value: converted to the storage dtype, checked first when asked. */
 export function storeWgsl(target: string, value: string, dtype: 'f32' | 'f16', check: boolean): string {
   return `${check ? `checkF16(${value}); ` : ''}${target} = ${dtype}(${value});`;

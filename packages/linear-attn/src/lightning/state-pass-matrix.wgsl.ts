@@ -12,9 +12,16 @@
  * multiplies instead of adding to every step. Needs dk and dv multiples of 64 (whole tiles: the
  * fragments are stored straight to `states`) and chunks of at most 64 tokens.
  */
-import { enables, paramsStruct, storeVec4Wgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import {
+  enables,
+  paramsStruct,
+  storeVec4Wgsl,
+  subgroupMainWgsl,
+  subgroupMatrixTypes,
+  WORKGROUP_INDEX_WGSL,
+} from '@webattn/core';
 import { STATE_OPERAND_PARAMS } from './chunk-state.wgsl.js';
-import { CHECK_F16_WGSL, DECAY_OF_WGSL, DECAY_POW_WGSL } from './common.wgsl.js';
+import { CHECK_F16_WGSL, DECAY_OF_WGSL, DECAY_POW_WGSL, halfWgsl } from './common.wgsl.js';
 
 /** Uniform parameters of the state pass. */
 export const STATE_PASS_PARAMS = [
@@ -75,9 +82,7 @@ export function statePassMatrixWgsl(c: StatePassConfig): string {
   const perThread = vectors / threads;
   const slots = Array.from({ length: perThread }, (_, k) => k);
   const exponent = c.backward ? 'j + 1u' : 'len - 1u - j';
-  const L = 'subgroup_matrix_left<f16, 16, 16>';
-  const R = 'subgroup_matrix_right<f16, 16, 16>';
-  const A = 'subgroup_matrix_result<f32, 16, 16>';
+  const { left: L, right: R, result: A } = subgroupMatrixTypes({ M: 16, N: 16, K: 16 });
   const frag = [0, 1, 2, 3];
   let binding = 4;
   const start = c.hasStart
@@ -92,9 +97,6 @@ export function statePassMatrixWgsl(c: StatePassConfig): string {
   const high = c.splitStates
     ? `@group(0) @binding(${binding++}) var<storage, read_write> statesHigh: array<f32>;`
     : '';
-  const toHalf = c.checkFinite
-    ? 'fn half(x: f32) -> f16 { checkF16(x); return f16(x); }'
-    : 'fn half(x: f32) -> f16 { return f16(x); }';
   const chunkAt = (i: string) => (c.backward ? `(first + count - 1u - (${i}))` : `(first + ${i})`);
   // Registers of the next chunk: token j = e / 16, vec4 column e % 16 of this tile's 64 columns.
   const prefetch = (chunk: string) => `{
@@ -141,12 +143,9 @@ ${WORKGROUP_INDEX_WGSL}
 ${DECAY_POW_WGSL}
 ${DECAY_OF_WGSL}
 ${c.checkFinite ? CHECK_F16_WGSL : ''}
-${toHalf}
+${halfWgsl(c.checkFinite)}
 
-@compute @workgroup_size(${threads})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
-        @builtin(subgroup_invocation_id) lane: u32) {
+${subgroupMainWgsl(threads, c)}
   let wg = workgroupIndex(wid, nwg);
   if (wg >= p.sequences * p.hq * p.aTiles * p.bTiles) { return; }
   let bt = wg % p.bTiles;

@@ -6,15 +6,23 @@
  * in registers while G takes A's place, then accumulates `A ⊙ G`. Every dm entry's sum belongs to
  * one invocation: deterministic, no atomics.
  */
-import { enables, paramsStruct, storeVec4Wgsl, WORKGROUP_INDEX_WGSL } from '@webattn/core';
-import { type FusedMatrixConfig, fusedMatrixUnsupported, searchFusedConfig } from './fused-matrix.wgsl.js';
+import {
+  computeAttributesWgsl,
+  enables,
+  paramsStruct,
+  subgroupMatrixTypes,
+  WORKGROUP_INDEX_WGSL,
+} from '@webattn/core';
+import {
+  type FusedMatrixConfig,
+  fusedMatrixUnsupported,
+  fusedStrides,
+  searchFusedConfig,
+  stageTokenRowsWgsl,
+} from './fused-matrix.wgsl.js';
 import { MASKED_PARAMS, TO_F16_WGSL } from './params.js';
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-
-function strides(c: FusedMatrixConfig) {
-  return { x: Math.max(c.dk, c.dv) + 8, s: c.tile + 4 };
-}
 
 /** Rows of dm per workgroup. */
 export function fusedDmRows(c: FusedMatrixConfig): number {
@@ -23,7 +31,7 @@ export function fusedDmRows(c: FusedMatrixConfig): number {
 
 /** Workgroup memory the dM kernel declares, in bytes. */
 export function fusedDmSharedBytes(c: FusedMatrixConfig): number {
-  const st = strides(c);
+  const st = fusedStrides(c);
   const rows = fusedDmRows(c);
   return Math.max(rows, c.tile) * st.x * 2 + rows * st.s * 4;
 }
@@ -60,10 +68,8 @@ export function fusedDmConfig(
 /** WGSL of the tensor-core dM (f16 q, k, v, dO and dm; bindings in that order). */
 export function fusedDmWgsl(c: FusedMatrixConfig): string {
   const { M, N, K } = c.matrix;
-  const left = `subgroup_matrix_left<f16, ${K}, ${M}>`;
-  const right = `subgroup_matrix_right<f16, ${N}, ${K}>`;
-  const result = `subgroup_matrix_result<f32, ${N}, ${M}>`;
-  const st = strides(c);
+  const { left, right, result } = subgroupMatrixTypes(c.matrix);
+  const st = fusedStrides(c);
   const R = c.rowFragments;
   const rows = fusedDmRows(c);
   const threads = c.subgroups * c.subgroupSize;
@@ -73,15 +79,7 @@ export function fusedDmWgsl(c: FusedMatrixConfig): string {
   const es = range(entries);
 
   const stage = (src: string, first: string, count: number, width: number, heads: string, head: string) =>
-    `      for (var e = li; e < ${(count * width) / 4}u; e += THREADS) {
-        let rr = e / ${width / 4}u;
-        let cv = e % ${width / 4}u;
-        let t = ${first} + rr;
-        var val = vec4<f16>();
-        if (t < p.n) { val = ${src}[((b * p.n + t) * ${heads} + ${head}) * ${width / 4}u + cv]; }
-        let at = rr * ${st.x}u + 4u * cv;
-        ${storeVec4Wgsl('Xs', 'at', 'val')}
-      }`;
+    stageTokenRowsWgsl({ src, first, count, width, heads, head, stride: st.x });
 
   // One product `rows x tile` of `left` rows i0.. by `right` rows j0.. over `dim`, stored to Ss.
   const product = (l: string, r: string, dim: number) => {
@@ -151,7 +149,7 @@ var<workgroup> Ss: array<f32, ${rows * st.s}>;
 
 ${WORKGROUP_INDEX_WGSL}
 
-@compute @workgroup_size(${threads})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
+${computeAttributesWgsl(threads, c)}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32) {
   let w = workgroupIndex(wid, nwg);

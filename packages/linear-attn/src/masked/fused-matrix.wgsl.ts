@@ -14,10 +14,12 @@
  * check reports it.
  */
 import {
+  computeAttributesWgsl,
   enables,
   paramsStruct,
   type SubgroupMatrixConfig,
   storeVec4Wgsl,
+  subgroupMatrixTypes,
   WORKGROUP_INDEX_WGSL,
 } from '@webattn/core';
 import { MASK_AT_WGSL, MASKED_PARAMS, TO_F16_WGSL } from './params.js';
@@ -49,8 +51,33 @@ export interface FusedMatrixConfig {
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** Row strides of the workgroup arrays, padded by 16 bytes so matrix rows start on different banks. */
-function strides(c: FusedMatrixConfig) {
+/** Row strides (elements) of the staged rows, the f32 scores and the f16 probabilities: 16 bytes of padding each. */
+export function fusedStrides(c: FusedMatrixConfig) {
   return { x: Math.max(c.dk, c.dv) + 8, s: c.tile + 4, p: c.tile + 8 };
+}
+
+/**
+ * WGSL staging `count` rows of `width` f16 of head `head` (of `heads`) of the token-major tensor
+ * `src` (vec4 entries), from token `first`, into Xs at row stride `stride`; zeros past p.n.
+ */
+export function stageTokenRowsWgsl(r: {
+  src: string;
+  first: string;
+  count: number;
+  width: number;
+  heads: string;
+  head: string;
+  stride: number;
+}): string {
+  return `    for (var e = li; e < ${(r.count * r.width) / 4}u; e += THREADS) {
+      let rr = e / ${r.width / 4}u;
+      let cv = e % ${r.width / 4}u;
+      let t = ${r.first} + rr;
+      var val = vec4<f16>();
+      if (t < p.n) { val = ${r.src}[((b * p.n + t) * ${r.heads} + ${r.head}) * ${r.width / 4}u + cv]; }
+      let at = rr * ${r.stride}u + 4u * cv;
+      ${storeVec4Wgsl('Xs', 'at', 'val')}
+    }`;
 }
 
 /** Query rows per workgroup. */
@@ -60,7 +87,7 @@ export function fusedMatrixRows(c: FusedMatrixConfig): number {
 
 /** Workgroup memory the kernel declares, in bytes. */
 export function fusedMatrixSharedBytes(c: FusedMatrixConfig): number {
-  const st = strides(c);
+  const st = fusedStrides(c);
   const rows = fusedMatrixRows(c);
   return Math.max(rows, c.tile) * st.x * 2 + rows * st.s * 4 + rows * st.p * 2;
 }
@@ -131,10 +158,8 @@ export function fusedMatrixWgsl(c: FusedMatrixConfig): string {
   const yHead = kv ? 'hs' : 'hk';
   const mask = kv ? 'maskAt(b, hs, j, i)' : 'maskAt(b, hs, i, j)';
   const { M, N, K } = c.matrix;
-  const left = `subgroup_matrix_left<f16, ${K}, ${M}>`;
-  const right = `subgroup_matrix_right<f16, ${N}, ${K}>`;
-  const result = `subgroup_matrix_result<f32, ${N}, ${M}>`;
-  const st = strides(c);
+  const { left, right, result } = subgroupMatrixTypes(c.matrix);
+  const st = fusedStrides(c);
   const R = c.rowFragments;
   const rows = fusedMatrixRows(c);
   const threads = c.subgroups * c.subgroupSize;
@@ -216,17 +241,8 @@ ${range(R)
     })
     .join('\n');
 
-  // Stages `count` rows of `width` from a token-major tensor into Xs with vec4 loads, zeros past n.
   const stage = (src: string, first: string, count: number, width: number, heads: string, head: string) =>
-    `    for (var e = li; e < ${(count * width) / 4}u; e += THREADS) {
-      let rr = e / ${width / 4}u;
-      let cv = e % ${width / 4}u;
-      let t = ${first} + rr;
-      var val = vec4<f16>();
-      if (t < p.n) { val = ${src}[((b * p.n + t) * ${heads} + ${head}) * ${width / 4}u + cv]; }
-      let at = rr * ${st.x}u + 4u * cv;
-      ${storeVec4Wgsl('Xs', 'at', 'val')}
-    }`;
+    stageTokenRowsWgsl({ src, first, count, width, heads, head, stride: st.x });
 
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
@@ -251,7 +267,7 @@ ${MASK_AT_WGSL}
 
 ${WORKGROUP_INDEX_WGSL}
 
-@compute @workgroup_size(${threads})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
+${computeAttributesWgsl(threads, c)}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32) {
   let w = workgroupIndex(wid, nwg);

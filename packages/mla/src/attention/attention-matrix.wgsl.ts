@@ -17,6 +17,7 @@
  * or two. Every split writes its unnormalised accumulator and (max, sum) for the combine kernel.
  */
 import {
+  computeAttributesWgsl,
   enables,
   paramsStruct,
   rowVectorType,
@@ -24,6 +25,7 @@ import {
   storeVec4Wgsl,
   storeVectorsWgsl,
   storeWideWgsl,
+  subgroupMatrixTypes,
   unrolledStagingWgsl,
   WORKGROUP_INDEX_WGSL,
 } from '@webattn/core';
@@ -135,9 +137,7 @@ export function mlaAttentionMatrixWgsl(c: MlaMatrixKernelConfig): string {
   const cols = r / SG;
   const NF = cols / F;
   const THREADS = SG * c.subgroupSize;
-  const left = `subgroup_matrix_left<f16, ${F}, ${F}>`;
-  const right = `subgroup_matrix_right<f16, ${F}, ${F}>`;
-  const result = `subgroup_matrix_result<f32, ${F}, ${F}>`;
+  const { left, right, result } = subgroupMatrixTypes({ M: F, N: F, K: F });
   const acc = range(RF).map((rf) => range(NF).map((nf) => `acc${rf}_${nf}`));
   // Keys are read four f16 at a time, or eight with 16-byte loads (dk, r and dr are multiples of
   // 16): `loadKey4(b, j, c4)` is columns per·c4 .. per·c4 + per - 1 of key j.
@@ -376,7 +376,7 @@ fn visibleKeys(len: u32, row: u32) -> u32 {
   return u32(clamp(pos + 1, 0, i32(len)));
 }
 
-@compute @workgroup_size(${THREADS})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
+${computeAttributesWgsl(THREADS, c)}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sgid: u32,
         @builtin(subgroup_invocation_id) lane: u32) {

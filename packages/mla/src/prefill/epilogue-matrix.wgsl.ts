@@ -12,7 +12,13 @@
  * the rows it shares with the block before are computed twice, to the same bits, and written twice.
  * Needs at least 16 tokens; fewer take the scalar epilogue.
  */
-import { enables, paramsStruct, WORKGROUP_INDEX_WGSL } from '@webattn/core';
+import {
+  computeAttributesWgsl,
+  enables,
+  paramsStruct,
+  subgroupMatrixTypes,
+  WORKGROUP_INDEX_WGSL,
+} from '@webattn/core';
 
 /** Uniform parameters of the tensor-core epilogue. */
 export const MLA_EPILOGUE_MATRIX_PARAMS = [['tokens', 'u32']] as const;
@@ -57,9 +63,7 @@ export function mlaEpilogueMatrixWgsl(c: MlaEpilogueMatrixConfig): string {
   const threads = S * c.subgroupSize;
   const steps = c.r / F;
   const columns = c.dv / F;
-  const left = `subgroup_matrix_left<f16, ${F}, ${F}>`;
-  const right = `subgroup_matrix_right<f16, ${F}, ${F}>`;
-  const result = `subgroup_matrix_result<f32, ${F}, ${F}>`;
+  const { left, right, result } = subgroupMatrixTypes({ M: F, N: F, K: F });
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   return `${enables({ subgroupMatrix: true })}
 ${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
@@ -74,7 +78,7 @@ var<workgroup> Rs: array<f32, ${S * F * F}>;
 
 ${WORKGROUP_INDEX_WGSL}
 
-@compute @workgroup_size(${threads})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
+${computeAttributesWgsl(threads, c)}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32,
         @builtin(subgroup_size) sgSize: u32) {

@@ -19,16 +19,17 @@
  */
 import {
   alignedWorkgroupLength,
+  computeAttributesWgsl,
   enables,
   paramsStruct,
   rowVectorType,
   stageRowsVec4Prefetched,
   stageRowsVec4Set,
+  subgroupMatrixTypes,
   unrolledStagingSetsWgsl,
   WORKGROUP_INDEX_WGSL,
 } from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
-import { matrixTypes } from '../matrix.wgsl.js';
 import { addOverlapsWgsl, type BlockGeometry, SELECT_PARAMS } from './select.wgsl.js';
 import { PICKABLE_WGSL, picksWgsl, tileProbabilitiesWgsl } from './select-matrix-steps.wgsl.js';
 import { STREAMING_DIAGNOSTIC, streamingPicksWgsl, streamingStateWgsl } from './select-streaming.wgsl.js';
@@ -180,7 +181,7 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 /** WGSL of the tensor-core selection kernel. */
 export function selectMatrixWgsl(c: SelectMatrixConfig): string {
   const { M, N, K } = c.matrix;
-  const { left, right, result } = matrixTypes(c.matrix);
+  const { left, right, result } = subgroupMatrixTypes(c.matrix);
   const { fragments, direct, tokenRows, rows, subgroups, threads } = split(c);
   const st = strides(c);
   const keyFrags = c.tile / N;
@@ -306,7 +307,7 @@ fn tokenBlocks(t: u32) -> vec2<i32> {
 
 ${streaming ? '' : PICKABLE_WGSL}
 
-@compute @workgroup_size(${threads})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
+${computeAttributesWgsl(threads, c)}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
         @builtin(subgroup_invocation_id) sgLane: u32, @builtin(num_subgroups) sgCount: u32,

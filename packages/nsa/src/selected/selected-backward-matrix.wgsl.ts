@@ -22,6 +22,7 @@ import {
   type StagingSet,
   stageRowsVec4Set,
   stageRowsVec4Wgsl,
+  subgroupMatrixTypes,
   unrolledStagingSetsWgsl,
   WORKGROUP_INDEX_WGSL,
 } from '@webattn/core';
@@ -30,7 +31,6 @@ import {
   groupRowsOf,
   keyRowsOf,
   loadFragmentsWgsl,
-  matrixTypes,
   type RowsOf,
   sliceProductWgsl,
   storeSliceWgsl,
@@ -332,7 +332,7 @@ export function dsKeyProductsWgsl(
   o: { ds: string; dsOffset: number; keys: string; cols: number; dq: string[][] },
 ): string {
   const { M, N, K } = c.matrix;
-  const { left, right } = matrixTypes(c.matrix);
+  const { left, right } = subgroupMatrixTypes(c.matrix);
   const st = strides(c);
   const fragments = o.dq.length;
   return range(c.tile / K)
@@ -363,7 +363,7 @@ ${range(fragments)
 /** WGSL of the tensor-core dQ kernel. Bindings: q, k, v, selected, tables, dout, stats, dq. */
 export function selectedDqMatrixWgsl(c: SelectedMatrixConfig): string {
   const { M, N, K } = c.matrix;
-  const { result } = matrixTypes(c.matrix);
+  const { result } = subgroupMatrixTypes(c.matrix);
   const { fragments, rows, subgroups, threads } = split(c);
   const st = strides(c);
   const qf = fragmentGridNames('qf', fragments, c.d / K);
@@ -449,7 +449,7 @@ ${writeFragmentsWgsl(
  */
 export function selectedKeysMatrixWgsl(c: SelectedMatrixConfig, grad: 'dk' | 'dv'): string {
   const { M, N, K } = c.matrix;
-  const { left, right, result } = matrixTypes(c.matrix);
+  const { left, right, result } = subgroupMatrixTypes(c.matrix);
   const { fragments, rows, subgroups, threads } = split(c);
   const st = strides(c);
   const dk = grad === 'dk';

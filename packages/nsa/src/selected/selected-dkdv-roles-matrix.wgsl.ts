@@ -20,8 +20,8 @@
  * d = 128 over two column splits that takes 32-key tiles from 37.1 to 28.6 KiB of workgroup
  * memory and 16-key tiles to 15.1, under the H200's first step (core's workgroup-memory-steps.ts).
  */
-import { stageRowsVec4Set, unrolledStagingSetsWgsl } from '@webattn/core';
-import { groupRowsOf, matrixTypes } from '../matrix.wgsl.js';
+import { stageRowsVec4Set, subgroupMatrixTypes, unrolledStagingSetsWgsl } from '@webattn/core';
+import { groupRowsOf } from '../matrix.wgsl.js';
 import {
   CHUNK_OF_LIST_WGSL,
   chunkTokensLoopWgsl,
@@ -114,7 +114,7 @@ export function selectedDkDvRolesMatrixWgsl(c: SelectedDkDvRolesConfig): string 
   const why = selectedDkDvRolesUnsupported(c);
   if (why) throw new Error(`selectedDkDvRolesMatrixWgsl: ${why}`);
   const { M, N, K } = c.matrix;
-  const { left, right, result } = matrixTypes(c.matrix);
+  const { left, right, result } = subgroupMatrixTypes(c.matrix);
   const { fragments, rows, slices, subgroups, threads, cols, steps } = rolesSplit(c);
   const st = strides(c);
   const tileHalf = c.tile * st.k;

@@ -17,9 +17,10 @@ import {
   fragmentGridNames,
   prefetchedStagingSetsWgsl,
   stageRowsVec4Set,
+  subgroupMatrixTypes,
   unrolledStagingSetsWgsl,
 } from '@webattn/core';
-import { groupRowsOf, matrixTypes } from '../matrix.wgsl.js';
+import { groupRowsOf } from '../matrix.wgsl.js';
 import {
   dsKeyProductsWgsl,
   header,
@@ -79,7 +80,7 @@ export function selectedDqRolesMatrixWgsl(c: SelectedMatrixConfig): string {
   const why = selectedDqRolesUnsupported(c);
   if (why) throw new Error(`selectedDqRolesMatrixWgsl: ${why}`);
   const { M, N, K } = c.matrix;
-  const { left, right, result } = matrixTypes(c.matrix);
+  const { left, right, result } = subgroupMatrixTypes(c.matrix);
   const { fragments, rows, slices, subgroups, threads, cols } = rolesSplit(c);
   const st = strides(c);
   const half = halfElements(c);

@@ -29,6 +29,7 @@ import {
   type StagedRowsVec4,
   stageRowsVec4Set,
   stageRowsVec4Wgsl,
+  subgroupMatrixTypes,
   throughScoresWgsl,
   tileScoresWgsl,
   valueProductsWgsl,
@@ -36,7 +37,7 @@ import {
   WORKGROUP_INDEX_WGSL,
 } from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
-import { groupRowsOf, keyRowsOf, loadFragmentsWgsl, matrixTypes } from '../matrix.wgsl.js';
+import { groupRowsOf, keyRowsOf, loadFragmentsWgsl } from '../matrix.wgsl.js';
 import {
   type SelectedMatrixConfig,
   selectedEntryWgsl,
@@ -195,7 +196,7 @@ export function selectedLazyMatrixWgsl(c: SelectedLazyConfig): string {
     probabilityStride: st.p,
     scoreUnit: 4,
     accumulators: fragmentGridNames('of', fragments, columns / N),
-    types: matrixTypes(c.matrix),
+    types: subgroupMatrixTypes(c.matrix),
     counter: 's',
   };
 

@@ -25,18 +25,13 @@ import {
   shuffleFoldWgsl,
   stageRowsVec4Set,
   stageRowsVec4Wgsl,
+  subgroupMainWgsl,
+  subgroupMatrixTypes,
   unrolledStagingSetsWgsl,
   WORKGROUP_INDEX_WGSL,
 } from '@webattn/core';
 import { NSA_SEQUENCE_WGSL } from '../layout.js';
-import {
-  groupRowsOf,
-  groupScoresWgsl,
-  keyRowsOf,
-  loadFragmentsWgsl,
-  matrixTypes,
-  type RowsOf,
-} from '../matrix.wgsl.js';
+import { groupRowsOf, groupScoresWgsl, keyRowsOf, loadFragmentsWgsl, type RowsOf } from '../matrix.wgsl.js';
 import { SELECTED_PARAMS } from './selected.wgsl.js';
 
 /** Generation parameters of the tensor-core selected attention (f16 storage). */
@@ -149,10 +144,7 @@ export function selectedEntryWgsl(
   c: Pick<SelectedMatrixConfig, 'pinSubgroupSize' | 'subgroupSize'>,
   threads: number,
 ): string {
-  return `@compute @workgroup_size(${threads})${c.pinSubgroupSize ? ` @subgroup_size(${c.subgroupSize})` : ''}
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32,
-        @builtin(subgroup_invocation_id) lane: u32) {`;
+  return subgroupMainWgsl(threads, c);
 }
 
 /** How the work divides: key slices, each over `parts` of d, one subgroup per (slice, part). */
@@ -294,7 +286,7 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 /** WGSL of the tensor-core selected attention: f16 q, k, v, o; f32 lse `[tokens, heads]`. */
 export function selectedMatrixWgsl(c: SelectedMatrixConfig): string {
   const { M, N, K } = c.matrix;
-  const { left, right, result } = matrixTypes(c.matrix);
+  const { left, right, result } = subgroupMatrixTypes(c.matrix);
   const { fragments, rows, slices, parts, subgroups, threads, lanesPerRow, perLane, columns, outPerThread } =
     split(c);
   const st = strides(c);
