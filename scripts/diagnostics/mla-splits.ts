@@ -5,12 +5,14 @@
 // (MLA_MATRIX_KEY_TILES; 16-key tiles declare 20.1 KiB against 30.8), first in this process, then
 // with the default tiles, outputs compared; with `splits S,S` after them, each at those split
 // counts as well (16-key tiles leave room for two workgroups per SM, which 128 workgroups cannot
-// fill).
+// fill). With `streamed` too, both with the queries read from storage in every tile rather than held
+// in registers (MLA_HOLD_QUERY off): held, they take 217 registers per invocation and so one
+// workgroup of eight subgroups per SM whatever the tile (pipeline-stats, 2026-12-02).
 // `pnpm gpu:bundle` builds it into .gpu-kit/mla-splits.mjs; on the GPU machine:
-//   node .gpu-kit/mla-splits.mjs [key-tiles T,T [splits S,S]]
+//   node .gpu-kit/mla-splits.mjs [key-tiles T,T [streamed] [splits S,S]]
 
 import { createGpu } from '../../packages/core/src/index.js';
-import { MLA_MATRIX_KEY_TILES } from '../../packages/mla/src/attention/plan.js';
+import { MLA_HOLD_QUERY, MLA_MATRIX_KEY_TILES } from '../../packages/mla/src/attention/plan.js';
 import { tensorsDifference } from './flash-problem.js';
 import { kernelMicroseconds, mlaDecodeProblem } from './mla-problem.js';
 
@@ -26,6 +28,7 @@ if (tilesAt !== -1) {
     ...(splitsAt === -1 ? [] : (process.argv[splitsAt + 1] ?? '').split(',').map(Number)),
   ];
   const defaults = [...MLA_MATRIX_KEY_TILES];
+  if (process.argv.includes('streamed')) MLA_HOLD_QUERY.enabled = false;
   const problem = await mlaDecodeProblem(gpu, 32, 4096);
   const outputs: Float32Array[] = [];
   for (const [name, order] of [
