@@ -12,7 +12,9 @@ Plain ctypes over libvulkan.so.1, no Vulkan headers: the device is made with eve
 driver reports (robust buffer access off, as the bench's Dawn device has it) and the extensions
 the kernels need. On the GPU machine, after `node .gpu-kit/dump-spirv.mjs DIR > DIR/raw.txt`:
   python3 scripts/diagnostics/pipeline-stats.py DIR [--spirv-as PATH] [--only LABEL] [--internal]
-`--internal` also prints the driver's internal representations where it offers them as text.
+`--internal` also prints the driver's internal representations where it offers them as text (the
+H200's driver offers none). `scripts/diagnostics/spirv-as-kit.sh` puts an assembler that knows
+cooperative matrices into .gpu-kit/spirv; `--spirv-as` names it with its loader.
 """
 import ctypes as C
 import os
