@@ -1,8 +1,6 @@
-// Diagnostic (not the bench): Dawn's SPIR-V of every tensor-core kernel of the bench's problems,
-// for scripts/diagnostics/pipeline-stats.py, which asks the Vulkan driver about each (registers,
-// workgroup memory). The problems are kernel-memory's: core's flash forward and backward and the
-// NSA forward and backward (b=1, hq=64, hkv=4, d=128, 4096 tokens), the MLA decode (batch 32 x
-// 4096) and prefill (1024 tokens). The device is the bench's (fast: no robustness, every feature and
+// Diagnostic (not the bench): Dawn's SPIR-V of every tensor-core kernel of the bench's problems
+// (bench-kernels.ts), for scripts/diagnostics/pipeline-stats.py, which asks the Vulkan driver
+// about each (registers, workgroup memory). The device is the bench's (fast: no robustness, every feature and
 // limit createGpu asks for) on an instance that also has Dawn's `dump_shaders` toggle, which prints
 // each module's WGSL and SPIR-V disassembly to stdout. Writes `kernels.json` (label and WGSL of
 // every pipeline, in order) to the folder given; stdout goes to `raw.txt` beside it. With
@@ -13,16 +11,11 @@
 //   python3 scripts/diagnostics/pipeline-stats.py DIR
 
 import { writeFileSync } from 'node:fs';
-import { WANTED_FEATURES, WANTED_LIMITS } from '../../packages/core/src/capabilities.js';
-import {
-  createGpu,
-  flashAttention,
-  flashAttentionBackward,
-  randomNormal,
-} from '../../packages/core/src/index.js';
+import { createGpu, requestWebattnDevice } from '../../packages/core/src/index.js';
+import { dawnInstanceFlags } from '../../packages/core/src/node-instance.js';
 import { MLA_HOLD_QUERY, MLA_MATRIX_KEY_TILES } from '../../packages/mla/src/attention/plan.js';
-import { nsaBackward, nsaForward, resolveNsaConfig } from '../../packages/nsa/src/index.js';
-import { mlaDecodeProblem, mlaPrefillProblem } from './mla-problem.js';
+import { runBenchKernels } from './bench-kernels.js';
+import { mlaDecodeProblem } from './mla-problem.js';
 
 const folder = process.argv[2];
 if (!folder) throw new Error('usage: dump-spirv DIR > DIR/raw.txt');
@@ -33,28 +26,10 @@ const dawn = (await import(/* @vite-ignore */ specifier)) as {
   globals: Record<string, unknown>;
 };
 Object.assign(globalThis, dawn.globals);
-const toggles = [
-  'allow_unsafe_apis',
-  'vulkan_enable_f16_on_nvidia',
-  'disable_robustness',
-  'disable_workgroup_init',
-  'skip_validation',
-  'dump_shaders',
-  'disable_symbol_renaming',
-];
-const instance = dawn.create([
-  `enable-dawn-features=${toggles.join(',')}`,
-  'disable-dawn-features=timestamp_quantization',
-]);
+const instance = dawn.create(dawnInstanceFlags('default', true, ['dump_shaders', 'disable_symbol_renaming']));
 const adapter = await instance.requestAdapter();
 if (!adapter) throw new Error('dump-spirv: no adapter');
-const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
-const requiredLimits: Record<string, number> = {};
-for (const name of WANTED_LIMITS) {
-  const value = (adapter.limits as unknown as Record<string, number | undefined>)[name];
-  if (value !== undefined) requiredLimits[name] = value;
-}
-const device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'webattn' });
+const device = await requestWebattnDevice(adapter);
 const gpu = await createGpu({ device, adapterInfo: adapter.info });
 
 const kernels: { label: string; code: string }[] = [];
@@ -66,20 +41,7 @@ gpu.pipelines.get = (code, label, entryPoint) => {
   return get(code, label, entryPoint);
 };
 
-const n = 4096;
-const f16 = (shape: number[], seed: number) => randomNormal(gpu, shape, seed, { dtype: 'f16' });
-const q = await f16([1, n, 64, 128], 1);
-const k = await f16([1, n, 4, 128], 2);
-const v = await f16([1, n, 4, 128], 3);
-const dO = await f16([1, n, 64, 128], 4);
-const g = await f16([1, n, 64, 3], 5);
-const tier = 'subgroup-matrix' as const;
-const flash = await flashAttention(gpu, q, k, v, { causal: true, tier });
-await flashAttentionBackward(flash.ctx, dO);
-const config = resolveNsaConfig({ heads: 64, kvHeads: 4, headDim: 128 });
-await nsaBackward(await nsaForward(gpu, config, q, k, v, g, { tier }), dO);
-await (await mlaDecodeProblem(gpu, 32, 4096)).time();
-await (await mlaPrefillProblem(gpu, 1024)).run();
+await runBenchKernels(gpu);
 if (process.argv.includes('mla-variants')) {
   MLA_HOLD_QUERY.enabled = false;
   for (const tile of [32, 16]) {

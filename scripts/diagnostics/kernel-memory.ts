@@ -8,16 +8,9 @@
 // `pnpm gpu:bundle` builds it into .gpu-kit/kernel-memory.mjs; on the GPU machine:
 //   node .gpu-kit/kernel-memory.mjs
 
-import {
-  createGpu,
-  flashAttention,
-  flashAttentionBackward,
-  randomNormal,
-  workgroupsPerSm,
-} from '../../packages/core/src/index.js';
+import { createGpu, workgroupsPerSm } from '../../packages/core/src/index.js';
 import { declaredWorkgroupBytes } from '../../packages/core/src/testing.js';
-import { nsaBackward, nsaForward, resolveNsaConfig } from '../../packages/nsa/src/index.js';
-import { mlaDecodeProblem, mlaPrefillProblem } from './mla-problem.js';
+import { runBenchKernels } from './bench-kernels.js';
 
 const gpu = await createGpu({ fast: true });
 const declared = new Map<string, number>();
@@ -27,25 +20,7 @@ gpu.pipelines.get = (code, name, entryPoint) => {
   return get(code, name, entryPoint);
 };
 
-const n = 4096;
-const f16 = (shape: number[], seed: number) => randomNormal(gpu, shape, seed, { dtype: 'f16' });
-const q = await f16([1, n, 64, 128], 1);
-const k = await f16([1, n, 4, 128], 2);
-const v = await f16([1, n, 4, 128], 3);
-const dO = await f16([1, n, 64, 128], 4);
-const g = await f16([1, n, 64, 3], 5);
-const tier = 'subgroup-matrix' as const;
-
-const flash = await flashAttention(gpu, q, k, v, { causal: true, tier });
-await flashAttentionBackward(flash.ctx, dO);
-const nsa = await nsaForward(gpu, resolveNsaConfig({ heads: 64, kvHeads: 4, headDim: 128 }), q, k, v, g, {
-  tier,
-});
-await nsaBackward(nsa, dO);
-const decode = await mlaDecodeProblem(gpu, 32, 4096);
-await decode.time();
-await (await mlaPrefillProblem(gpu, 1024)).run();
-await gpu.device.queue.onSubmittedWorkDone();
+await runBenchKernels(gpu);
 
 // Workgroups per SM as the H200's 48 KiB of workgroup memory per SM allows (core's
 // workgroupsPerSm); registers may allow fewer.

@@ -182,14 +182,22 @@ export async function createGpu(options: CreateGpuOptions = {}): Promise<Gpu> {
       `createGpu: no WebGPU adapter${options.backend ? ` for backend '${options.backend}'` : ''}; on a machine without a GPU install a Vulkan CPU driver (Debian: apt-get install chromium libvulkan1, then VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json)`,
     );
   }
+  const device = await requestWebattnDevice(adapter);
+  return new Gpu(device, readCapabilities(adapter.info, device), true, options.maxPooledBytes);
+}
+
+/**
+ * A device of `adapter` as createGpu makes it: every optional feature webattn can use that the
+ * adapter has, and the adapter's own maximum of every limit webattn raises.
+ */
+export function requestWebattnDevice(adapter: GPUAdapter): Promise<GPUDevice> {
   const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
   const requiredLimits: Record<string, number> = {};
   for (const name of WANTED_LIMITS) {
     const value = (adapter.limits as unknown as Record<string, number | undefined>)[name];
     if (value !== undefined) requiredLimits[name] = value;
   }
-  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'webattn' });
-  return new Gpu(device, readCapabilities(adapter.info, device), true, options.maxPooledBytes);
+  return adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'webattn' });
 }
 
 function isNode(): boolean {

@@ -88,7 +88,13 @@ export {
   planKeySplits,
   type SplitKvSettings,
 } from './flash/split-kv.js';
-export { type CreateGpuOptions, createGpu, Gpu, type TimestampRecorder } from './gpu.js';
+export {
+  type CreateGpuOptions,
+  createGpu,
+  Gpu,
+  requestWebattnDevice,
+  type TimestampRecorder,
+} from './gpu.js';
 export {
   launchMatmul,
   type MatmulOptions,

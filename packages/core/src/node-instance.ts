@@ -11,10 +11,15 @@ export type NodeBackend = 'default' | 'vulkan' | 'null' | 'opengles' | 'metal' |
 /**
  * Instance toggles: `allow_unsafe_apis` exposes the experimental subgroup-matrix feature,
  * `vulkan_enable_f16_on_nvidia` is what makes NVIDIA offer `shader-f16` (and the f16 matrix shapes)
- * through Vulkan, and timestamp quantization would round kernel times to about 0.1 ms.
+ * through Vulkan, and timestamp quantization would round kernel times to about 0.1 ms. A diagnostic
+ * may add toggles of its own (`extraToggles`, e.g. Dawn's dump_shaders).
  */
-function instanceFlags(backend: NodeBackend, fast: boolean): string[] {
-  const enable = ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'];
+export function dawnInstanceFlags(
+  backend: NodeBackend,
+  fast: boolean,
+  extraToggles: string[] = [],
+): string[] {
+  const enable = ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia', ...extraToggles];
   // Bounds clamping and zeroing workgroup memory cost time; kernels here check their own bounds
   // and never read workgroup memory they did not write.
   if (fast) enable.push('disable_robustness', 'disable_workgroup_init', 'skip_validation');
@@ -42,7 +47,7 @@ export async function useSwiftShaderIfPresent(): Promise<boolean> {
 
 /** The dawn.node `GPU` for a backend, created on first use and kept for the process. */
 export async function nodeGpu(backend: NodeBackend, fast: boolean): Promise<GPU> {
-  const flags = instanceFlags(backend, fast);
+  const flags = dawnInstanceFlags(backend, fast);
   // The Vulkan loader reads its driver list when an instance is made: a new list needs a new instance.
   const key = `${flags.join(' ')} ${process.env.VK_ICD_FILENAMES ?? ''}`;
   const existing = instances.get(key);
