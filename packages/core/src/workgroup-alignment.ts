@@ -30,6 +30,19 @@ const ELEMENT_BYTES: Record<string, number> = {
   'vec4<f32>': 16,
   'vec4<u32>': 16,
   'vec4<i32>': 16,
+  'vec2<u32>': 8,
+  'vec2<i32>': 8,
+  'atomic<u32>': 4,
+  'atomic<i32>': 4,
+  // WGSL's predeclared aliases of the same vectors.
+  vec2h: 4,
+  vec4h: 8,
+  vec2f: 8,
+  vec4f: 16,
+  vec2u: 8,
+  vec4u: 16,
+  vec2i: 8,
+  vec4i: 16,
 };
 
 /** A workgroup variable of a kernel's source: its name, its type, its size (undefined where unreadable). */
@@ -48,16 +61,18 @@ export function workgroupVariables(code: string): WorkgroupVariable[] {
   for (const m of code.matchAll(/\bconst\s+(\w+)\s*=\s*(\d+)u?\s*;/g)) constants.set(m[1]!, Number(m[2]));
   return [...code.matchAll(/var<workgroup>\s+(\w+)\s*:\s*([^;]+);/g)].map((m) => {
     const [, name, type] = m as unknown as [string, string, string];
-    const array = /^array<\s*(.+?)\s*,\s*(\w+)u?\s*>$/.exec(type.trim());
-    const element = (array ? array[1]! : type.trim()).replace(/\s+/g, '');
-    const length = array ? (/^\d+$/.test(array[2]!) ? Number(array[2]) : constants.get(array[2]!)) : 1;
-    const elementBytes = ELEMENT_BYTES[element];
-    return {
-      name,
-      type,
-      bytes: elementBytes === undefined || length === undefined ? undefined : elementBytes * length,
-    };
+    return { name, type, bytes: typeBytes(type, constants) };
   });
+}
+
+/** Bytes of a WGSL type: a listed scalar or vector, or an array of such (arrays of arrays too). */
+function typeBytes(type: string, constants: Map<string, number>): number | undefined {
+  // Greedy, so that the last comma parts an array of arrays from its length.
+  const array = /^array<\s*(.+)\s*,\s*(\w+)u?\s*>$/.exec(type.trim());
+  if (!array) return ELEMENT_BYTES[type.replace(/\s+/g, '')];
+  const length = /^\d+$/.test(array[2]!) ? Number(array[2]) : constants.get(array[2]!);
+  const element = typeBytes(array[1]!, constants);
+  return element === undefined || length === undefined ? undefined : element * length;
 }
 
 /**

@@ -24,11 +24,18 @@ var<workgroup> score: array<f32, 10>;
 var<workgroup> slots: array<i32, TOPN>;
 var<workgroup> flag: u32;
 var<workgroup> flags: array<u32, 4>;
+var<workgroup> partial: array<vec2f, 64>;
+var<workgroup> pair: array<vec2f, 3>;
+var<workgroup> counts: array<atomic<u32>, TILE>;
+var<workgroup> masks: array<array<u32, 4>, TOPN>;
+var<workgroup> rows: array<array<u32, 3>, 2>;
 var<workgroup> odd: array<MyStruct, 4>;`;
     expect(misalignedWorkgroupVariables(code)).toEqual([
       'score: array<f32, 10> (40 bytes, not a multiple of 16)',
       'slots: array<i32, TOPN> (40 bytes, not a multiple of 16)',
       'flag: u32 (4 bytes, not a multiple of 16)',
+      'pair: array<vec2f, 3> (24 bytes, not a multiple of 16)',
+      'rows: array<array<u32, 3>, 2> (24 bytes, not a multiple of 16)',
       'odd: array<MyStruct, 4> (size not readable from the source)',
     ]);
   });
