@@ -6,12 +6,22 @@ export function wgslType(dtype: Dtype): 'f32' | 'f16' {
   return dtype;
 }
 
-/** `enable` directives a kernel needs: f16 for f16 storage, subgroups, subgroup matrices. */
-export function enables(needs: { f16?: boolean; subgroups?: boolean; subgroupMatrix?: boolean }): string {
+/**
+ * `enable` directives a kernel needs: f16 for f16 storage, subgroups, subgroup matrices, and
+ * subgroup size control where its entry point pins its subgroup size (`subgroupSizeControl`: the
+ * `pinSubgroupSize` that computeAttributesWgsl is given).
+ */
+export function enables(needs: {
+  f16?: boolean;
+  subgroups?: boolean;
+  subgroupMatrix?: boolean;
+  subgroupSizeControl?: boolean;
+}): string {
   const lines: string[] = [];
   if (needs.f16 || needs.subgroupMatrix) lines.push('enable f16;');
   if (needs.subgroups || needs.subgroupMatrix) lines.push('enable subgroups;');
   if (needs.subgroupMatrix) lines.push('enable chromium_experimental_subgroup_matrix;');
+  if (needs.subgroupSizeControl) lines.push('enable subgroup_size_control;');
   return lines.join('\n');
 }
 

@@ -6,6 +6,7 @@
 import {
   computeAttributesWgsl,
   dispatch,
+  enables,
   type Gpu,
   matrixSubgroupSize,
   measure,
@@ -29,10 +30,7 @@ export function tensorCoreProbeWgsl(
   subgroup: { subgroupSize: number; pinSubgroupSize: boolean },
 ): string {
   const { left, right, result } = subgroupMatrixTypes(m);
-  return `enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-${subgroup.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
+  return `${enables({ subgroupMatrix: true, subgroupSizeControl: subgroup.pinSubgroupSize })}
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 ${computeAttributesWgsl(MMA_SUBGROUPS * subgroup.subgroupSize, subgroup)}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_id) sg: u32) {

@@ -51,8 +51,7 @@ export function fragmentNames(prefix: string, count: number): string[] {
 
 /** The extensions and the parameter struct. */
 export function matrixKernelHeader(c: MatrixKernelConfig): string {
-  return `${enables({ subgroupMatrix: true })}
-${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
+  return `${enables({ subgroupMatrix: true, subgroupSizeControl: c.pinSubgroupSize })}
 ${paramsStruct(FLASH_PARAMS)}`;
 }
 

@@ -67,8 +67,7 @@ export function subgroupMatrixMatmulWgsl(config: SubgroupMatrixMatmulConfig): st
   workgroupBarrier();`,
     )
     .join('\n');
-  return `${enables({ subgroupMatrix: true })}
-${config.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
+  return `${enables({ subgroupMatrix: true, subgroupSizeControl: config.pinSubgroupSize })}
 ${paramsStruct(MATMUL_PARAMS)}
 @group(0) @binding(0) var<storage, read> a: array<f16>;
 @group(0) @binding(1) var<storage, read> b: array<f16>;

@@ -68,8 +68,7 @@ export function chunkOutputMatrixWgsl(c: ChunkOutputMatrixConfig): string {
   const stateRow = (e: string) => (c.transposeState ? `${e} % 16u` : `${e} / 64u`);
   const stateColumn = (e: string) => (c.transposeState ? `${e} / 16u` : `${e} % 64u`);
   const threads = 4 * c.subgroupSize;
-  return `${enables({ subgroupMatrix: true })}
-${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
+  return `${enables({ subgroupMatrix: true, subgroupSizeControl: c.pinSubgroupSize })}
 ${paramsStruct(CHUNK_OUTPUT_PARAMS)}
 @group(0) @binding(0) var<storage, read> x: array<${T}>;
 @group(0) @binding(1) var<storage, read> y: array<${T}>;

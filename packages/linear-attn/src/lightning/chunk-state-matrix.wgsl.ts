@@ -43,8 +43,7 @@ export function chunkStateMatrixWgsl(c: ChunkStateMatrixConfig): string {
   const exponent = c.backward ? 'j + 1u' : 'len - 1u - j';
   const { left: L, right: R, result: A } = subgroupMatrixTypes({ M: 16, N: 16, K: 16 });
   const frag = [0, 1, 2, 3];
-  return `${enables({ subgroupMatrix: true })}
-${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
+  return `${enables({ subgroupMatrix: true, subgroupSizeControl: c.pinSubgroupSize })}
 ${paramsStruct(CHUNK_STATE_PARAMS)}
 @group(0) @binding(0) var<storage, read> u: array<f16>;
 @group(0) @binding(1) var<storage, read> w: array<f16>;

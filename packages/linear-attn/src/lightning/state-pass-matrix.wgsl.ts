@@ -122,8 +122,7 @@ export function statePassMatrixWgsl(c: StatePassConfig): string {
     frag
       .map((f) => `subgroupMatrixStore<row_major>(&${target}, ${offset} + ${f * 16}u, acc${f}, p.dv);`)
       .join('\n      ');
-  return `${enables({ subgroupMatrix: true })}
-${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
+  return `${enables({ subgroupMatrix: true, subgroupSizeControl: c.pinSubgroupSize })}
 ${paramsStruct(STATE_PASS_PARAMS)}
 @group(0) @binding(0) var<storage, read> u: array<vec4<f16>>;
 @group(0) @binding(1) var<storage, read> w: array<vec4<f16>>;

@@ -129,8 +129,7 @@ ${range(R)
   };
   const at = (k: number) => `((li + ${k * threads}u) / TILE) * ${st.s}u + (li + ${k * threads}u) % TILE`;
 
-  return `${enables({ subgroupMatrix: true })}
-${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
+  return `${enables({ subgroupMatrix: true, subgroupSizeControl: c.pinSubgroupSize })}
 ${paramsStruct(MASKED_PARAMS)}
 ${TO_F16_WGSL}
 @group(0) @binding(0) var<storage, read> q: array<vec4<f16>>;

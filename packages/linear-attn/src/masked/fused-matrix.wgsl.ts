@@ -244,8 +244,7 @@ ${range(R)
   const stage = (src: string, first: string, count: number, width: number, heads: string, head: string) =>
     stageTokenRowsWgsl({ src, first, count, width, heads, head, stride: st.x });
 
-  return `${enables({ subgroupMatrix: true })}
-${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
+  return `${enables({ subgroupMatrix: true, subgroupSizeControl: c.pinSubgroupSize })}
 ${paramsStruct(MASKED_PARAMS)}
 ${TO_F16_WGSL}
 @group(0) @binding(0) var<storage, read> x: array<vec4<f16>>;

@@ -342,8 +342,7 @@ ${querySteps
       ),
     )
     .join('\n');
-  return `${enables({ subgroupMatrix: true })}
-${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
+  return `${enables({ subgroupMatrix: true, subgroupSizeControl: c.pinSubgroupSize })}
 ${paramsStruct(MLA_ATTENTION_PARAMS)}
 @group(0) @binding(0) var<storage, read> ql: array<${holdQuery ? word : 'f16'}>;
 @group(0) @binding(1) var<storage, read> qpe: array<${holdQuery ? word : 'f16'}>;

@@ -65,8 +65,7 @@ export function mlaEpilogueMatrixWgsl(c: MlaEpilogueMatrixConfig): string {
   const columns = c.dv / F;
   const { left, right, result } = subgroupMatrixTypes({ M: F, N: F, K: F });
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-  return `${enables({ subgroupMatrix: true })}
-${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
+  return `${enables({ subgroupMatrix: true, subgroupSizeControl: c.pinSubgroupSize })}
 ${paramsStruct(MLA_EPILOGUE_MATRIX_PARAMS)}
 @group(0) @binding(0) var<storage, read> latent: array<f16>;
 @group(0) @binding(1) var<storage, read> wuv: array<f16>;

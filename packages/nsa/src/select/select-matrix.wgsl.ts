@@ -262,8 +262,7 @@ export function selectMatrixWgsl(c: SelectMatrixConfig): string {
     ),
   ].join('\n');
 
-  return `${enables({ subgroupMatrix: true })}
-${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
+  return `${enables({ subgroupMatrix: true, subgroupSizeControl: c.pinSubgroupSize })}
 ${streaming ? `${STREAMING_DIAGNOSTIC}\n` : ''}${paramsStruct(SELECT_PARAMS)}
 @group(0) @binding(0) var<storage, read> q: array<${direct ? 'f16' : 'vec4<f16>'}>;
 @group(0) @binding(1) var<storage, read> cmpK: array<${rowVectorType(c.wideLoads)}>;

@@ -22,6 +22,7 @@ import {
   type StagingSet,
   stageRowsVec4Set,
   stageRowsVec4Wgsl,
+  subgroupMainWgsl,
   subgroupMatrixTypes,
   unrolledStagingSetsWgsl,
   WORKGROUP_INDEX_WGSL,
@@ -38,7 +39,6 @@ import {
 import { SELECTED_PARAMS } from './selected.wgsl.js';
 import {
   type SelectedMatrixConfig,
-  selectedEntryWgsl,
   selectedKeyTilesLoopWgsl,
   tokenOfWorkgroupWgsl,
 } from './selected-matrix.wgsl.js';
@@ -213,8 +213,7 @@ export function rowBindings(c: SelectedMatrixConfig): Record<'q' | 'k' | 'v' | '
 
 /** Header shared by the three kernels: extensions, params, the sequence lookup, the entry point. */
 export function header(c: SelectedMatrixConfig, bindings: string[]): string {
-  return `${enables({ subgroupMatrix: true })}
-${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
+  return `${enables({ subgroupMatrix: true, subgroupSizeControl: c.pinSubgroupSize })}
 ${paramsStruct(SELECTED_MATRIX_BACKWARD_PARAMS)}
 ${bindings.map((b, i) => `@group(0) @binding(${i}) var<storage, ${b};`).join('\n')}
 @group(0) @binding(${bindings.length}) var<uniform> p: Params;
@@ -397,7 +396,7 @@ var<workgroup> Ds: array<f32, ${rows * st.s}>;
 ${rowStatsArraysWgsl(rows)}
 var<workgroup> Xout: array<f32, ${subgroups * M * st.out}>;
 
-${selectedEntryWgsl(c, threads)}
+${subgroupMainWgsl(threads, c)}
 ${tokenOfWorkgroupWgsl(c)}
   let sgc = min(sg, SUBGROUPS - 1u);
   ${tokenRowsWgsl(c, 'Ks', 'Vs')}
@@ -500,7 +499,7 @@ var<workgroup> Ps: array<f16, ${rows * st.p}>;
 ${rowStatsArraysWgsl(rows)}
 var<workgroup> Xout: array<f32, ${subgroups * M * st.out}>;
 
-${selectedEntryWgsl(c, threads)}
+${subgroupMainWgsl(threads, c)}
 ${CHUNK_OF_LIST_WGSL}
   let sgc = min(sg, SUBGROUPS - 1u);
   let scale2 = p.scale * LOG2E;

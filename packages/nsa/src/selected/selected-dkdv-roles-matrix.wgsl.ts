@@ -20,7 +20,12 @@
  * d = 128 over two column splits that takes 32-key tiles from 37.1 to 28.6 KiB of workgroup
  * memory and 16-key tiles to 15.1, under the H200's first step (core's workgroup-memory-steps.ts).
  */
-import { stageRowsVec4Set, subgroupMatrixTypes, unrolledStagingSetsWgsl } from '@webattn/core';
+import {
+  stageRowsVec4Set,
+  subgroupMainWgsl,
+  subgroupMatrixTypes,
+  unrolledStagingSetsWgsl,
+} from '@webattn/core';
 import { groupRowsOf } from '../matrix.wgsl.js';
 import {
   CHUNK_OF_LIST_WGSL,
@@ -36,7 +41,6 @@ import {
   strides,
 } from './selected-backward-matrix.wgsl.js';
 import type { SelectedMatrixConfig } from './selected-matrix.wgsl.js';
-import { selectedEntryWgsl } from './selected-matrix.wgsl.js';
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
@@ -206,7 +210,7 @@ var<workgroup> SD: array<f32, ${2 * c.columnSplits * scoreSection}>;
 var<workgroup> PD: array<f16, ${2 * probHalf}>;
 ${rowStatsArraysWgsl(rows)}
 
-${selectedEntryWgsl(c, threads)}
+${subgroupMainWgsl(threads, c)}
 ${CHUNK_OF_LIST_WGSL}
 ${roleSliceWgsl(subgroups)}
   let role = (sgc / SLICES) % 2u;

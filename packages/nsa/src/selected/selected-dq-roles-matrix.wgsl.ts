@@ -17,6 +17,7 @@ import {
   fragmentGridNames,
   prefetchedStagingSetsWgsl,
   stageRowsVec4Set,
+  subgroupMainWgsl,
   subgroupMatrixTypes,
   unrolledStagingSetsWgsl,
 } from '@webattn/core';
@@ -36,7 +37,6 @@ import {
 } from './selected-backward-matrix.wgsl.js';
 import {
   type SelectedMatrixConfig,
-  selectedEntryWgsl,
   selectedKeyTilesLoopWgsl,
   selectedPrefetchedKeyTilesLoopWgsl,
   tokenOfWorkgroupWgsl,
@@ -134,7 +134,7 @@ var<workgroup> X: array<f16, ${2 * half}>;
 var<workgroup> SD: array<f32, ${2 * scoreHalf}>;
 ${rowStatsArraysWgsl(rows)}
 
-${selectedEntryWgsl(c, threads)}
+${subgroupMainWgsl(threads, c)}
 ${tokenOfWorkgroupWgsl(c)}
 ${roleSliceWgsl(subgroups)}
   let role = sgc / SLICES;

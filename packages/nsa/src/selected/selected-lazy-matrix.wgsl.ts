@@ -29,6 +29,7 @@ import {
   type StagedRowsVec4,
   stageRowsVec4Set,
   stageRowsVec4Wgsl,
+  subgroupMainWgsl,
   subgroupMatrixTypes,
   throughScoresWgsl,
   tileScoresWgsl,
@@ -40,7 +41,6 @@ import { NSA_SEQUENCE_WGSL } from '../layout.js';
 import { groupRowsOf, keyRowsOf, loadFragmentsWgsl } from '../matrix.wgsl.js';
 import {
   type SelectedMatrixConfig,
-  selectedEntryWgsl,
   selectedForwardHeaderWgsl,
   selectedKeyTilesLoopWgsl,
   slotBlockWgsl,
@@ -258,7 +258,7 @@ ${NSA_SEQUENCE_WGSL}
 
 ${WORKGROUP_INDEX_WGSL}
 
-${selectedEntryWgsl(c, threads)}
+${subgroupMainWgsl(threads, c)}
 ${tokenOfWorkgroupWgsl(c)}
   // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
   let sgc = min(sg, SUBGROUPS - 1u);

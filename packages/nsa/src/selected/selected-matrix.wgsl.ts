@@ -119,8 +119,7 @@ export function selectedForwardHeaderWgsl(
   output: string,
   workgroup: { rows: number; subgroups: number },
 ): string {
-  return `${enables({ subgroupMatrix: true })}
-${c.pinSubgroupSize ? 'enable subgroup_size_control;' : ''}
+  return `${enables({ subgroupMatrix: true, subgroupSizeControl: c.pinSubgroupSize })}
 ${paramsStruct(SELECTED_PARAMS)}
 @group(0) @binding(0) var<storage, read> q: array<vec4<f16>>;
 @group(0) @binding(1) var<storage, read> k: array<${rowVectorType(c.wideLoads)}>;
@@ -137,14 +136,6 @@ const ROWS = ${workgroup.rows}u;
 const TILE = ${c.tile}u;
 const SUBGROUPS = ${workgroup.subgroups}u;
 const LOG2E = 1.4426950408889634;`;
-}
-
-/** The entry point of the kernels with one workgroup per (token, KV head), up to its opening brace. */
-export function selectedEntryWgsl(
-  c: Pick<SelectedMatrixConfig, 'pinSubgroupSize' | 'subgroupSize'>,
-  threads: number,
-): string {
-  return subgroupMainWgsl(threads, c);
 }
 
 /** How the work divides: key slices, each over `parts` of d, one subgroup per (slice, part). */
@@ -414,7 +405,7 @@ ${NSA_SEQUENCE_WGSL}
 
 ${WORKGROUP_INDEX_WGSL}
 
-${selectedEntryWgsl(c, threads)}
+${subgroupMainWgsl(threads, c)}
 ${tokenOfWorkgroupWgsl(c)}
   // Narrower subgroups than built for would add subgroups: they repeat the last one's work.
   let sgc = min(sg, SUBGROUPS - 1u);${
