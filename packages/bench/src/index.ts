@@ -5,7 +5,7 @@
  */
 export { adapterLine, type DeviceOptions, isCpuAdapter, openGpu } from './adapter.js';
 export { reportSvg } from './bench/svg.js';
-export { reportMarkdown, throughputMarkdown, timingMarkdown } from './bench/table.js';
+export { hostTimeMarkdown, reportMarkdown, throughputMarkdown, timingMarkdown } from './bench/table.js';
 export type { BenchReport, BenchTable, Cell, Implementation, PreparedRun, TableSpec } from './bench/types.js';
 export { type BenchFlags, benchCommand, CPU_BANNER } from './commands/bench.js';
 export { infoReport } from './commands/info.js';

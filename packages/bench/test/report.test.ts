@@ -8,6 +8,7 @@ import { mergeBaselines, readBaselines } from '../src/bench/torch.js';
 import {
   type BenchReport,
   type BenchTable,
+  hostTimeMarkdown,
   reportMarkdown,
   reportSvg,
   throughputMarkdown,
@@ -54,6 +55,27 @@ describe('markdown tables', () => {
     // 2·1024³ flops in 2 ms = 1.07 TFLOPS (3 significant digits); the best column is 1.07 % of a 100 TFLOPS ceiling.
     expect(md.split('\n')[2]).toBe('| 1024 | 0.268 | 1.07 | 1.1 % |');
     expect(throughputMarkdown({ ...table(), flops: undefined } as BenchTable)).toBeUndefined();
+  });
+
+  it('give host times per call only for tables that ask for them, and a dash where a cell has none', () => {
+    const t = table();
+    t.rows[0]!.cells.slow!.hostMs = 0.75;
+    t.rows[0]!.cells.fast!.hostMs = 0.0625;
+    expect(hostTimeMarkdown(t)).toBeUndefined();
+    const lines = hostTimeMarkdown({ ...t, hostTimes: true })!.split('\n');
+    expect(lines[2]).toBe('| n | slow host ms | fast host ms |');
+    expect(lines[4]).toBe('| 1024 | 0.750 | 0.063 |');
+    expect(lines[5]).toBe('| 2048 | — | — |');
+    const report: BenchReport = {
+      tool: 'webattn',
+      date: '2026-12-02T00:00:00.000Z',
+      adapter: 'test adapter',
+      cpuAdapter: false,
+      iterations: 3,
+      ceilings: {},
+      tables: [{ ...t, hostTimes: true }],
+    };
+    expect(reportMarkdown(report)).toContain('| 1024 | 0.750 | 0.063 |');
   });
 });
 

@@ -110,6 +110,7 @@ export {
   SPLIT_K_MAX_ROWS,
   selectMatmulVariant,
 } from './matmul/matmul.js';
+export { memoizeWgsl } from './memoize-wgsl.js';
 export type { NodeBackend } from './node-instance.js';
 export { type ParamLayout, type ParamType, packParams, paramsStruct } from './params.js';
 export type { PipelineCache } from './pipeline-cache.js';

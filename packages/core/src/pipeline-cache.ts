@@ -7,26 +7,39 @@ import { misalignedWorkgroupVariables } from './workgroup-alignment.js';
 
 /** Creates and caches compute pipelines, turning compile errors into readable exceptions. */
 export class PipelineCache {
-  private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
+  /**
+   * By entry point, then by source. The source is the key as it is, not joined with the entry
+   * point: a string the engine has hashed once (a generator's memoized result, see `memoizeWgsl`)
+   * is found again without reading its tens of kilobytes, where a joined key is a new string to
+   * hash on every launch.
+   */
+  private readonly pipelines = new Map<string, Map<string, Promise<GPUComputePipeline>>>();
 
   constructor(private readonly device: GPUDevice) {}
 
   /** The pipeline for `code`'s `entryPoint`, compiled on first request. */
   get(code: string, label: string, entryPoint = 'main'): Promise<GPUComputePipeline> {
-    const key = `${entryPoint}\n${code}`;
-    let pipeline = this.pipelines.get(key);
+    let bySource = this.pipelines.get(entryPoint);
+    if (!bySource) {
+      bySource = new Map();
+      this.pipelines.set(entryPoint, bySource);
+    }
+    let pipeline = bySource.get(code);
     if (!pipeline) {
       pipeline = this.compile(code, label, entryPoint);
       // A failed compile is not cached: the caller sees the error, and a retry compiles again.
-      pipeline.catch(() => this.pipelines.delete(key));
-      this.pipelines.set(key, pipeline);
+      const cached = bySource;
+      pipeline.catch(() => cached.delete(code));
+      bySource.set(code, pipeline);
     }
     return pipeline;
   }
 
   /** Number of distinct pipelines compiled so far. */
   get size(): number {
-    return this.pipelines.size;
+    let count = 0;
+    for (const bySource of this.pipelines.values()) count += bySource.size;
+    return count;
   }
 
   private async compile(code: string, label: string, entryPoint: string): Promise<GPUComputePipeline> {

@@ -20,6 +20,12 @@ export interface Measurement {
    * passes), so a run's time can be split by stage.
    */
   kernels?: Record<string, number>[];
+  /**
+   * Median host time of the timed iterations in ms: how long `run` took to return, i.e. to record
+   * its GPU work (JavaScript and the WebGPU implementation's encoding), not counting the submit or
+   * the GPU. A decode step whose host time exceeds its GPU time is bound by the host.
+   */
+  hostMedian: number;
 }
 
 /** Options for {@link measure}. */
@@ -125,26 +131,29 @@ export async function timeOnce(
   gpu: Gpu,
   run: () => Promise<void> | void,
   wallClock = false,
-): Promise<{ ms: number; source: TimeSource; kernels?: Record<string, number> }> {
+): Promise<{ ms: number; source: TimeSource; kernels?: Record<string, number>; hostMs: number }> {
   await gpu.sync();
   if (gpu.caps.timestamps && !wallClock) {
     const recorder = new PassTimestamps(gpu);
     gpu.recorder = recorder;
+    const start = performance.now();
     try {
       await run();
     } finally {
       gpu.recorder = null;
     }
+    const hostMs = performance.now() - start;
     gpu.submit();
     const span = await recorder.span();
     await gpu.sync();
-    if (span !== undefined) return { ms: span.ms, source: 'timestamp', kernels: span.kernels };
+    if (span !== undefined) return { ms: span.ms, source: 'timestamp', kernels: span.kernels, hostMs };
     // No pass recorded or too many: fall through to a wall-clock run of the same work.
   }
   const start = performance.now();
   await run();
+  const hostMs = performance.now() - start;
   await gpu.sync();
-  return { ms: performance.now() - start, source: 'wall' };
+  return { ms: performance.now() - start, source: 'wall', hostMs };
 }
 
 /** Times `run` over several iterations after a warm-up; median, min and max in ms. */
@@ -168,23 +177,29 @@ export async function measure(
   const affordable = runMs > 0 ? Math.floor(budgetMs / runMs) : iters;
   const timed = Math.max(1, Math.min(iters, affordable));
   const samples: number[] = [];
+  const hostSamples: number[] = [];
   const kernels: Record<string, number>[] = [];
   let source: TimeSource = 'timestamp';
   for (let i = 0; i < timed; i++) {
     const t = await timeOnce(gpu, run, wallClock);
     samples.push(t.ms);
+    hostSamples.push(t.hostMs);
     if (t.kernels) kernels.push(t.kernels);
     if (t.source === 'wall') source = 'wall';
   }
   const sorted = [...samples].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
   return {
     source,
     samples,
-    median,
+    median: medianOfSorted(sorted),
     min: sorted[0]!,
     max: sorted[sorted.length - 1]!,
     ...(kernels.length === samples.length && { kernels }),
+    hostMedian: medianOfSorted([...hostSamples].sort((a, b) => a - b)),
   };
+}
+
+function medianOfSorted(sorted: readonly number[]): number {
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }

@@ -198,6 +198,7 @@ export function mlaTables(gpu: Gpu, options: SuiteOptions): TableSpec[] {
     ],
     bytes: (n) => batch * n * (d.r + d.dr) * (tierDtype(best) === 'f16' ? 2 : 4),
     bytesLabel: 'latent-cache bytes read',
+    hostTimes: true,
     notes: () => [memoryNote, tilingNote(gpu, d, batch, caches, best)],
   }));
   const prefillSizes = options.sizes ?? (options.cpu ? CPU_PREFILL : GPU_PREFILL);

@@ -91,5 +91,6 @@ export function nsaDecodeTable(
     sizeLabel: 'cached tokens',
     sizes,
     implementations: tiers.flatMap((t) => [nsaDecodeColumn(c, batch, t), denseDecodeColumn(c, batch, t)]),
+    hostTimes: true,
   };
 }

@@ -48,6 +48,7 @@ export async function runTables(
       if (spec.bytesLabel) table.bytesLabel = spec.bytesLabel;
       if (spec.stages) table.stages = true;
       if (spec.externalFrom) table.externalFrom = spec.externalFrom;
+      if (spec.hostTimes) table.hostTimes = true;
       for (const size of spec.sizes) {
         const row: BenchTable['rows'][number] = { size, cells: {} };
         for (const impl of spec.implementations) {
@@ -66,7 +67,14 @@ export async function runTables(
               });
               const cell: Cell | undefined = impl.kernels
                 ? stageCell(m, impl.kernels)
-                : { ms: m.median, min: m.min, max: m.max, runs: m.samples.length, source: m.source };
+                : {
+                    ms: m.median,
+                    min: m.min,
+                    max: m.max,
+                    runs: m.samples.length,
+                    source: m.source,
+                    hostMs: m.hostMedian,
+                  };
               if (cell) row.cells[impl.name] = cell;
             }
           } catch (error) {

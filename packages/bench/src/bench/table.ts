@@ -92,6 +92,31 @@ export function bandwidthMarkdown(table: BenchTable, streamingGBps?: number): st
   return lines.join('\n');
 }
 
+/**
+ * Each column's host time per call (the median time the call took to return, recording its GPU
+ * work), for tables that ask for it; undefined otherwise or where no cell has one.
+ */
+export function hostTimeMarkdown(table: BenchTable): string | undefined {
+  if (!table.hostTimes) return undefined;
+  const columns = table.columns.filter((c) => table.rows.some((r) => r.cells[c]?.hostMs !== undefined));
+  if (columns.length === 0) return undefined;
+  const header = [table.sizeLabel, ...columns.map((c) => `${c} host ms`)];
+  const lines = [
+    'Host time per call: how long the call took to return, recording its GPU work (JavaScript and the WebGPU implementation), apart from the GPU time above. Steps run back to back take the longer of the two.',
+    '',
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => ' ---: |').join('')}`,
+  ];
+  for (const row of table.rows) {
+    const cells = columns.map((c) => {
+      const host = row.cells[c]?.hostMs;
+      return host === undefined ? '—' : ms(host);
+    });
+    lines.push(`| ${[row.size, ...cells].join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
 /** Whether any cell of the tables was measured with fewer runs than the report's iterations. */
 export function hasFewerRuns(report: BenchReport): boolean {
   return report.tables.some((t) =>
@@ -117,7 +142,10 @@ export function reportHeaderMarkdown(report: BenchReport): string {
   return `${parts.join('\n')}\n`;
 }
 
-/** One table of a report: its timings, then throughput or bandwidth where it has them, then its notes. */
+/**
+ * One table of a report: its timings, then throughput or bandwidth where it has them, host times
+ * where it asks for them, then its notes.
+ */
 export function tableSectionMarkdown(
   table: BenchTable,
   report: Pick<BenchReport, 'iterations' | 'ceilings'>,
@@ -128,6 +156,8 @@ export function tableSectionMarkdown(
   if (throughput) parts.push('', throughput);
   const bandwidth = bandwidthMarkdown(table, c.streamingGBps);
   if (bandwidth) parts.push('', bandwidth);
+  const host = hostTimeMarkdown(table);
+  if (host) parts.push('', host);
   if (table.notes?.length) parts.push('', ...table.notes);
   return `${parts.join('\n')}\n`;
 }

@@ -45,6 +45,11 @@ export interface TableSpec {
   externalFrom?: string;
   /** Markdown lines printed under the table, built once it has run (e.g. memory measured while preparing). */
   notes?: () => string[];
+  /**
+   * Print each cell's host time per call under the table: for decode steps, whose GPU time can be
+   * shorter than the time the host takes to record them.
+   */
+  hostTimes?: boolean;
 }
 
 /** One measured (or merged) cell. */
@@ -55,6 +60,8 @@ export interface Cell {
   /** Timed runs behind the median (fewer than asked for where a run is slow). */
   runs?: number;
   source: 'timestamp' | 'wall' | 'external';
+  /** Median host time per call in ms: recording its GPU work (see core's `Measurement.hostMedian`). */
+  hostMs?: number;
 }
 
 /** A measured table: rows are sizes, columns implementations. */
@@ -77,6 +84,8 @@ export interface BenchTable {
   externalFrom?: string;
   /** Markdown lines printed under the table. */
   notes?: string[];
+  /** Its cells' host times are printed (see {@link TableSpec.hostTimes}). */
+  hostTimes?: boolean;
 }
 
 /** Everything one `webattn bench` run produced. */

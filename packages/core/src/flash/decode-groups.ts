@@ -11,11 +11,15 @@
 import { dispatch, WORKGROUP_INDEX_WGSL } from '../dispatch.js';
 import type { Dtype } from '../dtype.js';
 import type { Gpu } from '../gpu.js';
+import { memoizeWgsl } from '../memoize-wgsl.js';
 import { type ParamLayout, paramsStruct } from '../params.js';
 import type { Tensor } from '../tensor.js';
 import { enables } from '../wgsl.js';
 import { LSE_INDEX_WGSL } from './common.wgsl.js';
 import { type FlashProblem, hasKeyBlocks } from './problem.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const groupPermuteCode = memoizeWgsl(groupPermuteWgsl);
 
 /** Invocations per workgroup of the permutations. */
 const WORKGROUP = 256;
@@ -133,7 +137,7 @@ function groupParams(p: FlashProblem) {
 export async function groupQueries(gpu: Gpu, p: FlashProblem, q: Tensor, grouped: Tensor): Promise<void> {
   await dispatch(gpu, {
     label: `flash decode group queries d=${p.d}`,
-    code: groupPermuteWgsl({ dtype: q.dtype, width: p.d, toGrouped: true }),
+    code: groupPermuteCode({ dtype: q.dtype, width: p.d, toGrouped: true }),
     buffers: [q, grouped],
     params: groupParams(p),
     workgroups: Math.ceil((p.sequences.length * p.hq * p.d) / WORKGROUP),
@@ -150,7 +154,7 @@ export async function ungroupOutputs(
 ): Promise<void> {
   await dispatch(gpu, {
     label: `flash decode ungroup outputs dv=${p.dv}`,
-    code: groupPermuteWgsl({ dtype: o.dtype, width: p.dv, toGrouped: false }),
+    code: groupPermuteCode({ dtype: o.dtype, width: p.dv, toGrouped: false }),
     buffers: [grouped.o, o, grouped.lse, lse],
     params: groupParams(p),
     workgroups: Math.ceil((p.sequences.length * p.hq * p.dv) / WORKGROUP),

@@ -11,6 +11,7 @@ import { bytesPerElement } from '../dtype.js';
 import { check } from '../errors.js';
 import type { Gpu } from '../gpu.js';
 import { matrixSubgroupSize, preferredMatrixConfig } from '../matmul/matmul.js';
+import { memoizeWgsl } from '../memoize-wgsl.js';
 import { Tensor } from '../tensor.js';
 import { pickTier, tierDtype } from '../tiers.js';
 import { workgroupsPerSm } from '../workgroup-memory-steps.js';
@@ -357,8 +358,8 @@ export function matrixBackwardKernels(
 }
 
 const DKDV_KERNELS: RoleSplitKernels = {
-  plain: flashDkDvMatrixWgsl,
-  split: flashDkDvRolesMatrixWgsl,
+  plain: memoizeWgsl(flashDkDvMatrixWgsl),
+  split: memoizeWgsl(flashDkDvRolesMatrixWgsl),
   splitUnsupported: matrixDkDvRolesUnsupported,
   splitSharedBytes: matrixDkDvRolesSharedBytes,
   splitSubgroups: roleSplitSubgroups,
@@ -366,8 +367,8 @@ const DKDV_KERNELS: RoleSplitKernels = {
 };
 
 const DQ_KERNELS: RoleSplitKernels = {
-  plain: flashDqMatrixWgsl,
-  split: flashDqRolesMatrixWgsl,
+  plain: memoizeWgsl(flashDqMatrixWgsl),
+  split: memoizeWgsl(flashDqRolesMatrixWgsl),
   splitUnsupported: matrixDqRolesUnsupported,
   splitSharedBytes: matrixDqRolesSharedBytes,
   splitSubgroups: roleSplitSubgroups,
@@ -568,6 +569,12 @@ export function flashForwardVariantWgsl(variant: FlashForwardVariant): string {
     : flashForwardWgsl(variant.config);
 }
 
+// Each launch's kernels, written once per configuration (see memoizeWgsl).
+const flashForwardCode = memoizeWgsl(flashForwardVariantWgsl);
+const flashDeltaCode = memoizeWgsl(flashDeltaWgsl);
+const flashDqCode = memoizeWgsl(flashDqWgsl);
+const flashDkDvCode = memoizeWgsl(flashDkDvWgsl);
+
 /** The meta table as a tensor; u32 words travel in an f32-typed tensor, only their bits matter. */
 function metaTensor(gpu: Gpu, meta: LaunchMeta): Tensor {
   return Tensor.from(gpu, new Float32Array(meta.words.buffer, meta.words.byteOffset, meta.words.length), [
@@ -683,7 +690,7 @@ async function launchForward(
   using parts = split.splits > 1 ? splitOutputs(gpu, t.o, t.lse, split) : undefined;
   await dispatch(gpu, {
     label: `flash forward ${variant.kind} [${tier}] d=${problem.d} dv=${problem.dv}${keyBlocksLabel(problem)}${parts ? ` split-KV ${split.splits}x${split.splitKeys}` : ''}`,
-    code: flashForwardVariantWgsl(variant),
+    code: flashForwardCode(variant),
     buffers: [t.q, t.k, t.v, metaBuffer, parts?.o ?? t.o, parts?.lse ?? t.lse],
     params: paramsFor(problem, meta, 0, splitParams(problem, t.lse.size, split)),
     workgroups: meta.tiles * problem.hq * split.splits,
@@ -744,7 +751,7 @@ export async function flashAttentionBackward(
   using stats = Tensor.empty(gpu, [2, lse.size], 'f32');
   const { dq: dqKernel, dkDv: dkDvKernel } = matrix
     ? matrixBackwardKernels(gpu.caps, matrix, longestQueryRows(problem), longestKeyRows(problem))
-    : { dq: { code: flashDqWgsl(config), rows }, dkDv: { code: flashDkDvWgsl(config), rows } };
+    : { dq: { code: flashDqCode(config), rows }, dkDv: { code: flashDkDvCode(config), rows } };
   const qMeta = launchMeta(problem, rows, 'q');
   const kMeta = launchMeta(problem, dkDvKernel.rows, 'k');
   // The dQ kernel's query tiles, where its row groups make them taller than the delta pass's.
@@ -761,7 +768,7 @@ export async function flashAttentionBackward(
       } else {
         await dispatch(gpu, {
           label: `flash backward delta ${label}`,
-          code: flashDeltaWgsl({ ...config, rows }),
+          code: flashDeltaCode({ ...config, rows }),
           buffers: [o, dO, lse, qMetaBuffer, stats],
           params: paramsFor(problem, qMeta, lse.size),
           workgroups: qMeta.tiles * problem.hq,

@@ -7,9 +7,13 @@
  */
 import { dispatch } from '../dispatch.js';
 import type { Gpu } from '../gpu.js';
+import { memoizeWgsl } from '../memoize-wgsl.js';
 import { Tensor } from '../tensor.js';
 import { type FlashProblem, keyRangeLength } from './problem.js';
 import { SPLIT_COMBINE_PARAMS, splitCombineWgsl } from './split-combine.wgsl.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const splitCombineCode = memoizeWgsl(splitCombineWgsl);
 
 /** When and how finely the forward splits its keys. */
 export interface SplitKvSettings {
@@ -122,7 +126,7 @@ export async function combineSplits(
   const rows = p.totalQ * p.hq;
   await dispatch(gpu, {
     label: `flash forward split-KV combine (${split.splits} parts) dv=${p.dv}`,
-    code: splitCombineWgsl({ dtype: o.dtype, dv: p.dv }),
+    code: splitCombineCode({ dtype: o.dtype, dv: p.dv }),
     buffers: [parts.o, parts.lse, o, lse],
     params: {
       layout: SPLIT_COMBINE_PARAMS,

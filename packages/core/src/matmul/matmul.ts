@@ -7,6 +7,7 @@ import { dispatch } from '../dispatch.js';
 import type { Dtype } from '../dtype.js';
 import { check, WebAttnError } from '../errors.js';
 import type { Gpu } from '../gpu.js';
+import { memoizeWgsl } from '../memoize-wgsl.js';
 import { Tensor } from '../tensor.js';
 import { pickTier, tierDtype } from '../tiers.js';
 import { MATMUL_PARAMS } from './layout.js';
@@ -50,6 +51,9 @@ export function matmulWgsl(variant: MatmulVariant): string {
       return subgroupMatrixMatmulWgsl(variant);
   }
 }
+
+/** {@link matmulWgsl}, written once per variant (see memoizeWgsl). */
+const matmulCode = memoizeWgsl(matmulWgsl);
 
 /** A name for a variant, for labels and `webattn verify` lines. */
 export function matmulVariantName(v: MatmulVariant): string {
@@ -204,7 +208,7 @@ export async function launchMatmul(
   b: Tensor,
   c: Tensor,
   problem: MatmulProblem,
-  code: string = matmulWgsl(variant),
+  code: string = matmulCode(variant),
 ): Promise<void> {
   const { batch, M, N } = problem;
   if (c.size === 0) return;

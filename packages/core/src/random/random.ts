@@ -6,8 +6,12 @@ import { dispatch } from '../dispatch.js';
 import type { Dtype } from '../dtype.js';
 import { check } from '../errors.js';
 import type { Gpu } from '../gpu.js';
+import { memoizeWgsl } from '../memoize-wgsl.js';
 import { Tensor } from '../tensor.js';
 import { RANDOM_PARAMS, RANDOM_THREADS, type RandomDistribution, randomWgsl } from './random.wgsl.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const randomCode = memoizeWgsl(randomWgsl);
 
 /** Options of {@link randomNormal}. */
 export interface RandomNormalOptions {
@@ -42,7 +46,7 @@ async function fill(
   try {
     await dispatch(gpu, {
       label: `random ${distribution}`,
-      code: randomWgsl(dtype, distribution),
+      code: randomCode(dtype, distribution),
       buffers: [out],
       params: { layout: RANDOM_PARAMS, values: { count: out.size, seed, parameter } },
       workgroups: Math.max(1, Math.ceil(Math.ceil(out.size / 2) / RANDOM_THREADS)),

@@ -3,11 +3,14 @@
  * `S ← λ_h S + kᵀ v`, `o = scale · q S`. Fed the final state of a prefix, its output is the last row
  * of {@link lightningAttention} over the prefix and the token.
  */
-import { check, dispatch, type Gpu, pickTier, Tensor, type Tier } from '@webattn/core';
+import { check, dispatch, type Gpu, memoizeWgsl, pickTier, Tensor, type Tier } from '@webattn/core';
 import { overflowed, overflowFlag } from '../lightning/kernels.js';
 import { throwF16Overflow } from '../lightning/lightning-forward.js';
 import { checkDtype, checkShape, checkTensor, resolveDecays, resolveScale } from '../lightning/options.js';
 import { DECODE_PARAMS, DECODE_WORKGROUP, lightningDecodeWgsl } from './decode.wgsl.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const lightningDecodeCode = memoizeWgsl(lightningDecodeWgsl);
 
 /** Options of {@link lightningDecode}. */
 export interface LightningDecodeOptions {
@@ -106,7 +109,7 @@ export async function lightningDecode(
     if (count > 0) {
       await dispatch(gpu, {
         label: 'lightning decode',
-        code: lightningDecodeWgsl({ dtype: q.dtype, inPlace, checkFinite }),
+        code: lightningDecodeCode({ dtype: q.dtype, inPlace, checkFinite }),
         buffers: [q, k, v, decayTensor, state, ...(inPlace ? [] : [next]), ...(flag ? [flag] : []), o],
         params: {
           layout: DECODE_PARAMS,

@@ -5,6 +5,7 @@ import {
   dispatch,
   type Gpu,
   matrixSubgroupSize,
+  memoizeWgsl,
   preferredMatrixConfig,
   Tensor,
 } from '@webattn/core';
@@ -34,6 +35,15 @@ import {
 } from './normalize.wgsl.js';
 import type { LightningPlan } from './options.js';
 import { SCAN_PARAMS, SCAN_WORKGROUP, scanWgsl, scanWidth } from './scan.wgsl.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const chunkOutputMatrixCode = memoizeWgsl(chunkOutputMatrixWgsl);
+const chunkOutputCode = memoizeWgsl(chunkOutputWgsl);
+const chunkStateMatrixCode = memoizeWgsl(chunkStateMatrixWgsl);
+const chunkStateCode = memoizeWgsl(chunkStateWgsl);
+const l2NormalizeBackwardCode = memoizeWgsl(l2NormalizeBackwardWgsl);
+const l2NormalizeCode = memoizeWgsl(l2NormalizeWgsl);
+const scanCode = memoizeWgsl(scanWgsl);
 
 /** What every launch of a call reads besides its operands: the table of sequences, chunks and decays. */
 export interface PlanTensors {
@@ -165,8 +175,8 @@ export async function chunkStates(
       await dispatch(gpu, {
         label: `lightning chunk ${backward ? 'dstates' : 'states'}${matrix ? ' tensor-core' : ''}`,
         code: matrix
-          ? chunkStateMatrixWgsl({ chunkSize: plan.chunkSize, backward, checkFinite, ...matrix })
-          : chunkStateWgsl({ dtype: plan.dtype, chunkSize: plan.chunkSize, backward }),
+          ? chunkStateMatrixCode({ chunkSize: plan.chunkSize, backward, checkFinite, ...matrix })
+          : chunkStateCode({ dtype: plan.dtype, chunkSize: plan.chunkSize, backward }),
         buffers: [u, w, t.table, part.states, ...(checkFinite && overflow ? [overflow] : [])],
         params: {
           layout: CHUNK_STATE_PARAMS,
@@ -233,7 +243,7 @@ export async function scanStates(
   if (count === 0) return end;
   await dispatch(gpu, {
     label: options.reverse ? 'lightning reverse scan' : 'lightning scan',
-    code: scanWgsl({
+    code: scanCode({
       reverse: options.reverse,
       hasStart: options.start !== undefined,
       writeEnd: options.writeEnd,
@@ -289,8 +299,8 @@ export async function chunkOutput(
   const matrix = plan.tier === 'subgroup-matrix' ? matrixKernelFor(gpu.caps, plan.chunkSize) : undefined;
   const zTiles = Math.ceil(dz / (matrix ? MATRIX_COLUMNS : 64));
   const code = matrix
-    ? chunkOutputMatrixWgsl({ dtype, reverse, transposeState, checkFinite, ...matrix })
-    : chunkOutputWgsl({
+    ? chunkOutputMatrixCode({ dtype, reverse, transposeState, checkFinite, ...matrix })
+    : chunkOutputCode({
         dtype: dtype as Dtype,
         chunkSize: plan.chunkSize,
         reverse,
@@ -365,7 +375,7 @@ export async function l2NormalizeRows(gpu: Gpu, x: Tensor): Promise<Tensor> {
   if (rows === 0) return y;
   await dispatch(gpu, {
     label: 'lightning l2 normalize',
-    code: l2NormalizeWgsl(x.dtype),
+    code: l2NormalizeCode(x.dtype),
     buffers: [x, y],
     params: { layout: NORMALIZE_PARAMS, values: { rows, dim, eps: NORMALIZE_EPS } },
     workgroups: Math.ceil(rows / NORMALIZE_WORKGROUP),
@@ -381,7 +391,7 @@ export async function l2NormalizeRowsBackward(gpu: Gpu, x: Tensor, dy: Tensor): 
   if (rows === 0) return dx;
   await dispatch(gpu, {
     label: 'lightning l2 normalize backward',
-    code: l2NormalizeBackwardWgsl(x.dtype),
+    code: l2NormalizeBackwardCode(x.dtype),
     buffers: [x, dy, dx],
     params: { layout: NORMALIZE_PARAMS, values: { rows, dim, eps: NORMALIZE_EPS } },
     workgroups: Math.ceil(rows / NORMALIZE_WORKGROUP),

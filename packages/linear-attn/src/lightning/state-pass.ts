@@ -4,7 +4,7 @@
  * with whole 64 x 64 tiles, one kernel walks the chunks (`state-pass-matrix.wgsl.ts`); elsewhere
  * kernel 1 writes every chunk's own term and kernel 2 scans them.
  */
-import { type Capabilities, dispatch, type Gpu, Tensor } from '@webattn/core';
+import { type Capabilities, dispatch, type Gpu, memoizeWgsl, Tensor } from '@webattn/core';
 import {
   allocateStates,
   type ChunkStates,
@@ -24,6 +24,9 @@ import {
   statePassSharedBytes,
   statePassUnsupported,
 } from './state-pass-matrix.wgsl.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const statePassMatrixCode = memoizeWgsl(statePassMatrixWgsl);
 
 /** What {@link scannedStates} returns: the states, and the end state when asked for. */
 export interface ScannedStates {
@@ -85,7 +88,7 @@ export async function scannedStates(
     if (sequences > 0) {
       await dispatch(gpu, {
         label: `lightning ${backward ? 'dstates' : 'states'} pass tensor-core`,
-        code: statePassMatrixWgsl({
+        code: statePassMatrixCode({
           chunkSize: plan.chunkSize,
           backward,
           checkFinite,

@@ -1,5 +1,5 @@
 /** Host side of the blocked masked linear attention: tiles only, nothing n x n but dm itself. */
-import { dispatch, type Gpu, Tensor } from '@webattn/core';
+import { dispatch, type Gpu, memoizeWgsl, Tensor } from '@webattn/core';
 import { allocateGradients } from './allocate.js';
 import {
   type BlockedProductConfig,
@@ -11,6 +11,10 @@ import {
 import type { MaskedShape } from './masked-call.js';
 import type { MaskedInputs } from './naive.js';
 import { MASKED_PARAMS, maskedParams } from './params.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const blockedDmCode = memoizeWgsl(blockedDmWgsl);
+const blockedProductCode = memoizeWgsl(blockedProductWgsl);
 
 /** Queues one blocked product: `out_i = Σ scale (x_i · y_j) M'_ij z_j` (see blocked.wgsl.ts). */
 async function product(
@@ -26,7 +30,7 @@ async function product(
   const count = s.batch * (config.kvOutput ? s.hkv : s.hq) * tiles;
   await dispatch(gpu, {
     label,
-    code: blockedProductWgsl(config),
+    code: blockedProductCode(config),
     buffers,
     params: { layout: MASKED_PARAMS, values: maskedParams(s, scale, { count, tiles }) },
     workgroups: count,
@@ -70,7 +74,7 @@ export async function blockedDm(
   const count = s.maskBatch * s.maskHeads * tiles * tiles;
   await dispatch(gpu, {
     label: 'masked blocked dm',
-    code: blockedDmWgsl({ dtype: s.dtype, dk: s.dk, dv: s.dv }),
+    code: blockedDmCode({ dtype: s.dtype, dk: s.dk, dv: s.dv }),
     buffers: [x.q, x.k, x.v, dO, dm],
     params: { layout: MASKED_PARAMS, values: maskedParams(s, scale, { count, tiles }) },
     workgroups: count,

@@ -1,6 +1,9 @@
 /** Host side of the non-finite check on f16 results. */
-import { dispatch, type Gpu, Tensor, WebAttnError } from '@webattn/core';
+import { dispatch, type Gpu, memoizeWgsl, Tensor, WebAttnError } from '@webattn/core';
 import { FINITE_PARAMS, FINITE_WORKGROUP, nonFiniteWgsl } from './finite.wgsl.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const nonFiniteCode = memoizeWgsl(nonFiniteWgsl);
 
 /**
  * Throws a `limit-exceeded` WebAttnError (after the caller's cleanup, which `onError` does) when any
@@ -19,7 +22,7 @@ export async function assertFinite(
       const words = Math.ceil(t.byteLength / 4);
       await dispatch(gpu, {
         label: `${op} finite check`,
-        code: nonFiniteWgsl(t.dtype),
+        code: nonFiniteCode(t.dtype),
         buffers: [t, flag],
         params: { layout: FINITE_PARAMS, values: { count: t.size, bit: 2 ** index } },
         workgroups: Math.ceil(words / FINITE_WORKGROUP),

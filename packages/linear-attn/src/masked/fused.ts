@@ -7,6 +7,7 @@ import {
   dispatch,
   type Gpu,
   matrixSubgroupSize,
+  memoizeWgsl,
   preferredMatrixConfig,
   Tensor,
   type Tier,
@@ -23,6 +24,10 @@ import {
 import type { MaskedShape } from './masked-call.js';
 import type { MaskedInputs } from './naive.js';
 import { MASKED_PARAMS, maskedParams } from './params.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const fusedDmCode = memoizeWgsl(fusedDmWgsl);
+const fusedMatrixCode = memoizeWgsl(fusedMatrixWgsl);
 
 /**
  * The tensor-core configuration for products with dot products of `dx` and outputs of `dz` columns
@@ -81,7 +86,7 @@ async function matrixDm(
   const count = s.maskBatch * s.maskHeads * tiles * Math.ceil(s.n / config.tile);
   await dispatch(gpu, {
     label: 'masked fused dm (subgroup matrix)',
-    code: fusedDmWgsl(config),
+    code: fusedDmCode(config),
     buffers: [x.q, x.k, x.v, dO, dm],
     params: { layout: MASKED_PARAMS, values: maskedParams(s, scale, { count, tiles }) },
     workgroups: count,
@@ -111,7 +116,7 @@ async function matrixProduct(
   const count = s.batch * (config.kvOutput ? s.hkv : s.hq) * tiles;
   await dispatch(gpu, {
     label,
-    code: fusedMatrixWgsl(config),
+    code: fusedMatrixCode(config),
     buffers,
     params: { layout: MASKED_PARAMS, values: maskedParams(s, scale, { count, tiles }) },
     workgroups: count,

@@ -1,5 +1,5 @@
 /** Host side of the naive masked linear attention: materialised `[b, hq, n, n]` f32 scores. */
-import { dispatch, type Gpu, type Tensor } from '@webattn/core';
+import { dispatch, type Gpu, memoizeWgsl, type Tensor } from '@webattn/core';
 import { allocate, allocateGradients } from './allocate.js';
 import type { MaskedShape } from './masked-call.js';
 import {
@@ -11,6 +11,13 @@ import {
   naiveScoresWgsl,
 } from './naive.wgsl.js';
 import { MASKED_PARAMS, maskedParams } from './params.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const naiveDmCode = memoizeWgsl(naiveDmWgsl);
+const naiveDqCode = memoizeWgsl(naiveDqWgsl);
+const naiveKvGradCode = memoizeWgsl(naiveKvGradWgsl);
+const naiveOutputCode = memoizeWgsl(naiveOutputWgsl);
+const naiveScoresCode = memoizeWgsl(naiveScoresWgsl);
 
 /** Inputs of a masked call, checked. */
 export interface MaskedInputs {
@@ -58,11 +65,11 @@ export async function naiveForward(
       s,
       scale,
       'masked naive scores',
-      naiveScoresWgsl(c, false),
+      naiveScoresCode(c, false),
       [x.q, x.k, x.mask, scores],
       squares,
     );
-    await launch(gpu, s, scale, 'masked naive output', naiveOutputWgsl(c), [scores, x.v, o], o.size);
+    await launch(gpu, s, scale, 'masked naive output', naiveOutputCode(c), [scores, x.v, o], o.size);
   } catch (error) {
     o.dispose();
     throw error;
@@ -97,18 +104,18 @@ export async function naiveBackward(
       s,
       scale,
       'masked naive backward scores',
-      naiveScoresWgsl(c, true),
+      naiveScoresCode(c, true),
       [x.q, x.k, x.v, dO, a, g],
       a.size,
     );
-    await launch(gpu, s, scale, 'masked naive dm', naiveDmWgsl(c), [a, g, out.dm], out.dm.size);
-    await launch(gpu, s, scale, 'masked naive dq', naiveDqWgsl(c), [g, x.mask, x.k, out.dq], out.dq.size);
+    await launch(gpu, s, scale, 'masked naive dm', naiveDmCode(c), [a, g, out.dm], out.dm.size);
+    await launch(gpu, s, scale, 'masked naive dq', naiveDqCode(c), [g, x.mask, x.k, out.dq], out.dq.size);
     await launch(
       gpu,
       s,
       scale,
       'masked naive dk',
-      naiveKvGradWgsl(c, 'dk'),
+      naiveKvGradCode(c, 'dk'),
       [g, x.mask, x.q, out.dk],
       out.dk.size,
     );
@@ -117,7 +124,7 @@ export async function naiveBackward(
       s,
       scale,
       'masked naive dv',
-      naiveKvGradWgsl(c, 'dv'),
+      naiveKvGradCode(c, 'dv'),
       [a, x.mask, dO, out.dv],
       out.dv.size,
     );

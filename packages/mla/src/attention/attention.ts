@@ -1,5 +1,14 @@
 /** Host side of the absorbed MLA attention: checks, tiling, the attention and combine launches. */
-import { check, type Dtype, dispatch, type Gpu, pickTier, Tensor, type Tier } from '@webattn/core';
+import {
+  check,
+  type Dtype,
+  dispatch,
+  type Gpu,
+  memoizeWgsl,
+  pickTier,
+  Tensor,
+  type Tier,
+} from '@webattn/core';
 import { launchMlaFlashPrefill } from '../prefill/prefill.js';
 import { u32Tensor } from '../u32.js';
 import {
@@ -17,6 +26,12 @@ import {
 } from './attention-matrix.wgsl.js';
 import type { MlaLaunch } from './launch-types.js';
 import { planMlaLaunch } from './plan.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const mlaAttentionMatrixCode = memoizeWgsl(mlaAttentionMatrixWgsl);
+const mlaAttentionCode = memoizeWgsl(mlaAttentionWgsl);
+const mlaCombineCode = memoizeWgsl(mlaCombineWgsl);
+const mlaPadRowsCode = memoizeWgsl(mlaPadRowsWgsl);
 
 /** Options of {@link mlaAttention}. */
 export interface MlaAttentionOptions {
@@ -133,8 +148,8 @@ export async function launchMlaAttention(gpu: Gpu, launch: MlaLaunch): Promise<T
   const source: MlaKeySource = keys.source;
   const matrixConfig = matrix && { heads, r, dr, ...matrix, source };
   const code = matrixConfig
-    ? mlaAttentionMatrixWgsl(matrixConfig)
-    : mlaAttentionWgsl({ dtype, heads, r, dr, dv, rows: plan.rows, keyTile: plan.keyTile, source, fused });
+    ? mlaAttentionMatrixCode(matrixConfig)
+    : mlaAttentionCode({ dtype, heads, r, dr, dv, rows: plan.rows, keyTile: plan.keyTile, source, fused });
   const params = {
     layout: MLA_ATTENTION_PARAMS,
     values: {
@@ -180,7 +195,7 @@ export async function launchMlaAttention(gpu: Gpu, launch: MlaLaunch): Promise<T
     });
     await dispatch(gpu, {
       label: `mla combine [${launch.tier}] splits=${plan.splits}`,
-      code: mlaCombineWgsl({ dtype, heads, r, dv }),
+      code: mlaCombineCode({ dtype, heads, r, dv }),
       buffers: [part, stats, wUv, o],
       params: { layout: MLA_COMBINE_PARAMS, values: { batch, rows, splits: plan.splits, rowStride } },
       workgroups: batch * rows,
@@ -198,7 +213,7 @@ async function padRows(gpu: Gpu, x: Tensor, batch: number, rows: number, padded:
   if (y.size > 0) {
     await dispatch(gpu, {
       label: 'mla pad rows',
-      code: mlaPadRowsWgsl({ width }),
+      code: mlaPadRowsCode({ width }),
       buffers: [x, y],
       params: { layout: MLA_PAD_PARAMS, values: { batch, rows, padded } },
       workgroups: Math.ceil(y.size / 256),

@@ -4,9 +4,12 @@
  * FlashMLA lays it out. Sequences are created, appended to, forked (full pages shared, the partial
  * last page copied, so an append never writes a shared page) and freed.
  */
-import { check, type Dtype, dispatch, type Gpu, Tensor } from '@webattn/core';
+import { check, type Dtype, dispatch, type Gpu, memoizeWgsl, Tensor } from '@webattn/core';
 import { u32Tensor } from '../u32.js';
 import { MLA_APPEND_PARAMS, MLA_APPEND_WORKGROUP, mlaAppendWgsl } from './append.wgsl.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const mlaAppendCode = memoizeWgsl(mlaAppendWgsl);
 
 /** Options of {@link MlaCache}. */
 export interface MlaCacheOptions {
@@ -297,7 +300,7 @@ export class MlaCache {
     using srcdst = u32Tensor(this.gpu, words);
     await dispatch(this.gpu, {
       label: 'mla cache append',
-      code: mlaAppendWgsl({ input: cKv.dtype, cache: this.dtype, r: this.r, dr: this.dr }),
+      code: mlaAppendCode({ input: cKv.dtype, cache: this.dtype, r: this.r, dr: this.dr }),
       buffers: [cKv, kPe, srcdst, this.pages],
       params: { layout: MLA_APPEND_PARAMS, values: { tokens } },
       workgroups: Math.ceil((tokens * (this.r + this.dr)) / MLA_APPEND_WORKGROUP),

@@ -5,12 +5,15 @@
  * matrix, spec §2), RoPE on q_pe; `[c | k_pe] = kv_a_proj_with_mqa x`, c_kv = RMSNorm(c), RoPE on
  * k_pe, appended to each sequence's pages; the absorbed attention; o_proj.
  */
-import { check, type Dtype, dispatch, type Gpu, matmul, Tensor, type Tier } from '@webattn/core';
+import { check, type Dtype, dispatch, type Gpu, matmul, memoizeWgsl, Tensor, type Tier } from '@webattn/core';
 import type { MlaAttentionOptions } from '../attention/attention.js';
 import type { MlaCache } from '../cache/cache.js';
 import { mlaAttentionPaged } from '../cache/paged-attention.js';
 import { MLA_LAYER_PARAMS, MLA_LAYER_WORKGROUP, mlaQueryLatentWgsl } from './layer.wgsl.js';
 import { mlaProjections } from './projections.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const mlaQueryLatentCode = memoizeWgsl(mlaQueryLatentWgsl);
 
 /** Sizes of one MLA layer, named as in the HF configs. */
 export interface MlaLayerDims {
@@ -299,7 +302,7 @@ export class MlaAttention {
       const qLatent = keep(Tensor.empty(this.gpu, [T, heads, r], dtype));
       await this.kernel(
         'mla q latent',
-        mlaQueryLatentWgsl({ dtype, heads, dn, r }),
+        mlaQueryLatentCode({ dtype, heads, dn, r }),
         [qNope, w.wUk, qLatent],
         T,
         wg(T * heads * r),

@@ -4,9 +4,13 @@
  * key. {@link MlaAttention} maps q_nope into latent space and attends over a latent cache; an eager
  * layer expands c_kv into per-head keys and values; both start here.
  */
-import { dispatch, type Gpu, matmul, Tensor } from '@webattn/core';
+import { dispatch, type Gpu, matmul, memoizeWgsl, Tensor } from '@webattn/core';
 import type { MlaAbsorbedLayerWeights, MlaLayerConfig } from './layer.js';
 import { MLA_LAYER_PARAMS, MLA_LAYER_WORKGROUP, mlaRmsNormWgsl, mlaRopeWgsl } from './layer.wgsl.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const mlaRmsNormCode = memoizeWgsl(mlaRmsNormWgsl);
+const mlaRopeCode = memoizeWgsl(mlaRopeWgsl);
 
 /** What {@link mlaProjections} returns for `T` tokens; the caller owns every tensor. */
 export interface MlaProjections {
@@ -57,7 +61,7 @@ export async function mlaProjections(
     using qa = qLoraRank ? await mm(hidden, weights.qAProj!) : undefined;
     using normed = qLoraRank ? Tensor.empty(gpu, [T, qLoraRank], dtype) : undefined;
     if (qa && normed) {
-      const norm = mlaRmsNormWgsl({ dtype, width: qLoraRank!, stride: qLoraRank!, offset: 0 });
+      const norm = mlaRmsNormCode({ dtype, width: qLoraRank!, stride: qLoraRank!, offset: 0 });
       await kernel('mla q norm', norm, [qa, weights.qALayernorm!, normed], T);
     }
     const cQ = normed ?? hidden;
@@ -65,17 +69,17 @@ export async function mlaProjections(
     using qRope = await mm(cQ, weights.qRopeProj);
     const qPe = keep(Tensor.empty(gpu, [T, heads, dr], dtype));
     if (dr > 0) {
-      const rope = mlaRopeWgsl({ dtype, heads, dim: dr, style, stride: heads * dr, offset: 0 });
+      const rope = mlaRopeCode({ dtype, heads, dim: dr, style, stride: heads * dr, offset: 0 });
       await kernel('mla q rope', rope, [qRope, cs, qPe], wg((T * heads * dr) / 2));
     }
     // The new cache entries.
     using kv = await mm(hidden, weights.kvAProjWithMqa);
     const cKv = keep(Tensor.empty(gpu, [T, r], dtype));
-    const norm = mlaRmsNormWgsl({ dtype, width: r, stride: r + dr, offset: 0 });
+    const norm = mlaRmsNormCode({ dtype, width: r, stride: r + dr, offset: 0 });
     await kernel('mla kv norm', norm, [kv, weights.kvALayernorm, cKv], T);
     const kPe = keep(Tensor.empty(gpu, [T, dr], dtype));
     if (dr > 0) {
-      const rope = mlaRopeWgsl({ dtype, heads: 1, dim: dr, style, stride: r + dr, offset: r });
+      const rope = mlaRopeCode({ dtype, heads: 1, dim: dr, style, stride: r + dr, offset: r });
       await kernel('mla k rope', rope, [kv, cs, kPe], wg((T * dr) / 2));
     }
     return { qNope, qPe, cKv, kPe };

@@ -8,6 +8,7 @@ import {
   flashAttention,
   type Gpu,
   matrixSubgroupSize,
+  memoizeWgsl,
   preferredMatrixConfig,
   Tensor,
 } from '@webattn/core';
@@ -29,6 +30,12 @@ import {
   mlaEpilogueWgsl,
   mlaGatherKeysWgsl,
 } from './prefill.wgsl.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const mlaConcatQueryCode = memoizeWgsl(mlaConcatQueryWgsl);
+const mlaEpilogueMatrixCode = memoizeWgsl(mlaEpilogueMatrixWgsl);
+const mlaEpilogueCode = memoizeWgsl(mlaEpilogueWgsl);
+const mlaGatherKeysCode = memoizeWgsl(mlaGatherKeysWgsl);
 
 /**
  * The tensor-core epilogue's config where it applies: the adapter's 16×16×16 f16 matrices, dims of
@@ -76,7 +83,7 @@ export async function launchMlaFlashPrefill(gpu: Gpu, launch: MlaLaunch, slotOf:
     using q = Tensor.empty(gpu, [queries, heads, dk], dtype);
     await dispatch(gpu, {
       label: 'mla prefill concat q',
-      code: mlaConcatQueryWgsl({ dtype, r, dr }),
+      code: mlaConcatQueryCode({ dtype, r, dr }),
       buffers: [qLatent, qPe, q],
       params: { layout: MLA_CONCAT_Q_PARAMS, values: { rows } },
       workgroups: Math.ceil((rows * dk) / MLA_GATHER_WORKGROUP),
@@ -88,7 +95,7 @@ export async function launchMlaFlashPrefill(gpu: Gpu, launch: MlaLaunch, slotOf:
     if (tokens > 0) {
       await dispatch(gpu, {
         label: `mla prefill gather keys ${keys.source}`,
-        code: mlaGatherKeysWgsl({ dtype, r, dr, source: keys.source }),
+        code: mlaGatherKeysCode({ dtype, r, dr, source: keys.source }),
         buffers:
           keys.source === 'dense' ? [keys.cKv, keys.kPe, slotTable, k, v] : [keys.pages, slotTable, k, v],
         params: { layout: MLA_GATHER_KEYS_PARAMS, values: { tokens } },
@@ -116,14 +123,14 @@ export async function launchMlaFlashPrefill(gpu: Gpu, launch: MlaLaunch, slotOf:
       matrix
         ? {
             label: 'mla epilogue matrix',
-            code: mlaEpilogueMatrixWgsl(matrix),
+            code: mlaEpilogueMatrixCode(matrix),
             buffers: [latent, wUv, o],
             params: { layout: MLA_EPILOGUE_MATRIX_PARAMS, values: { tokens: queries } },
             workgroups: mlaEpilogueMatrixWorkgroups(matrix, queries),
           }
         : {
             label: 'mla epilogue',
-            code: mlaEpilogueWgsl({ dtype, heads, r, dv }),
+            code: mlaEpilogueCode({ dtype, heads, r, dv }),
             buffers: [latent, wUv, o],
             params: { layout: MLA_EPILOGUE_PARAMS, values: { rows } },
             workgroups: rows,

@@ -1,6 +1,9 @@
 /** Host side of the gradient sum. */
-import { dispatch, type Gpu, Tensor, vec4uElements } from '@webattn/core';
+import { dispatch, type Gpu, memoizeWgsl, Tensor, vec4uElements } from '@webattn/core';
 import { SUM_PARAMS, SUM_WORKGROUP, sumWgsl } from './sum.wgsl.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const sumCode = memoizeWgsl(sumWgsl);
 
 /**
  * The elementwise sum of same-shaped tensors, as a new tensor: 16-byte vectors of each where their
@@ -15,7 +18,7 @@ export async function sumTensors(gpu: Gpu, terms: readonly Tensor[]): Promise<Te
   const count = vectors ? first.size / width : first.size;
   await dispatch(gpu, {
     label: 'nsa gradient sum',
-    code: sumWgsl(first.dtype, terms.length, vectors),
+    code: sumCode(first.dtype, terms.length, vectors),
     buffers: [...terms, out],
     params: { layout: SUM_PARAMS, values: { count } },
     workgroups: Math.ceil(count / SUM_WORKGROUP),

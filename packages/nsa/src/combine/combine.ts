@@ -1,11 +1,15 @@
 /** Host side of the gated combine. */
-import { dispatch, type Gpu, Tensor, vec4uElements } from '@webattn/core';
+import { dispatch, type Gpu, memoizeWgsl, Tensor, vec4uElements } from '@webattn/core';
 import { COMBINE_PARAMS, COMBINE_WORKGROUP, combineWgsl } from './combine.wgsl.js';
 import {
   COMBINE_BACKWARD_PARAMS,
   COMBINE_BACKWARD_ROWS,
   combineBackwardWgsl,
 } from './combine-backward.wgsl.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const combineBackwardCode = memoizeWgsl(combineBackwardWgsl);
+const combineCode = memoizeWgsl(combineWgsl);
 
 /** Whether rows of `dv` elements split into whole 16-byte vectors, which the combines then move. */
 function combineVectorized(dtype: Tensor['dtype'], dv: number): boolean {
@@ -27,7 +31,7 @@ export async function combineBranches(gpu: Gpu, gate: Tensor, branches: NsaBranc
   const vectorized = combineVectorized(o.dtype, dv);
   await dispatch(gpu, {
     label: 'nsa combine',
-    code: combineWgsl(o.dtype, branches.compressed !== undefined, vectorized),
+    code: combineCode(o.dtype, branches.compressed !== undefined, vectorized),
     buffers: [
       gate,
       branches.selected,
@@ -75,7 +79,7 @@ export async function combineBranchBackward(
   try {
     await dispatch(gpu, {
       label: `nsa combine backward ${BRANCH_INDEX[branch]}`,
-      code: combineBackwardWgsl(dO.dtype, output !== undefined, combineVectorized(dO.dtype, dv)),
+      code: combineBackwardCode(dO.dtype, output !== undefined, combineVectorized(dO.dtype, dv)),
       buffers: output && grad ? [gate, dO, output.o, grad, dgate, output.delta.tensor] : [gate, dgate],
       params: {
         layout: COMBINE_BACKWARD_PARAMS,

@@ -2,7 +2,7 @@
  * Host side of compression: mean pooling, the Qwen variant's weighted pooling, or a learned
  * compressor (learned.ts).
  */
-import { check, dispatch, type Gpu, Tensor } from '@webattn/core';
+import { check, dispatch, type Gpu, memoizeWgsl, Tensor } from '@webattn/core';
 import type { NsaConfig } from '../config.js';
 import type { NsaLayout } from '../layout.js';
 import { COMPRESS_PARAMS, COMPRESS_WORKGROUP, compressWgsl } from './compress.wgsl.js';
@@ -20,6 +20,12 @@ import {
   type LearnedCompression,
   learnedFeatures,
 } from './learned.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const compressBackwardCode = memoizeWgsl(compressBackwardWgsl);
+const compressPeBackwardCode = memoizeWgsl(compressPeBackwardWgsl);
+const compressWeightBackwardCode = memoizeWgsl(compressWeightBackwardWgsl);
+const compressCode = memoizeWgsl(compressWgsl);
 
 /**
  * The Qwen variant's learned pooling (spec section 2): compressed block m is
@@ -110,7 +116,7 @@ export async function compress(
   const out = Tensor.empty(gpu, [...layout.cmpDims, heads, dim], x.dtype);
   await dispatch(gpu, {
     label: `nsa compress ${params ? 'weighted' : 'mean'}`,
-    code: compressWgsl(x.dtype, params !== undefined),
+    code: compressCode(x.dtype, params !== undefined),
     buffers: params ? [x, starts, params.weight, params.pe, out] : [x, starts, out],
     params: {
       layout: COMPRESS_PARAMS,
@@ -134,7 +140,7 @@ async function compressBackward(
   const dx = Tensor.empty(gpu, [...layout.tokenDims, heads, dim], dcmp.dtype);
   await dispatch(gpu, {
     label: `nsa compress ${params ? 'weighted' : 'mean'} backward`,
-    code: compressBackwardWgsl(dcmp.dtype, params !== undefined),
+    code: compressBackwardCode(dcmp.dtype, params !== undefined),
     buffers: params ? [dcmp, tables.tensor, params.weight, dx] : [dcmp, tables.tensor, dx],
     params: {
       layout: COMPRESS_BACKWARD_PARAMS,
@@ -195,14 +201,14 @@ async function compressParamsBackward(
   const pe = Tensor.empty(gpu, params.pe.shape, params.pe.dtype);
   await dispatch(gpu, {
     label: 'nsa compress weighted backward pe',
-    code: compressPeBackwardWgsl(x.dtype),
+    code: compressPeBackwardCode(x.dtype),
     buffers: [dcmp, params.weight, pe],
     params: { layout: COMPRESS_PARAMS_BACKWARD_PARAMS, values },
     workgroups: Math.ceil((config.kernelSize * dim) / COMPRESS_BACKWARD_WORKGROUP),
   });
   await dispatch(gpu, {
     label: 'nsa compress weighted backward weight',
-    code: compressWeightBackwardWgsl(x.dtype),
+    code: compressWeightBackwardCode(x.dtype),
     buffers: [x, dcmp, starts, params.pe, weight],
     params: { layout: COMPRESS_PARAMS_BACKWARD_PARAMS, values },
     workgroups: config.kernelSize,

@@ -1,5 +1,5 @@
 /** Host side of the learned compressors: `cmp = f(weight · u)` over each block's flattened rows. */
-import { dispatch, type Gpu, matmul, Tensor } from '@webattn/core';
+import { dispatch, type Gpu, matmul, memoizeWgsl, Tensor } from '@webattn/core';
 import type { NsaConfig } from '../config.js';
 import type { NsaLayout } from '../layout.js';
 import {
@@ -12,6 +12,13 @@ import {
   learnedActivationWgsl,
   transposeWgsl,
 } from './learned.wgsl.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const blockRowsBackwardCode = memoizeWgsl(blockRowsBackwardWgsl);
+const blockRowsCode = memoizeWgsl(blockRowsWgsl);
+const learnedActivationBackwardCode = memoizeWgsl(learnedActivationBackwardWgsl);
+const learnedActivationCode = memoizeWgsl(learnedActivationWgsl);
+const transposeCode = memoizeWgsl(transposeWgsl);
 
 /**
  * A learned compressor (the Scalable repo's): `z = weight · u` on each block flattened to
@@ -73,7 +80,7 @@ async function rowsAndProduct(s: Shape, x: Tensor, starts: Tensor, params: Learn
   const width = s.config.kernelSize * s.dim;
   const u = Tensor.empty(s.gpu, [rows, width], x.dtype);
   try {
-    await launch(s, 'rows', blockRowsWgsl(x.dtype), [x, starts, u], rows * width);
+    await launch(s, 'rows', blockRowsCode(x.dtype), [x, starts, u], rows * width);
     const z = await matmul(s.gpu, u, params.weight, { transposeB: true });
     return { u, z };
   } catch (error) {
@@ -100,7 +107,7 @@ export async function compressLearned(
   await launch(
     s,
     params.method,
-    learnedActivationWgsl(x.dtype, params.method),
+    learnedActivationCode(x.dtype, params.method),
     [z, cmp],
     layout.cmpBlocks * heads * dim,
   );
@@ -131,21 +138,21 @@ export async function compressLearnedBackward(
   await launch(
     s,
     `${params.method} backward`,
-    learnedActivationBackwardWgsl(x.dtype, params.method),
+    learnedActivationBackwardCode(x.dtype, params.method),
     params.method === 'linear' ? [dcmp, dz] : [z, dcmp, dz],
     rows * features,
   );
   // dU = dZ · weight; dWeight = dZᵀ · U (dZ transposed first: matmul transposes only its B).
   using du = await matmul(gpu, dz, params.weight);
   using dzT = Tensor.empty(gpu, [features, rows], x.dtype);
-  await launch(s, 'transpose', transposeWgsl(x.dtype), [dz, dzT], rows * features, features);
+  await launch(s, 'transpose', transposeCode(x.dtype), [dz, dzT], rows * features, features);
   const dWeight = await matmul(gpu, dzT, u);
   try {
     const dx = Tensor.empty(gpu, [...layout.tokenDims, heads, dim], x.dtype);
     await launch(
       s,
       'rows backward',
-      blockRowsBackwardWgsl(x.dtype),
+      blockRowsBackwardCode(x.dtype),
       [du, tables.tensor, dx],
       layout.tokens * heads * dim,
       dim,

@@ -1,8 +1,12 @@
 /** The NSA inference cache: each sequence's keys and values, and their compressed blocks, on the GPU. */
-import { check, type Dtype, dispatch, type Gpu, Tensor } from '@webattn/core';
+import { check, type Dtype, dispatch, type Gpu, memoizeWgsl, Tensor } from '@webattn/core';
 import { compressedBlockCount, type NsaConfig } from '../config.js';
 import { wordsTensor } from '../layout.js';
 import { CACHE_PARAMS, CACHE_WORKGROUP, cacheCompressWgsl, cacheWriteWgsl } from './cache.wgsl.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const cacheCompressCode = memoizeWgsl(cacheCompressWgsl);
+const cacheWriteCode = memoizeWgsl(cacheWriteWgsl);
 
 /** Sizes of a new cache. */
 export interface NsaCacheOptions {
@@ -135,7 +139,7 @@ export class NsaCache {
       [k, this.k, config.headDim],
       [v, this.v, config.vHeadDim],
     ] as const) {
-      await this.launch('nsa cache write', cacheWriteWgsl(dst.dtype), [src, slotTensor, dst], total, dim);
+      await this.launch('nsa cache write', cacheWriteCode(dst.dtype), [src, slotTensor, dst], total, dim);
     }
     if (blocks.length > 0) {
       using blockTensor = wordsTensor(this.gpu, Uint32Array.from(blocks));
@@ -145,7 +149,7 @@ export class NsaCache {
       ] as const) {
         await this.launch(
           'nsa cache compress',
-          cacheCompressWgsl(dst.dtype),
+          cacheCompressCode(dst.dtype),
           [src, blockTensor, dst],
           blocks.length / 2,
           dim,

@@ -1,5 +1,5 @@
 /** One NSA decode step over an {@link NsaCache} (see decode.wgsl.ts). */
-import { check, dispatch, flashAttention, type Gpu, Tensor, type Tier } from '@webattn/core';
+import { check, dispatch, flashAttention, type Gpu, memoizeWgsl, Tensor, type Tier } from '@webattn/core';
 import { compressedBlockCount, selectionBlockCount } from '../config.js';
 import { wordsTensor } from '../layout.js';
 import type { NsaCache } from './cache.js';
@@ -14,6 +14,12 @@ import {
   decodeSelectSharedBytes,
   decodeSelectWgsl,
 } from './decode.wgsl.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const decodeCombineCode = memoizeWgsl(decodeCombineWgsl);
+const decodeProbabilitiesCode = memoizeWgsl(decodeProbabilitiesWgsl);
+const decodeSelectCode = memoizeWgsl(decodeSelectWgsl);
+const decodeSelectedCode = memoizeWgsl(decodeSelectedWgsl);
 
 /** Options of {@link nsaDecode}. */
 export interface NsaDecodeOptions {
@@ -118,28 +124,28 @@ export async function nsaDecode(
     using lse = compressed.lse;
     await dispatch(gpu, {
       label: 'nsa decode probabilities',
-      code: decodeProbabilitiesWgsl(kernel),
+      code: decodeProbabilitiesCode(kernel),
       buffers: [q, cache.cmpK, lse, lengthTensor, probabilities],
       params,
       workgroups: decodeProbabilitiesWorkgroups(kernel, batch * config.kvHeads, cache.cmpCapacity),
     });
     await dispatch(gpu, {
       label: 'nsa decode select',
-      code: decodeSelectWgsl(kernel),
+      code: decodeSelectCode(kernel),
       buffers: [probabilities, lengthTensor, selection],
       params,
       workgroups: batch * config.kvHeads,
     });
     await dispatch(gpu, {
       label: 'nsa decode selected and window',
-      code: decodeSelectedWgsl(kernel),
+      code: decodeSelectedCode(kernel),
       buffers: [q, cache.k, cache.v, selection, lengthTensor, blockO, blockLse],
       params,
       workgroups: (rows * slots) / decodeHeadsPerPart(kernel.group),
     });
     await dispatch(gpu, {
       label: 'nsa decode combine',
-      code: decodeCombineWgsl(kernel),
+      code: decodeCombineCode(kernel),
       buffers: [blockO, blockLse, g, oCmp, o],
       params,
       workgroups: rows,

@@ -4,7 +4,7 @@
  * compressors' parameters, and runs {@link nsaForward} / {@link nsaBackward} with the gate logits
  * it computes, adding the gate's share to dq and returning every parameter's gradient.
  */
-import { check, dispatch, type Gpu, Tensor, type Tier } from '@webattn/core';
+import { check, dispatch, type Gpu, memoizeWgsl, Tensor, type Tier } from '@webattn/core';
 import type { CompressionGradients, NsaCompressors } from '../compress/compress.js';
 import type { NsaConfig } from '../config.js';
 import { disposeNsaGradients, nsaBackward } from '../nsa-backward.js';
@@ -16,6 +16,11 @@ import {
   gateLogitsWgsl,
   gateParamsBackwardWgsl,
 } from './gate.wgsl.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const gateInputBackwardCode = memoizeWgsl(gateInputBackwardWgsl);
+const gateLogitsCode = memoizeWgsl(gateLogitsWgsl);
+const gateParamsBackwardCode = memoizeWgsl(gateParamsBackwardWgsl);
 
 /** The module's parameters, the caller's tensors in q's dtype. */
 export interface NsaAttentionParameters {
@@ -109,7 +114,7 @@ export class NsaAttention {
     try {
       await dispatch(this.gpu, {
         label: 'nsa gate logits',
-        code: gateLogitsWgsl(q.dtype),
+        code: gateLogitsCode(q.dtype),
         buffers: [q, gateWeight, gateBias, gate],
         params: { layout: GATE_PARAMS, values: { rows, dim: this.config.headDim } },
         workgroups: Math.ceil((rows * 3) / GATE_WORKGROUP),
@@ -146,14 +151,14 @@ export class NsaAttention {
     try {
       await dispatch(this.gpu, {
         label: 'nsa gate backward q',
-        code: gateInputBackwardWgsl(ctx.q.dtype),
+        code: gateInputBackwardCode(ctx.q.dtype),
         buffers: [grads.dq, grads.dg, gateWeight, dq],
         params: { layout: GATE_PARAMS, values: { rows, dim } },
         workgroups: Math.ceil((rows * dim) / GATE_WORKGROUP),
       });
       await dispatch(this.gpu, {
         label: 'nsa gate backward parameters',
-        code: gateParamsBackwardWgsl(ctx.q.dtype),
+        code: gateParamsBackwardCode(ctx.q.dtype),
         buffers: [ctx.q, grads.dg, dGateWeight, dGateBias],
         params: { layout: GATE_PARAMS, values: { rows, dim } },
         // One reducing workgroup per weight and per bias.

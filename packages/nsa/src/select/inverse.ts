@@ -1,5 +1,5 @@
 /** Host side of the inverted selection (see inverse.wgsl.ts). */
-import { dispatch, type Gpu, Tensor } from '@webattn/core';
+import { dispatch, type Gpu, memoizeWgsl, Tensor } from '@webattn/core';
 import type { NsaConfig } from '../config.js';
 import type { NsaLayout } from '../layout.js';
 import {
@@ -10,6 +10,12 @@ import {
   inverseOffsetsWgsl,
   inverseWorkgroups,
 } from './inverse.wgsl.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const inverseChunksCode = memoizeWgsl(inverseChunksWgsl);
+const inverseCountCode = memoizeWgsl(inverseCountWgsl);
+const inverseFillCode = memoizeWgsl(inverseFillWgsl);
+const inverseOffsetsCode = memoizeWgsl(inverseOffsetsWgsl);
 
 /**
  * Tokens per chunk of a block's token list for the tensor-core dK/dV kernels: a block every token
@@ -65,28 +71,28 @@ export async function invertSelection(
   try {
     await dispatch(gpu, {
       label: 'nsa selection count',
-      code: inverseCountWgsl(config.topN),
+      code: inverseCountCode(config.topN),
       buffers: [selection, tables.tensor, counts],
       params,
       workgroups: inverseWorkgroups(tables.blocks, config.kvHeads),
     });
     await dispatch(gpu, {
       label: 'nsa selection offsets',
-      code: inverseOffsetsWgsl(),
+      code: inverseOffsetsCode(),
       buffers: [counts, inverse],
       params,
       workgroups: 1,
     });
     await dispatch(gpu, {
       label: 'nsa selection fill',
-      code: inverseFillWgsl(config.topN),
+      code: inverseFillCode(config.topN),
       buffers: [selection, tables.tensor, inverse],
       params,
       workgroups: inverseWorkgroups(tables.blocks, config.kvHeads),
     });
     await dispatch(gpu, {
       label: 'nsa selection chunks',
-      code: inverseChunksWgsl(chunk),
+      code: inverseChunksCode(chunk),
       buffers: [inverse],
       params,
       workgroups: 1,

@@ -5,6 +5,7 @@ import {
   dispatch,
   type Gpu,
   matrixSubgroupSize,
+  memoizeWgsl,
   preferredMatrixConfig,
   type SubgroupMatrixConfig,
   Tensor,
@@ -20,6 +21,10 @@ import {
   selectMatrixUnsupported,
   selectMatrixWgsl,
 } from './select-matrix.wgsl.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const selectMatrixCode = memoizeWgsl(selectMatrixWgsl);
+const selectCode = memoizeWgsl(selectWgsl);
 
 /**
  * Shapes of the tensor-core selection to try, in order: compressed keys per staged tile (whole
@@ -149,8 +154,8 @@ export async function selectBlocks(
   await dispatch(gpu, {
     label: 'nsa select',
     code: matrix
-      ? selectMatrixWgsl(matrix)
-      : selectWgsl({
+      ? selectMatrixCode(matrix)
+      : selectCode({
           dtype: inputs.q.dtype,
           topN: config.topN,
           geometry: config,

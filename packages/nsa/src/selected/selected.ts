@@ -6,6 +6,7 @@ import {
   dispatch,
   type Gpu,
   matrixSubgroupSize,
+  memoizeWgsl,
   preferredMatrixConfig,
   type SubgroupMatrixConfig,
   Tensor,
@@ -60,6 +61,21 @@ import {
   selectedMatrixUnsupported,
   selectedMatrixWgsl,
 } from './selected-matrix.wgsl.js';
+
+// Each kernel's WGSL is written once per configuration (see memoizeWgsl).
+const selectedAttentionCode = memoizeWgsl(selectedAttentionWgsl);
+const selectedDkDvRolesMatrixCode = memoizeWgsl(selectedDkDvRolesMatrixWgsl);
+const selectedDkCode = memoizeWgsl(selectedDkWgsl);
+const selectedDqMatrixCode = memoizeWgsl(selectedDqMatrixWgsl);
+const selectedDqRolesMatrixCode = memoizeWgsl(selectedDqRolesMatrixWgsl);
+const selectedDqCode = memoizeWgsl(selectedDqWgsl);
+const selectedDvCode = memoizeWgsl(selectedDvWgsl);
+const selectedGroupCode = memoizeWgsl(selectedGroupWgsl);
+const selectedKeysMatrixCode = memoizeWgsl(selectedKeysMatrixWgsl);
+const selectedKeysSumCode = memoizeWgsl(selectedKeysSumWgsl);
+const selectedLazyMatrixCode = memoizeWgsl(selectedLazyMatrixWgsl);
+const selectedMatrixCode = memoizeWgsl(selectedMatrixWgsl);
+const selectedStatsCode = memoizeWgsl(selectedStatsWgsl);
 
 /**
  * Key tiles the tensor-core selected kernels try, widest first (the first that fits wins). Mutable
@@ -285,9 +301,9 @@ export function selectedLazyConfig(
 /** The forward kernel a tier runs: tensor cores where they fit, else group-centric or per row. */
 function selectedForwardKernel(gpu: Gpu, config: NsaConfig, tier: Tier, dtype: Tensor['dtype']) {
   const lazy = tier === 'subgroup-matrix' ? selectedLazyConfig(gpu.caps, config) : undefined;
-  if (lazy) return { code: selectedLazyMatrixWgsl(lazy), groupCentric: true };
+  if (lazy) return { code: selectedLazyMatrixCode(lazy), groupCentric: true };
   const matrix = tier === 'subgroup-matrix' ? selectedMatrixConfig(gpu.caps, config) : undefined;
-  if (matrix) return { code: selectedMatrixWgsl(matrix), groupCentric: true };
+  if (matrix) return { code: selectedMatrixCode(matrix), groupCentric: true };
   const kernel = {
     dtype,
     d: config.headDim,
@@ -298,8 +314,8 @@ function selectedForwardKernel(gpu: Gpu, config: NsaConfig, tier: Tier, dtype: T
   // The group-centric kernel reads each key once per group; the row kernel is the fallback for
   // groups whose scores do not fit the device's workgroup memory.
   return selectedGroupSharedBytes(kernel) <= gpu.caps.limits.maxComputeWorkgroupStorageSize
-    ? { code: selectedGroupWgsl(kernel), groupCentric: true }
-    : { code: selectedAttentionWgsl(kernel), groupCentric: false };
+    ? { code: selectedGroupCode(kernel), groupCentric: true }
+    : { code: selectedAttentionCode(kernel), groupCentric: false };
 }
 
 /** Output of the selected branch: `o` like q's rows with dv columns, and its natural-log lse `[tokens, heads]`. */
@@ -405,7 +421,7 @@ export async function selectedAttentionBackward(
   } else {
     await dispatch(gpu, {
       label: 'nsa selected attention stats',
-      code: selectedStatsWgsl(kernel),
+      code: selectedStatsCode(kernel),
       buffers: [o, dO, lse, stats],
       params: { layout: SELECTED_PARAMS, values },
       workgroups: Math.ceil(rows / SELECTED_STATS_ROWS),
@@ -416,9 +432,9 @@ export async function selectedAttentionBackward(
   const dqRoles = SELECTED_ROLE_SPLIT.dq ? dqKernel('dq-roles') : undefined;
   const dqPlain = dqRoles ? undefined : dqKernel('dq');
   const matrixDqCode = dqRoles
-    ? selectedDqRolesMatrixWgsl(dqRoles)
+    ? selectedDqRolesMatrixCode(dqRoles)
     : dqPlain
-      ? selectedDqMatrixWgsl(dqPlain)
+      ? selectedDqMatrixCode(dqPlain)
       : undefined;
   // dK and dV in one kernel where it applies (its own tile; the chunk sum follows it).
   const dkdvShape =
@@ -473,7 +489,7 @@ export async function selectedAttentionBackward(
         workgroups: layout.tokens * config.kvHeads,
       });
     } else {
-      await scalar('dq', selectedDqWgsl(kernel), dqInputs, rows);
+      await scalar('dq', selectedDqCode(kernel), dqInputs, rows);
     }
     // dK and dV gather, per block of keys, from the tokens that selected it.
     const inverse = await invertSelection(gpu, selection, meta, layout, config);
@@ -502,9 +518,9 @@ export async function selectedAttentionBackward(
             {
               name: 'dk dv',
               tile: dkdvRoles.tile,
-              code: selectedDkDvRolesMatrixWgsl(dkdvRoles),
+              code: selectedDkDvRolesMatrixCode(dkdvRoles),
               inputs: dkInputs,
-              sum: selectedKeysSumWgsl(dkdvRoles, 'dkdv'),
+              sum: selectedKeysSumCode(dkdvRoles, 'dkdv'),
               outputs: [dv, dk],
             },
           ]
@@ -512,9 +528,9 @@ export async function selectedAttentionBackward(
           ? (['dk', 'dv'] as const).map((grad) => ({
               name: grad,
               tile: matrixKeys[grad].tile,
-              code: selectedKeysMatrixWgsl(matrixKeys[grad], grad),
+              code: selectedKeysMatrixCode(matrixKeys[grad], grad),
               inputs: grad === 'dk' ? dkInputs : dvInputs,
-              sum: selectedKeysSumWgsl(matrixKeys[grad], grad),
+              sum: selectedKeysSumCode(matrixKeys[grad], grad),
               outputs: [grad === 'dk' ? dk : dv],
             }))
           : [];
@@ -545,8 +561,8 @@ export async function selectedAttentionBackward(
           inverseEntries: inverse.entries,
         },
       };
-      await scalar('dk', selectedDkWgsl(kernel), dkInputs, keyRows, params);
-      await scalar('dv', selectedDvWgsl(kernel), dvInputs, keyRows, params);
+      await scalar('dk', selectedDkCode(kernel), dkInputs, keyRows, params);
+      await scalar('dv', selectedDvCode(kernel), dvInputs, keyRows, params);
     }
   } catch (error) {
     for (const t of [dq, dk, dv]) t.dispose();
