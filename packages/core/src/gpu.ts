@@ -7,6 +7,7 @@ import { type Capabilities, readCapabilities, WANTED_FEATURES, WANTED_LIMITS } f
 import { WebAttnError } from './errors.js';
 import { type NodeBackend, nodeGpu, useSwiftShaderIfPresent } from './node-instance.js';
 import { PipelineCache } from './pipeline-cache.js';
+import { StagingBelt, type StagingStats } from './staging-belt.js';
 
 /** How to get a device. */
 export interface CreateGpuOptions {
@@ -34,8 +35,8 @@ export class Gpu {
   /** Reused storage and staging buffers. */
   readonly pool: BufferPool;
   private pending: GPUCommandEncoder | null = null;
-  /** Staging buffers of uploads copied in the pending encoder, destroyed once it is submitted. */
-  private uploads: GPUBuffer[] = [];
+  /** Where uploads that follow queued work are staged. */
+  private readonly staging: StagingBelt;
   private readonly errors: string[] = [];
   private destroyed = false;
   /** Set while a {@link TimestampRecorder} measures; dispatches ask it for timestamp writes. */
@@ -49,6 +50,7 @@ export class Gpu {
     maxPooledBytes?: number,
   ) {
     this.pipelines = new PipelineCache(device);
+    this.staging = new StagingBelt(device);
     this.pool = new BufferPool(device, () => this.submit(), maxPooledBytes);
     device.addEventListener('uncapturederror', (event) => {
       this.errors.push((event as GPUUncapturedErrorEvent).error.message);
@@ -65,16 +67,16 @@ export class Gpu {
   /** Sends queued work to the GPU. Reads call this first, so ordering is kept. */
   submit(): void {
     if (!this.pending) return;
+    const staged = this.staging.beforeSubmit();
     this.device.queue.submit([this.pending.finish()]);
     this.pending = null;
-    // WebGPU defers a destroy until the submitted work that uses the buffer is done.
-    for (const staging of this.uploads) staging.destroy();
-    this.uploads = [];
+    this.staging.submitted(staged);
   }
 
   /**
    * Writes host data into a buffer after everything queued before it. With work queued, the data
-   * goes through a staging buffer copied in the same encoder, after that work: submitting the work
+   * goes through a reused staging chunk (staging-belt.ts) copied in the same encoder, after that
+   * work: submitting the work
    * first instead (for the queue's own write) would hand the GPU a few kernels and leave it idle
    * while the rest is recorded, a gap that kernels a few microseconds long could not cover. Work
    * therefore reaches the GPU at the next read, sync or explicit {@link submit}: a caller running
@@ -85,18 +87,17 @@ export class Gpu {
       this.device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, data.byteLength);
       return;
     }
-    const staging = this.device.createBuffer({
-      size: data.byteLength,
-      usage: GPUBufferUsage.COPY_SRC,
-      mappedAtCreation: true,
-      label: 'upload',
-    });
-    new Uint8Array(staging.getMappedRange()).set(
+    this.staging.upload(
+      this.pending,
+      buffer,
+      offset,
       new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
     );
-    staging.unmap();
-    this.pending.copyBufferToBuffer(staging, 0, buffer, offset, data.byteLength);
-    this.uploads.push(staging);
+  }
+
+  /** The staging chunks' counters (chunks are reused once the GPU is done with them). */
+  stagingStats(): StagingStats {
+    return this.staging.stats();
   }
 
   /** Waits until the GPU has finished all submitted work; throws if any of it raised an error. */
@@ -131,8 +132,7 @@ export class Gpu {
     if (this.destroyed) return;
     this.destroyed = true;
     this.pending = null;
-    for (const staging of this.uploads) staging.destroy();
-    this.uploads = [];
+    this.staging.destroy();
     this.pool.destroy();
     if (this.ownsDevice) this.device.destroy();
   }

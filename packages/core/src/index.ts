@@ -131,6 +131,7 @@ export {
   toBf16Bits,
   writeSafetensors,
 } from './safetensors/index.js';
+export { STAGING_CHUNK_BYTES, type StagingStats } from './staging-belt.js';
 export { shapeSize, Tensor, type TensorData } from './tensor.js';
 export { pickTier, tierDtype } from './tiers.js';
 export { type Measurement, type MeasureOptions, measure, type TimeSource, timeOnce } from './timing.js';

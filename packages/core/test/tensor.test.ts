@@ -96,6 +96,50 @@ describe('Tensor on SwiftShader', () => {
     expect(Array.from(await t.read())).toEqual([5, 6, 9, 10]);
   });
 
+  it('uploads behind queued work share staging chunks, reused once the GPU is done with them', async () => {
+    await gpu.sync();
+    const before = gpu.stagingStats().chunksCreated;
+    const tensors: Tensor[] = [];
+    try {
+      for (let step = 0; step < 3; step++) {
+        // Many small uploads, each behind queued work (the previous upload's copy) and each read
+        // back in the same submission through a copy queued after it.
+        gpu.encoder();
+        const copies = Array.from({ length: 40 }, (_, i) => {
+          const t = Tensor.from(
+            gpu,
+            Float32Array.from({ length: 33 }, (_, j) => step * 1000 + i * 33 + j),
+            [33],
+          );
+          const copy = Tensor.empty(gpu, [33]);
+          gpu.encoder().copyBufferToBuffer(t.buffer, 0, copy.buffer, 0, t.byteLength);
+          tensors.push(t, copy);
+          return copy;
+        });
+        // A large upload takes a staging buffer of its own.
+        const large = Tensor.from(
+          gpu,
+          Float32Array.from({ length: 8192 }, (_, j) => j - step),
+          [8192],
+        );
+        tensors.push(large);
+        for (const [i, copy] of copies.entries()) {
+          const got = await copy.read();
+          expect(got[0]).toBe(step * 1000 + i * 33);
+          expect(got[32]).toBe(step * 1000 + i * 33 + 32);
+        }
+        expect((await large.read())[8191]).toBe(8191 - step);
+        for (const t of tensors.splice(0)) t.dispose();
+        await gpu.sync();
+      }
+    } finally {
+      for (const t of tensors) t.dispose();
+    }
+    // 40 uploads of 132 bytes fit one 64 KiB chunk; each step's chunk came back mapped for the next.
+    expect(gpu.stagingStats().chunksCreated - before).toBeLessThanOrEqual(1);
+    expect(gpu.stagingStats().freeChunks).toBeGreaterThanOrEqual(1);
+  });
+
   it('zeros() clears a reused buffer', async () => {
     const shape = [64];
     Tensor.from(gpu, new Float32Array(64).fill(7), shape).dispose();
