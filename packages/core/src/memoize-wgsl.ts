@@ -15,6 +15,7 @@ const REMEMBERED = 64;
  * `generate`, remembering its result per argument list (compared as JSON). For pure generators of
  * plain data (numbers, strings, booleans, arrays and objects of them): an argument holding a
  * function is an error, since JSON would drop it and two different calls could look the same.
+ * Numbers JSON cannot write (infinities, NaN) are keyed by name, not as JSON's null.
  */
 export function memoizeWgsl<A extends unknown[]>(generate: (...args: A) => string): (...args: A) => string {
   const remembered = new Map<string, string>();
@@ -26,6 +27,8 @@ export function memoizeWgsl<A extends unknown[]>(generate: (...args: A) => strin
           `memoizeWgsl(${generate.name}): argument field '${name}' is a function; only plain data can be remembered`,
         );
       }
+      // Written as a string that starts with NUL, which no configuration string does.
+      if (typeof value === 'number' && !Number.isFinite(value)) return `\u0000${value}`;
       return value;
     });
     let code = remembered.get(key);

@@ -24,6 +24,14 @@ describe('memoizeWgsl', () => {
     expect(code('f16', 8)).toBe('f16:8');
   });
 
+  it('tells apart numbers JSON writes as null', () => {
+    const code = memoizeWgsl((c: { bound: number | null }) => `bound ${c.bound}`);
+    expect(code({ bound: Number.POSITIVE_INFINITY })).toBe('bound Infinity');
+    expect(code({ bound: Number.NEGATIVE_INFINITY })).toBe('bound -Infinity');
+    expect(code({ bound: Number.NaN })).toBe('bound NaN');
+    expect(code({ bound: null })).toBe('bound null');
+  });
+
   it('refuses an argument holding a function, which JSON would drop', () => {
     const code = memoizeWgsl(function kernelOf(c: { write: () => string }) {
       return c.write();
