@@ -2,6 +2,7 @@
  * Queues one kernel launch: compiles (or reuses) the pipeline, binds buffers and uniform parameters
  * in order, and spreads the workgroup count over x and y when it exceeds the per-dimension limit.
  */
+import type { BufferBinding } from './bind-group-cache.js';
 import type { Gpu } from './gpu.js';
 import { type ParamLayout, packParams } from './params.js';
 
@@ -74,7 +75,7 @@ function uniformBuffer(gpu: Gpu, bytes: ArrayBuffer): GPUBuffer {
   return buffer;
 }
 
-function bindingResource(b: Bindable): GPUBufferBinding {
+function bindingResource(b: Bindable): BufferBinding {
   if ('byteLength' in b && !(b instanceof GPUBuffer)) return { buffer: b.buffer, size: b.byteLength };
   return { buffer: b as GPUBuffer };
 }
@@ -82,19 +83,12 @@ function bindingResource(b: Bindable): GPUBufferBinding {
 /** Queues a kernel launch on the gpu's pending encoder. */
 export async function dispatch(gpu: Gpu, spec: DispatchSpec): Promise<void> {
   const pipeline = await gpu.pipelines.get(spec.code, spec.label, spec.entryPoint);
-  const entries: GPUBindGroupEntry[] = spec.buffers.map((b, binding) => ({
-    binding,
-    resource: bindingResource(b),
-  }));
+  const bindings = spec.buffers.map(bindingResource);
   if (spec.params) {
     const bytes = packParams(spec.params.layout, spec.params.values);
-    entries.push({ binding: entries.length, resource: { buffer: uniformBuffer(gpu, bytes) } });
+    bindings.push({ buffer: uniformBuffer(gpu, bytes) });
   }
-  const bindGroup = gpu.device.createBindGroup({
-    layout: pipeline.getBindGroupLayout(0),
-    entries,
-    label: spec.label,
-  });
+  const bindGroup = gpu.bindGroups.get(pipeline, bindings, spec.label);
   const [x, y] = splitWorkgroups(spec.workgroups, gpu.caps.limits.maxComputeWorkgroupsPerDimension);
   const timestampWrites = gpu.recorder?.passWrites(spec.label);
   const pass = gpu

@@ -2,6 +2,7 @@
  * The runtime object every op takes first: a device with its real limits and optional features, what
  * it can do, and the shared pipeline cache, buffer pool and command encoder.
  */
+import { BindGroupCache } from './bind-group-cache.js';
 import { BufferPool, type PoolStats } from './buffer-pool.js';
 import { type Capabilities, readCapabilities, WANTED_FEATURES, WANTED_LIMITS } from './capabilities.js';
 import { WebAttnError } from './errors.js';
@@ -32,6 +33,8 @@ export interface CreateGpuOptions {
 export class Gpu {
   /** Compiled pipelines, keyed by generated WGSL. */
   readonly pipelines: PipelineCache;
+  /** Bind groups by pipeline and bound buffers (bind-group-cache.ts). */
+  readonly bindGroups: BindGroupCache;
   /** Reused storage and staging buffers. */
   readonly pool: BufferPool;
   private pending: GPUCommandEncoder | null = null;
@@ -50,6 +53,7 @@ export class Gpu {
     maxPooledBytes?: number,
   ) {
     this.pipelines = new PipelineCache(device);
+    this.bindGroups = new BindGroupCache(device);
     this.staging = new StagingBelt(device);
     this.pool = new BufferPool(device, () => this.submit(), maxPooledBytes);
     device.addEventListener('uncapturederror', (event) => {
@@ -133,6 +137,7 @@ export class Gpu {
     this.destroyed = true;
     this.pending = null;
     this.staging.destroy();
+    this.bindGroups.clear();
     this.pool.destroy();
     if (this.ownsDevice) this.device.destroy();
   }

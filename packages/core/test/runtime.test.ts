@@ -75,6 +75,41 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) 
     expect(Array.from(bits.subarray(count))).toEqual(new Array(8).fill(0)); // nothing past the count
   });
 
+  it('reuses a bind group for the same pipeline and buffers, and makes a new one for others', async () => {
+    using a = Tensor.zeros(gpu, [64]);
+    using b = Tensor.zeros(gpu, [64]);
+    const create = gpu.device.createBindGroup.bind(gpu.device);
+    let created = 0;
+    gpu.device.createBindGroup = (descriptor) => {
+      created++;
+      return create(descriptor);
+    };
+    const launch = (out: Tensor, count: number) =>
+      dispatch(gpu, {
+        label: 'index',
+        code,
+        buffers: [out],
+        params: { layout, values: { count } },
+        workgroups: count,
+      });
+    try {
+      await launch(a, 8);
+      await launch(a, 8);
+      expect(created).toBe(1);
+      // Another buffer, or other parameters (another uniform buffer): another bind group.
+      await launch(b, 8);
+      await launch(a, 16);
+      expect(created).toBe(3);
+      await launch(b, 8);
+      expect(created).toBe(3);
+    } finally {
+      gpu.device.createBindGroup = create;
+    }
+    const bits = (t: Tensor) => t.read().then((x) => Array.from(new Uint32Array(x.buffer).subarray(0, 17)));
+    expect(await bits(a)).toEqual([...Array.from({ length: 16 }, (_, i) => i + 1), 0]);
+    expect(await bits(b)).toEqual([...Array.from({ length: 8 }, (_, i) => i + 1), ...new Array(9).fill(0)]);
+  });
+
   it('lays out each timed pass in order on the GPU clock', async () => {
     expect(gpu.caps.timestamps).toBe(true);
     using out = Tensor.zeros(gpu, [1024]);
