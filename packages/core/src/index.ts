@@ -3,6 +3,8 @@
  * tensors, kernel plumbing, timing, safetensors I/O, and the kernels the families share.
  * @packageDocumentation
  */
+
+export { BindGroupCache, type BufferBinding } from './bind-group-cache.js';
 export { type BufferPool, type PoolStats, sizeClass } from './buffer-pool.js';
 export {
   type Capabilities,
