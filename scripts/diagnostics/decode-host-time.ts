@@ -6,29 +6,21 @@
 //   node .gpu-kit/decode-host-time.mjs
 
 import { createGpu } from '../../packages/core/src/index.js';
-import { mlaAttentionPaged } from '../../packages/mla/src/index.js';
-import { MLA_SCALE, mlaDecodeProblem } from './mla-problem.js';
+import { mlaDecodeProblem } from './mla-problem.js';
 
 const STEPS = 2000;
 const SUBMIT_EVERY = 100;
 const gpu = await createGpu({ fast: true, maxPooledBytes: 16 * 2 ** 30 });
 const problem = await mlaDecodeProblem(gpu, 32, 4096);
-const step = async () => {
-  const o = await mlaAttentionPaged(gpu, problem.q, problem.qp, problem.cache, problem.ids, problem.w, {
-    scale: MLA_SCALE,
-    tier: 'subgroup-matrix',
-  });
-  o.dispose();
-};
 for (let i = 0; i < 20; i++) {
-  await step();
+  await problem.step();
   await gpu.sync();
 }
 for (let line = 0; line < 3; line++) {
   await gpu.sync();
   const start = performance.now();
   for (let s = 0; s < STEPS; s++) {
-    await step();
+    await problem.step();
     if (s % SUBMIT_EVERY === SUBMIT_EVERY - 1) gpu.submit();
   }
   const recorded = performance.now();

@@ -28,21 +28,19 @@ export async function mlaDecodeProblem(gpu: Gpu, batch: number, n: number) {
   const q = await randomNormal(gpu, [batch, 1, heads, r], 3, { dtype: 'f16' });
   const qp = await randomNormal(gpu, [batch, 1, heads, dr], 4, { dtype: 'f16' });
   const w = await randomNormal(gpu, [heads, r, dv], 5, { dtype: 'f16' });
+  /** Queues one decode step on the tensor-core tier (its output released); `splits` forces the split count. */
+  const step = async (splits?: number) => {
+    const o = await mlaAttentionPaged(gpu, q, qp, cache, ids, w, {
+      scale: MLA_SCALE,
+      tier: 'subgroup-matrix',
+      ...(splits !== undefined && { splits }),
+    });
+    o.dispose();
+  };
   return {
-    /** One decode step on the tensor-core tier, timed; `splits` forces the split count. */
-    time: (splits?: number) =>
-      measure(
-        gpu,
-        async () => {
-          const o = await mlaAttentionPaged(gpu, q, qp, cache, ids, w, {
-            scale: MLA_SCALE,
-            tier: 'subgroup-matrix',
-            ...(splits !== undefined && { splits }),
-          });
-          o.dispose();
-        },
-        { warmup: 1, iters: 5 },
-      ),
+    step,
+    /** One decode step, timed. */
+    time: (splits?: number) => measure(gpu, () => step(splits), { warmup: 1, iters: 5 }),
     /** One decode step's output on the tensor-core tier, read back. */
     async output(): Promise<Float32Array> {
       const o = await mlaAttentionPaged(gpu, q, qp, cache, ids, w, {

@@ -13,8 +13,7 @@
 //   node .gpu-kit/pass-floor.mjs
 
 import { createGpu, type Gpu, measure, Tensor } from '../../packages/core/src/index.js';
-import { mlaAttentionPaged } from '../../packages/mla/src/index.js';
-import { MLA_SCALE, mlaDecodeProblem } from './mla-problem.js';
+import { mlaDecodeProblem } from './mla-problem.js';
 
 const gpu = await createGpu({ fast: true, maxPooledBytes: 16 * 2 ** 30 });
 
@@ -94,13 +93,6 @@ for (let round = 0; round < 2; round++) {
 
 // The MLA decode: the bench's span against R steps in one submit without timestamps.
 const problem = await mlaDecodeProblem(gpu, 32, 4096);
-const step = async () => {
-  const o = await mlaAttentionPaged(gpu, problem.q, problem.qp, problem.cache, problem.ids, problem.w, {
-    scale: MLA_SCALE,
-    tier: 'subgroup-matrix',
-  });
-  o.dispose();
-};
 for (let round = 0; round < 2; round++) {
   const m = await problem.time();
   const kernels = m.kernels?.[0] ?? {};
@@ -114,7 +106,7 @@ for (let round = 0; round < 2; round++) {
     for (let i = 0; i < 5; i++) {
       runs.push(
         await gpuTimeOf(gpu, async () => {
-          for (let s = 0; s < steps; s++) await step();
+          for (let s = 0; s < steps; s++) await problem.step();
         }),
       );
     }

@@ -45,11 +45,6 @@ export class BindGroupCache {
     return group;
   }
 
-  /** Bind groups kept now. */
-  get size(): number {
-    return this.groups.size;
-  }
-
   clear(): void {
     this.groups.clear();
   }

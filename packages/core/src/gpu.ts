@@ -80,9 +80,9 @@ export class Gpu {
   /**
    * Writes host data into a buffer after everything queued before it. With work queued, the data
    * goes through a reused staging chunk (staging-belt.ts) copied in the same encoder, after that
-   * work: submitting the work
-   * first instead (for the queue's own write) would hand the GPU a few kernels and leave it idle
-   * while the rest is recorded, a gap that kernels a few microseconds long could not cover. Work
+   * work: submitting the work first instead (for the queue's own write) would hand the GPU a few
+   * kernels and leave it idle while the rest is recorded, a gap that kernels a few microseconds
+   * long could not cover. Work
    * therefore reaches the GPU at the next read, sync or explicit {@link submit}: a caller running
    * many steps without reading anything back can submit after each step.
    */

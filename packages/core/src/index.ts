@@ -3,7 +3,6 @@
  * tensors, kernel plumbing, timing, safetensors I/O, and the kernels the families share.
  * @packageDocumentation
  */
-
 export { BindGroupCache, type BufferBinding } from './bind-group-cache.js';
 export { type BufferPool, type PoolStats, sizeClass } from './buffer-pool.js';
 export {
@@ -136,7 +135,14 @@ export {
 export { STAGING_CHUNK_BYTES, type StagingStats } from './staging-belt.js';
 export { shapeSize, Tensor, type TensorData } from './tensor.js';
 export { pickTier, tierDtype } from './tiers.js';
-export { type Measurement, type MeasureOptions, measure, type TimeSource, timeOnce } from './timing.js';
+export {
+  type Measurement,
+  type MeasureOptions,
+  measure,
+  medianOfSorted,
+  type TimeSource,
+  timeOnce,
+} from './timing.js';
 export {
   COMPONENTS,
   computeAttributesWgsl,

@@ -82,11 +82,10 @@ export class StagingBelt {
    * result to {@link submitted} right after.
    */
   beforeSubmit(): GPUBuffer[] {
-    const used = this.pending.splice(0).map((chunk) => {
+    return this.pending.splice(0).map((chunk) => {
       chunk.buffer.unmap();
       return chunk.buffer;
     });
-    return used;
   }
 
   /** After the submit: the chunks map again (free once the GPU is done), large uploads' buffers go. */
@@ -106,8 +105,8 @@ export class StagingBelt {
     }
   }
 
-  /** Drops work recorded but never submitted (the encoder is being discarded). */
-  discardPending(): void {
+  /** Drops chunks and staging buffers of work recorded but never submitted. */
+  private discardPending(): void {
     for (const chunk of this.pending.splice(0)) chunk.buffer.destroy();
     for (const staging of this.dedicated) staging.destroy();
     this.dedicated = [];

@@ -199,7 +199,8 @@ export async function measure(
   };
 }
 
-function medianOfSorted(sorted: readonly number[]): number {
+/** The median of numbers sorted in increasing order (the mean of the middle two for an even count). */
+export function medianOfSorted(sorted: readonly number[]): number {
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }

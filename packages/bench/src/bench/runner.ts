@@ -1,5 +1,5 @@
 /** Measures every implementation of every table at every size, with a progress bar on stderr. */
-import { type Gpu, type Measurement, measure } from '@webattn/core';
+import { type Gpu, type Measurement, measure, medianOfSorted } from '@webattn/core';
 import { Presets, SingleBar } from 'cli-progress';
 import type { BenchTable, Cell, TableSpec } from './types.js';
 
@@ -117,7 +117,11 @@ function stageCell(m: Measurement, accept: (label: string) => boolean): Cell | u
   const totals = m.kernels
     .map((run) => Object.entries(run).reduce((sum, [label, ms]) => sum + (accept(label) ? ms : 0), 0))
     .sort((a, b) => a - b);
-  const mid = totals.length >> 1;
-  const median = totals.length % 2 ? totals[mid]! : (totals[mid - 1]! + totals[mid]!) / 2;
-  return { ms: median, min: totals[0]!, max: totals.at(-1)!, runs: totals.length, source: 'timestamp' };
+  return {
+    ms: medianOfSorted(totals),
+    min: totals[0]!,
+    max: totals.at(-1)!,
+    runs: totals.length,
+    source: 'timestamp',
+  };
 }
